@@ -1,0 +1,43 @@
+# FluxForge — every target bootstraps its own tools under .cache/ (git-ignored).
+SHELL := /bin/bash
+export UV_CACHE_DIR := $(CURDIR)/.cache/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := python3.11
+UV := $(CURDIR)/.cache/bootstrap/bin/uv
+UV_VERSION := 0.13.8
+RUN := $(UV) run --frozen
+
+.PHONY: setup run test test-unit lint bench kafka-up kafka-down clean
+
+$(UV):
+	python3 -m venv .cache/bootstrap
+	.cache/bootstrap/bin/pip install --quiet uv==$(UV_VERSION)
+
+setup: $(UV)
+	$(UV) sync --frozen
+
+run: setup ## the main job: embedded pipeline on the simulated market, into ./data
+	$(RUN) fluxforge run $(ARGS)
+
+test: setup ## the whole suite, starting the servers it needs
+	bash scripts/test.sh
+
+test-unit: setup
+	$(RUN) pytest tests/unit -q
+
+lint: setup
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+bench: setup
+	$(RUN) python -m bench
+
+kafka-up:
+	bash scripts/kafka.sh up
+
+kafka-down:
+	bash scripts/kafka.sh down
+
+clean:
+	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,80 @@
+"""StateConfig: the feature engine's parameters, with the seed's names and defaults.
+
+The engine aggregates flows per grid interval, so every window (horizons, bars,
+the regime window) must be a whole number of `hf_emit_interval`s; checking that
+at start turns a silent approximation into a clear error.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PositiveSeconds = Annotated[int, Field(ge=1, le=86_400)]
+
+
+class StateConfig(BaseModel):
+    """Feature-engine parameters (`etl.channels.orderbook.processor_options` in the seed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    horizons: list[PositiveSeconds] = Field(
+        default=[1, 5, 30, 60], description="Rolling window sizes in seconds (rv, ofi_cum, tfi, trade_volume)."
+    )
+    bar_durations: list[PositiveSeconds] = Field(
+        default=[1, 5, 30, 60], description="Bar durations in seconds; all go to the one bars table."
+    )
+    hf_emit_interval: float = Field(
+        default=1.0, ge=0.01, le=3600.0, description="HF grid spacing in seconds (whole milliseconds)."
+    )
+    max_levels: int = Field(default=10, ge=1, le=200, description="Order-book levels kept per side.")
+    ofi_levels: int = Field(default=5, ge=1, le=200, description="Levels for multi-level OFI (<= max_levels).")
+    bands_bps: list[Annotated[float, Field(gt=0, le=10_000)]] = Field(
+        default=[5, 10, 25, 50], description="Depth bands around mid, in basis points."
+    )
+    keep_raw_arrays: bool = Field(default=False, description="Add the raw bid/ask level arrays to HF rows.")
+    tight_spread_threshold: float = Field(
+        default=0.0001, gt=0, lt=1, description="rel_spread at or below which the book counts as tight."
+    )
+    regime_window: PositiveSeconds = Field(
+        default=30, description="Window in seconds of depth variance and the tight-spread fraction."
+    )
+
+    @field_validator("horizons", "bar_durations", "bands_bps")
+    @classmethod
+    def _sorted_unique(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("must list at least one value")
+        if len(set(value)) != len(value):
+            raise ValueError(f"values must be unique, got {value}")
+        return sorted(value)
+
+    @field_validator("hf_emit_interval")
+    @classmethod
+    def _whole_milliseconds(cls, value: float) -> float:
+        if abs(value * 1000 - round(value * 1000)) > 1e-9:
+            raise ValueError(f"must be a whole number of milliseconds, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _windows_fit_grid(self) -> StateConfig:
+        if self.ofi_levels > self.max_levels:
+            raise ValueError(f"ofi_levels ({self.ofi_levels}) must be <= max_levels ({self.max_levels})")
+        step = self.interval_ms
+        for name, windows in (
+            ("horizons", self.horizons),
+            ("bar_durations", self.bar_durations),
+            ("regime_window", [self.regime_window]),
+        ):
+            bad = [w for w in windows if (w * 1000) % step]
+            if bad:
+                raise ValueError(
+                    f"{name} {bad} are not whole multiples of hf_emit_interval={self.hf_emit_interval}s; "
+                    "choose windows that are, or a smaller hf_emit_interval"
+                )
+        return self
+
+    @property
+    def interval_ms(self) -> int:
+        return round(self.hf_emit_interval * 1000)

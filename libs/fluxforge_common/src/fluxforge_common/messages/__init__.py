@@ -1,0 +1,18 @@
+"""Raw envelope types and their decoding/validation."""
+
+from fluxforge_common.messages.decoding import DecodedTick, Rejection, decode_batch, decode_tick, validate
+from fluxforge_common.messages.envelopes import BookTick, Level, Tick, TickerTick, TradeTick, event_time
+
+__all__ = [
+    "BookTick",
+    "DecodedTick",
+    "Level",
+    "Rejection",
+    "Tick",
+    "TickerTick",
+    "TradeTick",
+    "decode_batch",
+    "decode_tick",
+    "event_time",
+    "validate",
+]

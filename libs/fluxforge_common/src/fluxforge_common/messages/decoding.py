@@ -1,0 +1,157 @@
+"""Raw bytes -> typed ticks, or a `Rejection` that says why.
+
+Nothing here raises on bad input: a rejection is a value, so callers cannot
+forget to route it to dead-letter. Batches (Kafka values) are split with
+`msgspec.Raw`, which keeps each element's original bytes for the archive and
+the dead-letter record.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from fluxforge_common.messages.envelopes import BookTick, Tick, TickerTick, TradeTick
+
+# Event and receive times outside [2000-01-01, 2100-01-01) are almost always seconds or
+# microseconds sent where milliseconds are expected.
+MIN_TS_MS = 946_684_800_000
+MAX_TS_MS = 4_102_444_800_000
+MAX_EXCHANGE_LEN = 64
+MAX_SYMBOL_LEN = 128
+DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+
+
+class Rejection(msgspec.Struct, frozen=True):
+    """A raw message the pipeline refused, with its original bytes and the reason."""
+
+    raw: bytes
+    reason: str
+
+
+class DecodedTick(msgspec.Struct, frozen=True):
+    """An accepted tick with the exact bytes it arrived as (kept for the raw archive)."""
+
+    tick: Tick
+    raw: bytes
+
+
+_tick_decoder = msgspec.json.Decoder(Tick)
+_batch_decoder = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw])
+
+
+def _check_name(kind: str, value: str, max_len: int) -> str | None:
+    if not value:
+        return f"{kind} is empty"
+    if len(value) > max_len:
+        return f"{kind} longer than {max_len} characters"
+    if not value.isprintable():
+        return f"{kind} contains control or non-printable characters"
+    return None
+
+
+def _check_time(name: str, value: int | None) -> str | None:
+    if value is not None and not MIN_TS_MS <= value < MAX_TS_MS:
+        return f"{name}={value} is not milliseconds since the epoch within 2000..2100"
+    return None
+
+
+def _check_side(levels: list[tuple[float, float]], side: str, descending: bool) -> str | None:
+    if not levels:
+        return f"empty book: no {side}"
+    prev = math.inf if descending else 0.0
+    for i, (price, size) in enumerate(levels, 1):
+        if not price > 0:
+            return f"{side} level {i}: price {price} is not positive"
+        if not size > 0:
+            return f"{side} level {i}: size {size} is not positive"
+        if (descending and not price < prev) or (not descending and not price > prev):
+            order = "descending" if descending else "ascending"
+            return f"{side} level {i}: prices not strictly {order}"
+        prev = price
+    return None
+
+
+def _check_book(tick: BookTick) -> str | None:
+    reason = _check_side(tick.bids, "bids", True) or _check_side(tick.asks, "asks", False)
+    if reason:
+        return reason
+    if tick.bids[0][0] >= tick.asks[0][0]:
+        return f"crossed or locked book: best bid {tick.bids[0][0]} >= best ask {tick.asks[0][0]}"
+    return None
+
+
+def _check_trade(tick: TradeTick) -> str | None:
+    if not tick.price > 0:
+        return f"trade price {tick.price} is not positive"
+    if not tick.amount > 0:
+        return f"trade amount {tick.amount} is not positive"
+    return None
+
+
+def _check_ticker(tick: TickerTick) -> str | None:
+    for name in ("bid", "ask", "last"):
+        value = getattr(tick, name)
+        if value is not None and not value > 0:
+            return f"ticker {name} {value} is not positive"
+    for name in ("bid_size", "ask_size", "base_volume", "quote_volume"):
+        value = getattr(tick, name)
+        if value is not None and value < 0:
+            return f"ticker {name} {value} is negative"
+    if tick.bid is not None and tick.ask is not None and tick.bid > tick.ask:
+        return f"crossed ticker: bid {tick.bid} > ask {tick.ask}"
+    return None
+
+
+def validate(tick: Tick) -> str | None:
+    """Semantic checks msgspec's typed decode cannot express; returns the reason or None."""
+    reason = (
+        _check_name("exchange", tick.exchange, MAX_EXCHANGE_LEN)
+        or _check_name("symbol", tick.symbol, MAX_SYMBOL_LEN)
+        or _check_time("ts", tick.ts)
+        or _check_time("recv_ts", tick.recv_ts)
+    )
+    if reason:
+        return reason
+    if type(tick) is BookTick:
+        return _check_book(tick)
+    if type(tick) is TradeTick:
+        return _check_trade(tick)
+    return _check_ticker(tick)  # type: ignore[arg-type]
+
+
+def decode_tick(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> DecodedTick | Rejection:
+    """Decode and validate one JSON envelope."""
+    if len(raw) > max_bytes:
+        return Rejection(raw, f"message of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        tick = _tick_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        return Rejection(raw, _describe(exc))
+    reason = validate(tick)
+    if reason:
+        return Rejection(raw, reason)
+    return DecodedTick(tick, raw)
+
+
+def decode_batch(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[DecodedTick | Rejection]:
+    """Decode a Kafka value: a JSON array of envelopes, or one envelope (a batch of one).
+
+    A value that is not JSON at all is rejected whole; a bad element is rejected
+    alone and the rest of the batch is kept, in order.
+    """
+    try:
+        parsed = _batch_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        return [Rejection(raw, f"batch: {_describe(exc)}")]
+    if isinstance(parsed, dict):
+        return [decode_tick(raw, max_bytes)]
+    return [decode_tick(bytes(element), max_bytes) for element in parsed]
+
+
+def _describe(exc: msgspec.DecodeError) -> str:
+    text = str(exc)
+    if isinstance(exc, msgspec.ValidationError):
+        return f"schema: {text}"
+    return f"invalid JSON: {text}"

@@ -1,0 +1,57 @@
+"""Typed raw envelopes (DESIGN.md "Raw messages"), decoded by msgspec in C.
+
+Structs rather than pydantic models: the hot path budget is a few microseconds
+per tick, and msgspec's strict typed decode rejects strings-for-numbers, bools,
+NaN and out-of-range numbers by itself.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Level = tuple[float, float]
+
+
+class BookTick(msgspec.Struct, tag_field="type", tag="book", frozen=True):
+    exchange: str
+    symbol: str
+    recv_ts: int
+    ts: int | None
+    bids: list[Level]
+    asks: list[Level]
+    seq: int | None = None
+
+
+class TradeTick(msgspec.Struct, tag_field="type", tag="trade", frozen=True):
+    exchange: str
+    symbol: str
+    recv_ts: int
+    ts: int | None
+    price: float
+    amount: float
+    side: Literal["buy", "sell"]
+    id: str | None = None
+
+
+class TickerTick(msgspec.Struct, tag_field="type", tag="ticker", frozen=True):
+    exchange: str
+    symbol: str
+    recv_ts: int
+    ts: int | None
+    bid: float | None = None
+    ask: float | None = None
+    bid_size: float | None = None
+    ask_size: float | None = None
+    last: float | None = None
+    base_volume: float | None = None
+    quote_volume: float | None = None
+
+
+Tick = BookTick | TradeTick | TickerTick
+
+
+def event_time(tick: Tick) -> int:
+    """Event time used everywhere downstream: `ts`, or `recv_ts` when the exchange gave none."""
+    return tick.recv_ts if tick.ts is None else tick.ts
