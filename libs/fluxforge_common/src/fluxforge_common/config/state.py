@@ -15,23 +15,29 @@ PositiveSeconds = Annotated[int, Field(ge=1, le=86_400)]
 
 
 class StateConfig(BaseModel):
-    """Feature-engine parameters (`etl.channels.orderbook.processor_options` in the seed)."""
+    """Feature-engine parameters (`etl.channels.orderbook.processor_options` in the seed).
+
+    Frozen and tuple-valued so it is hashable: per-config constants are cached by it.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    horizons: list[PositiveSeconds] = Field(
-        default=[1, 5, 30, 60], description="Rolling window sizes in seconds (rv, ofi_cum, tfi, trade_volume)."
+    horizons: tuple[PositiveSeconds, ...] = Field(
+        default=(1, 5, 30, 60),
+        description="Rolling window sizes in seconds (rv, ofi_cum, tfi, trade_volume).",
     )
-    bar_durations: list[PositiveSeconds] = Field(
-        default=[1, 5, 30, 60], description="Bar durations in seconds; all go to the one bars table."
+    bar_durations: tuple[PositiveSeconds, ...] = Field(
+        default=(1, 5, 30, 60), description="Bar durations in seconds; all go to the one bars table."
     )
     hf_emit_interval: float = Field(
         default=1.0, ge=0.01, le=3600.0, description="HF grid spacing in seconds (whole milliseconds)."
     )
     max_levels: int = Field(default=10, ge=1, le=200, description="Order-book levels kept per side.")
-    ofi_levels: int = Field(default=5, ge=1, le=200, description="Levels for multi-level OFI (<= max_levels).")
-    bands_bps: list[Annotated[float, Field(gt=0, le=10_000)]] = Field(
-        default=[5, 10, 25, 50], description="Depth bands around mid, in basis points."
+    ofi_levels: int = Field(
+        default=5, ge=1, le=200, description="Levels for multi-level OFI (<= max_levels)."
+    )
+    bands_bps: tuple[Annotated[float, Field(gt=0, le=10_000)], ...] = Field(
+        default=(5, 10, 25, 50), description="Depth bands around mid, in basis points."
     )
     keep_raw_arrays: bool = Field(default=False, description="Add the raw bid/ask level arrays to HF rows.")
     tight_spread_threshold: float = Field(
@@ -43,12 +49,12 @@ class StateConfig(BaseModel):
 
     @field_validator("horizons", "bar_durations", "bands_bps")
     @classmethod
-    def _sorted_unique(cls, value: list[float]) -> list[float]:
+    def _sorted_unique(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if not value:
             raise ValueError("must list at least one value")
         if len(set(value)) != len(value):
             raise ValueError(f"values must be unique, got {value}")
-        return sorted(value)
+        return tuple(sorted(value))
 
     @field_validator("hf_emit_interval")
     @classmethod

@@ -1,0 +1,30 @@
+"""What the engine produced for a batch of input: rows per table and refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fluxforge_common.messages.decoding import Rejection
+
+
+class EngineOutput:
+    """Rows appended in emission order; the caller drains and clears it."""
+
+    __slots__ = ("bars", "duplicates", "hf", "late", "rejected", "ticker", "trades")
+
+    def __init__(self) -> None:
+        self.hf: list[dict[str, Any]] = []
+        self.bars: list[dict[str, Any]] = []
+        self.trades: list[dict[str, Any]] = []
+        self.ticker: list[dict[str, Any]] = []
+        self.rejected: list[Rejection] = []
+        self.late = 0
+        self.duplicates = 0
+
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        return {"hf": self.hf, "bars": self.bars, "trades": self.trades, "ticker": self.ticker}
+
+    def clear(self) -> None:
+        for rows in self.tables().values():
+            rows.clear()
+        self.rejected.clear()

@@ -1,0 +1,373 @@
+"""SymbolState: everything the engine knows about one `<exchange>:<symbol>`.
+
+Event time drives it: an event at time `t` first closes every grid interval
+that ends at or before `t` (emitting their HF rows and finished bars), then is
+applied. Events before the open interval are late and refused. The whole state
+round-trips through `to_bytes`/`from_bytes` (msgpack) without changing any
+later output, so a Faust table can hold it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import deque
+from typing import Any
+
+import msgspec
+
+from fluxforge_common.config.state import StateConfig
+from fluxforge_common.features.bars import BarAccumulator
+from fluxforge_common.features.book import book_features, null_book_features
+from fluxforge_common.features.enrichment import ticker_row, trade_row
+from fluxforge_common.features.intervals import IntervalFlows, RollingWindows
+from fluxforge_common.features.output import EngineOutput
+from fluxforge_common.features.schema import fmt_window
+from fluxforge_common.messages.envelopes import BookTick, Level, TickerTick, TradeTick
+
+STATE_FORMAT = 1
+RECENT_TRADE_IDS = 100
+_MS_PER_DAY = 86_400_000
+
+
+def config_fingerprint(cfg: StateConfig) -> str:
+    """Short digest of the config a state was built under; restoring under another is refused."""
+    return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
+
+
+class _Layout:
+    """Per-config constants, computed once and shared by every symbol's state."""
+
+    __slots__ = (
+        "bar_ms",
+        "cfg",
+        "fingerprint",
+        "horizons",
+        "interval_ms",
+        "interval_s",
+        "regime",
+        "window_cap",
+    )
+
+    def __init__(self, cfg: StateConfig) -> None:
+        step = cfg.interval_ms
+        self.cfg = cfg
+        self.interval_ms = step
+        self.interval_s = step / 1000
+        self.horizons = [(fmt_window(h), h * 1000 // step) for h in cfg.horizons]
+        self.regime = (fmt_window(cfg.regime_window), cfg.regime_window * 1000 // step)
+        self.window_cap = max(k for _, k in [*self.horizons, self.regime])
+        self.bar_ms = [d * 1000 for d in cfg.bar_durations]
+        self.fingerprint = config_fingerprint(cfg)
+
+
+_layouts: dict[StateConfig, _Layout] = {}
+
+
+def _layout(cfg: StateConfig) -> _Layout:
+    layout = _layouts.get(cfg)
+    if layout is None:
+        layout = _layouts[cfg] = _Layout(cfg)
+    return layout
+
+
+class SymbolState:
+    __slots__ = (
+        "asks",
+        "bars",
+        "bids",
+        "exchange",
+        "flows",
+        "last_book_ms",
+        "last_event_ms",
+        "last_mid",
+        "last_seq",
+        "last_trade_ms",
+        "layout",
+        "next_ms",
+        "prev_row_mid",
+        "prev_velocity",
+        "recent_trade_ids",
+        "symbol",
+        "windows",
+    )
+
+    def __init__(self, cfg: StateConfig, exchange: str, symbol: str) -> None:
+        layout = self.layout = _layout(cfg)
+        self.exchange = exchange
+        self.symbol = symbol
+        self.bids: list[Level] | None = None
+        self.asks: list[Level] | None = None
+        self.last_mid = 0.0
+        self.last_book_ms: int | None = None
+        self.last_seq: int | None = None
+        self.last_trade_ms: int | None = None
+        self.last_event_ms: int | None = None
+        self.next_ms: int | None = None
+        self.prev_row_mid: float | None = None
+        self.prev_velocity: float | None = None
+        self.recent_trade_ids: deque[str] = deque(maxlen=RECENT_TRADE_IDS)
+        self.flows = IntervalFlows(cfg.ofi_levels)
+        self.windows = RollingWindows(layout.window_cap)
+        self.bars = [BarAccumulator(ms) for ms in layout.bar_ms]
+
+    # -- event handling -------------------------------------------------------------------------
+
+    def process(
+        self, tick: BookTick | TradeTick | TickerTick, event_ms: int, out: EngineOutput
+    ) -> str | None:
+        """Apply one validated tick; returns why it was refused (late, duplicate), or None."""
+        step = self.layout.interval_ms
+        next_ms = self.next_ms
+        if next_ms is None:
+            next_ms = self.next_ms = event_ms // step * step + step
+        elif event_ms < next_ms - step:
+            out.late += 1
+            return (
+                f"late event: event time {event_ms} is before the open interval [{next_ms - step}, {next_ms})"
+            )
+        kind = type(tick)
+        if kind is BookTick:
+            reason = self._check_book_order(tick, event_ms)  # type: ignore[arg-type]
+        elif kind is TradeTick:
+            reason = self._check_trade_id(tick)  # type: ignore[arg-type]
+        else:
+            reason = None
+        if reason:
+            out.duplicates += 1
+            return reason
+        if event_ms >= next_ms:
+            self._advance(event_ms, out)
+        if self.last_event_ms is None or event_ms > self.last_event_ms:
+            self.last_event_ms = event_ms
+        if kind is BookTick:
+            self._on_book(tick, event_ms)  # type: ignore[arg-type]
+        elif kind is TradeTick:
+            self._on_trade(tick, event_ms, out)  # type: ignore[arg-type]
+        else:
+            out.ticker.append(ticker_row(tick, event_ms))  # type: ignore[arg-type]
+        return None
+
+    def flush(self, out: EngineOutput) -> None:
+        """End of input: emit the row of the open interval (finished bars only; open bars stay)."""
+        next_ms, last = self.next_ms, self.last_event_ms
+        if next_ms is not None and last is not None and last >= next_ms - self.layout.interval_ms:
+            self._advance(next_ms, out)
+
+    def _check_book_order(self, tick: BookTick, event_ms: int) -> str | None:
+        last = self.last_seq
+        if tick.seq is None or last is None:
+            return None
+        if tick.seq == last:
+            return f"duplicate book: seq {tick.seq} already applied"
+        if tick.seq < last and self.last_book_ms is not None and event_ms <= self.last_book_ms:
+            return f"out-of-order book: seq {tick.seq} after seq {last}"
+        return None
+
+    def _check_trade_id(self, tick: TradeTick) -> str | None:
+        if tick.id is not None and tick.id in self.recent_trade_ids:
+            return f"duplicate trade: id {tick.id} already applied"
+        return None
+
+    def _on_book(self, tick: BookTick, event_ms: int) -> None:
+        levels = self.layout.cfg.max_levels
+        bids = tick.bids if len(tick.bids) <= levels else tick.bids[:levels]
+        asks = tick.asks if len(tick.asks) <= levels else tick.asks[:levels]
+        pb, qb = bids[0]
+        pa, qa = asks[0]
+        mid = (pb + pa) / 2
+        spread = pa - pb
+        rel = spread / mid
+        f = self.flows
+        prev_bids = self.bids
+        if prev_bids is not None:
+            prev_asks = self.asks
+            assert prev_asks is not None
+            ofi = f.ofi
+            nb, na, nb0, na0 = len(bids), len(asks), len(prev_bids), len(prev_asks)
+            for m in range(len(ofi)):
+                p, q = bids[m] if m < nb else (0.0, 0.0)
+                p0, q0 = prev_bids[m] if m < nb0 else (0.0, 0.0)
+                e = q if p > p0 else (q - q0 if p == p0 else -q0)
+                p, q = asks[m] if m < na else (math.inf, 0.0)
+                p0, q0 = prev_asks[m] if m < na0 else (math.inf, 0.0)
+                e -= -q0 if p > p0 else (q - q0 if p == p0 else q)
+                ofi[m] += e
+            r = math.log(mid / self.last_mid)
+            if f.n:
+                f.r2_in += r * r
+            else:
+                f.r2_cross = r * r
+        n = f.n = f.n + 1
+        if n == 1:
+            f.first_mid = mid
+        f.last_mid = mid
+        if mid > f.high:
+            f.high = mid
+        if mid < f.low:
+            f.low = mid
+        f.sum_spread += spread
+        if spread < f.min_spread:
+            f.min_spread = spread
+        if spread > f.max_spread:
+            f.max_spread = spread
+        f.sum_rel += rel
+        f.sum_imb += (qb - qa) / (qb + qa)
+        if rel <= self.layout.cfg.tight_spread_threshold:
+            f.n_tight += 1
+        depth = math.fsum([q for _, q in bids] + [q for _, q in asks])
+        delta = depth - f.depth_mean
+        f.depth_mean += delta / n
+        f.depth_m2 += delta * (depth - f.depth_mean)
+        self.bids, self.asks = bids, asks
+        self.last_mid = mid
+        self.last_book_ms = event_ms
+        self.last_seq = tick.seq
+
+    def _on_trade(self, tick: TradeTick, event_ms: int, out: EngineOutput) -> None:
+        out.trades.append(trade_row(tick, event_ms, self.bids, self.asks, self.last_trade_ms))
+        self.last_trade_ms = event_ms
+        if tick.id is not None:
+            self.recent_trade_ids.append(tick.id)
+        f = self.flows
+        f.n_trades += 1
+        if tick.side == "buy":
+            f.buy_qty += tick.amount
+        else:
+            f.sell_qty += tick.amount
+        f.notional += tick.price * tick.amount
+
+    # -- emission -------------------------------------------------------------------------------
+
+    def _advance(self, event_ms: int, out: EngineOutput) -> None:
+        """Close every grid interval ending at or before `event_ms`."""
+        step = self.layout.interval_ms
+        next_ms = self.next_ms
+        assert next_ms is not None
+        while next_ms <= event_ms:
+            self._close_interval(next_ms, out)
+            next_ms += step
+        self.next_ms = next_ms
+
+    def _close_interval(self, t: int, out: EngineOutput) -> None:
+        layout = self.layout
+        cfg = layout.cfg
+        f = self.flows
+        windows = self.windows
+        windows.push(f)
+        row: dict[str, Any] = {"exchange": self.exchange, "symbol": self.symbol, "ts": t}
+        mid: float | None = None
+        if self.bids is not None and self.asks is not None:
+            book_features(self.bids, self.asks, cfg, row)
+            mid = self.last_mid
+        else:
+            null_book_features(cfg, row)
+        row["last_book_ts"] = self.last_book_ms
+        row["book_age_ms"] = None if self.last_book_ms is None else t - self.last_book_ms
+        row["update_count"] = f.n
+        row["trade_count"] = f.n_trades
+        for m, value in enumerate(f.ofi, 1):
+            row[f"ofi_l{m}"] = value
+        row["mlofi"] = math.fsum(f.ofi)
+        prev_mid = self.prev_row_mid
+        velocity = None
+        if mid is not None and prev_mid is not None:
+            row["log_return"] = math.log(mid / prev_mid)
+            velocity = (mid - prev_mid) / layout.interval_s
+        else:
+            row["log_return"] = None
+        row["mid_velocity"] = velocity
+        prev_velocity = self.prev_velocity
+        row["mid_acceleration"] = (
+            None
+            if velocity is None or prev_velocity is None
+            else (velocity - prev_velocity) / layout.interval_s
+        )
+        self.prev_row_mid = mid
+        self.prev_velocity = velocity
+        for label, k in layout.horizons:
+            row[f"rv_{label}"] = windows.realized_vol(k)
+            row[f"ofi_cum_{label}"] = windows.ofi_sum(k)
+            tfi, volume = windows.trade_flow(k)
+            row[f"tfi_{label}"] = tfi
+            row[f"trade_volume_{label}"] = volume
+        label, k = layout.regime
+        row[f"depth_var_{label}"] = windows.depth_variance(k)
+        row[f"tight_spread_frac_{label}"] = windows.tight_fraction(k)
+        day, ms_of_day = divmod(t, _MS_PER_DAY)
+        row["hour"] = ms_of_day // 3_600_000
+        row["minute"] = ms_of_day // 60_000 % 60
+        day_of_week = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+        row["day_of_week"] = day_of_week
+        row["is_weekend"] = day_of_week >= 5
+        out.hf.append(row)
+        prev_close = self.last_mid if self.bids is not None else None
+        for bar in self.bars:
+            bar.fold(f)
+            if t % bar.duration_ms == 0:
+                out.bars.append(bar.row(self.exchange, self.symbol, t, prev_close))
+                bar.reset()
+        f.reset()
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        return msgspec.msgpack.encode(
+            [
+                STATE_FORMAT,
+                self.layout.fingerprint,
+                self.exchange,
+                self.symbol,
+                self.bids,
+                self.asks,
+                self.last_mid,
+                self.last_book_ms,
+                self.last_seq,
+                self.last_trade_ms,
+                self.last_event_ms,
+                self.next_ms,
+                self.prev_row_mid,
+                self.prev_velocity,
+                list(self.recent_trade_ids),
+                self.flows.to_state(),
+                self.windows.to_state(),
+                [bar.to_state() for bar in self.bars],
+            ]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, cfg: StateConfig) -> SymbolState:
+        values = msgspec.msgpack.decode(data)
+        version, fingerprint, exchange, symbol = values[:4]
+        if version != STATE_FORMAT:
+            raise ValueError(f"symbol state format {version} is not supported (expected {STATE_FORMAT})")
+        state = cls(cfg, exchange, symbol)
+        if fingerprint != state.layout.fingerprint:
+            raise ValueError(
+                f"state of {exchange}:{symbol} was built under another feature config; "
+                "reprocess under a new application id/output root instead of resuming"
+            )
+        (
+            bids,
+            asks,
+            state.last_mid,
+            state.last_book_ms,
+            state.last_seq,
+            state.last_trade_ms,
+            state.last_event_ms,
+            state.next_ms,
+            state.prev_row_mid,
+            state.prev_velocity,
+            trade_ids,
+            flows,
+            windows,
+            bars,
+        ) = values[4:]
+        state.bids = None if bids is None else [(p, q) for p, q in bids]
+        state.asks = None if asks is None else [(p, q) for p, q in asks]
+        state.recent_trade_ids.extend(trade_ids)
+        state.flows.load_state(flows)
+        state.windows.load_state(windows)
+        for bar, bar_state in zip(state.bars, bars, strict=True):
+            bar.load_state(bar_state)
+        return state
