@@ -1,0 +1,74 @@
+"""Builders of raw envelopes and a helper that runs them through the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+import pytest
+from fluxforge_common.config import StateConfig
+from fluxforge_common.features import EngineOutput, FeatureEngine
+from fluxforge_common.messages import DecodedTick, decode_tick
+
+T0 = 1_765_500_000_000  # 2025-12-12T00:40:00Z, a whole second
+
+
+def book(t: int, bids: list[tuple[float, float]], asks: list[tuple[float, float]], **extra: Any) -> bytes:
+    msg = {
+        "type": "book",
+        "exchange": "ex",
+        "symbol": "BTC/USDT",
+        "ts": t,
+        "recv_ts": t + 3,
+        "bids": bids,
+        "asks": asks,
+    }
+    return orjson.dumps(msg | extra)
+
+
+def trade(t: int, price: float, amount: float, side: str = "buy", **extra: Any) -> bytes:
+    msg = {
+        "type": "trade",
+        "exchange": "ex",
+        "symbol": "BTC/USDT",
+        "ts": t,
+        "recv_ts": t + 3,
+        "price": price,
+        "amount": amount,
+        "side": side,
+    }
+    return orjson.dumps(msg | extra)
+
+
+def ticker(t: int | None, **fields: Any) -> bytes:
+    msg = {"type": "ticker", "exchange": "ex", "symbol": "BTC/USDT", "ts": t, "recv_ts": (t or T0) + 3}
+    return orjson.dumps(msg | fields)
+
+
+def decoded(raw: bytes) -> DecodedTick:
+    item = decode_tick(raw)
+    assert isinstance(item, DecodedTick), item
+    return item
+
+
+def run_engine(lines: Iterable[bytes], cfg: StateConfig | None = None, flush: bool = True) -> EngineOutput:
+    engine = FeatureEngine(cfg or StateConfig())
+    out = EngineOutput()
+    for raw in lines:
+        engine.process(decoded(raw), out)
+    if flush:
+        engine.flush(out)
+    return out
+
+
+@pytest.fixture
+def small_cfg() -> StateConfig:
+    return StateConfig(
+        horizons=(1, 2, 5),
+        bar_durations=(1, 3),
+        regime_window=4,
+        max_levels=4,
+        ofi_levels=3,
+        bands_bps=(5, 50),
+    )

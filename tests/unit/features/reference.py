@@ -1,0 +1,169 @@
+"""A deliberately naive re-implementation of DESIGN.md's definitions, for testing only.
+
+It keeps every event and recomputes each row from scratch, sharing no code with
+the engine, so agreement between the two is evidence about the definitions, not
+about one implementation checking itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+Book = tuple[list[tuple[float, float]], list[tuple[float, float]]]
+
+
+@dataclass
+class Update:
+    t: int
+    bids: list[tuple[float, float]]
+    asks: list[tuple[float, float]]
+
+    @property
+    def mid(self) -> float:
+        return (self.bids[0][0] + self.asks[0][0]) / 2
+
+    @property
+    def spread(self) -> float:
+        return self.asks[0][0] - self.bids[0][0]
+
+
+@dataclass
+class Trade:
+    t: int
+    price: float
+    amount: float
+    side: str
+
+
+def ofi_increment(prev: Update, cur: Update, level: int) -> float:
+    """Cont-Kukanov-Stoikov increment at `level` (0-based); a missing level is price 0/inf, size 0."""
+
+    def at(levels: list[tuple[float, float]], missing: float) -> tuple[float, float]:
+        return levels[level] if level < len(levels) else (missing, 0.0)
+
+    pb, qb = at(cur.bids, 0.0)
+    pb0, qb0 = at(prev.bids, 0.0)
+    pa, qa = at(cur.asks, math.inf)
+    pa0, qa0 = at(prev.asks, math.inf)
+    ofi_bid = qb if pb > pb0 else (qb - qb0 if pb == pb0 else -qb0)
+    ofi_ask = -qa0 if pa > pa0 else (qa - qa0 if pa == pa0 else qa)
+    return ofi_bid - ofi_ask
+
+
+def reference_rows(
+    events: list[Update | Trade],
+    interval_ms: int,
+    horizons: list[int],
+    bar_durations: list[int],
+    regime_s: int,
+    ofi_levels: int,
+    tight: float,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """HF and bar rows for a stream whose event times never decrease, flushed at the end."""
+    updates = [e for e in events if isinstance(e, Update)]
+    trades = [e for e in events if isinstance(e, Trade)]
+    increments: list[tuple[int, list[float]]] = [
+        (cur.t, [ofi_increment(prev, cur, m) for m in range(ofi_levels)])
+        for prev, cur in zip(updates, updates[1:], strict=False)
+    ]
+    first = events[0].t
+    last = events[-1].t
+    grid = list(
+        range(
+            first // interval_ms * interval_ms + interval_ms,
+            last // interval_ms * interval_ms + interval_ms + 1,
+            interval_ms,
+        )
+    )
+
+    def book_at(t: int) -> Update | None:
+        before = [u for u in updates if u.t < t]
+        return before[-1] if before else None
+
+    def in_window(t: int, lo: int, hi: int) -> bool:
+        return lo <= t < hi
+
+    def rv(lo: int, hi: int) -> float:
+        mids = [u.mid for u in updates if in_window(u.t, lo, hi)]
+        return math.sqrt(sum(math.log(b / a) ** 2 for a, b in zip(mids, mids[1:], strict=False)))
+
+    hf: list[dict[str, Any]] = []
+    prev_mid = prev_vel = None
+    for t in grid:
+        book = book_at(t)
+        row: dict[str, Any] = {"ts": t}
+        mid = book.mid if book else None
+        row["mid"] = mid
+        for m in range(ofi_levels):
+            row[f"ofi_l{m + 1}"] = sum(inc[m] for ti, inc in increments if in_window(ti, t - interval_ms, t))
+        row["update_count"] = sum(1 for u in updates if in_window(u.t, t - interval_ms, t))
+        row["trade_count"] = sum(1 for x in trades if in_window(x.t, t - interval_ms, t))
+        row["log_return"] = math.log(mid / prev_mid) if mid is not None and prev_mid is not None else None
+        vel = (mid - prev_mid) / (interval_ms / 1000) if mid is not None and prev_mid is not None else None
+        row["mid_velocity"] = vel
+        row["mid_acceleration"] = (
+            (vel - prev_vel) / (interval_ms / 1000) if vel is not None and prev_vel is not None else None
+        )
+        prev_mid, prev_vel = mid, vel
+        for h in horizons:
+            lo = t - h * 1000
+            row[f"rv_{h}s"] = rv(lo, t)
+            row[f"ofi_cum_{h}s"] = sum(inc[0] for ti, inc in increments if in_window(ti, lo, t))
+            buy = sum(x.amount for x in trades if in_window(x.t, lo, t) and x.side == "buy")
+            sell = sum(x.amount for x in trades if in_window(x.t, lo, t) and x.side == "sell")
+            row[f"tfi_{h}s"] = (buy - sell) / (buy + sell) if buy + sell > 0 else 0.0
+            row[f"trade_volume_{h}s"] = buy + sell
+        lo = t - regime_s * 1000
+        window = [u for u in updates if in_window(u.t, lo, t)]
+        depths = [sum(q for _, q in u.bids) + sum(q for _, q in u.asks) for u in window]
+        if depths:
+            mean = sum(depths) / len(depths)
+            row[f"depth_var_{regime_s}s"] = sum((d - mean) ** 2 for d in depths) / len(depths)
+            row[f"tight_spread_frac_{regime_s}s"] = sum(1 for u in window if u.spread / u.mid <= tight) / len(
+                window
+            )
+        else:
+            row[f"depth_var_{regime_s}s"] = row[f"tight_spread_frac_{regime_s}s"] = None
+        hf.append(row)
+
+    bars: list[dict[str, Any]] = []
+    for t in grid:
+        for d in bar_durations:
+            if t % (d * 1000):
+                continue
+            lo = t - d * 1000
+            inside = [u for u in updates if in_window(u.t, lo, t)]
+            traded = [x for x in trades if in_window(x.t, lo, t)]
+            bar: dict[str, Any] = {
+                "ts": lo,
+                "duration_s": d,
+                "count": len(inside),
+                "trade_count": len(traded),
+            }
+            if inside:
+                mids = [u.mid for u in inside]
+                bar |= {"open": mids[0], "high": max(mids), "low": min(mids), "close": mids[-1]}
+                bar["mean_spread"] = sum(u.spread for u in inside) / len(inside)
+                bar["min_spread"] = min(u.spread for u in inside)
+                bar["max_spread"] = max(u.spread for u in inside)
+                bar["mean_rel_spread"] = sum(u.spread / u.mid for u in inside) / len(inside)
+                bar["mean_imbalance_l1"] = sum(
+                    (u.bids[0][1] - u.asks[0][1]) / (u.bids[0][1] + u.asks[0][1]) for u in inside
+                ) / len(inside)
+            else:
+                before = [u for u in updates if u.t < lo]
+                close = before[-1].mid if before else None
+                bar |= {"open": close, "high": close, "low": close, "close": close}
+                bar |= dict.fromkeys(
+                    ("mean_spread", "min_spread", "max_spread", "mean_rel_spread", "mean_imbalance_l1")
+                )
+            bar["sum_ofi"] = sum(inc[0] for ti, inc in increments if in_window(ti, lo, t))
+            mids = [u.mid for u in inside]
+            bar["realized_var"] = sum(math.log(b / a) ** 2 for a, b in zip(mids, mids[1:], strict=False))
+            volume = sum(x.amount for x in traded)
+            bar["trade_volume"] = volume
+            bar["vwap"] = sum(x.price * x.amount for x in traded) / volume if traded else None
+            bars.append(bar)
+    return hf, bars
