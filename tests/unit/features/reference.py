@@ -7,6 +7,7 @@ about one implementation checking itself.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +67,7 @@ def reference_rows(
     trades = [e for e in events if isinstance(e, Trade)]
     increments: list[tuple[int, list[float]]] = [
         (cur.t, [ofi_increment(prev, cur, m) for m in range(ofi_levels)])
-        for prev, cur in zip(updates, updates[1:], strict=False)
+        for prev, cur in itertools.pairwise(updates)
     ]
     first = events[0].t
     last = events[-1].t
@@ -87,7 +88,7 @@ def reference_rows(
 
     def rv(lo: int, hi: int) -> float:
         mids = [u.mid for u in updates if in_window(u.t, lo, hi)]
-        return math.sqrt(sum(math.log(b / a) ** 2 for a, b in zip(mids, mids[1:], strict=False)))
+        return math.sqrt(sum(math.log(b / a) ** 2 for a, b in itertools.pairwise(mids)))
 
     hf: list[dict[str, Any]] = []
     prev_mid = prev_vel = None
@@ -161,7 +162,7 @@ def reference_rows(
                 )
             bar["sum_ofi"] = sum(inc[0] for ti, inc in increments if in_window(ti, lo, t))
             mids = [u.mid for u in inside]
-            bar["realized_var"] = sum(math.log(b / a) ** 2 for a, b in zip(mids, mids[1:], strict=False))
+            bar["realized_var"] = sum(math.log(b / a) ** 2 for a, b in itertools.pairwise(mids))
             volume = sum(x.amount for x in traded)
             bar["trade_volume"] = volume
             bar["vwap"] = sum(x.price * x.amount for x in traded) / volume if traded else None
