@@ -1,0 +1,287 @@
+"""Checking a local dataset against the layout, and repairing the seed's layout.
+
+`validate_dataset` is the seed's `validate_partitioning` made thorough: it
+walks the whole root and reports every way a directory or file can make some
+reader return wrong, missing or null values - not only the seed's "partition
+format mismatch" (`symbol=BTC-USDT` over files holding `BTC/USDT`), but also
+paths that do not decode, files whose own `exchange`/`symbol`/`ts` columns
+disagree with their path, schema drift, leftover temporaries and unreadable
+files. `rewrite_seed_layout` is the seed's `fix_partition_mismatch`: it moves
+seed-form files to the encoded partition their `symbol` column names.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from fluxforge_common.dataset.partitioning import (
+    CHANNELS,
+    DEADLETTER_TABLE,
+    PARQUET_TABLES,
+    RAW_TABLE,
+    parse_segment,
+    partition_dir,
+    utc_date,
+)
+from fluxforge_common.dataset.reader import DatasetWarning, file_symbols, scan_partitions
+from fluxforge_common.dataset.schema import TS_TYPE
+from fluxforge_common.storage.base import is_temp_name
+
+Severity = Literal["error", "warning"]
+
+_LAYOUTS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    # table -> (partition keys in order, accepted file suffixes)
+    **{table: (("exchange", "symbol", "date"), (".parquet",)) for table in PARQUET_TABLES},
+    RAW_TABLE: (("exchange", "channel", "date"), (".ndjson", ".ndjson.zst")),
+    DEADLETTER_TABLE: (("date",), (".ndjson",)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding: `path` relative to the root, "error" (readers get wrong data) or "warning"."""
+
+    path: str
+    severity: Severity
+    message: str
+
+
+def validate_dataset(root: str | Path) -> list[Problem]:
+    """Every problem found under `root`, sorted by path; an empty list means the dataset is clean."""
+    base = Path(root)
+    if not base.is_dir():
+        return [Problem(".", "error", f"dataset root {str(base)!r} is not a directory")]
+    problems = list(_leftover_temps(base))
+    for entry in sorted(os.scandir(base), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir():
+            problems.append(Problem(entry.name, "warning", "stray file at the dataset root"))
+        elif entry.name not in _LAYOUTS:
+            known = ", ".join(sorted(_LAYOUTS))
+            problems.append(Problem(entry.name, "warning", f"unknown top-level table (known: {known})"))
+        else:
+            problems.extend(_check_table(base, entry.name))
+    return sorted(problems, key=lambda p: (p.path, p.message))
+
+
+def _leftover_temps(base: Path) -> Iterator[Problem]:
+    for dirpath, _dirnames, filenames in os.walk(base):
+        for name in filenames:
+            if is_temp_name(name):
+                rel = (Path(dirpath) / name).relative_to(base).as_posix()
+                yield Problem(
+                    rel, "warning", "leftover temporary file of an interrupted write; safe to delete"
+                )
+
+
+def _check_table(base: Path, table: str) -> list[Problem]:
+    keys, suffixes = _LAYOUTS[table]
+    problems: list[Problem] = []
+    schemas: dict[str, pa.Schema] = {}
+    for rel_dir, values, names in _leaves(base, table, keys, problems):
+        for name in names:
+            rel = f"{rel_dir}/{name}"
+            if not name.endswith(suffixes):
+                problems.append(
+                    Problem(rel, "warning", f"not a {'/'.join(suffixes)} file; readers skip or choke on it")
+                )
+            elif table in PARQUET_TABLES:
+                if name.startswith("_"):
+                    problems.append(
+                        Problem(rel, "warning", "pyarrow skips '_'-prefixed files but DuckDB reads them")
+                    )
+                schema = _check_parquet_file(base / rel, rel, values, problems)
+                if schema is not None:
+                    schemas[rel] = schema
+    problems.extend(_schema_drift(schemas))
+    return problems
+
+
+def _leaves(
+    base: Path, rel_dir: str, keys: tuple[str, ...], problems: list[Problem], values: tuple[str, ...] = ()
+) -> Iterator[tuple[str, dict[str, str], list[str]]]:
+    """Walk `keys` levels of `key=value` directories, yielding well-formed leaves and their file names.
+
+    Malformed directories are reported and not descended into; files above
+    the leaf level and directories inside a leaf are reported as misplaced.
+    """
+    entries = sorted(os.scandir(base / rel_dir), key=lambda e: e.name)
+    visible = [e for e in entries if not e.name.startswith(".")]
+    depth = len(values)
+    if depth == len(keys):
+        for entry in visible:
+            if entry.is_dir():
+                problems.append(
+                    Problem(f"{rel_dir}/{entry.name}", "warning", "unexpected directory in a partition")
+                )
+        yield rel_dir, dict(zip(keys, values, strict=True)), [e.name for e in visible if not e.is_dir()]
+        return
+    key = keys[depth]
+    for entry in visible:
+        rel = f"{rel_dir}/{entry.name}"
+        if not entry.is_dir():
+            problems.append(
+                Problem(rel, "warning", f"file outside a partition directory (expected {key}=...)")
+            )
+            continue
+        try:
+            value = parse_segment(entry.name, key)
+            if key == "channel" and value not in CHANNELS:
+                raise ValueError(f"channel must be one of {CHANNELS}, got {value!r}")
+        except ValueError as exc:
+            problems.append(Problem(rel, "error", f"malformed partition directory: {exc}"))
+            continue
+        yield from _leaves(base, rel, keys, problems, (*values, value))
+
+
+def _check_parquet_file(
+    path: Path, rel: str, expected: dict[str, str], problems: list[Problem]
+) -> pa.Schema | None:
+    """Check one data file against its partition; returns its schema, or None if unreadable."""
+    try:
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow.remove_metadata()
+        missing = [c for c in ("exchange", "symbol", "ts") if c not in schema.names]
+        if missing:
+            problems.append(Problem(rel, "error", f"lacks the column(s) {missing} every row must carry"))
+            return schema
+        table = parquet.read(columns=["exchange", "symbol", "ts"])
+    except (OSError, pa.ArrowException) as exc:
+        problems.append(Problem(rel, "error", f"unreadable or corrupt Parquet: {exc}"))
+        return None
+    if table.num_rows == 0:
+        problems.append(Problem(rel, "warning", "file has no rows"))
+        return schema
+    exchanges = _distinct(table.column("exchange"))
+    if exchanges != [expected["exchange"]]:
+        problems.append(
+            Problem(rel, "error", f"exchange column holds {exchanges}, path says {expected['exchange']!r}")
+        )
+    symbols = _distinct(table.column("symbol"))
+    if symbols != [expected["symbol"]]:
+        only = symbols[0] if len(symbols) == 1 else None
+        if only is not None and "/" in only and "/" not in expected["symbol"]:
+            message = (
+                f"partition format mismatch (seed layout): path says symbol={expected['symbol']!r}, the file's "
+                f"symbol column {only!r}; hive-partitioned readers return the path's value; run rewrite_seed_layout"
+            )
+        else:
+            message = f"symbol column holds {symbols[:10]}, path says {expected['symbol']!r}"
+        problems.append(Problem(rel, "error", message))
+    problems.extend(_check_ts(table.column("ts"), rel, expected["date"]))
+    return schema
+
+
+def _distinct(column: pa.ChunkedArray) -> list[str | None]:
+    """Distinct values, nulls last, for comparison and for messages."""
+    values: list[str | None] = pc.unique(column).to_pylist()
+    return sorted(values, key=lambda v: (v is None, v or ""))
+
+
+def _check_ts(ts: pa.ChunkedArray, rel: str, date: str) -> Iterator[Problem]:
+    if ts.type != TS_TYPE:
+        yield Problem(rel, "warning", f"ts is {ts.type}, expected {TS_TYPE}")
+    if pa.types.is_timestamp(ts.type):
+        ms = ts.cast(pa.timestamp("ms", tz=ts.type.tz), safe=False).cast(pa.int64())
+    elif pa.types.is_integer(ts.type):
+        ms = ts.cast(pa.int64())
+    else:
+        yield Problem(rel, "error", f"ts column of type {ts.type} is not a time")
+        return
+    if ts.null_count:
+        yield Problem(rel, "error", f"{ts.null_count} row(s) have a null ts")
+    bounds = pc.min_max(ms)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is not None and (utc_date(low) != date or utc_date(high) != date):
+        yield Problem(
+            rel, "error", f"ts spans UTC dates {utc_date(low)}..{utc_date(high)}, path says date={date}"
+        )
+
+
+def _schema_drift(schemas: dict[str, pa.Schema]) -> Iterator[Problem]:
+    """Compare each file with the table's most common schema (column set and types)."""
+    if len(schemas) < 2:
+        return
+    reference, _ = Counter(schemas.values()).most_common(1)[0]
+    ref_types = dict(zip(reference.names, reference.types, strict=True))
+    for rel, schema in schemas.items():
+        if schema.equals(reference):
+            continue
+        types = dict(zip(schema.names, schema.types, strict=True))
+        changed = [
+            f"{n}: {ref_types[n]} -> {t}" for n, t in types.items() if n in ref_types and t != ref_types[n]
+        ]
+        added = [n for n in types if n not in ref_types]
+        missing = [n for n in ref_types if n not in types]
+        details = "; ".join(
+            text
+            for text in (
+                f"type changes {changed}" if changed else "",
+                f"extra columns {added}" if added else "",
+                f"missing columns {missing}" if missing else "",
+                "" if changed or added or missing else "column order or nullability differs",
+            )
+            if text
+        )
+        severity: Severity = "error" if changed else "warning"
+        yield Problem(rel, severity, f"schema drift from the table's most common schema: {details}")
+
+
+def rewrite_seed_layout(root: str | Path, *, dry_run: bool = True) -> list[tuple[str, str]]:
+    """Move seed-form files (`symbol=BTC-USDT` holding `BTC/USDT`) to their encoded partition.
+
+    Returns the (old, new) file paths, relative to `root`, that are (or with
+    `dry_run`, would be) moved. A file whose symbol column holds more than one
+    value, or whose target already exists, is left in place with a
+    `DatasetWarning`. Each move is a rename, so it is atomic and the rewrite
+    can be interrupted and rerun; emptied seed directories are removed.
+    """
+    base = Path(root)
+    moves: list[tuple[str, str]] = []
+    for table in PARQUET_TABLES:
+        partitions, _malformed = scan_partitions(base, table)
+        for part in partitions:
+            if "/" in part.symbol:  # unified symbols always have one: already the encoded form
+                continue
+            for old in part.files:
+                symbols = file_symbols(base / old)
+                if symbols == {part.symbol}:
+                    continue
+                if len(symbols) != 1:
+                    warnings.warn(
+                        f"{old}: symbol column holds {sorted(symbols)}; left in place",
+                        DatasetWarning,
+                        stacklevel=2,
+                    )
+                    continue
+                new = (
+                    f"{partition_dir(table, part.exchange, symbols.pop(), part.date)}/{old.rsplit('/', 1)[1]}"
+                )
+                if (base / new).exists():
+                    warnings.warn(f"{old}: {new} already exists; left in place", DatasetWarning, stacklevel=2)
+                    continue
+                moves.append((old, new))
+    if not dry_run:
+        for old, new in moves:
+            (base / new).parent.mkdir(parents=True, exist_ok=True)
+            (base / old).rename(base / new)
+        for old, _new in moves:
+            _remove_empty_dirs(base / old.rsplit("/", 1)[0], stop=base)
+    return moves
+
+
+def _remove_empty_dirs(directory: Path, *, stop: Path) -> None:
+    while directory != stop and directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+        directory = directory.parent

@@ -1,0 +1,110 @@
+"""`LocalStorage`: the storage contract on a local directory.
+
+Atomicity is a temp file in the target's own directory (same filesystem, so
+`os.replace` is an atomic rename) that readers and listings skip. Durability is
+`fsync` of the file before the rename and of the directory after it, so a
+power cut leaves either the old file or the complete new one; `durable=False`
+drops the fsyncs for bulk jobs that can simply be rerun (e.g. reprocessing).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from fluxforge_common.storage.base import StorageBackend, check_path, is_temp_name, temp_name
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStorage(StorageBackend):
+    """Files under `root`; every path is resolved there and refused if it would leave it."""
+
+    def __init__(self, root: str | Path, *, durable: bool = True) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.durable = durable
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"
+
+    def local_path(self, path: str) -> Path:
+        """Absolute local path for relative `path`; ValueError if it resolves outside the root.
+
+        Resolving follows symlinks, so a link inside the root that points out of
+        it is refused as well as `..`.
+        """
+        full = (self.root / check_path(path)).resolve()
+        if full == self.root or not full.is_relative_to(self.root):
+            raise ValueError(f"storage path {path!r} resolves outside {self.root}")
+        return full
+
+    def _make_dirs(self, directory: Path) -> None:
+        missing: list[Path] = []
+        while not directory.exists():
+            missing.append(directory)
+            directory = directory.parent
+        for created in reversed(missing):
+            created.mkdir(exist_ok=True)  # another writer may create it concurrently
+            if self.durable:
+                _fsync_dir(created.parent)
+
+    @contextmanager
+    def open_write(self, path: str) -> Iterator[BinaryIO]:
+        final = self.local_path(path)
+        if is_temp_name(final.name):
+            raise ValueError(f"{path!r} uses the temporary-file prefix and would never be listed")
+        self._make_dirs(final.parent)
+        tmp = final.with_name(temp_name(final.name))
+        f = tmp.open("xb")
+        try:
+            yield f
+            f.flush()
+            if self.durable:
+                os.fsync(f.fileno())
+            f.close()
+            tmp.replace(final)
+        except BaseException:
+            f.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        if self.durable:
+            _fsync_dir(final.parent)
+
+    def open_read(self, path: str) -> BinaryIO:
+        return self.local_path(path).open("rb")
+
+    def exists(self, path: str) -> bool:
+        return self.local_path(path).is_file()
+
+    def list_files(self, prefix: str = "") -> list[str]:
+        base = self.local_path(prefix.strip("/")) if prefix.strip("/") else self.root
+        if not base.is_dir():
+            return []
+        found: list[str] = []
+        for dirpath, _dirnames, filenames in os.walk(base):
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            found.extend(
+                f"{rel_dir}/{name}" if rel_dir != "." else name
+                for name in filenames
+                if not is_temp_name(name)
+            )
+        return sorted(found)
+
+    def delete(self, path: str) -> None:
+        self.local_path(path).unlink(missing_ok=True)
+
+    def size(self, path: str) -> int:
+        full = self.local_path(path)
+        if not full.is_file():
+            raise FileNotFoundError(f"no file {path!r} in {self}")
+        return full.stat().st_size

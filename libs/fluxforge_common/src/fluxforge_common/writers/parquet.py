@@ -1,0 +1,139 @@
+"""`PartitionedParquetWriter`: rows in, one Parquet file per Hive partition out.
+
+Rows are buffered per (exchange, symbol, UTC date of ts) and written on
+`flush`, one immutable file per partition, through the storage backend's
+atomic writer. The caller decides when (by `buffered_rows`, by time, or at a
+Kafka commit) and may name the files: the same stem rewrites the same files,
+which is how a sink that replays a batch after a crash ends up with the same
+dataset instead of a doubled one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fluxforge_common.dataset.partitioning import check_table, partition_dir, utc_date
+from fluxforge_common.dataset.schema import TS_TYPE
+from fluxforge_common.storage.base import StorageBackend
+from fluxforge_common.writers.common import WrittenFile, check_stem, new_stem
+
+Row = Mapping[str, Any]
+PartitionKey = tuple[str, str, str]  # exchange, symbol, date
+
+
+def check_row_schema(schema: pa.Schema) -> pa.Schema:
+    """Return `schema` if it has the columns every row carries, else raise ValueError.
+
+    `exchange` and `symbol` (strings) and `ts` (UTC milliseconds) are ordinary
+    columns as well as the partition keys, so a file means the same thing
+    without its path.
+    """
+    for name in ("exchange", "symbol"):
+        index = schema.get_field_index(name)
+        if index < 0 or not pa.types.is_string(schema.field(index).type):
+            raise ValueError(f"schema needs a string column {name!r}")
+    index = schema.get_field_index("ts")
+    if index < 0 or schema.field(index).type != TS_TYPE:
+        raise ValueError(f"schema needs a column 'ts' of type {TS_TYPE}")
+    return schema
+
+
+class PartitionedParquetWriter:
+    """Buffers rows per partition of `table` and writes each partition's rows as one Parquet file.
+
+    Rows are kept by reference until `flush`, so do not mutate them after `add`.
+    Not thread-safe: one writer per consumer task.
+    """
+
+    def __init__(
+        self,
+        storage: StorageBackend,
+        table: str,
+        schema: pa.Schema,
+        *,
+        compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd",
+        row_group_size: int = 65_536,
+    ) -> None:
+        if row_group_size < 1:
+            raise ValueError(f"row_group_size must be positive, got {row_group_size}")
+        self.storage = storage
+        self.table = check_table(table)
+        self.schema = check_row_schema(schema)
+        self.compression = compression
+        self.row_group_size = row_group_size
+        self._columns = frozenset(schema.names)
+        self._buffers: dict[PartitionKey, list[Row]] = {}
+        self._buffered_rows = 0
+
+    @property
+    def buffered_rows(self) -> int:
+        """Rows added and not yet flushed, over all partitions (for flush-by-size)."""
+        return self._buffered_rows
+
+    @property
+    def buffered_partitions(self) -> int:
+        """Partitions with unflushed rows: the number of files the next `flush` writes."""
+        return len(self._buffers)
+
+    def add(self, rows: Iterable[Row]) -> None:
+        """Buffer `rows`; all or nothing: a bad row raises ValueError and none of `rows` is kept."""
+        staged: dict[PartitionKey, list[Row]] = {}
+        count = 0
+        for row in rows:
+            try:
+                key = (row["exchange"], row["symbol"], utc_date(row["ts"]))
+            except KeyError as exc:
+                raise ValueError(f"{self.table} row lacks column {exc}: {_abbrev(row)}") from None
+            if not row.keys() <= self._columns:
+                unknown = sorted(set(row) - self._columns)
+                raise ValueError(f"{self.table} row has columns not in the schema: {unknown}")
+            bucket = staged.get(key)
+            if bucket is None:
+                if key not in self._buffers:
+                    partition_dir(self.table, *key)  # fail here, not at flush, on an unusable name
+                bucket = staged[key] = []
+            bucket.append(row)
+            count += 1
+        for key, bucket in staged.items():
+            self._buffers.setdefault(key, []).extend(bucket)
+        self._buffered_rows += count
+
+    def flush(self, file_stem: str | None = None) -> list[WrittenFile]:
+        """Write every buffered partition to `<partition dir>/<stem>.parquet` and empty the buffer.
+
+        With `file_stem` the names are the caller's (e.g. Kafka topic+partition+
+        offsets), so a repeated flush of the same data replaces the same files;
+        without it each file gets a fresh time-sortable stem. Partitions are
+        written in sorted order; if one fails, it and the ones after it stay
+        buffered and the exception propagates, so a retry with the same stem
+        converges on the same files.
+        """
+        if file_stem is not None:
+            check_stem(file_stem)
+        written: list[WrittenFile] = []
+        for key in sorted(self._buffers):
+            rows = self._buffers[key]
+            stem = file_stem if file_stem is not None else new_stem("part", rows[0]["ts"])
+            written.append(self._write(f"{partition_dir(self.table, *key)}/{stem}.parquet", rows))
+            del self._buffers[key]
+            self._buffered_rows -= len(rows)
+        return written
+
+    def _write(self, path: str, rows: list[Row]) -> WrittenFile:
+        try:
+            table = pa.Table.from_pylist(rows, schema=self.schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ValueError(f"rows for {path} do not fit the {self.table} schema: {exc}") from exc
+        with self.storage.open_write(path) as f:
+            pq.write_table(table, f, compression=self.compression, row_group_size=self.row_group_size)
+            size = f.tell()
+        return WrittenFile(path, len(rows), size)
+
+
+def _abbrev(row: Row) -> str:
+    text = repr(dict(row))
+    return text if len(text) <= 200 else text[:200] + "..."
