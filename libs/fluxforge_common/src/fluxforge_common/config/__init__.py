@@ -1,5 +1,25 @@
-"""Configuration models."""
+"""Configuration models and their loader."""
 
+from fluxforge_common.config.settings import (
+    ConfigError,
+    ExchangeConfig,
+    FluxForgeSettings,
+    KafkaConfig,
+    S3Config,
+    SinkConfig,
+    StorageConfig,
+    load_settings,
+)
 from fluxforge_common.config.state import StateConfig
 
-__all__ = ["StateConfig"]
+__all__ = [
+    "ConfigError",
+    "ExchangeConfig",
+    "FluxForgeSettings",
+    "KafkaConfig",
+    "S3Config",
+    "SinkConfig",
+    "StateConfig",
+    "StorageConfig",
+    "load_settings",
+]

@@ -1,0 +1,24 @@
+"""Run modes that need no Kafka: the embedded pipeline and reprocessing."""
+
+from fluxforge_common.pipeline.embedded import EmbeddedPipeline, RunSummary
+from fluxforge_common.pipeline.reprocess import reprocess
+from fluxforge_common.pipeline.sources import (
+    archive_dates,
+    archive_lines,
+    date_range,
+    file_lines,
+    input_lines,
+    simulator_lines,
+)
+
+__all__ = [
+    "EmbeddedPipeline",
+    "RunSummary",
+    "archive_dates",
+    "archive_lines",
+    "date_range",
+    "file_lines",
+    "input_lines",
+    "reprocess",
+    "simulator_lines",
+]

@@ -1,0 +1,197 @@
+"""The embedded pipeline: raw lines -> decode -> engine -> Parquet tables, raw archive, dead-letter.
+
+One process, no Kafka. The reprocess mode and the Kafka services reuse the
+same `FeatureEngine`; this class only wires it to local writers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fluxforge_common.config.settings import FluxForgeSettings
+from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, table_schema
+from fluxforge_common.messages import BookTick, DecodedTick, Rejection, TradeTick, decode_tick
+from fluxforge_common.messages.envelopes import event_time
+from fluxforge_common.pipeline import ingest_order
+from fluxforge_common.storage.base import StorageBackend
+from fluxforge_common.writers.common import WrittenFile
+from fluxforge_common.writers.ndjson import DeadLetterWriter, RawArchiveWriter
+from fluxforge_common.writers.parquet import PartitionedParquetWriter
+
+RowFilter = Callable[[dict[str, Any]], bool]
+
+
+def channel_of(item: DecodedTick) -> str:
+    kind = type(item.tick)
+    return "book" if kind is BookTick else "trade" if kind is TradeTick else "ticker"
+
+
+@dataclass
+class RunSummary:
+    """What a run read and wrote: the closing report and the progress line come from it."""
+
+    lines: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    late: int = 0
+    duplicates: int = 0
+    first_event_ms: int | None = None
+    last_event_ms: int | None = None
+    rows: Counter[str] = field(default_factory=Counter)
+    per_symbol: Counter[str] = field(default_factory=Counter)
+    files: list[WrittenFile] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+class EmbeddedPipeline:
+    """Feeds raw lines through the engine into a dataset root.
+
+    Reprocessing passes `archive_raw=False` (it reads the archive, it must not
+    write it again), `write_dead_letter=False` (the recording run already
+    dead-lettered the same late and duplicate ticks) and `keep_row` (only its
+    date range is written).
+    """
+
+    def __init__(
+        self,
+        settings: FluxForgeSettings,
+        storage: StorageBackend,
+        *,
+        archive_raw: bool = True,
+        write_dead_letter: bool = True,
+        keep_row: RowFilter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.engine = FeatureEngine(settings.features)
+        self.out = EngineOutput()
+        self.summary = RunSummary()
+        self.keep_row = keep_row
+        self._clock = clock
+        sink = settings.sink
+        self.writers = {
+            table: PartitionedParquetWriter(
+                storage, table, table_schema(table, settings.features), row_group_size=sink.row_group_size
+            )
+            for table in TABLES
+        }
+        self.archive = (
+            RawArchiveWriter(
+                storage,
+                compression=sink.raw_compression,
+                segment_max_bytes=sink.raw_segment_max_mb << 20,
+                segment_max_age_ms=sink.raw_segment_max_age_s * 1000,
+            )
+            if archive_raw
+            else None
+        )
+        self.deadletter = DeadLetterWriter(storage) if write_dead_letter else None
+        self._session = int(clock() * 1000)
+        self._last_flush = clock()
+
+    def feed(self, raw: bytes, source: str) -> DecodedTick | None:
+        """Process one raw line; returns the accepted tick (None when it went to dead-letter)."""
+        summary = self.summary
+        summary.lines += 1
+        item = decode_tick(raw, self.settings.sink.max_message_bytes)
+        if isinstance(item, Rejection):
+            self._dead_letter(item, source)
+            return None
+        tick = item.tick
+        t = event_time(tick)
+        if self.archive is not None:
+            line = ingest_order.stamp(item.raw, self._session, summary.lines)
+            self.summary.files += self.archive.append(tick.exchange, channel_of(item), t, line)
+        out = self.out
+        self.engine.process(item, out)
+        if out.rejected:
+            for rejection in out.rejected:
+                self._dead_letter(rejection, source)
+            out.rejected.clear()
+        else:
+            summary.accepted += 1
+            summary.per_symbol[f"{tick.exchange}:{tick.symbol}"] += 1
+            if summary.first_event_ms is None:
+                summary.first_event_ms = t
+            if summary.last_event_ms is None or t > summary.last_event_ms:
+                summary.last_event_ms = t
+        if out.hf or out.bars or out.trades or out.ticker:
+            self._collect()
+        return item
+
+    def run(
+        self,
+        lines: Iterable[bytes],
+        source: str,
+        *,
+        max_events: int | None = None,
+        duration_s: float | None = None,
+        on_progress: Callable[[RunSummary], None] | None = None,
+    ) -> RunSummary:
+        """Feed `lines` until they end, `max_events` lines were read, or `duration_s` of event time passed."""
+        end_ms: int | None = None
+        next_progress = self._clock() + 1.0
+        for n, raw in enumerate(lines, 1):
+            item = self.feed(raw, f"{source}:{n}")
+            if item is not None and duration_s is not None:
+                if end_ms is None:
+                    end_ms = event_time(item.tick) + int(duration_s * 1000)
+                if event_time(item.tick) >= end_ms:
+                    break
+            if max_events is not None and n >= max_events:
+                break
+            if n % 4096 == 0:
+                now = self._clock()
+                if now - self._last_flush >= self.settings.sink.parquet_flush_seconds:
+                    self.flush_files()
+                if on_progress is not None and now >= next_progress:
+                    on_progress(self.summary)
+                    next_progress = now + 1.0
+        return self.close()
+
+    def _dead_letter(self, rejection: Rejection, source: str) -> None:
+        summary = self.summary
+        summary.rejected += 1
+        summary.reasons[rejection.reason.split(":")[0]] += 1
+        if self.deadletter is not None:
+            summary.files += self.deadletter.write(
+                rejection.reason, rejection.raw, source, int(self._clock() * 1000)
+            )
+
+    def _collect(self) -> None:
+        out = self.out
+        summary = self.summary
+        summary.late = out.late
+        summary.duplicates = out.duplicates
+        limit = self.settings.sink.parquet_flush_rows
+        for table, rows in out.tables().items():
+            if not rows:
+                continue
+            kept = rows if self.keep_row is None else [row for row in rows if self.keep_row(row)]
+            writer = self.writers[table]
+            writer.add(kept)
+            summary.rows[table] += len(kept)
+            rows.clear()
+            if writer.buffered_rows >= limit:
+                summary.files += writer.flush()
+
+    def flush_files(self) -> None:
+        """Make everything buffered visible as files (segments of the archive stay open)."""
+        for writer in self.writers.values():
+            self.summary.files += writer.flush()
+        if self.deadletter is not None:
+            self.summary.files += self.deadletter.flush()
+        self._last_flush = self._clock()
+
+    def close(self) -> RunSummary:
+        """End of input: flush the engine's open intervals and write everything out."""
+        self.engine.flush(self.out)
+        self._collect()
+        self.flush_files()
+        if self.archive is not None:
+            self.summary.files += self.archive.close()
+        return self.summary

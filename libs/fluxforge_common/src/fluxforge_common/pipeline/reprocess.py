@@ -1,0 +1,67 @@
+"""Reprocess: raw archive -> features for a date range, replacing earlier output for those dates.
+
+The engine's windows reach back in time, so the day before the range is read
+first as warm-up (its rows are not written): reprocessing one day then gives the
+same rows as the run that recorded it, including the row at 00:00:00.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+from fluxforge_common.config.settings import FluxForgeSettings
+from fluxforge_common.dataset.partitioning import utc_date
+from fluxforge_common.features import TABLES
+from fluxforge_common.pipeline.embedded import EmbeddedPipeline, RunSummary
+from fluxforge_common.pipeline.sources import archive_dates, archive_lines
+from fluxforge_common.storage.local import LocalStorage
+
+
+def _date_of(path: str) -> str | None:
+    return next((part[5:] for part in path.split("/") if part.startswith("date=")), None)
+
+
+def reprocess(
+    settings: FluxForgeSettings,
+    source_root: Path,
+    target_root: Path,
+    dates: list[str],
+    *,
+    warmup_days: int = 1,
+    on_progress: Callable[[RunSummary], None] | None = None,
+) -> tuple[RunSummary, list[str]]:
+    """Rebuild the four tables of `dates` in `target_root`; returns the summary and the files replaced."""
+    source = LocalStorage(source_root)
+    available = set(archive_dates(source))
+    missing = [d for d in dates if d not in available]
+    if len(missing) == len(dates):
+        raise FileNotFoundError(
+            f"no raw archive under {source_root}/raw for {', '.join(dates)}; "
+            f"dates present: {', '.join(sorted(available)) or 'none'}"
+        )
+    first = date.fromisoformat(dates[0])
+    warmup = [(first - timedelta(days=k)).isoformat() for k in range(warmup_days, 0, -1)]
+    wanted = set(dates)
+    target = LocalStorage(target_root)
+    previous = {
+        path for table in TABLES for path in target.list_files(f"{table}/") if _date_of(path) in wanted
+    }
+    pipeline = EmbeddedPipeline(
+        settings,
+        target,
+        archive_raw=False,
+        write_dead_letter=False,
+        keep_row=lambda row: utc_date(row["ts"]) in wanted,
+    )
+    summary = pipeline.run(
+        archive_lines(source, [d for d in warmup if d in available] + dates),
+        "reprocess",
+        on_progress=on_progress,
+    )
+    written = {f.path for f in summary.files}
+    replaced = sorted(previous - written)
+    for path in replaced:
+        target.delete(path)
+    return summary, replaced

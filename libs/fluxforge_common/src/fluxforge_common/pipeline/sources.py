@@ -1,0 +1,93 @@
+"""Where raw lines come from in the embedded and reprocess modes."""
+
+from __future__ import annotations
+
+import heapq
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+
+from fluxforge_common.pipeline.ingest_order import ingest_key
+from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
+from fluxforge_common.storage.base import StorageBackend
+from fluxforge_common.storage.local import LocalStorage
+from fluxforge_common.writers.ndjson import iter_ndjson
+
+RAW_PREFIX = "raw/"
+
+
+def simulator_lines(cfg: SimulatorConfig) -> Iterator[bytes]:
+    """The simulated market's endless stream; the pipeline decides when to stop."""
+    return MarketSimulator(cfg).ticks()
+
+
+def file_lines(path: str | Path) -> Iterator[bytes]:
+    """Lines of an NDJSON file (`.zst` decompressed) or of stdin for `-`; blank lines skipped."""
+    if str(path) == "-":
+        stream: Iterable[bytes] = sys.stdin.buffer
+    elif str(path).endswith(".zst"):
+        stream = _lines_of(pa.input_stream(str(path), compression="zstd"))
+    else:
+        stream = Path(path).open("rb")  # noqa: SIM115 - closed when the generator ends
+    try:
+        for line in stream:
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                yield line
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None and str(path) != "-":
+            close()
+
+
+def _lines_of(stream: pa.NativeFile) -> Iterator[bytes]:
+    tail = b""
+    while chunk := stream.read(1 << 20):
+        parts = (tail + chunk).split(b"\n")
+        tail = parts.pop()
+        yield from parts
+    if tail:
+        yield tail
+    stream.close()
+
+
+def archive_dates(storage: StorageBackend) -> list[str]:
+    """Every date that has raw archive segments, sorted."""
+    dates = {
+        part[5:]
+        for path in storage.list_files(RAW_PREFIX)
+        for part in path.split("/")
+        if part.startswith("date=")
+    }
+    return sorted(dates)
+
+
+def archive_lines(storage: StorageBackend, dates: Iterable[str] | None = None) -> Iterator[bytes]:
+    """The raw archive's ticks for `dates` (all when None), merged back into ingest order."""
+    wanted = None if dates is None else set(dates)
+    files = [
+        path
+        for path in storage.list_files(RAW_PREFIX)
+        if wanted is None or any(part[5:] in wanted for part in path.split("/") if part.startswith("date="))
+    ]
+    streams = [iter_ndjson(storage, path) for path in files]
+    yield from heapq.merge(*streams, key=ingest_key)
+
+
+def date_range(start: str, end: str) -> list[str]:
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    if last < first:
+        raise ValueError(f"end date {end} is before start date {start}")
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def input_lines(path: str | Path) -> Iterator[bytes]:
+    """`--input`: an NDJSON file, `-` for stdin, or a dataset root / raw archive directory."""
+    candidate = Path(path)
+    if str(path) != "-" and candidate.is_dir():
+        root = candidate.parent if candidate.name == "raw" else candidate
+        return archive_lines(LocalStorage(root))
+    return file_lines(path)
