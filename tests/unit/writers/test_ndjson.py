@@ -1,0 +1,189 @@
+"""Raw archive segments (rotation, zstd, atomic visibility), dead-letter files, and reading both back."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+from fluxforge_common.storage import LocalStorage, StorageBackend
+from fluxforge_common.writers import DeadLetterWriter, RawArchiveWriter, dead_letter_record, iter_ndjson
+
+from tests.unit.writers.conftest import T0, FailingStorage
+
+BOOK_DIR = "raw/exchange=binanceus/channel=book/date=2025-12-12"
+
+
+def tick(i: int, pad: int = 0) -> bytes:
+    return orjson.dumps({"type": "book", "symbol": "BTC/USDT", "ts": T0 + i, "i": i, "pad": "x" * pad})
+
+
+def lines_of(storage: StorageBackend, paths: list[str]) -> list[bytes]:
+    return [line for path in paths for line in iter_ndjson(storage, path)]
+
+
+@pytest.mark.parametrize(("compression", "suffix"), [("zstd", ".ndjson.zst"), ("none", ".ndjson")])
+def test_segment_appears_on_close_and_round_trips(
+    storage: StorageBackend, compression: str, suffix: str
+) -> None:
+    writer = RawArchiveWriter(storage, compression=compression)  # type: ignore[arg-type]
+    sent = [tick(i) for i in range(50)]
+    for i, line in enumerate(sent):
+        assert writer.append("binanceus", "book", T0 + i, line) == []
+    assert storage.list_files() == []  # nothing visible while the segment is open
+    (segment,) = writer.close()
+    assert segment.path.startswith(f"{BOOK_DIR}/seg-{T0}-")
+    assert segment.path.endswith(suffix)
+    assert (segment.rows, segment.bytes) == (50, storage.size(segment.path))
+    assert storage.list_files() == [segment.path]
+    assert list(iter_ndjson(storage, segment.path)) == sent
+    assert writer.open_segments == 0
+
+
+def test_zstd_segment_is_standard_zstd(storage: LocalStorage) -> None:
+    writer = RawArchiveWriter(storage)
+    sent = [tick(i, pad=200) for i in range(12_000)]  # ~2.7 MiB: several 1 MiB frames
+    for i, line in enumerate(sent):
+        writer.append("binanceus", "book", T0 + i, line)
+    (segment,) = writer.close()
+    assert segment.bytes < 200_000
+    assert list(iter_ndjson(storage, segment.path)) == sent
+    path = storage.local_path(segment.path)
+    if shutil.which("zstd"):
+        out = subprocess.run(["zstd", "-dc", str(path)], check=True, capture_output=True).stdout
+        assert out == b"".join(line + b"\n" for line in sent)
+    count = duckdb.sql(f"select count(*) from read_json('{path}', format='newline_delimited')").fetchall()
+    assert count == [(len(sent),)]
+
+
+def test_channels_and_utc_dates_get_their_own_segments(storage: StorageBackend) -> None:
+    writer = RawArchiveWriter(storage, compression="none")
+    midnight = 1_765_584_000_000  # 2025-12-13T00:00:00Z
+    writer.append("binanceus", "book", midnight - 1, b"1")
+    writer.append("binanceus", "trade", midnight - 1, b"2")
+    writer.append("binanceus", "book", midnight, b"3")
+    writer.append("kraken", "book", midnight, b"4")
+    files = writer.close()
+    assert [(f.path.rsplit("/", 1)[0], lines_of(storage, [f.path])) for f in files] == [
+        (BOOK_DIR, [b"1"]),
+        ("raw/exchange=binanceus/channel=book/date=2025-12-13", [b"3"]),
+        ("raw/exchange=binanceus/channel=trade/date=2025-12-12", [b"2"]),
+        ("raw/exchange=kraken/channel=book/date=2025-12-13", [b"4"]),
+    ]
+
+
+def test_rotation_by_size(storage: StorageBackend) -> None:
+    writer = RawArchiveWriter(storage, compression="none", segment_max_bytes=100)
+    sent = [b"%029d" % i for i in range(10)]  # 30 bytes with the newline: 3 per segment
+    completed = [f for i, line in enumerate(sent) for f in writer.append("binanceus", "book", T0 + i, line)]
+    assert [f.rows for f in completed] == [3, 3, 3]
+    completed += writer.close()
+    assert [f.rows for f in completed] == [3, 3, 3, 1]
+    assert all(f.bytes <= 100 for f in completed)
+    assert lines_of(storage, sorted(f.path for f in completed)) == sent
+
+
+def test_line_larger_than_the_bound_gets_its_own_segment(storage: StorageBackend) -> None:
+    writer = RawArchiveWriter(storage, compression="none", segment_max_bytes=10)
+    writer.append("x", "trade", T0, b"a")
+    assert [f.rows for f in writer.append("x", "trade", T0, b"b" * 50)] == [1]
+    assert [f.rows for f in writer.append("x", "trade", T0, b"c")] == [1]
+    assert [f.rows for f in writer.close()] == [1]
+
+
+def test_rotation_by_event_time_age(storage: StorageBackend) -> None:
+    writer = RawArchiveWriter(storage, compression="none", segment_max_age_ms=1000)
+    assert writer.append("x", "book", T0, b"1") == []
+    assert writer.append("x", "book", T0 + 999, b"2") == []
+    (closed,) = writer.append("x", "book", T0 + 1000, b"3")
+    assert lines_of(storage, [closed.path]) == [b"1", b"2"]
+    assert writer.open_segments == 1
+
+
+def test_quiet_segments_are_closed_by_age_from_other_appends(storage: StorageBackend) -> None:
+    writer = RawArchiveWriter(storage, compression="none", segment_max_age_ms=1000)
+    writer.append("x", "ticker", T0, b"quiet")
+    writer.append("x", "book", T0 + 500, b"busy")
+    (closed,) = writer.append("x", "book", T0 + 1200, b"busy again")
+    assert "channel=ticker" in closed.path
+    assert writer.close_expired(T0 + 1499) == []
+    (closed,) = writer.close_expired(T0 + 1500)
+    assert "channel=book" in closed.path
+    assert writer.open_segments == 0
+
+
+@pytest.mark.parametrize("line", [b"", b"a\nb", b"\n"])
+def test_lines_must_be_single_and_non_empty(storage: StorageBackend, line: bytes) -> None:
+    with pytest.raises(ValueError, match="newline"):
+        RawArchiveWriter(storage).append("x", "book", T0, line)
+
+
+@pytest.mark.parametrize(("exchange", "channel"), [("../x", "orderbook"), ("a\x00", "book"), ("", "book")])
+def test_bad_partition_values(storage: StorageBackend, exchange: str, channel: str) -> None:
+    writer = RawArchiveWriter(storage)
+    with pytest.raises(ValueError, match=r"channel|control|empty"):
+        writer.append(exchange, channel, T0, b"{}")  # type: ignore[arg-type]
+    assert writer.open_segments == 0
+    assert storage.list_files() == []
+
+
+def test_write_failure_aborts_the_segment(data_root: Path) -> None:
+    storage = FailingStorage(data_root, fail_after_bytes=10)
+    writer = RawArchiveWriter(storage, compression="none")
+    writer.append("x", "book", T0, b"a" * 20)
+    with pytest.raises(OSError, match="injected"):
+        writer.close()
+    assert writer.open_segments == 0
+    assert [p for p in data_root.rglob("*") if p.is_file()] == []
+
+
+def test_dead_letter_records(storage: StorageBackend) -> None:
+    writer = DeadLetterWriter(storage)
+    not_utf8 = b"\xff\xfe{\x00bad"
+    assert writer.write("bad JSON", b'{"type": "book",', "collector:binanceus", T0) == []
+    assert writer.write("not UTF-8", not_utf8, "fluxforge.raw", T0 + 1) == []
+    assert writer.buffered == 2
+    (written,) = writer.close()
+    assert written.path.startswith(f"deadletter/date=2025-12-12/dl-{T0}-")
+    assert written.path.endswith(".ndjson")
+    records = [orjson.loads(line) for line in iter_ndjson(storage, written.path)]
+    assert records == [
+        {
+            "reason": "bad JSON",
+            "raw": '{"type": "book",',
+            "source": "collector:binanceus",
+            "logged_at_ms": T0,
+        },
+        {
+            "reason": "not UTF-8",
+            "raw_b64": base64.b64encode(not_utf8).decode(),
+            "source": "fluxforge.raw",
+            "logged_at_ms": T0 + 1,
+        },
+    ]
+    assert base64.b64decode(records[1]["raw_b64"]) == not_utf8
+
+
+def test_dead_letter_flushes_per_batch_and_per_date(storage: StorageBackend) -> None:
+    writer = DeadLetterWriter(storage, batch_size=3)
+    assert writer.write("r", b"1", "s", T0) == []
+    assert writer.write("r", b"2", "s", T0 + 86_400_000) == []
+    batch = writer.write("r", b"3", "s", T0)
+    assert [(f.path.split("/")[1], f.rows) for f in batch] == [("date=2025-12-12", 2), ("date=2025-12-13", 1)]
+    assert writer.buffered == 0
+    assert writer.close() == []
+
+
+def test_dead_letter_record_keeps_newlines_escaped() -> None:
+    line = dead_letter_record("r", b"a\nb", "s", T0)
+    assert b"\n" not in line
+    assert orjson.loads(line)["raw"] == "a\nb"
+
+
+def test_iter_ndjson_skips_blank_lines_and_reads_a_last_line_without_newline(storage: StorageBackend) -> None:
+    storage.write_bytes("deadletter/x.ndjson", b"a\n\nb\nc")
+    assert list(iter_ndjson(storage, "deadletter/x.ndjson")) == [b"a", b"b", b"c"]

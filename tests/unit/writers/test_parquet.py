@@ -1,0 +1,220 @@
+"""PartitionedParquetWriter: partitioning, naming, atomicity, and what pyarrow and DuckDB read back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from fluxforge_common.storage import LocalStorage, StorageBackend
+from fluxforge_common.writers import PartitionedParquetWriter
+
+from tests.unit.writers.conftest import DAY_MS, T0, FailingStorage
+
+MakeRows = Callable[..., list[dict[str, Any]]]
+BTC = "hf/exchange=binanceus/symbol=BTC%2FUSDT/date=2025-12-12"
+
+
+@pytest.fixture
+def writer(storage: StorageBackend, hf_schema: pa.Schema) -> PartitionedParquetWriter:
+    return PartitionedParquetWriter(storage, "hf", hf_schema)
+
+
+def test_one_file_per_partition(
+    writer: PartitionedParquetWriter, storage: StorageBackend, make_rows: MakeRows
+) -> None:
+    writer.add(make_rows("binanceus", "BTC/USDT", count=3))
+    writer.add(make_rows("binanceus", "BTC/USDT:USDT", count=2) + make_rows("kraken", "BTC/USDT", count=1))
+    writer.add(make_rows("binanceus", "BTC/USDT", T0 + DAY_MS, count=4))
+    assert (writer.buffered_rows, writer.buffered_partitions) == (10, 4)
+    written = writer.flush()
+    assert (writer.buffered_rows, writer.buffered_partitions) == (0, 0)
+    assert [(w.path.rsplit("/", 1)[0], w.rows) for w in written] == [
+        (BTC, 3),
+        ("hf/exchange=binanceus/symbol=BTC%2FUSDT/date=2025-12-13", 4),
+        ("hf/exchange=binanceus/symbol=BTC%2FUSDT%3AUSDT/date=2025-12-12", 2),
+        ("hf/exchange=kraken/symbol=BTC%2FUSDT/date=2025-12-12", 1),
+    ]
+    assert storage.list_files() == sorted(w.path for w in written)
+    assert all(w.bytes == storage.size(w.path) for w in written)
+    assert writer.flush() == []
+
+
+def test_rows_keep_values_types_and_order(
+    writer: PartitionedParquetWriter, storage: LocalStorage, make_rows: MakeRows, hf_schema: pa.Schema
+) -> None:
+    rows = make_rows("binanceus", "BTC/USDT", count=5)[::-1]
+    writer.add(rows)
+    (written,) = writer.flush()
+    table = pq.read_table(storage.local_path(written.path))
+    assert table.schema.equals(hf_schema)
+    assert table.column("n").to_pylist() == [4, 3, 2, 1, 0]
+    assert [t.value for t in table.column("ts")] == [r["ts"] for r in rows]
+    assert (
+        pq.ParquetFile(storage.local_path(written.path)).metadata.row_group(0).column(0).compression == "ZSTD"
+    )
+
+
+def test_day_boundary_is_utc(writer: PartitionedParquetWriter, make_rows: MakeRows) -> None:
+    midnight = 1_765_584_000_000  # 2025-12-13T00:00:00Z
+    writer.add(make_rows("x", "A/B", midnight - 1, count=2, step_ms=1))
+    assert [w.path.split("/")[3] for w in writer.flush()] == ["date=2025-12-12", "date=2025-12-13"]
+
+
+def test_caller_stem_names_and_rewrites_the_same_file(
+    writer: PartitionedParquetWriter, storage: StorageBackend, make_rows: MakeRows
+) -> None:
+    stem = "fluxforge.features.hf+3+000120-000450"
+    writer.add(make_rows("binanceus", "BTC/USDT", count=3))
+    (first,) = writer.flush(stem)
+    assert first.path == f"{BTC}/{stem}.parquet"
+    writer.add(make_rows("binanceus", "BTC/USDT", count=2))  # a replay after a crash, say
+    (second,) = writer.flush(stem)
+    assert second.path == first.path
+    assert storage.list_files() == [first.path]
+    assert second.rows == 2
+
+
+def test_generated_stems_are_unique_and_time_sorted(
+    writer: PartitionedParquetWriter, make_rows: MakeRows
+) -> None:
+    paths = []
+    for start in (T0 + 5000, T0 + 5000, T0 + 20_000, T0 + 100_000):
+        writer.add(make_rows("binanceus", "BTC/USDT", start, count=1))
+        paths += [w.path for w in writer.flush()]
+    names = [p.rsplit("/", 1)[1] for p in paths]
+    assert len(set(names)) == 4
+    assert names == sorted(names)
+    assert names[0].startswith(f"part-{T0 + 5000}-")
+
+
+@pytest.mark.parametrize("stem", ["../x", "a/b", ".hidden", "_meta", "", "x" * 201, "a\x00"])
+def test_bad_stems_are_refused(writer: PartitionedParquetWriter, make_rows: MakeRows, stem: str) -> None:
+    writer.add(make_rows("binanceus", "BTC/USDT"))
+    with pytest.raises(ValueError, match="file stem"):
+        writer.flush(stem)
+    assert writer.buffered_rows == 3
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ({"ts": None}, "integer milliseconds"),
+        ({"ts": 1.7e12}, "integer milliseconds"),
+        ({"ts": True}, "integer milliseconds"),
+        ({"symbol": "BTC\x00USDT"}, "control"),
+        ({"exchange": ""}, "empty"),
+        ({"exchange": "x" * 200}, "longer"),
+        ({"colour": "red"}, "not in the schema"),
+    ],
+)
+def test_bad_rows_are_refused_all_or_nothing(
+    writer: PartitionedParquetWriter, make_rows: MakeRows, bad: dict[str, Any], why: str
+) -> None:
+    rows = make_rows("binanceus", "BTC/USDT", count=3)
+    rows[2] |= bad
+    with pytest.raises(ValueError, match=why):
+        writer.add(rows)
+    assert writer.buffered_rows == 0
+
+
+def test_row_without_key_column(writer: PartitionedParquetWriter) -> None:
+    with pytest.raises(ValueError, match="lacks column 'symbol'"):
+        writer.add([{"exchange": "x", "ts": T0}])
+
+
+def test_missing_value_columns_are_null(writer: PartitionedParquetWriter, storage: LocalStorage) -> None:
+    writer.add([{"exchange": "x", "symbol": "A/B", "ts": T0}])
+    (written,) = writer.flush()
+    assert pq.read_table(storage.local_path(written.path)).column("mid").to_pylist() == [None]
+
+
+def test_type_errors_surface_at_flush_and_keep_the_buffer(
+    writer: PartitionedParquetWriter, make_rows: MakeRows
+) -> None:
+    rows = make_rows("binanceus", "BTC/USDT")
+    rows[1]["n"] = "three"
+    writer.add(rows)
+    with pytest.raises(ValueError, match="do not fit the hf schema"):
+        writer.flush()
+    assert writer.buffered_rows == 3
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [("exchange", pa.string()), ("symbol", pa.string())],
+        [("exchange", pa.string()), ("symbol", pa.string()), ("ts", pa.int64())],
+        [("exchange", pa.string()), ("symbol", pa.string()), ("ts", pa.timestamp("ms"))],
+        [("exchange", pa.int32()), ("symbol", pa.string()), ("ts", pa.timestamp("ms", tz="UTC"))],
+    ],
+)
+def test_schema_must_carry_the_key_columns(
+    storage: StorageBackend, fields: list[tuple[str, pa.DataType]]
+) -> None:
+    with pytest.raises(ValueError, match="schema needs"):
+        PartitionedParquetWriter(storage, "hf", pa.schema(fields))
+
+
+def test_bad_table_name(storage: StorageBackend, hf_schema: pa.Schema) -> None:
+    with pytest.raises(ValueError, match="table name"):
+        PartitionedParquetWriter(storage, "../hf", hf_schema)
+
+
+def test_failed_partition_stays_buffered_and_leaves_no_file(
+    data_root: Path, hf_schema: pa.Schema, make_rows: MakeRows
+) -> None:
+    storage = FailingStorage(data_root, fail_after_opens=1)
+    writer = PartitionedParquetWriter(storage, "hf", hf_schema)
+    writer.add(make_rows("a", "A/B", count=2) + make_rows("b", "A/B", count=3))
+    with pytest.raises(OSError, match="injected"):
+        writer.flush("batch-1")
+    assert storage.list_files() == ["hf/exchange=a/symbol=A%2FB/date=2025-12-12/batch-1.parquet"]
+    assert (writer.buffered_rows, writer.buffered_partitions) == (3, 1)
+    storage.opens_left = None
+    (retried,) = writer.flush("batch-1")
+    assert retried.path == "hf/exchange=b/symbol=A%2FB/date=2025-12-12/batch-1.parquet"
+
+
+def test_write_failing_midway_leaves_no_file(
+    data_root: Path, hf_schema: pa.Schema, make_rows: MakeRows
+) -> None:
+    storage = FailingStorage(data_root, fail_after_bytes=100)
+    writer = PartitionedParquetWriter(storage, "hf", hf_schema)
+    writer.add(make_rows("a", "A/B", count=100))
+    with pytest.raises(OSError, match="injected"):
+        writer.flush()
+    assert storage.list_files() == []
+    assert [p.name for p in data_root.rglob("*") if p.is_file()] == []
+
+
+def test_pyarrow_and_duckdb_read_back_unified_symbols(
+    writer: PartitionedParquetWriter, storage: LocalStorage, data_root: Path, make_rows: MakeRows
+) -> None:
+    for symbol in ("BTC/USDT", "BTC/USDT:USDT", "ETH/BTC"):
+        writer.add(make_rows("binanceus", symbol, count=2))
+    writer.flush()
+    hive = ds.dataset(
+        data_root / "hf",
+        format="parquet",
+        partitioning=ds.partitioning(
+            pa.schema([("exchange", pa.string()), ("symbol", pa.string()), ("date", pa.string())]),
+            flavor="hive",
+        ),
+    ).to_table()
+    assert sorted(set(hive.column("symbol").to_pylist())) == ["BTC/USDT", "BTC/USDT:USDT", "ETH/BTC"]
+    assert set(hive.column("date").to_pylist()) == {"2025-12-12"}
+    rows = duckdb.sql(
+        f"select symbol, count(*), min(date)::varchar from read_parquet('{data_root}/hf/**/*.parquet', "
+        "hive_partitioning=true) group by symbol order by symbol"
+    ).fetchall()
+    assert rows == [
+        ("BTC/USDT", 2, "2025-12-12"),
+        ("BTC/USDT:USDT", 2, "2025-12-12"),
+        ("ETH/BTC", 2, "2025-12-12"),
+    ]
