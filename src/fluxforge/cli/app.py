@@ -1,2 +1,28 @@
+"""The `fluxforge` command."""
+
+from __future__ import annotations
+
+import typer
+
+from fluxforge.cli.config_cmd import config_app
+from fluxforge.cli.query_cmd import query
+from fluxforge.cli.reprocess_cmd import reprocess_command
+from fluxforge.cli.run_cmd import run
+from fluxforge.cli.validate_cmd import validate
+
+app = typer.Typer(
+    name="fluxforge",
+    help="FluxForge: crypto market microstructure data -> order-book features, bars, trades and tickers as Parquet.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("run")(run)
+app.command("reprocess")(reprocess_command)
+app.command("query")(query)
+app.command("validate")(validate)
+app.add_typer(config_app, name="config")
+
+
 def main() -> None:
-    pass
+    app()

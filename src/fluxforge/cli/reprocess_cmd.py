@@ -1,0 +1,67 @@
+"""`fluxforge reprocess`: raw archive -> features for a date or a date range."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from fluxforge_common.pipeline import date_range, reprocess
+
+from fluxforge.cli.common import ConfigOption, settings_or_exit
+from fluxforge.cli.report import print_progress, print_summary
+
+
+def reprocess_command(
+    config: ConfigOption = None,
+    day: Annotated[
+        str | None, typer.Option("--date", help="One UTC date, YYYY-MM-DD (the seed's --mode date).")
+    ] = None,
+    start_date: Annotated[
+        str | None, typer.Option(help="First UTC date of a range (the seed's --mode range).")
+    ] = None,
+    end_date: Annotated[str | None, typer.Option(help="Last UTC date of the range, inclusive.")] = None,
+    source_root: Annotated[
+        Path | None, typer.Option(help="Dataset root holding raw/ (default: storage.root).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write the tables (default: the source root)."),
+    ] = None,
+    warmup_days: Annotated[
+        int, typer.Option(min=0, max=7, help="Days before the range replayed first to fill rolling windows.")
+    ] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Rebuild hf/bars/trades/ticker for the given dates from the raw archive, replacing earlier output for them."""
+    if (day is None) == (start_date is None and end_date is None):
+        raise typer.BadParameter("give either --date or --start-date and --end-date")
+    if day is None and (start_date is None or end_date is None):
+        raise typer.BadParameter("a range needs both --start-date and --end-date")
+    try:
+        dates = [day] if day is not None else date_range(start_date or "", end_date or "")
+        for d in dates:
+            date_range(d, d)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    settings = settings_or_exit(config)
+    source = source_root or settings.storage.root
+    target = output or source
+    started = time.monotonic()
+    progress = None if quiet else print_progress(started)
+    try:
+        summary, replaced = reprocess(
+            settings, source, target, dates, warmup_days=warmup_days, on_progress=progress
+        )
+    except FileNotFoundError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    if progress is not None:
+        progress(summary)
+        sys.stderr.write("\n")
+    typer.echo(
+        f"Reprocessed {', '.join(dates) if len(dates) < 4 else f'{dates[0]} .. {dates[-1]}'}; replaced {len(replaced)} earlier file(s)."
+    )
+    print_summary(summary, target, time.monotonic() - started, preview=False)

@@ -1,0 +1,76 @@
+"""`fluxforge run`: the embedded pipeline, on the simulated market or a raw NDJSON input."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from fluxforge_common.pipeline import EmbeddedPipeline, input_lines, simulator_lines
+from fluxforge_common.storage.local import LocalStorage
+
+from fluxforge.cli.common import ConfigOption, settings_or_exit
+from fluxforge.cli.report import print_progress, print_summary
+
+DEFAULT_SIM_DURATION_S = 900.0
+
+
+def run(
+    config: ConfigOption = None,
+    input_path: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="Raw NDJSON file (.ndjson or .ndjson.zst), '-' for stdin, or a dataset root whose raw/ archive to replay.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Dataset root (default: storage.root, ./data).")
+    ] = None,
+    events: Annotated[int | None, typer.Option(min=1, help="Stop after this many input lines.")] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help=f"Stop after this many seconds of market (event) time [simulator default: {DEFAULT_SIM_DURATION_S:g}].",
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Simulator seed (default: simulator.seed).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress line and no preview.")] = False,
+) -> None:
+    """Run the embedded pipeline (no Kafka): source -> feature engine -> Parquet dataset + raw archive."""
+    overrides: dict[str, object] = {}
+    if output is not None:
+        overrides["storage"] = {"root": output}
+    if seed is not None:
+        overrides["simulator"] = {"seed": seed}
+    settings = settings_or_exit(config, overrides)
+    root = settings.storage.root
+    if input_path is None:
+        lines = simulator_lines(settings.simulator)
+        source = f"simulator(seed={settings.simulator.seed})"
+        if events is None and duration is None:
+            duration = DEFAULT_SIM_DURATION_S
+    else:
+        if input_path != "-" and not Path(input_path).exists():
+            typer.echo(f"input {input_path} does not exist", err=True)
+            raise typer.Exit(2)
+        lines = input_lines(input_path)
+        source = f"file:{input_path}"
+    if not quiet:
+        typer.echo(f"fluxforge run: {source} -> {root.resolve()}", err=True)
+    pipeline = EmbeddedPipeline(settings, LocalStorage(root))
+    started = time.monotonic()
+    progress = None if quiet else print_progress(started)
+    try:
+        summary = pipeline.run(lines, source, max_events=events, duration_s=duration, on_progress=progress)
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted: writing what was processed so far", err=True)
+        summary = pipeline.close()
+    if progress is not None:
+        progress(summary)
+        sys.stderr.write("\n")
+    print_summary(summary, root, time.monotonic() - started, preview=not quiet)
