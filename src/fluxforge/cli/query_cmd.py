@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import typer
@@ -68,7 +69,7 @@ def query(
     typer.echo(arrow_text(result, limit=limit))
 
 
-def _duckdb(root: Path, sql: str) -> "pyarrow.Table":  # type: ignore[name-defined] # noqa: F821, UP037
+def _duckdb(root: Path, sql: str) -> pa.Table:
     import duckdb
 
     con = duckdb.connect()
@@ -79,7 +80,9 @@ def _duckdb(root: Path, sql: str) -> "pyarrow.Table":  # type: ignore[name-defin
                 f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', hive_partitioning = false)"
             )
     try:
-        return con.sql(sql).arrow()
+        result = con.sql(sql).arrow()
+        # duckdb 1.x returns a Table, 2.x a RecordBatchReader.
+        return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
     except duckdb.Error as exc:
         typer.echo(f"SQL failed: {exc}", err=True)
         raise typer.Exit(1) from None
