@@ -1,0 +1,256 @@
+"""validate_dataset finds every kind of damage; rewrite_seed_layout repairs the seed's layout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fluxforge_common.dataset import (
+    DatasetWarning,
+    Problem,
+    read_table,
+    rewrite_seed_layout,
+    validate_dataset,
+)
+from fluxforge_common.storage import LocalStorage
+from fluxforge_common.storage.base import temp_name
+from fluxforge_common.writers import DeadLetterWriter, RawArchiveWriter
+
+from tests.unit.writers.conftest import T0
+
+Rows = list[dict[str, Any]]
+ETH = "hf/exchange=kraken/symbol=ETH%2FUSDT/date=2025-12-12"
+MIDNIGHT = 1_765_584_000_000  # 2025-12-13T00:00:00Z
+
+
+def found(problems: list[Problem]) -> list[tuple[str, str, str]]:
+    return [(p.path, p.severity, p.message) for p in problems]
+
+
+def only(problems: list[Problem]) -> Problem:
+    assert len(problems) == 1, found(problems)
+    return problems[0]
+
+
+def put(data_root: Path, rel: str, rows: Rows, schema: pa.Schema) -> None:
+    (data_root / rel).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), data_root / rel)
+
+
+@pytest.fixture
+def full(storage: LocalStorage, written: Rows) -> Rows:
+    """`written` plus a raw archive and a dead-letter file: every top-level table the pipeline makes."""
+    archive = RawArchiveWriter(storage)
+    for channel in ("book", "trade", "ticker"):
+        archive.append("binanceus", channel, T0, b"{}")
+    archive.close()
+    dead = DeadLetterWriter(storage)
+    dead.write("bad", b"\xff", "test", T0)
+    dead.close()
+    return written
+
+
+def test_clean_dataset_has_no_problems(data_root: Path, full: Rows) -> None:
+    assert validate_dataset(data_root) == []
+
+
+def test_missing_root(tmp_path: Path) -> None:
+    assert only(validate_dataset(tmp_path / "nope")).severity == "error"
+
+
+def test_unknown_tables_and_stray_files(data_root: Path, full: Rows) -> None:
+    (data_root / "features").mkdir()
+    (data_root / "notes.txt").write_text("x")
+    (data_root / ".DS_Store").write_text("x")  # hidden: not ours to judge
+    assert found(validate_dataset(data_root)) == [
+        ("features", "warning", "unknown top-level table (known: bars, deadletter, hf, raw, ticker, trades)"),
+        ("notes.txt", "warning", "stray file at the dataset root"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rel", "why"),
+    [
+        ("hf/symbol=BTC%2FUSDT/exchange=kraken/date=2025-12-12", "expected a exchange=<value> directory"),
+        ("hf/exchange=kraken/sym=BTC%2FUSDT/date=2025-12-12", "expected a symbol=<value>"),
+        ("hf/exchange=kraken/symbol=BTC%ZZ/date=2025-12-12", "malformed percent escape"),
+        ("hf/exchange=kraken/symbol=%FF/date=2025-12-12", "does not decode to UTF-8"),
+        ("hf/exchange=kraken/symbol=/date=2025-12-12", "symbol is empty"),
+        ("hf/exchange=kraken/symbol=A%2FB/date=2025-02-30", "not a calendar date"),
+        ("hf/exchange=kraken/symbol=A%2FB/date=20251212", "YYYY-MM-DD"),
+        ("raw/exchange=kraken/channel=orderbook/date=2025-12-12", "channel must be one of"),
+        ("deadletter/day=2025-12-12", "expected a date=<value>"),
+    ],
+)
+def test_malformed_partition_directories(data_root: Path, rel: str, why: str) -> None:
+    (data_root / rel).mkdir(parents=True)
+    problem = only(validate_dataset(data_root))
+    assert problem.severity == "error"
+    assert problem.message.startswith("malformed partition directory")
+    assert why in problem.message
+    assert rel.startswith(problem.path)
+
+
+def test_misplaced_files_and_dirs(data_root: Path, full: Rows) -> None:
+    (data_root / "hf/exchange=kraken/loose.parquet").write_bytes(b"x")
+    (data_root / ETH / "nested").mkdir()
+    (data_root / ETH / "notes.csv").write_text("x")
+    assert found(validate_dataset(data_root)) == [
+        (
+            "hf/exchange=kraken/loose.parquet",
+            "warning",
+            "file outside a partition directory (expected symbol=...)",
+        ),
+        (f"{ETH}/nested", "warning", "unexpected directory in a partition"),
+        (f"{ETH}/notes.csv", "warning", "not a .parquet file; readers skip or choke on it"),
+    ]
+
+
+def test_seed_layout_is_a_partition_format_mismatch(
+    data_root: Path, write_seed_file: Callable[..., str]
+) -> None:
+    rel = write_seed_file("BTC/USDT")
+    problem = only(validate_dataset(data_root))
+    assert (problem.path, problem.severity) == (rel, "error")
+    assert problem.message.startswith("partition format mismatch (seed layout): path says symbol='BTC-USDT'")
+    assert "'BTC/USDT'" in problem.message
+
+
+def test_columns_disagreeing_with_the_path(
+    data_root: Path, hf_schema: pa.Schema, make_rows: Callable[..., Rows]
+) -> None:
+    put(data_root, f"{ETH}/exchange.parquet", make_rows("binanceus", "ETH/USDT"), hf_schema)
+    put(
+        data_root,
+        f"{ETH}/symbol.parquet",
+        make_rows("kraken", "ETH/USDT") + make_rows("kraken", "BTC/USDT"),
+        hf_schema,
+    )
+    put(data_root, f"{ETH}/date.parquet", make_rows("kraken", "ETH/USDT", MIDNIGHT - 1000), hf_schema)
+    rows = make_rows("kraken", "ETH/USDT")
+    rows[1]["ts"] = None
+    put(data_root, f"{ETH}/null_ts.parquet", rows, hf_schema)
+    put(data_root, f"{ETH}/empty.parquet", [], hf_schema)
+    assert found(validate_dataset(data_root)) == [
+        (
+            f"{ETH}/date.parquet",
+            "error",
+            "ts spans UTC dates 2025-12-12..2025-12-13, path says date=2025-12-12",
+        ),
+        (f"{ETH}/empty.parquet", "warning", "file has no rows"),
+        (f"{ETH}/exchange.parquet", "error", "exchange column holds ['binanceus'], path says 'kraken'"),
+        (f"{ETH}/null_ts.parquet", "error", "1 row(s) have a null ts"),
+        (
+            f"{ETH}/symbol.parquet",
+            "error",
+            "symbol column holds ['BTC/USDT', 'ETH/USDT'], path says 'ETH/USDT'",
+        ),
+    ]
+
+
+def test_missing_key_columns_and_other_ts_types(data_root: Path) -> None:
+    put(
+        data_root,
+        f"{ETH}/no_ts.parquet",
+        [{"exchange": "kraken", "symbol": "ETH/USDT"}],
+        pa.schema([("exchange", pa.string()), ("symbol", pa.string())]),
+    )
+    int_ts = pa.schema([("exchange", pa.string()), ("symbol", pa.string()), ("ts", pa.int64())])
+    put(data_root, f"{ETH}/int_ts.parquet", [{"exchange": "kraken", "symbol": "ETH/USDT", "ts": T0}], int_ts)
+    problems = found(validate_dataset(data_root))
+    assert (f"{ETH}/no_ts.parquet", "error", "lacks the column(s) ['ts'] every row must carry") in problems
+    assert (f"{ETH}/int_ts.parquet", "warning", "ts is int64, expected timestamp[ms, tz=UTC]") in problems
+
+
+def test_schema_drift(
+    data_root: Path, full: Rows, hf_schema: pa.Schema, make_rows: Callable[..., Rows]
+) -> None:
+    wider = hf_schema.append(pa.field("vwap", pa.float64()))
+    put(data_root, f"{ETH}/wider.parquet", make_rows("kraken", "ETH/USDT"), wider)
+    retyped = hf_schema.set(hf_schema.get_field_index("n"), pa.field("n", pa.float64()))
+    put(data_root, f"{ETH}/retyped.parquet", make_rows("kraken", "ETH/USDT"), retyped)
+    assert found(validate_dataset(data_root)) == [
+        (
+            f"{ETH}/retyped.parquet",
+            "error",
+            "schema drift from the table's most common schema: type changes ['n: int64 -> double']",
+        ),
+        (
+            f"{ETH}/wider.parquet",
+            "warning",
+            "schema drift from the table's most common schema: extra columns ['vwap']",
+        ),
+    ]
+
+
+def test_leftover_temporaries(data_root: Path, full: Rows) -> None:
+    leftover = f"{ETH}/{temp_name('part-1.parquet')}"
+    (data_root / leftover).write_bytes(b"half a file")
+    assert found(validate_dataset(data_root)) == [
+        (leftover, "warning", "leftover temporary file of an interrupted write; safe to delete")
+    ]
+
+
+def test_corrupt_and_truncated_parquet(data_root: Path, full: Rows, storage: LocalStorage) -> None:
+    (data_root / ETH / "garbage.parquet").write_bytes(b"not parquet at all")
+    good = storage.list_files(ETH)[0]
+    data = storage.read_bytes(good)
+    (data_root / ETH / "truncated.parquet").write_bytes(data[: len(data) // 2])
+    problems = validate_dataset(data_root)
+    assert [(p.path, p.severity) for p in problems] == [
+        (f"{ETH}/garbage.parquet", "error"),
+        (f"{ETH}/truncated.parquet", "error"),
+    ]
+    assert all(p.message.startswith("unreadable or corrupt Parquet") for p in problems)
+
+
+def test_underscore_files_are_flagged(data_root: Path, full: Rows, storage: LocalStorage) -> None:
+    good = storage.list_files(ETH)[0]
+    storage.write_bytes(f"{ETH}/_part.parquet", storage.read_bytes(good))
+    (problem,) = validate_dataset(data_root)
+    assert "DuckDB reads them" in problem.message
+
+
+def test_rewrite_seed_layout(data_root: Path, full: Rows, write_seed_file: Callable[..., str]) -> None:
+    seed_btc = write_seed_file("BTC/USDT")
+    seed_perp = write_seed_file("BTC/USDT:USDT", exchange="kraken", name="part_0002.parquet")
+    before = {p.path for p in validate_dataset(data_root)}
+    assert before == {seed_btc, seed_perp}
+    new_btc = "hf/exchange=binanceus/symbol=BTC%2FUSDT/date=2025-12-12/part_0001.parquet"
+    new_perp = "hf/exchange=kraken/symbol=BTC%2FUSDT%3AUSDT/date=2025-12-12/part_0002.parquet"
+    assert rewrite_seed_layout(data_root) == [(seed_btc, new_btc), (seed_perp, new_perp)]
+    assert (data_root / seed_btc).exists()  # dry run by default
+    assert rewrite_seed_layout(data_root, dry_run=False) == [(seed_btc, new_btc), (seed_perp, new_perp)]
+    assert validate_dataset(data_root) == []
+    assert not (data_root / "hf/exchange=binanceus/symbol=BTC-USDT").exists()
+    assert rewrite_seed_layout(data_root, dry_run=False) == []
+    symbols = duckdb.sql(
+        f"select distinct symbol from read_parquet('{data_root}/hf/**/*.parquet', hive_partitioning=true)"
+    ).fetchall()
+    assert sorted(s for (s,) in symbols) == ["BTC/USDT", "BTC/USDT:USDT", "ETH/USDT"]
+    assert (
+        read_table(data_root, "hf", symbol="BTC/USDT").num_rows
+        == len([r for r in full if r["symbol"] == "BTC/USDT"]) + 3
+    )
+
+
+def test_rewrite_leaves_ambiguous_files_in_place(
+    data_root: Path, hf_schema: pa.Schema, make_rows: Callable[..., Rows], write_seed_file: Callable[..., str]
+) -> None:
+    mixed = "hf/exchange=x/symbol=BTC-USDT/date=2025-12-12/mixed.parquet"
+    put(data_root, mixed, make_rows("x", "BTC/USDT") + make_rows("x", "BTC/USDT:USDT"), hf_schema)
+    seed = write_seed_file("BTC/USDT", exchange="x")
+    target = "hf/exchange=x/symbol=BTC%2FUSDT/date=2025-12-12/part_0001.parquet"
+    put(data_root, target, make_rows("x", "BTC/USDT"), hf_schema)
+    with pytest.warns(DatasetWarning) as caught:
+        assert rewrite_seed_layout(data_root, dry_run=False) == []
+    messages = sorted(str(w.message) for w in caught)
+    assert messages[0].startswith(f"{mixed}: symbol column holds ['BTC/USDT', 'BTC/USDT:USDT']")
+    assert messages[1] == f"{seed}: {target} already exists; left in place"
+    assert (data_root / mixed).exists()
+    assert (data_root / seed).exists()
