@@ -229,7 +229,7 @@ def test_rewrite_seed_layout(data_root: Path, full: Rows, write_seed_file: Calla
     assert validate_dataset(data_root) == []
     assert not (data_root / "hf/exchange=binanceus/symbol=BTC-USDT").exists()
     assert rewrite_seed_layout(data_root, dry_run=False) == []
-    symbols = duckdb.sql(
+    symbols = duckdb.execute(
         f"select distinct symbol from read_parquet('{data_root}/hf/**/*.parquet', hive_partitioning=true)"
     ).fetchall()
     assert sorted(s for (s,) in symbols) == ["BTC/USDT", "BTC/USDT:USDT", "ETH/USDT"]

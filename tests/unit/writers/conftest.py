@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -75,15 +75,12 @@ class FailingStorage(LocalStorage):
         self.opens_left = fail_after_opens
         self.bytes_budget = fail_after_bytes
 
-    def open_write(self, path: str) -> AbstractContextManager[BinaryIO]:
+    @contextmanager
+    def open_write(self, path: str) -> Iterator[BinaryIO]:
         if self.opens_left is not None:
             if self.opens_left == 0:
                 raise OSError(5, f"injected failure opening {path}")
             self.opens_left -= 1
-        return self._wrapped(path)
-
-    @contextmanager
-    def _wrapped(self, path: str) -> Iterator[BinaryIO]:
         with super().open_write(path) as f:
             if self.bytes_budget is None:
                 yield f

@@ -56,7 +56,7 @@ def test_zstd_segment_is_standard_zstd(storage: LocalStorage) -> None:
     if shutil.which("zstd"):
         out = subprocess.run(["zstd", "-dc", str(path)], check=True, capture_output=True).stdout
         assert out == b"".join(line + b"\n" for line in sent)
-    count = duckdb.sql(f"select count(*) from read_json('{path}', format='newline_delimited')").fetchall()
+    count = duckdb.execute(f"select count(*) from read_json('{path}', format='newline_delimited')").fetchall()
     assert count == [(len(sent),)]
 
 

@@ -209,7 +209,7 @@ def test_pyarrow_and_duckdb_read_back_unified_symbols(
     ).to_table()
     assert sorted(set(hive.column("symbol").to_pylist())) == ["BTC/USDT", "BTC/USDT:USDT", "ETH/BTC"]
     assert set(hive.column("date").to_pylist()) == {"2025-12-12"}
-    rows = duckdb.sql(
+    rows = duckdb.execute(
         f"select symbol, count(*), min(date)::varchar from read_parquet('{data_root}/hf/**/*.parquet', "
         "hive_partitioning=true) group by symbol order by symbol"
     ).fetchall()
