@@ -76,7 +76,9 @@ class StorageBackend(ABC):
 
         An existing file at `path` is replaced atomically (readers see the old or
         the new content, never a mix). If the block raises, nothing becomes
-        visible and the partial data is discarded.
+        visible and the partial data is discarded. The yielded object supports
+        `write` and `tell` (bytes written so far), which is all the writers use,
+        so an S3 backend can hand out a spooling or multipart-upload stream.
         """
 
     @abstractmethod
