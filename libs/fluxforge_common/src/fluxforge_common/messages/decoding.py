@@ -9,6 +9,7 @@ the dead-letter record.
 from __future__ import annotations
 
 import math
+import re
 
 import msgspec
 
@@ -41,13 +42,24 @@ _tick_decoder = msgspec.json.Decoder(Tick)
 _batch_decoder = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw])
 
 
-def _check_name(kind: str, value: str, max_len: int) -> str | None:
-    if not value:
-        return f"{kind} is empty"
-    if len(value) > max_len:
-        return f"{kind} longer than {max_len} characters"
-    if not value.isprintable():
-        return f"{kind} contains control or non-printable characters"
+# ccxt exchange ids, and unified symbols BASE/QUOTE with an optional :SETTLE[-expiry...]
+# suffix. Neither admits a second "/", whitespace or control characters.
+_EXCHANGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_SYMBOL_RE = re.compile(r"[^/:\s]+/[^/:\s]+(?::[^/:\s]+)?")
+_MAX_KNOWN_NAMES = 100_000
+_known_names: set[tuple[str, str]] = set()
+
+
+def _check_names(exchange: str, symbol: str) -> str | None:
+    """Exchange id and unified symbol checks, remembered per pair: they repeat on every tick."""
+    if (exchange, symbol) in _known_names:
+        return None
+    if not exchange or len(exchange) > MAX_EXCHANGE_LEN or not _EXCHANGE_RE.fullmatch(exchange):
+        return f"exchange {exchange[:80]!r} is not an exchange id (letters, digits, '_', '.', '-'; 1-{MAX_EXCHANGE_LEN})"
+    if not symbol or len(symbol) > MAX_SYMBOL_LEN or not symbol.isprintable() or not _SYMBOL_RE.fullmatch(symbol):
+        return f"symbol {symbol[:80]!r} is not a ccxt unified symbol like BTC/USDT or BTC/USDT:USDT"
+    if len(_known_names) < _MAX_KNOWN_NAMES:
+        _known_names.add((exchange, symbol))
     return None
 
 
@@ -107,8 +119,7 @@ def _check_ticker(tick: TickerTick) -> str | None:
 def validate(tick: Tick) -> str | None:
     """Semantic checks msgspec's typed decode cannot express; returns the reason or None."""
     reason = (
-        _check_name("exchange", tick.exchange, MAX_EXCHANGE_LEN)
-        or _check_name("symbol", tick.symbol, MAX_SYMBOL_LEN)
+        _check_names(tick.exchange, tick.symbol)
         or _check_time("ts", tick.ts)
         or _check_time("recv_ts", tick.recv_ts)
     )

@@ -1,0 +1,114 @@
+"""`fluxforge run` / `reprocess` as a user runs them: determinism and same rows three ways."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from fluxforge_common.dataset.validation import validate_dataset
+from fluxforge_common.pipeline import archive_lines
+from fluxforge_common.storage.local import LocalStorage
+
+from tests.conftest import assert_same_dataset, read_dataset
+
+DURATION = "240"
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One simulator run, shared: the reference dataset the other modes must reproduce."""
+    from typer.testing import CliRunner
+
+    from fluxforge.cli.app import app
+
+    root = tmp_path_factory.mktemp("recorded")
+    result = CliRunner().invoke(app, ["run", "-o", str(root), "--duration", DURATION, "--seed", "11"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_run_reports_what_it_wrote_and_the_dataset_validates(recorded: Path, cli: Callable[..., str]) -> None:
+    assert validate_dataset(recorded) == []
+    assert (recorded / "hf" / "exchange=binanceus" / "symbol=BTC%2FUSDT").is_dir()
+    out = cli(
+        "query",
+        "hf",
+        "--root",
+        recorded,
+        "--symbol",
+        "BTC/USDT",
+        "--columns",
+        "ts,symbol,mid",
+        "--limit",
+        "3",
+    )
+    assert "BTC/USDT" in out and "more rows" in out
+
+
+def test_same_seed_gives_identical_rows(recorded: Path, tmp_path: Path, cli: Callable[..., str]) -> None:
+    cli("run", "-o", tmp_path, "--duration", DURATION, "--seed", "11", "-q")
+    assert_same_dataset(tmp_path, recorded)
+
+
+def test_different_seed_gives_different_rows(recorded: Path, tmp_path: Path, cli: Callable[..., str]) -> None:
+    cli("run", "-o", tmp_path, "--duration", DURATION, "--seed", "12", "-q")
+    assert not read_dataset(tmp_path)["hf"].equals(read_dataset(recorded)["hf"])
+
+
+def test_run_input_on_the_archive_gives_the_same_rows(
+    recorded: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    cli("run", "--input", recorded / "raw", "-o", tmp_path, "-q")
+    assert_same_dataset(tmp_path, recorded)
+
+
+def test_run_input_from_a_file_and_from_stdin(
+    recorded: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    lines = list(archive_lines(LocalStorage(recorded)))
+    file = tmp_path / "raw.ndjson"
+    file.write_bytes(b"\n".join(lines) + b"\n")
+    cli("run", "--input", file, "-o", tmp_path / "from_file", "-q")
+    assert_same_dataset(tmp_path / "from_file", recorded)
+    cli("run", "--input", "-", "-o", tmp_path / "from_stdin", "-q", stdin=file.read_text())
+    assert_same_dataset(tmp_path / "from_stdin", recorded)
+
+
+def test_reprocess_gives_the_same_rows_and_rerunning_replaces(
+    recorded: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    out = cli("reprocess", "--date", "2025-12-12", "--source-root", recorded, "-o", tmp_path, "-q")
+    assert "replaced 0" in out
+    assert_same_dataset(tmp_path, recorded)
+    files_before = sorted(p.name for p in tmp_path.rglob("*.parquet"))
+    out = cli(
+        "reprocess",
+        "--start-date",
+        "2025-12-12",
+        "--end-date",
+        "2025-12-12",
+        "--source-root",
+        recorded,
+        "-o",
+        tmp_path,
+        "-q",
+    )
+    assert f"replaced {len(files_before)}" in out
+    assert_same_dataset(tmp_path, recorded)
+    assert len(list(tmp_path.rglob("*.parquet"))) == len(files_before)
+
+
+def test_reprocess_of_a_date_without_archive_says_what_exists(
+    recorded: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    out = cli("reprocess", "--date", "2030-01-01", "--source-root", recorded, "-o", tmp_path, expect_exit=1)
+    assert "2025-12-12" in out
+
+
+def test_archive_keeps_every_accepted_tick_once(recorded: Path) -> None:
+    lines = list(archive_lines(LocalStorage(recorded)))
+    keys = [orjson.loads(line)["_ingest"] for line in lines]
+    assert keys == sorted(keys) and len(set(map(tuple, keys))) == len(keys)
+    assert any(path.suffix == ".zst" for path in (recorded / "raw").rglob("*"))
