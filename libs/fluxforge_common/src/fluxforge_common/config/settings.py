@@ -24,10 +24,10 @@ from pydantic_settings import (
 )
 
 from fluxforge_common.config.state import StateConfig
+from fluxforge_common.dataset.partitioning import Channel
 from fluxforge_common.simulator.config import SimulatorConfig
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
-Channel = Literal["book", "trade", "ticker"]
 # The YAML file of the settings being loaded; a source of pydantic-settings reads it.
 _yaml_file: ContextVar[Path | None] = ContextVar("fluxforge_yaml_file", default=None)
 

@@ -25,7 +25,7 @@ class FeatureEngine:
     def process(self, item: DecodedTick, out: EngineOutput) -> None:
         tick = item.tick
         state = self.state_for(tick.exchange, tick.symbol)
-        reason = state.process(tick, tick.recv_ts if tick.ts is None else tick.ts, out)
+        reason = state.process(tick, tick.recv_ts if tick.ts is None else tick.ts, out, item.book)
         if reason:
             out.rejected.append(Rejection(item.raw, reason))
 

@@ -23,11 +23,19 @@ from fluxforge_common.features.enrichment import ticker_row, trade_row
 from fluxforge_common.features.intervals import IntervalFlows, RollingWindows
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.features.schema import fmt_window
-from fluxforge_common.messages.envelopes import BookTick, Level, TickerTick, TradeTick
+from fluxforge_common.messages.envelopes import BookColumns, BookTick, Level, TickerTick, TradeTick
 
 STATE_FORMAT = 1
 RECENT_TRADE_IDS = 100
 _MS_PER_DAY = 86_400_000
+_INF = math.inf
+
+
+def book_columns(bids: list[Level], asks: list[Level]) -> BookColumns:
+    """(bid prices, bid sizes, ask prices, ask sizes): the per-update hot path indexes these."""
+    bpx, bsz = zip(*bids, strict=True)
+    apx, asz = zip(*asks, strict=True)
+    return bpx, bsz, apx, asz
 
 
 def config_fingerprint(cfg: StateConfig) -> str:
@@ -45,7 +53,9 @@ class _Layout:
         "horizons",
         "interval_ms",
         "interval_s",
+        "max_levels",
         "regime",
+        "tight",
         "window_cap",
     )
 
@@ -54,6 +64,8 @@ class _Layout:
         self.cfg = cfg
         self.interval_ms = step
         self.interval_s = step / 1000
+        self.max_levels = cfg.max_levels
+        self.tight = cfg.tight_spread_threshold
         self.horizons = [(fmt_window(h), h * 1000 // step) for h in cfg.horizons]
         self.regime = (fmt_window(cfg.regime_window), cfg.regime_window * 1000 // step)
         self.window_cap = max(k for _, k in [*self.horizons, self.regime])
@@ -76,6 +88,7 @@ class SymbolState:
         "asks",
         "bars",
         "bids",
+        "book_cols",
         "exchange",
         "flows",
         "last_book_ms",
@@ -98,6 +111,7 @@ class SymbolState:
         self.symbol = symbol
         self.bids: list[Level] | None = None
         self.asks: list[Level] | None = None
+        self.book_cols: BookColumns | None = None
         self.last_mid = 0.0
         self.last_book_ms: int | None = None
         self.last_seq: int | None = None
@@ -114,9 +128,16 @@ class SymbolState:
     # -- event handling -------------------------------------------------------------------------
 
     def process(
-        self, tick: BookTick | TradeTick | TickerTick, event_ms: int, out: EngineOutput
+        self,
+        tick: BookTick | TradeTick | TickerTick,
+        event_ms: int,
+        out: EngineOutput,
+        book: BookColumns | None = None,
     ) -> str | None:
-        """Apply one validated tick; returns why it was refused (late, duplicate), or None."""
+        """Apply one validated tick; returns why it was refused (late, duplicate), or None.
+
+        `book` is the tick's columns when validation already computed them.
+        """
         step = self.layout.interval_ms
         next_ms = self.next_ms
         if next_ms is None:
@@ -128,20 +149,21 @@ class SymbolState:
             )
         kind = type(tick)
         if kind is BookTick:
-            reason = self._check_book_order(tick, event_ms)  # type: ignore[arg-type]
-        elif kind is TradeTick:
-            reason = self._check_trade_id(tick)  # type: ignore[arg-type]
-        else:
-            reason = None
-        if reason:
+            if tick.seq is not None and self.last_seq is not None:  # type: ignore[union-attr]
+                reason = self._check_book_order(tick, event_ms)  # type: ignore[arg-type]
+                if reason:
+                    out.duplicates += 1
+                    return reason
+        elif kind is TradeTick and tick.id is not None and tick.id in self.recent_trade_ids:  # type: ignore[union-attr]
             out.duplicates += 1
-            return reason
+            return f"duplicate trade: id {tick.id} already applied"  # type: ignore[union-attr]
         if event_ms >= next_ms:
             self._advance(event_ms, out)
-        if self.last_event_ms is None or event_ms > self.last_event_ms:
+        last = self.last_event_ms
+        if last is None or event_ms > last:
             self.last_event_ms = event_ms
         if kind is BookTick:
-            self._on_book(tick, event_ms)  # type: ignore[arg-type]
+            self._on_book(tick, event_ms, book)  # type: ignore[arg-type]
         elif kind is TradeTick:
             self._on_trade(tick, event_ms, out)  # type: ignore[arg-type]
         else:
@@ -164,35 +186,43 @@ class SymbolState:
             return f"out-of-order book: seq {tick.seq} after seq {last}"
         return None
 
-    def _check_trade_id(self, tick: TradeTick) -> str | None:
-        if tick.id is not None and tick.id in self.recent_trade_ids:
-            return f"duplicate trade: id {tick.id} already applied"
-        return None
-
-    def _on_book(self, tick: BookTick, event_ms: int) -> None:
-        levels = self.layout.cfg.max_levels
-        bids = tick.bids if len(tick.bids) <= levels else tick.bids[:levels]
-        asks = tick.asks if len(tick.asks) <= levels else tick.asks[:levels]
-        pb, qb = bids[0]
-        pa, qa = asks[0]
+    def _on_book(self, tick: BookTick, event_ms: int, cols: BookColumns | None) -> None:
+        levels = self.layout.max_levels
+        bids, asks = tick.bids, tick.asks
+        if len(bids) > levels or len(asks) > levels:
+            bids, asks = bids[:levels], asks[:levels]
+            cols = None
+        if cols is None:
+            cols = book_columns(bids, asks)
+        bpx, bsz, apx, asz = cols
+        pb, qb, pa, qa = bpx[0], bsz[0], apx[0], asz[0]
         mid = (pb + pa) / 2
         spread = pa - pb
         rel = spread / mid
         f = self.flows
-        prev_bids = self.bids
-        if prev_bids is not None:
-            prev_asks = self.asks
-            assert prev_asks is not None
+        prev = self.book_cols
+        if prev is not None:
+            bpx0, bsz0, apx0, asz0 = prev
+            nb, na, nb0, na0 = len(bpx), len(apx), len(bpx0), len(apx0)
             ofi = f.ofi
-            nb, na, nb0, na0 = len(bids), len(asks), len(prev_bids), len(prev_asks)
-            for m in range(len(ofi)):
-                p, q = bids[m] if m < nb else (0.0, 0.0)
-                p0, q0 = prev_bids[m] if m < nb0 else (0.0, 0.0)
-                e = q if p > p0 else (q - q0 if p == p0 else -q0)
-                p, q = asks[m] if m < na else (math.inf, 0.0)
-                p0, q0 = prev_asks[m] if m < na0 else (math.inf, 0.0)
-                e -= -q0 if p > p0 else (q - q0 if p == p0 else q)
-                ofi[m] += e
+            n_ofi = len(ofi)
+            if nb >= n_ofi and na >= n_ofi and nb0 >= n_ofi and na0 >= n_ofi:
+                for m in range(n_ofi):
+                    p, p0 = bpx[m], bpx0[m]
+                    e = bsz[m] if p > p0 else (bsz[m] - bsz0[m] if p == p0 else -bsz0[m])
+                    p, p0 = apx[m], apx0[m]
+                    e -= -asz0[m] if p > p0 else (asz[m] - asz0[m] if p == p0 else asz[m])
+                    ofi[m] += e
+            else:
+                for m in range(n_ofi):
+                    # A missing level is price 0 (bids) or +inf (asks) with size 0.
+                    p, q = (bpx[m], bsz[m]) if m < nb else (0.0, 0.0)
+                    p0, q0 = (bpx0[m], bsz0[m]) if m < nb0 else (0.0, 0.0)
+                    e = q if p > p0 else (q - q0 if p == p0 else -q0)
+                    p, q = (apx[m], asz[m]) if m < na else (_INF, 0.0)
+                    p0, q0 = (apx0[m], asz0[m]) if m < na0 else (_INF, 0.0)
+                    e -= -q0 if p > p0 else (q - q0 if p == p0 else q)
+                    ofi[m] += e
             r = math.log(mid / self.last_mid)
             if f.n:
                 f.r2_in += r * r
@@ -213,13 +243,14 @@ class SymbolState:
             f.max_spread = spread
         f.sum_rel += rel
         f.sum_imb += (qb - qa) / (qb + qa)
-        if rel <= self.layout.cfg.tight_spread_threshold:
+        if rel <= self.layout.tight:
             f.n_tight += 1
-        depth = math.fsum([q for _, q in bids] + [q for _, q in asks])
+        depth = sum(bsz) + sum(asz)
         delta = depth - f.depth_mean
         f.depth_mean += delta / n
         f.depth_m2 += delta * (depth - f.depth_mean)
         self.bids, self.asks = bids, asks
+        self.book_cols = cols
         self.last_mid = mid
         self.last_book_ms = event_ms
         self.last_seq = tick.seq
@@ -365,6 +396,8 @@ class SymbolState:
         ) = values[4:]
         state.bids = None if bids is None else [(p, q) for p, q in bids]
         state.asks = None if asks is None else [(p, q) for p, q in asks]
+        if state.bids is not None and state.asks is not None:
+            state.book_cols = book_columns(state.bids, state.asks)
         state.recent_trade_ids.extend(trade_ids)
         state.flows.load_state(flows)
         state.windows.load_state(windows)

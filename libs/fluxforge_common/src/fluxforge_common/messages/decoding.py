@@ -9,11 +9,12 @@ the dead-letter record.
 from __future__ import annotations
 
 import math
+import operator
 import re
 
 import msgspec
 
-from fluxforge_common.messages.envelopes import BookTick, Tick, TickerTick, TradeTick
+from fluxforge_common.messages.envelopes import BookColumns, BookTick, Tick, TickerTick, TradeTick
 
 # Event and receive times outside [2000-01-01, 2100-01-01) are almost always seconds or
 # microseconds sent where milliseconds are expected.
@@ -32,10 +33,15 @@ class Rejection(msgspec.Struct, frozen=True):
 
 
 class DecodedTick(msgspec.Struct, frozen=True):
-    """An accepted tick with the exact bytes it arrived as (kept for the raw archive)."""
+    """An accepted tick with the exact bytes it arrived as (kept for the raw archive).
+
+    For a book, `book` holds the columns validation already split it into, so the
+    engine does not split it again.
+    """
 
     tick: Tick
     raw: bytes
+    book: BookColumns | None = None
 
 
 _tick_decoder = msgspec.json.Decoder(Tick)
@@ -56,22 +62,36 @@ def _check_names(exchange: str, symbol: str) -> str | None:
         return None
     if not exchange or len(exchange) > MAX_EXCHANGE_LEN or not _EXCHANGE_RE.fullmatch(exchange):
         return f"exchange {exchange[:80]!r} is not an exchange id (letters, digits, '_', '.', '-'; 1-{MAX_EXCHANGE_LEN})"
-    if not symbol or len(symbol) > MAX_SYMBOL_LEN or not symbol.isprintable() or not _SYMBOL_RE.fullmatch(symbol):
+    if (
+        not symbol
+        or len(symbol) > MAX_SYMBOL_LEN
+        or not symbol.isprintable()
+        or not _SYMBOL_RE.fullmatch(symbol)
+    ):
         return f"symbol {symbol[:80]!r} is not a ccxt unified symbol like BTC/USDT or BTC/USDT:USDT"
     if len(_known_names) < _MAX_KNOWN_NAMES:
         _known_names.add((exchange, symbol))
     return None
 
 
-def _check_time(name: str, value: int | None) -> str | None:
-    if value is not None and not MIN_TS_MS <= value < MAX_TS_MS:
-        return f"{name}={value} is not milliseconds since the epoch within 2000..2100"
-    return None
-
-
-def _check_side(levels: list[tuple[float, float]], side: str, descending: bool) -> str | None:
+def _side_columns(
+    levels: list[tuple[float, float]], side: str, descending: bool
+) -> tuple[tuple[float, ...], tuple[float, ...]] | str:
+    """(prices, sizes) of a valid side, else the reason it is not valid."""
     if not levels:
         return f"empty book: no {side}"
+    # Fast path in C builtins; the loop in _explain_side only runs to name the offending level.
+    prices, sizes = zip(*levels, strict=True)
+    if (
+        min(sizes) > 0
+        and (prices[-1] if descending else prices[0]) > 0
+        and all(map(operator.gt if descending else operator.lt, prices, prices[1:]))
+    ):
+        return prices, sizes
+    return _explain_side(levels, side, descending)
+
+
+def _explain_side(levels: list[tuple[float, float]], side: str, descending: bool) -> str:
     prev = math.inf if descending else 0.0
     for i, (price, size) in enumerate(levels, 1):
         if not price > 0:
@@ -82,16 +102,20 @@ def _check_side(levels: list[tuple[float, float]], side: str, descending: bool) 
             order = "descending" if descending else "ascending"
             return f"{side} level {i}: prices not strictly {order}"
         prev = price
-    return None
+    raise AssertionError("unreachable: the fast check failed on a valid side")
 
 
-def _check_book(tick: BookTick) -> str | None:
-    reason = _check_side(tick.bids, "bids", True) or _check_side(tick.asks, "asks", False)
-    if reason:
-        return reason
-    if tick.bids[0][0] >= tick.asks[0][0]:
-        return f"crossed or locked book: best bid {tick.bids[0][0]} >= best ask {tick.asks[0][0]}"
-    return None
+def book_columns(tick: BookTick) -> BookColumns | str:
+    """The book as (bid prices, bid sizes, ask prices, ask sizes), or why it is invalid."""
+    bids = _side_columns(tick.bids, "bids", True)
+    if isinstance(bids, str):
+        return bids
+    asks = _side_columns(tick.asks, "asks", False)
+    if isinstance(asks, str):
+        return asks
+    if bids[0][0] >= asks[0][0]:
+        return f"crossed or locked book: best bid {bids[0][0]} >= best ask {asks[0][0]}"
+    return bids[0], bids[1], asks[0], asks[1]
 
 
 def _check_trade(tick: TradeTick) -> str | None:
@@ -116,17 +140,26 @@ def _check_ticker(tick: TickerTick) -> str | None:
     return None
 
 
+def _check_common(tick: Tick) -> str | None:
+    reason = _check_names(tick.exchange, tick.symbol)
+    if reason:
+        return reason
+    ts = tick.ts
+    if ts is not None and not MIN_TS_MS <= ts < MAX_TS_MS:
+        return f"ts={ts} is not milliseconds since the epoch within 2000..2100"
+    if not MIN_TS_MS <= tick.recv_ts < MAX_TS_MS:
+        return f"recv_ts={tick.recv_ts} is not milliseconds since the epoch within 2000..2100"
+    return None
+
+
 def validate(tick: Tick) -> str | None:
     """Semantic checks msgspec's typed decode cannot express; returns the reason or None."""
-    reason = (
-        _check_names(tick.exchange, tick.symbol)
-        or _check_time("ts", tick.ts)
-        or _check_time("recv_ts", tick.recv_ts)
-    )
+    reason = _check_common(tick)
     if reason:
         return reason
     if type(tick) is BookTick:
-        return _check_book(tick)
+        checked = book_columns(tick)
+        return checked if isinstance(checked, str) else None
     if type(tick) is TradeTick:
         return _check_trade(tick)
     return _check_ticker(tick)  # type: ignore[arg-type]
@@ -140,7 +173,15 @@ def decode_tick(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Decod
         tick = _tick_decoder.decode(raw)
     except msgspec.DecodeError as exc:
         return Rejection(raw, _describe(exc))
-    reason = validate(tick)
+    reason = _check_common(tick)
+    if reason:
+        return Rejection(raw, reason)
+    if type(tick) is BookTick:
+        columns = book_columns(tick)
+        if isinstance(columns, str):
+            return Rejection(raw, columns)
+        return DecodedTick(tick, raw, columns)
+    reason = _check_trade(tick) if type(tick) is TradeTick else _check_ticker(tick)
     if reason:
         return Rejection(raw, reason)
     return DecodedTick(tick, raw)

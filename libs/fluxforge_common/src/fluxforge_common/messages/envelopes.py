@@ -12,6 +12,8 @@ from typing import Literal
 import msgspec
 
 Level = tuple[float, float]
+# (bid prices, bid sizes, ask prices, ask sizes), best level first.
+BookColumns = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]
 
 
 class BookTick(msgspec.Struct, tag_field="type", tag="book", frozen=True):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluxforge_common.config.settings import FluxForgeSettings
+from fluxforge_common.dataset.partitioning import Channel
 from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, table_schema
 from fluxforge_common.messages import BookTick, DecodedTick, Rejection, TradeTick, decode_tick
 from fluxforge_common.messages.envelopes import event_time
@@ -25,7 +26,7 @@ from fluxforge_common.writers.parquet import PartitionedParquetWriter
 RowFilter = Callable[[dict[str, Any]], bool]
 
 
-def channel_of(item: DecodedTick) -> str:
+def channel_of(item: DecodedTick) -> Channel:
     kind = type(item.tick)
     return "book" if kind is BookTick else "trade" if kind is TradeTick else "ticker"
 
