@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from fluxforge_common.config import StateConfig
 from fluxforge_common.features.book import book_features
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 BIDS = [(100.0, 2.0), (99.99, 1.0), (99.5, 4.0)]
 ASKS = [(100.02, 1.0), (100.03, 3.0)]
@@ -54,3 +56,24 @@ def test_raw_arrays_only_when_asked() -> None:
     plain: dict[str, object] = {}
     book_features(BIDS, ASKS, StateConfig(), plain)
     assert "bids_raw" not in plain
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(1, 400), min_size=1, max_size=8, unique=True),
+    st.lists(st.integers(1, 400), min_size=1, max_size=8, unique=True),
+    st.lists(st.integers(1, 50), min_size=8, max_size=8),
+    st.lists(st.floats(0.5, 200), min_size=1, max_size=4, unique=True),
+)
+def test_depth_bands_equal_brute_force(
+    bid_ticks: list[int], ask_ticks: list[int], sizes: list[int], bands: list[float]
+) -> None:
+    bids = [(100.0 - 0.01 * t, sizes[i] / 10) for i, t in enumerate(sorted(bid_ticks))]
+    asks = [(100.0 + 0.01 * t, sizes[i] / 10) for i, t in enumerate(sorted(ask_ticks))]
+    cfg = StateConfig(max_levels=8, ofi_levels=1, bands_bps=tuple(bands))
+    row: dict[str, object] = {}
+    book_features(bids, asks, cfg, row)
+    mid = (bids[0][0] + asks[0][0]) / 2
+    for bps in cfg.bands_bps:
+        assert row[f"depth_bid_{bps:g}bps"] == sum((q for p, q in bids if (mid - p) / mid * 1e4 <= bps), 0.0)
+        assert row[f"depth_ask_{bps:g}bps"] == sum((q for p, q in asks if (p - mid) / mid * 1e4 <= bps), 0.0)

@@ -1,11 +1,14 @@
 """Static features of one order-book snapshot (DESIGN.md "Feature definitions").
 
 Computed only when an HF row is emitted, not per update: the row describes the
-book as it stands at the grid point, so per-update work stays minimal.
+book as it stands at the grid point, so per-update work stays minimal. Column
+names are built once per config (`BookColumnNames`), not per row.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from functools import lru_cache
 from typing import Any
 
 from fluxforge_common.config.state import StateConfig
@@ -13,27 +16,46 @@ from fluxforge_common.features.schema import fmt_bps
 from fluxforge_common.messages.envelopes import Level
 
 
+class BookColumnNames:
+    __slots__ = ("ask_px", "ask_sz", "bands", "bid_px", "bid_sz", "imbalance", "keep_raw", "levels")
+
+    def __init__(self, cfg: StateConfig) -> None:
+        levels = range(1, cfg.max_levels + 1)
+        self.levels = cfg.max_levels
+        self.bid_px = [f"bid_px_{i}" for i in levels]
+        self.bid_sz = [f"bid_sz_{i}" for i in levels]
+        self.ask_px = [f"ask_px_{i}" for i in levels]
+        self.ask_sz = [f"ask_sz_{i}" for i in levels]
+        self.imbalance = [f"imbalance_l{i}" for i in levels]
+        self.bands = [
+            (bps, f"depth_bid_{fmt_bps(bps)}", f"depth_ask_{fmt_bps(bps)}") for bps in cfg.bands_bps
+        ]
+        self.keep_raw = cfg.keep_raw_arrays
+
+
+@lru_cache(maxsize=16)
+def column_names(cfg: StateConfig) -> BookColumnNames:
+    return BookColumnNames(cfg)
+
+
 def null_book_features(cfg: StateConfig, row: dict[str, Any]) -> None:
     """Fill the book columns with nulls (a symbol whose first event was not a book)."""
-    for side in ("bid", "ask"):
-        for i in range(1, cfg.max_levels + 1):
-            row[f"{side}_px_{i}"] = None
-            row[f"{side}_sz_{i}"] = None
+    names = column_names(cfg)
+    for key in (*names.bid_px, *names.bid_sz, *names.ask_px, *names.ask_sz, *names.imbalance):
+        row[key] = None
     for name in ("mid", "spread", "rel_spread", "microprice", "microprice_deviation"):
         row[name] = None
-    for i in range(1, cfg.max_levels + 1):
-        row[f"imbalance_l{i}"] = None
-    for bps in cfg.bands_bps:
-        row[f"depth_bid_{fmt_bps(bps)}"] = None
-        row[f"depth_ask_{fmt_bps(bps)}"] = None
+    for _, bid_name, ask_name in names.bands:
+        row[bid_name] = row[ask_name] = None
     row["total_bid_volume"] = row["total_ask_volume"] = None
     row["bid_levels"] = row["ask_levels"] = 0
-    if cfg.keep_raw_arrays:
+    if names.keep_raw:
         row["bids_raw"] = row["asks_raw"] = None
 
 
 def book_features(bids: list[Level], asks: list[Level], cfg: StateConfig, row: dict[str, Any]) -> None:
     """Write the static features of a non-empty, uncrossed book into `row`."""
+    names = column_names(cfg)
     pb, qb = bids[0]
     pa_, qa = asks[0]
     mid = (pb + pa_) / 2
@@ -45,31 +67,39 @@ def book_features(bids: list[Level], asks: list[Level], cfg: StateConfig, row: d
     row["microprice_deviation"] = microprice - mid
     cum_b = cum_a = 0.0
     n_bids, n_asks = len(bids), len(asks)
-    for i in range(cfg.max_levels):
-        n = i + 1
+    cum_bids: list[float] = []
+    cum_asks: list[float] = []
+    for i in range(names.levels):
         if i < n_bids:
             p, q = bids[i]
-            row[f"bid_px_{n}"] = p
-            row[f"bid_sz_{n}"] = q
+            row[names.bid_px[i]] = p
+            row[names.bid_sz[i]] = q
             cum_b += q
+            cum_bids.append(cum_b)
         else:
-            row[f"bid_px_{n}"] = row[f"bid_sz_{n}"] = None
+            row[names.bid_px[i]] = row[names.bid_sz[i]] = None
         if i < n_asks:
             p, q = asks[i]
-            row[f"ask_px_{n}"] = p
-            row[f"ask_sz_{n}"] = q
+            row[names.ask_px[i]] = p
+            row[names.ask_sz[i]] = q
             cum_a += q
+            cum_asks.append(cum_a)
         else:
-            row[f"ask_px_{n}"] = row[f"ask_sz_{n}"] = None
-        row[f"imbalance_l{n}"] = (cum_b - cum_a) / (cum_b + cum_a)
-    for bps in cfg.bands_bps:
-        label = fmt_bps(bps)
-        row[f"depth_bid_{label}"] = sum((q for p, q in bids if (mid - p) / mid * 1e4 <= bps), 0.0)
-        row[f"depth_ask_{label}"] = sum((q for p, q in asks if (p - mid) / mid * 1e4 <= bps), 0.0)
+            row[names.ask_px[i]] = row[names.ask_sz[i]] = None
+        row[names.imbalance[i]] = (cum_b - cum_a) / (cum_b + cum_a)
+    # Distance from mid grows level by level, so the levels within a band are a
+    # prefix of the side and the band's depth is a cumulative size.
+    bid_bps = [(mid - p) / mid * 1e4 for p, _ in bids]
+    ask_bps = [(p - mid) / mid * 1e4 for p, _ in asks]
+    for bps, bid_name, ask_name in names.bands:
+        k = bisect_right(bid_bps, bps)
+        row[bid_name] = cum_bids[k - 1] if k else 0.0
+        k = bisect_right(ask_bps, bps)
+        row[ask_name] = cum_asks[k - 1] if k else 0.0
     row["total_bid_volume"] = cum_b
     row["total_ask_volume"] = cum_a
     row["bid_levels"] = n_bids
     row["ask_levels"] = n_asks
-    if cfg.keep_raw_arrays:
+    if names.keep_raw:
         row["bids_raw"] = [[p, q] for p, q in bids]
         row["asks_raw"] = [[p, q] for p, q in asks]

@@ -54,6 +54,7 @@ class _Layout:
         "interval_ms",
         "interval_s",
         "max_levels",
+        "ofi_names",
         "regime",
         "tight",
         "window_cap",
@@ -66,9 +67,20 @@ class _Layout:
         self.interval_s = step / 1000
         self.max_levels = cfg.max_levels
         self.tight = cfg.tight_spread_threshold
-        self.horizons = [(fmt_window(h), h * 1000 // step) for h in cfg.horizons]
-        self.regime = (fmt_window(cfg.regime_window), cfg.regime_window * 1000 // step)
-        self.window_cap = max(k for _, k in [*self.horizons, self.regime])
+        self.horizons = [
+            (
+                k := h * 1000 // step,
+                f"rv_{fmt_window(h)}",
+                f"ofi_cum_{fmt_window(h)}",
+                f"tfi_{fmt_window(h)}",
+                f"trade_volume_{fmt_window(h)}",
+            )
+            for h in cfg.horizons
+        ]
+        self.ofi_names = [f"ofi_l{m}" for m in range(1, cfg.ofi_levels + 1)]
+        window = fmt_window(cfg.regime_window)
+        self.regime = (cfg.regime_window * 1000 // step, f"depth_var_{window}", f"tight_spread_frac_{window}")
+        self.window_cap = max([k for k, *_ in self.horizons] + [self.regime[0]])
         self.bar_ms = [d * 1000 for d in cfg.bar_durations]
         self.fingerprint = config_fingerprint(cfg)
 
@@ -297,8 +309,8 @@ class SymbolState:
         row["book_age_ms"] = None if self.last_book_ms is None else t - self.last_book_ms
         row["update_count"] = f.n
         row["trade_count"] = f.n_trades
-        for m, value in enumerate(f.ofi, 1):
-            row[f"ofi_l{m}"] = value
+        for name, value in zip(layout.ofi_names, f.ofi, strict=True):
+            row[name] = value
         row["mlofi"] = math.fsum(f.ofi)
         prev_mid = self.prev_row_mid
         velocity = None
@@ -316,15 +328,13 @@ class SymbolState:
         )
         self.prev_row_mid = mid
         self.prev_velocity = velocity
-        for label, k in layout.horizons:
-            row[f"rv_{label}"] = windows.realized_vol(k)
-            row[f"ofi_cum_{label}"] = windows.ofi_sum(k)
-            tfi, volume = windows.trade_flow(k)
-            row[f"tfi_{label}"] = tfi
-            row[f"trade_volume_{label}"] = volume
-        label, k = layout.regime
-        row[f"depth_var_{label}"] = windows.depth_variance(k)
-        row[f"tight_spread_frac_{label}"] = windows.tight_fraction(k)
+        for k, rv_name, ofi_name, tfi_name, volume_name in layout.horizons:
+            row[rv_name] = windows.realized_vol(k)
+            row[ofi_name] = windows.ofi_sum(k)
+            row[tfi_name], row[volume_name] = windows.trade_flow(k)
+        k, var_name, tight_name = layout.regime
+        row[var_name] = windows.depth_variance(k)
+        row[tight_name] = windows.tight_fraction(k)
         day, ms_of_day = divmod(t, _MS_PER_DAY)
         row["hour"] = ms_of_day // 3_600_000
         row["minute"] = ms_of_day // 60_000 % 60

@@ -25,14 +25,14 @@ MAX_SYMBOL_LEN = 128
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 
 
-class Rejection(msgspec.Struct, frozen=True):
+class Rejection(msgspec.Struct, frozen=True, gc=False):
     """A raw message the pipeline refused, with its original bytes and the reason."""
 
     raw: bytes
     reason: str
 
 
-class DecodedTick(msgspec.Struct, frozen=True):
+class DecodedTick(msgspec.Struct, frozen=True, gc=False):
     """An accepted tick with the exact bytes it arrived as (kept for the raw archive).
 
     For a book, `book` holds the columns validation already split it into, so the

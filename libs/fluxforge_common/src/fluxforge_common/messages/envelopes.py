@@ -16,7 +16,7 @@ Level = tuple[float, float]
 BookColumns = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]
 
 
-class BookTick(msgspec.Struct, tag_field="type", tag="book", frozen=True):
+class BookTick(msgspec.Struct, tag_field="type", tag="book", frozen=True, gc=False):
     exchange: str
     symbol: str
     recv_ts: int
@@ -26,7 +26,7 @@ class BookTick(msgspec.Struct, tag_field="type", tag="book", frozen=True):
     seq: int | None = None
 
 
-class TradeTick(msgspec.Struct, tag_field="type", tag="trade", frozen=True):
+class TradeTick(msgspec.Struct, tag_field="type", tag="trade", frozen=True, gc=False):
     exchange: str
     symbol: str
     recv_ts: int
@@ -37,7 +37,7 @@ class TradeTick(msgspec.Struct, tag_field="type", tag="trade", frozen=True):
     id: str | None = None
 
 
-class TickerTick(msgspec.Struct, tag_field="type", tag="ticker", frozen=True):
+class TickerTick(msgspec.Struct, tag_field="type", tag="ticker", frozen=True, gc=False):
     exchange: str
     symbol: str
     recv_ts: int

@@ -1,0 +1,1 @@
+"""FluxForge benchmarks: `make bench` (python -m bench) prints one table of measured rates."""

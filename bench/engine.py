@@ -1,0 +1,114 @@
+"""Engine, writer and embedded-pipeline rates on simulated input (generation not timed)."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from fluxforge_common.config import FluxForgeSettings, StateConfig
+from fluxforge_common.features import EngineOutput, FeatureEngine, table_schema
+from fluxforge_common.messages import decode_tick
+from fluxforge_common.messages.decoding import DecodedTick
+from fluxforge_common.pipeline import EmbeddedPipeline
+from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
+from fluxforge_common.storage.local import LocalStorage
+from fluxforge_common.writers.parquet import PartitionedParquetWriter
+
+Row = tuple[str, str, str]
+
+
+def simulated(n: int, *, trade_share: float, ticker_share: float) -> list[bytes]:
+    cfg = SimulatorConfig(seed=99, trade_share=trade_share, ticker_share=ticker_share)
+    return list(itertools.islice(MarketSimulator(cfg).ticks(), n))
+
+
+def engine_rate(lines: list[bytes]) -> tuple[float, FeatureEngine, list[dict[str, object]]]:
+    """Ticks/s through decode + validate + engine on one core.
+
+    Rows are handed off every 10,000 ticks, as the pipeline hands them to its
+    writers; the HF rows are kept aside for the Parquet measurement.
+    """
+    engine = FeatureEngine(StateConfig())
+    out = EngineOutput()
+    hf: list[dict[str, object]] = []
+    start = time.perf_counter()
+    for n, raw in enumerate(lines):
+        item = decode_tick(raw)
+        if isinstance(item, DecodedTick):
+            engine.process(item, out)
+        if n % 10_000 == 0:
+            hf += out.hf
+            out.clear()
+    engine.flush(out)
+    elapsed = time.perf_counter() - start
+    return len(lines) / elapsed, engine, hf + out.hf
+
+
+def run(n: int) -> list[Row]:
+    rows: list[Row] = []
+    books = simulated(n, trade_share=0.0, ticker_share=0.0)
+    rate, engine, _ = engine_rate(books)
+    rows.append(
+        (
+            "engine, books only (10 levels, decode included)",
+            f"{rate:,.0f}",
+            "book updates/s, one core (target >= 100,000)",
+        )
+    )
+    mixed = simulated(n, trade_share=0.15, ticker_share=0.05)
+    rate, engine, hf_rows = engine_rate(mixed)
+    rows.append(("engine, 80% books / 15% trades / 5% tickers", f"{rate:,.0f}", "ticks/s, one core"))
+    sizes = [len(state.to_bytes()) for state in engine.states.values()]
+    rows.append(
+        (
+            "symbol state, serialised (mean / max)",
+            f"{sum(sizes) / len(sizes):,.0f} / {max(sizes):,}",
+            "bytes per symbol (target < 262,144)",
+        )
+    )
+    start = time.perf_counter()
+    restored = 0
+    for state in engine.states.values():
+        for _ in range(200):
+            type(state).from_bytes(state.to_bytes(), StateConfig())
+            restored += 1
+    rows.append(
+        (
+            "symbol state round trip (to_bytes + from_bytes)",
+            f"{restored / (time.perf_counter() - start):,.0f}",
+            "round trips/s",
+        )
+    )
+
+    tmp = Path(tempfile.mkdtemp(prefix="ffbench-"))
+    try:
+        hf = hf_rows * max(1, 50_000 // max(1, len(hf_rows)))
+        writer = PartitionedParquetWriter(LocalStorage(tmp), "hf", table_schema("hf", StateConfig()))
+        start = time.perf_counter()
+        writer.add(hf)
+        writer.flush()
+        rows.append(
+            (
+                "Parquet write, hf rows (zstd, fsync)",
+                f"{len(hf) / (time.perf_counter() - start):,.0f}",
+                f"rows/s ({len(hf):,} rows of {len(hf[0])} columns)",
+            )
+        )
+        settings = FluxForgeSettings()
+        pipeline = EmbeddedPipeline(settings, LocalStorage(tmp / "embedded"))
+        start = time.perf_counter()
+        summary = pipeline.run(iter(mixed), "bench")
+        elapsed = time.perf_counter() - start
+        rows.append(
+            (
+                "embedded pipeline end to end (archive + 4 tables)",
+                f"{summary.lines / elapsed:,.0f}",
+                "ticks/s, one core",
+            )
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
