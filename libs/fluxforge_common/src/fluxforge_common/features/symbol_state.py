@@ -69,7 +69,7 @@ class _Layout:
         self.tight = cfg.tight_spread_threshold
         self.horizons = [
             (
-                k := h * 1000 // step,
+                h * 1000 // step,
                 f"rv_{fmt_window(h)}",
                 f"ofi_cum_{fmt_window(h)}",
                 f"tfi_{fmt_window(h)}",
