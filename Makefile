@@ -16,10 +16,10 @@ $(UV):
 setup: $(UV)
 	$(UV) sync --frozen
 
-run: setup ## the main job: embedded pipeline on the simulated market, into ./data
+run: setup ## the main job: embedded pipeline on the simulated market, into ./data (ARGS="..." for more)
 	$(RUN) fluxforge run $(ARGS)
 
-test: setup ## the whole suite, starting the servers it needs
+test: ## the whole suite (lint, types, unit, e2e, integration), starting the servers it needs
 	bash scripts/test.sh
 
 test-unit: setup
