@@ -27,7 +27,10 @@ CACHE="$ROOT/.cache"
 LIBS="$CACHE/kafka/libs"
 INSTALL_MARKER="$LIBS/.installed"
 M2="$CACHE/m2"
-RUN_DIR="$CACHE/run/kafka"
+PORT="${FLUXFORGE_KAFKA_PORT:-9092}"
+# One run dir per listener port: the test suite's broker (scripts/test.sh, port 19092)
+# and a stack's broker (9092) can run side by side without sharing pid files or data.
+if [ "$PORT" = 9092 ]; then RUN_DIR="$CACHE/run/kafka"; else RUN_DIR="$CACHE/run/kafka-$PORT"; fi
 DATA_DIR="$RUN_DIR/data"
 LOG_DIR="$RUN_DIR/logs"
 PID_FILE="$RUN_DIR/kafka.pid"
@@ -35,7 +38,6 @@ PROPS="$RUN_DIR/server.properties"
 OUT_FILE="$LOG_DIR/kafka.out"
 LOCK_FILE="$CACHE/kafka.lock"
 
-PORT="${FLUXFORGE_KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${FLUXFORGE_KAFKA_CONTROLLER_PORT:-9093}"
 HEAP="${FLUXFORGE_KAFKA_HEAP:-512m}"
 START_TIMEOUT="${FLUXFORGE_KAFKA_START_TIMEOUT:-60}"

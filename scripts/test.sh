@@ -11,6 +11,13 @@ if [ ! -x "$UV" ]; then
   .cache/bootstrap/bin/pip install --quiet uv==0.13.8
 fi
 "$UV" sync --frozen --quiet
+# The suite's broker gets its own ports, so a stack you run on the defaults is left alone;
+# a broker this script had to start is stopped when it ends.
+export FLUXFORGE_KAFKA_PORT="${FLUXFORGE_KAFKA_PORT:-19092}"
+export FLUXFORGE_KAFKA_CONTROLLER_PORT="${FLUXFORGE_KAFKA_CONTROLLER_PORT:-19093}"
+if [ -z "${FLUXFORGE_KAFKA_BOOTSTRAP:-}" ] && ! scripts/kafka.sh status >/dev/null 2>&1; then
+  trap 'scripts/kafka.sh down >/dev/null 2>&1 || true' EXIT
+fi
 echo "== ruff"
 "$UV" run --frozen ruff check .
 "$UV" run --frozen ruff format --check .

@@ -1,0 +1,1 @@
+"""FluxForge collector service."""

@@ -1,0 +1,1 @@
+"""FluxForge feature engine service."""

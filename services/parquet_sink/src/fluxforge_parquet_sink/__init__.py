@@ -1,0 +1,1 @@
+"""FluxForge parquet sink service."""
