@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -53,15 +54,14 @@ async def ensure_topics(cfg: KafkaConfig, specs: list[TopicSpec] | None = None) 
         existing = set(await admin.list_topics())
         missing = [spec for spec in wanted if spec.name not in existing]
         if missing:
-            try:
+            # Created concurrently by another service: what we wanted.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
                         NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.configs)
                         for s in missing
                     ]
                 )
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by another service: what we wanted
         return [spec.name for spec in missing]
     finally:
         await admin.close()
