@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +20,7 @@ from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.writers.parquet import PartitionedParquetWriter
 
-Row = tuple[str, str, str]
+from bench.table import Row
 
 
 def simulated(n: int, *, trade_share: float, ticker_share: float) -> list[bytes]:
@@ -112,3 +115,37 @@ def run(n: int) -> list[Row]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return rows
+
+
+def run_process_memory(duration_s: int = 3600) -> list[Row]:
+    """Peak RSS of a real `fluxforge run` (simulator, 5 symbols) as a child process."""
+    tmp = Path(tempfile.mkdtemp(prefix="ffbench-mem-"))
+    try:
+        start = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fluxforge.cli",
+                "run",
+                "-o",
+                str(tmp),
+                "--duration",
+                str(duration_s),
+                "-q",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        elapsed = time.perf_counter() - start
+        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [
+        (
+            f"fluxforge run, {duration_s} s of market, 5 symbols",
+            f"{elapsed:,.1f}",
+            "s wall (process start to exit)",
+        ),
+        ("  its peak resident memory", f"{peak_mib:,.0f}", "MiB"),
+    ]

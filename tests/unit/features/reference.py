@@ -99,6 +99,7 @@ def reference_rows(
         row["mid"] = mid
         for m in range(ofi_levels):
             row[f"ofi_l{m + 1}"] = sum(inc[m] for ti, inc in increments if in_window(ti, t - interval_ms, t))
+        row["mlofi"] = sum(row[f"ofi_l{m + 1}"] for m in range(ofi_levels))
         row["update_count"] = sum(1 for u in updates if in_window(u.t, t - interval_ms, t))
         row["trade_count"] = sum(1 for x in trades if in_window(x.t, t - interval_ms, t))
         row["log_return"] = math.log(mid / prev_mid) if mid is not None and prev_mid is not None else None

@@ -218,3 +218,19 @@ def test_pyarrow_and_duckdb_read_back_unified_symbols(
         ("BTC/USDT:USDT", 2, "2025-12-12"),
         ("ETH/BTC", 2, "2025-12-12"),
     ]
+
+
+def test_rows_spanning_several_arrow_chunks_keep_order(
+    writer: PartitionedParquetWriter, make_rows: MakeRows, storage: LocalStorage
+) -> None:
+    from fluxforge_common.writers.parquet import CHUNK_ROWS
+
+    rows = make_rows("binanceus", "BTC/USDT", count=2 * CHUNK_ROWS + 5, step_ms=10)
+    for start in range(0, len(rows), 100):  # many small adds, as the pipeline makes them
+        writer.add(rows[start : start + 100])
+    assert writer.buffered_rows == len(rows)
+    (written,) = writer.flush()
+    assert written.rows == len(rows) and writer.buffered_rows == 0
+    table = pq.read_table(storage.local_path(written.path))
+    assert table.column("n").to_pylist() == list(range(len(rows)))
+    assert table.column("mid").to_pylist() == [row["mid"] for row in rows]

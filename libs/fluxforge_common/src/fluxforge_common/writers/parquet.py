@@ -23,6 +23,19 @@ from fluxforge_common.writers.common import WrittenFile, check_stem, new_stem
 
 Row = Mapping[str, Any]
 PartitionKey = tuple[str, str, str]  # exchange, symbol, date
+# Buffered rows are turned into Arrow record batches this many at a time: a wide HF
+# row costs ~10 KB as Python objects but ~1 KB in Arrow, so long buffers stay small.
+CHUNK_ROWS = 1024
+
+
+class _PartitionBuffer:
+    __slots__ = ("batches", "count", "first_ts", "rows")
+
+    def __init__(self, first_ts: int) -> None:
+        self.first_ts = first_ts
+        self.batches: list[pa.RecordBatch] = []
+        self.rows: list[Row] = []
+        self.count = 0
 
 
 def check_row_schema(schema: pa.Schema) -> pa.Schema:
@@ -66,7 +79,7 @@ class PartitionedParquetWriter:
         self.compression = compression
         self.row_group_size = row_group_size
         self._columns = frozenset(schema.names)
-        self._buffers: dict[PartitionKey, list[Row]] = {}
+        self._buffers: dict[PartitionKey, _PartitionBuffer] = {}
         self._buffered_rows = 0
 
     @property
@@ -99,7 +112,19 @@ class PartitionedParquetWriter:
             bucket.append(row)
             count += 1
         for key, bucket in staged.items():
-            self._buffers.setdefault(key, []).extend(bucket)
+            buffer = self._buffers.get(key)
+            if buffer is None:
+                buffer = self._buffers[key] = _PartitionBuffer(bucket[0]["ts"])
+            buffer.rows.extend(bucket)
+            buffer.count += len(bucket)
+            if len(buffer.rows) >= CHUNK_ROWS:
+                try:
+                    buffer.batches.append(pa.RecordBatch.from_pylist(buffer.rows, schema=self.schema))
+                except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                    del buffer.rows[-len(bucket) :]
+                    buffer.count -= len(bucket)
+                    raise ValueError(f"{self.table} rows do not fit the schema: {exc}") from exc
+                buffer.rows = []
         self._buffered_rows += count
 
     def flush(self, file_stem: str | None = None) -> list[WrittenFile]:
@@ -116,22 +141,23 @@ class PartitionedParquetWriter:
             check_stem(file_stem)
         written: list[WrittenFile] = []
         for key in sorted(self._buffers):
-            rows = self._buffers[key]
-            stem = file_stem if file_stem is not None else new_stem("part", rows[0]["ts"])
-            written.append(self._write(f"{partition_dir(self.table, *key)}/{stem}.parquet", rows))
+            buffer = self._buffers[key]
+            stem = file_stem if file_stem is not None else new_stem("part", buffer.first_ts)
+            written.append(self._write(f"{partition_dir(self.table, *key)}/{stem}.parquet", buffer))
             del self._buffers[key]
-            self._buffered_rows -= len(rows)
+            self._buffered_rows -= buffer.count
         return written
 
-    def _write(self, path: str, rows: list[Row]) -> WrittenFile:
+    def _write(self, path: str, buffer: _PartitionBuffer) -> WrittenFile:
         try:
-            table = pa.Table.from_pylist(rows, schema=self.schema)
+            batches = [*buffer.batches, pa.RecordBatch.from_pylist(buffer.rows, schema=self.schema)]
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ValueError(f"rows for {path} do not fit the {self.table} schema: {exc}") from exc
+        table = pa.Table.from_batches(batches, schema=self.schema)
         with self.storage.open_write(path) as f:
             pq.write_table(table, f, compression=self.compression, row_group_size=self.row_group_size)
             size = f.tell()
-        return WrittenFile(path, len(rows), size)
+        return WrittenFile(path, buffer.count, size)
 
 
 def _abbrev(row: Row) -> str:
