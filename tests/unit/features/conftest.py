@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-import pytest
 from fluxforge_common.config import StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine
 from fluxforge_common.messages import DecodedTick, decode_tick
@@ -60,15 +59,3 @@ def run_engine(lines: Iterable[bytes], cfg: StateConfig | None = None, flush: bo
     if flush:
         engine.flush(out)
     return out
-
-
-@pytest.fixture
-def small_cfg() -> StateConfig:
-    return StateConfig(
-        horizons=(1, 2, 5),
-        bar_durations=(1, 3),
-        regime_window=4,
-        max_levels=4,
-        ofi_levels=3,
-        bands_bps=(5, 50),
-    )
