@@ -1,0 +1,1 @@
+"""Local-process supervision of the Kafka stack (`fluxforge stack up|down|status`)."""
