@@ -1,1 +1,36 @@
-"""FluxForge collector service."""
+"""FluxForge collector service: market sources -> validated ticks -> per-symbol batches on Kafka.
+
+`sources` (what a source is, simulator/file/archive sources), `batcher`
+(grouping ticks into one Kafka value per symbol), `collector` (the bounded,
+backpressured publish loop), `launch` (options shared by the service and the
+`fluxforge collect`/`replay` commands), `app` (the `fluxforge-collector` entry point).
+"""
+
+from fluxforge_collector.batcher import Batcher
+from fluxforge_collector.collector import Collector, CollectorStats, Limits, PublishError
+from fluxforge_collector.launch import CollectOptions, CollectorError, build_source, make_collector, publish
+from fluxforge_collector.sources import (
+    IteratorSource,
+    TickSource,
+    archive_source,
+    file_source,
+    simulator_source,
+)
+
+__all__ = [
+    "Batcher",
+    "CollectOptions",
+    "Collector",
+    "CollectorError",
+    "CollectorStats",
+    "IteratorSource",
+    "Limits",
+    "PublishError",
+    "TickSource",
+    "archive_source",
+    "build_source",
+    "file_source",
+    "make_collector",
+    "publish",
+    "simulator_source",
+]

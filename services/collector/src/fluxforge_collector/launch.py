@@ -1,0 +1,170 @@
+"""Starting a collector from command-line options: shared by `fluxforge-collector` and `fluxforge collect`/`replay`.
+
+Both front ends parse their own flags (argparse in the service, typer in the
+`fluxforge` CLI) into `CollectOptions`, take their help texts from `HELP`,
+and hand over to `build_source` and `publish`, so the two cannot drift apart.
+`publish` creates the topics, wires SIGTERM/SIGINT to a graceful stop and
+turns broker trouble into a `CollectorError` with a readable message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from aiokafka.errors import KafkaError
+from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.kafka import TopicNames, TopicSpec, ensure_topics, topic_specs
+from fluxforge_common.pipeline.sources import date_range
+
+from fluxforge_collector.collector import Collector, CollectorStats, Limits, PublishError
+from fluxforge_collector.sources import TickSource, file_source, simulator_source
+
+SourceKind = Literal["simulator", "file"]
+SOURCES: tuple[SourceKind, ...] = ("simulator", "file")
+
+HELP = {
+    "source": "Where ticks come from: 'simulator' (the simulated market) or 'file' (needs --input).",
+    "input": "For --source file: raw NDJSON file (.ndjson or .ndjson.zst), '-' for stdin, "
+    "or a dataset root whose raw/ archive to publish in ingest order.",
+    "date": "With a dataset root as --input: publish only this UTC date of the archive (YYYY-MM-DD).",
+    "start_date": "With a dataset root as --input: first UTC date of a range of the archive.",
+    "end_date": "Last UTC date of the --start-date range, inclusive.",
+    "events": "Stop after this many input lines (accepted or dead-lettered).",
+    "duration": "Stop after this many seconds of market (event) time, counted from the first accepted tick.",
+    "realtime": "Pace the input in real time: each tick is published when the wall clock reaches its "
+    "recv_ts offset from the first tick (default: as fast as the broker takes them).",
+    "speed": "Pace at this multiple of real time (e.g. 10 = ten times faster); implies --realtime.",
+    "bootstrap": "Kafka bootstrap servers, host:port[,host:port] (overrides kafka.bootstrap_servers).",
+}
+
+
+class CollectorError(Exception):
+    """A collector run that could not start or finish; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class CollectOptions:
+    """The options every collector front end offers."""
+
+    source: SourceKind = "simulator"
+    input: str | None = None
+    date: str | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    events: int | None = None
+    duration_s: float | None = None
+    realtime: bool = False
+    speed: float | None = None
+    bootstrap: str | None = None
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(events=self.events, duration_s=self.duration_s)
+
+    @property
+    def pacing(self) -> float | None:
+        """Speed factor of real-time pacing, or None to publish as fast as possible."""
+        if self.speed is not None:
+            return self.speed
+        return 1.0 if self.realtime else None
+
+
+def settings_overrides(bootstrap: str | None) -> dict[str, Any]:
+    """Settings overrides (for `load_settings`) from the flags that override config keys."""
+    return {} if bootstrap is None else {"kafka": {"bootstrap_servers": bootstrap}}
+
+
+def selected_dates(date: str | None, start_date: str | None, end_date: str | None) -> list[str] | None:
+    """The archive dates `--date` or `--start-date/--end-date` select; None for all. ValueError if malformed."""
+    if date is not None and (start_date is not None or end_date is not None):
+        raise ValueError("give either --date or --start-date/--end-date, not both")
+    if date is not None:
+        return date_range(date, date)
+    if start_date is None and end_date is None:
+        return None
+    if start_date is None or end_date is None:
+        raise ValueError("a date range needs both --start-date and --end-date")
+    return date_range(start_date, end_date)
+
+
+def build_source(settings: FluxForgeSettings, options: CollectOptions) -> TickSource:
+    """The source the options describe; ValueError names a bad combination of options."""
+    if options.speed is not None and not options.speed > 0:
+        raise ValueError(f"--speed must be positive, got {options.speed}")
+    dates = selected_dates(options.date, options.start_date, options.end_date)
+    if options.source == "simulator":
+        if options.input is not None or dates is not None:
+            raise ValueError("--input and --date/--start-date/--end-date need --source file")
+        return simulator_source(settings.simulator)
+    if options.input is None:
+        raise ValueError("--source file needs --input PATH")
+    return file_source(options.input, dates)
+
+
+def start_line(collector: Collector, settings: FluxForgeSettings) -> str:
+    """Where a collector publishes, printed before it starts."""
+    cfg = settings.kafka
+    return (
+        f"publishing {collector.source.name} -> {collector.stats.topic} "
+        f"(dead-letter {collector.stats.deadletter_topic}) on {cfg.bootstrap_servers}, "
+        f"per-symbol batches of <= {cfg.batch_max_ticks} ticks / {cfg.batch_linger_ms} ms, "
+        f"{cfg.compression} compression"
+    )
+
+
+def make_collector(
+    settings: FluxForgeSettings,
+    options: CollectOptions,
+    *,
+    source: TickSource | None = None,
+    topic: str | None = None,
+    on_progress: Callable[[CollectorStats], None] | None = None,
+) -> Collector:
+    """A collector for the options (or for `source`, when the caller built its own)."""
+    return Collector(
+        settings,
+        source if source is not None else build_source(settings, options),
+        topic=topic,
+        limits=options.limits,
+        speed=options.pacing,
+        on_progress=on_progress,
+    )
+
+
+def publish(collector: Collector, settings: FluxForgeSettings) -> CollectorStats:
+    """Create the topics, run the collector until done or signalled, and return its counts.
+
+    SIGTERM/SIGINT stop it gracefully (everything read is published and
+    acknowledged); a second signal abandons what is still queued. Broker
+    trouble and refused sends raise `CollectorError`.
+    """
+    try:
+        return asyncio.run(_publish(collector, settings))
+    except PublishError as exc:
+        raise CollectorError(str(exc)) from exc
+    except (KafkaError, OSError) as exc:
+        raise CollectorError(
+            f"Kafka at {settings.kafka.bootstrap_servers} failed: {exc!r} "
+            "(is the broker up? `make kafka-up` starts a local one; --bootstrap points elsewhere)"
+        ) from exc
+
+
+async def _publish(collector: Collector, settings: FluxForgeSettings) -> CollectorStats:
+    specs = topic_specs(settings.kafka)
+    raw_topic = TopicNames.from_config(settings.kafka).raw
+    if collector.stats.topic != raw_topic:
+        raw_spec: TopicSpec = next(spec for spec in specs if spec.name == raw_topic)
+        specs.append(replace(raw_spec, name=collector.stats.topic))
+    await ensure_topics(settings.kafka, specs)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, collector.stop)
+    try:
+        return await collector.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
