@@ -1,0 +1,188 @@
+"""The publish loop without a broker: a fake producer records what the collector sends.
+
+Covers validation at the edge (dead-letter records), limits counted like
+`fluxforge run`, graceful and early stops, backpressure from the bounded
+queue, and the failure path when the broker refuses a send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any
+
+import fluxforge_common.kafka
+import orjson
+import pytest
+from fluxforge_collector.collector import Collector, Limits, PublishError
+from fluxforge_common.config import FluxForgeSettings, KafkaConfig
+from fluxforge_common.pipeline.sources import simulator_lines
+from fluxforge_common.simulator import SimulatorConfig
+
+from tests.corpus.bad_ticks import BAD_LINES
+
+
+@dataclass
+class FakeProducer:
+    """Records sends; `fail_after` makes the n-th and later sends fail as a broker would."""
+
+    sent: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    fail_after: int | None = None
+    stopped: bool = False
+    on_send: Any = None
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def flush(self) -> None:
+        pass
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.fail_after is not None and len(self.sent) >= self.fail_after:
+            future.set_exception(RuntimeError("broker said no"))
+        else:
+            self.sent.append((topic, key, value))
+            future.set_result(None)
+        if self.on_send is not None:
+            self.on_send()
+        return future
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeProducer:
+    producer = FakeProducer()
+    monkeypatch.setattr(fluxforge_common.kafka, "producer", lambda cfg: producer)
+    return producer
+
+
+def settings(**kafka: Any) -> FluxForgeSettings:
+    return FluxForgeSettings(kafka=KafkaConfig(topic_prefix="unit", **kafka))
+
+
+class ListSource:
+    """A `TickSource` over a list, counting how many lines it has handed out."""
+
+    def __init__(self, lines: list[bytes], name: str = "list") -> None:
+        self._lines = lines
+        self.name = name
+        self.yielded = 0
+
+    async def lines(self) -> AsyncGenerator[bytes, None]:
+        for line in self._lines:
+            self.yielded += 1
+            yield line
+
+
+def ticks_of(producer: FakeProducer, topic: str = "unit.raw") -> dict[bytes, list[bytes]]:
+    """Per key, the raw ticks in the order they were sent."""
+    per_key: dict[bytes, list[bytes]] = {}
+    for to, key, value in producer.sent:
+        if to == topic:
+            assert key is not None
+            per_key.setdefault(key, []).extend(orjson.dumps(t) for t in orjson.loads(value))
+    return per_key
+
+
+def simulated(n: int) -> list[bytes]:
+    return list(itertools.islice(simulator_lines(SimulatorConfig(seed=3)), n))
+
+
+def test_accepted_ticks_are_batched_per_symbol_and_bad_lines_dead_lettered(fake: FakeProducer) -> None:
+    good = simulated(500)
+    bad = [line for line, _ in BAD_LINES]
+    lines = [line for pair in itertools.zip_longest(good, bad) for line in pair if line is not None]
+    stats = asyncio.run(Collector(settings(batch_max_ticks=7), ListSource(lines)).run())
+
+    expected: dict[bytes, list[bytes]] = {}
+    for raw in good:
+        tick = json.loads(raw)
+        expected.setdefault(f"{tick['exchange']}:{tick['symbol']}".encode(), []).append(raw)
+    assert ticks_of(fake) == expected
+    assert all(len(orjson.loads(v)) <= 7 for to, _, v in fake.sent if to == "unit.raw")
+
+    dead = [(key, orjson.loads(value)) for to, key, value in fake.sent if to == "unit.deadletter"]
+    assert [key for key, _ in dead] == [None] * len(bad)
+    for (line, reason), (_, record) in zip(BAD_LINES, dead, strict=True):
+        assert reason in record["reason"]
+        assert record.get("raw", "").encode() == line or "raw_b64" in record
+        assert record["source"].startswith("list:")
+    assert (stats.ticks_in, stats.accepted, stats.dead_lettered) == (len(lines), len(good), len(bad))
+    assert stats.ticks_out == len(good)
+    assert stats.batches_out == sum(1 for to, _, _ in fake.sent if to == "unit.raw")
+    assert fake.stopped
+
+
+def test_limits_count_like_fluxforge_run(fake: FakeProducer) -> None:
+    lines = simulated(3000)
+    stats = asyncio.run(Collector(settings(), ListSource(lines), limits=Limits(events=1234)).run())
+    assert stats.ticks_in == stats.ticks_out == 1234
+
+    first = json.loads(lines[0])
+    end = (first["ts"] or first["recv_ts"]) + 2000
+    times = [(t["ts"] or t["recv_ts"]) for t in map(json.loads, lines)]
+    last = next(i for i, t in enumerate(times) if t >= end)  # the crossing tick is the last one read
+    fake.sent.clear()
+    stats = asyncio.run(Collector(settings(), ListSource(lines), limits=Limits(duration_s=2.0)).run())
+    assert stats.ticks_in == last + 1
+    assert sum(len(v) for v in ticks_of(fake).values()) == last + 1
+
+
+def test_stop_publishes_everything_read(fake: FakeProducer) -> None:
+    """A stop in the middle of an endless source: every tick counted as read reaches the producer."""
+
+    class Endless:
+        name = "endless"
+
+        async def lines(self) -> AsyncGenerator[bytes, None]:
+            for n, line in enumerate(simulator_lines(SimulatorConfig(seed=5))):
+                if n % 500 == 0:
+                    await asyncio.sleep(0)
+                yield line
+
+    async def go() -> tuple[Collector, int]:
+        collector = Collector(settings(batch_linger_ms=60_000), Endless(), queue_size=100)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, collector.stop)
+        stats = await collector.run()
+        return collector, stats.ticks_in
+
+    collector, ticks_in = asyncio.run(go())
+    assert ticks_in > 1000
+    assert not collector.abandoned
+    assert sum(len(v) for v in ticks_of(fake).values()) == ticks_in == collector.stats.ticks_out
+
+
+def test_stop_before_run_publishes_nothing_and_returns(fake: FakeProducer) -> None:
+    collector = Collector(settings(), ListSource(simulated(10)))
+    collector.stop()
+    stats = asyncio.run(collector.run())
+    assert stats.ticks_in == 0 and fake.sent == []
+
+
+def test_the_queue_holds_the_source_back(fake: FakeProducer) -> None:
+    """Backpressure: the source is never more than the queue (plus the tick in hand) ahead of sends."""
+    source = ListSource(simulated(2000))
+    leads: list[int] = []
+
+    def on_send() -> None:  # with batches of one tick, sends == ticks sent
+        leads.append(source.yielded - len(fake.sent))
+
+    fake.on_send = on_send
+    asyncio.run(Collector(settings(batch_max_ticks=1), source, queue_size=50).run())
+    assert len(leads) == 2000
+    assert max(leads) <= 50 + 1
+
+
+def test_a_refused_send_stops_the_collector_with_an_error(fake: FakeProducer) -> None:
+    fake.fail_after = 3
+
+    with pytest.raises(PublishError, match="broker said no"):
+        asyncio.run(Collector(settings(batch_max_ticks=10), ListSource(simulated(5000))).run())
+    assert len(fake.sent) == 3
