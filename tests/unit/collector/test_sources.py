@@ -107,12 +107,14 @@ def test_source_options() -> None:
     assert build_source(settings, CollectOptions()).name == f"simulator(seed={settings.simulator.seed})"
     for bad in [
         CollectOptions(source="file"),
-        CollectOptions(input="x.ndjson"),
+        CollectOptions(source="simulator", input="x.ndjson"),
+        CollectOptions(input="missing.ndjson"),
         CollectOptions(date="2025-12-12"),
         CollectOptions(speed=0),
     ]:
         with pytest.raises(ValueError):
             build_source(settings, bad)
+    assert CollectOptions(input="-").kind == "file"
     assert CollectOptions().pacing is None
     assert CollectOptions(realtime=True).pacing == 1.0
     assert CollectOptions(speed=5).pacing == 5

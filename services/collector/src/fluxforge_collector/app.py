@@ -41,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         help="YAML config (default: $FLUXFORGE_CONFIG, else config/config.yaml if present).",
     )
-    p.add_argument("--source", choices=SOURCES, default="simulator", help=HELP["source"])
+    p.add_argument("--source", choices=SOURCES, help=HELP["source"])
     p.add_argument("--input", "-i", help=HELP["input"])
     p.add_argument("--date", help=HELP["date"])
     p.add_argument("--start-date", help=HELP["start_date"])

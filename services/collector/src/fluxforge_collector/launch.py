@@ -27,7 +27,8 @@ SourceKind = Literal["simulator", "file"]
 SOURCES: tuple[SourceKind, ...] = ("simulator", "file")
 
 HELP = {
-    "source": "Where ticks come from: 'simulator' (the simulated market) or 'file' (needs --input).",
+    "source": "Where ticks come from: 'simulator' (the simulated market) or 'file' (--input) "
+    "(default: file when --input is given, else simulator).",
     "input": "For --source file: raw NDJSON file (.ndjson or .ndjson.zst), '-' for stdin, "
     "or a dataset root whose raw/ archive to publish in ingest order.",
     "date": "With a dataset root as --input: publish only this UTC date of the archive (YYYY-MM-DD).",
@@ -50,7 +51,7 @@ class CollectorError(Exception):
 class CollectOptions:
     """The options every collector front end offers."""
 
-    source: SourceKind = "simulator"
+    source: SourceKind | None = None
     input: str | None = None
     date: str | None = None
     start_date: str | None = None
@@ -60,6 +61,13 @@ class CollectOptions:
     realtime: bool = False
     speed: float | None = None
     bootstrap: str | None = None
+
+    @property
+    def kind(self) -> SourceKind:
+        """The source asked for, or implied: a file when `input` is given, else the simulator."""
+        if self.source is not None:
+            return self.source
+        return "simulator" if self.input is None else "file"
 
     @property
     def limits(self) -> Limits:
@@ -96,7 +104,7 @@ def build_source(settings: FluxForgeSettings, options: CollectOptions) -> TickSo
     if options.speed is not None and not options.speed > 0:
         raise ValueError(f"--speed must be positive, got {options.speed}")
     dates = selected_dates(options.date, options.start_date, options.end_date)
-    if options.source == "simulator":
+    if options.kind == "simulator":
         if options.input is not None or dates is not None:
             raise ValueError("--input and --date/--start-date/--end-date need --source file")
         return simulator_source(settings.simulator)

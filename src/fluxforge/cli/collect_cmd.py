@@ -1,0 +1,96 @@
+"""`fluxforge collect`: run the collector (what the `fluxforge-collector` service runs) from the CLI.
+
+Options, their help texts and the run itself come from
+`fluxforge_collector.launch`, shared with the service's entry point, so the
+two front ends take the same flags and behave the same. `run_collector` is
+also what `fluxforge replay` publishes through.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from fluxforge_collector.collector import Collector, CollectorStats
+from fluxforge_collector.launch import (
+    HELP,
+    CollectOptions,
+    CollectorError,
+    SourceKind,
+    make_collector,
+    publish,
+    settings_overrides,
+    start_line,
+)
+from fluxforge_common.config import FluxForgeSettings
+
+from fluxforge.cli.common import ConfigOption, settings_or_exit
+
+BootstrapOption = Annotated[str | None, typer.Option(help=HELP["bootstrap"])]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress line.")]
+
+
+def show_progress(stats: CollectorStats) -> None:
+    """Redraw one status line on stderr."""
+    sys.stderr.write(f"\r  {stats.progress_line()}   ")
+    sys.stderr.flush()
+
+
+def run_collector(collector: Collector, settings: FluxForgeSettings, *, quiet: bool) -> CollectorStats:
+    """Run a collector with a start line and (unless quiet) progress on stderr; exit 1 on Kafka failure."""
+    typer.echo(start_line(collector, settings), err=True)
+    try:
+        stats = publish(collector, settings)
+    except CollectorError as exc:
+        if not quiet:
+            sys.stderr.write("\n")
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    if not quiet:
+        show_progress(stats)
+        sys.stderr.write("\n")
+    if collector.abandoned:
+        typer.echo("stopped twice: ticks still queued were not published", err=True)
+        raise typer.Exit(1)
+    return stats
+
+
+def collect(
+    config: ConfigOption = None,
+    source: Annotated[SourceKind | None, typer.Option(help=HELP["source"])] = None,
+    input_path: Annotated[str | None, typer.Option("--input", "-i", help=HELP["input"])] = None,
+    day: Annotated[str | None, typer.Option("--date", help=HELP["date"])] = None,
+    start_date: Annotated[str | None, typer.Option(help=HELP["start_date"])] = None,
+    end_date: Annotated[str | None, typer.Option(help=HELP["end_date"])] = None,
+    events: Annotated[int | None, typer.Option(min=1, help=HELP["events"])] = None,
+    duration: Annotated[float | None, typer.Option(min=0.001, help=HELP["duration"])] = None,
+    realtime: Annotated[bool, typer.Option(help=HELP["realtime"])] = False,
+    speed: Annotated[float | None, typer.Option(min=0.001, help=HELP["speed"])] = None,
+    bootstrap: BootstrapOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Publish raw ticks to Kafka (<prefix>.raw) in per-symbol batches; bad lines go to <prefix>.deadletter.
+
+    Runs until the input ends, a limit is reached, or SIGTERM/Ctrl-C (which
+    publishes everything already read before exiting).
+    """
+    options = CollectOptions(
+        source=source,
+        input=input_path,
+        date=day,
+        start_date=start_date,
+        end_date=end_date,
+        events=events,
+        duration_s=duration,
+        realtime=realtime,
+        speed=speed,
+        bootstrap=bootstrap,
+    )
+    settings = settings_or_exit(config, settings_overrides(bootstrap))
+    try:
+        collector = make_collector(settings, options, on_progress=None if quiet else show_progress)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    stats = run_collector(collector, settings, quiet=quiet)
+    typer.echo(stats.summary_line())

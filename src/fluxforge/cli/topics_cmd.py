@@ -1,0 +1,118 @@
+"""`fluxforge topics`: create the pipeline's Kafka topics (idempotently) and list them.
+
+Services create what they need on start too; this is for an operator who
+wants the topics in place before anything runs, or to check partitions and
+retention of an existing deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
+from fluxforge_collector.launch import HELP, settings_overrides
+from fluxforge_common.config import KafkaConfig
+from fluxforge_common.kafka import ensure_topics, topic_specs
+
+from fluxforge.cli.common import ConfigOption, settings_or_exit
+from fluxforge.cli.render import table_text
+
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    status: str  # created | exists | missing
+    partitions: int | None
+    replication: int | None
+    retention_ms: int | None
+
+
+def topics(
+    config: ConfigOption = None,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="Only list the pipeline's topics; create nothing.")
+    ] = False,
+    bootstrap: Annotated[str | None, typer.Option(help=HELP["bootstrap"])] = None,
+) -> None:
+    """Create every pipeline topic that is missing, then list them with partitions and retention."""
+    settings = settings_or_exit(config, settings_overrides(bootstrap))
+    cfg = settings.kafka
+    try:
+        infos = asyncio.run(_topics(cfg, create=not list_only))
+    except (KafkaError, OSError) as exc:
+        typer.echo(f"Kafka at {cfg.bootstrap_servers} failed: {exc!r}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Kafka {cfg.bootstrap_servers}, topic prefix {cfg.topic_prefix!r}:")
+    typer.echo(
+        table_text(
+            ["topic", "partitions", "replication", "retention", "status"],
+            [
+                [
+                    info.name,
+                    "-" if info.partitions is None else info.partitions,
+                    "-" if info.replication is None else info.replication,
+                    _retention(info.retention_ms),
+                    info.status,
+                ]
+                for info in infos
+            ],
+        )
+    )
+    missing = [info.name for info in infos if info.status == "missing"]
+    if missing:
+        typer.echo(f"{len(missing)} topic(s) missing: run `fluxforge topics` without --list to create them.")
+
+
+def _retention(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    if ms < 0:
+        return "forever"
+    return f"{ms / HOUR_MS:g} h"
+
+
+async def _topics(cfg: KafkaConfig, *, create: bool) -> list[TopicInfo]:
+    specs = topic_specs(cfg)
+    created = set(await ensure_topics(cfg, specs)) if create else set()
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        names = [spec.name for spec in specs if spec.name in existing]
+        described = {t["topic"]: t for t in await admin.describe_topics(names)} if names else {}
+        retention: dict[str, int] = {}
+        if names:
+            responses = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name, {"retention.ms": None}) for name in names]
+            )
+            for response in responses:
+                for resource in response.to_object()["resources"]:
+                    for entry in resource["config_entries"]:
+                        if entry["config_names"] == "retention.ms":
+                            retention[resource["resource_name"]] = int(entry["config_value"])
+    finally:
+        await admin.close()
+    infos = []
+    for spec in specs:
+        topic = described.get(spec.name)
+        if topic is None:
+            infos.append(TopicInfo(spec.name, "missing", None, None, None))
+            continue
+        partitions = topic["partitions"]
+        infos.append(
+            TopicInfo(
+                spec.name,
+                "created" if spec.name in created else "exists",
+                len(partitions),
+                max((len(p["replicas"]) for p in partitions), default=0),
+                retention.get(spec.name),
+            )
+        )
+    return infos
