@@ -1,0 +1,193 @@
+"""The collector against a real broker: what it publishes is exactly what came in, batched per symbol.
+
+Each test reads its topics back to their end offsets after the collector has
+returned (every send acknowledged), so "exactly once" is checked on the log
+itself: no tick missing, none doubled, each symbol's ticks in order on one
+partition, every batch within `batch_max_ticks` and keyed by its ticks' symbol.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import typer
+from fluxforge_collector.launch import CollectOptions, make_collector, publish
+from fluxforge_common.kafka import TopicNames
+from fluxforge_common.pipeline.sources import archive_lines, simulator_lines
+from fluxforge_common.storage.local import LocalStorage
+from typer.testing import CliRunner
+
+from fluxforge.cli.app import app as fluxforge_app
+from fluxforge.cli.collect_cmd import collect
+from fluxforge.cli.replay_cmd import replay
+from fluxforge.cli.topics_cmd import topics
+from tests.corpus.bad_ticks import BAD_LINES
+
+if TYPE_CHECKING:
+    from .conftest import KafkaPrefix, Record
+
+pytestmark = pytest.mark.integration
+
+SIGTERM_TIMEOUT_S = 30.0
+
+
+def key_of(raw: bytes) -> bytes:
+    tick = json.loads(raw)
+    return f"{tick['exchange']}:{tick['symbol']}".encode()
+
+
+def per_key(lines: list[bytes]) -> dict[bytes, list[bytes]]:
+    grouped: dict[bytes, list[bytes]] = defaultdict(list)
+    for raw in lines:
+        grouped[key_of(raw)].append(raw)
+    return dict(grouped)
+
+
+def check_batches(records: list[Record], max_ticks: int) -> dict[bytes, list[bytes]]:
+    """Per key, the ticks read back in log order; asserts keys, batch sizes and one partition per key."""
+    got: dict[bytes, list[bytes]] = defaultdict(list)
+    partitions: dict[bytes, set[int]] = defaultdict(set)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        assert record.key is not None
+        ticks = record.ticks()
+        assert 1 <= len(ticks) <= max_ticks
+        assert {key_of(raw) for raw in ticks} == {record.key}
+        got[record.key] += ticks
+        partitions[record.key].add(record.partition)
+    assert all(len(p) == 1 for p in partitions.values()), partitions
+    return dict(got)
+
+
+def test_simulated_ticks_arrive_exactly_once_in_order_per_symbol(kafka_prefix: KafkaPrefix) -> None:
+    settings = kafka_prefix.settings(batch_max_ticks=40)
+    n = 20_000
+    collector = make_collector(settings, CollectOptions(events=n))
+    stats = publish(collector, settings)
+
+    expected = list(itertools.islice(simulator_lines(settings.simulator), n))
+    records = kafka_prefix.read(TopicNames.from_config(settings.kafka).raw)
+    assert check_batches(records, 40) == per_key(expected)  # the exact bytes, in order, once
+    assert (stats.ticks_in, stats.accepted, stats.ticks_out, stats.dead_lettered) == (n, n, n, 0)
+    assert stats.batches_out == len(records)
+    assert {r.partition for r in records} == {0, 1, 2}, "five symbols should spread over three partitions"
+
+
+def test_bad_lines_go_to_the_deadletter_topic_with_their_reasons(
+    kafka_prefix: KafkaPrefix, tmp_path: Path
+) -> None:
+    good = list(itertools.islice(simulator_lines(kafka_prefix.settings().simulator), 300))
+    lines = [line for pair in itertools.zip_longest(good, [b for b, _ in BAD_LINES]) for line in pair if line]
+    path = tmp_path / "mixed.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    settings = kafka_prefix.settings()
+    names = TopicNames.from_config(settings.kafka)
+
+    stats = publish(make_collector(settings, CollectOptions(input=str(path))), settings)
+
+    assert check_batches(kafka_prefix.read(names.raw), settings.kafka.batch_max_ticks) == per_key(good)
+    dead = sorted(kafka_prefix.read(names.deadletter), key=lambda r: r.offset)
+    assert [r.key for r in dead] == [None] * len(BAD_LINES)
+    line_numbers = {line: n for n, line in enumerate(lines, 1)}
+    for record, (line, reason) in zip(dead, BAD_LINES, strict=True):
+        entry = json.loads(record.value)
+        assert reason in entry["reason"]
+        assert entry.get("raw", "").encode() == line or "raw_b64" in entry
+        assert entry["source"] == f"file:{path}:{line_numbers[line]}"
+    assert stats.dead_lettered == len(BAD_LINES)
+    assert stats.reasons.total() == len(BAD_LINES)
+
+
+def test_replay_publishes_exactly_the_archive(kafka_prefix: KafkaPrefix, tmp_path: Path) -> None:
+    runner = CliRunner()
+    made = runner.invoke(fluxforge_app, ["run", "-o", str(tmp_path), "--duration", "30", "--quiet"])
+    assert made.exit_code == 0, made.output
+    archive = list(archive_lines(LocalStorage(tmp_path)))
+    assert len(archive) > 1000
+
+    cli = typer.Typer()
+    cli.command("replay")(replay)
+    cli.command("collect")(collect)  # two commands, so typer keeps the subcommand name
+    result = runner.invoke(
+        cli, ["replay", "--root", str(tmp_path), "--date", "2025-12-12"], env=kafka_prefix.env()
+    )
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    assert f"Replayed {len(archive):,} ticks" in result.output
+    assert "(" in result.output and "ticks/s)" in result.output
+
+    raw_topic = f"{kafka_prefix.prefix}.raw"
+    assert check_batches(kafka_prefix.read(raw_topic), 100) == per_key(archive)
+
+
+def test_sigterm_flushes_everything_read(kafka_prefix: KafkaPrefix, tmp_path: Path) -> None:
+    """A collector stopped politely mid-stream publishes every tick it read, open batches included."""
+    executable = Path(sys.executable).with_name("fluxforge-collector")
+    assert executable.exists(), f"{executable}: the workspace is not installed (uv sync)"
+    env = {**os.environ, **kafka_prefix.env(batch_max_ticks=500, batch_linger_ms=60_000)}
+    log = tmp_path / "collector.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([str(executable), "--source", "simulator"], env=env, stderr=stderr)
+    try:
+        deadline = time.monotonic() + SIGTERM_TIMEOUT_S
+        while "publishing simulator" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        time.sleep(1.0)  # publishing at full speed, with batches open and the queue busy
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=SIGTERM_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    errors = log.read_text()
+    assert proc.returncode == 0, errors
+    summary = re.search(r"([\d,]+) ticks in, ([\d,]+) batches out \(([\d,]+) ticks\)", errors)
+    assert summary is not None, errors
+    ticks_in, batches_out, ticks_out = (int(g.replace(",", "")) for g in summary.groups())
+    assert ticks_in == ticks_out > 10_000
+
+    records = kafka_prefix.read(f"{kafka_prefix.prefix}.raw")
+    assert len(records) == batches_out
+    got = check_batches(records, 500)
+    expected = per_key(list(itertools.islice(simulator_lines(kafka_prefix.settings().simulator), ticks_in)))
+    assert got == expected
+    assert any(len(r.ticks()) < 500 for r in records), "open batches were flushed at shutdown"
+
+
+def test_topics_and_collect_commands(kafka_prefix: KafkaPrefix) -> None:
+    cli = typer.Typer()
+    cli.command("topics")(topics)
+    cli.command("collect")(collect)
+    runner = CliRunner()
+    env = kafka_prefix.env(raw_retention_hours=5)
+
+    listed = runner.invoke(cli, ["topics", "--list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.count("missing") == 6 + 1  # six rows and the closing hint
+
+    created = runner.invoke(cli, ["topics"], env=env)
+    assert created.exit_code == 0, created.output
+    rows = {
+        line.split()[0]: line.split()[1:] for line in created.output.splitlines() if "." in line.split()[0]
+    }
+    assert rows[f"{kafka_prefix.prefix}.raw"] == ["3", "1", "5", "h", "created"]
+    assert rows[f"{kafka_prefix.prefix}.deadletter"] == ["1", "1", "168", "h", "created"]
+    assert len(rows) == 6
+
+    again = runner.invoke(cli, ["topics"], env=env)
+    assert again.exit_code == 0 and again.output.count("exists") == 6, again.output
+
+    ran = runner.invoke(cli, ["collect", "--events", "2000", "--quiet"], env=env)
+    assert ran.exit_code == 0, f"{ran.output}\n{ran.exception!r}"
+    assert "2,000 ticks in" in ran.output
+    records = kafka_prefix.read(f"{kafka_prefix.prefix}.raw")
+    assert sum(len(r.ticks()) for r in records) == 2000
