@@ -15,13 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 from fluxforge_common.kafka import TopicNames, TopicSpec, ensure_topics, topic_specs
 from fluxforge_common.pipeline.sources import date_range
 
 from fluxforge_collector.collector import Collector, CollectorStats, Limits, PublishError
 from fluxforge_collector.sources import TickSource, file_source, simulator_source
+
+# Longest wait for new topics' partitions to get leaders; past it the run ends with an error.
+LEADER_WAIT_S = 30.0
 
 SourceKind = Literal["simulator", "file"]
 SOURCES: tuple[SourceKind, ...] = ("simulator", "file")
@@ -167,7 +172,15 @@ async def _publish(collector: Collector, settings: FluxForgeSettings) -> Collect
     if collector.stats.topic != raw_topic:
         raw_spec: TopicSpec = next(spec for spec in specs if spec.name == raw_topic)
         specs.append(replace(raw_spec, name=collector.stats.topic))
-    await ensure_topics(settings.kafka, specs)
+    created = set(await ensure_topics(settings.kafka, specs))
+    await _until_leaders_answer(
+        settings.kafka,
+        [
+            s
+            for s in specs
+            if s.name in created and s.name in (collector.stats.topic, collector.stats.deadletter_topic)
+        ],
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, collector.stop)
@@ -176,3 +189,39 @@ async def _publish(collector: Collector, settings: FluxForgeSettings) -> Collect
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def _until_leaders_answer(cfg: KafkaConfig, specs: list[TopicSpec]) -> None:
+    """Wait until every partition of freshly created topics answers as a leader.
+
+    Right after creation the broker's metadata may not list a topic yet, then
+    names leaders before they have taken their partitions on; sending then
+    works (the producer retries) but fills a fresh stack's log with
+    "not found in cluster metadata" errors and NotLeaderForPartition warnings.
+    So: poll the admin's metadata (which logs nothing) until every partition
+    has a leader, then ask each leader for its end offset (ListOffsets, which
+    the client retries until the leader really answers).
+    """
+    if not specs:
+        return
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap_servers)
+    await admin.start()
+    try:
+        async with asyncio.timeout(LEADER_WAIT_S):
+            while not _all_led(await admin.describe_topics([s.name for s in specs]), specs):
+                await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap_servers)
+    await consumer.start()
+    try:
+        await consumer.end_offsets([TopicPartition(s.name, p) for s in specs for p in range(s.partitions)])
+    finally:
+        await consumer.stop()
+
+
+def _all_led(described: list[dict[str, Any]], specs: list[TopicSpec]) -> bool:
+    led = {
+        t["topic"]: sum(p["leader"] >= 0 for p in t["partitions"]) for t in described if t["error_code"] == 0
+    }
+    return all(led.get(s.name) == s.partitions for s in specs)
