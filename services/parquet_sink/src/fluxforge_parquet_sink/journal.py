@@ -1,0 +1,115 @@
+"""The recovery journal: the files a chunk is about to write, so a crash can be undone.
+
+Before a chunk writes anything, the journal entry of its topic-partition
+(`.sink/pending/<topic>+<partition>.json`, hidden from readers and from
+`fluxforge validate`) is replaced by `{start, end, files}`. The entry is
+settled by the Kafka commit of `end + 1` that follows the files; nothing is
+deleted on success (the next chunk overwrites the entry).
+
+When the partition is assigned again, `recover` compares the entry with the
+group's committed offset: an entry that the commit does not cover names files
+of records that will be consumed again, possibly cut into different chunks
+(a graceful shutdown, an idle close or a rebalance may have ended the chunk
+early), so those files are deleted before anything is replayed. Without this,
+a chunk `100-150` written at shutdown and not committed would duplicate rows
+`100-150` when the restarted sink writes `100-450`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Final
+
+import orjson
+from fluxforge_common.storage.base import TEMP_PREFIX, StorageBackend, is_temp_name
+from fluxforge_common.storage.local import LocalStorage
+
+from fluxforge_parquet_sink.naming import ChunkName
+
+JOURNAL_DIR: Final = ".sink/pending"
+_UUID_HEX: Final = 32
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    chunk: ChunkName
+    files: list[str]
+
+
+class Journal:
+    """One pending entry per topic-partition, in the dataset's own storage."""
+
+    def __init__(self, storage: StorageBackend) -> None:
+        self.storage = storage
+
+    @staticmethod
+    def path(topic: str, partition: int) -> str:
+        return f"{JOURNAL_DIR}/{topic}+{partition}.json"
+
+    def record(self, chunk: ChunkName, files: list[str]) -> None:
+        """Durably note that `files` are about to be written for `chunk` (before any of them is)."""
+        entry = {
+            "topic": chunk.topic,
+            "partition": chunk.partition,
+            "start": chunk.start,
+            "end": chunk.end,
+            "files": files,
+        }
+        self.storage.write_bytes(self.path(chunk.topic, chunk.partition), orjson.dumps(entry))
+
+    def read(self, topic: str, partition: int) -> JournalEntry | None:
+        path = self.path(topic, partition)
+        try:
+            data = self.storage.read_bytes(path)
+        except FileNotFoundError:
+            return None
+        try:
+            obj = orjson.loads(data)
+            chunk = ChunkName(obj["topic"], int(obj["partition"]), int(obj["start"]), int(obj["end"]))
+            files = [str(f) for f in obj["files"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"recovery journal {path} is unreadable ({exc}); inspect it and delete it"
+            ) from exc
+        return JournalEntry(chunk, files)
+
+    def recover(self, topic: str, partition: int, committed: int | None) -> list[str]:
+        """Delete the files of an uncommitted chunk of this partition; returns the paths deleted.
+
+        `committed` is the group's committed offset (the next record to read),
+        None when the group never committed this partition.
+        """
+        journal = self.path(topic, partition)
+        self._delete_temporaries([journal])  # a process killed while writing the entry itself
+        entry = self.read(topic, partition)
+        if entry is None:
+            return []
+        if committed is not None and entry.chunk.end < committed:
+            return []  # settled: its commit went through
+        for path in entry.files:
+            self.storage.delete(path)
+        self._delete_temporaries(entry.files)
+        self.storage.delete(journal)
+        return entry.files
+
+    def _delete_temporaries(self, paths: list[str]) -> None:
+        """Remove temp files a killed write of `paths` left behind (local storage only).
+
+        A temporary's name is `.tmp-<32 hex>-<hint>` with the hint derived from
+        the final name (`storage.base.temp_name`); only temporaries of exactly
+        these targets are removed.
+        """
+        if not isinstance(self.storage, LocalStorage):
+            return
+        for path in paths:
+            target = self.storage.local_path(path)
+            hint = target.name.replace(".", "_").encode()[:200].decode(errors="ignore")
+            try:
+                entries = list(os.scandir(target.parent))
+            except FileNotFoundError:
+                continue
+            for item in entries:
+                name = item.name
+                if is_temp_name(name) and name[len(TEMP_PREFIX) + _UUID_HEX + 1 :] == hint:
+                    target.parent.joinpath(name).unlink(missing_ok=True)

@@ -1,0 +1,139 @@
+"""What both front ends (`fluxforge-parquet-sink` and `fluxforge sink`) accept, and how it is applied."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fluxforge_common.config.settings import FluxForgeSettings, load_settings
+from fluxforge_common.features import TABLES
+from fluxforge_common.storage.local import LocalStorage
+
+from fluxforge_parquet_sink.policy import FlushPolicy
+from fluxforge_parquet_sink.runner import KafkaSink, serve
+from fluxforge_parquet_sink.stats import SinkStats
+
+DEFAULT_GROUP_ID = "fluxforge-sink"
+
+HELP = {
+    "config": "YAML config (default: $FLUXFORGE_CONFIG, else config/config.yaml if present).",
+    "root": "Dataset root to write (default: storage.root).",
+    "group_id": "Kafka consumer group; sink processes with the same group share the partitions.",
+    "tables": "Feature tables to consume, comma-separated (hf,bars,trades,ticker), 'all' or 'none'.",
+    "raw": "Archive the raw topic's accepted ticks to raw/ (NDJSON.zst).",
+    "deadletter": "Copy the dead-letter topic to deadletter/.",
+    "topic_prefix": "Topic prefix to read (default: kafka.topic_prefix), e.g. a reprocessing pipeline's.",
+    "bootstrap": "Kafka bootstrap servers (default: kafka.bootstrap_servers).",
+    "flush_rows": "Feature rows per file batch per topic-partition (default: sink.parquet_flush_rows).",
+    "flush_seconds": "Event-time span of a feature file batch, by the rows' ts (default: sink.parquet_flush_seconds).",
+    "raw_max_mb": "Uncompressed MB of a raw archive batch (default: sink.raw_segment_max_mb).",
+    "raw_max_age_seconds": "Event-time span of a raw archive batch (default: sink.raw_segment_max_age_s).",
+    "deadletter_max_records": "Dead-letter records per file batch (default: 1000).",
+    "idle_flush_seconds": "Write a partition's open batch after this many wall-clock seconds without records (0: never).",
+    "progress_seconds": "Seconds between progress log lines.",
+    "until_caught_up": "Stop (writing and committing everything) once the assigned partitions are read to their end.",
+    "no_fsync": "Do not fsync files (faster; a power cut may lose committed files).",
+    "log_level": "Logging level (DEBUG, INFO, WARNING).",
+}
+
+
+def parse_tables(text: str) -> list[str]:
+    """`hf,bars` -> ["hf", "bars"]; `all` -> every table; `none` or empty -> []; ValueError on others."""
+    text = text.strip().lower()
+    if text == "all":
+        return list(TABLES)
+    if text in ("", "none"):
+        return []
+    tables = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [t for t in tables if t not in TABLES]
+    if unknown:
+        raise ValueError(f"unknown table(s) {', '.join(unknown)}; tables are {', '.join(TABLES)}")
+    return list(dict.fromkeys(tables))
+
+
+@dataclass
+class SinkOptions:
+    """Every option of the sink command; None means "as configured"."""
+
+    config: Path | None = None
+    root: Path | None = None
+    group_id: str = DEFAULT_GROUP_ID
+    tables: list[str] = field(default_factory=lambda: list(TABLES))
+    raw: bool = True
+    deadletter: bool = True
+    topic_prefix: str | None = None
+    bootstrap: str | None = None
+    flush_rows: int | None = None
+    flush_seconds: float | None = None
+    raw_max_mb: float | None = None
+    raw_max_age_seconds: float | None = None
+    deadletter_max_records: int | None = None
+    idle_flush_seconds: float | None = None
+    progress_seconds: float = 10.0
+    until_caught_up: bool = False
+    fsync: bool = True
+
+    def overrides(self) -> dict[str, Any]:
+        overrides: dict[str, Any] = {}
+        kafka: dict[str, Any] = {}
+        if self.bootstrap is not None:
+            kafka["bootstrap_servers"] = self.bootstrap
+        if self.topic_prefix is not None:
+            kafka["topic_prefix"] = self.topic_prefix
+        if kafka:
+            overrides["kafka"] = kafka
+        if self.root is not None:
+            overrides["storage"] = {"root": self.root}
+        return overrides
+
+    def settings(self) -> FluxForgeSettings:
+        """Load the configuration with these options applied (ConfigError on a bad value)."""
+        return load_settings(self.config, self.overrides())
+
+    def policy(self, settings: FluxForgeSettings) -> FlushPolicy:
+        return FlushPolicy.from_settings(
+            settings.sink,
+            rows=self.flush_rows,
+            span_s=self.flush_seconds,
+            raw_mb=self.raw_max_mb,
+            raw_span_s=self.raw_max_age_seconds,
+            deadletter_records=self.deadletter_max_records,
+            idle_s=self.idle_flush_seconds,
+        )
+
+    def build(self, settings: FluxForgeSettings) -> KafkaSink:
+        return KafkaSink(
+            settings,
+            group_id=self.group_id,
+            tables=self.tables,
+            raw=self.raw,
+            deadletter=self.deadletter,
+            policy=self.policy(settings),
+            storage=LocalStorage(settings.storage.root, durable=self.fsync),
+            progress_s=self.progress_seconds,
+            until_caught_up=self.until_caught_up,
+        )
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def prepare(options: SinkOptions) -> KafkaSink:
+    """Settings and sink from the options; ConfigError or ValueError (with the reason) when unusable."""
+    settings = options.settings()
+    return options.build(settings)
+
+
+def serve_forever(sink: KafkaSink) -> SinkStats:
+    """Serve until SIGTERM/SIGINT (or caught up with `--until-caught-up`), then write, commit and return."""
+    return asyncio.run(serve(sink))

@@ -1,0 +1,246 @@
+"""The Kafka side: a consumer-group member feeding `SinkCore`, committing after durable files."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from fluxforge_common.config.settings import FluxForgeSettings
+from fluxforge_common.kafka import TopicNames, consumer, ensure_topics, topic_specs
+from fluxforge_common.storage.base import StorageBackend
+from fluxforge_common.storage.local import LocalStorage
+
+from fluxforge_parquet_sink.chunks import Record
+from fluxforge_parquet_sink.core import AnyChunk, SinkCore, route_topics
+from fluxforge_parquet_sink.policy import FlushPolicy
+from fluxforge_parquet_sink.stats import SinkStats
+
+log = logging.getLogger("fluxforge.sink")
+
+UNIT_NAMES = {"raw": "ticks", "deadletter": "records"}
+POLL_TIMEOUT_MS = 500
+MAX_RECORDS_PER_POLL = 2_000
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, sink: KafkaSink) -> None:
+        self.sink = sink
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.sink._on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.sink._on_assigned(assigned)
+
+
+class KafkaSink:
+    """One member of the sink's consumer group (several processes share the partitions).
+
+    The loop: poll; recover partitions seen for the first time in this
+    assignment; cut records into chunks; write each closed chunk (journal entry,
+    files) in a worker thread; commit `end + 1` per partition. A rebalance
+    drops open chunks (the new owner re-reads them from the committed offset
+    and cuts the same chunks); records polled before it are discarded. A
+    graceful stop writes and commits every open chunk; an exception stops the
+    consumer without committing anything more.
+    """
+
+    def __init__(
+        self,
+        settings: FluxForgeSettings,
+        *,
+        group_id: str,
+        tables: Iterable[str],
+        raw: bool,
+        deadletter: bool,
+        policy: FlushPolicy | None = None,
+        storage: StorageBackend | None = None,
+        stats: SinkStats | None = None,
+        progress_s: float = 10.0,
+        until_caught_up: bool = False,
+        create_topics: bool = True,
+        consumer_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.group_id = group_id
+        self.names = TopicNames.from_config(settings.kafka)
+        self.routes = route_topics(self.names, tables, raw=raw, deadletter=deadletter)
+        self.policy = policy if policy is not None else FlushPolicy.from_settings(settings.sink)
+        self.storage = storage if storage is not None else LocalStorage(settings.storage.root)
+        self.stats = stats if stats is not None else SinkStats()
+        self.core = SinkCore(self.storage, self.policy, settings.features, self.routes, stats=self.stats)
+        self.progress_s = progress_s
+        self.until_caught_up = until_caught_up
+        self.create_topics = create_topics
+        self.consumer_options = consumer_options or {}
+        self._lock = asyncio.Lock()
+        self._epoch = 0
+        self._consumer: AIOKafkaConsumer | None = None
+
+    # -- rebalance callbacks (run by aiokafka's coordinator task) -----------------------------------
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:  # waits for a chunk being written and committed
+            self._epoch += 1
+            self.stats.rebalances += 1
+            for tp in revoked:
+                self.core.revoke(tp.topic, tp.partition)
+        if revoked:
+            log.info("partitions revoked: %s", _tps(revoked))
+
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self._lock:
+            await self._recover(assigned)
+        log.info("partitions assigned: %s", _tps(assigned) or "none")
+
+    async def _recover(self, tps: Iterable[TopicPartition]) -> None:
+        kafka = self._consumer
+        assert kafka is not None
+        for tp in sorted(tps):
+            if self.core.is_assigned(tp.topic, tp.partition):
+                continue
+            committed = await kafka.committed(tp)
+            deleted = await asyncio.to_thread(self.core.assign, tp.topic, tp.partition, committed)
+            if deleted:
+                log.warning(
+                    "%s/%d: removed %d file(s) of a chunk written but not committed before "
+                    "(committed offset %s); its records are consumed again",
+                    tp.topic,
+                    tp.partition,
+                    len(deleted),
+                    committed,
+                )
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> SinkStats:
+        """Consume until `stop` is set (or, with `until_caught_up`, until the assigned partitions are read to their end)."""
+        stop = stop if stop is not None else asyncio.Event()
+        if self.create_topics:
+            wanted = [spec for spec in topic_specs(self.settings.kafka) if spec.name in self.routes]
+            await ensure_topics(self.settings.kafka, wanted)
+        kafka = consumer(
+            self.settings.kafka,
+            group_id=self.group_id,
+            max_poll_interval_ms=600_000,
+            **self.consumer_options,
+        )
+        kafka.subscribe(topics=self.core.topics, listener=_Listener(self))
+        self._consumer = kafka
+        log.info(
+            "sink %s: %s -> %s (group %s)",
+            ", ".join(sorted(set(self.routes.values()))),
+            ", ".join(self.core.topics),
+            self.storage,
+            self.group_id,
+        )
+        await kafka.start()
+        try:
+            await self._loop(kafka, stop)
+            async with self._lock:  # graceful: everything buffered becomes files, then is committed
+                chunks = self.core.close_all("shutdown")
+                await self._write_and_commit(kafka, chunks)
+        finally:
+            await kafka.stop()
+            self._consumer = None
+        log.info("sink stopped: %s", self.stats.summary())
+        return self.stats
+
+    async def _loop(self, kafka: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        next_progress = time.monotonic() + self.progress_s
+        since = self.stats.snapshot()
+        while not stop.is_set():
+            epoch = self._epoch
+            batches = await kafka.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS_PER_POLL)
+            async with self._lock:
+                if epoch != self._epoch:
+                    continue  # polled before a rebalance: re-read from the committed offsets
+                await self._recover(tp for tp in batches if not self.core.is_assigned(tp.topic, tp.partition))
+                chunks = await asyncio.to_thread(self._add, batches) if batches else []
+                chunks += self.core.idle()
+                await self._write_and_commit(kafka, chunks)
+            now = time.monotonic()
+            if now >= next_progress:
+                self._progress(since, now)
+                since, next_progress = self.stats.snapshot(), now + self.progress_s
+            if self.until_caught_up and not batches and await self._caught_up(kafka):
+                log.info("caught up with every assigned partition; stopping")
+                return
+
+    def _add(self, batches: dict[TopicPartition, list[Any]]) -> list[AnyChunk]:
+        return self.core.add(
+            Record(r.topic, r.partition, r.offset, r.timestamp, r.value)
+            for tp in sorted(batches)
+            for r in batches[tp]
+        )
+
+    async def _write_and_commit(self, kafka: AIOKafkaConsumer, chunks: list[AnyChunk]) -> None:
+        pending: dict[TopicPartition, int] = {}
+        for chunk in chunks:
+            tp = TopicPartition(chunk.topic, chunk.partition)
+            if tp in pending:  # one journal entry per partition: settle the earlier chunk first
+                await self._commit(kafka, pending)
+                pending = {}
+            await asyncio.to_thread(self.core.write, chunk)
+            log.debug("wrote %s (%s, %d units)", chunk.name.stem, chunk.reason, chunk.units)
+            pending[tp] = chunk.end + 1
+        if pending:
+            await self._commit(kafka, pending)
+
+    async def _commit(self, kafka: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await kafka.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The partitions went to another member; its recovery removes or rewrites these files.
+            self.stats.commit_failures += 1
+            log.warning("commit of %s failed (%s); the new owner redoes these chunks", _tps(offsets), exc)
+        else:
+            self.stats.commits += 1
+
+    async def _caught_up(self, kafka: AIOKafkaConsumer) -> bool:
+        assigned = kafka.assignment()
+        if not assigned or any(not self.core.is_assigned(tp.topic, tp.partition) for tp in assigned):
+            return False
+        ends = await kafka.end_offsets(list(assigned))  # last stable offsets (read_committed)
+        for tp in assigned:
+            if await kafka.position(tp) < ends[tp]:
+                return False
+        return True
+
+    def _progress(self, since: SinkStats, now: float) -> None:
+        rates = self.stats.rates(since, now)
+        parts = [f"{kind} {rate:,.0f} {UNIT_NAMES.get(kind, 'rows')}/s" for kind, rate in rates.items()]
+        held = self.core.buffered()
+        log.info(
+            "%s | files %s | buffered %s",
+            " | ".join(parts) or "idle",
+            f"{self.stats.files:,}",
+            ", ".join(f"{k} {v:,}" for k, v in sorted(held.items())) or "nothing",
+        )
+
+
+def _tps(tps: Iterable[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(tps))
+
+
+async def serve(sink: KafkaSink) -> SinkStats:
+    """Run `sink` until SIGTERM/SIGINT, then stop gracefully (write and commit what is buffered)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        return await sink.run(stop)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

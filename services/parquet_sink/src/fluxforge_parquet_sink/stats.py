@@ -1,0 +1,55 @@
+"""Counters of one sink process (the metrics endpoint of a later issue will read these)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SinkStats:
+    """What the sink consumed and wrote since it started.
+
+    `units` counts what each topic kind carries: feature rows per table
+    (`hf`, `bars`, `trades`, `ticker`), archived ticks (`raw`), dead-letter
+    records (`deadletter`). Units are counted when a chunk's files are durable,
+    so a chunk dropped by a rebalance or a crash is not counted twice.
+    """
+
+    started: float = field(default_factory=time.monotonic)
+    messages: Counter[str] = field(default_factory=Counter)
+    units: Counter[str] = field(default_factory=Counter)
+    raw_rejected: int = 0
+    bad_messages: int = 0
+    chunks: Counter[str] = field(default_factory=Counter)
+    files: int = 0
+    bytes: int = 0
+    commits: int = 0
+    commit_failures: int = 0
+    dropped_chunks: int = 0
+    recovered_files: int = 0
+    rebalances: int = 0
+
+    def rates(self, since: SinkStats | None = None, now: float | None = None) -> dict[str, float]:
+        """Units per second per kind, over the whole run or since an earlier `snapshot()`."""
+        now = time.monotonic() if now is None else now
+        base_units = since.units if since is not None else Counter[str]()
+        base_time = since.started if since is not None else self.started
+        elapsed = max(now - base_time, 1e-9)
+        return {kind: (count - base_units[kind]) / elapsed for kind, count in sorted(self.units.items())}
+
+    def snapshot(self) -> SinkStats:
+        """A copy whose `started` is now: pass it to `rates(since=...)` later."""
+        return SinkStats(started=time.monotonic(), units=Counter(self.units))
+
+    def summary(self) -> str:
+        elapsed = time.monotonic() - self.started
+        parts = [f"{kind} {count:,}" for kind, count in sorted(self.units.items())] or ["nothing"]
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.chunks.items())) or "none"
+        return (
+            f"wrote {', '.join(parts)} in {elapsed:,.1f} s: {self.files:,} files, {self.bytes / 1e6:,.1f} MB, "
+            f"{self.commits:,} commits; chunks closed by {reasons}; raw ticks not archived (rejected) "
+            f"{self.raw_rejected:,}; bad messages dead-lettered {self.bad_messages:,}; "
+            f"uncommitted files removed at recovery {self.recovered_files:,}; commit failures {self.commit_failures}"
+        )

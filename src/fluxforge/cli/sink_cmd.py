@@ -1,0 +1,85 @@
+"""`fluxforge sink`: the Parquet sink service (the same as `fluxforge-parquet-sink`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from fluxforge_common.config import ConfigError
+from fluxforge_parquet_sink.options import (
+    DEFAULT_GROUP_ID,
+    HELP,
+    SinkOptions,
+    configure_logging,
+    parse_tables,
+    prepare,
+    serve_forever,
+)
+
+from fluxforge.cli.common import ConfigOption
+
+
+def sink(
+    config: ConfigOption = None,
+    root: Annotated[Path | None, typer.Option(help=HELP["root"])] = None,
+    group_id: Annotated[str, typer.Option(help=HELP["group_id"])] = DEFAULT_GROUP_ID,
+    tables: Annotated[str, typer.Option(help=HELP["tables"])] = "all",
+    raw: Annotated[bool, typer.Option("--raw/--no-raw", help=HELP["raw"])] = True,
+    deadletter: Annotated[bool, typer.Option("--deadletter/--no-deadletter", help=HELP["deadletter"])] = True,
+    topic_prefix: Annotated[str | None, typer.Option(help=HELP["topic_prefix"])] = None,
+    bootstrap: Annotated[str | None, typer.Option(help=HELP["bootstrap"])] = None,
+    flush_rows: Annotated[int | None, typer.Option(min=1, help=HELP["flush_rows"])] = None,
+    flush_seconds: Annotated[float | None, typer.Option(min=0.001, help=HELP["flush_seconds"])] = None,
+    raw_max_mb: Annotated[float | None, typer.Option(min=0.001, help=HELP["raw_max_mb"])] = None,
+    raw_max_age_seconds: Annotated[
+        float | None, typer.Option(min=0.001, help=HELP["raw_max_age_seconds"])
+    ] = None,
+    deadletter_max_records: Annotated[
+        int | None, typer.Option(min=1, help=HELP["deadletter_max_records"])
+    ] = None,
+    idle_flush_seconds: Annotated[
+        float | None, typer.Option(min=0, help=HELP["idle_flush_seconds"] + " [default: 120]")
+    ] = None,
+    progress_seconds: Annotated[float, typer.Option(min=0.1, help=HELP["progress_seconds"])] = 10.0,
+    until_caught_up: Annotated[bool, typer.Option(help=HELP["until_caught_up"])] = False,
+    fsync: Annotated[
+        bool, typer.Option("--fsync/--no-fsync", help="fsync every file before it is committed.")
+    ] = True,
+    log_level: Annotated[str, typer.Option(help=HELP["log_level"])] = "INFO",
+) -> None:
+    """Consume the feature, raw and dead-letter topics into the dataset with exactly-once files.
+
+    Files are named <topic>+<partition>+<first>-<last offset>; offsets are committed only after the
+    files are durable, and a restart rewrites the same files. SIGTERM/Ctrl-C write and commit
+    everything buffered, then exit.
+    """
+    try:
+        options = SinkOptions(
+            config=config,
+            root=root,
+            group_id=group_id,
+            tables=parse_tables(tables),
+            raw=raw,
+            deadletter=deadletter,
+            topic_prefix=topic_prefix,
+            bootstrap=bootstrap,
+            flush_rows=flush_rows,
+            flush_seconds=flush_seconds,
+            raw_max_mb=raw_max_mb,
+            raw_max_age_seconds=raw_max_age_seconds,
+            deadletter_max_records=deadletter_max_records,
+            idle_flush_seconds=idle_flush_seconds,
+            progress_seconds=progress_seconds,
+            until_caught_up=until_caught_up,
+            fsync=fsync,
+        )
+        configure_logging(log_level)
+        service = prepare(options)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    stats = serve_forever(service)
+    typer.echo(f"sink: {stats.summary()}")
