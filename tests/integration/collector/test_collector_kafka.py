@@ -163,6 +163,40 @@ def test_sigterm_flushes_everything_read(kafka_prefix: KafkaPrefix, tmp_path: Pa
     assert any(len(r.ticks()) < 500 for r in records), "open batches were flushed at shutdown"
 
 
+def test_sigterm_while_stdin_is_idle_exits_promptly(kafka_prefix: KafkaPrefix, tmp_path: Path) -> None:
+    """Ticks piped in are published as they come; a stop while the pipe is open but idle still exits."""
+    executable = Path(sys.executable).with_name("fluxforge-collector")
+    lines = list(itertools.islice(simulator_lines(kafka_prefix.settings().simulator), 300))
+    log = tmp_path / "collector.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [str(executable), "--input", "-"],
+            env={**os.environ, **kafka_prefix.env()},
+            stdin=subprocess.PIPE,
+            stderr=stderr,
+        )
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(b"\n".join(lines) + b"\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + SIGTERM_TIMEOUT_S
+        topic = f"{kafka_prefix.prefix}.raw"
+        while "publishing stdin" not in log.read_text() or sum(
+            len(r.ticks()) for r in kafka_prefix.read(topic)
+        ) < len(lines):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)  # stdin stays open: the reader is blocked on it
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdin.close()
+    assert proc.returncode == 0, log.read_text()
+    assert f"{len(lines)} ticks in" in log.read_text()
+    assert check_batches(kafka_prefix.read(topic), 100) == per_key(lines)
+
+
 def test_topics_and_collect_commands(kafka_prefix: KafkaPrefix) -> None:
     cli = typer.Typer()
     cli.command("topics")(topics)

@@ -17,7 +17,7 @@ from typing import Any
 import fluxforge_common.kafka
 import orjson
 import pytest
-from fluxforge_collector.collector import Collector, Limits, PublishError
+from fluxforge_collector.collector import Collector, Limits, PublishError, SourceError
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 from fluxforge_common.pipeline.sources import simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
@@ -33,6 +33,7 @@ class FakeProducer:
     fail_after: int | None = None
     stopped: bool = False
     on_send: Any = None
+    gate: asyncio.Event | None = None  # when set, sends wait for it: a broker that stopped answering
 
     async def start(self) -> None:
         pass
@@ -44,6 +45,8 @@ class FakeProducer:
         pass
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+        if self.gate is not None:
+            await self.gate.wait()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.fail_after is not None and len(self.sent) >= self.fail_after:
             future.set_exception(RuntimeError("broker said no"))
@@ -186,3 +189,33 @@ def test_a_refused_send_stops_the_collector_with_an_error(fake: FakeProducer) ->
     with pytest.raises(PublishError, match="broker said no"):
         asyncio.run(Collector(settings(batch_max_ticks=10), ListSource(simulated(5000))).run())
     assert len(fake.sent) == 3
+
+
+def test_a_second_stop_abandons_what_is_queued(fake: FakeProducer) -> None:
+    async def go() -> Collector:
+        fake.gate = asyncio.Event()  # the first send never completes
+        collector = Collector(settings(batch_max_ticks=10), ListSource(simulated(500)), queue_size=100)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, collector.stop)
+        loop.call_later(0.1, collector.stop)
+        await collector.run()
+        return collector
+
+    collector = asyncio.run(go())
+    assert collector.abandoned
+    assert collector.stats.ticks_in > 0 and collector.stats.ticks_out == 0
+    assert fake.stopped
+
+
+def test_a_failing_source_stops_after_publishing_what_it_read(fake: FakeProducer) -> None:
+    class Broken:
+        name = "broken"
+
+        async def lines(self) -> AsyncGenerator[bytes, None]:
+            for line in simulated(10):
+                yield line
+            raise OSError("disk gone")
+
+    with pytest.raises(SourceError, match="reading broken failed: OSError"):
+        asyncio.run(Collector(settings(), Broken()).run())
+    assert sum(len(v) for v in ticks_of(fake).values()) == 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +13,9 @@ from pathlib import Path
 import pytest
 from fluxforge_collector.collector import Pacer
 from fluxforge_collector.launch import CollectOptions, build_source, selected_dates
-from fluxforge_collector.sources import IteratorSource, archive_source, file_source
+from fluxforge_collector.sources import IteratorSource, archive_source, file_source, stdin_lines
 from fluxforge_common.config import FluxForgeSettings
-from fluxforge_common.pipeline.sources import simulator_lines
+from fluxforge_common.pipeline.sources import input_lines, simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
 
 
@@ -136,3 +137,26 @@ def test_pacer_releases_ticks_at_their_recv_ts_offset_scaled_by_speed() -> None:
     assert offsets[3] == pytest.approx(0.10, abs=0.02)
     with pytest.raises(ValueError):
         Pacer(speed=0)
+
+
+def test_stdin_lines_read_like_input_lines(tmp_path: Path) -> None:
+    data = b'{"a":1}\r\n\n  \n{"b":2}\n{"c":3}'
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, data)
+    os.close(write_fd)
+    try:
+        got = list(stdin_lines(read_fd))
+    finally:
+        os.close(read_fd)
+    path = tmp_path / "same.ndjson"
+    path.write_bytes(data)
+    assert got == list(input_lines(path)) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
+
+
+def test_a_failing_iterator_raises_in_the_consumer() -> None:
+    def broken() -> Iterator[bytes]:
+        yield b"{}"
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        asyncio.run(collect(IteratorSource(broken(), "broken", chunk=1)))

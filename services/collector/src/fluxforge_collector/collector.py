@@ -58,6 +58,10 @@ class PublishError(Exception):
     """The broker refused a batch for good: the collector stopped instead of leaving a gap."""
 
 
+class SourceError(Exception):
+    """Reading the source failed; everything read before the failure was published."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """When a finite run ends, counted like `fluxforge run` so both read the same input.
@@ -202,7 +206,9 @@ class Collector:
         if not publish.cancelled() and (error := publish.exception()) is not None:
             raise error
         if not intake.cancelled() and (error := intake.exception()) is not None:
-            raise error
+            raise SourceError(
+                f"reading {self.source.name} failed: {error!r}. {stats.summary_line()}"
+            ) from error
         if self._errors:
             raise PublishError(
                 f"Kafka refused {len(self._errors)} send(s) to {stats.topic}/{stats.deadletter_topic}; "

@@ -22,7 +22,7 @@ from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 from fluxforge_common.kafka import TopicNames, TopicSpec, ensure_topics, topic_specs
 from fluxforge_common.pipeline.sources import date_range
 
-from fluxforge_collector.collector import Collector, CollectorStats, Limits, PublishError
+from fluxforge_collector.collector import Collector, CollectorStats, Limits, PublishError, SourceError
 from fluxforge_collector.sources import TickSource, file_source, simulator_source
 
 # Longest wait for new topics' partitions to get leaders; past it the run ends with an error.
@@ -153,11 +153,11 @@ def publish(collector: Collector, settings: FluxForgeSettings) -> CollectorStats
 
     SIGTERM/SIGINT stop it gracefully (everything read is published and
     acknowledged); a second signal abandons what is still queued. Broker
-    trouble and refused sends raise `CollectorError`.
+    trouble, refused sends and a failing source raise `CollectorError`.
     """
     try:
         return asyncio.run(_publish(collector, settings))
-    except PublishError as exc:
+    except (PublishError, SourceError) as exc:
         raise CollectorError(str(exc)) from exc
     except (KafkaError, OSError) as exc:
         raise CollectorError(
@@ -167,24 +167,21 @@ def publish(collector: Collector, settings: FluxForgeSettings) -> CollectorStats
 
 
 async def _publish(collector: Collector, settings: FluxForgeSettings) -> CollectorStats:
-    specs = topic_specs(settings.kafka)
-    raw_topic = TopicNames.from_config(settings.kafka).raw
-    if collector.stats.topic != raw_topic:
-        raw_spec: TopicSpec = next(spec for spec in specs if spec.name == raw_topic)
-        specs.append(replace(raw_spec, name=collector.stats.topic))
-    created = set(await ensure_topics(settings.kafka, specs))
-    await _until_leaders_answer(
-        settings.kafka,
-        [
-            s
-            for s in specs
-            if s.name in created and s.name in (collector.stats.topic, collector.stats.deadletter_topic)
-        ],
-    )
     loop = asyncio.get_running_loop()
+    # Installed first, so a signal while topics are being created stops the run cleanly too.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, collector.stop)
     try:
+        specs = topic_specs(settings.kafka)
+        raw_topic = TopicNames.from_config(settings.kafka).raw
+        if collector.stats.topic != raw_topic:
+            raw_spec: TopicSpec = next(spec for spec in specs if spec.name == raw_topic)
+            specs.append(replace(raw_spec, name=collector.stats.topic))
+        created = set(await ensure_topics(settings.kafka, specs))
+        publishing = (collector.stats.topic, collector.stats.deadletter_topic)
+        await _until_leaders_answer(
+            settings.kafka, [s for s in specs if s.name in created and s.name in publishing]
+        )
         return await collector.run()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -12,9 +12,12 @@ same protocol, whose `lines()` awaits the exchange's websockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
+import queue
+import threading
 from collections.abc import AsyncGenerator, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +28,7 @@ from fluxforge_common.storage.local import LocalStorage
 # Lines pulled per hand-off from a blocking iterator: large enough that the hand-off
 # costs nothing per tick, small enough that a paced or stopped run wastes little.
 CHUNK_LINES = 1024
+STDIN_READ_BYTES = 1 << 16
 
 
 class TickSource(Protocol):
@@ -47,10 +51,12 @@ class TickSource(Protocol):
 class IteratorSource:
     """A synchronous iterator of lines (simulator, file, archive, stdin) as a `TickSource`.
 
-    The iterator is advanced in a worker thread, `chunk` lines at a time, so a
+    The iterator is advanced in a reader thread, `chunk` lines at a time, so a
     read that blocks (stdin, a slow disk) never stalls the event loop: batches
-    keep lingering out and signals keep being handled while it waits. stdin
-    uses chunks of one line, so a piped tick is published as soon as it is read.
+    keep lingering out and signals keep being handled while it waits. The
+    thread is a daemon: a collector stopped while stdin is idle still exits.
+    stdin uses chunks of one line, so a piped tick is published as soon as it
+    is read.
     """
 
     def __init__(self, lines: Iterable[bytes], name: str, *, chunk: int = CHUNK_LINES) -> None:
@@ -65,20 +71,59 @@ class IteratorSource:
         return self._name
 
     async def lines(self) -> AsyncGenerator[bytes, None]:
-        iterator = iter(self._lines)
         loop = asyncio.get_running_loop()
-        # One dedicated thread: the iterator is never advanced by two threads at once.
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collector-source")
+        requests: queue.SimpleQueue[asyncio.Future[list[bytes]] | None] = queue.SimpleQueue()
+        threading.Thread(
+            target=self._serve, args=(loop, requests), name=f"source {self._name}", daemon=True
+        ).start()
         try:
-            while chunk := await loop.run_in_executor(executor, _take, iterator, self._chunk):
+            while True:
+                future: asyncio.Future[list[bytes]] = loop.create_future()
+                requests.put(future)
+                chunk = await future
+                if not chunk:
+                    return
                 for line in chunk:
                     yield line
         finally:
-            executor.shutdown(wait=False, cancel_futures=True)
+            requests.put(None)
+
+    def _serve(
+        self, loop: asyncio.AbstractEventLoop, requests: queue.SimpleQueue[asyncio.Future[list[bytes]] | None]
+    ) -> None:
+        """Reader thread: one chunk per request, until told to stop (None) or the input ends."""
+        iterator = iter(self._lines)
+        try:
+            while (future := requests.get()) is not None:
+                try:
+                    chunk = list(itertools.islice(iterator, self._chunk))
+                except Exception as exc:
+                    _settle(loop, future, exc)
+                    return
+                _settle(loop, future, chunk)
+                if not chunk:
+                    return
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
 
 
-def _take(iterator: Iterator[bytes], n: int) -> list[bytes]:
-    return list(itertools.islice(iterator, n))
+def _settle(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[list[bytes]], outcome: list[bytes] | Exception
+) -> None:
+    """Hand a chunk (or the reader's exception) to the event loop, unless nobody waits any more."""
+
+    def settle() -> None:
+        if future.cancelled():
+            return
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    with contextlib.suppress(RuntimeError):  # the loop is closed: the collector has finished
+        loop.call_soon_threadsafe(settle)
 
 
 def simulator_source(config: SimulatorConfig) -> IteratorSource:
@@ -97,7 +142,7 @@ def file_source(path: str | Path, dates: list[str] | None = None) -> IteratorSou
     if text == "-":
         if dates:
             raise ValueError("--date/--start-date/--end-date need a dataset root as input, not stdin")
-        return IteratorSource(input_lines(text), "stdin", chunk=1)
+        return IteratorSource(stdin_lines(), "stdin", chunk=1)
     candidate = Path(path)
     if not candidate.exists():
         raise ValueError(f"input {path} does not exist")
@@ -106,6 +151,26 @@ def file_source(path: str | Path, dates: list[str] | None = None) -> IteratorSou
             raise ValueError(f"--date/--start-date/--end-date need a dataset root as input; {path} is a file")
         return IteratorSource(input_lines(candidate), f"file:{path}")
     return archive_source(candidate, dates)
+
+
+def stdin_lines(fd: int = 0) -> Iterator[bytes]:
+    """Lines of standard input as `input_lines("-")` gives them (blank lines skipped, CR LF accepted).
+
+    Read with `os.read` rather than `sys.stdin.buffer`: the reader thread is
+    then blocked in a plain system call holding no Python lock, so a collector
+    stopped while the pipe is open but idle can exit (a daemon thread blocked
+    inside a buffered read makes interpreter shutdown abort).
+    """
+    tail = b""
+    while chunk := os.read(fd, STDIN_READ_BYTES):
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if line.strip():
+                yield line
+    if tail.strip():
+        yield tail.rstrip(b"\r")
 
 
 def archive_source(root: str | Path, dates: list[str] | None = None) -> IteratorSource:
