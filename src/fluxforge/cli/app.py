@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from fluxforge.cli.collect_cmd import collect
 from fluxforge.cli.config_cmd import config_app
 from fluxforge.cli.query_cmd import query
+from fluxforge.cli.replay_cmd import replay
 from fluxforge.cli.reprocess_cmd import reprocess_command
 from fluxforge.cli.run_cmd import run
+from fluxforge.cli.topics_cmd import topics
 from fluxforge.cli.validate_cmd import validate
 
 app = typer.Typer(
@@ -21,6 +24,9 @@ app.command("run")(run)
 app.command("reprocess")(reprocess_command)
 app.command("query")(query)
 app.command("validate")(validate)
+app.command("topics")(topics)
+app.command("collect")(collect)
+app.command("replay")(replay)
 app.add_typer(config_app, name="config")
 
 
