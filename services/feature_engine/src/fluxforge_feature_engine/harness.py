@@ -1,0 +1,253 @@
+"""Driving workers from tests and benchmarks: raw batches in, deduplicated rows out, worker processes.
+
+- `per_symbol_batches` groups raw ticks into `<exchange>:<symbol>` messages the way the
+  collector does (per-symbol order kept, at most `batch_size` ticks per message);
+- `expected_rows` runs the same ticks through the in-process `FeatureEngine` (without the
+  final flush, which a stream never reaches) for comparison;
+- `publish` sends raw messages; `OutputReader` reads the feature and dead-letter topics
+  (read_committed, from the beginning, each engine output once: `Deduplicator`);
+- `WorkerProcess` runs `python -m fluxforge_feature_engine` as a child process, so a test can
+  `kill -9` it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from fluxforge_common.config.settings import KafkaConfig
+from fluxforge_common.config.state import StateConfig
+from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine
+from fluxforge_common.kafka import TopicNames, producer
+from fluxforge_common.messages import DecodedTick, Rejection, decode_tick
+from fluxforge_common.messages.rows import decode_rows, encode_rows
+from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
+
+from fluxforge_feature_engine.lineage import Deduplicator, parse_source
+
+Row = dict[str, Any]
+RowsByKey = dict[str, dict[str, list[Row]]]  # table -> "<exchange>:<symbol>" -> rows in emission order
+
+
+def simulated_ticks(n: int, seed: int = 7, **overrides: Any) -> list[bytes]:
+    """The first `n` raw envelopes of the simulated market."""
+    return list(itertools.islice(MarketSimulator(SimulatorConfig(seed=seed, **overrides)).ticks(), n))
+
+
+def key_of(line: bytes) -> bytes:
+    envelope = orjson.loads(line)
+    return f"{envelope['exchange']}:{envelope['symbol']}".encode()
+
+
+def per_symbol_batches(lines: Iterable[bytes], batch_size: int) -> list[tuple[bytes, bytes]]:
+    """(key, JSON array value) messages of at most `batch_size` ticks of one symbol, per-symbol order kept.
+
+    A batch is cut when it is full; what remains is flushed at the end, in first-seen key order.
+    """
+    pending: dict[bytes, list[bytes]] = {}
+    messages: list[tuple[bytes, bytes]] = []
+    for line in lines:
+        key = key_of(line)
+        batch = pending.setdefault(key, [])
+        batch.append(line)
+        if len(batch) >= batch_size:
+            messages.append((key, b"[" + b",".join(batch) + b"]"))
+            pending[key] = []
+    messages += [(key, b"[" + b",".join(batch) + b"]") for key, batch in pending.items() if batch]
+    return messages
+
+
+def expected_rows(lines: Iterable[bytes], cfg: StateConfig) -> tuple[RowsByKey, list[Rejection]]:
+    """Rows of the in-process engine on `lines` (no final flush), through the wire codec, and its refusals."""
+    engine = FeatureEngine(cfg)
+    out = EngineOutput()
+    rejected: list[Rejection] = []
+    for line in lines:
+        item = decode_tick(line)
+        if isinstance(item, DecodedTick):
+            engine.process(item, out)
+        else:
+            rejected.append(item)
+    rejected += out.rejected
+    rows: RowsByKey = {table: defaultdict(list) for table in TABLES}
+    for table, table_rows in out.tables().items():
+        for row in decode_rows(encode_rows(table_rows)) if table_rows else []:
+            rows[table][f"{row['exchange']}:{row['symbol']}"].append(row)
+    return {table: dict(by_key) for table, by_key in rows.items()}, rejected
+
+
+def count_rows(rows: RowsByKey) -> dict[str, int]:
+    return {table: sum(len(r) for r in by_key.values()) for table, by_key in rows.items()}
+
+
+async def publish(kafka: KafkaConfig, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
+    """Send `messages` (key, value) in order and wait until Kafka acknowledged every one."""
+    client = producer(kafka)
+    await client.start()
+    try:
+        futures = [await client.send(topic, value, key=key) for key, value in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await client.stop()
+
+
+@dataclass
+class Received:
+    """What an `OutputReader` collected (duplicates dropped, and counted)."""
+
+    rows: RowsByKey = field(default_factory=lambda: {table: {} for table in TABLES})
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: int = 0
+    messages: int = 0
+    # Wall-clock receive time (s) of every HF row: (row ts, symbol key, time.time()).
+    hf_arrivals: list[tuple[int, str, float]] = field(default_factory=list)
+    first_arrival: float | None = None
+    last_arrival: float | None = None
+
+    def count(self, table: str) -> int:
+        return sum(len(rows) for rows in self.rows[table].values())
+
+
+class OutputReader:
+    """Reads an engine's output topics from the beginning, read_committed, each output once."""
+
+    def __init__(self, kafka: KafkaConfig, outputs: TopicNames) -> None:
+        self.kafka = kafka
+        self.outputs = outputs
+        self.received = Received()
+        self._dedupe = Deduplicator()
+        self._tables = {topic: table for table, topic in outputs.features.items()}
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> OutputReader:
+        self._consumer = AIOKafkaConsumer(
+            *self._tables,
+            self.outputs.deadletter,
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=8 << 20,
+            fetch_max_bytes=64 << 20,
+            metadata_max_age_ms=2_000,
+        )
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def poll(self, timeout_ms: int = 200) -> int:
+        """Take what has arrived; returns the number of new (not duplicate) messages."""
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms)
+        now = time.time()
+        got = self.received
+        new = 0
+        for tp, records in batches.items():
+            for record in records:
+                headers = [(name, bytes(value)) for name, value in record.headers or ()]
+                if not self._dedupe.accept(tp.topic, tp.partition, headers):
+                    got.duplicates += 1
+                    continue
+                new += 1
+                got.messages += 1
+                if got.first_arrival is None:
+                    got.first_arrival = now
+                got.last_arrival = now
+                value = bytes(record.value)
+                table = self._tables.get(tp.topic)
+                if table is None:
+                    record_json = orjson.loads(value)
+                    record_json["_source"] = parse_source(headers)
+                    got.dead_letters.append(record_json)
+                    continue
+                key = bytes(record.key).decode()
+                rows = decode_rows(value)
+                got.rows[table].setdefault(key, []).extend(rows)
+                if table == "hf":
+                    got.hf_arrivals += [(row["ts"], key, now) for row in rows]
+        return new
+
+    async def read_until(
+        self, done: Callable[[Received], bool], timeout_s: float, settle_s: float = 0.0
+    ) -> Received:
+        """Poll until `done(received)` holds (then `settle_s` more, to catch late duplicates) or timeout."""
+        deadline = time.monotonic() + timeout_s
+        while not done(self.received) and time.monotonic() < deadline:
+            await self.poll()
+        settle_end = time.monotonic() + settle_s
+        while time.monotonic() < settle_end:
+            await self.poll()
+        return self.received
+
+
+class WorkerProcess:
+    """`python -m fluxforge_feature_engine ...` as a child process in its own process group."""
+
+    def __init__(self, args: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.args = list(args)
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: TextIO | None = None
+
+    def start(self) -> WorkerProcess:
+        self._log = self.log_path.open("a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fluxforge_feature_engine", *self.args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill9(self) -> None:
+        """SIGKILL, no chance to flush or commit anything."""
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self._close_log()
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM and wait (SIGKILL after `timeout_s`); returns the exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        self._close_log()
+        return self.proc.returncode
+
+    def log_text(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None

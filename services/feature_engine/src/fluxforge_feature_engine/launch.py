@@ -1,0 +1,146 @@
+"""Starting a worker from command-line options: shared by `fluxforge-feature-engine` and `fluxforge engine`.
+
+Both front ends parse their own flags (argparse in the service, typer in the
+`fluxforge` CLI) into `EngineOptions`, take their help texts from `HELP`, and
+call `run_engine`, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from fluxforge_common.config import ConfigError, FluxForgeSettings, load_settings
+
+from fluxforge_feature_engine.topics import EngineSetupError, EngineTopics, prepare_topics
+from fluxforge_feature_engine.worker import WorkerConfig, build_app
+
+log = logging.getLogger("fluxforge.feature_engine")
+
+DEFAULT_APP_ID = "fluxforge-features"
+DEFAULT_COMMIT_INTERVAL_S = 1.0
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+HELP = {
+    "config": "YAML config (default: $FLUXFORGE_CONFIG, else config/config.yaml if present).",
+    "app_id": "Faust application id = Kafka consumer group and state changelog "
+    f"(<app-id>-symbol-state-changelog). A new id starts from the beginning of the raw topic with "
+    f"empty state, without disturbing the workers of another id. (default: {DEFAULT_APP_ID})",
+    "output_prefix": "Topic prefix of the feature and dead-letter topics written (<prefix>.features.*, "
+    "<prefix>.deadletter); the raw topic keeps kafka.topic_prefix. Give a reprocess its own prefix "
+    "(and its sink its own dataset root). (default: kafka.topic_prefix)",
+    "bootstrap": "Kafka bootstrap servers, host:port[,host:port] (overrides kafka.bootstrap_servers).",
+    "data_dir": "Faust data directory of this worker (default: .cache/run/faust/<app-id>).",
+    "web_port": "Serve Faust's web endpoints (stats, table state) on 127.0.0.1:PORT (0 = any free "
+    "port) (default: no web server).",
+    "log_level": "Log level: debug, info, warning or error.",
+    "commit_interval": "Seconds between offset commits: bounds how much input a restart re-reads "
+    "(re-sent output is dropped downstream by its ff-src header). Output latency does not depend on it.",
+}
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The options every feature-engine front end offers."""
+
+    config: Path | None = None
+    app_id: str = DEFAULT_APP_ID
+    output_prefix: str | None = None
+    bootstrap: str | None = None
+    data_dir: Path | None = None
+    web_port: int | None = None
+    log_level: str = "info"
+    commit_interval_s: float = DEFAULT_COMMIT_INTERVAL_S
+
+    def check(self) -> None:
+        """ValueError naming the first option that cannot be used."""
+        if not _NAME_RE.fullmatch(self.app_id):
+            raise ValueError(f"--app-id {self.app_id!r}: use 1-100 of A-Z a-z 0-9 . _ -")
+        if self.output_prefix is not None and not _NAME_RE.fullmatch(self.output_prefix):
+            raise ValueError(f"--output-prefix {self.output_prefix!r}: use 1-100 of A-Z a-z 0-9 . _ -")
+        if self.web_port is not None and not 0 <= self.web_port <= 65535:
+            raise ValueError(f"--web-port {self.web_port}: must be 0..65535")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ValueError(f"--log-level {self.log_level!r}: one of {', '.join(LOG_LEVELS)}")
+        if not 0 < self.commit_interval_s <= 60:
+            raise ValueError(f"--commit-interval {self.commit_interval_s}: must be in (0, 60] seconds")
+
+    @property
+    def worker_data_dir(self) -> Path:
+        return self.data_dir if self.data_dir is not None else Path(".cache/run/faust") / self.app_id
+
+
+def settings_overrides(bootstrap: str | None) -> dict[str, Any]:
+    """Settings overrides (for `load_settings`) from the flags that override config keys."""
+    return {} if bootstrap is None else {"kafka": {"bootstrap_servers": bootstrap}}
+
+
+def start_line(options: EngineOptions, topics: EngineTopics, settings: FluxForgeSettings) -> str:
+    out = topics.outputs
+    return (
+        f"feature engine {options.app_id}: {topics.raw} ({topics.partitions} partitions) -> "
+        f"{', '.join(out.features.values())}, {out.deadletter} on {settings.kafka.bootstrap_servers}; "
+        f"state in {topics.changelog}"
+    )
+
+
+def run_engine(options: EngineOptions) -> int:
+    """Run one worker until SIGTERM/SIGINT; returns the exit status.
+
+    0: stopped by a signal; 1: Kafka trouble or a crash (the worker can simply be
+    restarted: it resumes from its last committed offsets); 2: bad options or config.
+    """
+    level = options.log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        options.check()
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        settings = load_settings(options.config, settings_overrides(options.bootstrap))
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    # One event loop for the topic set-up and the Faust worker (asyncio.run would close it).
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        topics = loop.run_until_complete(
+            prepare_topics(settings.kafka, options.output_prefix, options.app_id)
+        )
+    except EngineSetupError as exc:
+        log.error("%s", exc)
+        return 2
+    except (KafkaError, OSError) as exc:
+        log.error("cannot set up topics on %s: %r", settings.kafka.bootstrap_servers, exc)
+        return 1
+    data_dir = options.worker_data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = WorkerConfig(
+        app_id=options.app_id,
+        data_dir=data_dir,
+        web_port=options.web_port,
+        commit_interval_s=options.commit_interval_s,
+    )
+    app, stats = build_app(settings, config, topics)
+    log.info("%s", start_line(options, topics, settings))
+    from faust import Worker
+
+    worker = Worker(app, loglevel=level, loop=loop, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    except Exception:
+        code = 1
+    else:  # pragma: no cover - execute_from_commandline always raises SystemExit
+        code = 0
+    log.info("stopped (exit %d): %s", code, stats.line())
+    return code

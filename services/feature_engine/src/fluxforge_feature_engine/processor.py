@@ -1,0 +1,242 @@
+"""One raw Kafka message -> the shared engine -> output messages and the symbol's new table value.
+
+Pure: no Kafka, no Faust, no clock except the one passed in (for dead-letter
+timestamps). The Faust agent (`worker.py`) is a thin shell around
+`MessageProcessor.process`, which the unit tests drive directly.
+
+The table value of a symbol (`encode_stored`) is the `SymbolState` bytes plus the
+raw (partition, offset) of the last message applied to them, which is what
+makes re-running a message after a crash harmless (see the package docstring).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from fluxforge_common.config.state import StateConfig
+from fluxforge_common.features import TABLES, EngineOutput, SymbolState
+from fluxforge_common.kafka import TopicNames
+from fluxforge_common.messages import Rejection, decode_batch
+from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
+from fluxforge_common.messages.rows import encode_rows
+from fluxforge_common.writers.ndjson import dead_letter_record
+
+from fluxforge_feature_engine.lineage import Headers, source_headers
+
+STORED_FORMAT = 1
+# Feature messages are split into chunks of about this size (a long quiet stretch emits many grid
+# rows at once); Kafka's default message size limit is 1 MiB.
+OUTPUT_CHUNK_BYTES = 512 * 1024
+# A dead-letter record keeps at most this much of the original bytes (the whole value stays in the
+# raw topic at the offset its `source` names).
+DEAD_LETTER_RAW_BYTES = 256 * 1024
+
+
+class StateError(Exception):
+    """A stored symbol state that cannot be restored (format, feature config, corruption): fatal.
+
+    Not bad input: every later message of the symbol would fail the same way, so
+    the worker stops with this message instead of dead-lettering a whole market.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to send: topic, key, value and lineage headers."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+
+@dataclass(slots=True)
+class MessageResult:
+    """What one raw message produced; `table_value` None means leave the table alone."""
+
+    outgoing: list[Outgoing] = field(default_factory=list)
+    table_value: bytes | None = None
+    elements: int = 0
+    applied: int = 0
+    rejected: int = 0
+    rows: int = 0
+    skipped: bool = False
+
+
+def encode_stored(partition: int, offset: int, state: bytes) -> bytes:
+    return msgspec.msgpack.encode([STORED_FORMAT, partition, offset, state])
+
+
+def decode_stored(value: bytes) -> tuple[int, int, bytes]:
+    """(raw partition, raw offset, SymbolState bytes) of a table value; StateError if unreadable."""
+    try:
+        version, partition, offset, state = msgspec.msgpack.decode(value)
+    except (msgspec.DecodeError, TypeError, ValueError) as exc:
+        raise StateError(f"stored symbol state is unreadable: {exc}") from exc
+    if version != STORED_FORMAT or not isinstance(state, bytes):
+        raise StateError(f"stored symbol state has format {version!r}, expected {STORED_FORMAT}")
+    return int(partition), int(offset), state
+
+
+def parse_key(key: bytes) -> tuple[str, str] | str:
+    """(exchange, symbol) of a raw message key `<exchange>:<symbol>`, or why it is not one."""
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"bad key {key[:80]!r}: not UTF-8"
+    exchange, sep, symbol = text.partition(":")
+    if not sep or not exchange or not symbol:
+        return f"bad key {text[:80]!r}: expected '<exchange>:<symbol>'"
+    return exchange, symbol
+
+
+def row_chunks(rows: list[dict[str, Any]], limit: int = OUTPUT_CHUNK_BYTES) -> list[bytes]:
+    """`encode_rows` of `rows`, split into consecutive chunks of at most ~`limit` bytes each."""
+    data = encode_rows(rows)
+    if len(data) <= limit or len(rows) == 1:
+        return [data]
+    half = len(rows) // 2
+    return row_chunks(rows[:half], limit) + row_chunks(rows[half:], limit)
+
+
+class MessageProcessor:
+    """Applies raw batches to symbol states with the shared engine (`SymbolState.process`)."""
+
+    def __init__(
+        self,
+        cfg: StateConfig,
+        outputs: TopicNames,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.features = [(table, outputs.features[table]) for table in TABLES]
+        self.deadletter = outputs.deadletter
+        self.max_message_bytes = max_message_bytes
+        self.clock = clock
+        self._out = EngineOutput()
+
+    def process(
+        self, key: bytes | None, value: bytes | None, partition: int, offset: int, stored: bytes | None
+    ) -> MessageResult:
+        """Run one raw message (its key, value and position) against the symbol's stored table value."""
+        raw = b"" if value is None else value
+        if key is None:
+            return self._dead(
+                None,
+                [Rejection(raw, "message without key: no <exchange>:<symbol> to route it")],
+                partition,
+                offset,
+            )
+        names = parse_key(key)
+        if isinstance(names, str):
+            return self._dead(key, [Rejection(raw, names)], partition, offset)
+        exchange, symbol = names
+        state: SymbolState | None = None
+        if stored is not None:
+            last_partition, last_offset, state_bytes = decode_stored(stored)
+            if last_partition == partition and offset <= last_offset:
+                # Already applied before a crash or rebalance; its outputs were sent before the state.
+                return MessageResult(skipped=True)
+            try:
+                state = SymbolState.from_bytes(state_bytes, self.cfg)
+            except Exception as exc:
+                raise StateError(f"cannot restore the state of {exchange}:{symbol}: {exc}") from exc
+
+        out = self._out
+        out.clear()
+        rejected: list[Rejection] = []
+        elements = applied = 0
+        table_value = None
+        try:
+            for item in decode_batch(raw, self.max_message_bytes):
+                elements += 1
+                if isinstance(item, Rejection):
+                    rejected.append(item)
+                    continue
+                tick = item.tick
+                if tick.exchange != exchange or tick.symbol != symbol:
+                    rejected.append(
+                        Rejection(
+                            item.raw,
+                            f"key mismatch: element is for {tick.exchange}:{tick.symbol}, "
+                            f"message key is {exchange}:{symbol}",
+                        )
+                    )
+                    continue
+                if state is None:
+                    state = SymbolState(self.cfg, exchange, symbol)
+                reason = state.process(
+                    tick,
+                    tick.recv_ts if tick.ts is None else tick.ts,
+                    out,
+                    item.book,
+                )
+                if reason:
+                    rejected.append(Rejection(item.raw, reason))
+                else:
+                    applied += 1
+            if applied:
+                assert state is not None
+                table_value = encode_stored(partition, offset, state.to_bytes())
+        except Exception as exc:
+            # The batch's state change is discarded (the table keeps the previous value) and the
+            # whole batch goes to dead-letter, so no input can stop the pipeline.
+            out.clear()
+            result = self._dead(
+                key, [Rejection(raw, f"engine error: {type(exc).__name__}: {exc}")], partition, offset
+            )
+            result.elements = max(elements, 1)
+            return result
+
+        result = MessageResult(table_value=table_value, elements=elements, applied=applied)
+        for table, topic in self.features:
+            rows = getattr(out, table)
+            if rows:
+                result.rows += len(rows)
+                for index, chunk in enumerate(row_chunks(rows)):
+                    result.outgoing.append(
+                        Outgoing(topic, key, chunk, source_headers(partition, offset, index))
+                    )
+        out.clear()
+        self._add_dead_letters(result, key, rejected, partition, offset)
+        return result
+
+    def _dead(
+        self, key: bytes | None, rejections: list[Rejection], partition: int, offset: int
+    ) -> MessageResult:
+        result = MessageResult(elements=len(rejections))
+        self._add_dead_letters(result, key, rejections, partition, offset)
+        return result
+
+    def _add_dead_letters(
+        self,
+        result: MessageResult,
+        key: bytes | None,
+        rejections: list[Rejection],
+        partition: int,
+        offset: int,
+    ) -> None:
+        if not rejections:
+            return
+        source = f"raw:{partition}@{offset}"
+        now_ms = int(self.clock() * 1000)
+        for index, rejection in enumerate(rejections):
+            raw, reason = rejection.raw, rejection.reason
+            if len(raw) > DEAD_LETTER_RAW_BYTES:
+                reason = f"{reason} (original {len(raw)} bytes, first {DEAD_LETTER_RAW_BYTES} kept)"
+                raw = raw[:DEAD_LETTER_RAW_BYTES]
+            result.outgoing.append(
+                Outgoing(
+                    self.deadletter,
+                    key,
+                    dead_letter_record(reason, raw, source, now_ms),
+                    source_headers(partition, offset, index),
+                )
+            )
+        result.rejected += len(rejections)
