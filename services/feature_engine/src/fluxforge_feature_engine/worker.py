@@ -82,10 +82,6 @@ class WorkerConfig:
     batch_within_s: float = 0.01  # longest a raw message waits for its batch to fill
 
 
-def _bytes_schema() -> faust.Schema[bytes, bytes]:
-    return faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-
-
 def broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server.strip()]
 
@@ -120,9 +116,12 @@ def build_app(
         # crash the worker; its successor re-runs from the last committed offset.
         agent_supervisor=CrashingSupervisor,
     )
-    # A Schema instance each: Faust fills in a shared one's serializers from the other's defaults.
-    raw_topic = app.topic(topics.raw, schema=_bytes_schema())
-    table = app.Table(TABLE_NAME, schema=_bytes_schema(), partitions=topics.partitions)
+    # Raw bytes both ways. (Not via one shared faust.Schema: Faust fills a shared instance's
+    # serializers from its JSON defaults, and a Table given `schema=` ignores its serializers.)
+    raw_topic = app.topic(
+        topics.raw, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    table = app.Table(TABLE_NAME, key_type=bytes, value_type=bytes, partitions=topics.partitions)
     assert table.changelog_topic.get_topic_name() == changelog_topic(config.app_id)
     processor = MessageProcessor(
         settings.features, topics.outputs, max_message_bytes=settings.sink.max_message_bytes

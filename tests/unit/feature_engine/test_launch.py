@@ -1,0 +1,93 @@
+"""Options of `fluxforge-feature-engine` / `fluxforge engine`: parsing, checks, and the Faust app they build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.kafka import TopicNames
+from fluxforge_feature_engine.app import main, parser
+from fluxforge_feature_engine.launch import DEFAULT_APP_ID, EngineOptions, run_engine
+from fluxforge_feature_engine.topics import EngineTopics, changelog_topic, output_config
+from fluxforge_feature_engine.worker import WorkerConfig, broker_urls, build_app
+
+
+def test_defaults_and_parsing() -> None:
+    args = parser().parse_args([])
+    assert args.app_id == DEFAULT_APP_ID and args.output_prefix is None and args.web_port is None
+    args = parser().parse_args(["--app-id", "rp-1", "--output-prefix", "rp", "--web-port", "0"])
+    assert (args.app_id, args.output_prefix, args.web_port) == ("rp-1", "rp", 0)
+    assert EngineOptions().worker_data_dir == Path(".cache/run/faust/fluxforge-features")
+    assert EngineOptions(data_dir=Path("/x")).worker_data_dir == Path("/x")
+
+
+def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for flag in (
+        "--config",
+        "--app-id",
+        "--output-prefix",
+        "--bootstrap",
+        "--data-dir",
+        "--web-port",
+        "--log-level",
+        "--commit-interval",
+    ):
+        assert flag in text
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (EngineOptions(app_id="bad id"), "--app-id"),
+        (EngineOptions(output_prefix="a/b"), "--output-prefix"),
+        (EngineOptions(web_port=70000), "--web-port"),
+        (EngineOptions(log_level="loud"), "--log-level"),
+        (EngineOptions(commit_interval_s=0), "--commit-interval"),
+    ],
+)
+def test_bad_options_exit_2(options: EngineOptions, message: str, caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(ValueError, match=message):
+        options.check()
+    assert run_engine(options) == 2
+
+
+def test_bad_config_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("kafka:\n  partitions: -3\n")
+    assert run_engine(EngineOptions(config=config)) == 2
+
+
+def test_output_prefix_moves_only_the_outputs() -> None:
+    kafka = FluxForgeSettings().kafka
+    assert output_config(kafka, None) is kafka
+    moved = TopicNames.from_config(output_config(kafka, "rp"))
+    assert moved.features["hf"] == "rp.features.hf" and moved.deadletter == "rp.deadletter"
+    assert changelog_topic("rp-1") == "rp-1-symbol-state-changelog"
+    assert broker_urls("a:1, b:2") == ["kafka://a:1", "kafka://b:2"]
+
+
+def test_the_app_has_one_agent_and_a_raw_bytes_table(tmp_path: Path) -> None:
+    settings = FluxForgeSettings()
+    topics = EngineTopics(
+        raw="fluxforge.raw",
+        outputs=TopicNames.from_config(output_config(settings.kafka, "rp")),
+        changelog=changelog_topic("rp-1"),
+        partitions=4,
+    )
+    app, _ = build_app(settings, WorkerConfig(app_id="rp-1", data_dir=tmp_path), topics)
+    assert app.conf.id == "rp-1" and app.conf.web_enabled is False
+    assert str(app.conf.processing_guarantee.value) == "at_least_once"
+    (agent,) = app.agents.values()
+    assert agent.channel.get_topic_name() == "fluxforge.raw"
+    assert agent.channel.schema.key_serializer == "raw" and agent.channel.schema.value_serializer == "raw"
+    (table,) = app.tables.values()
+    assert table.changelog_topic.get_topic_name() == "rp-1-symbol-state-changelog"
+    assert table.partitions == 4
+    assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
+    changelog = table.changelog_topic.schema
+    assert (changelog.key_serializer, changelog.value_serializer) == ("raw", "raw")

@@ -1,0 +1,349 @@
+"""MessageProcessor: the feature engine's per-message logic, without Kafka or Faust.
+
+The worker is a thin shell around it, so what is proven here holds for the
+service: the same rows as the in-process engine for any batching, every bad
+input dead-lettered with its reason and source, and a replay after a crash
+that, deduplicated, equals an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import orjson
+import pytest
+from fluxforge_common.config import FluxForgeSettings, StateConfig
+from fluxforge_common.features import SymbolState
+from fluxforge_common.kafka import TopicNames
+from fluxforge_common.messages.rows import decode_rows
+from fluxforge_feature_engine.harness import expected_rows, per_symbol_batches, simulated_ticks
+from fluxforge_feature_engine.lineage import Deduplicator, Headers, parse_source
+from fluxforge_feature_engine.processor import (
+    DEAD_LETTER_RAW_BYTES,
+    MessageProcessor,
+    MessageResult,
+    StateError,
+    decode_stored,
+    parse_key,
+    row_chunks,
+)
+
+from tests.unit.features.conftest import T0, book, trade
+
+CFG = StateConfig()
+TOPICS = TopicNames.from_config(FluxForgeSettings().kafka)
+TABLE_OF = {topic: table for table, topic in TOPICS.features.items()}
+KEY = b"ex:BTC/USDT"
+TICKS = simulated_ticks(4000, seed=5)
+
+
+def processor() -> MessageProcessor:
+    return MessageProcessor(CFG, TOPICS, clock=lambda: 1_765_600_000.0)
+
+
+def run(
+    messages: Sequence[tuple[bytes | None, bytes]],
+    proc: MessageProcessor | None = None,
+    table: dict[bytes, bytes] | None = None,
+    partition: int = 0,
+) -> tuple[list[MessageResult], dict[bytes, bytes]]:
+    proc = proc or processor()
+    table = {} if table is None else table
+    results = []
+    for offset, (key, value) in enumerate(messages):
+        result = proc.process(key, value, partition, offset, None if key is None else table.get(key))
+        if result.table_value is not None:
+            assert key is not None
+            table[key] = result.table_value
+        results.append(result)
+    return results, table
+
+
+def rows_of(results: list[MessageResult]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {table: defaultdict(list) for table in TOPICS.features}
+    for result in results:
+        for out in result.outgoing:
+            table = TABLE_OF.get(out.topic)
+            if table is not None:
+                assert out.key is not None
+                rows[table][out.key.decode()].extend(decode_rows(out.value))
+    return {table: dict(by_key) for table, by_key in rows.items()}
+
+
+def dead_letters(results: list[MessageResult]) -> list[dict[str, Any]]:
+    return [
+        orjson.loads(out.value) | {"_src": parse_source(out.headers)}
+        for result in results
+        for out in result.outgoing
+        if out.topic == TOPICS.deadletter
+    ]
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 100])
+def test_same_rows_as_the_in_process_engine(batch_size: int) -> None:
+    expected, rejected = expected_rows(TICKS, CFG)
+    results, table = run(per_symbol_batches(TICKS, batch_size))
+    assert rows_of(results) == expected
+    assert all(expected[t] for t in expected), "every table must have rows, or the test proves little"
+    assert len(dead_letters(results)) == len(rejected)
+    assert len(table) == 5  # one state per simulated symbol
+
+
+def test_table_value_records_the_applied_offset_and_round_trips() -> None:
+    _, table = run(per_symbol_batches(TICKS[:300], 50))
+    for key, value in table.items():
+        partition, offset, state = decode_stored(value)
+        assert partition == 0
+        # The offset of the last message of that key.
+        assert offset == max(i for i, (k, _) in enumerate(per_symbol_batches(TICKS[:300], 50)) if k == key)
+        restored = SymbolState.from_bytes(state, CFG)
+        assert f"{restored.exchange}:{restored.symbol}".encode() == key
+
+
+def test_a_message_already_applied_is_skipped() -> None:
+    messages = per_symbol_batches(TICKS[:500], 100)
+    _, table = run(messages)
+    proc = processor()
+    for offset, (key, value) in enumerate(messages):
+        assert key is not None
+        again = proc.process(key, value, 0, offset, table[key])
+        if offset <= decode_stored(table[key])[1]:
+            assert again.skipped and not again.outgoing and again.table_value is None
+    # Same offsets on another raw partition are another message.
+    key, value = messages[0]
+    assert key is not None
+    assert not proc.process(key, value, 1, 0, table[key]).skipped
+
+
+def test_replay_after_a_crash_deduplicated_equals_an_uninterrupted_run() -> None:
+    """Model of a worker killed mid-stream (see the package docstring).
+
+    Outputs go to 3 partitions per topic by key. A crash after message `crash`
+    leaves in Kafka: every output of messages <= crash, part of the next
+    message's outputs (never its state: outputs are acknowledged first), for each
+    symbol one of the states it had (at least the one after its last message
+    below the committed offset: Faust flushes before committing), and a
+    committed offset <= crash + 1. The restarted worker re-runs from the
+    committed offset against those states; a reader keeping the first copy of
+    each output must see exactly the uninterrupted run's outputs, in order.
+    """
+    messages = per_symbol_batches(TICKS, 20)
+
+    def log_of(results: list[MessageResult]) -> list[tuple[tuple[str, int], bytes, Headers]]:
+        return [
+            ((o.topic, zlib.crc32(o.key or b"") % 3), o.value, o.headers)
+            for result in results
+            for o in result.outgoing
+        ]
+
+    def per_partition(
+        log: list[tuple[tuple[str, int], bytes, Headers]],
+    ) -> dict[tuple[str, int], list[bytes]]:
+        out: dict[tuple[str, int], list[bytes]] = defaultdict(list)
+        for where, value, _ in log:
+            out[where].append(value)
+        return dict(out)
+
+    uninterrupted = per_partition(log_of(run(messages)[0]))
+    rng = random.Random(11)
+    copies = 0
+    for _ in range(25):
+        crash = rng.randrange(len(messages) - 1)
+        committed = rng.randint(0, crash + 1)  # the offset of the first message not committed
+        proc = processor()
+        table: dict[bytes, bytes] = {}
+        history: dict[bytes, list[tuple[int, bytes]]] = defaultdict(list)
+        kafka = []
+        for offset in range(crash + 1):
+            key, value = messages[offset]
+            assert key is not None
+            result = proc.process(key, value, 0, offset, table.get(key))
+            kafka += log_of([result])
+            if result.table_value is not None:
+                table[key] = result.table_value
+                history[key].append((offset, result.table_value))
+        key, value = messages[crash + 1]
+        assert key is not None
+        unfinished = log_of([proc.process(key, value, 0, crash + 1, table.get(key))])
+        kafka += unfinished[: rng.randint(0, len(unfinished))]
+        durable: dict[bytes, bytes] = {}
+        for key, versions in history.items():
+            floor = max((o for o, _ in versions if o < committed), default=-1)
+            choices: list[bytes | None] = [v for o, v in versions if o >= floor]
+            if floor < 0:
+                choices.append(None)
+            picked = rng.choice(choices)
+            if picked is not None:
+                durable[key] = picked
+        _, table = run([], table=durable)
+        proc = processor()
+        for offset in range(committed, len(messages)):
+            key, value = messages[offset]
+            assert key is not None
+            result = proc.process(key, value, 0, offset, table.get(key))
+            if result.table_value is not None:
+                table[key] = result.table_value
+            kafka += log_of([result])
+        dedupe = Deduplicator()
+        seen = [entry for entry in kafka if dedupe.accept(entry[0][0], entry[0][1], entry[2])]
+        copies += len(kafka) - len(seen)
+        assert per_partition(seen) == uninterrupted, f"crash after {crash}, committed {committed}"
+    assert copies > 0, "no trial re-sent anything: the model proves nothing"
+
+
+def test_bad_input_goes_to_dead_letter_with_reason_and_source() -> None:
+    good = [book(T0 + i * 100, [(100.0, 1.0)], [(101.0, 1.0)]) for i in range(30)]
+    messages: list[tuple[bytes | None, bytes]] = [
+        (KEY, b"[" + b",".join(good[:10]) + b"]"),
+        (KEY, b"this is not json"),
+        (
+            KEY,
+            b"["
+            + b",".join(
+                [
+                    good[10],
+                    b'{"type":"book"}',
+                    book(T0 + 1050, [(100.0, 1.0)], [(99.0, 1.0)]),
+                    book(T0 + 1060, [(100.0, 1.0)], [(101.0, 1.0)], symbol="ETH/USDT"),
+                    good[11],
+                ]
+            )
+            + b"]",
+        ),
+        (b"ex:ETH/USDT", b"[" + good[12] + b"]"),
+        (None, good[13]),
+        (b"\xff\xfe", good[14]),
+        (b"no-colon", good[15]),
+        (KEY, book(T0 - 5000, [(100.0, 1.0)], [(101.0, 1.0)])),  # late
+        (KEY, b"[" + b",".join(good[16:]) + b"]"),
+    ]
+    results, table = run(messages)
+    dead = dead_letters(results)
+    reasons = [(d["source"], d["_src"], d["reason"]) for d in dead]
+    assert [r[0] for r in reasons] == [
+        "raw:0@1",
+        "raw:0@2",
+        "raw:0@2",
+        "raw:0@2",
+        "raw:0@3",
+        "raw:0@4",
+        "raw:0@5",
+        "raw:0@6",
+        "raw:0@7",
+    ]
+    assert [r[1] for r in reasons] == [
+        (0, 1, 0),
+        (0, 2, 0),
+        (0, 2, 1),
+        (0, 2, 2),
+        (0, 3, 0),
+        (0, 4, 0),
+        (0, 5, 0),
+        (0, 6, 0),
+        (0, 7, 0),
+    ]
+    text = [r[2] for r in reasons]
+    assert text[0].startswith("batch: invalid JSON")
+    assert text[1].startswith("schema:")
+    assert text[2].startswith("crossed or locked book")
+    assert text[3] == "key mismatch: element is for ex:ETH/USDT, message key is ex:BTC/USDT"
+    assert text[4] == "key mismatch: element is for ex:BTC/USDT, message key is ex:ETH/USDT"
+    assert text[5].startswith("message without key")
+    assert "not UTF-8" in text[6]
+    assert "expected '<exchange>:<symbol>'" in text[7]
+    assert text[8].startswith("late event")
+    # Original bytes are kept; the no-key message's record has no key either.
+    assert dead[0]["raw"] == "this is not json"
+    assert dead[5]["raw"] == good[13].decode()
+    # Good ticks around the bad ones all made rows: only BTC/USDT state exists.
+    assert list(table) == [KEY]
+    expected, _ = expected_rows([*good[:12], *good[16:]], CFG)
+    assert rows_of(results)["hf"] == expected["hf"]
+    assert results[-1].applied == len(good[16:])
+
+
+def test_an_engine_exception_dead_letters_the_whole_batch_and_keeps_the_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    good = [book(T0 + i * 300, [(100.0 + i, 1.0)], [(200.0, 1.0)]) for i in range(12)]
+    first = b"[" + b",".join(good[:4]) + b"]"
+    poisoned = b"[" + b",".join(good[4:8]) + b"]"
+    last = b"[" + b",".join(good[8:]) + b"]"
+    original = SymbolState.process
+
+    def process(self: SymbolState, tick: Any, event_ms: int, out: Any, book_cols: Any = None) -> str | None:
+        if event_ms == T0 + 6 * 300:
+            raise ZeroDivisionError("boom")
+        return original(self, tick, event_ms, out, book_cols)
+
+    monkeypatch.setattr(SymbolState, "process", process)
+    results, table = run([(KEY, first), (KEY, poisoned), (KEY, last)])
+    middle = results[1]
+    assert middle.table_value is None and middle.applied == 0
+    assert [o.topic for o in middle.outgoing] == [TOPICS.deadletter]  # no half-batch rows
+    record = orjson.loads(middle.outgoing[0].value)
+    assert record["reason"] == "engine error: ZeroDivisionError: boom"
+    assert record["raw"] == poisoned.decode()
+    assert decode_stored(table[KEY])[1] == 2
+    # The pipeline goes on from the state before the poisoned batch.
+    monkeypatch.setattr(SymbolState, "process", original)
+    expected, _ = expected_rows([*good[:4], *good[8:]], CFG)
+    assert rows_of(results)["hf"] == expected["hf"]
+
+
+def test_a_state_that_cannot_be_restored_is_fatal() -> None:
+    _, table = run([(KEY, book(T0, [(100.0, 1.0)], [(101.0, 1.0)]))])
+    proc = MessageProcessor(StateConfig(horizons=(1, 5)), TOPICS)
+    with pytest.raises(StateError, match="another feature config"):
+        proc.process(KEY, book(T0 + 10, [(100.0, 1.0)], [(101.0, 1.0)]), 0, 1, table[KEY])
+    with pytest.raises(StateError, match="unreadable"):
+        processor().process(KEY, b"[]", 0, 1, b"\xc1garbage")
+    with pytest.raises(StateError, match="format"):
+        processor().process(KEY, b"[]", 0, 1, msgspec.msgpack.encode([2, 0, 0, b"x"]))
+
+
+def test_large_outputs_are_split_in_chunks_with_their_own_index() -> None:
+    rows = [{"ts": i, "pad": "x" * 1000} for i in range(300)]
+    chunks = row_chunks(rows, limit=64 * 1024)
+    assert len(chunks) > 1 and all(len(c) <= 64 * 1024 for c in chunks)
+    assert [r for c in chunks for r in decode_rows(c)] == rows
+    # A quiet hour: one tick then one an hour later emits 3600 HF rows at once.
+    msgs = [
+        (KEY, book(T0, [(100.0, 1.0)], [(101.0, 1.0)])),
+        (KEY, book(T0 + 3_600_000, [(100.0, 1.0)], [(101.0, 1.0)])),
+    ]
+    results, _ = run(msgs)
+    hf = [o for o in results[1].outgoing if o.topic == TOPICS.features["hf"]]
+    assert len(hf) > 1
+    assert [parse_source(o.headers) for o in hf] == [(0, 1, i) for i in range(len(hf))]
+    assert sum(len(decode_rows(o.value)) for o in hf) == 3600
+
+
+def test_huge_rejected_values_are_truncated_in_their_record() -> None:
+    value = b"x" * (DEAD_LETTER_RAW_BYTES + 10)
+    results, _ = run([(KEY, value)])
+    record = orjson.loads(results[0].outgoing[0].value)
+    assert len(record["raw"]) == DEAD_LETTER_RAW_BYTES
+    assert f"(original {len(value)} bytes, first {DEAD_LETTER_RAW_BYTES} kept)" in record["reason"]
+
+
+def test_parse_key() -> None:
+    assert parse_key(b"binanceus:BTC/USDT") == ("binanceus", "BTC/USDT")
+    assert parse_key(b"bybit:BTC/USDT:USDT") == ("bybit", "BTC/USDT:USDT")
+    for bad in (b"", b":BTC/USDT", b"ex:", b"nocolon"):
+        assert isinstance(parse_key(bad), str)
+
+
+def test_a_trade_then_its_duplicate_in_another_batch_is_refused() -> None:
+    msgs = [
+        (KEY, trade(T0, 100.0, 1.0, id="t1")),
+        (KEY, trade(T0 + 5, 100.0, 1.0, id="t1")),
+    ]
+    results, _ = run(msgs)
+    assert results[0].applied == 1
+    assert dead_letters(results)[0]["reason"].startswith("duplicate trade")
