@@ -38,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", type=Path, help=HELP["config"])
     p.add_argument("--root", type=Path, help=HELP["root"])
     p.add_argument("--group-id", default=DEFAULT_GROUP_ID, help=HELP["group_id"] + " [%(default)s]")
+    p.add_argument("--instance-id", help=HELP["instance_id"])
     p.add_argument("--tables", type=_tables, default="all", help=HELP["tables"] + " [%(default)s]")
     p.add_argument("--raw", action=argparse.BooleanOptionalAction, default=True, help=HELP["raw"])
     p.add_argument(
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         config=args.config,
         root=args.root,
         group_id=args.group_id,
+        instance_id=args.instance_id,
         tables=args.tables if isinstance(args.tables, list) else parse_tables(args.tables),
         raw=args.raw,
         deadletter=args.deadletter,

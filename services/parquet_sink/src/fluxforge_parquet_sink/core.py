@@ -142,6 +142,11 @@ class SinkCore:
     def is_assigned(self, topic: str, partition: int) -> bool:
         return (topic, partition) in self.streams
 
+    def is_open(self, topic: str, partition: int) -> bool:
+        """True if the partition holds records not written yet."""
+        stream = self.streams.get((topic, partition))
+        return stream is not None and stream.current is not None
+
     def assign(self, topic: str, partition: int, committed: int | None) -> list[str]:
         """Take a partition whose group position is `committed`: undo its uncommitted files first."""
         if topic not in self.routes:

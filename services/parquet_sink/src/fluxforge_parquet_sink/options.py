@@ -23,6 +23,10 @@ HELP = {
     "config": "YAML config (default: $FLUXFORGE_CONFIG, else config/config.yaml if present).",
     "root": "Dataset root to write (default: storage.root).",
     "group_id": "Kafka consumer group; sink processes with the same group share the partitions.",
+    "instance_id": (
+        "Static group membership id (KIP-345), stable per process slot (e.g. the pod name): a restarted "
+        "member takes its partitions back at once instead of after the session timeout."
+    ),
     "tables": "Feature tables to consume, comma-separated (hf,bars,trades,ticker), 'all' or 'none'.",
     "raw": "Archive the raw topic's accepted ticks to raw/ (NDJSON.zst).",
     "deadletter": "Copy the dead-letter topic to deadletter/.",
@@ -62,6 +66,7 @@ class SinkOptions:
     config: Path | None = None
     root: Path | None = None
     group_id: str = DEFAULT_GROUP_ID
+    instance_id: str | None = None
     tables: list[str] = field(default_factory=lambda: list(TABLES))
     raw: bool = True
     deadletter: bool = True
@@ -116,6 +121,7 @@ class SinkOptions:
             storage=LocalStorage(settings.storage.root, durable=self.fsync),
             progress_s=self.progress_seconds,
             until_caught_up=self.until_caught_up,
+            consumer_options={} if self.instance_id is None else {"group_instance_id": self.instance_id},
         )
 
 

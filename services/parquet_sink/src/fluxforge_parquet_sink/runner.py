@@ -82,6 +82,7 @@ class KafkaSink:
         self.consumer_options = consumer_options or {}
         self._lock = asyncio.Lock()
         self._epoch = 0
+        self._committed: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
 
     # -- rebalance callbacks (run by aiokafka's coordinator task) -----------------------------------
@@ -108,6 +109,7 @@ class KafkaSink:
                 continue
             committed = await kafka.committed(tp)
             deleted = await asyncio.to_thread(self.core.assign, tp.topic, tp.partition, committed)
+            self._committed[tp] = committed or 0
             if deleted:
                 log.warning(
                     "%s/%d: removed %d file(s) of a chunk written but not committed before "
@@ -147,6 +149,7 @@ class KafkaSink:
             async with self._lock:  # graceful: everything buffered becomes files, then is committed
                 chunks = self.core.close_all("shutdown")
                 await self._write_and_commit(kafka, chunks)
+                await self._settle_quiet(kafka)
         finally:
             await kafka.stop()
             self._consumer = None
@@ -157,15 +160,20 @@ class KafkaSink:
         next_progress = time.monotonic() + self.progress_s
         since = self.stats.snapshot()
         while not stop.is_set():
-            epoch = self._epoch
             batches = await kafka.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS_PER_POLL)
+            # aiokafka returns nothing while a rebalance is in progress, so these records belong to the
+            # assignment current now; if a rebalance starts before the lock is ours, they are dropped:
+            # the new assignment resets every position to the committed offset and fetches them again.
+            epoch = self._epoch
             async with self._lock:
                 if epoch != self._epoch:
-                    continue  # polled before a rebalance: re-read from the committed offsets
+                    continue
                 await self._recover(tp for tp in batches if not self.core.is_assigned(tp.topic, tp.partition))
                 chunks = await asyncio.to_thread(self._add, batches) if batches else []
                 chunks += self.core.idle()
                 await self._write_and_commit(kafka, chunks)
+                if not batches:
+                    await self._settle_quiet(kafka)
             now = time.monotonic()
             if now >= next_progress:
                 self._progress(since, now)
@@ -194,6 +202,24 @@ class KafkaSink:
         if pending:
             await self._commit(kafka, pending)
 
+    async def _settle_quiet(self, kafka: AIOKafkaConsumer) -> None:
+        """Commit the position of partitions without an open chunk, when it is past our last commit.
+
+        Everything before such a position is in committed files already; what
+        lies between is transaction markers or aborted records, which a
+        read_committed consumer steps over without returning. Committing them
+        makes the group's lag 0 at the live edge instead of "1 marker".
+        """
+        offsets: dict[TopicPartition, int] = {}
+        for tp in kafka.assignment():
+            if not self.core.is_assigned(tp.topic, tp.partition) or self.core.is_open(tp.topic, tp.partition):
+                continue
+            position = await kafka.position(tp)
+            if position > self._committed.get(tp, 0):
+                offsets[tp] = position
+        if offsets:
+            await self._commit(kafka, offsets)
+
     async def _commit(self, kafka: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
             await kafka.commit(offsets)
@@ -203,6 +229,7 @@ class KafkaSink:
             log.warning("commit of %s failed (%s); the new owner redoes these chunks", _tps(offsets), exc)
         else:
             self.stats.commits += 1
+            self._committed.update(offsets)
 
     async def _caught_up(self, kafka: AIOKafkaConsumer) -> bool:
         assigned = kafka.assignment()

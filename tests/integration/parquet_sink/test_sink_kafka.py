@@ -1,0 +1,208 @@
+"""The sink against a real broker: the stack's topics in, the embedded pipeline's dataset out.
+
+Feature rows and dead-letters are produced in transactions (markers occupy
+offsets, as with the exactly-once feature engine), raw batches by an
+idempotent producer, all made by the real engine from simulated ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.config.settings import StorageConfig
+from fluxforge_common.features import TABLES
+from fluxforge_common.pipeline import archive_dates, reprocess
+from fluxforge_common.storage import LocalStorage
+from fluxforge_common.writers import iter_ndjson
+from fluxforge_parquet_sink.journal import JOURNAL_DIR
+from fluxforge_parquet_sink.naming import parse_stem, stem_of
+from fluxforge_parquet_sink.policy import FlushPolicy
+from fluxforge_parquet_sink.runner import KafkaSink
+
+from tests.conftest import assert_same_dataset
+from tests.integration.parquet_sink.conftest import Pipeline, offsets, produce
+from tests.unit.parquet_sink.stack_data import StackData
+
+pytestmark = pytest.mark.integration
+
+# Small bounds: many chunks per partition from 90 s of market.
+POLICY = FlushPolicy(
+    rows=40, span_ms=20_000, raw_bytes=100_000, raw_span_ms=30_000, deadletter_records=7, idle_s=0
+)
+BOUND_FLAGS = [
+    "--flush-rows", "40", "--flush-seconds", "20", "--raw-max-mb", "0.1", "--raw-max-age-seconds", "30",
+    "--deadletter-max-records", "7", "--idle-flush-seconds", "0",
+]  # fmt: skip
+
+
+def _settings(pipeline: Pipeline, root: Path) -> FluxForgeSettings:
+    return pipeline.settings.model_copy(update={"storage": StorageConfig(root=root)})
+
+
+def _sink(pipeline: Pipeline, root: Path, group: str, **kwargs: object) -> KafkaSink:
+    options: dict[str, object] = {"policy": POLICY, "progress_s": 2.0, "until_caught_up": True}
+    options.update(kwargs)
+    return KafkaSink(
+        _settings(pipeline, root),
+        group_id=group,
+        tables=TABLES,
+        raw=True,
+        deadletter=True,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def _data_files(root: Path) -> list[str]:
+    return [p for p in LocalStorage(root).list_files() if not p.startswith(JOURNAL_DIR)]
+
+
+def _assert_complete(
+    pipeline: Pipeline, root: Path, group: str, stack: StackData, expected_root: Path
+) -> None:
+    """Equal to the embedded dataset, every dead-letter once, no overlapping chunks, all committed."""
+    assert_same_dataset(root, expected_root)
+    storage = LocalStorage(root)
+    lines = sorted(line for path in storage.list_files("deadletter") for line in iter_ndjson(storage, path))
+    assert lines == sorted(value for _, value in stack.deadletter)
+    ranges: dict[tuple[str, int], set[tuple[int, int]]] = defaultdict(set)
+    for path in _data_files(root):
+        chunk = parse_stem(stem_of(path))
+        ranges[(chunk.topic, chunk.partition)].add((chunk.start, chunk.end))
+    for key, spans in ranges.items():
+        ordered = sorted(spans)
+        for (_, end), (start, _) in itertools.pairwise(ordered):
+            assert start > end, f"{key}: chunks overlap: {ordered}"
+    committed, ends = asyncio.run(offsets(pipeline.kafka, group, pipeline.topics))
+    assert committed == ends
+    temporaries = [name for _, _, names in os.walk(root) for name in names if name.startswith(".tmp-")]
+    assert temporaries == []
+
+
+def test_sink_writes_the_dataset_of_the_embedded_pipeline(
+    pipeline: Pipeline, stack: StackData, expected_root: Path, tmp_path: Path
+) -> None:
+    asyncio.run(produce(pipeline.kafka, stack))
+    root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
+    stats = asyncio.run(_sink(pipeline, root, group).run())
+    _assert_complete(pipeline, root, group, stack, expected_root)
+    assert stats.units["raw"] == stack.accepted
+    assert stats.raw_rejected == stack.rejected
+    assert {stats.units[t] for t in TABLES} == {stack.rows[t] for t in TABLES}
+    # The archive the sink wrote replays into the same rows.
+    out = tmp_path / "reprocessed"
+    reprocess(_settings(pipeline, out), root, out, archive_dates(LocalStorage(root)))
+    assert_same_dataset(out, expected_root)
+
+
+def test_kill_9_and_restart_gives_the_same_dataset(
+    pipeline: Pipeline, stack: StackData, expected_root: Path, tmp_path: Path
+) -> None:
+    """`fluxforge-parquet-sink` is killed with SIGKILL at three points, then runs to the end."""
+    asyncio.run(produce(pipeline.kafka, stack))
+    root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
+    command = [
+        sys.executable, "-m", "fluxforge_parquet_sink", "--bootstrap", pipeline.kafka.bootstrap_servers,
+        "--topic-prefix", pipeline.kafka.topic_prefix, "--root", str(root), "--group-id", group,
+        "--instance-id", "sink-0", "--until-caught-up", "--progress-seconds", "1", *BOUND_FLAGS,
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXFORGE_")}
+    log = (tmp_path / "sink.log").open("wb")
+    kills = 0
+    for threshold in (5, 60, 150, None):
+        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if threshold is not None and len(_data_files(root)) >= threshold:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                break
+            time.sleep(0.01)
+        if proc.poll() is None:
+            proc.kill()
+            pytest.fail(f"the sink did not finish; log in {tmp_path / 'sink.log'}")
+        if threshold is None or proc.returncode == 0:
+            break
+    log.close()
+    output = (tmp_path / "sink.log").read_text()
+    assert proc.returncode == 0, output[-3000:]
+    assert kills == 3, f"the sink finished before it could be killed ({kills} kills):\n{output[-2000:]}"
+    _assert_complete(pipeline, root, group, stack, expected_root)
+
+
+class _DiesBeforeCommit(KafkaSink):
+    """A sink whose process dies between the files of its shutdown chunks and their commit."""
+
+    async def _commit(self, kafka: object, offsets: object) -> None:
+        if self.core.stats.chunks.get("shutdown"):
+            raise RuntimeError("killed between files and commit")
+        await super()._commit(kafka, offsets)  # type: ignore[arg-type]
+
+
+def test_early_chunks_written_but_not_committed_are_undone(
+    pipeline: Pipeline, stack: StackData, expected_root: Path, tmp_path: Path
+) -> None:
+    """Half the data; a stop writes the short open chunks and dies before committing them. The rest
+    arrives; the restarted sink cuts those records into different chunks: the journal must remove the
+    short ones, or their rows would be in the dataset twice."""
+    root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
+    asyncio.run(produce(pipeline.kafka, stack, part=(0, 0.5)))
+    with pytest.raises(RuntimeError, match="killed between files and commit"):
+        asyncio.run(_DiesBeforeCommit(_settings(pipeline, root), group_id=group, tables=TABLES, raw=True,
+                                      deadletter=True, policy=POLICY, until_caught_up=True).run())  # fmt: skip
+    short = {path for path in _data_files(root)}
+    asyncio.run(produce(pipeline.kafka, stack, part=(0.5, 1)))
+    stats = asyncio.run(_sink(pipeline, root, group).run())
+    assert stats.recovered_files > 0
+    assert short - set(_data_files(root)), "some short chunk files should have been replaced"
+    _assert_complete(pipeline, root, group, stack, expected_root)
+
+
+def test_two_members_share_the_partitions(
+    pipeline: Pipeline, stack: StackData, expected_root: Path, tmp_path: Path
+) -> None:
+    """Two sink processes (here: tasks) in one group, the second joining while data flows: the
+    rebalance drops open chunks, their new owners re-read them, and the dataset is the same. Idle
+    closes (1 s) let every partition reach its end offset while both run."""
+    root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> tuple[KafkaSink, KafkaSink]:
+        stop = asyncio.Event()
+        policy = dataclasses.replace(POLICY, idle_s=1.0)
+        first = _sink(pipeline, root, group, until_caught_up=False, policy=policy)
+        second = _sink(pipeline, root, group, until_caught_up=False, policy=policy)
+        tasks = [asyncio.create_task(first.run(stop))]
+        await produce(pipeline.kafka, stack, part=(0, 0.3))
+        tasks.append(asyncio.create_task(second.run(stop)))
+        await produce(pipeline.kafka, stack, part=(0.3, 0.6))
+        deadline = time.monotonic() + 20
+        while not (second._consumer and second._consumer.assignment()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # the second member has joined and holds partitions
+        await produce(pipeline.kafka, stack, part=(0.6, 1))
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            committed, ends = await offsets(pipeline.kafka, group, pipeline.topics)
+            if committed == ends:
+                break
+            await asyncio.sleep(0.3)
+        stop.set()
+        await asyncio.gather(*tasks)
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert first.stats.messages.total() > 0 and second.stats.messages.total() > 0
+    assert first.stats.rebalances + second.stats.rebalances > 0
+    assert first.stats.chunks["idle"] + second.stats.chunks["idle"] > 0
+    _assert_complete(pipeline, root, group, stack, expected_root)
