@@ -1,16 +1,20 @@
 """The Faust app: one agent over the raw topic, per-symbol state in a changelog-backed table.
 
-Per raw message, in the agent (one event at a time, in partition order):
+The agent reads the raw topic one event at a time (Faust drops events fetched
+under an earlier consumer generation) and hands each to `Pipeline.add`: the
+engine runs at once and the outputs go to the producer. `Pipeline.flush`
+makes a batch durable in the order the crash analysis needs (package
+docstring): every output acknowledged by Kafka, then one table write per
+symbol, then the events acknowledged to Faust, whose periodic commit flushes
+the producer (changelog records included) before committing offsets.
 
-1. read the symbol's table value and run `MessageProcessor.process`;
-2. send its output messages (features, dead-letter) and wait until Kafka has
-   acknowledged every one of them;
-3. only then write the symbol's new table value (one changelog record).
-
-Faust acknowledges the event when the agent asks for the next one, and commits
-offsets of acknowledged events only after flushing the producer (changelog
-records included). Why this order makes crashes harmless is in the package
-docstring.
+Rebalances: before partitions are revoked the pipeline is drained (flushed,
+producer flushed) and its overlay of unwritten states dropped, so the next
+owner, or this worker re-reading the changelog of a partition it keeps, finds
+every state this worker computed. Nothing is computed while Faust recovers the
+table (the agent gets no events then), and Faust's `take_events` is not used:
+its private buffer hands over events of the previous generation after a
+rebalance, which let a recovery overwrite newer states (seen in testing).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ log = logging.getLogger("fluxforge.feature_engine")
 
 PROGRESS_INTERVAL_S = 10.0
 MAX_REQUEST_BYTES = 8 << 20
+SESSION_TIMEOUT_S = 10.0
+HEARTBEAT_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -82,6 +88,123 @@ class WorkerConfig:
     batch_within_s: float = 0.01  # longest a raw message waits for its batch to fill
 
 
+class Pipeline:
+    """Computes events as they come and makes them durable in batches, outputs before state.
+
+    `add` runs the engine on one event at once and hands its outputs to the
+    producer, keeping the symbol's new table value in `latest` (what the next
+    event of that symbol starts from). A flush (when `batch_events` events wait,
+    when the oldest has waited `batch_within_s`, and before partitions are
+    revoked) takes everything added so far, waits until Kafka has acknowledged
+    all of its outputs, then writes each symbol's newest value to the table (one
+    changelog record per symbol), then acknowledges the events, in that order.
+    Flushes run one at a time, in order. After a failed flush nothing more is
+    written: the worker crashes and its successor re-runs from the committed offsets.
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        table: Any,
+        processor: MessageProcessor,
+        stats: WorkerStats,
+        config: WorkerConfig,
+    ) -> None:
+        self.app = app
+        self.table = table
+        self.processor = processor
+        self.stats = stats
+        self.max_events = config.batch_events
+        self.within_s = config.batch_within_s
+        self.latest: dict[bytes, bytes] = {}  # key -> newest table value not written yet
+        self._events: list[Any] = []
+        self._futures: list[Any] = []
+        self._states: dict[bytes, tuple[int, bytes]] = {}  # key -> (raw partition, value)
+        self._oldest = 0.0
+        self._lock = asyncio.Lock()
+        self._not_adding = asyncio.Event()
+        self._not_adding.set()
+        self._failed: BaseException | None = None
+        self._stream: Any = None
+        self._send: Any = None
+
+    async def start(self, stream: Any) -> None:
+        self._stream = stream
+        self._send = (await self.app.maybe_start_producer()).send
+
+    async def add(self, event: Any) -> None:
+        self._not_adding.clear()
+        try:
+            message = event.message
+            key, partition = message.key, message.partition
+            stored = None
+            if key is not None:
+                stored = self.latest.get(key)
+                if stored is None:
+                    stored = self.table.get(key)
+            result = self.processor.process(key, message.value, partition, message.offset, stored)
+            send = self._send
+            futures = [await send(o.topic, o.key, o.value, None, None, o.headers) for o in result.outgoing]
+            # From here on no await: a flush sees the whole event (outputs, state) or none of it.
+            if not self._events:
+                self._oldest = time.monotonic()
+            self._events.append(event)
+            self._futures += futures
+            if result.table_value is not None and key is not None:
+                self.latest[key] = result.table_value
+                self._states[key] = (partition, result.table_value)
+            self.stats.add(partition, result)
+        finally:
+            self._not_adding.set()
+        if len(self._events) >= self.max_events:
+            await self.flush()
+
+    async def flush_if_due(self) -> None:
+        if self._events and time.monotonic() - self._oldest >= self.within_s:
+            await self.flush()
+
+    async def drain(self) -> None:
+        """Flush what was added, then wait until the producer has sent everything (changelog included)."""
+        await self._not_adding.wait()
+        await self.flush()
+        await self.app.producer.flush()
+
+    def forget(self) -> None:
+        """Drop the unwritten-state overlay: after a rebalance the table is the truth again."""
+        self.latest.clear()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if self._failed is not None:
+                raise RuntimeError("an earlier flush failed; nothing more is written") from self._failed
+            events, futures, states = self._events, self._futures, self._states
+            if not events:
+                return
+            self._events, self._futures, self._states = [], [], {}
+            try:
+                # Outputs first: a state is written only once every output computed before it is in Kafka.
+                if futures:
+                    await asyncio.gather(*futures)
+            except BaseException as exc:
+                self._failed = exc
+                log.error(
+                    "Kafka refused an output (%r): stopping; a restart re-runs from the committed offsets",
+                    exc,
+                )
+                await self.app.crash(exc)
+                raise
+            table, data, latest = self.table, self.table.data, self.latest
+            for key, (partition, value) in states.items():
+                # `table[key] = value`, with the partition named: the batch spans partitions.
+                table.send_changelog(partition, key, value)
+                data[key] = value
+                if latest.get(key) is value:
+                    del latest[key]
+            ack = self._stream.ack
+            for event in events:
+                await ack(event)
+
+
 def broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server.strip()]
 
@@ -109,6 +232,10 @@ def build_app(
         topic_disable_leader=True,
         table_standby_replicas=0,
         broker_commit_interval=config.commit_interval_s,
+        # A killed worker's partitions move on (to the others, or to its restart) once the broker
+        # has missed its heartbeats this long; Faust's default is 60 s.
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=HEARTBEAT_INTERVAL_S,
         producer_compression_type=None if kafka.compression == "none" else kafka.compression,
         producer_max_request_size=MAX_REQUEST_BYTES,
         consumer_max_fetch_size=MAX_REQUEST_BYTES,
@@ -128,40 +255,28 @@ def build_app(
     )
     stats = WorkerStats()
 
-    async def feature_engine(stream: faust.StreamT[bytes]) -> None:
-        producer = await app.maybe_start_producer()
-        send = producer.send
-        get = table.get
-        data = table.data
-        # Faust acknowledges a batch's events after this loop body returns.
-        batches = cast(faust.Stream[bytes], stream).take_events(
-            config.batch_events, within=config.batch_within_s
-        )
-        async for events in batches:
-            latest: dict[bytes, tuple[int, bytes]] = {}  # key -> (raw partition, newest table value)
-            futures = []
-            for event in events:
-                message = event.message
-                key, partition = message.key, message.partition
-                if key is None:
-                    stored = None
-                else:
-                    newest = latest.get(key)
-                    stored = get(key) if newest is None else newest[1]
-                result = processor.process(key, message.value, partition, message.offset, stored)
-                for o in result.outgoing:
-                    futures.append(await send(o.topic, o.key, o.value, None, None, o.headers))
-                if result.table_value is not None and key is not None:
-                    latest[key] = (partition, result.table_value)
-                stats.add(partition, result)
-            # Outputs first: a state is made durable only once every output computed from it is.
-            if futures:
-                await asyncio.gather(*futures)
-            for key, (partition, value) in latest.items():
-                # `table[key] = value` with the partition named: the batch spans partitions.
-                table.send_changelog(partition, key, value)
-                data[key] = value
+    pipeline = Pipeline(app, table, processor, stats, config)
 
+    async def feature_engine(stream: faust.StreamT[bytes]) -> None:
+        # Manual acks: an event is acknowledged only once its outputs and its state are written.
+        manual = cast(faust.Stream[bytes], stream).noack()
+        await pipeline.start(manual)
+        async for event in manual.events():
+            await pipeline.add(event)
+
+    app.agent(raw_topic, name="fluxforge-feature-engine")(feature_engine)
+
+    async def flush_due() -> None:
+        await pipeline.flush_if_due()
+
+    app.timer(config.batch_within_s)(flush_due)
+
+    async def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+        # Before the partitions move: finish everything computed, make it durable, forget it.
+        await pipeline.drain()
+        pipeline.forget()
+
+    app.on_partitions_revoked.connect(on_revoked)
     app.agent(raw_topic, name="fluxforge-feature-engine")(feature_engine)
 
     last_line = [""]
