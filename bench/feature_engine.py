@@ -1,0 +1,278 @@
+"""The feature engine service over a real Kafka broker: throughput of one worker and end-to-end latency.
+
+Needs a broker: `FLUXFORGE_KAFKA_BOOTSTRAP` (default 127.0.0.1:9092, `make kafka-up`); without one
+the rows say so. Every run uses its own topic prefix and app id, deleted afterwards.
+
+- Throughput: N simulated ticks are first published in per-symbol batches of 100, then one
+  worker (`python -m fluxforge_feature_engine`, a child process) is started and timed from its
+  first output message to the last HF row the in-process engine says it must produce.
+- Latency: the simulated market is replayed in real time (timestamps moved to now) through a
+  collector-like batcher (a symbol's batch goes out at 100 ticks or when its oldest tick is
+  50 ms old); for every HF row, latency = when a read_committed consumer received it minus the
+  `recv_ts` of the tick that closed its interval (the symbol's first tick at or after the row's ts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from fluxforge_common.config.settings import KafkaConfig
+from fluxforge_common.config.state import StateConfig
+from fluxforge_common.kafka import producer
+from fluxforge_feature_engine.harness import (
+    OutputReader,
+    WorkerProcess,
+    count_rows,
+    expected_rows,
+    key_of,
+    per_symbol_batches,
+    publish,
+    simulated_ticks,
+)
+from fluxforge_feature_engine.topics import EngineTopics, prepare_topics
+
+Row = tuple[str, str, str]
+BATCH_TICKS = 100
+LINGER_MS = 50
+LATENCY_SECONDS = 30.0
+LATENCY_TICKS_PER_S = 2_000
+# Ten symbols: ten HF rows per second of market to measure.
+MARKET = {
+    "binanceus": ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT"],
+    "kraken": ["BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/USD"],
+}
+SYMBOLS = sum(len(symbols) for symbols in MARKET.values())
+
+
+class _Run:
+    """One prefix, app id, config file and worker; topics deleted on close."""
+
+    def __init__(self, bootstrap: str, root: Path) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = f"ffbench-fe-{uuid.uuid4().hex[:8]}"
+        self.root = root
+        self.kafka = KafkaConfig(bootstrap_servers=bootstrap, topic_prefix=self.prefix)
+        self.worker: WorkerProcess | None = None
+
+    async def topics(self) -> EngineTopics:
+        return await prepare_topics(self.kafka, None, f"{self.prefix}-app")
+
+    def start_worker(self) -> WorkerProcess:
+        config = self.root / f"{self.prefix}.yaml"
+        config.write_text(
+            f"kafka:\n  bootstrap_servers: '{self.bootstrap}'\n  topic_prefix: '{self.prefix}'\n"
+        )
+        args = [
+            "--config",
+            str(config),
+            "--app-id",
+            f"{self.prefix}-app",
+            "--data-dir",
+            str(self.root / "faust"),
+        ]
+        self.worker = WorkerProcess(args, self.root / f"{self.prefix}.log").start()
+        return self.worker
+
+    async def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            names = [t for t in await admin.list_topics() if t.startswith(self.prefix)]
+            if names:
+                await admin.delete_topics(names)
+        finally:
+            await admin.close()
+
+
+async def _reachable(bootstrap: str) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000)
+    try:
+        await asyncio.wait_for(admin.start(), 10)
+        await admin.close()
+        return True
+    except (TimeoutError, KafkaError, OSError):
+        return False
+
+
+async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
+    lines = simulated_ticks(n, seed=99)
+    expected, _ = expected_rows(lines, StateConfig())
+    want_hf = count_rows(expected)["hf"]
+    messages = per_symbol_batches(lines, BATCH_TICKS)
+    run = _Run(bootstrap, root)
+    try:
+        topics = await run.topics()
+        started = time.perf_counter()
+        await publish(run.kafka, topics.raw, messages)
+        publish_s = time.perf_counter() - started
+        async with OutputReader(run.kafka, topics.outputs) as reader:
+            start = time.time()
+            run.start_worker()
+            got = await reader.read_until(lambda g: g.count("hf") >= want_hf, timeout_s=600)
+        if got.count("hf") < want_hf or got.first_arrival is None or got.last_arrival is None:
+            return [
+                (
+                    "feature engine worker throughput",
+                    "failed",
+                    f"{got.count('hf')}/{want_hf} HF rows in 600 s",
+                )
+            ]
+        busy = got.last_arrival - got.first_arrival
+        return [
+            (
+                f"raw publish, batches of {BATCH_TICKS} (aiokafka, acks=all, zstd)",
+                f"{n / publish_s:,.0f}",
+                "ticks/s, one producer",
+            ),
+            (
+                f"feature engine worker, batches of {BATCH_TICKS}",
+                f"{n / busy:,.0f}",
+                f"ticks/s, one worker (target >= 20,000); {n:,} ticks, first output to last HF row",
+            ),
+            (
+                "  the same, from worker start",
+                f"{n / (got.last_arrival - start):,.0f}",
+                "ticks/s (includes start-up, group join and table recovery)",
+            ),
+        ]
+    finally:
+        await run.close()
+
+
+def _shift(line: bytes, offset_ms: int) -> bytes:
+    envelope = orjson.loads(line)
+    if envelope.get("ts") is not None:
+        envelope["ts"] += offset_ms
+    envelope["recv_ts"] += offset_ms
+    return orjson.dumps(envelope)
+
+
+async def _pace(kafka: KafkaConfig, topic: str, lines: list[bytes]) -> None:
+    """Publish `lines` like the collector: at wall time recv_ts, per-symbol batches of 100 / 50 ms."""
+    client = producer(kafka)
+    await client.start()
+    pending: dict[bytes, list[bytes]] = {}
+    opened: dict[bytes, float] = {}
+    futures = []
+
+    async def flush(key: bytes) -> None:
+        batch = pending.pop(key)
+        opened.pop(key)
+        futures.append(await client.send(topic, b"[" + b",".join(batch) + b"]", key=key))
+
+    try:
+        for line in lines:
+            recv_ms = orjson.loads(line)["recv_ts"]
+            while (now := time.time() * 1000) < recv_ms:
+                for key in [k for k, t in opened.items() if now - t >= LINGER_MS]:
+                    await flush(key)
+                await asyncio.sleep(min(0.005, (recv_ms - now) / 1000))
+            key = key_of(line)
+            pending.setdefault(key, []).append(line)
+            opened.setdefault(key, recv_ms)
+            if len(pending[key]) >= BATCH_TICKS:
+                await flush(key)
+        for key in list(pending):
+            await flush(key)
+        await asyncio.gather(*futures)
+    finally:
+        await client.stop()
+
+
+async def _latency(bootstrap: str, root: Path) -> list[Row]:
+    n = int(LATENCY_SECONDS * LATENCY_TICKS_PER_S)
+    raw = simulated_ticks(
+        n, seed=5, exchanges=MARKET, mean_events_per_second_per_symbol=LATENCY_TICKS_PER_S / SYMBOLS
+    )
+    run = _Run(bootstrap, root)
+    try:
+        topics = await run.topics()
+        async with OutputReader(run.kafka, topics.outputs) as reader:
+            worker = run.start_worker()
+            # Ready when the group is joined and the table recovered: its first log line after that.
+            deadline = time.monotonic() + 60
+            while "Worker ready" not in worker.log_text() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            offset_ms = int(time.time() * 1000) + 500 - orjson.loads(raw[0])["recv_ts"]
+            lines = [_shift(line, offset_ms) for line in raw]
+            pacing = asyncio.create_task(_pace(run.kafka, topics.raw, lines))
+            while not pacing.done():
+                await reader.poll(50)
+            await pacing
+            expected, _ = expected_rows(lines, StateConfig())
+            want_hf = count_rows(expected)["hf"]
+            got = await reader.read_until(lambda g: g.count("hf") >= want_hf, timeout_s=30)
+        # The tick that closed each HF interval: the symbol's first tick with event time >= row ts.
+        closers: dict[str, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+        for line in lines:
+            envelope = orjson.loads(line)
+            times, recvs = closers[f"{envelope['exchange']}:{envelope['symbol']}"]
+            event_ms = envelope["ts"] if envelope.get("ts") is not None else envelope["recv_ts"]
+            times.append(event_ms)
+            recvs.append(envelope["recv_ts"])
+        latencies = []
+        for row_ts, key, arrived in got.hf_arrivals:
+            times, recvs = closers[key]
+            i = bisect.bisect_left(times, row_ts)
+            if i < len(times):
+                latencies.append(arrived * 1000 - recvs[i])
+        latencies.sort()
+        if not latencies:
+            return [("end-to-end latency", "failed", "no HF row arrived")]
+
+        def pct(q: float) -> float:
+            return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+        unit = (
+            f"ms, {len(latencies):,} HF rows at {LATENCY_TICKS_PER_S:,} ticks/s live "
+            f"(collector recv_ts -> row read, batches {BATCH_TICKS} / {LINGER_MS} ms)"
+        )
+        return [
+            ("end-to-end latency p50", f"{pct(0.50):,.0f}", unit),
+            ("end-to-end latency p99", f"{pct(0.99):,.0f}", "ms (target < 250)"),
+            ("end-to-end latency max", f"{latencies[-1]:,.0f}", "ms"),
+        ]
+    finally:
+        await run.close()
+
+
+async def _run(n: int, bootstrap: str) -> list[Row]:
+    if not await _reachable(bootstrap):
+        return [
+            (
+                "feature engine over Kafka",
+                "skipped",
+                f"no broker at {bootstrap} (make kafka-up, or set FLUXFORGE_KAFKA_BOOTSTRAP)",
+            )
+        ]
+    root = Path(tempfile.mkdtemp(prefix="ffbench-fe-"))
+    try:
+        return await _throughput(bootstrap, root, n) + await _latency(bootstrap, root)
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(root)
+
+
+def run(n: int = 200_000, bootstrap: str | None = None) -> list[Row]:
+    """(measure, value, unit) rows for the bench table."""
+    address = bootstrap or os.environ.get("FLUXFORGE_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
+    return asyncio.run(_run(n, address))
+
+
+if __name__ == "__main__":
+    for name, value, unit in run():
+        print(f"{name:<60} {value:>10}  {unit}")
