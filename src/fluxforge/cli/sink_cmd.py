@@ -40,7 +40,7 @@ def sink(
         int | None, typer.Option(min=1, help=HELP["deadletter_max_records"])
     ] = None,
     idle_flush_seconds: Annotated[
-        float | None, typer.Option(min=0, help=HELP["idle_flush_seconds"] + " [default: 120]")
+        float | None, typer.Option(min=0, help=HELP["idle_flush_seconds"] + " (default 120)")
     ] = None,
     progress_seconds: Annotated[float, typer.Option(min=0.1, help=HELP["progress_seconds"])] = 10.0,
     until_caught_up: Annotated[bool, typer.Option(help=HELP["until_caught_up"])] = False,

@@ -109,7 +109,7 @@ def test_sink_writes_the_dataset_of_the_embedded_pipeline(
 def test_kill_9_and_restart_gives_the_same_dataset(
     pipeline: Pipeline, stack: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
-    """`fluxforge-parquet-sink` is killed with SIGKILL at three points, then runs to the end."""
+    """`fluxforge-parquet-sink` is killed with SIGKILL at four points, then runs to the end."""
     asyncio.run(produce(pipeline.kafka, stack))
     root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
     command = [
@@ -120,7 +120,7 @@ def test_kill_9_and_restart_gives_the_same_dataset(
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXFORGE_")}
     log = (tmp_path / "sink.log").open("wb")
     kills = 0
-    for threshold in (5, 60, 150, None):
+    for threshold in (5, 40, 90, 150, None):
         proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
@@ -138,7 +138,7 @@ def test_kill_9_and_restart_gives_the_same_dataset(
     log.close()
     output = (tmp_path / "sink.log").read_text()
     assert proc.returncode == 0, output[-3000:]
-    assert kills == 3, f"the sink finished before it could be killed ({kills} kills):\n{output[-2000:]}"
+    assert kills == 4, f"the sink finished before it could be killed ({kills} kills):\n{output[-2000:]}"
     _assert_complete(pipeline, root, group, stack, expected_root)
 
 
@@ -205,4 +205,37 @@ def test_two_members_share_the_partitions(
     assert first.stats.messages.total() > 0 and second.stats.messages.total() > 0
     assert first.stats.rebalances + second.stats.rebalances > 0
     assert first.stats.chunks["idle"] + second.stats.chunks["idle"] > 0
+    _assert_complete(pipeline, root, group, stack, expected_root)
+
+
+def test_sigterm_writes_and_commits_everything_buffered(
+    pipeline: Pipeline, stack: StackData, expected_root: Path, tmp_path: Path
+) -> None:
+    """Bounds too large to close any chunk, idle closes off: all rows wait in memory until SIGTERM,
+    which must write them, commit, and exit 0."""
+    asyncio.run(produce(pipeline.kafka, stack))
+    root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
+    command = [
+        sys.executable, "-m", "fluxforge_parquet_sink", "--bootstrap", pipeline.kafka.bootstrap_servers,
+        "--topic-prefix", pipeline.kafka.topic_prefix, "--root", str(root), "--group-id", group,
+        "--flush-rows", "1000000", "--flush-seconds", "1000000", "--raw-max-age-seconds", "1000000",
+        "--deadletter-max-records", "1000000", "--idle-flush-seconds", "0", "--progress-seconds", "0.2",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXFORGE_")}
+    log_path = tmp_path / "sink.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            expected_raw = f"raw {stack.accepted:,}"
+            while expected_raw not in log_path.read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)  # progress lines show what is buffered: wait until every tick is
+            assert _data_files(root) == [], "nothing may be written before the stop"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0, log_path.read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    output = log_path.read_text()
+    assert "chunks closed by shutdown" in output and "size" not in output.split("sink stopped:")[1]
     _assert_complete(pipeline, root, group, stack, expected_root)

@@ -242,12 +242,14 @@ class KafkaSink:
         return True
 
     def _progress(self, since: SinkStats, now: float) -> None:
-        rates = self.stats.rates(since, now)
-        parts = [f"{kind} {rate:,.0f} {UNIT_NAMES.get(kind, 'rows')}/s" for kind, rate in rates.items()]
+        written = self.stats.rates(since, now)
+        parts = [f"{kind} {rate:,.0f} {UNIT_NAMES.get(kind, 'rows')}/s" for kind, rate in written.items()]
+        consumed = sum(self.stats.rates(since, now, of="messages").values())
         held = self.core.buffered()
         log.info(
-            "%s | files %s | buffered %s",
-            " | ".join(parts) or "idle",
+            "written: %s | consumed %s msgs/s | files %s | buffered %s",
+            ", ".join(parts) or "nothing",
+            f"{consumed:,.0f}",
             f"{self.stats.files:,}",
             ", ".join(f"{k} {v:,}" for k, v in sorted(held.items())) or "nothing",
         )

@@ -31,17 +31,21 @@ class SinkStats:
     recovered_files: int = 0
     rebalances: int = 0
 
-    def rates(self, since: SinkStats | None = None, now: float | None = None) -> dict[str, float]:
-        """Units per second per kind, over the whole run or since an earlier `snapshot()`."""
+    def rates(
+        self, since: SinkStats | None = None, now: float | None = None, *, of: str = "units"
+    ) -> dict[str, float]:
+        """Per second per kind of `units` (written) or `messages` (consumed), over the whole run
+        or since an earlier `snapshot()`."""
         now = time.monotonic() if now is None else now
-        base_units = since.units if since is not None else Counter[str]()
+        counts: Counter[str] = getattr(self, of)
+        base: Counter[str] = getattr(since, of) if since is not None else Counter()
         base_time = since.started if since is not None else self.started
         elapsed = max(now - base_time, 1e-9)
-        return {kind: (count - base_units[kind]) / elapsed for kind, count in sorted(self.units.items())}
+        return {kind: (count - base[kind]) / elapsed for kind, count in sorted(counts.items())}
 
     def snapshot(self) -> SinkStats:
         """A copy whose `started` is now: pass it to `rates(since=...)` later."""
-        return SinkStats(started=time.monotonic(), units=Counter(self.units))
+        return SinkStats(started=time.monotonic(), units=Counter(self.units), messages=Counter(self.messages))
 
     def summary(self) -> str:
         elapsed = time.monotonic() - self.started

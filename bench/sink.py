@@ -1,0 +1,188 @@
+"""Parquet sink rates: HF rows and raw ticks from topic records to durable files.
+
+`run(n)` measures the sink's own work without a broker (records already
+fetched: decode, chunking, Parquet / zstd encoding, fsynced atomic files,
+recovery journal). `run(n, bootstrap="host:port")` also measures the whole
+service against a real broker: records produced first, then one
+`KafkaSink` member consumes them with `--until-caught-up` (fetch and commits
+included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.config.settings import KafkaConfig, StorageConfig
+from fluxforge_common.features import EngineOutput, FeatureEngine
+from fluxforge_common.kafka import TopicNames, ensure_topics, producer, topic_specs
+from fluxforge_common.messages import decode_tick
+from fluxforge_common.messages.decoding import DecodedTick
+from fluxforge_common.messages.rows import encode_rows
+from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
+from fluxforge_common.storage.local import LocalStorage
+from fluxforge_parquet_sink.chunks import Record
+from fluxforge_parquet_sink.core import SinkCore
+from fluxforge_parquet_sink.policy import FlushPolicy
+from fluxforge_parquet_sink.runner import KafkaSink
+
+Row = tuple[str, str, str]
+SYMBOLS = 50  # HF rows are replicated over this many symbols (one message per row, as the engine emits them)
+RAW_BATCH = 100
+
+
+def hf_messages(n_rows: int, symbols: int = SYMBOLS) -> list[tuple[str, bytes]]:
+    """`n_rows` real HF rows (engine output, 10 levels, default config) on the grid of `symbols`
+    symbols (one row per symbol per second of event time), one row per message."""
+    settings = FluxForgeSettings()
+    engine, out = FeatureEngine(settings.features), EngineOutput()
+    for line in itertools.islice(MarketSimulator(SimulatorConfig(seed=5)).ticks(), 30_000):
+        item = decode_tick(line)
+        if isinstance(item, DecodedTick):
+            engine.process(item, out)
+    base = out.hf
+    start = base[0]["ts"]
+    messages = []
+    for n in range(n_rows):
+        second, symbol = divmod(n, symbols)
+        row = dict(base[n % len(base)])
+        row["symbol"] = f"S{symbol:03d}/USDT"
+        row["ts"] = start + second * 1000
+        messages.append((f"{row['exchange']}:{row['symbol']}", encode_rows([row])))
+    return messages
+
+
+def raw_messages(n_ticks: int) -> list[tuple[str, bytes]]:
+    """`n_ticks` simulated ticks in per-symbol batches of up to 100 (the collector's default)."""
+    pending: dict[str, list[bytes]] = {}
+    messages = []
+    for line in itertools.islice(MarketSimulator(SimulatorConfig(seed=5)).ticks(), n_ticks):
+        obj = orjson.loads(line)
+        key = f"{obj['exchange']}:{obj['symbol']}"
+        batch = pending.setdefault(key, [])
+        batch.append(line)
+        if len(batch) == RAW_BATCH:
+            messages.append((key, b"[" + b",".join(pending.pop(key)) + b"]"))
+    messages += [(key, b"[" + b",".join(batch) + b"]") for key, batch in pending.items()]
+    return messages
+
+
+def core_rate(
+    kind: str,
+    topic: str,
+    messages: list[tuple[str, bytes]],
+    units: int,
+    root: Path,
+    *,
+    policy: FlushPolicy | None = None,
+    durable: bool = True,
+) -> float:
+    """Units/s through SinkCore on one partition: decode, chunk, write, as the runner does."""
+    settings = FluxForgeSettings()
+    core = SinkCore(
+        LocalStorage(root, durable=durable), policy or FlushPolicy(), settings.features, {topic: kind}
+    )
+    core.assign(topic, 0, None)
+    records = [Record(topic, 0, offset, 0, value) for offset, (_, value) in enumerate(messages)]
+    start = time.perf_counter()
+    for i in range(0, len(records), 2_000):
+        for chunk in core.add(records[i : i + 2_000]):
+            core.write(chunk)
+    for chunk in core.close_all():
+        core.write(chunk)
+    assert core.stats.units[kind] == units, core.stats.units
+    return units / (time.perf_counter() - start)
+
+
+async def _kafka_rate(
+    bootstrap: str, root: Path, hf: list[tuple[str, bytes]], raw: list[tuple[str, bytes]]
+) -> tuple[float, float, float]:
+    prefix = f"ffbench-sink-{uuid.uuid4().hex[:8]}"
+    settings = FluxForgeSettings(
+        kafka=KafkaConfig(bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=3),
+        storage=StorageConfig(root=root),
+    )
+    names = TopicNames.from_config(settings.kafka)
+    await ensure_topics(settings.kafka, topic_specs(settings.kafka))
+    await asyncio.sleep(1.0)
+    kafka = producer(settings.kafka)
+    await kafka.start()
+    try:
+        futures: list[Any] = [await kafka.send(names.features["hf"], v, key=k.encode()) for k, v in hf]
+        futures += [await kafka.send(names.raw, v, key=k.encode()) for k, v in raw]
+        await asyncio.gather(*futures)
+    finally:
+        await kafka.stop()
+    rates: list[tuple[float, float]] = []
+    for tables, raw_too in ((["hf"], False), ([], True)):
+        sink = KafkaSink(
+            settings,
+            group_id=f"{prefix}-sink-{len(rates)}",
+            tables=tables,
+            raw=raw_too,
+            deadletter=False,
+            until_caught_up=True,
+        )
+        start = time.perf_counter()
+        stats = await sink.run()
+        elapsed = time.perf_counter() - start
+        rates.append((stats.units["hf" if tables else "raw"] / elapsed, elapsed))
+    return rates[0][0], rates[1][0], rates[0][1] + rates[1][1]
+
+
+def run(n: int = 200_000, bootstrap: str | None = None) -> list[Row]:
+    """Rates for `n` raw ticks and `n // 4` HF rows of 50 symbols (one row per symbol-second)."""
+    rows: list[Row] = []
+    n_hf = max(n // 4, 1)
+    hf = hf_messages(n_hf)
+    raw = raw_messages(n)
+    tmp = Path(tempfile.mkdtemp(prefix="ffbench-sink-"))
+    try:
+        for span_s in (60, 600):
+            policy = FlushPolicy(span_ms=span_s * 1000)
+            rate = core_rate("hf", "bench.features.hf", hf, n_hf, tmp / f"hf-{span_s}", policy=policy)
+            rows.append(
+                (
+                    f"sink core, hf rows, {span_s} s chunks ({span_s} rows/file; decode + Parquet + fsync)",
+                    f"{rate:,.0f}",
+                    "rows/s, one core",
+                )
+            )
+        rate = core_rate("raw", "bench.raw", raw, n, tmp / "raw")
+        rows.append(
+            (
+                "sink core, raw ticks archived (validate + stamp + zstd + fsync)",
+                f"{rate:,.0f}",
+                "ticks/s, one core",
+            )
+        )
+        if bootstrap is not None:
+            hf_rate, raw_rate, _ = asyncio.run(_kafka_rate(bootstrap, tmp / "kafka", hf, raw))
+            rows.append(
+                (
+                    "sink service over Kafka, hf only (3 partitions, default bounds: 60 s chunks)",
+                    f"{hf_rate:,.0f}",
+                    "rows/s, incl. fetch, group join and commits",
+                )
+            )
+            rows.append(
+                ("sink service over Kafka, raw only (3 partitions)", f"{raw_rate:,.0f}", "ticks/s, same")
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    for name, value, unit in run(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000, *sys.argv[2:3]):
+        print(f"{name:<78} {value:>18}  {unit}")
