@@ -297,3 +297,31 @@ def test_records_of_unassigned_partitions_are_refused(settings: FluxForgeSetting
         core.add([Record(NAMES.raw, 0, 0, 0, b"[]")])
     with pytest.raises(ValueError, match="not one this sink consumes"):
         core.assign("other.topic", 0, None)
+
+
+def test_values_that_do_not_fit_the_schema_are_dead_lettered_when_written(
+    stack: StackData, settings: FluxForgeSettings, tmp_path: Path
+) -> None:
+    """Rows pass `add` by their columns; a value of the wrong type only shows when the Parquet file
+    is made. The message holding it becomes a dead letter (whole, as at `add`), the files are
+    rewritten without it, and a file written before the failure that it alone filled is removed."""
+    topic = NAMES.features["hf"]
+    row = rows_of(stack.features["hf"][0][1])[0]
+    mixed = [{**row, "symbol": "AAA/USDT"}, {**row, "symbol": "BBB/USDT", "mid": "not a number"}]
+    values = [orjson.dumps(mixed), orjson.dumps([{**row, "symbol": "CCC/USDT"}])]
+    storage = LocalStorage(tmp_path)
+    core = SinkCore(storage, POLICY, settings.features, ROUTES)
+    core.assign(topic, 0, None)
+    core.add([Record(topic, 0, n, 1_765_500_000_000, v) for n, v in enumerate(values)])
+    (chunk,) = core.close_all()
+    written = core.write(chunk)
+    hf_files = storage.list_files("hf")
+    assert [p.split("/")[2] for p in hf_files] == ["symbol=CCC%2FUSDT"]
+    assert sorted(f.path for f in written) == sorted([*hf_files, *storage.list_files("deadletter")])
+    (record,) = [orjson.loads(line) for line in deadletter_lines(tmp_path)]
+    assert record["reason"].startswith("sink: hf rows do not fit the schema")
+    assert record["source"] == f"kafka:{topic}/0@0"
+    assert orjson.loads(record["raw"]) == mixed
+    assert (core.stats.units["hf"], core.stats.bad_messages) == (1, 1)
+    entry = Journal(storage).read(topic, 0)
+    assert entry is not None and any("AAA" in path for path in entry.files)

@@ -60,6 +60,16 @@ Early closes and quiet partitions
     for a chunk being written and committed; records polled before the
     rebalance are discarded).
 
+Bad messages never stop the sink
+    A feature message that is not a JSON array of rows, or whose rows have
+    columns the table does not, or values that do not convert to the table's
+    types (found when the Parquet file is made: the chunk is then rebuilt
+    without it), is written as a dead-letter record (reason `sink: ...`, the
+    original bytes, source `kafka:<topic>/<partition>@<offset>`) under
+    `deadletter/date=<date of the Kafka timestamp>/<the chunk's stem>.ndjson`,
+    so it is kept exactly once like everything else. An unreadable record on
+    the dead-letter topic is wrapped the same way.
+
 Memory
     Feature rows are held as dicts in the writer until their chunk closes
     (~7 KiB per HF row with the default config), so per partition at most

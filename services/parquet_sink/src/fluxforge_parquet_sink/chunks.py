@@ -34,7 +34,7 @@ from fluxforge_common.dataset.partitioning import (
 )
 from fluxforge_common.messages import DecodedTick, Rejection, decode_batch, event_time
 from fluxforge_common.messages.decoding import MAX_TS_MS, MIN_TS_MS
-from fluxforge_common.messages.rows import decode_rows
+from fluxforge_common.messages.rows import decode_rows, encode_rows
 from fluxforge_common.pipeline.embedded import channel_of
 from fluxforge_common.pipeline.ingest_order import stamp
 from fluxforge_common.storage.base import StorageBackend
@@ -46,6 +46,27 @@ from fluxforge_parquet_sink.policy import FlushPolicy
 FRAME_BYTES: Final = 1 << 20  # uncompressed bytes per zstd frame, as RawArchiveWriter writes them
 
 P = TypeVar("P")
+_CONVERSION_ERRORS = (
+    pa.ArrowInvalid,
+    pa.ArrowTypeError,
+    pa.ArrowNotImplementedError,
+    ValueError,
+    TypeError,
+    OverflowError,
+)
+
+
+class RowsRejectedError(Exception):
+    """Rows that passed `add` did not convert to the table's schema when written.
+
+    The chunk has dead-lettered the messages holding them and rebuilt itself
+    without them; `stale` lists the files of the earlier plan that the rebuilt
+    chunk will not write (the caller deletes them, then writes again).
+    """
+
+    def __init__(self, stale: list[str]) -> None:
+        super().__init__(f"{len(stale)} file(s) no longer part of the chunk")
+        self.stale = stale
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +221,9 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         self.writer: PartitionedParquetWriter | None = None
         self.keys: set[tuple[str, str, str]] = set()
         self.rows = 0
+        # Per message: where it came from and its rows (the writer holds the same dicts), so the
+        # rare message whose values do not fit the schema can be found when the chunk is written.
+        self.received: list[tuple[Record, list[dict[str, Any]]]] = []
 
     def decode(self, record: Record) -> Decoded[list[dict[str, Any]] | str]:
         if record.value is None:
@@ -228,10 +252,16 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         except (ValueError, OverflowError) as exc:
             self.dead_letter(record, f"sink: {self.table} rows rejected: {exc}")
             return
+        self._accepted(record, payload)
+
+    def _accepted(self, record: Record, rows: list[dict[str, Any]]) -> None:
         keys = self.keys
-        for row in payload:
+        for row in rows:
             keys.add((row["exchange"], row["symbol"], utc_date(row["ts"])))
-        self.rows += len(payload)
+        self.rows += len(rows)
+        self.received.append(
+            (Record(record.topic, record.partition, record.offset, record.timestamp, None), rows)
+        )
 
     @property
     def units(self) -> int:
@@ -249,9 +279,52 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         stem = self.name.stem
         written: list[WrittenFile] = []
         if self.writer is not None:
-            written += self.writer.flush(file_stem=stem)
+            try:
+                written += self.writer.flush(file_stem=stem)
+            except ValueError as exc:
+                stale = self._without_misfits()
+                if stale is None:
+                    raise
+                raise RowsRejectedError(stale) from exc
             self.writer = None  # the rows are on disk; free them before the commit
+            self.received = []
         return written + self.dead.write(self.storage, stem)
+
+    def _without_misfits(self) -> list[str] | None:
+        """Dead-letter the messages whose rows do not convert; rebuild the chunk from the others.
+
+        Returns the paths the rebuilt chunk no longer writes, or None when every
+        message converts (the write failed for another reason).
+        """
+        misfits: list[tuple[Record, list[dict[str, Any]], str]] = []
+        fits: list[tuple[Record, list[dict[str, Any]]]] = []
+        for meta, rows in self.received:
+            try:
+                pa.Table.from_pylist(rows, schema=self.schema)
+            except _CONVERSION_ERRORS as exc:
+                misfits.append((meta, rows, str(exc)))
+            else:
+                fits.append((meta, rows))
+        if not misfits:
+            return None
+        before = set(self.planned_paths())
+        for meta, rows, reason in misfits:
+            date, ms = _record_date(meta)
+            line = dead_letter_record(
+                f"sink: {self.table} rows do not fit the schema: {reason}",
+                encode_rows(rows),
+                _source(meta),
+                ms,
+            )
+            self.dead.add(date, line)
+        self.writer = PartitionedParquetWriter(
+            self.storage, self.table, self.schema, row_group_size=self.policy.row_group_size
+        )
+        self.keys, self.rows, self.received = set(), 0, []
+        for meta, rows in fits:
+            self.writer.add(rows)
+            self._accepted(meta, rows)
+        return sorted(before - set(self.planned_paths()))
 
 
 class _RawGroup:
@@ -318,12 +391,9 @@ class RawChunk(Chunk[list[DecodedTick | Rejection]]):
                 try:
                     directory = raw_partition_dir(tick.exchange, channel_of(item), key[2])
                 except ValueError as exc:
-                    self.dead.add(
-                        _record_date(record)[0],
-                        dead_letter_record(
-                            f"sink: cannot archive tick: {exc}", item.raw, _source(record), record.timestamp
-                        ),
-                    )
+                    date, ms = _record_date(record)
+                    reason = f"sink: cannot archive tick: {exc}"
+                    self.dead.add(date, dead_letter_record(reason, item.raw, _source(record), ms))
                     continue
                 group = groups[key] = _RawGroup(directory)
             line = stamp(item.raw, offset, n)

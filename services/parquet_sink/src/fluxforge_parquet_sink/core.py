@@ -20,7 +20,14 @@ from fluxforge_common.kafka import TopicNames
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.writers import WrittenFile
 
-from fluxforge_parquet_sink.chunks import Chunk, DeadLetterChunk, FeatureChunk, RawChunk, Record
+from fluxforge_parquet_sink.chunks import (
+    Chunk,
+    DeadLetterChunk,
+    FeatureChunk,
+    RawChunk,
+    Record,
+    RowsRejectedError,
+)
 from fluxforge_parquet_sink.journal import Journal
 from fluxforge_parquet_sink.naming import check_topic
 from fluxforge_parquet_sink.policy import FlushPolicy
@@ -210,7 +217,13 @@ class SinkCore:
     def write(self, chunk: AnyChunk) -> list[WrittenFile]:
         """Journal the chunk's files, then write them; the caller commits `chunk.end + 1` after."""
         self.journal.record(chunk.name, chunk.planned_paths())
-        written = chunk.write()
+        try:
+            written = chunk.write()
+        except RowsRejectedError as rejected:  # a few messages' values did not fit: now dead letters
+            self.journal.record(chunk.name, sorted({*chunk.planned_paths(), *rejected.stale}))
+            for path in rejected.stale:
+                self.storage.delete(path)
+            written = chunk.write()
         stats = self.stats
         kind = self.routes[chunk.topic]
         stats.units[kind] += chunk.units
