@@ -131,8 +131,7 @@ class KafkaSink:
         kafka = consumer(
             self.settings.kafka,
             group_id=self.group_id,
-            max_poll_interval_ms=600_000,
-            **self.consumer_options,
+            **{"max_poll_interval_ms": 600_000, **self.consumer_options},
         )
         kafka.subscribe(topics=self.core.topics, listener=_Listener(self))
         self._consumer = kafka
@@ -214,7 +213,10 @@ class KafkaSink:
         for tp in kafka.assignment():
             if not self.core.is_assigned(tp.topic, tp.partition) or self.core.is_open(tp.topic, tp.partition):
                 continue
-            position = await kafka.position(tp)
+            try:
+                position = await kafka.position(tp)
+            except IllegalStateError:
+                continue  # no longer assigned
             if position > self._committed.get(tp, 0):
                 offsets[tp] = position
         if offsets:
@@ -235,10 +237,13 @@ class KafkaSink:
         assigned = kafka.assignment()
         if not assigned or any(not self.core.is_assigned(tp.topic, tp.partition) for tp in assigned):
             return False
-        ends = await kafka.end_offsets(list(assigned))  # last stable offsets (read_committed)
-        for tp in assigned:
-            if await kafka.position(tp) < ends[tp]:
-                return False
+        try:
+            ends = await kafka.end_offsets(list(assigned))  # last stable offsets (read_committed)
+            for tp in assigned:
+                if await kafka.position(tp) < ends[tp]:
+                    return False
+        except IllegalStateError:
+            return False  # a rebalance took partitions meanwhile
         return True
 
     def _progress(self, since: SinkStats, now: float) -> None:
