@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,13 @@ class EngineOptions:
         return self.data_dir if self.data_dir is not None else Path(".cache/run/faust") / self.app_id
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now, on 127.0.0.1 (Faust refuses port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def settings_overrides(bootstrap: str | None) -> dict[str, Any]:
     """Settings overrides (for `load_settings`) from the flags that override config keys."""
     return {} if bootstrap is None else {"kafka": {"bootstrap_servers": bootstrap}}
@@ -123,10 +131,13 @@ def run_engine(options: EngineOptions) -> int:
         return 1
     data_dir = options.worker_data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    web_port = free_port() if options.web_port == 0 else options.web_port
+    if web_port is not None:
+        log.info("web endpoints on http://127.0.0.1:%d/", web_port)
     config = WorkerConfig(
         app_id=options.app_id,
         data_dir=data_dir,
-        web_port=options.web_port,
+        web_port=web_port,
         commit_interval_s=options.commit_interval_s,
     )
     app, stats = build_app(settings, config, topics)

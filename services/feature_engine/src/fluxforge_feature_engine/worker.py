@@ -225,7 +225,7 @@ def build_app(
         autodiscover=False,
         datadir=str(config.data_dir),
         web_enabled=config.web_port is not None,
-        web_port=config.web_port or 6066,
+        web_port=6066 if config.web_port is None else config.web_port,
         web_host="127.0.0.1",
         topic_partitions=topics.partitions,
         topic_replication_factor=kafka.replication_factor,
