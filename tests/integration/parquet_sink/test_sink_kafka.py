@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import itertools
 import os
 import signal
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from fluxforge_common.config import FluxForgeSettings
-from fluxforge_common.config.settings import StorageConfig
+from fluxforge_common.config.settings import SinkConfig, StorageConfig
 from fluxforge_common.features import TABLES
 from fluxforge_common.pipeline import archive_dates, reprocess
 from fluxforge_common.storage import LocalStorage
@@ -38,8 +39,8 @@ from tests.unit.parquet_sink.stack_data import StackData
 pytestmark = pytest.mark.integration
 
 # Small bounds: many chunks per partition from 90 s of market.
-POLICY = FlushPolicy(
-    rows=40, span_ms=20_000, raw_bytes=100_000, raw_span_ms=30_000, deadletter_records=7, idle_s=0
+POLICY = FlushPolicy.from_settings(
+    SinkConfig(), rows=40, span_s=20, raw_mb=0.1, raw_span_s=30, deadletter_records=7, idle_s=0
 )
 BOUND_FLAGS = [
     "--flush-rows", "40", "--flush-seconds", "20", "--raw-max-mb", "0.1", "--raw-max-age-seconds", "30",
@@ -66,6 +67,11 @@ def _sink(pipeline: Pipeline, root: Path, group: str, **kwargs: object) -> Kafka
 
 def _data_files(root: Path) -> list[str]:
     return [p for p in LocalStorage(root).list_files() if not p.startswith(JOURNAL_DIR)]
+
+
+def _fingerprint(root: Path) -> dict[str, str]:
+    storage = LocalStorage(root)
+    return {path: hashlib.sha256(storage.read_bytes(path)).hexdigest() for path in _data_files(root)}
 
 
 def _assert_complete(
@@ -140,6 +146,10 @@ def test_kill_9_and_restart_gives_the_same_dataset(
     assert proc.returncode == 0, output[-3000:]
     assert kills == 4, f"the sink finished before it could be killed ({kills} kills):\n{output[-2000:]}"
     _assert_complete(pipeline, root, group, stack, expected_root)
+    # The very files (names and bytes) of an uninterrupted run with the same bounds.
+    reference = tmp_path / "reference"
+    asyncio.run(_sink(pipeline, reference, f"{group}-reference").run())
+    assert _fingerprint(root) == _fingerprint(reference)
 
 
 class _DiesBeforeCommit(KafkaSink):
