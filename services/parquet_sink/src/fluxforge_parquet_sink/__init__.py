@@ -32,7 +32,9 @@ Boundaries (deterministic)
     boundary cuts the same chunks again. Offsets need not be contiguous
     (transaction markers and aborted records occupy offsets that a
     read_committed consumer never sees): a chunk is named by the offsets of its
-    first and last records, and the commit is `last + 1`.
+    first and last records, and the commit is `last + 1`. When a partition has
+    no open chunk and its position lies past that (trailing markers), the
+    position is committed, so the group's lag is 0 at the live edge.
 
 Commit order and recovery
     For a closed chunk: (1) the recovery journal entry of its partition
