@@ -10,6 +10,7 @@ from fluxforge.cli.query_cmd import query
 from fluxforge.cli.replay_cmd import replay
 from fluxforge.cli.reprocess_cmd import reprocess_command
 from fluxforge.cli.run_cmd import run
+from fluxforge.cli.sink_cmd import sink
 from fluxforge.cli.topics_cmd import topics
 from fluxforge.cli.validate_cmd import validate
 
@@ -27,6 +28,7 @@ app.command("validate")(validate)
 app.command("topics")(topics)
 app.command("collect")(collect)
 app.command("replay")(replay)
+app.command("sink")(sink)
 app.add_typer(config_app, name="config")
 
 
