@@ -266,10 +266,13 @@ def build_app(
 
     app.agent(raw_topic, name="fluxforge-feature-engine")(feature_engine)
 
-    async def flush_due() -> None:
-        await pipeline.flush_if_due()
+    async def flush_when_due() -> None:
+        # A plain loop, not app.timer: a flush waits for Kafka longer than the interval.
+        while not app.should_stop:
+            await asyncio.sleep(config.batch_within_s)
+            await pipeline.flush_if_due()
 
-    app.timer(config.batch_within_s)(flush_due)
+    app.task(flush_when_due)
 
     async def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         # Before the partitions move: finish everything computed, make it durable, forget it.
