@@ -97,10 +97,10 @@ above; its partitions move on after the 10 s session timeout.
 Latency does not depend on commits: rows are sent as soon as they are computed;
 `--commit-interval` (default 1 s) only bounds how much input a restart re-reads.
 Measured on the 2-core dev machine with the broker beside it
-(`bench/feature_engine.py`): ~45,000-48,000 raw ticks/s through one worker
-(batches of 100 ticks); end to end from collector `recv_ts` to the HF row in a
-read_committed consumer, p50 ~50 ms and p99 ~120 ms with a live market of
-2,000 ticks/s batched like the collector (100 ticks / 50 ms).
+(`bench/feature_engine.py`, several runs): 45,000-57,000 raw ticks/s through
+one worker (batches of 100 ticks); end to end from collector `recv_ts` to the
+HF row in a read_committed consumer, p50 ~50 ms and p99 70-125 ms with a live
+market of 2,000 ticks/s batched like the collector (100 ticks / 50 ms).
 
 Bad input never stops the pipeline: undecodable batches and elements, elements
 of another symbol than the message key, messages without a usable key, late and
