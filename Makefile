@@ -30,8 +30,8 @@ lint: setup
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 
-bench: setup
-	$(RUN) python -m bench
+bench: setup ## throughput/latency/memory table (starts a broker for the Kafka rows)
+	bash scripts/with-kafka.sh $(RUN) python -m bench
 
 kafka-up:
 	bash scripts/kafka.sh up

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import engine
+from bench import collector, engine, feature_engine, sink
 from bench.table import Row, print_table
 
 
@@ -14,6 +14,9 @@ def main() -> None:
     rows: list[Row] = []
     rows += engine.run(n)
     rows += engine.run_process_memory()
+    rows += collector.run(n)
+    rows += feature_engine.run(n)
+    rows += sink.run(n)
     print_table(rows)
 
 

@@ -11,17 +11,12 @@ if [ ! -x "$UV" ]; then
   .cache/bootstrap/bin/pip install --quiet uv==0.13.8
 fi
 "$UV" sync --frozen --quiet
-# The suite's broker gets its own ports, so a stack you run on the defaults is left alone;
-# a broker this script had to start is stopped when it ends.
-export FLUXFORGE_KAFKA_PORT="${FLUXFORGE_KAFKA_PORT:-19092}"
-export FLUXFORGE_KAFKA_CONTROLLER_PORT="${FLUXFORGE_KAFKA_CONTROLLER_PORT:-19093}"
-if [ -z "${FLUXFORGE_KAFKA_BOOTSTRAP:-}" ] && ! scripts/kafka.sh status >/dev/null 2>&1; then
-  trap 'scripts/kafka.sh down >/dev/null 2>&1 || true' EXIT
-fi
 echo "== ruff"
 "$UV" run --frozen ruff check .
 "$UV" run --frozen ruff format --check .
 echo "== mypy"
 "$UV" run --frozen mypy
 echo "== pytest"
-"$UV" run --frozen pytest -q -p no:cacheprovider "$@"
+# The integration and e2e tests need a broker: scripts/with-kafka.sh provides one on
+# ports of its own (a stack you run on 9092 is left alone) and stops it afterwards.
+scripts/with-kafka.sh "$UV" run --frozen pytest -q -p no:cacheprovider "$@"

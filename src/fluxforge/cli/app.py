@@ -6,6 +6,7 @@ import typer
 
 from fluxforge.cli.collect_cmd import collect
 from fluxforge.cli.config_cmd import config_app
+from fluxforge.cli.engine_cmd import engine
 from fluxforge.cli.query_cmd import query
 from fluxforge.cli.replay_cmd import replay
 from fluxforge.cli.reprocess_cmd import reprocess_command
@@ -28,6 +29,7 @@ app.command("validate")(validate)
 app.command("topics")(topics)
 app.command("collect")(collect)
 app.command("replay")(replay)
+app.command("engine")(engine)
 app.command("sink")(sink)
 app.add_typer(config_app, name="config")
 
