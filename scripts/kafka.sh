@@ -121,13 +121,13 @@ do_install() {
 }
 
 # The pid of our broker if it is running, else nothing. A stale pid file is removed; a broker of
-# this checkout whose pid file was lost is found again by the marker on its command line.
+# this run dir (one per port) whose pid file was lost is found again by the marker on its command line.
 running_pid() {
     local pid=""
     if [[ -f "$PID_FILE" ]]; then
         pid="$(cat "$PID_FILE" 2>/dev/null || true)"
         if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
-            ps -ww -o args= -p "$pid" 2>/dev/null | grep -qF -- "-Dfluxforge.kafka.root=$ROOT "; then
+            ps -ww -o args= -p "$pid" 2>/dev/null | grep -qF -- "-Dfluxforge.kafka.run=$RUN_DIR "; then
             printf '%s' "$pid"
             return 0
         fi
@@ -135,7 +135,7 @@ running_pid() {
     fi
     if command -v pgrep >/dev/null 2>&1; then
         local marker
-        marker="$(printf '%s' "-Dfluxforge.kafka.root=$ROOT " | sed 's/[][\\.^$*+?(){}|]/\\&/g')"
+        marker="$(printf '%s' "-Dfluxforge.kafka.run=$RUN_DIR " | sed 's/[][\\.^$*+?(){}|]/\\&/g')"
         pid="$(pgrep -f -- "${marker}.*kafka\\.Kafka " | head -n 1 || true)"
         if [[ -n "$pid" && -d "$RUN_DIR" ]]; then
             printf '%s\n' "$pid" >"$PID_FILE"
@@ -160,7 +160,7 @@ broker_jvm_opts() {
     BROKER_OPTS=(-Xmx"$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
         -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true
         -Dkafka.logs.dir="$LOG_DIR" -Dlog4j2.configurationFile="$SCRIPT_DIR/log4j2.properties"
-        -Dfluxforge.kafka.root="$ROOT" -cp "$LIBS/*")
+        -Dfluxforge.kafka.run="$RUN_DIR" -cp "$LIBS/*")
 }
 
 run_tool() {
