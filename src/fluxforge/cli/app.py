@@ -12,6 +12,7 @@ from fluxforge.cli.replay_cmd import replay
 from fluxforge.cli.reprocess_cmd import reprocess_command
 from fluxforge.cli.run_cmd import run
 from fluxforge.cli.sink_cmd import sink
+from fluxforge.cli.stack_cmd import stack_app
 from fluxforge.cli.topics_cmd import topics
 from fluxforge.cli.validate_cmd import validate
 
@@ -32,6 +33,7 @@ app.command("replay")(replay)
 app.command("engine")(engine)
 app.command("sink")(sink)
 app.add_typer(config_app, name="config")
+app.add_typer(stack_app, name="stack")
 
 
 def main() -> None:

@@ -1,0 +1,101 @@
+"""`fluxforge stack up|down|status`: the Kafka pipeline as local processes, for machines without Docker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fluxforge.cli.common import ConfigOption, settings_or_exit
+from fluxforge.cli.render import table_text
+from fluxforge.stack.processes import ProcessSupervisor
+from fluxforge.stack.services import stack_services
+
+RUN_DIR = Path(".cache/run/stack")
+KAFKA_SCRIPT = Path("scripts/kafka.sh")
+
+stack_app = typer.Typer(
+    help="Run the Kafka stack as local processes (broker, collector, feature engine, sink).",
+    no_args_is_help=True,
+)
+
+
+def _kafka(action: str, port: str) -> int:
+    if not KAFKA_SCRIPT.exists():
+        typer.echo(f"{KAFKA_SCRIPT} not found: run fluxforge stack from the repository root", err=True)
+        raise typer.Exit(2)
+    return subprocess.run(
+        ["bash", str(KAFKA_SCRIPT), action], env={**os.environ, "FLUXFORGE_KAFKA_PORT": port}, check=False
+    ).returncode
+
+
+def _local_port(bootstrap: str) -> str | None:
+    host, _, port = bootstrap.partition(",")[0].rpartition(":")
+    return port if host in ("127.0.0.1", "localhost") and port.isdigit() else None
+
+
+@stack_app.command("up")
+def up(
+    config: ConfigOption = None,
+    speed: Annotated[
+        float, typer.Option(min=0.01, help="Pace of the simulated market, as a multiple of real time.")
+    ] = 1.0,
+    workers: Annotated[
+        int, typer.Option(min=1, max=8, help="Feature-engine workers (one consumer group).")
+    ] = 1,
+) -> None:
+    """Start the broker (if local), create topics, and start sink, feature engine and collector."""
+    settings = settings_or_exit(config)
+    port = _local_port(settings.kafka.bootstrap_servers)
+    if port is not None and _kafka("up", port) != 0:
+        typer.echo("the Kafka broker did not start: see scripts/kafka.sh logs", err=True)
+        raise typer.Exit(1)
+    supervisor = ProcessSupervisor(RUN_DIR)
+    for service in stack_services(config, settings.storage.root, speed=speed, workers=workers):
+        status = supervisor.start(service)
+        typer.echo(f"{service.name:<10} pid {status.pid}  log {status.log}")
+    typer.echo(
+        f"\nData: {settings.storage.root.resolve()} (hf/ bars/ trades/ ticker/ raw/ deadletter/)\n"
+        f"Logs: {RUN_DIR.resolve()}/*.log   Status: fluxforge stack status   Stop: fluxforge stack down"
+    )
+
+
+@stack_app.command("down")
+def down(
+    config: ConfigOption = None,
+    keep_kafka: Annotated[bool, typer.Option("--keep-kafka", help="Leave the local broker running.")] = False,
+) -> None:
+    """Stop the collector (it flushes), the engine workers, the sink (it writes what it holds), then the broker."""
+    settings = settings_or_exit(config)
+    supervisor = ProcessSupervisor(RUN_DIR)
+    names = [s.name for s in stack_services(config, settings.storage.root, speed=1.0, workers=8)]
+    for name in reversed(names):
+        if supervisor.stop(name, timeout_s=60):
+            typer.echo(f"stopped {name}")
+    port = _local_port(settings.kafka.bootstrap_servers)
+    if port is not None and not keep_kafka:
+        _kafka("down", port)
+
+
+@stack_app.command("status")
+def status(config: ConfigOption = None) -> None:
+    """Show which stack processes run, the broker, and where data and logs are."""
+    settings = settings_or_exit(config)
+    supervisor = ProcessSupervisor(RUN_DIR)
+    rows = []
+    for service in stack_services(config, settings.storage.root, speed=1.0, workers=8):
+        state = supervisor.status(service.name)
+        if state.running or state.log.exists():
+            rows.append(
+                [service.name, "running" if state.running else "stopped", state.pid or "-", str(state.log)]
+            )
+    typer.echo(
+        table_text(["service", "state", "pid", "log"], rows) if rows else "no stack processes have run here"
+    )
+    port = _local_port(settings.kafka.bootstrap_servers)
+    if port is not None:
+        _kafka("status", port)
+    typer.echo(f"data: {settings.storage.root.resolve()}")
