@@ -3,8 +3,8 @@
 Raw ticks from the simulated market are published in per-symbol batches to a
 fresh `<prefix>.raw`; workers (`python -m fluxforge_feature_engine`) turn them
 into rows on `<prefix>.features.*`, which the tests read back read_committed,
-keeping the first copy of each output (`lineage.Deduplicator`, what the sink
-does). The reference is the in-process `FeatureEngine` on the same ticks
+keeping the first copy of each output (`fluxforge_common.kafka.Deduplicator`,
+what the sink does). The reference is the in-process `FeatureEngine` on the same ticks
 without its final flush (a stream never ends). Every test compares all four
 tables row for row.
 """

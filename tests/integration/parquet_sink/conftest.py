@@ -19,6 +19,7 @@ from fluxforge_common.kafka import TopicNames, ensure_topics, producer, topic_sp
 
 from tests.unit.parquet_sink.stack_data import (
     Message,
+    Output,
     StackData,
     embedded_dataset,
     simulated_lines,
@@ -137,6 +138,29 @@ async def produce(cfg: KafkaConfig, stack: StackData, *, part: tuple[float, floa
                     await engine.send(topic, value, key=key.encode())
     finally:
         await engine.stop()
+
+
+async def produce_outputs(cfg: KafkaConfig, log: list[Output]) -> None:
+    """An engine log (`stack_data.engine_outputs`, copies included) as the engine sends it: keyed,
+    with its `ff-src` headers, in order, by an idempotent producer (the engine runs at-least-once)."""
+    client = producer(cfg)
+    await client.start()
+    try:
+        sent = [await client.send(o.topic, o.value, key=o.key.encode(), headers=list(o.headers)) for o in log]
+        await asyncio.gather(*sent)
+    finally:
+        await client.stop()
+
+
+async def committed_metadata(cfg: KafkaConfig, group: str) -> dict[str, tuple[int, str]]:
+    """The group's commits, "topic/partition" -> (offset, metadata), through the admin API."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap_servers)
+    await admin.start()
+    try:
+        found = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {f"{tp.topic}/{tp.partition}": (om.offset, om.metadata) for tp, om in found.items()}
 
 
 async def offsets(cfg: KafkaConfig, group: str, topics: list[str]) -> tuple[dict[str, int], dict[str, int]]:

@@ -33,8 +33,15 @@ from fluxforge_parquet_sink.policy import FlushPolicy
 from fluxforge_parquet_sink.runner import KafkaSink
 
 from tests.conftest import assert_same_dataset
-from tests.integration.parquet_sink.conftest import Pipeline, offsets, produce
-from tests.unit.parquet_sink.stack_data import StackData
+from tests.integration.parquet_sink.conftest import (
+    PARTITIONS,
+    Pipeline,
+    committed_metadata,
+    offsets,
+    produce,
+    produce_outputs,
+)
+from tests.unit.parquet_sink.stack_data import StackData, engine_outputs, first_copies, with_engine_crashes
 
 pytestmark = pytest.mark.integration
 
@@ -75,13 +82,20 @@ def _fingerprint(root: Path) -> dict[str, str]:
 
 
 def _assert_complete(
-    pipeline: Pipeline, root: Path, group: str, stack: StackData, expected_root: Path
+    pipeline: Pipeline,
+    root: Path,
+    group: str,
+    stack: StackData,
+    expected_root: Path,
+    *,
+    deadletters: list[bytes] | None = None,
 ) -> None:
     """Equal to the embedded dataset, every dead-letter once, no overlapping chunks, all committed."""
     assert_same_dataset(root, expected_root)
     storage = LocalStorage(root)
     lines = sorted(line for path in storage.list_files("deadletter") for line in iter_ndjson(storage, path))
-    assert lines == sorted(value for _, value in stack.deadletter)
+    expected = [value for _, value in stack.deadletter] if deadletters is None else deadletters
+    assert lines == sorted(expected)
     ranges: dict[tuple[str, int], set[tuple[int, int]]] = defaultdict(set)
     for path in _data_files(root):
         chunk = parse_stem(stem_of(path))
@@ -249,3 +263,34 @@ def test_sigterm_writes_and_commits_everything_buffered(
     output = log_path.read_text()
     assert "chunks closed by shutdown" in output and "size" not in output.split("sink stopped:")[1]
     _assert_complete(pipeline, root, group, stack, expected_root)
+
+
+def test_engine_copies_are_dropped_across_a_sink_restart(
+    pipeline: Pipeline, stack: StackData, expected_root: Path, tmp_path: Path
+) -> None:
+    """The feature engine's outputs with its `ff-src` headers, some split into numbered chunks, and
+    two engine crashes: one before the sink stops, whose copies the running sink drops, and one
+    after, whose copies only the watermarks committed as offset metadata can recognise."""
+    outputs = engine_outputs(stack, pipeline.names, PARTITIONS, split_every=4)
+    n = len(outputs)
+    first_crash, second_crash = (n // 4, 2, 30), (n // 2, 0, 60)
+    early, early_copies = with_engine_crashes(outputs, [first_crash])
+    log, copies = with_engine_crashes(outputs, [first_crash, second_crash])
+    before_stop = n // 2 + early_copies  # the log up to the second crash
+    assert log[:before_stop] == early[:before_stop]
+    root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
+
+    asyncio.run(produce_outputs(pipeline.kafka, log[:before_stop]))
+    first = asyncio.run(_sink(pipeline, root, group).run())
+    assert first.duplicates == early_copies
+    commits = asyncio.run(committed_metadata(pipeline.kafka, group))
+    deduped = [f"{t}/{p}" for t in [*pipeline.names.features.values(), pipeline.names.deadletter]
+               for p in range(PARTITIONS)]  # fmt: skip
+    assert len(set(deduped) & set(commits)) > 10, commits
+    assert all(commits[tp][1].startswith("ff-src/1 ") for tp in deduped if tp in commits), commits
+
+    asyncio.run(produce_outputs(pipeline.kafka, log[before_stop:]))
+    second = asyncio.run(_sink(pipeline, root, group).run())
+    assert second.duplicates == copies - early_copies > 0
+    engine_dead_letters = [o.value for o in first_copies(log) if o.topic == pipeline.names.deadletter]
+    _assert_complete(pipeline, root, group, stack, expected_root, deadletters=engine_dead_letters)

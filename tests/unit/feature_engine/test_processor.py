@@ -20,9 +20,9 @@ import pytest
 from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.features import SymbolState
 from fluxforge_common.kafka import TopicNames
+from fluxforge_common.kafka.lineage import Deduplicator, Headers, parse_source
 from fluxforge_common.messages.rows import decode_rows
 from fluxforge_feature_engine.harness import expected_rows, per_symbol_batches, simulated_ticks
-from fluxforge_feature_engine.lineage import Deduplicator, Headers, parse_source
 from fluxforge_feature_engine.processor import (
     DEAD_LETTER_RAW_BYTES,
     MessageProcessor,

@@ -1,8 +1,16 @@
-"""The ff-src header and the reader-side rule that drops re-sent engine outputs."""
+"""The ff-src header, the reader-side rule that drops re-sent engine outputs, its persisted form."""
 
 from __future__ import annotations
 
-from fluxforge_feature_engine.lineage import SOURCE_HEADER, Deduplicator, parse_source, source_headers
+import pytest
+from fluxforge_common.kafka.lineage import (
+    SOURCE_HEADER,
+    Deduplicator,
+    decode_watermarks,
+    encode_watermarks,
+    parse_source,
+    source_headers,
+)
 
 
 def test_header_round_trip() -> None:
@@ -38,3 +46,39 @@ def test_watermarks_survive_a_reader_restart() -> None:
     assert restarted.accept("t", 0, source_headers(1, 11, 0))
     restarted.load({("t", 0, 1): (3, 0)})  # an older watermark does not move it back
     assert not restarted.accept("t", 0, source_headers(1, 11, 0))
+
+
+def test_is_new_and_take_are_accept_in_two_steps() -> None:
+    d = Deduplicator()
+    assert d.is_new("t", 0, (1, 10, 0))
+    assert d.is_new("t", 0, (1, 10, 0))  # asking changes nothing
+    d.take("t", 0, (1, 10, 0))
+    assert not d.is_new("t", 0, (1, 10, 0))
+    assert d.is_new("t", 0, (1, 10, 1)) and d.is_new("t", 0, (2, 0, 0)) and d.is_new("t", 1, (1, 0, 0))
+
+
+def test_partition_watermarks_round_trip_through_commit_metadata() -> None:
+    d = Deduplicator()
+    for topic, partition, source in [("t", 0, (2, 7, 0)), ("t", 0, (0, 12, 3)), ("t", 1, (0, 99, 0))]:
+        assert d.accept(topic, partition, source_headers(*source))
+    marks = d.partition_watermarks("t", 0)
+    assert marks == {0: (12, 3), 2: (7, 0)}
+    text = encode_watermarks(marks)
+    assert text == "ff-src/1 0:12:3,2:7:0"
+    assert decode_watermarks(text) == marks
+    restarted = Deduplicator()
+    restarted.load_partition("t", 0, decode_watermarks(text))
+    assert not restarted.accept("t", 0, source_headers(0, 12, 3))
+    assert restarted.accept("t", 0, source_headers(0, 12, 4))
+    assert restarted.accept("t", 1, source_headers(0, 5, 0))  # not loaded: another partition
+
+
+def test_watermark_metadata_edge_cases() -> None:
+    assert encode_watermarks({}) == "ff-src/1"
+    assert decode_watermarks("ff-src/1") == {}
+    assert decode_watermarks("") == {} and decode_watermarks(None) == {}
+    for bad in ("something else", "ff-src/2 0:1:2", "ff-src/1 0:1", "ff-src/1 a:b:c", "ff-src/1 0:1:2,"):
+        with pytest.raises(ValueError):
+            decode_watermarks(bad)
+    # 200 raw partitions with 12-digit offsets stay within Kafka's default metadata limit (4096).
+    assert len(encode_watermarks({p: (10**11 + p, 3) for p in range(200)})) < 4096

@@ -54,6 +54,7 @@ class Driver:
         routes: dict[str, str],
         commits: dict[TopicPartitionKey, int],
         *,
+        metadata: dict[TopicPartitionKey, str] | None = None,
         crash_at: int | None = None,
         clock: Any = None,
     ) -> None:
@@ -61,6 +62,7 @@ class Driver:
         kwargs = {} if clock is None else {"clock": clock}
         self.core = SinkCore(self.storage, policy, settings.features, routes, **kwargs)
         self.commits = commits  # the group's committed offsets, shared across "processes"
+        self.metadata = metadata if metadata is not None else {}  # ... and the metadata committed with them
         self.closed: list[AnyChunk] = []
         self.deleted: list[str] = []
 
@@ -68,7 +70,7 @@ class Driver:
         for record in records:
             key = (record.topic, record.partition)
             if not self.core.is_assigned(*key):
-                self.deleted += self.core.assign(*key, self.commits.get(key))
+                self.deleted += self.core.assign(*key, self.commits.get(key), self.metadata.get(key))
         self.flush(self.core.add(records))
 
     def flush(self, chunks: list[AnyChunk]) -> None:
@@ -76,6 +78,7 @@ class Driver:
             self.core.write(chunk)
             self.closed.append(chunk)
             self.commits[(chunk.topic, chunk.partition)] = chunk.end + 1
+            self.metadata[(chunk.topic, chunk.partition)] = chunk.watermarks
 
     def shutdown(self) -> None:
         self.flush(self.core.close_all())
@@ -97,13 +100,17 @@ def run_to_end(
     *,
     poll_size: int = 50,
     crashes: tuple[int, ...] = (),
+    duplicates: list[int] | None = None,
 ) -> tuple[dict[TopicPartitionKey, int], list[AnyChunk], list[str]]:
-    """Run sink 'processes' until all records are committed; the i-th dies at its crashes[i]-th file."""
+    """Run sink 'processes' until all records are committed; the i-th dies at its crashes[i]-th file.
+
+    `duplicates`, if given, receives each process's count of dropped engine copies."""
     commits: dict[TopicPartitionKey, int] = {}
+    metadata: dict[TopicPartitionKey, str] = {}
     closed: list[AnyChunk] = []
     deleted: list[str] = []
     for crash_at in (*crashes, None):
-        driver = Driver(root, settings, policy, routes, commits, crash_at=crash_at)
+        driver = Driver(root, settings, policy, routes, commits, metadata=metadata, crash_at=crash_at)
         try:
             for batch in polls(records, commits, poll_size):
                 driver.poll(batch)
@@ -113,6 +120,8 @@ def run_to_end(
         finally:
             closed += driver.closed
             deleted += driver.deleted
+            if duplicates is not None:
+                duplicates.append(driver.core.stats.duplicates)
         break
     return commits, closed, deleted
 

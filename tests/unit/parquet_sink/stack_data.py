@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine
+from fluxforge_common.kafka import TopicNames, source_headers
 from fluxforge_common.messages import Rejection, decode_batch
 from fluxforge_common.messages.rows import encode_rows
 from fluxforge_common.pipeline import EmbeddedPipeline
@@ -41,6 +42,10 @@ class StackData:
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
     rejected: int = 0  # raw elements refused by validation (not archived)
     accepted: int = 0
+    # Per feature / dead-letter message: the index in `raw` of the batch it was computed from
+    # (-1: the engine's final flush, which no raw message triggers).
+    feature_sources: dict[str, list[int]] = field(default_factory=lambda: {t: [] for t in TABLES})
+    deadletter_sources: list[int] = field(default_factory=list)
 
 
 def simulated_lines(seconds: float, *, seed: int = 7, rate: float = 20.0) -> list[bytes]:
@@ -100,15 +105,17 @@ def stack_messages(
     out = EngineOutput()
     logged = itertools.count(LOGGED_AT_MS, 7)
 
-    def emit(key: str, out: EngineOutput) -> None:
+    def emit(key: str, out: EngineOutput, source: int) -> None:
         for table, rows in out.tables().items():
             if rows:
                 data.features[table].append((key, encode_rows(rows)))
+                data.feature_sources[table].append(source)
                 data.rows[table] += len(rows)
         for rejection in out.rejected:
             data.deadletter.append(
                 (key, dead_letter_record(rejection.reason, rejection.raw, "engine", next(logged)))
             )
+            data.deadletter_sources.append(source)
         out.clear()
 
     for key, elements in batches:
@@ -121,7 +128,7 @@ def stack_messages(
             else:
                 data.accepted += 1
                 engine.process(item, out)
-        emit(key, out)
+        emit(key, out, len(data.raw) - 1)
     engine.flush(out)
     by_key: dict[str, EngineOutput] = defaultdict(EngineOutput)
     for table, rows in out.tables().items():
@@ -129,7 +136,7 @@ def stack_messages(
             getattr(by_key[f"{row['exchange']}:{row['symbol']}"], table).append(row)
     out.clear()
     for key in sorted(by_key):
-        emit(key, by_key[key])
+        emit(key, by_key[key], -1)
     return data
 
 
@@ -167,3 +174,133 @@ def by_partition(records: list[Record]) -> dict[tuple[str, int], list[Record]]:
 def rows_of(value: bytes) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = orjson.loads(value)
     return rows
+
+
+# -- the feature engine's view: ff-src headers, numbered chunks, copies re-sent after crashes ----------
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One message the feature engine sends: where to, and the `ff-src` of the raw message behind it."""
+
+    topic: str
+    key: str
+    value: bytes
+    source: tuple[int, int, int]  # raw partition, raw offset, index among its outputs to `topic`
+
+    @property
+    def headers(self) -> tuple[tuple[str, bytes], ...]:
+        return tuple(source_headers(*self.source))
+
+
+def engine_outputs(
+    stack: StackData, names: TopicNames, raw_partitions: int, *, split_every: int = 0
+) -> list[Output]:
+    """The engine's outputs for `stack`, in the order it sends them, with their `ff-src`.
+
+    Raw batch `i` is at (its key's partition, next offset there). The final
+    flush's messages get one further offset per key (as if one more raw message
+    of that symbol had triggered them). With `split_every`, every n-th feature
+    message of more than one row is sent as numbered chunks (index 0, 1, ...),
+    as the engine splits messages over ~512 KiB.
+    """
+    positions: list[tuple[int, int]] = []
+    next_offset = [0] * raw_partitions
+    for key, _ in stack.raw:
+        rp = partition_of(key, raw_partitions)
+        positions.append((rp, next_offset[rp]))
+        next_offset[rp] += 1
+    flush_positions: dict[str, tuple[int, int]] = {}
+
+    def position(source: int, key: str) -> tuple[int, int]:
+        if source >= 0:
+            return positions[source]
+        if key not in flush_positions:
+            rp = partition_of(key, raw_partitions)
+            flush_positions[key] = (rp, next_offset[rp])
+            next_offset[rp] += 1
+        return flush_positions[key]
+
+    events: list[tuple[int, int, Output]] = []  # (raw index, order, output)
+    order = itertools.count()
+    splits = itertools.count(1)
+    for table in TABLES:
+        topic = names.features[table]
+        for (key, value), source in zip(stack.features[table], stack.feature_sources[table], strict=True):
+            rp, offset = position(source, key)
+            rows = orjson.loads(value)
+            parts = [value]
+            if split_every and len(rows) > 1 and next(splits) % split_every == 0:
+                cut = [0, len(rows) // 3 or 1, max(2 * len(rows) // 3, 2), len(rows)]
+                parts = [encode_rows(rows[a:b]) for a, b in itertools.pairwise(cut) if b > a]
+            for index, part in enumerate(parts):
+                rank = source if source >= 0 else len(stack.raw)
+                events.append((rank, next(order), Output(topic, key, part, (rp, offset, index))))
+    seen: dict[tuple[int, int], int] = defaultdict(int)
+    for (key, value), source in zip(stack.deadletter, stack.deadletter_sources, strict=True):
+        rp, offset = position(source, key)
+        index = seen[(rp, offset)]
+        seen[(rp, offset)] += 1
+        rank = source if source >= 0 else len(stack.raw)
+        events.append((rank, next(order), Output(names.deadletter, key, value, (rp, offset, index))))
+    events.sort(key=lambda e: (e[0], e[1]))
+    return [output for _, _, output in events]
+
+
+def _resent(output: Output) -> Output:
+    """The copy a re-run sends: feature messages byte for byte, dead letters with a later `logged_at_ms`."""
+    obj = orjson.loads(output.value)
+    if isinstance(obj, dict) and "logged_at_ms" in obj:
+        return Output(output.topic, output.key, orjson.dumps({**obj, "logged_at_ms": obj["logged_at_ms"] + 1}),
+                      output.source)  # fmt: skip
+    return output
+
+
+def with_engine_crashes(
+    outputs: list[Output], crashes: list[tuple[int, int, int]]
+) -> tuple[list[Output], int]:
+    """What reaches Kafka when the engine crashes: (log, number of copies in it).
+
+    Each crash `(at, lost, back)`: `outputs[:at]` were computed, the last `lost`
+    of them never reached Kafka, and the restarted engine re-runs from `back`
+    outputs before `at` (moved to the first output of that raw message: a raw
+    message is re-run whole), re-sending every output from there on. `back >= lost`
+    (the engine commits raw offsets only after their outputs are acknowledged).
+    """
+    log: list[Output] = []
+    pos = 0
+    for at, lost, back in sorted(crashes):
+        assert back >= lost and at - back >= pos, (at, lost, back, pos)
+        log += outputs[pos : at - lost]
+        restart = at - back
+        raw = outputs[restart].source[:2]
+        while restart > 0 and outputs[restart - 1].source[:2] == raw:
+            restart -= 1
+        log += [_resent(o) for o in outputs[restart : at - lost]]
+        pos = at - lost
+    log += outputs[pos:]
+    return log, len(log) - len(outputs)
+
+
+def first_copies(log: list[Output]) -> list[Output]:
+    """Reference rule, independent of watermarks: the first message of every (topic, ff-src)."""
+    seen: set[tuple[str, tuple[int, int, int]]] = set()
+    first = []
+    for output in log:
+        if (output.topic, output.source) not in seen:
+            seen.add((output.topic, output.source))
+            first.append(output)
+    return first
+
+
+def output_records(log: list[Output], partitions: int, *, gap_every: int = 0) -> list[Record]:
+    """Kafka records of an engine log (headers kept), keyed onto `partitions`, in log order."""
+    next_offset: dict[tuple[str, int], int] = defaultdict(int)
+    records = []
+    for n, output in enumerate(log, 1):
+        tp = (output.topic, partition_of(output.key, partitions))
+        records.append(
+            Record(output.topic, tp[1], next_offset[tp], LOGGED_AT_MS + n, output.value, output.headers)
+        )
+        next_offset[tp] += 2 if gap_every and n % gap_every == 0 else 1
+    return records

@@ -75,11 +75,11 @@ In every case the distinct outputs are exactly those of an uninterrupted run,
 each at least once. A reader that must see them once (the Parquet sink) keeps,
 per (output topic, output partition, raw partition), the greatest
 (offset, index) it has taken and drops anything at or below it
-(`lineage.Deduplicator`); within an output partition one raw partition's
-messages are always written by one worker, in raw-offset order, so a copy is
-never above the watermark and a new message never below it. The reader should
-persist the watermarks with its own committed offsets (e.g. as offset-commit
-metadata) to also recognise a copy that arrives after its own restart.
+(`fluxforge_common.kafka.lineage.Deduplicator`); within an output partition
+one raw partition's messages are always written by one worker, in raw-offset
+order, so a copy is never above the watermark and a new message never below
+it. The sink persists the watermarks as the metadata of its own committed
+offsets, so it also recognises a copy that arrives after its own restart.
 
 Rebalances: before a worker lets its partitions go, it flushes (outputs,
 states, acks), waits for the producer and forgets its unwritten-state overlay;

@@ -32,11 +32,10 @@ from fluxforge_common.config.settings import KafkaConfig
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine
 from fluxforge_common.kafka import TopicNames, producer
+from fluxforge_common.kafka.lineage import Deduplicator, parse_source
 from fluxforge_common.messages import DecodedTick, Rejection, decode_tick
 from fluxforge_common.messages.rows import decode_rows, encode_rows
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
-
-from fluxforge_feature_engine.lineage import Deduplicator, parse_source
 
 Row = dict[str, Any]
 RowsByKey = dict[str, dict[str, list[Row]]]  # table -> "<exchange>:<symbol>" -> rows in emission order

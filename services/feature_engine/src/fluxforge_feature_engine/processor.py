@@ -20,12 +20,11 @@ import msgspec
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features import TABLES, EngineOutput, SymbolState
 from fluxforge_common.kafka import TopicNames
+from fluxforge_common.kafka.lineage import Headers, source_headers
 from fluxforge_common.messages import Rejection, decode_batch
 from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from fluxforge_common.messages.rows import encode_rows
 from fluxforge_common.writers.ndjson import dead_letter_record
-
-from fluxforge_feature_engine.lineage import Headers, source_headers
 
 STORED_FORMAT = 1
 # Feature messages are split into chunks of about this size (a long quiet stretch emits many grid

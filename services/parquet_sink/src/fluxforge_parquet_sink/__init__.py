@@ -36,11 +36,36 @@ Boundaries (deterministic)
     no open chunk and its position lies past that (trailing markers), the
     position is committed, so the group's lag is 0 at the live edge.
 
+Copies re-sent by the feature engine
+    The engine is at-least-once: after a crash it re-runs raw messages and
+    sends their outputs again, each with the header `ff-src: <raw partition>:
+    <raw offset>:<index>` of the first send (`fluxforge_common.kafka.lineage`).
+    On the feature and dead-letter topics the sink keeps, per (topic,
+    partition, raw partition), the greatest (raw offset, index) taken, and
+    drops every message at or below it before it reaches a chunk (counted as
+    "re-sent engine outputs dropped"). A big output split by the engine into
+    numbered chunks (same raw offset, index 0, 1, ...) is all kept. Messages
+    without the header (the collector's dead letters) always pass; the raw
+    topic is not deduplicated. The watermarks are committed with the offsets:
+    every commit of a partition carries, as its Kafka offset-commit metadata,
+    the watermarks of the records before that offset (`ff-src/1
+    <raw partition>:<offset>:<index>,...`; a chunk closed by the span rule
+    takes them before the record that starts the next chunk). When a
+    partition is assigned, the committed offset and its metadata are read back
+    in one OffsetFetch, so the restarted sink resumes with exactly the
+    watermarks an uninterrupted one had at that offset: it drops the same
+    copies - also those arriving after its restart whose originals are
+    already in committed files - and, since the kept records are the same,
+    cuts the same chunks. (Metadata it cannot read is logged and ignored.
+    Kafka's default `offset.metadata.max.bytes`, 4096, holds the watermarks
+    of ~200 raw partitions.)
+
 Commit order and recovery
     For a closed chunk: (1) the recovery journal entry of its partition
     (`.sink/pending/<topic>+<partition>.json`: range and file list) is written,
     (2) the files are written, each atomically and fsynced (temp + rename),
-    (3) `last + 1` is committed to Kafka. Only then are the records done.
+    (3) `last + 1` is committed to Kafka, with the chunk's dedupe watermarks
+    as metadata. Only then are the records done.
     When a partition is assigned (start, restart, rebalance), the journal entry
     is compared with the group's committed offset: if the commit does not cover
     it, its files (and temporaries a kill left) are deleted before the

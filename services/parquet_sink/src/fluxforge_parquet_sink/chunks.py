@@ -78,6 +78,7 @@ class Record:
     offset: int
     timestamp: int  # the record's Kafka timestamp (ms), stored in the log: as replayable as the value
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()  # the engine's `ff-src` lineage header, if any
 
 
 @dataclass(slots=True)
@@ -144,6 +145,9 @@ class Chunk(ABC, Generic[P]):
         self.last_added = 0.0
         self.reason = ""
         self.dead = _DeadLetters()
+        # The partition's dedupe watermarks once this chunk's records are taken (`ff-src/1 ...`,
+        # set when the chunk closes): committed with `end + 1` as the offset's metadata.
+        self.watermarks = ""
 
     @property
     def name(self) -> ChunkName:

@@ -1,14 +1,16 @@
-"""The sink without Kafka: records in, chunks cut, files written; the caller commits.
+"""The sink without Kafka: records in, copies dropped, chunks cut, files written; the caller commits.
 
 `SinkCore` is what the Kafka runner drives and what the unit tests drive
-directly: `assign` (recovery) before a partition's first record, `add` records
+directly: `assign` (recovery, and the partition's dedupe watermarks from the
+committed offset's metadata) before a partition's first record, `add` records
 in offset order, `write` each closed chunk (journal entry, then files), then
-commit `chunk.end + 1` - the caller's job, because only the caller knows
-whether Kafka accepted it.
+commit `chunk.end + 1` with `chunk.watermarks` as its metadata - the caller's
+job, because only the caller knows whether Kafka accepted it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -17,6 +19,7 @@ import pyarrow as pa
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features import TABLES, table_schema
 from fluxforge_common.kafka import TopicNames
+from fluxforge_common.kafka.lineage import Deduplicator, decode_watermarks, encode_watermarks, parse_source
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.writers import WrittenFile
 
@@ -37,8 +40,12 @@ RAW: Final = "raw"
 DEADLETTER: Final = "deadletter"
 KINDS: Final = (*TABLES, RAW, DEADLETTER)
 
+DEDUPED: Final = (*TABLES, DEADLETTER)  # kinds whose messages the feature engine writes (`ff-src`)
+
 AnyChunk = Chunk[Any]
 TopicPartitionKey = tuple[str, int]
+
+log = logging.getLogger("fluxforge.sink")
 
 
 def route_topics(names: TopicNames, tables: Iterable[str], *, raw: bool, deadletter: bool) -> dict[str, str]:
@@ -60,42 +67,82 @@ def route_topics(names: TopicNames, tables: Iterable[str], *, raw: bool, deadlet
 class PartitionStream:
     """Cuts one topic-partition's records into chunks, by the records alone.
 
-    A message whose event time reaches the span bound starts a new chunk (the
-    open one closes first, reason "span"); a chunk that reaches its size bound
-    closes after the message that filled it (reason "size"). So the chunk
-    boundaries depend only on the records from the chunk's first one on: a
-    sink that resumes at a committed chunk boundary cuts the same chunks.
+    With a `Deduplicator` (feature and dead-letter topics), a message whose
+    `ff-src` (raw partition, offset, index) is at or below the greatest one
+    taken from that raw partition is a copy the feature engine re-sent after a
+    crash: it is dropped before anything else looks at it, so it neither enters
+    a chunk nor moves a boundary. Messages without the header (the collector's
+    dead letters) are all kept.
+
+    A kept message whose event time reaches the span bound starts a new chunk
+    (the open one closes first, reason "span"); a chunk that reaches its size
+    bound closes after the message that filled it (reason "size"). So the chunk
+    boundaries depend only on the kept records from the chunk's first one on,
+    and which records are kept depends only on the records and the watermarks
+    at the committed offset: a sink that resumes at a committed chunk boundary
+    with the watermarks committed there cuts the same chunks.
+
+    A closed chunk carries the watermarks after its last record
+    (`chunk.watermarks`), the metadata to commit with `chunk.end + 1`.
     """
 
-    def __init__(self, new_chunk: Callable[[], AnyChunk]) -> None:
+    def __init__(
+        self,
+        new_chunk: Callable[[], AnyChunk],
+        key: TopicPartitionKey,
+        dedupe: Deduplicator | None = None,
+    ) -> None:
         self._new_chunk = new_chunk
+        self.topic, self.partition = key
+        self.dedupe = dedupe
         self.current: AnyChunk | None = None
         self.last_offset = -1
+        self.duplicates = 0
 
     def add(self, record: Record, now: float) -> list[AnyChunk]:
         if record.offset <= self.last_offset:
             return []  # delivered twice within one assignment: already in a chunk
         self.last_offset = record.offset
+        dedupe = self.dedupe
+        source = None
+        if dedupe is not None:
+            source = parse_source(record.headers)
+            if source is not None and not dedupe.is_new(self.topic, self.partition, source):
+                self.duplicates += 1
+                return []
         chunk = self.current if self.current is not None else self._new_chunk()
         decoded = chunk.decode(record)
         closed: list[AnyChunk] = []
         if chunk.reaches_span(decoded):
-            chunk.reason = "span"
+            self._close(chunk, "span")  # before this record is taken: not part of its watermarks
             closed.append(chunk)
             chunk = self._new_chunk()
+        if source is not None:
+            assert dedupe is not None
+            dedupe.take(self.topic, self.partition, source)
         chunk.add(record, decoded, now)
         if chunk.full():
-            chunk.reason = "size"
+            self._close(chunk, "size")
             closed.append(chunk)
             self.current = None
         else:
             self.current = chunk
         return closed
 
+    def watermarks(self) -> str:
+        """The dedupe watermarks of what was taken so far, as commit metadata ("" without dedupe)."""
+        if self.dedupe is None:
+            return ""
+        return encode_watermarks(self.dedupe.partition_watermarks(self.topic, self.partition))
+
+    def _close(self, chunk: AnyChunk, reason: str) -> None:
+        chunk.reason = reason
+        chunk.watermarks = self.watermarks()
+
     def close(self, reason: str) -> AnyChunk | None:
         chunk, self.current = self.current, None
         if chunk is not None:
-            chunk.reason = reason
+            self._close(chunk, reason)
         return chunk
 
     def idle_since(self) -> float | None:
@@ -154,14 +201,41 @@ class SinkCore:
         stream = self.streams.get((topic, partition))
         return stream is not None and stream.current is not None
 
-    def assign(self, topic: str, partition: int, committed: int | None) -> list[str]:
-        """Take a partition whose group position is `committed`: undo its uncommitted files first."""
+    def assign(
+        self, topic: str, partition: int, committed: int | None, metadata: str | None = None
+    ) -> list[str]:
+        """Take a partition whose group position is `committed`: undo its uncommitted files first.
+
+        `metadata` is what was committed with that offset: the dedupe watermarks
+        of the records before it (`chunk.watermarks`). Unreadable metadata
+        (another writer's, another format) is logged and ignored: the partition
+        then starts without watermarks, as a new group does.
+        """
         if topic not in self.routes:
             raise ValueError(f"topic {topic} is not one this sink consumes")
         deleted = self.journal.recover(topic, partition, committed)
         self.stats.recovered_files += len(deleted)
-        self.streams[(topic, partition)] = PartitionStream(self._factory(topic, partition))
+        dedupe = None
+        if self.routes[topic] in DEDUPED:
+            dedupe = Deduplicator()
+            try:
+                dedupe.load_partition(topic, partition, decode_watermarks(metadata))
+            except ValueError as exc:
+                log.warning(
+                    "%s/%d: committed offset %s carries metadata that is not this sink's dedupe "
+                    "watermarks (%s); copies re-sent by the feature engine before it are not recognised",
+                    topic,
+                    partition,
+                    committed,
+                    exc,
+                )
+        key = (topic, partition)
+        self.streams[key] = PartitionStream(self._factory(topic, partition), key, dedupe)
         return deleted
+
+    def watermarks(self, topic: str, partition: int) -> str:
+        """Commit metadata for a position past every record taken so far (no open chunk)."""
+        return self.streams[(topic, partition)].watermarks()
 
     def revoke(self, topic: str, partition: int) -> None:
         """Forget a partition; its open chunk is dropped (the next owner reads it again)."""
@@ -175,13 +249,16 @@ class SinkCore:
         """Feed records (each partition's in offset order); returns the chunks they closed."""
         now = self._clock()
         closed: list[AnyChunk] = []
-        messages = self.stats.messages
+        stats = self.stats
+        messages = stats.messages
         for record in records:
             stream = self.streams.get((record.topic, record.partition))
             if stream is None:
                 raise RuntimeError(f"{record.topic}/{record.partition} is not assigned (call assign first)")
             messages[self.routes[record.topic]] += 1
+            before = stream.duplicates
             closed += stream.add(record, now)
+            stats.duplicates += stream.duplicates - before
         return closed
 
     def idle(self, now: float | None = None) -> list[AnyChunk]:

@@ -1,4 +1,11 @@
-"""The Kafka side: a consumer-group member feeding `SinkCore`, committing after durable files."""
+"""The Kafka side: a consumer-group member feeding `SinkCore`, committing after durable files.
+
+Every commit carries the partition's dedupe watermarks as its offset metadata
+(`OffsetAndMetadata(end + 1, chunk.watermarks)`); on assignment both are read
+back together with one OffsetFetch (`committed_offsets`), so the offset a
+partition resumes from and the watermarks that decide which of the following
+records are copies always belong to the same point of the log.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.kafka import TopicNames, consumer, ensure_topics, topic_specs
@@ -27,6 +34,32 @@ log = logging.getLogger("fluxforge.sink")
 UNIT_NAMES = {"raw": "ticks", "deadletter": "records"}
 POLL_TIMEOUT_MS = 500
 MAX_RECORDS_PER_POLL = 2_000
+
+
+async def committed_offsets(
+    kafka: AIOKafkaConsumer, tps: Iterable[TopicPartition]
+) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The group's committed offset *and metadata* of each partition (absent: never committed).
+
+    `AIOKafkaConsumer.committed` returns the offset only; it is a thin wrapper
+    around the group coordinator's `fetch_committed_offsets`, which has the
+    metadata too (aiokafka 0.14). This calls that, so the fetch keeps
+    `committed`'s retries and coordinator handling. (The public alternative,
+    `AIOKafkaAdminClient.list_consumer_group_offsets`, needs a second client
+    and raises on the first retriable error, e.g. while the group loads.)
+    """
+    wanted = list(tps)
+    if not wanted:
+        return {}
+    coordinator = getattr(kafka, "_coordinator", None)
+    fetch = getattr(coordinator, "fetch_committed_offsets", None)
+    if fetch is None:
+        raise RuntimeError(
+            "this aiokafka has no AIOKafkaConsumer._coordinator.fetch_committed_offsets: the sink cannot "
+            "read its dedupe watermarks back from the commit metadata (tested with aiokafka 0.14)"
+        )
+    fetched: dict[TopicPartition, OffsetAndMetadata] = await fetch(wanted)
+    return {tp: om for tp, om in fetched.items() if om.offset >= 0}
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -104,11 +137,13 @@ class KafkaSink:
     async def _recover(self, tps: Iterable[TopicPartition]) -> None:
         kafka = self._consumer
         assert kafka is not None
-        for tp in sorted(tps):
-            if self.core.is_assigned(tp.topic, tp.partition):
-                continue
-            committed = await kafka.committed(tp)
-            deleted = await asyncio.to_thread(self.core.assign, tp.topic, tp.partition, committed)
+        todo = sorted(tp for tp in tps if not self.core.is_assigned(tp.topic, tp.partition))
+        found = await committed_offsets(kafka, todo)
+        for tp in todo:
+            position = found.get(tp)
+            committed = None if position is None else position.offset
+            metadata = None if position is None else position.metadata
+            deleted = await asyncio.to_thread(self.core.assign, tp.topic, tp.partition, committed, metadata)
             self._committed[tp] = committed or 0
             if deleted:
                 log.warning(
@@ -183,13 +218,13 @@ class KafkaSink:
 
     def _add(self, batches: dict[TopicPartition, list[Any]]) -> list[AnyChunk]:
         return self.core.add(
-            Record(r.topic, r.partition, r.offset, r.timestamp, r.value)
+            Record(r.topic, r.partition, r.offset, r.timestamp, r.value, tuple(r.headers or ()))
             for tp in sorted(batches)
             for r in batches[tp]
         )
 
     async def _write_and_commit(self, kafka: AIOKafkaConsumer, chunks: list[AnyChunk]) -> None:
-        pending: dict[TopicPartition, int] = {}
+        pending: dict[TopicPartition, OffsetAndMetadata] = {}
         for chunk in chunks:
             tp = TopicPartition(chunk.topic, chunk.partition)
             if tp in pending:  # one journal entry per partition: settle the earlier chunk first
@@ -197,7 +232,7 @@ class KafkaSink:
                 pending = {}
             await asyncio.to_thread(self.core.write, chunk)
             log.debug("wrote %s (%s, %d units)", chunk.name.stem, chunk.reason, chunk.units)
-            pending[tp] = chunk.end + 1
+            pending[tp] = OffsetAndMetadata(chunk.end + 1, chunk.watermarks)
         if pending:
             await self._commit(kafka, pending)
 
@@ -209,7 +244,7 @@ class KafkaSink:
         read_committed consumer steps over without returning. Committing them
         makes the group's lag 0 at the live edge instead of "1 marker".
         """
-        offsets: dict[TopicPartition, int] = {}
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp in kafka.assignment():
             if not self.core.is_assigned(tp.topic, tp.partition) or self.core.is_open(tp.topic, tp.partition):
                 continue
@@ -218,11 +253,14 @@ class KafkaSink:
             except IllegalStateError:
                 continue  # no longer assigned
             if position > self._committed.get(tp, 0):
-                offsets[tp] = position
+                # Only copies (dropped) or markers since the last chunk: the watermarks are unchanged.
+                offsets[tp] = OffsetAndMetadata(position, self.core.watermarks(tp.topic, tp.partition))
         if offsets:
             await self._commit(kafka, offsets)
 
-    async def _commit(self, kafka: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    async def _commit(
+        self, kafka: AIOKafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata]
+    ) -> None:
         try:
             await kafka.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
@@ -231,7 +269,7 @@ class KafkaSink:
             log.warning("commit of %s failed (%s); the new owner redoes these chunks", _tps(offsets), exc)
         else:
             self.stats.commits += 1
-            self._committed.update(offsets)
+            self._committed.update({tp: om.offset for tp, om in offsets.items()})
 
     async def _caught_up(self, kafka: AIOKafkaConsumer) -> bool:
         assigned = kafka.assignment()

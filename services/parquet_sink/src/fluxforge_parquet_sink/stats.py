@@ -28,6 +28,7 @@ class SinkStats:
     commits: int = 0
     commit_failures: int = 0
     dropped_chunks: int = 0
+    duplicates: int = 0  # copies of feature-engine outputs dropped (`ff-src` at or below the watermark)
     recovered_files: int = 0
     rebalances: int = 0
 
@@ -55,5 +56,6 @@ class SinkStats:
             f"wrote {', '.join(parts)} in {elapsed:,.1f} s: {self.files:,} files, {self.bytes / 1e6:,.1f} MB, "
             f"{self.commits:,} commits; chunks closed by {reasons}; raw ticks not archived (rejected) "
             f"{self.raw_rejected:,}; bad messages dead-lettered {self.bad_messages:,}; "
+            f"re-sent engine outputs dropped {self.duplicates:,}; "
             f"uncommitted files removed at recovery {self.recovered_files:,}; commit failures {self.commit_failures}"
         )

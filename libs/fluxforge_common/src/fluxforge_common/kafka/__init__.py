@@ -1,6 +1,27 @@
-"""Kafka: topic names and specs, client factories."""
+"""Kafka: topic names and specs, client factories, output lineage (the `ff-src` header, dedupe)."""
 
 from fluxforge_common.kafka.clients import consumer, ensure_topics, producer
+from fluxforge_common.kafka.lineage import (
+    SOURCE_HEADER,
+    Deduplicator,
+    decode_watermarks,
+    encode_watermarks,
+    parse_source,
+    source_headers,
+)
 from fluxforge_common.kafka.topics import TopicNames, TopicSpec, topic_specs
 
-__all__ = ["TopicNames", "TopicSpec", "consumer", "ensure_topics", "producer", "topic_specs"]
+__all__ = [
+    "SOURCE_HEADER",
+    "Deduplicator",
+    "TopicNames",
+    "TopicSpec",
+    "consumer",
+    "decode_watermarks",
+    "encode_watermarks",
+    "ensure_topics",
+    "parse_source",
+    "producer",
+    "source_headers",
+    "topic_specs",
+]

@@ -15,6 +15,13 @@ keeps, per (output topic, output partition, raw partition), the greatest
 (`Deduplicator`). Within one output partition the messages of one raw partition
 are written by one producer at a time, in raw-offset order, so a re-sent copy
 is always at or below what was already taken and a new message always above it.
+
+A reader persists the rule's state with its own progress so that a copy
+arriving after the reader's restart is recognised too: `encode_watermarks` /
+`decode_watermarks` give the watermarks of one consumed partition as a short
+string, meant as the Kafka offset-commit metadata of that partition (the
+Parquet sink commits it with every offset; Kafka's default limit,
+``offset.metadata.max.bytes`` = 4096, holds ~200 raw partitions).
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 SOURCE_HEADER = "ff-src"
+WATERMARKS_FORMAT = "ff-src/1"  # first token of `encode_watermarks`
 
 Headers = list[tuple[str, bytes]]
 Source = tuple[int, int, int]  # raw partition, raw offset, index
 Scope = tuple[str, int, int]  # output topic, output partition, raw partition
+Position = tuple[int, int]  # raw offset, index
 
 
 def source_headers(partition: int, offset: int, index: int = 0) -> Headers:
@@ -50,33 +59,78 @@ def parse_source(headers: Iterable[tuple[str, bytes]] | None) -> Source | None:
 class Deduplicator:
     """Keeps the first copy of every engine output, whatever order partitions are read in.
 
-    `accept` answers for one consumed message; `watermarks()` / `load()` let a
-    reader persist the rule's state with its own progress (e.g. as the metadata
-    of its committed offsets), so a copy re-sent across the reader's own restart
-    is recognised too. Messages without the header are always accepted.
+    `accept` answers for one consumed message and takes it; `is_new` / `take`
+    are the same two steps apart, for a reader that must act between them (the
+    sink closes a chunk before the message that starts the next one is taken).
+    `watermarks()` / `load()` let a reader persist the rule's state with its
+    own progress (e.g. as the metadata of its committed offsets), so a copy
+    re-sent across the reader's own restart is recognised too. Messages
+    without the header are always accepted.
     """
 
     def __init__(self) -> None:
-        self._last: dict[Scope, tuple[int, int]] = {}
+        self._last: dict[Scope, Position] = {}
 
     def accept(self, topic: str, partition: int, headers: Iterable[tuple[str, bytes]] | None) -> bool:
         source = parse_source(headers)
         if source is None:
             return True
-        raw_partition, offset, index = source
-        scope = (topic, partition, raw_partition)
-        position = (offset, index)
-        last = self._last.get(scope)
-        if last is not None and position <= last:
+        if not self.is_new(topic, partition, source):
             return False
-        self._last[scope] = position
+        self.take(topic, partition, source)
         return True
 
-    def watermarks(self) -> dict[Scope, tuple[int, int]]:
+    def is_new(self, topic: str, partition: int, source: Source) -> bool:
+        """True if `source` lies above everything taken so far from its scope (nothing changes)."""
+        last = self._last.get((topic, partition, source[0]))
+        return last is None or (source[1], source[2]) > last
+
+    def take(self, topic: str, partition: int, source: Source) -> None:
+        """Record `source` as taken (call only after `is_new` said yes)."""
+        self._last[(topic, partition, source[0])] = (source[1], source[2])
+
+    def watermarks(self) -> dict[Scope, Position]:
         return dict(self._last)
 
-    def load(self, watermarks: Mapping[Scope, tuple[int, int]]) -> None:
+    def load(self, watermarks: Mapping[Scope, Position]) -> None:
         for scope, position in watermarks.items():
             last = self._last.get(scope)
             if last is None or position > last:
                 self._last[scope] = position
+
+    def partition_watermarks(self, topic: str, partition: int) -> dict[int, Position]:
+        """raw partition -> greatest (offset, index) taken, for one consumed partition."""
+        return {raw: pos for (t, p, raw), pos in self._last.items() if t == topic and p == partition}
+
+    def load_partition(self, topic: str, partition: int, watermarks: Mapping[int, Position]) -> None:
+        self.load({(topic, partition, raw): pos for raw, pos in watermarks.items()})
+
+
+def encode_watermarks(watermarks: Mapping[int, Position]) -> str:
+    """`ff-src/1 <raw partition>:<offset>:<index>,...` (sorted by raw partition); `ff-src/1` when empty."""
+    body = ",".join(f"{raw}:{offset}:{index}" for raw, (offset, index) in sorted(watermarks.items()))
+    return f"{WATERMARKS_FORMAT} {body}" if body else WATERMARKS_FORMAT
+
+
+def decode_watermarks(text: str | None) -> dict[int, Position]:
+    """The watermarks `encode_watermarks` wrote; {} for None or "" (nothing recorded).
+
+    Raises ValueError for anything else that is not in that format, so a reader
+    can tell "no watermarks yet" from "watermarks it cannot read".
+    """
+    if not text:
+        return {}
+    head, _, body = text.partition(" ")
+    if head != WATERMARKS_FORMAT:
+        raise ValueError(f"not {WATERMARKS_FORMAT} watermarks: {text[:80]!r}")
+    marks: dict[int, Position] = {}
+    for item in body.split(",") if body else ():
+        parts = item.split(":")
+        if len(parts) != 3:
+            raise ValueError(f"bad watermark {item[:80]!r} in {text[:80]!r}")
+        try:
+            raw, offset, index = (int(part) for part in parts)
+        except ValueError:
+            raise ValueError(f"bad watermark {item[:80]!r} in {text[:80]!r}") from None
+        marks[raw] = (offset, index)
+    return marks
