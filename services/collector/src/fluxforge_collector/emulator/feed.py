@@ -1,0 +1,251 @@
+"""The simulated markets of one exchange, stepped in event-time order and rendered as Binance stream events.
+
+`MarketFeed` owns one `SymbolMarket` per symbol (the same markets, from the same
+seed, as `fluxforge run`'s simulator) and turns each step into the payloads
+Binance's spot websocket sends: `depthUpdate` diffs carrying first and final
+update ids (`U`, `u`), one `trade` per level a market order took, and
+`24hrTicker` / `24hrMiniTicker` / `bookTicker` events. It also answers what the
+REST API needs (the full book with `lastUpdateId`) and, when asked to, records
+the true top of book at every update id so tests can check what a client
+rebuilt.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import orjson
+from fluxforge_common.messages.envelopes import Level
+from fluxforge_common.simulator import SimulatorConfig, SymbolMarket, build_markets
+
+# Stream kinds a client can subscribe to, per symbol.
+DEPTH, TRADE, TICKER, MINI_TICKER, BOOK_TICKER = "depth", "trade", "ticker", "miniTicker", "bookTicker"
+KINDS = (DEPTH, TRADE, TICKER, MINI_TICKER, BOOK_TICKER)
+
+
+def market_id(symbol: str) -> str:
+    """`BTC/USDT` -> `BTCUSDT`, Binance's symbol id."""
+    return symbol.replace("/", "").split(":", 1)[0]
+
+
+def fmt(value: float) -> str:
+    """A price or size as Binance writes it: a decimal string with 8 places."""
+    return f"{value:.8f}"
+
+
+def _levels(levels: list[Level]) -> list[list[str]]:
+    return [[fmt(p), fmt(q)] for p, q in levels]
+
+
+@dataclass
+class Event:
+    """One stream payload for one symbol (JSON text, rendered once for every subscriber)."""
+
+    symbol_id: str
+    kind: str
+    payload: str
+
+
+@dataclass
+class SymbolState:
+    """One symbol's market and the running numbers its ticker reports."""
+
+    market: SymbolMarket
+    id: str
+    open_price: float
+    high: float
+    low: float
+    first_trade_id: int | None = None
+    last_trade_id: int | None = None
+    trade_count: int = 0
+    last_qty: float = 0.0
+    touch: tuple[Level, Level] | None = None
+    history: dict[int, tuple[list[Level], list[Level]]] = field(default_factory=dict)
+
+
+class MarketFeed:
+    """Every simulated symbol of `exchange`, stepped together in event-time order.
+
+    `offset_ms` is added to every timestamp sent (market time -> the wall clock
+    of a live exchange). With `history_levels > 0` the true top levels are
+    recorded after every book-changing step, keyed by update id.
+    """
+
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        exchange: str,
+        *,
+        offset_ms: int = 0,
+        history_levels: int = 0,
+    ) -> None:
+        if exchange not in config.exchanges:
+            raise ValueError(
+                f"the simulator has no exchange {exchange!r}; it simulates {', '.join(config.exchanges)}"
+            )
+        only = config.model_copy(update={"exchanges": {exchange: config.exchanges[exchange]}})
+        self.exchange = exchange
+        self.offset_ms = offset_ms
+        self.history_levels = history_levels
+        self.symbols: dict[str, SymbolState] = {}
+        for market in build_markets(only):
+            price = market.last_price
+            state = SymbolState(market, market_id(market.symbol), price, price, price)
+            state.touch = market.touch()
+            self.symbols[state.id] = state
+            if history_levels:
+                state.history[market.update_id] = market.book(history_levels)
+        self._by_symbol = {s.market.symbol: s for s in self.symbols.values()}
+        self._schedule = [(s.market.next_ts, i, s.id) for i, s in enumerate(self.symbols.values())]
+        heapq.heapify(self._schedule)
+        self.steps = 0
+
+    def state(self, symbol: str) -> SymbolState:
+        """A symbol's state, by unified symbol (`BTC/USDT`) or id (`BTCUSDT`)."""
+        found = self._by_symbol.get(symbol) or self.symbols.get(symbol.upper())
+        if found is None:
+            raise KeyError(symbol)
+        return found
+
+    @property
+    def next_ts(self) -> int:
+        """Market time of the next step of any symbol."""
+        return self._schedule[0][0]
+
+    def step_until(self, until_ms: int, max_steps: int) -> Iterator[tuple[SymbolState, list[Event]]]:
+        """Apply every step due at or before `until_ms` (at most `max_steps`); per step its events.
+
+        A book-changing step yields its trades (if any) and then one depth
+        update with `U == u ==` the step's update id; merging consecutive
+        updates into one event is the server's business.
+        """
+        schedule = self._schedule
+        n = 0
+        while schedule[0][0] <= until_ms and n < max_steps:
+            _, order, sid = schedule[0]
+            state = self.symbols[sid]
+            yield state, self._step(state)
+            heapq.heapreplace(schedule, (state.market.next_ts, order, sid))
+            n += 1
+        self.steps += n
+
+    def _step(self, state: SymbolState) -> list[Event]:
+        market = state.market
+        kind = market.step()
+        ts = market.ts + self.offset_ms
+        sid = state.id
+        events: list[Event] = []
+        dumps = orjson.dumps
+        if kind == "ticker":
+            events += self._tickers(state, ts)
+            return events
+        if kind == "trade":
+            maker_is_buyer = market.taker == "sell"
+            for fill in market.fills():
+                if state.first_trade_id is None:
+                    state.first_trade_id = fill.id
+                state.last_trade_id = fill.id
+                state.trade_count += 1
+                state.last_qty = fill.amount
+                state.high = max(state.high, fill.price)
+                state.low = min(state.low, fill.price)
+                trade = {
+                    "e": "trade",
+                    "E": ts,
+                    "s": sid,
+                    "t": fill.id,
+                    "p": fmt(fill.price),
+                    "q": fmt(fill.amount),
+                    "T": ts,
+                    "m": maker_is_buyer,
+                    "M": True,
+                }
+                events.append(Event(sid, TRADE, dumps(trade).decode()))
+        bids: dict[float, float] = {}
+        asks: dict[float, float] = {}
+        for change in market.level_changes():
+            (bids if change.side == "bid" else asks)[change.price] = change.size
+        uid = market.update_id
+        depth = {
+            "e": "depthUpdate",
+            "E": ts,
+            "s": sid,
+            "U": uid,
+            "u": uid,
+            "b": [[fmt(p), fmt(q)] for p, q in bids.items()],
+            "a": [[fmt(p), fmt(q)] for p, q in asks.items()],
+        }
+        events.append(Event(sid, DEPTH, dumps(depth).decode()))
+        touch = market.touch()
+        if touch != state.touch:
+            state.touch = touch
+            (bid, bid_qty), (ask, ask_qty) = touch
+            book_ticker = {
+                "u": uid,
+                "s": sid,
+                "b": fmt(bid),
+                "B": fmt(bid_qty),
+                "a": fmt(ask),
+                "A": fmt(ask_qty),
+            }
+            events.append(Event(sid, BOOK_TICKER, dumps(book_ticker).decode()))
+        if self.history_levels:
+            state.history[uid] = market.book(self.history_levels)
+        return events
+
+    def _tickers(self, state: SymbolState, ts: int) -> list[Event]:
+        market = state.market
+        (bid, bid_qty), (ask, ask_qty) = market.touch()
+        base_volume, quote_volume = market.volumes()
+        last = market.last_price
+        change = last - state.open_price
+        common = {
+            "E": ts,
+            "s": state.id,
+            "c": fmt(last),
+            "o": fmt(state.open_price),
+            "h": fmt(state.high),
+            "l": fmt(state.low),
+            "v": fmt(base_volume),
+            "q": fmt(quote_volume),
+        }
+        ticker = {
+            "e": "24hrTicker",
+            **common,
+            "p": fmt(change),
+            "P": f"{change / state.open_price * 100:.3f}",
+            "w": fmt(quote_volume / base_volume if base_volume else last),
+            "x": fmt(state.open_price),
+            "Q": fmt(state.last_qty),
+            "b": fmt(bid),
+            "B": fmt(bid_qty),
+            "a": fmt(ask),
+            "A": fmt(ask_qty),
+            "O": ts - 86_400_000,
+            "C": ts,
+            "F": state.first_trade_id if state.first_trade_id is not None else -1,
+            "L": state.last_trade_id if state.last_trade_id is not None else -1,
+            "n": state.trade_count,
+        }
+        mini = {"e": "24hrMiniTicker", **common}
+        dumps = orjson.dumps
+        return [
+            Event(state.id, TICKER, dumps(ticker).decode()),
+            Event(state.id, MINI_TICKER, dumps(mini).decode()),
+        ]
+
+    def snapshot(self, symbol_id: str, limit: int) -> dict[str, object]:
+        """The REST depth snapshot: `lastUpdateId` and the top `limit` levels per side."""
+        state = self.symbols[symbol_id]
+        bids, asks = state.market.book(limit)
+        return {"lastUpdateId": state.market.update_id, "bids": _levels(bids), "asks": _levels(asks)}
+
+    def ticker_24hr(self, symbol_id: str) -> dict[str, object]:
+        """The REST 24h ticker of a symbol."""
+        state = self.symbols[symbol_id]
+        payload = orjson.loads(self._tickers(state, state.market.ts + self.offset_ms)[0].payload)
+        return {"symbol": state.id, "lastPrice": payload["c"], "bidPrice": payload["b"],
+                "bidQty": payload["B"], "askPrice": payload["a"], "askQty": payload["A"],
+                "volume": payload["v"], "quoteVolume": payload["q"], "closeTime": payload["C"]}  # fmt: skip

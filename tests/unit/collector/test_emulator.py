@@ -1,0 +1,172 @@
+"""The Binance emulator on its own, through a plain aiohttp client: protocol, truth and faults.
+
+(ccxt.pro against it is tested in tests/integration/collector/test_exchange_source.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from fluxforge_collector.emulator import EmulatorConfig, ExchangeEmulator
+from fluxforge_collector.emulator.feed import MarketFeed
+from fluxforge_common.simulator import SimulatorConfig
+
+SYMBOLS = ["BTC/USDT", "ETH/USDT"]
+
+
+def config(**kw: Any) -> EmulatorConfig:
+    sim = SimulatorConfig(seed=3, exchanges={"binanceus": SYMBOLS}, mean_events_per_second_per_symbol=200)
+    return EmulatorConfig(simulator=sim, history_levels=10, **kw)
+
+
+def run(body: Callable[[ExchangeEmulator, aiohttp.ClientSession], Awaitable[None]], **kw: Any) -> None:
+    async def main() -> None:
+        async with ExchangeEmulator(config(**kw)) as emu, aiohttp.ClientSession() as http:
+            await body(emu, http)
+
+    asyncio.run(main())
+
+
+def apply(book: dict[float, float], levels: list[list[str]]) -> None:
+    for price, qty in levels:
+        if float(qty) == 0:
+            book.pop(float(price), None)
+        else:
+            book[float(price)] = float(qty)
+
+
+def top(bids: dict[float, float], asks: dict[float, float], n: int = 10) -> tuple[list[Any], list[Any]]:
+    return sorted(bids.items(), reverse=True)[:n], sorted(asks.items())[:n]
+
+
+def test_feed_is_the_simulators_market() -> None:
+    feed = MarketFeed(SimulatorConfig(seed=3), "binanceus", history_levels=5)
+    assert sorted(feed.symbols) == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    steps = list(feed.step_until(feed.next_ts + 10_000, 10_000))
+    assert steps, "ten seconds of market time made no step"
+    kinds = {e.kind for _, events in steps for e in events}
+    assert {"depth", "trade", "ticker"} <= kinds
+    with pytest.raises(ValueError, match="no exchange"):
+        MarketFeed(SimulatorConfig(), "nowhere")
+
+
+@pytest.mark.parametrize("merge", [False, True])
+def test_snapshot_plus_diffs_rebuild_the_true_book(merge: bool) -> None:
+    async def body(emu: ExchangeEmulator, http: aiohttp.ClientSession) -> None:
+        async with http.ws_connect(emu.ws_url + "/0") as ws:
+            await ws.send_str(
+                orjson.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@depth@100ms"], "id": 1}).decode()
+            )
+            assert orjson.loads((await ws.receive()).data) == {"result": None, "id": 1}
+            async with http.get(emu.rest_url + "/depth", params={"symbol": "BTCUSDT", "limit": "100"}) as r:
+                snap = await r.json()
+            bids: dict[float, float] = {}
+            asks: dict[float, float] = {}
+            apply(bids, snap["bids"])
+            apply(asks, snap["asks"])
+            nonce = snap["lastUpdateId"]
+            checked = 0
+            while checked < 200:
+                diff = orjson.loads((await ws.receive()).data)
+                if diff["u"] <= nonce:
+                    continue
+                assert diff["U"] <= nonce + 1 <= diff["u"]
+                if merge:
+                    assert diff["U"] <= diff["u"]
+                else:
+                    assert diff["U"] == diff["u"]
+                apply(bids, diff["b"])
+                apply(asks, diff["a"])
+                nonce = diff["u"]
+                true_bids, true_asks = emu.true_book("BTC/USDT", nonce)
+                assert top(bids, asks) == (true_bids, true_asks)
+                checked += 1
+
+    run(body, speed=5, merge_depth=merge)
+
+
+def test_combined_stream_wraps_and_lists_subscriptions() -> None:
+    async def body(emu: ExchangeEmulator, http: aiohttp.ClientSession) -> None:
+        async with http.ws_connect(f"{emu.base_url}/stream?streams=ethusdt@trade") as ws:
+            await ws.send_str('{"method":"LIST_SUBSCRIPTIONS","id":7}')
+            assert orjson.loads((await ws.receive()).data) == {"result": ["ethusdt@trade"], "id": 7}
+            message = orjson.loads((await ws.receive(timeout=20)).data)
+            assert message["stream"] == "ethusdt@trade"
+            assert message["data"]["e"] == "trade" and message["data"]["s"] == "ETHUSDT"
+            await ws.send_str('{"method":"SUBSCRIBE","params":["nosuch@trade"],"id":8}')
+            while "id" not in (reply := orjson.loads((await ws.receive()).data)):
+                pass
+            assert reply["error"]["code"] == 2
+
+    run(body, speed=5)
+
+
+def test_gap_and_malformed_faults() -> None:
+    async def body(emu: ExchangeEmulator, http: aiohttp.ClientSession) -> None:
+        async with http.ws_connect(emu.ws_url) as ws:
+            await ws.send_str('{"method":"SUBSCRIBE","params":["btcusdt@depth"],"id":1}')
+            await ws.receive()
+            last = orjson.loads((await ws.receive()).data)["u"]
+            emu.gap("BTC/USDT", 2)
+            for _ in range(100):  # diffs already in flight arrive first
+                diff = orjson.loads((await ws.receive()).data)
+                if diff["U"] != last + 1:
+                    break
+                last = diff["u"]
+            assert diff["U"] == last + 3  # two diffs never sent
+            emu.malformed("BTC/USDT")
+            broken = (await ws.receive()).data
+            with pytest.raises(orjson.JSONDecodeError):
+                orjson.loads(broken)
+            assert emu.stats.dropped_depth == 2 and emu.stats.malformed == 1
+
+    run(body, speed=5)
+
+
+def test_http_faults_and_weight_limit() -> None:
+    async def body(emu: ExchangeEmulator, http: aiohttp.ClientSession) -> None:
+        emu.http_error(503, count=1, path="/depth")
+        emu.http_error(429, count=1, retry_after_s=2)
+        async with http.get(emu.rest_url + "/depth", params={"symbol": "BTCUSDT", "limit": "5"}) as r:
+            assert r.status == 503
+        async with http.get(emu.rest_url + "/exchangeInfo") as r:
+            assert r.status == 429 and r.headers["Retry-After"] == "2"
+        async with http.get(emu.rest_url + "/exchangeInfo") as r:
+            assert r.status == 200 and len((await r.json())["symbols"]) == 2
+        statuses = []
+        for _ in range(3):  # weight 50 each against a limit of 120 per minute
+            async with http.get(emu.rest_url + "/depth", params={"symbol": "BTCUSDT", "limit": "1000"}) as r:
+                statuses.append(r.status)
+        assert statuses == [200, 200, 429]
+        assert emu.stats.rate_limited == 1
+
+    run(body, weight_limit_per_minute=120)
+
+
+def test_stall_silences_and_drop_cuts_connections() -> None:
+    async def body(emu: ExchangeEmulator, http: aiohttp.ClientSession) -> None:
+        async with http.ws_connect(emu.ws_url, autoping=False) as ws:
+            await ws.send_str('{"method":"SUBSCRIBE","params":["btcusdt@depth"],"id":1}')
+            await ws.receive()
+            await ws.receive()
+            assert emu.stall() == 1
+            await ws.ping()
+            with pytest.raises(asyncio.TimeoutError):
+                while True:  # frames already in flight may still arrive
+                    msg = await ws.receive(timeout=0.5)
+                    assert msg.type != aiohttp.WSMsgType.PONG
+        async with http.ws_connect(emu.ws_url) as ws:
+            await ws.send_str('{"method":"SUBSCRIBE","params":["btcusdt@depth"],"id":1}')
+            await ws.receive()
+            assert emu.drop_connections() >= 1
+            msg = await ws.receive(timeout=5)
+            while msg.type == aiohttp.WSMsgType.TEXT:
+                msg = await ws.receive(timeout=5)
+            assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR)
+
+    run(body, speed=5)
