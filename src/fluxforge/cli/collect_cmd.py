@@ -68,6 +68,7 @@ def collect(
     realtime: Annotated[bool, typer.Option(help=HELP["realtime"])] = False,
     speed: Annotated[float | None, typer.Option(min=0.001, help=HELP["speed"])] = None,
     bootstrap: BootstrapOption = None,
+    exchange: Annotated[str | None, typer.Option("--exchange", "-x", help=HELP["exchange"])] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Publish raw ticks to Kafka (<prefix>.raw) in per-symbol batches; bad lines go to <prefix>.deadletter.
@@ -86,6 +87,7 @@ def collect(
         realtime=realtime,
         speed=speed,
         bootstrap=bootstrap,
+        exchange=exchange,
     )
     settings = settings_or_exit(config, settings_overrides(bootstrap))
     try:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import Annotated, Literal
 
 import typer
+from fluxforge_collector.exchange import ExchangeSetupError, exchange_source
+from fluxforge_collector.launch import HELP
+from fluxforge_collector.sources import BlockingLines
 from fluxforge_common.pipeline import EmbeddedPipeline, input_lines, simulator_lines
 from fluxforge_common.storage.local import LocalStorage
 
@@ -39,6 +45,10 @@ def run(
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Simulator seed (default: simulator.seed).")] = None,
+    source: Annotated[
+        Literal["simulator", "file", "exchange"] | None, typer.Option(help=HELP["source"])
+    ] = None,
+    exchange: Annotated[str | None, typer.Option("--exchange", "-x", help=HELP["exchange"])] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress line and no preview.")] = False,
 ) -> None:
     """Run the embedded pipeline (no Kafka): source -> feature engine -> Parquet dataset + raw archive."""
@@ -49,9 +59,25 @@ def run(
         overrides["simulator"] = {"seed": seed}
     settings = settings_or_exit(config, overrides)
     root = settings.storage.root
-    if input_path is None:
+    kind = source or ("exchange" if exchange else "file" if input_path is not None else "simulator")
+    live: BlockingLines | None = None
+    lines: Iterable[bytes]
+    if kind == "exchange":
+        if exchange is None or input_path is not None:
+            typer.echo("--source exchange needs --exchange NAME (and no --input)", err=True)
+            raise typer.Exit(2)
+        try:
+            live = BlockingLines(exchange_source(settings, exchange))
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        lines, source_name = live, live.source.name
+    elif kind == "file" and input_path is None:
+        typer.echo("--source file needs --input PATH", err=True)
+        raise typer.Exit(2)
+    elif input_path is None:
         lines = simulator_lines(settings.simulator)
-        source = f"simulator(seed={settings.simulator.seed})"
+        source_name = f"simulator(seed={settings.simulator.seed})"
         if events is None and duration is None:
             duration = DEFAULT_SIM_DURATION_S
     else:
@@ -59,14 +85,21 @@ def run(
             typer.echo(f"input {input_path} does not exist", err=True)
             raise typer.Exit(2)
         lines = input_lines(input_path)
-        source = f"file:{input_path}"
+        source_name = f"file:{input_path}"
     if not quiet:
-        typer.echo(f"fluxforge run: {source} -> {root.resolve()}", err=True)
+        typer.echo(f"fluxforge run: {source_name} -> {root.resolve()}", err=True)
+    if live is not None:
+        _stop_on_signals(live)
     pipeline = EmbeddedPipeline(settings, LocalStorage(root))
     started = time.monotonic()
     progress = None if quiet else print_progress(started)
     try:
-        summary = pipeline.run(lines, source, max_events=events, duration_s=duration, on_progress=progress)
+        summary = pipeline.run(
+            lines, source_name, max_events=events, duration_s=duration, on_progress=progress
+        )
+    except ExchangeSetupError as exc:
+        typer.echo(f"\n{exc}", err=True)
+        summary = pipeline.close()
     except KeyboardInterrupt:
         typer.echo("\ninterrupted: writing what was processed so far", err=True)
         summary = pipeline.close()
@@ -74,3 +107,16 @@ def run(
         progress(summary)
         sys.stderr.write("\n")
     print_summary(summary, root, time.monotonic() - started, preview=not quiet)
+
+
+def _stop_on_signals(live: BlockingLines) -> None:
+    """SIGTERM/SIGINT end a live recording gracefully (what was received is processed); a second one interrupts."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        sys.stderr.write("\nstopping: processing what was received (again to interrupt)\n")
+        live.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

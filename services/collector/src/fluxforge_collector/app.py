@@ -51,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help=HELP["realtime"])
     p.add_argument("--speed", type=_positive(float), help=HELP["speed"])
     p.add_argument("--bootstrap", help=HELP["bootstrap"])
+    p.add_argument("--exchange", "-x", help=HELP["exchange"])
     return p
 
 
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         realtime=args.realtime,
         speed=args.speed,
         bootstrap=args.bootstrap,
+        exchange=args.exchange,
     )
     try:
         settings = load_settings(args.config, settings_overrides(options.bootstrap))

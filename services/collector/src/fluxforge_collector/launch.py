@@ -23,17 +23,21 @@ from fluxforge_common.kafka import TopicNames, TopicSpec, ensure_topics, topic_s
 from fluxforge_common.pipeline.sources import date_range
 
 from fluxforge_collector.collector import Collector, CollectorStats, Limits, PublishError, SourceError
+from fluxforge_collector.exchange import exchange_source
 from fluxforge_collector.sources import TickSource, file_source, simulator_source
 
 # Longest wait for new topics' partitions to get leaders; past it the run ends with an error.
 LEADER_WAIT_S = 30.0
 
-SourceKind = Literal["simulator", "file"]
-SOURCES: tuple[SourceKind, ...] = ("simulator", "file")
+SourceKind = Literal["simulator", "file", "exchange"]
+SOURCES: tuple[SourceKind, ...] = ("simulator", "file", "exchange")
 
 HELP = {
-    "source": "Where ticks come from: 'simulator' (the simulated market) or 'file' (--input) "
-    "(default: file when --input is given, else simulator).",
+    "source": "Where ticks come from: 'simulator' (the simulated market), 'file' (--input) or 'exchange' "
+    "(--exchange, live through ccxt.pro) (default: exchange with --exchange, file with --input, else simulator).",
+    "exchange": "Record this exchange live through ccxt.pro: its key under `exchanges:` in the config "
+    "(symbols, channels, options, urls). API keys, if any, come from FLUXFORGE_<EXCHANGE>_API_KEY/_SECRET "
+    "or FLUXFORGE_<EXCHANGE>_CREDENTIALS_FILE, never from the config file.",
     "input": "For --source file: raw NDJSON file (.ndjson or .ndjson.zst), '-' for stdin, "
     "or a dataset root whose raw/ archive to publish in ingest order.",
     "date": "With a dataset root as --input: publish only this UTC date of the archive (YYYY-MM-DD).",
@@ -66,12 +70,15 @@ class CollectOptions:
     realtime: bool = False
     speed: float | None = None
     bootstrap: str | None = None
+    exchange: str | None = None
 
     @property
     def kind(self) -> SourceKind:
-        """The source asked for, or implied: a file when `input` is given, else the simulator."""
+        """The source asked for, or implied: an exchange or a file when named, else the simulator."""
         if self.source is not None:
             return self.source
+        if self.exchange is not None:
+            return "exchange"
         return "simulator" if self.input is None else "file"
 
     @property
@@ -109,6 +116,16 @@ def build_source(settings: FluxForgeSettings, options: CollectOptions) -> TickSo
     if options.speed is not None and not options.speed > 0:
         raise ValueError(f"--speed must be positive, got {options.speed}")
     dates = selected_dates(options.date, options.start_date, options.end_date)
+    if options.kind == "exchange":
+        if options.input is not None or dates is not None:
+            raise ValueError("--input and --date/--start-date/--end-date do not go with --source exchange")
+        if options.exchange is None:
+            raise ValueError(
+                f"--source exchange needs --exchange NAME (configured: {', '.join(settings.exchanges)})"
+            )
+        return exchange_source(settings, options.exchange)
+    if options.exchange is not None:
+        raise ValueError(f"--exchange needs --source exchange, not --source {options.kind}")
     if options.kind == "simulator":
         if options.input is not None or dates is not None:
             raise ValueError("--input and --date/--start-date/--end-date need --source file")

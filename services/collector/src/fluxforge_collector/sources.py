@@ -6,7 +6,10 @@ bytes (DESIGN.md "Raw messages"), one tick each, in the order the collector
 must publish them. The collector validates, paces, limits and batches; a
 source only delivers bytes. The simulated market and files are sources here;
 a ccxt.pro exchange source (a later issue) is another implementation of the
-same protocol, whose `lines()` awaits the exchange's websockets.
+same protocol (`fluxforge_collector.exchange`), whose `lines()` awaits the
+exchange's websockets. A live source may also have `request_stop()`: the
+collector then asks it to end its stream (yielding what it already received)
+instead of cancelling the read.
 """
 
 from __future__ import annotations
@@ -191,3 +194,88 @@ def archive_source(root: str | Path, dates: list[str] | None = None) -> Iterator
             )
     label = "all dates" if dates is None else (dates[0] if len(dates) == 1 else f"{dates[0]}..{dates[-1]}")
     return IteratorSource(archive_lines(storage, dates), f"archive:{base}[{label}]")
+
+
+class BlockingLines:
+    """An async `TickSource` read from synchronous code (the embedded pipeline): iterate, `stop()` to end.
+
+    The source runs on an event loop in a thread of its own and hands lines
+    over through a bounded queue, so a slow consumer holds the source back
+    rather than piling lines up. `stop()` (safe from a signal handler) asks a
+    live source to finish (it still hands over what it received) or cancels
+    any other; iteration ends when the source has. An exception the source
+    raised is raised by the iteration.
+    """
+
+    _END = object()
+
+    def __init__(self, source: TickSource, *, maxsize: int = 10_000) -> None:
+        self.source = source
+        self._queue: queue.Queue[object] = queue.Queue(maxsize)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready = threading.Event()
+        self._stop_requested = False
+        self._thread = threading.Thread(target=self._run, name=f"source {source.name}", daemon=True)
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._thread.start()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is self._END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                assert isinstance(item, bytes)
+                yield item
+        finally:
+            self.stop()
+            self._drain_until_end()
+
+    def stop(self) -> None:
+        """Ask the source to end (from any thread)."""
+        self._stop_requested = True
+        if self._ready.is_set() and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already finished
+                self._loop.call_soon_threadsafe(self._request_stop)
+
+    def _request_stop(self) -> None:
+        request_stop = getattr(self.source, "request_stop", None)
+        if request_stop is not None:
+            request_stop()
+        elif self._task is not None:
+            self._task.cancel()
+
+    def _drain_until_end(self) -> None:
+        """After an early exit: let the source's thread finish (it may be blocked on a full queue)."""
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                if self._queue.get(timeout=0.1) is self._END:
+                    break
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._ready.set()
+        if self._stop_requested:
+            self._request_stop()
+        outcome: object = self._END
+        try:
+            async with contextlib.aclosing(self.source.lines()) as lines:
+                async for line in lines:
+                    if self._queue.full():  # the consumer is behind: wait without blocking the loop
+                        await asyncio.to_thread(self._queue.put, line)
+                    else:
+                        self._queue.put_nowait(line)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:
+            outcome = exc
+        if outcome is not self._END:
+            self._queue.put(outcome)
+        self._queue.put(self._END)

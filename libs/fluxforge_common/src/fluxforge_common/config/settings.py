@@ -41,6 +41,26 @@ class ExchangeConfig(BaseModel):
     channels: list[Channel] = Field(default=["book", "trade", "ticker"], min_length=1)
     options: dict[str, Any] = Field(default_factory=dict, description="ccxt exchange options.")
     urls: dict[str, Any] = Field(default_factory=dict, description="ccxt URL overrides (e.g. an emulator).")
+    symbols_per_watch: int = Field(
+        default=50,
+        ge=1,
+        le=200,
+        description="Symbols per multi-symbol watch call (one subscription, one connection on Binance).",
+    )
+    stall_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A connection with no frame at all (data or the exchange's pings) for this long is "
+        "stalled: it is dropped and its subscriptions renewed.",
+    )
+    reconnect_initial_s: float = Field(default=0.5, gt=0, description="First reconnect delay (then doubled).")
+    reconnect_max_s: float = Field(default=30.0, gt=0, description="Longest reconnect delay.")
+    split_after_failures: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive failures of a multi-symbol watch (other than disconnects and gaps) after "
+        "which its symbols are watched one by one, so a failing symbol cannot hold the others back.",
+    )
 
     @field_validator("symbols")
     @classmethod
@@ -49,6 +69,37 @@ class ExchangeConfig(BaseModel):
             if "/" not in symbol:
                 raise ValueError(f"{symbol!r} is not a ccxt unified symbol like 'BTC/USDT'")
         return value
+
+    @field_validator("options", "urls")
+    @classmethod
+    def _no_credentials(cls, value: dict[str, Any]) -> dict[str, Any]:
+        found = sorted(_credential_keys(value))
+        if found:
+            raise ValueError(
+                f"credentials ({', '.join(found)}) do not belong in the config file: set "
+                "FLUXFORGE_<EXCHANGE>_API_KEY / _SECRET / _PASSWORD or FLUXFORGE_<EXCHANGE>_CREDENTIALS_FILE"
+            )
+        return value
+
+
+# ccxt's credential settings; none may come from the YAML file (DESIGN: keys from env or secret files).
+CREDENTIAL_KEYS = frozenset(
+    {"apikey", "secret", "password", "uid", "login", "privatekey", "walletaddress", "token", "twofa"}
+)
+
+
+def _credential_keys(value: object) -> set[str]:
+    """Keys anywhere in a nested mapping that name a credential (case-insensitive, `_`/`-` ignored)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if str(key).lower().replace("_", "").replace("-", "") in CREDENTIAL_KEYS:
+                found.add(str(key))
+            found |= _credential_keys(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _credential_keys(item)
+    return found
 
 
 class KafkaConfig(BaseModel):
@@ -141,6 +192,8 @@ def _format_errors(exc: ValidationError, source: str) -> str:
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
         given = error.get("input")
+        if "credentials" in error["msg"]:
+            given = "<redacted>"  # never echo a secret someone put in the file
         lines.append(f"  {key} = {given!r}: {error['msg']}")
     lines.append("See config/config.examples.yaml for every key, its default and allowed values.")
     return "\n".join(lines)

@@ -1,0 +1,188 @@
+"""Harness for the ccxt.pro collector against the Binance emulator: record a run, inject a fault, check it.
+
+`record` runs the real `ExchangeSource` (ccxt.pro's binanceus class, URLs
+pointed at the emulator) until every symbol has a book, injects the fault,
+lets it run on, stops it the way SIGTERM does, and returns what was
+published. `check_published` then holds every envelope against the
+emulator's truth: each book equals the true top levels at its update id,
+each symbol's books in increasing update order, each trade exactly what the
+emulator sent, once, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from fluxforge_collector.emulator import EmulatorConfig, EmulatorThread, ExchangeEmulator
+from fluxforge_collector.exchange import ExchangeSource, ExchangeStats
+from fluxforge_common.config import ExchangeConfig
+from fluxforge_common.messages import Rejection, decode_tick
+from fluxforge_common.simulator import SimulatorConfig
+
+SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+LEVELS = 10
+READY_TIMEOUT_S = 30.0
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorThread]:
+    sim = SimulatorConfig(seed=11, exchanges={"binanceus": SYMBOLS}, mean_events_per_second_per_symbol=40)
+    with EmulatorThread(EmulatorConfig(simulator=sim, history_levels=LEVELS, ping_interval_s=0.5)) as emu:
+        emu.call(lambda e: setattr(e, "sent_log", []))
+        yield emu
+
+
+def exchange_config(emu: EmulatorThread, **overrides: Any) -> ExchangeConfig:
+    values: dict[str, Any] = {
+        "symbols": SYMBOLS,
+        "urls": emu.ccxt_urls(),
+        "options": {**emu.ccxt_options(), "watchOrderBookLimit": 100},
+        "stall_timeout_s": 1.5,
+        "reconnect_initial_s": 0.1,
+        "reconnect_max_s": 2.0,
+        **overrides,
+    }
+    return ExchangeConfig(**values)
+
+
+@dataclass
+class Run:
+    envelopes: list[tuple[float, dict[str, Any]]]  # (time.monotonic() when yielded, envelope)
+    raw: list[bytes]
+    stats: ExchangeStats
+    fault_at: float | None
+    emulator_stats: dict[str, Any] = field(default_factory=dict)
+
+    def books(self, symbol: str, after: float = 0.0) -> list[tuple[float, dict[str, Any]]]:
+        return [
+            (t, e) for t, e in self.envelopes if e["type"] == "book" and e["symbol"] == symbol and t >= after
+        ]
+
+    def longest_book_silence(self, after: float) -> float:
+        """Longest time any symbol went without a published book, from `after` (the fault) to the end."""
+        worst = 0.0
+        for symbol in SYMBOLS:
+            times = [after] + [t for t, _ in self.books(symbol, after)]
+            worst = max(worst, *(b - a for a, b in itertools.pairwise(times)))
+        return worst
+
+
+def record(
+    emu: EmulatorThread,
+    config: ExchangeConfig,
+    fault: Callable[[ExchangeEmulator], object] | None = None,
+    *,
+    run_after_s: float = 3.0,
+    until: Callable[[ExchangeSource], bool] | None = None,
+    ready: Callable[[set[str]], bool] = lambda seen: seen == set(SYMBOLS),
+) -> Run:
+    """Run a source until every symbol has a book, inject `fault`, go on for `run_after_s` (or `until`)."""
+
+    async def main() -> Run:
+        source = ExchangeSource("binanceus", config, max_levels=LEVELS)
+        envelopes: list[tuple[float, dict[str, Any]]] = []
+        raw: list[bytes] = []
+        seen: set[str] = set()
+        fault_at: list[float] = []
+
+        async def drive() -> None:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while not ready(seen):
+                assert time.monotonic() < deadline, f"books of only {sorted(seen)} after {READY_TIMEOUT_S} s"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            if fault is not None:
+                fault_at.append(time.monotonic())
+                emu.call(fault)
+            end = time.monotonic() + run_after_s
+            while time.monotonic() < end or (until is not None and not until(source)):
+                assert time.monotonic() < end + 30, "the source did not recover within 30 s"
+                await asyncio.sleep(0.05)
+            source.request_stop()
+
+        driver = asyncio.create_task(drive())
+        try:
+            async with contextlib.aclosing(source.lines()) as lines:
+                async for line in lines:
+                    envelope = orjson.loads(line)
+                    envelopes.append((time.monotonic(), envelope))
+                    raw.append(line)
+                    if envelope["type"] == "book":
+                        seen.add(envelope["symbol"])
+        finally:
+            if not driver.done():
+                driver.cancel()
+        await driver
+        return Run(envelopes, raw, source.stats, fault_at[0] if fault_at else None)
+
+    run = asyncio.run(main())
+    run.emulator_stats = emu.call(lambda e: e.stats.as_dict())
+    return run
+
+
+def sent_trades(emu: EmulatorThread) -> dict[str, list[dict[str, Any]]]:
+    """Every trade event the emulator sent (or would have, without subscribers), per symbol id."""
+    log = emu.call(lambda e: list(e.sent_log or []))
+    trades: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for sid, kind, payload in log:
+        if kind == "trade":
+            trades[sid].append(orjson.loads(payload))
+    return trades
+
+
+def check_published(emu: EmulatorThread, run: Run) -> dict[str, int]:
+    """Everything published is right; returns counts per envelope type."""
+    histories = emu.call(lambda e: {s: dict(e.feed.state(s).history) for s in SYMBOLS})
+    counts: dict[str, int] = defaultdict(int)
+    for raw in run.raw:
+        assert not isinstance(decode_tick(raw, 1 << 20), Rejection), raw
+    last_seq: dict[str, int] = {}
+    for _, env in run.envelopes:
+        counts[env["type"]] += 1
+        if env["type"] != "book":
+            continue
+        symbol, seq = env["symbol"], env["seq"]
+        assert seq > last_seq.get(symbol, 0), f"{symbol}: book {seq} after {last_seq.get(symbol)}"
+        last_seq[symbol] = seq
+        true_bids, true_asks = histories[symbol][seq]
+        assert [tuple(level) for level in env["bids"]] == true_bids, f"{symbol} bids differ at {seq}"
+        assert [tuple(level) for level in env["asks"]] == true_asks, f"{symbol} asks differ at {seq}"
+    truth = sent_trades(emu)
+    for symbol in SYMBOLS:
+        sid = symbol.replace("/", "")
+        sent = {str(t["t"]): t for t in truth[sid]}
+        ids = [e["id"] for _, e in run.envelopes if e["type"] == "trade" and e["symbol"] == symbol]
+        assert len(ids) == len(set(ids)), f"{symbol}: a trade published twice"
+        assert [int(i) for i in ids] == sorted(int(i) for i in ids), f"{symbol}: trades out of order"
+        for _, env in run.envelopes:
+            if env["type"] == "trade" and env["symbol"] == symbol:
+                t = sent[env["id"]]
+                assert (env["price"], env["amount"], env["ts"]) == (float(t["p"]), float(t["q"]), t["T"])
+                assert env["side"] == ("sell" if t["m"] else "buy")
+    return dict(counts)
+
+
+def report(name: str, run: Run, counts: dict[str, int]) -> None:
+    s = run.stats
+    recovery = ""
+    if run.fault_at is not None:
+        after = [r for r in s.recoveries if r.at >= run.fault_at]
+        watcher = max((r.at - run.fault_at for r in after), default=0.0)
+        recovery = (
+            f"; recovery: longest book silence after the fault {run.longest_book_silence(run.fault_at):.2f} s, "
+            f"last watcher back {watcher:.2f} s after it"
+        )
+    print(
+        f"\n[{name}] published {dict(counts)}; resyncs {dict(s.resyncs)}, gaps {dict(s.gaps)}, "
+        f"reconnects {s.reconnects}, stalls {s.stalls}, bad frames {s.bad_frames}, rate-limited {s.rate_limited}, "
+        f"splits {s.splits}, errors {dict(s.errors)}{recovery}"
+    )
