@@ -81,43 +81,54 @@ def record(
     config: ExchangeConfig,
     fault: Callable[[ExchangeEmulator], object] | None = None,
     *,
-    run_after_s: float = 3.0,
-    until: Callable[[ExchangeSource], bool] | None = None,
+    run_after_s: float = 2.0,
+    recovered: set[str] | None = None,
+    recover_after_s: float = 0.2,
     ready: Callable[[set[str]], bool] = lambda seen: seen == set(SYMBOLS),
 ) -> Run:
-    """Run a source until every symbol has a book, inject `fault`, go on for `run_after_s` (or `until`)."""
+    """Run a source until every symbol has a book, inject `fault`, go on until the `recovered` symbols
+    (default all) published books `recover_after_s` after it and at least `run_after_s` passed, then
+    stop as SIGTERM does."""
+    expect = set(SYMBOLS) if recovered is None else recovered
 
     async def main() -> Run:
         source = ExchangeSource("binanceus", config, max_levels=LEVELS)
         envelopes: list[tuple[float, dict[str, Any]]] = []
         raw: list[bytes] = []
-        seen: set[str] = set()
+        last_book: dict[str, float] = {}
         fault_at: list[float] = []
 
         async def drive() -> None:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while not ready(seen):
-                assert time.monotonic() < deadline, f"books of only {sorted(seen)} after {READY_TIMEOUT_S} s"
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
-            if fault is not None:
-                fault_at.append(time.monotonic())
-                emu.call(fault)
-            end = time.monotonic() + run_after_s
-            while time.monotonic() < end or (until is not None and not until(source)):
-                assert time.monotonic() < end + 30, "the source did not recover within 30 s"
-                await asyncio.sleep(0.05)
-            source.request_stop()
+            try:
+                deadline = time.monotonic() + READY_TIMEOUT_S
+                while not ready(set(last_book)):
+                    assert time.monotonic() < deadline, (
+                        f"books of only {sorted(last_book)} after {READY_TIMEOUT_S} s"
+                    )
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.3)
+                if fault is not None:
+                    fault_at.append(time.monotonic())
+                    emu.call(fault)
+                start = time.monotonic()
+                while time.monotonic() < start + run_after_s or not all(
+                    last_book.get(s, 0.0) > start + recover_after_s for s in expect
+                ):
+                    assert time.monotonic() < start + 30, "the source did not recover within 30 s"
+                    await asyncio.sleep(0.05)
+            finally:
+                source.request_stop()
 
         driver = asyncio.create_task(drive())
         try:
             async with contextlib.aclosing(source.lines()) as lines:
                 async for line in lines:
+                    now = time.monotonic()
                     envelope = orjson.loads(line)
-                    envelopes.append((time.monotonic(), envelope))
+                    envelopes.append((now, envelope))
                     raw.append(line)
                     if envelope["type"] == "book":
-                        seen.add(envelope["symbol"])
+                        last_book[envelope["symbol"]] = now
         finally:
             if not driver.done():
                 driver.cancel()

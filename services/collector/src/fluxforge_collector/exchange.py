@@ -638,10 +638,14 @@ _STOPPED = _Stopped()
 
 
 def _retryable(exc: BaseException) -> bool:
-    """Errors worth waiting out: the network, the exchange being down or busy, rate limits."""
+    """Errors worth waiting out: the network, the exchange down or busy (5xx, -1001), rate limits.
+
+    (ccxt's `OperationFailed` is the parent of `NetworkError`; Binance's -1001
+    "internal error" maps to it.)
+    """
     import ccxt.pro as ccxtpro
 
-    return isinstance(exc, ccxtpro.NetworkError | ccxtpro.ExchangeNotAvailable)
+    return isinstance(exc, ccxtpro.OperationFailed | ccxtpro.ExchangeNotAvailable)
 
 
 def _brief(exc: BaseException) -> str:

@@ -308,7 +308,7 @@ class ExchangeEmulator:
     def http_error(
         self, status: int, count: int = 1, path: str | None = None, retry_after_s: float | None = None
     ) -> None:
-        """Answer the next `count` REST requests (whose path contains `path`, if given) with `status`."""
+        """Answer the next `count` REST requests (whose path and query contain `path`, if given) with `status`."""
         self._http_faults.append(_HttpFault(status, count, path, retry_after_s))
 
     def ws_reject(self, status: int, count: int = 1) -> None:
@@ -442,7 +442,7 @@ class ExchangeEmulator:
         """Count the request; an injected fault or the weight limit answers it instead (else None)."""
         self.stats.rest[request.path] += 1
         for fault in self._http_faults:
-            if fault.remaining > 0 and (fault.path is None or fault.path in request.path):
+            if fault.remaining > 0 and (fault.path is None or fault.path in request.path_qs):
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._http_faults.remove(fault)
