@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import collector, engine, feature_engine, sink
+from bench import collector, collector_exchange, engine, feature_engine, sink
 from bench.table import Row, print_table
 
 
@@ -15,6 +15,7 @@ def main() -> None:
     rows += engine.run(n)
     rows += engine.run_process_memory()
     rows += collector.run(n)
+    rows += collector_exchange.run(n)
     rows += feature_engine.run(n)
     rows += sink.run(n)
     print_table(rows)
