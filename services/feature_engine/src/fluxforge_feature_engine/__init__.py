@@ -91,8 +91,13 @@ contain. Faust hands the agent no events while it recovers tables, and drops
 events fetched under an earlier group generation. (Faust's `take_events` is
 not used: its private buffer delivers such stale events after a rebalance,
 and a kept partition's replay then overwrote newer states, caught by the
-two-worker test.) A worker killed or cut off mid-rebalance is the crash case
-above; its partitions move on after the 10 s session timeout.
+two-worker test.) Faust 0.15.3 resumes the raw partitions before it seeks
+them to their committed offsets at the end of a rebalance, so the running
+fetcher could deliver records that the seek then skipped (lost messages) or
+made it drop as already read (a commit stalled for good); `recovery_fix`
+defers the resume until after the seek (found by the full-stack kill test).
+A worker killed or cut off mid-rebalance is the crash case above; its
+partitions move on after the 10 s session timeout.
 
 Latency does not depend on commits: rows are sent as soon as they are computed;
 `--commit-interval` (default 1 s) only bounds how much input a restart re-reads.

@@ -32,6 +32,7 @@ from fluxforge_common.config import FluxForgeSettings
 from mode import CrashingSupervisor
 from mode.types.signals import BaseSignalT
 
+from fluxforge_feature_engine import recovery_fix
 from fluxforge_feature_engine.processor import MessageProcessor, MessageResult
 from fluxforge_feature_engine.topics import TABLE_NAME, EngineTopics, changelog_topic
 
@@ -213,6 +214,7 @@ def build_app(
     settings: FluxForgeSettings, config: WorkerConfig, topics: EngineTopics
 ) -> tuple[faust.App, WorkerStats]:
     """The Faust app of one feature-engine worker (not started)."""
+    recovery_fix.apply()  # seek stream partitions before resuming them after a rebalance
     kafka = settings.kafka
     app = faust.App(
         config.app_id,
