@@ -20,8 +20,8 @@ class FakeConsumer:
     async def earliest_offsets(self, *tps: Any) -> dict[Any, int]:
         return dict.fromkeys(tps, 3)
 
-    async def seek(self, tp: Any, offset: int) -> None:
-        self.calls.append(("seek", tp, offset))
+    async def seek_wait(self, offsets: dict[Any, int]) -> None:
+        self.calls.append(("seek", offsets))
 
     def resume_partitions(self, tps: Any) -> None:
         self.calls.append(("resume", sorted(tps)))
@@ -54,7 +54,7 @@ def test_stream_partitions_resume_after_the_seek() -> None:
     assert consumer.calls == [
         ("resume", [LOG0]),
         "seek",
-        ("seek", RAW1, 3),  # no committed offset: from the earliest, as auto_offset_reset says
+        ("seek", {RAW1: 3}),  # no committed offset: from the earliest, as auto_offset_reset says
         ("resume", [RAW0, RAW1]),
         "flow resumed",
     ]

@@ -103,8 +103,9 @@ async def rewind_uncommitted(consumer: Any, tps: set[Any]) -> None:
     fresh = sorted(tp for tp in tps if not consumer._committed_offset.get(tp))
     if fresh:
         earliest = await consumer.earliest_offsets(*fresh)
-        for tp in fresh:
-            await consumer.seek(tp, earliest[tp])
+        # `seek_wait`, not `seek`: it runs in the consumer's own thread (aiokafka is not
+        # thread-safe; a seek from the app's loop stalled the fetch of other partitions).
+        await consumer.seek_wait({tp: earliest[tp] for tp in fresh})
 
 
 def apply() -> None:
