@@ -182,3 +182,11 @@ def kafka_topics(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterat
         topics.delete_all()
     except Exception as exc:  # cleanup only: names are unique, so a leftover topic harms no one
         print(f"warning: could not delete test topics {topics.created}: {exc!r}")
+
+
+@pytest.fixture(autouse=True)
+def spool_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Collectors started by a test (in process or as children) spool under its tmp_path, not ./data."""
+    spool = tmp_path / "spool"
+    monkeypatch.setenv("FLUXFORGE_COLLECTOR__SPOOL_DIR", str(spool))
+    return spool

@@ -8,6 +8,7 @@ also what `fluxforge replay` publishes through.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Annotated
 
@@ -24,6 +25,7 @@ from fluxforge_collector.launch import (
     start_line,
 )
 from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.logs import configure_logging
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
 
@@ -40,6 +42,8 @@ def show_progress(stats: CollectorStats) -> None:
 def run_collector(collector: Collector, settings: FluxForgeSettings, *, quiet: bool) -> CollectorStats:
     """Run a collector with a start line and (unless quiet) progress on stderr; exit 1 on Kafka failure."""
     typer.echo(start_line(collector, settings), err=True)
+    configure_logging(logging.WARNING)  # outages and recoveries; libraries' repeats held back
+    logging.getLogger("fluxforge").setLevel(logging.INFO)
     try:
         stats = publish(collector, settings)
     except CollectorError as exc:

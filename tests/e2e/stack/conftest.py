@@ -352,9 +352,12 @@ class Stack:
         batch_max_ticks: int = 100,
         speed: float | None = None,
         name: str = "collector",
+        **collector: object,
     ) -> Service:
-        return self._service(name, "fluxforge_collector", self.collector_args(input_path, speed),
-                             self.env(batch_max_ticks=batch_max_ticks))  # fmt: skip
+        """A collector publishing `input_path`; `collector` sets keys of the config's `collector:` section."""
+        env = self.env(batch_max_ticks=batch_max_ticks)
+        env.update({f"FLUXFORGE_COLLECTOR__{k.upper()}": str(v) for k, v in collector.items()})
+        return self._service(name, "fluxforge_collector", self.collector_args(input_path, speed), env)
 
     @staticmethod
     def collector_args(input_path: Path, speed: float | None = None) -> list[str]:

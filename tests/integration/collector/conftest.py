@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 
 READ_TIMEOUT_S = 60.0
+UNKNOWN_TOPIC = 3  # Kafka's UNKNOWN_TOPIC_OR_PARTITION
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class KafkaPrefix:
         return {f"FLUXFORGE_KAFKA__{key.upper()}": str(value) for key, value in values.items()}
 
     def read(self, topic: str) -> list[Record]:
-        """Everything in `topic` now, in offset order per partition."""
+        """Everything in `topic` now, in offset order per partition (nothing if it does not exist)."""
         return asyncio.run(_read_all(self.bootstrap, topic))
 
 
@@ -62,12 +63,16 @@ async def _partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
         (described,) = await admin.describe_topics([topic])
     finally:
         await admin.close()
+    if described["error_code"] == UNKNOWN_TOPIC:
+        return []  # not created yet: the collector creates its topics once Kafka first answers
     assert described["error_code"] == 0, f"topic {topic}: error {described['error_code']}"
     return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
 
 
 async def _read_all(bootstrap: str, topic: str) -> list[Record]:
     partitions = await _partitions(bootstrap, topic)
+    if not partitions:
+        return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:

@@ -1,8 +1,9 @@
 """The publish loop without a broker: a fake producer records what the collector sends.
 
 Covers validation at the edge (dead-letter records), limits counted like
-`fluxforge run`, graceful and early stops, backpressure from the bounded
-queue, and the failure path when the broker refuses a send.
+`fluxforge run`, graceful and early stops, a broker that hangs (the source
+goes on into the spool), and the failure path when the broker refuses a send.
+The real broker's outages are in tests/integration/collector/test_spool_kafka.py.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import itertools
 import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import fluxforge_common.kafka
 import orjson
 import pytest
-from fluxforge_collector.collector import Collector, Limits, PublishError, SourceError
+from fluxforge_collector.collector import Collector, Limits, SourceError
+from fluxforge_collector.drainer import PublishError
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 from fluxforge_common.pipeline.sources import simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
@@ -44,7 +47,17 @@ class FakeProducer:
     async def flush(self) -> None:
         pass
 
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(6))
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[None]:
         if self.gate is not None:
             await self.gate.wait()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -59,9 +72,10 @@ class FakeProducer:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeProducer:
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeProducer:
     producer = FakeProducer()
-    monkeypatch.setattr(fluxforge_common.kafka, "producer", lambda cfg: producer)
+    monkeypatch.setattr(fluxforge_common.kafka, "producer", lambda cfg, **options: producer)
+    monkeypatch.chdir(tmp_path)  # the spool goes to ./data/spool/<source>
     return producer
 
 
@@ -103,11 +117,7 @@ def test_accepted_ticks_are_batched_per_symbol_and_bad_lines_dead_lettered(fake:
     lines = [line for pair in itertools.zip_longest(good, bad) for line in pair if line is not None]
     stats = asyncio.run(Collector(settings(batch_max_ticks=7), ListSource(lines)).run())
 
-    expected: dict[bytes, list[bytes]] = {}
-    for raw in good:
-        tick = json.loads(raw)
-        expected.setdefault(f"{tick['exchange']}:{tick['symbol']}".encode(), []).append(raw)
-    assert ticks_of(fake) == expected
+    assert ticks_of(fake) == ticks_of_lines(good)
     assert all(len(orjson.loads(v)) <= 7 for to, _, v in fake.sent if to == "unit.raw")
 
     dead = [(key, orjson.loads(value)) for to, key, value in fake.sent if to == "unit.deadletter"]
@@ -169,18 +179,37 @@ def test_stop_before_run_publishes_nothing_and_returns(fake: FakeProducer) -> No
     assert stats.ticks_in == 0 and fake.sent == []
 
 
-def test_the_queue_holds_the_source_back(fake: FakeProducer) -> None:
-    """Backpressure: the source is never more than the queue (plus the tick in hand) ahead of sends."""
+def test_a_hanging_broker_does_not_hold_the_source_back(fake: FakeProducer) -> None:
+    """Sends hang: the source is read to its end into the spool, then everything goes out in order."""
     source = ListSource(simulated(2000))
-    leads: list[int] = []
+    seen: dict[str, int] = {}
 
-    def on_send() -> None:  # with batches of one tick, sends == ticks sent
-        leads.append(source.yielded - len(fake.sent))
+    async def go() -> Collector:
+        gate = fake.gate = asyncio.Event()
+        collector = Collector(settings(batch_max_ticks=1), source, queue_size=50)
 
-    fake.on_send = on_send
-    asyncio.run(Collector(settings(batch_max_ticks=1), source, queue_size=50).run())
-    assert len(leads) == 2000
-    assert max(leads) <= 50 + 1
+        def release() -> None:
+            assert collector.spool is not None
+            seen.update(read=source.yielded, sent=len(fake.sent), spooled=collector.spool.records)
+            gate.set()
+
+        asyncio.get_running_loop().call_later(0.5, release)
+        await collector.run()
+        return collector
+
+    collector = asyncio.run(go())
+    assert seen == {"read": 2000, "sent": 0, "spooled": 2000}
+    assert sum(len(v) for v in ticks_of(fake).values()) == 2000 == collector.stats.ticks_out
+    assert ticks_of(fake) == ticks_of_lines(simulated(2000))
+    assert collector.stats.spooled == 0
+
+
+def ticks_of_lines(lines: list[bytes]) -> dict[bytes, list[bytes]]:
+    expected: dict[bytes, list[bytes]] = {}
+    for raw in lines:
+        tick = json.loads(raw)
+        expected.setdefault(f"{tick['exchange']}:{tick['symbol']}".encode(), []).append(raw)
+    return expected
 
 
 def test_a_refused_send_stops_the_collector_with_an_error(fake: FakeProducer) -> None:

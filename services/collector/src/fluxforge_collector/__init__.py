@@ -2,12 +2,15 @@
 
 `sources` (what a source is, simulator/file/archive sources), `batcher`
 (grouping ticks into one Kafka value per symbol), `collector` (the bounded,
-backpressured publish loop), `launch` (options shared by the service and the
+backpressured publish loop), `spool` (the on-disk log every batch passes
+through) and `drainer` (spool -> Kafka, through outages, once each),
+`metrics` (Prometheus), `launch` (options shared by the service and the
 `fluxforge collect`/`replay` commands), `app` (the `fluxforge-collector` entry point).
 """
 
 from fluxforge_collector.batcher import Batcher
-from fluxforge_collector.collector import Collector, CollectorStats, Limits, PublishError
+from fluxforge_collector.collector import Collector, CollectorStats, Limits
+from fluxforge_collector.drainer import PublishError
 from fluxforge_collector.launch import CollectOptions, CollectorError, build_source, make_collector, publish
 from fluxforge_collector.sources import (
     IteratorSource,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fluxforge_common.config import ConfigError, load_settings
+from fluxforge_common.logs import configure_logging
 
 from fluxforge_collector.launch import (
     HELP,
@@ -68,7 +69,7 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     options = CollectOptions(
         source=args.source,
         input=args.input,

@@ -5,20 +5,21 @@ asked, validates every tick with `decode_tick` and enqueues either
 `(key, raw)` for an accepted tick or `(None, dead-letter record)` for a
 rejected one; when the queue is full it waits, so a source can never run
 ahead of the broker by more than the queue (backpressure). The publisher
-drains the queue into the `Batcher` and the producer (idempotent, acks=all:
-`fluxforge_common.kafka.producer`), and is the only task that sends, so a
-symbol's batches are sent in order.
+drains the queue into the `Batcher`, whose batches are appended to the
+on-disk spool (`fluxforge_collector.spool`); the drainer sends the spool to
+Kafka in order (`fluxforge_collector.drainer`). A broker outage therefore
+never blocks the intake: batches wait on disk until Kafka answers again.
 
 Stopping (`stop()`, wired to SIGTERM/SIGINT by `launch`) cancels only the
-intake; everything it enqueued is still batched, sent and acknowledged
-before `run()` returns, so a graceful stop loses nothing it counted. A second
-`stop()` abandons the queue and open batches (what the producer already holds
-is still delivered).
+intake; everything it enqueued is still batched and spooled, and the drainer
+gets `collector.stop_drain_timeout_s` to hand the spool to Kafka; what it
+could not stays spooled for the next start. A second `stop()` abandons the
+queue and open batches (the spool keeps what it holds).
 
 Nothing is dropped silently: every rejected line becomes a dead-letter
-message with its reason and original bytes, and a send the broker finally
-refuses stops the collector with a `PublishError` rather than leaving a hole
-in a symbol's sequence.
+message with its reason and original bytes, and a send the broker refuses
+for good (or a full spool) stops the collector with an error, rather than
+leaving a hole in a symbol's sequence.
 """
 
 from __future__ import annotations
@@ -27,19 +28,21 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
 from fluxforge_common import kafka
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.messages import Rejection, decode_tick, event_time
 from fluxforge_common.writers.ndjson import dead_letter_record
 
 from fluxforge_collector.batcher import Batcher
+from fluxforge_collector.drainer import PublishError, SpoolDrainer
 from fluxforge_collector.sources import TickSource
+from fluxforge_collector.spool import DiskSpool
 
 log = logging.getLogger("fluxforge.collector")
 
@@ -52,10 +55,6 @@ _PACE_SLACK_S = 0.001
 
 # (key, raw tick) for an accepted tick; (None, dead-letter record) for a rejected line.
 Entry = tuple[bytes | None, bytes]
-
-
-class PublishError(Exception):
-    """The broker refused a batch for good: the collector stopped instead of leaving a gap."""
 
 
 class SourceError(Exception):
@@ -86,6 +85,8 @@ class CollectorStats:
     dead_lettered: int = 0
     batches_out: int = 0
     ticks_out: int = 0
+    spooled: int = 0  # batches on disk waiting for Kafka's acknowledgement
+    kafka_up: bool = False
     reasons: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -100,9 +101,11 @@ class CollectorStats:
         return self.ticks_in / max(self.elapsed, 1e-9)
 
     def progress_line(self) -> str:
+        kafka_state = "" if self.kafka_up else " | KAFKA DOWN"
         return (
             f"{self.ticks_in:,} ticks ({self.rate:,.0f}/s) | {self.ticks_out:,} published in "
-            f"{self.batches_out:,} batches | dead-letter {self.dead_lettered:,}"
+            f"{self.batches_out:,} batches | dead-letter {self.dead_lettered:,} | "
+            f"spooled {self.spooled:,}{kafka_state}"
         )
 
     def summary_line(self) -> str:
@@ -113,6 +116,7 @@ class CollectorStats:
             f"collector {self.source}: {self.ticks_in:,} ticks in, {self.batches_out:,} batches out "
             f"({self.ticks_out:,} ticks) to {self.topic}, {self.dead_lettered:,} dead-lettered to "
             f"{self.deadletter_topic}{reasons}, in {self.elapsed:.1f} s ({self.rate:,.0f} ticks/s)"
+            + (f"; {self.spooled:,} batches stay spooled for the next start" if self.spooled else "")
         )
 
 
@@ -152,6 +156,10 @@ class Collector:
     ) -> None:
         names = kafka.TopicNames.from_config(settings.kafka)
         self.kafka = settings.kafka
+        self.options = settings.collector
+        self.spool_dir = settings.collector.spool_dir or (
+            settings.storage.root / "spool" / spool_name(source.name)
+        )
         self.max_message_bytes = settings.sink.max_message_bytes
         self.source = source
         self.limits = limits or Limits()
@@ -160,10 +168,10 @@ class Collector:
         self.on_progress = on_progress
         self.progress_interval_s = progress_interval_s
         self.stats = CollectorStats(topic or names.raw, names.deadletter, source.name)
+        self.spool: DiskSpool | None = None
         self._stops = 0
         self._intake_task: asyncio.Task[None] | None = None
         self._publish_task: asyncio.Task[None] | None = None
-        self._errors: list[BaseException] = []
 
     def stop(self) -> None:
         """First call: stop reading, publish what was read. Second call: stop publishing too."""
@@ -185,41 +193,83 @@ class Collector:
         """True when a second `stop()` gave up on queued ticks and open batches."""
         return self._stops > 1
 
-    async def run(self) -> CollectorStats:
-        """Publish until the source ends, a limit is reached, or `stop()`; returns the counts."""
-        producer = kafka.producer(self.kafka)
-        await producer.start()
+    async def run(self, prepare: Callable[[], Awaitable[None]] | None = None) -> CollectorStats:
+        """Publish until the source ends, a limit is reached, or `stop()`; returns the counts.
+
+        `prepare` (creating the topics) runs once Kafka first answers; the
+        collector reads and spools from the start, whether Kafka is up or not.
+        """
+        options = self.options
+        spool = self.spool = DiskSpool(
+            self.spool_dir,
+            max_bytes=options.spool_max_mb << 20,
+            segment_bytes=options.spool_segment_mb << 20,
+        )
         stats = self.stats
+        if spool.records:
+            log.info(
+                "spool %s holds %d batches from an earlier run: they go first", spool.directory, spool.records
+            )
+        drainer = SpoolDrainer(
+            spool,
+            self.kafka,
+            request_timeout_s=options.send_timeout_s,
+            on_delivered=self._delivered,
+            on_connected=self._connected,
+            prepare=prepare,
+        )
         stats.started = time.monotonic()
+        stats.spooled = spool.records
         queue: asyncio.Queue[Entry | None] = asyncio.Queue(self.queue_size)
+        drain = asyncio.create_task(drainer.run())
         intake = self._intake_task = asyncio.create_task(self._intake(queue))
         intake.add_done_callback(functools.partial(_mark_end, queue))
-        publish = self._publish_task = asyncio.create_task(self._publish(queue, producer, intake))
+        publish = self._publish_task = asyncio.create_task(self._publish(queue, spool, drainer, intake))
         progress = None if self.on_progress is None else asyncio.create_task(self._report(self.on_progress))
         if self._stops:
             intake.cancel()
         try:
-            await asyncio.wait([publish])
+            await asyncio.wait([publish, drain], return_when=asyncio.FIRST_COMPLETED)
+            if not publish.done():  # the drainer failed for good: stop reading, keep what is spooled
+                intake.cancel()
+                publish.cancel()
+                await asyncio.wait([publish])
         finally:
+            await self._settle(drain, drainer)
             for task in (intake, publish, progress):
                 if task is not None:
                     task.cancel()
             await asyncio.wait([intake])
-            await producer.stop()  # delivers whatever the producer still holds
+            stats.spooled = spool.records
+            spool.close()
             stats.finished = time.monotonic()
+        if not drain.cancelled() and (error := drain.exception()) is not None:
+            raise PublishError(f"{error} ({stats.summary_line()})") from error
         if not publish.cancelled() and (error := publish.exception()) is not None:
             raise error
         if not intake.cancelled() and (error := intake.exception()) is not None:
             raise SourceError(
                 f"reading {self.source.name} failed: {error!r}. {stats.summary_line()}"
             ) from error
-        if self._errors:
-            raise PublishError(
-                f"Kafka refused {len(self._errors)} send(s) to {stats.topic}/{stats.deadletter_topic}; "
-                f"first: {self._errors[0]!r}. {stats.summary_line()}"
-            ) from self._errors[0]
         log.info(stats.summary_line())
         return stats
+
+    async def _settle(self, drain: asyncio.Task[None], drainer: SpoolDrainer) -> None:
+        """Let the drainer empty the spool: until done when the input ended, bounded after a stop."""
+        if drain.done():
+            return
+        drainer.close()
+        while not self._stops and not drain.done():
+            await asyncio.wait([drain], timeout=0.5)
+        if not drain.done() and not self.abandoned:
+            timeout = self.options.stop_drain_timeout_s
+            log.info(
+                "waiting up to %.0f s for Kafka to take %d spooled batches", timeout, drainer.spool.records
+            )
+            await asyncio.wait([drain], timeout=timeout)
+        if not drain.done():
+            drain.cancel()
+            await asyncio.wait([drain])
 
     async def _intake(self, queue: asyncio.Queue[Entry | None]) -> None:
         """Read, validate, pace and enqueue until the source ends or a limit is reached."""
@@ -261,14 +311,20 @@ class Collector:
                     break
 
     async def _publish(
-        self, queue: asyncio.Queue[Entry | None], producer: AIOKafkaProducer, intake: asyncio.Task[None]
+        self,
+        queue: asyncio.Queue[Entry | None],
+        spool: DiskSpool,
+        drainer: SpoolDrainer,
+        intake: asyncio.Task[None],
     ) -> None:
-        """Drain the queue into batches and the producer until the intake is over; then flush everything."""
+        """Drain the queue into batches and the spool until the intake is over; then flush everything."""
         topic, deadletter = self.stats.topic, self.stats.deadletter_topic
+        stats = self.stats
 
         async def send(key: bytes | None, value: bytes, ticks: int, to: str = topic) -> None:
-            future = await producer.send(to, value, key=key)
-            future.add_done_callback(functools.partial(self._delivered, ticks))
+            spool.append(to, key, value, ticks)
+            stats.spooled = spool.records
+            drainer.wake()
 
         kafka_cfg = self.kafka
         batcher = Batcher(
@@ -299,25 +355,28 @@ class Collector:
             if not n % _DUE_CHECK_EVERY:
                 await batcher.flush_due()
         await batcher.flush_all()
-        await producer.flush()
 
-    def _delivered(self, ticks: int, future: asyncio.Future[object]) -> None:
-        """Producer callback: count an acknowledged batch, or record the failure and stop."""
-        error = asyncio.CancelledError("send cancelled") if future.cancelled() else future.exception()
-        if error is None:
-            if ticks:
-                self.stats.batches_out += 1
-                self.stats.ticks_out += ticks
-            return
-        self._errors.append(error)
-        if len(self._errors) == 1:
-            log.error("Kafka refused a send (%r): stopping the collector", error)
-            self.stop()
+    def _delivered(self, ticks: int) -> None:
+        """Drainer callback: Kafka acknowledged a batch of `ticks` ticks (0: a dead-letter record)."""
+        stats = self.stats
+        if ticks:
+            stats.batches_out += 1
+            stats.ticks_out += ticks
+        if self.spool is not None:
+            stats.spooled = self.spool.records
+
+    def _connected(self, up: bool) -> None:
+        self.stats.kafka_up = up
 
     async def _report(self, on_progress: Callable[[CollectorStats], None]) -> None:
         while True:
             await asyncio.sleep(self.progress_interval_s)
             on_progress(self.stats)
+
+
+def spool_name(source: str) -> str:
+    """A directory name for a source's spool ("binanceus", "simulator", "file_data_x.ndjson")."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", source).strip("_.")[:100] or "source"
 
 
 def _mark_end(queue: asyncio.Queue[Entry | None], _: asyncio.Task[None]) -> None:

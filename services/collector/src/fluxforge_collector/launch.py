@@ -10,6 +10,8 @@ turns broker trouble into a `CollectorError` with a readable message.
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,9 +24,14 @@ from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 from fluxforge_common.kafka import TopicNames, TopicSpec, ensure_topics, topic_specs
 from fluxforge_common.pipeline.sources import date_range
 
-from fluxforge_collector.collector import Collector, CollectorStats, Limits, PublishError, SourceError
+from fluxforge_collector.collector import Collector, CollectorStats, Limits, SourceError
+from fluxforge_collector.drainer import PublishError
 from fluxforge_collector.exchange import exchange_source
+from fluxforge_collector.metrics import serve_metrics
 from fluxforge_collector.sources import TickSource, file_source, simulator_source
+from fluxforge_collector.spool import SpoolError
+
+log = logging.getLogger("fluxforge.collector")
 
 # Longest wait for new topics' partitions to get leaders; past it the run ends with an error.
 LEADER_WAIT_S = 30.0
@@ -168,13 +175,15 @@ def make_collector(
 def publish(collector: Collector, settings: FluxForgeSettings) -> CollectorStats:
     """Create the topics, run the collector until done or signalled, and return its counts.
 
-    SIGTERM/SIGINT stop it gracefully (everything read is published and
-    acknowledged); a second signal abandons what is still queued. Broker
-    trouble, refused sends and a failing source raise `CollectorError`.
+    SIGTERM/SIGINT stop it gracefully (everything read is spooled, and Kafka
+    gets `collector.stop_drain_timeout_s` to take it); a second signal
+    abandons what is still queued. A send refused for good, a full spool and
+    a failing source raise `CollectorError`; a broker that is away only
+    makes the spool grow.
     """
     try:
         return asyncio.run(_publish(collector, settings))
-    except (PublishError, SourceError) as exc:
+    except (PublishError, SourceError, SpoolError) as exc:
         raise CollectorError(str(exc)) from exc
     except (KafkaError, OSError) as exc:
         raise CollectorError(
@@ -188,21 +197,31 @@ async def _publish(collector: Collector, settings: FluxForgeSettings) -> Collect
     # Installed first, so a signal while topics are being created stops the run cleanly too.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, collector.stop)
+    port = settings.collector.metrics_port
+    server = None if port is None else serve_metrics(collector, port)
+    if server is not None:
+        log.info("metrics on http://%s:%d/metrics", *server.server_address[:2])
     try:
-        specs = topic_specs(settings.kafka)
-        raw_topic = TopicNames.from_config(settings.kafka).raw
-        if collector.stats.topic != raw_topic:
-            raw_spec: TopicSpec = next(spec for spec in specs if spec.name == raw_topic)
-            specs.append(replace(raw_spec, name=collector.stats.topic))
-        created = set(await ensure_topics(settings.kafka, specs))
-        publishing = (collector.stats.topic, collector.stats.deadletter_topic)
-        await _until_leaders_answer(
-            settings.kafka, [s for s in specs if s.name in created and s.name in publishing]
-        )
-        return await collector.run()
+        return await collector.run(prepare=functools.partial(_prepare_topics, collector, settings))
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if server is not None:
+            server.shutdown()
+
+
+async def _prepare_topics(collector: Collector, settings: FluxForgeSettings) -> None:
+    """Create the topics the collector publishes to and wait until their leaders answer."""
+    specs = topic_specs(settings.kafka)
+    raw_topic = TopicNames.from_config(settings.kafka).raw
+    if collector.stats.topic != raw_topic:
+        raw_spec: TopicSpec = next(spec for spec in specs if spec.name == raw_topic)
+        specs.append(replace(raw_spec, name=collector.stats.topic))
+    created = set(await ensure_topics(settings.kafka, specs))
+    publishing = (collector.stats.topic, collector.stats.deadletter_topic)
+    await _until_leaders_answer(
+        settings.kafka, [s for s in specs if s.name in created and s.name in publishing]
+    )
 
 
 async def _until_leaders_answer(cfg: KafkaConfig, specs: list[TopicSpec]) -> None:

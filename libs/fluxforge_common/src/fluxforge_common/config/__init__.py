@@ -1,6 +1,7 @@
 """Configuration models and their loader."""
 
 from fluxforge_common.config.settings import (
+    CollectorConfig,
     ConfigError,
     ExchangeConfig,
     FluxForgeSettings,
@@ -13,6 +14,7 @@ from fluxforge_common.config.settings import (
 from fluxforge_common.config.state import StateConfig
 
 __all__ = [
+    "CollectorConfig",
     "ConfigError",
     "ExchangeConfig",
     "FluxForgeSettings",

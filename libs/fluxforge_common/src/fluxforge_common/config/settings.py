@@ -152,6 +152,32 @@ class SinkConfig(BaseModel):
     )
 
 
+class CollectorConfig(BaseModel):
+    """The collector's spool (batches wait there for Kafka) and its metrics endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spool_dir: Path | None = Field(
+        default=None,
+        description="Spool directory, one per collector (default: <storage.root>/spool/<source>).",
+    )
+    spool_max_mb: int = Field(
+        default=1024, ge=1, description="Disk the spool may use; past it the collector stops with an error."
+    )
+    spool_segment_mb: int = Field(default=64, ge=1, le=4096, description="Size of one spool file.")
+    send_timeout_s: float = Field(
+        default=30.0, gt=0, description="A send Kafka has not acknowledged by then counts as an outage."
+    )
+    stop_drain_timeout_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="On SIGTERM, how long to wait for Kafka to take the spool; the rest stays spooled.",
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (none: off)."
+    )
+
+
 class FluxForgeSettings(BaseSettings):
     """Everything a FluxForge process can be configured with."""
 
@@ -166,6 +192,7 @@ class FluxForgeSettings(BaseSettings):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     sink: SinkConfig = Field(default_factory=SinkConfig)
+    collector: CollectorConfig = Field(default_factory=CollectorConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
 
     @classmethod

@@ -1,0 +1,46 @@
+"""Logging for long-running services: one format, and libraries kept from flooding the log.
+
+During a broker outage aiokafka logs the same connection error thousands of
+times a second; a 24/7 collector must not fill its disk with that. Records of
+other packages are let through once per `interval_s` per message template,
+with a count of what was held back; FluxForge's own records always pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RepeatFilter(logging.Filter):
+    """Passes a library's message at most once per `interval_s`, then says how many repeats it held back."""
+
+    def __init__(self, interval_s: float = 10.0, own_prefix: str = "fluxforge") -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self.own_prefix = own_prefix
+        self._seen: dict[tuple[str, object], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(self.own_prefix):
+            return True
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        last, held = self._seen.get(key, (None, 0))
+        if last is not None and now - last < self.interval_s:
+            self._seen[key] = (last, held + 1)
+            return False
+        if held:
+            record.msg = f"{record.msg} [{held} more like this in the last {now - last:.0f} s not shown]"  # type: ignore[operator]
+        self._seen[key] = (now, 0)
+        return True
+
+
+def configure_logging(level: int | str = logging.INFO, interval_s: float = 10.0) -> None:
+    """Log to stderr in FluxForge's format, with repeats of library messages held back."""
+    logging.basicConfig(level=level, format=FORMAT)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+            handler.addFilter(RepeatFilter(interval_s))

@@ -1,0 +1,313 @@
+"""Sends the spool to Kafka in order, through outages, without sending a batch twice.
+
+The drainer is the only producer of a collector. It reads the spool from the
+last acknowledged record on, sends each record to the partition its key
+hashes to (Kafka's murmur2, as every client computes it), and acknowledges
+records in the spool as the broker confirms them. At most `window` records
+are in flight beyond the acknowledged mark written to disk.
+
+When Kafka fails (unreachable at start, a send that times out, a connection
+lost), the drainer drops its producer, waits with exponential backoff and
+jitter, and connects again; the spool keeps taking the collector's batches
+meanwhile. A record may have reached the broker without its acknowledgement
+reaching us (or, after a crash, with the acknowledgement not yet on disk), so
+before sending again the drainer reads the tail of the partitions those
+records go to: every record carries the header `ff-spool: <spool id>:<seq>`,
+and per partition our records land in sequence order (idempotent producer),
+so any record at or below the highest sequence found there has landed and is
+skipped. That makes the raw topic hold every batch once, in order per key.
+
+A refusal that retrying cannot cure (a message too large for the topic, no
+authorisation) raises `PublishError`: the collector stops, the spool keeps
+the batch and everything after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber
+from aiokafka.partitioner import murmur2
+from fluxforge_common import kafka
+from fluxforge_common.config import KafkaConfig
+
+from fluxforge_collector.spool import DiskSpool, SpoolRecord
+
+log = logging.getLogger("fluxforge.collector.drainer")
+
+SPOOL_HEADER = "ff-spool"
+# Records read from the spool per step.
+_READ_CHUNK = 256
+# Messages read per step when looking for our last landed record in a partition.
+_SCAN_STEP = 2_000
+
+
+class PublishError(Exception):
+    """The broker refused a batch for good: the collector stopped instead of leaving a gap."""
+
+
+def retriable(error: BaseException) -> bool:
+    """Whether a Kafka failure may pass by itself (broker away, timeouts, leadership moving)."""
+    return (
+        isinstance(error, KafkaTimeoutError | OutOfOrderSequenceNumber | OSError)
+        or bool(getattr(error, "retriable", False))
+        or (isinstance(error, KafkaError) and "Unable to bootstrap" in str(error))
+    )
+
+
+def partition_for(record: SpoolRecord, partitions: int) -> int:
+    """The partition a record goes to: the key's murmur2 hash, like Kafka's default partitioner."""
+    if record.key is None:
+        return record.seq % partitions
+    return (int(murmur2(record.key)) & 0x7FFFFFFF) % partitions
+
+
+class SpoolDrainer:
+    """Moves spooled records to Kafka; `run()` returns once `close()` was called and the spool is empty."""
+
+    def __init__(
+        self,
+        spool: DiskSpool,
+        cfg: KafkaConfig,
+        *,
+        window: int = 2_048,
+        request_timeout_s: float = 30.0,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 15.0,
+        max_scan: int = 200_000,
+        on_delivered: Callable[[int], None] | None = None,
+        on_connected: Callable[[bool], None] | None = None,
+        prepare: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.spool = spool
+        self.cfg = cfg
+        self.window = window
+        self.request_timeout_s = request_timeout_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.max_scan = max_scan
+        self.on_delivered = on_delivered
+        self.on_connected = on_connected
+        self._prepare = prepare
+        self.connected = False
+        self.resends_skipped = 0
+        self.outages = 0
+        self._closing = False
+        self._wake = asyncio.Event()
+        # Highest record an earlier producer (or process) may have handed to Kafka.
+        self._maybe_sent = min(spool.last_seq, spool.acked + window) if spool.records else spool.acked
+        self._done: set[int] = set()
+
+    def wake(self) -> None:
+        """New records were appended."""
+        self._wake.set()
+
+    def close(self) -> None:
+        """Finish once everything spooled is acknowledged."""
+        self._closing = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        delay = self.backoff_initial_s
+        while True:
+            producer: AIOKafkaProducer | None = None
+            try:
+                producer = await self._connect()
+                delay = self.backoff_initial_s
+                await self._skip_landed(producer)
+                await self._send(producer)
+                return
+            except Exception as exc:
+                if not retriable(exc):
+                    raise PublishError(
+                        f"Kafka refused a batch for good ({exc!r}); the collector stopped. The batch and "
+                        f"all after it stay in the spool {self.spool.directory} and go first on the next "
+                        "start, once the cause is fixed"
+                    ) from exc
+                if self.connected or not self.outages:
+                    self.outages += 1
+                    log.warning(
+                        "Kafka at %s unreachable (%r): spooling to %s (%d batches waiting)",
+                        self.cfg.bootstrap_servers,
+                        exc,
+                        self.spool.directory,
+                        self.spool.records,
+                    )
+                self._set_connected(False)
+            finally:
+                if producer is not None:
+                    await self._stop(producer)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self.backoff_max_s)
+
+    def _set_connected(self, value: bool) -> None:
+        if value != self.connected:
+            self.connected = value
+            if self.on_connected is not None:
+                self.on_connected(value)
+
+    async def _connect(self) -> AIOKafkaProducer:
+        producer = kafka.producer(self.cfg, request_timeout_ms=int(self.request_timeout_s * 1000))
+        try:
+            if self._prepare is not None:
+                await self._prepare()  # the topics, once Kafka answers
+                self._prepare = None
+            await producer.start()
+        except BaseException:
+            await self._stop(producer)
+            raise
+        if self.outages:
+            log.info(
+                "Kafka at %s answers again: draining %d spooled batches",
+                self.cfg.bootstrap_servers,
+                self.spool.records,
+            )
+        self._set_connected(True)
+        return producer
+
+    async def _stop(self, producer: AIOKafkaProducer) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.request_timeout_s):
+                await producer.stop()
+
+    async def _skip_landed(self, producer: AIOKafkaProducer) -> None:
+        """Acknowledge the records an earlier producer delivered whose acknowledgement we lost."""
+        spool = self.spool
+        first, last = spool.acked + 1, self._maybe_sent
+        if last < first:
+            return
+        records = spool.read(spool.acked, last - spool.acked)
+        counts = {topic: len(await producer.partitions_for(topic)) for topic in {r.topic for r in records}}
+        wanted = {TopicPartition(r.topic, partition_for(r, counts[r.topic])) for r in records}
+        landed = await self._landed(wanted, first)
+        skipped = 0
+        for record in records:
+            tp = TopicPartition(record.topic, partition_for(record, counts[record.topic]))
+            if record.seq <= landed.get(tp, 0):
+                self._acknowledge(record.seq, record.ticks)
+                skipped += 1
+        self.resends_skipped += skipped
+        if skipped:
+            log.info(
+                "%d spooled batches had reached Kafka before the outage or crash: not sent again", skipped
+            )
+
+    async def _landed(self, tps: set[TopicPartition], first: int) -> dict[TopicPartition, int]:
+        """Per partition, the highest sequence of ours found at its end (scanning back to `first`)."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.cfg.bootstrap_servers,
+            enable_auto_commit=False,
+            request_timeout_ms=int(self.request_timeout_s * 1000),
+        )
+        await consumer.start()
+        try:
+            consumer.assign(sorted(tps))
+            begins = await consumer.beginning_offsets(list(tps))
+            ends = await consumer.end_offsets(list(tps))
+            found: dict[TopicPartition, int] = {}
+            for tp in tps:
+                end, scanned = ends[tp], 0
+                while end > begins[tp] and scanned < self.max_scan and tp not in found:
+                    start = max(begins[tp], end - _SCAN_STEP)
+                    best = await self._ours_in(consumer, tp, start, end)
+                    if best is not None:
+                        found[tp] = best
+                    scanned += end - start
+                    end = start
+                    if best is None and scanned >= self.max_scan:
+                        log.warning(
+                            "no batch of this spool in the last %d messages of %s: assuming none landed",
+                            scanned,
+                            tp,
+                        )
+            return {tp: seq for tp, seq in found.items() if seq >= first}
+        finally:
+            await consumer.stop()
+
+    async def _ours_in(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int
+    ) -> int | None:
+        """Highest sequence of this spool among offsets [start, end) of a partition."""
+        prefix = f"{self.spool.ident}:".encode()
+        consumer.seek(tp, start)
+        best: int | None = None
+        idle = 0
+        while await consumer.position(tp) < end and idle < 3:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            idle = 0 if batch else idle + 1
+            for message in batch.get(tp, []):
+                if message.offset >= end:
+                    break
+                for name, value in message.headers:
+                    if name == SPOOL_HEADER and value.startswith(prefix):
+                        best = max(best or 0, int(value[len(prefix) :]))
+        return best
+
+    async def _send(self, producer: AIOKafkaProducer) -> None:
+        spool = self.spool
+        failures: list[BaseException] = []
+        progress = asyncio.Event()
+        partitions: dict[str, int] = {}
+        header = f"{spool.ident}:".encode()
+        sent = spool.acked
+
+        def delivered(seq: int, ticks: int, future: asyncio.Future[object]) -> None:
+            error = asyncio.CancelledError() if future.cancelled() else future.exception()
+            if error is not None:
+                failures.append(error)
+            else:
+                self._acknowledge(seq, ticks)
+            progress.set()
+
+        while True:
+            if failures:
+                raise failures[0]
+            room = self.window - (sent - spool.acked)
+            records = spool.read(sent, min(_READ_CHUNK, room)) if room > 0 else []
+            if not records:
+                if self._closing and spool.acked >= spool.last_seq:
+                    return
+                progress.clear()
+                self._wake.clear()
+                waits = [asyncio.ensure_future(progress.wait()), asyncio.ensure_future(self._wake.wait())]
+                await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waits:
+                    waiter.cancel()
+                continue
+            for record in records:
+                sent = record.seq
+                if sent in self._done:
+                    continue  # delivered by an earlier producer, or found landed
+                if record.seq > spool.acked + self.window - spool.unpersisted:
+                    spool.persist()  # keep a crash's resends within the window that `_skip_landed` checks
+                count = partitions.get(record.topic)
+                if count is None:
+                    count = partitions[record.topic] = len(await producer.partitions_for(record.topic))
+                future = await producer.send(
+                    record.topic,
+                    record.value,
+                    key=record.key,
+                    partition=partition_for(record, count),
+                    headers=[(SPOOL_HEADER, header + str(record.seq).encode())],
+                )
+                future.add_done_callback(functools.partial(delivered, record.seq, record.ticks))
+                self._maybe_sent = max(self._maybe_sent, sent)
+
+    def _acknowledge(self, seq: int, ticks: int) -> None:
+        """Record one delivered record; move the spool's mark over every contiguous one."""
+        spool = self.spool
+        if self.on_delivered is not None:
+            self.on_delivered(ticks)
+        if seq != spool.acked + 1:
+            self._done.add(seq)
+            return
+        while seq + 1 in self._done:
+            self._done.discard(seq + 1)
+            seq += 1
+        spool.ack(seq, persist_every=self.window // 2)
