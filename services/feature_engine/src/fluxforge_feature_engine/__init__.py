@@ -96,6 +96,11 @@ them to their committed offsets at the end of a rebalance, so the running
 fetcher could deliver records that the seek then skipped (lost messages) or
 made it drop as already read (a commit stalled for good); `recovery_fix`
 defers the resume until after the seek (found by the full-stack kill test).
+And a fetch under way when the changelog replay ends (Faust pauses its last
+active partitions; aiokafka reads the emptied filter as "every partition")
+took records of the still-paused raw partitions, which Faust dropped after
+the position had moved past them; `fetch_fix` makes the filter mean "none"
+when empty (found by the two-worker test).
 A worker killed or cut off mid-rebalance is the crash case above; its
 partitions move on after the 10 s session timeout.
 

@@ -32,7 +32,7 @@ from fluxforge_common.config import FluxForgeSettings
 from mode import CrashingSupervisor
 from mode.types.signals import BaseSignalT
 
-from fluxforge_feature_engine import recovery_fix
+from fluxforge_feature_engine import fetch_fix, recovery_fix
 from fluxforge_feature_engine.processor import MessageProcessor, MessageResult
 from fluxforge_feature_engine.topics import TABLE_NAME, EngineTopics, changelog_topic
 
@@ -215,6 +215,7 @@ def build_app(
 ) -> tuple[faust.App, WorkerStats]:
     """The Faust app of one feature-engine worker (not started)."""
     recovery_fix.apply()  # seek stream partitions before resuming them after a rebalance
+    fetch_fix.apply()  # a fetch takes no records of paused partitions
     kafka = settings.kafka
     app = faust.App(
         config.app_id,
@@ -282,7 +283,6 @@ def build_app(
         pipeline.forget()
 
     app.on_partitions_revoked.connect(on_revoked)
-    app.agent(raw_topic, name="fluxforge-feature-engine")(feature_engine)
 
     last_line = [""]
 
