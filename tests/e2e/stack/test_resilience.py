@@ -14,12 +14,12 @@ idempotent producer only removes duplicates of retries within one producer sessi
 keeps no record of its progress. Restarted on the same file it would publish everything again;
 downstream, re-sent books (by `seq`) and trades (by `id`) are refused as duplicates or late, but
 re-sent tickers inside a symbol's open interval would be applied twice and every other re-sent
-tick would become a "late event" dead letter. Resuming exactly needs a durable record of what
-was acknowledged (the collector's on-disk spool, DESIGN.md invariant 4, a later issue) or a
-collector that reads its own raw topic back at start to find, per key, the last tick published
-(per-key order makes that a prefix). Until then the test stops it gracefully - every line it
-read is published and acknowledged before it exits 0 and reports how many lines it read - and
-restarts it on the rest of the file.
+tick would become a "late event" dead letter. The collector's spool makes what it has *spooled*
+survive a kill -9 (tests/e2e/stack/test_collector_outage.py), but a file source restarted
+reads its file from the start again: resuming a file exactly would also need its read position
+kept with the spool. So the test stops it gracefully - every line it read is published and
+acknowledged before it exits 0 and reports how many lines it read - and restarts it on the
+rest of the file.
 
 This test found two races in faust-streaming 0.15.3's end of a rebalance that lost raw messages
 or stalled the engine's commits for good (in about one run in four); the engine now carries a
