@@ -19,7 +19,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 
 READ_TIMEOUT_S = 60.0
-UNKNOWN_TOPIC = 3  # Kafka's UNKNOWN_TOPIC_OR_PARTITION
 
 
 @dataclass(frozen=True)
@@ -60,11 +59,13 @@ async def _partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
+        # Listed first: describing a missing topic would have the broker auto-create it (with
+        # one partition), racing the collector, which creates its topics once Kafka answers.
+        if topic not in await admin.list_topics():
+            return []
         (described,) = await admin.describe_topics([topic])
     finally:
         await admin.close()
-    if described["error_code"] == UNKNOWN_TOPIC:
-        return []  # not created yet: the collector creates its topics once Kafka first answers
     assert described["error_code"] == 0, f"topic {topic}: error {described['error_code']}"
     return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
 
