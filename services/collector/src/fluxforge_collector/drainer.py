@@ -7,7 +7,10 @@ records in the spool as the broker confirms them. At most `window` records
 are in flight beyond the acknowledged mark written to disk.
 
 When Kafka fails (unreachable at start, a send that times out, a connection
-lost), the drainer drops its producer, waits with exponential backoff and
+lost, or no broker accepting a connection while acknowledgements have been
+missing for `PROBE_AFTER_S` - sooner than the send timeout, because aiokafka's
+producer spins on metadata requests while its broker is gone), the drainer
+drops its producer, waits with exponential backoff and
 jitter, and connects again; the spool keeps taking the collector's batches
 meanwhile. A record may have reached the broker without its acknowledgement
 reaching us (or, after a crash, with the acknowledgement not yet on disk), so
@@ -29,10 +32,11 @@ import contextlib
 import functools
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber
 from aiokafka.partitioner import murmur2
 from fluxforge_common import kafka
 from fluxforge_common.config import KafkaConfig
@@ -46,6 +50,8 @@ SPOOL_HEADER = "ff-spool"
 _READ_CHUNK = 256
 # Messages read per step when looking for our last landed record in a partition.
 _SCAN_STEP = 2_000
+# Acknowledgements missing this long while sends are in flight: ask whether a broker answers.
+PROBE_AFTER_S = 2.0
 
 
 class PublishError(Exception):
@@ -256,6 +262,7 @@ class SpoolDrainer:
         partitions: dict[str, int] = {}
         header = f"{spool.ident}:".encode()
         sent = spool.acked
+        watched = (spool.acked, time.monotonic())  # acknowledged mark, and since when it has not moved
 
         def delivered(seq: int, ticks: int, future: asyncio.Future[object]) -> None:
             error = asyncio.CancelledError() if future.cancelled() else future.exception()
@@ -273,6 +280,7 @@ class SpoolDrainer:
             if not records:
                 if self._closing and spool.acked >= spool.last_seq:
                     return
+                watched = await self._probe_if_stalled(producer, watched, in_flight=sent > spool.acked)
                 progress.clear()
                 self._wake.clear()
                 waits = [asyncio.ensure_future(progress.wait()), asyncio.ensure_future(self._wake.wait())]
@@ -298,6 +306,22 @@ class SpoolDrainer:
                 )
                 future.add_done_callback(functools.partial(delivered, record.seq, record.ticks))
                 self._maybe_sent = max(self._maybe_sent, sent)
+
+    async def _probe_if_stalled(
+        self, producer: AIOKafkaProducer, watched: tuple[int, float], *, in_flight: bool
+    ) -> tuple[int, float]:
+        """Raise KafkaConnectionError when acknowledgements stalled and no broker accepts a connection."""
+        acked, since = watched
+        now = time.monotonic()
+        if not in_flight or self.spool.acked != acked:
+            return self.spool.acked, now
+        if now - since < PROBE_AFTER_S:
+            return watched
+        client = producer.client
+        for broker in client.cluster.brokers():
+            if await client.ready(broker.nodeId):
+                return acked, now
+        raise KafkaConnectionError(f"no broker of {self.cfg.bootstrap_servers} accepts a connection")
 
     def _acknowledge(self, seq: int, ticks: int) -> None:
         """Record one delivered record; move the spool's mark over every contiguous one."""
