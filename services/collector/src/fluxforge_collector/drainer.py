@@ -102,7 +102,6 @@ class SpoolDrainer:
         self.on_connected = on_connected
         self._prepare = prepare
         self.connected = False
-        self.resends_skipped = 0
         self.outages = 0
         self._closing = False
         self._wake = asyncio.Event()
@@ -198,7 +197,6 @@ class SpoolDrainer:
             if record.seq <= landed.get(tp, 0):
                 self._acknowledge(record.seq, record.ticks)
                 skipped += 1
-        self.resends_skipped += skipped
         if skipped:
             log.info(
                 "%d spooled batches had reached Kafka before the outage or crash: not sent again", skipped
