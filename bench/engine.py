@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import resource
+import os
 import shutil
 import subprocess
 import sys
@@ -122,7 +122,7 @@ def run_process_memory(duration_s: int = 3600) -> list[Row]:
     tmp = Path(tempfile.mkdtemp(prefix="ffbench-mem-"))
     try:
         start = time.perf_counter()
-        subprocess.run(
+        child = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -134,11 +134,15 @@ def run_process_memory(duration_s: int = 3600) -> list[Row]:
                 str(duration_s),
                 "-q",
             ],
-            check=True,
             stdout=subprocess.DEVNULL,
         )
+        # wait4: this child's own peak; RUSAGE_CHILDREN is the largest of every child waited for so far.
+        _pid, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.perf_counter() - start
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if child.returncode:
+            raise subprocess.CalledProcessError(child.returncode, child.args)
+        peak_mib = usage.ru_maxrss / 1024
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return [
