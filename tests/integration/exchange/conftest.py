@@ -140,14 +140,14 @@ def record(
     return run
 
 
-def sent_trades(emu: EmulatorThread) -> dict[str, list[dict[str, Any]]]:
-    """Every trade event the emulator sent (or would have, without subscribers), per symbol id."""
+def sent_events(emu: EmulatorThread, kind: str) -> dict[str, list[dict[str, Any]]]:
+    """Every `kind` event (trade, depth...) the emulator sent (or would have, without subscribers), per symbol id."""
     log = emu.call(lambda e: list(e.sent_log or []))
-    trades: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for sid, kind, payload in log:
-        if kind == "trade":
-            trades[sid].append(orjson.loads(payload))
-    return trades
+    events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for sid, sent_kind, payload in log:
+        if sent_kind == kind:
+            events[sid].append(orjson.loads(payload))
+    return events
 
 
 def check_published(emu: EmulatorThread, run: Run) -> dict[str, int]:
@@ -167,7 +167,7 @@ def check_published(emu: EmulatorThread, run: Run) -> dict[str, int]:
         true_bids, true_asks = histories[symbol][seq]
         assert [tuple(level) for level in env["bids"]] == true_bids, f"{symbol} bids differ at {seq}"
         assert [tuple(level) for level in env["asks"]] == true_asks, f"{symbol} asks differ at {seq}"
-    truth = sent_trades(emu)
+    truth = sent_events(emu, "trade")
     for symbol in SYMBOLS:
         sid = symbol.replace("/", "")
         sent = {str(t["t"]): t for t in truth[sid]}

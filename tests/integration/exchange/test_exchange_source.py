@@ -11,24 +11,30 @@ from __future__ import annotations
 import pytest
 from fluxforge_collector.emulator import EmulatorThread, ExchangeEmulator
 
-from .conftest import SYMBOLS, check_published, exchange_config, record, report, sent_trades
+from .conftest import SYMBOLS, check_published, exchange_config, record, report, sent_events
 
 pytestmark = pytest.mark.e2e
 
 
-def test_books_match_the_true_book_and_every_trade_arrives_once_in_order(emulator: EmulatorThread) -> None:
+def test_every_book_update_and_trade_arrives_once_in_order_and_books_match_the_true_book(
+    emulator: EmulatorThread,
+) -> None:
     run = record(emulator, exchange_config(emulator), run_after_s=3.0)
     counts = check_published(emulator, run)
     report("no fault", run, counts)
     assert counts["book"] > 150 and counts["trade"] > 30 and counts["ticker"] > 5
     assert run.stats.reconnects == 0 and not run.stats.resyncs and run.stats.trade_id_gaps == 0
-    truth = sent_trades(emulator)
+    assert run.stats.books_conflated == 0
+    trades, diffs = sent_events(emulator, "trade"), sent_events(emulator, "depth")
     for symbol in SYMBOLS:
+        sid = symbol.replace("/", "")
         ids = [int(e["id"]) for _, e in run.envelopes if e["type"] == "trade" and e["symbol"] == symbol]
-        sent = [t["t"] for t in truth[symbol.replace("/", "")]]
-        assert ids, symbol
-        # From the first trade received on, nothing the exchange sent is missing.
-        assert ids == [t for t in sent if ids[0] <= t <= ids[-1]], symbol
+        seqs = [e["seq"] for _, e in run.books(symbol)]
+        assert ids and seqs, symbol
+        # From the first trade and book received on, nothing the exchange sent is missing:
+        # each diff's book state is published, not only the latest when a watcher wakes.
+        assert ids == [t["t"] for t in trades[sid] if ids[0] <= t["t"] <= ids[-1]], symbol
+        assert seqs == [d["u"] for d in diffs[sid] if seqs[0] <= d["u"] <= seqs[-1]], symbol
 
 
 def test_disconnect_reconnects_and_resyncs_every_book(emulator: EmulatorThread) -> None:

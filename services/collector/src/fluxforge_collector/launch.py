@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -182,7 +183,8 @@ def publish(collector: Collector, settings: FluxForgeSettings) -> CollectorStats
     makes the spool grow.
     """
     try:
-        return asyncio.run(_publish(collector, settings))
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(_publish(collector, settings))
     except (PublishError, SourceError, SpoolError) as exc:
         raise CollectorError(str(exc)) from exc
     except (KafkaError, OSError) as exc:

@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector as MetricSource
 
 from fluxforge_collector.collector import Collector
+from fluxforge_collector.exchange import ExchangeSource, ExchangeStats
 
 
 class CollectorMetrics(MetricSource):
@@ -50,6 +51,46 @@ class CollectorMetrics(MetricSource):
         yield gauge(
             "kafka_up", "1 while the collector's producer is connected to Kafka.", float(stats.kafka_up)
         )
+        source = self.collector.source
+        if isinstance(source, ExchangeSource):
+            yield from exchange_metrics(source.stats, stats.source)
+
+
+def exchange_metrics(stats: ExchangeStats, source: str) -> Iterator[Metric]:
+    """`fluxforge_collector_exchange_*`: what a live exchange did and what the collector did about it."""
+    totals = {
+        "reconnects": ("Watch errors that made a watcher reconnect.", stats.reconnects),
+        "stalls": ("Connections silent for stall_timeout_s, failed on purpose.", stats.stalls),
+        "bad_frames": ("Frames ccxt could not decode or handle, skipped.", stats.bad_frames),
+        "rate_limited": ("Requests answered 429/418 (rate limits).", stats.rate_limited),
+        "books_conflated": (
+            "Book updates left out while the source's queue was full.",
+            stats.books_conflated,
+        ),
+        "trade_id_gaps": ("Trade ids skipped between two received trades.", stats.trade_id_gaps),
+        "splits": ("Multi-symbol watches split into one watcher per symbol.", stats.splits),
+    }
+    for name, (doc, amount) in totals.items():
+        family = CounterMetricFamily(f"fluxforge_collector_exchange_{name}", doc, labels=["source"])
+        family.add_metric([source], amount)
+        yield family
+    per_symbol = {
+        "resyncs": ("Book resynchronisations from a new snapshot.", stats.resyncs),
+        "gaps": ("Sequence gaps ccxt reported.", stats.gaps),
+    }
+    for name, (doc, counts) in per_symbol.items():
+        family = CounterMetricFamily(f"fluxforge_collector_exchange_{name}", doc, labels=["source", "symbol"])
+        for symbol, amount in sorted(counts.items()):
+            family.add_metric([source, symbol], amount)
+        yield family
+    envelopes = CounterMetricFamily(
+        "fluxforge_collector_exchange_envelopes",
+        "Envelopes made from the exchange's data.",
+        labels=["source", "type"],
+    )
+    for kind, amount in (("book", stats.books), ("trade", stats.trades), ("ticker", stats.tickers)):
+        envelopes.add_metric([source, kind], amount)
+    yield envelopes
 
 
 def serve_metrics(collector: Collector, port: int, addr: str = "0.0.0.0") -> WSGIServer:

@@ -15,6 +15,7 @@ import signal
 import sys
 
 import orjson
+import uvloop
 from fluxforge_common.simulator import SimulatorConfig
 
 from fluxforge_collector.emulator.server import EmulatorConfig, ExchangeEmulator
@@ -31,6 +32,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0, help="Market seconds per wall second.")
     p.add_argument("--merge-depth", action="store_true", help="One diff per symbol per driver period.")
     p.add_argument("--ping-interval", type=float, default=20.0)
+    p.add_argument(
+        "--compress", action="store_true", help="Accept permessage-deflate when the client offers it."
+    )
     p.add_argument("--port", type=int, default=0)
     return p
 
@@ -69,10 +73,11 @@ def main(argv: list[str] | None = None) -> None:
         speed=args.speed,
         merge_depth=args.merge_depth,
         ping_interval_s=args.ping_interval,
+        compress=args.compress,
         port=args.port,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config))
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_serve(config))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,37 @@
+"""The exchange counters a collector exposes to Prometheus, as the text format a scrape reads."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from fluxforge_collector.exchange import ExchangeStats
+from fluxforge_collector.metrics import exchange_metrics
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+
+
+def scrape(stats: ExchangeStats) -> dict[str, float]:
+    class Source:
+        def collect(self) -> Iterator[Metric]:
+            return exchange_metrics(stats, "exchange:binanceus")
+
+    registry = CollectorRegistry()
+    registry.register(Source())
+    lines = generate_latest(registry).decode().splitlines()
+    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in lines if not line.startswith("#"))}
+
+
+def test_exchange_counters_are_exposed_per_source_and_per_symbol() -> None:
+    stats = ExchangeStats(books=7, trades=3, reconnects=2, books_conflated=5, trade_id_gaps=1)
+    stats.resyncs = Counter({"BTC/USDT": 4, "ETH/USDT": 1})
+    stats.gaps = Counter({"BTC/USDT": 3})
+    m = scrape(stats)
+    assert m['fluxforge_collector_exchange_reconnects_total{source="exchange:binanceus"}'] == 2
+    assert m['fluxforge_collector_exchange_books_conflated_total{source="exchange:binanceus"}'] == 5
+    assert m['fluxforge_collector_exchange_trade_id_gaps_total{source="exchange:binanceus"}'] == 1
+    assert m['fluxforge_collector_exchange_resyncs_total{source="exchange:binanceus",symbol="BTC/USDT"}'] == 4
+    assert m['fluxforge_collector_exchange_resyncs_total{source="exchange:binanceus",symbol="ETH/USDT"}'] == 1
+    assert m['fluxforge_collector_exchange_gaps_total{source="exchange:binanceus",symbol="BTC/USDT"}'] == 3
+    assert m['fluxforge_collector_exchange_envelopes_total{source="exchange:binanceus",type="book"}'] == 7
+    assert m['fluxforge_collector_exchange_envelopes_total{source="exchange:binanceus",type="ticker"}'] == 0
