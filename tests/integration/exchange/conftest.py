@@ -85,6 +85,7 @@ def record(
     recovered: set[str] | None = None,
     recover_after_s: float = 0.2,
     ready: Callable[[set[str]], bool] = lambda seen: seen == set(SYMBOLS),
+    exchange_id: str = "binanceus",
 ) -> Run:
     """Run a source until every symbol has a book, inject `fault`, go on until the `recovered` symbols
     (default all) published books `recover_after_s` after it and at least `run_after_s` passed, then
@@ -92,7 +93,7 @@ def record(
     expect = set(SYMBOLS) if recovered is None else recovered
 
     async def main() -> Run:
-        source = ExchangeSource("binanceus", config, max_levels=LEVELS)
+        source = ExchangeSource(exchange_id, config, max_levels=LEVELS)
         envelopes: list[tuple[float, dict[str, Any]]] = []
         raw: list[bytes] = []
         last_book: dict[str, float] = {}

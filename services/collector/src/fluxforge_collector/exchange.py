@@ -207,9 +207,12 @@ def _guarded(cls: type[Any], source: ExchangeSource) -> type[Any]:
     """
     base = _guarded_classes.get(cls)
     if base is None:
+        from ccxt.async_support.base.ws.order_book import OrderBook
+
+        from fluxforge_collector.ccxt_checks import check_mixins
         from fluxforge_collector.ccxt_fast import fast_mixins
 
-        class Guarded(*fast_mixins(cls), cls):  # type: ignore[misc]
+        class Guarded(*fast_mixins(cls), *check_mixins(cls), cls):  # type: ignore[misc]
             _ff_source: ExchangeSource | None = None
 
             def client(self, url: str) -> Any:
@@ -230,11 +233,9 @@ def _guarded(cls: type[Any], source: ExchangeSource) -> type[Any]:
                     resolve = client.resolve
 
                     def resolve_and_capture(result: Any, message_hash: Any) -> Any:
-                        if (
-                            self._ff_source is not None
-                            and isinstance(message_hash, str)
-                            and message_hash.startswith("orderbook::")
-                        ):
+                        if self._ff_source is not None and isinstance(result, OrderBook):
+                            if not self._ff_book_ok(result):
+                                return result  # the book check fails the watch instead
                             self._ff_source._capture_book(result)
                         return resolve(result, message_hash)
 
@@ -284,6 +285,7 @@ class ExchangeSource:
         self._stopper: asyncio.Task[None] | None = None
         self._last_nonce: dict[str, int] = {}
         self._last_trade: dict[str, int] = {}
+        self._conflated: set[str] = set()  # symbols with a book state left out while the queue was full
         self.exchange: Any = None
 
     @property
@@ -580,12 +582,18 @@ class ExchangeSource:
             return
         if queue.full():
             self.stats.books_conflated += 1
+            self._conflated.add(book.get("symbol"))
             return
         line = self._book_line(book, int(self._clock() * 1000))
         if line is not None:
             queue.put_nowait(line)
 
     async def _emit_book(self, book: Any, recv: int) -> None:
+        """A watcher's book: published only when states of its symbol were conflated (the others were taken)."""
+        symbol = book.get("symbol")
+        if symbol not in self._conflated:
+            return
+        self._conflated.discard(symbol)
         line = self._book_line(book, recv)
         if line is not None:
             await self._put(line)

@@ -1,4 +1,4 @@
-"""`python -m fluxforge_collector.emulator`: run the Binance emulator until interrupted.
+"""`python -m fluxforge_collector.emulator`: run the Binance (or, with `--protocol kraken`, Kraken) emulator.
 
 Prints one JSON line on stdout once listening: its URLs and the `urls` and
 `options` to put under `exchanges.<name>` so ccxt talks to it. Faults:
@@ -18,12 +18,20 @@ import orjson
 import uvloop
 from fluxforge_common.simulator import SimulatorConfig
 
+from fluxforge_collector.emulator.kraken import KrakenEmulator
 from fluxforge_collector.emulator.server import EmulatorConfig, ExchangeEmulator
+
+PROTOCOLS: dict[str, type[ExchangeEmulator]] = {"binance": ExchangeEmulator, "kraken": KrakenEmulator}
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m fluxforge_collector.emulator", description=__doc__)
-    p.add_argument("--exchange", default="binanceus", help="Exchange name in the simulator config.")
+    p.add_argument(
+        "--protocol", choices=sorted(PROTOCOLS), default="binance", help="Which exchange's API to speak."
+    )
+    p.add_argument(
+        "--exchange", help="Exchange name in the simulator config (default: binanceus, or kraken for Kraken)."
+    )
     p.add_argument("--symbols", help="Comma-separated unified symbols (default: the simulator's).")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument(
@@ -39,8 +47,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _serve(config: EmulatorConfig) -> None:
-    emulator = ExchangeEmulator(config)
+async def _serve(config: EmulatorConfig, protocol: type[ExchangeEmulator]) -> None:
+    emulator = protocol(config)
     await emulator.start()
     info = {
         "rest": emulator.rest_url,
@@ -64,12 +72,13 @@ async def _serve(config: EmulatorConfig) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    exchange = args.exchange or ("kraken" if args.protocol == "kraken" else "binanceus")
     sim = SimulatorConfig(seed=args.seed, mean_events_per_second_per_symbol=args.rate)
     if args.symbols:
-        sim = sim.model_copy(update={"exchanges": {args.exchange: args.symbols.split(",")}})
+        sim = sim.model_copy(update={"exchanges": {exchange: args.symbols.split(",")}})
     config = EmulatorConfig(
         simulator=sim,
-        exchange=args.exchange,
+        exchange=exchange,
         speed=args.speed,
         merge_depth=args.merge_depth,
         ping_interval_s=args.ping_interval,
@@ -77,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
     )
     with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve(config))
+        runner.run(_serve(config, PROTOCOLS[args.protocol]))
 
 
 if __name__ == "__main__":

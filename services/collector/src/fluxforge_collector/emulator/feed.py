@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import orjson
 from fluxforge_common.messages.envelopes import Level
@@ -48,6 +49,20 @@ class Event:
     payload: str
 
 
+class DayFigures(NamedTuple):
+    """What a 24h ticker reports of a symbol, whatever the exchange's format."""
+
+    bid: float
+    bid_qty: float
+    ask: float
+    ask_qty: float
+    last: float
+    change: float  # last - the day's open
+    base_volume: float
+    quote_volume: float
+    vwap: float
+
+
 @dataclass
 class SymbolState:
     """One symbol's market and the running numbers its ticker reports."""
@@ -63,6 +78,15 @@ class SymbolState:
     last_qty: float = 0.0
     touch: tuple[Level, Level] | None = None
     history: dict[int, tuple[list[Level], list[Level]]] = field(default_factory=dict)
+
+    def day(self) -> DayFigures:
+        market = self.market
+        (bid, bid_qty), (ask, ask_qty) = market.touch()
+        base_volume, quote_volume = market.volumes()
+        last = market.last_price
+        vwap = quote_volume / base_volume if base_volume else last
+        change = last - self.open_price
+        return DayFigures(bid, bid_qty, ask, ask_qty, last, change, base_volume, quote_volume, vwap)
 
 
 class MarketFeed:
@@ -196,33 +220,29 @@ class MarketFeed:
         return events
 
     def _tickers(self, state: SymbolState, ts: int) -> list[Event]:
-        market = state.market
-        (bid, bid_qty), (ask, ask_qty) = market.touch()
-        base_volume, quote_volume = market.volumes()
-        last = market.last_price
-        change = last - state.open_price
+        day = state.day()
         common = {
             "E": ts,
             "s": state.id,
-            "c": fmt(last),
+            "c": fmt(day.last),
             "o": fmt(state.open_price),
             "h": fmt(state.high),
             "l": fmt(state.low),
-            "v": fmt(base_volume),
-            "q": fmt(quote_volume),
+            "v": fmt(day.base_volume),
+            "q": fmt(day.quote_volume),
         }
         ticker = {
             "e": "24hrTicker",
             **common,
-            "p": fmt(change),
-            "P": f"{change / state.open_price * 100:.3f}",
-            "w": fmt(quote_volume / base_volume if base_volume else last),
+            "p": fmt(day.change),
+            "P": f"{day.change / state.open_price * 100:.3f}",
+            "w": fmt(day.vwap),
             "x": fmt(state.open_price),
             "Q": fmt(state.last_qty),
-            "b": fmt(bid),
-            "B": fmt(bid_qty),
-            "a": fmt(ask),
-            "A": fmt(ask_qty),
+            "b": fmt(day.bid),
+            "B": fmt(day.bid_qty),
+            "a": fmt(day.ask),
+            "A": fmt(day.ask_qty),
             "O": ts - 86_400_000,
             "C": ts,
             "F": state.first_trade_id if state.first_trade_id is not None else -1,

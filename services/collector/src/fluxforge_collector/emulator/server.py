@@ -200,14 +200,7 @@ class ExchangeEmulator:
 
     async def start(self) -> ExchangeEmulator:
         app = web.Application()
-        app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
-        app.router.add_get("/api/v3/depth", self._depth)
-        app.router.add_get("/api/v3/ticker/24hr", self._ticker)
-        app.router.add_get("/api/v3/ping", self._ping)
-        app.router.add_get("/api/v3/time", self._time)
-        app.router.add_get("/ws", self._ws)
-        app.router.add_get("/ws/{rest:.*}", self._ws)
-        app.router.add_get("/stream", self._ws)
+        self._add_routes(app)
         app.router.add_post("/_emulator/fault", self._fault_endpoint)
         app.router.add_get("/_emulator/stats", self._stats_endpoint)
         runner = self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -218,6 +211,17 @@ class ExchangeEmulator:
         self._tasks.append(asyncio.create_task(self._drive(), name="emulator driver"))
         log.info("exchange emulator (%s) on %s", self.config.exchange, self.rest_url)
         return self
+
+    def _add_routes(self, app: web.Application) -> None:
+        """The exchange's REST and websocket endpoints."""
+        app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
+        app.router.add_get("/api/v3/depth", self._depth)
+        app.router.add_get("/api/v3/ticker/24hr", self._ticker)
+        app.router.add_get("/api/v3/ping", self._ping)
+        app.router.add_get("/api/v3/time", self._time)
+        app.router.add_get("/ws", self._ws)
+        app.router.add_get("/ws/{rest:.*}", self._ws)
+        app.router.add_get("/stream", self._ws)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -410,22 +414,28 @@ class ExchangeEmulator:
         for price, qty in diff["a"]:
             asks[float(price)] = (price, qty)
 
-    async def _publish(self, event: Event) -> None:
-        key = (event.symbol_id, event.kind)
-        payload = event.payload
-        if event.kind == DEPTH:
-            if self._drop_depth[event.symbol_id] > 0:
-                self._drop_depth[event.symbol_id] -= 1
+    def _outgoing(self, sid: str, kind: str, payload: str) -> str | None:
+        """The payload as the injected faults let it go out (None: dropped for a gap), logged when recording."""
+        if kind == DEPTH:
+            if self._drop_depth[sid] > 0:
+                self._drop_depth[sid] -= 1
                 self.stats.dropped_depth += 1
-                return
-            for target in (event.symbol_id, "*"):
+                return None
+            for target in (sid, "*"):
                 if self._malformed[target] > 0:
                     self._malformed[target] -= 1
                     self.stats.malformed += 1
                     payload = payload[: len(payload) // 2]
                     break
         if self.sent_log is not None:
-            self.sent_log.append((event.symbol_id, event.kind, payload))
+            self.sent_log.append((sid, kind, payload))
+        return payload
+
+    async def _publish(self, event: Event) -> None:
+        key = (event.symbol_id, event.kind)
+        payload = self._outgoing(event.symbol_id, event.kind, event.payload)
+        if payload is None:
+            return
         conns = self._subscribers.get(key)
         if not conns:
             return
@@ -618,6 +628,7 @@ class ExchangeEmulator:
             names.append(tail)
         for name in names:
             self._subscribe(conn, name)
+        await self._on_connect(conn)
         pinger = asyncio.create_task(self._ping_loop(conn))
         try:
             async for msg in ws:
@@ -637,6 +648,9 @@ class ExchangeEmulator:
             pinger.cancel()
             self._remove(conn)
         return ws
+
+    async def _on_connect(self, conn: _Conn) -> None:
+        """What the exchange sends a new connection before any request (Binance: nothing)."""
 
     def _within_rate(self, conn: _Conn) -> bool:
         now = time.monotonic()

@@ -21,8 +21,10 @@ START_TIMEOUT_S = 30.0
 class EmulatorThread:
     """`with EmulatorThread(config) as emu:` a running emulator; `emu.call(lambda e: e.gap("BTC/USDT"))`."""
 
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
-        self.emulator = ExchangeEmulator(config)
+    def __init__(
+        self, config: EmulatorConfig | None = None, protocol: type[ExchangeEmulator] = ExchangeEmulator
+    ) -> None:
+        self.emulator = protocol(config)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()

@@ -1,0 +1,101 @@
+"""The collector against Kraken's protocol style (in-band snapshots, no update ids, CRC32 checksums).
+
+The same `ExchangeSource` runs ccxt.pro's real `kraken` class against the
+Kraken emulator. Books are held against the emulator's true book after each
+change (published in order from the subscription's snapshot on, every one),
+trades against what was sent; a lost update must be caught by the checksum
+and never published across.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from fluxforge_collector.emulator import EmulatorConfig, EmulatorThread
+from fluxforge_collector.emulator.kraken import BOOK_TRUTH, KrakenEmulator
+from fluxforge_common.simulator import SimulatorConfig
+
+from .conftest import SYMBOLS, Run, exchange_config, record, report, sent_events
+
+pytestmark = pytest.mark.e2e
+
+Book = tuple[list[list[float]], list[list[float]]]
+
+
+@pytest.fixture
+def kraken() -> Iterator[EmulatorThread]:
+    sim = SimulatorConfig(seed=11, exchanges={"kraken": SYMBOLS}, mean_events_per_second_per_symbol=40)
+    config = EmulatorConfig(simulator=sim, exchange="kraken", ping_interval_s=0.5)
+    with EmulatorThread(config, KrakenEmulator) as emu:
+        emu.call(lambda e: setattr(e, "sent_log", []))
+        yield emu
+
+
+def true_books(emu: EmulatorThread) -> dict[str, list[Book]]:
+    """Per unified symbol, the true top 10 after each change, in order."""
+    books: dict[str, list[Book]] = {}
+    for sid, entries in sent_events(emu, BOOK_TRUTH).items():
+        symbol = next(s for s in SYMBOLS if s.replace("/", "") == sid)
+        books[symbol] = [(e["bids"], e["asks"]) for e in entries if e["depth"] == 10]
+    return books
+
+
+def published_books(run: Run, symbol: str) -> list[Book]:
+    return [(e["bids"], e["asks"]) for _, e in run.books(symbol)]
+
+
+def check_trades(emu: EmulatorThread, run: Run) -> int:
+    """Each symbol's trades are those sent, once, in order, from the first received on; returns how many."""
+    sent = sent_events(emu, "trade")
+    total = 0
+    for symbol in SYMBOLS:
+        truth = [t["data"][0] for t in sent[symbol.replace("/", "")]]
+        got = [e for _, e in run.envelopes if e["type"] == "trade" and e["symbol"] == symbol]
+        assert got, symbol
+        first = next(i for i, t in enumerate(truth) if str(t["trade_id"]) == got[0]["id"])
+        expected = truth[first : first + len(got)]
+        assert [e["id"] for e in got] == [str(t["trade_id"]) for t in expected], symbol
+        assert [(e["price"], e["amount"], e["side"]) for e in got] == [
+            (t["price"], t["qty"], t["side"]) for t in expected
+        ], symbol
+        total += len(got)
+    return total
+
+
+def kraken_config(emu: EmulatorThread, **overrides: Any) -> Any:
+    return exchange_config(emu, options=emu.ccxt_options(), **overrides)
+
+
+def test_every_book_update_matches_the_true_book_and_every_trade_arrives_once(kraken: EmulatorThread) -> None:
+    run = record(kraken, kraken_config(kraken), run_after_s=3.0, exchange_id="kraken")
+    truth = true_books(kraken)
+    counts = {"book": 0, "trade": check_trades(kraken, run)}
+    for symbol in SYMBOLS:
+        books = published_books(run, symbol)
+        # The first is the subscription's snapshot; from there on, one book per change, each the true one.
+        assert len(books) > 20, symbol
+        assert books[1:] == truth[symbol][: len(books) - 1], symbol
+        counts["book"] += len(books)
+    report("kraken, no fault", run, counts)
+    assert not run.stats.gaps and run.stats.bad_frames == 0 and run.stats.books_conflated == 0
+
+
+def test_a_lost_update_fails_the_checksum_and_the_book_is_resubscribed(kraken: EmulatorThread) -> None:
+    run = record(
+        kraken, kraken_config(kraken), lambda e: e.gap("BTC/USDT"), run_after_s=2.0, exchange_id="kraken"
+    )
+    truth = true_books(kraken)
+    counts = {"book": 0, "trade": check_trades(kraken, run)}
+    for symbol in SYMBOLS:
+        books = published_books(run, symbol)
+        valid = {orjson.dumps(book) for book in truth[symbol]} | {orjson.dumps(books[0])}
+        wrong = [i for i, book in enumerate(books) if orjson.dumps(book) not in valid]
+        assert not wrong, f"{symbol}: books {wrong[:5]} are not a true state"
+        counts["book"] += len(books)
+    report("kraken, lost update", run, counts)
+    assert run.emulator_stats["dropped_depth"] == 1
+    assert run.stats.gaps["BTC/USDT"] == 1 and not run.stats.gaps["ETH/USDT"]
+    assert run.fault_at is not None and run.books("BTC/USDT", after=run.fault_at + 1.0)
