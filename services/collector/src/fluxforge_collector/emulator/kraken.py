@@ -6,7 +6,9 @@ or 1000) gets its snapshot in-band, then updates of the levels that changed
 within that depth (qty 0 removes one, a level moving into range is sent);
 every book message carries a CRC32 checksum of the top 10 levels, the only
 way a client can tell it missed an update. Trades carry per-pair
-`trade_id`s that count up by one; prices and sizes are JSON numbers.
+`trade_id`s that count up by one, and a trade subscription starts with the
+last 50 (so a client that reconnects can fill what it missed); prices and
+sizes are JSON numbers.
 
 What it speaks (enough for ccxt.pro's `kraken` class): REST under
 `/0/public`: `Assets`, `AssetPairs` (one pair per simulated symbol, its
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from collections import deque
 from dataclasses import replace
 from typing import Any
 
@@ -36,6 +39,7 @@ from fluxforge_collector.emulator.feed import DEPTH, TICKER, TRADE, SymbolState
 from fluxforge_collector.emulator.server import EmulatorConfig, ExchangeEmulator, _Conn
 
 BOOK_DEPTHS = (10, 25, 100, 500, 1000)
+TRADE_SNAPSHOT = 50  # trades sent on subscribing to a symbol's trades, as Kraken does
 BOOK_TRUTH = "book_truth"  # sent_log kind of the true book of a subscribed depth after each change
 _CHANNELS = {"book": DEPTH, "trade": TRADE, "ticker": TICKER}
 _Side = dict[float, float]
@@ -68,6 +72,7 @@ class KrakenEmulator(ExchangeEmulator):
         self._period = 0
         self._joined: dict[tuple[int, str, str], int] = {}  # (connection, symbol id, kind) -> period
         self._heartbeat_tasks: set[asyncio.Task[None]] = set()
+        self._recent_trades: dict[str, deque[dict[str, Any]]] = {}  # symbol id -> the last 50, for snapshots
 
     def _add_routes(self, app: web.Application) -> None:
         for name, handler in (
@@ -208,6 +213,8 @@ class KrakenEmulator(ExchangeEmulator):
                 await conn.ws.send_str(self._book_snapshot(state, depth))
             elif channel == "ticker":
                 await conn.ws.send_str(self._ticker_message(state, "snapshot"))
+            elif params.get("snapshot", True) and (recent := self._recent_trades.get(state.id)):
+                await conn.ws.send_str(_dumps({"channel": "trade", "type": "snapshot", "data": list(recent)}))
 
     def _state(self, symbol: str) -> SymbolState | None:
         """The state of a unified symbol (`BTC/USDT`; not an id, which Kraken's websocket does not take)."""
@@ -314,6 +321,7 @@ class KrakenEmulator(ExchangeEmulator):
             "trade_id": trade["t"],
             "timestamp": _iso(trade["T"]),
         }
+        self._recent_trades.setdefault(state.id, deque(maxlen=TRADE_SNAPSHOT)).append(data)
         return _dumps({"channel": "trade", "type": "update", "data": [data]})
 
     def _ticker_message(self, state: SymbolState, kind: str) -> str:
