@@ -513,6 +513,11 @@ class Broker:
         )
         return proc.stdout
 
+    @property
+    def pid(self) -> int:
+        """The broker's process (kafka.sh keeps one run dir per port)."""
+        return int((REPO_ROOT / ".cache" / "run" / f"kafka-{self.port}" / "kafka.pid").read_text())
+
     def up(self) -> None:
         self.run("up", timeout_s=900)
 

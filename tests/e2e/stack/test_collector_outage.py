@@ -15,7 +15,9 @@ does not send them again).
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import time
 import urllib.request
@@ -30,6 +32,8 @@ pytestmark = pytest.mark.e2e
 
 SPEED = 6.0  # each half: ~45 s of market in ~7.5 s
 OUTAGE_S = 30.0
+PAUSE_S = 12.0
+SEND_TIMEOUT_S = 60.0  # far above what detecting a paused broker takes
 
 
 def free_port() -> int:
@@ -121,7 +125,52 @@ def test_a_30_s_outage_and_a_kill_9_in_it_lose_and_double_nothing(
     log_b = second.log_text()
     assert re.search(r"holds \d+ batches from an earlier run: they go first", log_b), log_b[-3000:]
     assert "0 batches stay spooled" not in log_b and "stay spooled for the next start" not in log_b
+    assert_raw_topic_holds_every_tick_once_in_order(stack, expected)
+    assert list(spool_dir.glob("*.seg")) == []
 
+
+def test_a_paused_broker_is_seen_down_long_before_the_send_timeout_and_nothing_is_lost(
+    own_broker: Broker, own_stack: Stack, expected: Expected
+) -> None:
+    """SIGSTOP keeps the broker's connections open and silent, like a partition behind a firewall."""
+    stack = own_stack
+    source = stack.tmp / "all.ndjson"
+    source.write_bytes(b"\n".join(expected.lines) + b"\n")
+    port, spool_dir = free_port(), stack.tmp / "spool"
+    collector = stack.collector(
+        source,
+        speed=SPEED,
+        name="collector",
+        spool_dir=spool_dir,
+        send_timeout_s=SEND_TIMEOUT_S,
+        metrics_port=port,
+    )
+    wait_for(
+        "acknowledged batches",
+        lambda: scrape(port).get("fluxforge_collector_batches_published", 0) > 20,
+        collector,
+    )
+    os.kill(own_broker.pid, signal.SIGSTOP)
+    paused_at = time.monotonic()
+    try:
+        wait_for(
+            "Kafka seen down",
+            lambda: scrape(port).get("fluxforge_collector_kafka_up") == 0.0,
+            collector,
+            timeout_s=SEND_TIMEOUT_S,
+        )
+        seen_down_s = time.monotonic() - paused_at
+        time.sleep(max(0.0, paused_at + PAUSE_S - time.monotonic()))
+        assert scrape(port).get("fluxforge_collector_spool_batches", 0) > 0
+    finally:
+        os.kill(own_broker.pid, signal.SIGCONT)
+    print(f"\n[paused broker] seen down {seen_down_s:.1f} s after SIGSTOP (send timeout {SEND_TIMEOUT_S} s)")
+    assert collector.wait(timeout_s=180) == 0, collector.log_text()[-3000:]
+    assert_raw_topic_holds_every_tick_once_in_order(stack, expected)
+    assert list(spool_dir.glob("*.seg")) == []
+
+
+def assert_raw_topic_holds_every_tick_once_in_order(stack: Stack, expected: Expected) -> None:
     records = KafkaPrefix(stack.bootstrap, stack.prefix).read(stack.names.raw)
     published: dict[str, list[bytes]] = defaultdict(list)
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
@@ -134,4 +183,3 @@ def test_a_30_s_outage_and_a_kill_9_in_it_lose_and_double_nothing(
             f"{key}: {len(published[key])} published, {len(ticks)} ticks"
         )
         assert published[key] == ticks, f"{key}: ticks out of order or altered"
-    assert list(spool_dir.glob("*.seg")) == []

@@ -7,9 +7,11 @@ records in the spool as the broker confirms them. At most `window` records
 are in flight beyond the acknowledged mark written to disk.
 
 When Kafka fails (unreachable at start, a send that times out, a connection
-lost, or no broker accepting a connection while acknowledgements have been
-missing for `PROBE_AFTER_S` - sooner than the send timeout, because aiokafka's
-producer spins on metadata requests while its broker is gone), the drainer
+lost, or no broker answering a metadata request within `PROBE_REPLY_S` while
+acknowledgements have been missing for `PROBE_AFTER_S` - sooner than the send
+timeout, because aiokafka's producer spins on metadata requests while its
+broker is gone, and a broker paused or cut off behind a firewall that keeps
+its connections open would otherwise only be seen at the send timeout), the drainer
 drops its producer, waits with exponential backoff and
 jitter, and connects again; the spool keeps taking the collector's batches
 meanwhile. A record may have reached the broker without its acknowledgement
@@ -36,8 +38,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber
 from aiokafka.partitioner import murmur2
+from aiokafka.protocol.metadata import MetadataRequest
 from fluxforge_common import kafka
 from fluxforge_common.config import KafkaConfig
 
@@ -52,6 +56,8 @@ _READ_CHUNK = 256
 _SCAN_STEP = 2_000
 # Acknowledgements missing this long while sends are in flight: ask whether a broker answers.
 PROBE_AFTER_S = 2.0
+# How long a broker gets to answer that question (a metadata request for no topic).
+PROBE_REPLY_S = 3.0
 
 
 class PublishError(Exception):
@@ -108,6 +114,7 @@ class SpoolDrainer:
         # Highest record an earlier producer (or process) may have handed to Kafka.
         self._maybe_sent = min(spool.last_seq, spool.acked + window) if spool.records else spool.acked
         self._done: set[int] = set()
+        self._sent = spool.acked  # highest record handed to the current producer
 
     def wake(self) -> None:
         """New records were appended."""
@@ -254,13 +261,37 @@ class SpoolDrainer:
         return best
 
     async def _send(self, producer: AIOKafkaProducer) -> None:
+        """Send the spool until closed, while a watchdog fails the sending when the brokers stop answering.
+
+        The watchdog is a task of its own: with a broker that does not answer, the sending
+        soon waits inside `producer.send` for room in aiokafka's buffer.
+        """
+        self._sent = self.spool.acked
+        sender = asyncio.ensure_future(self._send_records(producer))
+        watchdog = asyncio.ensure_future(self._watch_acknowledgements(producer))
+        try:
+            await asyncio.wait({sender, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            if watchdog.done():
+                watchdog.result()
+            sender.result()
+        finally:
+            for task in (sender, watchdog):
+                task.cancel()
+            await asyncio.gather(sender, watchdog, return_exceptions=True)
+
+    async def _watch_acknowledgements(self, producer: AIOKafkaProducer) -> None:
+        watched = (self.spool.acked, time.monotonic())  # acknowledged mark, and since when it has not moved
+        while True:
+            await asyncio.sleep(PROBE_AFTER_S / 4)
+            watched = await self._probe_if_stalled(producer, watched, in_flight=self._sent > self.spool.acked)
+
+    async def _send_records(self, producer: AIOKafkaProducer) -> None:
         spool = self.spool
         failures: list[BaseException] = []
         progress = asyncio.Event()
         partitions: dict[str, int] = {}
         header = f"{spool.ident}:".encode()
         sent = spool.acked
-        watched = (spool.acked, time.monotonic())  # acknowledged mark, and since when it has not moved
 
         def delivered(seq: int, ticks: int, future: asyncio.Future[object]) -> None:
             error = asyncio.CancelledError() if future.cancelled() else future.exception()
@@ -278,7 +309,6 @@ class SpoolDrainer:
             if not records:
                 if self._closing and spool.acked >= spool.last_seq:
                     return
-                watched = await self._probe_if_stalled(producer, watched, in_flight=sent > spool.acked)
                 progress.clear()
                 self._wake.clear()
                 waits = [asyncio.ensure_future(progress.wait()), asyncio.ensure_future(self._wake.wait())]
@@ -303,12 +333,13 @@ class SpoolDrainer:
                     headers=[(SPOOL_HEADER, header + str(record.seq).encode())],
                 )
                 future.add_done_callback(functools.partial(delivered, record.seq, record.ticks))
+                self._sent = sent
                 self._maybe_sent = max(self._maybe_sent, sent)
 
     async def _probe_if_stalled(
         self, producer: AIOKafkaProducer, watched: tuple[int, float], *, in_flight: bool
     ) -> tuple[int, float]:
-        """Raise KafkaConnectionError when acknowledgements stalled and no broker accepts a connection."""
+        """Raise KafkaConnectionError when acknowledgements stalled and no broker answers."""
         acked, since = watched
         now = time.monotonic()
         if not in_flight or self.spool.acked != acked:
@@ -317,9 +348,12 @@ class SpoolDrainer:
             return watched
         client = producer.client
         for broker in client.cluster.brokers():
-            if await client.ready(broker.nodeId):
+            if await client.ready(broker.nodeId) and await _answers(client, broker.nodeId):
                 return acked, now
-        raise KafkaConnectionError(f"no broker of {self.cfg.bootstrap_servers} accepts a connection")
+        raise KafkaConnectionError(
+            f"no broker of {self.cfg.bootstrap_servers} answers (connection refused, "
+            f"or no reply within {PROBE_REPLY_S} s)"
+        )
 
     def _acknowledge(self, seq: int, ticks: int) -> None:
         """Record one delivered record; move the spool's mark over every contiguous one."""
@@ -333,3 +367,12 @@ class SpoolDrainer:
             self._done.discard(seq + 1)
             seq += 1
         spool.ack(seq, persist_every=self.window // 2)
+
+
+async def _answers(client: AIOKafkaClient, node_id: int) -> bool:
+    """Whether a broker replies to a metadata request for no topic (an open connection is not a live broker)."""
+    try:
+        await asyncio.wait_for(client.send(node_id, MetadataRequest([])), PROBE_REPLY_S)
+    except (TimeoutError, KafkaError):
+        return False
+    return True
