@@ -121,3 +121,27 @@ def test_a_dropped_connection_resubscribes_and_the_trade_snapshot_fills_the_outa
     assert all(run.books(s, after=after) for s in SYMBOLS)
     trades_after = {e["symbol"] for t, e in run.envelopes if e["type"] == "trade" and t >= after}
     assert trades_after == set(SYMBOLS)  # trades came back too
+
+
+def test_a_malformed_book_frame_is_skipped_and_the_checksum_resubscribes_the_book(
+    kraken: EmulatorThread,
+) -> None:
+    malformed = lambda e: e.malformed("ETH/USDT")  # noqa: E731
+    run = record(kraken, kraken_config(kraken), malformed, run_after_s=2.0, exchange_id="kraken")
+    counts = check_true_states(kraken, run)
+    report("kraken, malformed frame", run, counts)
+    assert run.stats.bad_frames == 1 and run.emulator_stats["malformed"] == 1
+    assert run.stats.gaps["ETH/USDT"] == 1  # the lost update, caught by the next checksum
+    assert run.fault_at is not None and run.books("ETH/USDT", after=run.fault_at + 1.0)
+
+
+def test_a_stalled_connection_is_failed_and_everything_resubscribes(kraken: EmulatorThread) -> None:
+    stall = lambda e: e.stall()  # noqa: E731
+    run = record(
+        kraken, kraken_config(kraken), stall, run_after_s=3.5, recover_after_s=2.5, exchange_id="kraken"
+    )
+    counts = check_true_states(kraken, run)
+    report("kraken, stall", run, counts)
+    assert run.stats.stalls >= 1 and run.stats.reconnects >= 3 and run.stats.trade_id_gaps == 0
+    assert run.fault_at is not None
+    assert all(run.books(s, after=run.fault_at + 2.5) for s in SYMBOLS)
