@@ -216,6 +216,11 @@ class KrakenEmulator(ExchangeEmulator):
             elif params.get("snapshot", True) and (recent := self._recent_trades.get(state.id)):
                 await conn.ws.send_str(_dumps({"channel": "trade", "type": "snapshot", "data": list(recent)}))
 
+    def _remove(self, conn: _Conn) -> None:
+        super()._remove(conn)
+        for key in [key for key in self._joined if key[0] == id(conn)]:
+            del self._joined[key]
+
     def _state(self, symbol: str) -> SymbolState | None:
         """The state of a unified symbol (`BTC/USDT`; not an id, which Kraken's websocket does not take)."""
         with contextlib.suppress(KeyError):
