@@ -41,7 +41,12 @@ class UncheckedBooks:
 
 
 class KrakenBookChecksum:
-    """Checks each Kraken book message's checksum against the book ccxt built from it."""
+    """Checks each Kraken book message's checksum against the book ccxt built from it.
+
+    It also reports each book snapshot to the source (`_ff_source`), which
+    counts every one after a symbol's first as a resync, as it does for
+    Binance's REST snapshots.
+    """
 
     _ff_expected: tuple[str, int] | None = None
     _ff_mismatch = False
@@ -53,6 +58,9 @@ class KrakenBookChecksum:
         exchange: Any = self
         if message.get("type") == "update" and symbol not in exchange.orderbooks:
             return  # a book dropped after a failed check, until its new snapshot
+        source = getattr(self, "_ff_source", None)
+        if message.get("type") == "snapshot" and source is not None and isinstance(symbol, str):
+            source._snapshot(symbol)
         self._ff_expected = (
             (symbol, checksum) if isinstance(symbol, str) and isinstance(checksum, int) else None
         )
