@@ -20,6 +20,7 @@ from typing import NamedTuple
 import orjson
 from fluxforge_common.messages.envelopes import Level
 from fluxforge_common.simulator import SimulatorConfig, SymbolMarket, build_markets
+from fluxforge_common.simulator.specs import decimal_units
 
 # Stream kinds a client can subscribe to, per symbol.
 DEPTH, TRADE, TICKER, MINI_TICKER, BOOK_TICKER = "depth", "trade", "ticker", "miniTicker", "bookTicker"
@@ -29,6 +30,11 @@ KINDS = (DEPTH, TRADE, TICKER, MINI_TICKER, BOOK_TICKER)
 def market_id(symbol: str) -> str:
     """`BTC/USDT` -> `BTCUSDT`, Binance's symbol id."""
     return symbol.replace("/", "").split(":", 1)[0]
+
+
+def decimals(step: str) -> int:
+    """Digits after the point of a tick or lot size such as "0.01"."""
+    return len(str(decimal_units(step)[1])) - 1
 
 
 def fmt(value: float) -> str:

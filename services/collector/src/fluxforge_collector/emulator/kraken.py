@@ -32,10 +32,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from fluxforge_common.simulator.specs import decimal_units
 
 from fluxforge_collector.ccxt_checks import kraken_book_checksum
-from fluxforge_collector.emulator.feed import DEPTH, TICKER, TRADE, SymbolState
+from fluxforge_collector.emulator.feed import DEPTH, TICKER, TRADE, SymbolState, decimals
 from fluxforge_collector.emulator.server import EmulatorConfig, ExchangeEmulator, _Conn
 
 BOOK_DEPTHS = (10, 25, 100, 500, 1000)
@@ -43,11 +42,6 @@ TRADE_SNAPSHOT = 50  # trades sent on subscribing to a symbol's trades, as Krake
 BOOK_TRUTH = "book_truth"  # sent_log kind of the true book of a subscribed depth after each change
 _CHANNELS = {"book": DEPTH, "trade": TRADE, "ticker": TICKER}
 _Side = dict[float, float]
-
-
-def decimals(step: str) -> int:
-    """Digits after the point of a tick or lot size such as "0.01"."""
-    return len(str(decimal_units(step)[1])) - 1
 
 
 def _iso(ms: int) -> str:
@@ -203,18 +197,19 @@ class KrakenEmulator(ExchangeEmulator):
             await conn.ws.send_str(_dumps({"method": method, "result": result, "success": True, **stamp}))
             key = (state.id, _CHANNELS[channel])
             if method == "unsubscribe":
-                conn.names.pop(key, None)
-                self._subscribers.get(key, set()).discard(conn)
+                self._drop_subscriber(conn, key)
                 continue
-            conn.names[key] = f"{channel}@{depth}"
-            self._subscribers.setdefault(key, set()).add(conn)
-            self._joined[(id(conn), *key)] = self._period
+            self._add_subscriber(conn, key, f"{channel}@{depth}")
             if channel == "book":
                 await conn.ws.send_str(self._book_snapshot(state, depth))
             elif channel == "ticker":
                 await conn.ws.send_str(self._ticker_message(state, "snapshot"))
             elif params.get("snapshot", True) and (recent := self._recent_trades.get(state.id)):
                 await conn.ws.send_str(_dumps({"channel": "trade", "type": "snapshot", "data": list(recent)}))
+
+    def _add_subscriber(self, conn: _Conn, key: tuple[str, str], name: str) -> None:
+        super()._add_subscriber(conn, key, name)
+        self._joined[(id(conn), *key)] = self._period
 
     def _remove(self, conn: _Conn) -> None:
         super()._remove(conn)
@@ -258,12 +253,7 @@ class KrakenEmulator(ExchangeEmulator):
                 continue
             if self._joined.get((id(conn), sid, kind), 0) >= period:
                 continue  # subscribed while this period was being sent: its snapshot is newer
-            try:
-                await conn.ws.send_str(outgoing)
-            except (ConnectionResetError, RuntimeError):
-                self._remove(conn)
-                continue
-            self.stats.frames += 1
+            await self._send_frame(conn, outgoing)
 
     def _book(self, state: SymbolState, depth: int) -> tuple[_Side, _Side]:
         bids, asks = state.market.book(depth)

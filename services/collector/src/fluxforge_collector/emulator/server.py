@@ -47,7 +47,6 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 from fluxforge_common.simulator import SimulatorConfig
-from fluxforge_common.simulator.specs import decimal_units
 
 from fluxforge_collector.emulator.feed import (
     BOOK_TICKER,
@@ -58,6 +57,7 @@ from fluxforge_collector.emulator.feed import (
     Event,
     MarketFeed,
     SymbolState,
+    decimals,
 )
 
 log = logging.getLogger("fluxforge.emulator")
@@ -443,12 +443,16 @@ class ExchangeEmulator:
             if conn.stalled or conn.ws.closed:
                 continue
             text = f'{{"stream":"{conn.names[key]}","data":{payload}}}' if conn.combined else payload
-            try:
-                await conn.ws.send_str(text)
-            except (ConnectionResetError, RuntimeError):
-                self._remove(conn)
-                continue
-            self.stats.frames += 1
+            await self._send_frame(conn, text)
+
+    async def _send_frame(self, conn: _Conn, text: str) -> None:
+        """One market-data frame to one connection; a connection that fails is dropped."""
+        try:
+            await conn.ws.send_str(text)
+        except (ConnectionResetError, RuntimeError):
+            self._remove(conn)
+            return
+        self.stats.frames += 1
 
     # -- REST ---------------------------------------------------------------------------
 
@@ -493,8 +497,7 @@ class ExchangeEmulator:
         for state in self.feed.symbols.values():
             spec = state.market.spec
             base, quote = state.market.symbol.split("/", 1)
-            tick_digits = len(str(decimal_units(spec.tick)[1])) - 1
-            lot_digits = len(str(decimal_units(spec.lot)[1])) - 1
+            tick_digits, lot_digits = decimals(spec.tick), decimals(spec.lot)
             symbols.append(
                 {
                     "symbol": state.id,
@@ -705,15 +708,20 @@ class ExchangeEmulator:
 
     def _subscribe(self, conn: _Conn, name: str) -> None:
         key = self._parse(name)
-        if key is None:
-            return
-        conn.names[key] = name
-        self._subscribers.setdefault(key, set()).add(conn)
+        if key is not None:
+            self._add_subscriber(conn, key, name)
 
     def _unsubscribe(self, conn: _Conn, name: str) -> None:
         key = self._parse(name)
-        if key is None:
-            return
+        if key is not None:
+            self._drop_subscriber(conn, key)
+
+    def _add_subscriber(self, conn: _Conn, key: tuple[str, str], name: str) -> None:
+        """`conn` gets the (symbol id, kind) events from now on; `name` is the stream as it subscribed."""
+        conn.names[key] = name
+        self._subscribers.setdefault(key, set()).add(conn)
+
+    def _drop_subscriber(self, conn: _Conn, key: tuple[str, str]) -> None:
         conn.names.pop(key, None)
         self._subscribers.get(key, set()).discard(conn)
 
