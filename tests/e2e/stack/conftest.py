@@ -40,6 +40,7 @@ from typing import Any, TextIO
 
 import orjson
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fluxforge_common.config import FluxForgeSettings
@@ -355,9 +356,24 @@ class Stack:
         **collector: object,
     ) -> Service:
         """A collector publishing `input_path`; `collector` sets keys of the config's `collector:` section."""
+        env = self._collector_env(batch_max_ticks, collector)
+        return self._service(name, "fluxforge_collector", self.collector_args(input_path, speed), env)
+
+    def exchange_collector(
+        self, exchange: str, config: dict[str, Any], *, name: str = "collector", **collector: object
+    ) -> Service:
+        """A collector recording `exchanges.<exchange>` (`config`, e.g. pointed at an emulator)."""
+        path = self.tmp / f"{name}-config.yaml"
+        path.write_text(yaml.safe_dump({"exchanges": {exchange: config}}))
+        env = {**self._collector_env(100, collector), "FLUXFORGE_CONFIG": str(path)}
+        return self._service(
+            name, "fluxforge_collector", ["--source", "exchange", "--exchange", exchange], env
+        )
+
+    def _collector_env(self, batch_max_ticks: int, collector: dict[str, object]) -> dict[str, str]:
         env = self.env(batch_max_ticks=batch_max_ticks)
         env.update({f"FLUXFORGE_COLLECTOR__{k.upper()}": str(v) for k, v in collector.items()})
-        return self._service(name, "fluxforge_collector", self.collector_args(input_path, speed), env)
+        return env
 
     @staticmethod
     def collector_args(input_path: Path, speed: float | None = None) -> list[str]:
