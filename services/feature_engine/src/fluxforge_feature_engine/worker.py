@@ -32,7 +32,6 @@ from fluxforge_common.config import FluxForgeSettings
 from mode import CrashingSupervisor
 from mode.types.signals import BaseSignalT
 
-from fluxforge_feature_engine import fetch_fix, recovery_fix
 from fluxforge_feature_engine.processor import MessageProcessor, MessageResult
 from fluxforge_feature_engine.topics import TABLE_NAME, EngineTopics, changelog_topic
 
@@ -213,9 +212,7 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
 def build_app(
     settings: FluxForgeSettings, config: WorkerConfig, topics: EngineTopics
 ) -> tuple[faust.App, WorkerStats]:
-    """The Faust app of one feature-engine worker (not started)."""
-    recovery_fix.apply()  # seek stream partitions before resuming them after a rebalance
-    fetch_fix.apply()  # a fetch takes no records of paused partitions
+    """The Faust app of one feature-engine worker (not started; `run_engine` applies `compat` first)."""
     kafka = settings.kafka
     app = faust.App(
         config.app_id,
