@@ -23,7 +23,7 @@ rest of the file.
 
 This test found two races in faust-streaming 0.15.3's end of a rebalance that lost raw messages
 or stalled the engine's commits for good (in about one run in four); the engine now carries a
-fix (`fluxforge_feature_engine.recovery_fix`). A stall shows here as "the stack did not finish"
+fix (`fluxforge_feature_engine.compat.recovery`). A stall shows here as "the stack did not finish"
 with the engine's lag on one raw partition.
 """
 

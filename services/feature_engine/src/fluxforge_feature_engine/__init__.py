@@ -91,16 +91,8 @@ contain. Faust hands the agent no events while it recovers tables, and drops
 events fetched under an earlier group generation. (Faust's `take_events` is
 not used: its private buffer delivers such stale events after a rebalance,
 and a kept partition's replay then overwrote newer states, caught by the
-two-worker test.) Faust 0.15.3 resumes the raw partitions before it seeks
-them to their committed offsets at the end of a rebalance, so the running
-fetcher could deliver records that the seek then skipped (lost messages) or
-made it drop as already read (a commit stalled for good); `recovery_fix`
-defers the resume until after the seek (found by the full-stack kill test).
-And a fetch under way when the changelog replay ends (Faust pauses its last
-active partitions; aiokafka reads the emptied filter as "every partition")
-took records of the still-paused raw partitions, which Faust dropped after
-the position had moved past them; `fetch_fix` makes the filter mean "none"
-when empty (found by the two-worker test).
+two-worker test.) Two races of faust-streaming with aiokafka at the end of a
+rebalance lost raw messages; the patches in `compat` close them.
 A worker killed or cut off mid-rebalance is the crash case above; its
 partitions move on after the 10 s session timeout.
 

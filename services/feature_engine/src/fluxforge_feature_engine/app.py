@@ -5,7 +5,8 @@ partitions; each keeps the state of the symbols of its partitions in a Faust
 table backed by a compacted changelog topic. Logs to stderr: where it reads
 and writes at start, a progress line every 10 s, a summary at the end.
 Exit status: 0 after SIGTERM/SIGINT, 1 on Kafka trouble or a crash (restart
-it: it resumes from its last committed offsets), 2 for bad options or config.
+it: it resumes from its last committed offsets), 2 for bad options or config, or
+a faust-streaming/aiokafka release other than the pinned one.
 """
 
 from __future__ import annotations

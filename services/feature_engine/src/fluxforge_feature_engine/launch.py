@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from fluxforge_common.config import ConfigError, FluxForgeSettings, load_settings
 
+from fluxforge_feature_engine import compat
 from fluxforge_feature_engine.topics import EngineSetupError, EngineTopics, prepare_topics
 from fluxforge_feature_engine.worker import WorkerConfig, build_app
 
@@ -102,13 +103,19 @@ def run_engine(options: EngineOptions) -> int:
     """Run one worker until SIGTERM/SIGINT; returns the exit status.
 
     0: stopped by a signal; 1: Kafka trouble or a crash (the worker can simply be
-    restarted: it resumes from its last committed offsets); 2: bad options or config.
+    restarted: it resumes from its last committed offsets); 2: bad options or config,
+    or a faust-streaming/aiokafka release the `compat` patches were not proven on.
     """
     level = options.log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         options.check()
     except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        compat.apply_all()
+    except compat.IncompatibleLibraryError as exc:
         log.error("%s", exc)
         return 2
     try:

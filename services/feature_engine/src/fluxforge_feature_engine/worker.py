@@ -1,14 +1,14 @@
 """The Faust app: one agent over the raw topic, per-symbol state in a changelog-backed table.
 
 The agent reads the raw topic one event at a time (Faust drops events fetched
-under an earlier consumer generation) and hands each to `Pipeline.add`: the
-engine runs at once and the outputs go to the producer. `Pipeline.flush`
+under an earlier consumer generation) and hands each to `EventFlusher.add`: the
+engine runs at once and the outputs go to the producer. `EventFlusher.flush`
 makes a batch durable in the order the crash analysis needs (package
 docstring): every output acknowledged by Kafka, then one table write per
 symbol, then the events acknowledged to Faust, whose periodic commit flushes
 the producer (changelog records included) before committing offsets.
 
-Rebalances: before partitions are revoked the pipeline is drained (flushed,
+Rebalances: before partitions are revoked the flusher is drained (flushed,
 producer flushed) and its overlay of unwritten states dropped, so the next
 owner, or this worker re-reading the changelog of a partition it keeps, finds
 every state this worker computed. Nothing is computed while Faust recovers the
@@ -32,7 +32,6 @@ from fluxforge_common.config import FluxForgeSettings
 from mode import CrashingSupervisor
 from mode.types.signals import BaseSignalT
 
-from fluxforge_feature_engine import fetch_fix, recovery_fix
 from fluxforge_feature_engine.processor import MessageProcessor, MessageResult
 from fluxforge_feature_engine.topics import TABLE_NAME, EngineTopics, changelog_topic
 
@@ -89,8 +88,8 @@ class WorkerConfig:
     batch_within_s: float = 0.01  # longest a raw message waits for its batch to fill
 
 
-class Pipeline:
-    """Computes events as they come and makes them durable in batches, outputs before state.
+class EventFlusher:
+    """Runs the engine on each event as it comes and makes events durable in batches, outputs before state.
 
     `add` runs the engine on one event at once and hands its outputs to the
     producer, keeping the symbol's new table value in `latest` (what the next
@@ -213,9 +212,7 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
 def build_app(
     settings: FluxForgeSettings, config: WorkerConfig, topics: EngineTopics
 ) -> tuple[faust.App, WorkerStats]:
-    """The Faust app of one feature-engine worker (not started)."""
-    recovery_fix.apply()  # seek stream partitions before resuming them after a rebalance
-    fetch_fix.apply()  # a fetch takes no records of paused partitions
+    """The Faust app of one feature-engine worker (not started; `run_engine` applies `compat` first)."""
     kafka = settings.kafka
     app = faust.App(
         config.app_id,
@@ -258,14 +255,14 @@ def build_app(
     )
     stats = WorkerStats()
 
-    pipeline = Pipeline(app, table, processor, stats, config)
+    flusher = EventFlusher(app, table, processor, stats, config)
 
     async def feature_engine(stream: faust.StreamT[bytes]) -> None:
         # Manual acks: an event is acknowledged only once its outputs and its state are written.
         manual = cast(faust.Stream[bytes], stream).noack()
-        await pipeline.start(manual)
+        await flusher.start(manual)
         async for event in manual.events():
-            await pipeline.add(event)
+            await flusher.add(event)
 
     app.agent(raw_topic, name="fluxforge-feature-engine")(feature_engine)
 
@@ -273,14 +270,14 @@ def build_app(
         # A plain loop, not app.timer: a flush waits for Kafka longer than the interval.
         while not app.should_stop:
             await asyncio.sleep(config.batch_within_s)
-            await pipeline.flush_if_due()
+            await flusher.flush_if_due()
 
     app.task(flush_when_due)
 
     async def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
         # Before the partitions move: finish everything computed, make it durable, forget it.
-        await pipeline.drain()
-        pipeline.forget()
+        await flusher.drain()
+        flusher.forget()
 
     app.on_partitions_revoked.connect(on_revoked)
 

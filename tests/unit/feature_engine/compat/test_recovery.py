@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 from faust.tables.recovery import Recovery
-from fluxforge_feature_engine import recovery_fix
-from fluxforge_feature_engine.recovery_fix import seek_before_resume
+from fluxforge_feature_engine.compat import recovery
+from fluxforge_feature_engine.compat.recovery import seek_before_resume
 
 RAW0, RAW1, LOG0 = ("raw", 0), ("raw", 1), ("app-changelog", 0)
 
@@ -69,8 +69,8 @@ def test_without_a_seek_the_stream_partitions_still_resume() -> None:
 
 
 def test_apply_patches_fausts_recovery_once() -> None:
-    recovery_fix.apply()
+    recovery.apply()
     first = Recovery._resume_streams, Recovery.on_recovery_completed
-    recovery_fix.apply()
+    recovery.apply()
     assert (Recovery._resume_streams, Recovery.on_recovery_completed) == first
     assert all(getattr(m, "_fluxforge_seek_before_resume", False) for m in first)

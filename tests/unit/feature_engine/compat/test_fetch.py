@@ -9,8 +9,8 @@ from typing import Any
 from aiokafka.consumer.fetcher import Fetcher, FetchResult
 from aiokafka.structs import TopicPartition
 from faust.transport.consumer import ThreadDelegateConsumer
-from fluxforge_feature_engine import fetch_fix
-from fluxforge_feature_engine.fetch_fix import ActivePartitions, live_filter
+from fluxforge_feature_engine.compat import fetch
+from fluxforge_feature_engine.compat.fetch import ActivePartitions, live_filter
 
 RAW = TopicPartition("raw", 0)
 LOG = TopicPartition("app-changelog", 0)
@@ -49,13 +49,13 @@ async def fetch_while_faust_pauses(partitions: Any, live: set[TopicPartition]) -
     )
     fetcher._notify = lambda future: Fetcher._notify(fetcher, future)
     fetcher._create_fetch_waiter = lambda: Fetcher._create_fetch_waiter(fetcher)
-    fetch = asyncio.create_task(Fetcher.fetched_records(fetcher, partitions, timeout=0.5))
+    fetching = asyncio.create_task(Fetcher.fetched_records(fetcher, partitions, timeout=0.5))
     await asyncio.sleep(0.01)
     live.clear()  # the changelog replay ended: Faust pauses the changelog partition
     fetcher._records[RAW] = fetched_result(RAW, range(523, 633))  # the raw partition, still paused
     for waiter in list(fetcher._fetch_waiters):
         waiter.set_result(None)
-    got: dict[Any, Any] = await fetch
+    got: dict[Any, Any] = await fetching
     return got
 
 
@@ -98,8 +98,8 @@ def test_getmany_gets_the_view_and_client_only_gets_none() -> None:
 
 
 def test_apply_patches_faust_once() -> None:
-    fetch_fix.apply()
+    fetch.apply()
     first = ThreadDelegateConsumer._getmany
-    fetch_fix.apply()
+    fetch.apply()
     assert ThreadDelegateConsumer._getmany is first
     assert getattr(first, "_fluxforge_live_fetch_filter", False)

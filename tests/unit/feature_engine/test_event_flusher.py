@@ -1,4 +1,4 @@
-"""Pipeline: the order that makes crashes harmless, with fake Faust objects (no Kafka).
+"""EventFlusher: the order that makes crashes harmless, with fake Faust objects (no Kafka).
 
 Outputs acknowledged by Kafka -> table writes (one per symbol) -> event acks, one
 flush at a time; a flush never splits an event; a failed output stops all
@@ -17,7 +17,7 @@ from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.kafka import TopicNames
 from fluxforge_feature_engine.harness import per_symbol_batches, simulated_ticks
 from fluxforge_feature_engine.processor import MessageProcessor, decode_stored
-from fluxforge_feature_engine.worker import Pipeline, WorkerConfig, WorkerStats
+from fluxforge_feature_engine.worker import EventFlusher, WorkerConfig, WorkerStats
 
 TOPICS = TopicNames.from_config(FluxForgeSettings().kafka)
 MESSAGES = per_symbol_batches(simulated_ticks(600, seed=3), 20)
@@ -77,15 +77,15 @@ class Fakes:
         self.journal.append(("ack", event.message.offset))
 
 
-async def make(batch_events: int = 1000) -> tuple[Pipeline, Fakes]:
+async def make(batch_events: int = 1000) -> tuple[EventFlusher, Fakes]:
     fakes = Fakes()
     config = WorkerConfig(app_id="t", data_dir=Path(), batch_events=batch_events, batch_within_s=0.0)
-    pipeline = Pipeline(
+    flusher = EventFlusher(
         cast(Any, fakes), cast(Any, fakes), MessageProcessor(StateConfig(), TOPICS), WorkerStats(), config
     )
-    cast(Any, pipeline.table).data = fakes.data
-    await pipeline.start(fakes)
-    return pipeline, fakes
+    cast(Any, flusher.table).data = fakes.data
+    await flusher.start(fakes)
+    return flusher, fakes
 
 
 def events(messages: list[tuple[bytes, bytes]]) -> list[Event]:
@@ -94,10 +94,10 @@ def events(messages: list[tuple[bytes, bytes]]) -> list[Event]:
 
 def test_outputs_then_state_then_acks() -> None:
     async def go() -> Fakes:
-        pipeline, fakes = await make()
+        flusher, fakes = await make()
         for event in events(MESSAGES[:12]):
-            await pipeline.add(event)
-        flushing = asyncio.create_task(pipeline.flush())
+            await flusher.add(event)
+        flushing = asyncio.create_task(flusher.flush())
         await asyncio.sleep(0.01)
         # Outputs not acknowledged yet: nothing written, nothing acked.
         assert not any(kind in ("changelog", "ack") for kind, _ in fakes.journal)
@@ -121,7 +121,7 @@ def test_outputs_then_state_then_acks() -> None:
 
 def test_a_flush_during_an_add_never_splits_the_event() -> None:
     async def go() -> Fakes:
-        pipeline, fakes = await make()
+        flusher, fakes = await make()
         evs = events(MESSAGES[:30])
 
         async def resolve_forever() -> None:
@@ -133,11 +133,11 @@ def test_a_flush_during_an_add_never_splits_the_event() -> None:
 
         resolver = asyncio.create_task(resolve_forever())
         for event in evs:
-            adding = asyncio.create_task(pipeline.add(event))
+            adding = asyncio.create_task(flusher.add(event))
             await asyncio.sleep(0)  # let add reach its first send
-            await pipeline.flush()  # a timer flush in the middle of it
+            await flusher.flush()  # a timer flush in the middle of it
             await adding
-        await pipeline.flush()
+        await flusher.flush()
         resolver.cancel()
         return fakes
 
@@ -161,20 +161,20 @@ def test_a_flush_during_an_add_never_splits_the_event() -> None:
 
 
 def test_a_refused_output_stops_every_later_write() -> None:
-    async def go() -> tuple[Pipeline, Fakes]:
-        pipeline, fakes = await make()
+    async def go() -> tuple[EventFlusher, Fakes]:
+        flusher, fakes = await make()
         for event in events(MESSAGES[:5]):
-            await pipeline.add(event)
+            await flusher.add(event)
         fakes.futures[0].set_exception(RuntimeError("broker says no"))
         for future in fakes.futures[1:]:
             future.set_result(None)
         with pytest.raises(RuntimeError, match="broker says no"):
-            await pipeline.flush()
+            await flusher.flush()
         for event in events(MESSAGES[5:8]):
-            await pipeline.add(event)
+            await flusher.add(event)
         with pytest.raises(RuntimeError, match="earlier flush failed"):
-            await pipeline.flush()
-        return pipeline, fakes
+            await flusher.flush()
+        return flusher, fakes
 
     _, fakes = asyncio.run(go())
     assert isinstance(fakes.crashed, RuntimeError)
@@ -182,27 +182,27 @@ def test_a_refused_output_stops_every_later_write() -> None:
 
 
 def test_drain_flushes_and_forget_drops_the_overlay() -> None:
-    async def go() -> tuple[Pipeline, Fakes]:
-        pipeline, fakes = await make()
+    async def go() -> tuple[EventFlusher, Fakes]:
+        flusher, fakes = await make()
         for event in events(MESSAGES[:4]):
-            await pipeline.add(event)
-        assert pipeline.latest
+            await flusher.add(event)
+        assert flusher.latest
         for future in fakes.futures:
             future.set_result(None)
-        await pipeline.drain()
-        pipeline.forget()
-        return pipeline, fakes
+        await flusher.drain()
+        flusher.forget()
+        return flusher, fakes
 
-    pipeline, fakes = asyncio.run(go())
+    flusher, fakes = asyncio.run(go())
     kinds = [kind for kind, _ in fakes.journal]
     assert kinds[-1] == "producer.flush" and "ack" in kinds
-    assert not pipeline.latest
+    assert not flusher.latest
     assert set(fakes.data) == {key for key, _ in MESSAGES[:4]}
 
 
 def test_a_full_batch_flushes_by_itself() -> None:
     async def go() -> Fakes:
-        pipeline, fakes = await make(batch_events=3)
+        flusher, fakes = await make(batch_events=3)
 
         async def resolve() -> None:
             while True:
@@ -213,7 +213,7 @@ def test_a_full_batch_flushes_by_itself() -> None:
 
         resolver = asyncio.create_task(resolve())
         for event in events(MESSAGES[:7]):
-            await pipeline.add(event)
+            await flusher.add(event)
         resolver.cancel()
         return fakes
 
