@@ -1,4 +1,4 @@
-"""Fixtures for integration tests that need a real Kafka broker.
+"""A real Kafka broker for the integration and e2e tests, and topics on it.
 
 `kafka_bootstrap` (session) gives a "host:port" bootstrap address, taken from the first that applies:
 
@@ -12,7 +12,10 @@
 `kafka_topics` (per test) creates uniquely named topics and deletes them after the test, so tests
 never see each other's messages even on a long-lived broker.
 
-Tests here are plain sync functions that drive aiokafka with ``asyncio.run`` (no pytest-asyncio).
+`KafkaPrefix` reads topics under a test's own prefix back; `Broker` is a broker of a test's own
+(`scripts/kafka.sh` on other ports), for a test that stops and restarts it.
+
+Tests are plain sync functions that drive aiokafka with ``asyncio.run`` (no pytest-asyncio).
 """
 
 from __future__ import annotations
@@ -25,11 +28,15 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
+from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka.sh"
@@ -37,6 +44,7 @@ KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka.sh"
 # 7.6.0 is its tested default (Kafka 3.6, KRaft capable). Override with FLUXFORGE_KAFKA_IMAGE.
 DEFAULT_KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 TOPIC_READY_TIMEOUT_S = 30.0
+READ_TIMEOUT_S = 60.0
 
 
 def _docker_reachable() -> bool:
@@ -143,11 +151,24 @@ async def _create_topic(bootstrap: str, name: str, partitions: int, config: dict
         await admin.close()
 
 
-async def _delete_topics(bootstrap: str, names: list[str]) -> None:
+async def delete_topics(bootstrap: str, names: list[str]) -> None:
+    """Delete the named topics."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
     await admin.start()
     try:
         await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+async def delete_prefixed(bootstrap: str, prefixes: tuple[str, ...]) -> None:
+    """Delete every topic whose name starts with one of `prefixes`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if names:
+            await admin.delete_topics(names)
     finally:
         await admin.close()
 
@@ -169,7 +190,7 @@ class KafkaTopics:
 
     def delete_all(self) -> None:
         if self.created:
-            asyncio.run(_delete_topics(self.bootstrap, self.created))
+            asyncio.run(delete_topics(self.bootstrap, self.created))
             self.created.clear()
 
 
@@ -184,9 +205,120 @@ def kafka_topics(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterat
         print(f"warning: could not delete test topics {topics.created}: {exc!r}")
 
 
-@pytest.fixture(autouse=True)
-def spool_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Collectors started by a test (in process or as children) spool under its tmp_path, not ./data."""
-    spool = tmp_path / "spool"
-    monkeypatch.setenv("FLUXFORGE_COLLECTOR__SPOOL_DIR", str(spool))
-    return spool
+# -- topics under a test's own prefix, read back ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsumedRecord:
+    """One message of a topic, as read back."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+    def ticks(self) -> list[bytes]:
+        """The exact bytes of each tick in a batch value."""
+        return [bytes(raw) for raw in msgspec.json.decode(self.value, type=list[msgspec.Raw])]
+
+
+@dataclass(frozen=True)
+class KafkaPrefix:
+    """A test's topic prefix on a broker: settings and environment for it, and reading its topics."""
+
+    bootstrap: str
+    prefix: str
+
+    def settings(self, **kafka: object) -> FluxForgeSettings:
+        """Settings whose topics all live under this test's prefix (3 partitions unless told)."""
+        options: dict[str, object] = {"partitions": 3, **kafka}
+        return FluxForgeSettings(
+            kafka=KafkaConfig(bootstrap_servers=self.bootstrap, topic_prefix=self.prefix, **options)
+        )
+
+    def env(self, **kafka: object) -> dict[str, str]:
+        """The same as environment variables, for the CLI and subprocesses."""
+        values = {"bootstrap_servers": self.bootstrap, "topic_prefix": self.prefix, "partitions": 3, **kafka}
+        return {f"FLUXFORGE_KAFKA__{key.upper()}": str(value) for key, value in values.items()}
+
+    def read(self, topic: str) -> list[ConsumedRecord]:
+        """Everything in `topic` now, in offset order per partition (nothing if it does not exist)."""
+        return asyncio.run(_read_all(self.bootstrap, topic))
+
+
+async def _partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        # Listed first: describing a missing topic would have the broker auto-create it (with
+        # one partition), racing the collector, which creates its topics once Kafka answers.
+        if topic not in await admin.list_topics():
+            return []
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    assert described["error_code"] == 0, f"topic {topic}: error {described['error_code']}"
+    return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+
+
+async def _read_all(bootstrap: str, topic: str) -> list[ConsumedRecord]:
+    partitions = await _partitions(bootstrap, topic)
+    if not partitions:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumedRecord] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READ_TIMEOUT_S
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            assert loop.time() < deadline, f"could not read {topic} to its end in {READ_TIMEOUT_S} s"
+            for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
+                records += [ConsumedRecord(tp.partition, r.offset, r.key, r.value) for r in batch]
+        return records
+    finally:
+        await consumer.stop()
+
+
+# -- a broker of a test's own --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Broker:
+    """`scripts/kafka.sh` on ports no other test uses, so restarting it disturbs nobody."""
+
+    port: int
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "FLUXFORGE_KAFKA_PORT": str(self.port),
+            "FLUXFORGE_KAFKA_CONTROLLER_PORT": str(self.port + 1),
+        }
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def run(self, *args: str, timeout_s: float = 120) -> str:
+        proc = subprocess.run(["bash", str(KAFKA_SCRIPT), *args], cwd=REPO_ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout_s, check=False)  # fmt: skip
+        assert proc.returncode == 0, (
+            f"scripts/kafka.sh {' '.join(args)} (port {self.port}):\n{proc.stderr}\n{proc.stdout}"
+        )
+        return proc.stdout
+
+    @property
+    def pid(self) -> int:
+        """The broker's process (kafka.sh keeps one run dir per port)."""
+        return int((REPO_ROOT / ".cache" / "run" / f"kafka-{self.port}" / "kafka.pid").read_text())
+
+    def up(self) -> None:
+        self.run("up", timeout_s=900)
+
+    def down(self) -> None:
+        self.run("down")
