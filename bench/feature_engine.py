@@ -31,9 +31,10 @@ from aiokafka.errors import KafkaError
 from fluxforge_common.config.settings import KafkaConfig
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.kafka import producer
-from fluxforge_feature_engine.harness import (
+from fluxforge_feature_engine.topics import EngineTopics, prepare_topics
+
+from tests.support.feature_engine import (
     OutputReader,
-    WorkerProcess,
     count_rows,
     expected_rows,
     key_of,
@@ -41,7 +42,7 @@ from fluxforge_feature_engine.harness import (
     publish,
     simulated_ticks,
 )
-from fluxforge_feature_engine.topics import EngineTopics, prepare_topics
+from tests.support.processes import ServiceProcess
 
 Row = tuple[str, str, str]
 BATCH_TICKS = 100
@@ -64,12 +65,12 @@ class _Run:
         self.prefix = f"ffbench-fe-{uuid.uuid4().hex[:8]}"
         self.root = root
         self.kafka = KafkaConfig(bootstrap_servers=bootstrap, topic_prefix=self.prefix)
-        self.worker: WorkerProcess | None = None
+        self.worker: ServiceProcess | None = None
 
     async def topics(self) -> EngineTopics:
         return await prepare_topics(self.kafka, None, f"{self.prefix}-app")
 
-    def start_worker(self) -> WorkerProcess:
+    def start_worker(self) -> ServiceProcess:
         config = self.root / f"{self.prefix}.yaml"
         config.write_text(
             f"kafka:\n  bootstrap_servers: '{self.bootstrap}'\n  topic_prefix: '{self.prefix}'\n"
@@ -82,7 +83,10 @@ class _Run:
             "--data-dir",
             str(self.root / "faust"),
         ]
-        self.worker = WorkerProcess(args, self.root / f"{self.prefix}.log").start()
+        log = self.root / f"{self.prefix}.log"
+        self.worker = ServiceProcess(
+            "worker", "fluxforge_feature_engine", args, dict(os.environ), log
+        ).start()
         return self.worker
 
     async def close(self) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 
-from tests.conftest import assert_same_dataset
-from tests.corpus.bad_ticks import BAD_LINES
+from tests.support.bad_ticks import BAD_LINES
+from tests.support.dataset import assert_same_dataset
 
 
 def _dead_letters(root: Path) -> list[dict[str, object]]:

@@ -11,7 +11,7 @@ from fluxforge_common.dataset.validation import validate_dataset
 from fluxforge_common.pipeline import archive_lines
 from fluxforge_common.storage.local import LocalStorage
 
-from tests.conftest import assert_same_dataset, read_dataset
+from tests.support.dataset import assert_same_dataset, read_dataset
 
 DURATION = "240"
 

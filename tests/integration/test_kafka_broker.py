@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.codec import has_zstd
 
 if TYPE_CHECKING:
-    from .conftest import KafkaTopics
+    from tests.support.kafka import KafkaTopics
 
 pytestmark = pytest.mark.integration
 

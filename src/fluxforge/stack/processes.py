@@ -18,7 +18,9 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class Service:
+class ServiceSpec:
+    """How to start one service: its name (of its pid and log files) and its command line."""
+
     name: str
     argv: list[str]
 
@@ -53,7 +55,7 @@ class ProcessSupervisor:
                 pid = int(text[0])
         return ServiceStatus(name, pid, self.log_file(name))
 
-    def start(self, service: Service, env: dict[str, str] | None = None) -> ServiceStatus:
+    def start(self, service: ServiceSpec, env: dict[str, str] | None = None) -> ServiceStatus:
         """Start `service` unless it already runs; returns its status."""
         current = self.status(service.name)
         if current.running:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fluxforge.stack.processes import Service
+from fluxforge.stack.processes import ServiceSpec
 
 
-def stack_services(config: Path | None, root: Path, *, speed: float, workers: int) -> list[Service]:
+def stack_services(config: Path | None, root: Path, *, speed: float, workers: int) -> list[ServiceSpec]:
     """Collector on the simulated market, `workers` feature-engine workers, one Parquet sink.
 
     Ordered so that `up` starts consumers before the producer and `down` stops
@@ -17,7 +17,7 @@ def stack_services(config: Path | None, root: Path, *, speed: float, workers: in
     python = sys.executable
     common = ["--config", str(config)] if config is not None else []
     services = [
-        Service(
+        ServiceSpec(
             "sink",
             [
                 python,
@@ -32,7 +32,7 @@ def stack_services(config: Path | None, root: Path, *, speed: float, workers: in
         ),
     ]
     services += [
-        Service(
+        ServiceSpec(
             f"engine-{i}",
             [
                 python,
@@ -46,7 +46,7 @@ def stack_services(config: Path | None, root: Path, *, speed: float, workers: in
         for i in range(1, workers + 1)
     ]
     services.append(
-        Service(
+        ServiceSpec(
             "collector",
             [python, "-m", "fluxforge_collector", *common, "--source", "simulator", "--speed", f"{speed:g}"],
         )

@@ -1,7 +1,7 @@
 """Invariant 3 through the whole stack: bad input never stops the pipeline and is never lost silently.
 
 Half of the market goes through the collector, then bad messages are published straight to the
-raw topic (the tests/corpus lines, a batch that is not JSON, messages without or with a bad key,
+raw topic (the tests/support/bad_ticks.py lines, a batch that is not JSON, messages without or with a bad key,
 a tick under another symbol's key, a late and a re-sent tick), then the other half. Bad lines in
 the collector's own input are dead-lettered by the collector (records without lineage, which the
 sink's de-duplication must let through). Every bad input ends in the dataset's `deadletter/`
@@ -15,11 +15,11 @@ import re
 
 import orjson
 import pytest
-from fluxforge_feature_engine.harness import publish
 
-from tests.conftest import assert_same_dataset
-from tests.corpus.bad_ticks import BAD_LINES
-from tests.e2e.stack.conftest import Expected, Stack, dead_letters, raw_of
+from tests.support.bad_ticks import BAD_LINES
+from tests.support.dataset import assert_same_dataset
+from tests.support.feature_engine import publish
+from tests.support.stack import Expected, Stack, dead_letters, raw_of
 
 pytestmark = pytest.mark.e2e
 

@@ -28,12 +28,12 @@ import pytest
 from fluxforge_collector.emulator import EmulatorThread
 from fluxforge_collector.exchange import ExchangeStats
 
-from tests.e2e.stack.conftest import Broker, Expected, Service, Stack
-from tests.integration.collector.conftest import KafkaPrefix
-from tests.integration.exchange.conftest import Run, check_published, emulator, exchange_config
+from tests.support.exchange import Run, check_published, exchange_config
+from tests.support.kafka import Broker, KafkaPrefix
+from tests.support.processes import ServiceProcess
+from tests.support.stack import Expected, Stack
 
 pytestmark = pytest.mark.e2e
-__all__ = ["emulator"]  # the fixture, shared with tests/integration/exchange
 
 SPEED = 6.0  # each half: ~45 s of market in ~7.5 s
 OUTAGE_S = 30.0
@@ -61,7 +61,7 @@ def scrape(port: int) -> dict[str, float]:
     }
 
 
-def wait_for(what: str, check: object, service: Service, timeout_s: float = 60.0) -> None:
+def wait_for(what: str, check: object, service: ServiceProcess, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():  # type: ignore[operator]
         assert service.running, (
@@ -205,7 +205,7 @@ def test_a_30_s_outage_with_the_exchange_sending_and_a_kill_9_in_it_lose_and_dou
     ports, spool_dir = (free_port(), free_port()), stack.tmp / "spool"
     common = {"spool_dir": spool_dir, "send_timeout_s": 5}
 
-    def read_all(port: int, service: Service) -> float:
+    def read_all(port: int, service: ServiceProcess) -> float:
         """Pause the market; once the collector's count stops moving, its count."""
         emulator.call(lambda e: e.pause())
         counts = [-1.0, -2.0]

@@ -37,9 +37,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import assert_same_dataset
-from tests.e2e.stack.conftest import (
-    Broker,
+from tests.support.dataset import assert_same_dataset
+from tests.support.kafka import Broker
+from tests.support.stack import (
     Expected,
     Stack,
     archived_ticks,

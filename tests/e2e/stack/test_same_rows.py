@@ -16,8 +16,8 @@ import pyarrow as pa
 import pytest
 from fluxforge_common.config import FluxForgeSettings
 
-from tests.conftest import assert_same_dataset, read_dataset
-from tests.e2e.stack.conftest import (
+from tests.support.dataset import assert_same_dataset, read_dataset
+from tests.support.stack import (
     Expected,
     Stack,
     archived_ticks,

@@ -32,10 +32,10 @@ from fluxforge.cli.app import app as fluxforge_app
 from fluxforge.cli.collect_cmd import collect
 from fluxforge.cli.replay_cmd import replay
 from fluxforge.cli.topics_cmd import topics
-from tests.corpus.bad_ticks import BAD_LINES
+from tests.support.bad_ticks import BAD_LINES
 
 if TYPE_CHECKING:
-    from .conftest import KafkaPrefix, Record
+    from tests.support.kafka import ConsumedRecord, KafkaPrefix
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def per_key(lines: list[bytes]) -> dict[bytes, list[bytes]]:
     return dict(grouped)
 
 
-def check_batches(records: list[Record], max_ticks: int) -> dict[bytes, list[bytes]]:
+def check_batches(records: list[ConsumedRecord], max_ticks: int) -> dict[bytes, list[bytes]]:
     """Per key, the ticks read back in log order; asserts keys, batch sizes and one partition per key."""
     got: dict[bytes, list[bytes]] = defaultdict(list)
     partitions: dict[bytes, set[int]] = defaultdict(set)

@@ -22,15 +22,14 @@ from fluxforge_collector.launch import CollectOptions, make_collector, publish
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.kafka import TopicNames
 
-from tests.integration.exchange.conftest import Run, check_published, emulator, exchange_config
+from tests.support.exchange import Run, check_published, exchange_config
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .conftest import KafkaPrefix
+    from tests.support.kafka import KafkaPrefix
 
 pytestmark = pytest.mark.integration
-__all__ = ["emulator"]  # the fixture, shared with tests/integration/exchange
 
 
 def test_collect_exchange_publishes_every_tick_once_and_sigterm_flushes(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from fluxforge_collector.emulator import EmulatorThread, ExchangeEmulator
 
-from .conftest import SYMBOLS, check_published, exchange_config, record, report, sent_events
+from tests.support.exchange import SYMBOLS, check_published, exchange_config, record, report, sent_events
 
 pytestmark = pytest.mark.e2e
 

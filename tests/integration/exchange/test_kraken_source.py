@@ -18,7 +18,7 @@ from fluxforge_collector.emulator import EmulatorConfig, EmulatorThread
 from fluxforge_collector.emulator.kraken import BOOK_TRUTH, KrakenEmulator
 from fluxforge_common.simulator import SimulatorConfig
 
-from .conftest import SYMBOLS, Run, exchange_config, record, report, sent_events
+from tests.support.exchange import SYMBOLS, Run, exchange_config, record, report, sent_events
 
 pytestmark = pytest.mark.e2e
 

@@ -19,7 +19,9 @@ import orjson
 import pytest
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features import TABLES
-from fluxforge_feature_engine.harness import (
+
+from tests.support.feature_engine import (
+    EngineStack,
     OutputReader,
     Received,
     RowsByKey,
@@ -29,8 +31,6 @@ from fluxforge_feature_engine.harness import (
     per_symbol_batches,
     simulated_ticks,
 )
-
-from .conftest import EngineStack
 
 pytestmark = pytest.mark.integration
 

@@ -32,16 +32,16 @@ from fluxforge_parquet_sink.naming import parse_stem, stem_of
 from fluxforge_parquet_sink.policy import FlushPolicy
 from fluxforge_parquet_sink.runner import KafkaSink
 
-from tests.conftest import assert_same_dataset
-from tests.integration.parquet_sink.conftest import (
+from tests.support.dataset import assert_same_dataset
+from tests.support.sink_kafka import (
     PARTITIONS,
-    Pipeline,
+    PipelineTopics,
     committed_metadata,
     offsets,
     produce,
     produce_outputs,
 )
-from tests.unit.parquet_sink.stack_data import StackData, engine_outputs, first_copies, with_engine_crashes
+from tests.support.stack_data import StackData, engine_outputs, first_copies, with_engine_crashes
 
 pytestmark = pytest.mark.integration
 
@@ -55,11 +55,11 @@ BOUND_FLAGS = [
 ]  # fmt: skip
 
 
-def _settings(pipeline: Pipeline, root: Path) -> FluxForgeSettings:
+def _settings(pipeline: PipelineTopics, root: Path) -> FluxForgeSettings:
     return pipeline.settings.model_copy(update={"storage": StorageConfig(root=root)})
 
 
-def _sink(pipeline: Pipeline, root: Path, group: str, **kwargs: object) -> KafkaSink:
+def _sink(pipeline: PipelineTopics, root: Path, group: str, **kwargs: object) -> KafkaSink:
     options: dict[str, object] = {"policy": POLICY, "progress_s": 2.0, "until_caught_up": True}
     options.update(kwargs)
     return KafkaSink(
@@ -82,7 +82,7 @@ def _fingerprint(root: Path) -> dict[str, str]:
 
 
 def _assert_complete(
-    pipeline: Pipeline,
+    pipeline: PipelineTopics,
     root: Path,
     group: str,
     stack: StackData,
@@ -111,7 +111,7 @@ def _assert_complete(
 
 
 def test_sink_writes_the_dataset_of_the_embedded_pipeline(
-    pipeline: Pipeline, stack: StackData, expected_root: Path, tmp_path: Path
+    pipeline: PipelineTopics, stack: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
     asyncio.run(produce(pipeline.kafka, stack))
     root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
@@ -127,7 +127,7 @@ def test_sink_writes_the_dataset_of_the_embedded_pipeline(
 
 
 def test_kill_9_and_restart_gives_the_same_dataset(
-    pipeline: Pipeline, stack: StackData, expected_root: Path, tmp_path: Path
+    pipeline: PipelineTopics, stack: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
     """`fluxforge-parquet-sink` is killed with SIGKILL at four points, then runs to the end."""
     asyncio.run(produce(pipeline.kafka, stack))
@@ -176,7 +176,7 @@ class _DiesBeforeCommit(KafkaSink):
 
 
 def test_early_chunks_written_but_not_committed_are_undone(
-    pipeline: Pipeline, stack: StackData, expected_root: Path, tmp_path: Path
+    pipeline: PipelineTopics, stack: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
     """Half the data; a stop writes the short open chunks and dies before committing them. The rest
     arrives; the restarted sink cuts those records into different chunks: the journal must remove the
@@ -195,7 +195,7 @@ def test_early_chunks_written_but_not_committed_are_undone(
 
 
 def test_two_members_share_the_partitions(
-    pipeline: Pipeline, stack: StackData, expected_root: Path, tmp_path: Path
+    pipeline: PipelineTopics, stack: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
     """Two sink processes (here: tasks) in one group, the second joining while data flows: the
     rebalance drops open chunks, their new owners re-read them, and the dataset is the same. Idle
@@ -233,7 +233,7 @@ def test_two_members_share_the_partitions(
 
 
 def test_sigterm_writes_and_commits_everything_buffered(
-    pipeline: Pipeline, stack: StackData, expected_root: Path, tmp_path: Path
+    pipeline: PipelineTopics, stack: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
     """Bounds too large to close any chunk, idle closes off: all rows wait in memory until SIGTERM,
     which must write them, commit, and exit 0."""
@@ -266,7 +266,7 @@ def test_sigterm_writes_and_commits_everything_buffered(
 
 
 def test_engine_copies_are_dropped_across_a_sink_restart(
-    pipeline: Pipeline, stack: StackData, expected_root: Path, tmp_path: Path
+    pipeline: PipelineTopics, stack: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
     """The feature engine's outputs with its `ff-src` headers, some split into numbered chunks, and
     two engine crashes: one before the sink stops, whose copies the running sink drops, and one

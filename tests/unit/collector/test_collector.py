@@ -25,7 +25,7 @@ from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 from fluxforge_common.pipeline.sources import simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
 
-from tests.corpus.bad_ticks import BAD_LINES
+from tests.support.bad_ticks import BAD_LINES
 
 
 @dataclass

@@ -12,9 +12,7 @@ import pytest
 from fluxforge_common.storage import LocalStorage
 from fluxforge_common.writers import PartitionedParquetWriter
 
-from tests.unit.writers.conftest import DAY_MS, T0, data_root, hf_schema, make_rows, storage
-
-__all__ = ["DAY_MS", "T0", "data_root", "hf_schema", "make_rows", "storage", "write_seed_file", "written"]
+from tests.support.times import DAY_MS, T0
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "BTC/USDT:USDT")
 

@@ -15,7 +15,7 @@ from fluxforge_common.dataset.schema import KEY_SCHEMA
 from fluxforge_common.storage import LocalStorage
 from fluxforge_common.writers import PartitionedParquetWriter
 
-from tests.unit.writers.conftest import DAY_MS, T0
+from tests.support.times import DAY_MS, T0
 
 Rows = list[dict[str, Any]]
 pytestmark = pytest.mark.filterwarnings("error::fluxforge_common.dataset.DatasetWarning")

@@ -21,7 +21,7 @@ from fluxforge_common.storage import LocalStorage
 from fluxforge_common.storage.base import temp_name
 from fluxforge_common.writers import DeadLetterWriter, RawArchiveWriter
 
-from tests.unit.writers.conftest import T0
+from tests.support.times import T0
 
 Rows = list[dict[str, Any]]
 ETH = "hf/exchange=kraken/symbol=ETH%2FUSDT/date=2025-12-12"

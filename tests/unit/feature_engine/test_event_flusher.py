@@ -15,9 +15,10 @@ from typing import Any, cast
 import pytest
 from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.kafka import TopicNames
-from fluxforge_feature_engine.harness import per_symbol_batches, simulated_ticks
 from fluxforge_feature_engine.processor import MessageProcessor, decode_stored
 from fluxforge_feature_engine.worker import EventFlusher, WorkerConfig, WorkerStats
+
+from tests.support.feature_engine import per_symbol_batches, simulated_ticks
 
 TOPICS = TopicNames.from_config(FluxForgeSettings().kafka)
 MESSAGES = per_symbol_batches(simulated_ticks(600, seed=3), 20)

@@ -22,7 +22,6 @@ from fluxforge_common.features import SymbolState
 from fluxforge_common.kafka import TopicNames
 from fluxforge_common.kafka.lineage import Deduplicator, Headers, parse_source
 from fluxforge_common.messages.rows import decode_rows
-from fluxforge_feature_engine.harness import expected_rows, per_symbol_batches, simulated_ticks
 from fluxforge_feature_engine.processor import (
     DEAD_LETTER_RAW_BYTES,
     MessageProcessor,
@@ -33,7 +32,9 @@ from fluxforge_feature_engine.processor import (
     row_chunks,
 )
 
-from tests.unit.features.conftest import T0, book, trade
+from tests.support.feature_engine import expected_rows, per_symbol_batches, simulated_ticks
+from tests.support.ticks import book, trade
+from tests.support.times import T0
 
 CFG = StateConfig()
 TOPICS = TopicNames.from_config(FluxForgeSettings().kafka)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.features.conftest import T0, book, run_engine, ticker, trade
+from tests.support.ticks import book, run_engine, ticker, trade
+from tests.support.times import T0
 
 BOOK = book(T0 + 10, [(100.0, 1.5), (99.5, 2.0)], [(100.5, 0.7), (101.0, 3.0)])
 

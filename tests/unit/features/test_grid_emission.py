@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from fluxforge_common.config import StateConfig
 
-from tests.unit.features.conftest import T0, book, run_engine, ticker, trade
+from tests.support.ticks import book, run_engine, ticker, trade
+from tests.support.times import T0
 
 B1 = ([(100.0, 1.0)], [(101.0, 1.0)])
 B2 = ([(100.5, 1.0)], [(101.0, 2.0)])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from fluxforge_common.config import StateConfig
 
-from tests.unit.features.conftest import T0, book, run_engine
+from tests.support.ticks import book, run_engine
+from tests.support.times import T0
 
 CFG = StateConfig(max_levels=2, ofi_levels=2)
 

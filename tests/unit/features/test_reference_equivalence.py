@@ -9,7 +9,8 @@ from fluxforge_common.config import StateConfig
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.features.conftest import T0, book, run_engine, trade
+from tests.support.ticks import book, run_engine, trade
+from tests.support.times import T0
 from tests.unit.features.reference import Trade, Update, reference_rows
 
 CFG = StateConfig(
@@ -106,7 +107,7 @@ def test_state_round_trip_mid_stream_changes_nothing(
 ) -> None:
     from fluxforge_common.features import EngineOutput, FeatureEngine, SymbolState
 
-    from tests.unit.features.conftest import decoded
+    from tests.support.ticks import decoded
 
     lines = encode(events)
     split = data.draw(st.integers(0, len(lines)))

@@ -14,7 +14,7 @@ from fluxforge_common.messages import (
     decode_tick,
 )
 
-from tests.corpus.bad_ticks import BAD_LINES, GOOD_BOOK, GOOD_TICKER, GOOD_TRADE
+from tests.support.bad_ticks import BAD_LINES, GOOD_BOOK, GOOD_TICKER, GOOD_TRADE
 
 
 @pytest.mark.parametrize(("raw", "reason"), BAD_LINES, ids=[f"bad{i}" for i in range(len(BAD_LINES))])

@@ -23,9 +23,9 @@ from fluxforge_parquet_sink.journal import JOURNAL_DIR, Journal
 from fluxforge_parquet_sink.naming import parse_stem, stem_of
 from fluxforge_parquet_sink.policy import FlushPolicy
 
-from tests.conftest import assert_same_dataset, read_dataset
-from tests.unit.parquet_sink.harness import Driver, all_files, polls, run_to_end
-from tests.unit.parquet_sink.stack_data import StackData, rows_of, to_records
+from tests.support.dataset import assert_same_dataset, read_dataset
+from tests.support.sink_driver import Driver, all_files, polls, run_to_end
+from tests.support.stack_data import StackData, rows_of, to_records
 
 PARTITIONS = 3
 NAMES = TopicNames.from_config(FluxForgeSettings().kafka)

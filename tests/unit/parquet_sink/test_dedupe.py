@@ -27,9 +27,9 @@ from fluxforge_parquet_sink.core import SinkCore, route_topics
 from fluxforge_parquet_sink.journal import JOURNAL_DIR
 from fluxforge_parquet_sink.policy import FlushPolicy
 
-from tests.conftest import assert_same_dataset, read_dataset
-from tests.unit.parquet_sink.harness import Driver, polls, run_to_end
-from tests.unit.parquet_sink.stack_data import (
+from tests.support.dataset import assert_same_dataset, read_dataset
+from tests.support.sink_driver import Driver, polls, run_to_end
+from tests.support.stack_data import (
     Output,
     StackData,
     engine_outputs,

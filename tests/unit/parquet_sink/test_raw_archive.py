@@ -16,9 +16,9 @@ from fluxforge_common.writers import iter_ndjson
 from fluxforge_parquet_sink.chunks import FRAME_BYTES, RawChunk, Record
 from fluxforge_parquet_sink.policy import FlushPolicy
 
-from tests.conftest import assert_same_dataset
-from tests.unit.parquet_sink.harness import run_to_end
-from tests.unit.parquet_sink.stack_data import StackData, to_records
+from tests.support.dataset import assert_same_dataset
+from tests.support.sink_driver import run_to_end
+from tests.support.stack_data import StackData, to_records
 
 RAW = TopicNames.from_config(FluxForgeSettings().kafka).raw
 POLICY = FlushPolicy(raw_bytes=150_000, raw_span_ms=20_000, idle_s=0)

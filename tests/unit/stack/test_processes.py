@@ -6,10 +6,12 @@ import sys
 import time
 from pathlib import Path
 
-from fluxforge.stack.processes import ProcessSupervisor, Service
+from fluxforge.stack.processes import ProcessSupervisor, ServiceSpec
 
-SLEEPER = Service("sleeper", [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"])
-STUBBORN = Service(
+SLEEPER = ServiceSpec(
+    "sleeper", [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
+)
+STUBBORN = ServiceSpec(
     "stubborn",
     [
         sys.executable,

@@ -13,7 +13,8 @@ import pytest
 from fluxforge_common.storage import LocalStorage, StorageBackend
 from fluxforge_common.writers import DeadLetterWriter, RawArchiveWriter, dead_letter_record, iter_ndjson
 
-from tests.unit.writers.conftest import T0, FailingStorage
+from tests.support.storage import FailingStorage
+from tests.support.times import T0
 
 BOOK_DIR = "raw/exchange=binanceus/channel=book/date=2025-12-12"
 

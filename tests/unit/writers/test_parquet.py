@@ -14,7 +14,8 @@ import pytest
 from fluxforge_common.storage import LocalStorage, StorageBackend
 from fluxforge_common.writers import PartitionedParquetWriter
 
-from tests.unit.writers.conftest import DAY_MS, T0, FailingStorage
+from tests.support.storage import FailingStorage
+from tests.support.times import DAY_MS, T0
 
 MakeRows = Callable[..., list[dict[str, Any]]]
 BTC = "hf/exchange=binanceus/symbol=BTC%2FUSDT/date=2025-12-12"

@@ -1,51 +1,29 @@
-"""Rows, schemas and a failure-injecting backend shared by the writer and dataset tests."""
+"""Storage fixtures (`data_root`, `storage`) and a backend that fails on purpose.
+
+`storage` is the backend under test. The contract tests are written against
+`StorageBackend` only, so the S3 backend can be added as another fixture param.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, BinaryIO
 
-import pyarrow as pa
 import pytest
-from fluxforge_common.dataset.schema import TS_TYPE
 from fluxforge_common.storage import LocalStorage
 
-from tests.unit.storage.conftest import data_root, storage
 
-__all__ = ["DAY_MS", "T0", "FailingStorage", "data_root", "hf_schema", "make_rows", "storage"]
-
-T0 = 1_765_500_000_000  # 2025-12-12T00:40:00Z
-DAY_MS = 86_400_000
-
-Rows = list[dict[str, Any]]
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    """The dataset root directory (created by the backend)."""
+    return tmp_path / "data"
 
 
 @pytest.fixture
-def hf_schema() -> pa.Schema:
-    """A small feature-table schema: the key columns plus a float and an int."""
-    return pa.schema(
-        [
-            ("exchange", pa.string()),
-            ("symbol", pa.string()),
-            ("ts", TS_TYPE),
-            ("mid", pa.float64()),
-            ("n", pa.int64()),
-        ]
-    )
-
-
-@pytest.fixture
-def make_rows() -> Callable[..., Rows]:
-    """`make_rows(exchange, symbol, start_ms, count, step_ms=1000)`: rows 1 step apart, mid = 100 + i."""
-
-    def make(exchange: str, symbol: str, start_ms: int = T0, count: int = 3, step_ms: int = 1000) -> Rows:
-        return [
-            {"exchange": exchange, "symbol": symbol, "ts": start_ms + i * step_ms, "mid": 100.0 + i, "n": i}
-            for i in range(count)
-        ]
-
-    return make
+def storage(data_root: Path) -> LocalStorage:
+    return LocalStorage(data_root)
 
 
 class _FailingFile:

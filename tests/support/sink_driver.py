@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,7 +130,3 @@ def all_files(root: Path) -> list[str]:
     return sorted(
         str(Path(dirpath, name).relative_to(root)) for dirpath, _, names in os.walk(root) for name in names
     )
-
-
-def unique_group() -> str:
-    return uuid.uuid4().hex[:8]

@@ -1,4 +1,4 @@
-"""Harness for the ccxt.pro collector against the Binance emulator: record a run, inject a fault, check it.
+"""The ccxt.pro collector against the Binance emulator (the `emulator` fixture): record a run, inject a fault, check it.
 
 `record` runs the real `ExchangeSource` (ccxt.pro's binanceus class, URLs
 pointed at the emulator) until every symbol has a book, injects the fault,

@@ -1,4 +1,4 @@
-"""Builders of raw envelopes and a helper that runs them through the engine."""
+"""Builders of raw envelopes (one symbol, `ex` `BTC/USDT`) and a helper that runs them through the engine."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fluxforge_common.config import StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine
 from fluxforge_common.messages import DecodedTick, decode_tick
 
-T0 = 1_765_500_000_000  # 2025-12-12T00:40:00Z, a whole second
+from tests.support.times import T0
 
 
 def book(t: int, bids: list[tuple[float, float]], asks: list[tuple[float, float]], **extra: Any) -> bytes:

@@ -1,4 +1,4 @@
-"""Driving workers from tests and benchmarks: raw batches in, deduplicated rows out, worker processes.
+"""Driving feature-engine workers from tests and benchmarks: raw batches in, deduplicated rows out.
 
 - `per_symbol_batches` groups raw ticks into `<exchange>:<symbol>` messages the way the
   collector does (per-symbol order kept, at most `batch_size` ticks per message);
@@ -6,8 +6,8 @@
   final flush, which a stream never reaches) for comparison;
 - `publish` sends raw messages; `OutputReader` reads the feature and dead-letter topics
   (read_committed, from the beginning, each engine output once: `Deduplicator`);
-- `WorkerProcess` runs `python -m fluxforge_feature_engine` as a child process, so a test can
-  `kill -9` it.
+- `EngineStack` is one test's topics, config and workers (`python -m fluxforge_feature_engine`
+  as `ServiceProcess` children, so a test can `kill -9` them).
 """
 
 from __future__ import annotations
@@ -16,15 +16,12 @@ import asyncio
 import contextlib
 import itertools
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -36,9 +33,13 @@ from fluxforge_common.kafka.lineage import Deduplicator, parse_source
 from fluxforge_common.messages import DecodedTick, Rejection, decode_tick
 from fluxforge_common.messages.rows import decode_rows, encode_rows
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
+from fluxforge_feature_engine.topics import EngineTopics, prepare_topics
+
+from tests.support.processes import ServiceProcess
 
 Row = dict[str, Any]
 RowsByKey = dict[str, dict[str, list[Row]]]  # table -> "<exchange>:<symbol>" -> rows in emission order
+READ_TIMEOUT_S = 90.0
 
 
 def simulated_ticks(n: int, seed: int = 7, **overrides: Any) -> list[bytes]:
@@ -196,57 +197,97 @@ class OutputReader:
         return self.received
 
 
-class WorkerProcess:
-    """`python -m fluxforge_feature_engine ...` as a child process in its own process group."""
+@dataclass
+class EngineStack:
+    """One test's topics, config and workers."""
 
-    def __init__(self, args: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> None:
-        self.args = list(args)
-        self.log_path = log_path
-        self.env = {**os.environ, **(env or {})}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: TextIO | None = None
-
-    def start(self) -> WorkerProcess:
-        self._log = self.log_path.open("a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fluxforge_feature_engine", *self.args],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-            start_new_session=True,
-        )
-        return self
+    bootstrap: str
+    prefix: str
+    root: Path
+    partitions: int = 3
+    workers: list[ServiceProcess] = field(default_factory=list)
 
     @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+    def app_id(self) -> str:
+        return f"{self.prefix}-app"
 
-    def kill9(self) -> None:
-        """SIGKILL, no chance to flush or commit anything."""
-        assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self._close_log()
+    @property
+    def kafka(self) -> KafkaConfig:
+        return KafkaConfig(
+            bootstrap_servers=self.bootstrap, topic_prefix=self.prefix, partitions=self.partitions
+        )
 
-    def stop(self, timeout_s: float = 60.0) -> int:
-        """SIGTERM and wait (SIGKILL after `timeout_s`); returns the exit status."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-        self._close_log()
-        return self.proc.returncode
+    @property
+    def outputs(self) -> TopicNames:
+        return TopicNames.from_config(self.kafka)
 
-    def log_text(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
+    def config_file(self) -> Path:
+        path = self.root / "config.yaml"
+        path.write_text(
+            "kafka:\n"
+            f"  bootstrap_servers: '{self.bootstrap}'\n"
+            f"  topic_prefix: '{self.prefix}'\n"
+            f"  partitions: {self.partitions}\n"
+        )
+        return path
 
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+    def prepare(self) -> EngineTopics:
+        """Create the topics now (the worker would), so a test can publish before any worker runs."""
+        return asyncio.run(prepare_topics(self.kafka, None, self.app_id))
+
+    def worker(self, name: str, *extra: str) -> ServiceProcess:
+        """Start `python -m fluxforge_feature_engine` for this stack; its log is <root>/<name>.log."""
+        args = [
+            "--config",
+            str(self.config_file()),
+            "--app-id",
+            self.app_id,
+            "--data-dir",
+            str(self.root / f"faust-{name}"),
+            *extra,
+        ]
+        process = ServiceProcess(
+            name, "fluxforge_feature_engine", args, dict(os.environ), self.root / f"{name}.log"
+        ).start()
+        self.workers.append(process)
+        return process
+
+    def publish(self, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
+        asyncio.run(publish(self.kafka, self.outputs.raw, messages))
+
+    async def publish_paced(self, messages: Sequence[tuple[bytes | None, bytes]], duration_s: float) -> None:
+        """Publish in ~20 slices spread over `duration_s`: a stream that is still arriving."""
+        slices = 20
+        size = max(1, -(-len(messages) // slices))
+        for start in range(0, len(messages), size):
+            await publish(self.kafka, self.outputs.raw, messages[start : start + size])
+            await asyncio.sleep(duration_s / slices)
+
+    def read(
+        self,
+        done: Callable[[Received], bool],
+        *,
+        timeout_s: float = READ_TIMEOUT_S,
+        settle_s: float = 2.0,
+        during: Callable[[OutputReader], Coroutine[Any, Any, None]] | None = None,
+    ) -> Received:
+        """Read the outputs until `done` (then `settle_s` more); `during` runs alongside the reading."""
+
+        async def go() -> Received:
+            async with OutputReader(self.kafka, self.outputs) as reader:
+                task = asyncio.create_task(during(reader)) if during is not None else None
+                try:
+                    got = await reader.read_until(done, timeout_s, settle_s)
+                    if task is not None:
+                        await task
+                    return got
+                finally:
+                    if task is not None and not task.done():
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+
+        return asyncio.run(go())
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {w.log_path.name}\n{w.log_text()[-6000:]}" for w in self.workers)

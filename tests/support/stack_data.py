@@ -6,6 +6,9 @@ each batch decoded and run through `FeatureEngine`, its rows sent as one
 message per table keyed like the batch, every refusal as a dead-letter record.
 `lines` is the same input as one stream, for the embedded pipeline, whose
 dataset is what the sink must reproduce.
+
+Fixtures (once per session): `stack`, 90 s of market made so, and `expected_root`, its
+embedded dataset.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine
 from fluxforge_common.kafka import TopicNames, source_headers
@@ -144,6 +148,25 @@ def embedded_dataset(lines: list[bytes], settings: FluxForgeSettings, root: Path
     """The dataset `fluxforge run --input` makes of `lines`: what the stack must reproduce."""
     EmbeddedPipeline(settings, LocalStorage(root, durable=False)).run(lines, "test")
     return root
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> FluxForgeSettings:
+    return FluxForgeSettings()
+
+
+@pytest.fixture(scope="session")
+def stack(stack_settings: FluxForgeSettings) -> StackData:
+    """90 s of market (~9,000 ticks) in per-symbol batches of at most 20, with refused and
+    pretty-printed elements."""
+    return stack_messages(simulated_lines(90), stack_settings, batch_max=20, bad_every=97, pretty_every=301)
+
+
+@pytest.fixture(scope="session")
+def expected_root(
+    stack: StackData, stack_settings: FluxForgeSettings, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    return embedded_dataset(stack.lines, stack_settings, tmp_path_factory.mktemp("embedded"))
 
 
 def partition_of(key: str, partitions: int) -> int:

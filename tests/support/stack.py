@@ -1,0 +1,308 @@
+"""The whole stack against a real broker: collector, feature engine and sink as child processes.
+
+A `Stack` is one test's topic prefix, engine app id (consumer group + state changelog), sink
+group and dataset root, so tests never see each other's data even on a shared, long-lived
+broker. Services run as `python -m <package>` in their own process group (`ServiceProcess`), so
+`kill -9` is real; their logs are `<tmp>/<name>.log`.
+
+`Expected` is the reference a stack's dataset is held against: one input file and what every
+way of running it must give (built once per session by the e2e stack tests' `expected` fixture).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.config.settings import KafkaConfig
+from fluxforge_common.features import TABLES, table_schema
+from fluxforge_common.kafka import TopicNames, ensure_topics, topic_specs
+from fluxforge_common.storage import LocalStorage
+from fluxforge_common.writers import PartitionedParquetWriter, iter_ndjson
+from typer.testing import CliRunner
+
+from fluxforge.cli.app import app
+from tests.support.processes import ServiceProcess
+
+PARTITIONS = 3
+LAG_POLL_S = 0.5
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Expected:
+    """One input file and what every way of running it must give."""
+
+    lines: list[bytes]
+    input_path: Path
+    config_path: Path  # an empty YAML file: defaults everywhere, whatever config/config.yaml says
+    embedded_root: Path
+    stream_root: Path
+    flush_rows: dict[str, list[Row]]
+    rejections: list[tuple[str, bytes]]  # (reason, raw) the engine dead-letters on this input
+    dates: list[str]
+
+
+def write_rows(root: Path, rows: dict[str, list[Row]], settings: FluxForgeSettings) -> Path:
+    storage = LocalStorage(root, durable=False)
+    for table in TABLES:
+        writer = PartitionedParquetWriter(storage, table, table_schema(table, settings.features))
+        writer.add(rows[table])
+        writer.flush()
+    return root
+
+
+def run_cli(*args: str | Path, config: Path) -> str:
+    """`fluxforge ...` in-process with the given config file; fails the test on a non-zero exit."""
+    result = CliRunner().invoke(app, [str(a) for a in args], env={"FLUXFORGE_CONFIG": str(config)})
+    assert result.exit_code == 0, (
+        f"fluxforge {' '.join(map(str, args))}: {result.output}\n{result.exception!r}"
+    )
+    return result.output
+
+
+def dead_letters(root: Path) -> list[dict[str, Any]]:
+    return [
+        orjson.loads(line)
+        for path in sorted((root / "deadletter").rglob("*.ndjson"))
+        for line in path.read_bytes().splitlines()
+        if line.strip()
+    ]
+
+
+def raw_of(record: dict[str, Any]) -> bytes:
+    """The original bytes a dead-letter record keeps."""
+    if "raw" in record:
+        return str(record["raw"]).encode()
+    return base64.b64decode(record["raw_b64"])
+
+
+def archived_ticks(root: Path) -> int:
+    """Lines of the dataset's raw archive."""
+    storage = LocalStorage(root)
+    return sum(1 for path in storage.list_files("raw") for _ in iter_ndjson(storage, path))
+
+
+def counted(text: str, pattern: str) -> int | None:
+    """The number in front of `pattern` in the last line that has it (commas allowed)."""
+    found = re.findall(rf"([\d,]+) {pattern}", text)
+    return int(found[-1].replace(",", "")) if found else None
+
+
+async def _lags(bootstrap: str, groups: dict[str, list[str]]) -> dict[str, dict[str, int]]:
+    """group -> "topic/partition" -> end offset (read_committed) minus the group's committed offset.
+
+    Committed offsets are read first, in `groups` order, end offsets last: an upstream group
+    (the engine) at lag 0 has every output in Kafka before the ends are read, so a downstream
+    group (the sink) at lag 0 has really read all of it.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000)
+    await admin.start()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", request_timeout_ms=5_000
+    )
+    try:
+        await consumer.start()
+        topics = sorted({t for names in groups.values() for t in names})
+        described = await admin.describe_topics(topics)
+        tps = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
+        committed = {group: await admin.list_consumer_group_offsets(group) for group in groups}
+        ends = await consumer.end_offsets(tps)
+        return {
+            group: {
+                f"{tp.topic}/{tp.partition}": ends[tp] - max(committed[group][tp].offset, 0)
+                if tp in committed[group]
+                else ends[tp]
+                for tp in tps
+                if tp.topic in names
+            }
+            for group, names in groups.items()
+        }
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+@dataclass
+class Stack:
+    """One test's pipeline: names, dataset root, services, and waiting for them to finish."""
+
+    bootstrap: str
+    prefix: str
+    tmp: Path
+    config_path: Path
+    partitions: int = PARTITIONS
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    @property
+    def kafka(self) -> KafkaConfig:
+        return KafkaConfig(
+            bootstrap_servers=self.bootstrap, topic_prefix=self.prefix, partitions=self.partitions
+        )
+
+    @property
+    def names(self) -> TopicNames:
+        return TopicNames.from_config(self.kafka)
+
+    @property
+    def app_id(self) -> str:
+        return f"{self.prefix}-engine"
+
+    @property
+    def group(self) -> str:
+        return f"{self.prefix}-sink"
+
+    @property
+    def root(self) -> Path:
+        return self.tmp / "data"
+
+    @property
+    def sink_topics(self) -> list[str]:
+        return [self.names.raw, self.names.deadletter, *self.names.features.values()]
+
+    def env(self, **kafka: object) -> dict[str, str]:
+        """The environment of a service: this stack's Kafka settings, nothing from the caller's FLUXFORGE_*."""
+        base = {k: v for k, v in os.environ.items() if not k.startswith("FLUXFORGE_")}
+        values: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap,
+            "topic_prefix": self.prefix,
+            "partitions": self.partitions,
+            **kafka,
+        }
+        base.update({f"FLUXFORGE_KAFKA__{k.upper()}": str(v) for k, v in values.items()})
+        base["FLUXFORGE_CONFIG"] = str(self.config_path)
+        return base
+
+    def create_topics(self) -> None:
+        asyncio.run(ensure_topics(self.kafka, topic_specs(self.kafka)))
+
+    def _service(self, name: str, module: str, args: list[str], env: dict[str, str]) -> ServiceProcess:
+        assert name not in self.services, name
+        service = ServiceProcess(name, module, args, env, self.tmp / f"{name}.log")
+        self.services[name] = service
+        return service.start()
+
+    def engine(self, name: str = "engine") -> ServiceProcess:
+        args = ["--app-id", self.app_id, "--data-dir", str(self.tmp / f"faust-{name}")]
+        return self._service(name, "fluxforge_feature_engine", args, self.env())
+
+    def sink(self, *flags: str, name: str = "sink") -> ServiceProcess:
+        args = [
+            "--root", str(self.root), "--group-id", self.group, "--instance-id", f"{name}-0",
+            "--idle-flush-seconds", "1", "--progress-seconds", "2", *flags,
+        ]  # fmt: skip
+        return self._service(name, "fluxforge_parquet_sink", args, self.env())
+
+    def collector(
+        self,
+        input_path: Path,
+        *,
+        batch_max_ticks: int = 100,
+        speed: float | None = None,
+        name: str = "collector",
+        **collector: object,
+    ) -> ServiceProcess:
+        """A collector publishing `input_path`; `collector` sets keys of the config's `collector:` section."""
+        env = self._collector_env(batch_max_ticks, collector)
+        return self._service(name, "fluxforge_collector", self.collector_args(input_path, speed), env)
+
+    def exchange_collector(
+        self, exchange: str, config: dict[str, Any], *, name: str = "collector", **collector: object
+    ) -> ServiceProcess:
+        """A collector recording `exchanges.<exchange>` (`config`, e.g. pointed at an emulator)."""
+        path = self.tmp / f"{name}-config.yaml"
+        path.write_text(yaml.safe_dump({"exchanges": {exchange: config}}))
+        env = {**self._collector_env(100, collector), "FLUXFORGE_CONFIG": str(path)}
+        return self._service(
+            name, "fluxforge_collector", ["--source", "exchange", "--exchange", exchange], env
+        )
+
+    def _collector_env(self, batch_max_ticks: int, collector: dict[str, object]) -> dict[str, str]:
+        env = self.env(batch_max_ticks=batch_max_ticks)
+        env.update({f"FLUXFORGE_COLLECTOR__{k.upper()}": str(v) for k, v in collector.items()})
+        return env
+
+    @staticmethod
+    def collector_args(input_path: Path, speed: float | None = None) -> list[str]:
+        return [
+            "--source",
+            "file",
+            "--input",
+            str(input_path),
+            *([] if speed is None else ["--speed", str(speed)]),
+        ]
+
+    def lags(self) -> dict[str, dict[str, int]] | None:
+        """Engine lag on raw, sink lag on its topics; None while the broker does not answer."""
+        try:
+            return asyncio.run(
+                asyncio.wait_for(
+                    _lags(self.bootstrap, {self.app_id: [self.names.raw], self.group: self.sink_topics}), 15
+                )
+            )
+        except Exception:  # broker restarting, group loading: not done yet
+            return None
+
+    def wait_until_processed(
+        self,
+        timeout_s: float,
+        *,
+        collectors: tuple[str, ...] = ("collector",),
+        tick: Callable[[], None] | None = None,
+    ) -> None:
+        """Until every collector exited 0 and the engine and the sink have committed everything.
+
+        The engine commits a raw offset only after its outputs are in Kafka, and the sink an
+        output's offset only after its files are durable (idle chunks close after 1 s), so
+        lag 0 everywhere means the dataset holds everything. Any other service that exits
+        fails the test (unless `tick`, called every round, restarts it).
+        """
+        deadline = time.monotonic() + timeout_s
+        last: dict[str, dict[str, int]] | None = None
+        while time.monotonic() < deadline:
+            if tick is not None:
+                tick()
+            for name, service in self.services.items():
+                code = service.returncode
+                if name in collectors:
+                    assert code in (None, 0), f"{name} exited {code}\n{self.logs()}"
+                elif tick is None:
+                    assert code is None, f"{name} exited {code}\n{self.logs()}"
+            if all(self.services[c].returncode == 0 for c in collectors):
+                last = self.lags()
+                if last is not None and all(lag == 0 for lags in last.values() for lag in lags.values()):
+                    return
+            time.sleep(LAG_POLL_S)
+        pytest.fail(f"the stack did not finish in {timeout_s} s; lags {last}\n{self.logs()}", pytrace=False)
+
+    def stop(self, *names: str) -> None:
+        """SIGTERM the named services (all running ones by default); each must exit 0."""
+        for name in names or tuple(self.services):
+            service = self.services[name]
+            if service.running:
+                code = service.stop()
+                assert code == 0, f"{name} exited {code} after SIGTERM\n{self.logs()}"
+
+    def logs(self, tail: int = 5000) -> str:
+        return "\n".join(
+            f"----- {s.log_path.name} (last {tail} chars)\n{s.log_text()[-tail:]}"
+            for s in self.services.values()
+        )
+
+    def kill_all(self) -> None:
+        for service in self.services.values():
+            if service.running:
+                service.kill9()
