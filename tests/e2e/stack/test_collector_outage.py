@@ -25,8 +25,8 @@ from collections import defaultdict
 
 import orjson
 import pytest
-from fluxforge_collector.emulator import EmulatorThread
 from fluxforge_collector.exchange import ExchangeStats
+from fluxforge_emulator import EmulatorThread
 
 from tests.e2e.stack.conftest import Broker, Expected, Service, Stack
 from tests.integration.collector.conftest import KafkaPrefix
