@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 
 import ccxt.pro as ccxtpro
-from fluxforge_collector.ccxt_checks import KrakenBookChecksum, UncheckedBooks, check_mixins
+from fluxforge_collector.exchange.ccxt_checks import KrakenBookChecksum, UncheckedBooks, check_mixins
 from fluxforge_common.kraken import kraken_book_checksum
 
 

@@ -48,7 +48,7 @@ class KrakenBookChecksum:
             return  # a book dropped after a failed check, until its new snapshot
         source = getattr(self, "_ff_source", None)
         if message.get("type") == "snapshot" and source is not None and isinstance(symbol, str):
-            source._snapshot(symbol)
+            source.on_snapshot(symbol)
         self._ff_expected = (
             (symbol, checksum) if isinstance(symbol, str) and isinstance(checksum, int) else None
         )
