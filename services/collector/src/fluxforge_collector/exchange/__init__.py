@@ -11,15 +11,14 @@ through, with `ccxt_fast` hot paths and `ccxt_checks` book checks mixed in),
 
 from fluxforge_collector.exchange.credentials import load_credentials
 from fluxforge_collector.exchange.errors import ExchangeSetupError
-from fluxforge_collector.exchange.source import DEFAULT_QUEUE_SIZE, ExchangeSource, exchange_source
-from fluxforge_collector.exchange.stats import ExchangeStats, Recovery
+from fluxforge_collector.exchange.source import ExchangeSource, exchange_source
+from fluxforge_collector.exchange.stats import ExchangeStats, WatcherRecovery
 
 __all__ = [
-    "DEFAULT_QUEUE_SIZE",
     "ExchangeSetupError",
     "ExchangeSource",
     "ExchangeStats",
-    "Recovery",
+    "WatcherRecovery",
     "exchange_source",
     "load_credentials",
 ]

@@ -41,7 +41,7 @@ from fluxforge_collector.exchange.watchers import channel_groups, watch
 
 log = logging.getLogger("fluxforge.collector.exchange")
 
-DEFAULT_QUEUE_SIZE = 50_000
+ENVELOPE_QUEUE_SIZE = 50_000
 
 
 class ExchangeSource:
@@ -54,7 +54,7 @@ class ExchangeSource:
         *,
         max_levels: int,
         credentials: dict[str, str] | None = None,
-        queue_size: int = DEFAULT_QUEUE_SIZE,
+        queue_size: int = ENVELOPE_QUEUE_SIZE,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:

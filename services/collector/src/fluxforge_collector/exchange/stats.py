@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class Recovery:
+class WatcherRecovery:
     """One watcher's failure and how long until it delivered again."""
 
     channel: str
@@ -37,7 +37,7 @@ class ExchangeStats:
     trade_id_gaps: int = 0  # trades missing between two received ids (ids that count up by one)
     duplicate_trades: int = 0
     books_conflated: int = 0  # book updates left out while the queue was full (a later state was published)
-    recoveries: list[Recovery] = field(default_factory=list)
+    recoveries: list[WatcherRecovery] = field(default_factory=list)
 
     def count_error(self, exc: BaseException) -> str:
         """Count an error by its class; returns the class name."""

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from fluxforge_collector.exchange.errors import brief, retry_delay
-from fluxforge_collector.exchange.stats import Recovery
+from fluxforge_collector.exchange.stats import WatcherRecovery
 from fluxforge_collector.exchange.stopping import STOPPED
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ async def watch(source: ExchangeSource, channel: str, symbols: list[str]) -> Non
             await emit(result, recv)
             if failed_at is not None:
                 seconds = time.monotonic() - failed_at
-                stats.recoveries.append(Recovery(channel, label, failure, seconds, time.monotonic()))
+                stats.recoveries.append(WatcherRecovery(channel, label, failure, seconds, time.monotonic()))
                 log.info("%s: %s %s recovered in %.2f s", source.name, channel, label, seconds)
                 failed_at = None
             backoff.reset()
