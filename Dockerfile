@@ -7,6 +7,7 @@ COPY pyproject.toml uv.lock README.md ./
 COPY libs libs
 COPY services services
 COPY src src
+COPY tools tools
 RUN uv sync --frozen --no-dev
 
 FROM python:3.11-slim

@@ -35,6 +35,9 @@ class _MemorySource:
     def __init__(self, lines: list[bytes]) -> None:
         self._lines = lines
 
+    def request_stop(self) -> bool:
+        return False  # a stop cancels the read
+
     async def lines(self) -> AsyncGenerator[bytes, None]:
         for line in self._lines:
             yield line

@@ -1,6 +1,6 @@
 """Live collection rate: the Binance emulator (50 symbols, its own process) -> ccxt.pro -> collector -> Kafka.
 
-The emulator runs as `python -m fluxforge_collector.emulator` in a subprocess
+The emulator runs as `python -m fluxforge_emulator` in a subprocess
 (so its CPU is not the collector's) and offers ~27,000 frames/s: one depth
 diff per book change (as Binance's raw diff stream, ~1.2 levels each), the
 trades, and a 24h ticker now and then. The collector runs in this process
@@ -44,7 +44,7 @@ SYMBOLS_PER_WATCH = 50
 
 def _start_emulator() -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fluxforge_collector.emulator", "--symbols", ",".join(SYMBOLS),
+        [sys.executable, "-m", "fluxforge_emulator", "--symbols", ",".join(SYMBOLS),
          "--rate", str(EVENTS_PER_S_PER_SYMBOL), "--ping-interval", "5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

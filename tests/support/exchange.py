@@ -22,11 +22,11 @@ from typing import Any
 
 import orjson
 import pytest
-from fluxforge_collector.emulator import EmulatorConfig, EmulatorThread, ExchangeEmulator
 from fluxforge_collector.exchange import ExchangeSource, ExchangeStats
 from fluxforge_common.config import ExchangeConfig
 from fluxforge_common.messages import Rejection, decode_tick
 from fluxforge_common.simulator import SimulatorConfig
+from fluxforge_emulator import EmulatorConfig, EmulatorThread, ExchangeEmulator
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 LEVELS = 10
@@ -153,7 +153,7 @@ def sent_events(emu: EmulatorThread, kind: str) -> dict[str, list[dict[str, Any]
 
 def check_published(emu: EmulatorThread, run: Run) -> dict[str, int]:
     """Everything published is right; returns counts per envelope type."""
-    histories = emu.call(lambda e: {s: dict(e.feed.state(s).history) for s in SYMBOLS})
+    histories = emu.call(lambda e: {s: dict(e.feed.symbol(s).history) for s in SYMBOLS})
     counts: dict[str, int] = defaultdict(int)
     for raw in run.raw:
         assert not isinstance(decode_tick(raw, 1 << 20), Rejection), raw

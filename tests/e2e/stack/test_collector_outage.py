@@ -25,8 +25,8 @@ from collections import defaultdict
 
 import orjson
 import pytest
-from fluxforge_collector.emulator import EmulatorThread
 from fluxforge_collector.exchange import ExchangeStats
+from fluxforge_emulator import EmulatorThread
 
 from tests.support.exchange import Run, check_published, exchange_config
 from tests.support.kafka import Broker, KafkaPrefix

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 import yaml
-from fluxforge_collector.emulator import EmulatorThread
 from fluxforge_collector.launch import CollectOptions, make_collector, publish
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.kafka import TopicNames
+from fluxforge_emulator import EmulatorThread
 
 from tests.support.exchange import Run, check_published, exchange_config
 

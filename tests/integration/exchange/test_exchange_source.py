@@ -9,7 +9,7 @@ fault, how long the collector took to recover by itself.
 from __future__ import annotations
 
 import pytest
-from fluxforge_collector.emulator import EmulatorThread, ExchangeEmulator
+from fluxforge_emulator import EmulatorThread, ExchangeEmulator
 
 from tests.support.exchange import SYMBOLS, check_published, exchange_config, record, report, sent_events
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 import pytest
-from fluxforge_collector.emulator import EmulatorConfig, EmulatorThread
-from fluxforge_collector.emulator.kraken import BOOK_TRUTH, KrakenEmulator
 from fluxforge_common.simulator import SimulatorConfig
+from fluxforge_emulator import EmulatorConfig, EmulatorThread
+from fluxforge_emulator.kraken import BOOK_TRUTH, KrakenEmulator
 
 from tests.support.exchange import SYMBOLS, Run, exchange_config, record, report, sent_events
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 import zlib
 
 import ccxt.pro as ccxtpro
-from fluxforge_collector.ccxt_checks import (
-    KrakenBookChecksum,
-    UncheckedBooks,
-    check_mixins,
-    kraken_book_checksum,
-)
+from fluxforge_collector.exchange.ccxt_checks import KrakenBookChecksum, UncheckedBooks, check_mixins
+from fluxforge_common.kraken import kraken_book_checksum
 
 
 def test_a_level_is_its_price_and_size_without_points_and_leading_zeros() -> None:

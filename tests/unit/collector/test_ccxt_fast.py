@@ -7,7 +7,7 @@ from typing import Any
 import ccxt.pro as ccxtpro
 import pytest
 from ccxt.base.exchange import Exchange
-from fluxforge_collector.ccxt_fast import BinanceMarketDispatch, iso8601
+from fluxforge_collector.exchange.ccxt_fast import BinanceMarketDispatch, iso8601
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -91,6 +91,9 @@ class ListSource:
         self.name = name
         self.yielded = 0
 
+    def request_stop(self) -> bool:
+        return False  # a stop cancels the read
+
     async def lines(self) -> AsyncGenerator[bytes, None]:
         for line in self._lines:
             self.yielded += 1
@@ -152,6 +155,9 @@ def test_stop_publishes_everything_read(fake: FakeProducer) -> None:
 
     class Endless:
         name = "endless"
+
+        def request_stop(self) -> bool:
+            return False  # a stop cancels the read
 
         async def lines(self) -> AsyncGenerator[bytes, None]:
             for n, line in enumerate(simulator_lines(SimulatorConfig(seed=5))):
@@ -239,6 +245,9 @@ def test_a_second_stop_abandons_what_is_queued(fake: FakeProducer) -> None:
 def test_a_failing_source_stops_after_publishing_what_it_read(fake: FakeProducer) -> None:
     class Broken:
         name = "broken"
+
+        def request_stop(self) -> bool:
+            return False  # a stop cancels the read
 
         async def lines(self) -> AsyncGenerator[bytes, None]:
             for line in simulated(10):

@@ -1,12 +1,11 @@
-"""Exchange source settings: credentials only from the environment or a secret file, never the YAML; backoff."""
+"""Exchange source settings: credentials only from the environment or a secret file, never the YAML."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
-from fluxforge_collector.exchange import Backoff, ExchangeSetupError, load_credentials
+from fluxforge_collector.exchange import ExchangeSetupError, load_credentials
 from fluxforge_common.config import ConfigError, load_settings
 
 
@@ -32,12 +31,3 @@ def test_the_config_file_refuses_credentials_without_echoing_them(tmp_path: Path
     message = str(info.value)
     assert "exchanges.binanceus.options" in message and "FLUXFORGE_<EXCHANGE>_API_KEY" in message
     assert "hunter2" not in message
-
-
-def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
-    backoff = Backoff(0.5, 4.0, random.Random(1))
-    delays = [backoff.next() for _ in range(6)]
-    for delay, step in zip(delays, [0.5, 1.0, 2.0, 4.0, 4.0, 4.0], strict=True):
-        assert step / 2 <= delay <= step
-    backoff.reset()
-    assert backoff.next() <= 0.5

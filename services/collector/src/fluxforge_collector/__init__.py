@@ -1,9 +1,10 @@
 """FluxForge collector service: market sources -> validated ticks -> per-symbol batches on Kafka.
 
-`sources` (what a source is, simulator/file/archive sources), `batcher`
-(grouping ticks into one Kafka value per symbol), `collector` (the bounded,
-backpressured publish loop), `spool` (the on-disk log every batch passes
-through) and `drainer` (spool -> Kafka, through outages, once each),
+`sources` (what a source is, simulator/file/archive sources), `exchange`
+(live exchanges through ccxt.pro), `batcher` (grouping ticks into one Kafka
+value per symbol), `collector` (the bounded, backpressured publish loop),
+`spool` (the on-disk log every batch passes through) and `drainer` (spool ->
+Kafka, through outages, once each), `backoff` (the wait between retries),
 `metrics` (Prometheus), `launch` (options shared by the service and the
 `fluxforge collect`/`replay` commands), `app` (the `fluxforge-collector` entry point).
 """

@@ -1,4 +1,4 @@
-"""Per-symbol tick batches: the value of one `fluxforge.raw` message (DESIGN.md "Kafka transport").
+"""Per-symbol tick batches: the value of one `fluxforge.raw` message (docs/design.md "Kafka transport").
 
 Faust pays ~150-200 us per event whatever it holds, so the collector groups a
 symbol's ticks into one message: a JSON array of the ticks' original bytes, in

@@ -178,12 +178,10 @@ class Collector:
         self._stops += 1
         if self._stops == 1:
             log.info("stopping: publishing what was read, then flushing (stop again to abandon it)")
-            request_stop = getattr(self.source, "request_stop", None)
-            if request_stop is not None and self._intake_task is not None and not self._intake_task.done():
-                # A live source ends its stream itself, after handing over what it received.
-                request_stop()
-            elif self._intake_task is not None:
-                self._intake_task.cancel()
+            intake = self._intake_task
+            # A live source ends its stream itself, after handing over what it received; other reads are cancelled.
+            if intake is not None and (intake.done() or not self.source.request_stop()):
+                intake.cancel()
         elif self._publish_task is not None:
             log.warning("stopping now: open batches and queued ticks are abandoned")
             self._publish_task.cancel()

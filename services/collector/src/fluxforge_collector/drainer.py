@@ -12,8 +12,8 @@ acknowledgements have been missing for `PROBE_AFTER_S` - sooner than the send
 timeout, because aiokafka's producer spins on metadata requests while its
 broker is gone, and a broker paused or cut off behind a firewall that keeps
 its connections open would otherwise only be seen at the send timeout), the drainer
-drops its producer, waits with exponential backoff and
-jitter, and connects again; the spool keeps taking the collector's batches
+drops its producer, waits (`Backoff`, from `backoff_initial_s` to `backoff_max_s`)
+and connects again; the spool keeps taking the collector's batches
 meanwhile. A record may have reached the broker without its acknowledgement
 reaching us (or, after a crash, with the acknowledgement not yet on disk), so
 before sending again the drainer reads the tail of the partitions those
@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -45,6 +44,7 @@ from aiokafka.protocol.metadata import MetadataRequest
 from fluxforge_common import kafka
 from fluxforge_common.config import KafkaConfig
 
+from fluxforge_collector.backoff import Backoff
 from fluxforge_collector.spool import DiskSpool, SpoolRecord
 
 log = logging.getLogger("fluxforge.collector.drainer")
@@ -126,12 +126,12 @@ class SpoolDrainer:
         self._wake.set()
 
     async def run(self) -> None:
-        delay = self.backoff_initial_s
+        backoff = Backoff(self.backoff_initial_s, self.backoff_max_s)
         while True:
             producer: AIOKafkaProducer | None = None
             try:
                 producer = await self._connect()
-                delay = self.backoff_initial_s
+                backoff.reset()
                 await self._skip_landed(producer)
                 await self._send(producer)
                 return
@@ -155,8 +155,7 @@ class SpoolDrainer:
             finally:
                 if producer is not None:
                     await self._stop(producer)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, self.backoff_max_s)
+            await asyncio.sleep(backoff.next())
 
     def _set_connected(self, value: bool) -> None:
         if value != self.connected:

@@ -1,15 +1,8 @@
-"""Where a collector's raw envelopes come from.
+"""Where a collector's raw envelopes come from: the `TickSource` protocol; simulator, file and archive sources.
 
-A source is anything with a `name` (it goes into dead-letter records, so a
-bad line can be traced back) and `lines()`, an async iterator of raw envelope
-bytes (DESIGN.md "Raw messages"), one tick each, in the order the collector
-must publish them. The collector validates, paces, limits and batches; a
-source only delivers bytes. The simulated market and files are sources here;
-a ccxt.pro exchange source (a later issue) is another implementation of the
-same protocol (`fluxforge_collector.exchange`), whose `lines()` awaits the
-exchange's websockets. A live source may also have `request_stop()`: the
-collector then asks it to end its stream (yielding what it already received)
-instead of cancelling the read.
+A source delivers raw envelope bytes (docs/design.md "Raw messages"), one tick
+each, in publishing order; the collector validates, paces, limits and
+batches. The live exchange source is `fluxforge_collector.exchange`.
 """
 
 from __future__ import annotations
@@ -50,6 +43,13 @@ class TickSource(Protocol):
         """
         ...
 
+    def request_stop(self) -> bool:
+        """Ask the stream to end after yielding what the source already received.
+
+        False when the source cannot end it itself: the caller then cancels the read.
+        """
+        ...
+
 
 class IteratorSource:
     """A synchronous iterator of lines (simulator, file, archive, stdin) as a `TickSource`.
@@ -72,6 +72,9 @@ class IteratorSource:
     @property
     def name(self) -> str:
         return self._name
+
+    def request_stop(self) -> bool:
+        return False  # the reader thread may be blocked in a read: only cancelling the read stops it
 
     async def lines(self) -> AsyncGenerator[bytes, None]:
         loop = asyncio.get_running_loop()
@@ -241,10 +244,7 @@ class BlockingLines:
                 self._loop.call_soon_threadsafe(self._request_stop)
 
     def _request_stop(self) -> None:
-        request_stop = getattr(self.source, "request_stop", None)
-        if request_stop is not None:
-            request_stop()
-        elif self._task is not None:
+        if not self.source.request_stop() and self._task is not None:
             self._task.cancel()
 
     def _drain_until_end(self) -> None:

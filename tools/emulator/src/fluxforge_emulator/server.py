@@ -48,15 +48,15 @@ import orjson
 from aiohttp import WSMsgType, web
 from fluxforge_common.simulator import SimulatorConfig
 
-from fluxforge_collector.emulator.feed import (
+from fluxforge_emulator.feed import (
     BOOK_TICKER,
     DEPTH,
     MINI_TICKER,
     TICKER,
     TRADE,
+    EmulatedSymbol,
     Event,
     MarketFeed,
-    SymbolState,
     decimals,
 )
 
@@ -307,11 +307,11 @@ class ExchangeEmulator:
 
     def gap(self, symbol: str, count: int = 1) -> None:
         """Never send the next `count` depth diffs of `symbol`: the client sees update ids jump."""
-        self._drop_depth[self.feed.state(symbol).id] += count
+        self._drop_depth[self.feed.symbol(symbol).id] += count
 
     def malformed(self, symbol: str | None = None, count: int = 1) -> None:
         """Send the next `count` depth diffs (of `symbol`, or of any symbol) cut in half: invalid JSON."""
-        self._malformed[self.feed.state(symbol).id if symbol else "*"] += count
+        self._malformed[self.feed.symbol(symbol).id if symbol else "*"] += count
 
     def http_error(
         self, status: int, count: int = 1, path: str | None = None, retry_after_s: float | None = None
@@ -350,10 +350,7 @@ class ExchangeEmulator:
         self, symbol: str, update_id: int
     ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         """The recorded top levels of `symbol` right after update `update_id` (needs `history_levels`)."""
-        return self.feed.state(symbol).history[update_id]
-
-    def symbol_state(self, symbol: str) -> SymbolState:
-        return self.feed.state(symbol)
+        return self.feed.symbol(symbol).history[update_id]
 
     # -- market driver ----------------------------------------------------------------
 
@@ -400,7 +397,7 @@ class ExchangeEmulator:
     @staticmethod
     def _merge(
         merged: dict[str, _Merged],
-        state: SymbolState,
+        state: EmulatedSymbol,
         event: Event,
     ) -> None:
         diff = orjson.loads(event.payload)

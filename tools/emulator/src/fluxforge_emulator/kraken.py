@@ -32,10 +32,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from fluxforge_common.kraken import kraken_book_checksum
 
-from fluxforge_collector.ccxt_checks import kraken_book_checksum
-from fluxforge_collector.emulator.feed import DEPTH, TICKER, TRADE, SymbolState, decimals
-from fluxforge_collector.emulator.server import EmulatorConfig, ExchangeEmulator, _Conn
+from fluxforge_emulator.feed import DEPTH, TICKER, TRADE, EmulatedSymbol, decimals
+from fluxforge_emulator.server import EmulatorConfig, ExchangeEmulator, _Conn
 
 BOOK_DEPTHS = (10, 25, 100, 500, 1000)
 TRADE_SNAPSHOT = 50  # trades sent on subscribing to a symbol's trades, as Kraken does
@@ -94,7 +94,7 @@ class KrakenEmulator(ExchangeEmulator):
     def ccxt_options(self) -> dict[str, Any]:
         return {}
 
-    def pair_decimals(self, state: SymbolState) -> tuple[int, int]:
+    def pair_decimals(self, state: EmulatedSymbol) -> tuple[int, int]:
         spec = state.market.spec
         return decimals(spec.tick), decimals(spec.lot)
 
@@ -216,10 +216,10 @@ class KrakenEmulator(ExchangeEmulator):
         for key in [key for key in self._joined if key[0] == id(conn)]:
             del self._joined[key]
 
-    def _state(self, symbol: str) -> SymbolState | None:
+    def _state(self, symbol: str) -> EmulatedSymbol | None:
         """The state of a unified symbol (`BTC/USDT`; not an id, which Kraken's websocket does not take)."""
         with contextlib.suppress(KeyError):
-            state = self.feed.state(symbol)
+            state = self.feed.symbol(symbol)
             if state.market.symbol == symbol:
                 return state
         return None
@@ -255,12 +255,12 @@ class KrakenEmulator(ExchangeEmulator):
                 continue  # subscribed while this period was being sent: its snapshot is newer
             await self._send_frame(conn, outgoing)
 
-    def _book(self, state: SymbolState, depth: int) -> tuple[_Side, _Side]:
+    def _book(self, state: EmulatedSymbol, depth: int) -> tuple[_Side, _Side]:
         bids, asks = state.market.book(depth)
         return dict(bids), dict(asks)
 
     def _book_message(
-        self, state: SymbolState, kind: str, bids: _Side, asks: _Side, top: tuple[_Side, _Side]
+        self, state: EmulatedSymbol, kind: str, bids: _Side, asks: _Side, top: tuple[_Side, _Side]
     ) -> str:
         price_decimals, lot_decimals = self.pair_decimals(state)
         top_bids = sorted(top[0].items(), reverse=True)
@@ -275,13 +275,13 @@ class KrakenEmulator(ExchangeEmulator):
             entry["timestamp"] = _iso(state.market.ts + self.feed.offset_ms)
         return _dumps({"channel": "book", "type": kind, "data": [entry]})
 
-    def _book_snapshot(self, state: SymbolState, depth: int) -> str:
+    def _book_snapshot(self, state: EmulatedSymbol, depth: int) -> str:
         top = self._tops.get((state.id, depth))
         if top is None:
             top = self._tops[(state.id, depth)] = self._book(state, depth)
         return self._book_message(state, "snapshot", top[0], top[1], top)
 
-    def _book_updates(self, state: SymbolState) -> list[tuple[int, str]]:
+    def _book_updates(self, state: EmulatedSymbol) -> list[tuple[int, str]]:
         """The update of each subscribed depth of `state` whose levels changed, as (depth, payload)."""
         updates = []
         for (sid, depth), (old_bids, old_asks) in list(self._tops.items()):
@@ -305,7 +305,7 @@ class KrakenEmulator(ExchangeEmulator):
                 self.sent_log.append((sid, BOOK_TRUTH, _dumps(truth)))
         return updates
 
-    def _trade_message(self, state: SymbolState, binance_payload: str) -> str:
+    def _trade_message(self, state: EmulatedSymbol, binance_payload: str) -> str:
         trade = orjson.loads(binance_payload)
         data = {
             "symbol": state.market.symbol,
@@ -319,7 +319,7 @@ class KrakenEmulator(ExchangeEmulator):
         self._recent_trades.setdefault(state.id, deque(maxlen=TRADE_SNAPSHOT)).append(data)
         return _dumps({"channel": "trade", "type": "update", "data": [data]})
 
-    def _ticker_message(self, state: SymbolState, kind: str) -> str:
+    def _ticker_message(self, state: EmulatedSymbol, kind: str) -> str:
         day = state.day()
         data = {
             "symbol": state.market.symbol,

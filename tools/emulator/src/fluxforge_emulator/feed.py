@@ -70,8 +70,8 @@ class DayFigures(NamedTuple):
 
 
 @dataclass
-class SymbolState:
-    """One symbol's market and the running numbers its ticker reports."""
+class EmulatedSymbol:
+    """One symbol the emulator serves: its market and the running numbers its ticker reports."""
 
     market: SymbolMarket
     id: str
@@ -119,10 +119,10 @@ class MarketFeed:
         self.exchange = exchange
         self.offset_ms = offset_ms
         self.history_levels = history_levels
-        self.symbols: dict[str, SymbolState] = {}
+        self.symbols: dict[str, EmulatedSymbol] = {}
         for market in build_markets(only):
             price = market.last_price
-            state = SymbolState(market, market_id(market.symbol), price, price, price)
+            state = EmulatedSymbol(market, market_id(market.symbol), price, price, price)
             state.touch = market.touch()
             self.symbols[state.id] = state
             if history_levels:
@@ -132,8 +132,8 @@ class MarketFeed:
         heapq.heapify(self._schedule)
         self.steps = 0
 
-    def state(self, symbol: str) -> SymbolState:
-        """A symbol's state, by unified symbol (`BTC/USDT`) or id (`BTCUSDT`)."""
+    def symbol(self, symbol: str) -> EmulatedSymbol:
+        """A symbol, by unified symbol (`BTC/USDT`) or id (`BTCUSDT`)."""
         found = self._by_symbol.get(symbol) or self.symbols.get(symbol.upper())
         if found is None:
             raise KeyError(symbol)
@@ -144,7 +144,7 @@ class MarketFeed:
         """Market time of the next step of any symbol."""
         return self._schedule[0][0]
 
-    def step_until(self, until_ms: int, max_steps: int) -> Iterator[tuple[SymbolState, list[Event]]]:
+    def step_until(self, until_ms: int, max_steps: int) -> Iterator[tuple[EmulatedSymbol, list[Event]]]:
         """Apply every step due at or before `until_ms` (at most `max_steps`); per step its events.
 
         A book-changing step yields its trades (if any) and then one depth
@@ -161,7 +161,7 @@ class MarketFeed:
             n += 1
         self.steps += n
 
-    def _step(self, state: SymbolState) -> list[Event]:
+    def _step(self, state: EmulatedSymbol) -> list[Event]:
         market = state.market
         kind = market.step()
         ts = market.ts + self.offset_ms
@@ -225,7 +225,7 @@ class MarketFeed:
             state.history[uid] = market.book(self.history_levels)
         return events
 
-    def _tickers(self, state: SymbolState, ts: int) -> list[Event]:
+    def _tickers(self, state: EmulatedSymbol, ts: int) -> list[Event]:
         day = state.day()
         common = {
             "E": ts,

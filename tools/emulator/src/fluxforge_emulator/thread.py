@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fluxforge_collector.emulator.server import EmulatorConfig, ExchangeEmulator
+from fluxforge_emulator.server import EmulatorConfig, ExchangeEmulator
 
 T = TypeVar("T")
 START_TIMEOUT_S = 30.0

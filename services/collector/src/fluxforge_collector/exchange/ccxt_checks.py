@@ -15,22 +15,10 @@ new snapshot.
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import ccxt.pro as ccxtpro
-
-KRAKEN_CHECKSUM_LEVELS = 10
-
-
-def kraken_book_checksum(asks: list[Any], bids: list[Any], price_decimals: int, qty_decimals: int) -> int:
-    """CRC32 of the top 10 asks then bids, each price and size without its point and leading zeros."""
-    text = "".join(
-        f"{level[0]:.{price_decimals}f}".replace(".", "").lstrip("0")
-        + f"{level[1]:.{qty_decimals}f}".replace(".", "").lstrip("0")
-        for level in [*asks[:KRAKEN_CHECKSUM_LEVELS], *bids[:KRAKEN_CHECKSUM_LEVELS]]
-    )
-    return zlib.crc32(text.encode())
+from fluxforge_common.kraken import kraken_book_checksum
 
 
 class UncheckedBooks:
@@ -60,7 +48,7 @@ class KrakenBookChecksum:
             return  # a book dropped after a failed check, until its new snapshot
         source = getattr(self, "_ff_source", None)
         if message.get("type") == "snapshot" and source is not None and isinstance(symbol, str):
-            source._snapshot(symbol)
+            source.on_snapshot(symbol)
         self._ff_expected = (
             (symbol, checksum) if isinstance(symbol, str) and isinstance(checksum, int) else None
         )

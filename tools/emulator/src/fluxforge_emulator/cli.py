@@ -1,4 +1,4 @@
-"""`python -m fluxforge_collector.emulator`: run the Binance (or, with `--protocol kraken`, Kraken) emulator.
+"""`fluxforge-emulator` (or `python -m fluxforge_emulator`): run the Binance (or, with `--protocol kraken`, Kraken) emulator.
 
 Prints one JSON line on stdout once listening: its URLs and the `urls` and
 `options` to put under `exchanges.<name>` so ccxt talks to it. Faults:
@@ -18,14 +18,14 @@ import orjson
 import uvloop
 from fluxforge_common.simulator import SimulatorConfig
 
-from fluxforge_collector.emulator.kraken import KrakenEmulator
-from fluxforge_collector.emulator.server import EmulatorConfig, ExchangeEmulator
+from fluxforge_emulator.kraken import KrakenEmulator
+from fluxforge_emulator.server import EmulatorConfig, ExchangeEmulator
 
 PROTOCOLS: dict[str, type[ExchangeEmulator]] = {"binance": ExchangeEmulator, "kraken": KrakenEmulator}
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m fluxforge_collector.emulator", description=__doc__)
+    p = argparse.ArgumentParser(prog="fluxforge-emulator", description=__doc__)
     p.add_argument(
         "--protocol", choices=sorted(PROTOCOLS), default="binance", help="Which exchange's API to speak."
     )
@@ -87,7 +87,3 @@ def main(argv: list[str] | None = None) -> None:
     )
     with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(_serve(config, PROTOCOLS[args.protocol]))
-
-
-if __name__ == "__main__":
-    main()

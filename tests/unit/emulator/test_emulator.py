@@ -1,6 +1,6 @@
 """The Binance emulator on its own, through a plain aiohttp client: protocol, truth and faults.
 
-(ccxt.pro against it is tested in tests/integration/collector/test_exchange_source.py.)
+(ccxt.pro against it is tested in tests/integration/exchange/test_exchange_source.py.)
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from fluxforge_collector.emulator import EmulatorConfig, ExchangeEmulator
-from fluxforge_collector.emulator.feed import MarketFeed
 from fluxforge_common.simulator import SimulatorConfig
+from fluxforge_emulator import EmulatorConfig, ExchangeEmulator
+from fluxforge_emulator.feed import MarketFeed
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 

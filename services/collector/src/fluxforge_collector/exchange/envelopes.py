@@ -1,0 +1,121 @@
+"""Raw envelopes (docs/design.md "Raw messages") from what ccxt.pro hands over.
+
+`ts` is the exchange's event time, `recv_ts` the time ccxt handed the update
+over, `seq` a book's nonce (on Binance the final update id `u` of the last
+diff applied). A book takes the top `max_levels` of ccxt's full book and is
+never made twice for the same nonce; the bare REST snapshot (no exchange time
+yet) is not made at all: the first diff applied on top of it is. Trades are
+made once per id where ids count up (duplicates are dropped, skipped ids
+counted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from fluxforge_collector.exchange.stats import ExchangeStats
+
+
+class Envelopes:
+    """Makes one exchange's envelopes, remembering the last book nonce and trade id of each symbol."""
+
+    def __init__(self, exchange_id: str, max_levels: int, stats: ExchangeStats) -> None:
+        self.exchange_id = exchange_id
+        self.max_levels = max_levels
+        self.stats = stats
+        self._last_nonce: dict[str, int] = {}
+        self._last_trade: dict[str, int] = {}
+
+    def book(self, book: Any, recv: int) -> bytes | None:
+        """The envelope of a book state not made yet (a newer nonce); None for the others."""
+        symbol = book.get("symbol")
+        nonce = book.get("nonce")
+        ts = book.get("timestamp")
+        if symbol is None or (ts is None and nonce is not None):
+            return None  # the bare snapshot: published with the first diff on top of it
+        if nonce is None and symbol in self._last_nonce:
+            return None  # a book being re-synchronised (ccxt cleared its nonce): not a valid state
+        if nonce is not None:
+            last = self._last_nonce.get(symbol)
+            if last is not None and nonce <= last:
+                return None
+            self._last_nonce[symbol] = nonce
+        n = self.max_levels
+        envelope = {
+            "type": "book",
+            "exchange": self.exchange_id,
+            "symbol": symbol,
+            "ts": ts,
+            "recv_ts": recv,
+            "seq": nonce,
+            "bids": [level[:2] for level in book["bids"][:n]],
+            "asks": [level[:2] for level in book["asks"][:n]],
+        }
+        self.stats.books += 1
+        return orjson.dumps(envelope)
+
+    def trades(self, trades: Any, recv: int) -> Iterator[bytes]:
+        """The envelopes of trades not seen yet, in the order ccxt lists them."""
+        for trade in trades:
+            symbol = trade.get("symbol")
+            tid = trade.get("id")
+            if symbol is None:
+                continue
+            number = _int_or_none(tid)
+            if number is not None:
+                last = self._last_trade.get(symbol)
+                if last is not None:
+                    if number <= last:
+                        self.stats.duplicate_trades += 1
+                        continue
+                    if number > last + 1:
+                        self.stats.trade_id_gaps += number - last - 1
+                self._last_trade[symbol] = number
+            envelope = {
+                "type": "trade",
+                "exchange": self.exchange_id,
+                "symbol": symbol,
+                "ts": trade.get("timestamp"),
+                "recv_ts": recv,
+                "id": None if tid is None else str(tid),
+                "price": trade.get("price"),
+                "amount": trade.get("amount"),
+                "side": trade.get("side"),
+            }
+            self.stats.trades += 1
+            yield orjson.dumps(envelope)
+
+    def tickers(self, tickers: Any, recv: int) -> Iterator[bytes]:
+        """The envelopes of one ticker or of a mapping of them."""
+        items = [tickers] if isinstance(tickers.get("symbol"), str) else list(tickers.values())
+        for ticker in items:
+            symbol = ticker.get("symbol")
+            if symbol is None:
+                continue
+            envelope = {
+                "type": "ticker",
+                "exchange": self.exchange_id,
+                "symbol": symbol,
+                "ts": ticker.get("timestamp"),
+                "recv_ts": recv,
+                "bid": ticker.get("bid"),
+                "ask": ticker.get("ask"),
+                "bid_size": ticker.get("bidVolume"),
+                "ask_size": ticker.get("askVolume"),
+                "last": ticker.get("last"),
+                "base_volume": ticker.get("baseVolume"),
+                "quote_volume": ticker.get("quoteVolume"),
+            }
+            self.stats.tickers += 1
+            yield orjson.dumps(envelope)
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None

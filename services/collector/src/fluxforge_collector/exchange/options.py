@@ -1,0 +1,34 @@
+"""The settings a ccxt.pro exchange is built with: the configured options over FluxForge's defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fluxforge_common.config import ExchangeConfig
+
+# Options merged under the configured ones, per ccxt id.
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    # Binance's watch_tickers defaults to the miniTicker stream, which has no bid/ask.
+    "binance": {"watchTickers": {"name": "ticker"}},
+    "binanceus": {"watchTickers": {"name": "ticker"}},
+}
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `over` on top; nested mappings are merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def ccxt_settings(exchange_id: str, config: ExchangeConfig, credentials: dict[str, str]) -> dict[str, Any]:
+    """The constructor argument of the ccxt.pro class: rate limiting on, options, credentials, URL overrides."""
+    options = deep_merge(DEFAULT_OPTIONS.get(exchange_id, {}), config.options)
+    settings: dict[str, Any] = {"enableRateLimit": True, "options": options, **credentials}
+    if config.urls:
+        settings["urls"] = config.urls
+    return settings

@@ -1,0 +1,252 @@
+"""`ExchangeSource`: a live exchange through ccxt.pro as a `TickSource` (one per exchange, one collector each).
+
+Books. ccxt keeps the full book (REST snapshot of `watchOrderBookLimit`
+levels plus diffs), and each envelope takes its top `features.max_levels`.
+The watch call is made without a limit on purpose: ccxt trims its stored
+book to the limit on every delivery, and a book trimmed to 10 levels is wrong
+as soon as a level behind them moves up. Every book state ccxt resolves is
+published, taken as ccxt hands it over (`ccxt_client`), not when a watcher
+next runs, which would see only the latest of many; only while the source's
+queue is full are states left out (counted as conflated: the watcher then
+publishes the latest, its `seq` says which). On a sequence gap ccxt drops the
+book and re-synchronises it from a new snapshot, so no book spanning a gap is
+ever published; each resync is counted per symbol.
+
+Stop (`request_stop`, from SIGTERM): watchers stop at their next wait,
+everything already received is yielded, then connections are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
+
+from fluxforge_common.config import ExchangeConfig, FluxForgeSettings
+
+from fluxforge_collector.backoff import Backoff
+from fluxforge_collector.exchange.ccxt_client import guarded_class
+from fluxforge_collector.exchange.credentials import load_credentials
+from fluxforge_collector.exchange.envelopes import Envelopes
+from fluxforge_collector.exchange.errors import ExchangeSetupError, brief, retry_delay, retryable
+from fluxforge_collector.exchange.options import ccxt_settings
+from fluxforge_collector.exchange.stats import ExchangeStats
+from fluxforge_collector.exchange.stopping import STOPPED, StopSignal
+from fluxforge_collector.exchange.watchdog import fail_stalled_connections
+from fluxforge_collector.exchange.watchers import channel_groups, watch
+
+log = logging.getLogger("fluxforge.collector.exchange")
+
+ENVELOPE_QUEUE_SIZE = 50_000
+
+
+class ExchangeSource:
+    """Books, trades and tickers of one exchange's configured symbols, through ccxt.pro."""
+
+    def __init__(
+        self,
+        exchange_id: str,
+        config: ExchangeConfig,
+        *,
+        max_levels: int,
+        credentials: dict[str, str] | None = None,
+        queue_size: int = ENVELOPE_QUEUE_SIZE,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.exchange_id = exchange_id
+        self.config = config
+        self.max_levels = max_levels
+        self.stats = ExchangeStats()
+        self.clock = clock
+        self.stop_signal = StopSignal()
+        self._envelopes = Envelopes(exchange_id, max_levels, self.stats)
+        self._credentials = credentials or {}
+        self._queue_size = queue_size
+        self._rng = rng or random.Random()
+        self._queue: asyncio.Queue[bytes | None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop_requested = False
+        self._stopper: asyncio.Task[None] | None = None
+        self._conflated: set[str] = set()  # symbols with a book state left out while the queue was full
+        self.exchange: Any = None
+
+    @property
+    def name(self) -> str:
+        return f"exchange:{self.exchange_id}"
+
+    # -- the TickSource protocol ------------------------------------------------------
+
+    async def lines(self) -> AsyncGenerator[bytes, None]:
+        queue = self._queue = asyncio.Queue(self._queue_size)
+        if self._stop_requested:
+            self.request_stop()
+        exchange = self.exchange = self._make_exchange()
+        watchdog: asyncio.Task[None] | None = None
+        try:
+            symbols = await self._load_markets(exchange)
+            if symbols:
+                for channel in self.config.channels:
+                    for group in channel_groups(exchange, channel, symbols, self.config.symbols_per_watch):
+                        self.spawn(channel, group)
+                watchdog = asyncio.create_task(
+                    fail_stalled_connections(exchange, self.config.stall_timeout_s, self.stats, self.name),
+                    name=f"{self.name} watchdog",
+                )
+            while (line := await queue.get()) is not None:
+                yield line
+        finally:
+            self.stop_signal.set()
+            if watchdog is not None:
+                watchdog.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, *([watchdog] if watchdog else []), return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await exchange.close()
+            log.info("%s: %s", self.name, self.stats.line())
+
+    def request_stop(self) -> bool:
+        """Stop watching; what was received is still yielded, then `lines()` ends."""
+        self._stop_requested = True
+        if self._stopper is None and self._queue is not None:
+            self._stopper = asyncio.get_running_loop().create_task(self._shutdown())
+        return True
+
+    async def _shutdown(self) -> None:
+        self.stop_signal.interrupt()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        assert self._queue is not None
+        await self._queue.put(None)
+
+    # -- setup ----------------------------------------------------------------------------
+
+    def _make_exchange(self) -> Any:
+        import ccxt.pro as ccxtpro
+
+        cls = getattr(ccxtpro, self.exchange_id, None)
+        if not isinstance(cls, type):
+            raise ExchangeSetupError(
+                f"ccxt.pro has no exchange {self.exchange_id!r} (see ccxt.pro.exchanges for the ids it supports)"
+            )
+        return guarded_class(cls, self)(ccxt_settings(self.exchange_id, self.config, self._credentials))
+
+    async def _load_markets(self, exchange: Any) -> list[str]:
+        """Markets, retried with backoff until they load or the source stops; the configured symbols it has."""
+        backoff = self.backoff()
+        while True:
+            try:
+                await exchange.load_markets()
+                break
+            except Exception as exc:
+                if not retryable(exc):
+                    raise
+                self.stats.count_error(exc)
+                delay = retry_delay(exc, backoff, exchange, self.stats)
+                log.warning("%s: loading markets failed (%s); again in %.1f s", self.name, brief(exc), delay)
+                if await self.stop_signal.wait(asyncio.sleep(delay)) is STOPPED:
+                    return []
+        known = [s for s in self.config.symbols if s in exchange.markets]
+        missing = [s for s in self.config.symbols if s not in exchange.markets]
+        if missing:
+            self.stats.failed_symbols = missing
+            log.error("%s: not on the exchange, not watched: %s", self.name, ", ".join(missing))
+        if not known:
+            raise ExchangeSetupError(
+                f"{self.exchange_id} lists none of the configured symbols {self.config.symbols}"
+            )
+        return known
+
+    # -- what the watchers use -----------------------------------------------------------
+
+    def spawn(self, channel: str, symbols: list[str]) -> None:
+        """Start a watcher of `channel` for `symbols`."""
+        task = asyncio.create_task(
+            watch(self, channel, symbols), name=f"{self.name} {channel} {symbols[0]}.."
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def backoff(self) -> Backoff:
+        """A fresh backoff for one retry loop, with the configured reconnect timings."""
+        return Backoff(self.config.reconnect_initial_s, self.config.reconnect_max_s, self._rng)
+
+    def emitter(self, channel: str) -> Callable[[Any, int], Awaitable[None]]:
+        """What publishes a delivery of `channel` (ccxt's result, its receive time in ms)."""
+        return {"book": self._emit_book, "trade": self._emit_trades, "ticker": self._emit_tickers}[channel]
+
+    # -- what the ccxt client reports (`ccxt_client.ClientEvents`) -------------------------
+
+    def on_book(self, book: Any) -> None:
+        """Queue the book ccxt has just updated, before its next frame changes it.
+
+        When the queue is full the state is left out (counted as conflated): the
+        book's watcher then waits for room and publishes the latest state.
+        """
+        queue = self._queue
+        if queue is None or self.stop_signal.is_set:
+            return
+        if queue.full():
+            self.stats.books_conflated += 1
+            self._conflated.add(book.get("symbol"))
+            return
+        line = self._envelopes.book(book, int(self.clock() * 1000))
+        if line is not None:
+            queue.put_nowait(line)
+
+    def on_snapshot(self, symbol: str) -> None:
+        self.stats.count_snapshot(symbol)
+
+    def on_bad_frame(self, client: Any, exc: BaseException, data: Any) -> None:
+        self.stats.bad_frames += 1
+        preview = data[:120] if isinstance(data, str | bytes) else repr(data)[:120]
+        log.warning(
+            "%s: skipped a frame from %s that ccxt could not handle (%r): %r",
+            self.name,
+            client.url,
+            exc,
+            preview,
+        )
+
+    # -- publishing -----------------------------------------------------------------------
+
+    async def _put(self, line: bytes) -> None:
+        assert self._queue is not None
+        await self._queue.put(line)
+
+    async def _emit_book(self, book: Any, recv: int) -> None:
+        """A watcher's book: published only when states of its symbol were conflated (the others were taken)."""
+        symbol = book.get("symbol")
+        if symbol not in self._conflated:
+            return
+        self._conflated.discard(symbol)
+        line = self._envelopes.book(book, recv)
+        if line is not None:
+            await self._put(line)
+
+    async def _emit_trades(self, trades: Any, recv: int) -> None:
+        for line in self._envelopes.trades(trades, recv):
+            await self._put(line)
+
+    async def _emit_tickers(self, tickers: Any, recv: int) -> None:
+        for line in self._envelopes.tickers(tickers, recv):
+            await self._put(line)
+
+
+def exchange_source(settings: FluxForgeSettings, name: str, **kwargs: Any) -> ExchangeSource:
+    """The source for `exchanges.<name>` of the settings; ValueError names the configured ones."""
+    config = settings.exchanges.get(name)
+    if config is None:
+        configured = ", ".join(settings.exchanges) or "none"
+        raise ValueError(f"no exchange {name!r} in the config (exchanges: {configured})")
+    return ExchangeSource(
+        name,
+        config,
+        max_levels=settings.features.max_levels,
+        credentials=load_credentials(name),
+        **kwargs,
+    )
