@@ -1,30 +1,11 @@
 """Sends the spool to Kafka in order, through outages, without sending a batch twice.
 
-The drainer is the only producer of a collector. It reads the spool from the
-last acknowledged record on, sends each record to the partition its key
-hashes to (Kafka's murmur2, as every client computes it), and acknowledges
-records in the spool as the broker confirms them. At most `window` records
-are in flight beyond the acknowledged mark written to disk.
-
-When Kafka fails (unreachable at start, a send that times out, a connection
-lost, or no broker answering a metadata request within `PROBE_REPLY_S` while
-acknowledgements have been missing for `PROBE_AFTER_S` - sooner than the send
-timeout, because aiokafka's producer spins on metadata requests while its
-broker is gone, and a broker paused or cut off behind a firewall that keeps
-its connections open would otherwise only be seen at the send timeout), the drainer
-drops its producer, waits (`Backoff`, from `backoff_initial_s` to `backoff_max_s`)
-and connects again; the spool keeps taking the collector's batches
-meanwhile. A record may have reached the broker without its acknowledgement
-reaching us (or, after a crash, with the acknowledgement not yet on disk), so
-before sending again the drainer reads the tail of the partitions those
-records go to: every record carries the header `ff-spool: <spool id>:<seq>`,
-and per partition our records land in sequence order (idempotent producer),
-so any record at or below the highest sequence found there has landed and is
-skipped. That makes the raw topic hold every batch once, in order per key.
-
-A refusal that retrying cannot cure (a message too large for the topic, no
-authorisation) raises `PublishError`: the collector stops, the spool keeps
-the batch and everything after it.
+The drainer is a collector's only producer. How it detects an outage, backs
+off, and skips what already landed after a failure (the `ff-spool` header) is
+in docs/design.md "Delivery guarantees" (Collector: the spool). At most
+`window` records are in flight beyond the acknowledged mark on disk. A refusal
+that retrying cannot cure raises `PublishError`: the collector stops and the
+spool keeps the batch and everything after it.
 """
 
 from __future__ import annotations

@@ -1,26 +1,14 @@
 """The collector's on-disk spool: every batch is written here before Kafka sees it.
 
-A live exchange cannot be paused, so a broker outage must not stop or block
-the collector. Every batch the collector makes is appended to the spool, a
-local log of segment files, and a drainer (`fluxforge_collector.drainer`)
-sends it to Kafka in spool order and marks it acknowledged. In normal
-operation the spool holds only the batches in flight; during an outage it
-grows, and the drainer empties it, oldest first, once the broker answers.
-After a restart the spool is opened again and its unacknowledged batches go
-first, because new batches are appended behind them.
-
-Appends are single `write` calls on an unbuffered file, so a killed process
-leaves every appended record in the page cache (the kernel writes it out);
-`sync()` adds an fsync for power loss. A record torn by a crash mid-write can
-only be the last one, and opening the spool cuts it off with a warning. A
-record that fails its checksum anywhere else is an error: the spool is left
-as it is for a human to look at, never skipped silently.
+Why it exists and what it guarantees: docs/design.md "Delivery guarantees"
+(Collector: the spool). Appends are single `write` calls on an unbuffered
+file, so a killed process leaves them to the kernel; `sync()` adds an fsync
+for power loss. Only the last record can be torn, and opening cuts it off;
+a bad checksum anywhere else is an error and nothing is skipped.
 
 Record: `<payload length u32><crc32 u32><seq u64>` then the payload
 `<topic length u16><key length u16, 0xFFFF = none><ticks u32>` topic key value.
-Sequence numbers count up across restarts; `acked` holds the highest
-sequence Kafka acknowledged (all lower ones were acknowledged too). The
-directory is locked, so two collectors cannot share it.
+`acked` holds the highest sequence Kafka acknowledged.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
-"""The engine's topics: created before Faust starts, with the state changelog matching the raw topic.
+"""The engine's topics, created before Faust starts, with the state changelog matching the raw topic.
 
-The raw topic is named by the configured prefix; the feature and dead-letter
-topics by the output prefix (the configured one unless `--output-prefix`), so a
-reprocess under a new app id and prefix writes beside the live pipeline. The
-state table's changelog `<app-id>-symbol-state-changelog` is created here too,
-compacted, with exactly the raw topic's partition count: Faust keeps partition
-`p` of a table in changelog partition `p`, next to raw partition `p`.
+The feature and dead-letter topics use the output prefix, so a recomputation
+under a new app id writes beside the live pipeline. The changelog has exactly
+the raw topic's partition count because Faust keeps table partition `p` in
+changelog partition `p` (docs/design.md "Kafka transport").
 """
 
 from __future__ import annotations

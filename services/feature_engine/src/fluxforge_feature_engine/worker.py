@@ -1,19 +1,9 @@
 """The Faust app: one agent over the raw topic, per-symbol state in a changelog-backed table.
 
-The agent reads the raw topic one event at a time (Faust drops events fetched
-under an earlier consumer generation) and hands each to `EventFlusher.add`: the
-engine runs at once and the outputs go to the producer. `EventFlusher.flush`
-makes a batch durable in the order the crash analysis needs (package
-docstring): every output acknowledged by Kafka, then one table write per
-symbol, then the events acknowledged to Faust, whose periodic commit flushes
-the producer (changelog records included) before committing offsets.
-
-Rebalances: before partitions are revoked the flusher is drained (flushed,
-producer flushed) and its overlay of unwritten states dropped, so the next
-owner, or this worker re-reading the changelog of a partition it keeps, finds
-every state this worker computed. Nothing is computed while Faust recovers the
-table (the agent gets no events then), and Faust's `take_events` is not used:
-its private buffer hands over events of the previous generation after a
+`EventFlusher` makes each batch durable in the order docs/design.md "Delivery
+guarantees" needs: outputs acknowledged, then one table write per symbol,
+then the events acknowledged to Faust. Faust's `take_events` is not used: its
+private buffer hands over events of the previous generation after a
 rebalance, which let a recovery overwrite newer states (seen in testing).
 """
 

@@ -1,18 +1,10 @@
 """The recovery journal: the files a chunk is about to write, so a crash can be undone.
 
-Before a chunk writes anything, the journal entry of its topic-partition
-(`.sink/pending/<topic>+<partition>.json`, hidden from readers and from
-`fluxforge validate`) is replaced by `{start, end, files}`. The entry is
-settled by the Kafka commit of `end + 1` that follows the files; nothing is
-deleted on success (the next chunk overwrites the entry).
-
-When the partition is assigned again, `recover` compares the entry with the
-group's committed offset: an entry that the commit does not cover names files
-of records that will be consumed again, possibly cut into different chunks
-(a graceful shutdown, an idle close or a rebalance may have ended the chunk
-early), so those files are deleted before anything is replayed. Without this,
-a chunk `100-150` written at shutdown and not committed would duplicate rows
-`100-150` when the restarted sink writes `100-450`.
+Before a chunk writes anything, `.sink/pending/<topic>+<partition>.json` is
+replaced by `{start, end, files}`; the Kafka commit of `end + 1` settles it.
+On assignment, `recover` deletes the files of an entry the committed offset
+does not cover: those records will be read again and may be cut differently
+(docs/design.md "Delivery guarantees", Commit order).
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""File names made of Kafka coordinates: `<topic>+<partition>+<first offset>-<last offset>`.
+"""File stems made of Kafka coordinates: `<topic>+<partition>+<first offset>-<last offset>`.
 
-A chunk is a run of records of one topic-partition; every file it produces
-(one per dataset partition, archive group or dead-letter date) carries the
-same stem, so the name says exactly which records the file holds and a replay
-of the same records lands on the same name. Offsets are zero-padded to 20
-digits (a signed 64-bit offset has at most 19) so names sort in offset order.
+Offsets are zero-padded to 20 digits (a signed 64-bit offset has at most 19)
+so names sort in offset order; docs/design.md "Dataset layout" (File names).
 """
 
 from __future__ import annotations

@@ -1,27 +1,10 @@
-"""Where an output message came from, and the rule that drops re-sent copies.
+"""Where an output message came from (the `ff-src` header), and the rule that drops re-sent copies.
 
-Every message the feature engine writes (feature rows and dead-letter records)
-carries the header ``ff-src: b"<raw partition>:<raw offset>:<index>"``: the raw
-message it was computed from and its position among that message's outputs to
-the same topic (0 for a feature table unless a large output was split in
-chunks; 0, 1, ... for the dead-letter records of one batch).
-
-After a crash the engine re-runs the raw messages whose offsets were not
-committed yet and sends, byte for byte, the same feature messages again (the
-engine is deterministic and its state is restored to exactly the state those
-messages were first computed from). A reader that must see each output once
-keeps, per (output topic, output partition, raw partition), the greatest
-``(offset, index)`` it has taken, and drops any message at or below it
-(`Deduplicator`). Within one output partition the messages of one raw partition
-are written by one producer at a time, in raw-offset order, so a re-sent copy
-is always at or below what was already taken and a new message always above it.
-
-A reader persists the rule's state with its own progress so that a copy
-arriving after the reader's restart is recognised too: `encode_watermarks` /
-`decode_watermarks` give the watermarks of one consumed partition as a short
-string, meant as the Kafka offset-commit metadata of that partition (the
-Parquet sink commits it with every offset; Kafka's default limit,
-``offset.metadata.max.bytes`` = 4096, holds ~200 raw partitions).
+The header and why a per-(topic, partition, raw partition) watermark is
+enough are in docs/design.md "Kafka transport" and "Delivery guarantees".
+`encode_watermarks` / `decode_watermarks` carry one consumed partition's
+watermarks as Kafka offset-commit metadata, so a reader that restarts still
+recognises copies.
 """
 
 from __future__ import annotations
