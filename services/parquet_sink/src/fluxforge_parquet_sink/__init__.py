@@ -22,10 +22,11 @@ File names
 
 Boundaries (deterministic)
     A chunk closes after the message that makes it reach its size bound
-    (`--flush-rows` / `sink.parquet_flush_rows` feature rows, `--raw-max-mb`
-    uncompressed archive MB, `--deadletter-max-records`), and before a message
-    whose event time lies `--flush-seconds` (`sink.parquet_flush_seconds`; raw:
-    `--raw-max-age-seconds`) or more past the chunk's first event time - the
+    (`parquet.flush_rows` feature rows, `raw_archive.segment_max_mb`
+    uncompressed archive MiB, `deadletter.max_records`), and before a message
+    whose event time lies its span (`sink.feature_span_s`,
+    `raw_archive.segment_max_age_s`, `deadletter.max_span_s`; flags override
+    most, see `options.HELP`) or more past the chunk's first event time - the
     rows' `ts`, the ticks' `ts`/`recv_ts`, `logged_at_ms`. Both are functions of
     the records from the chunk's first one on, never of the wall clock, of poll
     sizes, or of what other partitions do; so a sink that resumes at a chunk
