@@ -125,7 +125,7 @@ def stack_messages(
     for key, elements in batches:
         value = b"[" + b",".join(elements) + b"]"
         data.raw.append((key, value))
-        for item in decode_batch(value, settings.sink.max_message_bytes):
+        for item in decode_batch(value, settings.messages.max_bytes):
             if isinstance(item, Rejection):
                 data.rejected += 1
                 out.rejected.append(item)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,12 +21,35 @@ ConfigOption = Annotated[
 
 
 def settings_or_exit(config: Path | None, overrides: dict[str, Any] | None = None) -> FluxForgeSettings:
-    """Load settings; a bad value ends the command with the key, the value and what is allowed."""
+    """Load settings; a bad value ends the command with the key, the value and what is allowed.
+
+    The loader's warnings (a deprecated key and its new name) go to stderr.
+    """
     try:
-        return load_settings(config, overrides)
+        with _config_warnings_on_stderr():
+            return load_settings(config, overrides)
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+
+
+class _StderrEcho(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
+@contextmanager
+def _config_warnings_on_stderr() -> Iterator[None]:
+    """Show what the config loader logs on stderr, once, whether or not logging is set up yet."""
+    logger = logging.getLogger("fluxforge.config")
+    handler, propagate = _StderrEcho(logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def parse_time_ms(text: str | None) -> int | None:

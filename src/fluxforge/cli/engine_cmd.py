@@ -12,8 +12,6 @@ from typing import Annotated
 
 import typer
 from fluxforge_feature_engine.launch import (
-    DEFAULT_APP_ID,
-    DEFAULT_COMMIT_INTERVAL_S,
     HELP,
     LOG_LEVELS,
     EngineOptions,
@@ -25,9 +23,7 @@ from fluxforge.cli.common import ConfigOption
 
 def engine(
     config: ConfigOption = None,
-    app_id: Annotated[
-        str, typer.Option("--app-id", help=HELP["app_id"], show_default=False)
-    ] = DEFAULT_APP_ID,
+    app_id: Annotated[str | None, typer.Option("--app-id", help=HELP["app_id"], show_default=False)] = None,
     output_prefix: Annotated[
         str | None, typer.Option("--output-prefix", help=HELP["output_prefix"], show_default=False)
     ] = None,
@@ -40,8 +36,8 @@ def engine(
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help=HELP["log_level"])] = "info",
     commit_interval: Annotated[
-        float, typer.Option("--commit-interval", min=0.001, max=60.0, help=HELP["commit_interval"])
-    ] = DEFAULT_COMMIT_INTERVAL_S,
+        float | None, typer.Option("--commit-interval", min=0.001, max=60.0, help=HELP["commit_interval"])
+    ] = None,
 ) -> None:
     """Run a feature-engine worker: <prefix>.raw -> <prefix>.features.{hf,bars,trades,ticker} + deadletter.
 

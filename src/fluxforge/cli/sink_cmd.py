@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 from fluxforge_common.config import ConfigError
 from fluxforge_parquet_sink.options import (
-    DEFAULT_GROUP_ID,
     HELP,
     SinkOptions,
     configure_logging,
@@ -23,11 +22,13 @@ from fluxforge.cli.common import ConfigOption
 def sink(
     config: ConfigOption = None,
     root: Annotated[Path | None, typer.Option(help=HELP["root"])] = None,
-    group_id: Annotated[str, typer.Option(help=HELP["group_id"])] = DEFAULT_GROUP_ID,
+    group_id: Annotated[str | None, typer.Option(help=HELP["group_id"])] = None,
     instance_id: Annotated[str | None, typer.Option(help=HELP["instance_id"])] = None,
-    tables: Annotated[str, typer.Option(help=HELP["tables"])] = "all",
-    raw: Annotated[bool, typer.Option("--raw/--no-raw", help=HELP["raw"])] = True,
-    deadletter: Annotated[bool, typer.Option("--deadletter/--no-deadletter", help=HELP["deadletter"])] = True,
+    tables: Annotated[str | None, typer.Option(help=HELP["tables"])] = None,
+    raw: Annotated[bool | None, typer.Option("--raw/--no-raw", help=HELP["raw"])] = None,
+    deadletter: Annotated[
+        bool | None, typer.Option("--deadletter/--no-deadletter", help=HELP["deadletter"])
+    ] = None,
     topic_prefix: Annotated[str | None, typer.Option(help=HELP["topic_prefix"])] = None,
     bootstrap: Annotated[str | None, typer.Option(help=HELP["bootstrap"])] = None,
     flush_rows: Annotated[int | None, typer.Option(min=1, help=HELP["flush_rows"])] = None,
@@ -39,14 +40,10 @@ def sink(
     deadletter_max_records: Annotated[
         int | None, typer.Option(min=1, help=HELP["deadletter_max_records"])
     ] = None,
-    idle_flush_seconds: Annotated[
-        float | None, typer.Option(min=0, help=HELP["idle_flush_seconds"] + " (default 120)")
-    ] = None,
-    progress_seconds: Annotated[float, typer.Option(min=0.1, help=HELP["progress_seconds"])] = 10.0,
+    idle_flush_seconds: Annotated[float | None, typer.Option(min=0, help=HELP["idle_flush_seconds"])] = None,
+    progress_seconds: Annotated[float | None, typer.Option(min=0.1, help=HELP["progress_seconds"])] = None,
     until_caught_up: Annotated[bool, typer.Option(help=HELP["until_caught_up"])] = False,
-    fsync: Annotated[
-        bool, typer.Option("--fsync/--no-fsync", help="fsync every file before it is committed.")
-    ] = True,
+    fsync: Annotated[bool | None, typer.Option("--fsync/--no-fsync", help=HELP["fsync"])] = None,
     log_level: Annotated[str, typer.Option(help=HELP["log_level"])] = "INFO",
 ) -> None:
     """Consume the feature, raw and dead-letter topics into the dataset with exactly-once files.
@@ -61,7 +58,7 @@ def sink(
             root=root,
             group_id=group_id,
             instance_id=instance_id,
-            tables=parse_tables(tables),
+            tables=None if tables is None else parse_tables(tables),
             raw=raw,
             deadletter=deadletter,
             topic_prefix=topic_prefix,

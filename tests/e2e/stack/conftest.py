@@ -52,7 +52,7 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> Expected:
     engine, out = FeatureEngine(settings.features), EngineOutput()
     rejections: list[tuple[str, bytes]] = []
     for line in lines:
-        item = decode_tick(line, settings.sink.max_message_bytes)
+        item = decode_tick(line, settings.messages.max_bytes)
         assert isinstance(item, DecodedTick), item
         engine.process(item, out)
     rejections += [(r.reason, r.raw) for r in out.rejected]

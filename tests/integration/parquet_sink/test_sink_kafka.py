@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from fluxforge_common.config import FluxForgeSettings
-from fluxforge_common.config.settings import SinkConfig, StorageConfig
+from fluxforge_common.config.settings import StorageConfig
 from fluxforge_common.features import TABLES
 from fluxforge_common.pipeline import archive_dates, reprocess
 from fluxforge_common.storage import LocalStorage
@@ -47,12 +47,14 @@ pytestmark = pytest.mark.integration
 
 # Small bounds: many chunks per partition from 90 s of market.
 POLICY = FlushPolicy.from_settings(
-    SinkConfig(), rows=40, span_s=20, raw_mb=0.1, raw_span_s=30, deadletter_records=7, idle_s=0
-)
+    FluxForgeSettings(deadletter={"max_span_s": 30}),
+    rows=40, span_s=20, raw_mb=0.1, raw_span_s=30, deadletter_records=7, idle_s=0,
+)  # fmt: skip
 BOUND_FLAGS = [
     "--flush-rows", "40", "--flush-seconds", "20", "--raw-max-mb", "0.1", "--raw-max-age-seconds", "30",
     "--deadletter-max-records", "7", "--idle-flush-seconds", "0",
 ]  # fmt: skip
+BOUND_ENV = {"FLUXFORGE_DEADLETTER__MAX_SPAN_S": "30"}  # the one bound without a flag
 
 
 def _settings(pipeline: PipelineTopics, root: Path) -> FluxForgeSettings:
@@ -137,7 +139,7 @@ def test_kill_9_and_restart_gives_the_same_dataset(
         "--topic-prefix", pipeline.kafka.topic_prefix, "--root", str(root), "--group-id", group,
         "--instance-id", "sink-0", "--until-caught-up", "--progress-seconds", "1", *BOUND_FLAGS,
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXFORGE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXFORGE_")} | BOUND_ENV
     log = (tmp_path / "sink.log").open("wb")
     kills = 0
     for threshold in (5, 40, 90, 150, None):
@@ -246,6 +248,7 @@ def test_sigterm_writes_and_commits_everything_buffered(
         "--deadletter-max-records", "1000000", "--idle-flush-seconds", "0", "--progress-seconds", "0.2",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXFORGE_")}
+    env["FLUXFORGE_DEADLETTER__MAX_SPAN_S"] = "1000000"
     log_path = tmp_path / "sink.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.config import ConfigError, EngineConfig, FluxForgeSettings, load_settings
 from fluxforge_common.kafka import TopicNames
 from fluxforge_feature_engine.app import main, parser
-from fluxforge_feature_engine.launch import DEFAULT_APP_ID, EngineOptions, run_engine
+from fluxforge_feature_engine.launch import EngineOptions, run_engine
 from fluxforge_feature_engine.topics import EngineTopics, changelog_topic, output_config
 from fluxforge_feature_engine.worker import WorkerConfig, broker_urls, build_app
 
 
 def test_defaults_and_parsing() -> None:
     args = parser().parse_args([])
-    assert args.app_id == DEFAULT_APP_ID and args.output_prefix is None and args.web_port is None
+    assert (args.app_id, args.commit_interval, args.output_prefix, args.web_port) == (None, None, None, None)
+    assert EngineOptions().overrides() == {}
     args = parser().parse_args(["--app-id", "rp-1", "--output-prefix", "rp", "--web-port", "0"])
     assert (args.app_id, args.output_prefix, args.web_port) == ("rp-1", "rp", 0)
-    assert EngineOptions().worker_data_dir == Path(".cache/run/faust/fluxforge-features")
-    assert EngineOptions(data_dir=Path("/x")).worker_data_dir == Path("/x")
+    engine = FluxForgeSettings().engine
+    assert (engine.app_id, engine.commit_interval_s) == ("fluxforge-features", 1.0)
+    assert EngineOptions().worker_data_dir(engine.app_id) == Path(".cache/run/faust/fluxforge-features")
+    assert EngineOptions(data_dir=Path("/x")).worker_data_dir(engine.app_id) == Path("/x")
+
+
+def test_flags_override_their_config_keys(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("engine:\n  app_id: from-file\n  commit_interval_s: 5\n")
+    assert load_settings(config, EngineOptions().overrides()).engine == EngineConfig(
+        app_id="from-file", commit_interval_s=5
+    )
+    options = EngineOptions(app_id="rp-1", commit_interval_s=0.5, bootstrap="b:1")
+    settings = load_settings(config, options.overrides())
+    assert settings.engine == EngineConfig(app_id="rp-1", commit_interval_s=0.5)
+    assert settings.kafka.bootstrap_servers == "b:1"
 
 
 def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,17 +59,31 @@ def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (EngineOptions(app_id="bad id"), "--app-id"),
         (EngineOptions(output_prefix="a/b"), "--output-prefix"),
         (EngineOptions(web_port=70000), "--web-port"),
         (EngineOptions(log_level="loud"), "--log-level"),
-        (EngineOptions(commit_interval_s=0), "--commit-interval"),
     ],
 )
 def test_bad_options_exit_2(options: EngineOptions, message: str, caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(ValueError, match=message):
         options.check()
     assert run_engine(options) == 2
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (EngineOptions(app_id="bad id"), "engine.app_id = 'bad id'"),
+        (EngineOptions(commit_interval_s=0), "engine.commit_interval_s = 0"),
+    ],
+)
+def test_bad_flags_of_config_keys_exit_2(
+    options: EngineOptions, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(None, options.overrides())
+    assert run_engine(options) == 2
+    assert message in caplog.text
 
 
 def test_bad_config_exits_2(tmp_path: Path) -> None:

@@ -86,3 +86,42 @@ def test_options_apply_to_settings_and_policy(monkeypatch: pytest.MonkeyPatch, t
     assert service.core.topics == ["replay.v2.deadletter", "replay.v2.features.hf"]
     assert (service.policy.rows, service.policy.span_ms, service.policy.idle_s) == (123, 7000, 0)
     assert Path(str(service.storage.root)) == (tmp_path / "out").resolve()  # type: ignore[attr-defined]
+
+
+def test_config_keys_apply_and_flags_override_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "sink:\n  group_id: from-file\n  tables: [bars]\n  archive_raw: false\n  write_deadletter: false\n"
+        "  idle_flush_s: 5\n  progress_interval_s: 3\n  fsync: false\n  feature_span_s: 9\n"
+        "deadletter:\n  max_records: 11\n"
+    )
+    service = prepare(SinkOptions(config=config, root=tmp_path / "out"))
+    assert (service.group_id, service.core.topics, service.progress_s) == (
+        "from-file",
+        ["fluxforge.features.bars"],
+        3,
+    )
+    assert (service.policy.idle_s, service.policy.span_ms, service.policy.deadletter_records) == (5, 9000, 11)
+    assert service.storage.durable is False  # type: ignore[attr-defined]
+    flags = SinkOptions(
+        config=config,
+        root=tmp_path / "out",
+        group_id="from-flag",
+        tables=["hf"],
+        raw=True,
+        deadletter=True,
+        idle_flush_seconds=0,
+        progress_seconds=1,
+        fsync=True,
+        flush_seconds=2,
+        deadletter_max_records=4,
+    )
+    service = prepare(flags)
+    assert (service.group_id, service.core.topics, service.progress_s) == (
+        "from-flag",
+        ["fluxforge.deadletter", "fluxforge.features.hf", "fluxforge.raw"],
+        1,
+    )
+    assert (service.policy.idle_s, service.policy.span_ms, service.policy.deadletter_records) == (0, 2000, 4)
+    assert service.storage.durable is True  # type: ignore[attr-defined]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fluxforge_common.config.settings import SinkConfig
+from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.writers import check_stem
 from fluxforge_parquet_sink.naming import check_topic, chunk_stem, parse_stem, stem_of
 from fluxforge_parquet_sink.options import parse_tables
@@ -52,17 +52,24 @@ def test_not_a_sink_stem() -> None:
 
 
 def test_policy_from_settings_and_overrides() -> None:
-    sink = SinkConfig(
-        parquet_flush_rows=10, parquet_flush_seconds=30, raw_segment_max_mb=2, raw_segment_max_age_s=60
+    settings = FluxForgeSettings(
+        parquet={"flush_rows": 10},
+        sink={"feature_span_s": 30, "idle_flush_s": 9},
+        raw_archive={"segment_max_mb": 2, "segment_max_age_s": 60},
+        deadletter={"max_records": 3, "max_span_s": 90},
     )
-    policy = FlushPolicy.from_settings(sink)
-    assert (policy.rows, policy.span_ms, policy.raw_bytes, policy.raw_span_ms) == (
+    policy = FlushPolicy.from_settings(settings)
+    assert (policy.rows, policy.span_ms, policy.raw_bytes, policy.raw_span_ms, policy.idle_s) == (
         10,
         30_000,
         2 * MiB,
         60_000,
+        9,
     )
-    policy = FlushPolicy.from_settings(sink, rows=5, span_s=0.5, raw_mb=0.25, raw_span_s=2, idle_s=0)
+    assert (policy.deadletter_records, policy.deadletter_span_ms) == (3, 90_000)
+    policy = FlushPolicy.from_settings(
+        settings, rows=5, span_s=0.5, raw_mb=0.25, raw_span_s=2, deadletter_records=4, idle_s=0
+    )
     assert (policy.rows, policy.span_ms, policy.raw_bytes, policy.raw_span_ms, policy.idle_s) == (
         5,
         500,
@@ -70,6 +77,7 @@ def test_policy_from_settings_and_overrides() -> None:
         2_000,
         0,
     )
+    assert (policy.deadletter_records, policy.deadletter_span_ms) == (4, 90_000)
     with pytest.raises(ValueError, match="rows must be positive"):
         FlushPolicy(rows=0)
 

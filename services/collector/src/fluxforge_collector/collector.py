@@ -160,7 +160,7 @@ class Collector:
         self.spool_dir = settings.collector.spool_dir or (
             settings.storage.root / "spool" / spool_name(source.name)
         )
-        self.max_message_bytes = settings.sink.max_message_bytes
+        self.max_message_bytes = settings.messages.max_bytes
         self.source = source
         self.limits = limits or Limits()
         self.pacer = None if speed is None else Pacer(speed)

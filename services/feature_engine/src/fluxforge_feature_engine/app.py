@@ -16,8 +16,6 @@ import sys
 from pathlib import Path
 
 from fluxforge_feature_engine.launch import (
-    DEFAULT_APP_ID,
-    DEFAULT_COMMIT_INTERVAL_S,
     HELP,
     LOG_LEVELS,
     EngineOptions,
@@ -32,15 +30,13 @@ def parser() -> argparse.ArgumentParser:
         "(<prefix>.raw) into <prefix>.features.{hf,bars,trades,ticker}; bad input to <prefix>.deadletter.",
     )
     p.add_argument("--config", "-c", type=Path, help=HELP["config"])
-    p.add_argument("--app-id", default=DEFAULT_APP_ID, help=HELP["app_id"])
+    p.add_argument("--app-id", help=HELP["app_id"])
     p.add_argument("--output-prefix", help=HELP["output_prefix"])
     p.add_argument("--bootstrap", help=HELP["bootstrap"])
     p.add_argument("--data-dir", type=Path, help=HELP["data_dir"])
     p.add_argument("--web-port", type=int, help=HELP["web_port"])
     p.add_argument("--log-level", default="info", choices=LOG_LEVELS, help=HELP["log_level"])
-    p.add_argument(
-        "--commit-interval", type=float, default=DEFAULT_COMMIT_INTERVAL_S, help=HELP["commit_interval"]
-    )
+    p.add_argument("--commit-interval", type=float, help=HELP["commit_interval"])
     return p
 
 

@@ -2,7 +2,8 @@
 
 Both front ends parse their own flags (argparse in the service, typer in the
 `fluxforge` CLI) into `EngineOptions`, take their help texts from `HELP`, and
-call `run_engine`, so the two cannot drift apart.
+call `run_engine`, so the two cannot drift apart. A flag overrides its config
+key (named in its help); an option left at None keeps the configured value.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 from fluxforge_common.config import ConfigError, FluxForgeSettings, load_settings
+from fluxforge_common.config.settings import NAME_PATTERN
 
 from fluxforge_feature_engine import compat
 from fluxforge_feature_engine.topics import EngineSetupError, EngineTopics, prepare_topics
@@ -24,16 +26,14 @@ from fluxforge_feature_engine.worker import WorkerConfig, build_app
 
 log = logging.getLogger("fluxforge.feature_engine")
 
-DEFAULT_APP_ID = "fluxforge-features"
-DEFAULT_COMMIT_INTERVAL_S = 1.0
 LOG_LEVELS = ("debug", "info", "warning", "error")
-_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+_NAME_RE = re.compile(NAME_PATTERN)
 
 HELP = {
     "config": "YAML config (default: $FLUXFORGE_CONFIG, else config/config.yaml if present).",
     "app_id": "Faust application id = Kafka consumer group and state changelog "
-    f"(<app-id>-symbol-state-changelog). A new id starts from the beginning of the raw topic with "
-    f"empty state, without disturbing the workers of another id. (default: {DEFAULT_APP_ID})",
+    "(<app-id>-symbol-state-changelog). A new id starts from the beginning of the raw topic with "
+    "empty state, without disturbing the workers of another id. (default: engine.app_id)",
     "output_prefix": "Topic prefix of the feature and dead-letter topics written (<prefix>.features.*, "
     "<prefix>.deadletter); the raw topic keeps kafka.topic_prefix. Give a reprocess its own prefix "
     "(and its sink its own dataset root). (default: kafka.topic_prefix)",
@@ -43,7 +43,8 @@ HELP = {
     "port) (default: no web server).",
     "log_level": "Log level: debug, info, warning or error.",
     "commit_interval": "Seconds between offset commits: bounds how much input a restart re-reads "
-    "(re-sent output is dropped downstream by its ff-src header). Output latency does not depend on it.",
+    "(re-sent output is dropped downstream by its ff-src header). Output latency does not depend on it. "
+    "(default: engine.commit_interval_s)",
 }
 
 
@@ -52,30 +53,40 @@ class EngineOptions:
     """The options every feature-engine front end offers."""
 
     config: Path | None = None
-    app_id: str = DEFAULT_APP_ID
+    app_id: str | None = None
     output_prefix: str | None = None
     bootstrap: str | None = None
     data_dir: Path | None = None
     web_port: int | None = None
     log_level: str = "info"
-    commit_interval_s: float = DEFAULT_COMMIT_INTERVAL_S
+    commit_interval_s: float | None = None
 
     def check(self) -> None:
-        """ValueError naming the first option that cannot be used."""
-        if not _NAME_RE.fullmatch(self.app_id):
-            raise ValueError(f"--app-id {self.app_id!r}: use 1-100 of A-Z a-z 0-9 . _ -")
+        """ValueError naming the first option that cannot be used (flags of config keys: `load_settings`)."""
         if self.output_prefix is not None and not _NAME_RE.fullmatch(self.output_prefix):
             raise ValueError(f"--output-prefix {self.output_prefix!r}: use 1-100 of A-Z a-z 0-9 . _ -")
         if self.web_port is not None and not 0 <= self.web_port <= 65535:
             raise ValueError(f"--web-port {self.web_port}: must be 0..65535")
         if self.log_level.lower() not in LOG_LEVELS:
             raise ValueError(f"--log-level {self.log_level!r}: one of {', '.join(LOG_LEVELS)}")
-        if not 0 < self.commit_interval_s <= 60:
-            raise ValueError(f"--commit-interval {self.commit_interval_s}: must be in (0, 60] seconds")
 
-    @property
-    def worker_data_dir(self) -> Path:
-        return self.data_dir if self.data_dir is not None else Path(".cache/run/faust") / self.app_id
+    def overrides(self) -> dict[str, Any]:
+        """The flags that override a config key, as `load_settings` overrides."""
+        engine = {
+            key: value
+            for key, value in (("app_id", self.app_id), ("commit_interval_s", self.commit_interval_s))
+            if value is not None
+        }
+        overrides: dict[str, Any] = (
+            {} if self.bootstrap is None else {"kafka": {"bootstrap_servers": self.bootstrap}}
+        )
+        if engine:
+            overrides["engine"] = engine
+        return overrides
+
+    def worker_data_dir(self, app_id: str) -> Path:
+        """`--data-dir`, else `.cache/run/faust/<app_id>`."""
+        return self.data_dir if self.data_dir is not None else Path(".cache/run/faust") / app_id
 
 
 def free_port() -> int:
@@ -85,15 +96,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def settings_overrides(bootstrap: str | None) -> dict[str, Any]:
-    """Settings overrides (for `load_settings`) from the flags that override config keys."""
-    return {} if bootstrap is None else {"kafka": {"bootstrap_servers": bootstrap}}
-
-
-def start_line(options: EngineOptions, topics: EngineTopics, settings: FluxForgeSettings) -> str:
+def start_line(topics: EngineTopics, settings: FluxForgeSettings) -> str:
     out = topics.outputs
     return (
-        f"feature engine {options.app_id}: {topics.raw} ({topics.partitions} partitions) -> "
+        f"feature engine {settings.engine.app_id}: {topics.raw} ({topics.partitions} partitions) -> "
         f"{', '.join(out.features.values())}, {out.deadletter} on {settings.kafka.bootstrap_servers}; "
         f"state in {topics.changelog}"
     )
@@ -119,7 +125,7 @@ def run_engine(options: EngineOptions) -> int:
         log.error("%s", exc)
         return 2
     try:
-        settings = load_settings(options.config, settings_overrides(options.bootstrap))
+        settings = load_settings(options.config, options.overrides())
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
@@ -128,7 +134,7 @@ def run_engine(options: EngineOptions) -> int:
     asyncio.set_event_loop(loop)
     try:
         topics = loop.run_until_complete(
-            prepare_topics(settings.kafka, options.output_prefix, options.app_id)
+            prepare_topics(settings.kafka, options.output_prefix, settings.engine.app_id)
         )
     except EngineSetupError as exc:
         log.error("%s", exc)
@@ -136,19 +142,19 @@ def run_engine(options: EngineOptions) -> int:
     except (KafkaError, OSError) as exc:
         log.error("cannot set up topics on %s: %r", settings.kafka.bootstrap_servers, exc)
         return 1
-    data_dir = options.worker_data_dir
+    data_dir = options.worker_data_dir(settings.engine.app_id)
     data_dir.mkdir(parents=True, exist_ok=True)
     web_port = free_port() if options.web_port == 0 else options.web_port
     if web_port is not None:
         log.info("web endpoints on http://127.0.0.1:%d/", web_port)
     config = WorkerConfig(
-        app_id=options.app_id,
+        app_id=settings.engine.app_id,
         data_dir=data_dir,
         web_port=web_port,
-        commit_interval_s=options.commit_interval_s,
+        commit_interval_s=settings.engine.commit_interval_s,
     )
     app, stats = build_app(settings, config, topics)
-    log.info("%s", start_line(options, topics, settings))
+    log.info("%s", start_line(topics, settings))
     from faust import Worker
 
     worker = Worker(app, loglevel=level, loop=loop, quiet=True, redirect_stdouts=False)

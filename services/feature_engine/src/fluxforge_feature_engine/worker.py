@@ -241,7 +241,7 @@ def build_app(
     table = app.Table(TABLE_NAME, key_type=bytes, value_type=bytes, partitions=topics.partitions)
     assert table.changelog_topic.get_topic_name() == changelog_topic(config.app_id)
     processor = MessageProcessor(
-        settings.features, topics.outputs, max_message_bytes=settings.sink.max_message_bytes
+        settings.features, topics.outputs, max_message_bytes=settings.messages.max_bytes
     )
     stats = WorkerStats()
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from fluxforge_common.config.settings import ConfigError
 
 from fluxforge_parquet_sink.options import (
-    DEFAULT_GROUP_ID,
     HELP,
     SinkOptions,
     configure_logging,
@@ -37,13 +36,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", "-c", type=Path, help=HELP["config"])
     p.add_argument("--root", type=Path, help=HELP["root"])
-    p.add_argument("--group-id", default=DEFAULT_GROUP_ID, help=HELP["group_id"] + " [%(default)s]")
+    p.add_argument("--group-id", help=HELP["group_id"])
     p.add_argument("--instance-id", help=HELP["instance_id"])
-    p.add_argument("--tables", type=_tables, default="all", help=HELP["tables"] + " [%(default)s]")
-    p.add_argument("--raw", action=argparse.BooleanOptionalAction, default=True, help=HELP["raw"])
-    p.add_argument(
-        "--deadletter", action=argparse.BooleanOptionalAction, default=True, help=HELP["deadletter"]
-    )
+    p.add_argument("--tables", type=_tables, help=HELP["tables"])
+    p.add_argument("--raw", action=argparse.BooleanOptionalAction, help=HELP["raw"])
+    p.add_argument("--deadletter", action=argparse.BooleanOptionalAction, help=HELP["deadletter"])
     p.add_argument("--topic-prefix", help=HELP["topic_prefix"])
     p.add_argument("--bootstrap", help=HELP["bootstrap"])
     p.add_argument("--flush-rows", type=int, help=HELP["flush_rows"])
@@ -51,12 +48,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--raw-max-mb", type=float, help=HELP["raw_max_mb"])
     p.add_argument("--raw-max-age-seconds", type=float, help=HELP["raw_max_age_seconds"])
     p.add_argument("--deadletter-max-records", type=int, help=HELP["deadletter_max_records"])
-    p.add_argument("--idle-flush-seconds", type=float, help=HELP["idle_flush_seconds"] + " [120]")
-    p.add_argument(
-        "--progress-seconds", type=float, default=10.0, help=HELP["progress_seconds"] + " [%(default)s]"
-    )
+    p.add_argument("--idle-flush-seconds", type=float, help=HELP["idle_flush_seconds"])
+    p.add_argument("--progress-seconds", type=float, help=HELP["progress_seconds"])
     p.add_argument("--until-caught-up", action="store_true", help=HELP["until_caught_up"])
-    p.add_argument("--no-fsync", action="store_true", help=HELP["no_fsync"])
+    p.add_argument("--fsync", action=argparse.BooleanOptionalAction, help=HELP["fsync"])
     p.add_argument("--log-level", default="INFO", help=HELP["log_level"] + " [%(default)s]")
     return p
 
@@ -69,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         root=args.root,
         group_id=args.group_id,
         instance_id=args.instance_id,
-        tables=args.tables if isinstance(args.tables, list) else parse_tables(args.tables),
+        tables=args.tables,
         raw=args.raw,
         deadletter=args.deadletter,
         topic_prefix=args.topic_prefix,
@@ -82,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         idle_flush_seconds=args.idle_flush_seconds,
         progress_seconds=args.progress_seconds,
         until_caught_up=args.until_caught_up,
-        fsync=not args.no_fsync,
+        fsync=args.fsync,
     )
     try:
         sink = prepare(options)

@@ -1,11 +1,15 @@
-"""What both front ends (`fluxforge-parquet-sink` and `fluxforge sink`) accept, and how it is applied."""
+"""What both front ends (`fluxforge-parquet-sink` and `fluxforge sink`) accept, and how it is applied.
+
+A flag overrides its config key (named in its help); an option left at None
+keeps the configured value.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,30 +21,32 @@ from fluxforge_parquet_sink.policy import FlushPolicy
 from fluxforge_parquet_sink.runner import KafkaSink, serve
 from fluxforge_parquet_sink.stats import SinkStats
 
-DEFAULT_GROUP_ID = "fluxforge-sink"
-
 HELP = {
     "config": "YAML config (default: $FLUXFORGE_CONFIG, else config/config.yaml if present).",
     "root": "Dataset root to write (default: storage.root).",
-    "group_id": "Kafka consumer group; sink processes with the same group share the partitions.",
+    "group_id": "Kafka consumer group; sink processes with the same group share the partitions "
+    "(default: sink.group_id).",
     "instance_id": (
         "Static group membership id (KIP-345), stable per process slot (e.g. the pod name): a restarted "
         "member takes its partitions back at once instead of after the session timeout."
     ),
-    "tables": "Feature tables to consume, comma-separated (hf,bars,trades,ticker), 'all' or 'none'.",
-    "raw": "Archive the raw topic's accepted ticks to raw/ (NDJSON.zst).",
-    "deadletter": "Copy the dead-letter topic to deadletter/.",
+    "tables": "Feature tables to consume, comma-separated (hf,bars,trades,ticker), 'all' or 'none' "
+    "(default: sink.tables).",
+    "raw": "Archive the raw topic's accepted ticks to raw/ (default: sink.archive_raw).",
+    "deadletter": "Copy the dead-letter topic to deadletter/ (default: sink.write_deadletter).",
     "topic_prefix": "Topic prefix to read (default: kafka.topic_prefix), e.g. a reprocessing pipeline's.",
     "bootstrap": "Kafka bootstrap servers (default: kafka.bootstrap_servers).",
-    "flush_rows": "Feature rows per file batch per topic-partition (default: sink.parquet_flush_rows).",
-    "flush_seconds": "Event-time span of a feature file batch, by the rows' ts (default: sink.parquet_flush_seconds).",
-    "raw_max_mb": "Uncompressed MB of a raw archive batch (default: sink.raw_segment_max_mb).",
-    "raw_max_age_seconds": "Event-time span of a raw archive batch (default: sink.raw_segment_max_age_s).",
-    "deadletter_max_records": "Dead-letter records per file batch (default: 1000).",
-    "idle_flush_seconds": "Write a partition's open batch after this many wall-clock seconds without records (0: never).",
-    "progress_seconds": "Seconds between progress log lines.",
+    "flush_rows": "Feature rows per file batch per topic-partition (default: parquet.flush_rows).",
+    "flush_seconds": "Event-time span of a feature file batch, by the rows' ts (default: sink.feature_span_s).",
+    "raw_max_mb": "Uncompressed MiB of a raw archive batch (default: raw_archive.segment_max_mb).",
+    "raw_max_age_seconds": "Event-time span of a raw archive batch (default: raw_archive.segment_max_age_s).",
+    "deadletter_max_records": "Dead-letter records per file batch (default: deadletter.max_records).",
+    "idle_flush_seconds": "Write a partition's open batch after this many wall-clock seconds without records, "
+    "0: never (default: sink.idle_flush_s).",
+    "progress_seconds": "Seconds between progress log lines (default: sink.progress_interval_s).",
     "until_caught_up": "Stop (writing and committing everything) once the assigned partitions are read to their end.",
-    "no_fsync": "Do not fsync files (faster; a power cut may lose committed files).",
+    "fsync": "fsync each file before its offsets are committed; without, faster but a power cut may lose "
+    "committed files (default: sink.fsync).",
     "log_level": "Logging level (DEBUG, INFO, WARNING).",
 }
 
@@ -65,11 +71,11 @@ class SinkOptions:
 
     config: Path | None = None
     root: Path | None = None
-    group_id: str = DEFAULT_GROUP_ID
+    group_id: str | None = None
     instance_id: str | None = None
-    tables: list[str] = field(default_factory=lambda: list(TABLES))
-    raw: bool = True
-    deadletter: bool = True
+    tables: list[str] | None = None
+    raw: bool | None = None
+    deadletter: bool | None = None
     topic_prefix: str | None = None
     bootstrap: str | None = None
     flush_rows: int | None = None
@@ -78,21 +84,27 @@ class SinkOptions:
     raw_max_age_seconds: float | None = None
     deadletter_max_records: int | None = None
     idle_flush_seconds: float | None = None
-    progress_seconds: float = 10.0
+    progress_seconds: float | None = None
     until_caught_up: bool = False
-    fsync: bool = True
+    fsync: bool | None = None
 
     def overrides(self) -> dict[str, Any]:
-        overrides: dict[str, Any] = {}
-        kafka: dict[str, Any] = {}
-        if self.bootstrap is not None:
-            kafka["bootstrap_servers"] = self.bootstrap
-        if self.topic_prefix is not None:
-            kafka["topic_prefix"] = self.topic_prefix
-        if kafka:
-            overrides["kafka"] = kafka
-        if self.root is not None:
-            overrides["storage"] = {"root": self.root}
+        """The flags that override a config key by the key's own name, as `load_settings` overrides."""
+        given = {
+            ("kafka", "bootstrap_servers"): self.bootstrap,
+            ("kafka", "topic_prefix"): self.topic_prefix,
+            ("storage", "root"): self.root,
+            ("sink", "group_id"): self.group_id,
+            ("sink", "tables"): self.tables,
+            ("sink", "archive_raw"): self.raw,
+            ("sink", "write_deadletter"): self.deadletter,
+            ("sink", "progress_interval_s"): self.progress_seconds,
+            ("sink", "fsync"): self.fsync,
+        }
+        overrides: dict[str, dict[str, Any]] = {}
+        for (section, key), value in given.items():
+            if value is not None:
+                overrides.setdefault(section, {})[key] = value
         return overrides
 
     def settings(self) -> FluxForgeSettings:
@@ -101,7 +113,7 @@ class SinkOptions:
 
     def policy(self, settings: FluxForgeSettings) -> FlushPolicy:
         return FlushPolicy.from_settings(
-            settings.sink,
+            settings,
             rows=self.flush_rows,
             span_s=self.flush_seconds,
             raw_mb=self.raw_max_mb,
@@ -111,15 +123,16 @@ class SinkOptions:
         )
 
     def build(self, settings: FluxForgeSettings) -> KafkaSink:
+        sink = settings.sink
         return KafkaSink(
             settings,
-            group_id=self.group_id,
-            tables=self.tables,
-            raw=self.raw,
-            deadletter=self.deadletter,
+            group_id=sink.group_id,
+            tables=sink.tables,
+            raw=sink.archive_raw,
+            deadletter=sink.write_deadletter,
             policy=self.policy(settings),
-            storage=LocalStorage(settings.storage.root, durable=self.fsync),
-            progress_s=self.progress_seconds,
+            storage=LocalStorage(settings.storage.root, durable=sink.fsync),
+            progress_s=sink.progress_interval_s,
             until_caught_up=self.until_caught_up,
             consumer_options={} if self.instance_id is None else {"group_instance_id": self.instance_id},
         )

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from fluxforge_common.config.settings import SinkConfig
+from fluxforge_common.config.settings import FluxForgeSettings
 
 MiB = 1 << 20
-DEFAULT_IDLE_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +33,7 @@ class FlushPolicy:
     raw_span_ms: int = 3_600_000
     deadletter_records: int = 1_000
     deadletter_span_ms: int = 3_600_000
-    idle_s: float = DEFAULT_IDLE_S
+    idle_s: float = 120.0
     raw_compression: Literal["zstd", "none"] = "zstd"
     row_group_size: int = 65_536
     max_message_bytes: int = MiB
@@ -56,7 +55,7 @@ class FlushPolicy:
     @classmethod
     def from_settings(
         cls,
-        sink: SinkConfig,
+        settings: FluxForgeSettings,
         *,
         rows: int | None = None,
         span_s: float | None = None,
@@ -65,18 +64,19 @@ class FlushPolicy:
         deadletter_records: int | None = None,
         idle_s: float | None = None,
     ) -> FlushPolicy:
-        """`settings.sink` with command-line overrides (None keeps the configured value)."""
-        span = sink.parquet_flush_seconds if span_s is None else span_s
-        raw_span = sink.raw_segment_max_age_s if raw_span_s is None else raw_span_s
+        """The configured bounds with command-line overrides (None keeps the configured value)."""
+        sink, raw_archive, deadletter = settings.sink, settings.raw_archive, settings.deadletter
+        span = sink.feature_span_s if span_s is None else span_s
+        raw_span = raw_archive.segment_max_age_s if raw_span_s is None else raw_span_s
         return cls(
-            rows=sink.parquet_flush_rows if rows is None else rows,
+            rows=settings.parquet.flush_rows if rows is None else rows,
             span_ms=max(1, round(span * 1000)),
-            raw_bytes=max(1, round((sink.raw_segment_max_mb if raw_mb is None else raw_mb) * MiB)),
+            raw_bytes=max(1, round((raw_archive.segment_max_mb if raw_mb is None else raw_mb) * MiB)),
             raw_span_ms=max(1, round(raw_span * 1000)),
-            deadletter_records=1_000 if deadletter_records is None else deadletter_records,
-            deadletter_span_ms=max(1, round(raw_span * 1000)),
-            idle_s=DEFAULT_IDLE_S if idle_s is None else idle_s,
-            raw_compression=sink.raw_compression,
-            row_group_size=sink.row_group_size,
-            max_message_bytes=sink.max_message_bytes,
+            deadletter_records=deadletter.max_records if deadletter_records is None else deadletter_records,
+            deadletter_span_ms=deadletter.max_span_s * 1000,
+            idle_s=sink.idle_flush_s if idle_s is None else idle_s,
+            raw_compression=raw_archive.compression,
+            row_group_size=settings.parquet.row_group_size,
+            max_message_bytes=settings.messages.max_bytes,
         )

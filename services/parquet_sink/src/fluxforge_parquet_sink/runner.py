@@ -105,7 +105,7 @@ class KafkaSink:
         self.group_id = group_id
         self.names = TopicNames.from_config(settings.kafka)
         self.routes = route_topics(self.names, tables, raw=raw, deadletter=deadletter)
-        self.policy = policy if policy is not None else FlushPolicy.from_settings(settings.sink)
+        self.policy = policy if policy is not None else FlushPolicy.from_settings(settings)
         self.storage = storage if storage is not None else LocalStorage(settings.storage.root)
         self.stats = stats if stats is not None else SinkStats()
         self.core = SinkCore(self.storage, self.policy, settings.features, self.routes, stats=self.stats)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,11 +23,15 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from fluxforge_common.config.renamed import move_renamed_keys
 from fluxforge_common.config.state import StateConfig
-from fluxforge_common.dataset.partitioning import Channel
+from fluxforge_common.dataset.partitioning import PARQUET_TABLES, Channel
+from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from fluxforge_common.simulator.config import SimulatorConfig
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
+# What a topic prefix or an application id (a topic name's first part) may be.
+NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
 # The YAML file of the settings being loaded; a source of pydantic-settings reads it.
 _yaml_file: ContextVar[Path | None] = ContextVar("fluxforge_yaml_file", default=None)
 
@@ -38,7 +42,11 @@ class ExchangeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     symbols: list[str] = Field(min_length=1, description="ccxt unified symbols, e.g. BTC/USDT.")
-    channels: list[Channel] = Field(default=["book", "trade", "ticker"], min_length=1)
+    channels: list[Channel] = Field(
+        default=["book", "trade", "ticker"],
+        min_length=1,
+        description="Channels recorded: book, trade, ticker.",
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="ccxt exchange options.")
     urls: dict[str, Any] = Field(default_factory=dict, description="ccxt URL overrides (e.g. an emulator).")
     symbols_per_watch: int = Field(
@@ -103,17 +111,36 @@ def _credential_keys(value: object) -> set[str]:
 
 
 class KafkaConfig(BaseModel):
+    """The Kafka transport: where the broker is, the topics, and how raw ticks travel in them."""
+
     model_config = ConfigDict(extra="forbid")
 
-    bootstrap_servers: str = "127.0.0.1:9092"
-    topic_prefix: str = Field(default="fluxforge", pattern=r"^[A-Za-z0-9._-]{1,100}$")
-    partitions: int = Field(default=6, ge=1, le=1000)
-    replication_factor: int = Field(default=1, ge=1, le=10)
-    raw_retention_hours: int = Field(default=72, ge=1)
-    compression: Literal["zstd", "lz4", "gzip", "none"] = "zstd"
-    batch_max_ticks: int = Field(default=100, ge=1, le=100_000, description="Ticks per raw batch message.")
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]."
+    )
+    topic_prefix: str = Field(
+        default="fluxforge",
+        pattern=NAME_PATTERN,
+        description="Topics are <prefix>.raw, <prefix>.features.<table>, <prefix>.deadletter.",
+    )
+    partitions: int = Field(
+        default=6, ge=1, le=1000, description="Partitions of the raw and feature topics FluxForge creates."
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, le=10, description="Replicas of every topic FluxForge creates."
+    )
+    raw_retention_hours: int = Field(default=72, ge=1, description="Retention of the raw topic, in hours.")
+    compression: Literal["zstd", "lz4", "gzip", "none"] = Field(
+        default="zstd", description="Compression of what the collector and the feature engine produce."
+    )
+    batch_max_ticks: int = Field(
+        default=100, ge=1, le=100_000, description="Ticks of one symbol per raw topic message."
+    )
     batch_linger_ms: int = Field(
-        default=50, ge=0, le=60_000, description="Oldest tick's age that flushes a batch."
+        default=50,
+        ge=0,
+        le=60_000,
+        description="A raw topic message is sent when its oldest tick has waited this many milliseconds.",
     )
 
     def topic(self, name: str) -> str:
@@ -121,34 +148,163 @@ class KafkaConfig(BaseModel):
 
 
 class S3Config(BaseModel):
+    """An S3 location of the dataset (validated; no FluxForge process reads or writes it)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    bucket: str = Field(min_length=3)
-    prefix: str = ""
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
+    bucket: str = Field(min_length=3, description="S3 bucket.")
+    prefix: str = Field(default="", description="Key prefix of the dataset in the bucket.")
+    endpoint_url: str | None = Field(default=None, description="Endpoint of an S3-compatible server.")
+    region: str = Field(default="us-east-1", description="S3 region.")
 
 
 class StorageConfig(BaseModel):
+    """Where the dataset lives."""
+
     model_config = ConfigDict(extra="forbid")
 
     root: Path = Field(default=Path("data"), description="Local dataset root.")
-    s3: S3Config | None = None
+    s3: S3Config | None = Field(default=None, description="S3 location of the dataset (none: local only).")
 
 
-class SinkConfig(BaseModel):
-    """How output is batched into files."""
+class MessagesConfig(BaseModel):
+    """Raw tick messages, as every reader decodes them: collector, feature engine, sink, embedded run."""
 
     model_config = ConfigDict(extra="forbid")
 
-    raw_compression: Literal["zstd", "none"] = "zstd"
-    raw_segment_max_mb: int = Field(default=64, ge=1, le=4096)
-    raw_segment_max_age_s: int = Field(default=3600, ge=1)
-    parquet_flush_rows: int = Field(default=50_000, ge=1, description="Rows buffered before a Parquet flush.")
-    parquet_flush_seconds: float = Field(default=60.0, gt=0, description="Longest a row waits for its file.")
-    row_group_size: int = Field(default=65_536, ge=1_000)
-    max_message_bytes: int = Field(
-        default=1 << 20, ge=1024, description="Larger raw messages are dead-lettered."
+    max_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        ge=1024,
+        description="Largest raw tick envelope (one JSON object), in bytes, that any reader accepts; "
+        "a larger one is dead-lettered.",
+    )
+
+
+class RawArchiveConfig(BaseModel):
+    """The raw archive's files (`raw/`), as the embedded run and the sink write them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    compression: Literal["zstd", "none"] = Field(
+        default="zstd", description="Compression of raw archive files."
+    )
+    segment_max_mb: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="A raw archive file is closed before its uncompressed lines would pass this many MiB.",
+    )
+    segment_max_age_s: int = Field(
+        default=3600,
+        ge=1,
+        description="A raw archive file is closed when a tick's event time is this many seconds past "
+        "its first tick's.",
+    )
+
+
+class ParquetConfig(BaseModel):
+    """The feature tables' Parquet files, as the embedded run and the sink write them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flush_rows: int = Field(
+        default=50_000,
+        ge=1,
+        description="Feature rows a writer buffers before writing them as files (the embedded run: per "
+        "table; the sink: per topic-partition).",
+    )
+    row_group_size: int = Field(default=65_536, ge=1_000, description="Rows per Parquet row group.")
+
+
+class DeadLetterConfig(BaseModel):
+    """Files of dead-lettered messages (`deadletter/`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_records: int = Field(
+        default=1_000, ge=1, description="Records per dead-letter file (the embedded run and the sink)."
+    )
+    max_span_s: int = Field(
+        default=3600,
+        ge=1,
+        description="The sink closes a dead-letter file when a record's logged_at_ms is this many seconds "
+        "past its first record's.",
+    )
+
+
+class EmbeddedConfig(BaseModel):
+    """The embedded pipeline of `fluxforge run` and `fluxforge reprocess` (one process, no Kafka)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flush_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Wall-clock seconds after which buffered feature rows and dead letters are written "
+        "as files (checked every 4096 input lines), so a long run's rows appear while it runs.",
+    )
+
+
+class SinkConfig(BaseModel):
+    """The Kafka sink service (`fluxforge sink`, `fluxforge-parquet-sink`); its flags override these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group_id: str = Field(
+        default="fluxforge-sink",
+        min_length=1,
+        description="Kafka consumer group; sink processes of one group share the partitions.",
+    )
+    tables: list[str] = Field(
+        default_factory=lambda: list(PARQUET_TABLES),
+        description="Feature tables to consume (hf, bars, trades, ticker; [] for none).",
+    )
+    archive_raw: bool = Field(default=True, description="Archive the raw topic's accepted ticks to raw/.")
+    write_deadletter: bool = Field(default=True, description="Copy the dead-letter topic to deadletter/.")
+    feature_span_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Event-time span, by the rows' ts, of one batch of feature files per topic-partition.",
+    )
+    idle_flush_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="Wall-clock seconds without records after which a partition's open batches are "
+        "written (0: never).",
+    )
+    progress_interval_s: float = Field(default=10.0, gt=0, description="Seconds between progress log lines.")
+    fsync: bool = Field(
+        default=True,
+        description="fsync each file before its offsets are committed (off: faster, but a power cut may "
+        "lose committed files).",
+    )
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, value: list[str]) -> list[str]:
+        unknown = [table for table in value if table not in PARQUET_TABLES]
+        if unknown:
+            raise ValueError(f"unknown table(s) {', '.join(unknown)}; tables are {', '.join(PARQUET_TABLES)}")
+        return list(dict.fromkeys(value))
+
+
+class EngineConfig(BaseModel):
+    """The feature-engine workers (`fluxforge engine`, `fluxforge-feature-engine`); their flags override these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app_id: str = Field(
+        default="fluxforge-features",
+        pattern=NAME_PATTERN,
+        description="Faust application id: the Kafka consumer group and the state changelog "
+        "(<app_id>-symbol-state-changelog). A new id starts from the beginning of the raw topic with "
+        "empty state.",
+    )
+    commit_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds between offset commits: bounds how much input a restart re-reads.",
     )
 
 
@@ -191,9 +347,25 @@ class FluxForgeSettings(BaseSettings):
     )
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
-    sink: SinkConfig = Field(default_factory=SinkConfig)
+    messages: MessagesConfig = Field(default_factory=MessagesConfig)
+    raw_archive: RawArchiveConfig = Field(default_factory=RawArchiveConfig)
+    parquet: ParquetConfig = Field(default_factory=ParquetConfig)
+    deadletter: DeadLetterConfig = Field(default_factory=DeadLetterConfig)
+    embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
     collector: CollectorConfig = Field(default_factory=CollectorConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    sink: SinkConfig = Field(default_factory=SinkConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        moved, conflicts = move_renamed_keys(data, _same_setting)
+        if conflicts:
+            raise ConfigError("\n".join(["conflicting configuration:", *conflicts]))
+        return moved
 
     @classmethod
     def settings_customise_sources(
@@ -212,6 +384,17 @@ class FluxForgeSettings(BaseSettings):
 
 class ConfigError(Exception):
     """A configuration that cannot be used; the message lists every bad key."""
+
+
+def _same_setting(key: str, a: Any, b: Any) -> bool:
+    """Whether two values given for one setting (e.g. "300" from the environment, 300 from YAML) agree."""
+    section, name = key.split(".")
+    model = FluxForgeSettings.model_fields[section].annotation
+    assert isinstance(model, type) and issubclass(model, BaseModel)
+    try:
+        return bool(getattr(model(**{name: a}), name) == getattr(model(**{name: b}), name))
+    except ValidationError:
+        return bool(a == b)
 
 
 def _format_errors(exc: ValidationError, source: str) -> str:

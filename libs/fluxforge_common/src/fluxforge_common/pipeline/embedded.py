@@ -73,24 +73,29 @@ class EmbeddedPipeline:
         self.summary = RunSummary()
         self.keep_row = keep_row
         self._clock = clock
-        sink = settings.sink
+        row_group_size = settings.parquet.row_group_size
         self.writers = {
             table: PartitionedParquetWriter(
-                storage, table, table_schema(table, settings.features), row_group_size=sink.row_group_size
+                storage, table, table_schema(table, settings.features), row_group_size=row_group_size
             )
             for table in TABLES
         }
+        raw_archive = settings.raw_archive
         self.archive = (
             RawArchiveWriter(
                 storage,
-                compression=sink.raw_compression,
-                segment_max_bytes=sink.raw_segment_max_mb << 20,
-                segment_max_age_ms=sink.raw_segment_max_age_s * 1000,
+                compression=raw_archive.compression,
+                segment_max_bytes=raw_archive.segment_max_mb << 20,
+                segment_max_age_ms=raw_archive.segment_max_age_s * 1000,
             )
             if archive_raw
             else None
         )
-        self.deadletter = DeadLetterWriter(storage) if write_dead_letter else None
+        self.deadletter = (
+            DeadLetterWriter(storage, batch_size=settings.deadletter.max_records)
+            if write_dead_letter
+            else None
+        )
         self._session = int(clock() * 1000)
         self._last_flush = clock()
 
@@ -98,7 +103,7 @@ class EmbeddedPipeline:
         """Process one raw line; returns the accepted tick (None when it went to dead-letter)."""
         summary = self.summary
         summary.lines += 1
-        item = decode_tick(raw, self.settings.sink.max_message_bytes)
+        item = decode_tick(raw, self.settings.messages.max_bytes)
         if isinstance(item, Rejection):
             self._dead_letter(item, source)
             return None
@@ -147,7 +152,7 @@ class EmbeddedPipeline:
                 break
             if n % 4096 == 0:
                 now = self._clock()
-                if now - self._last_flush >= self.settings.sink.parquet_flush_seconds:
+                if now - self._last_flush >= self.settings.embedded.flush_interval_s:
                     self.flush_files()
                 if on_progress is not None and now >= next_progress:
                     on_progress(self.summary)
@@ -168,7 +173,7 @@ class EmbeddedPipeline:
         summary = self.summary
         summary.late = out.late
         summary.duplicates = out.duplicates
-        limit = self.settings.sink.parquet_flush_rows
+        limit = self.settings.parquet.flush_rows
         for table, rows in out.tables().items():
             if not rows:
                 continue

@@ -1,0 +1,241 @@
+"""Settings: one section per governed thing, old keys moved with a warning, `config check` lists each once."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fluxforge_common.config import ConfigError, FluxForgeSettings, load_settings
+from fluxforge_common.config.renamed import RENAMED, env_name
+from typer.testing import CliRunner
+
+from fluxforge.cli.app import app
+
+# A value other than the default for every old key, as YAML gives it.
+OLD_VALUES: dict[str, Any] = {
+    "sink.max_message_bytes": 4096,
+    "sink.raw_compression": "none",
+    "sink.raw_segment_max_mb": 8,
+    "sink.raw_segment_max_age_s": 600,
+    "sink.parquet_flush_rows": 123,
+    "sink.parquet_flush_seconds": 7.5,
+    "sink.row_group_size": 2000,
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No FLUXFORGE_* variable of the caller, no config/config.yaml."""
+    for name in [name for name in os.environ if name.startswith("FLUXFORGE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def _value(settings: FluxForgeSettings, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(settings, section), name)
+
+
+def _yaml(tmp_path: Path, values: dict[str, Any]) -> Path:
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        section, name = key.split(".")
+        sections.setdefault(section, {})[name] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+def test_every_old_key_has_a_test_value() -> None:
+    assert set(OLD_VALUES) == set(RENAMED)
+
+
+def test_defaults_are_those_of_the_old_keys() -> None:
+    """The default config behaves as before: every new key's default is its old key's default."""
+    settings = FluxForgeSettings()
+    defaults = {
+        "messages.max_bytes": 1 << 20,
+        "raw_archive.compression": "zstd",
+        "raw_archive.segment_max_mb": 64,
+        "raw_archive.segment_max_age_s": 3600,
+        "deadletter.max_span_s": 3600,  # was the sink's raw_segment_max_age_s
+        "deadletter.max_records": 1000,  # was the sink's --deadletter-max-records default
+        "parquet.flush_rows": 50_000,
+        "parquet.row_group_size": 65_536,
+        "embedded.flush_interval_s": 60.0,
+        "sink.feature_span_s": 60.0,
+        "sink.group_id": "fluxforge-sink",
+        "sink.tables": ["hf", "bars", "trades", "ticker"],
+        "sink.archive_raw": True,
+        "sink.write_deadletter": True,
+        "sink.idle_flush_s": 120.0,
+        "sink.progress_interval_s": 10.0,
+        "sink.fsync": True,
+        "engine.app_id": "fluxforge-features",
+        "engine.commit_interval_s": 1.0,
+    }
+    assert {key: _value(settings, key) for key in defaults} == defaults
+
+
+@pytest.mark.parametrize("old", sorted(RENAMED))
+def test_an_old_yaml_key_sets_its_new_keys_and_warns(
+    old: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    value = OLD_VALUES[old]
+    with (
+        caplog.at_level(logging.WARNING, logger="fluxforge.config"),
+        pytest.warns(DeprecationWarning, match=f"{old} .* is deprecated: use {RENAMED[old][0]}") as caught,
+    ):
+        settings = load_settings(_yaml(tmp_path, {old: value}))
+    assert {new: _value(settings, new) for new in RENAMED[old]} == dict.fromkeys(RENAMED[old], value)
+    assert len([w for w in caught if old in str(w.message)]) == 1
+    (record,) = [r for r in caplog.records if r.name == "fluxforge.config"]
+    assert record.levelno == logging.WARNING
+    assert old in record.getMessage() and all(new in record.getMessage() for new in RENAMED[old])
+
+
+@pytest.mark.parametrize("old", sorted(RENAMED))
+def test_an_old_env_key_sets_its_new_keys_and_warns(
+    old: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    value = OLD_VALUES[old]
+    monkeypatch.setenv(env_name(old), str(value))
+    new_env = env_name(RENAMED[old][0])
+    with (
+        caplog.at_level(logging.WARNING, logger="fluxforge.config"),
+        pytest.warns(DeprecationWarning, match=new_env),
+    ):
+        settings = load_settings()
+    assert {new: _value(settings, new) for new in RENAMED[old]} == dict.fromkeys(RENAMED[old], value)
+    assert env_name(old) in caplog.text
+
+
+def test_env_names_of_keys() -> None:
+    assert env_name("sink.max_message_bytes") == "FLUXFORGE_SINK__MAX_MESSAGE_BYTES"
+
+
+def test_old_and_new_key_with_different_values_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    both = _yaml(tmp_path, {"sink.max_message_bytes": 4096, "messages.max_bytes": 8192})
+    with pytest.warns(DeprecationWarning), pytest.raises(ConfigError) as error:
+        load_settings(both)
+    assert "sink.max_message_bytes = 4096 (deprecated) and messages.max_bytes = 8192 differ" in str(
+        error.value
+    )
+    # The old key in the file, the new one in the environment.
+    monkeypatch.setenv("FLUXFORGE_SINK__FEATURE_SPAN_S", "30")
+    with pytest.warns(DeprecationWarning), pytest.raises(ConfigError, match=r"sink\.feature_span_s = '30'"):
+        load_settings(_yaml(tmp_path, {"sink.parquet_flush_seconds": 60}))
+
+
+def test_old_and_new_key_with_the_same_value_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLUXFORGE_SINK__FEATURE_SPAN_S", "60")  # a string, the file's 60.0 a float
+    with pytest.warns(DeprecationWarning):
+        settings = load_settings(
+            _yaml(tmp_path, {"sink.parquet_flush_seconds": 60.0, "parquet.flush_rows": 9})
+        )
+    assert (settings.sink.feature_span_s, settings.embedded.flush_interval_s) == (60.0, 60.0)
+    assert settings.parquet.flush_rows == 9
+
+
+def test_new_keys_load_without_a_warning(tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
+    settings = load_settings(
+        _yaml(tmp_path, {"messages.max_bytes": 4096, "sink.tables": ["hf", "hf", "bars"]})
+    )
+    assert settings.messages.max_bytes == 4096 and settings.sink.tables == ["hf", "bars"]
+    assert [w for w in recwarn if issubclass(w.category, DeprecationWarning)] == []
+    with pytest.raises(ConfigError, match="unknown table"):
+        load_settings(_yaml(tmp_path, {"sink.tables": ["candles"]}))
+
+
+def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`; maps keyed by user names (exchanges) are one leaf."""
+    leaves: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and path not in ("exchanges", "simulator.exchanges"):
+            leaves |= _leaves(value, f"{path}.")
+        else:
+            leaves[path] = value
+    return leaves
+
+
+def _fields(model: type[Any], prefix: str = "") -> set[str]:
+    """Every setting of a settings model, as a dotted path (sections as in `_leaves`)."""
+    paths: set[str] = set()
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        annotation = info.annotation
+        if isinstance(annotation, type) and hasattr(annotation, "model_fields") and path != "exchanges":
+            paths |= _fields(annotation, f"{path}.")
+        else:
+            paths.add(path)
+    return paths
+
+
+def test_the_example_config_documents_every_setting_once_with_its_default(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    example = Path(__file__).parents[3] / "config" / "config.examples.yaml"
+    assert set(_leaves(yaml.safe_load(example.read_text()))) == _fields(FluxForgeSettings)
+    assert load_settings(example) == FluxForgeSettings()
+    assert [w for w in recwarn if issubclass(w.category, DeprecationWarning)] == []
+
+
+def test_config_check_shows_each_setting_once_with_its_effective_value(tmp_path: Path) -> None:
+    config = _yaml(tmp_path, {"sink.max_message_bytes": 4096, "sink.parquet_flush_seconds": 7.5})
+    env = {"FLUXFORGE_SINK__GROUP_ID": "sink-b", "FLUXFORGE_ENGINE__COMMIT_INTERVAL_S": "2"}
+    with pytest.warns(DeprecationWarning):
+        result = CliRunner().invoke(app, ["config", "check", "--config", str(config)], env=env)
+    assert result.exit_code == 0, result.output
+    text = result.stdout.split("\n# hf/")[0]
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    shown = _leaves(yaml.safe_load("\n".join(lines)))
+    assert set(shown) == _fields(FluxForgeSettings)
+    assert not set(RENAMED) & set(shown)
+    # YAML would silently keep the last of two equal keys: count the printed lines themselves.
+    printed, section = [], ""
+    for line in lines:
+        if line and not line[0].isspace():
+            section = line.split(":")[0]
+            printed.append(section)
+        elif line.startswith("  ") and not line[2].isspace() and line[2] != "-":
+            printed.append(f"{section}.{line.split(':')[0].strip()}")
+    assert len(printed) == len(set(printed))
+    assert {path for path in printed if "." in path and not path.startswith("exchanges.")} == {
+        ".".join(p.split(".")[:2]) for p in shown if "." in p
+    }
+    effective = {
+        "messages.max_bytes": 4096,
+        "embedded.flush_interval_s": 7.5,
+        "sink.feature_span_s": 7.5,
+        "sink.group_id": "sink-b",
+        "engine.commit_interval_s": 2.0,
+        "parquet.flush_rows": 50_000,
+    }
+    assert {key: shown[key] for key in effective} == effective
+
+
+def test_a_cli_user_sees_each_deprecated_key_once_on_stderr(tmp_path: Path) -> None:
+    config = _yaml(tmp_path, {"sink.max_message_bytes": 4096})
+    with pytest.warns(DeprecationWarning):
+        result = CliRunner().invoke(app, ["config", "check", "--columns-only", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("sink.max_message_bytes") == 1
+    assert "is deprecated: use messages.max_bytes (FLUXFORGE_MESSAGES__MAX_BYTES)" in result.stderr
+    assert "deprecated" not in result.stdout
+
+
+def test_a_cli_user_sees_a_conflict_and_exit_2(tmp_path: Path) -> None:
+    config = _yaml(tmp_path, {"sink.row_group_size": 2000, "parquet.row_group_size": 4000})
+    with pytest.warns(DeprecationWarning):
+        result = CliRunner().invoke(app, ["config", "check", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "sink.row_group_size = 2000 (deprecated) and parquet.row_group_size = 4000 differ" in result.stderr
