@@ -34,7 +34,7 @@ def query(
         typer.Option(help="DuckDB SQL over views hf, bars, trades, ticker (other filters ignored)."),
     ] = None,
 ) -> None:
-    """Read the dataset back (the seed's query_parquet)."""
+    """Read the dataset back: filter by exchange, symbol and time, or run SQL over the tables."""
     base = root or settings_or_exit(config).storage.root
     if sql is not None:
         result = _duckdb(base, sql)

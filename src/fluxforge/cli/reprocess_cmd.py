@@ -16,12 +16,8 @@ from fluxforge.cli.report import print_progress, print_summary
 
 def reprocess_command(
     config: ConfigOption = None,
-    day: Annotated[
-        str | None, typer.Option("--date", help="One UTC date, YYYY-MM-DD (the seed's --mode date).")
-    ] = None,
-    start_date: Annotated[
-        str | None, typer.Option(help="First UTC date of a range (the seed's --mode range).")
-    ] = None,
+    day: Annotated[str | None, typer.Option("--date", help="One UTC date, YYYY-MM-DD.")] = None,
+    start_date: Annotated[str | None, typer.Option(help="First UTC date of a range.")] = None,
     end_date: Annotated[str | None, typer.Option(help="Last UTC date of the range, inclusive.")] = None,
     source_root: Annotated[
         Path | None, typer.Option(help="Dataset root holding raw/ (default: storage.root).")

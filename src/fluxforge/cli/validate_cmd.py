@@ -1,4 +1,4 @@
-"""`fluxforge validate`: check a dataset's partitioning and schemas (the seed's validate_partitioning)."""
+"""`fluxforge validate`: check a dataset's partitioning and schemas, and repair the legacy layout."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from fluxforge_common.dataset.validation import rewrite_seed_layout, validate_dataset
+from fluxforge_common.dataset.validation import rewrite_legacy_layout, validate_dataset
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
 from fluxforge.cli.render import table_text
@@ -15,22 +15,24 @@ from fluxforge.cli.render import table_text
 def validate(
     config: ConfigOption = None,
     root: Annotated[Path | None, typer.Option(help="Dataset root (default: storage.root).")] = None,
-    rewrite_seed: Annotated[
+    rewrite_legacy: Annotated[
         bool,
         typer.Option(
-            "--rewrite-seed-layout",
-            help="Show the moves that turn seed-form paths (symbol=BTC-USDT) into encoded ones.",
+            "--rewrite-legacy-layout",
+            help="Show the moves that turn legacy-form paths (symbol=BTC-USDT) into encoded ones.",
         ),
     ] = False,
-    apply: Annotated[bool, typer.Option("--apply", help="With --rewrite-seed-layout: do the moves.")] = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="With --rewrite-legacy-layout: do the moves.")
+    ] = False,
 ) -> None:
     """Report every partitioning, schema and file problem in a dataset; exit 1 if any is an error."""
     base = root or settings_or_exit(config).storage.root
     if not base.exists():
         typer.echo(f"{base} does not exist", err=True)
         raise typer.Exit(2)
-    if rewrite_seed:
-        moves = rewrite_seed_layout(base, dry_run=not apply)
+    if rewrite_legacy:
+        moves = rewrite_legacy_layout(base, dry_run=not apply)
         verb = "moved" if apply else "would move (add --apply)"
         typer.echo(f"{len(moves)} file(s) {verb}:")
         for old, new in moves:

@@ -1,4 +1,4 @@
-"""Dataset fixtures: datasets written by the writers, and one in the seed's layout."""
+"""Dataset fixtures: datasets written by the writers, and one in the legacy layout."""
 
 from __future__ import annotations
 
@@ -36,10 +36,10 @@ def written(
 
 
 @pytest.fixture
-def write_seed_file(
+def write_legacy_file(
     data_root: Path, hf_schema: pa.Schema, make_rows: Callable[..., list[dict[str, Any]]]
 ) -> Callable[..., str]:
-    """`write_seed_file(symbol, ...)`: a file where the seed put it, `symbol=BTC-USDT`, holding `BTC/USDT`."""
+    """`write_legacy_file(symbol, ...)`: a file where the old scripts put it, `symbol=BTC-USDT`, holding `BTC/USDT`."""
 
     def write(
         symbol: str = "BTC/USDT",

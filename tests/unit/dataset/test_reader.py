@@ -1,4 +1,4 @@
-"""read_table and list_partitions: filters, empty results, schema unification, and the seed's layout."""
+"""read_table and list_partitions: filters, empty results, schema unification, and the legacy layout."""
 
 from __future__ import annotations
 
@@ -118,28 +118,30 @@ def test_added_columns_are_unified(
     assert table.column("vwap").to_pylist() == [None, None, 1.5, 1.5]
 
 
-def test_seed_layout_is_read_by_the_file_column_and_reported(
-    data_root: Path, written: Rows, write_seed_file: Callable[..., str]
+def test_legacy_layout_is_read_by_the_file_column_and_reported(
+    data_root: Path, written: Rows, write_legacy_file: Callable[..., str]
 ) -> None:
-    write_seed_file("SOL/USDT")
-    with pytest.warns(DatasetWarning, match="seed's layout.*rewrite_seed_layout"):
+    write_legacy_file("SOL/USDT")
+    with pytest.warns(DatasetWarning, match="legacy layout.*rewrite_legacy_layout"):
         table = read_table(data_root, "hf", symbol="SOL/USDT")
     assert set(table.column("symbol").to_pylist()) == {"SOL/USDT"}
     assert table.num_rows == 3
-    with pytest.warns(DatasetWarning, match="seed's layout"):
+    with pytest.warns(DatasetWarning, match="legacy layout"):
         assert read_table(data_root, "hf", symbol="BTC/USDT").num_rows == len(
             expected(written, symbol="BTC/USDT")
         )
 
 
-def test_hive_readers_get_the_seed_layout_wrong(data_root: Path, write_seed_file: Callable[..., str]) -> None:
+def test_hive_readers_get_the_legacy_layout_wrong(
+    data_root: Path, write_legacy_file: Callable[..., str]
+) -> None:
     """Why the reader does not trust the path: pyarrow's hive read replaces the column by `BTC-USDT`."""
-    write_seed_file("BTC/USDT")
+    write_legacy_file("BTC/USDT")
     hive = ds.dataset(data_root / "hf", format="parquet", partitioning="hive").to_table()
     assert set(hive.column("symbol").to_pylist()) == {"BTC-USDT"}
 
 
-def test_slashless_symbol_that_matches_its_files_is_not_seed_form(
+def test_slashless_symbol_that_matches_its_files_is_not_legacy_form(
     storage: LocalStorage, data_root: Path, hf_schema: pa.Schema, make_rows: Callable[..., Rows]
 ) -> None:
     writer = PartitionedParquetWriter(storage, "hf", hf_schema)
@@ -148,8 +150,8 @@ def test_slashless_symbol_that_matches_its_files_is_not_seed_form(
     assert read_table(data_root, "hf", symbol="BTCUSDT-PERP").num_rows == 3  # no warning (would be an error)
 
 
-def test_list_partitions(data_root: Path, written: Rows, write_seed_file: Callable[..., str]) -> None:
-    seed = write_seed_file("SOL/USDT")
+def test_list_partitions(data_root: Path, written: Rows, write_legacy_file: Callable[..., str]) -> None:
+    legacy = write_legacy_file("SOL/USDT")
     (data_root / "hf/exchange=kraken/symbol=%ZZ/date=2025-12-12").mkdir(parents=True)
     (data_root / "hf/exchange=kraken/symbol=EMPTY/date=2025-12-12").mkdir(parents=True)
     with pytest.warns(DatasetWarning, match="skipped 1 malformed partition directory"):
@@ -159,7 +161,7 @@ def test_list_partitions(data_root: Path, written: Rows, write_seed_file: Callab
     assert btc.path == "hf/exchange=kraken/symbol=BTC%2FUSDT%3AUSDT/date=2025-12-12"
     assert len(btc.files) == 1
     assert btc.files[0].startswith(btc.path + "/part-")
-    assert any(p.files == (seed,) and p.symbol == "SOL-USDT" for p in partitions)
+    assert any(p.files == (legacy,) and p.symbol == "SOL-USDT" for p in partitions)
     assert list_partitions(data_root, "bars") == []
 
 

@@ -1,4 +1,4 @@
-"""validate_dataset finds every kind of damage; rewrite_seed_layout repairs the seed's layout."""
+"""validate_dataset finds every kind of damage; rewrite_legacy_layout repairs the legacy layout."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from fluxforge_common.dataset import (
     DatasetWarning,
     Problem,
     read_table,
-    rewrite_seed_layout,
+    rewrite_legacy_layout,
     validate_dataset,
 )
 from fluxforge_common.storage import LocalStorage
@@ -111,13 +111,15 @@ def test_misplaced_files_and_dirs(data_root: Path, full: Rows) -> None:
     ]
 
 
-def test_seed_layout_is_a_partition_format_mismatch(
-    data_root: Path, write_seed_file: Callable[..., str]
+def test_legacy_layout_is_a_partition_format_mismatch(
+    data_root: Path, write_legacy_file: Callable[..., str]
 ) -> None:
-    rel = write_seed_file("BTC/USDT")
+    rel = write_legacy_file("BTC/USDT")
     problem = only(validate_dataset(data_root))
     assert (problem.path, problem.severity) == (rel, "error")
-    assert problem.message.startswith("partition format mismatch (seed layout): path says symbol='BTC-USDT'")
+    assert problem.message.startswith(
+        "partition format mismatch (legacy layout): path says symbol='BTC-USDT'"
+    )
     assert "'BTC/USDT'" in problem.message
 
 
@@ -216,19 +218,19 @@ def test_underscore_files_are_flagged(data_root: Path, full: Rows, storage: Loca
     assert "DuckDB reads them" in problem.message
 
 
-def test_rewrite_seed_layout(data_root: Path, full: Rows, write_seed_file: Callable[..., str]) -> None:
-    seed_btc = write_seed_file("BTC/USDT")
-    seed_perp = write_seed_file("BTC/USDT:USDT", exchange="kraken", name="part_0002.parquet")
+def test_rewrite_legacy_layout(data_root: Path, full: Rows, write_legacy_file: Callable[..., str]) -> None:
+    legacy_btc = write_legacy_file("BTC/USDT")
+    legacy_perp = write_legacy_file("BTC/USDT:USDT", exchange="kraken", name="part_0002.parquet")
     before = {p.path for p in validate_dataset(data_root)}
-    assert before == {seed_btc, seed_perp}
+    assert before == {legacy_btc, legacy_perp}
     new_btc = "hf/exchange=binanceus/symbol=BTC%2FUSDT/date=2025-12-12/part_0001.parquet"
     new_perp = "hf/exchange=kraken/symbol=BTC%2FUSDT%3AUSDT/date=2025-12-12/part_0002.parquet"
-    assert rewrite_seed_layout(data_root) == [(seed_btc, new_btc), (seed_perp, new_perp)]
-    assert (data_root / seed_btc).exists()  # dry run by default
-    assert rewrite_seed_layout(data_root, dry_run=False) == [(seed_btc, new_btc), (seed_perp, new_perp)]
+    assert rewrite_legacy_layout(data_root) == [(legacy_btc, new_btc), (legacy_perp, new_perp)]
+    assert (data_root / legacy_btc).exists()  # dry run by default
+    assert rewrite_legacy_layout(data_root, dry_run=False) == [(legacy_btc, new_btc), (legacy_perp, new_perp)]
     assert validate_dataset(data_root) == []
     assert not (data_root / "hf/exchange=binanceus/symbol=BTC-USDT").exists()
-    assert rewrite_seed_layout(data_root, dry_run=False) == []
+    assert rewrite_legacy_layout(data_root, dry_run=False) == []
     symbols = duckdb.execute(
         f"select distinct symbol from read_parquet('{data_root}/hf/**/*.parquet', hive_partitioning=true)"
     ).fetchall()
@@ -240,17 +242,20 @@ def test_rewrite_seed_layout(data_root: Path, full: Rows, write_seed_file: Calla
 
 
 def test_rewrite_leaves_ambiguous_files_in_place(
-    data_root: Path, hf_schema: pa.Schema, make_rows: Callable[..., Rows], write_seed_file: Callable[..., str]
+    data_root: Path,
+    hf_schema: pa.Schema,
+    make_rows: Callable[..., Rows],
+    write_legacy_file: Callable[..., str],
 ) -> None:
     mixed = "hf/exchange=x/symbol=BTC-USDT/date=2025-12-12/mixed.parquet"
     put(data_root, mixed, make_rows("x", "BTC/USDT") + make_rows("x", "BTC/USDT:USDT"), hf_schema)
-    seed = write_seed_file("BTC/USDT", exchange="x")
+    legacy = write_legacy_file("BTC/USDT", exchange="x")
     target = "hf/exchange=x/symbol=BTC%2FUSDT/date=2025-12-12/part_0001.parquet"
     put(data_root, target, make_rows("x", "BTC/USDT"), hf_schema)
     with pytest.warns(DatasetWarning) as caught:
-        assert rewrite_seed_layout(data_root, dry_run=False) == []
+        assert rewrite_legacy_layout(data_root, dry_run=False) == []
     messages = sorted(str(w.message) for w in caught)
     assert messages[0].startswith(f"{mixed}: symbol column holds ['BTC/USDT', 'BTC/USDT:USDT']")
-    assert messages[1] == f"{seed}: {target} already exists; left in place"
+    assert messages[1] == f"{legacy}: {target} already exists; left in place"
     assert (data_root / mixed).exists()
-    assert (data_root / seed).exists()
+    assert (data_root / legacy).exists()

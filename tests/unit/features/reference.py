@@ -1,4 +1,4 @@
-"""A deliberately naive re-implementation of DESIGN.md's definitions, for testing only.
+"""A deliberately naive re-implementation of the definitions of docs/design.md "Feature contracts", for testing only.
 
 It keeps every event and recomputes each row from scratch, sharing no code with
 the engine, so agreement between the two is evidence about the definitions, not

@@ -1,4 +1,4 @@
-"""Per-update OFI follows DESIGN.md's case table, at every level."""
+"""Per-update OFI follows the case table of docs/design.md "Feature contracts", at every level."""
 
 from __future__ import annotations
 

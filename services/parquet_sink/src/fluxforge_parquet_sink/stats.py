@@ -1,4 +1,4 @@
-"""Counters of one sink process (the metrics endpoint of a later issue will read these)."""
+"""Counters of one sink process, for its progress lines and final summary."""
 
 from __future__ import annotations
 

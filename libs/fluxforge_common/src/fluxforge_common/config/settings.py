@@ -90,7 +90,7 @@ class ExchangeConfig(BaseModel):
         return value
 
 
-# ccxt's credential settings; none may come from the YAML file (DESIGN: keys from env or secret files).
+# ccxt's credential settings; none may come from the YAML file (keys come from the environment or secret files only).
 CREDENTIAL_KEYS = frozenset(
     {"apikey", "secret", "password", "uid", "login", "privatekey", "walletaddress", "token", "twofa"}
 )

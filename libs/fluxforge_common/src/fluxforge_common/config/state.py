@@ -1,4 +1,4 @@
-"""StateConfig: the feature engine's parameters, with the seed's names and defaults.
+"""StateConfig: the feature engine's parameters and their defaults.
 
 The engine aggregates flows per grid interval, so every window (horizons, bars,
 the regime window) must be a whole number of `hf_emit_interval`s; checking that
@@ -15,7 +15,7 @@ PositiveSeconds = Annotated[int, Field(ge=1, le=86_400)]
 
 
 class StateConfig(BaseModel):
-    """Feature-engine parameters (`etl.channels.orderbook.processor_options` in the seed).
+    """Feature-engine parameters (the `features:` section of the config).
 
     Frozen and tuple-valued so it is hashable: per-config constants are cached by it.
     """

@@ -14,7 +14,7 @@ from fluxforge_common.dataset.partitioning import (
     utc_date,
 )
 from fluxforge_common.dataset.reader import DatasetWarning, PartitionInfo, list_partitions, read_table
-from fluxforge_common.dataset.validation import Problem, rewrite_seed_layout, validate_dataset
+from fluxforge_common.dataset.validation import Problem, rewrite_legacy_layout, validate_dataset
 
 __all__ = [
     "CHANNELS",
@@ -32,7 +32,7 @@ __all__ = [
     "partition_dir",
     "raw_partition_dir",
     "read_table",
-    "rewrite_seed_layout",
+    "rewrite_legacy_layout",
     "utc_date",
     "validate_dataset",
 ]

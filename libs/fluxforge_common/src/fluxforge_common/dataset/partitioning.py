@@ -1,18 +1,9 @@
 """Hive partition paths, encoded exactly as pyarrow, DuckDB and Polars decode them.
 
-A partition value goes into a path as `key=<value>` with every byte outside
-RFC 3986's unreserved set (`A-Z a-z 0-9 - . _ ~`) percent-encoded as UTF-8,
-which is what pyarrow's and DuckDB's own partitioned writers emit and what all
-three readers undo. Encoding `/` is the point: `BTC/USDT` becomes one path
-component, `symbol=BTC%2FUSDT`, that every reader turns back into the same
-string the file's `symbol` column holds. The seed's `symbol=BTC-USDT` did not,
-and hive-aware readers let the path value override the column (its "partition
-format mismatch").
-
-Because `/` is always encoded and every component starts with `key=`, no value
-can add a path component or name `..`; values are still checked for emptiness,
-length and non-printable characters so that a bad exchange name fails loudly
-here instead of producing a file nobody can list or read.
+The rule (percent-encoding outside RFC 3986's unreserved set) and why no value
+can escape the root are in docs/design.md "Dataset layout". Values are still
+checked for emptiness, length and non-printable characters, so a bad exchange
+name fails loudly here instead of producing a file nobody can list or read.
 """
 
 from __future__ import annotations

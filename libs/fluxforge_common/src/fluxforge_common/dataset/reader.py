@@ -1,13 +1,11 @@
 """Reading the Parquet tables back: `read_table` and `list_partitions`.
 
-Partitions are chosen here, from the decoded directory names, and the rows
-within them by a filter on the files' own `exchange`/`symbol`/`ts` columns
-that pyarrow pushes down to row-group statistics. The files' columns, not the
-path, are the truth: that is what makes the seed's `symbol=BTC-USDT`
-partitions readable (a hive-partitioned read would replace the file's
-`BTC/USDT` by the path's `BTC-USDT`). Such partitions are recognised, read
-correctly and reported with a `DatasetWarning` that points at
-`rewrite_seed_layout`.
+Partitions are chosen from the decoded directory names, and rows by a filter
+on the files' own `exchange`/`symbol`/`ts` columns, pushed down to row-group
+statistics. The files' columns, not the path, are the truth: that is what
+reads legacy `symbol=BTC-USDT` partitions right (a hive-partitioned read would
+put the path's `BTC-USDT` in place of the file's `BTC/USDT`); they are
+reported with a `DatasetWarning` that points at `rewrite_legacy_layout`.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from fluxforge_common.dataset.schema import KEY_SCHEMA
 
 
 class DatasetWarning(UserWarning):
-    """Something about the dataset a reader should know: seed layout, skipped dirs, no match."""
+    """Something about the dataset a reader should know: legacy layout, skipped dirs, no match."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +140,7 @@ def read_table(
     first_date = utc_date(start_ms) if start_ms is not None else None
     last_date = utc_date(end_ms - 1) if end_ms is not None else None
     chosen: list[PartitionInfo] = []
-    seed_form: list[str] = []
+    legacy_form: list[str] = []
     for part in partitions:
         if exchange is not None and part.exchange != exchange:
             continue
@@ -153,15 +151,15 @@ def read_table(
         # Unified symbols always contain "/", so a path value without one is checked against the file.
         legacy = "/" not in part.symbol and file_symbols(root / part.files[0]) != {part.symbol}
         if legacy:
-            seed_form.append(part.path)
+            legacy_form.append(part.path)
         elif symbol is not None and part.symbol != symbol:
             continue
         chosen.append(part)
-    if seed_form:
+    if legacy_form:
         warnings.warn(
-            f"{len(seed_form)} partition(s) of {table!r} use the seed's layout, whose symbol= value differs from "
-            f"the files' symbol column (first: {seed_form[0]!r}); read by the column. Hive-partitioned readers "
-            "(pyarrow, DuckDB, Polars) will return the path's value: run rewrite_seed_layout to fix the layout",
+            f"{len(legacy_form)} partition(s) of {table!r} use the legacy layout, whose symbol= value differs from "
+            f"the files' symbol column (first: {legacy_form[0]!r}); read by the column. Hive-partitioned readers "
+            "(pyarrow, DuckDB, Polars) will return the path's value: run rewrite_legacy_layout to fix the layout",
             DatasetWarning,
             stacklevel=2,
         )

@@ -1,13 +1,12 @@
-"""Checking a local dataset against the layout, and repairing the seed's layout.
+"""Checking a local dataset against the layout, and repairing the legacy layout.
 
-`validate_dataset` is the seed's `validate_partitioning` made thorough: it
-walks the whole root and reports every way a directory or file can make some
-reader return wrong, missing or null values - not only the seed's "partition
-format mismatch" (`symbol=BTC-USDT` over files holding `BTC/USDT`), but also
-paths that do not decode, files whose own `exchange`/`symbol`/`ts` columns
-disagree with their path, schema drift, leftover temporaries and unreadable
-files. `rewrite_seed_layout` is the seed's `fix_partition_mismatch`: it moves
-seed-form files to the encoded partition their `symbol` column names.
+`validate_dataset` reports every way a directory or file can make some reader
+return wrong, missing or null values: the legacy `symbol=BTC-USDT` form over
+files holding `BTC/USDT` (a "partition format mismatch"), paths that do not
+decode, files whose own `exchange`/`symbol`/`ts` columns disagree with their
+path, schema drift, leftover temporaries and unreadable files.
+`rewrite_legacy_layout` moves legacy-form files to the encoded partition their
+`symbol` column names.
 """
 
 from __future__ import annotations
@@ -173,8 +172,8 @@ def _check_parquet_file(
         only = symbols[0] if len(symbols) == 1 else None
         if only is not None and "/" in only and "/" not in expected["symbol"]:
             message = (
-                f"partition format mismatch (seed layout): path says symbol={expected['symbol']!r}, the file's "
-                f"symbol column {only!r}; hive-partitioned readers return the path's value; run rewrite_seed_layout"
+                f"partition format mismatch (legacy layout): path says symbol={expected['symbol']!r}, the file's "
+                f"symbol column {only!r}; hive-partitioned readers return the path's value; run rewrite_legacy_layout"
             )
         else:
             message = f"symbol column holds {symbols[:10]}, path says {expected['symbol']!r}"
@@ -238,14 +237,14 @@ def _schema_drift(schemas: dict[str, pa.Schema]) -> Iterator[Problem]:
         yield Problem(rel, severity, f"schema drift from the table's most common schema: {details}")
 
 
-def rewrite_seed_layout(root: str | Path, *, dry_run: bool = True) -> list[tuple[str, str]]:
-    """Move seed-form files (`symbol=BTC-USDT` holding `BTC/USDT`) to their encoded partition.
+def rewrite_legacy_layout(root: str | Path, *, dry_run: bool = True) -> list[tuple[str, str]]:
+    """Move legacy-form files (`symbol=BTC-USDT` holding `BTC/USDT`) to their encoded partition.
 
     Returns the (old, new) file paths, relative to `root`, that are (or with
     `dry_run`, would be) moved. A file whose symbol column holds more than one
     value, or whose target already exists, is left in place with a
     `DatasetWarning`. Each move is a rename, so it is atomic and the rewrite
-    can be interrupted and rerun; emptied seed directories are removed.
+    can be interrupted and rerun; emptied legacy directories are removed.
     """
     base = Path(root)
     moves: list[tuple[str, str]] = []

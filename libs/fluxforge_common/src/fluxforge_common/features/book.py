@@ -1,4 +1,4 @@
-"""Static features of one order-book snapshot (DESIGN.md "Feature definitions").
+"""Static features of one order-book snapshot (docs/design.md "Feature contracts").
 
 Computed only when an HF row is emitted, not per update: the row describes the
 book as it stands at the grid point, so per-update work stays minimal. Column

@@ -1,4 +1,4 @@
-"""Enriched trade and ticker rows (the seed's trades_processor and ticker_processor)."""
+"""Enriched trade and ticker rows: each trade set against the book before it, each ticker's own spread."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Topic names and their creation specs (DESIGN.md: fluxforge.raw, fluxforge.features.*, fluxforge.deadletter).
+"""Topic names and their creation specs (docs/design.md "Kafka transport").
 
 Keys everywhere are `"<exchange>:<symbol>"`, so one symbol's raw ticks, state
 changelog and output rows share a partition number and keep their order.

@@ -1,4 +1,4 @@
-"""Typed raw envelopes (DESIGN.md "Raw messages"), decoded by msgspec in C.
+"""Typed raw envelopes (docs/design.md "Raw messages"), decoded by msgspec in C.
 
 Structs rather than pydantic models: the hot path budget is a few microseconds
 per tick, and msgspec's strict typed decode rejects strings-for-numbers, bools,

@@ -1,7 +1,7 @@
 """Deterministic simulated crypto market: raw envelopes for demos, tests and offline runs.
 
 `MarketSimulator(SimulatorConfig(seed=7)).ticks()` is an endless stream of
-book/trade/ticker envelopes (DESIGN.md "Raw messages"), byte-identical for a
+book/trade/ticker envelopes (docs/design.md "Raw messages"), byte-identical for a
 seed. `SymbolMarket` is one book on its own, for front ends that need the
 level changes rather than envelopes.
 """

@@ -68,13 +68,13 @@ def build_markets(config: SimulatorConfig) -> list[SymbolMarket]:
 
 
 class MarketSimulator:
-    """Deterministic simulated market: `ticks()` yields compact JSON envelopes (DESIGN.md "Raw messages")."""
+    """Deterministic simulated market: `ticks()` yields compact JSON envelopes."""
 
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
 
     def ticks(self) -> Iterator[bytes]:
-        """Endless envelopes in non-decreasing `recv_ts`; each call starts afresh from the seed.
+        """Endless envelopes in non-decreasing `recv_ts`; each call starts afresh from `config.seed`.
 
         A market order yields one trade per level it takes, then the book; all
         three channels of a symbol share one connection, so per symbol both

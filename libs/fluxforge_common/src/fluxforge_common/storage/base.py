@@ -1,4 +1,4 @@
-"""The one small interface writers use to reach storage (the seed's `StorageBackend`).
+"""The one small interface writers use to reach storage.
 
 Everything above this layer speaks relative POSIX paths (`hf/exchange=x/...`),
 which are S3 keys as they are and local paths under a root. The contract is
