@@ -1,25 +1,12 @@
-"""The collector: source -> validation -> bounded queue -> per-symbol batches -> Kafka.
+"""The collector: source -> validation -> bounded queue -> per-symbol batches -> spool -> Kafka.
 
-Two tasks share a bounded queue. The intake reads the source, paces it when
-asked, validates every tick with `decode_tick` and enqueues either
-`(key, raw)` for an accepted tick or `(None, dead-letter record)` for a
-rejected one; when the queue is full it waits, so a source can never run
-ahead of the broker by more than the queue (backpressure). The publisher
-drains the queue into the `Batcher`, whose batches are appended to the
-on-disk spool (`fluxforge_collector.spool`); the drainer sends the spool to
-Kafka in order (`fluxforge_collector.drainer`). A broker outage therefore
-never blocks the intake: batches wait on disk until Kafka answers again.
-
-Stopping (`stop()`, wired to SIGTERM/SIGINT by `launch`) cancels only the
-intake; everything it enqueued is still batched and spooled, and the drainer
-gets `collector.stop_drain_timeout_s` to hand the spool to Kafka; what it
-could not stays spooled for the next start. A second `stop()` abandons the
-queue and open batches (the spool keeps what it holds).
-
-Nothing is dropped silently: every rejected line becomes a dead-letter
-message with its reason and original bytes, and a send the broker refuses
-for good (or a full spool) stops the collector with an error, rather than
-leaving a hole in a symbol's sequence.
+The intake reads the source and validates each tick with `decode_tick`; a full
+queue makes it wait (backpressure). The publisher batches the queue into the
+`Batcher` and appends each batch to the spool, which the drainer sends on; a
+broker outage therefore never blocks the intake. `stop()` (SIGTERM/SIGINT)
+ends the intake only; a second `stop()` abandons the queue and open batches.
+What is guaranteed, and when a tick can still be lost: docs/design.md
+"Delivery guarantees" (Collector: the spool).
 """
 
 from __future__ import annotations
