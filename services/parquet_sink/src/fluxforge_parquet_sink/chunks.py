@@ -32,10 +32,9 @@ from fluxforge_common.dataset.partitioning import (
     raw_partition_dir,
     utc_date,
 )
-from fluxforge_common.messages import DecodedTick, Rejection, decode_batch, event_time
+from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_batch, event_time
 from fluxforge_common.messages.decoding import MAX_TS_MS, MIN_TS_MS
 from fluxforge_common.messages.rows import decode_rows, encode_rows
-from fluxforge_common.pipeline.embedded import channel_of
 from fluxforge_common.pipeline.ingest_order import stamp
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.writers import PartitionedParquetWriter, WrittenFile, dead_letter_record
@@ -389,11 +388,11 @@ class RawChunk(Chunk[list[DecodedTick | Rejection]]):
                 self.rejected += 1  # the feature engine dead-letters it; not part of the archive
                 continue
             tick = item.tick
-            key = (tick.exchange, channel_of(item), utc_date(event_time(tick)))
+            key = (tick.exchange, channel_of(tick), utc_date(event_time(tick)))
             group = groups.get(key)
             if group is None:
                 try:
-                    directory = raw_partition_dir(tick.exchange, channel_of(item), key[2])
+                    directory = raw_partition_dir(tick.exchange, channel_of(tick), key[2])
                 except ValueError as exc:
                     date, ms = _record_date(record)
                     reason = f"sink: cannot archive tick: {exc}"
