@@ -19,7 +19,7 @@ from fluxforge_collector.collector import Collector, CollectorStats, Limits
 from fluxforge_collector.launch import CollectorError, publish
 from fluxforge_collector.sources import TickSource, simulator_source
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig, load_settings
-from fluxforge_common.pipeline.sources import simulator_lines
+from fluxforge_common.pipeline.lines import simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
 
 Row = tuple[str, str, str]

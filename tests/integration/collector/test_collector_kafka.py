@@ -24,7 +24,7 @@ import pytest
 import typer
 from fluxforge_collector.launch import CollectOptions, make_collector, publish
 from fluxforge_common.kafka import TopicNames
-from fluxforge_common.pipeline.sources import archive_lines, simulator_lines
+from fluxforge_common.pipeline.lines import archive_lines, simulator_lines
 from fluxforge_common.storage.local import LocalStorage
 from typer.testing import CliRunner
 

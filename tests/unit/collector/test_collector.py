@@ -22,7 +22,7 @@ import pytest
 from fluxforge_collector.collector import Collector, Limits, SourceError
 from fluxforge_collector.drainer import PublishError
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
-from fluxforge_common.pipeline.sources import simulator_lines
+from fluxforge_common.pipeline.lines import simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
 
 from tests.support.bad_ticks import BAD_LINES

@@ -15,7 +15,7 @@ from fluxforge_collector.collector import Pacer
 from fluxforge_collector.launch import CollectOptions, build_source, selected_dates
 from fluxforge_collector.sources import IteratorSource, archive_source, file_source, stdin_lines
 from fluxforge_common.config import FluxForgeSettings
-from fluxforge_common.pipeline.sources import input_lines, simulator_lines
+from fluxforge_common.pipeline.lines import input_lines, simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
 
 

@@ -3,17 +3,20 @@ and `fluxforge reprocess` of it gives the rows of the original run."""
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.kafka import TopicNames
 from fluxforge_common.pipeline import archive_dates, archive_lines, reprocess
 from fluxforge_common.pipeline.ingest_order import ingest_key
 from fluxforge_common.storage import LocalStorage
 from fluxforge_common.writers import iter_ndjson
-from fluxforge_parquet_sink.chunks import FRAME_BYTES, RawChunk, Record
+from fluxforge_common.writers.ndjson import FRAME_BYTES
+from fluxforge_parquet_sink.chunks import RawChunk, Record
 from fluxforge_parquet_sink.policy import FlushPolicy
 
 from tests.support.dataset import assert_same_dataset
@@ -80,10 +83,15 @@ def test_a_raw_chunk_keeps_compressed_frames_not_ticks(settings: FluxForgeSettin
     for offset in range(40):
         record = Record(RAW, 0, offset, 0, batch)
         chunk.add(record, chunk.decode(record), 0.0)
-    (group,) = chunk.groups.values()
+    (segment,) = chunk.archive._segments.values()
+    assert isinstance(segment.file, io.BytesIO)  # held in memory until the chunk's name is known
+    frames = segment.file.getvalue()
     assert chunk.ticks == 40_000 and chunk.size > 5 * FRAME_BYTES
-    assert len(group.frames) >= 5 and len(group.pending) < FRAME_BYTES
-    assert sum(map(len, group.frames)) < chunk.size / 10
+    assert len(segment.pending) < FRAME_BYTES  # at most one frame's lines uncompressed
+    assert len(pa.input_stream(pa.py_buffer(frames), compression="zstd").read()) == chunk.size - len(
+        segment.pending
+    )
+    assert len(frames) < chunk.size / 10
     (written,) = chunk.write()
     lines = list(iter_ndjson(LocalStorage(tmp_path), written.path))
     assert len(lines) == written.rows == 40_000

@@ -188,3 +188,73 @@ def test_dead_letter_record_keeps_newlines_escaped() -> None:
 def test_iter_ndjson_skips_blank_lines_and_reads_a_last_line_without_newline(storage: StorageBackend) -> None:
     storage.write_bytes("deadletter/x.ndjson", b"a\n\nb\nc")
     assert list(iter_ndjson(storage, "deadletter/x.ndjson")) == [b"a", b"b", b"c"]
+
+
+def test_segments_named_on_close_are_held_until_the_caller_names_them(storage: StorageBackend) -> None:
+    writer = RawArchiveWriter(storage, segment_max_bytes=None, segment_max_age_ms=None, named_on_close=True)
+    sent = [tick(i, pad=200) for i in range(12_000)]  # several 1 MiB frames
+    for i, line in enumerate(sent):
+        assert writer.append("binanceus", "book", T0 + i, line) == []
+    writer.append("binanceus", "trade", T0, b"t")
+    assert storage.list_files() == []
+    stem = "fluxforge.raw+0+00000000000000000007-00000000000000000042"
+    planned = writer.planned_paths(stem)
+    assert planned == [
+        f"{BOOK_DIR}/{stem}.ndjson.zst",
+        f"raw/exchange=binanceus/channel=trade/date=2025-12-12/{stem}.ndjson.zst",
+    ]
+    written = writer.close(stem)
+    assert [f.path for f in written] == planned == storage.list_files()
+    assert [(f.rows, f.bytes) for f in written] == [
+        (len(sent), storage.size(planned[0])),
+        (1, storage.size(planned[1])),
+    ]
+    assert list(iter_ndjson(storage, planned[0])) == sent
+    assert writer.open_segments == 0
+
+
+def test_held_and_streamed_segments_are_the_same_bytes(storage: LocalStorage) -> None:
+    sent = [tick(i, pad=200) for i in range(12_000)]
+    streamed = RawArchiveWriter(storage)
+    held = RawArchiveWriter(storage, segment_max_bytes=None, segment_max_age_ms=None, named_on_close=True)
+    for i, line in enumerate(sent):
+        streamed.append("binanceus", "book", T0 + i, line)
+        held.append("binanceus", "book", T0 + i, line)
+    ((a,), (b,)) = streamed.close(), held.close("held")
+    assert storage.local_path(a.path).read_bytes() == storage.local_path(b.path).read_bytes()
+
+
+def test_naming_on_close_is_all_or_nothing(storage: StorageBackend) -> None:
+    with pytest.raises(ValueError, match="no segment bounds"):
+        RawArchiveWriter(storage, named_on_close=True)
+    with pytest.raises(ValueError, match="positive"):
+        RawArchiveWriter(storage, segment_max_bytes=None)
+    named = RawArchiveWriter(storage, segment_max_bytes=None, segment_max_age_ms=None, named_on_close=True)
+    named.append("x", "book", T0, b"1")
+    with pytest.raises(ValueError, match="file_stem"):
+        named.close()
+    with pytest.raises(ValueError, match="file stem"):
+        named.close("../up")
+    assert named.close_expired(T0 + 10**9) == []
+    streamed = RawArchiveWriter(storage)
+    with pytest.raises(ValueError, match="file_stem"):
+        streamed.close("stem")
+    assert named.open_segments == 1 and storage.list_files() == []
+
+
+def test_dead_letters_under_the_callers_name(storage: StorageBackend) -> None:
+    writer = DeadLetterWriter(storage, batch_size=None)
+    for i in range(1500):  # more than the default batch: nothing is written before the flush
+        assert writer.write("r", b"%d" % i, "s", T0 + i) == []
+    day2 = dead_letter_record("kept as it is", b"x", "s2", T0 + 86_400_000)
+    assert writer.append(day2, T0 + 86_400_000) == []
+    assert writer.buffered == 1501 and storage.list_files() == []
+    planned = writer.planned_paths("t+0+1-2")
+    assert planned == [
+        "deadletter/date=2025-12-12/t+0+1-2.ndjson",
+        "deadletter/date=2025-12-13/t+0+1-2.ndjson",
+    ]
+    written = writer.flush("t+0+1-2")
+    assert [(f.path, f.rows) for f in written] == [(planned[0], 1500), (planned[1], 1)]
+    assert list(iter_ndjson(storage, planned[1])) == [day2]
+    assert writer.buffered == 0

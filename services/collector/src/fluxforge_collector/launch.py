@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 from fluxforge_common.kafka import TopicNames, TopicSpec, ensure_topics, topic_specs
-from fluxforge_common.pipeline.sources import date_range
+from fluxforge_common.pipeline.lines import date_range
 
 from fluxforge_collector.collector import Collector, CollectorStats, Limits, SourceError
 from fluxforge_collector.drainer import PublishError

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from fluxforge_common.pipeline.sources import archive_dates, archive_lines, input_lines, simulator_lines
+from fluxforge_common.pipeline.lines import archive_dates, archive_lines, input_lines, simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
 from fluxforge_common.storage.local import LocalStorage
 

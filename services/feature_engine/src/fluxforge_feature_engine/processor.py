@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 from fluxforge_common.config.state import StateConfig
-from fluxforge_common.features import TABLES, EngineOutput, SymbolState
+from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, SymbolState
 from fluxforge_common.kafka import TopicNames
 from fluxforge_common.kafka.lineage import Headers, source_headers
 from fluxforge_common.messages import Rejection, decode_batch
@@ -103,7 +103,7 @@ def row_chunks(rows: list[dict[str, Any]], limit: int = OUTPUT_CHUNK_BYTES) -> l
 
 
 class MessageProcessor:
-    """Applies raw batches to symbol states with the shared engine (`SymbolState.process`)."""
+    """Applies raw batches to symbol states with the shared engine (`FeatureEngine.apply`)."""
 
     def __init__(
         self,
@@ -114,6 +114,7 @@ class MessageProcessor:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
+        self.engine = FeatureEngine(cfg)
         self.features = [(table, outputs.features[table]) for table in TABLES]
         self.deadletter = outputs.deadletter
         self.max_message_bytes = max_message_bytes
@@ -170,12 +171,7 @@ class MessageProcessor:
                     continue
                 if state is None:
                     state = SymbolState(self.cfg, exchange, symbol)
-                reason = state.process(
-                    tick,
-                    tick.recv_ts if tick.ts is None else tick.ts,
-                    out,
-                    item.book,
-                )
+                reason = self.engine.apply(state, item, out)
                 if reason:
                     rejected.append(Rejection(item.raw, reason))
                 else:

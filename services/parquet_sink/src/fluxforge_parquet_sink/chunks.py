@@ -6,10 +6,10 @@ Every file a chunk writes is named `<topic>+<partition>+<first>-<last offset>`
 - `FeatureChunk` (a `features.<table>` topic): rows through a
   `PartitionedParquetWriter`, one Parquet file per (exchange, symbol, date);
 - `RawChunk` (the raw topic): accepted ticks, stamped with their ingest order
-  `[offset, index in batch]`, one `.ndjson.zst` per (exchange, channel, date of
-  event time); held as compressed frames, never as one object per tick;
-- `DeadLetterChunk` (the dead-letter topic): records, one `.ndjson` per date of
-  `logged_at_ms`.
+  `[offset, index in batch]`, through a `RawArchiveWriter`, one `.ndjson.zst`
+  per (exchange, channel, date of event time);
+- `DeadLetterChunk` (the dead-letter topic): records, through a
+  `DeadLetterWriter`, one `.ndjson` per date of `logged_at_ms`.
 
 A feature or dead-letter message the sink cannot use (not JSON, rows that do
 not fit the table) becomes a dead-letter line of the same chunk, so it is kept
@@ -21,29 +21,27 @@ Chunks are pure apart from `write`; `PartitionStream` decides their boundaries.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, Generic, TypeGuard, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
 
 import orjson
 import pyarrow as pa
-from fluxforge_common.dataset.partitioning import (
-    deadletter_dir,
-    partition_dir,
-    raw_partition_dir,
-    utc_date,
-)
-from fluxforge_common.messages import DecodedTick, Rejection, decode_batch, event_time
+from fluxforge_common.dataset.partitioning import partition_dir, utc_date
+from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_batch, event_time
 from fluxforge_common.messages.decoding import MAX_TS_MS, MIN_TS_MS
 from fluxforge_common.messages.rows import decode_rows, encode_rows
-from fluxforge_common.pipeline.embedded import channel_of
 from fluxforge_common.pipeline.ingest_order import stamp
 from fluxforge_common.storage.base import StorageBackend
-from fluxforge_common.writers import PartitionedParquetWriter, WrittenFile, dead_letter_record
+from fluxforge_common.writers import (
+    DeadLetterWriter,
+    PartitionedParquetWriter,
+    RawArchiveWriter,
+    WrittenFile,
+    dead_letter_record,
+)
 
 from fluxforge_parquet_sink.naming import ChunkName
 from fluxforge_parquet_sink.policy import FlushPolicy
-
-FRAME_BYTES: Final = 1 << 20  # uncompressed bytes per zstd frame, as RawArchiveWriter writes them
 
 P = TypeVar("P")
 _CONVERSION_ERRORS = (
@@ -90,31 +88,6 @@ class Decoded(Generic[P]):
     max_ms: int | None = None
 
 
-@dataclass(slots=True)
-class _DeadLetters:
-    """Dead-letter lines of one chunk, per date."""
-
-    lines: dict[str, list[bytes]] = field(default_factory=dict)
-    count: int = 0
-
-    def add(self, date: str, line: bytes) -> None:
-        self.lines.setdefault(date, []).append(line)
-        self.count += 1
-
-    def paths(self, stem: str) -> list[str]:
-        return [f"{deadletter_dir(date)}/{stem}.ndjson" for date in sorted(self.lines)]
-
-    def write(self, storage: StorageBackend, stem: str) -> list[WrittenFile]:
-        written = []
-        for date in sorted(self.lines):
-            lines = self.lines[date]
-            data = b"\n".join(lines) + b"\n"
-            path = f"{deadletter_dir(date)}/{stem}.ndjson"
-            storage.write_bytes(path, data)
-            written.append(WrittenFile(path, len(lines), len(data)))
-        return written
-
-
 def _source(record: Record) -> str:
     return f"kafka:{record.topic}/{record.partition}@{record.offset}"
 
@@ -123,9 +96,8 @@ def _plausible_ms(value: object) -> TypeGuard[int]:
     return type(value) is int and MIN_TS_MS <= value < MAX_TS_MS
 
 
-def _record_date(record: Record) -> tuple[str, int]:
-    ms = record.timestamp if _plausible_ms(record.timestamp) else MIN_TS_MS
-    return utc_date(ms), ms
+def _record_ms(record: Record) -> int:
+    return record.timestamp if _plausible_ms(record.timestamp) else MIN_TS_MS
 
 
 class Chunk(ABC, Generic[P]):
@@ -144,7 +116,8 @@ class Chunk(ABC, Generic[P]):
         self.first_ms: int | None = None
         self.last_added = 0.0
         self.reason = ""
-        self.dead = _DeadLetters()
+        self.dead = DeadLetterWriter(storage, batch_size=None)  # written with the chunk, under its name
+        self.dead_letters = 0  # records given to `dead` (the stats read it after the write)
         # The partition's dedupe watermarks once this chunk's records are taken (`ff-src/1 ...`,
         # set when the chunk closes): committed with `end + 1` as the offset's metadata.
         self.watermarks = ""
@@ -176,9 +149,15 @@ class Chunk(ABC, Generic[P]):
             self.first_ms = decoded.min_ms
         self._add(record, decoded.payload)
 
-    def dead_letter(self, record: Record, reason: str) -> None:
-        date, ms = _record_date(record)
-        self.dead.add(date, dead_letter_record(reason, record.value or b"", _source(record), ms))
+    def dead_letter(self, record: Record, reason: str, raw: bytes | None = None) -> None:
+        """Keep `raw` (the record's value when None) as a dead-letter line of this chunk."""
+        ms = _record_ms(record)
+        value = (record.value or b"") if raw is None else raw
+        self._keep_dead_letter(dead_letter_record(reason, value, _source(record), ms), ms)
+
+    def _keep_dead_letter(self, line: bytes, logged_at_ms: int) -> None:
+        self.dead.append(line, logged_at_ms)
+        self.dead_letters += 1
 
     @abstractmethod
     def decode(self, record: Record) -> Decoded[P]:
@@ -202,7 +181,10 @@ class Chunk(ABC, Generic[P]):
 
     @abstractmethod
     def write(self) -> list[WrittenFile]:
-        """Write every file of the chunk, each atomically (a repeated write gives the same files)."""
+        """Write every file of the chunk, each atomically.
+
+        A replay of the same records writes the same files (same names, same content).
+        """
 
 
 class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
@@ -277,7 +259,7 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
     def planned_paths(self) -> list[str]:
         stem = self.name.stem
         paths = [f"{partition_dir(self.table, *key)}/{stem}.parquet" for key in sorted(self.keys)]
-        return paths + self.dead.paths(stem)
+        return paths + self.dead.planned_paths(stem)
 
     def write(self) -> list[WrittenFile]:
         stem = self.name.stem
@@ -292,7 +274,7 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
                 raise RowsRejectedError(stale) from exc
             self.writer = None  # the rows are on disk; free them before the commit
             self.received = []
-        return written + self.dead.write(self.storage, stem)
+        return written + self.dead.flush(stem)
 
     def _without_misfits(self) -> list[str] | None:
         """Dead-letter the messages whose rows do not convert; rebuild the chunk from the others.
@@ -313,14 +295,9 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
             return None
         before = set(self.planned_paths())
         for meta, rows, reason in misfits:
-            date, ms = _record_date(meta)
-            line = dead_letter_record(
-                f"sink: {self.table} rows do not fit the schema: {reason}",
-                encode_rows(rows),
-                _source(meta),
-                ms,
+            self.dead_letter(
+                meta, f"sink: {self.table} rows do not fit the schema: {reason}", encode_rows(rows)
             )
-            self.dead.add(date, line)
         self.writer = PartitionedParquetWriter(
             self.storage, self.table, self.schema, row_group_size=self.policy.row_group_size
         )
@@ -331,41 +308,31 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         return sorted(before - set(self.planned_paths()))
 
 
-class _RawGroup:
-    """One archive file of a chunk: compressed frames plus the uncompressed tail."""
-
-    __slots__ = ("directory", "frames", "lines", "pending", "size")
-
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
-        self.frames: list[bytes] = []
-        self.pending = bytearray()
-        self.lines = 0
-        self.size = 0
-
-
 class RawChunk(Chunk[list[DecodedTick | Rejection]]):
     """Accepted raw ticks, stamped `_ingest: [offset, index]`, grouped per (exchange, channel, date).
 
-    Memory: each group keeps zstd frames of ~1 MiB of lines (pyarrow's codec,
-    as `RawArchiveWriter` writes them) and at most one uncompressed frame, so a
-    chunk of a few hundred thousand ticks costs its compressed size (typically
-    a tenth of the text), with no Python object per tick. The final name is
-    known only when the chunk closes; keeping the frames until then means the
-    file is written in one go (one PUT on S3) without a rename in the storage
-    interface.
+    Memory: the archive writer holds each group as zstd frames of ~1 MiB of
+    lines and at most one uncompressed frame, so a chunk of a few hundred
+    thousand ticks costs its compressed size (typically a tenth of the text),
+    with no Python object per tick. The final name is known only when the
+    chunk closes; keeping the frames until then means the file is written in
+    one go (one PUT on S3) without a rename in the storage interface.
     """
 
     kind = "raw"
 
     def __init__(self, storage: StorageBackend, topic: str, partition: int, policy: FlushPolicy) -> None:
         super().__init__(storage, topic, partition, policy)
-        self.groups: dict[tuple[str, str, str], _RawGroup] = {}
+        self.archive = RawArchiveWriter(
+            storage,
+            compression=policy.raw_compression,
+            segment_max_bytes=None,
+            segment_max_age_ms=None,
+            named_on_close=True,
+        )
         self.size = 0
         self.ticks = 0
         self.rejected = 0
-        self._compress = policy.raw_compression == "zstd"
-        self._suffix = ".ndjson.zst" if self._compress else ".ndjson"
 
     @property
     def span_ms(self) -> int:
@@ -382,38 +349,22 @@ class RawChunk(Chunk[list[DecodedTick | Rejection]]):
 
     def _add(self, record: Record, payload: list[DecodedTick | Rejection]) -> None:
         offset = record.offset
-        compress = self._compress
-        groups = self.groups
+        append = self.archive.append
         for n, item in enumerate(payload):
             if type(item) is not DecodedTick:
                 self.rejected += 1  # the feature engine dead-letters it; not part of the archive
                 continue
             tick = item.tick
-            key = (tick.exchange, channel_of(item), utc_date(event_time(tick)))
-            group = groups.get(key)
-            if group is None:
-                try:
-                    directory = raw_partition_dir(tick.exchange, channel_of(item), key[2])
-                except ValueError as exc:
-                    date, ms = _record_date(record)
-                    reason = f"sink: cannot archive tick: {exc}"
-                    self.dead.add(date, dead_letter_record(reason, item.raw, _source(record), ms))
-                    continue
-                group = groups[key] = _RawGroup(directory)
             line = stamp(item.raw, offset, n)
             if b"\n" in line:  # pretty-printed JSON is valid input; an archive line must be one line
                 line = orjson.dumps(orjson.loads(line))
-            pending = group.pending
-            pending += line
-            pending += b"\n"
-            group.lines += 1
-            added = len(line) + 1
-            group.size += added
-            self.size += added
+            try:
+                append(tick.exchange, channel_of(tick), event_time(tick), line)
+            except ValueError as exc:
+                self.dead_letter(record, f"sink: cannot archive tick: {exc}", item.raw)
+                continue
+            self.size += len(line) + 1
             self.ticks += 1
-            if compress and len(pending) >= FRAME_BYTES:
-                group.frames.append(pa.compress(pending, codec="zstd", asbytes=True))
-                group.pending = bytearray()
 
     @property
     def units(self) -> int:
@@ -422,31 +373,16 @@ class RawChunk(Chunk[list[DecodedTick | Rejection]]):
     def full(self) -> bool:
         return self.size >= self.policy.raw_bytes
 
-    def _path(self, group: _RawGroup, stem: str) -> str:
-        return f"{group.directory}/{stem}{self._suffix}"
-
     def planned_paths(self) -> list[str]:
         stem = self.name.stem
-        return [self._path(self.groups[key], stem) for key in sorted(self.groups)] + self.dead.paths(stem)
+        return self.archive.planned_paths(stem) + self.dead.planned_paths(stem)
 
     def write(self) -> list[WrittenFile]:
         stem = self.name.stem
-        written: list[WrittenFile] = []
-        for key in sorted(self.groups):
-            group = self.groups[key]
-            path = self._path(group, stem)
-            with self.storage.open_write(path) as f:
-                for frame in group.frames:
-                    f.write(frame)
-                if group.pending:
-                    tail = bytes(group.pending)
-                    f.write(pa.compress(tail, codec="zstd", asbytes=True) if self._compress else tail)
-                size = f.tell()
-            written.append(WrittenFile(path, group.lines, size))
-        return written + self.dead.write(self.storage, stem)
+        return self.archive.close(stem) + self.dead.flush(stem)
 
 
-class DeadLetterChunk(Chunk[tuple[str, bytes] | None]):
+class DeadLetterChunk(Chunk[tuple[bytes, int] | None]):
     """Dead-letter records, kept byte for byte (one line each), per date of `logged_at_ms`."""
 
     kind = "deadletter"
@@ -455,7 +391,7 @@ class DeadLetterChunk(Chunk[tuple[str, bytes] | None]):
     def span_ms(self) -> int:
         return self.policy.deadletter_span_ms
 
-    def decode(self, record: Record) -> Decoded[tuple[str, bytes] | None]:
+    def decode(self, record: Record) -> Decoded[tuple[bytes, int] | None]:
         value = (record.value or b"").strip()
         if not value:
             return Decoded(None)
@@ -465,24 +401,24 @@ class DeadLetterChunk(Chunk[tuple[str, bytes] | None]):
             obj = None
         if isinstance(obj, dict) and _plausible_ms(logged := obj.get("logged_at_ms")):
             line = orjson.dumps(obj) if b"\n" in value else value
-            return Decoded((utc_date(logged), line), logged, logged)
-        date, ms = _record_date(record)
+            return Decoded((line, logged), logged, logged)
+        ms = _record_ms(record)
         line = dead_letter_record("sink: unreadable dead-letter record", value, _source(record), ms)
-        return Decoded((date, line), ms, ms)
+        return Decoded((line, ms), ms, ms)
 
-    def _add(self, record: Record, payload: tuple[str, bytes] | None) -> None:
+    def _add(self, record: Record, payload: tuple[bytes, int] | None) -> None:
         if payload is not None:
-            self.dead.add(*payload)
+            self._keep_dead_letter(*payload)
 
     @property
     def units(self) -> int:
-        return self.dead.count
+        return self.dead_letters
 
     def full(self) -> bool:
-        return self.dead.count >= self.policy.deadletter_records
+        return self.dead_letters >= self.policy.deadletter_records
 
     def planned_paths(self) -> list[str]:
-        return self.dead.paths(self.name.stem)
+        return self.dead.planned_paths(self.name.stem)
 
     def write(self) -> list[WrittenFile]:
-        return self.dead.write(self.storage, self.name.stem)
+        return self.dead.flush(self.name.stem)

@@ -310,5 +310,5 @@ class SinkCore:
         if isinstance(chunk, RawChunk):
             stats.raw_rejected += chunk.rejected
         if not isinstance(chunk, DeadLetterChunk):
-            stats.bad_messages += chunk.dead.count
+            stats.bad_messages += chunk.dead_letters
         return written

@@ -1,4 +1,4 @@
-"""FeatureEngine: routes validated ticks to their SymbolState. Pure: no I/O, no clock."""
+"""FeatureEngine: applies validated ticks to their SymbolState. Pure: no I/O, no clock."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.features.symbol_state import SymbolState
 from fluxforge_common.messages.decoding import DecodedTick, Rejection
+from fluxforge_common.messages.envelopes import event_time
 
 
 class FeatureEngine:
-    """One engine for every run mode: embedded, Faust worker (one key at a time) and reprocess."""
+    """One engine for every run mode.
+
+    The embedded and reprocess runs keep every symbol's state in it (`process`,
+    `flush`); the Faust worker keeps each symbol's state in its table and
+    applies a message's ticks to it with `apply`.
+    """
 
     def __init__(self, cfg: StateConfig) -> None:
         self.cfg = cfg
@@ -22,10 +28,14 @@ class FeatureEngine:
             state = self.states[key] = SymbolState(self.cfg, exchange, symbol)
         return state
 
+    def apply(self, state: SymbolState, item: DecodedTick, out: EngineOutput) -> str | None:
+        """Apply one tick to `state` at its event time; the reason when the state refuses it."""
+        tick = item.tick
+        return state.process(tick, event_time(tick), out, item.book)
+
     def process(self, item: DecodedTick, out: EngineOutput) -> None:
         tick = item.tick
-        state = self.state_for(tick.exchange, tick.symbol)
-        reason = state.process(tick, tick.recv_ts if tick.ts is None else tick.ts, out, item.book)
+        reason = self.apply(self.state_for(tick.exchange, tick.symbol), item, out)
         if reason:
             out.rejected.append(Rejection(item.raw, reason))
 

@@ -1,7 +1,15 @@
 """Raw envelope types and their decoding/validation."""
 
-from fluxforge_common.messages.decoding import DecodedTick, Rejection, decode_batch, decode_tick, validate
-from fluxforge_common.messages.envelopes import BookTick, Level, Tick, TickerTick, TradeTick, event_time
+from fluxforge_common.messages.decoding import DecodedTick, Rejection, decode_batch, decode_tick
+from fluxforge_common.messages.envelopes import (
+    BookTick,
+    Level,
+    Tick,
+    TickerTick,
+    TradeTick,
+    channel_of,
+    event_time,
+)
 
 __all__ = [
     "BookTick",
@@ -11,8 +19,8 @@ __all__ = [
     "Tick",
     "TickerTick",
     "TradeTick",
+    "channel_of",
     "decode_batch",
     "decode_tick",
     "event_time",
-    "validate",
 ]

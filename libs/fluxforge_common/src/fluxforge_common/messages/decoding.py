@@ -105,7 +105,7 @@ def _explain_side(levels: list[tuple[float, float]], side: str, descending: bool
     raise AssertionError("unreachable: the fast check failed on a valid side")
 
 
-def book_columns(tick: BookTick) -> BookColumns | str:
+def _check_book(tick: BookTick) -> BookColumns | str:
     """The book as (bid prices, bid sizes, ask prices, ask sizes), or why it is invalid."""
     bids = _side_columns(tick.bids, "bids", True)
     if isinstance(bids, str):
@@ -152,19 +152,6 @@ def _check_common(tick: Tick) -> str | None:
     return None
 
 
-def validate(tick: Tick) -> str | None:
-    """Semantic checks msgspec's typed decode cannot express; returns the reason or None."""
-    reason = _check_common(tick)
-    if reason:
-        return reason
-    if type(tick) is BookTick:
-        checked = book_columns(tick)
-        return checked if isinstance(checked, str) else None
-    if type(tick) is TradeTick:
-        return _check_trade(tick)
-    return _check_ticker(tick)  # type: ignore[arg-type]
-
-
 def decode_tick(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> DecodedTick | Rejection:
     """Decode and validate one JSON envelope."""
     if len(raw) > max_bytes:
@@ -177,7 +164,7 @@ def decode_tick(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Decod
     if reason:
         return Rejection(raw, reason)
     if type(tick) is BookTick:
-        columns = book_columns(tick)
+        columns = _check_book(tick)
         if isinstance(columns, str):
             return Rejection(raw, columns)
         return DecodedTick(tick, raw, columns)

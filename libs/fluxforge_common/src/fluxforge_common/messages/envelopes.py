@@ -7,9 +7,12 @@ NaN and out-of-range numbers by itself.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
+
+if TYPE_CHECKING:
+    from fluxforge_common.dataset.partitioning import Channel
 
 Level = tuple[float, float]
 # (bid prices, bid sizes, ask prices, ask sizes), best level first.
@@ -57,3 +60,9 @@ Tick = BookTick | TradeTick | TickerTick
 def event_time(tick: Tick) -> int:
     """Event time used everywhere downstream: `ts`, or `recv_ts` when the exchange gave none."""
     return tick.recv_ts if tick.ts is None else tick.ts
+
+
+def channel_of(tick: Tick) -> Channel:
+    """The channel a tick belongs to: its raw archive partition and the collector's subscription."""
+    kind = type(tick)
+    return "book" if kind is BookTick else "trade" if kind is TradeTick else "ticker"

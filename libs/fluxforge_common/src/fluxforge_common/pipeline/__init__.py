@@ -1,8 +1,7 @@
 """Run modes that need no Kafka: the embedded pipeline and reprocessing."""
 
 from fluxforge_common.pipeline.embedded import EmbeddedPipeline, RunSummary
-from fluxforge_common.pipeline.reprocess import reprocess
-from fluxforge_common.pipeline.sources import (
+from fluxforge_common.pipeline.lines import (
     archive_dates,
     archive_lines,
     date_range,
@@ -10,6 +9,7 @@ from fluxforge_common.pipeline.sources import (
     input_lines,
     simulator_lines,
 )
+from fluxforge_common.pipeline.reprocess import reprocess
 
 __all__ = [
     "EmbeddedPipeline",

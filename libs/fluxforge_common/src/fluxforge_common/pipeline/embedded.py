@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluxforge_common.config.settings import FluxForgeSettings
-from fluxforge_common.dataset.partitioning import Channel
 from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, table_schema
-from fluxforge_common.messages import BookTick, DecodedTick, Rejection, TradeTick, decode_tick
-from fluxforge_common.messages.envelopes import event_time
+from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_tick, event_time
 from fluxforge_common.pipeline import ingest_order
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.writers.common import WrittenFile
@@ -24,11 +22,6 @@ from fluxforge_common.writers.ndjson import DeadLetterWriter, RawArchiveWriter
 from fluxforge_common.writers.parquet import PartitionedParquetWriter
 
 RowFilter = Callable[[dict[str, Any]], bool]
-
-
-def channel_of(item: DecodedTick) -> Channel:
-    kind = type(item.tick)
-    return "book" if kind is BookTick else "trade" if kind is TradeTick else "ticker"
 
 
 @dataclass
@@ -111,7 +104,7 @@ class EmbeddedPipeline:
         t = event_time(tick)
         if self.archive is not None:
             line = ingest_order.stamp(item.raw, self._session, summary.lines)
-            self.summary.files += self.archive.append(tick.exchange, channel_of(item), t, line)
+            self.summary.files += self.archive.append(tick.exchange, channel_of(tick), t, line)
         out = self.out
         self.engine.process(item, out)
         if out.rejected:

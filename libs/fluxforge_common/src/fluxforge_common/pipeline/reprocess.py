@@ -15,7 +15,7 @@ from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.dataset.partitioning import utc_date
 from fluxforge_common.features import TABLES
 from fluxforge_common.pipeline.embedded import EmbeddedPipeline, RunSummary
-from fluxforge_common.pipeline.sources import archive_dates, archive_lines
+from fluxforge_common.pipeline.lines import archive_dates, archive_lines
 from fluxforge_common.storage.local import LocalStorage
 
 

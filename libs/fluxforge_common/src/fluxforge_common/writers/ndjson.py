@@ -8,6 +8,10 @@ by size, by age, or on `close()`. Age is measured in the event-time
 milliseconds the caller passes, never the wall clock, so the same input always
 produces the same segmentation (up to the random part of the names).
 
+Both writers name their files with a time-sortable stem, or with the caller's
+`file_stem`: the Parquet sink names every file of a chunk after the Kafka
+records it holds, so a replay rewrites the same files.
+
 zstd output is a sequence of independent zstd frames of about 1 MiB each
 (`pyarrow.compress`); concatenated frames are one valid `.zst` stream for
 `zstd -d`, pyarrow and DuckDB alike, and no extra dependency is needed.
@@ -16,32 +20,36 @@ zstd output is a sequence of independent zstd frames of about 1 MiB each
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import BinaryIO, Final, Literal
+from typing import BinaryIO, Final, Literal, cast
 
 import orjson
 import pyarrow as pa
 
 from fluxforge_common.dataset.partitioning import Channel, deadletter_dir, raw_partition_dir, utc_date
 from fluxforge_common.storage.base import StorageBackend
-from fluxforge_common.writers.common import WrittenFile, new_stem
+from fluxforge_common.writers.common import WrittenFile, check_stem, new_stem
 
 MiB: Final = 1 << 20
-_FRAME_BYTES: Final = MiB
+FRAME_BYTES: Final = MiB  # uncompressed bytes of lines per zstd frame
 _READ_CHUNK: Final = MiB
 SegmentKey = tuple[str, Channel, str]  # exchange, channel, date
+Compression = Literal["zstd", "none"]
 
 
 @dataclass(slots=True, eq=False)
 class _Segment:
-    path: str
+    """One archive file being filled: the frames written so far plus the lines of the next one."""
+
+    directory: str
     opened_ms: int
-    writer: AbstractContextManager[BinaryIO]
-    file: BinaryIO
-    pending: list[bytes] = field(default_factory=list)
-    pending_bytes: int = 0
+    file: BinaryIO  # the backend's temporary file, or memory while the caller has yet to name it
+    path: str | None = None  # None until `close(file_stem)` names it
+    writer: AbstractContextManager[BinaryIO] | None = None  # the backend's atomic writer of `path`
+    pending: bytearray = field(default_factory=bytearray)
     size: int = 0  # uncompressed bytes, newlines included: what segment_max_bytes bounds
     lines: int = 0
 
@@ -54,6 +62,12 @@ class RawArchiveWriter:
     event-time span from a segment's first line to the append that closes it.
     `append` and `close_expired` return the segments they completed, so a
     caller can commit its input offsets only for lines that are durably visible.
+
+    Segments stream to the storage backend under a time-sortable stem. With
+    `named_on_close` they are held in memory instead (their compressed bytes)
+    and `close(file_stem)` names them all: for a caller that learns the name
+    only at the end, as the Parquet sink, whose names are the Kafka offsets a
+    file holds; such a writer has no bounds (its caller decides when to close).
     Not thread-safe.
     """
 
@@ -61,19 +75,29 @@ class RawArchiveWriter:
         self,
         storage: StorageBackend,
         *,
-        compression: Literal["zstd", "none"] = "zstd",
-        segment_max_bytes: int = 64 * MiB,
-        segment_max_age_ms: int = 15 * 60_000,
+        compression: Compression = "zstd",
+        segment_max_bytes: int | None = 64 * MiB,
+        segment_max_age_ms: int | None = 15 * 60_000,
+        named_on_close: bool = False,
     ) -> None:
         if compression not in ("zstd", "none"):
             raise ValueError(f"compression must be 'zstd' or 'none', got {compression!r}")
-        if segment_max_bytes < 1 or segment_max_age_ms < 1:
+        if named_on_close:
+            if segment_max_bytes is not None or segment_max_age_ms is not None:
+                raise ValueError("a writer whose segments are named on close has no segment bounds")
+        elif (
+            segment_max_bytes is None
+            or segment_max_age_ms is None
+            or min(segment_max_bytes, segment_max_age_ms) < 1
+        ):
             raise ValueError("segment_max_bytes and segment_max_age_ms must be positive")
         self.storage = storage
         self.compression = compression
         self.segment_max_bytes = segment_max_bytes
         self.segment_max_age_ms = segment_max_age_ms
-        self._suffix = ".ndjson.zst" if compression == "zstd" else ".ndjson"
+        self.named_on_close = named_on_close
+        self._compress = compression == "zstd"
+        self._suffix = ".ndjson.zst" if self._compress else ".ndjson"
         self._segments: dict[SegmentKey, _Segment] = {}
         self._oldest_opened_ms: int | None = None
 
@@ -86,26 +110,32 @@ class RawArchiveWriter:
         """Archive one raw message (without its newline) under the UTC date of `ts_ms`.
 
         Before appending, closes every segment that `ts_ms` makes too old, and
-        this line's segment if the line would push it over the size bound.
+        this line's segment if the line would push it over the size bound. A
+        line that is not one line, or names that cannot be a partition
+        directory, raise ValueError and are not archived.
         """
         if not line or b"\n" in line:
             raise ValueError("a raw archive line must be non-empty and contain no newline")
         completed: list[WrittenFile] = []
-        if self._oldest_opened_ms is not None and ts_ms - self._oldest_opened_ms >= self.segment_max_age_ms:
+        max_age = self.segment_max_age_ms
+        oldest = self._oldest_opened_ms
+        if max_age is not None and oldest is not None and ts_ms - oldest >= max_age:
             completed.extend(self.close_expired(ts_ms))
         key: SegmentKey = (exchange, channel, utc_date(ts_ms))
         segment = self._segments.get(key)
         added = len(line) + 1
-        if segment is not None and segment.size + added > self.segment_max_bytes:
-            completed.append(self._close(key))
+        max_bytes = self.segment_max_bytes
+        if segment is not None and max_bytes is not None and segment.size + added > max_bytes:
+            completed.append(self._close(key, None))
             segment = None
         if segment is None:
             segment = self._open(key, ts_ms)
-        segment.pending.append(line)
-        segment.pending_bytes += added
+        pending = segment.pending
+        pending += line
+        pending += b"\n"
         segment.size += added
         segment.lines += 1
-        if segment.pending_bytes >= _FRAME_BYTES:
+        if len(pending) >= FRAME_BYTES:
             self._drain(key, segment)
         return completed
 
@@ -116,52 +146,79 @@ class RawArchiveWriter:
         anywhere so that a channel that went quiet does not hold its last
         segment invisible until `close()`.
         """
-        expired = sorted(
-            k for k, s in self._segments.items() if now_ms - s.opened_ms >= self.segment_max_age_ms
-        )
-        return [self._close(key) for key in expired]
+        max_age = self.segment_max_age_ms
+        if max_age is None:
+            return []
+        expired = sorted(k for k, s in self._segments.items() if now_ms - s.opened_ms >= max_age)
+        return [self._close(key, None) for key in expired]
 
-    def close(self) -> list[WrittenFile]:
-        """Complete every open segment; the writer can be used again afterwards."""
-        return [self._close(key) for key in sorted(self._segments)]
+    def planned_paths(self, file_stem: str) -> list[str]:
+        """The files `close(file_stem)` will write (`named_on_close`), in the order it writes them."""
+        check_stem(file_stem)
+        return [self._named(segment, file_stem) for _, segment in sorted(self._segments.items())]
+
+    def close(self, file_stem: str | None = None) -> list[WrittenFile]:
+        """Complete every open segment; the writer can be used again afterwards.
+
+        `file_stem` names the segments of a `named_on_close` writer (each
+        `<stem>.ndjson[.zst]` in its partition directory, so a repeated close of
+        the same lines replaces the same files); the others have their names.
+        """
+        if (file_stem is not None) != self.named_on_close:
+            raise ValueError("close takes a file_stem exactly when the writer is named_on_close")
+        if file_stem is not None:
+            check_stem(file_stem)
+        return [self._close(key, file_stem) for key in sorted(self._segments)]
 
     def _open(self, key: SegmentKey, ts_ms: int) -> _Segment:
-        path = f"{raw_partition_dir(*key)}/{new_stem('seg', ts_ms)}{self._suffix}"
-        writer = self.storage.open_write(path)
-        segment = _Segment(path, ts_ms, writer, writer.__enter__())
+        directory = raw_partition_dir(*key)
+        if self.named_on_close:
+            segment = _Segment(directory, ts_ms, io.BytesIO())
+        else:
+            path = f"{directory}/{new_stem('seg', ts_ms)}{self._suffix}"
+            writer = self.storage.open_write(path)
+            segment = _Segment(directory, ts_ms, writer.__enter__(), path, writer)
         self._segments[key] = segment
         self._update_oldest()
         return segment
 
+    def _named(self, segment: _Segment, file_stem: str) -> str:
+        return f"{segment.directory}/{file_stem}{self._suffix}"
+
     def _drain(self, key: SegmentKey, segment: _Segment) -> None:
-        data = b"\n".join(segment.pending) + b"\n"
-        segment.pending.clear()
-        segment.pending_bytes = 0
+        """Write the pending lines as one frame (zstd) or as they are."""
+        pending = segment.pending
+        segment.pending = bytearray()
         try:
             segment.file.write(
-                pa.compress(data, codec="zstd", asbytes=True) if self.compression == "zstd" else data
+                pa.compress(pending, codec="zstd", asbytes=True) if self._compress else pending
             )
         except BaseException as exc:
             self._abort(key, exc)
             raise
 
-    def _close(self, key: SegmentKey) -> WrittenFile:
+    def _close(self, key: SegmentKey, file_stem: str | None) -> WrittenFile:
         segment = self._segments[key]
         if segment.pending:
             self._drain(key, segment)
-        try:
+        del self._segments[key]
+        self._update_oldest()
+        if segment.writer is not None and segment.path is not None:
             size = segment.file.tell()
-            del self._segments[key]
             segment.writer.__exit__(None, None, None)
-        finally:
-            self._update_oldest()
-        return WrittenFile(segment.path, segment.lines, size)
+            return WrittenFile(segment.path, segment.lines, size)
+        path = self._named(segment, cast(str, file_stem))
+        with self.storage.open_write(path) as f:
+            f.write(cast(io.BytesIO, segment.file).getbuffer())
+            size = f.tell()
+        return WrittenFile(path, segment.lines, size)
 
     def _abort(self, key: SegmentKey, exc: BaseException) -> None:
         """Drop a segment whose write failed; the backend discards its temporary file."""
         segment = self._segments.pop(key)
         self._update_oldest()
-        segment.writer.__exit__(type(exc), exc, exc.__traceback__)
+        if segment.writer is not None:
+            segment.writer.__exit__(type(exc), exc, exc.__traceback__)
 
     def _update_oldest(self) -> None:
         self._oldest_opened_ms = min((s.opened_ms for s in self._segments.values()), default=None)
@@ -180,12 +237,13 @@ class DeadLetterWriter:
     """Writes rejected messages to `deadletter/date=YYYY-MM-DD/<stem>.ndjson`, one JSON per line.
 
     Records are buffered and written as a new file per date when `batch_size`
-    accumulate, on `flush()` and on `close()`; the date is that of
-    `logged_at_ms`. Files are never appended to, so each is complete when seen.
+    accumulate (never, when None), on `flush()` and on `close()`; the date is
+    that of `logged_at_ms`. Files are never appended to, so each is complete
+    when seen.
     """
 
-    def __init__(self, storage: StorageBackend, *, batch_size: int = 1000) -> None:
-        if batch_size < 1:
+    def __init__(self, storage: StorageBackend, *, batch_size: int | None = 1000) -> None:
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.storage = storage
         self.batch_size = batch_size
@@ -200,18 +258,35 @@ class DeadLetterWriter:
 
     def write(self, reason: str, raw: bytes, source: str, logged_at_ms: int) -> list[WrittenFile]:
         """Buffer one rejected message; returns the files written if this completed a batch."""
+        return self.append(dead_letter_record(reason, raw, source, logged_at_ms), logged_at_ms)
+
+    def append(self, record: bytes, logged_at_ms: int) -> list[WrittenFile]:
+        """Buffer one record that is already a dead-letter line (as `dead_letter_record` makes them)."""
         date = utc_date(logged_at_ms)
-        self._pending.setdefault(date, []).append(dead_letter_record(reason, raw, source, logged_at_ms))
+        self._pending.setdefault(date, []).append(record)
         self._first_ms.setdefault(date, logged_at_ms)
         self._count += 1
-        return self.flush() if self._count >= self.batch_size else []
+        return self.flush() if self.batch_size is not None and self._count >= self.batch_size else []
 
-    def flush(self) -> list[WrittenFile]:
-        """Write every buffered record now, one file per date."""
+    def planned_paths(self, file_stem: str) -> list[str]:
+        """The files `flush(file_stem)` will write, in the order it writes them."""
+        check_stem(file_stem)
+        return [self._path(date, file_stem) for date in sorted(self._pending)]
+
+    def flush(self, file_stem: str | None = None) -> list[WrittenFile]:
+        """Write every buffered record now, one file per date.
+
+        With `file_stem` the files are named after the caller (a repeated flush
+        of the same records replaces the same files); without it each gets a
+        time-sortable stem.
+        """
+        if file_stem is not None:
+            check_stem(file_stem)
         written: list[WrittenFile] = []
         for date in sorted(self._pending):
             lines = self._pending[date]
-            path = f"{deadletter_dir(date)}/{new_stem('dl', self._first_ms[date])}.ndjson"
+            stem = new_stem("dl", self._first_ms[date]) if file_stem is None else file_stem
+            path = self._path(date, stem)
             data = b"\n".join(lines) + b"\n"
             self.storage.write_bytes(path, data)
             written.append(WrittenFile(path, len(lines), len(data)))
@@ -223,6 +298,10 @@ class DeadLetterWriter:
         """Write what is buffered; an alias of `flush` that reads right at shutdown."""
         return self.flush()
 
+    @staticmethod
+    def _path(date: str, stem: str) -> str:
+        return f"{deadletter_dir(date)}/{stem}.ndjson"
+
 
 def iter_ndjson(storage: StorageBackend, path: str) -> Iterator[bytes]:
     """The lines of an archive or dead-letter file, without newlines; `.zst` is decompressed.
@@ -232,10 +311,15 @@ def iter_ndjson(storage: StorageBackend, path: str) -> Iterator[bytes]:
     """
     with storage.open_read(path) as raw:
         stream = pa.input_stream(raw, compression="zstd") if path.endswith(".zst") else raw
-        tail = b""
-        while chunk := stream.read(_READ_CHUNK):
-            lines = (tail + chunk).split(b"\n")
-            tail = lines.pop()
-            yield from (line for line in lines if line)
-        if tail:
-            yield tail
+        yield from (line for line in read_lines(stream) if line)
+
+
+def read_lines(stream: BinaryIO | pa.NativeFile) -> Iterator[bytes]:
+    """Every line of `stream` without its newline, read 1 MiB at a time; the caller closes it."""
+    tail = b""
+    while chunk := stream.read(_READ_CHUNK):
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        yield from lines
+    if tail:
+        yield tail

@@ -14,7 +14,7 @@ from fluxforge_common.pipeline.ingest_order import ingest_key
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
-from fluxforge_common.writers.ndjson import iter_ndjson
+from fluxforge_common.writers.ndjson import iter_ndjson, read_lines
 
 RAW_PREFIX = "raw/"
 
@@ -27,31 +27,20 @@ def simulator_lines(cfg: SimulatorConfig) -> Iterator[bytes]:
 def file_lines(path: str | Path) -> Iterator[bytes]:
     """Lines of an NDJSON file (`.zst` decompressed) or of stdin for `-`; blank lines skipped."""
     if str(path) == "-":
-        stream: Iterable[bytes] = sys.stdin.buffer
+        yield from _non_blank(sys.stdin.buffer)
     elif str(path).endswith(".zst"):
-        stream = _lines_of(pa.input_stream(str(path), compression="zstd"))
+        with pa.input_stream(str(path), compression="zstd") as stream:
+            yield from _non_blank(read_lines(stream))
     else:
-        stream = Path(path).open("rb")  # noqa: SIM115 - closed when the generator ends
-    try:
-        for line in stream:
-            line = line.rstrip(b"\r\n")
-            if line.strip():
-                yield line
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None and str(path) != "-":
-            close()
+        with Path(path).open("rb") as f:
+            yield from _non_blank(f)
 
 
-def _lines_of(stream: pa.NativeFile) -> Iterator[bytes]:
-    tail = b""
-    while chunk := stream.read(1 << 20):
-        parts = (tail + chunk).split(b"\n")
-        tail = parts.pop()
-        yield from parts
-    if tail:
-        yield tail
-    stream.close()
+def _non_blank(lines: Iterable[bytes]) -> Iterator[bytes]:
+    for line in lines:
+        line = line.rstrip(b"\r\n")
+        if line.strip():
+            yield line
 
 
 def archive_dates(storage: StorageBackend) -> list[str]:
