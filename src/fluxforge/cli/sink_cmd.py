@@ -10,7 +10,7 @@ from fluxforge_common.config import ConfigError
 from fluxforge_parquet_sink.options import (
     HELP,
     SinkOptions,
-    configure_logging,
+    configure_sink_logging,
     parse_tables,
     prepare,
     serve_forever,
@@ -73,7 +73,7 @@ def sink(
             until_caught_up=until_caught_up,
             fsync=fsync,
         )
-        configure_logging(log_level)
+        configure_sink_logging(log_level)
         service = prepare(options)
     except ConfigError as exc:
         typer.echo(str(exc), err=True)

@@ -11,7 +11,7 @@ from fluxforge_common.config.settings import ConfigError
 from fluxforge_parquet_sink.options import (
     HELP,
     SinkOptions,
-    configure_logging,
+    configure_sink_logging,
     parse_tables,
     prepare,
     serve_forever,
@@ -58,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    configure_logging(args.log_level)
+    configure_sink_logging(args.log_level)
     options = SinkOptions(
         config=args.config,
         root=args.root,

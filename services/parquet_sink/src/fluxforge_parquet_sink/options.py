@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fluxforge_common.config.settings import FluxForgeSettings, load_settings
 from fluxforge_common.features import TABLES
+from fluxforge_common.logs import configure_logging
 from fluxforge_common.storage.local import LocalStorage
 
 from fluxforge_parquet_sink.policy import FlushPolicy
@@ -138,12 +138,9 @@ class SinkOptions:
         )
 
 
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def configure_sink_logging(level: str = "INFO") -> None:
+    """FluxForge's log format; aiokafka's per-poll chatter only from WARNING up."""
+    configure_logging(level.upper())
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
