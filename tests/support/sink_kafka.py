@@ -39,7 +39,7 @@ def _part(messages: list[Message], part: tuple[float, float]) -> list[Message]:
     return messages[round(part[0] * len(messages)) : round(part[1] * len(messages))]
 
 
-async def produce(cfg: KafkaConfig, stack: StackData, *, part: tuple[float, float] = (0.0, 1.0)) -> None:
+async def produce(cfg: KafkaConfig, stack_data: StackData, *, part: tuple[float, float] = (0.0, 1.0)) -> None:
     """The collector's raw batches (idempotent producer), then the engine's rows and dead-letters
     in transactions (as an exactly-once Faust app writes them): the `part` (from, to fractions) of
     each topic's messages, so consecutive parts keep every key's order."""
@@ -47,14 +47,16 @@ async def produce(cfg: KafkaConfig, stack: StackData, *, part: tuple[float, floa
     raw = producer(cfg)
     await raw.start()
     try:
-        sent = [await raw.send(names.raw, value, key=key.encode()) for key, value in _part(stack.raw, part)]
+        sent = [
+            await raw.send(names.raw, value, key=key.encode()) for key, value in _part(stack_data.raw, part)
+        ]
         await asyncio.gather(*sent)
     finally:
         await raw.stop()
     messages = [
-        (names.features[t], key, value) for t in TABLES for key, value in _part(stack.features[t], part)
+        (names.features[t], key, value) for t in TABLES for key, value in _part(stack_data.features[t], part)
     ]
-    messages += [(names.deadletter, key, value) for key, value in _part(stack.deadletter, part)]
+    messages += [(names.deadletter, key, value) for key, value in _part(stack_data.deadletter, part)]
     engine = producer(cfg, transactional_id=f"{cfg.topic_prefix}-engine-{uuid.uuid4().hex[:6]}")
     await engine.start()
     try:

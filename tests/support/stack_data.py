@@ -7,7 +7,7 @@ message per table keyed like the batch, every refusal as a dead-letter record.
 `lines` is the same input as one stream, for the embedded pipeline, whose
 dataset is what the sink must reproduce.
 
-Fixtures (once per session): `stack`, 90 s of market made so, and `expected_root`, its
+Fixtures (once per session): `stack_data`, 90 s of market made so, and `expected_root`, its
 embedded dataset.
 """
 
@@ -156,7 +156,7 @@ def stack_settings() -> FluxForgeSettings:
 
 
 @pytest.fixture(scope="session")
-def stack(stack_settings: FluxForgeSettings) -> StackData:
+def stack_data(stack_settings: FluxForgeSettings) -> StackData:
     """90 s of market (~9,000 ticks) in per-symbol batches of at most 20, with refused and
     pretty-printed elements."""
     return stack_messages(simulated_lines(90), stack_settings, batch_max=20, bad_every=97, pretty_every=301)
@@ -164,9 +164,9 @@ def stack(stack_settings: FluxForgeSettings) -> StackData:
 
 @pytest.fixture(scope="session")
 def expected_root(
-    stack: StackData, stack_settings: FluxForgeSettings, tmp_path_factory: pytest.TempPathFactory
+    stack_data: StackData, stack_settings: FluxForgeSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    return embedded_dataset(stack.lines, stack_settings, tmp_path_factory.mktemp("embedded"))
+    return embedded_dataset(stack_data.lines, stack_settings, tmp_path_factory.mktemp("embedded"))
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -217,7 +217,7 @@ class Output:
 
 
 def engine_outputs(
-    stack: StackData, names: TopicNames, raw_partitions: int, *, split_every: int = 0
+    stack_data: StackData, names: TopicNames, raw_partitions: int, *, split_every: int = 0
 ) -> list[Output]:
     """The engine's outputs for `stack`, in the order it sends them, with their `ff-src`.
 
@@ -229,7 +229,7 @@ def engine_outputs(
     """
     positions: list[tuple[int, int]] = []
     next_offset = [0] * raw_partitions
-    for key, _ in stack.raw:
+    for key, _ in stack_data.raw:
         rp = partition_of(key, raw_partitions)
         positions.append((rp, next_offset[rp]))
         next_offset[rp] += 1
@@ -249,7 +249,9 @@ def engine_outputs(
     splits = itertools.count(1)
     for table in TABLES:
         topic = names.features[table]
-        for (key, value), source in zip(stack.features[table], stack.feature_sources[table], strict=True):
+        for (key, value), source in zip(
+            stack_data.features[table], stack_data.feature_sources[table], strict=True
+        ):
             rp, offset = position(source, key)
             rows = orjson.loads(value)
             parts = [value]
@@ -257,14 +259,14 @@ def engine_outputs(
                 cut = [0, len(rows) // 3 or 1, max(2 * len(rows) // 3, 2), len(rows)]
                 parts = [encode_rows(rows[a:b]) for a, b in itertools.pairwise(cut) if b > a]
             for index, part in enumerate(parts):
-                rank = source if source >= 0 else len(stack.raw)
+                rank = source if source >= 0 else len(stack_data.raw)
                 events.append((rank, next(order), Output(topic, key, part, (rp, offset, index))))
     seen: dict[tuple[int, int], int] = defaultdict(int)
-    for (key, value), source in zip(stack.deadletter, stack.deadletter_sources, strict=True):
+    for (key, value), source in zip(stack_data.deadletter, stack_data.deadletter_sources, strict=True):
         rp, offset = position(source, key)
         index = seen[(rp, offset)]
         seen[(rp, offset)] += 1
-        rank = source if source >= 0 else len(stack.raw)
+        rank = source if source >= 0 else len(stack_data.raw)
         events.append((rank, next(order), Output(names.deadletter, key, value, (rp, offset, index))))
     events.sort(key=lambda e: (e[0], e[1]))
     return [output for _, _, output in events]

@@ -87,7 +87,7 @@ def _assert_complete(
     pipeline: PipelineTopics,
     root: Path,
     group: str,
-    stack: StackData,
+    stack_data: StackData,
     expected_root: Path,
     *,
     deadletters: list[bytes] | None = None,
@@ -96,7 +96,7 @@ def _assert_complete(
     assert_same_dataset(root, expected_root)
     storage = LocalStorage(root)
     lines = sorted(line for path in storage.list_files("deadletter") for line in iter_ndjson(storage, path))
-    expected = [value for _, value in stack.deadletter] if deadletters is None else deadletters
+    expected = [value for _, value in stack_data.deadletter] if deadletters is None else deadletters
     assert lines == sorted(expected)
     ranges: dict[tuple[str, int], set[tuple[int, int]]] = defaultdict(set)
     for path in _data_files(root):
@@ -113,15 +113,15 @@ def _assert_complete(
 
 
 def test_sink_writes_the_dataset_of_the_embedded_pipeline(
-    pipeline: PipelineTopics, stack: StackData, expected_root: Path, tmp_path: Path
+    pipeline: PipelineTopics, stack_data: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
-    asyncio.run(produce(pipeline.kafka, stack))
+    asyncio.run(produce(pipeline.kafka, stack_data))
     root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
     stats = asyncio.run(_sink(pipeline, root, group).run())
-    _assert_complete(pipeline, root, group, stack, expected_root)
-    assert stats.units["raw"] == stack.accepted
-    assert stats.raw_rejected == stack.rejected
-    assert {stats.units[t] for t in TABLES} == {stack.rows[t] for t in TABLES}
+    _assert_complete(pipeline, root, group, stack_data, expected_root)
+    assert stats.units["raw"] == stack_data.accepted
+    assert stats.raw_rejected == stack_data.rejected
+    assert {stats.units[t] for t in TABLES} == {stack_data.rows[t] for t in TABLES}
     # The archive the sink wrote replays into the same rows.
     out = tmp_path / "reprocessed"
     reprocess(_settings(pipeline, out), root, out, archive_dates(LocalStorage(root)))
@@ -129,10 +129,10 @@ def test_sink_writes_the_dataset_of_the_embedded_pipeline(
 
 
 def test_kill_9_and_restart_gives_the_same_dataset(
-    pipeline: PipelineTopics, stack: StackData, expected_root: Path, tmp_path: Path
+    pipeline: PipelineTopics, stack_data: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
     """`fluxforge-parquet-sink` is killed with SIGKILL at four points, then runs to the end."""
-    asyncio.run(produce(pipeline.kafka, stack))
+    asyncio.run(produce(pipeline.kafka, stack_data))
     root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
     command = [
         sys.executable, "-m", "fluxforge_parquet_sink", "--bootstrap", pipeline.kafka.bootstrap_servers,
@@ -161,7 +161,7 @@ def test_kill_9_and_restart_gives_the_same_dataset(
     output = (tmp_path / "sink.log").read_text()
     assert proc.returncode == 0, output[-3000:]
     assert kills == 4, f"the sink finished before it could be killed ({kills} kills):\n{output[-2000:]}"
-    _assert_complete(pipeline, root, group, stack, expected_root)
+    _assert_complete(pipeline, root, group, stack_data, expected_root)
     # The very files (names and bytes) of an uninterrupted run with the same bounds.
     reference = tmp_path / "reference"
     asyncio.run(_sink(pipeline, reference, f"{group}-reference").run())
@@ -178,26 +178,26 @@ class _DiesBeforeCommit(KafkaSink):
 
 
 def test_early_chunks_written_but_not_committed_are_undone(
-    pipeline: PipelineTopics, stack: StackData, expected_root: Path, tmp_path: Path
+    pipeline: PipelineTopics, stack_data: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
     """Half the data; a stop writes the short open chunks and dies before committing them. The rest
     arrives; the restarted sink cuts those records into different chunks: the journal must remove the
     short ones, or their rows would be in the dataset twice."""
     root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
-    asyncio.run(produce(pipeline.kafka, stack, part=(0, 0.5)))
+    asyncio.run(produce(pipeline.kafka, stack_data, part=(0, 0.5)))
     with pytest.raises(RuntimeError, match="killed between files and commit"):
         asyncio.run(_DiesBeforeCommit(_settings(pipeline, root), group_id=group, tables=TABLES, raw=True,
                                       deadletter=True, policy=POLICY, until_caught_up=True).run())  # fmt: skip
     short = {path for path in _data_files(root)}
-    asyncio.run(produce(pipeline.kafka, stack, part=(0.5, 1)))
+    asyncio.run(produce(pipeline.kafka, stack_data, part=(0.5, 1)))
     stats = asyncio.run(_sink(pipeline, root, group).run())
     assert stats.recovered_files > 0
     assert short - set(_data_files(root)), "some short chunk files should have been replaced"
-    _assert_complete(pipeline, root, group, stack, expected_root)
+    _assert_complete(pipeline, root, group, stack_data, expected_root)
 
 
 def test_two_members_share_the_partitions(
-    pipeline: PipelineTopics, stack: StackData, expected_root: Path, tmp_path: Path
+    pipeline: PipelineTopics, stack_data: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
     """Two sink processes (here: tasks) in one group, the second joining while data flows: the
     rebalance drops open chunks, their new owners re-read them, and the dataset is the same. Idle
@@ -210,13 +210,13 @@ def test_two_members_share_the_partitions(
         first = _sink(pipeline, root, group, until_caught_up=False, policy=policy)
         second = _sink(pipeline, root, group, until_caught_up=False, policy=policy)
         tasks = [asyncio.create_task(first.run(stop))]
-        await produce(pipeline.kafka, stack, part=(0, 0.3))
+        await produce(pipeline.kafka, stack_data, part=(0, 0.3))
         tasks.append(asyncio.create_task(second.run(stop)))
-        await produce(pipeline.kafka, stack, part=(0.3, 0.6))
+        await produce(pipeline.kafka, stack_data, part=(0.3, 0.6))
         deadline = time.monotonic() + 20
         while not (second._consumer and second._consumer.assignment()) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)  # the second member has joined and holds partitions
-        await produce(pipeline.kafka, stack, part=(0.6, 1))
+        await produce(pipeline.kafka, stack_data, part=(0.6, 1))
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
             committed, ends = await offsets(pipeline.kafka, group, pipeline.topics)
@@ -231,15 +231,15 @@ def test_two_members_share_the_partitions(
     assert first.stats.messages.total() > 0 and second.stats.messages.total() > 0
     assert first.stats.rebalances + second.stats.rebalances > 0
     assert first.stats.chunks["idle"] + second.stats.chunks["idle"] > 0
-    _assert_complete(pipeline, root, group, stack, expected_root)
+    _assert_complete(pipeline, root, group, stack_data, expected_root)
 
 
 def test_sigterm_writes_and_commits_everything_buffered(
-    pipeline: PipelineTopics, stack: StackData, expected_root: Path, tmp_path: Path
+    pipeline: PipelineTopics, stack_data: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
     """Bounds too large to close any chunk, idle closes off: all rows wait in memory until SIGTERM,
     which must write them, commit, and exit 0."""
-    asyncio.run(produce(pipeline.kafka, stack))
+    asyncio.run(produce(pipeline.kafka, stack_data))
     root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
     command = [
         sys.executable, "-m", "fluxforge_parquet_sink", "--bootstrap", pipeline.kafka.bootstrap_servers,
@@ -254,7 +254,7 @@ def test_sigterm_writes_and_commits_everything_buffered(
         proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30
-            expected_raw = f"raw {stack.accepted:,}"
+            expected_raw = f"raw {stack_data.accepted:,}"
             while expected_raw not in log_path.read_text() and time.monotonic() < deadline:
                 time.sleep(0.1)  # progress lines show what is buffered: wait until every tick is
             assert _data_files(root) == [], "nothing may be written before the stop"
@@ -265,16 +265,16 @@ def test_sigterm_writes_and_commits_everything_buffered(
                 proc.kill()
     output = log_path.read_text()
     assert "chunks closed by shutdown" in output and "size" not in output.split("sink stopped:")[1]
-    _assert_complete(pipeline, root, group, stack, expected_root)
+    _assert_complete(pipeline, root, group, stack_data, expected_root)
 
 
 def test_engine_copies_are_dropped_across_a_sink_restart(
-    pipeline: PipelineTopics, stack: StackData, expected_root: Path, tmp_path: Path
+    pipeline: PipelineTopics, stack_data: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
     """The feature engine's outputs with its `ff-src` headers, some split into numbered chunks, and
     two engine crashes: one before the sink stops, whose copies the running sink drops, and one
     after, whose copies only the watermarks committed as offset metadata can recognise."""
-    outputs = engine_outputs(stack, pipeline.names, PARTITIONS, split_every=4)
+    outputs = engine_outputs(stack_data, pipeline.names, PARTITIONS, split_every=4)
     n = len(outputs)
     first_crash, second_crash = (n // 4, 2, 30), (n // 2, 0, 60)
     early, early_copies = with_engine_crashes(outputs, [first_crash])
@@ -296,4 +296,4 @@ def test_engine_copies_are_dropped_across_a_sink_restart(
     second = asyncio.run(_sink(pipeline, root, group).run())
     assert second.duplicates == copies - early_copies > 0
     engine_dead_letters = [o.value for o in first_copies(log) if o.topic == pipeline.names.deadletter]
-    _assert_complete(pipeline, root, group, stack, expected_root, deadletters=engine_dead_letters)
+    _assert_complete(pipeline, root, group, stack_data, expected_root, deadletters=engine_dead_letters)

@@ -36,13 +36,15 @@ POLICY = FlushPolicy(
 )
 
 
-def stack_records(stack: StackData, *, gap_every: int = 5) -> list[Record]:
+def stack_records(stack_data: StackData, *, gap_every: int = 5) -> list[Record]:
     """Every topic's records, interleaved; feature offsets have gaps (transaction markers)."""
     records: list[Record] = []
     for table in TABLES:
-        records += to_records(NAMES.features[table], stack.features[table], PARTITIONS, gap_every=gap_every)
-    records += to_records(NAMES.raw, stack.raw, PARTITIONS)
-    records += to_records(NAMES.deadletter, stack.deadletter, 1, gap_every=3)
+        records += to_records(
+            NAMES.features[table], stack_data.features[table], PARTITIONS, gap_every=gap_every
+        )
+    records += to_records(NAMES.raw, stack_data.raw, PARTITIONS)
+    records += to_records(NAMES.deadletter, stack_data.deadletter, 1, gap_every=3)
     return sorted(records, key=lambda r: r.timestamp)
 
 
@@ -62,8 +64,8 @@ def deadletter_lines(root: Path) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def records(stack: StackData) -> list[Record]:
-    return stack_records(stack)
+def records(stack_data: StackData) -> list[Record]:
+    return stack_records(stack_data)
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +79,10 @@ def reference(
 
 
 def test_uninterrupted_run_equals_embedded_pipeline(
-    reference: Path, expected_root: Path, stack: StackData, records: list[Record]
+    reference: Path, expected_root: Path, stack_data: StackData, records: list[Record]
 ) -> None:
     assert_same_dataset(reference, expected_root)
-    assert deadletter_lines(reference) == sorted(value for _, value in stack.deadletter)
+    assert deadletter_lines(reference) == sorted(value for _, value in stack_data.deadletter)
     for path in LocalStorage(reference).list_files():
         if not path.startswith(JOURNAL_DIR):
             chunk = parse_stem(stem_of(path))
@@ -164,13 +166,13 @@ def test_uncommitted_early_close_is_undone_not_duplicated(
 
 
 def test_committed_chunk_survives_recovery(
-    settings: FluxForgeSettings, stack: StackData, tmp_path: Path
+    settings: FluxForgeSettings, stack_data: StackData, tmp_path: Path
 ) -> None:
     storage = LocalStorage(tmp_path)
     core = SinkCore(storage, POLICY, settings.features, ROUTES)
     topic = NAMES.features["hf"]
     core.assign(topic, 0, None)
-    recs = [Record(topic, 0, n, 0, value) for n, (_, value) in enumerate(stack.features["hf"][:10])]
+    recs = [Record(topic, 0, n, 0, value) for n, (_, value) in enumerate(stack_data.features["hf"][:10])]
     core.add(recs)
     (chunk,) = core.close_all()
     written = core.write(chunk)
@@ -204,10 +206,10 @@ def test_revoke_drops_the_open_chunk_and_reassignment_replays_it(
 
 
 def test_offsets_with_gaps_name_files_by_real_offsets(
-    stack: StackData, settings: FluxForgeSettings, tmp_path: Path
+    stack_data: StackData, settings: FluxForgeSettings, tmp_path: Path
 ) -> None:
     topic = NAMES.features["trades"]
-    recs = to_records(topic, stack.features["trades"], 1, gap_every=2)
+    recs = to_records(topic, stack_data.features["trades"], 1, gap_every=2)
     offsets = [r.offset for r in recs]
     commits, chunks, _ = run_to_end(tmp_path, settings, POLICY, {topic: "trades"}, recs, crashes=(3,))
     assert chunks[0].start == 0
@@ -217,14 +219,14 @@ def test_offsets_with_gaps_name_files_by_real_offsets(
 
 
 def test_idle_partition_is_closed_by_the_wall_clock(
-    stack: StackData, settings: FluxForgeSettings, tmp_path: Path
+    stack_data: StackData, settings: FluxForgeSettings, tmp_path: Path
 ) -> None:
     now = [1000.0]
     policy = FlushPolicy(rows=10**6, span_ms=10**9, idle_s=5)
     topic = NAMES.features["hf"]
     core = SinkCore(LocalStorage(tmp_path), policy, settings.features, ROUTES, clock=lambda: now[0])
     core.assign(topic, 0, None)
-    core.add([Record(topic, 0, 0, 0, stack.features["hf"][0][1])])
+    core.add([Record(topic, 0, 0, 0, stack_data.features["hf"][0][1])])
     now[0] += 4.9
     assert core.idle() == []
     now[0] += 0.2
@@ -235,10 +237,10 @@ def test_idle_partition_is_closed_by_the_wall_clock(
 
 
 def test_unusable_feature_messages_become_dead_letters(
-    stack: StackData, settings: FluxForgeSettings, tmp_path: Path
+    stack_data: StackData, settings: FluxForgeSettings, tmp_path: Path
 ) -> None:
     topic = NAMES.features["hf"]
-    good = stack.features["hf"][0][1]
+    good = stack_data.features["hf"][0][1]
     row = rows_of(good)[0]
     values = [
         good,
@@ -300,13 +302,13 @@ def test_records_of_unassigned_partitions_are_refused(settings: FluxForgeSetting
 
 
 def test_values_that_do_not_fit_the_schema_are_dead_lettered_when_written(
-    stack: StackData, settings: FluxForgeSettings, tmp_path: Path
+    stack_data: StackData, settings: FluxForgeSettings, tmp_path: Path
 ) -> None:
     """Rows pass `add` by their columns; a value of the wrong type only shows when the Parquet file
     is made. The message holding it becomes a dead letter (whole, as at `add`), the files are
     rewritten without it, and a file written before the failure that it alone filled is removed."""
     topic = NAMES.features["hf"]
-    row = rows_of(stack.features["hf"][0][1])[0]
+    row = rows_of(stack_data.features["hf"][0][1])[0]
     mixed = [{**row, "symbol": "AAA/USDT"}, {**row, "symbol": "BBB/USDT", "mid": "not a number"}]
     values = [orjson.dumps(mixed), orjson.dumps([{**row, "symbol": "CCC/USDT"}])]
     storage = LocalStorage(tmp_path)

@@ -70,8 +70,8 @@ def assert_each_output_once(root: Path, log: list[Output], expected_root: Path) 
 
 
 @pytest.fixture(scope="module")
-def outputs(stack: StackData) -> list[Output]:
-    return engine_outputs(stack, NAMES, RAW_PARTITIONS, split_every=4)
+def outputs(stack_data: StackData) -> list[Output]:
+    return engine_outputs(stack_data, NAMES, RAW_PARTITIONS, split_every=4)
 
 
 @pytest.fixture(scope="module")
@@ -175,21 +175,21 @@ def test_copies_arriving_after_a_sink_restart_are_dropped_only_with_the_committe
     assert sum(doubled[t].num_rows for t in TABLES) > sum(expected[t].num_rows for t in TABLES)
 
 
-def _hf_record(stack: StackData, offset: int, source: tuple[int, int, int], value: bytes) -> Record:
+def _hf_record(stack_data: StackData, offset: int, source: tuple[int, int, int], value: bytes) -> Record:
     return Record(NAMES.features["hf"], 0, offset, 1_765_500_000_000, value, tuple(source_headers(*source)))
 
 
 def test_numbered_chunks_of_one_raw_message_are_all_kept(
-    stack: StackData, settings: FluxForgeSettings, tmp_path: Path
+    stack_data: StackData, settings: FluxForgeSettings, tmp_path: Path
 ) -> None:
     """An output over ~512 KiB travels as chunks with one raw offset and indices 0, 1, 2: all are
     rows; a re-sent chunk is dropped, whichever index it has."""
-    values = [value for _, value in stack.features["hf"][:4]]
+    values = [value for _, value in stack_data.features["hf"][:4]]
     core = SinkCore(LocalStorage(tmp_path), POLICY, settings.features, ROUTES)
     core.assign(NAMES.features["hf"], 0, None)
     sent = [(5, 0), (5, 1), (5, 2), (5, 1), (5, 2), (5, 0), (6, 0)]  # (raw offset, index)
     value_of = {(5, 0): values[0], (5, 1): values[1], (5, 2): values[2], (6, 0): values[3]}
-    core.add([_hf_record(stack, n, (2, o, i), value_of[(o, i)]) for n, (o, i) in enumerate(sent)])
+    core.add([_hf_record(stack_data, n, (2, o, i), value_of[(o, i)]) for n, (o, i) in enumerate(sent)])
     assert core.stats.duplicates == 3
     (chunk,) = core.close_all()
     core.write(chunk)
@@ -219,33 +219,35 @@ def test_records_without_lineage_are_all_kept(settings: FluxForgeSettings, tmp_p
 
 
 def test_a_span_close_commits_the_watermarks_before_the_record_that_starts_the_next_chunk(
-    stack: StackData, settings: FluxForgeSettings, tmp_path: Path
+    stack_data: StackData, settings: FluxForgeSettings, tmp_path: Path
 ) -> None:
     """The commit `end + 1` of a chunk closed by the span rule must not carry the watermark of the
     record that started the next chunk, or a restart there would drop that record as a copy."""
-    rows = rows_of(stack.features["hf"][0][1])[:1]
+    rows = rows_of(stack_data.features["hf"][0][1])[:1]
     early, late = orjson.dumps(rows), orjson.dumps([{**rows[0], "ts": rows[0]["ts"] + POLICY.span_ms}])
     core = SinkCore(LocalStorage(tmp_path), POLICY, settings.features, ROUTES)
     topic = NAMES.features["hf"]
     core.assign(topic, 0, None)
-    (closed,) = core.add([_hf_record(stack, 0, (1, 10, 0), early), _hf_record(stack, 1, (1, 11, 0), late)])
+    (closed,) = core.add(
+        [_hf_record(stack_data, 0, (1, 10, 0), early), _hf_record(stack_data, 1, (1, 11, 0), late)]
+    )
     assert (closed.reason, closed.end, closed.watermarks) == ("span", 0, "ff-src/1 1:10:0")
     assert core.watermarks(topic, 0) == "ff-src/1 1:11:0"
     # A restart at the span boundary with those watermarks takes the record that started the chunk.
     restarted = SinkCore(LocalStorage(tmp_path), POLICY, settings.features, ROUTES)
     restarted.assign(topic, 0, closed.end + 1, closed.watermarks)
-    restarted.add([_hf_record(stack, 1, (1, 11, 0), late)])
+    restarted.add([_hf_record(stack_data, 1, (1, 11, 0), late)])
     assert restarted.stats.duplicates == 0 and restarted.buffered() == {"hf": 1}
 
 
 def test_unreadable_commit_metadata_is_ignored_with_a_warning(
-    stack: StackData, settings: FluxForgeSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    stack_data: StackData, settings: FluxForgeSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     core = SinkCore(LocalStorage(tmp_path), POLICY, settings.features, ROUTES)
     topic = NAMES.features["hf"]
     with caplog.at_level(logging.WARNING, logger="fluxforge.sink"):
         core.assign(topic, 0, 7, "written by something else")
     assert "not this sink's dedupe watermarks" in caplog.text
-    value = stack.features["hf"][0][1]
-    core.add([_hf_record(stack, 7, (0, 3, 0), value), _hf_record(stack, 8, (0, 3, 0), value)])
+    value = stack_data.features["hf"][0][1]
+    core.add([_hf_record(stack_data, 7, (0, 3, 0), value), _hf_record(stack_data, 8, (0, 3, 0), value)])
     assert core.stats.duplicates == 1  # from then on the partition has its watermarks again

@@ -32,16 +32,16 @@ def _strip(obj: dict[str, object]) -> dict[str, object]:
 
 
 def test_archive_holds_every_accepted_tick_in_ingest_order(
-    stack: StackData, settings: FluxForgeSettings, tmp_path: Path
+    stack_data: StackData, settings: FluxForgeSettings, tmp_path: Path
 ) -> None:
-    records = to_records(RAW, stack.raw, 4)
+    records = to_records(RAW, stack_data.raw, 4)
     run_to_end(tmp_path, settings, POLICY, {RAW: "raw"}, records, crashes=(4, 9))
     storage = LocalStorage(tmp_path)
     files = storage.list_files("raw")
     assert len(files) > 12 and all(path.endswith(".ndjson.zst") for path in files)
 
     merged = list(archive_lines(storage))
-    assert len(merged) == stack.accepted  # refused elements are the feature engine's to dead-letter
+    assert len(merged) == stack_data.accepted  # refused elements are the feature engine's to dead-letter
     per_symbol: dict[str, list[dict[str, object]]] = defaultdict(list)
     for line in merged:
         assert b"\n" not in line
@@ -49,7 +49,7 @@ def test_archive_holds_every_accepted_tick_in_ingest_order(
         per_symbol[f"{obj['exchange']}:{obj['symbol']}"].append(_strip(obj))
     # Each symbol's ticks come back in the order of its raw topic partition.
     expected: dict[str, list[dict[str, object]]] = defaultdict(list)
-    for line in stack.lines:
+    for line in stack_data.lines:
         obj = orjson.loads(line)
         if obj["type"] != "candle" and obj.get("bids", [None]) != []:
             expected[f"{obj['exchange']}:{obj['symbol']}"].append(obj)
@@ -64,10 +64,10 @@ def test_archive_holds_every_accepted_tick_in_ingest_order(
 
 
 def test_reprocessing_the_sink_archive_gives_the_original_rows(
-    stack: StackData, settings: FluxForgeSettings, expected_root: Path, tmp_path: Path
+    stack_data: StackData, settings: FluxForgeSettings, expected_root: Path, tmp_path: Path
 ) -> None:
     sink_root, out = tmp_path / "sink", tmp_path / "reprocessed"
-    run_to_end(sink_root, settings, POLICY, {RAW: "raw"}, to_records(RAW, stack.raw, 3))
+    run_to_end(sink_root, settings, POLICY, {RAW: "raw"}, to_records(RAW, stack_data.raw, 3))
     summary, _ = reprocess(settings, sink_root, out, archive_dates(LocalStorage(sink_root)))
     assert summary.accepted > 0
     assert_same_dataset(out, expected_root)
