@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -44,7 +44,7 @@ class _FailingFile:
 
 
 class FailingStorage(LocalStorage):
-    """LocalStorage whose `open_write` fails after `fail_after_opens` opens or `fail_after_bytes` bytes."""
+    """LocalStorage whose writes fail after `fail_after_opens` opens or `fail_after_bytes` bytes."""
 
     def __init__(
         self, root: Any, *, fail_after_opens: int | None = None, fail_after_bytes: int | None = None
@@ -55,11 +55,23 @@ class FailingStorage(LocalStorage):
 
     @contextmanager
     def open_write(self, path: str) -> Iterator[BinaryIO]:
+        with self._failing(path, super().open_write) as f:
+            yield f
+
+    @contextmanager
+    def open_recoverable(self, path: str) -> Iterator[BinaryIO]:
+        with self._failing(path, super().open_recoverable) as f:
+            yield f
+
+    @contextmanager
+    def _failing(
+        self, path: str, opener: Callable[[str], AbstractContextManager[BinaryIO]]
+    ) -> Iterator[BinaryIO]:
         if self.opens_left is not None:
             if self.opens_left == 0:
                 raise OSError(5, f"injected failure opening {path}")
             self.opens_left -= 1
-        with super().open_write(path) as f:
+        with opener(path) as f:
             if self.bytes_budget is None:
                 yield f
             else:

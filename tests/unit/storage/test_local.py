@@ -6,7 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
-from fluxforge_common.storage import TEMP_PREFIX, LocalStorage, StorageBackend, check_path
+from fluxforge_common.storage import (
+    TEMP_PREFIX,
+    LocalStorage,
+    StorageBackend,
+    check_path,
+    sealed_name,
+    unsealed_name,
+)
 
 
 class BoomError(Exception):
@@ -159,3 +166,49 @@ def test_non_durable_mode_has_the_same_contract(data_root: Path) -> None:
     storage.write_bytes("a/c", b"y")
     assert storage.list_files() == ["a/c"]
     assert hidden_files(data_root) == []
+
+
+def test_recoverable_file_is_unsealed_while_written_and_sealed_on_exit(
+    storage: LocalStorage, data_root: Path
+) -> None:
+    with storage.open_recoverable("d/seg.ndjson") as f:
+        f.write(b"a\n")
+        storage.sync(f)
+        assert storage.list_files() == []
+        assert storage.unsealed_files() == [f"d/{unsealed_name('seg.ndjson')}"]
+        assert (data_root / "d" / unsealed_name("seg.ndjson")).read_bytes() == b"a\n"  # synced: on disk
+        f.write(b"b\n")
+    assert storage.list_files() == ["d/seg.ndjson"]
+    assert storage.read_bytes("d/seg.ndjson") == b"a\nb\n"
+    assert storage.unsealed_files() == []
+
+
+def test_failed_recoverable_write_keeps_what_was_written_unsealed(storage: LocalStorage) -> None:
+    with pytest.raises(BoomError), storage.open_recoverable("d/seg.ndjson") as f:
+        f.write(b"a\n")
+        raise BoomError
+    assert storage.list_files() == []
+    (unsealed,) = storage.unsealed_files("d")
+    assert storage.read_bytes(unsealed) == b"a\n"
+
+
+def test_seal_keeps_the_verified_prefix_and_refuses_to_replace(storage: LocalStorage) -> None:
+    unsealed = f"d/{unsealed_name('seg.ndjson')}"
+    with storage.open_write("d/other") as f:
+        f.write(b"x")
+    (storage.local_path("d") / unsealed_name("seg.ndjson")).write_bytes(b"a\nb\ntorn")
+    storage.seal(unsealed, "d/seg.ndjson", 4)
+    assert storage.read_bytes("d/seg.ndjson") == b"a\nb\n"
+    assert storage.unsealed_files() == []
+    (storage.local_path("d") / unsealed_name("other")).write_bytes(b"y")
+    with pytest.raises(FileExistsError, match="already exists"):
+        storage.seal(f"d/{unsealed_name('other')}", "d/other", 1)
+    assert storage.read_bytes("d/other") == b"x"
+
+
+def test_unsealed_names_round_trip_and_cannot_be_written(storage: StorageBackend) -> None:
+    assert sealed_name(unsealed_name("seg-1.ndjson.zst")) == "seg-1.ndjson.zst"
+    assert sealed_name("seg-1.ndjson.zst") is None
+    assert not unsealed_name("seg-1.ndjson.zst").endswith(".zst")  # no reader's glob matches it
+    with pytest.raises(ValueError, match="unsealed"):
+        storage.write_bytes(f"d/{unsealed_name('x')}", b"x")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import duckdb
@@ -12,6 +13,7 @@ import orjson
 import pytest
 from fluxforge_common.storage import LocalStorage, StorageBackend
 from fluxforge_common.writers import DeadLetterWriter, RawArchiveWriter, dead_letter_record, iter_ndjson
+from fluxforge_common.writers.frames import IntactPrefix, intact_prefix
 
 from tests.support.storage import FailingStorage
 from tests.support.times import T0
@@ -132,14 +134,68 @@ def test_bad_partition_values(storage: StorageBackend, exchange: str, channel: s
     assert storage.list_files() == []
 
 
-def test_write_failure_aborts_the_segment(data_root: Path) -> None:
-    storage = FailingStorage(data_root, fail_after_bytes=10)
+def test_write_failure_aborts_the_segment_and_keeps_what_was_written(data_root: Path) -> None:
+    storage = FailingStorage(data_root, fail_after_bytes=30)
     writer = RawArchiveWriter(storage, compression="none")
     writer.append("x", "book", T0, b"a" * 20)
+    writer.sync()
+    writer.append("x", "book", T0, b"b" * 20)
     with pytest.raises(OSError, match="injected"):
         writer.close()
     assert writer.open_segments == 0
-    assert [p for p in data_root.rglob("*") if p.is_file()] == []
+    assert storage.list_files() == []
+    (unsealed,) = storage.unsealed_files()
+    assert storage.read_bytes(unsealed) == b"a" * 20 + b"\n"  # for `fluxforge recover`, not deleted
+
+
+def test_sync_makes_the_lines_so_far_a_whole_frame_on_disk(storage: LocalStorage) -> None:
+    writer = RawArchiveWriter(storage)
+    sent = [tick(i) for i in range(30)]
+    for i, line in enumerate(sent[:10]):
+        writer.append("binanceus", "book", T0 + i, line)
+    writer.sync()
+    (unsealed,) = storage.unsealed_files()
+    first = storage.read_bytes(unsealed)
+    assert intact_prefix(first, compressed=True) == IntactPrefix(len(first), 10)
+    for i, line in enumerate(sent[10:], 10):
+        writer.append("binanceus", "book", T0 + i, line)
+    writer.sync()
+    second = storage.read_bytes(unsealed)
+    assert second.startswith(first) and intact_prefix(second, compressed=True).lines == 30
+    (segment,) = writer.close()
+    assert storage.read_bytes(segment.path) == second  # sealing renames the synced frames as they are
+    assert list(iter_ndjson(storage, segment.path)) == sent
+
+
+def test_the_sync_thread_writes_lines_that_no_append_follows(storage: LocalStorage) -> None:
+    writer = RawArchiveWriter(storage, sync_interval_s=0.05)
+    writer.append("binanceus", "book", T0, tick(0))
+    (unsealed,) = storage.unsealed_files()
+    deadline = time.monotonic() + 30
+    while intact_prefix(storage.read_bytes(unsealed), compressed=True).lines < 1:
+        assert time.monotonic() < deadline, "the sync thread never wrote the line"
+        time.sleep(0.01)
+    writer.close()
+    assert storage.unsealed_files() == []
+
+
+def test_a_failed_sync_is_raised_by_the_next_append(data_root: Path) -> None:
+    storage = FailingStorage(data_root, fail_after_bytes=5)
+    writer = RawArchiveWriter(storage, compression="none", sync_interval_s=0.01)
+    writer.append("x", "book", T0, b"a" * 20)
+    deadline = time.monotonic() + 30
+    with pytest.raises(OSError, match="injected"):
+        while time.monotonic() < deadline:
+            writer.append("x", "book", T0, b"b")
+            time.sleep(0.01)
+    assert writer.open_segments == 0
+
+
+def test_segments_named_on_close_have_no_sync(storage: StorageBackend) -> None:
+    with pytest.raises(ValueError, match="no sync"):
+        RawArchiveWriter(
+            storage, segment_max_bytes=None, segment_max_age_ms=None, sync_interval_s=1, named_on_close=True
+        )
 
 
 def test_dead_letter_records(storage: StorageBackend) -> None:

@@ -200,6 +200,13 @@ class RawArchiveConfig(BaseModel):
         description="A raw archive file is closed when a tick's event time is this many seconds past "
         "its first tick's.",
     )
+    sync_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="Wall-clock seconds between the moments `fluxforge run` writes the ticks received "
+        "into the open raw archive files and fsyncs them: the most a crash can lose of them.",
+    )
 
 
 class ParquetConfig(BaseModel):

@@ -80,6 +80,7 @@ class EmbeddedPipeline:
                 compression=raw_archive.compression,
                 segment_max_bytes=raw_archive.segment_max_mb << 20,
                 segment_max_age_ms=raw_archive.segment_max_age_s * 1000,
+                sync_interval_s=raw_archive.sync_interval_s,
             )
             if archive_raw
             else None

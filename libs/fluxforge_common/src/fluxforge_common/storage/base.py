@@ -10,6 +10,11 @@ the part both can keep:
 - listing is of files only, recursive, sorted, and never shows in-flight
   temporaries;
 - deleting a missing file is not an error (S3 cannot tell you anyway).
+
+A writer that streams for a long time (the raw archive) opens its file with
+`open_recoverable` instead: a backend that can keeps the file, while it is
+written, under an unsealed name that listings skip, so that what `sync` made
+durable survives a crash and can be sealed into place later.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from typing import BinaryIO, Final
 # Temporaries start with "." so pyarrow's dataset discovery skips them; their names carry
 # no extension because DuckDB's globs (`**/*.parquet`) do match hidden files.
 TEMP_PREFIX: Final = ".tmp-"
+# An unsealed file keeps its final name between these, so it can be sealed into place after a
+# crash; the suffix keeps DuckDB's globs (`**/*.ndjson.zst`) from matching it.
+UNSEALED_PREFIX: Final = ".unsealed-"
+UNSEALED_SUFFIX: Final = ".part"
 _MAX_COMPONENT_BYTES: Final = 255
 
 
@@ -57,6 +66,24 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(TEMP_PREFIX)
 
 
+def unsealed_name(name: str) -> str:
+    """The base name a recoverable file has while it is written; `sealed_name` inverts it."""
+    return f"{UNSEALED_PREFIX}{name}{UNSEALED_SUFFIX}"
+
+
+def sealed_name(name: str) -> str | None:
+    """The final base name of unsealed file `name`, or None when `name` is not unsealed."""
+    if name.startswith(UNSEALED_PREFIX) and name.endswith(UNSEALED_SUFFIX):
+        final = name[len(UNSEALED_PREFIX) : -len(UNSEALED_SUFFIX)]
+        return final or None
+    return None
+
+
+def is_hidden_name(name: str) -> bool:
+    """True for files listings never show: temporaries and unsealed files."""
+    return is_temp_name(name) or sealed_name(name) is not None
+
+
 def temp_name(name: str) -> str:
     """A unique temporary base name for a file that will be renamed to `name`.
 
@@ -80,6 +107,21 @@ class StorageBackend(ABC):
         `write` and `tell` (bytes written so far), which is all the writers use,
         so an S3 backend can hand out a spooling or multipart-upload stream.
         """
+
+    def open_recoverable(self, path: str) -> AbstractContextManager[BinaryIO]:
+        """Like `open_write`, for a file written over a long time whose synced part must survive a crash.
+
+        A backend that can keeps the open file under `unsealed_name` (listings
+        skip it) and leaves it there if the block raises or the process dies,
+        for `fluxforge recover` to seal; this default is `open_write`, whose
+        partial file a crash loses.
+        """
+        return self.open_write(path)
+
+    def sync(self, f: BinaryIO) -> None:
+        """Make what was written to `f` (from `open_recoverable`) survive a crash of the process
+        and, where the backend can, of the machine."""
+        f.flush()
 
     @abstractmethod
     def open_read(self, path: str) -> BinaryIO:

@@ -5,17 +5,30 @@ Atomicity is a temp file in the target's own directory (same filesystem, so
 `fsync` of the file before the rename and of the directory after it, so a
 power cut leaves either the old file or the complete new one; `durable=False`
 drops the fsyncs for bulk jobs that can simply be rerun (e.g. reprocessing).
+
+A recoverable file is written in place under its unsealed name and renamed to
+its final name when the block ends; `sync` fsyncs it. After a crash (or a
+failed write) it stays unsealed until `seal` truncates it to what its reader
+verified and renames it into place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from fluxforge_common.storage.base import StorageBackend, check_path, is_temp_name, temp_name
+from fluxforge_common.storage.base import (
+    StorageBackend,
+    check_path,
+    is_hidden_name,
+    sealed_name,
+    temp_name,
+    unsealed_name,
+)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -60,10 +73,7 @@ class LocalStorage(StorageBackend):
 
     @contextmanager
     def open_write(self, path: str) -> Iterator[BinaryIO]:
-        final = self.local_path(path)
-        if is_temp_name(final.name):
-            raise ValueError(f"{path!r} uses the temporary-file prefix and would never be listed")
-        self._make_dirs(final.parent)
+        final = self._writable(path)
         tmp = final.with_name(temp_name(final.name))
         f = tmp.open("xb")
         try:
@@ -80,6 +90,66 @@ class LocalStorage(StorageBackend):
         if self.durable:
             _fsync_dir(final.parent)
 
+    @contextmanager
+    def open_recoverable(self, path: str) -> Iterator[BinaryIO]:
+        final = self._writable(path)
+        unsealed = final.with_name(unsealed_name(final.name))
+        f = unsealed.open("xb")
+        if self.durable:
+            _fsync_dir(final.parent)  # the file itself must survive a power cut to be recovered
+        try:
+            yield f
+            self.sync(f)
+        finally:
+            with contextlib.suppress(OSError):  # what could not be flushed stays unsealed, recoverable
+                f.close()
+        unsealed.replace(final)
+        if self.durable:
+            _fsync_dir(final.parent)
+
+    def sync(self, f: BinaryIO) -> None:
+        f.flush()
+        if self.durable:
+            os.fsync(f.fileno())
+
+    def unsealed_files(self, prefix: str = "") -> list[str]:
+        """The unsealed files under directory `prefix` (what crashed recoverable writes left), sorted."""
+        return sorted(path for path in self._walk(prefix) if sealed_name(path.rsplit("/", 1)[-1]) is not None)
+
+    def seal(self, path: str, into: str, length: int) -> None:
+        """Keep the first `length` bytes of file `path` and rename it to `into`, durably.
+
+        For a file a crash left unsealed, once its reader has verified that
+        prefix; refuses to replace an existing `into`.
+        """
+        source, final = self.local_path(path), self._writable(into)
+        if final.exists():
+            raise FileExistsError(f"cannot seal {path}: {into} already exists")
+        with source.open("r+b") as f:
+            f.truncate(length)
+            if self.durable:
+                os.fsync(f.fileno())
+        source.replace(final)
+        if self.durable:
+            _fsync_dir(final.parent)
+
+    def _writable(self, path: str) -> Path:
+        """The local path a new file `path` goes to, its directories created."""
+        final = self.local_path(path)
+        if is_hidden_name(final.name):
+            raise ValueError(f"{path!r} uses a temporary or unsealed-file name and would never be listed")
+        self._make_dirs(final.parent)
+        return final
+
+    def _walk(self, prefix: str) -> Iterator[str]:
+        """Every file under directory `prefix`, hidden ones included, relative to the root."""
+        base = self.local_path(prefix.strip("/")) if prefix.strip("/") else self.root
+        if not base.is_dir():
+            return
+        for dirpath, _dirnames, filenames in os.walk(base):
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            yield from (f"{rel_dir}/{name}" if rel_dir != "." else name for name in filenames)
+
     def open_read(self, path: str) -> BinaryIO:
         return self.local_path(path).open("rb")
 
@@ -87,18 +157,7 @@ class LocalStorage(StorageBackend):
         return self.local_path(path).is_file()
 
     def list_files(self, prefix: str = "") -> list[str]:
-        base = self.local_path(prefix.strip("/")) if prefix.strip("/") else self.root
-        if not base.is_dir():
-            return []
-        found: list[str] = []
-        for dirpath, _dirnames, filenames in os.walk(base):
-            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
-            found.extend(
-                f"{rel_dir}/{name}" if rel_dir != "." else name
-                for name in filenames
-                if not is_temp_name(name)
-            )
-        return sorted(found)
+        return sorted(path for path in self._walk(prefix) if not is_hidden_name(path.rsplit("/", 1)[-1]))
 
     def delete(self, path: str) -> None:
         self.local_path(path).unlink(missing_ok=True)

@@ -2,11 +2,14 @@
 
 The archive keeps every accepted raw tick exactly as it arrived, one per line,
 so any day can be reprocessed. Lines go to a segment per
-(exchange, channel, UTC date); a segment is a single file written through the
-storage backend's atomic writer, so it appears only when complete: on rotation
-by size, by age, or on `close()`. Age is measured in the event-time
-milliseconds the caller passes, never the wall clock, so the same input always
-produces the same segmentation (up to the random part of the names).
+(exchange, channel, UTC date); a segment appears under its name only when
+complete: on rotation by size, by age, or on `close()`. Age is measured in the
+event-time milliseconds the caller passes, never the wall clock, so the same
+input always produces the same segmentation (up to the random part of the
+names). While open, a streamed segment is a recoverable file of the backend:
+every `sync_interval_s` of wall clock the lines received so far become a frame
+that is flushed and fsynced, so a crash loses at most that interval and
+`fluxforge recover` seals the rest (`frames.intact_prefix`).
 
 Both writers name their files with a time-sortable stem, or with the caller's
 `file_stem`: the Parquet sink names every file of a chunk after the Kafka
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -50,6 +54,7 @@ class _Segment:
     path: str | None = None  # None until `close(file_stem)` names it
     writer: AbstractContextManager[BinaryIO] | None = None  # the backend's atomic writer of `path`
     pending: bytearray = field(default_factory=bytearray)
+    unsynced: bool = False  # frames written since the last sync
     size: int = 0  # uncompressed bytes, newlines included: what segment_max_bytes bounds
     lines: int = 0
 
@@ -57,18 +62,22 @@ class _Segment:
 class RawArchiveWriter:
     """Appends raw lines to `raw/exchange=/channel=/date=/<stem>.ndjson[.zst]` segments.
 
-    `segment_max_bytes` bounds the uncompressed size of a segment (a single line
-    larger than it gets a segment of its own); `segment_max_age_ms` bounds the
-    event-time span from a segment's first line to the append that closes it.
-    `append` and `close_expired` return the segments they completed, so a
-    caller can commit its input offsets only for lines that are durably visible.
+    `segment_max_bytes` bounds the uncompressed size of a segment (a single
+    line larger than it gets a segment of its own); `segment_max_age_ms`
+    bounds the event-time span from a segment's first line to the append that
+    closes it. `append` and `close_expired` return the segments they
+    completed, so a caller can commit its input offsets only for lines that
+    are durably visible.
 
-    Segments stream to the storage backend under a time-sortable stem. With
-    `named_on_close` they are held in memory instead (their compressed bytes)
-    and `close(file_stem)` names them all: for a caller that learns the name
-    only at the end, as the Parquet sink, whose names are the Kafka offsets a
-    file holds; such a writer has no bounds (its caller decides when to close).
-    Not thread-safe.
+    Segments stream to the storage backend's recoverable files under a
+    time-sortable stem; with `sync_interval_s` a thread of the writer calls
+    `sync()` that often, so that lines survive a crash even when no append
+    follows them. With `named_on_close` segments are held in memory instead
+    (their compressed bytes) and `close(file_stem)` names them all: for a
+    caller that learns the name only at the end, as the Parquet sink, whose
+    names are the Kafka offsets a file holds, and whose input Kafka keeps
+    until then; such a writer has no bounds (its caller decides when to
+    close). One thread appends; the sync thread takes the writer's lock.
     """
 
     def __init__(
@@ -78,6 +87,7 @@ class RawArchiveWriter:
         compression: Compression = "zstd",
         segment_max_bytes: int | None = 64 * MiB,
         segment_max_age_ms: int | None = 15 * 60_000,
+        sync_interval_s: float | None = None,
         named_on_close: bool = False,
     ) -> None:
         if compression not in ("zstd", "none"):
@@ -85,21 +95,30 @@ class RawArchiveWriter:
         if named_on_close:
             if segment_max_bytes is not None or segment_max_age_ms is not None:
                 raise ValueError("a writer whose segments are named on close has no segment bounds")
+            if sync_interval_s is not None:
+                raise ValueError("a writer whose segments are named on close holds them in memory: no sync")
         elif (
             segment_max_bytes is None
             or segment_max_age_ms is None
             or min(segment_max_bytes, segment_max_age_ms) < 1
         ):
             raise ValueError("segment_max_bytes and segment_max_age_ms must be positive")
+        if sync_interval_s is not None and sync_interval_s <= 0:
+            raise ValueError(f"sync_interval_s must be positive, got {sync_interval_s}")
         self.storage = storage
         self.compression = compression
         self.segment_max_bytes = segment_max_bytes
         self.segment_max_age_ms = segment_max_age_ms
+        self.sync_interval_s = sync_interval_s
         self.named_on_close = named_on_close
         self._compress = compression == "zstd"
         self._suffix = ".ndjson.zst" if self._compress else ".ndjson"
         self._segments: dict[SegmentKey, _Segment] = {}
         self._oldest_opened_ms: int | None = None
+        self._lock = threading.Lock()
+        self._syncer: threading.Thread | None = None
+        self._stop_syncing = threading.Event()
+        self._sync_error: BaseException | None = None
 
     @property
     def open_segments(self) -> int:
@@ -112,32 +131,36 @@ class RawArchiveWriter:
         Before appending, closes every segment that `ts_ms` makes too old, and
         this line's segment if the line would push it over the size bound. A
         line that is not one line, or names that cannot be a partition
-        directory, raise ValueError and are not archived.
+        directory, raise ValueError and are not archived; a failed sync of the
+        writer's thread is raised here.
         """
         if not line or b"\n" in line:
             raise ValueError("a raw archive line must be non-empty and contain no newline")
-        completed: list[WrittenFile] = []
-        max_age = self.segment_max_age_ms
-        oldest = self._oldest_opened_ms
-        if max_age is not None and oldest is not None and ts_ms - oldest >= max_age:
-            completed.extend(self.close_expired(ts_ms))
-        key: SegmentKey = (exchange, channel, utc_date(ts_ms))
-        segment = self._segments.get(key)
-        added = len(line) + 1
-        max_bytes = self.segment_max_bytes
-        if segment is not None and max_bytes is not None and segment.size + added > max_bytes:
-            completed.append(self._close(key, None))
-            segment = None
-        if segment is None:
-            segment = self._open(key, ts_ms)
-        pending = segment.pending
-        pending += line
-        pending += b"\n"
-        segment.size += added
-        segment.lines += 1
-        if len(pending) >= FRAME_BYTES:
-            self._drain(key, segment)
-        return completed
+        with self._lock:
+            if self._sync_error is not None:
+                raise self._sync_error
+            completed: list[WrittenFile] = []
+            max_age = self.segment_max_age_ms
+            oldest = self._oldest_opened_ms
+            if max_age is not None and oldest is not None and ts_ms - oldest >= max_age:
+                completed.extend(self._close_expired(ts_ms))
+            key: SegmentKey = (exchange, channel, utc_date(ts_ms))
+            segment = self._segments.get(key)
+            added = len(line) + 1
+            max_bytes = self.segment_max_bytes
+            if segment is not None and max_bytes is not None and segment.size + added > max_bytes:
+                completed.append(self._close(key, None))
+                segment = None
+            if segment is None:
+                segment = self._open(key, ts_ms)
+            pending = segment.pending
+            pending += line
+            pending += b"\n"
+            segment.size += added
+            segment.lines += 1
+            if len(pending) >= FRAME_BYTES:
+                self._drain(key, segment)
+            return completed
 
     def close_expired(self, now_ms: int) -> list[WrittenFile]:
         """Close the segments whose first line is `segment_max_age_ms` or more older than `now_ms`.
@@ -146,11 +169,22 @@ class RawArchiveWriter:
         anywhere so that a channel that went quiet does not hold its last
         segment invisible until `close()`.
         """
-        max_age = self.segment_max_age_ms
-        if max_age is None:
-            return []
-        expired = sorted(k for k, s in self._segments.items() if now_ms - s.opened_ms >= max_age)
-        return [self._close(key, None) for key in expired]
+        with self._lock:
+            return self._close_expired(now_ms)
+
+    def sync(self) -> None:
+        """Write every open segment's pending lines as a frame and make the segments durable."""
+        with self._lock:
+            for key, segment in list(self._segments.items()):
+                if segment.pending:
+                    self._drain(key, segment)
+                if segment.unsynced and segment.writer is not None:
+                    try:
+                        self.storage.sync(segment.file)
+                    except BaseException as exc:
+                        self._abort(key, exc)
+                        raise
+                    segment.unsynced = False
 
     def planned_paths(self, file_stem: str) -> list[str]:
         """The files `close(file_stem)` will write (`named_on_close`), in the order it writes them."""
@@ -168,7 +202,16 @@ class RawArchiveWriter:
             raise ValueError("close takes a file_stem exactly when the writer is named_on_close")
         if file_stem is not None:
             check_stem(file_stem)
-        return [self._close(key, file_stem) for key in sorted(self._segments)]
+        self._stop_syncer()
+        with self._lock:
+            return [self._close(key, file_stem) for key in sorted(self._segments)]
+
+    def _close_expired(self, now_ms: int) -> list[WrittenFile]:
+        max_age = self.segment_max_age_ms
+        if max_age is None:
+            return []
+        expired = sorted(k for k, s in self._segments.items() if now_ms - s.opened_ms >= max_age)
+        return [self._close(key, None) for key in expired]
 
     def _open(self, key: SegmentKey, ts_ms: int) -> _Segment:
         directory = raw_partition_dir(*key)
@@ -176,11 +219,39 @@ class RawArchiveWriter:
             segment = _Segment(directory, ts_ms, io.BytesIO())
         else:
             path = f"{directory}/{new_stem('seg', ts_ms)}{self._suffix}"
-            writer = self.storage.open_write(path)
+            writer = self.storage.open_recoverable(path)
             segment = _Segment(directory, ts_ms, writer.__enter__(), path, writer)
+            self._start_syncer()
         self._segments[key] = segment
         self._update_oldest()
         return segment
+
+    def _start_syncer(self) -> None:
+        interval = self.sync_interval_s
+        if interval is None or self._syncer is not None:
+            return
+        self._stop_syncing.clear()
+        self._syncer = threading.Thread(
+            target=self._sync_every, args=(interval,), name="raw archive sync", daemon=True
+        )
+        self._syncer.start()
+
+    def _sync_every(self, interval: float) -> None:
+        while not self._stop_syncing.wait(interval):
+            try:
+                self.sync()
+            except BaseException as exc:  # handed to the appending thread by its next append
+                self._sync_error = exc
+                return
+
+    def _stop_syncer(self) -> None:
+        if self._syncer is not None:
+            self._stop_syncing.set()
+            self._syncer.join()
+            self._syncer = None
+        if self._sync_error is not None:
+            error, self._sync_error = self._sync_error, None
+            raise error
 
     def _named(self, segment: _Segment, file_stem: str) -> str:
         return f"{segment.directory}/{file_stem}{self._suffix}"
@@ -196,6 +267,7 @@ class RawArchiveWriter:
         except BaseException as exc:
             self._abort(key, exc)
             raise
+        segment.unsynced = True
 
     def _close(self, key: SegmentKey, file_stem: str | None) -> WrittenFile:
         segment = self._segments[key]
@@ -214,7 +286,7 @@ class RawArchiveWriter:
         return WrittenFile(path, segment.lines, size)
 
     def _abort(self, key: SegmentKey, exc: BaseException) -> None:
-        """Drop a segment whose write failed; the backend discards its temporary file."""
+        """Drop a segment whose write failed; the backend keeps what reached its recoverable file."""
         segment = self._segments.pop(key)
         self._update_oldest()
         if segment.writer is not None:
