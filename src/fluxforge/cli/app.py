@@ -8,6 +8,7 @@ from fluxforge.cli.collect_cmd import collect
 from fluxforge.cli.config_cmd import config_app
 from fluxforge.cli.engine_cmd import engine
 from fluxforge.cli.query_cmd import query
+from fluxforge.cli.recover_cmd import recover_command
 from fluxforge.cli.replay_cmd import replay
 from fluxforge.cli.reprocess_cmd import reprocess_command
 from fluxforge.cli.run_cmd import run
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.command("run")(run)
 app.command("reprocess")(reprocess_command)
+app.command("recover")(recover_command)
 app.command("query")(query)
 app.command("validate")(validate)
 app.command("topics")(topics)

@@ -14,10 +14,12 @@ import typer
 from fluxforge_collector.exchange import ExchangeSetupError, exchange_source
 from fluxforge_collector.launch import HELP
 from fluxforge_collector.sources import BlockingLines
+from fluxforge_common.dataset.interrupted import RunJournal
 from fluxforge_common.pipeline import EmbeddedPipeline, input_lines, simulator_lines
 from fluxforge_common.storage.local import LocalStorage
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
+from fluxforge.cli.recover_cmd import recover_before_run
 from fluxforge.cli.report import print_progress, print_summary
 
 DEFAULT_SIM_DURATION_S = 900.0
@@ -90,7 +92,8 @@ def run(
         typer.echo(f"fluxforge run: {source_name} -> {root.resolve()}", err=True)
     if live is not None:
         _stop_on_signals(live)
-    pipeline = EmbeddedPipeline(settings, LocalStorage(root))
+    recover_before_run(settings, root)
+    pipeline = EmbeddedPipeline(settings, LocalStorage(root), journal=RunJournal.begin(root))
     started = time.monotonic()
     progress = None if quiet else print_progress(started)
     try:

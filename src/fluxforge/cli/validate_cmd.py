@@ -9,6 +9,7 @@ import typer
 from fluxforge_common.dataset.validation import rewrite_legacy_layout, validate_dataset
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
+from fluxforge.cli.recover_cmd import recover_or_exit, recovery_text
 from fluxforge.cli.render import table_text
 
 
@@ -25,12 +26,19 @@ def validate(
     apply: Annotated[
         bool, typer.Option("--apply", help="With --rewrite-legacy-layout: do the moves.")
     ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option("--repair", help="First recover what interrupted runs left (as `fluxforge recover`)."),
+    ] = False,
 ) -> None:
     """Report every partitioning, schema and file problem in a dataset; exit 1 if any is an error."""
-    base = root or settings_or_exit(config).storage.root
+    settings = settings_or_exit(config)
+    base = root or settings.storage.root
     if not base.exists():
         typer.echo(f"{base} does not exist", err=True)
         raise typer.Exit(2)
+    if repair:
+        typer.echo(recovery_text(recover_or_exit(settings, base, quiet=True), base))
     if rewrite_legacy:
         moves = rewrite_legacy_layout(base, dry_run=not apply)
         verb = "moved" if apply else "would move (add --apply)"

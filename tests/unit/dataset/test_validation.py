@@ -17,6 +17,7 @@ from fluxforge_common.dataset import (
     rewrite_legacy_layout,
     validate_dataset,
 )
+from fluxforge_common.dataset.interrupted import RUNS_DIR, RunJournal
 from fluxforge_common.storage import LocalStorage
 from fluxforge_common.storage.base import temp_name
 from fluxforge_common.writers import DeadLetterWriter, RawArchiveWriter
@@ -190,12 +191,64 @@ def test_schema_drift(
     ]
 
 
-def test_leftover_temporaries(data_root: Path, full: Rows) -> None:
-    leftover = f"{ETH}/{temp_name('part-1.parquet')}"
-    (data_root / leftover).write_bytes(b"half a file")
-    assert found(validate_dataset(data_root)) == [
-        (leftover, "warning", "leftover temporary file of an interrupted write; safe to delete")
+def test_leftover_temporaries_say_whether_their_content_is_elsewhere(data_root: Path, full: Rows) -> None:
+    raw_dir = "raw/exchange=binanceus/channel=book/date=2025-12-12"
+    parquet = f"{ETH}/{temp_name('part-1.parquet')}"
+    sink_raw = f"{raw_dir}/{temp_name('fluxforge.raw+0+000001-000009.ndjson.zst')}"
+    dead = f"deadletter/date=2025-12-12/{temp_name('dl-1.ndjson')}"
+    for rel in (parquet, sink_raw, dead):
+        (data_root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data_root / rel).write_bytes(b"half a file")
+    problems = validate_dataset(data_root)
+    assert [(p.path, p.severity) for p in problems] == [
+        (dead, "warning"),
+        (parquet, "warning"),
+        (sink_raw, "warning"),
     ]
+    dead_msg, parquet_msg, sink_msg = (p.message for p in problems)
+    assert "only copy of rejected input" in dead_msg and "safe to delete" not in dead_msg
+    assert parquet_msg.endswith("rebuilt from raw/ (`fluxforge reprocess`): safe to delete")
+    assert sink_msg.endswith("the sink, which rewrites it from Kafka: safe to delete")
+
+
+def test_what_an_interrupted_run_left_is_data_to_recover_never_safe_to_delete(
+    data_root: Path, full: Rows, storage: LocalStorage
+) -> None:
+    archive = RawArchiveWriter(storage)
+    archive.append("binanceus", "trade", T0, b"{}")
+    archive.sync()
+    (unsealed,) = storage.unsealed_files()
+    legacy = f"raw/exchange=binanceus/channel=book/date=2025-12-12/{temp_name('seg-1765512000000-000003-0123abcd.ndjson.zst')}"
+    (data_root / legacy).write_bytes(b"frames")
+    dead_run = RunJournal.begin(data_root)
+    dead_run.note("2025-12-12")
+    dead_run._file.close()  # the process died: its lock is gone, its journal stays
+    live_run = RunJournal.begin(data_root)
+    recover = f"run `fluxforge recover {data_root}`"
+    problems = found(validate_dataset(data_root))
+    assert problems == sorted(
+        [
+            (
+                f"{RUNS_DIR}/{dead_run.path.name}",
+                "error",
+                f"journal of an interrupted run: the features of 2025-12-12 may lack rows; {recover}",
+            ),
+            (
+                f"{RUNS_DIR}/{live_run.path.name}",
+                "warning",
+                "a run is writing into this dataset: its open raw segments are unsealed until it ends",
+            ),
+            *[
+                (
+                    path,
+                    "error",
+                    f"unsealed raw segment of an interrupted run: received ticks to recover, not a temporary; {recover}",
+                )
+                for path in (unsealed, legacy)
+            ],
+        ]
+    )
+    live_run.finish()
 
 
 def test_corrupt_and_truncated_parquet(data_root: Path, full: Rows, storage: LocalStorage) -> None:

@@ -32,7 +32,7 @@ HIVE_NULL: Final = "__HIVE_DEFAULT_PARTITION__"
 _TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_MS_PER_DAY: Final = 86_400_000
+MS_PER_DAY: Final = 86_400_000
 _EPOCH_ORDINAL: Final = dt.date(1970, 1, 1).toordinal()
 
 
@@ -116,7 +116,7 @@ def utc_date(ts_ms: int) -> str:
     """
     if isinstance(ts_ms, bool) or not isinstance(ts_ms, int):
         raise ValueError(f"ts must be integer milliseconds since the epoch, got {ts_ms!r}")
-    return _date_of_day(ts_ms // _MS_PER_DAY)
+    return _date_of_day(ts_ms // MS_PER_DAY)
 
 
 def check_table(table: str) -> str:

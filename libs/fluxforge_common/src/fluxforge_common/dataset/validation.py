@@ -4,7 +4,8 @@
 return wrong, missing or null values: the legacy `symbol=BTC-USDT` form over
 files holding `BTC/USDT` (a "partition format mismatch"), paths that do not
 decode, files whose own `exchange`/`symbol`/`ts` columns disagree with their
-path, schema drift, leftover temporaries and unreadable files.
+path, schema drift, leftover temporaries and unreadable files, and what
+interrupted runs left to recover (`dataset.interrupted`).
 `rewrite_legacy_layout` moves legacy-form files to the encoded partition their
 `symbol` column names.
 """
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fluxforge_common.dataset.interrupted import find_interrupted
 from fluxforge_common.dataset.partitioning import (
     CHANNELS,
     DEADLETTER_TABLE,
@@ -60,7 +62,7 @@ def validate_dataset(root: str | Path) -> list[Problem]:
     base = Path(root)
     if not base.is_dir():
         return [Problem(".", "error", f"dataset root {str(base)!r} is not a directory")]
-    problems = list(_leftover_temps(base))
+    problems = [*_interrupted_runs(base), *_leftover_temps(base)]
     for entry in sorted(os.scandir(base), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
@@ -74,14 +76,51 @@ def validate_dataset(root: str | Path) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.path, p.message))
 
 
+def _interrupted_runs(base: Path) -> Iterator[Problem]:
+    found = find_interrupted(base)
+    recover = f"run `fluxforge recover {base}`"
+    for segment in found.segments:
+        yield Problem(
+            segment.path,
+            "error",
+            f"unsealed raw segment of an interrupted run: received ticks to recover, not a temporary; {recover}",
+        )
+    for journal in found.journals:
+        yield Problem(
+            journal.relative_to(base).as_posix(),
+            "error",
+            f"journal of an interrupted run: the features of {', '.join(found.dates) or 'its dates'} "
+            f"may lack rows; {recover}",
+        )
+    for journal in found.running:
+        yield Problem(
+            journal.relative_to(base).as_posix(),
+            "warning",
+            "a run is writing into this dataset: its open raw segments are unsealed until it ends",
+        )
+
+
 def _leftover_temps(base: Path) -> Iterator[Problem]:
+    unsealed = {segment.path for segment in find_interrupted(base).segments}
     for dirpath, _dirnames, filenames in os.walk(base):
         for name in filenames:
-            if is_temp_name(name):
-                rel = (Path(dirpath) / name).relative_to(base).as_posix()
-                yield Problem(
-                    rel, "warning", "leftover temporary file of an interrupted write; safe to delete"
-                )
+            rel = (Path(dirpath) / name).relative_to(base).as_posix()
+            if is_temp_name(name) and rel not in unsealed:
+                yield Problem(rel, "warning", _TEMP_MEANING.get(rel.split("/", 1)[0], _TEMP_UNKNOWN))
+
+
+_TEMP_UNKNOWN: Final = "leftover temporary file of an interrupted write; inspect it before deleting"
+_TEMP_MEANING: Final = {
+    **{
+        table: "leftover temporary file of an interrupted Parquet write; its rows are rebuilt from raw/ "
+        "(`fluxforge reprocess`): safe to delete"
+        for table in PARQUET_TABLES
+    },
+    RAW_TABLE: "leftover temporary file of an interrupted write of the sink, which rewrites it from Kafka: "
+    "safe to delete",
+    DEADLETTER_TABLE: "leftover temporary file of an interrupted dead-letter write: it may hold the only "
+    "copy of rejected input; inspect it before deleting",
+}
 
 
 def _check_table(base: Path, table: str) -> list[Problem]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fluxforge_common.config.settings import FluxForgeSettings
+from fluxforge_common.dataset.interrupted import RunJournal
+from fluxforge_common.dataset.partitioning import MS_PER_DAY, utc_date
 from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, table_schema
 from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_tick, event_time
 from fluxforge_common.pipeline import ingest_order
@@ -47,7 +49,9 @@ class EmbeddedPipeline:
     Reprocessing passes `archive_raw=False` (it reads the archive, it must not
     write it again), `write_dead_letter=False` (the recording run already
     dead-lettered the same late and duplicate ticks) and `keep_row` (only its
-    date range is written).
+    date range is written). A `journal` learns the date of every tick before it
+    is archived and is finished by `close()`, so that a run that dies is found
+    and recovered (`pipeline.recovery`).
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class EmbeddedPipeline:
         archive_raw: bool = True,
         write_dead_letter: bool = True,
         keep_row: RowFilter | None = None,
+        journal: RunJournal | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -90,6 +95,8 @@ class EmbeddedPipeline:
             if write_dead_letter
             else None
         )
+        self.journal = journal
+        self._journal_day = (0, 0)  # [start, end) ms of the last date noted in the journal
         self._session = int(clock() * 1000)
         self._last_flush = clock()
 
@@ -104,6 +111,10 @@ class EmbeddedPipeline:
         tick = item.tick
         t = event_time(tick)
         if self.archive is not None:
+            if self.journal is not None and not self._journal_day[0] <= t < self._journal_day[1]:
+                self.journal.note(utc_date(t))
+                start = t - t % MS_PER_DAY
+                self._journal_day = (start, start + MS_PER_DAY)
             line = ingest_order.stamp(item.raw, self._session, summary.lines)
             self.summary.files += self.archive.append(tick.exchange, channel_of(tick), t, line)
         out = self.out
@@ -194,4 +205,6 @@ class EmbeddedPipeline:
         self.flush_files()
         if self.archive is not None:
             self.summary.files += self.archive.close()
+        if self.journal is not None:
+            self.journal.finish()
         return self.summary

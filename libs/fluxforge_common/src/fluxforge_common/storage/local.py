@@ -31,7 +31,8 @@ from fluxforge_common.storage.base import (
 )
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make the entries of `directory` (files created, renamed or removed) durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -69,7 +70,7 @@ class LocalStorage(StorageBackend):
         for created in reversed(missing):
             created.mkdir(exist_ok=True)  # another writer may create it concurrently
             if self.durable:
-                _fsync_dir(created.parent)
+                fsync_dir(created.parent)
 
     @contextmanager
     def open_write(self, path: str) -> Iterator[BinaryIO]:
@@ -88,7 +89,7 @@ class LocalStorage(StorageBackend):
             tmp.unlink(missing_ok=True)
             raise
         if self.durable:
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
 
     @contextmanager
     def open_recoverable(self, path: str) -> Iterator[BinaryIO]:
@@ -96,7 +97,7 @@ class LocalStorage(StorageBackend):
         unsealed = final.with_name(unsealed_name(final.name))
         f = unsealed.open("xb")
         if self.durable:
-            _fsync_dir(final.parent)  # the file itself must survive a power cut to be recovered
+            fsync_dir(final.parent)  # the file itself must survive a power cut to be recovered
         try:
             yield f
             self.sync(f)
@@ -105,7 +106,7 @@ class LocalStorage(StorageBackend):
                 f.close()
         unsealed.replace(final)
         if self.durable:
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
 
     def sync(self, f: BinaryIO) -> None:
         f.flush()
@@ -114,7 +115,9 @@ class LocalStorage(StorageBackend):
 
     def unsealed_files(self, prefix: str = "") -> list[str]:
         """The unsealed files under directory `prefix` (what crashed recoverable writes left), sorted."""
-        return sorted(path for path in self._walk(prefix) if sealed_name(path.rsplit("/", 1)[-1]) is not None)
+        return sorted(
+            path for path in self.walk_files(prefix) if sealed_name(path.rsplit("/", 1)[-1]) is not None
+        )
 
     def seal(self, path: str, into: str, length: int) -> None:
         """Keep the first `length` bytes of file `path` and rename it to `into`, durably.
@@ -131,7 +134,7 @@ class LocalStorage(StorageBackend):
                 os.fsync(f.fileno())
         source.replace(final)
         if self.durable:
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
 
     def _writable(self, path: str) -> Path:
         """The local path a new file `path` goes to, its directories created."""
@@ -141,8 +144,8 @@ class LocalStorage(StorageBackend):
         self._make_dirs(final.parent)
         return final
 
-    def _walk(self, prefix: str) -> Iterator[str]:
-        """Every file under directory `prefix`, hidden ones included, relative to the root."""
+    def walk_files(self, prefix: str = "") -> Iterator[str]:
+        """Every file under directory `prefix`, temporaries and unsealed files included, root-relative."""
         base = self.local_path(prefix.strip("/")) if prefix.strip("/") else self.root
         if not base.is_dir():
             return
@@ -157,7 +160,7 @@ class LocalStorage(StorageBackend):
         return self.local_path(path).is_file()
 
     def list_files(self, prefix: str = "") -> list[str]:
-        return sorted(path for path in self._walk(prefix) if not is_hidden_name(path.rsplit("/", 1)[-1]))
+        return sorted(path for path in self.walk_files(prefix) if not is_hidden_name(path.rsplit("/", 1)[-1]))
 
     def delete(self, path: str) -> None:
         self.local_path(path).unlink(missing_ok=True)

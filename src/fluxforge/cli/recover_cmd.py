@@ -1,0 +1,85 @@
+"""`fluxforge recover`: seal the raw segments interrupted runs left and rebuild their dates' features."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from fluxforge_common.config.settings import FluxForgeSettings
+from fluxforge_common.pipeline.recovery import Recovery, RunInProgressError, recover
+from fluxforge_common.writers.frames import CorruptSegmentError
+
+from fluxforge.cli.common import ConfigOption, settings_or_exit
+from fluxforge.cli.report import print_progress
+
+
+def recover_command(
+    root: Annotated[Path | None, typer.Argument(help="Dataset root (default: storage.root).")] = None,
+    config: ConfigOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress line.")] = False,
+) -> None:
+    """Recover what interrupted `fluxforge run`s left: seal their raw segments (a torn tail is cut)
+    and rebuild the features of their dates from the archive, as `fluxforge reprocess` does."""
+    settings = settings_or_exit(config)
+    base = root or settings.storage.root
+    if not base.exists():
+        typer.echo(f"{base} does not exist", err=True)
+        raise typer.Exit(2)
+    typer.echo(recovery_text(recover_or_exit(settings, base, quiet=quiet), base))
+
+
+def recover_or_exit(settings: FluxForgeSettings, root: Path, *, quiet: bool = False) -> Recovery:
+    """`recover`, or exit 1 with what to do when a run is writing there or a segment is damaged."""
+    progress = None if quiet else print_progress(time.monotonic())
+    try:
+        recovery = recover(settings, root, on_progress=progress)
+    except (RunInProgressError, CorruptSegmentError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    if progress is not None and recovery.summary is not None:
+        progress(recovery.summary)
+        sys.stderr.write("\n")
+    return recovery
+
+
+def recovery_text(recovery: Recovery, root: Path) -> str:
+    """The report of a recovery: segments sealed, ticks kept, bytes cut, dates rebuilt."""
+    if not recovery.segments and not recovery.runs:
+        return f"{root}: nothing to recover"
+    kept = sum(s.kept for s in recovery.segments)
+    lines = [
+        f"Recovered {root}: {recovery.runs} interrupted run(s); sealed {len(recovery.segments)} raw "
+        f"segment(s) holding {recovery.ticks:,} ticks ({kept:,} bytes kept, {recovery.bytes_cut:,} "
+        "bytes of torn tail cut)"
+    ]
+    lines += [
+        f"  {s.path}: {s.lines:,} ticks, {s.cut:,} bytes cut"
+        + ("" if s.kept else " (no whole frame: removed)")
+        for s in recovery.segments
+    ]
+    if recovery.dates and recovery.summary is not None:
+        written = sum(recovery.summary.rows.values())
+        lines.append(
+            f"Rebuilt the features of {', '.join(recovery.dates)} from the archive: {written:,} rows "
+            f"written, {len(recovery.replaced)} earlier file(s) replaced"
+        )
+    return "\n".join(lines)
+
+
+def recover_before_run(settings: FluxForgeSettings, root: Path) -> None:
+    """Before `fluxforge run` writes into `root`, recover what interrupted runs left there."""
+    if not root.exists():
+        return
+    try:
+        recovery = recover(settings, root)
+    except RunInProgressError as exc:
+        typer.echo(f"warning: {exc}; nothing recovered now", err=True)
+        return
+    except CorruptSegmentError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    if recovery.segments or recovery.runs:
+        typer.echo(recovery_text(recovery, root), err=True)
