@@ -183,3 +183,22 @@ def test_kill_9_of_a_live_exchange_recording_then_restart_keeps_every_durable_ti
         assert set(books) == set(SYMBOLS)
         assert all(seqs == sorted(set(seqs)) for seqs in books.values())  # each update once, in order
     assert_tables_are_a_reprocess_of_the_archive(root, tmp_path, cli)
+
+
+def test_validate_calls_a_killed_run_data_to_recover_and_repair_recovers_it(
+    tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    root, log = tmp_path / "data", tmp_path / "run.log"
+    market = simulator_lines(FluxForgeSettings(simulator={"seed": 4}).simulator)
+    storage = LocalStorage(root)
+    run = KilledRun(["--input", "-", "-o", str(root)], log, market)
+    wait_for(lambda: durable_lines(storage) > 0, "a first durable frame")
+    run.kill9()
+    durable, unsealed = durable_lines(storage), storage.unsealed_files()
+    report = cli("validate", "--root", root, expect_exit=1)
+    assert report.count(f"fluxforge recover {root}") == len(unsealed) + 1  # the segments and the journal
+    assert "safe to delete" not in report
+    repaired = cli("validate", "--root", root, "--repair")
+    assert f"holding {durable:,} ticks" in repaired and repaired.rstrip().endswith("no problems found")
+    assert len(list(archive_lines(storage))) == durable
+    assert cli("recover", root).strip() == f"{root}: nothing to recover"
