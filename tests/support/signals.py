@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def seeded_rng(what: str) -> random.Random:
-    """A generator for `what` (signal moments, schedules), seeded from FLUXFORGE_E2E_SEED or at random; prints the seed."""
+    """A generator for `what` (signal moments, schedules), seeded from FLUXFORGE_E2E_SEED or at random, printed."""
     seed = int(os.environ.get("FLUXFORGE_E2E_SEED", random.randrange(1 << 30)))
     print(f"\n{what} seed {seed} (FLUXFORGE_E2E_SEED={seed} repeats it)")
     return random.Random(seed)
