@@ -55,7 +55,7 @@ def run_collector(collector: Collector, settings: FluxForgeSettings, *, quiet: b
         show_progress(stats)
         sys.stderr.write("\n")
     if collector.abandoned:
-        typer.echo("stopped twice: ticks still queued were not published", err=True)
+        typer.echo("stopped at once: ticks still queued were not spooled", err=True)
         raise typer.Exit(1)
     return stats
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from fluxforge_common.pipeline import date_range, reprocess
+from fluxforge_common.stopping import ReadStop, StopRequests
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
 from fluxforge.cli.report import print_progress, print_summary
@@ -47,17 +48,35 @@ def reprocess_command(
     target = output or source
     started = time.monotonic()
     progress = None if quiet else print_progress(started)
+    read_stop = ReadStop()
     try:
-        summary, replaced = reprocess(
-            settings, source, target, dates, warmup_days=warmup_days, on_progress=progress
-        )
+        with StopRequests(
+            read_stop.stop,
+            deadline_s=settings.embedded.stop_deadline_s,
+            setting="embedded.stop_deadline_s",
+            doing="writing what was processed, replacing nothing",
+        ):
+            summary, replaced = reprocess(
+                settings,
+                source,
+                target,
+                dates,
+                warmup_days=warmup_days,
+                on_progress=progress,
+                read_stop=read_stop,
+            )
     except FileNotFoundError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     if progress is not None:
         progress(summary)
         sys.stderr.write("\n")
-    typer.echo(
-        f"Reprocessed {', '.join(dates) if len(dates) < 4 else f'{dates[0]} .. {dates[-1]}'}; replaced {len(replaced)} earlier file(s)."
-    )
+    named = ", ".join(dates) if len(dates) < 4 else f"{dates[0]} .. {dates[-1]}"
+    if read_stop.stopped:
+        typer.echo(
+            f"Stopped before the end: {named} hold(s) the earlier files beside what this run wrote; "
+            "reprocess them again to replace the earlier files."
+        )
+    else:
+        typer.echo(f"Reprocessed {named}; replaced {len(replaced)} earlier file(s).")
     print_summary(summary, target, time.monotonic() - started, preview=False)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Literal
 
 import typer
@@ -16,6 +14,7 @@ from fluxforge_collector.launch import HELP
 from fluxforge_collector.sources import BlockingLines
 from fluxforge_common.dataset.interrupted import RunJournal
 from fluxforge_common.pipeline import EmbeddedPipeline, input_lines, simulator_lines
+from fluxforge_common.stopping import ReadStop, StopRequests
 from fluxforge_common.storage.local import LocalStorage
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
@@ -91,35 +90,29 @@ def run(
     if not quiet:
         typer.echo(f"fluxforge run: {source_name} -> {root.resolve()}", err=True)
     if live is not None:
-        _stop_on_signals(live)
+        graceful, doing = live.stop, "processing what was received, then writing it"
+    else:
+        read_stop = ReadStop()
+        lines = read_stop.lines(lines)
+        graceful, doing = read_stop.stop, "writing what was processed"
     recover_before_run(settings, root)
     pipeline = EmbeddedPipeline(settings, LocalStorage(root), journal=RunJournal.begin(root))
     started = time.monotonic()
     progress = None if quiet else print_progress(started)
-    try:
-        summary = pipeline.run(
-            lines, source_name, max_events=events, duration_s=duration, on_progress=progress
-        )
-    except ExchangeSetupError as exc:
-        typer.echo(f"\n{exc}", err=True)
-        summary = pipeline.close()
-    except KeyboardInterrupt:
-        typer.echo("\ninterrupted: writing what was processed so far", err=True)
-        summary = pipeline.close()
+    with StopRequests(
+        graceful,
+        deadline_s=settings.embedded.stop_deadline_s,
+        setting="embedded.stop_deadline_s",
+        doing=doing,
+    ):
+        try:
+            summary = pipeline.run(
+                lines, source_name, max_events=events, duration_s=duration, on_progress=progress
+            )
+        except ExchangeSetupError as exc:
+            typer.echo(f"\n{exc}", err=True)
+            summary = pipeline.close()
     if progress is not None:
         progress(summary)
         sys.stderr.write("\n")
     print_summary(summary, root, time.monotonic() - started, preview=not quiet)
-
-
-def _stop_on_signals(live: BlockingLines) -> None:
-    """SIGTERM/SIGINT end a live recording gracefully (what was received is processed); a second one interrupts."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        sys.stderr.write("\nstopping: processing what was received (again to interrupt)\n")
-        live.stop()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)

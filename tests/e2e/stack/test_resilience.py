@@ -29,8 +29,6 @@ with the engine's lag on one raw partition.
 
 from __future__ import annotations
 
-import os
-import random
 import re
 import time
 from collections.abc import Callable
@@ -39,6 +37,7 @@ import pytest
 
 from tests.support.dataset import assert_same_dataset
 from tests.support.kafka import Broker
+from tests.support.signals import seeded_rng
 from tests.support.stack import (
     Expected,
     Stack,
@@ -88,9 +87,7 @@ def test_kill_9_and_a_broker_restart_lose_and_double_nothing(
     own_stack: Stack, own_broker: Broker, expected: Expected
 ) -> None:
     stack = own_stack
-    seed = int(os.environ.get("FLUXFORGE_E2E_SEED", random.randrange(1 << 30)))
-    rng = random.Random(seed)
-    print(f"\nschedule seed {seed} (FLUXFORGE_E2E_SEED={seed} repeats it)")
+    rng = seeded_rng("schedule")
     stack.create_topics()
     engine = stack.engine()
     bounds = ["--flush-rows", "100", "--flush-seconds", "10", "--raw-max-mb", "0.2",

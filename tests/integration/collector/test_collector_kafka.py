@@ -33,6 +33,7 @@ from fluxforge.cli.collect_cmd import collect
 from fluxforge.cli.replay_cmd import replay
 from fluxforge.cli.topics_cmd import topics
 from tests.support.bad_ticks import BAD_LINES
+from tests.support.signals import seeded_rng
 
 if TYPE_CHECKING:
     from tests.support.kafka import ConsumedRecord, KafkaPrefix
@@ -142,7 +143,9 @@ def test_sigterm_flushes_everything_read(kafka_prefix: KafkaPrefix, tmp_path: Pa
         while "publishing simulator" not in log.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
-        time.sleep(1.0)  # publishing at full speed, with batches open and the queue busy
+        delay = seeded_rng("signal moment").uniform(1.0, 3.0)
+        time.sleep(delay)  # publishing at full speed, with batches open and the queue busy
+        print(f"SIGTERM {delay:.2f} s after the start")
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=SIGTERM_TIMEOUT_S)
     finally:

@@ -31,6 +31,7 @@ from tests.support.feature_engine import (
     per_symbol_batches,
     simulated_ticks,
 )
+from tests.support.signals import seeded_rng, two_stop_signals_at_once
 
 pytestmark = pytest.mark.integration
 
@@ -117,6 +118,64 @@ def test_kill_9_mid_stream_then_restart_gives_the_uninterrupted_output(engine_st
         f"after kill -9: {re_read} raw messages re-read and skipped, {got.duplicates} output copies dropped"
     )
     assert re_read + got.duplicates > 0, "the restart re-read nothing: the test did not exercise recovery"
+
+
+def test_sigterm_mid_stream_exits_0_and_a_restart_gives_the_uninterrupted_output(
+    engine_stack: EngineStack,
+) -> None:
+    """SIGTERM at a seeded random moment while ticks are still arriving: the worker flushes, commits,
+    leaves its group and exits 0; a restarted worker continues to exactly the uninterrupted rows."""
+    share = seeded_rng("signal moment").uniform(0.1, 0.8)
+    lines = simulated_ticks(12000, seed=23)
+    messages = per_symbol_batches(lines, 5)
+    expected, _ = expected_rows(lines, CFG)
+    hf_total = count_rows(expected)["hf"]
+    engine_stack.prepare()
+    first = engine_stack.worker("first")
+    restarted = []
+
+    async def stop_and_restart(reader: OutputReader) -> None:
+        publishing = asyncio.create_task(engine_stack.publish_paced(messages, 8.0))
+        while reader.received.count("hf") < hf_total * share:
+            await asyncio.sleep(0.02)
+        print(f"SIGTERM with {share:.0%} of the hf rows out")
+        assert await asyncio.to_thread(first.stop) == 0, engine_stack.logs()
+        assert "SIGTERM: stopping" in first.log_text()
+        restarted.append(engine_stack.worker("restarted"))
+        await publishing
+
+    got = engine_stack.read(complete(expected), during=stop_and_restart, settle_s=3.0)
+    (second,) = restarted
+    assert second.stop() == 0, engine_stack.logs()
+    assert_same_rows(got, expected, engine_stack)
+
+
+def test_a_second_signal_exits_at_once_and_a_restart_loses_nothing(engine_stack: EngineStack) -> None:
+    """Two stop signals together: the worker exits 1 without its graceful stop; a restart (after the
+    group's session timeout) still gives every row once."""
+    share = seeded_rng("signal moment").uniform(0.1, 0.8)
+    lines = simulated_ticks(12000, seed=29)
+    expected, _ = expected_rows(lines, CFG)
+    hf_total = count_rows(expected)["hf"]
+    engine_stack.prepare()
+    first = engine_stack.worker("first")
+    restarted = []
+
+    async def force_and_restart(reader: OutputReader) -> None:
+        publishing = asyncio.create_task(engine_stack.publish_paced(per_symbol_batches(lines, 5), 8.0))
+        while reader.received.count("hf") < hf_total * share:
+            await asyncio.sleep(0.02)
+        assert first.proc is not None
+        two_stop_signals_at_once(first.proc.pid)
+        assert await asyncio.to_thread(first.wait, 60.0) == 1, engine_stack.logs()
+        assert re.search("second SIG(INT|TERM): exiting now", first.log_text()), first.log_text()[-3000:]
+        restarted.append(engine_stack.worker("restarted"))
+        await publishing
+
+    got = engine_stack.read(complete(expected), during=force_and_restart, settle_s=3.0)
+    (second,) = restarted
+    assert second.stop() == 0, engine_stack.logs()
+    assert_same_rows(got, expected, engine_stack)
 
 
 def test_bad_input_is_dead_lettered_and_the_pipeline_goes_on(engine_stack: EngineStack) -> None:

@@ -33,6 +33,7 @@ from fluxforge_parquet_sink.policy import FlushPolicy
 from fluxforge_parquet_sink.runner import KafkaSink
 
 from tests.support.dataset import assert_same_dataset
+from tests.support.signals import seeded_rng, two_stop_signals_at_once
 from tests.support.sink_kafka import (
     PARTITIONS,
     PipelineTopics,
@@ -166,6 +167,49 @@ def test_kill_9_and_restart_gives_the_same_dataset(
     reference = tmp_path / "reference"
     asyncio.run(_sink(pipeline, reference, f"{group}-reference").run())
     assert _fingerprint(root) == _fingerprint(reference)
+
+
+def test_stop_signals_at_a_random_moment_then_restart_give_the_same_dataset(
+    pipeline: PipelineTopics, stack_data: StackData, expected_root: Path, tmp_path: Path
+) -> None:
+    """`fluxforge-parquet-sink` gets SIGTERM, and (another group and root) two signals at once, at a
+    seeded random point of its progress: it exits 0 after writing and committing (1 when forced), and
+    a run to the end after it gives the dataset of an uninterrupted sink."""
+    asyncio.run(produce(pipeline.kafka, stack_data))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXFORGE_")} | BOUND_ENV
+    rng = seeded_rng("signal moments")
+    for how, status in (("SIGTERM", 0), ("two signals", 1)):
+        root, group = tmp_path / how.replace(" ", "-"), f"sink-{uuid.uuid4().hex[:8]}"
+        command = [
+            sys.executable, "-m", "fluxforge_parquet_sink", "--bootstrap", pipeline.kafka.bootstrap_servers,
+            "--topic-prefix", pipeline.kafka.topic_prefix, "--root", str(root), "--group-id", group,
+            "--instance-id", "sink-0", "--until-caught-up", "--progress-seconds", "1", *BOUND_FLAGS,
+        ]  # fmt: skip
+        log_path = tmp_path / f"{root.name}.log"
+        threshold = rng.randint(3, 60)
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while len(_data_files(root)) < threshold:
+                assert proc.poll() is None, f"finished before {threshold} files:\n{log_path.read_text()}"
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.01)
+            if how == "SIGTERM":
+                proc.send_signal(signal.SIGTERM)
+            else:
+                two_stop_signals_at_once(proc.pid)
+            assert proc.wait(timeout=60) == status, log_path.read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        output = log_path.read_text()
+        assert ": stopping" in output and ("exiting now" in output) == (status == 1), output[-3000:]
+        print(f"{how} at {threshold} files: exit {status}, {len(_data_files(root))} files")
+        with log_path.open("ab") as log:
+            finish = subprocess.run(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        assert finish.returncode == 0, log_path.read_text()[-3000:]
+        _assert_complete(pipeline, root, group, stack_data, expected_root)
 
 
 class _DiesBeforeCommit(KafkaSink):

@@ -2,8 +2,9 @@
 
 Logs to stderr: where it publishes at start, a one-line summary at the end.
 Exit status: 0 when the input ended, a limit was reached or SIGTERM/SIGINT
-stopped it gracefully; 1 when Kafka failed or a second signal abandoned
-queued ticks; 2 for bad options or configuration.
+stopped it gracefully; 1 when Kafka failed or a second signal (or
+`collector.stop_deadline_s`) abandoned queued ticks; 2 for bad options or
+configuration.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from aiokafka.errors import KafkaError
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 from fluxforge_common.kafka import TopicNames, TopicSpec, ensure_topics, topic_specs
 from fluxforge_common.pipeline.lines import date_range
+from fluxforge_common.stopping import StopRequests
 
 from fluxforge_collector.collector import Collector, CollectorStats, Limits, SourceError
 from fluxforge_collector.drainer import PublishError
@@ -177,10 +177,10 @@ def publish(collector: Collector, settings: FluxForgeSettings) -> CollectorStats
     """Create the topics, run the collector until done or signalled, and return its counts.
 
     SIGTERM/SIGINT stop it gracefully (everything read is spooled, and Kafka
-    gets `collector.stop_drain_timeout_s` to take it); a second signal
-    abandons what is still queued. A send refused for good, a full spool and
-    a failing source raise `CollectorError`; a broker that is away only
-    makes the spool grow.
+    gets `collector.stop_drain_timeout_s` to take it); a second signal, or
+    `collector.stop_deadline_s` passing, abandons what is still queued. A
+    send refused for good, a full spool and a failing source raise
+    `CollectorError`; a broker that is away only makes the spool grow.
     """
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -197,17 +197,22 @@ def publish(collector: Collector, settings: FluxForgeSettings) -> CollectorStats
 async def _publish(collector: Collector, settings: FluxForgeSettings) -> CollectorStats:
     loop = asyncio.get_running_loop()
     # Installed first, so a signal while topics are being created stops the run cleanly too.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, collector.stop)
+    stops = StopRequests(
+        collector.stop,
+        force=lambda: loop.call_soon_threadsafe(collector.stop),  # a second stop abandons the queue
+        deadline_s=settings.collector.stop_deadline_s,
+        setting="collector.stop_deadline_s",
+        doing="spooling and publishing what was read",
+        loop=loop,
+    )
     port = settings.collector.metrics_port
     server = None if port is None else serve_metrics(collector, port)
     if server is not None:
         log.info("metrics on http://%s:%d/metrics", *server.server_address[:2])
     try:
-        return await collector.run(prepare=functools.partial(_prepare_topics, collector, settings))
+        with stops:
+            return await collector.run(prepare=functools.partial(_prepare_topics, collector, settings))
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
         if server is not None:
             server.shutdown()
 

@@ -19,6 +19,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from fluxforge_common.config import ConfigError, FluxForgeSettings, load_settings
 from fluxforge_common.config.settings import NAME_PATTERN
+from fluxforge_common.stopping import StopRequests
 
 from fluxforge_feature_engine import compat
 from fluxforge_feature_engine.topics import EngineSetupError, EngineTopics, prepare_topics
@@ -108,7 +109,8 @@ def start_line(topics: EngineTopics, settings: FluxForgeSettings) -> str:
 def run_engine(options: EngineOptions) -> int:
     """Run one worker until SIGTERM/SIGINT; returns the exit status.
 
-    0: stopped by a signal; 1: Kafka trouble or a crash (the worker can simply be
+    0: stopped by a signal; 1: Kafka trouble, a crash, or a stop forced by a second
+    signal or `engine.stop_deadline_s` (the worker can simply be
     restarted: it resumes from its last committed offsets); 2: bad options or config,
     or a faust-streaming/aiokafka release the `compat` patches were not proven on.
     """
@@ -158,6 +160,19 @@ def run_engine(options: EngineOptions) -> int:
     from faust import Worker
 
     worker = Worker(app, loglevel=level, loop=loop, quiet=True, redirect_stdouts=False)
+    stops = StopRequests(
+        worker._on_sigterm,  # faust's graceful stop: flush, commit, leave the group
+        deadline_s=settings.engine.stop_deadline_s,
+        setting="engine.stop_deadline_s",
+        doing="flushing, committing and leaving the group",
+        loop=loop,
+    )
+
+    async def take_over_stop_signals() -> None:
+        """Runs once the worker has started, replacing its handlers (which ignore a second signal)."""
+        stops.install()
+
+    app.task(take_over_stop_signals)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
@@ -166,5 +181,6 @@ def run_engine(options: EngineOptions) -> int:
         code = 1
     else:  # pragma: no cover - execute_from_commandline always raises SystemExit
         code = 0
+    stops.disarm()
     log.info("stopped (exit %d): %s", code, stats.line())
     return code

@@ -149,6 +149,11 @@ class EventFlusher:
         if len(self._events) >= self.max_events:
             await self.flush()
 
+    @property
+    def holds_events(self) -> bool:
+        """Events were added that no flush has taken yet."""
+        return bool(self._events)
+
     async def flush_if_due(self) -> None:
         if self._events and time.monotonic() - self._oldest >= self.within_s:
             await self.flush()
@@ -257,8 +262,10 @@ def build_app(
     app.agent(raw_topic, name="fluxforge-feature-engine")(feature_engine)
 
     async def flush_when_due() -> None:
-        # A plain loop, not app.timer: a flush waits for Kafka longer than the interval.
-        while not app.should_stop:
+        # A plain loop, not app.timer: a flush waits for Kafka longer than the interval. It goes on
+        # while the app stops, until every event held is flushed and acknowledged: the consumer waits
+        # for those acknowledgements before its last commit (a graceful stop hung there otherwise).
+        while not app.should_stop or flusher.holds_events:
             await asyncio.sleep(config.batch_within_s)
             await flusher.flush_if_due()
 

@@ -10,9 +10,7 @@ records are copies always belong to the same point of the log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, OffsetAndMetad
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.kafka import TopicNames, consumer, ensure_topics, topic_specs
+from fluxforge_common.stopping import StopRequests
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
 
@@ -303,16 +302,18 @@ def _tps(tps: Iterable[TopicPartition]) -> str:
 
 
 async def serve(sink: KafkaSink) -> SinkStats:
-    """Run `sink` until SIGTERM/SIGINT, then stop gracefully (write and commit what is buffered)."""
+    """Run `sink` until SIGTERM/SIGINT, then stop gracefully (write and commit what is buffered).
+
+    A second signal, or `sink.stop_deadline_s` passing, exits at once: the
+    journal undoes, on the next start, whatever the stop had written but not
+    committed ("Delivery guarantees" in docs/design.md).
+    """
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-    try:
+    with StopRequests(
+        stop.set,
+        deadline_s=sink.settings.sink.stop_deadline_s,
+        setting="sink.stop_deadline_s",
+        doing="writing and committing what is buffered",
+        loop=asyncio.get_running_loop(),
+    ):
         return await sink.run(stop)
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)

@@ -36,6 +36,16 @@ NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
 _yaml_file: ContextVar[Path | None] = ContextVar("fluxforge_yaml_file", default=None)
 
 
+def _stop_deadline(graceful_stop: str) -> Any:
+    """The `stop_deadline_s` setting of one mode: how long its graceful stop (`fluxforge_common.stopping`) may take."""
+    return Field(
+        default=25.0,
+        gt=0,
+        description=f"Seconds after the first SIGTERM/SIGINT within which {graceful_stop}; past them (or at "
+        "a second signal) the process exits at once, keeping every file already written.",
+    )
+
+
 class ExchangeConfig(BaseModel):
     """One exchange a collector records (ccxt id as the key in `exchanges`)."""
 
@@ -250,6 +260,7 @@ class EmbeddedConfig(BaseModel):
         description="Wall-clock seconds after which buffered feature rows and dead letters are written "
         "as files (checked every 4096 input lines), so a long run's rows appear while it runs.",
     )
+    stop_deadline_s: float = _stop_deadline("the run writes what it processed and seals the raw archive")
 
 
 class SinkConfig(BaseModel):
@@ -285,6 +296,7 @@ class SinkConfig(BaseModel):
         description="fsync each file before its offsets are committed (off: faster, but a power cut may "
         "lose committed files).",
     )
+    stop_deadline_s: float = _stop_deadline("the sink writes and commits what it holds")
 
     @field_validator("tables")
     @classmethod
@@ -313,6 +325,7 @@ class EngineConfig(BaseModel):
         le=60,
         description="Seconds between offset commits: bounds how much input a restart re-reads.",
     )
+    stop_deadline_s: float = _stop_deadline("a worker flushes, commits and leaves its group")
 
 
 class CollectorConfig(BaseModel):
@@ -335,6 +348,9 @@ class CollectorConfig(BaseModel):
         default=15.0,
         ge=0,
         description="On SIGTERM, how long to wait for Kafka to take the spool; the rest stays spooled.",
+    )
+    stop_deadline_s: float = _stop_deadline(
+        "the collector spools what it read and hands the spool to Kafka (collector.stop_drain_timeout_s)"
     )
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (none: off)."

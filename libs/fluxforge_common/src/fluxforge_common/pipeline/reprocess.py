@@ -16,6 +16,7 @@ from fluxforge_common.dataset.partitioning import utc_date
 from fluxforge_common.features import TABLES
 from fluxforge_common.pipeline.embedded import EmbeddedPipeline, RunSummary
 from fluxforge_common.pipeline.lines import archive_dates, archive_lines
+from fluxforge_common.stopping import ReadStop
 from fluxforge_common.storage.local import LocalStorage
 
 
@@ -31,8 +32,13 @@ def reprocess(
     *,
     warmup_days: int = 1,
     on_progress: Callable[[RunSummary], None] | None = None,
+    read_stop: ReadStop | None = None,
 ) -> tuple[RunSummary, list[str]]:
-    """Rebuild the four tables of `dates` in `target_root`; returns the summary and the files replaced."""
+    """Rebuild the four tables of `dates` in `target_root`; returns the summary and the files replaced.
+
+    Stopped early through `read_stop`, it writes what it processed and replaces nothing: the earlier
+    files of `dates` stay beside the new ones until a reprocess of them runs to its end.
+    """
     source = LocalStorage(source_root)
     available = set(archive_dates(source))
     missing = [d for d in dates if d not in available]
@@ -55,11 +61,12 @@ def reprocess(
         write_dead_letter=False,
         keep_row=lambda row: utc_date(row["ts"]) in wanted,
     )
+    lines = archive_lines(source, [d for d in warmup if d in available] + dates)
     summary = pipeline.run(
-        archive_lines(source, [d for d in warmup if d in available] + dates),
-        "reprocess",
-        on_progress=on_progress,
+        lines if read_stop is None else read_stop.lines(lines), "reprocess", on_progress=on_progress
     )
+    if read_stop is not None and read_stop.stopped:
+        return summary, []
     written = {f.path for f in summary.files}
     replaced = sorted(previous - written)
     for path in replaced:

@@ -1,0 +1,222 @@
+"""SIGTERM to `fluxforge run` and `fluxforge reprocess` as real child processes, at seeded random moments.
+
+A stopped run must exit 0 with every table written and the raw archive sealed,
+and hold exactly the rows of an uninterrupted run over the same input span:
+`fluxforge run --events N` of the same input, N being the lines the stopped
+run reports it read. A second signal, or the stop deadline, exits at once
+(status 1) leaving only whole files.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from fluxforge_common.features import TABLES
+from fluxforge_common.pipeline import archive_lines, simulator_lines
+from fluxforge_common.simulator import SimulatorConfig
+from fluxforge_common.storage.local import LocalStorage
+from fluxforge_common.writers import iter_ndjson
+
+from tests.support.dataset import assert_same_dataset
+from tests.support.signals import seeded_rng, two_stop_signals_at_once, wait_for_text
+
+FLUXFORGE = Path(sys.executable).with_name("fluxforge")
+MOMENTS = 3
+EXIT_TIMEOUT_S = 120.0
+SEED = 5
+
+
+def start(
+    args: list[object], log: Path, env: dict[str, str] | None = None, *, stdin: int | None = None
+) -> subprocess.Popen[bytes]:
+    """`fluxforge ARGS` with stdout and stderr into `log`."""
+    assert FLUXFORGE.exists(), f"{FLUXFORGE}: the workspace is not installed (uv sync)"
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [str(FLUXFORGE), *map(str, args)],
+            stdin=stdin,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+
+
+def lines_read(log: Path) -> int:
+    match = re.search(r"Read ([\d,]+) raw ticks", log.read_text())
+    assert match, log.read_text()[-3000:]
+    return int(match.group(1).replace(",", ""))
+
+
+def temporaries(root: Path) -> list[str]:
+    return [name for _, _, names in os.walk(root) for name in names if name.startswith(".tmp-")]
+
+
+def assert_stopped_cleanly(proc: subprocess.Popen[bytes], log: Path, root: Path, sig: str) -> int:
+    """Exit 0 after the graceful stop, the raw archive sealed, every table written; the lines read."""
+    assert proc.wait(timeout=EXIT_TIMEOUT_S) == 0, log.read_text()[-3000:]
+    assert f"{sig}: stopping" in log.read_text()
+    assert temporaries(root) == [], "a segment or file was left open"
+    storage = LocalStorage(root)
+    for table in [*TABLES, "raw"]:
+        assert storage.list_files(f"{table}/"), f"{table}: nothing written"
+    return lines_read(log)
+
+
+def test_sigterm_to_a_simulator_run_writes_the_rows_of_the_lines_it_read(
+    tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    rng = seeded_rng("signal moments")
+    for moment in range(MOMENTS):
+        root, log = tmp_path / f"stopped{moment}", tmp_path / f"run{moment}.log"
+        proc = start(["run", "-o", root, "--seed", SEED, "--duration", 100_000], log)
+        try:
+            wait_for_text(log, "fluxforge run:", proc)
+            delay = rng.uniform(0.3, 4.0)
+            time.sleep(delay)
+            proc.send_signal(signal.SIGTERM)
+            n = assert_stopped_cleanly(proc, log, root, "SIGTERM")
+        finally:
+            proc.kill()
+        print(f"SIGTERM {delay:.2f} s after the start: {n:,} lines read")
+        reference = tmp_path / f"reference{moment}"
+        cli("run", "-o", reference, "--seed", SEED, "--events", n, "-q")
+        assert_same_dataset(root, reference)
+        stopped_archive = list(archive_lines(LocalStorage(root)))
+        assert len(stopped_archive) == len(list(archive_lines(LocalStorage(reference))))
+
+
+def test_sigterm_to_a_run_reading_a_slow_pipe_writes_the_rows_of_the_lines_it_read(
+    tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    """A writer that trickles lines in: the stop mostly finds the run waiting on its input."""
+    lines = list(itertools.islice(simulator_lines(SimulatorConfig(seed=SEED)), 80_000))
+    source = tmp_path / "input.ndjson"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    rng = seeded_rng("signal moments")
+    for moment in range(MOMENTS):
+        root, log = tmp_path / f"stopped{moment}", tmp_path / f"run{moment}.log"
+        proc = start(["run", "--input", "-", "-o", root], log, stdin=subprocess.PIPE)
+        writer = threading.Thread(target=trickle, args=(proc, lines), daemon=True)
+        writer.start()
+        try:
+            wait_for_text(log, "fluxforge run:", proc)
+            delay = rng.uniform(0.5, 3.0)
+            time.sleep(delay)
+            proc.send_signal(signal.SIGTERM)
+            n = assert_stopped_cleanly(proc, log, root, "SIGTERM")
+        finally:
+            proc.kill()
+            writer.join(timeout=EXIT_TIMEOUT_S)
+        print(f"SIGTERM {delay:.2f} s after the start: {n:,} of {len(lines):,} lines read")
+        assert 0 < n < len(lines), "the stop must land while the input is still arriving"
+        reference = tmp_path / f"reference{moment}"
+        cli("run", "--input", source, "--events", n, "-o", reference, "-q")
+        assert_same_dataset(root, reference)
+
+
+def trickle(proc: subprocess.Popen[bytes], lines: list[bytes]) -> None:
+    """Write `lines` to the child's stdin 400 at a time, 20 ms apart, until it is done or gone."""
+    assert proc.stdin is not None
+    try:
+        for start_at in range(0, len(lines), 400):
+            proc.stdin.write(b"\n".join(lines[start_at : start_at + 400]) + b"\n")
+            proc.stdin.flush()
+            time.sleep(0.02)
+        proc.stdin.close()
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+def assert_only_whole_files(root: Path) -> int:
+    """Every visible file of the dataset reads back whole; the number of files."""
+    storage = LocalStorage(root)
+    files = storage.list_files()
+    for path in files:
+        if path.endswith(".parquet"):
+            pq.read_table(root / path)
+        else:
+            assert list(iter_ndjson(storage, path)), path
+    return len(files)
+
+
+# Rows are written every second and raw segments sealed every 60 s of market time while the run goes
+# on; what is still buffered at the stop is what a forced exit does not write.
+WRITE_AS_YOU_GO = {
+    "FLUXFORGE_EMBEDDED__FLUSH_INTERVAL_S": "1",
+    "FLUXFORGE_RAW_ARCHIVE__SEGMENT_MAX_AGE_S": "60",
+}
+
+
+def test_a_second_signal_exits_at_once_leaving_only_whole_files(tmp_path: Path) -> None:
+    rng = seeded_rng("signal moments")
+    root, log = tmp_path / "stopped", tmp_path / "run.log"
+    proc = start(["run", "-o", root, "--duration", 100_000], log, WRITE_AS_YOU_GO)
+    try:
+        wait_for_text(log, "fluxforge run:", proc)
+        time.sleep(rng.uniform(2.0, 4.0))
+        two_stop_signals_at_once(proc.pid)
+        assert proc.wait(timeout=EXIT_TIMEOUT_S) == 1, log.read_text()[-3000:]
+    finally:
+        proc.kill()
+    output = log.read_text()
+    assert "SIGINT: stopping" in output and "second SIGTERM: exiting now" in output, output[-3000:]
+    assert "Dataset written" not in output, "the forced exit must not have finished the graceful stop"
+    print(f"{assert_only_whole_files(root)} whole files left by the forced exit")
+    assert LocalStorage(root).list_files("raw/"), "segments sealed before the stop must stay"
+
+
+def test_the_stop_deadline_exits_at_once_leaving_only_whole_files(tmp_path: Path) -> None:
+    rng = seeded_rng("signal moments")
+    root, log = tmp_path / "stopped", tmp_path / "run.log"
+    env = {**WRITE_AS_YOU_GO, "FLUXFORGE_EMBEDDED__STOP_DEADLINE_S": "0.001"}
+    proc = start(["run", "-o", root, "--duration", 100_000], log, env)
+    try:
+        wait_for_text(log, "fluxforge run:", proc)
+        time.sleep(rng.uniform(2.0, 4.0))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=EXIT_TIMEOUT_S) == 1, log.read_text()[-3000:]
+    finally:
+        proc.kill()
+    output = log.read_text()
+    assert "stop deadline: exiting now" in output, output[-3000:]
+    print(f"{assert_only_whole_files(root)} whole files left by the forced exit")
+    assert LocalStorage(root).list_files("raw/"), "segments sealed before the stop must stay"
+
+
+def test_sigterm_to_reprocess_writes_what_it_processed_and_replaces_nothing(
+    tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    """Stopped early, reprocess keeps the earlier files (the date holds old and new rows until a rerun)."""
+    root = tmp_path / "root"
+    cli("run", "-o", root, "--seed", SEED, "--duration", 1800, "-q")  # ~170,000 ticks of 2025-12-12
+    storage = LocalStorage(root)
+    earlier = set(storage.list_files("hf/"))
+    rng = seeded_rng("signal moments")
+    log = tmp_path / "reprocess.log"
+    proc = start(["reprocess", "--source-root", root, "--date", "2025-12-12"], log)
+    try:
+        wait_for_text(log, " ticks (", proc)  # the first progress line: reading has begun
+        time.sleep(rng.uniform(0.0, 1.0))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=EXIT_TIMEOUT_S) == 0, log.read_text()[-3000:]
+    finally:
+        proc.kill()
+    output = log.read_text()
+    assert "SIGTERM: stopping" in output and "Stopped before the end" in output, output[-3000:]
+    assert lines_read(log) < len(list(archive_lines(storage)))
+    assert earlier <= set(storage.list_files("hf/")), "an earlier file was replaced by a partial reprocess"
+    assert temporaries(root) == []
+    cli("reprocess", "--source-root", root, "--date", "2025-12-12", "-q")
+    reference = tmp_path / "reference"
+    cli("run", "--input", root / "raw", "-o", reference, "-q")
+    assert_same_dataset(root, reference)
