@@ -244,13 +244,28 @@ def test_two_workers_share_the_partitions_through_a_rebalance(engine_stack: Engi
     first = engine_stack.worker("w1")
     joined = []
 
+    # The last 40% of the input waits until the second worker holds raw partitions: under
+    # load a worker can take longer to start than the first one needs for the whole input.
+    head, tail = messages[: len(messages) * 6 // 10], messages[len(messages) * 6 // 10 :]
+    holds_partitions = re.compile(rf"assigned partitions of {re.escape(engine_stack.outputs.raw)}: \[\d")
+
     async def second_worker_mid_stream(reader: OutputReader) -> None:
-        publishing = asyncio.create_task(engine_stack.publish_paced(messages, 8.0))
+        publishing = asyncio.create_task(engine_stack.publish_paced(head, 5.0))
         while reader.received.count("hf") < hf_total * 0.25:
             await asyncio.sleep(0.02)
-        print(f"second worker started with {'all' if publishing.done() else 'part'} of the input published")
-        joined.append(engine_stack.worker("w2"))
+        print(f"second worker started with {'all' if publishing.done() else 'part'} of the head published")
+        second = engine_stack.worker("w2")
+        joined.append(second)
         await publishing
+        waited = 0.0
+        while not holds_partitions.search(second.log_text()):
+            assert waited < 120, (
+                f"the second worker got no raw partitions in 120 s: {second.log_text()[-3000:]}"
+            )
+            await asyncio.sleep(0.1)
+            waited += 0.1
+        print(f"second worker held raw partitions after {waited:.1f} s more; publishing the rest")
+        await engine_stack.publish_paced(tail, 3.0)
 
     got = engine_stack.read(complete(expected), during=second_worker_mid_stream, settle_s=3.0)
     (second,) = joined
