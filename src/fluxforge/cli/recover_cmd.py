@@ -5,15 +5,20 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.pipeline.recovery import Recovery, RunInProgressError, recover
+from fluxforge_common.storage.space import DiskFullError
 from fluxforge_common.writers.frames import CorruptSegmentError
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
 from fluxforge.cli.report import print_progress
+
+# Exit status of a command that stopped because the dataset root's disk is full (or below
+# storage.min_free_mb): an operational state to fix, then run again; 1 and 2 mean other things.
+DISK_FULL_STATUS = 3
 
 
 def recover_command(
@@ -39,6 +44,8 @@ def recover_or_exit(settings: FluxForgeSettings, root: Path, *, quiet: bool = Fa
     except (RunInProgressError, CorruptSegmentError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
+    except DiskFullError as exc:
+        exit_disk_full(exc, root)
     if progress is not None and recovery.summary is not None:
         progress(recovery.summary)
         sys.stderr.write("\n")
@@ -81,5 +88,24 @@ def recover_before_run(settings: FluxForgeSettings, root: Path) -> None:
     except CorruptSegmentError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
+    except DiskFullError as exc:
+        exit_disk_full(exc, root)
     if recovery.segments or recovery.runs:
         typer.echo(recovery_text(recovery, root), err=True)
+
+
+def exit_disk_full(exc: DiskFullError, root: Path, *, recover_after: bool = True) -> NoReturn:
+    """End a command the full disk of `root` stopped: what happened, what is kept, what to do."""
+    if recover_after:
+        then = (
+            f"Every file written so far is kept. Free space there, then run `fluxforge recover {root}` "
+            "(or `fluxforge run` into it again, which recovers first): it seals the raw archive and "
+            "rebuilds the features from it."
+        )
+    else:
+        then = (
+            "Everything read so far is written. Free space there (or lower storage.min_free_mb), "
+            "then run again."
+        )
+    typer.echo(f"\n{exc}: stopped. {then}", err=True)
+    raise typer.Exit(DISK_FULL_STATUS)

@@ -16,9 +16,10 @@ from fluxforge_common.dataset.interrupted import RunJournal
 from fluxforge_common.pipeline import EmbeddedPipeline, input_lines, simulator_lines
 from fluxforge_common.stopping import ReadStop, StopRequests
 from fluxforge_common.storage.local import LocalStorage
+from fluxforge_common.storage.space import DiskFullError
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
-from fluxforge.cli.recover_cmd import recover_before_run
+from fluxforge.cli.recover_cmd import exit_disk_full, recover_before_run
 from fluxforge.cli.report import print_progress, print_summary
 
 DEFAULT_SIM_DURATION_S = 900.0
@@ -96,7 +97,13 @@ def run(
         lines = read_stop.lines(lines)
         graceful, doing = read_stop.stop, "writing what was processed"
     recover_before_run(settings, root)
-    pipeline = EmbeddedPipeline(settings, LocalStorage(root), journal=RunJournal.begin(root))
+    storage = LocalStorage(root, min_free_bytes=settings.storage.min_free_mb << 20)
+    try:
+        storage.check_space()
+        journal = RunJournal.begin(root)
+    except DiskFullError as exc:
+        exit_disk_full(exc, root, recover_after=False)
+    pipeline = EmbeddedPipeline(settings, storage, journal=journal)
     started = time.monotonic()
     progress = None if quiet else print_progress(started)
     with StopRequests(
@@ -115,4 +122,9 @@ def run(
     if progress is not None:
         progress(summary)
         sys.stderr.write("\n")
-    print_summary(summary, root, time.monotonic() - started, preview=not quiet)
+    if summary.disk_full is not None and summary.needs_recovery:
+        typer.echo(f"Read {summary.lines:,} raw ticks before the disk filled.", err=True)
+    else:
+        print_summary(summary, root, time.monotonic() - started, preview=not quiet)
+    if summary.disk_full is not None:
+        exit_disk_full(summary.disk_full, root, recover_after=summary.needs_recovery)

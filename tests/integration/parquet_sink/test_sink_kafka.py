@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import hashlib
 import itertools
+import logging
 import os
 import signal
 import subprocess
@@ -42,6 +43,7 @@ from tests.support.sink_kafka import (
     produce,
     produce_outputs,
 )
+from tests.support.small_disk import SmallDisk
 from tests.support.stack_data import StackData, engine_outputs, first_copies, with_engine_crashes
 
 pytestmark = pytest.mark.integration
@@ -341,3 +343,42 @@ def test_engine_copies_are_dropped_across_a_sink_restart(
     assert second.duplicates == copies - early_copies > 0
     engine_dead_letters = [o.value for o in first_copies(log) if o.topic == pipeline.names.deadletter]
     _assert_complete(pipeline, root, group, stack_data, expected_root, deadletters=engine_dead_letters)
+
+
+def test_a_full_disk_pauses_the_sink_without_committing_and_it_resumes_when_space_returns(
+    pipeline: PipelineTopics,
+    stack_data: StackData,
+    expected_root: Path,
+    small_disk: SmallDisk,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The sink writes into a real tmpfs that a filler file has filled; deleting the filler resumes it."""
+    asyncio.run(produce(pipeline.kafka, stack_data))
+    small_disk.resize(64 << 10)  # room for the whole dataset once the filler is gone
+    root, group = small_disk.path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
+    storage = LocalStorage(root)  # no reserve: the writes themselves find the disk full
+    filler = small_disk.fill(leave_bytes=256 << 10)
+    sink = _sink(pipeline, root, group, storage=storage)
+
+    async def fill_then_free() -> None:
+        running = asyncio.create_task(sink.run())
+        deadline = time.monotonic() + 60
+        while sink.stats.paused_since is None:
+            assert not running.done(), "the sink ended instead of pausing"
+            assert time.monotonic() < deadline, "the sink never paused"
+            await asyncio.sleep(0.05)
+        committed, ends = await offsets(pipeline.kafka, group, pipeline.topics)
+        assert committed != ends  # it paused with records left to write
+        await asyncio.sleep(3)  # retries fail meanwhile: nothing more is written or committed
+        assert (await offsets(pipeline.kafka, group, pipeline.topics))[0] == committed
+        assert not running.done() and sink.stats.paused_since is not None
+        filler.unlink()
+        await running
+
+    with caplog.at_level(logging.INFO, logger="fluxforge.sink"):
+        asyncio.run(fill_then_free())
+    assert sink.stats.disk_full_pauses >= 1 and sink.stats.paused_since is None
+    assert f"disk full at {root}: no space left on device" in caplog.text
+    assert "paused, nothing is consumed or committed" in caplog.text
+    assert "space returned: resuming" in caplog.text
+    _assert_complete(pipeline, root, group, stack_data, expected_root)

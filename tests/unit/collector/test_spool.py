@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fluxforge_collector.spool import DiskSpool, SpoolError, SpoolFullError
+from fluxforge_collector.spool import DiskSpool, SpoolDiskFullError, SpoolError, SpoolFullError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from tests.support.small_disk import SmallDisk
 
 
 def spool_at(path: Path, *, max_bytes: int = 1 << 20, segment_bytes: int = 4096) -> DiskSpool:
@@ -110,6 +112,29 @@ def test_a_full_spool_says_so_and_keeps_what_it_has(tmp_path: Path) -> None:
     assert spool.size_bytes <= 5000
     spool.close()
     assert spool_at(tmp_path, max_bytes=5000).records == appended
+
+
+def test_a_full_disk_says_where_keeps_every_spooled_record_and_appends_go_on_once_there_is_room(
+    small_disk: SmallDisk,
+) -> None:
+    directory = small_disk.path / "spool"
+    spool = spool_at(directory, max_bytes=64 << 20, segment_bytes=1 << 20)
+    filler = small_disk.fill(leave_bytes=64 << 10)
+    sent = []
+    with pytest.raises(
+        SpoolDiskFullError, match=rf"spool {directory}: disk full \(\d+\.\d MiB free.*Free space"
+    ):
+        for n in range(100_000):
+            spool.append(*message(n))
+            sent.append(message(n))
+    assert 0 < len(sent) < 100_000
+    filler.unlink()
+    for n in range(len(sent), len(sent) + 100):  # the record that did not fit left nothing behind
+        spool.append(*message(n))
+        sent.append(message(n))
+    spool.close()
+    reopened = spool_at(directory, max_bytes=64 << 20, segment_bytes=1 << 20)
+    assert contents(reopened) == [(seq, *m) for seq, m in enumerate(sent, 1)]
 
 
 def test_two_collectors_cannot_share_a_spool(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import duckdb
 import orjson
 import pytest
 from fluxforge_common.storage import LocalStorage, StorageBackend
+from fluxforge_common.storage.space import DiskFullError
 from fluxforge_common.writers import DeadLetterWriter, RawArchiveWriter, dead_letter_record, iter_ndjson
 from fluxforge_common.writers.frames import IntactPrefix, intact_prefix
 
@@ -140,8 +141,9 @@ def test_write_failure_aborts_the_segment_and_keeps_what_was_written(data_root: 
     writer.append("x", "book", T0, b"a" * 20)
     writer.sync()
     writer.append("x", "book", T0, b"b" * 20)
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(DiskFullError, match=f"disk full at {data_root}: no space left") as full:
         writer.close()
+    assert "injected" in str(full.value.__cause__)  # the write's own error, kept as the cause
     assert writer.open_segments == 0
     assert storage.list_files() == []
     (unsealed,) = storage.unsealed_files()
@@ -184,10 +186,11 @@ def test_a_failed_sync_is_raised_by_the_next_append(data_root: Path) -> None:
     writer = RawArchiveWriter(storage, compression="none", sync_interval_s=0.01)
     writer.append("x", "book", T0, b"a" * 20)
     deadline = time.monotonic() + 30
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(DiskFullError, match=f"disk full at {data_root}: no space left") as full:
         while time.monotonic() < deadline:
             writer.append("x", "book", T0, b"b")
             time.sleep(0.01)
+    assert "injected" in str(full.value.__cause__)  # the write's own error, kept as the cause
     assert writer.open_segments == 0
 
 

@@ -12,6 +12,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from fluxforge_common.storage import LocalStorage, StorageBackend
+from fluxforge_common.storage.space import DiskFullError
 from fluxforge_common.writers import PartitionedParquetWriter
 
 from tests.support.storage import FailingStorage
@@ -188,8 +189,9 @@ def test_write_failing_midway_leaves_no_file(
     storage = FailingStorage(data_root, fail_after_bytes=100)
     writer = PartitionedParquetWriter(storage, "hf", hf_schema)
     writer.add(make_rows("a", "A/B", count=100))
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(DiskFullError, match=f"disk full at {data_root}: no space left") as full:
         writer.flush()
+    assert "injected" in str(full.value.__cause__)  # the write's own error, kept as the cause
     assert storage.list_files() == []
     assert [p.name for p in data_root.rglob("*") if p.is_file()] == []
 

@@ -14,6 +14,7 @@ Record: `<payload length u32><crc32 u32><seq u64>` then the payload
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -23,6 +24,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from fluxforge_common.storage.space import MiB, free_bytes, is_no_space
 
 log = logging.getLogger("fluxforge.collector.spool")
 
@@ -41,6 +44,10 @@ class SpoolError(Exception):
 
 class SpoolFullError(SpoolError):
     """The spool reached its size limit: Kafka has been away too long for the configured bound."""
+
+
+class SpoolDiskFullError(SpoolError):
+    """The spool's disk is full: the record was not spooled, and the ones before it are kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,15 +177,37 @@ class DiskSpool:
                 "messages for too long. Nothing spooled is lost: restore Kafka and restart the collector "
                 "(the spool drains first), or raise collector.spool_max_mb"
             )
-        if self._writer is None or self._writer_size + len(record) > self.segment_bytes:
-            self._rotate(seq)
-        assert self._writer is not None
-        self._writer.write(record)
+        try:
+            if self._writer is None or self._writer_size + len(record) > self.segment_bytes:
+                self._rotate(seq)
+            self._write(record)
+        except OSError as exc:
+            if not is_no_space(exc):
+                raise
+            raise SpoolDiskFullError(
+                f"spool {self.directory}: disk full ({free_bytes(self.directory) / MiB:.1f} MiB free; "
+                f"{self.records:,} batches waiting are kept). Free space on that disk, then restart the "
+                "collector (the spool drains first), or point collector.spool_dir at a disk with room"
+            ) from exc
         self._writer_size += len(record)
         self._bytes += len(record)
         self.records += 1
         self.last_seq = seq
         return seq
+
+    def _write(self, record: bytes) -> None:
+        """Append `record` whole or not at all: a write the disk cut short is cut off again, so the
+        records after it (once there is room) do not follow a torn one."""
+        writer = self._writer
+        assert writer is not None
+        try:
+            written = writer.write(record)
+            if written != len(record):
+                raise OSError(errno.ENOSPC, f"short write: {written} of {len(record)} bytes")
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(writer.fileno(), self._writer_size)
+            raise
 
     def _rotate(self, first_seq: int) -> None:
         if self._writer is not None:

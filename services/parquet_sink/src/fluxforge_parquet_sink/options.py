@@ -131,7 +131,9 @@ class SinkOptions:
             raw=sink.archive_raw,
             deadletter=sink.write_deadletter,
             policy=self.policy(settings),
-            storage=LocalStorage(settings.storage.root, durable=sink.fsync),
+            storage=LocalStorage(
+                settings.storage.root, durable=sink.fsync, min_free_bytes=settings.storage.min_free_mb << 20
+            ),
             progress_s=sink.progress_interval_s,
             until_caught_up=self.until_caught_up,
             consumer_options={} if self.instance_id is None else {"group_instance_id": self.instance_id},

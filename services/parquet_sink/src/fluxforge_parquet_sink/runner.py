@@ -22,6 +22,7 @@ from fluxforge_common.kafka import TopicNames, consumer, ensure_topics, topic_sp
 from fluxforge_common.stopping import StopRequests
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
+from fluxforge_common.storage.space import DiskFullError
 
 from fluxforge_parquet_sink.chunks import Record
 from fluxforge_parquet_sink.core import AnyChunk, SinkCore, route_topics
@@ -32,6 +33,9 @@ log = logging.getLogger("fluxforge.sink")
 
 UNIT_NAMES = {"raw": "ticks", "deadletter": "records"}
 POLL_TIMEOUT_MS = 500
+# A chunk that found the disk full is retried after 1 s, then twice as long each time, up to 30 s.
+DISK_FULL_FIRST_RETRY_S = 1.0
+DISK_FULL_MAX_RETRY_S = 30.0
 MAX_RECORDS_PER_POLL = 2_000
 
 
@@ -105,7 +109,11 @@ class KafkaSink:
         self.names = TopicNames.from_config(settings.kafka)
         self.routes = route_topics(self.names, tables, raw=raw, deadletter=deadletter)
         self.policy = policy if policy is not None else FlushPolicy.from_settings(settings)
-        self.storage = storage if storage is not None else LocalStorage(settings.storage.root)
+        self.storage = (
+            storage
+            if storage is not None
+            else LocalStorage(settings.storage.root, min_free_bytes=settings.storage.min_free_mb << 20)
+        )
         self.stats = stats if stats is not None else SinkStats()
         self.core = SinkCore(self.storage, self.policy, settings.features, self.routes, stats=self.stats)
         self.progress_s = progress_s
@@ -229,11 +237,46 @@ class KafkaSink:
             if tp in pending:  # one journal entry per partition: settle the earlier chunk first
                 await self._commit(kafka, pending)
                 pending = {}
-            await asyncio.to_thread(self.core.write, chunk)
+            await self._write(chunk)
             log.debug("wrote %s (%s, %d units)", chunk.name.stem, chunk.reason, chunk.units)
             pending[tp] = OffsetAndMetadata(chunk.end + 1, chunk.watermarks)
         if pending:
             await self._commit(kafka, pending)
+
+    async def _write(self, chunk: AnyChunk) -> None:
+        """Write `chunk`; while its disk is full, or below the reserve, wait and retry.
+
+        Nothing is committed meanwhile (the caller commits after this returns),
+        and a retry converges on the same files (`SinkCore.write`), so the pause
+        loses nothing: consuming resumes by itself when space returns.
+        """
+        delay = DISK_FULL_FIRST_RETRY_S
+        while True:
+            try:
+                await asyncio.to_thread(self._write_with_room, chunk)
+            except DiskFullError as exc:
+                if self.stats.paused_since is None:
+                    self.stats.paused_since = time.monotonic()
+                    self.stats.disk_full_pauses += 1
+                    log.warning(
+                        "%s: paused, nothing is consumed or committed; retrying until space returns "
+                        "(free space there, or lower storage.min_free_mb)",
+                        exc,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, DISK_FULL_MAX_RETRY_S)
+                continue
+            if self.stats.paused_since is not None:
+                log.info(
+                    "space returned: resuming after %.0f s paused on a full disk",
+                    time.monotonic() - self.stats.paused_since,
+                )
+                self.stats.paused_since = None
+            return
+
+    def _write_with_room(self, chunk: AnyChunk) -> None:
+        self.storage.check_space()
+        self.core.write(chunk)
 
     async def _settle_quiet(self, kafka: AIOKafkaConsumer) -> None:
         """Commit the position of partitions without an open chunk, when it is past our last commit.

@@ -31,6 +31,8 @@ class SinkStats:
     duplicates: int = 0  # copies of feature-engine outputs dropped (`ff-src` at or below the watermark)
     recovered_files: int = 0
     rebalances: int = 0
+    disk_full_pauses: int = 0  # times writing paused on a full disk (or below storage.min_free_mb)
+    paused_since: float | None = None  # monotonic time the current pause began
 
     def rates(
         self, since: SinkStats | None = None, now: float | None = None, *, of: str = "units"
@@ -57,5 +59,6 @@ class SinkStats:
             f"{self.commits:,} commits; chunks closed by {reasons}; raw ticks not archived (rejected) "
             f"{self.raw_rejected:,}; bad messages dead-lettered {self.bad_messages:,}; "
             f"re-sent engine outputs dropped {self.duplicates:,}; "
-            f"uncommitted files removed at recovery {self.recovered_files:,}; commit failures {self.commit_failures}"
+            f"uncommitted files removed at recovery {self.recovered_files:,}; commit failures {self.commit_failures}; "
+            f"pauses on a full disk {self.disk_full_pauses}"
         )

@@ -169,11 +169,17 @@ class S3Config(BaseModel):
 
 
 class StorageConfig(BaseModel):
-    """Where the dataset lives."""
+    """Where the dataset lives, and how much of its disk to leave free."""
 
     model_config = ConfigDict(extra="forbid")
 
     root: Path = Field(default=Path("data"), description="Local dataset root.")
+    min_free_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="Free space (MiB) to leave on the root's filesystem: below it `fluxforge run` stops "
+        "cleanly and the sink pauses until space returns (0: off, write until the disk is full).",
+    )
     s3: S3Config | None = Field(default=None, description="S3 location of the dataset (none: local only).")
 
 

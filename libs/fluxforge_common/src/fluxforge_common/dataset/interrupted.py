@@ -25,6 +25,7 @@ from typing import BinaryIO, Final
 from fluxforge_common.dataset.partitioning import RAW_TABLE, check_date
 from fluxforge_common.storage.base import sealed_name
 from fluxforge_common.storage.local import LocalStorage, fsync_dir
+from fluxforge_common.storage.space import no_space_as_disk_full
 
 RUNS_DIR: Final = ".runs"
 _JOURNAL_SUFFIX: Final = ".dates"
@@ -44,21 +45,27 @@ class RunJournal:
     @classmethod
     def begin(cls, root: Path) -> RunJournal:
         directory = Path(root) / RUNS_DIR
-        directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{int(time.time() * 1000):013d}-{uuid.uuid4().hex[:8]}{_JOURNAL_SUFFIX}"
-        file = path.open("xb")
-        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fsync_dir(directory)
+        with no_space_as_disk_full(Path(root)):
+            directory.mkdir(parents=True, exist_ok=True)
+            file = path.open("xb")
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fsync_dir(directory)
         return cls(path, file)
 
     def note(self, date: str) -> None:
         """Record that the run is about to archive ticks of `date` (durably, once per date)."""
         if date in self._dates:
             return
-        self._file.write(f"{check_date(date)}\n".encode())
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        with no_space_as_disk_full(self.path.parent.parent):
+            self._file.write(f"{check_date(date)}\n".encode())
+            self._file.flush()
+            os.fsync(self._file.fileno())
         self._dates.add(date)
+
+    def release(self) -> None:
+        """The run stops with its dates still to recover: unlock the journal and leave it for `recover`."""
+        self._file.close()
 
     def finish(self) -> None:
         """The run ended with everything written: remove the journal."""

@@ -6,6 +6,7 @@ same `FeatureEngine`; this class only wires it to local writers.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, table
 from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_tick, event_time
 from fluxforge_common.pipeline import ingest_order
 from fluxforge_common.storage.base import StorageBackend
+from fluxforge_common.storage.space import DiskFullError
 from fluxforge_common.writers.common import WrittenFile
 from fluxforge_common.writers.ndjson import DeadLetterWriter, RawArchiveWriter
 from fluxforge_common.writers.parquet import PartitionedParquetWriter
@@ -41,6 +43,8 @@ class RunSummary:
     per_symbol: Counter[str] = field(default_factory=Counter)
     files: list[WrittenFile] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
+    disk_full: DiskFullError | None = None  # why the run stopped before its input ended
+    needs_recovery: bool = False  # the disk filled before everything was written
 
 
 class EmbeddedPipeline:
@@ -52,6 +56,13 @@ class EmbeddedPipeline:
     date range is written). A `journal` learns the date of every tick before it
     is archived and is finished by `close()`, so that a run that dies is found
     and recovered (`pipeline.recovery`).
+
+    A full disk stops the run, never crashes it (`summary.disk_full` says
+    why). Below the storage's reserve (checked every 4096 lines) the run
+    closes as at the end of its input, writing into the reserve. When a write
+    finds no space at all, the raw archive and the dead letters are written as
+    far as they fit and the feature rows are left to `fluxforge recover`, which
+    rebuilds them from the archive (`summary.needs_recovery`; the journal stays).
     """
 
     def __init__(
@@ -66,6 +77,7 @@ class EmbeddedPipeline:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.storage = storage
         self.engine = FeatureEngine(settings.features)
         self.out = EngineOutput()
         self.summary = RunSummary()
@@ -146,22 +158,28 @@ class EmbeddedPipeline:
         """Feed `lines` until they end, `max_events` lines were read, or `duration_s` of event time passed."""
         end_ms: int | None = None
         next_progress = self._clock() + 1.0
-        for n, raw in enumerate(lines, 1):
-            item = self.feed(raw, f"{source}:{n}")
-            if item is not None and duration_s is not None:
-                if end_ms is None:
-                    end_ms = event_time(item.tick) + int(duration_s * 1000)
-                if event_time(item.tick) >= end_ms:
+        try:
+            for n, raw in enumerate(lines, 1):
+                item = self.feed(raw, f"{source}:{n}")
+                if item is not None and duration_s is not None:
+                    if end_ms is None:
+                        end_ms = event_time(item.tick) + int(duration_s * 1000)
+                    if event_time(item.tick) >= end_ms:
+                        break
+                if max_events is not None and n >= max_events:
                     break
-            if max_events is not None and n >= max_events:
-                break
-            if n % 4096 == 0:
-                now = self._clock()
-                if now - self._last_flush >= self.settings.embedded.flush_interval_s:
-                    self.flush_files()
-                if on_progress is not None and now >= next_progress:
-                    on_progress(self.summary)
-                    next_progress = now + 1.0
+                if n % 4096 == 0:
+                    self.storage.check_space()
+                    now = self._clock()
+                    if now - self._last_flush >= self.settings.embedded.flush_interval_s:
+                        self.flush_files()
+                    if on_progress is not None and now >= next_progress:
+                        on_progress(self.summary)
+                        next_progress = now + 1.0
+        except DiskFullError as exc:
+            self.summary.disk_full = exc
+            if not exc.reserve_bytes:
+                return self._keep_what_fits()
         return self.close()
 
     def _dead_letter(self, rejection: Rejection, source: str) -> None:
@@ -200,11 +218,27 @@ class EmbeddedPipeline:
 
     def close(self) -> RunSummary:
         """End of input: flush the engine's open intervals and write everything out."""
-        self.engine.flush(self.out)
-        self._collect()
-        self.flush_files()
-        if self.archive is not None:
-            self.summary.files += self.archive.close()
+        try:
+            self.engine.flush(self.out)
+            self._collect()
+            self.flush_files()
+            if self.archive is not None:
+                self.summary.files += self.archive.close()
+        except DiskFullError as exc:
+            self.summary.disk_full = exc
+            return self._keep_what_fits()
         if self.journal is not None:
             self.journal.finish()
+        return self.summary
+
+    def _keep_what_fits(self) -> RunSummary:
+        """After a write found the disk full: seal the raw archive and write the dead letters, as far
+        as they fit; the journal stays, so `fluxforge recover` rebuilds the features from the archive."""
+        self.summary.needs_recovery = True
+        for writer in (self.archive, self.deadletter):
+            if writer is not None:
+                with contextlib.suppress(OSError):  # what did not fit stays unsealed or is rebuilt
+                    self.summary.files += writer.close()
+        if self.journal is not None:
+            self.journal.release()
         return self.summary

@@ -123,6 +123,9 @@ class StorageBackend(ABC):
         and, where the backend can, of the machine."""
         f.flush()
 
+    def check_space(self) -> None:  # noqa: B027 - most backends have no disk to fill
+        """Raise `space.DiskFullError` when less than the backend's reserve is free (a local disk has one)."""
+
     @abstractmethod
     def open_read(self, path: str) -> BinaryIO:
         """Open `path` for reading; FileNotFoundError if it does not exist. The caller closes it."""

@@ -10,6 +10,9 @@ A recoverable file is written in place under its unsealed name and renamed to
 its final name when the block ends; `sync` fsyncs it. After a crash (or a
 failed write) it stays unsealed until `seal` truncates it to what its reader
 verified and renames it into place.
+
+A full disk raises `DiskFullError` (naming the root and its free space) from
+every write; `check_space` raises it when less than `min_free_bytes` is free.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from fluxforge_common.storage.base import (
     temp_name,
     unsealed_name,
 )
+from fluxforge_common.storage.space import check_reserve, no_space_as_disk_full
 
 
 def fsync_dir(directory: Path) -> None:
@@ -43,10 +47,11 @@ def fsync_dir(directory: Path) -> None:
 class LocalStorage(StorageBackend):
     """Files under `root`; every path is resolved there and refused if it would leave it."""
 
-    def __init__(self, root: str | Path, *, durable: bool = True) -> None:
+    def __init__(self, root: str | Path, *, durable: bool = True, min_free_bytes: int = 0) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.durable = durable
+        self.min_free_bytes = min_free_bytes
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
@@ -74,44 +79,51 @@ class LocalStorage(StorageBackend):
 
     @contextmanager
     def open_write(self, path: str) -> Iterator[BinaryIO]:
-        final = self._writable(path)
-        tmp = final.with_name(temp_name(final.name))
-        f = tmp.open("xb")
-        try:
-            yield f
-            f.flush()
+        with no_space_as_disk_full(self.root):
+            final = self._writable(path)
+            tmp = final.with_name(temp_name(final.name))
+            f = tmp.open("xb")
+            try:
+                yield f
+                f.flush()
+                if self.durable:
+                    os.fsync(f.fileno())
+                f.close()
+                tmp.replace(final)
+            except BaseException:
+                with contextlib.suppress(OSError):  # a full disk cannot take the rest of the buffer
+                    f.close()
+                tmp.unlink(missing_ok=True)  # never visible, and the caller still holds its content
+                raise
             if self.durable:
-                os.fsync(f.fileno())
-            f.close()
-            tmp.replace(final)
-        except BaseException:
-            f.close()
-            tmp.unlink(missing_ok=True)
-            raise
-        if self.durable:
-            fsync_dir(final.parent)
+                fsync_dir(final.parent)
 
     @contextmanager
     def open_recoverable(self, path: str) -> Iterator[BinaryIO]:
-        final = self._writable(path)
-        unsealed = final.with_name(unsealed_name(final.name))
-        f = unsealed.open("xb")
-        if self.durable:
-            fsync_dir(final.parent)  # the file itself must survive a power cut to be recovered
-        try:
-            yield f
-            self.sync(f)
-        finally:
-            with contextlib.suppress(OSError):  # what could not be flushed stays unsealed, recoverable
-                f.close()
-        unsealed.replace(final)
-        if self.durable:
-            fsync_dir(final.parent)
+        with no_space_as_disk_full(self.root):
+            final = self._writable(path)
+            unsealed = final.with_name(unsealed_name(final.name))
+            f = unsealed.open("xb")
+            if self.durable:
+                fsync_dir(final.parent)  # the file itself must survive a power cut to be recovered
+            try:
+                yield f
+                self.sync(f)
+            finally:
+                with contextlib.suppress(OSError):  # what could not be flushed stays unsealed, recoverable
+                    f.close()
+            unsealed.replace(final)
+            if self.durable:
+                fsync_dir(final.parent)
 
     def sync(self, f: BinaryIO) -> None:
-        f.flush()
-        if self.durable:
-            os.fsync(f.fileno())
+        with no_space_as_disk_full(self.root):
+            f.flush()
+            if self.durable:
+                os.fsync(f.fileno())
+
+    def check_space(self) -> None:
+        check_reserve(self.root, self.min_free_bytes)
 
     def unsealed_files(self, prefix: str = "") -> list[str]:
         """The unsealed files under directory `prefix` (what crashed recoverable writes left), sorted."""
@@ -125,16 +137,18 @@ class LocalStorage(StorageBackend):
         For a file a crash left unsealed, once its reader has verified that
         prefix; refuses to replace an existing `into`.
         """
-        source, final = self.local_path(path), self._writable(into)
-        if final.exists():
-            raise FileExistsError(f"cannot seal {path}: {into} already exists")
-        with source.open("r+b") as f:
-            f.truncate(length)
+        source = self.local_path(path)
+        with no_space_as_disk_full(self.root):
+            final = self._writable(into)
+            if final.exists():
+                raise FileExistsError(f"cannot seal {path}: {into} already exists")
+            with source.open("r+b") as f:
+                f.truncate(length)
+                if self.durable:
+                    os.fsync(f.fileno())
+            source.replace(final)
             if self.durable:
-                os.fsync(f.fileno())
-        source.replace(final)
-        if self.durable:
-            fsync_dir(final.parent)
+                fsync_dir(final.parent)
 
     def _writable(self, path: str) -> Path:
         """The local path a new file `path` goes to, its directories created."""

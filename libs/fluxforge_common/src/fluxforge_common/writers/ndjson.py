@@ -194,6 +194,10 @@ class RawArchiveWriter:
     def close(self, file_stem: str | None = None) -> list[WrittenFile]:
         """Complete every open segment; the writer can be used again afterwards.
 
+        A segment that cannot be completed (a full disk) does not keep the
+        others open: they are completed, then the first error is raised; a
+        streamed one stays unsealed for `fluxforge recover`, a
+        `named_on_close` one stays held for the next `close`.
         `file_stem` names the segments of a `named_on_close` writer (each
         `<stem>.ndjson[.zst]` in its partition directory, so a repeated close of
         the same lines replaces the same files); the others have their names.
@@ -202,9 +206,21 @@ class RawArchiveWriter:
             raise ValueError("close takes a file_stem exactly when the writer is named_on_close")
         if file_stem is not None:
             check_stem(file_stem)
-        self._stop_syncer()
+        failed: OSError | None = None
+        try:
+            self._stop_syncer()
+        except OSError as exc:
+            failed = exc
         with self._lock:
-            return [self._close(key, file_stem) for key in sorted(self._segments)]
+            completed: list[WrittenFile] = []
+            for key in sorted(self._segments):
+                try:
+                    completed.append(self._close(key, file_stem))
+                except OSError as exc:  # the others are still closed; this one stays unsealed or held
+                    failed = failed or exc
+        if failed is not None:
+            raise failed
+        return completed
 
     def _close_expired(self, now_ms: int) -> list[WrittenFile]:
         max_age = self.segment_max_age_ms
@@ -273,9 +289,8 @@ class RawArchiveWriter:
         segment = self._segments[key]
         if segment.pending:
             self._drain(key, segment)
-        del self._segments[key]
-        self._update_oldest()
         if segment.writer is not None and segment.path is not None:
+            self._forget(key)
             size = segment.file.tell()
             segment.writer.__exit__(None, None, None)
             return WrittenFile(segment.path, segment.lines, size)
@@ -283,12 +298,21 @@ class RawArchiveWriter:
         with self.storage.open_write(path) as f:
             f.write(cast(io.BytesIO, segment.file).getbuffer())
             size = f.tell()
+        self._forget(key)
         return WrittenFile(path, segment.lines, size)
 
-    def _abort(self, key: SegmentKey, exc: BaseException) -> None:
-        """Drop a segment whose write failed; the backend keeps what reached its recoverable file."""
+    def _forget(self, key: SegmentKey) -> _Segment:
         segment = self._segments.pop(key)
         self._update_oldest()
+        return segment
+
+    def _abort(self, key: SegmentKey, exc: BaseException) -> None:
+        """Drop a segment whose write failed; the backend keeps what reached its recoverable file.
+
+        The backend's `__exit__` re-raises `exc`, or its own form of it (a full
+        disk as `DiskFullError`).
+        """
+        segment = self._forget(key)
         if segment.writer is not None:
             segment.writer.__exit__(type(exc), exc, exc.__traceback__)
 
