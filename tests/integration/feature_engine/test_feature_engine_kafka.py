@@ -259,8 +259,8 @@ def test_two_workers_share_the_partitions_through_a_rebalance(engine_stack: Engi
         await publishing
         waited = 0.0
         while not holds_partitions.search(second.log_text()):
-            assert waited < 120, (
-                f"the second worker got no raw partitions in 120 s: {second.log_text()[-3000:]}"
+            assert waited < 60, (
+                f"the second worker got no raw partitions in 60 s: {second.log_text()[-3000:]}"
             )
             await asyncio.sleep(0.1)
             waited += 0.1
