@@ -12,8 +12,14 @@ publishes the latest, its `seq` says which). On a sequence gap ccxt drops the
 book and re-synchronises it from a new snapshot, so no book spanning a gap is
 ever published; each resync is counted per symbol.
 
-Stop (`request_stop`, from SIGTERM): watchers stop at their next wait,
-everything already received is yielded, then connections are closed.
+Trades. Every trade ccxt resolves is handed over at once too (a watcher
+would see only the trades its future still holds when it runs: the last of
+a burst surfaced only with the symbol's next trade). None is ever left out:
+while the queue is full they wait, in order, in a backlog that goes first
+(books are conflated meanwhile).
+
+Stop (`request_stop`, from SIGTERM): watchers stop at their next wait, the
+connections are closed, and everything ccxt received before is yielded.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -73,6 +80,8 @@ class ExchangeSource:
         self._stop_requested = False
         self._stopper: asyncio.Task[None] | None = None
         self._conflated: set[str] = set()  # symbols with a book state left out while the queue was full
+        self._backlog: deque[bytes] = deque()  # trade envelopes waiting for room in the queue, in order
+        self._drainer: asyncio.Task[None] | None = None  # moves the backlog into the queue
         self.exchange: Any = None
 
     @property
@@ -103,7 +112,7 @@ class ExchangeSource:
             self.stop_signal.set()
             if watchdog is not None:
                 watchdog.cancel()
-            for task in list(self._tasks):
+            for task in [*self._tasks, *([self._drainer] if self._drainer else [])]:
                 task.cancel()
             await asyncio.gather(*self._tasks, *([watchdog] if watchdog else []), return_exceptions=True)
             with contextlib.suppress(Exception):
@@ -120,6 +129,11 @@ class ExchangeSource:
     async def _shutdown(self) -> None:
         self.stop_signal.interrupt()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.exchange is not None:
+            with contextlib.suppress(Exception):
+                await self.exchange.close()  # nothing arrives any more: all received is handed over
+        if self._drainer is not None:
+            await asyncio.gather(self._drainer, return_exceptions=True)
         assert self._queue is not None
         await self._queue.put(None)
 
@@ -190,13 +204,35 @@ class ExchangeSource:
         queue = self._queue
         if queue is None or self.stop_signal.is_set:
             return
-        if queue.full():
+        if queue.full() or self._backlog:
             self.stats.books_conflated += 1
             self._conflated.add(book.get("symbol"))
             return
         line = self._envelopes.book(book, int(self.clock() * 1000))
         if line is not None:
             queue.put_nowait(line)
+
+    def on_trades(self, trades: list[Any]) -> None:
+        """Queue the trades ccxt has just parsed (each once: ids seen before are dropped), in order.
+
+        When the queue is full they wait in the backlog, which goes first.
+        """
+        queue = self._queue
+        if queue is None:
+            return
+        for trade in trades:
+            self.stats.trades_parsed[trade.get("symbol")] += 1
+        for line in self._envelopes.trades(trades, int(self.clock() * 1000)):
+            if self._backlog or queue.full():
+                self._backlog.append(line)
+            else:
+                queue.put_nowait(line)
+        if self._backlog and self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain_backlog())
+
+    def on_gap(self, symbol: str) -> None:
+        self.stats.gaps[symbol] += 1
+        log.warning("%s: %s book gap: resynchronising this symbol", self.name, symbol)
 
     def on_snapshot(self, symbol: str) -> None:
         self.stats.count_snapshot(symbol)
@@ -229,8 +265,17 @@ class ExchangeSource:
             await self._put(line)
 
     async def _emit_trades(self, trades: Any, recv: int) -> None:
-        for line in self._envelopes.trades(trades, recv):
-            await self._put(line)
+        """A watcher's trades: nothing to do, each was handed over as ccxt parsed it (`on_trades`)."""
+
+    async def _drain_backlog(self) -> None:
+        """Move the backlog into the queue as room frees up; a line leaves it only once queued."""
+        assert self._queue is not None
+        try:
+            while self._backlog:
+                await self._queue.put(self._backlog[0])
+                self._backlog.popleft()
+        finally:
+            self._drainer = None
 
     async def _emit_tickers(self, tickers: Any, recv: int) -> None:
         for line in self._envelopes.tickers(tickers, recv):
