@@ -50,27 +50,35 @@ class BinanceSymbolResync:
 
     REPLACES = ("handle_order_book", "fetch_order_book_snapshot", "spawn", "safe_market", "is_spot_url")
 
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config or {})  # type: ignore[call-arg]
+        # (connection URL, market id) -> unified symbol, as ccxt's handle_order_book finds it.
+        self._ff_symbols: dict[tuple[str, Any], str] = {}
+
     def handle_order_book(self, client: Any, message: Any) -> None:
         exchange: Any = self
-        market_type = "spot" if exchange.is_spot_url(client) else "swap"
-        symbol = exchange.safe_market(message.get("s"), None, None, market_type)["symbol"]
+        key = (client.url, message.get("s"))
+        symbol = self._ff_symbols.get(key)
+        if symbol is None:
+            market_type = "spot" if exchange.is_spot_url(client) else "swap"
+            symbol = self._ff_symbols[key] = exchange.safe_market(key[1], None, None, market_type)["symbol"]
         book = exchange.orderbooks.get(symbol)
-        nonce = None if book is None else book["nonce"]
-        subscription = client.subscriptions.get(f"orderbook::{symbol}")
         if (
-            nonce is not None
-            and isinstance(subscription, dict)
+            book is not None
+            and (nonce := book["nonce"]) is not None
             and breaks_sequence(message, nonce, book["timestamp"] is not None)
         ):
-            source = getattr(self, "_ff_source", None)
-            if source is not None:
-                source.on_gap(symbol)
-            book["nonce"] = None  # diffs are buffered until the snapshot (ccxt's own sync)
-            book.cache = [message]
-            exchange.spawn(
-                exchange.fetch_order_book_snapshot, client, message, {**subscription, "symbol": symbol}
-            )
-            return
+            subscription = client.subscriptions.get("orderbook::" + symbol)
+            if isinstance(subscription, dict):
+                source = getattr(self, "_ff_source", None)
+                if source is not None:
+                    source.on_gap(symbol)
+                book["nonce"] = None  # diffs are buffered until the snapshot (ccxt's own sync)
+                book.cache = [message]
+                exchange.spawn(
+                    exchange.fetch_order_book_snapshot, client, message, {**subscription, "symbol": symbol}
+                )
+                return
         super().handle_order_book(client, message)  # type: ignore[misc]
 
 
