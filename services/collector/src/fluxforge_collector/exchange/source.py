@@ -161,6 +161,8 @@ class ExchangeSource:
                 await exchange.load_markets()
                 break
             except Exception as exc:
+                if self.stop_signal.is_set:
+                    return []  # a stop closed the exchange under it
                 if not retryable(exc):
                     raise
                 self.stats.count_error(exc)
