@@ -13,7 +13,9 @@ per symbol.
 
 Trades. Every trade ccxt resolves is handed over at once too (a watcher
 would see only the trades its future still holds when it runs: the last of
-a burst surfaced only with the symbol's next trade).
+a burst surfaced only with the symbol's next trade). An exchange class whose
+trades come some other way than ccxt's trade cache has its watcher's
+deliveries published instead.
 
 Falling behind. While the queue is full, trades wait in a backlog, in order,
 and are never left out; book states are left out (counted as conflated) and
@@ -86,6 +88,7 @@ class ExchangeSource:
         self._backlog: deque[bytes | str] = deque()
         self._conflated: set[str] = set()  # symbols with a book due in the backlog
         self._drainer: asyncio.Task[None] | None = None  # moves the backlog into the queue
+        self._trades_handed_over = False  # ccxt hands trades over as it parses them (`on_trades`)
         self.exchange: Any = None
 
     @property
@@ -197,7 +200,7 @@ class ExchangeSource:
 
     def emitter(self, channel: str) -> Callable[[Any, int], Awaitable[None]]:
         """What publishes a delivery of `channel` (ccxt's result, its receive time in ms)."""
-        return {"book": self._taken, "trade": self._taken, "ticker": self._emit_tickers}[channel]
+        return {"book": self._taken, "trade": self._emit_trades, "ticker": self._emit_tickers}[channel]
 
     # -- what the ccxt client reports (`ccxt_client.ClientEvents`) -------------------------
 
@@ -229,6 +232,7 @@ class ExchangeSource:
         queue = self._queue
         if queue is None:
             return
+        self._trades_handed_over = True
         for trade in trades:
             self.stats.trades_parsed[trade.get("symbol")] += 1
         for line in self._envelopes.trades(trades, int(self.clock() * 1000)):
@@ -267,8 +271,15 @@ class ExchangeSource:
         assert self._queue is not None
         await self._queue.put(line)
 
-    async def _taken(self, result: Any, recv: int) -> None:
-        """A watcher's books or trades: nothing to do, ccxt handed each over as it resolved it."""
+    async def _taken(self, book: Any, recv: int) -> None:
+        """A watcher's book: nothing to do, ccxt handed each state over as it resolved it."""
+
+    async def _emit_trades(self, trades: Any, recv: int) -> None:
+        """A watcher's trades: published only by an exchange class whose trades ccxt does not hand over."""
+        if self._trades_handed_over:
+            return
+        for line in self._envelopes.trades(trades, recv):
+            await self._put(line)
 
     async def _drain_backlog(self) -> None:
         """Move the backlog into the queue as room frees up; an item leaves it only once queued.
