@@ -3,7 +3,7 @@
 `record` runs the real `ExchangeSource` (ccxt.pro's binanceus class, URLs
 pointed at the emulator) until every symbol has a book, injects the fault,
 lets it run on, stops it the way SIGTERM does, and returns what was
-published. `check_published` then holds every envelope against the
+published and the trades ccxt holds (what it received). `check_published` then holds every envelope against the
 emulator's truth: each book equals the true top levels at its update id,
 each symbol's books in increasing update order, each trade exactly what the
 emulator sent, once, in order.
@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 import pytest
 from fluxforge_collector.exchange import ExchangeSource, ExchangeStats
+from fluxforge_collector.exchange.source import ENVELOPE_QUEUE_SIZE
 from fluxforge_common.config import ExchangeConfig
 from fluxforge_common.messages import Rejection, decode_tick
 from fluxforge_common.simulator import SimulatorConfig
@@ -35,10 +36,16 @@ READY_TIMEOUT_S = 30.0
 
 @pytest.fixture
 def emulator() -> Iterator[EmulatorThread]:
-    sim = SimulatorConfig(seed=11, exchanges={"binanceus": SYMBOLS}, mean_events_per_second_per_symbol=40)
-    with EmulatorThread(EmulatorConfig(simulator=sim, history_levels=LEVELS, ping_interval_s=0.5)) as emu:
+    with EmulatorThread(
+        EmulatorConfig(simulator=market(SYMBOLS), history_levels=LEVELS, ping_interval_s=0.5)
+    ) as emu:
         emu.call(lambda e: setattr(e, "sent_log", []))
         yield emu
+
+
+def market(symbols: list[str], exchange: str = "binanceus", rate: float = 40) -> SimulatorConfig:
+    """The simulated market of `symbols`: `rate` events per second each."""
+    return SimulatorConfig(seed=11, exchanges={exchange: symbols}, mean_events_per_second_per_symbol=rate)
 
 
 def exchange_config(emu: EmulatorThread, **overrides: Any) -> ExchangeConfig:
@@ -54,13 +61,24 @@ def exchange_config(emu: EmulatorThread, **overrides: Any) -> ExchangeConfig:
     return ExchangeConfig(**values)
 
 
+# (envelope type, symbol) -> the latest exchange time published.
+Latest = dict[tuple[str, str], int]
+
+
 @dataclass
 class Run:
     envelopes: list[tuple[float, dict[str, Any]]]  # (time.monotonic() when yielded, envelope)
     raw: list[bytes]
     stats: ExchangeStats
     fault_at: float | None
+    received_trades: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # symbol -> ids in ccxt's caches at the end
+    symbols: list[str] = field(default_factory=lambda: list(SYMBOLS))
     emulator_stats: dict[str, Any] = field(default_factory=dict)
+
+    def trade_ids(self, symbol: str) -> list[str]:
+        return [e["id"] for _, e in self.envelopes if e["type"] == "trade" and e["symbol"] == symbol]
 
     def books(self, symbol: str, after: float = 0.0) -> list[tuple[float, dict[str, Any]]]:
         return [
@@ -70,7 +88,7 @@ class Run:
     def longest_book_silence(self, after: float) -> float:
         """Longest time any symbol went without a published book, from `after` (the fault) to the end."""
         worst = 0.0
-        for symbol in SYMBOLS:
+        for symbol in self.symbols:
             times = [after] + [t for t, _ in self.books(symbol, after)]
             worst = max(worst, *(b - a for a, b in itertools.pairwise(times)))
         return worst
@@ -84,19 +102,24 @@ def record(
     run_after_s: float = 2.0,
     recovered: set[str] | None = None,
     recover_after_s: float = 0.2,
-    ready: Callable[[set[str]], bool] = lambda seen: seen == set(SYMBOLS),
+    ready: Callable[[set[str]], bool] | None = None,
     exchange_id: str = "binanceus",
+    until: Callable[[Latest], bool] = lambda latest: True,
+    queue_size: int = ENVELOPE_QUEUE_SIZE,
 ) -> Run:
     """Run a source until every symbol has a book, inject `fault`, go on until the `recovered` symbols
-    (default all) published books `recover_after_s` after it and at least `run_after_s` passed, then
-    stop as SIGTERM does."""
-    expect = set(SYMBOLS) if recovered is None else recovered
+    (default all) published books `recover_after_s` after it, at least `run_after_s` passed and
+    `until` holds for what was published, then stop as SIGTERM does."""
+    symbols = list(config.symbols)
+    expect = set(symbols) if recovered is None else recovered
+    ready = ready or (lambda seen: seen == set(symbols))
 
     async def main() -> Run:
-        source = ExchangeSource(exchange_id, config, max_levels=LEVELS)
+        source = ExchangeSource(exchange_id, config, max_levels=LEVELS, queue_size=queue_size)
         envelopes: list[tuple[float, dict[str, Any]]] = []
         raw: list[bytes] = []
         last_book: dict[str, float] = {}
+        latest: Latest = {}
         fault_at: list[float] = []
 
         async def drive() -> None:
@@ -112,10 +135,12 @@ def record(
                     fault_at.append(time.monotonic())
                     emu.call(fault)
                 start = time.monotonic()
-                while time.monotonic() < start + run_after_s or not all(
-                    last_book.get(s, 0.0) > start + recover_after_s for s in expect
+                while (
+                    time.monotonic() < start + run_after_s
+                    or not all(last_book.get(s, 0.0) > start + recover_after_s for s in expect)
+                    or not until(latest)
                 ):
-                    assert time.monotonic() < start + 30, "the source did not recover within 30 s"
+                    assert time.monotonic() < start + 60, "the source did not recover within 60 s"
                     await asyncio.sleep(0.05)
             finally:
                 source.request_stop()
@@ -130,11 +155,15 @@ def record(
                     raw.append(line)
                     if envelope["type"] == "book":
                         last_book[envelope["symbol"]] = now
+                    if envelope["ts"] is not None:
+                        latest[envelope["type"], envelope["symbol"]] = envelope["ts"]
         finally:
             if not driver.done():
                 driver.cancel()
         await driver
-        return Run(envelopes, raw, source.stats, fault_at[0] if fault_at else None)
+        received = {s: [str(t["id"]) for t in cache] for s, cache in (source.exchange.trades or {}).items()}
+        known = [s for s in symbols if s not in source.stats.failed_symbols]
+        return Run(envelopes, raw, source.stats, fault_at[0] if fault_at else None, received, known)
 
     run = asyncio.run(main())
     run.emulator_stats = emu.call(lambda e: e.stats.as_dict())
@@ -153,7 +182,7 @@ def sent_events(emu: EmulatorThread, kind: str) -> dict[str, list[dict[str, Any]
 
 def check_published(emu: EmulatorThread, run: Run) -> dict[str, int]:
     """Everything published is right; returns counts per envelope type."""
-    histories = emu.call(lambda e: {s: dict(e.feed.symbol(s).history) for s in SYMBOLS})
+    histories = emu.call(lambda e: {s: dict(e.feed.symbol(s).history) for s in run.symbols})
     counts: dict[str, int] = defaultdict(int)
     for raw in run.raw:
         assert not isinstance(decode_tick(raw, 1 << 20), Rejection), raw
@@ -169,7 +198,7 @@ def check_published(emu: EmulatorThread, run: Run) -> dict[str, int]:
         assert [tuple(level) for level in env["bids"]] == true_bids, f"{symbol} bids differ at {seq}"
         assert [tuple(level) for level in env["asks"]] == true_asks, f"{symbol} asks differ at {seq}"
     truth = sent_events(emu, "trade")
-    for symbol in SYMBOLS:
+    for symbol in run.symbols:
         sid = symbol.replace("/", "")
         sent = {str(t["t"]): t for t in truth[sid]}
         ids = [e["id"] for _, e in run.envelopes if e["type"] == "trade" and e["symbol"] == symbol]

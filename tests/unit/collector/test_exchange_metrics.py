@@ -26,6 +26,8 @@ def test_exchange_counters_are_exposed_per_source_and_per_symbol() -> None:
     stats = ExchangeStats(books=7, trades=3, reconnects=2, books_conflated=5, trade_id_gaps=1)
     stats.resyncs = Counter({"BTC/USDT": 4, "ETH/USDT": 1})
     stats.gaps = Counter({"BTC/USDT": 3})
+    stats.trades_parsed = Counter({"BTC/USDT": 12})
+    stats.trades_published = Counter({"BTC/USDT": 10})
     m = scrape(stats)
     assert m['fluxforge_collector_exchange_reconnects_total{source="exchange:binanceus"}'] == 2
     assert m['fluxforge_collector_exchange_books_conflated_total{source="exchange:binanceus"}'] == 5
@@ -33,5 +35,15 @@ def test_exchange_counters_are_exposed_per_source_and_per_symbol() -> None:
     assert m['fluxforge_collector_exchange_resyncs_total{source="exchange:binanceus",symbol="BTC/USDT"}'] == 4
     assert m['fluxforge_collector_exchange_resyncs_total{source="exchange:binanceus",symbol="ETH/USDT"}'] == 1
     assert m['fluxforge_collector_exchange_gaps_total{source="exchange:binanceus",symbol="BTC/USDT"}'] == 3
+    assert (
+        m['fluxforge_collector_exchange_trades_parsed_total{source="exchange:binanceus",symbol="BTC/USDT"}']
+        == 12
+    )
+    assert (
+        m[
+            'fluxforge_collector_exchange_trades_published_total{source="exchange:binanceus",symbol="BTC/USDT"}'
+        ]
+        == 10
+    )
     assert m['fluxforge_collector_exchange_envelopes_total{source="exchange:binanceus",type="book"}'] == 7
     assert m['fluxforge_collector_exchange_envelopes_total{source="exchange:binanceus",type="ticker"}'] == 0

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -126,6 +127,24 @@ def test_gap_and_malformed_faults() -> None:
             assert emu.stats.dropped_depth == 2 and emu.stats.malformed == 1
 
     run(body, speed=5)
+
+
+def test_burst_sends_seconds_of_market_back_to_back() -> None:
+    async def body(emu: ExchangeEmulator, http: aiohttp.ClientSession) -> None:
+        async with http.ws_connect(emu.ws_url) as ws:
+            await ws.send_str('{"method":"SUBSCRIBE","params":["btcusdt@trade","ethusdt@trade"],"id":1}')
+            await ws.receive()
+            first = orjson.loads((await ws.receive()).data)["T"]
+            emu.burst(20)
+            last = first
+            while last < first + 20_000:  # 20 s of market time, at 200 events/s per symbol
+                last = orjson.loads((await ws.receive(timeout=10)).data)["T"]
+            # Sent back to back, not at their pace: their market times ran ahead of the wall clock.
+            assert last > time.time() * 1000 + 10_000
+            with pytest.raises(ValueError, match="positive"):
+                emu.apply_fault({"kind": "burst", "seconds": 0})
+
+    run(body)
 
 
 def test_http_faults_and_weight_limit() -> None:

@@ -75,8 +75,16 @@ def exchange_metrics(stats: ExchangeStats, source: str) -> Iterator[Metric]:
         family.add_metric([source], amount)
         yield family
     per_symbol = {
-        "resyncs": ("Book resynchronisations from a new snapshot.", stats.resyncs),
-        "gaps": ("Sequence gaps ccxt reported.", stats.gaps),
+        "resyncs": (
+            "Book resynchronisations from a new snapshot (symbols actually resynced).",
+            stats.resyncs,
+        ),
+        "gaps": ("Sequence gaps and failed checksums.", stats.gaps),
+        "trades_parsed": (
+            "Trades ccxt parsed and handed over (ids seen before included).",
+            stats.trades_parsed,
+        ),
+        "trades_published": ("Trade envelopes published (each id once).", stats.trades_published),
     }
     for name, (doc, counts) in per_symbol.items():
         family = CounterMetricFamily(f"fluxforge_collector_exchange_{name}", doc, labels=["source", "symbol"])

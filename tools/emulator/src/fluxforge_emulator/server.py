@@ -26,8 +26,9 @@ is the previous `u` + 1 unless a gap is injected.
 
 Faults (the `ExchangeEmulator` methods, or `POST /_emulator/fault` with
 `{"kind": ..., ...}`): `drop_connections`, `stall` (connections go silent:
-no data, no pings, no pongs), `gap` (a symbol's next depth diffs are never
-sent), `malformed` (the next depth diff is sent truncated), `http_error`
+no data, no pings, no pongs), `burst` (the market runs N seconds ahead at
+once: their frames go out back to back, as a backlog arrives after a stall),
+`gap` (a symbol's next depth diffs are never sent), `malformed` (the next depth diff is sent truncated), `http_error`
 (the next REST replies are 429/5xx), `ws_reject` (the next websocket
 handshakes are refused with an HTTP status). `GET /_emulator/stats` reports
 what was served.
@@ -194,6 +195,7 @@ class ExchangeEmulator:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._paused = False
+        self._burst_ms = 0.0  # market time still to run ahead at once
         self.sent_log: list[tuple[str, str, str]] | None = None  # (symbol id, kind, payload) when recording
 
     # -- lifecycle -------------------------------------------------------------
@@ -305,6 +307,15 @@ class ExchangeEmulator:
             asyncio.get_running_loop().call_later(seconds, resume)
         return len(conns)
 
+    def burst(self, seconds: float) -> None:
+        """Run the market `seconds` ahead at once: their frames go out back to back, then the pace resumes.
+
+        Event times are market times, so they run `seconds` ahead of the wall clock afterwards.
+        """
+        if not seconds > 0:
+            raise ValueError(f"a burst needs a positive number of seconds, got {seconds}")
+        self._burst_ms += seconds * 1000
+
     def gap(self, symbol: str, count: int = 1) -> None:
         """Never send the next `count` depth diffs of `symbol`: the client sees update ids jump."""
         self._drop_depth[self.feed.symbol(symbol).id] += count
@@ -334,6 +345,7 @@ class ExchangeEmulator:
         actions: dict[str, Callable[..., Any]] = {
             "drop_connections": self.drop_connections,
             "stall": self.stall,
+            "burst": self.burst,
             "gap": self.gap,
             "malformed": self.malformed,
             "http_error": self.http_error,
@@ -363,7 +375,8 @@ class ExchangeEmulator:
             await asyncio.sleep(cfg.tick_s)
             now = loop.time()
             if not self._paused:
-                market_ms += (now - last) * 1000 * cfg.speed
+                market_ms += (now - last) * 1000 * cfg.speed + self._burst_ms
+                self._burst_ms = 0.0
             last = now
             if self._paused:
                 continue

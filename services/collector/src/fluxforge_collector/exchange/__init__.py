@@ -4,7 +4,8 @@ Connection handling is kept apart from what each exchange sends: `source`
 (the source: setup, queue, stop), `watchers` (a reconnecting loop per channel
 and symbol group), `watchdog` (stalled connections), `envelopes` (ccxt's data
 as raw envelopes), `ccxt_client` (the ccxt.pro class the source watches
-through, with `ccxt_fast` hot paths and `ccxt_checks` book checks mixed in),
+through, with `ccxt_fast` hot paths, `ccxt_checks` book checks and
+`ccxt_resync` (a gap resyncs one symbol) mixed in),
 `options` and `credentials` (how the ccxt client is built), `errors`,
 `stats` and `stopping`.
 """

@@ -8,9 +8,10 @@ an update was lost. ccxt checks it only with the option
 with `str.split`, which fails on the JSON numbers API v2 sends. The check
 here formats them with the pair's decimals (`pair_decimals`,
 `lot_decimals` of AssetPairs), as Kraken does. A book that fails it is not
-handed over; it is dropped and its watch fails with ccxt's `ChecksumError`,
-as ccxt's own check would: the watcher subscribes again and Kraken sends a
-new snapshot.
+handed over; it is dropped and that pair alone is subscribed again
+(`ccxt_resync`), so Kraken sends its new snapshot; failing that, its watch
+fails with ccxt's `ChecksumError`, as ccxt's own check would, and the
+watcher subscribes again.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class KrakenBookChecksum:
     Binance's REST snapshots.
     """
 
+    REPLACES = ("handle_order_book", "get_message_hash", "orderbook_checksum_message")
     _ff_expected: tuple[str, int] | None = None
     _ff_mismatch = False
 
@@ -58,9 +60,14 @@ class KrakenBookChecksum:
         finally:
             self._ff_expected = None
         if self._ff_mismatch:
+            exchange.orderbooks.pop(symbol, None)
+            resync = getattr(self, "_ff_resync", None)
+            if resync is not None and resync(client, symbol):
+                if source is not None:
+                    source.on_gap(symbol)
+                return
             message_hash = exchange.get_message_hash("orderbook", None, symbol)
             client.subscriptions.pop(message_hash, None)
-            exchange.orderbooks.pop(symbol, None)
             error = ccxtpro.ChecksumError(f"{exchange.id} {exchange.orderbook_checksum_message(symbol)}")
             client.reject(error, message_hash)
 

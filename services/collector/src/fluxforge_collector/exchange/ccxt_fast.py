@@ -53,11 +53,15 @@ def iso8601(timestamp: Any = None) -> Any:
 class FastIso8601:
     """ccxt's `iso8601` (a static method, called on the instance) replaced by the cached one."""
 
+    REPLACES = ("iso8601",)
+
     iso8601 = staticmethod(iso8601)
 
 
 class BinanceMarketDispatch:
     """`handle_message` that hands plain market-data events straight to ccxt's handler for them."""
+
+    REPLACES = ("handle_message", *sorted(set(BINANCE_MARKET_EVENTS.values())))
 
     def handle_message(self, client: Any, message: Any) -> Any:
         if type(message) is dict:

@@ -86,6 +86,7 @@ class Envelopes:
                 "side": trade.get("side"),
             }
             self.stats.trades += 1
+            self.stats.trades_published[symbol] += 1
             yield orjson.dumps(envelope)
 
     def tickers(self, tickers: Any, recv: int) -> Iterator[bytes]:

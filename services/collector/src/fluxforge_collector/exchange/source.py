@@ -6,14 +6,25 @@ The watch call is made without a limit on purpose: ccxt trims its stored
 book to the limit on every delivery, and a book trimmed to 10 levels is wrong
 as soon as a level behind them moves up. Every book state ccxt resolves is
 published, taken as ccxt hands it over (`ccxt_client`), not when a watcher
-next runs, which would see only the latest of many; only while the source's
-queue is full are states left out (counted as conflated: the watcher then
-publishes the latest, its `seq` says which). On a sequence gap ccxt drops the
-book and re-synchronises it from a new snapshot, so no book spanning a gap is
-ever published; each resync is counted per symbol.
+next runs, which would see only the latest of many. On a sequence gap the
+book is re-synchronised from a new snapshot (`ccxt_resync`: that symbol
+alone), so no book spanning a gap is ever published; each resync is counted
+per symbol.
 
-Stop (`request_stop`, from SIGTERM): watchers stop at their next wait,
-everything already received is yielded, then connections are closed.
+Trades. Every trade ccxt resolves is handed over at once too (a watcher
+would see only the trades its future still holds when it runs: the last of
+a burst surfaced only with the symbol's next trade). An exchange class whose
+trades come some other way than ccxt's trade cache has its watcher's
+deliveries published instead.
+
+Falling behind. While the queue is full, trades wait in a backlog, in order,
+and are never left out; book states are left out (counted as conflated) and
+the backlog holds a mark for the symbol instead, which becomes the book's
+state of that moment when its turn comes (its `seq` says which). Nothing
+passes the backlog, so each symbol's books and trades stay in order.
+
+Stop (`request_stop`, from SIGTERM): watchers stop at their next wait, the
+connections are closed, and everything ccxt received before is yielded.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -72,7 +84,11 @@ class ExchangeSource:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop_requested = False
         self._stopper: asyncio.Task[None] | None = None
-        self._conflated: set[str] = set()  # symbols with a book state left out while the queue was full
+        # What waits for room in the queue, in order: envelopes, and symbols whose latest book is due.
+        self._backlog: deque[bytes | str] = deque()
+        self._conflated: set[str] = set()  # symbols with a book due in the backlog
+        self._drainer: asyncio.Task[None] | None = None  # moves the backlog into the queue
+        self._trades_handed_over = False  # ccxt hands trades over as it parses them (`on_trades`)
         self.exchange: Any = None
 
     @property
@@ -103,7 +119,7 @@ class ExchangeSource:
             self.stop_signal.set()
             if watchdog is not None:
                 watchdog.cancel()
-            for task in list(self._tasks):
+            for task in [*self._tasks, *([self._drainer] if self._drainer else [])]:
                 task.cancel()
             await asyncio.gather(*self._tasks, *([watchdog] if watchdog else []), return_exceptions=True)
             with contextlib.suppress(Exception):
@@ -120,6 +136,11 @@ class ExchangeSource:
     async def _shutdown(self) -> None:
         self.stop_signal.interrupt()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.exchange is not None:
+            with contextlib.suppress(Exception):
+                await self.exchange.close()  # nothing arrives any more: all received is handed over
+        if self._drainer is not None:
+            await asyncio.gather(self._drainer, return_exceptions=True)
         assert self._queue is not None
         await self._queue.put(None)
 
@@ -143,6 +164,8 @@ class ExchangeSource:
                 await exchange.load_markets()
                 break
             except Exception as exc:
+                if self.stop_signal.is_set:
+                    return []  # a stop closed the exchange under it
                 if not retryable(exc):
                     raise
                 self.stats.count_error(exc)
@@ -177,26 +200,56 @@ class ExchangeSource:
 
     def emitter(self, channel: str) -> Callable[[Any, int], Awaitable[None]]:
         """What publishes a delivery of `channel` (ccxt's result, its receive time in ms)."""
-        return {"book": self._emit_book, "trade": self._emit_trades, "ticker": self._emit_tickers}[channel]
+        return {"book": self._taken, "trade": self._emit_trades, "ticker": self._emit_tickers}[channel]
 
     # -- what the ccxt client reports (`ccxt_client.ClientEvents`) -------------------------
 
     def on_book(self, book: Any) -> None:
         """Queue the book ccxt has just updated, before its next frame changes it.
 
-        When the queue is full the state is left out (counted as conflated): the
-        book's watcher then waits for room and publishes the latest state.
+        While the queue is full (or the backlog waits) the state is left out,
+        counted as conflated, and the symbol's latest book is due in the backlog.
         """
         queue = self._queue
         if queue is None or self.stop_signal.is_set:
             return
-        if queue.full():
+        if queue.full() or self._backlog:
             self.stats.books_conflated += 1
-            self._conflated.add(book.get("symbol"))
+            symbol = book.get("symbol")
+            if isinstance(symbol, str) and symbol not in self._conflated:
+                self._conflated.add(symbol)
+                self._wait_for_room(symbol)
             return
         line = self._envelopes.book(book, int(self.clock() * 1000))
         if line is not None:
             queue.put_nowait(line)
+
+    def on_trades(self, trades: list[Any]) -> None:
+        """Queue the trades ccxt has just parsed (each once: ids seen before are dropped), in order.
+
+        When the queue is full they wait in the backlog, which goes first.
+        """
+        queue = self._queue
+        if queue is None:
+            return
+        self._trades_handed_over = True
+        for trade in trades:
+            self.stats.trades_parsed[trade.get("symbol")] += 1
+        for line in self._envelopes.trades(trades, int(self.clock() * 1000)):
+            if self._backlog or queue.full():
+                self._wait_for_room(line)
+            else:
+                queue.put_nowait(line)
+
+    def _wait_for_room(self, item: bytes | str) -> None:
+        """Put an envelope (or a symbol whose book is due) at the end of the backlog."""
+        self._backlog.append(item)
+        if self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain_backlog())
+
+    def on_gap(self, symbol: str) -> None:
+        self.stats.gaps[symbol] += 1
+        log.warning("%s: %s book gap: resynchronising this symbol", self.name, symbol)
 
     def on_snapshot(self, symbol: str) -> None:
         self.stats.count_snapshot(symbol)
@@ -218,19 +271,38 @@ class ExchangeSource:
         assert self._queue is not None
         await self._queue.put(line)
 
-    async def _emit_book(self, book: Any, recv: int) -> None:
-        """A watcher's book: published only when states of its symbol were conflated (the others were taken)."""
-        symbol = book.get("symbol")
-        if symbol not in self._conflated:
-            return
-        self._conflated.discard(symbol)
-        line = self._envelopes.book(book, recv)
-        if line is not None:
-            await self._put(line)
+    async def _taken(self, book: Any, recv: int) -> None:
+        """A watcher's book: nothing to do, ccxt handed each state over as it resolved it."""
 
     async def _emit_trades(self, trades: Any, recv: int) -> None:
+        """A watcher's trades: published only by an exchange class whose trades ccxt does not hand over."""
+        if self._trades_handed_over:
+            return
         for line in self._envelopes.trades(trades, recv):
             await self._put(line)
+
+    async def _drain_backlog(self) -> None:
+        """Move the backlog into the queue as room frees up; an item leaves it only once queued.
+
+        A symbol due becomes its book's state of now (none while the book is
+        being re-synchronised); a later state left out is due again after it.
+        """
+        queue = self._queue
+        assert queue is not None
+        try:
+            while self._backlog:
+                item = self._backlog[0]
+                if isinstance(item, str):
+                    self._conflated.discard(item)
+                    book = (self.exchange.orderbooks or {}).get(item)
+                    line = None if book is None else self._envelopes.book(book, int(self.clock() * 1000))
+                    if line is not None:
+                        await queue.put(line)
+                else:
+                    await queue.put(item)
+                self._backlog.popleft()
+        finally:
+            self._drainer = None
 
     async def _emit_tickers(self, tickers: Any, recv: int) -> None:
         for line in self._envelopes.tickers(tickers, recv):

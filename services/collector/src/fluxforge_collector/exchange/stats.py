@@ -23,6 +23,12 @@ class ExchangeStats:
 
     books: int = 0
     trades: int = 0
+    trades_parsed: Counter[str] = field(
+        default_factory=Counter
+    )  # symbol -> trades ccxt parsed and handed over
+    trades_published: Counter[str] = field(
+        default_factory=Counter
+    )  # symbol -> trade envelopes made (not dupes)
     tickers: int = 0
     snapshots: Counter[str] = field(default_factory=Counter)  # symbol -> REST book snapshots fetched
     resyncs: Counter[str] = field(default_factory=Counter)  # symbol -> snapshots after the first (resyncs)

@@ -6,8 +6,9 @@ one watcher per symbol where it does not. A watcher that fails waits
 (`Backoff` from `reconnect_initial_s` to `reconnect_max_s`; a 429/418 at
 least its `Retry-After`) and watches again; ccxt reconnects and resubscribes,
 and books start over from a snapshot. A delivery resets the backoff. A book
-gap (ccxt checks update-id continuity itself and raises on a gap) is
-resynchronised at once the first time. A multi-symbol watch that fails
+gap is resynchronised without the watcher (`ccxt_resync`: that symbol alone);
+one that ccxt raises itself fails the watch and is resynchronised at once the
+first time. A multi-symbol watch that fails
 `split_after_failures` times within `SPLIT_WINDOW_S` (for reasons other than
 disconnects and gaps: a refused snapshot, a 5xx) is split into one watcher
 per symbol, so one bad symbol does not stop the others.

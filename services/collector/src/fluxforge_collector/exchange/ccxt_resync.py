@@ -1,0 +1,122 @@
+"""A lost book update resyncs only its symbol, not every symbol of its multi-symbol watch.
+
+ccxt.pro answers a gap by failing the symbol's future, which fails the whole
+`watch_order_book_for_symbols` call: the watcher watches again, ccxt
+subscribes the group again, and every symbol of it starts over from a new
+snapshot (Binance: one REST snapshot per symbol, spaced by the rate limiter,
+~0.5 s each; measured: 10 snapshots and ~165 lost update ids of 8 healthy
+symbols for one gap). Here only the symbol that lost an update starts over,
+the way ccxt syncs a book in the first place; the others go on streaming and
+the watch never fails.
+
+Binance: a diff that does not continue the book's update ids (`U` = last
+`u` + 1 on spot, `pu` = last `u` on futures; from a snapshot, `U` <= id + 1
+<= `u`) empties the book's nonce, buffers the diff and fetches that one
+snapshot through ccxt's `fetch_order_book_snapshot` (rate-limited by ccxt's
+throttle, by the endpoint's weight), which applies the buffered diffs on top.
+Kraken (failed checksum, detected in `ccxt_checks`): the book is dropped and
+that one pair is unsubscribed and subscribed again, so Kraken sends its new
+snapshot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ccxt.pro as ccxtpro
+
+
+def breaks_sequence(message: Any, nonce: int, synced: bool) -> bool:
+    """Whether the Binance diff `message` cannot apply to a book at update id `nonce`.
+
+    `synced`: the book already took a diff (else it is a bare snapshot, which
+    the first diff must straddle). Diffs older than the book are no break:
+    ccxt skips them.
+    """
+    first, last, previous = message.get("U"), message.get("u"), message.get("pu")
+    if not isinstance(first, int) or not isinstance(last, int):
+        return False
+    if previous is None:  # spot
+        if last <= nonce:
+            return False
+        return first - 1 != nonce if synced else not (first - 1 <= nonce <= last - 1)
+    if last < nonce:  # futures
+        return False
+    return not (first <= nonce or previous == nonce)
+
+
+class BinanceSymbolResync:
+    """On a gap, fetch that symbol's snapshot again and leave the rest of the watch alone."""
+
+    REPLACES = ("handle_order_book", "fetch_order_book_snapshot", "spawn", "safe_market", "is_spot_url")
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config or {})  # type: ignore[call-arg]
+        # (connection URL, market id) -> unified symbol, as ccxt's handle_order_book finds it.
+        self._ff_symbols: dict[tuple[str, Any], str] = {}
+
+    def handle_order_book(self, client: Any, message: Any) -> None:
+        exchange: Any = self
+        key = (client.url, message.get("s"))
+        symbol = self._ff_symbols.get(key)
+        if symbol is None:
+            market_type = "spot" if exchange.is_spot_url(client) else "swap"
+            symbol = self._ff_symbols[key] = exchange.safe_market(key[1], None, None, market_type)["symbol"]
+        book = exchange.orderbooks.get(symbol)
+        if (
+            book is not None
+            and (nonce := book["nonce"]) is not None
+            and breaks_sequence(message, nonce, book["timestamp"] is not None)
+        ):
+            subscription = client.subscriptions.get("orderbook::" + symbol)
+            if isinstance(subscription, dict):
+                source = getattr(self, "_ff_source", None)
+                if source is not None:
+                    source.on_gap(symbol)
+                book["nonce"] = None  # diffs are buffered until the snapshot (ccxt's own sync)
+                book.cache = [message]
+                exchange.spawn(
+                    exchange.fetch_order_book_snapshot, client, message, {**subscription, "symbol": symbol}
+                )
+                return
+        super().handle_order_book(client, message)  # type: ignore[misc]
+
+
+class KrakenSymbolResync:
+    """On a failed checksum, subscribe that pair's book again (after unsubscribing it) for a new snapshot."""
+
+    REPLACES = ("request_id", "get_message_hash")
+
+    def _ff_resync(self, client: Any, symbol: str) -> bool:
+        """Start the pair's resubscription; False if its subscription is unknown (ccxt's way then)."""
+        exchange: Any = self
+        message_hash = exchange.get_message_hash("orderbook", None, symbol)
+        subscription = client.subscriptions.get(message_hash)
+        if not isinstance(subscription, dict):
+            return False
+        exchange.spawn(self._ff_resubscribe, client, symbol, message_hash, subscription.get("limit"))
+        return True
+
+    async def _ff_resubscribe(self, client: Any, symbol: str, message_hash: str, depth: int | None) -> None:
+        exchange: Any = self
+        params: dict[str, Any] = {"channel": "book", "symbol": [symbol]}
+        if depth is not None:
+            params["depth"] = depth
+        cost = (exchange.options.get("ws") or {}).get("cost", 1)
+        try:
+            for method in ("unsubscribe", "subscribe"):
+                if exchange.enableRateLimit:
+                    await client.throttle(cost)
+                await client.send({"method": method, "params": params, "req_id": exchange.request_id()})
+        except Exception as exc:  # the connection failed: the watch fails and subscribes anew
+            client.subscriptions.pop(message_hash, None)
+            client.reject(exc, message_hash)
+
+
+def resync_mixins(cls: type[Any]) -> tuple[type[Any], ...]:
+    """The one-symbol resync that applies to a ccxt.pro exchange class, to put before it in the bases."""
+    if issubclass(cls, ccxtpro.binance):
+        return (BinanceSymbolResync,)
+    if issubclass(cls, ccxtpro.kraken):
+        return (KrakenSymbolResync,)
+    return ()

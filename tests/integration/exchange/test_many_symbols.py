@@ -1,0 +1,267 @@
+"""Many symbols per watch, through the real ccxt.pro code: a backlog burst and a gap in one symbol.
+
+Binance and Kraken emulators serve `N` symbols, watched by one multi-symbol
+watch per channel. A burst (`BURST_S` seconds of market delivered back to
+back after sync) must lose nothing: every book update (Binance: every update
+id; Kraken: every change, each the true book) and every trade, once, in order,
+also the last trades of the burst, which ccxt once surfaced only with the
+symbol's next trade. A gap in one symbol must resync that symbol alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import pytest
+from fluxforge_emulator import EmulatorConfig, EmulatorThread, ExchangeEmulator
+from fluxforge_emulator.kraken import BOOK_TRUTH, KrakenEmulator
+
+from tests.support.exchange import (
+    LEVELS,
+    Latest,
+    Run,
+    check_published,
+    exchange_config,
+    market,
+    record,
+    report,
+    sent_events,
+)
+
+pytestmark = pytest.mark.e2e
+
+N = 50
+SYMBOLS = [f"S{i:02d}/USDT" for i in range(N)]
+RATE = 20.0  # events per second per symbol: 1,000/s in all, 30,000 in a burst
+BURST_S = 30.0
+GAPPED = "S07/USDT"
+
+
+@pytest.fixture
+def binance() -> Iterator[EmulatorThread]:
+    config = EmulatorConfig(simulator=market(SYMBOLS, rate=RATE), history_levels=LEVELS, ping_interval_s=0.5)
+    with EmulatorThread(config) as emu:
+        emu.call(lambda e: setattr(e, "sent_log", []))
+        yield emu
+
+
+@pytest.fixture
+def kraken() -> Iterator[EmulatorThread]:
+    config = EmulatorConfig(simulator=market(SYMBOLS, "kraken", RATE), exchange="kraken", ping_interval_s=0.5)
+    with EmulatorThread(config, KrakenEmulator) as emu:
+        emu.call(lambda e: setattr(e, "sent_log", []))
+        yield emu
+
+
+def config(emu: EmulatorThread, exchange_id: str) -> Any:
+    options = emu.ccxt_options() if exchange_id == "kraken" else None
+    extra = {"options": options} if options is not None else {}
+    return exchange_config(emu, symbols=SYMBOLS, symbols_per_watch=N, **extra)
+
+
+class Burst:
+    """The fault: a burst of `BURST_S`; remembers the market time (ms) it starts at."""
+
+    def __init__(self) -> None:
+        self.start_ms = 0
+
+    def __call__(self, emu: ExchangeEmulator) -> None:
+        self.start_ms = emu.feed.next_ts + emu.feed.offset_ms
+        emu.burst(BURST_S)
+
+    def last_trades(self, emu: EmulatorThread, exchange_id: str) -> dict[str, int]:
+        """Per symbol, the id of the last trade of the burst."""
+        return last_trade_before(emu, exchange_id, self.start_ms + BURST_S * 1000)
+
+    def past(self, seconds: float) -> Callable[[Latest], bool]:
+        """Whether every symbol published a book `seconds` of market time after the burst began, and a
+        trade after its end (the trades' connection may lag the books')."""
+
+        def done(latest: Latest) -> bool:
+            books_at, trades_at = self.start_ms + seconds * 1000, self.start_ms + BURST_S * 1000
+            return all(
+                latest.get(("book", s), 0) >= books_at and latest.get(("trade", s), 0) >= trades_at
+                for s in SYMBOLS
+            )
+
+        return done
+
+
+def trades_sent(emu: EmulatorThread, exchange_id: str) -> dict[str, list[tuple[int, int]]]:
+    """Per symbol, (trade id, market time ms) of every trade the emulator sent."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for sid, events in sent_events(emu, "trade").items():
+        symbol = next(s for s in SYMBOLS if s.replace("/", "") == sid)
+        if exchange_id == "kraken":
+            trades = [t["data"][0] for t in events]
+            out[symbol] = [(t["trade_id"], _ms(t["timestamp"])) for t in trades]
+        else:
+            out[symbol] = [(t["t"], t["T"]) for t in events]
+    return out
+
+
+def check_every_trade(emu: EmulatorThread, run: Run, exchange_id: str, upto_id: dict[str, int]) -> int:
+    """Every trade ccxt received is published; every sent trade from the first published up to
+    `upto_id` is, once, in id order. Returns how many trades were published."""
+    sent = trades_sent(emu, exchange_id)
+    total = 0
+    for symbol in SYMBOLS:
+        ids = [int(i) for i in run.trade_ids(symbol)]
+        assert ids, symbol
+        assert ids == sorted(set(ids)), f"{symbol}: trades twice or out of order"
+        received = {int(i) for i in run.received_trades.get(symbol, [])}
+        assert received <= set(ids), (
+            f"{symbol}: ccxt received {sorted(received - set(ids))[:5]}, not published"
+        )
+        expected = [t for t, _ in sent[symbol] if ids[0] <= t <= upto_id[symbol]]
+        assert ids[: len(expected)] == expected, f"{symbol}: trades missing"
+        total += len(ids)
+    return total
+
+
+def _ms(iso: str) -> int:
+    return int(dt.datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+def last_trade_before(emu: EmulatorThread, exchange_id: str, at_ms: float) -> dict[str, int]:
+    """Per symbol, the id of its last trade sent with a market time before `at_ms`."""
+    sent = trades_sent(emu, exchange_id)
+    return {s: max(t for t, ts in trades if ts < at_ms) for s, trades in sent.items()}
+
+
+def check_every_update_id(emu: EmulatorThread, run: Run, symbols: list[str]) -> None:
+    """Each symbol published every update id the emulator sent, from its first book to its last."""
+    diffs = sent_events(emu, "depth")
+    for symbol in symbols:
+        seqs = [e["seq"] for _, e in run.books(symbol)]
+        sent = [d["u"] for d in diffs[symbol.replace("/", "")] if seqs[0] <= d["u"] <= seqs[-1]]
+        assert seqs == sent, f"{symbol}: {len(sent) - len(seqs)} update ids not published"
+
+
+def kraken_truth(emu: EmulatorThread) -> dict[str, list[Any]]:
+    """Per symbol, the true top 10 after each change, in order."""
+    truth: dict[str, list[Any]] = {}
+    for sid, entries in sent_events(emu, BOOK_TRUTH).items():
+        truth[next(s for s in SYMBOLS if s.replace("/", "") == sid)] = [
+            (e["bids"], e["asks"]) for e in entries if e["depth"] == 10
+        ]
+    return truth
+
+
+def check_every_kraken_book(emu: EmulatorThread, run: Run, symbols: list[str]) -> int:
+    """Each symbol published its snapshot, then the true book after every change, in order."""
+    truth = kraken_truth(emu)
+    total = 0
+    for symbol in symbols:
+        books = [(e["bids"], e["asks"]) for _, e in run.books(symbol)]
+        assert books[1:] == truth[symbol][: len(books) - 1], symbol
+        total += len(books)
+    return total
+
+
+def test_binance_burst_publishes_every_update_id_and_every_trade(binance: EmulatorThread) -> None:
+    burst = Burst()
+    run = record(binance, config(binance, "binanceus"), burst, run_after_s=0.0, until=burst.past(BURST_S + 2))
+    counts = check_published(binance, run)
+    check_every_update_id(binance, run, SYMBOLS)
+    counts["trade"] = check_every_trade(binance, run, "binanceus", burst.last_trades(binance, "binanceus"))
+    report(f"binance, {BURST_S:.0f} s burst of {N} symbols", run, counts)
+    s = run.stats
+    assert s.books_conflated == 0 and s.trade_id_gaps == 0 and not s.resyncs and not s.gaps
+    assert s.trades_parsed == s.trades_published  # no trade id came twice
+
+
+def test_kraken_burst_publishes_every_true_book_and_every_trade(kraken: EmulatorThread) -> None:
+    burst = Burst()
+    run = record(
+        kraken,
+        config(kraken, "kraken"),
+        burst,
+        run_after_s=0.0,
+        until=burst.past(BURST_S + 2),
+        exchange_id="kraken",
+    )
+    counts = {"book": check_every_kraken_book(kraken, run, SYMBOLS)}
+    counts["trade"] = check_every_trade(kraken, run, "kraken", burst.last_trades(kraken, "kraken"))
+    report(f"kraken, {BURST_S:.0f} s burst of {N} symbols", run, counts)
+    s = run.stats
+    assert s.books_conflated == 0 and s.trade_id_gaps == 0 and not s.resyncs and not s.gaps
+
+
+def _trade_times(run: Run) -> dict[str, int]:
+    """Per symbol, the market time of its last published trade."""
+    return {e["symbol"]: e["ts"] for _, e in run.envelopes if e["type"] == "trade"}
+
+
+def test_a_collector_that_falls_behind_conflates_books_but_never_drops_a_trade(
+    binance: EmulatorThread,
+) -> None:
+    burst = Burst()
+    run = record(
+        binance,
+        config(binance, "binanceus"),
+        burst,
+        run_after_s=0.0,
+        until=burst.past(BURST_S + 2),
+        queue_size=200,
+    )
+    counts = check_published(binance, run)  # every book published is still a true one
+    counts["trade"] = check_every_trade(binance, run, "binanceus", burst.last_trades(binance, "binanceus"))
+    report(f"binance, {BURST_S:.0f} s burst, queue of 200", run, counts)
+    assert run.stats.books_conflated > 0 and run.stats.trade_id_gaps == 0
+
+
+@pytest.mark.parametrize(
+    ("exchange_id", "emulator_fixture"), [("binanceus", "binance"), ("kraken", "kraken")]
+)
+def test_a_stop_in_the_middle_of_a_burst_publishes_every_trade_ccxt_received(
+    request: pytest.FixtureRequest, exchange_id: str, emulator_fixture: str
+) -> None:
+    emu: EmulatorThread = request.getfixturevalue(emulator_fixture)
+    burst = Burst()
+    halfway = burst.start_ms + BURST_S * 500
+
+    def mid_burst(latest: Latest) -> bool:
+        return burst.start_ms > 0 and any(
+            ts >= halfway for (kind, _), ts in latest.items() if kind == "trade"
+        )
+
+    run = record(
+        emu, config(emu, exchange_id), burst, run_after_s=0.0, until=mid_burst, exchange_id=exchange_id
+    )
+    last = {s: max((int(i) for i in run.trade_ids(s)), default=0) for s in SYMBOLS}
+    counts = {"trade": check_every_trade(emu, run, exchange_id, last)}  # all ccxt received is published
+    report(f"{exchange_id}, stopped in a burst", run, counts)
+    assert max(_trade_times(run).values()) < burst.start_ms + BURST_S * 1000  # the stop came mid-burst
+    assert sum(len(ids) for ids in run.received_trades.values()) > N
+
+
+def test_binance_gap_in_one_of_many_symbols_resyncs_only_that_symbol(binance: EmulatorThread) -> None:
+    run = record(binance, config(binance, "binanceus"), lambda e: e.gap(GAPPED), run_after_s=3.0)
+    counts = check_published(binance, run)  # a book across the gap would differ from the truth
+    report(f"binance, gap in 1 of {N} symbols", run, counts)
+    assert run.emulator_stats["dropped_depth"] == 1
+    assert run.stats.gaps == {GAPPED: 1} and run.stats.resyncs == {GAPPED: 1}
+    assert run.emulator_stats["snapshots"] == N + 1 and run.stats.reconnects == 0
+    check_every_update_id(binance, run, [s for s in SYMBOLS if s != GAPPED])
+    assert run.fault_at is not None and all(run.books(s, after=run.fault_at + 2.0) for s in SYMBOLS)
+
+
+def test_kraken_failed_checksum_in_one_of_many_symbols_resubscribes_only_that_symbol(
+    kraken: EmulatorThread,
+) -> None:
+    run = record(
+        kraken, config(kraken, "kraken"), lambda e: e.gap(GAPPED), run_after_s=3.0, exchange_id="kraken"
+    )
+    report(f"kraken, lost update in 1 of {N} symbols", run, {})
+    assert run.emulator_stats["dropped_depth"] == 1
+    assert run.stats.gaps == {GAPPED: 1} and run.stats.resyncs == {GAPPED: 1}
+    assert all(run.stats.snapshots[s] == 1 for s in SYMBOLS if s != GAPPED) and run.stats.reconnects == 0
+    check_every_kraken_book(kraken, run, [s for s in SYMBOLS if s != GAPPED])
+    true_states = {orjson.dumps(book) for book in kraken_truth(kraken)[GAPPED]}
+    books = [orjson.dumps((e["bids"], e["asks"])) for _, e in run.books(GAPPED)]
+    assert all(book in true_states for book in books[1:]), f"{GAPPED}: a book that was never true"
+    assert run.fault_at is not None and all(run.books(s, after=run.fault_at + 2.0) for s in SYMBOLS)
