@@ -33,7 +33,7 @@ from fluxforge_feature_engine.processor import (
 )
 
 from tests.support.feature_engine import expected_rows, per_symbol_batches, simulated_ticks
-from tests.support.ticks import book, trade
+from tests.support.ticks import book, trade, trades_delayed
 from tests.support.times import T0
 
 CFG = StateConfig()
@@ -93,6 +93,16 @@ def test_same_rows_as_the_in_process_engine(batch_size: int) -> None:
     assert all(expected[t] for t in expected), "every table must have rows, or the test proves little"
     assert len(dead_letters(results)) == len(rejected)
     assert len(table) == 5  # one state per simulated symbol
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+def test_trades_behind_later_depth_diffs_give_the_in_process_rows_for_any_batch_size(batch_size: int) -> None:
+    """Ticks held for the allowed lateness live in the table value between messages."""
+    skewed = trades_delayed(TICKS, max_delay_ms=200)
+    expected, rejected = expected_rows(skewed, CFG)
+    results, _ = run(per_symbol_batches(skewed, batch_size))
+    assert rejected == [] and dead_letters(results) == []
+    assert rows_of(results) == expected
 
 
 def test_table_value_records_the_applied_offset_and_round_trips() -> None:
