@@ -54,9 +54,9 @@ class StateConfig(BaseModel):
             "Event-time tolerance in ms for ticks arriving out of order: the interval ending at t "
             "closes once the symbol's event time passes t + this, and ticks within it are applied "
             "in event-time order. 250 covers cross-channel skew: Binance stamps a depth diff with "
-            "the end of its 100 ms window and sends trades on another connection, and recorded "
-            "sessions had trades up to ~200 ms behind diffs stamped after them. 0: only the open "
-            "interval tolerates disorder, ticks applied in arrival order."
+            "the end of its 100 ms window (up to 100 ms after the trades inside it) and sends "
+            "trades on another connection; 250 leaves 150 ms of skew between the connections. "
+            "0: ticks applied on arrival, only the open interval tolerates disorder."
         ),
     )
 
