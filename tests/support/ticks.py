@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from typing import Any
 
@@ -59,3 +60,23 @@ def run_engine(lines: Iterable[bytes], cfg: StateConfig | None = None, flush: bo
     if flush:
         engine.flush(out)
     return out
+
+
+def event_ms(line: bytes) -> int:
+    msg = orjson.loads(line)
+    return int(msg["recv_ts"] if msg["ts"] is None else msg["ts"])
+
+
+def trades_delayed(lines: Iterable[bytes], max_delay_ms: int, seed: int = 0) -> list[bytes]:
+    """`lines` in event-time order, except that each trade arrives up to `max_delay_ms` late.
+
+    A delayed trade comes after the book and ticker ticks stamped later than it, as when an
+    exchange sends trades and depth diffs on separate connections.
+    """
+    rng = random.Random(seed)
+    ordered = sorted(lines, key=event_ms)
+    arrival = [
+        event_ms(line) + (rng.randint(0, max_delay_ms) if orjson.loads(line)["type"] == "trade" else 0)
+        for line in ordered
+    ]
+    return [ordered[i] for i in sorted(range(len(ordered)), key=lambda i: (arrival[i], i))]

@@ -29,38 +29,66 @@ from tests.support.stack import (
 
 pytestmark = pytest.mark.e2e
 
-KEYS = {"hf": ("exchange", "symbol", "ts"), "bars": ("exchange", "symbol", "ts", "duration_s")}
+KEYS = {
+    "hf": ("exchange", "symbol", "ts"),
+    "bars": ("exchange", "symbol", "ts", "duration_s"),
+    "trades": ("exchange", "symbol", "ts", "recv_ts", "id", "price", "amount", "side"),
+    "ticker": ("exchange", "symbol", "ts", "recv_ts"),
+}
 
 
 def _keys(table: pa.Table, columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
-    """Row keys as the engine emits them (`ts` in integer ms)."""
-    values = [table.column(c).cast(pa.int64()) if c == "ts" else table.column(c) for c in columns]
+    """Row keys as the engine emits them (times in integer ms)."""
+    values = [
+        table.column(c).cast(pa.int64()) if c in ("ts", "recv_ts") else table.column(c) for c in columns
+    ]
     return list(zip(*(v.to_pylist() for v in values), strict=True))
 
 
 def test_the_stream_rows_are_the_embedded_rows_without_the_final_flush(expected: Expected) -> None:
     """The reference itself: `fluxforge run --input` minus what `FeatureEngine.flush` emitted, and
-    that is, per symbol, the HF row at the grid point after its last event and the bars ending there."""
+    that is, per symbol with latest event time M, the rows of its ticks later than M - L, the HF
+    rows at the grid points in (M - L, grid point after M] and the bars ending there."""
     embedded, stream = read_dataset(expected.embedded_root), read_dataset(expected.stream_root)
-    interval = int(FluxForgeSettings().features.hf_emit_interval * 1000)
-    last: dict[tuple[str, str], int] = {}
-    for line in expected.lines:
-        tick = orjson.loads(line)
+    features = FluxForgeSettings().features
+    interval, lateness = features.interval_ms, features.allowed_lateness_ms
+    ticks = [orjson.loads(line) for line in expected.lines]
+    latest: dict[tuple[str, str], int] = {}
+    for tick in ticks:
         key = (tick["exchange"], tick["symbol"])
-        last[key] = max(last.get(key, 0), tick["ts"] if tick["ts"] is not None else tick["recv_ts"])
-    grid = {key: t // interval * interval + interval for key, t in last.items()}
-    for row in expected.flush_rows["hf"]:
-        assert row["ts"] == grid[(row["exchange"], row["symbol"])]
-    for row in expected.flush_rows["bars"]:
-        assert row["ts"] + row["duration_s"] * 1000 == grid[(row["exchange"], row["symbol"])]
+        latest[key] = max(latest.get(key, 0), tick["ts"] if tick["ts"] is not None else tick["recv_ts"])
+    grid = {
+        (*key, g)
+        for key, t in latest.items()
+        for g in range(
+            (t - lateness) // interval * interval + interval,
+            t // interval * interval + 1 + interval,
+            interval,
+        )
+    }
+    assert {(r["exchange"], r["symbol"], r["ts"]) for r in expected.flush_rows["hf"]} == grid
     assert len(expected.flush_rows["hf"]) == len(grid)
-    for table in ("trades", "ticker"):
-        assert embedded[table].equals(stream[table]), table
+    for row in expected.flush_rows["bars"]:
+        assert (row["exchange"], row["symbol"], row["ts"] + row["duration_s"] * 1000) in grid
+    held = sorted(
+        (tick["type"], tick["exchange"], tick["symbol"], tick["recv_ts"])
+        for tick in ticks
+        if tick["type"] != "book"
+        and (tick["ts"] if tick["ts"] is not None else tick["recv_ts"])
+        > latest[tick["exchange"], tick["symbol"]] - lateness
+    )
+    flushed_ticks = [
+        (kind, r["exchange"], r["symbol"], r["recv_ts"])
+        for kind, table in (("trade", "trades"), ("ticker", "ticker"))
+        for r in expected.flush_rows[table]
+    ]
+    assert sorted(flushed_ticks) == held
     for table, columns in KEYS.items():
         flushed = {tuple(row[c] for c in columns) for row in expected.flush_rows[table]}
         keep = [key not in flushed for key in _keys(embedded[table], columns)]
-        assert embedded[table].num_rows - sum(keep) == len(flushed) > 0
+        assert embedded[table].num_rows - sum(keep) == len(flushed), table
         assert embedded[table].filter(pa.array(keep)).equals(stream[table]), table
+    assert expected.flush_rows["hf"] and expected.flush_rows["trades"]
 
 
 @pytest.mark.parametrize("batch_max_ticks", [1, 100])

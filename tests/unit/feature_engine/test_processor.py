@@ -33,7 +33,7 @@ from fluxforge_feature_engine.processor import (
 )
 
 from tests.support.feature_engine import expected_rows, per_symbol_batches, simulated_ticks
-from tests.support.ticks import book, trade
+from tests.support.ticks import book, trade, trades_delayed
 from tests.support.times import T0
 
 CFG = StateConfig()
@@ -93,6 +93,16 @@ def test_same_rows_as_the_in_process_engine(batch_size: int) -> None:
     assert all(expected[t] for t in expected), "every table must have rows, or the test proves little"
     assert len(dead_letters(results)) == len(rejected)
     assert len(table) == 5  # one state per simulated symbol
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+def test_trades_behind_later_depth_diffs_give_the_in_process_rows_for_any_batch_size(batch_size: int) -> None:
+    """Ticks held for the allowed lateness live in the table value between messages."""
+    skewed = trades_delayed(TICKS, max_delay_ms=200)
+    expected, rejected = expected_rows(skewed, CFG)
+    results, _ = run(per_symbol_batches(skewed, batch_size))
+    assert rejected == [] and dead_letters(results) == []
+    assert rows_of(results) == expected
 
 
 def test_table_value_records_the_applied_offset_and_round_trips() -> None:
@@ -313,7 +323,8 @@ def test_large_outputs_are_split_in_chunks_with_their_own_index() -> None:
     chunks = row_chunks(rows, limit=64 * 1024)
     assert len(chunks) > 1 and all(len(c) <= 64 * 1024 for c in chunks)
     assert [r for c in chunks for r in decode_rows(c)] == rows
-    # A quiet hour: one tick then one an hour later emits 3600 HF rows at once.
+    # A quiet hour: one tick then one an hour later emits 3600 HF rows at once; the row at the
+    # later tick's own grid point waits for the allowed lateness to pass.
     msgs = [
         (KEY, book(T0, [(100.0, 1.0)], [(101.0, 1.0)])),
         (KEY, book(T0 + 3_600_000, [(100.0, 1.0)], [(101.0, 1.0)])),
@@ -322,7 +333,7 @@ def test_large_outputs_are_split_in_chunks_with_their_own_index() -> None:
     hf = [o for o in results[1].outgoing if o.topic == TOPICS.features["hf"]]
     assert len(hf) > 1
     assert [parse_source(o.headers) for o in hf] == [(0, 1, i) for i in range(len(hf))]
-    assert sum(len(decode_rows(o.value)) for o in hf) == 3600
+    assert sum(len(decode_rows(o.value)) for o in hf) == 3600 - 1
 
 
 def test_huge_rejected_values_are_truncated_in_their_record() -> None:

@@ -53,6 +53,35 @@ def ofi_increment(prev: Update, cur: Update, level: int) -> float:
     return ofi_bid - ofi_ask
 
 
+def applied_order(
+    arrivals: list[Update | Trade], interval_ms: int, lateness_ms: int
+) -> tuple[list[Update | Trade], list[int]]:
+    """(the events in the order they take effect, the arrival indices of the late ones).
+
+    The rule of docs/design.md "Time and emission", replayed literally: an event waits until the
+    latest event time seen reaches its own plus the lateness, waiting events take effect sorted by
+    (event time, arrival), and an event is late when the grid point at or below (latest event time
+    - lateness) lies after it, once any event has taken effect. The end of input releases them all.
+    """
+    applied: list[Update | Trade] = []
+    waiting: list[tuple[int, int, Update | Trade]] = []
+    late: list[int] = []
+    latest: int | None = None
+    for index, event in enumerate(arrivals):
+        if applied and latest is not None:
+            open_start = (latest - lateness_ms) // interval_ms * interval_ms
+            if event.t < open_start:
+                late.append(index)
+                continue
+        latest = event.t if latest is None else max(latest, event.t)
+        waiting.append((event.t, index, event))
+        due = sorted((w for w in waiting if w[0] <= latest - lateness_ms), key=lambda w: (w[0], w[1]))
+        applied += [e for _, _, e in due]
+        waiting = [w for w in waiting if w[0] > latest - lateness_ms]
+    applied += [e for _, _, e in sorted(waiting, key=lambda w: (w[0], w[1]))]
+    return applied, late
+
+
 def reference_rows(
     events: list[Update | Trade],
     interval_ms: int,
@@ -62,7 +91,10 @@ def reference_rows(
     ofi_levels: int,
     tight: float,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """HF and bar rows for a stream whose event times never decrease, flushed at the end."""
+    """HF and bar rows of events in the order they take effect (`applied_order`), flushed at the end.
+
+    That order may step back in event time only inside one grid interval.
+    """
     updates = [e for e in events if isinstance(e, Update)]
     trades = [e for e in events if isinstance(e, Trade)]
     increments: list[tuple[int, list[float]]] = [
@@ -70,7 +102,7 @@ def reference_rows(
         for prev, cur in itertools.pairwise(updates)
     ]
     first = events[0].t
-    last = events[-1].t
+    last = max(e.t for e in events)
     grid = list(
         range(
             first // interval_ms * interval_ms + interval_ms,

@@ -10,12 +10,17 @@ from tests.support.times import T0
 
 B1 = ([(100.0, 1.0)], [(101.0, 1.0)])
 B2 = ([(100.5, 1.0)], [(101.0, 2.0)])
+LATENESS = pytest.mark.parametrize("lateness", [0, 250])
 
 
-def test_row_at_t_describes_book_before_t_and_appears_on_first_later_event() -> None:
-    out = run_engine([book(T0 + 100, *B1), book(T0 + 999, *B2)], flush=False)
+@LATENESS
+def test_row_at_t_describes_book_before_t_and_appears_once_event_time_passes_t_plus_lateness(
+    lateness: int,
+) -> None:
+    cfg = StateConfig(allowed_lateness_ms=lateness)
+    out = run_engine([book(T0 + 100, *B1), book(T0 + 999 + lateness, *B2)], cfg, flush=False)
     assert out.hf == []
-    out = run_engine([book(T0 + 100, *B1), book(T0 + 1000, *B2)], flush=False)
+    out = run_engine([book(T0 + 100, *B1), book(T0 + 1000 + lateness, *B2)], cfg, flush=False)
     assert [r["ts"] for r in out.hf] == [T0 + 1000]
     assert out.hf[0]["mid"] == 100.5
     assert out.hf[0]["update_count"] == 1
@@ -31,14 +36,17 @@ def test_quiet_stretch_fills_grid_with_carried_book_and_zero_flows() -> None:
     assert carried["book_age_ms"] == 3000 - 100
 
 
-def test_late_event_is_refused_with_reason_and_changes_nothing() -> None:
+@pytest.mark.parametrize(("lateness", "late_ms"), [(0, 1500), (250, 900)])
+def test_late_event_is_refused_with_reason_and_changes_nothing(lateness: int, late_ms: int) -> None:
+    """Late: before the open interval, which is [2000, 3000) at lateness 0, [1000, 2000) at 250."""
+    cfg = StateConfig(allowed_lateness_ms=lateness)
     lines = [book(T0 + 100, *B1), book(T0 + 2100, *B2)]
-    late = trade(T0 + 1500, 100.5, 1.0)
-    out = run_engine([*lines, late])
+    late = trade(T0 + late_ms, 100.5, 1.0)
+    out = run_engine([*lines, late], cfg)
     assert [r.reason.split(":")[0] for r in out.rejected] == ["late event"]
     assert out.rejected[0].raw == late
     assert out.late == 1 and out.trades == []
-    assert out.hf == run_engine(lines).hf
+    assert out.hf == run_engine(lines, cfg).hf
 
 
 def test_events_out_of_order_inside_the_open_interval_are_applied() -> None:
@@ -66,8 +74,12 @@ def test_duplicates_are_refused() -> None:
     assert out.hf[-1]["mid"] == 100.75
 
 
-def test_ticker_drives_the_clock_like_any_event() -> None:
-    out = run_engine([book(T0 + 100, *B1), ticker(T0 + 1200, bid=100.0, ask=101.0)], flush=False)
+@LATENESS
+def test_ticker_drives_the_clock_like_any_event(lateness: int) -> None:
+    cfg = StateConfig(allowed_lateness_ms=lateness)
+    out = run_engine(
+        [book(T0 + 100, *B1), ticker(T0 + 1200 + lateness, bid=100.0, ask=101.0)], cfg, flush=False
+    )
     assert [r["ts"] for r in out.hf] == [T0 + 1000]
 
 

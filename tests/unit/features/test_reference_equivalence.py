@@ -1,4 +1,8 @@
-"""The engine agrees with the brute-force reference on random streams (hypothesis)."""
+"""The engine agrees with the brute-force reference on random streams (hypothesis).
+
+Streams are delivered out of event-time order (each event delayed at random) and run under
+several allowed latenesses, so held, reordered and late events are all exercised.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.support.ticks import book, run_engine, trade
 from tests.support.times import T0
-from tests.unit.features.reference import Trade, Update, reference_rows
+from tests.unit.features.reference import Trade, Update, applied_order, reference_rows
 
 CFG = StateConfig(
     horizons=(1, 2, 5),
@@ -22,6 +26,8 @@ CFG = StateConfig(
     bands_bps=(5, 50),
     hf_emit_interval=0.5,
 )
+# 0 (no tolerance), less than / the default / more than the 500 ms grid interval.
+LATENESSES = [0, 120, 250, 700]
 
 
 @st.composite
@@ -50,6 +56,16 @@ def streams(draw: st.DrawFn) -> list[Update | Trade]:
     return events
 
 
+@st.composite
+def deliveries(draw: st.DrawFn) -> tuple[list[Update | Trade], StateConfig]:
+    """A stream in arrival order (each event delayed by up to 900 ms) and the config to run it under."""
+    events = draw(streams())
+    delays = [draw(st.sampled_from([0, 0, 0, 0, 15, 90, 200, 260, 900])) for _ in events]
+    order = sorted(range(len(events)), key=lambda i: (events[i].t + delays[i], i))
+    lateness = draw(st.sampled_from(LATENESSES))
+    return [events[i] for i in order], CFG.model_copy(update={"allowed_lateness_ms": lateness})
+
+
 def encode(events: list[Update | Trade]) -> list[bytes]:
     return [
         book(e.t, e.bids, e.asks) if isinstance(e, Update) else trade(e.t, e.price, e.amount, e.side)
@@ -68,20 +84,24 @@ def assert_rows_match(actual: list[dict[str, Any]], expected: list[dict[str, Any
                 assert math.isclose(got[key], value, rel_tol=1e-9, abs_tol=1e-9), (key, got[key], value)
 
 
-@settings(max_examples=150, deadline=None)
-@given(streams())
-def test_hf_rows_and_bars_equal_brute_force(events: list[Update | Trade]) -> None:
-    out = run_engine(encode(events), CFG)
+@settings(max_examples=250, deadline=None)
+@given(deliveries())
+def test_hf_rows_and_bars_equal_brute_force(delivery: tuple[list[Update | Trade], StateConfig]) -> None:
+    arrivals, cfg = delivery
+    lines = encode(arrivals)
+    out = run_engine(lines, cfg)
+    applied, late = applied_order(arrivals, cfg.interval_ms, cfg.allowed_lateness_ms)
     hf, bars = reference_rows(
-        events,
-        CFG.interval_ms,
-        list(CFG.horizons),
-        list(CFG.bar_durations),
-        CFG.regime_window,
-        CFG.ofi_levels,
-        CFG.tight_spread_threshold,
+        applied,
+        cfg.interval_ms,
+        list(cfg.horizons),
+        list(cfg.bar_durations),
+        cfg.regime_window,
+        cfg.ofi_levels,
+        cfg.tight_spread_threshold,
     )
-    assert out.rejected == []
+    assert [r.raw for r in out.rejected] == [lines[i] for i in late]
+    assert all(r.reason.startswith("late event") for r in out.rejected)
     assert_rows_match(out.hf, hf)
     assert_rows_match(out.bars, bars)
 
@@ -100,28 +120,60 @@ def test_imbalances_lie_in_unit_interval(events: list[Update | Trade]) -> None:
         assert bar["mean_imbalance_l1"] is None or -1.0 <= bar["mean_imbalance_l1"] <= 1.0
 
 
-@settings(max_examples=60, deadline=None)
-@given(streams(), st.data())
+@settings(max_examples=100, deadline=None)
+@given(deliveries(), st.data())
 def test_state_round_trip_mid_stream_changes_nothing(
-    events: list[Update | Trade], data: st.DataObject
+    delivery: tuple[list[Update | Trade], StateConfig], data: st.DataObject
 ) -> None:
     from fluxforge_common.features import EngineOutput, FeatureEngine, SymbolState
 
     from tests.support.ticks import decoded
 
-    lines = encode(events)
+    arrivals, cfg = delivery
+    lines = encode(arrivals)
     split = data.draw(st.integers(0, len(lines)))
-    whole = run_engine(lines, CFG)
-    engine = FeatureEngine(CFG)
+    whole = run_engine(lines, cfg)
+    engine = FeatureEngine(cfg)
     out = EngineOutput()
     for raw in lines[:split]:
         engine.process(decoded(raw), out)
-    restored = FeatureEngine(CFG)
+    restored = FeatureEngine(cfg)
     for key, state in engine.states.items():
-        restored.states[key] = SymbolState.from_bytes(state.to_bytes(), CFG)
+        restored.states[key] = SymbolState.from_bytes(state.to_bytes(), cfg)
     for raw in lines[split:]:
         restored.process(decoded(raw), out)
     restored.flush(out)
+    assert out.rejected == whole.rejected
+    assert out.hf == whole.hf
+    assert out.bars == whole.bars
+    assert out.trades == whole.trades
+
+
+@settings(max_examples=60, deadline=None)
+@given(deliveries())
+def test_state_round_trip_after_every_tick_changes_nothing(
+    delivery: tuple[list[Update | Trade], StateConfig],
+) -> None:
+    """As a stream worker storing the state after each one-tick message does."""
+    from fluxforge_common.features import EngineOutput, FeatureEngine, SymbolState
+
+    from tests.support.ticks import decoded
+
+    arrivals, cfg = delivery
+    lines = encode(arrivals)
+    whole = run_engine(lines, cfg)
+    engine = FeatureEngine(cfg)
+    out = EngineOutput()
+    for raw in lines:
+        item = decoded(raw)
+        state = engine.state_for(item.tick.exchange, item.tick.symbol)
+        stored = engine.states[item.tick.exchange, item.tick.symbol] = SymbolState.from_bytes(
+            state.to_bytes(), cfg
+        )
+        engine.process(item, out)
+        assert stored.to_bytes() == SymbolState.from_bytes(stored.to_bytes(), cfg).to_bytes()
+    engine.flush(out)
+    assert out.rejected == whole.rejected
     assert out.hf == whole.hf
     assert out.bars == whole.bars
     assert out.trades == whole.trades

@@ -46,6 +46,19 @@ class StateConfig(BaseModel):
     regime_window: PositiveSeconds = Field(
         default=30, description="Window in seconds of depth variance and the tight-spread fraction."
     )
+    allowed_lateness_ms: int = Field(
+        default=250,
+        ge=0,
+        le=60_000,
+        description=(
+            "Event-time tolerance in ms for ticks arriving out of order: the interval ending at t "
+            "closes once the symbol's event time passes t + this, and ticks within it are applied "
+            "in event-time order. 250 covers cross-channel skew: Binance stamps a depth diff with "
+            "the end of its 100 ms window (up to 100 ms after the trades inside it) and sends "
+            "trades on another connection; 250 leaves 150 ms of skew between the connections. "
+            "0: ticks applied on arrival, only the open interval tolerates disorder."
+        ),
+    )
 
     @field_validator("horizons", "bar_durations", "bands_bps")
     @classmethod

@@ -1,14 +1,19 @@
 """SymbolState: everything the engine knows about one `<exchange>:<symbol>`.
 
-Event time drives it: an event at time `t` first closes every grid interval
-that ends at or before `t` (emitting their HF rows and finished bars), then is
-applied. Events before the open interval are late and refused. The whole state
-round-trips through `to_bytes`/`from_bytes` (msgpack) without changing any
-later output, so a Faust table can hold it.
+Event time drives it. With an allowed lateness `L`, a tick is held until the
+symbol's event time (the latest seen) reaches its own plus `L`, and held ticks
+are applied in event-time order (ties in arrival order); applying a tick at `t`
+first closes every grid interval ending at or before `t` (emitting their HF rows
+and finished bars), and the interval ending at `t` closes at the latest when the
+symbol's event time reaches `t + L`. Ticks before the open interval are late and
+refused. The whole state, held ticks included, round-trips through
+`to_bytes`/`from_bytes` (msgpack) without changing any later output, so a Faust
+table can hold it.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 from collections import deque
@@ -23,12 +28,21 @@ from fluxforge_common.features.enrichment import ticker_row, trade_row
 from fluxforge_common.features.intervals import IntervalFlows, RollingWindows
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.features.schema import fmt_window
-from fluxforge_common.messages.envelopes import BookColumns, BookTick, Level, TickerTick, TradeTick
+from fluxforge_common.messages.envelopes import (
+    BookColumns,
+    BookTick,
+    Level,
+    Tick,
+    TradeTick,
+    event_time,
+)
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 RECENT_TRADE_IDS = 100
 _MS_PER_DAY = 86_400_000
 _INF = math.inf
+# A held tick: (event time, arrival number, tick, its book columns); the first two order it.
+Held = tuple[int, int, Tick, BookColumns | None]
 
 
 def book_columns(bids: list[Level], asks: list[Level]) -> BookColumns:
@@ -53,6 +67,7 @@ class _Layout:
         "horizons",
         "interval_ms",
         "interval_s",
+        "lateness_ms",
         "max_levels",
         "ofi_names",
         "regime",
@@ -65,6 +80,7 @@ class _Layout:
         self.cfg = cfg
         self.interval_ms = step
         self.interval_s = step / 1000
+        self.lateness_ms = cfg.allowed_lateness_ms
         self.max_levels = cfg.max_levels
         self.tight = cfg.tight_spread_threshold
         self.horizons = [
@@ -97,16 +113,19 @@ def _layout(cfg: StateConfig) -> _Layout:
 
 class SymbolState:
     __slots__ = (
+        "arrivals",
         "asks",
         "bars",
         "bids",
         "book_cols",
         "exchange",
         "flows",
+        "held",
         "last_book_ms",
         "last_event_ms",
         "last_mid",
         "last_seq",
+        "last_seq_ms",
         "last_trade_ms",
         "layout",
         "next_ms",
@@ -127,6 +146,7 @@ class SymbolState:
         self.last_mid = 0.0
         self.last_book_ms: int | None = None
         self.last_seq: int | None = None
+        self.last_seq_ms: int | None = None
         self.last_trade_ms: int | None = None
         self.last_event_ms: int | None = None
         self.next_ms: int | None = None
@@ -136,66 +156,105 @@ class SymbolState:
         self.flows = IntervalFlows(cfg.ofi_levels)
         self.windows = RollingWindows(layout.window_cap)
         self.bars = [BarAccumulator(ms) for ms in layout.bar_ms]
+        self.held: deque[Held] = deque()
+        self.arrivals = 0
 
     # -- event handling -------------------------------------------------------------------------
 
     def process(
         self,
-        tick: BookTick | TradeTick | TickerTick,
+        tick: Tick,
         event_ms: int,
         out: EngineOutput,
         book: BookColumns | None = None,
     ) -> str | None:
-        """Apply one validated tick; returns why it was refused (late, duplicate), or None.
+        """Accept one validated tick; returns why it was refused (late, duplicate), or None.
 
+        Duplicates are checked in arrival order against every accepted tick, held or applied.
         `book` is the tick's columns when validation already computed them.
         """
         step = self.layout.interval_ms
         next_ms = self.next_ms
-        if next_ms is None:
-            next_ms = self.next_ms = event_ms // step * step + step
-        elif event_ms < next_ms - step:
+        if next_ms is not None and event_ms < next_ms - step:
             out.late += 1
             return (
                 f"late event: event time {event_ms} is before the open interval [{next_ms - step}, {next_ms})"
             )
         kind = type(tick)
         if kind is BookTick:
-            if tick.seq is not None and self.last_seq is not None:  # type: ignore[union-attr]
-                reason = self._check_book_order(tick, event_ms)  # type: ignore[arg-type]
+            seq = tick.seq  # type: ignore[union-attr]
+            last_seq = self.last_seq
+            if seq is not None and last_seq is not None:
+                reason = self._check_book_order(seq, last_seq, event_ms)
                 if reason:
                     out.duplicates += 1
                     return reason
-        elif kind is TradeTick and tick.id is not None and tick.id in self.recent_trade_ids:  # type: ignore[union-attr]
-            out.duplicates += 1
-            return f"duplicate trade: id {tick.id} already applied"  # type: ignore[union-attr]
-        if event_ms >= next_ms:
-            self._advance(event_ms, out)
+            self.last_seq = seq
+            self.last_seq_ms = event_ms
+        elif kind is TradeTick and tick.id is not None:  # type: ignore[union-attr]
+            if tick.id in self.recent_trade_ids:  # type: ignore[union-attr]
+                out.duplicates += 1
+                return f"duplicate trade: id {tick.id} already applied"  # type: ignore[union-attr]
+            self.recent_trade_ids.append(tick.id)  # type: ignore[union-attr]
         last = self.last_event_ms
         if last is None or event_ms > last:
-            self.last_event_ms = event_ms
+            self.last_event_ms = last = event_ms
+        lateness = self.layout.lateness_ms
+        if not lateness:
+            self._apply(tick, event_ms, out, book)
+            return None
+        held = self.held
+        entry = (event_ms, self.arrivals, tick, book)
+        self.arrivals += 1
+        if not held or event_ms >= held[-1][0]:
+            held.append(entry)
+        else:
+            bisect.insort(held, entry)
+        horizon = last - lateness
+        while held and held[0][0] <= horizon:
+            event_ms, _, tick, book = held.popleft()
+            self._apply(tick, event_ms, out, book)
+        next_ms = self.next_ms
+        if next_ms is not None and horizon >= next_ms:
+            self._advance(horizon, out)
+        return None
+
+    def flush(self, out: EngineOutput) -> None:
+        """End of input: apply every held tick, then emit the row of the open interval.
+
+        Finished bars only; open bars stay.
+        """
+        held = self.held
+        while held:
+            event_ms, _, tick, book = held.popleft()
+            self._apply(tick, event_ms, out, book)
+        next_ms, last = self.next_ms, self.last_event_ms
+        if next_ms is not None and last is not None and last >= next_ms - self.layout.interval_ms:
+            self._advance(next_ms, out)
+
+    def _apply(self, tick: Tick, event_ms: int, out: EngineOutput, book: BookColumns | None) -> None:
+        """Close the intervals ending at or before `event_ms`, then apply the tick."""
+        step = self.layout.interval_ms
+        next_ms = self.next_ms
+        if next_ms is None:
+            self.next_ms = event_ms // step * step + step
+        elif event_ms >= next_ms:
+            self._advance(event_ms, out)
+        kind = type(tick)
         if kind is BookTick:
             self._on_book(tick, event_ms, book)  # type: ignore[arg-type]
         elif kind is TradeTick:
             self._on_trade(tick, event_ms, out)  # type: ignore[arg-type]
         else:
             out.ticker.append(ticker_row(tick, event_ms))  # type: ignore[arg-type]
-        return None
 
-    def flush(self, out: EngineOutput) -> None:
-        """End of input: emit the row of the open interval (finished bars only; open bars stay)."""
-        next_ms, last = self.next_ms, self.last_event_ms
-        if next_ms is not None and last is not None and last >= next_ms - self.layout.interval_ms:
-            self._advance(next_ms, out)
-
-    def _check_book_order(self, tick: BookTick, event_ms: int) -> str | None:
-        last = self.last_seq
-        if tick.seq is None or last is None:
-            return None
-        if tick.seq == last:
-            return f"duplicate book: seq {tick.seq} already applied"
-        if tick.seq < last and self.last_book_ms is not None and event_ms <= self.last_book_ms:
-            return f"out-of-order book: seq {tick.seq} after seq {last}"
+    def _check_book_order(self, seq: int, last: int, event_ms: int) -> str | None:
+        """Why a book is a repeat of the last accepted book (seq `last`), or None."""
+        if seq == last:
+            return f"duplicate book: seq {seq} already applied"
+        last_ms = self.last_seq_ms
+        if seq < last and last_ms is not None and event_ms <= last_ms:
+            return f"out-of-order book: seq {seq} after seq {last}"
         return None
 
     def _on_book(self, tick: BookTick, event_ms: int, cols: BookColumns | None) -> None:
@@ -265,13 +324,10 @@ class SymbolState:
         self.book_cols = cols
         self.last_mid = mid
         self.last_book_ms = event_ms
-        self.last_seq = tick.seq
 
     def _on_trade(self, tick: TradeTick, event_ms: int, out: EngineOutput) -> None:
         out.trades.append(trade_row(tick, event_ms, self.bids, self.asks, self.last_trade_ms))
         self.last_trade_ms = event_ms
-        if tick.id is not None:
-            self.recent_trade_ids.append(tick.id)
         f = self.flows
         f.n_trades += 1
         if tick.side == "buy":
@@ -364,6 +420,7 @@ class SymbolState:
                 self.last_mid,
                 self.last_book_ms,
                 self.last_seq,
+                self.last_seq_ms,
                 self.last_trade_ms,
                 self.last_event_ms,
                 self.next_ms,
@@ -373,6 +430,7 @@ class SymbolState:
                 self.flows.to_state(),
                 self.windows.to_state(),
                 [bar.to_state() for bar in self.bars],
+                [tick for _, _, tick, _ in self.held],
             ]
         )
 
@@ -381,7 +439,10 @@ class SymbolState:
         values = msgspec.msgpack.decode(data)
         version, fingerprint, exchange, symbol = values[:4]
         if version != STATE_FORMAT:
-            raise ValueError(f"symbol state format {version} is not supported (expected {STATE_FORMAT})")
+            raise ValueError(
+                f"symbol state format {version} is not supported (expected {STATE_FORMAT}); "
+                "reprocess under a new application id/output root instead of resuming"
+            )
         state = cls(cfg, exchange, symbol)
         if fingerprint != state.layout.fingerprint:
             raise ValueError(
@@ -394,6 +455,7 @@ class SymbolState:
             state.last_mid,
             state.last_book_ms,
             state.last_seq,
+            state.last_seq_ms,
             state.last_trade_ms,
             state.last_event_ms,
             state.next_ms,
@@ -403,6 +465,7 @@ class SymbolState:
             flows,
             windows,
             bars,
+            held,
         ) = values[4:]
         state.bids = None if bids is None else [(p, q) for p, q in bids]
         state.asks = None if asks is None else [(p, q) for p, q in asks]
@@ -413,4 +476,8 @@ class SymbolState:
         state.windows.load_state(windows)
         for bar, bar_state in zip(state.bars, bars, strict=True):
             bar.load_state(bar_state)
+        # Renumbered in their order: later arrivals still sort after them on equal event times.
+        for arrival, tick in enumerate(msgspec.convert(held, list[Tick])):
+            state.held.append((event_time(tick), arrival, tick, None))
+        state.arrivals = len(state.held)
         return state
