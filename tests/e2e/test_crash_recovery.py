@@ -25,7 +25,7 @@ from fluxforge_emulator import EmulatorThread
 from tests.support.dataset import assert_same_dataset
 from tests.support.exchange import SYMBOLS, exchange_config
 
-KILLS = 5
+KILLS = 10  # the issue asks for ten random kill moments in one test
 LINES_PER_S = 4000  # the pace of the input, so that a kill lands while ticks are arriving
 CHUNK = 40
 SYNC_INTERVAL_S = "0.2"
@@ -172,6 +172,7 @@ def test_kill_9_of_a_live_exchange_recording_then_restart_keeps_every_durable_ti
     )
     args = ["--source", "exchange", "--exchange", "binanceus", "--config", str(config), "-o", str(root)]
     sessions = kill_at_random_moments(root, lambda: KilledRun(args, log), cli)
+    booked: set[str] = set()
     for _sent, durable, kept in sessions:
         assert [ingest_key(line)[1] for line in kept] == list(range(1, len(kept) + 1))  # once, in order
         assert len(kept) == durable
@@ -180,8 +181,10 @@ def test_kill_9_of_a_live_exchange_recording_then_restart_keeps_every_durable_ti
             tick = orjson.loads(line)
             if tick["type"] == "book":
                 books.setdefault(tick["symbol"], []).append(tick["seq"])
-        assert set(books) == set(SYMBOLS)
+        assert set(books) <= set(SYMBOLS)  # a run killed early may hold only the trades that came first
+        booked |= set(books)
         assert all(seqs == sorted(set(seqs)) for seqs in books.values())  # each update once, in order
+    assert booked == set(SYMBOLS)
     assert_tables_are_a_reprocess_of_the_archive(root, tmp_path, cli)
 
 

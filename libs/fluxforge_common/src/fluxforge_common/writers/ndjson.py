@@ -159,7 +159,7 @@ class RawArchiveWriter:
             segment.size += added
             segment.lines += 1
             if len(pending) >= FRAME_BYTES:
-                self._drain(key, segment)
+                self._cut()
             return completed
 
     def close_expired(self, now_ms: int) -> list[WrittenFile]:
@@ -175,9 +175,8 @@ class RawArchiveWriter:
     def sync(self) -> None:
         """Write every open segment's pending lines as a frame and make the segments durable."""
         with self._lock:
+            self._cut()
             for key, segment in list(self._segments.items()):
-                if segment.pending:
-                    self._drain(key, segment)
                 if segment.unsynced and segment.writer is not None:
                     try:
                         self.storage.sync(segment.file)
@@ -271,6 +270,23 @@ class RawArchiveWriter:
 
     def _named(self, segment: _Segment, file_stem: str) -> str:
         return f"{segment.directory}/{file_stem}{self._suffix}"
+
+    def _cut(self) -> None:
+        """Every open segment's pending lines as a frame, all handed to the OS before any fsync.
+
+        One cut across all segments, so a killed process leaves every channel
+        archived up to the same line (a frame of one channel written ahead of
+        the others would leave the others' earlier lines missing behind it).
+        """
+        for key, segment in list(self._segments.items()):
+            if segment.pending:
+                self._drain(key, segment)
+            if segment.unsynced and segment.writer is not None:
+                try:
+                    segment.file.flush()
+                except BaseException as exc:
+                    self._abort(key, exc)
+                    raise
 
     def _drain(self, key: SegmentKey, segment: _Segment) -> None:
         """Write the pending lines as one frame (zstd) or as they are."""
