@@ -45,6 +45,8 @@ _INF = math.inf
 # A held tick: (event time, tick, its book columns), kept sorted by event time then arrival.
 Held = tuple[int, Tick, BookColumns | None]
 _held_time = operator.itemgetter(0)
+# Held ticks are stored as one nested msgpack value, decoded typed (untyped + convert is ~3x slower).
+_held_ticks = msgspec.msgpack.Decoder(list[Tick])
 
 
 def book_columns(bids: list[Level], asks: list[Level]) -> BookColumns:
@@ -428,7 +430,7 @@ class SymbolState:
                 self.flows.to_state(),
                 self.windows.to_state(),
                 [bar.to_state() for bar in self.bars],
-                [tick for _, tick, _ in self.held],
+                msgspec.msgpack.encode([tick for _, tick, _ in self.held]),
             ]
         )
 
@@ -474,5 +476,5 @@ class SymbolState:
         state.windows.load_state(windows)
         for bar, bar_state in zip(state.bars, bars, strict=True):
             bar.load_state(bar_state)
-        state.held.extend((event_time(tick), tick, None) for tick in msgspec.convert(held, list[Tick]))
+        state.held.extend((event_time(tick), tick, None) for tick in _held_ticks.decode(held))
         return state
