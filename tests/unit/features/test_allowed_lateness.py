@@ -97,6 +97,9 @@ def test_held_ticks_apply_in_event_time_order_ties_in_arrival_order() -> None:
     assert out.trades[0]["mid_before"] == 100.5
     assert out.hf[0]["mid"] == 100.5 and out.hf[0]["update_count"] == 4
     assert out.hf[0]["last_book_ts"] == T0 + 700
+    # A tie arriving out of order goes after the held tick of its own event time.
+    out = run_engine([book(T0 + 500, *B1), trade(T0 + 800, 100.5, 1.0), book(T0 + 500, *B2)], cfg)
+    assert out.trades[0]["mid_before"] == 100.75
 
 
 def test_a_tick_beyond_the_window_but_in_the_open_interval_is_applied_on_arrival() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
+import operator
 from collections import deque
 from typing import Any
 
@@ -41,8 +42,11 @@ STATE_FORMAT = 2
 RECENT_TRADE_IDS = 100
 _MS_PER_DAY = 86_400_000
 _INF = math.inf
-# A held tick: (event time, arrival number, tick, its book columns); the first two order it.
-Held = tuple[int, int, Tick, BookColumns | None]
+# A held tick: (event time, tick, its book columns), kept sorted by event time then arrival.
+Held = tuple[int, Tick, BookColumns | None]
+_held_time = operator.itemgetter(0)
+# Held ticks are stored as one nested msgpack value, decoded typed (untyped + convert is ~3x slower).
+_held_ticks = msgspec.msgpack.Decoder(list[Tick])
 
 
 def book_columns(bids: list[Level], asks: list[Level]) -> BookColumns:
@@ -113,7 +117,6 @@ def _layout(cfg: StateConfig) -> _Layout:
 
 class SymbolState:
     __slots__ = (
-        "arrivals",
         "asks",
         "bars",
         "bids",
@@ -157,7 +160,6 @@ class SymbolState:
         self.windows = RollingWindows(layout.window_cap)
         self.bars = [BarAccumulator(ms) for ms in layout.bar_ms]
         self.held: deque[Held] = deque()
-        self.arrivals = 0
 
     # -- event handling -------------------------------------------------------------------------
 
@@ -204,15 +206,13 @@ class SymbolState:
             self._apply(tick, event_ms, out, book)
             return None
         held = self.held
-        entry = (event_ms, self.arrivals, tick, book)
-        self.arrivals += 1
         if not held or event_ms >= held[-1][0]:
-            held.append(entry)
-        else:
-            bisect.insort(held, entry)
+            held.append((event_ms, tick, book))
+        else:  # after the held ticks of the same event time: ties stay in arrival order
+            bisect.insort_right(held, (event_ms, tick, book), key=_held_time)
         horizon = last - lateness
         while held and held[0][0] <= horizon:
-            event_ms, _, tick, book = held.popleft()
+            event_ms, tick, book = held.popleft()
             self._apply(tick, event_ms, out, book)
         next_ms = self.next_ms
         if next_ms is not None and horizon >= next_ms:
@@ -226,7 +226,7 @@ class SymbolState:
         """
         held = self.held
         while held:
-            event_ms, _, tick, book = held.popleft()
+            event_ms, tick, book = held.popleft()
             self._apply(tick, event_ms, out, book)
         next_ms, last = self.next_ms, self.last_event_ms
         if next_ms is not None and last is not None and last >= next_ms - self.layout.interval_ms:
@@ -430,7 +430,7 @@ class SymbolState:
                 self.flows.to_state(),
                 self.windows.to_state(),
                 [bar.to_state() for bar in self.bars],
-                [tick for _, _, tick, _ in self.held],
+                msgspec.msgpack.encode([tick for _, tick, _ in self.held]),
             ]
         )
 
@@ -476,8 +476,5 @@ class SymbolState:
         state.windows.load_state(windows)
         for bar, bar_state in zip(state.bars, bars, strict=True):
             bar.load_state(bar_state)
-        # Renumbered in their order: later arrivals still sort after them on equal event times.
-        for arrival, tick in enumerate(msgspec.convert(held, list[Tick])):
-            state.held.append((event_time(tick), arrival, tick, None))
-        state.arrivals = len(state.held)
+        state.held.extend((event_time(tick), tick, None) for tick in _held_ticks.decode(held))
         return state
