@@ -23,6 +23,7 @@ from fluxforge.cli.common import ConfigOption, settings_or_exit
 from fluxforge.cli.render import table_text
 
 HOUR_MS = 3_600_000
+CREATED_VISIBLE_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,13 @@ async def _topics(cfg: KafkaConfig, *, create: bool) -> list[TopicInfo]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        # A topic just created can be missing from a broker's metadata for a moment (KRaft
+        # propagates it asynchronously): wait for it rather than report it missing.
+        waited = 0.0
+        while created - existing and waited < CREATED_VISIBLE_TIMEOUT_S:
+            await asyncio.sleep(0.1)
+            waited += 0.1
+            existing = set(await admin.list_topics())
         names = [spec.name for spec in specs if spec.name in existing]
         described = {t["topic"]: t for t in await admin.describe_topics(names)} if names else {}
         retention: dict[str, int] = {}
