@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +39,25 @@ def test_collect_exchange_publishes_every_tick_once_and_sigterm_flushes(
     base = kafka_prefix.settings(batch_max_ticks=50)
     settings = FluxForgeSettings(kafka=base.kafka, exchanges={"binanceus": exchange_config(emulator)})
     collector = make_collector(settings, CollectOptions(exchange="binanceus"))
-    timer = threading.Timer(8.0, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
+    source_stats = collector.source.stats  # type: ignore[attr-defined]
+    finished = threading.Event()
+
+    def sigterm_once_collecting() -> None:
+        """SIGTERM once the source has handed over a few hundred ticks (a slow start takes seconds)."""
+        deadline = time.monotonic() + 60
+        while source_stats.books + source_stats.trades + source_stats.tickers < 300:
+            if finished.wait(0.1) or time.monotonic() > deadline:
+                break
+        if not finished.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    stopper = threading.Thread(target=sigterm_once_collecting, daemon=True)
+    stopper.start()
     try:
         stats = publish(collector, settings)
     finally:
-        timer.cancel()
-    source_stats = collector.source.stats  # type: ignore[attr-defined]
+        finished.set()
+        stopper.join()
     handed_over = source_stats.books + source_stats.trades + source_stats.tickers
     assert stats.ticks_out == stats.accepted == handed_over > 100  # SIGTERM published all it had
     assert stats.dead_lettered == 0
@@ -64,7 +77,9 @@ def test_collect_exchange_publishes_every_tick_once_and_sigterm_flushes(
         assert seqs == sorted(set(seqs)), key
     run = Run([(0.0, orjson.loads(raw)) for raw in ticks], ticks, source_stats, None)
     counts = check_published(emulator, run)
-    print(f"\n[collect --exchange through Kafka] {counts}, {stats.batches_out} batches, SIGTERM after 8 s")
+    print(
+        f"\n[collect --exchange through Kafka] {counts}, {stats.batches_out} batches, SIGTERM after 300 ticks"
+    )
 
 
 def test_run_source_exchange_writes_a_dataset(
