@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 import typer
-from fluxforge.cli.app import COMMANDS, app, load, summary
 from typer.testing import CliRunner
+
+from fluxforge.cli.app import COMMANDS, app, load, summary
 
 _HEAVY = ("pyarrow", "pydantic", "faust", "aiokafka", "duckdb", "msgspec", "fluxforge_common")
 
