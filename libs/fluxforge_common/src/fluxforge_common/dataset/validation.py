@@ -293,7 +293,7 @@ def rewrite_legacy_layout(root: str | Path, *, dry_run: bool = True) -> list[tup
             if "/" in part.symbol:  # unified symbols always have one: already the encoded form
                 continue
             for old in part.files:
-                symbols = file_symbols(base / old)
+                symbols = file_symbols(base, old)
                 if symbols == {part.symbol}:
                     continue
                 if len(symbols) != 1:
