@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from fluxforge_common.dataset.location import DatasetRoot, dataset_root
 from fluxforge_common.dataset.partitioning import check_table, parse_segment, utc_date
+from fluxforge_common.dataset.provenance import read_provenance
 from fluxforge_common.dataset.schema import KEY_SCHEMA
 
 
@@ -198,7 +199,7 @@ def scan_table(
         _warn_no_match(table, partitions, exchanges, symbols, first_date, last_date)
         empty = _empty(_any_schema(root, partitions), wanted)
         return TableScan(table, ds.dataset(empty), None, None, ())
-    schema = _unified_schema(root, files)
+    schema = _unified_schema(root, table, files)
     if wanted is not None and (unknown := [c for c in wanted if c not in schema.names]):
         raise ValueError(f"{table} has no column(s) {unknown}; it has {schema.names}")
     dataset = ds.dataset(
@@ -287,12 +288,31 @@ def _ts_scalar(ms: int, ts_type: pa.DataType) -> pa.Scalar:
     return pa.scalar(ms, pa.timestamp("ms", tz="UTC")).cast(ts_type)
 
 
-def _unified_schema(root: DatasetRoot, files: Sequence[str]) -> pa.Schema:
-    schemas = [pq.read_schema(root.full(f), filesystem=root.filesystem).remove_metadata() for f in files]
+def _unified_schema(root: DatasetRoot, table: str, files: Sequence[str]) -> pa.Schema:
+    """One schema for `files`; warns when they were written under different feature configurations."""
+    schemas = [pq.read_schema(root.full(f), filesystem=root.filesystem) for f in files]
+    _warn_mixed_configurations(table, files, schemas)
     try:
-        return pa.unify_schemas(schemas, promote_options="permissive")
+        return pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise ValueError(f"files disagree on column types, run validate_dataset: {exc}") from exc
+
+
+def _warn_mixed_configurations(table: str, files: Sequence[str], schemas: Sequence[pa.Schema]) -> None:
+    first: dict[str, str] = {}
+    for rel, schema in zip(files, schemas, strict=True):
+        origin = read_provenance(schema.metadata)
+        if origin is not None:
+            first.setdefault(origin.config_fingerprint, rel)
+    if len(first) > 1:
+        warnings.warn(
+            f"the {table!r} rows read come from files written under {len(first)} feature configurations "
+            f"(config fingerprints {sorted(first)}; e.g. {sorted(first.values())[:2]}): rows computed with "
+            "different parameters are mixed. Their `fluxforge.features` metadata says how they differ; "
+            "`fluxforge validate` lists the partitions, `fluxforge reprocess` rebuilds them under one",
+            DatasetWarning,
+            stacklevel=4,
+        )
 
 
 def _any_schema(root: DatasetRoot, partitions: list[PartitionInfo]) -> pa.Schema:
