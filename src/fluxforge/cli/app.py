@@ -7,6 +7,8 @@ import typer
 from fluxforge.cli.collect_cmd import collect
 from fluxforge.cli.config_cmd import config_app
 from fluxforge.cli.engine_cmd import engine
+from fluxforge.cli.plot_cmd import plot
+from fluxforge.cli.quality_cmd import report
 from fluxforge.cli.query_cmd import query
 from fluxforge.cli.recover_cmd import recover_command
 from fluxforge.cli.replay_cmd import replay
@@ -29,6 +31,8 @@ app.command("reprocess")(reprocess_command)
 app.command("recover")(recover_command)
 app.command("query")(query)
 app.command("validate")(validate)
+app.command("report")(report)
+app.command("plot")(plot)
 app.command("topics")(topics)
 app.command("collect")(collect)
 app.command("replay")(replay)

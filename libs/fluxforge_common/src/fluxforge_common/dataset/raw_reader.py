@@ -38,14 +38,19 @@ RAW_SCHEMA: Final = pa.schema(
 _SUFFIXES: Final = (".ndjson", ".ndjson.zst")
 
 
-class _Head(msgspec.Struct):
+class RawHead(msgspec.Struct):
+    """The fields of an archived tick the readers use; the rest stays in the line."""
+
     exchange: str
     symbol: str
     recv_ts: int
     ts: int | None = None
+    type: str = ""
+    id: str | None = None  # a trade's id
+    resync: str | None = None  # on a book: the collector resynchronised the symbol before it
 
 
-_decode_head = msgspec.json.Decoder(_Head)
+_decode_head = msgspec.json.Decoder(RawHead)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +99,9 @@ class RawScan:
     columns: list[str] | None
     described: str  # the selection and what the archive holds, for the no-match warning
 
-    def to_table(self) -> pa.Table:
-        """The matching ticks in ingest order; an empty result says what exists (`DatasetWarning`)."""
+    def lines(self) -> Iterator[tuple[str, RawHead, bytes]]:
+        """(channel, keys and times, archived line) of every matching tick, in ingest order."""
         streams = [_tagged_lines(self.root, c, f) for c, f in zip(self.channels, self.files, strict=True)]
-        columns: dict[str, list[object]] = {name: [] for name in RAW_SCHEMA.names}
         symbols, start_ms, end_ms = self.symbols, self.start_ms, self.end_ms
         for line, channel, rel in heapq.merge(*streams, key=lambda item: ingest_key(item[0])):
             try:
@@ -106,11 +110,17 @@ class RawScan:
                 raise ValueError(f"{rel}: a line is not a raw envelope ({exc}): {line[:120]!r}") from None
             event = head.recv_ts if head.ts is None else head.ts
             if (
-                (symbols is not None and head.symbol not in symbols)
-                or (start_ms is not None and event < start_ms)
-                or (end_ms is not None and event >= end_ms)
+                (symbols is None or head.symbol in symbols)
+                and (start_ms is None or event >= start_ms)
+                and (end_ms is None or event < end_ms)
             ):
-                continue
+                yield channel, head, line
+
+    def to_table(self) -> pa.Table:
+        """The matching ticks in ingest order; an empty result says what exists (`DatasetWarning`)."""
+        columns: dict[str, list[object]] = {name: [] for name in RAW_SCHEMA.names}
+        for channel, head, line in self.lines():
+            event = head.recv_ts if head.ts is None else head.ts
             for name, value in zip(
                 RAW_SCHEMA.names,
                 (head.exchange, head.symbol, channel, event, head.recv_ts, line.decode()),
@@ -121,17 +131,6 @@ class RawScan:
         if result.num_rows == 0:
             warnings.warn(f"no raw ticks match {self.described}", DatasetWarning, stacklevel=2)
         return result.select(self.columns) if self.columns is not None else result
-
-
-class RawFilters(TypedDict, total=False):
-    """The filters of `scan_raw`."""
-
-    exchange: Values
-    symbol: Values
-    channel: Values
-    start_ms: int | None
-    end_ms: int | None
-    columns: Sequence[str] | None
 
 
 def scan_raw(
@@ -184,6 +183,17 @@ def scan_raw(
         list(columns) if columns is not None else None,
         described,
     )
+
+
+class RawFilters(TypedDict, total=False):
+    """The filters of `scan_raw`."""
+
+    exchange: Values
+    symbol: Values
+    channel: Values
+    start_ms: int | None
+    end_ms: int | None
+    columns: Sequence[str] | None
 
 
 def read_raw(storage_root: str | Path | DatasetRoot, **filters: Unpack[RawFilters]) -> pa.Table:
