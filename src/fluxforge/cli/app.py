@@ -14,6 +14,7 @@ from fluxforge.cli.reprocess_cmd import reprocess_command
 from fluxforge.cli.run_cmd import run
 from fluxforge.cli.sink_cmd import sink
 from fluxforge.cli.stack_cmd import stack_app
+from fluxforge.cli.sync_cmd import sync_app
 from fluxforge.cli.topics_cmd import topics
 from fluxforge.cli.validate_cmd import validate
 
@@ -36,6 +37,7 @@ app.command("engine")(engine)
 app.command("sink")(sink)
 app.add_typer(config_app, name="config")
 app.add_typer(stack_app, name="stack")
+app.add_typer(sync_app, name="sync")
 
 
 def main() -> None:
