@@ -81,12 +81,15 @@ class S3Bucket:
     def client(self) -> Any:
         return s3_client(self.config)
 
-    def keys(self) -> list[str]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+    def object_keys(self, prefix: str = "") -> list[str]:
+        """Every key under `prefix`, including what a server may show of unfinished uploads."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return sorted(str(item["Key"]) for page in pages for item in page.get("Contents", []) or [])
 
     def unfinished_uploads(self) -> list[str]:
-        return [str(u["Key"]) for u in self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])]
+        return [
+            str(u["Key"]) for u in self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
+        ]
 
 
 @pytest.fixture
