@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import typer
-from fluxforge_common.dataset.reader import read_table
+from fluxforge_common.dataset.reader import dataset_root, read_table
 from fluxforge_common.features import TABLES
 
 from fluxforge.cli.common import ConfigOption, parse_time_ms, settings_or_exit
@@ -19,7 +19,10 @@ from fluxforge.cli.render import arrow_text
 def query(
     table: Annotated[str, typer.Argument(help=f"One of: {', '.join(TABLES)}.")] = "hf",
     config: ConfigOption = None,
-    root: Annotated[Path | None, typer.Option(help="Dataset root (default: storage.root).")] = None,
+    root: Annotated[
+        str | None,
+        typer.Option(help="Dataset root: a directory or s3://BUCKET/PREFIX (default: storage.root)."),
+    ] = None,
     exchange: Annotated[str | None, typer.Option(help="e.g. binanceus")] = None,
     symbol: Annotated[str | None, typer.Option(help="Unified symbol, e.g. BTC/USDT")] = None,
     start: Annotated[str | None, typer.Option(help="From this time (ms, or ISO date/time, UTC).")] = None,
@@ -35,9 +38,15 @@ def query(
     ] = None,
 ) -> None:
     """Read the dataset back: filter by exchange, symbol and time, or run SQL over the tables."""
-    base = root or settings_or_exit(config).storage.root
+    settings = settings_or_exit(config)
+    try:
+        base = dataset_root(root or settings.storage.root, settings.storage.s3)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if sql is not None:
-        result = _duckdb(base, sql)
+        if base.filesystem is not None:
+            raise typer.BadParameter("--sql reads local roots only; query an s3:// root without --sql")
+        result = _duckdb(Path(base.base), sql)
     else:
         if table not in TABLES:
             raise typer.BadParameter(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
@@ -52,7 +61,7 @@ def query(
                 end_ms=parse_time_ms(end),
                 columns=wanted,
             )
-        except (KeyError, ValueError, FileNotFoundError) as exc:
+        except (KeyError, ValueError, OSError) as exc:
             typer.echo(f"query failed: {exc}", err=True)
             raise typer.Exit(1) from None
         if "ts" in result.column_names:

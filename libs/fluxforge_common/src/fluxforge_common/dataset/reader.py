@@ -6,6 +6,10 @@ statistics. The files' columns, not the path, are the truth: that is what
 reads legacy `symbol=BTC-USDT` partitions right (a hive-partitioned read would
 put the path's `BTC-USDT` in place of the file's `BTC/USDT`); they are
 reported with a `DatasetWarning` that points at `rewrite_legacy_layout`.
+
+A root is a local directory or an `s3://BUCKET/PREFIX` location, read in place
+through pyarrow's S3FileSystem (`DatasetRoot`); on S3 the partitions come from
+one recursive listing of the table.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +28,10 @@ import pyarrow.parquet as pq
 
 from fluxforge_common.dataset.partitioning import check_table, parse_segment, utc_date
 from fluxforge_common.dataset.schema import KEY_SCHEMA
+from fluxforge_common.storage.s3url import is_s3_url, parse_s3_url
+
+if TYPE_CHECKING:
+    from fluxforge_common.config.settings import S3Config
 
 
 class DatasetWarning(UserWarning):
@@ -44,19 +53,47 @@ class PartitionInfo:
     files: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class DatasetRoot:
+    """Where a dataset is: a local directory (`filesystem` None) or `bucket/prefix` on an S3 filesystem."""
+
+    base: str
+    filesystem: Any = None
+
+    def file(self, path: str) -> str:
+        """The location of dataset path `path` for pyarrow."""
+        return f"{self.base}/{path}" if self.base else path
+
+
+def dataset_root(root: str | Path | DatasetRoot, s3: S3Config | None = None) -> DatasetRoot:
+    """`root` as a `DatasetRoot`; an `s3://` root is reached with `s3` (storage.s3; its defaults if none)."""
+    if isinstance(root, DatasetRoot):
+        return root
+    if isinstance(root, str) and is_s3_url(root):
+        from fluxforge_common.config.settings import S3Config
+        from fluxforge_common.storage.s3 import pyarrow_filesystem
+
+        url = parse_s3_url(root)
+        return DatasetRoot(f"{url.bucket}/{url.prefix}".rstrip("/"), pyarrow_filesystem(s3 or S3Config()))
+    return DatasetRoot(str(Path(root)))
+
+
 def is_data_file(name: str) -> bool:
     """A Parquet file readers count: not hidden, not `_`-prefixed (pyarrow skips those), `.parquet`."""
     return name.endswith(".parquet") and not name.startswith((".", "_"))
 
 
-def scan_partitions(root: str | Path, table: str) -> tuple[list[PartitionInfo], list[str]]:
+def scan_partitions(root: str | Path | DatasetRoot, table: str) -> tuple[list[PartitionInfo], list[str]]:
     """Well-formed partitions of `table` with data files, and the directories that are malformed.
 
     A directory is malformed when its name is not the expected `key=value` at
     that depth or its value does not decode; such paths are returned (relative
     to `root`) rather than read, since pyarrow would turn them into nulls.
     """
-    base = Path(root) / check_table(table)
+    where = dataset_root(root)
+    if where.filesystem is not None:
+        return _scan_listing(where, check_table(table))
+    base = Path(where.base) / check_table(table)
     partitions: list[PartitionInfo] = []
     malformed: list[str] = []
     if not base.is_dir():
@@ -84,6 +121,40 @@ def scan_partitions(root: str | Path, table: str) -> tuple[list[PartitionInfo], 
     return partitions, malformed
 
 
+def _scan_listing(where: DatasetRoot, table: str) -> tuple[list[PartitionInfo], list[str]]:
+    """`scan_partitions` from one recursive listing (object stores have no directories to walk)."""
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(where.file(table), recursive=True, allow_not_found=True)
+    by_dir: dict[str, list[str]] = {}
+    prefix = where.file("")
+    for info in where.filesystem.get_file_info(selector):
+        parts = info.path[len(prefix) :].lstrip("/").split("/")
+        if (
+            info.type == pafs.FileType.File
+            and len(parts) == 5
+            and not any(p.startswith(".") for p in parts[1:4])
+        ):
+            by_dir.setdefault("/".join(parts[:4]), []).append(parts[4])
+    partitions: list[PartitionInfo] = []
+    malformed: list[str] = []
+    for rel in sorted(by_dir):
+        _table, ex, sym, date = rel.split("/")
+        try:
+            values = (
+                parse_segment(ex, "exchange"),
+                parse_segment(sym, "symbol"),
+                parse_segment(date, "date"),
+            )
+        except ValueError:
+            malformed.append(rel)
+            continue
+        files = tuple(f"{rel}/{name}" for name in sorted(by_dir[rel]) if is_data_file(name))
+        if files:
+            partitions.append(PartitionInfo(rel, *values, files))
+    return partitions, malformed
+
+
 def _subdirs(directory: Path) -> list[Path]:
     return sorted(
         Path(entry.path)
@@ -92,7 +163,7 @@ def _subdirs(directory: Path) -> list[Path]:
     )
 
 
-def list_partitions(root: str | Path, table: str) -> list[PartitionInfo]:
+def list_partitions(root: str | Path | DatasetRoot, table: str) -> list[PartitionInfo]:
     """The partitions of `table` that hold data, sorted by path; warns about skipped malformed dirs."""
     partitions, malformed = scan_partitions(root, table)
     _warn_malformed(malformed)
@@ -109,14 +180,14 @@ def _warn_malformed(malformed: list[str]) -> None:
         )
 
 
-def file_symbols(path: str | Path) -> set[str]:
+def file_symbols(path: str | Path, filesystem: Any = None) -> set[str]:
     """Distinct values of a Parquet file's `symbol` column (reads that one column only)."""
-    column = pq.read_table(path, columns=["symbol"]).column("symbol")
+    column = pq.read_table(path, columns=["symbol"], filesystem=filesystem).column("symbol")
     return {value for value in pc.unique(column).to_pylist() if value is not None}
 
 
 def read_table(
-    storage_root: str | Path,
+    storage_root: str | Path | DatasetRoot,
     table: str,
     *,
     exchange: str | None = None,
@@ -134,7 +205,8 @@ def read_table(
     file of it exists) and a `DatasetWarning` says what was looked for and what
     exists.
     """
-    root = Path(storage_root)
+    root = dataset_root(storage_root)
+    fs = root.filesystem
     partitions, malformed = scan_partitions(root, table)
     _warn_malformed(malformed)
     first_date = utc_date(start_ms) if start_ms is not None else None
@@ -149,7 +221,7 @@ def read_table(
         ):
             continue
         # Unified symbols always contain "/", so a path value without one is checked against the file.
-        legacy = "/" not in part.symbol and file_symbols(root / part.files[0]) != {part.symbol}
+        legacy = "/" not in part.symbol and file_symbols(root.file(part.files[0]), fs) != {part.symbol}
         if legacy:
             legacy_form.append(part.path)
         elif symbol is not None and part.symbol != symbol:
@@ -163,15 +235,15 @@ def read_table(
             DatasetWarning,
             stacklevel=2,
         )
-    files = [str(root / f) for part in chosen for f in part.files]
+    files = [root.file(f) for part in chosen for f in part.files]
     if not files:
         _warn_no_match(table, partitions, exchange, symbol, first_date, last_date)
         return _empty(_any_schema(root, partitions), columns)
-    schema = _unified_schema(files)
+    schema = _unified_schema(files, fs)
     if columns is not None and (unknown := [c for c in columns if c not in schema.names]):
         raise ValueError(f"{table} has no column(s) {unknown}; it has {schema.names}")
     row_filter = _row_filter(schema, exchange, symbol, start_ms, end_ms)
-    result = ds.dataset(files, schema=schema, format="parquet").to_table(
+    result = ds.dataset(files, schema=schema, format="parquet", filesystem=fs).to_table(
         columns=list(columns) if columns is not None else None, filter=row_filter
     )
     if result.num_rows == 0:
@@ -212,18 +284,18 @@ def _ts_scalar(ms: int, ts_type: pa.DataType) -> pa.Scalar:
     return pa.scalar(ms, pa.timestamp("ms", tz="UTC")).cast(ts_type)
 
 
-def _unified_schema(files: list[str]) -> pa.Schema:
-    schemas = [pq.read_schema(f).remove_metadata() for f in files]
+def _unified_schema(files: list[str], filesystem: Any) -> pa.Schema:
+    schemas = [pq.read_schema(f, filesystem=filesystem).remove_metadata() for f in files]
     try:
         return pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise ValueError(f"files disagree on column types, run validate_dataset: {exc}") from exc
 
 
-def _any_schema(root: Path, partitions: list[PartitionInfo]) -> pa.Schema:
+def _any_schema(root: DatasetRoot, partitions: list[PartitionInfo]) -> pa.Schema:
     """The schema of some file of the table, so an empty result still has the right columns."""
     if partitions:
-        return pq.read_schema(root / partitions[0].files[0]).remove_metadata()
+        return pq.read_schema(root.file(partitions[0].files[0]), filesystem=root.filesystem).remove_metadata()
     return KEY_SCHEMA
 
 
