@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -136,6 +137,10 @@ def test_delete_local_after_verify(
     unsealed = write(
         root, f"raw/exchange=binanceus/channel=trade/{OLD}/.unsealed-seg-2.ndjson.zst.part", b"open"
     )
+    uncommitted = f"bars/exchange=binanceus/symbol=BTC%2FUSDT/{OLD}/fluxforge.features.bars+0+5-9.parquet"
+    write(root, uncommitted, b"a sink chunk whose offsets may not be committed yet")
+    entry = {"topic": "t", "partition": 0, "start": 5, "end": 9, "files": [uncommitted]}
+    write(root, ".sink/pending/fluxforge.features.bars+0.json", json.dumps(entry).encode())
     replaced, growing = sorted(old)[:2]
     put = S3Storage.put
 
@@ -157,7 +162,8 @@ def test_delete_local_after_verify(
         assert S3Storage(s3.storage("d").url, s3.config).read_bytes(path) == old[path]
     for path in today:  # today's partitions are still written to: uploaded, kept
         assert (root / path).read_bytes() == today[path]
-    assert temp.exists() and unsealed.exists()
+    assert temp.exists() and unsealed.exists() and (root / uncommitted).exists()
+    assert f"d/{uncommitted}" not in s3.object_keys()
     assert not any(".tmp-" in key or ".unsealed-" in key for key in s3.object_keys())
 
 

@@ -1,6 +1,8 @@
 """One sync pass: upload, download or compare a local root and an S3 location, files in parallel.
 
-A file is compared by size and ETag (storage/checksums.py) and moved only when
+Files of a sink chunk whose offsets may not be committed yet (listed in its
+recovery journal) wait for a later pass: a restarted sink may delete and re-cut
+them. A file is compared by size and ETag (storage/checksums.py) and moved only when
 it differs. An upload is an object only once the server holds all of it and
 it is verified; a download becomes a local file only once verified (temp name,
 then rename). So a pass killed at any moment leaves no partial, corrupt or
@@ -17,10 +19,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Literal
 
+import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3 import ObjectInfo, S3Storage, VerificationError
 from fluxforge_common.storage.space import DiskFullError
+from fluxforge_parquet_sink.journal import JOURNAL_DIR
 
 from fluxforge_s3_sync import metrics
 from fluxforge_s3_sync.plan import Difference, closed, in_scope, table_of, utc_today
@@ -104,7 +108,19 @@ class Syncer:
         self.stopping = threading.Event()
 
     def local_files(self) -> list[str]:
-        return [path for path in self.local.list_files() if in_scope(path)]
+        """The dataset's files, less those of a sink chunk not yet known to be committed."""
+        pending = self._pending_sink_files()
+        return [path for path in self.local.list_files() if in_scope(path) and path not in pending]
+
+    def _pending_sink_files(self) -> set[str]:
+        """Files named by the sink's recovery journal: a restarted sink may delete and re-cut them."""
+        pending: set[str] = set()
+        for journal in self.local.list_files(JOURNAL_DIR):
+            try:
+                pending.update(str(f) for f in orjson.loads(self.local.read_bytes(journal))["files"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # being replaced right now, or unreadable (the sink reports it)
+        return pending
 
     def remote_objects(self) -> dict[str, ObjectInfo]:
         return {path: info for path, info in self.remote.objects().items() if in_scope(path)}
