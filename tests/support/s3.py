@@ -14,6 +14,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ class S3Bucket:
     def settings(self, **sync: Any) -> FluxForgeSettings:
         return FluxForgeSettings(storage=StorageConfig(s3=self.config), sync=SyncConfig(**sync))
 
-    @property
+    @cached_property
     def client(self) -> Any:
         return s3_client(self.config)
 

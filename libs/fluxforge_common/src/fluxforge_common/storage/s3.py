@@ -278,16 +278,29 @@ class S3Storage(StorageBackend):
             self.url.key(directory) + "/" if directory else (f"{self.url.prefix}/" if self.url.prefix else "")
         )
         found: dict[str, ObjectInfo] = {}
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.url.bucket, Prefix=key_prefix):
-            for item in page.get("Contents", []) or []:
-                key = str(item["Key"])
-                if key.endswith("/") or is_hidden_name(key.rsplit("/", 1)[-1]):
-                    continue
-                found[self.url.path(key)] = ObjectInfo(
-                    size=int(item["Size"]), etag=str(item["ETag"]).strip('"')
-                )
+        for item in self._listing(key_prefix):
+            key = str(item["Key"])
+            if key.endswith("/") or is_hidden_name(key.rsplit("/", 1)[-1]):
+                continue
+            found[self.url.path(key)] = ObjectInfo(size=int(item["Size"]), etag=str(item["ETag"]).strip('"'))
         return found
+
+    def _listing(self, key_prefix: str) -> Iterator[dict[str, Any]]:
+        """Every object under `key_prefix`, page by page.
+
+        Pages continue after the last key seen (StartAfter) rather than with the
+        continuation token, which s3proxy returns URL-encoded once too often for
+        keys holding `%` (every `symbol=BTC%2FUSDT`), repeating the same page.
+        """
+        start_after = ""
+        while True:
+            extra = {"StartAfter": start_after} if start_after else {}
+            page = self.client.list_objects_v2(Bucket=self.url.bucket, Prefix=key_prefix, **extra)
+            contents = page.get("Contents", []) or []
+            yield from contents
+            if not page.get("IsTruncated") or not contents:
+                return
+            start_after = str(contents[-1]["Key"])
 
     def list_files(self, prefix: str = "") -> list[str]:
         return sorted(self.objects(prefix))
