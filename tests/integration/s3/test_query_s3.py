@@ -13,7 +13,9 @@ from tests.support.s3 import S3Bucket
 pytestmark = pytest.mark.integration
 
 
-def test_query_an_s3_root_returns_the_local_rows(s3: S3Bucket, tmp_path: Path, cli: Callable[..., str]) -> None:
+def test_query_an_s3_root_returns_the_local_rows(
+    s3: S3Bucket, tmp_path: Path, cli: Callable[..., str]
+) -> None:
     root = tmp_path / "data"
     cli("run", "-o", root, "--seed", 3, "--duration", 300, "-q")
     cli("sync", "upload", root, s3.url("shared/ff"))

@@ -21,10 +21,10 @@ from typing import Literal
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
+from fluxforge_common.dataset.partitioning import SINK_JOURNAL_DIR
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3 import ObjectInfo, S3Storage, VerificationError
 from fluxforge_common.storage.space import DiskFullError
-from fluxforge_parquet_sink.journal import JOURNAL_DIR
 
 from fluxforge_s3_sync import metrics
 from fluxforge_s3_sync.plan import Difference, closed, in_scope, table_of, utc_today
@@ -115,7 +115,7 @@ class Syncer:
     def _pending_sink_files(self) -> set[str]:
         """Files named by the sink's recovery journal: a restarted sink may delete and re-cut them."""
         pending: set[str] = set()
-        for journal in self.local.list_files(JOURNAL_DIR):
+        for journal in self.local.list_files(SINK_JOURNAL_DIR):
             try:
                 pending.update(str(f) for f in orjson.loads(self.local.read_bytes(journal))["files"])
             except (OSError, ValueError, KeyError, TypeError):
