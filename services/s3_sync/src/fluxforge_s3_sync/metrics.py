@@ -1,4 +1,4 @@
-"""The s3_sync service's Prometheus metrics (catalogue: the repository's metric table in README.md)."""
+"""The s3_sync service's Prometheus metrics (README.md "The dataset on S3" lists them)."""
 
 from __future__ import annotations
 
