@@ -9,15 +9,15 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import typer
+from fluxforge_common.dataset.partitioning import PARQUET_TABLES
 from fluxforge_common.dataset.reader import dataset_root, read_table
-from fluxforge_common.features import TABLES
 
 from fluxforge.cli.common import ConfigOption, parse_time_ms, settings_or_exit
 from fluxforge.cli.render import arrow_text
 
 
 def query(
-    table: Annotated[str, typer.Argument(help=f"One of: {', '.join(TABLES)}.")] = "hf",
+    table: Annotated[str, typer.Argument(help=f"One of: {', '.join(PARQUET_TABLES)}.")] = "hf",
     config: ConfigOption = None,
     root: Annotated[
         str | None,
@@ -48,8 +48,8 @@ def query(
             raise typer.BadParameter("--sql reads local roots only; query an s3:// root without --sql")
         result = _duckdb(Path(base.base), sql)
     else:
-        if table not in TABLES:
-            raise typer.BadParameter(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+        if table not in PARQUET_TABLES:
+            raise typer.BadParameter(f"unknown table {table!r}; choose one of {', '.join(PARQUET_TABLES)}")
         wanted = [c.strip() for c in columns.split(",")] if columns else None
         try:
             result = read_table(
@@ -82,7 +82,7 @@ def _duckdb(root: Path, sql: str) -> pa.Table:
     import duckdb
 
     con = duckdb.connect()
-    for table in TABLES:
+    for table in PARQUET_TABLES:
         if any((root / table).rglob("*.parquet")):
             pattern = str(root / table / "**" / "*.parquet")
             con.execute(

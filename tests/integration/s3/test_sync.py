@@ -97,19 +97,11 @@ def test_kill_9_in_a_multipart_upload_then_rerun(s3: S3Bucket, tmp_path: Path) -
         write(root, path, data)
     env = {**os.environ, "FLUXFORGE_SYNC__CONCURRENCY": "2", "FLUXFORGE_STORAGE__S3__MULTIPART_THRESHOLD_MB": "5",
            "FLUXFORGE_STORAGE__S3__MULTIPART_CHUNK_MB": "5"}  # fmt: skip
-    command = [
-        sys.executable,
-        "-m",
-        "fluxforge_s3_sync",
-        "upload",
-        "--root",
-        str(root),
-        "--remote",
-        s3.url("k"),
-    ]
+    command = [sys.executable, "-m", "fluxforge.cli", "sync", "upload", str(root), s3.url("k")]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not s3.object_keys("k/") and proc.poll() is None:
+    while not s3.object_keys("k/"):
+        assert proc.poll() is None, f"sync ended before its first object: {proc.communicate()}"
         assert time.monotonic() < deadline, "no object appeared in 120 s"
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)

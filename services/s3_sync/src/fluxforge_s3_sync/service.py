@@ -1,4 +1,4 @@
-"""What both front ends (`fluxforge-s3-sync` and `fluxforge sync`) run: one pass, or a pass every N seconds.
+"""What `fluxforge sync` (the s3_sync service's entry point) runs: one pass, or a pass every N seconds.
 
 Exit status of a one-off pass: 0 done (status: in sync), 1 some file failed (status: differences,
 listed), 2 a bad setting or argument, 3 the local disk is full (a download stopped; what arrived is

@@ -79,6 +79,10 @@ class PartitionedParquetWriter:
         self.compression = compression
         self.row_group_size = row_group_size
         self._columns = frozenset(schema.names)
+        # Dictionary pages pay off for the repeated strings (exchange, symbol, side) and cost
+        # more than they save on float columns: a 60-row HF file of ~100 columns is written
+        # ~1.5-2x faster and ~12 % smaller without them (README "Performance").
+        self._dictionary_columns = [field.name for field in schema if pa.types.is_string(field.type)]
         self._buffers: dict[PartitionKey, _PartitionBuffer] = {}
         self._buffered_rows = 0
 
@@ -155,7 +159,13 @@ class PartitionedParquetWriter:
             raise ValueError(f"rows for {path} do not fit the {self.table} schema: {exc}") from exc
         table = pa.Table.from_batches(batches, schema=self.schema)
         with self.storage.open_write(path) as f:
-            pq.write_table(table, f, compression=self.compression, row_group_size=self.row_group_size)
+            pq.write_table(
+                table,
+                f,
+                compression=self.compression,
+                row_group_size=self.row_group_size,
+                use_dictionary=self._dictionary_columns,
+            )
             size = f.tell()
         return WrittenFile(path, buffer.count, size)
 
