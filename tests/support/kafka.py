@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
+from fluxforge_common.messages import Watermark
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka.sh"
@@ -45,6 +46,7 @@ KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka.sh"
 DEFAULT_KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 TOPIC_READY_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 60.0
+WATERMARK_PREFIX = b'{"type":"watermark"'  # how the collector's watermark records begin
 
 
 def _docker_reachable() -> bool:
@@ -217,9 +219,21 @@ class ConsumedRecord:
     key: bytes | None
     value: bytes
 
+    def elements(self) -> list[bytes]:
+        """The exact bytes of each element (tick or watermark) of a batch value."""
+        return [bytes(raw) for raw in msgspec.json.decode(self.value, type=list[msgspec.Raw])]
+
     def ticks(self) -> list[bytes]:
         """The exact bytes of each tick in a batch value."""
-        return [bytes(raw) for raw in msgspec.json.decode(self.value, type=list[msgspec.Raw])]
+        return [raw for raw in self.elements() if not raw.startswith(WATERMARK_PREFIX)]
+
+    def watermarks(self) -> list[Watermark]:
+        """The watermark records of a batch value."""
+        return [
+            msgspec.json.decode(raw, type=Watermark)
+            for raw in self.elements()
+            if raw.startswith(WATERMARK_PREFIX)
+        ]
 
 
 @dataclass(frozen=True)

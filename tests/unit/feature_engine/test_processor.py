@@ -32,7 +32,14 @@ from fluxforge_feature_engine.processor import (
     row_chunks,
 )
 
-from tests.support.feature_engine import expected_rows, per_symbol_batches, simulated_ticks
+from tests.support.feature_engine import (
+    expected_rows,
+    final_watermarks,
+    per_symbol_batches,
+    simulated_ticks,
+    watermark_message,
+    with_watermarks,
+)
 from tests.support.ticks import book, trade, trades_delayed
 from tests.support.times import T0
 
@@ -103,6 +110,49 @@ def test_trades_behind_later_depth_diffs_give_the_in_process_rows_for_any_batch_
     results, _ = run(per_symbol_batches(skewed, batch_size))
     assert rejected == [] and dead_letters(results) == []
     assert rows_of(results) == expected
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+def test_watermarks_mid_stream_change_no_row_and_final_ones_give_the_flushed_rows(batch_size: int) -> None:
+    """After every raw message a true watermark for its symbol, at the end the collector's final
+    watermarks: the rows of the in-process run, flush included."""
+    skewed = trades_delayed(TICKS, max_delay_ms=200)
+    batches = per_symbol_batches(skewed, batch_size)
+    messages = with_watermarks(batches)
+    finals = final_watermarks(skewed, CFG)
+    results, _ = run([*messages, *finals])
+    expected, rejected = expected_rows(skewed, CFG, flush=True)
+    assert rejected == [] and dead_letters(results) == []
+    assert rows_of(results) == expected
+    assert sum(r.watermarks for r in results) == len(messages) - len(batches) + len(finals)
+    closed = sum(r.watermark_rows for r in results)
+    assert closed > len(finals)  # the quiet stretches of a batch of one close early
+    assert sum(r.rows for r in results[-len(finals) :]) > 0
+
+
+def test_a_watermark_alone_is_stored_and_a_foreign_one_dead_lettered() -> None:
+    proc = processor()
+    results, table = run(
+        [(KEY, book(T0 + 100, [(100.0, 1.0)], [(101.0, 1.0)])), watermark_message(KEY, T0 + 3_500)], proc
+    )
+    assert results[1].watermarks == 1 and results[1].table_value is not None
+    assert [row["ts"] for row in rows_of(results)["hf"]["ex:BTC/USDT"]] == [
+        T0 + 1_000,
+        T0 + 2_000,
+        T0 + 3_000,
+    ]
+    _, _, state = decode_stored(table[KEY])
+    assert SymbolState.from_bytes(state, CFG).watermark_ms == T0 + 3_500
+    late = proc.process(KEY, trade(T0 + 3_400, 100.5, 1.0), 0, 2, table[KEY])
+    assert [r["reason"] for r in dead_letters([late])] == [
+        f"late event: event time {T0 + 3_400} is before the watermark {T0 + 3_500}"
+    ]
+    _, foreign = watermark_message(b"ex:ETH/USDT", T0 + 4_000)
+    other = proc.process(KEY, foreign, 0, 3, table[KEY])
+    assert other.table_value is None and other.watermarks == 0
+    assert [r["reason"] for r in dead_letters([other])] == [
+        "key mismatch: element is for ex:ETH/USDT, message key is ex:BTC/USDT"
+    ]
 
 
 def test_table_value_records_the_applied_offset_and_round_trips() -> None:

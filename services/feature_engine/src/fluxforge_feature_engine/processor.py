@@ -21,7 +21,7 @@ from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, SymbolState
 from fluxforge_common.kafka import TopicNames
 from fluxforge_common.kafka.lineage import Headers, source_headers
-from fluxforge_common.messages import Rejection, decode_batch
+from fluxforge_common.messages import DecodedWatermark, Rejection, decode_batch
 from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from fluxforge_common.messages.rows import encode_rows
 from fluxforge_common.writers.ndjson import dead_letter_record
@@ -61,6 +61,8 @@ class MessageResult:
     table_value: bytes | None = None
     elements: int = 0
     applied: int = 0
+    watermarks: int = 0
+    watermark_rows: int = 0  # HF rows the watermarks closed
     rejected: int = 0
     rows: int = 0
     skipped: bool = False
@@ -151,7 +153,8 @@ class MessageProcessor:
         out = self._out
         out.clear()
         rejected: list[Rejection] = []
-        elements = applied = 0
+        elements = applied = watermarks = 0
+        rows_before = out.watermark_rows
         table_value = None
         try:
             for item in decode_batch(raw, self.max_message_bytes):
@@ -159,24 +162,28 @@ class MessageProcessor:
                 if isinstance(item, Rejection):
                     rejected.append(item)
                     continue
-                tick = item.tick
-                if tick.exchange != exchange or tick.symbol != symbol:
+                element = item.watermark if isinstance(item, DecodedWatermark) else item.tick
+                if element.exchange != exchange or element.symbol != symbol:
                     rejected.append(
                         Rejection(
                             item.raw,
-                            f"key mismatch: element is for {tick.exchange}:{tick.symbol}, "
+                            f"key mismatch: element is for {element.exchange}:{element.symbol}, "
                             f"message key is {exchange}:{symbol}",
                         )
                     )
                     continue
                 if state is None:
                     state = SymbolState(self.cfg, exchange, symbol)
+                if isinstance(item, DecodedWatermark):
+                    state.watermark(item.watermark.ts, out)
+                    watermarks += 1
+                    continue
                 reason = self.engine.apply(state, item, out)
                 if reason:
                     rejected.append(Rejection(item.raw, reason))
                 else:
                     applied += 1
-            if applied:
+            if applied or watermarks:
                 assert state is not None
                 table_value = encode_stored(partition, offset, state.to_bytes())
         except Exception as exc:
@@ -189,7 +196,13 @@ class MessageProcessor:
             result.elements = max(elements, 1)
             return result
 
-        result = MessageResult(table_value=table_value, elements=elements, applied=applied)
+        result = MessageResult(
+            table_value=table_value,
+            elements=elements,
+            applied=applied,
+            watermarks=watermarks,
+            watermark_rows=out.watermark_rows - rows_before,
+        )
         for table, topic in self.features:
             rows = getattr(out, table)
             if rows:

@@ -27,7 +27,14 @@ from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
 import orjson
 import pyarrow as pa
 from fluxforge_common.dataset.partitioning import partition_dir, utc_date
-from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_batch, event_time
+from fluxforge_common.messages import (
+    DecodedTick,
+    DecodedWatermark,
+    Rejection,
+    channel_of,
+    decode_batch,
+    event_time,
+)
 from fluxforge_common.messages.decoding import MAX_TS_MS, MIN_TS_MS
 from fluxforge_common.messages.rows import decode_rows, encode_rows
 from fluxforge_common.pipeline.ingest_order import stamp
@@ -308,7 +315,7 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         return sorted(before - set(self.planned_paths()))
 
 
-class RawChunk(Chunk[list[DecodedTick | Rejection]]):
+class RawChunk(Chunk[list[DecodedTick | DecodedWatermark | Rejection]]):
     """Accepted raw ticks, stamped `_ingest: [offset, index]`, grouped per (exchange, channel, date).
 
     Memory: the archive writer holds each group as zstd frames of ~1 MiB of
@@ -338,7 +345,7 @@ class RawChunk(Chunk[list[DecodedTick | Rejection]]):
     def span_ms(self) -> int:
         return self.policy.raw_span_ms
 
-    def decode(self, record: Record) -> Decoded[list[DecodedTick | Rejection]]:
+    def decode(self, record: Record) -> Decoded[list[DecodedTick | DecodedWatermark | Rejection]]:
         if record.value is None:
             return Decoded([])
         items = decode_batch(record.value, self.policy.max_message_bytes)
@@ -347,12 +354,13 @@ class RawChunk(Chunk[list[DecodedTick | Rejection]]):
             return Decoded(items)
         return Decoded(items, min(times), max(times))
 
-    def _add(self, record: Record, payload: list[DecodedTick | Rejection]) -> None:
+    def _add(self, record: Record, payload: list[DecodedTick | DecodedWatermark | Rejection]) -> None:
         offset = record.offset
         append = self.archive.append
         for n, item in enumerate(payload):
             if type(item) is not DecodedTick:
-                self.rejected += 1  # the feature engine dead-letters it; not part of the archive
+                # A rejection is the feature engine's to dead-letter; a watermark is no tick. Neither is archived.
+                self.rejected += type(item) is Rejection
                 continue
             tick = item.tick
             line = stamp(item.raw, offset, n)
