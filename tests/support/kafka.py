@@ -218,6 +218,7 @@ class ConsumedRecord:
     offset: int
     key: bytes | None
     value: bytes
+    timestamp: int = 0  # ms, the producer's create time
 
     def elements(self) -> list[bytes]:
         """The exact bytes of each element (tick or watermark) of a batch value."""
@@ -291,7 +292,9 @@ async def _read_all(bootstrap: str, topic: str) -> list[ConsumedRecord]:
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             assert loop.time() < deadline, f"could not read {topic} to its end in {READ_TIMEOUT_S} s"
             for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
-                records += [ConsumedRecord(tp.partition, r.offset, r.key, r.value) for r in batch]
+                records += [
+                    ConsumedRecord(tp.partition, r.offset, r.key, r.value, r.timestamp) for r in batch
+                ]
         return records
     finally:
         await consumer.stop()
