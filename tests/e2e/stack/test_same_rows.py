@@ -3,12 +3,18 @@
 One raw file (90 s of simulated market) goes through `fluxforge run --input` and through the
 stack. The stack gives exactly the embedded rows of hf, bars, trades and ticker, the end of the
 input included (the collector's final watermarks), for raw batches of 1 and of 100 ticks and two
-engine workers; the raw archive the sink wrote, reprocessed, gives them too.
+engine workers; the raw archive the sink wrote, reprocessed, gives them too. Each HF file records how
+complete its partition was when it was cut.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from fluxforge_common.kafka import COMPLETE_METADATA
 
 from tests.support.dataset import assert_same_dataset
 from tests.support.stack import (
@@ -46,6 +52,22 @@ def test_stack_gives_the_embedded_rows(stack: Stack, expected: Expected, batch_m
         assert batches == ticks
     else:
         assert batches is not None and batches < ticks / 20, summary[-2000:]
+
+    # Completeness: per partition, the last HF file says every symbol of it is complete up to the
+    # least of their last rows (the final watermarks closed them all).
+    complete: dict[int, int] = {}
+    last_rows: dict[int, dict[tuple[str, str], int]] = defaultdict(dict)
+    for path in sorted((stack.root / "hf").rglob("*.parquet")):
+        partition = int(path.stem.split("+")[1])
+        mark = int(pq.read_metadata(path).metadata[COMPLETE_METADATA.encode()])
+        complete[partition] = max(complete.get(partition, mark), mark)
+        table = pq.read_table(path, columns=["exchange", "symbol", "ts"])
+        names = zip(table["exchange"].to_pylist(), table["symbol"].to_pylist(), strict=True)
+        last = last_rows[partition]
+        for name, ts in zip(names, table.column("ts").cast(pa.int64()).to_pylist(), strict=True):
+            last[name] = max(last.get(name, ts), ts)
+    assert complete == {p: min(last.values()) for p, last in last_rows.items()}
+    assert len(complete) == stack.partitions
 
     # The sink's raw archive holds every tick once and replays into the embedded rows.
     assert archived_ticks(stack.root) == ticks

@@ -19,7 +19,7 @@ import orjson
 import pytest
 from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.features import SymbolState
-from fluxforge_common.kafka import TopicNames
+from fluxforge_common.kafka import TopicNames, parse_complete
 from fluxforge_common.kafka.lineage import Deduplicator, Headers, parse_source
 from fluxforge_common.messages.rows import decode_rows
 from fluxforge_feature_engine.processor import (
@@ -409,3 +409,33 @@ def test_a_trade_then_its_duplicate_in_another_batch_is_refused() -> None:
     results, _ = run(msgs)
     assert results[0].applied == 1
     assert dead_letters(results)[0]["reason"].startswith("duplicate trade")
+
+
+def test_feature_messages_say_up_to_when_every_symbol_of_the_partition_is_complete() -> None:
+    """`ff-complete`: the least last-closed grid point of the partition's symbols; a quiet symbol holds
+    it back until its watermark; a worker taking the partition over loads it from the table."""
+    other = b"ex:ETH/USDT"
+    b1 = ([(100.0, 1.0)], [(101.0, 1.0)])
+    eth = orjson.loads(book(T0 + 200, *b1)) | {"symbol": "ETH/USDT"}
+    messages: list[tuple[bytes | None, bytes]] = [
+        (other, orjson.dumps([eth])),
+        (KEY, book(T0 + 100, *b1)),
+        (KEY, book(T0 + 4_600, *b1)),
+        watermark_message(other, T0 + 3_000),
+        (KEY, book(T0 + 6_600, *b1)),
+    ]
+    results, table = run(messages)
+
+    def complete(result: MessageResult) -> set[int | None]:
+        return {parse_complete(o.headers) for o in result.outgoing if o.topic != TOPICS.deadletter}
+
+    assert complete(results[2]) == {T0}  # BTC closed up to T0 + 4_000; ETH only had its first tick
+    assert complete(results[3]) == {T0 + 3_000}  # ETH's watermark closed its intervals
+    assert complete(results[4]) == {T0 + 3_000}  # BTC at T0 + 6_000, ETH still at T0 + 3_000
+    taken_over = processor()
+    taken_over.load_completeness(0, table.items())
+    again = taken_over.process(KEY, book(T0 + 8_600, *b1), 0, 5, table[KEY])
+    uninterrupted = processor()
+    run(messages, uninterrupted)
+    assert complete(again) == complete(uninterrupted.process(KEY, book(T0 + 8_600, *b1), 0, 5, table[KEY]))
+    assert complete(again) == {T0 + 3_000}

@@ -139,9 +139,9 @@ def test_complete_ms_is_the_last_closed_grid_point() -> None:
     cfg = StateConfig()
     state, out = SymbolState(cfg, "ex", "BTC/USDT"), EngineOutput()
     assert state.complete_ms is None
-    FeatureEngine(cfg).apply(state, decoded(book(T0 + 100, *B1)), out)
-    assert state.complete_ms is None  # the tick is held for the lateness: nothing applied yet
-    state.watermark(T0 + 150, out)
-    assert state.complete_ms == T0 and out.hf == []
+    FeatureEngine(cfg).apply(state, decoded(book(T0 + 1_100, *B1)), out)
+    assert state.complete_ms == T0 + 1_000  # held for the lateness: its rows start after T0 + 1_000
+    state.watermark(T0 + 1_150, out)
+    assert state.complete_ms == T0 + 1_000 and out.hf == []
     state.watermark(T0 + 2_400, out)
     assert state.complete_ms == T0 + 2_000 == out.hf[-1]["ts"]

@@ -12,14 +12,14 @@ makes re-running a message after a crash harmless (see the package docstring).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, SymbolState
-from fluxforge_common.kafka import TopicNames
+from fluxforge_common.kafka import Completeness, TopicNames, complete_header
 from fluxforge_common.kafka.lineage import Headers, source_headers
 from fluxforge_common.messages import DecodedWatermark, Rejection, decode_batch
 from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
@@ -121,7 +121,23 @@ class MessageProcessor:
         self.deadletter = outputs.deadletter
         self.max_message_bytes = max_message_bytes
         self.clock = clock
+        self.completeness = Completeness()
         self._out = EngineOutput()
+
+    def load_completeness(self, partition: int, values: Iterable[tuple[bytes, bytes]]) -> None:
+        """Before the first message of a partition taken over: its symbols' states (table values)."""
+        symbols = []
+        for key, value in values:
+            stored_partition, _, state_bytes = decode_stored(value)
+            if stored_partition != partition:
+                continue
+            try:
+                complete = SymbolState.from_bytes(state_bytes, self.cfg).complete_ms
+            except Exception as exc:
+                raise StateError(f"cannot restore the state of {key!r}: {exc}") from exc
+            if complete is not None:
+                symbols.append((key, complete))
+        self.completeness.load(partition, symbols)
 
     def process(
         self, key: bytes | None, value: bytes | None, partition: int, offset: int, stored: bytes | None
@@ -196,6 +212,9 @@ class MessageProcessor:
             result.elements = max(elements, 1)
             return result
 
+        complete: Headers = []
+        if state is not None and state.complete_ms is not None:
+            complete = [complete_header(self.completeness.update(partition, key, state.complete_ms))]
         result = MessageResult(
             table_value=table_value,
             elements=elements,
@@ -208,9 +227,8 @@ class MessageProcessor:
             if rows:
                 result.rows += len(rows)
                 for index, chunk in enumerate(row_chunks(rows)):
-                    result.outgoing.append(
-                        Outgoing(topic, key, chunk, source_headers(partition, offset, index))
-                    )
+                    headers = [*source_headers(partition, offset, index), *complete]
+                    result.outgoing.append(Outgoing(topic, key, chunk, headers))
         out.clear()
         self._add_dead_letters(result, key, rejected, partition, offset)
         return result

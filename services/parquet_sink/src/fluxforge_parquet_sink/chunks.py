@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
 import orjson
 import pyarrow as pa
 from fluxforge_common.dataset.partitioning import partition_dir, utc_date
+from fluxforge_common.kafka.completeness import COMPLETE_METADATA, parse_complete
 from fluxforge_common.messages import (
     DecodedTick,
     DecodedWatermark,
@@ -83,7 +84,7 @@ class Record:
     offset: int
     timestamp: int  # the record's Kafka timestamp (ms), stored in the log: as replayable as the value
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()  # the engine's `ff-src` lineage header, if any
+    headers: tuple[tuple[str, bytes], ...] = ()  # the engine's `ff-src` and `ff-complete` headers, if any
 
 
 @dataclass(slots=True)
@@ -214,6 +215,7 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         self.writer: PartitionedParquetWriter | None = None
         self.keys: set[tuple[str, str, str]] = set()
         self.rows = 0
+        self.complete_ms: int | None = None  # the greatest `ff-complete` of the chunk's messages
         # Per message: where it came from and its rows (the writer holds the same dicts), so the
         # rare message whose values do not fit the schema can be found when the chunk is written.
         self.received: list[tuple[Record, list[dict[str, Any]]]] = []
@@ -231,6 +233,9 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         return Decoded(rows, min(stamps), max(stamps))
 
     def _add(self, record: Record, payload: list[dict[str, Any]] | str) -> None:
+        complete = parse_complete(record.headers)
+        if complete is not None and (self.complete_ms is None or complete > self.complete_ms):
+            self.complete_ms = complete
         if isinstance(payload, str):
             self.dead_letter(record, payload)
             return
@@ -273,7 +278,8 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         written: list[WrittenFile] = []
         if self.writer is not None:
             try:
-                written += self.writer.flush(file_stem=stem)
+                metadata = None if self.complete_ms is None else {COMPLETE_METADATA: str(self.complete_ms)}
+                written += self.writer.flush(file_stem=stem, metadata=metadata)
             except ValueError as exc:
                 stale = self._without_misfits()
                 if stale is None:

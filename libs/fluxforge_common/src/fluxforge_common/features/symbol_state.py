@@ -271,8 +271,12 @@ class SymbolState:
     def complete_ms(self) -> int | None:
         """Every row up to this grid time was emitted (HF rows and bars ending at or before it,
         trade and ticker rows before it); None before the first tick."""
+        step = self.layout.interval_ms
         next_ms = self.next_ms
-        return None if next_ms is None else next_ms - self.layout.interval_ms
+        if next_ms is not None:
+            return next_ms - step
+        held = self.held  # nothing applied yet: the rows start with the first held tick's interval
+        return held[0][0] // step * step if held else None
 
     def _apply(self, tick: Tick, event_ms: int, out: EngineOutput, book: BookColumns | None) -> None:
         """Close the intervals ending at or before `event_ms`, then apply the tick."""

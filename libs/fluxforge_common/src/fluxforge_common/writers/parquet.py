@@ -127,8 +127,12 @@ class PartitionedParquetWriter:
                 buffer.rows = []
         self._buffered_rows += count
 
-    def flush(self, file_stem: str | None = None) -> list[WrittenFile]:
+    def flush(
+        self, file_stem: str | None = None, metadata: Mapping[str, str] | None = None
+    ) -> list[WrittenFile]:
         """Write every buffered partition to `<partition dir>/<stem>.parquet` and empty the buffer.
+
+        `metadata` is added to each file's key-value metadata.
 
         With `file_stem` the names are the caller's (e.g. Kafka topic+partition+
         offsets), so a repeated flush of the same data replaces the same files;
@@ -143,17 +147,19 @@ class PartitionedParquetWriter:
         for key in sorted(self._buffers):
             buffer = self._buffers[key]
             stem = file_stem if file_stem is not None else new_stem("part", buffer.first_ts)
-            written.append(self._write(f"{partition_dir(self.table, *key)}/{stem}.parquet", buffer))
+            written.append(self._write(f"{partition_dir(self.table, *key)}/{stem}.parquet", buffer, metadata))
             del self._buffers[key]
             self._buffered_rows -= buffer.count
         return written
 
-    def _write(self, path: str, buffer: _PartitionBuffer) -> WrittenFile:
+    def _write(self, path: str, buffer: _PartitionBuffer, metadata: Mapping[str, str] | None) -> WrittenFile:
         try:
             batches = [*buffer.batches, pa.RecordBatch.from_pylist(buffer.rows, schema=self.schema)]
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ValueError(f"rows for {path} do not fit the {self.table} schema: {exc}") from exc
         table = pa.Table.from_batches(batches, schema=self.schema)
+        if metadata:
+            table = table.replace_schema_metadata({**(self.schema.metadata or {}), **metadata})
         with self.storage.open_write(path) as f:
             pq.write_table(table, f, compression=self.compression, row_group_size=self.row_group_size)
             size = f.tell()
