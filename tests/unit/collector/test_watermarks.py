@@ -135,3 +135,25 @@ def test_a_paced_collector_watermarks_a_symbol_that_went_quiet_and_nothing_else(
         for exchange, symbol in (("binanceus", "BTC/USDT"), ("binanceus", "ETH/USDT"))
     }
     assert all(lag is not None and lag > 0 for lag in lags.values()), lags  # a replay of a recorded day
+
+
+def test_a_restarted_collector_publishes_no_watermark_at_or_below_its_last_ones(fake: FakeProducer) -> None:
+    """The same file twice into one spool directory and topic: the second run's final watermarks
+    are the first's, already published, so none goes out again; a longer file moves them on."""
+    lines = list(itertools.islice(simulator_lines(SimulatorConfig(seed=3)), 3_000))
+    settings = FluxForgeSettings(kafka=KafkaConfig(topic_prefix="unit"))
+
+    def run(source: list[bytes]) -> dict[bytes, list[int]]:
+        fake.sent.clear()
+        asyncio.run(Collector(settings, ListSource(source)).run())
+        return {
+            key: [e["ts"] for e in batch if e["type"] == "watermark"]
+            for key, batch in elements_of(fake).items()
+        }
+
+    first = run(lines[:2_000])
+    assert all(len(marks) == 1 for marks in first.values()) and len(first) == 5
+    assert Path("data/spool/list/watermarks.json").exists()  # the spool directory keeps them
+    assert all(marks == [] for marks in run(lines[:2_000]).values())
+    longer = run(lines)
+    assert all(longer[key][0] > first[key][0] for key in first)
