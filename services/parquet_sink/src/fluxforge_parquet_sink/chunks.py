@@ -4,7 +4,8 @@ Every file a chunk writes is named `<topic>+<partition>+<first>-<last offset>`
 (`naming.chunk_stem`) and lies in the directory its content belongs to:
 
 - `FeatureChunk` (a `features.<table>` topic): rows through a
-  `PartitionedParquetWriter`, one Parquet file per (exchange, symbol, date);
+  `PartitionedParquetWriter`, one Parquet file per (exchange, symbol, date),
+  its provenance naming the topic, partition and offset range;
 - `RawChunk` (the raw topic): accepted ticks, stamped with their ingest order
   `[offset, index in batch]`, through a `RawArchiveWriter`, one `.ndjson.zst`
   per (exchange, channel, date of event time);
@@ -27,6 +28,7 @@ from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
 import orjson
 import pyarrow as pa
 from fluxforge_common.dataset.partitioning import partition_dir, utc_date
+from fluxforge_common.dataset.provenance import Provenance
 from fluxforge_common.kafka.completeness import COMPLETE_METADATA, parse_complete
 from fluxforge_common.messages import (
     DecodedTick,
@@ -208,10 +210,12 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         policy: FlushPolicy,
         table: str,
         schema: pa.Schema,
+        origin: Provenance,
     ) -> None:
         super().__init__(storage, topic, partition, policy)
         self.table = table
         self.schema = schema
+        self.origin = origin
         self.writer: PartitionedParquetWriter | None = None
         self.keys: set[tuple[str, str, str]] = set()
         self.rows = 0
@@ -277,8 +281,17 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         stem = self.name.stem
         written: list[WrittenFile] = []
         if self.writer is not None:
+            name = self.name
+            source = {
+                "mode": "kafka",
+                "topic": name.topic,
+                "partition": name.partition,
+                "offsets": [name.start, name.end],
+            }
             try:
-                metadata = None if self.complete_ms is None else {COMPLETE_METADATA: str(self.complete_ms)}
+                metadata = self.origin.with_source(source).metadata()
+                if self.complete_ms is not None:
+                    metadata[COMPLETE_METADATA] = str(self.complete_ms)
                 written += self.writer.flush(file_stem=stem, metadata=metadata)
             except ValueError as exc:
                 stale = self._without_misfits()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from fluxforge_common.dataset.provenance import PREFIX
+
 COMPLETE_HEADER = "ff-complete"
 # Parquet key-value metadata of a sink file: the greatest `ff-complete` among the messages it holds.
-COMPLETE_METADATA = "fluxforge.complete_ms"
+COMPLETE_METADATA = f"{PREFIX}complete_ms"
 
 
 def complete_header(ms: int) -> tuple[str, bytes]:
