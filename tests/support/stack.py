@@ -26,12 +26,10 @@ import pytest
 import yaml
 from aiokafka import TopicPartition
 from fluxforge_common import kafka as clients
-from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.config.settings import KafkaConfig
-from fluxforge_common.features import TABLES, table_schema
 from fluxforge_common.kafka import TopicNames, ensure_topics, topic_specs
 from fluxforge_common.storage import LocalStorage
-from fluxforge_common.writers import PartitionedParquetWriter, iter_ndjson
+from fluxforge_common.writers import iter_ndjson
 from typer.testing import CliRunner
 
 from fluxforge.cli.app import app
@@ -39,7 +37,6 @@ from tests.support.processes import ServiceProcess
 
 PARTITIONS = 3
 LAG_POLL_S = 0.5
-Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -50,19 +47,8 @@ class Expected:
     input_path: Path
     config_path: Path  # an empty YAML file: defaults everywhere, whatever config/config.yaml says
     embedded_root: Path
-    stream_root: Path
-    flush_rows: dict[str, list[Row]]
     rejections: list[tuple[str, bytes]]  # (reason, raw) the engine dead-letters on this input
     dates: list[str]
-
-
-def write_rows(root: Path, rows: dict[str, list[Row]], settings: FluxForgeSettings) -> Path:
-    storage = LocalStorage(root, durable=False)
-    for table in TABLES:
-        writer = PartitionedParquetWriter(storage, table, table_schema(table, settings.features))
-        writer.add(rows[table])
-        writer.flush()
-    return root
 
 
 def run_cli(*args: str | Path, config: Path) -> str:

@@ -45,6 +45,8 @@ class WorkerStats:
     applied: int = 0
     rejected: int = 0
     skipped: int = 0
+    watermarks: int = 0
+    watermark_rows: int = 0  # carried-forward HF rows that watermarks closed
     rows: int = 0
     sent: int = 0
     partitions: Counter[int] = field(default_factory=Counter)
@@ -58,13 +60,16 @@ class WorkerStats:
         self.rows += result.rows
         self.sent += len(result.outgoing)
         self.skipped += result.skipped
+        self.watermarks += result.watermarks
+        self.watermark_rows += result.watermark_rows
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         return (
             f"{self.messages:,} raw messages ({self.elements:,} ticks, {self.elements / elapsed:,.0f}/s): "
             f"{self.applied:,} applied, {self.rejected:,} to dead-letter, {self.skipped:,} messages "
-            f"already applied; {self.rows:,} rows in {self.sent:,} messages"
+            f"already applied; {self.rows:,} rows in {self.sent:,} messages; {self.watermarks:,} watermarks "
+            f"closed {self.watermark_rows:,} HF rows"
         )
 
 
@@ -134,6 +139,9 @@ class EventFlusher:
                 stored = self.latest.get(key)
                 if stored is None:
                     stored = self.table.get(key)
+            if not self.processor.completeness.knows(partition):
+                # Taken over (start, rebalance): every symbol of the partition counts, quiet ones too.
+                self.processor.load_completeness(partition, list(self.table.data.items()))
             result = self.processor.process(key, message.value, partition, message.offset, stored)
             send = self._send
             futures = [await send(o.topic, o.key, o.value, None, None, o.headers) for o in result.outgoing]
@@ -169,6 +177,7 @@ class EventFlusher:
     def forget(self) -> None:
         """Drop the unwritten-state overlay: after a rebalance the table is the truth again."""
         self.latest.clear()
+        self.processor.completeness.forget()
 
     async def flush(self) -> None:
         async with self._lock:

@@ -454,6 +454,18 @@ class CollectorConfig(BaseModel):
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (none: off)."
     )
+    watermark_quiet_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Publish a watermark for a symbol that had no tick for this long (wall clock, checked "
+        "as often), so its quiet intervals close (default: features.hf_emit_interval; 0: never).",
+    )
+    final_watermark: bool = Field(
+        default=True,
+        description="When a finite input ends (a file, an archive, --events/--duration), end each symbol "
+        "with a watermark so its last interval is emitted; false when a later run goes on with the same "
+        "symbols on the same topic.",
+    )
 
 
 class FluxForgeSettings(BaseSettings):
