@@ -30,6 +30,8 @@ from fluxforge_common.simulator import SimulatorConfig
 from fluxforge_emulator import EmulatorConfig, EmulatorThread, ExchangeEmulator
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+# The collector watches Binance's aggregate trades (`options.DEFAULT_OPTIONS`): their stream and id field.
+TRADE_STREAM, TRADE_ID = "aggTrade", "a"
 LEVELS = 10
 READY_TIMEOUT_S = 30.0
 
@@ -197,10 +199,10 @@ def check_published(emu: EmulatorThread, run: Run) -> dict[str, int]:
         true_bids, true_asks = histories[symbol][seq]
         assert [tuple(level) for level in env["bids"]] == true_bids, f"{symbol} bids differ at {seq}"
         assert [tuple(level) for level in env["asks"]] == true_asks, f"{symbol} asks differ at {seq}"
-    truth = sent_events(emu, "trade")
+    truth = sent_events(emu, TRADE_STREAM)
     for symbol in run.symbols:
         sid = symbol.replace("/", "")
-        sent = {str(t["t"]): t for t in truth[sid]}
+        sent = {str(t[TRADE_ID]): t for t in truth[sid]}
         ids = [e["id"] for _, e in run.envelopes if e["type"] == "trade" and e["symbol"] == symbol]
         assert len(ids) == len(set(ids)), f"{symbol}: a trade published twice"
         assert [int(i) for i in ids] == sorted(int(i) for i in ids), f"{symbol}: trades out of order"

@@ -21,6 +21,8 @@ from fluxforge_emulator.kraken import BOOK_TRUTH, KrakenEmulator
 
 from tests.support.exchange import (
     LEVELS,
+    TRADE_ID,
+    TRADE_STREAM,
     Latest,
     Run,
     check_published,
@@ -93,13 +95,13 @@ class Burst:
 def trades_sent(emu: EmulatorThread, exchange_id: str) -> dict[str, list[tuple[int, int]]]:
     """Per symbol, (trade id, market time ms) of every trade the emulator sent."""
     out: dict[str, list[tuple[int, int]]] = {}
-    for sid, events in sent_events(emu, "trade").items():
+    for sid, events in sent_events(emu, "trade" if exchange_id == "kraken" else TRADE_STREAM).items():
         symbol = next(s for s in SYMBOLS if s.replace("/", "") == sid)
         if exchange_id == "kraken":
             trades = [t["data"][0] for t in events]
             out[symbol] = [(t["trade_id"], _ms(t["timestamp"])) for t in trades]
         else:
-            out[symbol] = [(t["t"], t["T"]) for t in events]
+            out[symbol] = [(t[TRADE_ID], t["T"]) for t in events]
     return out
 
 
