@@ -2,6 +2,7 @@
 
 from fluxforge_common.messages.decoding import DecodedTick, Rejection, decode_batch, decode_tick
 from fluxforge_common.messages.envelopes import (
+    BACKFILLED,
     BookTick,
     Level,
     Tick,
@@ -12,6 +13,7 @@ from fluxforge_common.messages.envelopes import (
 )
 
 __all__ = [
+    "BACKFILLED",
     "BookTick",
     "DecodedTick",
     "Level",
