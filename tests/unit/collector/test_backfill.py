@@ -25,8 +25,11 @@ def trade(n: int, symbol: str = SYMBOL) -> dict[str, Any]:
 class History:
     """Trades 1..`last` of one symbol; a page is up to `page` trades after an id."""
 
-    def __init__(self, last: int, *, page: int = PAGE, fail: BaseException | None = None) -> None:
+    def __init__(
+        self, last: int, *, page: int = PAGE, fail: BaseException | None = None, failures: int = 0
+    ) -> None:
         self.last, self.page_size, self.fail = last, page, fail
+        self.failures = [ccxtpro.NetworkError("reset"), ccxtpro.ExchangeNotAvailable("503")][:failures]
         self.calls: list[int] = []
         self.release = asyncio.Event()
         self.release.set()
@@ -34,6 +37,8 @@ class History:
     async def page(self, exchange: Any, symbol: str, after_id: int, after_ts: int | None) -> list[Any]:
         self.calls.append(after_id)
         await self.release.wait()
+        if self.failures:
+            raise self.failures.pop(0)
         if self.fail is not None:
             raise self.fail
         return [trade(n, symbol) for n in range(after_id + 1, min(self.last, after_id + self.page_size) + 1)]
@@ -117,17 +122,8 @@ def test_a_history_that_fails_for_good_releases_the_held_trades() -> None:
 
 def test_a_failure_worth_waiting_out_is_retried() -> None:
     async def main() -> None:
-        history = History(last=9)
+        history = History(last=9, failures=2)
         seq, sink, stats, _ = sequencer(history)
-        original = history.page
-        failures = [ccxtpro.NetworkError("reset"), ccxtpro.ExchangeNotAvailable("503")]
-
-        async def flaky(*args: Any) -> list[Any]:
-            if failures:
-                raise failures.pop(0)
-            return await original(*args)
-
-        history.page = flaky  # type: ignore[method-assign]
         sink(seq.live([trade(1), trade(10)]), False)
         await seq.settle()
         assert sink.out == [("1", False), *ids(2, 9, backfilled=True), ("10", False)]
