@@ -105,11 +105,12 @@ def record(
     recovered: set[str] | None = None,
     recover_after_s: float = 0.2,
     ready: Callable[[set[str]], bool] | None = None,
+    ready_trades: bool = False,
     exchange_id: str = "binanceus",
     until: Callable[[Latest], bool] = lambda latest: True,
     queue_size: int = ENVELOPE_QUEUE_SIZE,
 ) -> Run:
-    """Run a source until every symbol has a book, inject `fault`, go on until the `recovered` symbols
+    """Run a source until every symbol has a book (and a trade, with `ready_trades`), inject `fault`, go on until the `recovered` symbols
     (default all) published books `recover_after_s` after it, at least `run_after_s` passed and
     `until` holds for what was published, then stop as SIGTERM does."""
     symbols = list(config.symbols)
@@ -127,7 +128,9 @@ def record(
         async def drive() -> None:
             try:
                 deadline = time.monotonic() + READY_TIMEOUT_S
-                while not ready(set(last_book)):
+                while not ready(set(last_book)) or (
+                    ready_trades and not all(("trade", s) in latest for s in symbols)
+                ):
                     assert time.monotonic() < deadline, (
                         f"books of only {sorted(last_book)} after {READY_TIMEOUT_S} s"
                     )
