@@ -45,6 +45,7 @@ class TradeTick(msgspec.Struct, tag_field="type", tag="trade", frozen=True, gc=F
 
 BACKFILLED = "backfilled"  # the name of `TradeTick.backfilled` in an envelope
 
+
 class TickerTick(msgspec.Struct, tag_field="type", tag="ticker", frozen=True, gc=False):
     exchange: str
     symbol: str
