@@ -52,7 +52,7 @@ def test_exchange_counters_are_exposed_per_source_and_per_symbol() -> None:
     per_symbol = 'exchange_{}{{source="exchange:binanceus",symbol="{}"}}'
     assert m["fluxforge_collector_" + per_symbol.format("trades_backfilled_total", "BTC/USDT")] == 40
     assert m["fluxforge_collector_" + per_symbol.format("trades_unrecoverable_total", "ETH/USDT")] == 1
-    assert m["fluxforge_collector_" + per_symbol.format("channel_skew_ms", "BTC/USDT")] == -20
-    assert m["fluxforge_collector_" + per_symbol.format("channel_skew_max_ms", "BTC/USDT")] == 150
+    assert m["fluxforge_collector_" + per_symbol.format("channel_skew_seconds", "BTC/USDT")] == -0.02
+    assert m["fluxforge_collector_" + per_symbol.format("channel_skew_max_seconds", "BTC/USDT")] == 0.15
     assert m['fluxforge_collector_exchange_envelopes_total{source="exchange:binanceus",type="book"}'] == 7
     assert m['fluxforge_collector_exchange_envelopes_total{source="exchange:binanceus",type="ticker"}'] == 0

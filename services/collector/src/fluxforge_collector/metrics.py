@@ -100,16 +100,16 @@ def exchange_metrics(stats: ExchangeStats, source: str) -> Iterator[Metric]:
             family.add_metric([source, symbol], amount)
         yield family
     skews = {
-        "channel_skew_ms": (
-            "Latest book event time minus a live trade's, as the trade arrived.",
+        "channel_skew_seconds": (
+            "The symbol's latest book event time minus its latest live trade's, as that trade arrived.",
             stats.channel_skew_ms,
         ),
-        "channel_skew_max_ms": ("Largest absolute channel skew seen.", stats.channel_skew_max_ms),
+        "channel_skew_max_seconds": ("Largest absolute channel skew seen.", stats.channel_skew_max_ms),
     }
     for name, (doc, values) in skews.items():
         gauge = GaugeMetricFamily(f"fluxforge_collector_exchange_{name}", doc, labels=["source", "symbol"])
         for symbol, ms in sorted(values.items()):
-            gauge.add_metric([source, symbol], ms)
+            gauge.add_metric([source, symbol], ms / 1000)
         yield gauge
     envelopes = CounterMetricFamily(
         "fluxforge_collector_exchange_envelopes",
