@@ -28,6 +28,7 @@ from fluxforge_common.config import ExchangeConfig
 from fluxforge_common.messages import Rejection, decode_tick
 from fluxforge_common.simulator import SimulatorConfig
 from fluxforge_emulator import EmulatorConfig, EmulatorThread, ExchangeEmulator
+from fluxforge_emulator.starve import starve
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 # The collector watches Binance's aggregate trades (`options.DEFAULT_OPTIONS`): their stream and id field.
@@ -109,10 +110,12 @@ def record(
     exchange_id: str = "binanceus",
     until: Callable[[Latest], bool] = lambda latest: True,
     queue_size: int = ENVELOPE_QUEUE_SIZE,
+    cpu_share_taken: float = 0.0,
 ) -> Run:
     """Run a source until every symbol has a book (and a trade, with `ready_trades`), inject `fault`, go on until the `recovered` symbols
     (default all) published books `recover_after_s` after it, at least `run_after_s` passed and
-    `until` holds for what was published, then stop as SIGTERM does."""
+    `until` holds for what was published, then stop as SIGTERM does. With `cpu_share_taken`, that share
+    of the collector's event loop is taken by a busy co-task from the start (`fluxforge_emulator.starve`)."""
     symbols = list(config.symbols)
     expect = set(symbols) if recovered is None else recovered
     ready = ready or (lambda seen: seen == set(symbols))
@@ -151,6 +154,8 @@ def record(
                 source.request_stop()
 
         driver = asyncio.create_task(drive())
+        starving = starve(cpu_share_taken) if cpu_share_taken else None
+        thief = None if starving is None else asyncio.create_task(starving)
         try:
             async with contextlib.aclosing(source.lines()) as lines:
                 async for line in lines:
@@ -165,6 +170,8 @@ def record(
         finally:
             if not driver.done():
                 driver.cancel()
+            if thief is not None:
+                thief.cancel()
         await driver
         received = {s: [str(t["id"]) for t in cache] for s, cache in (source.exchange.trades or {}).items()}
         known = [s for s in symbols if s not in source.stats.failed_symbols]

@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 import pytest
 from fluxforge_common.simulator import SimulatorConfig
-from fluxforge_emulator import EmulatorConfig, ExchangeEmulator
+from fluxforge_emulator import EmulatorConfig, ExchangeEmulator, starved
 from fluxforge_emulator.feed import MarketFeed
 from fluxforge_emulator.kraken import KrakenEmulator
 
@@ -261,5 +261,19 @@ def test_kraken_rest_trades_since_a_time() -> None:
             (t.price, "s" if t.buyer_is_maker else "b") for t in kept[5:9]
         ]
         assert result["last"] == str(kept[8].ts * 1_000_000)
+
+    asyncio.run(main())
+
+
+def test_starve_holds_the_loop_for_its_share_of_each_period() -> None:
+    async def main() -> None:
+        await asyncio.sleep(0)
+        async with starved(0.9, period_s=0.1):
+            started = time.perf_counter()
+            await asyncio.sleep(0)  # the co-task starts: nothing else runs while it spins for 90 ms
+            assert time.perf_counter() - started >= 0.09
+        with pytest.raises(ValueError, match="share"):
+            async with starved(1.0):
+                pass
 
     asyncio.run(main())
