@@ -125,10 +125,9 @@ class ExchangeSource:
             while (line := await queue.get()) is not None:
                 yield line
         finally:
-            self.stop_signal.set()
+            self.stop_signal.interrupt()  # also ends the backfills' waits: what they hold is queued
             if watchdog is not None:
                 watchdog.cancel()
-            self.stop_signal.interrupt()  # ends the backfills' waits: what they hold goes to the queue
             for task in [*self._tasks, *([self._drainer] if self._drainer else [])]:
                 task.cancel()
             await asyncio.gather(*self._tasks, *([watchdog] if watchdog else []), return_exceptions=True)
