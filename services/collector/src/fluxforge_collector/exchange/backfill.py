@@ -164,7 +164,8 @@ class TradeSequencer:
             if gap is not None:
                 gap.held.append(trade)
                 continue
-            self._interrupted.discard(symbol)
+            if self._interrupted:
+                self._interrupted.discard(symbol)
             if self._admit(symbol, trade, may_backfill=True):
                 out.append(trade)
         return out
