@@ -28,7 +28,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -36,6 +36,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
+from fluxforge_common import kafka as clients
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -161,10 +162,10 @@ async def delete_topics(bootstrap: str, names: list[str]) -> None:
         await admin.close()
 
 
-async def delete_prefixed(bootstrap: str, prefixes: tuple[str, ...]) -> None:
-    """Delete every topic whose name starts with one of `prefixes`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+async def delete_prefixed(broker: str | KafkaConfig, prefixes: tuple[str, ...]) -> None:
+    """Delete every topic whose name starts with one of `prefixes` (on a plaintext bootstrap address, or as `broker` says)."""
+    cfg = KafkaConfig(bootstrap_servers=broker) if isinstance(broker, str) else broker
+    admin = await clients.start(clients.admin(cfg), cfg)
     try:
         names = [t for t in await admin.list_topics() if t.startswith(prefixes)]
         if names:
@@ -291,6 +292,7 @@ class Broker:
     """`scripts/kafka.sh` on ports no other test uses, so restarting it disturbs nobody."""
 
     port: int
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. its SSL and SASL_SSL listeners
 
     @property
     def env(self) -> dict[str, str]:
@@ -298,6 +300,7 @@ class Broker:
             **os.environ,
             "FLUXFORGE_KAFKA_PORT": str(self.port),
             "FLUXFORGE_KAFKA_CONTROLLER_PORT": str(self.port + 1),
+            **self.extra_env,
         }
 
     @property

@@ -2,7 +2,7 @@
 
 A `Stack` is one test's topic prefix, engine app id (consumer group + state changelog), sink
 group and dataset root, so tests never see each other's data even on a shared, long-lived
-broker. Services run as `python -m <package>` in their own process group (`ServiceProcess`), so
+broker. Services run as `fluxforge <command>` in their own process group (`ServiceProcess`), so
 `kill -9` is real; their logs are `<tmp>/<name>.log`.
 
 `Expected` is the reference a stack's dataset is held against: one input file and what every
@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
+from fluxforge_common import kafka as clients
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.config.settings import KafkaConfig
 from fluxforge_common.features import TABLES, table_schema
@@ -102,18 +102,15 @@ def counted(text: str, pattern: str) -> int | None:
     return int(found[-1].replace(",", "")) if found else None
 
 
-async def _lags(bootstrap: str, groups: dict[str, list[str]]) -> dict[str, dict[str, int]]:
+async def _lags(cfg: KafkaConfig, groups: dict[str, list[str]]) -> dict[str, dict[str, int]]:
     """group -> "topic/partition" -> end offset (read_committed) minus the group's committed offset.
 
     Committed offsets are read first, in `groups` order, end offsets last: an upstream group
     (the engine) at lag 0 has every output in Kafka before the ends are read, so a downstream
     group (the sink) at lag 0 has really read all of it.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000)
-    await admin.start()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", request_timeout_ms=5_000
-    )
+    admin = await clients.start(clients.admin(cfg, request_timeout_ms=5_000), cfg)
+    consumer = clients.plain_consumer(cfg, isolation_level="read_committed", request_timeout_ms=5_000)
     try:
         await consumer.start()
         topics = sorted({t for names in groups.values() for t in names})
@@ -146,11 +143,18 @@ class Stack:
     config_path: Path
     partitions: int = PARTITIONS
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    # More `kafka` connection keys (security_protocol, sasl_*, ssl_*), for the services and the test alike.
+    connection: dict[str, str] = field(default_factory=dict)
 
     @property
     def kafka(self) -> KafkaConfig:
-        return KafkaConfig(
-            bootstrap_servers=self.bootstrap, topic_prefix=self.prefix, partitions=self.partitions
+        return KafkaConfig.model_validate(
+            {
+                "bootstrap_servers": self.bootstrap,
+                "topic_prefix": self.prefix,
+                "partitions": self.partitions,
+                **self.connection,
+            }
         )
 
     @property
@@ -180,6 +184,7 @@ class Stack:
             "bootstrap_servers": self.bootstrap,
             "topic_prefix": self.prefix,
             "partitions": self.partitions,
+            **self.connection,
             **kafka,
         }
         base.update({f"FLUXFORGE_KAFKA__{k.upper()}": str(v) for k, v in values.items()})
@@ -189,22 +194,22 @@ class Stack:
     def create_topics(self) -> None:
         asyncio.run(ensure_topics(self.kafka, topic_specs(self.kafka)))
 
-    def _service(self, name: str, module: str, args: list[str], env: dict[str, str]) -> ServiceProcess:
+    def _service(self, name: str, command: str, args: list[str], env: dict[str, str]) -> ServiceProcess:
         assert name not in self.services, name
-        service = ServiceProcess(name, module, args, env, self.tmp / f"{name}.log")
+        service = ServiceProcess(name, command, args, env, self.tmp / f"{name}.log")
         self.services[name] = service
         return service.start()
 
     def engine(self, name: str = "engine") -> ServiceProcess:
         args = ["--app-id", self.app_id, "--data-dir", str(self.tmp / f"faust-{name}")]
-        return self._service(name, "fluxforge_feature_engine", args, self.env())
+        return self._service(name, "engine", args, self.env())
 
     def sink(self, *flags: str, name: str = "sink") -> ServiceProcess:
         args = [
             "--root", str(self.root), "--group-id", self.group, "--instance-id", f"{name}-0",
             "--idle-flush-seconds", "1", "--progress-seconds", "2", *flags,
         ]  # fmt: skip
-        return self._service(name, "fluxforge_parquet_sink", args, self.env())
+        return self._service(name, "sink", args, self.env())
 
     def collector(
         self,
@@ -217,7 +222,7 @@ class Stack:
     ) -> ServiceProcess:
         """A collector publishing `input_path`; `collector` sets keys of the config's `collector:` section."""
         env = self._collector_env(batch_max_ticks, collector)
-        return self._service(name, "fluxforge_collector", self.collector_args(input_path, speed), env)
+        return self._service(name, "collect", self.collector_args(input_path, speed), env)
 
     def exchange_collector(
         self, exchange: str, config: dict[str, Any], *, name: str = "collector", **collector: object
@@ -226,9 +231,7 @@ class Stack:
         path = self.tmp / f"{name}-config.yaml"
         path.write_text(yaml.safe_dump({"exchanges": {exchange: config}}))
         env = {**self._collector_env(100, collector), "FLUXFORGE_CONFIG": str(path)}
-        return self._service(
-            name, "fluxforge_collector", ["--source", "exchange", "--exchange", exchange], env
-        )
+        return self._service(name, "collect", ["--source", "exchange", "--exchange", exchange], env)
 
     def _collector_env(self, batch_max_ticks: int, collector: dict[str, object]) -> dict[str, str]:
         env = self.env(batch_max_ticks=batch_max_ticks)
@@ -250,7 +253,7 @@ class Stack:
         try:
             return asyncio.run(
                 asyncio.wait_for(
-                    _lags(self.bootstrap, {self.app_id: [self.names.raw], self.group: self.sink_topics}), 15
+                    _lags(self.kafka, {self.app_id: [self.names.raw], self.group: self.sink_topics}), 15
                 )
             )
         except Exception:  # broker restarting, group loading: not done yet

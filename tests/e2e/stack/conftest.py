@@ -1,6 +1,7 @@
-"""Fixtures of the whole-stack tests: `stack` (on the shared test broker) and `own_stack` (on a broker
-of its own, `own_broker`), each a `tests.support.stack.Stack` under names no other test uses; the
-tail of every service's log is printed when a test fails.
+"""Fixtures of the whole-stack tests: `stack` (on the shared test broker), `own_stack` (on a broker
+of its own, `own_broker`) and `secure_stack` (SASL_SSL with SCRAM on `secure_broker`), each a
+`tests.support.stack.Stack` under names no other test uses; the tail of every service's log is
+printed when a test fails.
 
 The reference (`Expected`, once per session) is 90 s of the simulated market (5 symbols on 2
 exchanges, books, trades and tickers) as one NDJSON file, and:
@@ -34,6 +35,7 @@ from fluxforge_common.features import EngineOutput, FeatureEngine
 from fluxforge_common.messages import DecodedTick, decode_tick
 
 from tests.support.kafka import Broker, delete_prefixed
+from tests.support.secure_kafka import SecureBroker
 from tests.support.stack import Expected, Stack, run_cli, write_rows
 from tests.support.stack_data import simulated_lines
 
@@ -92,8 +94,16 @@ def pytest_runtest_makereport(
 _FAILED = pytest.StashKey[bool]()
 
 
-def make_stack(bootstrap: str, tmp_path: Path, expected: Expected) -> Stack:
-    return Stack(bootstrap, f"ffstack-{uuid.uuid4().hex[:10]}", tmp_path, expected.config_path)
+def make_stack(
+    bootstrap: str, tmp_path: Path, expected: Expected, connection: dict[str, str] | None = None
+) -> Stack:
+    return Stack(
+        bootstrap,
+        f"ffstack-{uuid.uuid4().hex[:10]}",
+        tmp_path,
+        expected.config_path,
+        connection=connection or {},
+    )
 
 
 def finish(stack: Stack, request: pytest.FixtureRequest, started: float) -> None:
@@ -103,7 +113,7 @@ def finish(stack: Stack, request: pytest.FixtureRequest, started: float) -> None
         print(f"\n===== service logs of {request.node.name}\n{stack.logs(12_000)}")
     print(f"{request.node.name}: {time.monotonic() - started:.1f} s, files in {stack.tmp}")
     with contextlib.suppress(Exception):
-        asyncio.run(delete_prefixed(stack.bootstrap, (stack.prefix + ".", stack.app_id)))
+        asyncio.run(delete_prefixed(stack.kafka, (stack.prefix + ".", stack.app_id)))
 
 
 @pytest.fixture
@@ -138,6 +148,19 @@ def own_stack(
 ) -> Iterator[Stack]:
     started = time.monotonic()
     pipeline = make_stack(own_broker.bootstrap, tmp_path, expected)
+    try:
+        yield pipeline
+    finally:
+        finish(pipeline, request, started)
+
+
+@pytest.fixture
+def secure_stack(
+    secure_broker: SecureBroker, tmp_path: Path, expected: Expected, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
+    """A pipeline whose every client logs in with SCRAM-SHA-512 over TLS (the SASL_SSL listener)."""
+    started = time.monotonic()
+    pipeline = make_stack(secure_broker.sasl_ssl, tmp_path, expected, secure_broker.scram())
     try:
         yield pipeline
     finally:

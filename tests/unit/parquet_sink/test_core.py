@@ -11,9 +11,12 @@ import hashlib
 from pathlib import Path
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
-from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.config import FluxForgeSettings, StateConfig
+from fluxforge_common.dataset.provenance import SCHEMA_VERSION, fluxforge_version, read_provenance
 from fluxforge_common.features import TABLES
+from fluxforge_common.features.symbol_state import config_fingerprint
 from fluxforge_common.kafka import TopicNames
 from fluxforge_common.storage import LocalStorage
 from fluxforge_common.writers import iter_ndjson
@@ -87,6 +90,26 @@ def test_uninterrupted_run_equals_embedded_pipeline(
         if not path.startswith(JOURNAL_DIR):
             chunk = parse_stem(stem_of(path))
             assert chunk.topic in ROUTES
+
+
+def test_every_feature_file_records_its_topic_partition_and_offsets(
+    reference: Path, settings: FluxForgeSettings
+) -> None:
+    files = sorted(reference.glob("*/**/*.parquet"))
+    assert len(files) > 10
+    for path in files:
+        origin = read_provenance(pq.read_schema(path).metadata)
+        assert origin is not None, path
+        chunk = parse_stem(stem_of(path.relative_to(reference).as_posix()))
+        assert orjson.loads(origin.source) == {
+            "mode": "kafka",
+            "topic": chunk.topic,
+            "partition": chunk.partition,
+            "offsets": [chunk.start, chunk.end],
+        }
+        assert origin.config_fingerprint == config_fingerprint(settings.features)
+        assert StateConfig.model_validate_json(origin.features) == settings.features
+        assert (origin.version, origin.schema_version) == (fluxforge_version(), SCHEMA_VERSION)
 
 
 @pytest.mark.parametrize("poll_size", [1, 7, 100_000])

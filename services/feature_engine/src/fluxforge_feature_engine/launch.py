@@ -1,9 +1,8 @@
-"""Starting a worker from command-line options: shared by `fluxforge-feature-engine` and `fluxforge engine`.
+"""Starting a worker from command-line options: behind `fluxforge engine`, the service's one entry point.
 
-Both front ends parse their own flags (argparse in the service, typer in the
-`fluxforge` CLI) into `EngineOptions`, take their help texts from `HELP`, and
-call `run_engine`, so the two cannot drift apart. A flag overrides its config
-key (named in its help); an option left at None keeps the configured value.
+`fluxforge engine` parses its flags into `EngineOptions` with the help texts
+of `HELP` and calls `run_engine`. A flag overrides its config key (named in
+its help); an option left at None keeps the configured value.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from fluxforge_common.config import ConfigError, FluxForgeSettings, load_settings
 from fluxforge_common.config.settings import NAME_PATTERN
+from fluxforge_common.kafka import KafkaAccessError, describe
 from fluxforge_common.stopping import StopRequests
 
 from fluxforge_feature_engine import compat
@@ -101,7 +101,7 @@ def start_line(topics: EngineTopics, settings: FluxForgeSettings) -> str:
     out = topics.outputs
     return (
         f"feature engine {settings.engine.app_id}: {topics.raw} ({topics.partitions} partitions) -> "
-        f"{', '.join(out.features.values())}, {out.deadletter} on {settings.kafka.bootstrap_servers}; "
+        f"{', '.join(out.features.values())}, {out.deadletter} on {describe(settings.kafka)}; "
         f"state in {topics.changelog}"
     )
 
@@ -138,11 +138,11 @@ def run_engine(options: EngineOptions) -> int:
         topics = loop.run_until_complete(
             prepare_topics(settings.kafka, options.output_prefix, settings.engine.app_id)
         )
-    except EngineSetupError as exc:
+    except (EngineSetupError, KafkaAccessError) as exc:
         log.error("%s", exc)
         return 2
     except (KafkaError, OSError) as exc:
-        log.error("cannot set up topics on %s: %r", settings.kafka.bootstrap_servers, exc)
+        log.error("cannot set up topics on %s: %r", describe(settings.kafka), exc)
         return 1
     data_dir = options.worker_data_dir(settings.engine.app_id)
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
-from fluxforge_common.config import FluxForgeSettings
+from faust.auth import Credentials, SASLCredentials, SSLCredentials
+from fluxforge_common.config import FluxForgeSettings, KafkaConfig
+from fluxforge_common.kafka import connection_options
 from mode import CrashingSupervisor
 from mode.types.signals import BaseSignalT
 
@@ -204,6 +206,20 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server.strip()]
 
 
+def broker_credentials(kafka: KafkaConfig) -> Credentials | None:
+    """Faust's form of the connection settings every other client uses (`fluxforge_common.kafka.connection_options`)."""
+    options = connection_options(kafka)
+    context = options.get("ssl_context")
+    if "sasl_mechanism" in options:
+        return SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            mechanism=options["sasl_mechanism"],
+            ssl_context=context,  # with a context: SASL_SSL
+        )
+    return None if context is None else SSLCredentials(context)
+
+
 def build_app(
     settings: FluxForgeSettings, config: WorkerConfig, topics: EngineTopics
 ) -> tuple[faust.App, WorkerStats]:
@@ -212,6 +228,7 @@ def build_app(
     app = faust.App(
         config.app_id,
         broker=broker_urls(kafka.bootstrap_servers),
+        broker_credentials=broker_credentials(kafka),
         store="memory://",
         # Not "exactly_once": faust-streaming 0.15.3 sends to topics the app does not consume
         # outside the transaction (see the package docstring). Outputs-before-state plus the

@@ -4,7 +4,8 @@ Every file a chunk writes is named `<topic>+<partition>+<first>-<last offset>`
 (`naming.chunk_stem`) and lies in the directory its content belongs to:
 
 - `FeatureChunk` (a `features.<table>` topic): rows through a
-  `PartitionedParquetWriter`, one Parquet file per (exchange, symbol, date);
+  `PartitionedParquetWriter`, one Parquet file per (exchange, symbol, date),
+  its provenance naming the topic, partition and offset range;
 - `RawChunk` (the raw topic): accepted ticks, stamped with their ingest order
   `[offset, index in batch]`, through a `RawArchiveWriter`, one `.ndjson.zst`
   per (exchange, channel, date of event time);
@@ -27,6 +28,7 @@ from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
 import orjson
 import pyarrow as pa
 from fluxforge_common.dataset.partitioning import partition_dir, utc_date
+from fluxforge_common.dataset.provenance import Provenance
 from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_batch, event_time
 from fluxforge_common.messages.decoding import MAX_TS_MS, MIN_TS_MS
 from fluxforge_common.messages.rows import decode_rows, encode_rows
@@ -200,10 +202,12 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         policy: FlushPolicy,
         table: str,
         schema: pa.Schema,
+        origin: Provenance,
     ) -> None:
         super().__init__(storage, topic, partition, policy)
         self.table = table
         self.schema = schema
+        self.origin = origin
         self.writer: PartitionedParquetWriter | None = None
         self.keys: set[tuple[str, str, str]] = set()
         self.rows = 0
@@ -265,8 +269,17 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         stem = self.name.stem
         written: list[WrittenFile] = []
         if self.writer is not None:
+            name = self.name
+            source = {
+                "mode": "kafka",
+                "topic": name.topic,
+                "partition": name.partition,
+                "offsets": [name.start, name.end],
+            }
             try:
-                written += self.writer.flush(file_stem=stem)
+                written += self.writer.flush(
+                    file_stem=stem, metadata=self.origin.with_source(source).metadata()
+                )
             except ValueError as exc:
                 stale = self._without_misfits()
                 if stale is None:

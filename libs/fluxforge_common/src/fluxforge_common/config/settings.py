@@ -23,6 +23,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from fluxforge_common.config.kafka_connection import KafkaConnectionConfig
 from fluxforge_common.config.renamed import move_renamed_keys
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.dataset.partitioning import PARQUET_TABLES, Channel
@@ -120,14 +121,10 @@ def _credential_keys(value: object) -> set[str]:
     return found
 
 
-class KafkaConfig(BaseModel):
-    """The Kafka transport: where the broker is, the topics, and how raw ticks travel in them."""
+class KafkaConfig(KafkaConnectionConfig):
+    """The Kafka transport: how to reach the brokers (`KafkaConnectionConfig`), the topics, and how raw ticks travel in them."""
 
     model_config = ConfigDict(extra="forbid")
-
-    bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]."
-    )
     topic_prefix: str = Field(
         default="fluxforge",
         pattern=NAME_PATTERN,
@@ -270,7 +267,7 @@ class EmbeddedConfig(BaseModel):
 
 
 class SinkConfig(BaseModel):
-    """The Kafka sink service (`fluxforge sink`, `fluxforge-parquet-sink`); its flags override these."""
+    """The Kafka sink service (`fluxforge sink`); its flags override these."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -314,7 +311,7 @@ class SinkConfig(BaseModel):
 
 
 class EngineConfig(BaseModel):
-    """The feature-engine workers (`fluxforge engine`, `fluxforge-feature-engine`); their flags override these."""
+    """The feature-engine workers (`fluxforge engine`); their flags override these."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -433,7 +430,10 @@ def _format_errors(exc: ValidationError, source: str) -> str:
         given = error.get("input")
         if "credentials" in error["msg"]:
             given = "<redacted>"  # never echo a secret someone put in the file
-        lines.append(f"  {key} = {given!r}: {error['msg']}")
+        if isinstance(given, dict):  # a rule across a section's keys: the message names them
+            lines.append(f"  {key}: {error['msg']}")
+        else:
+            lines.append(f"  {key} = {given!r}: {error['msg']}")
     lines.append("See config/config.examples.yaml for every key, its default and allowed values.")
     return "\n".join(lines)
 

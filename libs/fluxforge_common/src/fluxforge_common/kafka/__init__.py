@@ -1,6 +1,7 @@
-"""Kafka: topic names and specs, client factories, output lineage (the `ff-src` header, dedupe)."""
+"""Kafka: topic names and specs, secure client factories, output lineage (the `ff-src` header, dedupe)."""
 
-from fluxforge_common.kafka.clients import consumer, ensure_topics, producer
+from fluxforge_common.kafka.clients import admin, consumer, ensure_topics, plain_consumer, producer, start
+from fluxforge_common.kafka.connection import KafkaAccessError, connection_options, describe, ssl_context
 from fluxforge_common.kafka.lineage import (
     SOURCE_HEADER,
     Deduplicator,
@@ -14,14 +15,21 @@ from fluxforge_common.kafka.topics import TopicNames, TopicSpec, topic_specs
 __all__ = [
     "SOURCE_HEADER",
     "Deduplicator",
+    "KafkaAccessError",
     "TopicNames",
     "TopicSpec",
+    "admin",
+    "connection_options",
     "consumer",
     "decode_watermarks",
+    "describe",
     "encode_watermarks",
     "ensure_topics",
     "parse_source",
+    "plain_consumer",
     "producer",
     "source_headers",
+    "ssl_context",
+    "start",
     "topic_specs",
 ]
