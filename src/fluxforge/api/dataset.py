@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import pyarrow.fs as pafs
 from fluxforge_common.dataset.location import DatasetRoot, dataset_root
@@ -19,6 +19,9 @@ from fluxforge_common.dataset.reader import PartitionInfo, Values, list_partitio
 from fluxforge_common.dataset.timespec import Duration, Instant, utc_ms, whole_seconds
 
 from fluxforge.api.selection import Selection
+
+if TYPE_CHECKING:
+    from fluxforge_common.config.settings import S3Config
 
 
 class Filters(TypedDict, total=False):
@@ -109,10 +112,13 @@ class Dataset:
         )
 
 
-def open_dataset(root: str | Path, *, filesystem: pafs.FileSystem | None = None) -> Dataset:
-    """Open a dataset root: a local path, or a URI pyarrow knows (`s3://bucket/prefix`); `filesystem`
-    (a pyarrow FileSystem) reads `root` as a path on it instead."""
-    location = dataset_root(root, filesystem)
+def open_dataset(
+    root: str | Path, *, filesystem: pafs.FileSystem | None = None, s3: S3Config | None = None
+) -> Dataset:
+    """Open a dataset root: a local path, or a URI pyarrow knows (`s3://bucket/prefix`, reached as
+    `s3` (the config's `storage.s3`) or the AWS environment says); `filesystem` (a pyarrow
+    FileSystem) reads `root` as a path on it instead."""
+    location = dataset_root(root, filesystem, s3=s3)
     if not location.exists():
         raise FileNotFoundError(f"dataset root {location.uri} does not exist")
     return Dataset(location)

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sink": ("fluxforge.cli.sink_cmd", "sink"),
     "config": ("fluxforge.cli.config_cmd", "config_app"),
     "stack": ("fluxforge.cli.stack_cmd", "stack_app"),
+    "sync": ("fluxforge.cli.sync_cmd", "sync_app"),
 }
 
 

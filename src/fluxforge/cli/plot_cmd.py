@@ -49,7 +49,8 @@ def plot(
         raise typer.BadParameter("--size applies to a .png only; the HTML page fills the browser window")
     symbols = [s.strip() for s in symbol.split(",") if s.strip()]
     try:
-        dataset = open_dataset(root or settings_or_exit(config).storage.root)
+        settings = settings_or_exit(config)
+        dataset = open_dataset(root or settings.storage.root, s3=settings.storage.s3)
         series = load_series(dataset, symbols, exchange=exchange, start=start, end=end)
     except (ValueError, FileNotFoundError) as exc:
         typer.echo(f"plot failed: {exc}", err=True)

@@ -52,7 +52,8 @@ def query(
     if out is not None and out.suffix not in (".csv", ".parquet"):
         raise typer.BadParameter("--out must end in .csv or .parquet")
     try:
-        dataset = open_dataset(root or settings_or_exit(config).storage.root)
+        settings = settings_or_exit(config)
+        dataset = open_dataset(root or settings.storage.root, s3=settings.storage.s3)
         if sql is not None:
             result = _duckdb(dataset, sql)
         else:

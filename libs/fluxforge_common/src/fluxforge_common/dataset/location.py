@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+
+from fluxforge_common.storage.s3url import is_s3_url, parse_s3_url
+
+if TYPE_CHECKING:
+    from fluxforge_common.config.settings import S3Config
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +58,29 @@ class DatasetRoot:
         return bool(self.filesystem.get_file_info(self.path or ".").type == pafs.FileType.Directory)
 
 
-def dataset_root(root: str | Path | DatasetRoot, filesystem: pafs.FileSystem | None = None) -> DatasetRoot:
-    """Resolve `root`: a local path, a URI pyarrow knows (`s3://bucket/prefix?endpoint_override=...`),
-    or a path on `filesystem` when one is given."""
+def dataset_root(
+    root: str | Path | DatasetRoot,
+    filesystem: pafs.FileSystem | None = None,
+    *,
+    s3: S3Config | None = None,
+) -> DatasetRoot:
+    """Resolve `root`: a local path, `s3://bucket/prefix` (reached as `storage.s3` says: `s3`,
+    or its defaults and the AWS environment), another URI pyarrow knows, or a path on
+    `filesystem` when one is given."""
     if isinstance(root, DatasetRoot):
         return root
     text = str(root)
     if filesystem is not None:
         path = text.split("://", 1)[1] if "://" in text else text
         return DatasetRoot(filesystem, path.rstrip("/"), text)
+    if is_s3_url(text):
+        from fluxforge_common.config.settings import S3Config
+        from fluxforge_common.storage.s3 import pyarrow_filesystem
+
+        url = parse_s3_url(text)
+        return DatasetRoot(
+            pyarrow_filesystem(s3 or S3Config()), f"{url.bucket}/{url.prefix}".rstrip("/"), text
+        )
     if "://" in text:
         fs, path = pafs.FileSystem.from_uri(text)
         return DatasetRoot(fs, path.rstrip("/"), text)
