@@ -23,7 +23,11 @@ def scrape(stats: ExchangeStats) -> dict[str, float]:
 
 
 def test_exchange_counters_are_exposed_per_source_and_per_symbol() -> None:
-    stats = ExchangeStats(books=7, trades=3, reconnects=2, books_conflated=5, trade_id_gaps=1)
+    stats = ExchangeStats(books=7, trades=3, reconnects=2, books_conflated=5)
+    stats.trades_unrecoverable = Counter({"ETH/USDT": 1})
+    stats.trades_backfilled = Counter({"BTC/USDT": 40})
+    stats.record_skew("BTC/USDT", 1_000_150, 1_000_000)
+    stats.record_skew("BTC/USDT", 1_000_000, 1_000_020)
     stats.resyncs = Counter({"BTC/USDT": 4, "ETH/USDT": 1})
     stats.gaps = Counter({"BTC/USDT": 3})
     stats.trades_parsed = Counter({"BTC/USDT": 12})
@@ -45,5 +49,10 @@ def test_exchange_counters_are_exposed_per_source_and_per_symbol() -> None:
         ]
         == 10
     )
+    per_symbol = 'exchange_{}{{source="exchange:binanceus",symbol="{}"}}'
+    assert m["fluxforge_collector_" + per_symbol.format("trades_backfilled_total", "BTC/USDT")] == 40
+    assert m["fluxforge_collector_" + per_symbol.format("trades_unrecoverable_total", "ETH/USDT")] == 1
+    assert m["fluxforge_collector_" + per_symbol.format("channel_skew_seconds", "BTC/USDT")] == -0.02
+    assert m["fluxforge_collector_" + per_symbol.format("channel_skew_max_seconds", "BTC/USDT")] == 0.15
     assert m['fluxforge_collector_exchange_envelopes_total{source="exchange:binanceus",type="book"}'] == 7
     assert m['fluxforge_collector_exchange_envelopes_total{source="exchange:binanceus",type="ticker"}'] == 0

@@ -82,7 +82,7 @@ def exchange_metrics(stats: ExchangeStats, source: str) -> Iterator[Metric]:
             "Book updates left out while the source's queue was full.",
             stats.books_conflated,
         ),
-        "trade_id_gaps": ("Trade ids skipped between two received trades.", stats.trade_id_gaps),
+        "trade_id_gaps": ("Trade ids skipped in what was published (all symbols).", stats.trade_id_gaps),
         "splits": ("Multi-symbol watches split into one watcher per symbol.", stats.splits),
     }
     for name, (doc, amount) in totals.items():
@@ -99,13 +99,33 @@ def exchange_metrics(stats: ExchangeStats, source: str) -> Iterator[Metric]:
             "Trades ccxt parsed and handed over (ids seen before included).",
             stats.trades_parsed,
         ),
-        "trades_published": ("Trade envelopes published (each id once).", stats.trades_published),
+        "trades_published": ("Trade envelopes published (each id once, backfilled ones included).", stats.trades_published),
+        "trades_backfilled": (
+            "Missed trades fetched over REST and published, marked backfilled.",
+            stats.trades_backfilled,
+        ),
+        "trades_unrecoverable": (
+            "Trade ids skipped in what was published: neither received nor fetched.",
+            stats.trades_unrecoverable,
+        ),
     }
     for name, (doc, counts) in per_symbol.items():
         family = CounterMetricFamily(f"fluxforge_collector_exchange_{name}", doc, labels=["source", "symbol"])
         for symbol, amount in sorted(counts.items()):
             family.add_metric([source, symbol], amount)
         yield family
+    skews = {
+        "channel_skew_seconds": (
+            "The symbol's latest book event time minus its latest live trade's, as that trade arrived.",
+            stats.channel_skew_ms,
+        ),
+        "channel_skew_max_seconds": ("Largest absolute channel skew seen.", stats.channel_skew_max_ms),
+    }
+    for name, (doc, values) in skews.items():
+        gauge = GaugeMetricFamily(f"fluxforge_collector_exchange_{name}", doc, labels=["source", "symbol"])
+        for symbol, ms in sorted(values.items()):
+            gauge.add_metric([source, symbol], ms / 1000)
+        yield gauge
     envelopes = CounterMetricFamily(
         "fluxforge_collector_exchange_envelopes",
         "Envelopes made from the exchange's data.",
