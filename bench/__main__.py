@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import collector, collector_exchange, engine, feature_engine, sink
+from bench import collector, collector_exchange, engine, feature_engine, metrics_overhead, sink
 from bench.table import Row, print_table
 
 
@@ -18,6 +18,7 @@ def main() -> None:
     rows += collector_exchange.run(n)
     rows += feature_engine.run(n)
     rows += sink.run(n)
+    rows += metrics_overhead.run(n)
     print_table(rows)
 
 

@@ -45,10 +45,15 @@ def consumer(cfg: KafkaConfig, *topics: str, group_id: str | None, **overrides: 
     return AIOKafkaConsumer(*topics, **options)
 
 
+def admin_client(cfg: KafkaConfig) -> AIOKafkaAdminClient:
+    """Admin client (topic creation, metadata), not started."""
+    return AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap_servers)
+
+
 async def ensure_topics(cfg: KafkaConfig, specs: list[TopicSpec] | None = None) -> list[str]:
     """Create the pipeline's topics that do not exist yet; returns the names created."""
     wanted = specs if specs is not None else topic_specs(cfg)
-    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap_servers)
+    admin = admin_client(cfg)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
