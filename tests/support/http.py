@@ -54,5 +54,8 @@ def catalogued_families(service: str) -> set[str]:
 
 
 def families(text: str) -> set[str]:
-    """Metric families of a Prometheus text page (its `# TYPE` lines)."""
-    return set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    """Metric families of a Prometheus text page (its `# TYPE` lines; a counter's without `_total`)."""
+    return {
+        name.removesuffix("_total") if kind == "counter" else name
+        for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M)
+    }
