@@ -263,7 +263,8 @@ def test_a_full_spool_disk_pauses_the_intake_and_it_resumes_by_itself(
                 time.sleep(0.05)
             time.sleep(1.5)  # the queue fills up behind the paused spool
             read = collector.stats.ticks_in
-            time.sleep(2)  # then the intake waits: nothing more is read, nothing is lost, the process stays up
+            # Then the intake waits: nothing more is read, nothing is lost, the process stays up.
+            time.sleep(2)
             seen["read while paused"] = (read, collector.stats.ticks_in)
             seen["readyz"] = get(port, "/readyz")
             seen["metrics"] = get(port, "/metrics")[1]
