@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import collector, collector_exchange, engine, feature_engine, metrics_overhead, sink
+from bench import collector, collector_exchange, engine, feature_engine, metrics_overhead, reference, s3, sink
 from bench.table import Row, print_table
 
 
@@ -12,6 +12,7 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
     print(f"FluxForge benchmarks: {n:,} simulated ticks per run, Python {sys.version.split()[0]}", flush=True)
     rows: list[Row] = []
+    rows += reference.run()
     rows += engine.run(n)
     rows += engine.run_process_memory()
     rows += collector.run(n)
@@ -19,6 +20,7 @@ def main() -> None:
     rows += feature_engine.run(n)
     rows += sink.run(n)
     rows += metrics_overhead.run(n)
+    rows += s3.run()
     print_table(rows)
 
 

@@ -31,7 +31,7 @@ from prometheus_client.exposition import make_wsgi_app
 from prometheus_client.registry import Collector
 
 from fluxforge_common.config.settings import KafkaConfig
-from fluxforge_common.kafka.clients import admin_client
+from fluxforge_common.kafka.clients import admin, start
 
 log = logging.getLogger("fluxforge.health")
 
@@ -88,9 +88,7 @@ class KafkaProbe:
         try:
             async with asyncio.timeout(self.timeout_s):
                 if self._admin is None:
-                    admin = admin_client(self.cfg)
-                    self._admin = admin
-                    await admin.start()
+                    self._admin = await start(admin(self.cfg), self.cfg)
                 await self._admin.list_topics()
         except Exception as exc:
             self.connected, self.error = False, f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)

@@ -7,6 +7,7 @@ between scrapes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from fluxforge_common.config import FluxForgeSettings
@@ -111,6 +112,23 @@ class CollectorMetrics:
                 "Free bytes on the spool's filesystem.",
                 free_bytes(spool.directory),
             )
+        yield family(
+            CounterMetricFamily,
+            "watermarks",
+            "Watermark records batched (quiet symbols, ends of input).",
+            stats.watermarks,
+        )
+        clock = self.collector.watermarks
+        if clock is not None:
+            lag = GaugeMetricFamily(
+                "fluxforge_collector_watermark_lag_seconds",
+                "Wall clock minus the symbol's watermark (its latest event time minus the allowed "
+                "lateness, or the last watermark published, whichever is later).",
+                labels=["source", "exchange", "symbol"],
+            )
+            for (exchange, symbol), ms in sorted(clock.lag_ms(int(time.time() * 1000)).items()):
+                lag.add_metric([source, exchange, symbol], ms / 1000)
+            yield lag
         source_object = self.collector.source
         if isinstance(source_object, ExchangeSource):
             yield from exchange_metrics(source_object.stats, source)

@@ -17,6 +17,7 @@ from fluxforge_common.config.settings import (
     S3Config,
     SinkConfig,
     StorageConfig,
+    SyncConfig,
     load_settings,
 )
 from fluxforge_common.config.state import StateConfig
@@ -39,5 +40,6 @@ __all__ = [
     "SinkConfig",
     "StateConfig",
     "StorageConfig",
+    "SyncConfig",
     "load_settings",
 ]

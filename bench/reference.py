@@ -1,0 +1,105 @@
+"""The issue's end-to-end rows on the reference input (`bench.input_file`), beside its figures before.
+
+`fluxforge run --input` and the Polars L1 job run as child processes (start-up included),
+alternating, and the median of each is reported; decode + engine is measured in process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fluxforge_common.config import StateConfig
+from fluxforge_common.features import EngineOutput, FeatureEngine
+from fluxforge_common.messages import BookTick, DecodedTick, decode_tick
+from fluxforge_common.pipeline.lines import file_lines
+
+from bench.input_file import LINES, write_input
+from bench.table import Row
+
+ROUNDS = 3
+
+
+def _timed(command: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - start
+
+
+def decode_engine_rate(path: Path) -> tuple[float, float]:
+    """(lines/s, book updates/s) through decode_tick + FeatureEngine.process on one core."""
+    lines = list(file_lines(path))
+    engine, out = FeatureEngine(StateConfig()), EngineOutput()
+    books = 0
+    start = time.perf_counter()
+    for n, raw in enumerate(lines):
+        item = decode_tick(raw)
+        if isinstance(item, DecodedTick):
+            books += type(item.tick) is BookTick
+            engine.process(item, out)
+        if n % 1000 == 0:
+            out.clear()
+    engine.flush(out)
+    elapsed = time.perf_counter() - start
+    return len(lines) / elapsed, books / elapsed
+
+
+def run(lines: int = LINES) -> list[Row]:
+    tmp = Path(tempfile.mkdtemp(prefix="ffbench-ref-"))
+    try:
+        source = write_input(tmp / "reference.ndjson", lines)
+        polars_env = {**os.environ, "POLARS_MAX_THREADS": "2"}
+        ours: list[float] = []
+        polars: list[float] = []
+        for n in range(ROUNDS):
+            out = tmp / f"run-{n}"
+            ours.append(
+                _timed(
+                    [
+                        sys.executable,
+                        "-m",
+                        "fluxforge.cli",
+                        "run",
+                        "--input",
+                        str(source),
+                        "-o",
+                        str(out),
+                        "-q",
+                    ]
+                )
+            )
+            shutil.rmtree(out)
+            polars.append(
+                _timed(
+                    [sys.executable, "-m", "bench.polars_reference", str(source), str(tmp / "l1.parquet")],
+                    polars_env,
+                )
+            )
+        per_line, per_book = decode_engine_rate(source)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    ours_rate = lines / statistics.median(ours)
+    polars_rate = lines / statistics.median(polars)
+    return [
+        (
+            f"fluxforge run --input, {lines:,} lines, 50 symbols (archive + 4 tables)",
+            f"{ours_rate:,.0f}",
+            "lines/s, process start to exit (before: 19,000-22,000; target >= 100,000)",
+        ),
+        (
+            "  Polars L1 job on the same file (2 threads)",
+            f"{polars_rate:,.0f}",
+            f"lines/s (before: ~116,000); fluxforge / Polars = {ours_rate / polars_rate:.2f}",
+        ),
+        (
+            "decode + engine on the same file",
+            f"{per_line:,.0f} / {per_book:,.0f}",
+            "lines/s / book updates/s, one core (before: ~58,000 lines/s; target >= 300,000 books/s)",
+        ),
+    ]

@@ -1,0 +1,50 @@
+"""The `fluxforge` command group: every command listed, none imported until it runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import typer
+from typer.testing import CliRunner
+
+from fluxforge.cli.app import COMMANDS, app, load, summary
+
+_HEAVY = ("pyarrow", "pydantic", "faust", "aiokafka", "duckdb", "msgspec", "fluxforge_common")
+
+
+def test_help_lists_every_command_without_importing_any() -> None:
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from fluxforge.cli.app import app\n"
+        "result = CliRunner().invoke(app, ['--help'])\n"
+        "print(result.exit_code)\n"
+        "print(result.output)\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {_HEAVY!r} or m.endswith('_cmd')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    code, *output, imported = done.stdout.strip().splitlines()
+    assert code == "0", done.stdout
+    assert imported == "[]"
+    listing = "\n".join(output)
+    for name in COMMANDS:
+        assert f"  {name} " in listing, listing
+
+
+def test_listed_summaries_are_the_commands_own_help() -> None:
+    for name in COMMANDS:
+        command = load(name)
+        assert command.help is not None
+        assert summary(name).split("\n\n")[0] == command.help.split("\n\n")[0].strip(), name
+
+
+def test_config_and_stack_stay_groups_and_commands_still_run() -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["config", "--help"])
+    assert result.exit_code == 0 and "check" in result.output, result.output
+    result = runner.invoke(app, ["stack", "--help"])
+    assert result.exit_code == 0 and "up" in result.output, result.output
+    result = runner.invoke(app, ["no-such-command"])
+    assert result.exit_code == 2 and "No such command" in result.output
+    assert isinstance(load("query"), typer.core.TyperCommand)
