@@ -79,6 +79,8 @@ class EngineMetrics:
             ),
             ("ticks_applied", "Ticks applied to symbol state.", stats.applied),
             ("ticks_rejected", "Ticks sent to dead-letter.", stats.rejected),
+            ("watermarks", "Watermark records applied (quiet symbols, ends of input).", stats.watermarks),
+            ("watermark_rows", "HF rows the watermarks closed.", stats.watermark_rows),
         ):
             yield CounterMetricFamily(f"fluxforge_engine_{name}", doc, value=amount)
         rows = CounterMetricFamily("fluxforge_engine_rows_emitted", "Feature rows emitted.", labels=["table"])
