@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import collector, collector_exchange, engine, feature_engine, reference, s3, sink
+from bench import collector, collector_exchange, engine, feature_engine, metrics_overhead, reference, s3, sink
 from bench.table import Row, print_table
 
 
@@ -19,6 +19,7 @@ def main() -> None:
     rows += collector_exchange.run(n)
     rows += feature_engine.run(n)
     rows += sink.run(n)
+    rows += metrics_overhead.run(n)
     rows += s3.run()
     print_table(rows)
 

@@ -186,16 +186,23 @@ class Stack:
         self.services[name] = service
         return service.start()
 
-    def engine(self, name: str = "engine") -> ServiceProcess:
+    def engine(self, name: str = "engine", metrics_port: int | None = None) -> ServiceProcess:
         args = ["--app-id", self.app_id, "--data-dir", str(self.tmp / f"faust-{name}")]
-        return self._service(name, "engine", args, self.env())
+        return self._service(name, "engine", args, self._metrics_env("engine", metrics_port))
 
-    def sink(self, *flags: str, name: str = "sink") -> ServiceProcess:
+    def sink(self, *flags: str, name: str = "sink", metrics_port: int | None = None) -> ServiceProcess:
         args = [
             "--root", str(self.root), "--group-id", self.group, "--instance-id", f"{name}-0",
             "--idle-flush-seconds", "1", "--progress-seconds", "2", *flags,
         ]  # fmt: skip
-        return self._service(name, "sink", args, self.env())
+        return self._service(name, "sink", args, self._metrics_env("sink", metrics_port))
+
+    def _metrics_env(self, section: str, port: int | None) -> dict[str, str]:
+        """The service's environment, with `<section>.metrics_port` set when `port` is given."""
+        env = self.env()
+        if port is not None:
+            env[f"FLUXFORGE_{section.upper()}__METRICS_PORT"] = str(port)
+        return env
 
     def collector(
         self,

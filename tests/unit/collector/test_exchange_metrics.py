@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from fluxforge_collector.exchange import ExchangeStats
-from fluxforge_collector.metrics import exchange_metrics
+from fluxforge_collector.metrics import exchange_metrics, source_label
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 
@@ -36,9 +36,17 @@ def test_exchange_counters_are_exposed_per_source_and_per_symbol() -> None:
     assert m['fluxforge_collector_exchange_reconnects_total{source="exchange:binanceus"}'] == 2
     assert m['fluxforge_collector_exchange_books_conflated_total{source="exchange:binanceus"}'] == 5
     assert m['fluxforge_collector_exchange_trade_id_gaps_total{source="exchange:binanceus"}'] == 1
-    assert m['fluxforge_collector_exchange_resyncs_total{source="exchange:binanceus",symbol="BTC/USDT"}'] == 4
-    assert m['fluxforge_collector_exchange_resyncs_total{source="exchange:binanceus",symbol="ETH/USDT"}'] == 1
-    assert m['fluxforge_collector_exchange_gaps_total{source="exchange:binanceus",symbol="BTC/USDT"}'] == 3
+    assert (
+        m['fluxforge_collector_exchange_book_resyncs_total{source="exchange:binanceus",symbol="BTC/USDT"}']
+        == 4
+    )
+    assert (
+        m['fluxforge_collector_exchange_book_resyncs_total{source="exchange:binanceus",symbol="ETH/USDT"}']
+        == 1
+    )
+    assert (
+        m['fluxforge_collector_exchange_book_gaps_total{source="exchange:binanceus",symbol="BTC/USDT"}'] == 3
+    )
     assert (
         m['fluxforge_collector_exchange_trades_parsed_total{source="exchange:binanceus",symbol="BTC/USDT"}']
         == 12
@@ -54,5 +62,15 @@ def test_exchange_counters_are_exposed_per_source_and_per_symbol() -> None:
     assert m["fluxforge_collector_" + per_symbol.format("trades_unrecoverable_total", "ETH/USDT")] == 1
     assert m["fluxforge_collector_" + per_symbol.format("channel_skew_seconds", "BTC/USDT")] == -0.02
     assert m["fluxforge_collector_" + per_symbol.format("channel_skew_max_seconds", "BTC/USDT")] == 0.15
-    assert m['fluxforge_collector_exchange_envelopes_total{source="exchange:binanceus",type="book"}'] == 7
-    assert m['fluxforge_collector_exchange_envelopes_total{source="exchange:binanceus",type="ticker"}'] == 0
+    assert m['fluxforge_collector_exchange_envelopes_total{channel="book",source="exchange:binanceus"}'] == 7
+    assert (
+        m['fluxforge_collector_exchange_envelopes_total{channel="ticker",source="exchange:binanceus"}'] == 0
+    )
+
+
+def test_the_source_label_is_bounded() -> None:
+    assert source_label("exchange:binanceus") == "binanceus"
+    assert source_label("file:/data/in.ndjson") == "file"
+    assert source_label("simulator(seed=7)") == "simulator"
+    assert source_label("archive:/data[2025-12-12]") == "archive"
+    assert source_label("stdin") == "stdin"
