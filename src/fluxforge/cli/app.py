@@ -7,6 +7,7 @@ import typer
 from fluxforge.cli.collect_cmd import collect
 from fluxforge.cli.config_cmd import config_app
 from fluxforge.cli.engine_cmd import engine
+from fluxforge.cli.health_cmd import health
 from fluxforge.cli.query_cmd import query
 from fluxforge.cli.recover_cmd import recover_command
 from fluxforge.cli.replay_cmd import replay
@@ -34,6 +35,7 @@ app.command("collect")(collect)
 app.command("replay")(replay)
 app.command("engine")(engine)
 app.command("sink")(sink)
+app.command("health")(health)
 app.add_typer(config_app, name="config")
 app.add_typer(stack_app, name="stack")
 

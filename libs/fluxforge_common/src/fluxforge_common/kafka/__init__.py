@@ -1,6 +1,6 @@
 """Kafka: topic names and specs, client factories, output lineage (the `ff-src` header, dedupe)."""
 
-from fluxforge_common.kafka.clients import consumer, ensure_topics, producer
+from fluxforge_common.kafka.clients import admin_client, consumer, ensure_topics, producer
 from fluxforge_common.kafka.lineage import (
     SOURCE_HEADER,
     Deduplicator,
@@ -16,6 +16,7 @@ __all__ = [
     "Deduplicator",
     "TopicNames",
     "TopicSpec",
+    "admin_client",
     "consumer",
     "decode_watermarks",
     "encode_watermarks",

@@ -45,6 +45,11 @@ def consumer(cfg: KafkaConfig, *topics: str, group_id: str | None, **overrides: 
     return AIOKafkaConsumer(*topics, **options)
 
 
+def admin_client(cfg: KafkaConfig, **overrides: Any) -> AIOKafkaAdminClient:
+    """Admin client of the configured cluster."""
+    return AIOKafkaAdminClient(**{"bootstrap_servers": cfg.bootstrap_servers, **overrides})
+
+
 async def ensure_topics(cfg: KafkaConfig, specs: list[TopicSpec] | None = None) -> list[str]:
     """Create the pipeline's topics that do not exist yet; returns the names created."""
     wanted = specs if specs is not None else topic_specs(cfg)
