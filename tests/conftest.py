@@ -12,6 +12,7 @@ from fluxforge.cli.app import app
 pytest_plugins = [
     "tests.support.exchange",
     "tests.support.kafka",
+    "tests.support.prometheus",
     "tests.support.rows",
     "tests.support.small_disk",
     "tests.support.stack_data",

@@ -111,6 +111,7 @@ class Stack:
     config_path: Path
     partitions: int = PARTITIONS
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)  # FLUXFORGE_* settings of every service
 
     @property
     def kafka(self) -> KafkaConfig:
@@ -149,6 +150,7 @@ class Stack:
         }
         base.update({f"FLUXFORGE_KAFKA__{k.upper()}": str(v) for k, v in values.items()})
         base["FLUXFORGE_CONFIG"] = str(self.config_path)
+        base.update(self.extra_env)
         return base
 
     def create_topics(self) -> None:
