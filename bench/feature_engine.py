@@ -4,7 +4,7 @@ Needs a broker: `FLUXFORGE_KAFKA_BOOTSTRAP` (default 127.0.0.1:9092, `make kafka
 the rows say so. Every run uses its own topic prefix and app id, deleted afterwards.
 
 - Throughput: N simulated ticks are first published in per-symbol batches of 100, then one
-  worker (`python -m fluxforge_feature_engine`, a child process) is started and timed from its
+  worker (`fluxforge engine`, a child process) is started and timed from its
   first output message to the last HF row the in-process engine says it must produce.
 - Latency: the simulated market is replayed in real time (timestamps moved to now) through a
   collector-like batcher (a symbol's batch goes out at 100 ticks or when its oldest tick is
@@ -84,9 +84,7 @@ class _Run:
             str(self.root / "faust"),
         ]
         log = self.root / f"{self.prefix}.log"
-        self.worker = ServiceProcess(
-            "worker", "fluxforge_feature_engine", args, dict(os.environ), log
-        ).start()
+        self.worker = ServiceProcess("worker", "engine", args, dict(os.environ), log).start()
         return self.worker
 
     async def close(self) -> None:

@@ -6,7 +6,7 @@
   final flush, which a stream never reaches) for comparison;
 - `publish` sends raw messages; `OutputReader` reads the feature and dead-letter topics
   (read_committed, from the beginning, each engine output once: `Deduplicator`);
-- `EngineStack` is one test's topics, config and workers (`python -m fluxforge_feature_engine`
+- `EngineStack` is one test's topics, config and workers (`fluxforge engine`
   as `ServiceProcess` children, so a test can `kill -9` them).
 """
 
@@ -236,7 +236,7 @@ class EngineStack:
         return asyncio.run(prepare_topics(self.kafka, None, self.app_id))
 
     def worker(self, name: str, *extra: str) -> ServiceProcess:
-        """Start `python -m fluxforge_feature_engine` for this stack; its log is <root>/<name>.log."""
+        """Start `fluxforge engine` for this stack; its log is <root>/<name>.log."""
         args = [
             "--config",
             str(self.config_file()),
@@ -246,9 +246,7 @@ class EngineStack:
             str(self.root / f"faust-{name}"),
             *extra,
         ]
-        process = ServiceProcess(
-            name, "fluxforge_feature_engine", args, dict(os.environ), self.root / f"{name}.log"
-        ).start()
+        process = ServiceProcess(name, "engine", args, dict(os.environ), self.root / f"{name}.log").start()
         self.workers.append(process)
         return process
 

@@ -1,4 +1,4 @@
-"""A service (`python -m <module>`) as a child process of a test, so the test can `kill -9` it."""
+"""A service (`fluxforge <command>`, as deployed) as a child process of a test, so the test can `kill -9` it."""
 
 from __future__ import annotations
 
@@ -6,18 +6,19 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
+from fluxforge.stack.services import fluxforge_argv
+
 
 class ServiceProcess:
-    """`python -m <module> ...` as a child process in its own process group; restartable."""
+    """`fluxforge <command> ...` as a child process in its own process group; restartable."""
 
-    def __init__(self, name: str, module: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, name: str, command: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.name = name
-        self.module = module
+        self.command = command
         self.args = args
         self.env = env
         self.log_path = log_path
@@ -35,7 +36,7 @@ class ServiceProcess:
         self._log.write(f"\n=== {self.name} start #{self.starts} at {time.strftime('%H:%M:%S')}\n")
         self._log.flush()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, *self.args],
+            fluxforge_argv(self.command, *self.args),
             cwd=self.log_path.parent,
             env=self.env,
             stdout=self._log,

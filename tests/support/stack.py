@@ -2,7 +2,7 @@
 
 A `Stack` is one test's topic prefix, engine app id (consumer group + state changelog), sink
 group and dataset root, so tests never see each other's data even on a shared, long-lived
-broker. Services run as `python -m <package>` in their own process group (`ServiceProcess`), so
+broker. Services run as `fluxforge <command>` in their own process group (`ServiceProcess`), so
 `kill -9` is real; their logs are `<tmp>/<name>.log`.
 
 `Expected` is the reference a stack's dataset is held against: one input file and what every
@@ -156,22 +156,22 @@ class Stack:
     def create_topics(self) -> None:
         asyncio.run(ensure_topics(self.kafka, topic_specs(self.kafka)))
 
-    def _service(self, name: str, module: str, args: list[str], env: dict[str, str]) -> ServiceProcess:
+    def _service(self, name: str, command: str, args: list[str], env: dict[str, str]) -> ServiceProcess:
         assert name not in self.services, name
-        service = ServiceProcess(name, module, args, env, self.tmp / f"{name}.log")
+        service = ServiceProcess(name, command, args, env, self.tmp / f"{name}.log")
         self.services[name] = service
         return service.start()
 
     def engine(self, name: str = "engine") -> ServiceProcess:
         args = ["--app-id", self.app_id, "--data-dir", str(self.tmp / f"faust-{name}")]
-        return self._service(name, "fluxforge_feature_engine", args, self.env())
+        return self._service(name, "engine", args, self.env())
 
     def sink(self, *flags: str, name: str = "sink") -> ServiceProcess:
         args = [
             "--root", str(self.root), "--group-id", self.group, "--instance-id", f"{name}-0",
             "--idle-flush-seconds", "1", "--progress-seconds", "2", *flags,
         ]  # fmt: skip
-        return self._service(name, "fluxforge_parquet_sink", args, self.env())
+        return self._service(name, "sink", args, self.env())
 
     def collector(
         self,
@@ -184,7 +184,7 @@ class Stack:
     ) -> ServiceProcess:
         """A collector publishing `input_path`; `collector` sets keys of the config's `collector:` section."""
         env = self._collector_env(batch_max_ticks, collector)
-        return self._service(name, "fluxforge_collector", self.collector_args(input_path, speed), env)
+        return self._service(name, "collect", self.collector_args(input_path, speed), env)
 
     def exchange_collector(
         self, exchange: str, config: dict[str, Any], *, name: str = "collector", **collector: object
@@ -193,9 +193,7 @@ class Stack:
         path = self.tmp / f"{name}-config.yaml"
         path.write_text(yaml.safe_dump({"exchanges": {exchange: config}}))
         env = {**self._collector_env(100, collector), "FLUXFORGE_CONFIG": str(path)}
-        return self._service(
-            name, "fluxforge_collector", ["--source", "exchange", "--exchange", exchange], env
-        )
+        return self._service(name, "collect", ["--source", "exchange", "--exchange", exchange], env)
 
     def _collector_env(self, batch_max_ticks: int, collector: dict[str, object]) -> dict[str, str]:
         env = self.env(batch_max_ticks=batch_max_ticks)

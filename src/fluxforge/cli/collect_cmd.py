@@ -1,9 +1,11 @@
-"""`fluxforge collect`: run the collector (what the `fluxforge-collector` service runs) from the CLI.
+"""`fluxforge collect`: the collector service's one entry point (containers, `fluxforge stack`, tests).
 
-Options, their help texts and the run itself come from
-`fluxforge_collector.launch`, shared with the service's entry point, so the
-two front ends take the same flags and behave the same. `run_collector` is
-also what `fluxforge replay` publishes through.
+Help texts and the run itself come from `fluxforge_collector.launch`.
+`run_collector` is also what `fluxforge replay` publishes through. Exit
+status: 0 when the input ended, a limit was reached or SIGTERM/SIGINT stopped
+it gracefully; 1 when Kafka failed or a second signal (or
+`collector.stop_deadline_s`) abandoned queued ticks; 2 for bad options or
+configuration.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""`fluxforge engine`: run a feature-engine worker (what the `fluxforge-feature-engine` service runs).
+"""`fluxforge engine`: one feature-engine worker, the service's one entry point (containers, stack, tests).
 
-Options, their help texts and the run itself come from
-`fluxforge_feature_engine.launch`, shared with the service's entry point, so
-the two front ends take the same flags and behave the same.
+Workers of one `--app-id` form one consumer group and share the raw topic's
+partitions; each keeps the state of the symbols of its partitions in a Faust
+table backed by a compacted changelog topic. Help texts and the run come
+from `fluxforge_feature_engine.launch` (exit statuses: `run_engine`).
 """
 
 from __future__ import annotations

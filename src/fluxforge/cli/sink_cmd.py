@@ -1,4 +1,4 @@
-"""`fluxforge sink`: the Parquet sink service (the same as `fluxforge-parquet-sink`)."""
+"""`fluxforge sink`: the Parquet sink service's one entry point (containers, `fluxforge stack`, tests)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -32,6 +31,7 @@ from fluxforge.cli.app import app as fluxforge_app
 from fluxforge.cli.collect_cmd import collect
 from fluxforge.cli.replay_cmd import replay
 from fluxforge.cli.topics_cmd import topics
+from fluxforge.stack.services import fluxforge_argv
 from tests.support.bad_ticks import BAD_LINES
 from tests.support.signals import seeded_rng
 
@@ -132,12 +132,15 @@ def test_replay_publishes_exactly_the_archive(kafka_prefix: KafkaPrefix, tmp_pat
 
 def test_sigterm_flushes_everything_read(kafka_prefix: KafkaPrefix, tmp_path: Path) -> None:
     """A collector stopped politely mid-stream publishes every tick it read, open batches included."""
-    executable = Path(sys.executable).with_name("fluxforge-collector")
-    assert executable.exists(), f"{executable}: the workspace is not installed (uv sync)"
     env = {**os.environ, **kafka_prefix.env(batch_max_ticks=500, batch_linger_ms=60_000)}
     log = tmp_path / "collector.log"
     with log.open("w") as stderr:
-        proc = subprocess.Popen([str(executable), "--source", "simulator"], env=env, stderr=stderr)
+        proc = subprocess.Popen(
+            fluxforge_argv("collect", "--source", "simulator", "--quiet"),
+            env=env,
+            stdout=stderr,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + SIGTERM_TIMEOUT_S
         while "publishing simulator" not in log.read_text():
@@ -168,15 +171,15 @@ def test_sigterm_flushes_everything_read(kafka_prefix: KafkaPrefix, tmp_path: Pa
 
 def test_sigterm_while_stdin_is_idle_exits_promptly(kafka_prefix: KafkaPrefix, tmp_path: Path) -> None:
     """Ticks piped in are published as they come; a stop while the pipe is open but idle still exits."""
-    executable = Path(sys.executable).with_name("fluxforge-collector")
     lines = list(itertools.islice(simulator_lines(kafka_prefix.settings().simulator), 300))
     log = tmp_path / "collector.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen(
-            [str(executable), "--input", "-"],
+            fluxforge_argv("collect", "--input", "-", "--quiet"),
             env={**os.environ, **kafka_prefix.env()},
             stdin=subprocess.PIPE,
-            stderr=stderr,
+            stdout=stderr,
+            stderr=subprocess.STDOUT,
         )
     assert proc.stdin is not None
     try:

@@ -1,7 +1,7 @@
 """The feature engine service against a real broker, run as child processes.
 
 Raw ticks from the simulated market are published in per-symbol batches to a
-fresh `<prefix>.raw`; workers (`python -m fluxforge_feature_engine`) turn them
+fresh `<prefix>.raw`; workers (`fluxforge engine`) turn them
 into rows on `<prefix>.features.*`, which the tests read back read_committed,
 keeping the first copy of each output (`fluxforge_common.kafka.Deduplicator`,
 what the sink does). The reference is the in-process `FeatureEngine` on the same ticks

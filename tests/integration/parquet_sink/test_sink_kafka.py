@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -33,6 +32,7 @@ from fluxforge_parquet_sink.naming import parse_stem, stem_of
 from fluxforge_parquet_sink.policy import FlushPolicy
 from fluxforge_parquet_sink.runner import KafkaSink
 
+from fluxforge.stack.services import fluxforge_argv
 from tests.support.dataset import assert_same_dataset
 from tests.support.signals import seeded_rng, two_stop_signals_at_once
 from tests.support.sink_kafka import (
@@ -134,11 +134,11 @@ def test_sink_writes_the_dataset_of_the_embedded_pipeline(
 def test_kill_9_and_restart_gives_the_same_dataset(
     pipeline: PipelineTopics, stack_data: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
-    """`fluxforge-parquet-sink` is killed with SIGKILL at four points, then runs to the end."""
+    """`fluxforge sink` is killed with SIGKILL at four points, then runs to the end."""
     asyncio.run(produce(pipeline.kafka, stack_data))
     root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
     command = [
-        sys.executable, "-m", "fluxforge_parquet_sink", "--bootstrap", pipeline.kafka.bootstrap_servers,
+        *fluxforge_argv("sink"), "--bootstrap", pipeline.kafka.bootstrap_servers,
         "--topic-prefix", pipeline.kafka.topic_prefix, "--root", str(root), "--group-id", group,
         "--instance-id", "sink-0", "--until-caught-up", "--progress-seconds", "1", *BOUND_FLAGS,
     ]  # fmt: skip
@@ -174,7 +174,7 @@ def test_kill_9_and_restart_gives_the_same_dataset(
 def test_stop_signals_at_a_random_moment_then_restart_give_the_same_dataset(
     pipeline: PipelineTopics, stack_data: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
-    """`fluxforge-parquet-sink` gets SIGTERM, and (another group and root) two signals at once, at a
+    """`fluxforge sink` gets SIGTERM, and (another group and root) two signals at once, at a
     seeded random point of its progress: it exits 0 after writing and committing (1 when forced), and
     a run to the end after it gives the dataset of an uninterrupted sink."""
     asyncio.run(produce(pipeline.kafka, stack_data))
@@ -183,7 +183,7 @@ def test_stop_signals_at_a_random_moment_then_restart_give_the_same_dataset(
     for how, status in (("SIGTERM", 0), ("two signals", 1)):
         root, group = tmp_path / how.replace(" ", "-"), f"sink-{uuid.uuid4().hex[:8]}"
         command = [
-            sys.executable, "-m", "fluxforge_parquet_sink", "--bootstrap", pipeline.kafka.bootstrap_servers,
+            *fluxforge_argv("sink"), "--bootstrap", pipeline.kafka.bootstrap_servers,
             "--topic-prefix", pipeline.kafka.topic_prefix, "--root", str(root), "--group-id", group,
             "--instance-id", "sink-0", "--until-caught-up", "--progress-seconds", "1", *BOUND_FLAGS,
         ]  # fmt: skip
@@ -288,7 +288,7 @@ def test_sigterm_writes_and_commits_everything_buffered(
     asyncio.run(produce(pipeline.kafka, stack_data))
     root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
     command = [
-        sys.executable, "-m", "fluxforge_parquet_sink", "--bootstrap", pipeline.kafka.bootstrap_servers,
+        *fluxforge_argv("sink"), "--bootstrap", pipeline.kafka.bootstrap_servers,
         "--topic-prefix", pipeline.kafka.topic_prefix, "--root", str(root), "--group-id", group,
         "--flush-rows", "1000000", "--flush-seconds", "1000000", "--raw-max-age-seconds", "1000000",
         "--deadletter-max-records", "1000000", "--idle-flush-seconds", "0", "--progress-seconds", "0.2",

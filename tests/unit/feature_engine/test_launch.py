@@ -1,4 +1,4 @@
-"""Options of `fluxforge-feature-engine` / `fluxforge engine`: parsing, checks, and the Faust app they build."""
+"""Options of `fluxforge engine`: parsing, checks, and the Faust app they build."""
 
 from __future__ import annotations
 
@@ -8,17 +8,40 @@ from pathlib import Path
 import pytest
 from fluxforge_common.config import ConfigError, EngineConfig, FluxForgeSettings, load_settings
 from fluxforge_common.kafka import TopicNames
-from fluxforge_feature_engine.app import main, parser
 from fluxforge_feature_engine.launch import EngineOptions, run_engine
 from fluxforge_feature_engine.topics import EngineTopics, changelog_topic, output_config
 from fluxforge_feature_engine.worker import WorkerConfig, broker_urls, build_app
+from typer.testing import CliRunner
+
+from fluxforge.cli import engine_cmd
+from fluxforge.cli.app import app
 
 
-def test_defaults_and_parsing() -> None:
-    args = parser().parse_args([])
-    assert (args.app_id, args.commit_interval, args.output_prefix, args.web_port) == (None, None, None, None)
+def _parsed(monkeypatch: pytest.MonkeyPatch, *args: str) -> EngineOptions:
+    """The options `fluxforge engine ARGS` would run a worker with."""
+    seen: list[EngineOptions] = []
+
+    def run_engine(options: EngineOptions) -> int:
+        seen.append(options)
+        return 0
+
+    monkeypatch.setattr(engine_cmd, "run_engine", run_engine)
+    result = CliRunner().invoke(app, ["engine", *args])
+    assert result.exit_code == 0, result.output
+    (options,) = seen
+    return options
+
+
+def test_defaults_and_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = _parsed(monkeypatch)
+    assert (args.app_id, args.commit_interval_s, args.output_prefix, args.web_port) == (
+        None,
+        None,
+        None,
+        None,
+    )
     assert EngineOptions().overrides() == {}
-    args = parser().parse_args(["--app-id", "rp-1", "--output-prefix", "rp", "--web-port", "0"])
+    args = _parsed(monkeypatch, "--app-id", "rp-1", "--output-prefix", "rp", "--web-port", "0")
     assert (args.app_id, args.output_prefix, args.web_port) == ("rp-1", "rp", 0)
     engine = FluxForgeSettings().engine
     assert (engine.app_id, engine.commit_interval_s) == ("fluxforge-features", 1.0)
@@ -38,11 +61,10 @@ def test_flags_override_their_config_keys(tmp_path: Path) -> None:
     assert settings.kafka.bootstrap_servers == "b:1"
 
 
-def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["--help"])
-    assert exc.value.code == 0
-    text = capsys.readouterr().out
+def test_help_lists_every_option() -> None:
+    result = CliRunner().invoke(app, ["engine", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    text = result.output
     for flag in (
         "--config",
         "--app-id",

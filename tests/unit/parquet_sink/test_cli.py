@@ -1,4 +1,4 @@
-"""The two front ends of the sink: `fluxforge-parquet-sink` (argparse) and `fluxforge sink` (typer)."""
+"""`fluxforge sink`, the sink service's one entry point: its options and how they apply."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import typer
-from fluxforge_parquet_sink.app import main
 from fluxforge_parquet_sink.options import SinkOptions, prepare
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from fluxforge.cli.sink_cmd import sink
 
@@ -31,42 +30,35 @@ def _app() -> typer.Typer:
     return app
 
 
+def _sink(*args: str) -> Result:
+    return CliRunner().invoke(_app(), ["sink", *args], env={"COLUMNS": "200"})
+
+
 def test_fluxforge_sink_help() -> None:
-    result = CliRunner().invoke(_app(), ["sink", "--help"], env={"COLUMNS": "200"})
+    result = _sink("--help")
     assert result.exit_code == 0, result.output
     for option in [*OPTIONS, "--no-raw", "--no-deadletter", "--flush-rows", "--idle-flush-seconds"]:
         assert option in result.output
+    for option in ["--until-caught-up", "--instance-id"]:
+        assert option in result.output
 
 
-def test_service_help(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
-    assert exit_info.value.code == 0
-    out = capsys.readouterr().out
-    for option in [*OPTIONS, "--no-raw", "--until-caught-up", "--instance-id"]:
-        assert option in out
-
-
-def test_unknown_table_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--tables", "hf,candles"])
-    assert exit_info.value.code == 2
-    assert "unknown table(s) candles" in capsys.readouterr().err
-    result = CliRunner().invoke(_app(), ["sink", "--tables", "candles"])
+def test_unknown_table_is_a_usage_error() -> None:
+    result = _sink("--tables", "hf,candles")
     assert result.exit_code == 2
+    assert "unknown table(s) candles" in result.output
 
 
 def test_unusable_topic_prefix_stops_before_connecting(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no config/config.yaml here
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--topic-prefix", "_hidden", "--root", str(tmp_path / "data")])
-    assert exit_info.value.code == 2
-    assert "file stem" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--no-raw", "--no-deadletter", "--tables", "none", "--root", str(tmp_path / "data")])
-    assert "nothing to consume" in capsys.readouterr().err
+    result = _sink("--topic-prefix", "_hidden", "--root", str(tmp_path / "data"))
+    assert result.exit_code == 2
+    assert "file stem" in result.output
+    result = _sink("--no-raw", "--no-deadletter", "--tables", "none", "--root", str(tmp_path / "data"))
+    assert result.exit_code == 2
+    assert "nothing to consume" in result.output
 
 
 def test_options_apply_to_settings_and_policy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

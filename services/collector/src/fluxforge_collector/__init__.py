@@ -5,8 +5,8 @@
 value per symbol), `collector` (the bounded, backpressured publish loop),
 `spool` (the on-disk log every batch passes through) and `drainer` (spool ->
 Kafka, through outages, once each), `backoff` (the wait between retries),
-`metrics` (Prometheus), `launch` (options shared by the service and the
-`fluxforge collect`/`replay` commands), `app` (the `fluxforge-collector` entry point).
+`metrics` (Prometheus), `launch` (options and the run behind the
+`fluxforge collect`/`replay` commands, the service's one entry point).
 """
 
 from fluxforge_collector.batcher import Batcher

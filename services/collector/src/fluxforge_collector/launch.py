@@ -1,8 +1,7 @@
-"""Starting a collector from command-line options: shared by `fluxforge-collector` and `fluxforge collect`/`replay`.
+"""Starting a collector from command-line options: behind `fluxforge collect` (the service) and `replay`.
 
-Both front ends parse their own flags (argparse in the service, typer in the
-`fluxforge` CLI) into `CollectOptions`, take their help texts from `HELP`,
-and hand over to `build_source` and `publish`, so the two cannot drift apart.
+`fluxforge collect` parses its flags into `CollectOptions` with the help
+texts of `HELP` and hands over to `build_source` and `publish`.
 `publish` creates the topics, wires SIGTERM/SIGINT to a graceful stop and
 turns broker trouble into a `CollectorError` with a readable message.
 """

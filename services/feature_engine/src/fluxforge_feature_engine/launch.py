@@ -1,9 +1,8 @@
-"""Starting a worker from command-line options: shared by `fluxforge-feature-engine` and `fluxforge engine`.
+"""Starting a worker from command-line options: behind `fluxforge engine`, the service's one entry point.
 
-Both front ends parse their own flags (argparse in the service, typer in the
-`fluxforge` CLI) into `EngineOptions`, take their help texts from `HELP`, and
-call `run_engine`, so the two cannot drift apart. A flag overrides its config
-key (named in its help); an option left at None keeps the configured value.
+`fluxforge engine` parses its flags into `EngineOptions` with the help texts
+of `HELP` and calls `run_engine`. A flag overrides its config key (named in
+its help); an option left at None keeps the configured value.
 """
 
 from __future__ import annotations

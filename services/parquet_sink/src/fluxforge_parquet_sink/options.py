@@ -1,4 +1,4 @@
-"""What both front ends (`fluxforge-parquet-sink` and `fluxforge sink`) accept, and how it is applied.
+"""What `fluxforge sink` (the sink service's one entry point) accepts, and how it is applied.
 
 A flag overrides its config key (named in its help); an option left at None
 keeps the configured value.

@@ -270,7 +270,7 @@ class EmbeddedConfig(BaseModel):
 
 
 class SinkConfig(BaseModel):
-    """The Kafka sink service (`fluxforge sink`, `fluxforge-parquet-sink`); its flags override these."""
+    """The Kafka sink service (`fluxforge sink`); its flags override these."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -314,7 +314,7 @@ class SinkConfig(BaseModel):
 
 
 class EngineConfig(BaseModel):
-    """The feature-engine workers (`fluxforge engine`, `fluxforge-feature-engine`); their flags override these."""
+    """The feature-engine workers (`fluxforge engine`); their flags override these."""
 
     model_config = ConfigDict(extra="forbid")
 
