@@ -509,6 +509,50 @@ class LoggingConfig(BaseModel):
     )
 
 
+class HealthConfig(BaseModel):
+    """What `fluxforge health` calls healthy: its thresholds, and which feeds it expects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    feeds: Literal["exchanges", "simulator"] = Field(
+        default="exchanges",
+        description="Where the recorded feeds are listed: `exchanges` (collectors on live exchanges) or "
+        "`simulator` (collectors on the simulated market); each symbol there must have fresh HF rows.",
+    )
+    feed_max_age_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A feed whose newest HF row in the dataset is older than this (wall clock) is stale; "
+        "the sink writes a partition's rows at least every sink.feature_span_s of event time.",
+    )
+    max_lag_messages: int = Field(
+        default=10_000,
+        ge=0,
+        description="Messages a consumer group (engine, sink) may be behind its topics before it is "
+        "failing to keep up.",
+    )
+    min_free_mb: int = Field(
+        default=2048,
+        ge=0,
+        description="Free space (MiB) the data root's and the spool's filesystems must keep; below "
+        "storage.min_free_mb writers stop, so this warns first.",
+    )
+    deadletter_window_s: float = Field(
+        default=300.0, gt=0, description="Seconds of the dead-letter topic counted for its recent rate."
+    )
+    max_deadletter_per_min: float = Field(
+        default=60.0,
+        ge=0,
+        description="Dead-letter messages per minute over deadletter_window_s above which input is "
+        "being rejected at an unhealthy rate.",
+    )
+    kafka_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long to wait for the Kafka cluster before calling it unreachable.",
+    )
+
+
 class FluxForgeSettings(BaseSettings):
     """Everything a FluxForge process can be configured with."""
 
@@ -534,6 +578,7 @@ class FluxForgeSettings(BaseSettings):
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
     @model_validator(mode="after")
     def _sync_fits_pool(self) -> FluxForgeSettings:
