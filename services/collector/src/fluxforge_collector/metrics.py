@@ -99,7 +99,10 @@ def exchange_metrics(stats: ExchangeStats, source: str) -> Iterator[Metric]:
             "Trades ccxt parsed and handed over (ids seen before included).",
             stats.trades_parsed,
         ),
-        "trades_published": ("Trade envelopes published (each id once, backfilled ones included).", stats.trades_published),
+        "trades_published": (
+            "Trade envelopes published (each id once, backfilled ones included).",
+            stats.trades_published,
+        ),
         "trades_backfilled": (
             "Missed trades fetched over REST and published, marked backfilled.",
             stats.trades_backfilled,
