@@ -83,10 +83,14 @@ class EmbeddedPipeline:
         self.summary = RunSummary()
         self.keep_row = keep_row
         self._clock = clock
-        row_group_size = settings.parquet.row_group_size
+        parquet = settings.parquet
         self.writers = {
             table: PartitionedParquetWriter(
-                storage, table, table_schema(table, settings.features), row_group_size=row_group_size
+                storage,
+                table,
+                table_schema(table, settings.features),
+                compression=parquet.compression,
+                row_group_size=parquet.row_group_size,
             )
             for table in TABLES
         }
