@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import collector, collector_exchange, engine, feature_engine, reference, sink
+from bench import collector, collector_exchange, engine, feature_engine, reference, scale_out, sink
 from bench.table import Row, print_table
 
 
@@ -19,6 +19,7 @@ def main() -> None:
     rows += collector_exchange.run(n)
     rows += feature_engine.run(n)
     rows += sink.run(n)
+    rows += scale_out.run(n // 2)
     print_table(rows)
 
 
