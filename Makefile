@@ -7,7 +7,7 @@ UV := $(CURDIR)/.cache/bootstrap/bin/uv
 UV_VERSION := 0.13.8
 RUN := $(UV) run --frozen
 
-.PHONY: setup run test test-unit lint bench kafka-up kafka-down clean
+.PHONY: setup run test test-unit lint bench kafka-up kafka-down s3-up s3-down clean
 
 $(UV):
 	python3 -m venv .cache/bootstrap
@@ -38,6 +38,12 @@ kafka-up:
 
 kafka-down:
 	bash scripts/kafka.sh down
+
+s3-up: ## a local S3-compatible server (s3proxy); prints the AWS_* environment a client needs
+	bash scripts/s3.sh up
+
+s3-down:
+	bash scripts/s3.sh down
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import collector, collector_exchange, engine, feature_engine, reference, scale_out, sink
+from bench import collector, collector_exchange, engine, feature_engine, reference, s3, scale_out, sink
 from bench.table import Row, print_table
 
 
@@ -20,6 +20,7 @@ def main() -> None:
     rows += feature_engine.run(n)
     rows += sink.run(n)
     rows += scale_out.run(n // 2)
+    rows += s3.run()
     print_table(rows)
 
 

@@ -14,6 +14,11 @@
 # Environment:
 #   FLUXFORGE_KAFKA_PORT             PLAINTEXT listener on 127.0.0.1 (default 9092)
 #   FLUXFORGE_KAFKA_CONTROLLER_PORT  KRaft controller listener on 127.0.0.1 (default 9093)
+#   FLUXFORGE_KAFKA_SSL_PORT         also an SSL listener (mutual TLS: clients need a certificate of the CA)
+#   FLUXFORGE_KAFKA_SASL_SSL_PORT    also a SASL_SSL listener (SCRAM-SHA-256/512 and PLAIN over TLS)
+#   FLUXFORGE_KAFKA_TLS_DIR          for those: broker.pem (key + certificate chain) and ca.pem, PEM files
+#   FLUXFORGE_KAFKA_USERS_FILE       for SASL_SSL: lines "USER PASSWORD" ([A-Za-z0-9._-]), stored when the
+#                                    storage is formatted (a fresh data dir: `down --wipe` to change them)
 #   FLUXFORGE_KAFKA_HEAP             broker max heap (default 512m)
 #   FLUXFORGE_KAFKA_START_TIMEOUT    seconds `up` waits for the broker to answer (default 60)
 #   FLUXFORGE_KAFKA_STOP_TIMEOUT     seconds `down` waits after SIGTERM before SIGKILL (default 30)
@@ -37,6 +42,10 @@ PID_FILE="$RUN_DIR/kafka.pid"
 PROPS="$RUN_DIR/server.properties"
 OUT_FILE="$LOG_DIR/kafka.out"
 LOCK_FILE="$CACHE/kafka.lock"
+SSL_PORT="${FLUXFORGE_KAFKA_SSL_PORT:-}"
+SASL_SSL_PORT="${FLUXFORGE_KAFKA_SASL_SSL_PORT:-}"
+TLS_DIR="${FLUXFORGE_KAFKA_TLS_DIR:-}"
+USERS_FILE="${FLUXFORGE_KAFKA_USERS_FILE:-}"
 
 CONTROLLER_PORT="${FLUXFORGE_KAFKA_CONTROLLER_PORT:-9093}"
 HEAP="${FLUXFORGE_KAFKA_HEAP:-512m}"
@@ -186,12 +195,57 @@ probe() {
     grep -q '(id: 1 ' <<<"$out"
 }
 
+sed_escape() { printf '%s' "$1" | sed 's/[&|\\]/\\&/g'; }
+
+# The users of the SASL_SSL listener, "USER PASSWORD" per line (blank lines and # comments skipped).
+read_users() {
+    USERS=()
+    [[ -n "$USERS_FILE" ]] || return 0
+    [[ -r "$USERS_FILE" ]] || die "FLUXFORGE_KAFKA_USERS_FILE $USERS_FILE is not a readable file"
+    local name password rest
+    while read -r name password rest || [[ -n "$name" ]]; do
+        [[ -z "$name" || "$name" == \#* ]] && continue
+        # The line itself is never shown: it holds a password.
+        [[ "$name" =~ ^[A-Za-z0-9._-]+$ && "$password" =~ ^[A-Za-z0-9._-]+$ && -z "$rest" ]] ||
+            die "FLUXFORGE_KAFKA_USERS_FILE: every line must be 'USER PASSWORD' of [A-Za-z0-9._-] (user '$name')"
+        USERS+=("$name" "$password")
+    done <"$USERS_FILE"
+}
+
+secure() { [[ -n "$SSL_PORT$SASL_SSL_PORT" ]]; }
+
 render_config() {
-    local esc_data
-    esc_data="$(printf '%s' "$DATA_DIR" | sed 's/[&|\\]/\\&/g')"
-    sed -e "s|@PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" -e "s|@DATA_DIR@|$esc_data|g" \
-        "$SCRIPT_DIR/server.properties.in" >"$PROPS.tmp"
+    local secure_listeners="" plain_users="" i
+    [[ -z "$SSL_PORT" ]] || secure_listeners+=",SSL://127.0.0.1:$SSL_PORT"
+    [[ -z "$SASL_SSL_PORT" ]] || secure_listeners+=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT"
+    for ((i = 0; i < ${#USERS[@]}; i += 2)); do
+        plain_users+=" user_${USERS[i]}=\"${USERS[i + 1]}\""
+    done
+    {
+        sed -e "s|@PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+            -e "s|@DATA_DIR@|$(sed_escape "$DATA_DIR")|g" -e "s|@SECURE_LISTENERS@|$secure_listeners|g" \
+            "$SCRIPT_DIR/server.properties.in"
+        if secure; then
+            printf '\n'
+            sed -e "s|@TLS_DIR@|$(sed_escape "$TLS_DIR")|g" -e "s|@PLAIN_USERS@|$plain_users|g" \
+                "$SCRIPT_DIR/security.properties.in"
+        fi
+    } >"$PROPS.tmp"
+    chmod 600 "$PROPS.tmp" # it may hold the PLAIN users' passwords
     mv "$PROPS.tmp" "$PROPS"
+}
+
+check_secure() {
+    secure || return 0
+    [[ -z "$SSL_PORT" ]] || validate_port FLUXFORGE_KAFKA_SSL_PORT "$SSL_PORT"
+    [[ -z "$SASL_SSL_PORT" ]] || validate_port FLUXFORGE_KAFKA_SASL_SSL_PORT "$SASL_SSL_PORT"
+    local f
+    for f in broker.pem ca.pem; do
+        [[ -n "$TLS_DIR" && -r "$TLS_DIR/$f" ]] ||
+            die "an SSL or SASL_SSL listener needs FLUXFORGE_KAFKA_TLS_DIR holding broker.pem and ca.pem (missing: ${TLS_DIR:-<unset>}/$f)"
+    done
+    [[ -z "$SASL_SSL_PORT" || -n "$USERS_FILE" ]] ||
+        die "a SASL_SSL listener needs FLUXFORGE_KAFKA_USERS_FILE (lines 'USER PASSWORD')"
 }
 
 format_storage() {
@@ -204,8 +258,14 @@ format_storage() {
         cluster_id="$(run_tool kafka.tools.StorageTool random-uuid | tail -n 1)"
         [[ -n "$cluster_id" ]] || die "kafka.tools.StorageTool random-uuid printed no cluster id"
     fi
-    log "formatting $(rel "$DATA_DIR") (cluster id $cluster_id)"
-    if ! out="$(run_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" 2>&1)"; then
+    local scram=() i mechanism
+    for ((i = 0; i < ${#USERS[@]}; i += 2)); do
+        for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+            scram+=(--add-scram "$mechanism=[name=${USERS[i]},password=${USERS[i + 1]}]")
+        done
+    done
+    log "formatting $(rel "$DATA_DIR") (cluster id $cluster_id$( ((${#USERS[@]})) && printf ', %d SCRAM users' $((${#USERS[@]} / 2))))"
+    if ! out="$(run_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" ${scram[@]+"${scram[@]}"} 2>&1)"; then
         printf '%s\n' "$out" >&2
         die "storage format failed. If $(rel "$DATA_DIR") holds an older broker's data, run: scripts/kafka.sh down --wipe"
     fi
@@ -230,6 +290,8 @@ show_failure_logs() {
 do_up() {
     validate_port FLUXFORGE_KAFKA_PORT "$PORT"
     validate_port FLUXFORGE_KAFKA_CONTROLLER_PORT "$CONTROLLER_PORT"
+    check_secure
+    read_users
     take_lock
     local pid
     pid="$(running_pid)"
@@ -246,7 +308,7 @@ do_up() {
     do_install quiet
     check_java
     local p
-    for p in "$PORT" "$CONTROLLER_PORT"; do
+    for p in "$PORT" "$CONTROLLER_PORT" $SSL_PORT $SASL_SSL_PORT; do
         if port_open "$p"; then
             die "127.0.0.1:$p is already in use by another process (not the broker of $(rel "$RUN_DIR")). Stop it, or pick free ports: FLUXFORGE_KAFKA_PORT=19092 FLUXFORGE_KAFKA_CONTROLLER_PORT=19093 scripts/kafka.sh up"
         fi
@@ -360,7 +422,7 @@ do_logs() {
 }
 
 usage() {
-    sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+    sed -n '2,25s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 }
 
 cmd="${1:-}"

@@ -13,6 +13,8 @@ pytest_plugins = [
     "tests.support.exchange",
     "tests.support.kafka",
     "tests.support.rows",
+    "tests.support.s3",
+    "tests.support.secure_kafka",
     "tests.support.small_disk",
     "tests.support.stack_data",
     "tests.support.storage",

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
+from fluxforge_common.dataset.provenance import read_provenance
 from fluxforge_common.dataset.validation import validate_dataset
 from fluxforge_common.pipeline import archive_lines
 from fluxforge_common.storage.local import LocalStorage
@@ -98,6 +100,17 @@ def test_reprocess_gives_the_same_rows_and_rerunning_replaces(
     assert f"replaced {len(files_before)}" in out
     assert_same_dataset(tmp_path, recorded)
     assert len(list(tmp_path.rglob("*.parquet"))) == len(files_before)
+
+
+def test_run_files_record_their_provenance(recorded: Path) -> None:
+    files = sorted(recorded.glob("*/**/*.parquet"))
+    assert files
+    for path in files:
+        origin = read_provenance(pq.read_schema(path).metadata)
+        assert origin is not None and orjson.loads(origin.source) == {
+            "mode": "embedded",
+            "input": "simulator(seed=11)",
+        }
 
 
 def test_reprocess_of_a_date_without_archive_says_what_exists(

@@ -28,7 +28,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -36,7 +36,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
+from fluxforge_common import kafka as clients
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
+from fluxforge_common.messages import Watermark
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka.sh"
@@ -45,6 +47,7 @@ KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka.sh"
 DEFAULT_KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 TOPIC_READY_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 60.0
+WATERMARK_PREFIX = b'{"type":"watermark"'  # how the collector's watermark records begin
 
 
 def _docker_reachable() -> bool:
@@ -161,10 +164,10 @@ async def delete_topics(bootstrap: str, names: list[str]) -> None:
         await admin.close()
 
 
-async def delete_prefixed(bootstrap: str, prefixes: tuple[str, ...]) -> None:
-    """Delete every topic whose name starts with one of `prefixes`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+async def delete_prefixed(broker: str | KafkaConfig, prefixes: tuple[str, ...]) -> None:
+    """Delete every topic whose name starts with one of `prefixes` (on a plaintext bootstrap address, or as `broker` says)."""
+    cfg = KafkaConfig(bootstrap_servers=broker) if isinstance(broker, str) else broker
+    admin = await clients.start(clients.admin(cfg), cfg)
     try:
         names = [t for t in await admin.list_topics() if t.startswith(prefixes)]
         if names:
@@ -216,10 +219,23 @@ class ConsumedRecord:
     offset: int
     key: bytes | None
     value: bytes
+    timestamp: int = 0  # ms, the producer's create time
+
+    def elements(self) -> list[bytes]:
+        """The exact bytes of each element (tick or watermark) of a batch value."""
+        return [bytes(raw) for raw in msgspec.json.decode(self.value, type=list[msgspec.Raw])]
 
     def ticks(self) -> list[bytes]:
         """The exact bytes of each tick in a batch value."""
-        return [bytes(raw) for raw in msgspec.json.decode(self.value, type=list[msgspec.Raw])]
+        return [raw for raw in self.elements() if not raw.startswith(WATERMARK_PREFIX)]
+
+    def watermarks(self) -> list[Watermark]:
+        """The watermark records of a batch value."""
+        return [
+            msgspec.json.decode(raw, type=Watermark)
+            for raw in self.elements()
+            if raw.startswith(WATERMARK_PREFIX)
+        ]
 
 
 @dataclass(frozen=True)
@@ -277,7 +293,9 @@ async def _read_all(bootstrap: str, topic: str) -> list[ConsumedRecord]:
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             assert loop.time() < deadline, f"could not read {topic} to its end in {READ_TIMEOUT_S} s"
             for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
-                records += [ConsumedRecord(tp.partition, r.offset, r.key, r.value) for r in batch]
+                records += [
+                    ConsumedRecord(tp.partition, r.offset, r.key, r.value, r.timestamp) for r in batch
+                ]
         return records
     finally:
         await consumer.stop()
@@ -291,6 +309,7 @@ class Broker:
     """`scripts/kafka.sh` on ports no other test uses, so restarting it disturbs nobody."""
 
     port: int
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. its SSL and SASL_SSL listeners
 
     @property
     def env(self) -> dict[str, str]:
@@ -298,6 +317,7 @@ class Broker:
             **os.environ,
             "FLUXFORGE_KAFKA_PORT": str(self.port),
             "FLUXFORGE_KAFKA_CONTROLLER_PORT": str(self.port + 1),
+            **self.extra_env,
         }
 
     @property

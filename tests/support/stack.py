@@ -24,14 +24,12 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from fluxforge_common.config import FluxForgeSettings
+from aiokafka import TopicPartition
+from fluxforge_common import kafka as clients
 from fluxforge_common.config.settings import KafkaConfig
-from fluxforge_common.features import TABLES, table_schema
 from fluxforge_common.kafka import TopicNames, ensure_topics, topic_specs
 from fluxforge_common.storage import LocalStorage
-from fluxforge_common.writers import PartitionedParquetWriter, iter_ndjson
+from fluxforge_common.writers import iter_ndjson
 from typer.testing import CliRunner
 
 from fluxforge.cli.app import app
@@ -39,7 +37,6 @@ from tests.support.processes import ServiceProcess
 
 PARTITIONS = 3
 LAG_POLL_S = 0.5
-Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -50,19 +47,8 @@ class Expected:
     input_path: Path
     config_path: Path  # an empty YAML file: defaults everywhere, whatever config/config.yaml says
     embedded_root: Path
-    stream_root: Path
-    flush_rows: dict[str, list[Row]]
     rejections: list[tuple[str, bytes]]  # (reason, raw) the engine dead-letters on this input
     dates: list[str]
-
-
-def write_rows(root: Path, rows: dict[str, list[Row]], settings: FluxForgeSettings) -> Path:
-    storage = LocalStorage(root, durable=False)
-    for table in TABLES:
-        writer = PartitionedParquetWriter(storage, table, table_schema(table, settings.features))
-        writer.add(rows[table])
-        writer.flush()
-    return root
 
 
 def run_cli(*args: str | Path, config: Path) -> str:
@@ -102,18 +88,15 @@ def counted(text: str, pattern: str) -> int | None:
     return int(found[-1].replace(",", "")) if found else None
 
 
-async def _lags(bootstrap: str, groups: dict[str, list[str]]) -> dict[str, dict[str, int]]:
+async def _lags(cfg: KafkaConfig, groups: dict[str, list[str]]) -> dict[str, dict[str, int]]:
     """group -> "topic/partition" -> end offset (read_committed) minus the group's committed offset.
 
     Committed offsets are read first, in `groups` order, end offsets last: an upstream group
     (the engine) at lag 0 has every output in Kafka before the ends are read, so a downstream
     group (the sink) at lag 0 has really read all of it.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000)
-    await admin.start()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", request_timeout_ms=5_000
-    )
+    admin = await clients.start(clients.admin(cfg, request_timeout_ms=5_000), cfg)
+    consumer = clients.plain_consumer(cfg, isolation_level="read_committed", request_timeout_ms=5_000)
     try:
         await consumer.start()
         topics = sorted({t for names in groups.values() for t in names})
@@ -146,11 +129,18 @@ class Stack:
     config_path: Path
     partitions: int = PARTITIONS
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    # More `kafka` connection keys (security_protocol, sasl_*, ssl_*), for the services and the test alike.
+    connection: dict[str, str] = field(default_factory=dict)
 
     @property
     def kafka(self) -> KafkaConfig:
-        return KafkaConfig(
-            bootstrap_servers=self.bootstrap, topic_prefix=self.prefix, partitions=self.partitions
+        return KafkaConfig.model_validate(
+            {
+                "bootstrap_servers": self.bootstrap,
+                "topic_prefix": self.prefix,
+                "partitions": self.partitions,
+                **self.connection,
+            }
         )
 
     @property
@@ -180,6 +170,7 @@ class Stack:
             "bootstrap_servers": self.bootstrap,
             "topic_prefix": self.prefix,
             "partitions": self.partitions,
+            **self.connection,
             **kafka,
         }
         base.update({f"FLUXFORGE_KAFKA__{k.upper()}": str(v) for k, v in values.items()})
@@ -248,7 +239,7 @@ class Stack:
         try:
             return asyncio.run(
                 asyncio.wait_for(
-                    _lags(self.bootstrap, {self.app_id: [self.names.raw], self.group: self.sink_topics}), 15
+                    _lags(self.kafka, {self.app_id: [self.names.raw], self.group: self.sink_topics}), 15
                 )
             )
         except Exception:  # broker restarting, group loading: not done yet

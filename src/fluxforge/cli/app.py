@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recover": ("fluxforge.cli.recover_cmd", "recover_command"),
     "query": ("fluxforge.cli.query_cmd", "query"),
     "validate": ("fluxforge.cli.validate_cmd", "validate"),
+    "report": ("fluxforge.cli.quality_cmd", "report"),
+    "plot": ("fluxforge.cli.plot_cmd", "plot"),
     "topics": ("fluxforge.cli.topics_cmd", "topics"),
     "collect": ("fluxforge.cli.collect_cmd", "collect"),
     "replay": ("fluxforge.cli.replay_cmd", "replay"),
@@ -32,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sink": ("fluxforge.cli.sink_cmd", "sink"),
     "config": ("fluxforge.cli.config_cmd", "config_app"),
     "stack": ("fluxforge.cli.stack_cmd", "stack_app"),
+    "sync": ("fluxforge.cli.sync_cmd", "sync_app"),
 }
 
 

@@ -1,29 +1,40 @@
-"""`fluxforge query`: read the dataset back, filtered, as a table, CSV or Parquet; or SQL via DuckDB."""
+"""`fluxforge query`: read the dataset back through the Python API, filtered; or SQL via DuckDB."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import typer
-from fluxforge_common.dataset.partitioning import PARQUET_TABLES
-from fluxforge_common.dataset.reader import read_table
 
-from fluxforge.cli.common import ConfigOption, parse_time_ms, settings_or_exit
-from fluxforge.cli.render import arrow_text
+from fluxforge.cli.common import ConfigOption, settings_or_exit
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from fluxforge.api.dataset import Dataset
+
+TABLE_NAMES = ("hf", "bars", "trades", "ticker", "raw")
 
 
 def query(
-    table: Annotated[str, typer.Argument(help=f"One of: {', '.join(PARQUET_TABLES)}.")] = "hf",
+    table: Annotated[str, typer.Argument(help=f"One of: {', '.join(TABLE_NAMES)}.")] = "hf",
     config: ConfigOption = None,
-    root: Annotated[Path | None, typer.Option(help="Dataset root (default: storage.root).")] = None,
-    exchange: Annotated[str | None, typer.Option(help="e.g. binanceus")] = None,
-    symbol: Annotated[str | None, typer.Option(help="Unified symbol, e.g. BTC/USDT")] = None,
+    root: Annotated[
+        str | None,
+        typer.Option(help="Dataset root, a directory or s3://bucket/prefix (default: storage.root)."),
+    ] = None,
+    exchange: Annotated[str | None, typer.Option(help="e.g. binanceus (comma-separated for several)")] = None,
+    symbol: Annotated[
+        str | None, typer.Option(help="Unified symbol, e.g. BTC/USDT (comma-separated for several)")
+    ] = None,
     start: Annotated[str | None, typer.Option(help="From this time (ms, or ISO date/time, UTC).")] = None,
     end: Annotated[str | None, typer.Option(help="Before this time (exclusive).")] = None,
+    duration: Annotated[
+        str | None, typer.Option(help="bars only: one bar duration (60, 60s, 1m, 1h).")
+    ] = None,
+    channel: Annotated[str | None, typer.Option(help="raw only: book, trade or ticker.")] = None,
     columns: Annotated[str | None, typer.Option(help="Comma-separated columns (default: all).")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Rows printed to the terminal.")] = 20,
     out: Annotated[
@@ -35,50 +46,79 @@ def query(
     ] = None,
 ) -> None:
     """Read the dataset back: filter by exchange, symbol and time, or run SQL over the tables."""
-    base = root or settings_or_exit(config).storage.root
-    if sql is not None:
-        result = _duckdb(base, sql)
-    else:
-        if table not in PARQUET_TABLES:
-            raise typer.BadParameter(f"unknown table {table!r}; choose one of {', '.join(PARQUET_TABLES)}")
-        wanted = [c.strip() for c in columns.split(",")] if columns else None
-        try:
-            result = read_table(
-                base,
-                table,
-                exchange=exchange,
-                symbol=symbol,
-                start_ms=parse_time_ms(start),
-                end_ms=parse_time_ms(end),
-                columns=wanted,
-            )
-        except (KeyError, ValueError, FileNotFoundError) as exc:
-            typer.echo(f"query failed: {exc}", err=True)
-            raise typer.Exit(1) from None
-        if "ts" in result.column_names:
-            result = result.sort_by([("ts", "ascending")])
-    if out is not None:
-        if out.suffix == ".csv":
-            pacsv.write_csv(result, out)
-        elif out.suffix == ".parquet":
-            pq.write_table(result, out, compression="zstd")
+    from fluxforge.api.dataset import open_dataset
+    from fluxforge.cli.render import arrow_text
+
+    if out is not None and out.suffix not in (".csv", ".parquet"):
+        raise typer.BadParameter("--out must end in .csv or .parquet")
+    try:
+        settings = settings_or_exit(config)
+        dataset = open_dataset(root or settings.storage.root, s3=settings.storage.s3)
+        if sql is not None:
+            result = _duckdb(dataset, sql)
         else:
-            raise typer.BadParameter("--out must end in .csv or .parquet")
+            result = _select(dataset, table, exchange, symbol, start, end, duration, channel, columns)
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        typer.echo(f"query failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if out is not None:
+        _write(result, out)
         typer.echo(f"wrote {result.num_rows:,} rows to {out}")
         return
     typer.echo(arrow_text(result, limit=limit))
 
 
-def _duckdb(root: Path, sql: str) -> pa.Table:
+def _select(
+    dataset: Dataset,
+    table: str,
+    exchange: str | None,
+    symbol: str | None,
+    start: str | None,
+    end: str | None,
+    duration: str | None,
+    channel: str | None,
+    columns: str | None,
+) -> pa.Table:
+    if table not in TABLE_NAMES:
+        raise typer.BadParameter(f"unknown table {table!r}; choose one of {', '.join(TABLE_NAMES)}")
+    if channel is not None and table != "raw":
+        raise typer.BadParameter("--channel filters the raw table only")
+    exchanges, symbols, wanted = _listed(exchange), _listed(symbol), _listed(columns)
+    if table == "raw":
+        selection = dataset.raw(
+            exchange=exchanges, symbol=symbols, channel=_listed(channel), start=start, end=end, columns=wanted
+        )
+    else:
+        selection = dataset.table(
+            table, exchange=exchanges, symbol=symbols, start=start, end=end, columns=wanted, duration=duration
+        )
+    result = selection.to_arrow()
+    return result.sort_by([("ts", "ascending")]) if "ts" in result.column_names and table != "raw" else result
+
+
+def _listed(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",")] if text else None
+
+
+def _write(result: pa.Table, out: Path) -> None:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if out.suffix == ".csv":
+        pacsv.write_csv(result, out)
+    else:
+        pq.write_table(result, out, compression="zstd")
+
+
+def _duckdb(dataset: Dataset, sql: str) -> pa.Table:
+    """`sql` over the tables it names, each scanned through the API (so it works on any root)."""
     import duckdb
+    import pyarrow as pa
 
     con = duckdb.connect()
-    for table in PARQUET_TABLES:
-        if any((root / table).rglob("*.parquet")):
-            pattern = str(root / table / "**" / "*.parquet")
-            con.execute(
-                f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', hive_partitioning = false)"
-            )
+    for table in ("hf", "bars", "trades", "ticker"):
+        if re.search(rf"\b{table}\b", sql) and dataset.partitions(table):
+            con.register(table, dataset.table(table).to_dataset())
     try:
         result = con.sql(sql).arrow()
         # duckdb 1.x returns a Table, 2.x a RecordBatchReader.

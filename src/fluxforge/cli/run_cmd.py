@@ -103,7 +103,9 @@ def run(
         journal = RunJournal.begin(root)
     except DiskFullError as exc:
         exit_disk_full(exc, root, recover_after=False)
-    pipeline = EmbeddedPipeline(settings, storage, journal=journal)
+    pipeline = EmbeddedPipeline(
+        settings, storage, journal=journal, source={"mode": "embedded", "input": source_name}
+    )
     started = time.monotonic()
     progress = None if quiet else print_progress(started)
     with StopRequests(

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import typer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 from fluxforge_collector.launch import HELP, settings_overrides
+from fluxforge_common import kafka
 from fluxforge_common.config import KafkaConfig
-from fluxforge_common.kafka import ensure_topics, topic_specs
+from fluxforge_common.kafka import KafkaAccessError, ensure_topics, topic_specs
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
 from fluxforge.cli.render import table_text
@@ -47,10 +47,13 @@ def topics(
     cfg = settings.kafka
     try:
         infos = asyncio.run(_topics(cfg, create=not list_only))
+    except KafkaAccessError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     except (KafkaError, OSError) as exc:
-        typer.echo(f"Kafka at {cfg.bootstrap_servers} failed: {exc!r}", err=True)
+        typer.echo(f"Kafka at {kafka.describe(cfg)} failed: {exc!r}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"Kafka {cfg.bootstrap_servers}, topic prefix {cfg.topic_prefix!r}:")
+    typer.echo(f"Kafka {kafka.describe(cfg)}, topic prefix {cfg.topic_prefix!r}:")
     typer.echo(
         table_text(
             ["topic", "partitions", "replication", "retention", "status"],
@@ -82,8 +85,7 @@ def _retention(ms: int | None) -> str:
 async def _topics(cfg: KafkaConfig, *, create: bool) -> list[TopicInfo]:
     specs = topic_specs(cfg)
     created = set(await ensure_topics(cfg, specs)) if create else set()
-    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap_servers)
-    await admin.start()
+    admin = await kafka.start(kafka.admin(cfg), cfg)
     try:
         existing = set(await admin.list_topics())
         # A topic just created can be missing from a broker's metadata for a moment (KRaft

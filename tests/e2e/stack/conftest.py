@@ -1,21 +1,13 @@
-"""Fixtures of the whole-stack tests: `stack` (on the shared test broker) and `own_stack` (on a broker
-of its own, `own_broker`), each a `tests.support.stack.Stack` under names no other test uses; the
-tail of every service's log is printed when a test fails.
+"""Fixtures of the whole-stack tests: `stack` (on the shared test broker), `own_stack` (on a broker
+of its own, `own_broker`) and `secure_stack` (SASL_SSL with SCRAM on `secure_broker`), each a
+`tests.support.stack.Stack` under names no other test uses; the tail of every service's log is
+printed when a test fails.
 
 The reference (`Expected`, once per session) is 90 s of the simulated market (5 symbols on 2
-exchanges, books, trades and tickers) as one NDJSON file, and:
-
-- `embedded_root`: `fluxforge run --input <file>`;
-- `stream_root`: the rows a stream can emit. The embedded run ends with `FeatureEngine.flush`,
-  which emits what only the end of the input makes due: per symbol with latest event time `M`,
-  the trade and ticker rows of the ticks it still held (event time `> M - L`, `L` =
-  `features.allowed_lateness_ms`), the HF rows at the grid points `g` in `(M - L, G]` (`G`, the
-  grid point after `M`) and the bars that end at those `g` (duration `d` with `g % d == 0`,
-  labelled `g - d`). A stream never ends, so the stack never emits them. `stream_root` is the dataset of `FeatureEngine.process` alone over
-  the same lines (no flush), written with the same Parquet writer; a test checks it equals
-  `embedded_root` minus exactly those rows. (`EmbeddedPipeline` has no switch for this; an option
-  `EmbeddedPipeline(..., final_flush=False)`, making `close()` skip `engine.flush`, would let
-  `fluxforge run` produce it directly.)
+exchanges, books, trades and tickers) as one NDJSON file, and `embedded_root`, its
+`fluxforge run --input <file>`. The stack gives exactly those rows, the last interval of every
+symbol included: the collector ends a finite input with each symbol's final watermark, which
+closes what the embedded run's end of input does (docs/design.md "Time and emission").
 """
 
 from __future__ import annotations
@@ -34,7 +26,8 @@ from fluxforge_common.features import EngineOutput, FeatureEngine
 from fluxforge_common.messages import DecodedTick, decode_tick
 
 from tests.support.kafka import Broker, delete_prefixed
-from tests.support.stack import Expected, Stack, run_cli, write_rows
+from tests.support.secure_kafka import SecureBroker
+from tests.support.stack import Expected, Stack, run_cli
 from tests.support.stack_data import simulated_lines
 
 MARKET_SECONDS = 90
@@ -51,17 +44,12 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> Expected:
     settings = FluxForgeSettings()
 
     engine, out = FeatureEngine(settings.features), EngineOutput()
-    rejections: list[tuple[str, bytes]] = []
     for line in lines:
         item = decode_tick(line, settings.messages.max_bytes)
         assert isinstance(item, DecodedTick), item
         engine.process(item, out)
-    rejections += [(r.reason, r.raw) for r in out.rejected]
-    stream = {table: list(rows) for table, rows in out.tables().items()}
-    out.clear()
     engine.flush(out)
-    flush_rows = {table: list(rows) for table, rows in out.tables().items()}
-    assert flush_rows["hf"]
+    rejections = [(r.reason, r.raw) for r in out.rejected]
 
     embedded_root = base / "embedded"
     run_cli("run", "--input", input_path, "-o", embedded_root, "-q", config=config_path)
@@ -71,8 +59,6 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> Expected:
         input_path=input_path,
         config_path=config_path,
         embedded_root=embedded_root,
-        stream_root=write_rows(base / "stream", stream, settings),
-        flush_rows=flush_rows,
         rejections=rejections,
         dates=dates,
     )
@@ -92,8 +78,16 @@ def pytest_runtest_makereport(
 _FAILED = pytest.StashKey[bool]()
 
 
-def make_stack(bootstrap: str, tmp_path: Path, expected: Expected) -> Stack:
-    return Stack(bootstrap, f"ffstack-{uuid.uuid4().hex[:10]}", tmp_path, expected.config_path)
+def make_stack(
+    bootstrap: str, tmp_path: Path, expected: Expected, connection: dict[str, str] | None = None
+) -> Stack:
+    return Stack(
+        bootstrap,
+        f"ffstack-{uuid.uuid4().hex[:10]}",
+        tmp_path,
+        expected.config_path,
+        connection=connection or {},
+    )
 
 
 def finish(stack: Stack, request: pytest.FixtureRequest, started: float) -> None:
@@ -103,7 +97,7 @@ def finish(stack: Stack, request: pytest.FixtureRequest, started: float) -> None
         print(f"\n===== service logs of {request.node.name}\n{stack.logs(12_000)}")
     print(f"{request.node.name}: {time.monotonic() - started:.1f} s, files in {stack.tmp}")
     with contextlib.suppress(Exception):
-        asyncio.run(delete_prefixed(stack.bootstrap, (stack.prefix + ".", stack.app_id)))
+        asyncio.run(delete_prefixed(stack.kafka, (stack.prefix + ".", stack.app_id)))
 
 
 @pytest.fixture
@@ -138,6 +132,19 @@ def own_stack(
 ) -> Iterator[Stack]:
     started = time.monotonic()
     pipeline = make_stack(own_broker.bootstrap, tmp_path, expected)
+    try:
+        yield pipeline
+    finally:
+        finish(pipeline, request, started)
+
+
+@pytest.fixture
+def secure_stack(
+    secure_broker: SecureBroker, tmp_path: Path, expected: Expected, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
+    """A pipeline whose every client logs in with SCRAM-SHA-512 over TLS (the SASL_SSL listener)."""
+    started = time.monotonic()
+    pipeline = make_stack(secure_broker.sasl_ssl, tmp_path, expected, secure_broker.scram())
     try:
         yield pipeline
     finally:

@@ -63,6 +63,11 @@ def test_sequence_gap_resyncs_the_book_and_never_publishes_across_it(emulator: E
     assert run.emulator_stats["dropped_depth"] == 1
     assert run.stats.resyncs["BTC/USDT"] >= 1
     assert run.fault_at is not None and run.books("BTC/USDT", after=run.fault_at + 1.0)
+    # The first book after the resync says so, for the data-quality report of the dataset.
+    marks = [
+        (e["symbol"], e.get("resync")) for _, e in run.envelopes if e["type"] == "book" and "resync" in e
+    ]
+    assert ("BTC/USDT", "gap") in marks and {symbol for symbol, _ in marks} == {"BTC/USDT"}
 
 
 def test_malformed_frame_is_skipped_and_the_book_resyncs(emulator: EmulatorThread) -> None:

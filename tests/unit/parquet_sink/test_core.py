@@ -14,9 +14,11 @@ from pathlib import Path
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.config import FluxForgeSettings, StateConfig
+from fluxforge_common.dataset.provenance import SCHEMA_VERSION, fluxforge_version, read_provenance
 from fluxforge_common.features import TABLES
-from fluxforge_common.kafka import TopicNames
+from fluxforge_common.features.symbol_state import config_fingerprint
+from fluxforge_common.kafka import COMPLETE_METADATA, TopicNames, complete_header
 from fluxforge_common.storage import LocalStorage
 from fluxforge_common.writers import iter_ndjson
 from fluxforge_parquet_sink.chunks import RawChunk, Record
@@ -89,6 +91,26 @@ def test_uninterrupted_run_equals_embedded_pipeline(
         if not path.startswith(JOURNAL_DIR):
             chunk = parse_stem(stem_of(path))
             assert chunk.topic in ROUTES
+
+
+def test_every_feature_file_records_its_topic_partition_and_offsets(
+    reference: Path, settings: FluxForgeSettings
+) -> None:
+    files = sorted(reference.glob("*/**/*.parquet"))
+    assert len(files) > 10
+    for path in files:
+        origin = read_provenance(pq.read_schema(path).metadata)
+        assert origin is not None, path
+        chunk = parse_stem(stem_of(path.relative_to(reference).as_posix()))
+        assert orjson.loads(origin.source) == {
+            "mode": "kafka",
+            "topic": chunk.topic,
+            "partition": chunk.partition,
+            "offsets": [chunk.start, chunk.end],
+        }
+        assert origin.config_fingerprint == config_fingerprint(settings.features)
+        assert StateConfig.model_validate_json(origin.features) == settings.features
+        assert (origin.version, origin.schema_version) == (fluxforge_version(), SCHEMA_VERSION)
 
 
 @pytest.mark.parametrize("poll_size", [1, 7, 100_000])
@@ -342,3 +364,29 @@ def test_configured_codec_writes_the_same_rows(
     files = [path for path in LocalStorage(tmp_path).list_files() if path.endswith(".parquet")]
     codecs = {pq.ParquetFile(tmp_path / path).metadata.row_group(0).column(0).compression for path in files}
     assert codecs == {"LZ4"}
+
+
+def test_each_file_records_the_completeness_it_was_cut_at(
+    stack_data: StackData, settings: FluxForgeSettings, tmp_path: Path
+) -> None:
+    """`fluxforge.complete_ms` in a file's key-value metadata: the greatest `ff-complete` of its chunk."""
+    topic = NAMES.features["hf"]
+    values = [value for _, value in stack_data.features["hf"][:4]]
+    marks = [1_765_500_003_000, 1_765_500_005_000, None, 1_765_500_004_000]
+    storage = LocalStorage(tmp_path)
+    core = SinkCore(storage, POLICY, settings.features, ROUTES)
+    core.assign(topic, 0, None)
+    core.add(
+        [
+            Record(topic, 0, n, 1_765_500_000_000, value, () if mark is None else (complete_header(mark),))
+            for n, (value, mark) in enumerate(zip(values, marks, strict=True))
+        ]
+    )
+    chunks = core.close_all()
+    for chunk in chunks:
+        core.write(chunk)
+    files = storage.list_files("hf")
+    assert files
+    for path in files:
+        metadata = pq.read_metadata(tmp_path / path).metadata
+        assert metadata[COMPLETE_METADATA.encode()] == b"1765500005000", path

@@ -116,6 +116,11 @@ class SpoolDrainer:
                 await self._skip_landed(producer)
                 await self._send(producer)
                 return
+            except kafka.KafkaAccessError as exc:
+                raise PublishError(
+                    f"{exc}. The collector stopped; the spool {self.spool.directory} keeps every batch "
+                    "for the next start"
+                ) from None
             except Exception as exc:
                 if not retriable(exc):
                     raise PublishError(
@@ -150,7 +155,7 @@ class SpoolDrainer:
             if self._prepare is not None:
                 await self._prepare()  # the topics, once Kafka answers
                 self._prepare = None
-            await producer.start()
+            await kafka.start(producer, self.cfg)
         except BaseException:
             await self._stop(producer)
             raise
@@ -191,12 +196,9 @@ class SpoolDrainer:
 
     async def _landed(self, tps: set[TopicPartition], first: int) -> dict[TopicPartition, int]:
         """Per partition, the highest sequence of ours found at its end (scanning back to `first`)."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.cfg.bootstrap_servers,
-            enable_auto_commit=False,
-            request_timeout_ms=int(self.request_timeout_s * 1000),
+        consumer = await kafka.start(
+            kafka.plain_consumer(self.cfg, request_timeout_ms=int(self.request_timeout_s * 1000)), self.cfg
         )
-        await consumer.start()
         try:
             consumer.assign(sorted(tps))
             begins = await consumer.beginning_offsets(list(tps))

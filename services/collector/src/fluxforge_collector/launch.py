@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import uvloop
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
+from fluxforge_common import kafka
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 from fluxforge_common.kafka import TopicNames, TopicSpec, ensure_topics, topic_specs
 from fluxforge_common.pipeline.lines import date_range
@@ -147,7 +147,7 @@ def start_line(collector: Collector, settings: FluxForgeSettings) -> str:
     cfg = settings.kafka
     return (
         f"publishing {collector.source.name} -> {collector.stats.topic} "
-        f"(dead-letter {collector.stats.deadletter_topic}) on {cfg.bootstrap_servers}, "
+        f"(dead-letter {collector.stats.deadletter_topic}) on {kafka.describe(cfg)}, "
         f"per-symbol batches of <= {cfg.batch_max_ticks} ticks / {cfg.batch_linger_ms} ms, "
         f"{cfg.compression} compression"
     )
@@ -188,7 +188,7 @@ def publish(collector: Collector, settings: FluxForgeSettings) -> CollectorStats
         raise CollectorError(str(exc)) from exc
     except (KafkaError, OSError) as exc:
         raise CollectorError(
-            f"Kafka at {settings.kafka.bootstrap_servers} failed: {exc!r} "
+            f"Kafka at {kafka.describe(settings.kafka)} failed: {exc!r} "
             "(is the broker up? `make kafka-up` starts a local one; --bootstrap points elsewhere)"
         ) from exc
 
@@ -243,16 +243,14 @@ async def _until_leaders_answer(cfg: KafkaConfig, specs: list[TopicSpec]) -> Non
     """
     if not specs:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap_servers)
-    await admin.start()
+    admin = await kafka.start(kafka.admin(cfg), cfg)
     try:
         async with asyncio.timeout(LEADER_WAIT_S):
             while not _all_led(await admin.describe_topics([s.name for s in specs]), specs):
                 await asyncio.sleep(0.05)
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap_servers)
-    await consumer.start()
+    consumer = await kafka.start(kafka.plain_consumer(cfg), cfg)
     try:
         await consumer.end_offsets([TopicPartition(s.name, p) for s in specs for p in range(s.partitions)])
     finally:

@@ -6,6 +6,7 @@ spool, so the metrics cost nothing between scrapes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from wsgiref.simple_server import WSGIServer
 
@@ -51,6 +52,20 @@ class CollectorMetrics(MetricSource):
         yield gauge(
             "kafka_up", "1 while the collector's producer is connected to Kafka.", float(stats.kafka_up)
         )
+        yield counter(
+            "watermarks", "Watermark records batched (quiet symbols, ends of input).", stats.watermarks
+        )
+        clock = self.collector.watermarks
+        if clock is not None:
+            lag = GaugeMetricFamily(
+                "fluxforge_collector_watermark_lag_seconds",
+                "Wall clock minus the symbol's watermark (its latest event time minus the allowed "
+                "lateness, or the last watermark published, whichever is later).",
+                labels=["source", "exchange", "symbol"],
+            )
+            for (exchange, symbol), ms in sorted(clock.lag_ms(int(time.time() * 1000)).items()):
+                lag.add_metric([stats.source, exchange, symbol], ms / 1000)
+            yield lag
         source = self.collector.source
         if isinstance(source, ExchangeSource):
             yield from exchange_metrics(source.stats, stats.source)

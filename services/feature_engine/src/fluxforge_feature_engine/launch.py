@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from fluxforge_common.config import ConfigError, FluxForgeSettings, load_settings
 from fluxforge_common.config.settings import NAME_PATTERN
+from fluxforge_common.kafka import KafkaAccessError, describe
 from fluxforge_common.stopping import StopRequests
 
 from fluxforge_feature_engine import compat
@@ -100,7 +101,7 @@ def start_line(topics: EngineTopics, settings: FluxForgeSettings) -> str:
     out = topics.outputs
     return (
         f"feature engine {settings.engine.app_id}: {topics.raw} ({topics.partitions} partitions) -> "
-        f"{', '.join(out.features.values())}, {out.deadletter} on {settings.kafka.bootstrap_servers}; "
+        f"{', '.join(out.features.values())}, {out.deadletter} on {describe(settings.kafka)}; "
         f"state in {topics.changelog}"
     )
 
@@ -137,11 +138,11 @@ def run_engine(options: EngineOptions) -> int:
         topics = loop.run_until_complete(
             prepare_topics(settings.kafka, options.output_prefix, settings.engine.app_id)
         )
-    except EngineSetupError as exc:
+    except (EngineSetupError, KafkaAccessError) as exc:
         log.error("%s", exc)
         return 2
     except (KafkaError, OSError) as exc:
-        log.error("cannot set up topics on %s: %r", settings.kafka.bootstrap_servers, exc)
+        log.error("cannot set up topics on %s: %r", describe(settings.kafka), exc)
         return 1
     data_dir = options.worker_data_dir(settings.engine.app_id)
     data_dir.mkdir(parents=True, exist_ok=True)

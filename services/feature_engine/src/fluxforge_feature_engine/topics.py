@@ -12,7 +12,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from aiokafka.admin import AIOKafkaAdminClient
+from fluxforge_common import kafka as clients
 from fluxforge_common.config.settings import KafkaConfig
 from fluxforge_common.kafka import TopicNames, TopicSpec, ensure_topics, topic_specs
 
@@ -51,8 +51,7 @@ def output_config(kafka: KafkaConfig, output_prefix: str | None) -> KafkaConfig:
 
 async def _partition_counts(kafka: KafkaConfig, names: list[str]) -> dict[str, int]:
     """Partition count of each topic once every partition has a leader (waits up to READY_TIMEOUT_S)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=30_000)
-    await admin.start()
+    admin = await clients.start(clients.admin(kafka, request_timeout_ms=30_000), kafka)
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:

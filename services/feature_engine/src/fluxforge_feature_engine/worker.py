@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
-from fluxforge_common.config import FluxForgeSettings
+from faust.auth import Credentials, SASLCredentials, SSLCredentials
+from fluxforge_common.config import FluxForgeSettings, KafkaConfig
+from fluxforge_common.kafka import connection_options
 from mode import CrashingSupervisor
 from mode.types.signals import BaseSignalT
 
@@ -43,6 +45,8 @@ class WorkerStats:
     applied: int = 0
     rejected: int = 0
     skipped: int = 0
+    watermarks: int = 0
+    watermark_rows: int = 0  # carried-forward HF rows that watermarks closed
     rows: int = 0
     sent: int = 0
     partitions: Counter[int] = field(default_factory=Counter)
@@ -56,13 +60,16 @@ class WorkerStats:
         self.rows += result.rows
         self.sent += len(result.outgoing)
         self.skipped += result.skipped
+        self.watermarks += result.watermarks
+        self.watermark_rows += result.watermark_rows
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         return (
             f"{self.messages:,} raw messages ({self.elements:,} ticks, {self.elements / elapsed:,.0f}/s): "
             f"{self.applied:,} applied, {self.rejected:,} to dead-letter, {self.skipped:,} messages "
-            f"already applied; {self.rows:,} rows in {self.sent:,} messages"
+            f"already applied; {self.rows:,} rows in {self.sent:,} messages; {self.watermarks:,} watermarks "
+            f"closed {self.watermark_rows:,} HF rows"
         )
 
 
@@ -132,6 +139,9 @@ class EventFlusher:
                 stored = self.latest.get(key)
                 if stored is None:
                     stored = self.table.get(key)
+            if not self.processor.completeness.knows(partition):
+                # Taken over (start, rebalance): every symbol of the partition counts, quiet ones too.
+                self.processor.load_completeness(partition, list(self.table.data.items()))
             result = self.processor.process(key, message.value, partition, message.offset, stored)
             send = self._send
             futures = [await send(o.topic, o.key, o.value, None, None, o.headers) for o in result.outgoing]
@@ -167,6 +177,7 @@ class EventFlusher:
     def forget(self) -> None:
         """Drop the unwritten-state overlay: after a rebalance the table is the truth again."""
         self.latest.clear()
+        self.processor.completeness.forget()
 
     async def flush(self) -> None:
         async with self._lock:
@@ -204,6 +215,20 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server.strip()]
 
 
+def broker_credentials(kafka: KafkaConfig) -> Credentials | None:
+    """Faust's form of the connection settings every other client uses (`fluxforge_common.kafka.connection_options`)."""
+    options = connection_options(kafka)
+    context = options.get("ssl_context")
+    if "sasl_mechanism" in options:
+        return SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            mechanism=options["sasl_mechanism"],
+            ssl_context=context,  # with a context: SASL_SSL
+        )
+    return None if context is None else SSLCredentials(context)
+
+
 def build_app(
     settings: FluxForgeSettings, config: WorkerConfig, topics: EngineTopics
 ) -> tuple[faust.App, WorkerStats]:
@@ -212,6 +237,7 @@ def build_app(
     app = faust.App(
         config.app_id,
         broker=broker_urls(kafka.bootstrap_servers),
+        broker_credentials=broker_credentials(kafka),
         store="memory://",
         # Not "exactly_once": faust-streaming 0.15.3 sends to topics the app does not consume
         # outside the transaction (see the package docstring). Outputs-before-state plus the

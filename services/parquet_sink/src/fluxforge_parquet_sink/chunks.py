@@ -4,7 +4,8 @@ Every file a chunk writes is named `<topic>+<partition>+<first>-<last offset>`
 (`naming.chunk_stem`) and lies in the directory its content belongs to:
 
 - `FeatureChunk` (a `features.<table>` topic): rows through a
-  `PartitionedParquetWriter`, one Parquet file per (exchange, symbol, date);
+  `PartitionedParquetWriter`, one Parquet file per (exchange, symbol, date),
+  its provenance naming the topic, partition and offset range;
 - `RawChunk` (the raw topic): accepted ticks, stamped with their ingest order
   `[offset, index in batch]`, through a `RawArchiveWriter`, one `.ndjson.zst`
   per (exchange, channel, date of event time);
@@ -27,7 +28,16 @@ from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
 import orjson
 import pyarrow as pa
 from fluxforge_common.dataset.partitioning import partition_dir, utc_date
-from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_batch, event_time
+from fluxforge_common.dataset.provenance import Provenance
+from fluxforge_common.kafka.completeness import COMPLETE_METADATA, parse_complete
+from fluxforge_common.messages import (
+    DecodedTick,
+    DecodedWatermark,
+    Rejection,
+    channel_of,
+    decode_batch,
+    event_time,
+)
 from fluxforge_common.messages.decoding import MAX_TS_MS, MIN_TS_MS
 from fluxforge_common.messages.rows import decode_rows, encode_rows
 from fluxforge_common.pipeline.ingest_order import stamp
@@ -76,7 +86,7 @@ class Record:
     offset: int
     timestamp: int  # the record's Kafka timestamp (ms), stored in the log: as replayable as the value
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()  # the engine's `ff-src` lineage header, if any
+    headers: tuple[tuple[str, bytes], ...] = ()  # the engine's `ff-src` and `ff-complete` headers, if any
 
 
 @dataclass(slots=True)
@@ -200,13 +210,16 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         policy: FlushPolicy,
         table: str,
         schema: pa.Schema,
+        origin: Provenance,
     ) -> None:
         super().__init__(storage, topic, partition, policy)
         self.table = table
         self.schema = schema
+        self.origin = origin
         self.writer: PartitionedParquetWriter | None = None
         self.keys: set[tuple[str, str, str]] = set()
         self.rows = 0
+        self.complete_ms: int | None = None  # the greatest `ff-complete` of the chunk's messages
         # Per message: where it came from and its rows (the writer holds the same dicts), so the
         # rare message whose values do not fit the schema can be found when the chunk is written.
         self.received: list[tuple[Record, list[dict[str, Any]]]] = []
@@ -224,6 +237,9 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         return Decoded(rows, min(stamps), max(stamps))
 
     def _add(self, record: Record, payload: list[dict[str, Any]] | str) -> None:
+        complete = parse_complete(record.headers)
+        if complete is not None and (self.complete_ms is None or complete > self.complete_ms):
+            self.complete_ms = complete
         if isinstance(payload, str):
             self.dead_letter(record, payload)
             return
@@ -273,8 +289,18 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         stem = self.name.stem
         written: list[WrittenFile] = []
         if self.writer is not None:
+            name = self.name
+            source = {
+                "mode": "kafka",
+                "topic": name.topic,
+                "partition": name.partition,
+                "offsets": [name.start, name.end],
+            }
             try:
-                written += self.writer.flush(file_stem=stem)
+                metadata = self.origin.with_source(source).metadata()
+                if self.complete_ms is not None:
+                    metadata[COMPLETE_METADATA] = str(self.complete_ms)
+                written += self.writer.flush(file_stem=stem, metadata=metadata)
             except ValueError as exc:
                 stale = self._without_misfits()
                 if stale is None:
@@ -314,7 +340,7 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         return sorted(before - set(self.planned_paths()))
 
 
-class RawChunk(Chunk[list[DecodedTick | Rejection]]):
+class RawChunk(Chunk[list[DecodedTick | DecodedWatermark | Rejection]]):
     """Accepted raw ticks, stamped `_ingest: [offset, index]`, grouped per (exchange, channel, date).
 
     Memory: the archive writer holds each group as zstd frames of ~1 MiB of
@@ -344,7 +370,7 @@ class RawChunk(Chunk[list[DecodedTick | Rejection]]):
     def span_ms(self) -> int:
         return self.policy.raw_span_ms
 
-    def decode(self, record: Record) -> Decoded[list[DecodedTick | Rejection]]:
+    def decode(self, record: Record) -> Decoded[list[DecodedTick | DecodedWatermark | Rejection]]:
         if record.value is None:
             return Decoded([])
         items = decode_batch(record.value, self.policy.max_message_bytes)
@@ -353,12 +379,13 @@ class RawChunk(Chunk[list[DecodedTick | Rejection]]):
             return Decoded(items)
         return Decoded(items, min(times), max(times))
 
-    def _add(self, record: Record, payload: list[DecodedTick | Rejection]) -> None:
+    def _add(self, record: Record, payload: list[DecodedTick | DecodedWatermark | Rejection]) -> None:
         offset = record.offset
         append = self.archive.append
         for n, item in enumerate(payload):
             if type(item) is not DecodedTick:
-                self.rejected += 1  # the feature engine dead-letters it; not part of the archive
+                # A rejection is the feature engine's to dead-letter; a watermark is no tick. Neither is archived.
+                self.rejected += type(item) is Rejection
                 continue
             tick = item.tick
             line = stamp(item.raw, offset, n)

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 from fluxforge_common.config.state import StateConfig
+from fluxforge_common.dataset.provenance import provenance
 from fluxforge_common.features import TABLES, table_schema
 from fluxforge_common.kafka import TopicNames
 from fluxforge_common.kafka.lineage import Deduplicator, decode_watermarks, encode_watermarks, parse_source
@@ -175,6 +176,7 @@ class SinkCore:
         self._schemas: dict[str, pa.Schema] = {
             kind: table_schema(kind, features) for kind in routes.values() if kind in TABLES
         }
+        self._origin = provenance(features, {"mode": "kafka"})
         self.streams: dict[TopicPartitionKey, PartitionStream] = {}
 
     @property
@@ -188,8 +190,8 @@ class SinkCore:
             return lambda: RawChunk(storage, topic, partition, policy)
         if kind == DEADLETTER:
             return lambda: DeadLetterChunk(storage, topic, partition, policy)
-        schema = self._schemas[kind]
-        return lambda: FeatureChunk(storage, topic, partition, policy, kind, schema)
+        schema, origin = self._schemas[kind], self._origin
+        return lambda: FeatureChunk(storage, topic, partition, policy, kind, schema, origin)
 
     # -- assignment -----------------------------------------------------------------------------
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import Final
 
 import orjson
+from fluxforge_common.dataset.partitioning import SINK_JOURNAL_DIR
 from fluxforge_common.storage.base import TEMP_PREFIX, StorageBackend, is_temp_name
 from fluxforge_common.storage.local import LocalStorage
 
 from fluxforge_parquet_sink.naming import ChunkName
 
-JOURNAL_DIR: Final = ".sink/pending"
+JOURNAL_DIR: Final = SINK_JOURNAL_DIR
 _UUID_HEX: Final = 32
 
 

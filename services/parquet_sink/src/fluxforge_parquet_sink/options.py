@@ -14,6 +14,7 @@ from typing import Any
 
 from fluxforge_common.config.settings import FluxForgeSettings, load_settings
 from fluxforge_common.features import TABLES
+from fluxforge_common.kafka import KafkaAccessError
 from fluxforge_common.logs import configure_logging
 from fluxforge_common.storage.local import LocalStorage
 
@@ -153,5 +154,12 @@ def prepare(options: SinkOptions) -> KafkaSink:
 
 
 def serve_forever(sink: KafkaSink) -> SinkStats:
-    """Serve until SIGTERM/SIGINT (or caught up with `--until-caught-up`), then write, commit and return."""
-    return asyncio.run(serve(sink))
+    """Serve until SIGTERM/SIGINT (or caught up with `--until-caught-up`), then write, commit and return.
+
+    A broker that refuses the sink's credentials or certificates exits with status 2 and the reason.
+    """
+    try:
+        return asyncio.run(serve(sink))
+    except KafkaAccessError as exc:
+        logging.getLogger("fluxforge.sink").error("%s", exc)
+        raise SystemExit(2) from None

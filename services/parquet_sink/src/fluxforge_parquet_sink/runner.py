@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from fluxforge_common.config.settings import FluxForgeSettings
-from fluxforge_common.kafka import TopicNames, consumer, ensure_topics, topic_specs
+from fluxforge_common.kafka import TopicNames, consumer, ensure_topics, start, topic_specs
 from fluxforge_common.stopping import StopRequests
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
@@ -184,7 +184,7 @@ class KafkaSink:
             self.storage,
             self.group_id,
         )
-        await kafka.start()
+        await start(kafka, self.settings.kafka)
         try:
             await self._loop(kafka, stop)
             async with self._lock:  # graceful: everything buffered becomes files, then is committed

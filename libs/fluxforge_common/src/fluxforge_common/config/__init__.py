@@ -15,6 +15,7 @@ from fluxforge_common.config.settings import (
     S3Config,
     SinkConfig,
     StorageConfig,
+    SyncConfig,
     load_settings,
 )
 from fluxforge_common.config.state import StateConfig
@@ -35,5 +36,6 @@ __all__ = [
     "SinkConfig",
     "StateConfig",
     "StorageConfig",
+    "SyncConfig",
     "load_settings",
 ]

@@ -23,11 +23,13 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from fluxforge_common.config.kafka_connection import KafkaConnectionConfig
 from fluxforge_common.config.renamed import move_renamed_keys
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.dataset.partitioning import PARQUET_TABLES, Channel
 from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from fluxforge_common.simulator.config import SimulatorConfig
+from fluxforge_common.storage.s3url import parse_s3_url
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
 # What a topic prefix or an application id (a topic name's first part) may be.
@@ -120,14 +122,10 @@ def _credential_keys(value: object) -> set[str]:
     return found
 
 
-class KafkaConfig(BaseModel):
-    """The Kafka transport: where the broker is, the topics, and how raw ticks travel in them."""
+class KafkaConfig(KafkaConnectionConfig):
+    """The Kafka transport: how to reach the brokers (`KafkaConnectionConfig`), the topics, and how raw ticks travel in them."""
 
     model_config = ConfigDict(extra="forbid")
-
-    bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]."
-    )
     topic_prefix: str = Field(
         default="fluxforge",
         pattern=NAME_PATTERN,
@@ -158,14 +156,107 @@ class KafkaConfig(BaseModel):
 
 
 class S3Config(BaseModel):
-    """An S3 location of the dataset (validated; no FluxForge process reads or writes it)."""
+    """How FluxForge reaches S3 or an S3-compatible store, and where the dataset's remote copy lives.
+
+    Credentials never come from here: boto3's standard chain supplies them (`AWS_ACCESS_KEY_ID`,
+    `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, a profile, an instance or pod role).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    bucket: str = Field(min_length=3, description="S3 bucket.")
-    prefix: str = Field(default="", description="Key prefix of the dataset in the bucket.")
-    endpoint_url: str | None = Field(default=None, description="Endpoint of an S3-compatible server.")
-    region: str = Field(default="us-east-1", description="S3 region.")
+    url: str | None = Field(
+        default=None,
+        description="s3://BUCKET/PREFIX of the dataset's remote copy: the default remote of `fluxforge sync` "
+        "and of the s3_sync service.",
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible server (none: $AWS_ENDPOINT_URL, else AWS itself).",
+    )
+    region: str | None = Field(default=None, description="Region (none: $AWS_REGION or the profile's).")
+    profile: str | None = Field(default=None, description="AWS profile (none: $AWS_PROFILE or default).")
+    addressing_style: Literal["path", "virtual", "auto"] = Field(
+        default="path", description="Bucket in the path (S3-compatible servers) or in the host name."
+    )
+    max_pool_connections: int = Field(default=16, ge=1, le=512, description="HTTP connections kept open.")
+    max_attempts: int = Field(default=5, ge=1, le=20, description="Attempts per request (retries + 1).")
+    retry_mode: Literal["standard", "adaptive", "legacy"] = Field(
+        default="standard", description="botocore's retry mode."
+    )
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="Seconds to open a connection.")
+    read_timeout_s: float = Field(default=60.0, gt=0, description="Seconds to wait for a response.")
+    multipart_threshold_mb: int = Field(
+        default=16, ge=5, le=5120, description="Files from this size (MiB) up are sent as multipart uploads."
+    )
+    multipart_chunk_mb: int = Field(
+        default=16, ge=5, le=5120, description="Part size (MiB) of a multipart upload."
+    )
+    stale_upload_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Unfinished multipart uploads under the prefix older than this are aborted (their "
+        "writer is gone).",
+    )
+    request_checksum_calculation: Literal["when_required", "when_supported"] = Field(
+        default="when_required",
+        description="When botocore adds its own integrity checksums to requests. FluxForge sends "
+        "Content-MD5 and checks the ETag itself; `when_supported` is AWS's default, which many "
+        "S3-compatible servers reject.",
+    )
+    response_checksum_validation: Literal["when_required", "when_supported"] = Field(
+        default="when_required", description="When botocore checks the checksums of responses."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_secrets_and_old_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            secret_keys = sorted(k for k in data if "key" in str(k).lower() or "secret" in str(k).lower()
+                                 or "token" in str(k).lower() or "password" in str(k).lower())  # fmt: skip
+            if secret_keys:
+                raise ValueError(
+                    f"storage.s3 must not hold credentials ({', '.join(secret_keys)}): give them as "
+                    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), a profile "
+                    "(storage.s3.profile) or an instance role"
+                )
+            old = [k for k in ("bucket", "prefix") if k in data]
+            if old:
+                raise ValueError(
+                    f"storage.s3.{' and '.join(old)}: give the location as storage.s3.url: s3://BUCKET/PREFIX"
+                )
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        return None if value is None else str(parse_s3_url(value))
+
+    @model_validator(mode="after")
+    def _chunk_within_threshold(self) -> S3Config:
+        if self.multipart_chunk_mb > self.multipart_threshold_mb:
+            raise ValueError(
+                f"multipart_chunk_mb ({self.multipart_chunk_mb}) must not exceed multipart_threshold_mb "
+                f"({self.multipart_threshold_mb})"
+            )
+        return self
+
+
+class SyncConfig(BaseModel):
+    """`fluxforge sync` and the s3_sync service: copying the dataset between a local root and S3."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Files transferred at once (at most storage.s3.max_pool_connections).",
+    )
+    progress_interval_s: float = Field(default=1.0, gt=0, description="Seconds between progress lines.")
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (none: off)."
+    )
+    stop_deadline_s: float = _stop_deadline("sync finishes the transfers under way and starts no other")
 
 
 class StorageConfig(BaseModel):
@@ -180,7 +271,9 @@ class StorageConfig(BaseModel):
         description="Free space (MiB) to leave on the root's filesystem: below it `fluxforge run` stops "
         "cleanly and the sink pauses until space returns (0: off, write until the disk is full).",
     )
-    s3: S3Config | None = Field(default=None, description="S3 location of the dataset (none: local only).")
+    s3: S3Config = Field(
+        default_factory=S3Config, description="S3 access and the dataset's remote copy (see S3Config)."
+    )
 
 
 class MessagesConfig(BaseModel):
@@ -366,6 +459,18 @@ class CollectorConfig(BaseModel):
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (none: off)."
     )
+    watermark_quiet_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Publish a watermark for a symbol that had no tick for this long (wall clock, checked "
+        "as often), so its quiet intervals close (default: features.hf_emit_interval; 0: never).",
+    )
+    final_watermark: bool = Field(
+        default=True,
+        description="When a finite input ends (a file, an archive, --events/--duration), end each symbol "
+        "with a watermark so its last interval is emitted; false when a later run goes on with the same "
+        "symbols on the same topic.",
+    )
 
 
 class FluxForgeSettings(BaseSettings):
@@ -389,7 +494,17 @@ class FluxForgeSettings(BaseSettings):
     collector: CollectorConfig = Field(default_factory=CollectorConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     sink: SinkConfig = Field(default_factory=SinkConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+
+    @model_validator(mode="after")
+    def _sync_fits_pool(self) -> FluxForgeSettings:
+        if self.sync.concurrency > self.storage.s3.max_pool_connections:
+            raise ValueError(
+                f"sync.concurrency ({self.sync.concurrency}) exceeds storage.s3.max_pool_connections "
+                f"({self.storage.s3.max_pool_connections}): transfers would wait for connections; raise the pool"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -438,7 +553,10 @@ def _format_errors(exc: ValidationError, source: str) -> str:
         given = error.get("input")
         if "credentials" in error["msg"]:
             given = "<redacted>"  # never echo a secret someone put in the file
-        lines.append(f"  {key} = {given!r}: {error['msg']}")
+        if isinstance(given, dict):  # a rule across a section's keys: the message names them
+            lines.append(f"  {key}: {error['msg']}")
+        else:
+            lines.append(f"  {key} = {given!r}: {error['msg']}")
     lines.append("See config/config.examples.yaml for every key, its default and allowed values.")
     return "\n".join(lines)
 

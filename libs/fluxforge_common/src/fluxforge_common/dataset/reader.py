@@ -10,18 +10,20 @@ reported with a `DatasetWarning` that points at `rewrite_legacy_layout`.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from fluxforge_common.dataset.location import DatasetRoot, dataset_root
 from fluxforge_common.dataset.partitioning import check_table, parse_segment, utc_date
+from fluxforge_common.dataset.provenance import read_provenance
 from fluxforge_common.dataset.schema import KEY_SCHEMA
 
 
@@ -49,50 +51,49 @@ def is_data_file(name: str) -> bool:
     return name.endswith(".parquet") and not name.startswith((".", "_"))
 
 
-def scan_partitions(root: str | Path, table: str) -> tuple[list[PartitionInfo], list[str]]:
+def scan_partitions(root: str | Path | DatasetRoot, table: str) -> tuple[list[PartitionInfo], list[str]]:
     """Well-formed partitions of `table` with data files, and the directories that are malformed.
 
     A directory is malformed when its name is not the expected `key=value` at
     that depth or its value does not decode; such paths are returned (relative
     to `root`) rather than read, since pyarrow would turn them into nulls.
+    Hidden directories (`.`-prefixed) are not looked into. One listing of the
+    table, so an S3 root costs one recursive LIST.
     """
-    base = Path(root) / check_table(table)
+    location = dataset_root(root)
+    files, dirs = location.walk(check_table(table))
+    leaves: dict[tuple[str, ...], list[str]] = {}
+    for rel in dirs:
+        parts = tuple(rel.split("/"))
+        if len(parts) == 4 and not _hidden(parts):
+            leaves.setdefault(parts, [])
+    for rel in files:
+        parts = tuple(rel.split("/"))
+        if len(parts) == 5 and not _hidden(parts[:4]) and is_data_file(parts[4]):
+            leaves.setdefault(parts[:4], []).append(rel)
     partitions: list[PartitionInfo] = []
     malformed: list[str] = []
-    if not base.is_dir():
-        return partitions, malformed
-    for ex_dir in _subdirs(base):
-        for sym_dir in _subdirs(ex_dir):
-            for date_dir in _subdirs(sym_dir):
-                rel = f"{table}/{ex_dir.name}/{sym_dir.name}/{date_dir.name}"
-                try:
-                    values = (
-                        parse_segment(ex_dir.name, "exchange"),
-                        parse_segment(sym_dir.name, "symbol"),
-                        parse_segment(date_dir.name, "date"),
-                    )
-                except ValueError:
-                    malformed.append(rel)
-                    continue
-                files = tuple(
-                    f"{rel}/{entry.name}"
-                    for entry in sorted(os.scandir(date_dir), key=lambda e: e.name)
-                    if entry.is_file() and is_data_file(entry.name)
-                )
-                if files:
-                    partitions.append(PartitionInfo(rel, *values, files))
+    for parts in sorted(leaves):
+        path = "/".join(parts)
+        try:
+            values = (
+                parse_segment(parts[1], "exchange"),
+                parse_segment(parts[2], "symbol"),
+                parse_segment(parts[3], "date"),
+            )
+        except ValueError:
+            malformed.append(path)
+            continue
+        if leaves[parts]:
+            partitions.append(PartitionInfo(path, *values, tuple(sorted(leaves[parts]))))
     return partitions, malformed
 
 
-def _subdirs(directory: Path) -> list[Path]:
-    return sorted(
-        Path(entry.path)
-        for entry in os.scandir(directory)
-        if entry.is_dir() and not entry.name.startswith(".")
-    )
+def _hidden(parts: tuple[str, ...]) -> bool:
+    return any(part.startswith(".") for part in parts)
 
 
-def list_partitions(root: str | Path, table: str) -> list[PartitionInfo]:
+def list_partitions(root: str | Path | DatasetRoot, table: str) -> list[PartitionInfo]:
     """The partitions of `table` that hold data, sorted by path; warns about skipped malformed dirs."""
     partitions, malformed = scan_partitions(root, table)
     _warn_malformed(malformed)
@@ -109,32 +110,61 @@ def _warn_malformed(malformed: list[str]) -> None:
         )
 
 
-def file_symbols(path: str | Path) -> set[str]:
-    """Distinct values of a Parquet file's `symbol` column (reads that one column only)."""
-    column = pq.read_table(path, columns=["symbol"]).column("symbol")
+def file_symbols(root: str | Path | DatasetRoot, rel: str) -> set[str]:
+    """Distinct values of the `symbol` column of Parquet file `rel` under `root` (reads that column only)."""
+    location = dataset_root(root)
+    column = pq.read_table(location.full(rel), columns=["symbol"], filesystem=location.filesystem).column(
+        "symbol"
+    )
     return {value for value in pc.unique(column).to_pylist() if value is not None}
 
 
-def read_table(
-    storage_root: str | Path,
+Values = str | Sequence[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableScan:
+    """What a read of one table will scan: the chosen files as one dataset, the row filter and columns.
+
+    Built before any row is read, so callers can hand it to a lazy engine
+    (`dataset.filter(filter)` for Polars) or read it at once (`to_table`).
+    `files` are the data files of the partitions that survived pruning.
+    """
+
+    table: str
+    dataset: ds.Dataset
+    filter: ds.Expression | None
+    columns: list[str] | None
+    files: tuple[str, ...]
+
+    def to_table(self) -> pa.Table:
+        return self.dataset.to_table(columns=self.columns, filter=self.filter)
+
+
+def scan_table(
+    storage_root: str | Path | DatasetRoot,
     table: str,
     *,
-    exchange: str | None = None,
-    symbol: str | None = None,
+    exchange: Values = None,
+    symbol: Values = None,
     start_ms: int | None = None,
     end_ms: int | None = None,
+    duration_s: int | None = None,
     columns: Sequence[str] | None = None,
-) -> pa.Table:
-    """Rows of `table` for `exchange`/`symbol` (unified form, `BTC/USDT`) with `start_ms <= ts < end_ms`.
+) -> TableScan:
+    """Choose the files of `table` for these filters from partition paths alone, before reading any row.
 
-    Every filter is optional. Rows come in partition order, then file-name
-    order (time order for the writers' stems). Files whose schemas differ by
-    added columns are unified (missing columns read as null). When nothing
-    matches, the result is an empty table (with the table's schema when any
-    file of it exists) and a `DatasetWarning` says what was looked for and what
-    exists.
+    `exchange` and `symbol` (unified form, `BTC/USDT`) take one value or
+    several; `start_ms <= ts < end_ms`; `duration_s` picks one bar duration
+    (bars only). Every filter is optional. Files whose schemas differ by added
+    columns are unified (missing columns read as null). Warns (`DatasetWarning`)
+    about skipped malformed directories, the legacy layout, and a selection
+    that matches no partition (saying what exists).
     """
-    root = Path(storage_root)
+    root = dataset_root(storage_root)
+    if duration_s is not None and table != "bars":
+        raise ValueError(f"a bar duration filters the bars table only, not {table!r}")
+    exchanges, symbols = value_set(exchange, "exchange"), value_set(symbol, "symbol")
     partitions, malformed = scan_partitions(root, table)
     _warn_malformed(malformed)
     first_date = utc_date(start_ms) if start_ms is not None else None
@@ -142,17 +172,17 @@ def read_table(
     chosen: list[PartitionInfo] = []
     legacy_form: list[str] = []
     for part in partitions:
-        if exchange is not None and part.exchange != exchange:
+        if exchanges is not None and part.exchange not in exchanges:
             continue
         if (first_date is not None and part.date < first_date) or (
             last_date is not None and part.date > last_date
         ):
             continue
         # Unified symbols always contain "/", so a path value without one is checked against the file.
-        legacy = "/" not in part.symbol and file_symbols(root / part.files[0]) != {part.symbol}
+        legacy = "/" not in part.symbol and file_symbols(root, part.files[0]) != {part.symbol}
         if legacy:
             legacy_form.append(part.path)
-        elif symbol is not None and part.symbol != symbol:
+        elif symbols is not None and part.symbol not in symbols:
             continue
         chosen.append(part)
     if legacy_form:
@@ -163,40 +193,86 @@ def read_table(
             DatasetWarning,
             stacklevel=2,
         )
-    files = [str(root / f) for part in chosen for f in part.files]
+    files = tuple(f for part in chosen for f in part.files)
+    wanted = list(columns) if columns is not None else None
     if not files:
-        _warn_no_match(table, partitions, exchange, symbol, first_date, last_date)
-        return _empty(_any_schema(root, partitions), columns)
-    schema = _unified_schema(files)
-    if columns is not None and (unknown := [c for c in columns if c not in schema.names]):
+        _warn_no_match(table, partitions, exchanges, symbols, first_date, last_date)
+        empty = _empty(_any_schema(root, partitions), wanted)
+        return TableScan(table, ds.dataset(empty), None, None, ())
+    schema = _unified_schema(root, table, files)
+    if wanted is not None and (unknown := [c for c in wanted if c not in schema.names]):
         raise ValueError(f"{table} has no column(s) {unknown}; it has {schema.names}")
-    row_filter = _row_filter(schema, exchange, symbol, start_ms, end_ms)
-    result = ds.dataset(files, schema=schema, format="parquet").to_table(
-        columns=list(columns) if columns is not None else None, filter=row_filter
+    dataset = ds.dataset(
+        [root.full(f) for f in files], schema=schema, format="parquet", filesystem=root.filesystem
     )
-    if result.num_rows == 0:
+    row_filter = _row_filter(schema, exchanges, symbols, start_ms, end_ms, duration_s)
+    return TableScan(table, dataset, row_filter, wanted, files)
+
+
+class TableFilters(TypedDict, total=False):
+    """The filters of `scan_table`, for functions that pass them on."""
+
+    exchange: Values
+    symbol: Values
+    start_ms: int | None
+    end_ms: int | None
+    duration_s: int | None
+    columns: Sequence[str] | None
+
+
+def read_table(
+    storage_root: str | Path | DatasetRoot, table: str, **filters: Unpack[TableFilters]
+) -> pa.Table:
+    """Rows of `table` matching the filters of `scan_table`, as one Arrow table.
+
+    Rows come in partition order, then file-name order (time order for the
+    writers' stems). When nothing matches, the result is an empty table (with
+    the table's schema when any file of it exists) and a `DatasetWarning` says
+    what was looked for and what exists.
+    """
+    scan = scan_table(storage_root, table, **filters)
+    result = scan.to_table()
+    if scan.files and result.num_rows == 0:
+        shown = ", ".join(f"{k}={v!r}" for k, v in filters.items() if k != "columns")
         warnings.warn(
-            f"no rows of {table!r} match exchange={exchange!r} symbol={symbol!r} ts in "
-            f"[{start_ms}, {end_ms}) in the {len(files)} file(s) of the matching partitions",
+            f"no rows of {table!r} match {shown or 'the selection'} in the {len(scan.files)} file(s) of the "
+            "matching partitions",
             DatasetWarning,
             stacklevel=2,
         )
     return result
 
 
+def value_set(values: Values, key: str) -> frozenset[str] | None:
+    """A filter's accepted values (one or several), or None for no filter; ValueError on anything else."""
+    if values is None:
+        return None
+    chosen = frozenset([values] if isinstance(values, str) else values)
+    if not chosen or not all(isinstance(v, str) for v in chosen):
+        raise ValueError(f"{key} must be a string or a non-empty list of strings, got {values!r}")
+    return chosen
+
+
 def _row_filter(
-    schema: pa.Schema, exchange: str | None, symbol: str | None, start_ms: int | None, end_ms: int | None
+    schema: pa.Schema,
+    exchanges: frozenset[str] | None,
+    symbols: frozenset[str] | None,
+    start_ms: int | None,
+    end_ms: int | None,
+    duration_s: int | None,
 ) -> ds.Expression | None:
     conditions: list[ds.Expression] = []
-    if exchange is not None:
-        conditions.append(pc.field("exchange") == exchange)
-    if symbol is not None:
-        conditions.append(pc.field("symbol") == symbol)
+    if exchanges is not None:
+        conditions.append(pc.field("exchange").isin(sorted(exchanges)))
+    if symbols is not None:
+        conditions.append(pc.field("symbol").isin(sorted(symbols)))
     ts_type = schema.field("ts").type
     if start_ms is not None:
         conditions.append(pc.field("ts") >= _ts_scalar(start_ms, ts_type))
     if end_ms is not None:
         conditions.append(pc.field("ts") < _ts_scalar(end_ms, ts_type))
+    if duration_s is not None:
+        conditions.append(pc.field("duration_s") == duration_s)
     if not conditions:
         return None
     expr = conditions[0]
@@ -212,18 +288,37 @@ def _ts_scalar(ms: int, ts_type: pa.DataType) -> pa.Scalar:
     return pa.scalar(ms, pa.timestamp("ms", tz="UTC")).cast(ts_type)
 
 
-def _unified_schema(files: list[str]) -> pa.Schema:
-    schemas = [pq.read_schema(f).remove_metadata() for f in files]
+def _unified_schema(root: DatasetRoot, table: str, files: Sequence[str]) -> pa.Schema:
+    """One schema for `files`; warns when they were written under different feature configurations."""
+    schemas = [pq.read_schema(root.full(f), filesystem=root.filesystem) for f in files]
+    _warn_mixed_configurations(table, files, schemas)
     try:
-        return pa.unify_schemas(schemas, promote_options="permissive")
+        return pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise ValueError(f"files disagree on column types, run validate_dataset: {exc}") from exc
 
 
-def _any_schema(root: Path, partitions: list[PartitionInfo]) -> pa.Schema:
+def _warn_mixed_configurations(table: str, files: Sequence[str], schemas: Sequence[pa.Schema]) -> None:
+    first: dict[str, str] = {}
+    for rel, schema in zip(files, schemas, strict=True):
+        origin = read_provenance(schema.metadata)
+        if origin is not None:
+            first.setdefault(origin.config_fingerprint, rel)
+    if len(first) > 1:
+        warnings.warn(
+            f"the {table!r} rows read come from files written under {len(first)} feature configurations "
+            f"(config fingerprints {sorted(first)}; e.g. {sorted(first.values())[:2]}): rows computed with "
+            "different parameters are mixed. Their `fluxforge.features` metadata says how they differ; "
+            "`fluxforge validate` lists the partitions, `fluxforge reprocess` rebuilds them under one",
+            DatasetWarning,
+            stacklevel=4,
+        )
+
+
+def _any_schema(root: DatasetRoot, partitions: list[PartitionInfo]) -> pa.Schema:
     """The schema of some file of the table, so an empty result still has the right columns."""
     if partitions:
-        return pq.read_schema(root / partitions[0].files[0]).remove_metadata()
+        return pq.read_schema(root.full(partitions[0].files[0]), filesystem=root.filesystem).remove_metadata()
     return KEY_SCHEMA
 
 
@@ -237,20 +332,26 @@ def _empty(schema: pa.Schema, columns: Sequence[str] | None) -> pa.Table:
 def _warn_no_match(
     table: str,
     partitions: list[PartitionInfo],
-    exchange: str | None,
-    symbol: str | None,
+    exchanges: frozenset[str] | None,
+    symbols: frozenset[str] | None,
     first_date: str | None,
     last_date: str | None,
 ) -> None:
     if not partitions:
         message = f"table {table!r} has no data files"
     else:
-        exchanges = sorted({p.exchange for p in partitions})
-        symbols = sorted({p.symbol for p in partitions})
+        present_exchanges = sorted({p.exchange for p in partitions})
+        present = sorted({p.symbol for p in partitions})
         dates = sorted({p.date for p in partitions})
         message = (
-            f"no partition of {table!r} matches exchange={exchange!r} symbol={symbol!r} "
-            f"dates {first_date or '..'}..{last_date or '..'}; it has exchanges {exchanges}, "
-            f"symbols {symbols[:20]}{' ...' if len(symbols) > 20 else ''}, dates {dates[0]}..{dates[-1]}"
+            f"no partition of {table!r} matches exchange={_shown(exchanges)} symbol={_shown(symbols)} "
+            f"dates {first_date or '..'}..{last_date or '..'}; it has exchanges {present_exchanges}, "
+            f"symbols {present[:20]}{' ...' if len(present) > 20 else ''}, dates {dates[0]}..{dates[-1]}"
         )
     warnings.warn(message, DatasetWarning, stacklevel=3)
+
+
+def _shown(values: frozenset[str] | None) -> str:
+    if values is None:
+        return "None"
+    return repr(next(iter(values))) if len(values) == 1 else repr(sorted(values))

@@ -5,7 +5,8 @@ return wrong, missing or null values: the legacy `symbol=BTC-USDT` form over
 files holding `BTC/USDT` (a "partition format mismatch"), paths that do not
 decode, files whose own `exchange`/`symbol`/`ts` columns disagree with their
 path, schema drift, leftover temporaries and unreadable files, and what
-interrupted runs left to recover (`dataset.interrupted`).
+interrupted runs left to recover (`dataset.interrupted`), and partitions whose
+files were computed under different feature configurations (`dataset.provenance`).
 `rewrite_legacy_layout` moves legacy-form files to the encoded partition their
 `symbol` column names.
 """
@@ -34,6 +35,7 @@ from fluxforge_common.dataset.partitioning import (
     partition_dir,
     utc_date,
 )
+from fluxforge_common.dataset.provenance import Provenance, differing_parameters, read_provenance
 from fluxforge_common.dataset.reader import DatasetWarning, file_symbols, scan_partitions
 from fluxforge_common.dataset.schema import TS_TYPE
 from fluxforge_common.storage.base import is_temp_name
@@ -128,6 +130,7 @@ def _check_table(base: Path, table: str) -> list[Problem]:
     problems: list[Problem] = []
     schemas: dict[str, pa.Schema] = {}
     for rel_dir, values, names in _leaves(base, table, keys, problems):
+        origins: dict[str, Provenance] = {}
         for name in names:
             rel = f"{rel_dir}/{name}"
             if not name.endswith(suffixes):
@@ -141,9 +144,34 @@ def _check_table(base: Path, table: str) -> list[Problem]:
                     )
                 schema = _check_parquet_file(base / rel, rel, values, problems)
                 if schema is not None:
-                    schemas[rel] = schema
+                    schemas[rel] = schema.remove_metadata()
+                    if (origin := read_provenance(schema.metadata)) is not None:
+                        origins[rel] = origin
+        problems.extend(_mixed_configurations(rel_dir, origins))
     problems.extend(_schema_drift(schemas))
     return problems
+
+
+def _mixed_configurations(rel_dir: str, origins: dict[str, Provenance]) -> Iterator[Problem]:
+    """One partition whose files were computed under different feature parameters."""
+    by_config: dict[str, list[str]] = {}
+    for rel in sorted(origins):
+        by_config.setdefault(origins[rel].config_fingerprint, []).append(rel)
+    if len(by_config) < 2:
+        return
+    groups = sorted(by_config.values(), key=len, reverse=True)
+    described = "; ".join(
+        f"{origins[files[0]].config_fingerprint}: {len(files)} file(s), e.g. {files[0].rsplit('/', 1)[1]}"
+        for files in groups
+    )
+    changed = differing_parameters(origins[groups[0][0]], origins[groups[1][0]])
+    yield Problem(
+        rel_dir,
+        "error",
+        f"files written under {len(groups)} feature configurations ({described}); "
+        f"they differ in {', '.join(changed) or 'parameters not recorded'}: rebuild the date under one "
+        "configuration (`fluxforge reprocess`)",
+    )
 
 
 def _leaves(
@@ -186,10 +214,10 @@ def _leaves(
 def _check_parquet_file(
     path: Path, rel: str, expected: dict[str, str], problems: list[Problem]
 ) -> pa.Schema | None:
-    """Check one data file against its partition; returns its schema, or None if unreadable."""
+    """Check one data file against its partition; returns its schema (with metadata), or None if unreadable."""
     try:
         parquet = pq.ParquetFile(path)
-        schema = parquet.schema_arrow.remove_metadata()
+        schema = parquet.schema_arrow
         missing = [c for c in ("exchange", "symbol", "ts") if c not in schema.names]
         if missing:
             problems.append(Problem(rel, "error", f"lacks the column(s) {missing} every row must carry"))
@@ -293,7 +321,7 @@ def rewrite_legacy_layout(root: str | Path, *, dry_run: bool = True) -> list[tup
             if "/" in part.symbol:  # unified symbols always have one: already the encoded form
                 continue
             for old in part.files:
-                symbols = file_symbols(base / old)
+                symbols = file_symbols(base, old)
                 if symbols == {part.symbol}:
                     continue
                 if len(symbols) != 1:

@@ -1,22 +1,30 @@
-"""Thin factories over aiokafka, so every service talks to Kafka the same way."""
+"""Thin factories over aiokafka, so every service talks to Kafka the same way (and as securely as configured)."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from fluxforge_common.config.settings import KafkaConfig
+from fluxforge_common.kafka.connection import KafkaAccessError, access_problem, connection_options
 from fluxforge_common.kafka.topics import TopicSpec, topic_specs
+
+
+class Startable(Protocol):
+    async def start(self) -> None: ...
+
+
+Client = TypeVar("Client", bound=Startable)
 
 
 def producer(cfg: KafkaConfig, *, transactional_id: str | None = None, **overrides: Any) -> AIOKafkaProducer:
     """Idempotent, acks=all producer with the configured compression (zstd/lz4 need cramjam)."""
     options: dict[str, Any] = {
-        "bootstrap_servers": cfg.bootstrap_servers,
+        **connection_options(cfg),
         "acks": "all",
         "enable_idempotence": True,
         "compression_type": None if cfg.compression == "none" else cfg.compression,
@@ -33,7 +41,7 @@ def producer(cfg: KafkaConfig, *, transactional_id: str | None = None, **overrid
 def consumer(cfg: KafkaConfig, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
     """Manual-commit consumer that only sees committed transactional output."""
     options: dict[str, Any] = {
-        "bootstrap_servers": cfg.bootstrap_servers,
+        **connection_options(cfg),
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -45,18 +53,43 @@ def consumer(cfg: KafkaConfig, *topics: str, group_id: str | None, **overrides: 
     return AIOKafkaConsumer(*topics, **options)
 
 
+def admin(cfg: KafkaConfig, **overrides: Any) -> AIOKafkaAdminClient:
+    """Admin client (topics, consumer group offsets)."""
+    return AIOKafkaAdminClient(**{**connection_options(cfg), **overrides})
+
+
+def plain_consumer(cfg: KafkaConfig, **overrides: Any) -> AIOKafkaConsumer:
+    """Consumer without a group, reading what it is assigned (offsets, scans)."""
+    return AIOKafkaConsumer(**{**connection_options(cfg), "enable_auto_commit": False, **overrides})
+
+
+async def start(client: Client, cfg: KafkaConfig) -> Client:
+    """`client.start()`, with a refused login or an untrusted certificate raised as `KafkaAccessError`.
+
+    aiokafka reports both as "Unable to bootstrap", like a broker that is down; a service
+    retries that, so without this a wrong password would never stop it.
+    """
+    try:
+        await client.start()
+    except KafkaConnectionError:
+        problem = await access_problem(cfg)
+        if problem is None:
+            raise
+        raise KafkaAccessError(problem) from None
+    return client
+
+
 async def ensure_topics(cfg: KafkaConfig, specs: list[TopicSpec] | None = None) -> list[str]:
     """Create the pipeline's topics that do not exist yet; returns the names created."""
     wanted = specs if specs is not None else topic_specs(cfg)
-    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap_servers)
-    await admin.start()
+    client = await start(admin(cfg), cfg)
     try:
-        existing = set(await admin.list_topics())
+        existing = set(await client.list_topics())
         missing = [spec for spec in wanted if spec.name not in existing]
         if missing:
             # Created concurrently by another service: what we wanted.
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
+                await client.create_topics(
                     [
                         NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.configs)
                         for s in missing
@@ -64,4 +97,4 @@ async def ensure_topics(cfg: KafkaConfig, specs: list[TopicSpec] | None = None) 
                 )
         return [spec.name for spec in missing]
     finally:
-        await admin.close()
+        await client.close()

@@ -57,6 +57,19 @@ class TickerTick(msgspec.Struct, tag_field="type", tag="ticker", frozen=True, gc
 Tick = BookTick | TradeTick | TickerTick
 
 
+class Watermark(msgspec.Struct, tag_field="type", tag="watermark", frozen=True, gc=False):
+    """No tick of `exchange:symbol` with event time before `ts` will follow (docs/design.md "Raw messages").
+
+    Made by the collector, on the raw topic only: the feature engine closes the
+    symbol's intervals up to `ts` without waiting for its next tick.
+    """
+
+    exchange: str
+    symbol: str
+    ts: int
+    recv_ts: int
+
+
 def event_time(tick: Tick) -> int:
     """Event time used everywhere downstream: `ts`, or `recv_ts` when the exchange gave none."""
     return tick.recv_ts if tick.ts is None else tick.ts

@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.dataset.interrupted import RunJournal
 from fluxforge_common.dataset.partitioning import MS_PER_DAY, utc_date
+from fluxforge_common.dataset.provenance import provenance
 from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, table_schema
 from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_tick, event_time
 from fluxforge_common.pipeline import ingest_order
@@ -63,6 +64,9 @@ class EmbeddedPipeline:
     finds no space at all, the raw archive and the dead letters are written as
     far as they fit and the feature rows are left to `fluxforge recover`, which
     rebuilds them from the archive (`summary.needs_recovery`; the journal stays).
+
+    `source` describes the input in every Parquet file's provenance
+    (`dataset.provenance`): the mode and what was read.
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class EmbeddedPipeline:
         keep_row: RowFilter | None = None,
         journal: RunJournal | None = None,
         clock: Callable[[], float] = time.time,
+        source: Mapping[str, Any] | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -84,6 +89,7 @@ class EmbeddedPipeline:
         self.keep_row = keep_row
         self._clock = clock
         parquet = settings.parquet
+        footer = provenance(settings.features, source or {"mode": "embedded"}).metadata()
         self.writers = {
             table: PartitionedParquetWriter(
                 storage,
@@ -91,6 +97,7 @@ class EmbeddedPipeline:
                 table_schema(table, settings.features),
                 compression=parquet.compression,
                 row_group_size=parquet.row_group_size,
+                metadata=footer,
             )
             for table in TABLES
         }

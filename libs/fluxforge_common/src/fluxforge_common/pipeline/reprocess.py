@@ -60,6 +60,7 @@ def reprocess(
         archive_raw=False,
         write_dead_letter=False,
         keep_row=lambda row: utc_date(row["ts"]) in wanted,
+        source={"mode": "reprocess", "input": str(source_root), "dates": dates},
     )
     lines = archive_lines(source, [d for d in warmup if d in available] + dates)
     summary = pipeline.run(

@@ -5,7 +5,8 @@ Rows are buffered per (exchange, symbol, UTC date of ts) and written on
 atomic writer. The caller decides when (by `buffered_rows`, by time, or at a
 Kafka commit) and may name the files: the same stem rewrites the same files,
 which is how a sink that replays a batch after a crash ends up with the same
-dataset instead of a doubled one.
+dataset instead of a doubled one. Every file carries the key-value metadata
+the caller gives (the run modes give their provenance, `dataset.provenance`).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class PartitionedParquetWriter:
         *,
         compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd",
         row_group_size: int = 65_536,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         if row_group_size < 1:
             raise ValueError(f"row_group_size must be positive, got {row_group_size}")
@@ -87,6 +89,7 @@ class PartitionedParquetWriter:
         self.schema = check_row_schema(schema)
         self.compression = compression
         self.row_group_size = row_group_size
+        self.metadata = dict(metadata or {})
         self._columns = frozenset(schema.names)
         # Dictionary pages pay off for the repeated strings (exchange, symbol, side) and cost
         # more than they save on float columns: a 60-row HF file of ~100 columns is written
@@ -140,8 +143,12 @@ class PartitionedParquetWriter:
                 buffer.rows = []
         self._buffered_rows += count
 
-    def flush(self, file_stem: str | None = None) -> list[WrittenFile]:
+    def flush(
+        self, file_stem: str | None = None, metadata: Mapping[str, str] | None = None
+    ) -> list[WrittenFile]:
         """Write every buffered partition to `<partition dir>/<stem>.parquet` and empty the buffer.
+
+        `metadata` is added to (and overrides keys of) the writer's own for these files.
 
         With `file_stem` the names are the caller's (e.g. Kafka topic+partition+
         offsets), so a repeated flush of the same data replaces the same files;
@@ -152,9 +159,10 @@ class PartitionedParquetWriter:
         """
         if file_stem is not None:
             check_stem(file_stem)
+        footer = self.metadata | dict(metadata or {})
         written: list[WrittenFile] = []
         for window in self._windows(sorted(self._buffers)):
-            written += self._write(window, file_stem)
+            written += self._write(window, file_stem, footer)
         return written
 
     def _windows(self, keys: list[PartitionKey]) -> Iterator[list[PartitionKey]]:
@@ -171,7 +179,9 @@ class PartitionedParquetWriter:
         if window:
             yield window
 
-    def _write(self, keys: list[PartitionKey], file_stem: str | None) -> list[WrittenFile]:
+    def _write(
+        self, keys: list[PartitionKey], file_stem: str | None, footer: dict[str, str]
+    ) -> list[WrittenFile]:
         paths = [self._path(key, file_stem) for key in keys]
         sizes: dict[str, int] = {}
 
@@ -179,7 +189,9 @@ class PartitionedParquetWriter:
             tables: list[pa.Table] = []
             misfit: ValueError | None = None
             try:
-                tables.extend(self._tables(keys, paths))
+                tables.extend(
+                    table.replace_schema_metadata(footer or None) for table in self._tables(keys, paths)
+                )
             except ValueError as exc:  # the partitions before it are still written
                 misfit = exc
             for path, data in zip(paths, _encoder.map(self._encode, tables), strict=False):

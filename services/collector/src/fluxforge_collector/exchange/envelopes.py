@@ -4,7 +4,10 @@
 over, `seq` a book's nonce (on Binance the final update id `u` of the last
 diff applied). A book takes the top `max_levels` of ccxt's full book and is
 never made twice for the same nonce; the bare REST snapshot (no exchange time
-yet) is not made at all: the first diff applied on top of it is. Trades are
+yet) is not made at all: the first diff applied on top of it is. The first
+book after the collector resynchronised a symbol carries `"resync": "gap"`
+(a sequence gap or failed checksum) or `"snapshot"` (a reconnect), so the
+dataset records every resync (`dataset.quality`); the engine ignores it. Trades are
 made once per id where ids count up (duplicates are dropped, skipped ids
 counted).
 """
@@ -28,6 +31,12 @@ class Envelopes:
         self.stats = stats
         self._last_nonce: dict[str, int] = {}
         self._last_trade: dict[str, int] = {}
+        self._resync: dict[str, str] = {}  # symbol -> why its next book follows a resync
+
+    def mark_resync(self, symbol: str, why: str) -> None:
+        """Mark the symbol's next book as the first after a resync (a gap stays the reason once seen)."""
+        if self._resync.get(symbol) != "gap":
+            self._resync[symbol] = why
 
     def book(self, book: Any, recv: int) -> bytes | None:
         """The envelope of a book state not made yet (a newer nonce); None for the others."""
@@ -54,6 +63,8 @@ class Envelopes:
             "bids": [level[:2] for level in book["bids"][:n]],
             "asks": [level[:2] for level in book["asks"][:n]],
         }
+        if (why := self._resync.pop(symbol, None)) is not None:
+            envelope["resync"] = why
         self.stats.books += 1
         return orjson.dumps(envelope)
 

@@ -249,10 +249,13 @@ class ExchangeSource:
 
     def on_gap(self, symbol: str) -> None:
         self.stats.gaps[symbol] += 1
+        self._envelopes.mark_resync(symbol, "gap")
         log.warning("%s: %s book gap: resynchronising this symbol", self.name, symbol)
 
     def on_snapshot(self, symbol: str) -> None:
         self.stats.count_snapshot(symbol)
+        if self.stats.snapshots[symbol] > 1:
+            self._envelopes.mark_resync(symbol, "snapshot")
 
     def on_bad_frame(self, client: Any, exc: BaseException, data: Any) -> None:
         self.stats.bad_frames += 1

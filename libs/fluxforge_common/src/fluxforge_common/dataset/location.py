@@ -1,0 +1,87 @@
+"""Where a dataset is read from: a pyarrow filesystem and the root's path on it.
+
+Every reader lists and opens files through `DatasetRoot`, so a local
+directory and an `s3://bucket/prefix` root are read by the same code; a caller
+with its own filesystem (credentials, an endpoint, a wrapper that counts
+opens) passes it in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from fluxforge_common.storage.s3url import is_s3_url, parse_s3_url
+
+if TYPE_CHECKING:
+    from fluxforge_common.config.settings import S3Config
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRoot:
+    """A dataset root: `filesystem` and `path` (no trailing `/`); `uri` is how it was named, for messages."""
+
+    filesystem: pafs.FileSystem
+    path: str
+    uri: str
+
+    def full(self, rel: str) -> str:
+        """The filesystem path of `rel` (a POSIX path relative to the root)."""
+        return f"{self.path}/{rel}" if self.path else rel
+
+    def walk(self, prefix: str) -> tuple[list[str], list[str]]:
+        """(files, directories) under directory `prefix`, recursive, relative to the root, sorted.
+
+        One listing (one recursive LIST on S3); empty directories are included
+        where the filesystem has them; a missing `prefix` lists nothing.
+        """
+        selector = pafs.FileSelector(self.full(prefix), recursive=True, allow_not_found=True)
+        cut = len(self.path) + 1 if self.path else 0
+        files: list[str] = []
+        dirs: list[str] = []
+        for info in self.filesystem.get_file_info(selector):
+            if info.type == pafs.FileType.File:
+                files.append(info.path[cut:])
+            elif info.type == pafs.FileType.Directory:
+                dirs.append(info.path[cut:])
+        return sorted(files), sorted(dirs)
+
+    def open_input(self, rel: str, *, compression: str | None = None) -> pa.NativeFile:
+        """A sequential stream of the file at `rel`, decompressed when `compression` is given."""
+        return self.filesystem.open_input_stream(self.full(rel), compression=compression)
+
+    def exists(self) -> bool:
+        return bool(self.filesystem.get_file_info(self.path or ".").type == pafs.FileType.Directory)
+
+
+def dataset_root(
+    root: str | Path | DatasetRoot,
+    filesystem: pafs.FileSystem | None = None,
+    *,
+    s3: S3Config | None = None,
+) -> DatasetRoot:
+    """Resolve `root`: a local path, `s3://bucket/prefix` (reached as `storage.s3` says: `s3`,
+    or its defaults and the AWS environment), another URI pyarrow knows, or a path on
+    `filesystem` when one is given."""
+    if isinstance(root, DatasetRoot):
+        return root
+    text = str(root)
+    if filesystem is not None:
+        path = text.split("://", 1)[1] if "://" in text else text
+        return DatasetRoot(filesystem, path.rstrip("/"), text)
+    if is_s3_url(text):
+        from fluxforge_common.config.settings import S3Config
+        from fluxforge_common.storage.s3 import pyarrow_filesystem
+
+        url = parse_s3_url(text)
+        return DatasetRoot(
+            pyarrow_filesystem(s3 or S3Config()), f"{url.bucket}/{url.prefix}".rstrip("/"), text
+        )
+    if "://" in text:
+        fs, path = pafs.FileSystem.from_uri(text)
+        return DatasetRoot(fs, path.rstrip("/"), text)
+    return DatasetRoot(pafs.LocalFileSystem(), Path(text).resolve().as_posix().rstrip("/"), text)

@@ -1,0 +1,161 @@
+"""What `fluxforge sync` (the s3_sync service's entry point) runs: one pass, or a pass every N seconds.
+
+Exit status of a one-off pass: 0 done (status: in sync), 1 some file failed (status: differences,
+listed), 2 a bad setting or argument, 3 the local disk is full (a download stopped; what arrived is
+whole and stays).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+from fluxforge_common.config.settings import ConfigError, FluxForgeSettings, load_settings
+from fluxforge_common.stopping import StopRequests
+from fluxforge_common.storage.local import LocalStorage
+from fluxforge_common.storage.s3 import S3Storage
+from fluxforge_common.storage.s3url import parse_s3_url
+from fluxforge_common.storage.space import DiskFullError, MiB
+
+from fluxforge_s3_sync.transfer import Progress, Syncer, SyncSummary
+
+Direction = Literal["upload", "download", "status"]
+DISK_FULL_STATUS = 3
+HELP = {
+    "root": "Local dataset root (default: storage.root).",
+    "remote": "s3://BUCKET/PREFIX (default: storage.s3.url).",
+    "delete": "upload: delete each local file of a closed partition (dated before today, UTC) once its "
+    "object is verified; files being written, of today, or whose check failed are kept.",
+    "interval": "Run a pass every SECONDS until SIGTERM (a service); without it, one pass.",
+    "config": "YAML config (default: $FLUXFORGE_CONFIG, else config/config.yaml if present).",
+}
+
+
+class SyncError(Exception):
+    """A sync that cannot start: the message says what to give or fix."""
+
+
+@dataclass
+class SyncOptions:
+    """A sync command line; None means "as configured"."""
+
+    direction: Direction
+    root: Path | None = None
+    remote: str | None = None
+    config: Path | None = None
+    delete_local_after_verify: bool = False
+    interval_s: float | None = None
+
+
+def make_syncer(settings: FluxForgeSettings, options: SyncOptions, echo: Callable[[str], None]) -> Syncer:
+    """The two sides of the sync from the options and settings; SyncError names what is missing."""
+    remote_text = options.remote or settings.storage.s3.url
+    if remote_text is None:
+        raise SyncError("no S3 location: give s3://BUCKET/PREFIX or set storage.s3.url")
+    try:
+        url = parse_s3_url(remote_text)
+    except ValueError as exc:
+        raise SyncError(str(exc)) from None
+    if options.delete_local_after_verify and options.direction != "upload":
+        raise SyncError("--delete-local-after-verify applies to `upload` only")
+    root = options.root or settings.storage.root
+    if options.direction == "upload" and not root.is_dir():
+        raise SyncError(f"local root {root} does not exist")
+    local = LocalStorage(root, durable=False)
+    remote = S3Storage(url, settings.storage.s3)
+
+    def show(progress: Progress) -> None:
+        echo(progress.line(options.direction))
+
+    return Syncer(
+        local,
+        remote,
+        concurrency=settings.sync.concurrency,
+        on_progress=show,
+        progress_interval_s=settings.sync.progress_interval_s,
+    )
+
+
+def disk_full_advice(exc: DiskFullError) -> str:
+    return (
+        f"download stopped: the local disk is full at {exc.root} ({exc.free / MiB:.1f} MiB free). Every "
+        "file downloaded so far is complete and stays; free space (or download into a root on a larger "
+        "disk) and run the same command again: it fetches only what is still missing."
+    )
+
+
+def one_pass(
+    syncer: Syncer, options: SyncOptions, out: Callable[[str], None]
+) -> tuple[int, SyncSummary | None]:
+    """Run one pass and report it through `out`; returns the exit status and the summary (none for status)."""
+    if options.direction == "status":
+        differences = syncer.differences()
+        for difference in differences:
+            out(difference.line())
+        out(f"{len(differences)} difference(s) between {syncer.local.root} and {syncer.remote.url}")
+        return (1 if differences else 0), None
+    if options.direction == "upload":
+        summary = syncer.upload(delete_local_after_verify=options.delete_local_after_verify)
+    else:
+        summary = syncer.download()
+    for path, message in summary.failures[:20]:
+        out(f"failed: {path}: {message}")
+    if len(summary.failures) > 20:
+        out(f"... and {len(summary.failures) - 20} more failures")
+    out(summary.line())
+    if summary.disk_full is not None:
+        out(disk_full_advice(summary.disk_full))
+        return DISK_FULL_STATUS, summary
+    if summary.failures:
+        out("run the same command again to retry the failed files (the others are not sent again)")
+        return 1, summary
+    return 0, summary
+
+
+def run(options: SyncOptions, out: Callable[[str], None], err: Callable[[str], None]) -> int:
+    """The whole command: settings, one pass or the service loop, errors as messages; the exit status."""
+    try:
+        settings = load_settings(options.config)
+        syncer = make_syncer(settings, options, err)
+    except (ConfigError, SyncError) as exc:
+        err(str(exc))
+        return 2
+    if settings.sync.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.sync.metrics_port)
+    wake = threading.Event()
+
+    def graceful() -> None:
+        syncer.stopping.set()
+        wake.set()
+
+    with StopRequests(
+        graceful,
+        deadline_s=settings.sync.stop_deadline_s,
+        setting="sync.stop_deadline_s",
+        doing="finishing the transfers under way",
+    ):
+        while True:
+            try:
+                status, _summary = one_pass(syncer, options, out)
+            except (ClientError, BotoCoreError) as exc:
+                err(f"sync {options.direction} {syncer.remote.url}: {exc}")
+                status = 1
+            if options.interval_s is None or syncer.stopping.is_set():
+                return status
+            if wake.wait(options.interval_s):
+                return 0
+
+
+def echo_out(line: str) -> None:
+    print(line, flush=True)
+
+
+def echo_err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

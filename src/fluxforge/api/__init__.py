@@ -1,0 +1,1 @@
+"""The Python API behind `import fluxforge`: datasets, selections, in-memory features."""

@@ -1,0 +1,68 @@
+"""`fluxforge plot` and `fluxforge report` as a user runs them, on a known simulated dataset."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import fluxforge
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from typer.testing import CliRunner
+
+    from fluxforge.cli.app import app
+
+    root = tmp_path_factory.mktemp("research")
+    result = CliRunner().invoke(app, ["run", "-o", str(root), "--duration", "150", "--seed", "4", "-q"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_plot_png_has_the_asked_size(dataset: Path, tmp_path: Path, cli: Callable[..., str]) -> None:
+    out = tmp_path / "btc.png"
+    said = cli("plot", dataset, "--symbol", "BTC/USDT,ETH/USD", "--size", "1200x1500", "-o", out)
+    assert "binanceus:BTC/USDT, kraken:ETH/USD" in said
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size == (1200, 1500)
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert colours is not None and len(colours) > 50  # lines were drawn, not a blank canvas
+    overlaid = tmp_path / "overlay.png"
+    cli("plot", dataset, "--symbol", "BTC/USDT,ETH/USDT", "--overlay", "-o", overlaid)
+    with Image.open(overlaid) as image:
+        assert image.size == (1600, 1400)
+
+
+def test_plot_html_holds_the_plotted_series(dataset: Path, tmp_path: Path, cli: Callable[..., str]) -> None:
+    out = tmp_path / "eth.html"
+    cli("plot", dataset, "--symbol", "ETH/USDT", "--exchange", "binanceus", "-o", out)
+    page = out.read_text().replace("\\u002f", "/")  # plotly escapes "/" in its JSON
+    hf = fluxforge.open(dataset).hf(symbol="ETH/USDT", columns=["mid", "spread", "rv_60s"]).to_arrow()
+    for name in (
+        "binanceus:ETH/USDT mid",
+        "binanceus:ETH/USDT microprice",
+        "binanceus:ETH/USDT rv_60s",
+        "1m",
+    ):
+        assert name in page
+    mids = hf.column("mid").to_pylist()
+    assert json.dumps(mids[:20], separators=(",", ":"))[1:-1] in page  # the values, in order
+    cli("plot", dataset, "--symbol", "DOGE/USDT", "-o", out, expect_exit=1)
+    cli("plot", dataset, "-o", tmp_path / "x.svg", expect_exit=2)
+
+
+def test_report_table_json_and_html(dataset: Path, tmp_path: Path, cli: Callable[..., str]) -> None:
+    table = cli("report", dataset)
+    assert "kraken" in table and "clean" in table
+    report = json.loads(cli("report", dataset, "--date", "2025-12-12", "--json"))
+    assert report["clean"] is True and len(report["symbols"]) == 5
+    page = tmp_path / "quality.html"
+    cli("report", dataset, "--html", page)
+    text = page.read_text()
+    assert "HF grid coverage" in text and "kraken" in text and "latency p99" in text
+    cli("report", dataset, "--date", "12/12/2025", expect_exit=1)

@@ -1,0 +1,197 @@
+"""`fluxforge sync` against a real S3-compatible server (issue 14's proofs of s3_sync)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fluxforge_common.storage.s3 import S3Storage
+from fluxforge_s3_sync.plan import utc_today
+from prometheus_client import REGISTRY, generate_latest
+
+from tests.support.s3 import S3Bucket
+from tests.support.small_disk import SmallDisk
+
+MiB = 1 << 20
+OLD = "date=2025-12-12"
+pytestmark = pytest.mark.integration
+Cli = Callable[..., str]
+
+
+def write(root: Path, path: str, data: bytes) -> Path:
+    full = root / path
+    full.parent.mkdir(parents=True, exist_ok=True)
+    full.write_bytes(data)
+    return full
+
+
+def dataset(root: Path, *, big: int = 0, date: str = OLD) -> dict[str, bytes]:
+    """A few files in the dataset layout (contents need not be Parquet: sync moves bytes)."""
+    files = {
+        f"hf/exchange=binanceus/symbol=BTC%2FUSDT/{date}/part-{i}.parquet": os.urandom(1000 + i)
+        for i in range(5)
+    }
+    files[f"raw/exchange=binanceus/channel=trade/{date}/seg-1.ndjson.zst"] = os.urandom(3000)
+    files |= {f"trades/exchange=kraken/symbol=BTC%2FUSD/{date}/big-{i}.parquet": os.urandom(12 * MiB + i)
+              for i in range(big)}  # fmt: skip
+    for path, data in files.items():
+        write(root, path, data)
+    return files
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def remote_md5s(s3: S3Bucket, prefix: str) -> dict[str, str]:
+    client = s3.client
+    return {
+        key[len(prefix) + 1 :]: md5(client.get_object(Bucket=s3.bucket, Key=key)["Body"].read())
+        for key in s3.object_keys(f"{prefix}/")
+    }
+
+
+def test_upload_download_and_incremental_resync(s3: S3Bucket, tmp_path: Path, cli: Cli) -> None:
+    root = tmp_path / "data"
+    files = dataset(root, big=1)
+    write(root, "spool/binanceus/seg-0.spool", b"collector's own")  # not the dataset
+    write(root, f"hf/exchange=binanceus/symbol=BTC%2FUSDT/{OLD}/.tmp-abc-part", b"being written")
+    out = cli("sync", "upload", root, s3.url("ds"))
+    assert f"uploaded {len(files)} files" in out and "0 failed" in out and "MB/s" in out
+    assert remote_md5s(s3, "ds") == {path: md5(data) for path, data in files.items()}
+    assert s3.unfinished_uploads() == []
+
+    assert "uploaded 0 files (0.0 MB) in" in cli("sync", "upload", root, s3.url("ds"))  # nothing sent again
+    assert f"{len(files)} unchanged" in cli("sync", "upload", root, s3.url("ds"))
+    assert "0 difference(s)" in cli("sync", "status", root, s3.url("ds"))
+
+    changed = next(iter(files))
+    write(root, changed, b"new content")
+    write(root, "bars/exchange=x/symbol=Y/date=2025-12-13/new.parquet", b"added")
+    status = cli("sync", "status", root, s3.url("ds"), expect_exit=1)
+    assert f"differs      {changed}" in status and "only local   bars/exchange=x" in status
+    assert "uploaded 2 files" in cli("sync", "upload", root, s3.url("ds"))
+
+    copy = tmp_path / "copy"
+    assert f"downloaded {len(files) + 1} files" in cli("sync", "download", s3.url("ds"), copy)
+    for path in [*files, "bars/exchange=x/symbol=Y/date=2025-12-13/new.parquet"]:
+        assert (copy / path).read_bytes() == (root / path).read_bytes()
+    assert not (copy / "spool").exists()
+    assert "downloaded 0 files" in cli("sync", "download", s3.url("ds"), copy)
+    assert "0 difference(s)" in cli("sync", "status", copy, s3.url("ds"))
+
+
+def test_kill_9_in_a_multipart_upload_then_rerun(s3: S3Bucket, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    files = {f"trades/exchange=kraken/symbol=BTC%2FUSD/{OLD}/big-{i}.parquet": os.urandom(10 * MiB + i)
+             for i in range(6)}  # fmt: skip
+    for path, data in files.items():
+        write(root, path, data)
+    env = {**os.environ, "FLUXFORGE_SYNC__CONCURRENCY": "2", "FLUXFORGE_STORAGE__S3__MULTIPART_THRESHOLD_MB": "5",
+           "FLUXFORGE_STORAGE__S3__MULTIPART_CHUNK_MB": "5"}  # fmt: skip
+    command = [sys.executable, "-m", "fluxforge.cli", "sync", "upload", str(root), s3.url("k")]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not s3.object_keys("k/"):
+        assert proc.poll() is None, f"sync ended before its first object: {proc.communicate()}"
+        assert time.monotonic() < deadline, "no object appeared in 120 s"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    at_kill = remote_md5s(s3, "k")
+    assert 0 < len(at_kill) < len(files), "the kill must land in the middle of the upload"
+    assert all(at_kill[path] == md5(files[path]) for path in at_kill)  # what is visible is whole
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert rerun.returncode == 0, rerun.stderr + rerun.stdout
+    assert f"uploaded {len(files) - len(at_kill)} files" in rerun.stdout
+    assert remote_md5s(s3, "k") == {path: md5(data) for path, data in files.items()}
+    # No partial or duplicate object, nor parts of an unfinished upload (s3proxy lists those as keys).
+    assert s3.object_keys() == sorted(f"k/{path}" for path in files)
+    assert s3.unfinished_uploads() == []
+
+
+def test_delete_local_after_verify(
+    s3: S3Bucket, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "data"
+    old = dataset(root)
+    today = dataset(root, date=f"date={utc_today()}")
+    temp = write(root, f"hf/exchange=binanceus/symbol=BTC%2FUSDT/{OLD}/.tmp-1234-part", b"being written")
+    unsealed = write(
+        root, f"raw/exchange=binanceus/channel=trade/{OLD}/.unsealed-seg-2.ndjson.zst.part", b"open"
+    )
+    uncommitted = f"bars/exchange=binanceus/symbol=BTC%2FUSDT/{OLD}/fluxforge.features.bars+0+5-9.parquet"
+    write(root, uncommitted, b"a sink chunk whose offsets may not be committed yet")
+    entry = {"topic": "t", "partition": 0, "start": 5, "end": 9, "files": [uncommitted]}
+    write(root, ".sink/pending/fluxforge.features.bars+0.json", json.dumps(entry).encode())
+    replaced, growing = sorted(old)[:2]
+    put = S3Storage.put
+
+    def put_then_disturb(self: S3Storage, path: str, *args: object, **kwargs: object) -> None:
+        put(self, path, *args, **kwargs)  # type: ignore[arg-type]
+        if path == replaced:  # another writer replaces the object: its check after upload fails
+            self.client.put_object(Bucket=self.url.bucket, Key=self.url.key(path), Body=b"someone else's")
+        if path == growing:  # the local file is still being written
+            with (root / path).open("ab") as f:
+                f.write(b"more rows")
+
+    monkeypatch.setattr(S3Storage, "put", put_then_disturb)
+    out = cli("sync", "upload", root, s3.url("d"), "--delete-local-after-verify", expect_exit=1)
+    assert f"failed: {replaced}" in out and "does not match the local file" in out
+    assert (root / replaced).exists()  # failed verification: kept
+    assert (root / growing).exists()  # changed while uploaded: kept
+    for path in set(old) - {replaced, growing}:
+        assert not (root / path).exists(), path
+        assert S3Storage(s3.storage("d").url, s3.config).read_bytes(path) == old[path]
+    for path in today:  # today's partitions are still written to: uploaded, kept
+        assert (root / path).read_bytes() == today[path]
+    assert temp.exists() and unsealed.exists() and (root / uncommitted).exists()
+    assert f"d/{uncommitted}" not in s3.object_keys()
+    assert not any(".tmp-" in key or ".unsealed-" in key for key in s3.object_keys())
+
+
+def test_download_onto_a_full_disk_says_where_and_what_to_do(
+    s3: S3Bucket, tmp_path: Path, cli: Cli, small_disk: SmallDisk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "data"
+    files = {f"hf/exchange=a/symbol=B/{OLD}/part-{i}.parquet": os.urandom(1536 * 1024) for i in range(4)}
+    for path, data in files.items():
+        write(root, path, data)
+    cli("sync", "upload", root, s3.url("f"))
+    monkeypatch.setenv("FLUXFORGE_SYNC__CONCURRENCY", "1")
+    out = cli("sync", "download", s3.url("f"), small_disk.path, expect_exit=3)
+    assert f"the local disk is full at {small_disk.path}" in out and "MiB free" in out
+    assert "run the same command again" in out
+    got = [p for p in files if (small_disk.path / p).exists()]
+    assert 0 < len(got) < len(files)
+    assert all((small_disk.path / p).read_bytes() == files[p] for p in got)  # whole files only
+    assert not [p for p in small_disk.path.rglob(".tmp-*")]
+
+
+def test_credentials_never_in_output_errors_config_or_metrics(s3: S3Bucket, tmp_path: Path, cli: Cli) -> None:
+    secret = s3.server.secret
+    root = tmp_path / "data"
+    dataset(root)
+    outputs = [
+        cli("sync", "upload", root, s3.url("c")),
+        cli("sync", "status", root, s3.url("c")),
+        cli("sync", "upload", root, "s3://no-such-bucket-here/x", expect_exit=1),
+        cli("config", "check"),
+        generate_latest(REGISTRY).decode(),
+    ]
+    config = tmp_path / "leaky.yaml"
+    config.write_text(f"storage:\n  s3:\n    url: s3://b-u-c/p\n    aws_secret_access_key: {secret}\n")
+    refused = cli("config", "check", "--config", config, expect_exit=2)
+    assert "must not hold credentials" in refused
+    outputs.append(refused)
+    assert "fluxforge_s3_sync_objects_total" in outputs[4]
+    assert not [text for text in outputs if secret in text]

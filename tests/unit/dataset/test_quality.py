@@ -1,0 +1,125 @@
+"""`quality_report` finds what was injected into a simulated run, and calls a clean run clean."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.dataset.quality import QualityReport, quality_report
+from fluxforge_common.pipeline import EmbeddedPipeline, simulator_lines
+from fluxforge_common.simulator import SimulatorConfig
+from fluxforge_common.storage import LocalStorage
+
+SIMULATOR = SimulatorConfig(seed=9, mean_events_per_second_per_symbol=10.0)
+START = SIMULATOR.start_ms
+SECONDS = 150
+
+
+def event(tick: dict[str, Any]) -> int:
+    return int(tick["recv_ts"] if tick["ts"] is None else tick["ts"])
+
+
+def market() -> Iterator[bytes]:
+    for line in simulator_lines(SIMULATOR):
+        if event(orjson.loads(line)) >= START + SECONDS * 1000:
+            return
+        yield line
+
+
+def record(root: Path, lines: Iterator[bytes]) -> QualityReport:
+    settings = FluxForgeSettings(simulator=SIMULATOR)
+    EmbeddedPipeline(settings, LocalStorage(root), clock=lambda: START / 1000).run(lines, "test")
+    return quality_report(root, date="2025-12-12")
+
+
+def bad_books(ts: int) -> list[bytes]:
+    """A crossed book, a book with an empty side, one that breaks the schema, and bytes that are not JSON."""
+    book = {"type": "book", "exchange": "binanceus", "symbol": "SOL/USDT", "ts": ts, "recv_ts": ts + 5}
+    return [
+        orjson.dumps(book | {"bids": [[221.0, 1.0]], "asks": [[220.0, 1.0]]}),
+        orjson.dumps(book | {"bids": [], "asks": [[220.0, 1.0]]}),
+        orjson.dumps(book | {"bids": [[219.0, 1.0]], "asks": [[220.0, 1.0]], "recv_ts": "soon"}),
+        b"{not json",
+    ]
+
+
+def faulty() -> Iterator[bytes]:
+    """The market with a silent feed, a resync after a gap, bad input, a late trade and a lost trade."""
+    pending = {"resync", "lost", "late", "bad"}
+    for line in market():
+        tick = orjson.loads(line)
+        key, ts, kind = (tick["exchange"], tick["symbol"]), event(tick), tick["type"]
+        if key == ("kraken", "BTC/USD") and START + 40_000 <= ts < START + 80_000:
+            continue  # the feed goes silent for 40 s
+        if (
+            key == ("binanceus", "ETH/USDT")
+            and kind == "book"
+            and ts >= START + 60_000
+            and "resync" in pending
+        ):
+            pending.discard("resync")  # the collector's mark on the first book after a sequence-gap resync
+            line = orjson.dumps(tick | {"resync": "gap"})
+        if (
+            key == ("binanceus", "BTC/USDT")
+            and kind == "trade"
+            and ts >= START + 70_000
+            and "lost" in pending
+        ):
+            pending.discard("lost")  # a trade the exchange never delivered: its id is missing
+            continue
+        yield line
+        if key == ("binanceus", "BTC/USDT") and ts >= START + 90_000 and "late" in pending:
+            pending.discard("late")
+            trade = {"type": "trade", "exchange": "binanceus", "symbol": "BTC/USDT", "ts": ts - 5000}
+            yield orjson.dumps(
+                trade | {"recv_ts": ts, "id": "late", "price": 1.0, "amount": 1.0, "side": "buy"}
+            )
+        if key[1] == "SOL/USDT" and ts >= START + 100_000 and "bad" in pending:
+            pending.discard("bad")
+            yield from bad_books(ts)
+    assert not pending, pending
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> QualityReport:
+    return record(tmp_path_factory.mktemp("clean"), market())
+
+
+def test_a_clean_simulated_run_is_reported_clean(clean: QualityReport) -> None:
+    assert clean.clean, clean.to_json()
+    assert len(clean.symbols) == 5
+    for symbol in clean.symbols:
+        assert symbol.hf_rows >= SECONDS - 1 and symbol.ticks > 1000
+        assert (
+            0
+            < symbol.latency_ms["p50"]
+            <= symbol.latency_ms["p90"]
+            <= symbol.latency_ms["p99"]
+            <= symbol.latency_ms["max"]
+        )
+        assert 0.9 < symbol.coverage <= 1.0
+
+
+def test_the_report_finds_every_injected_fault_at_its_symbol(tmp_path: Path, clean: QualityReport) -> None:
+    report = record(tmp_path, faulty())
+    found = {(s.exchange, s.symbol): s for s in report.symbols}
+    silent = found["kraken", "BTC/USD"]
+    assert len(silent.silent_stretches) == 1
+    start, end = silent.silent_stretches[0]
+    assert start + 1000 >= START + 40_000 and end <= START + 81_000 and end - start >= 38_000
+    assert silent.coverage < found["kraken", "ETH/USD"].coverage
+    assert (found["binanceus", "ETH/USDT"].sequence_gaps, found["binanceus", "ETH/USDT"].resyncs) == (1, 1)
+    btc = found["binanceus", "BTC/USDT"]
+    assert btc.trade_id_gaps == 1
+    assert btc.late_ticks == 1 and dict(btc.dead_letters) == {"late event": 1}
+    sol = found["binanceus", "SOL/USDT"]
+    assert (sol.crossed_books, sol.empty_books) == (1, 1)
+    assert dict(sol.dead_letters) == {"crossed or locked book": 1, "empty book": 1, "schema": 1}
+    assert dict(report.unattributed_dead_letters) == {"invalid JSON": 1}
+    assert found["kraken", "ETH/USD"].clean
+    assert not report.clean
+    assert report.to_json()["symbols"][0]["clean"] is False
