@@ -341,6 +341,11 @@ class ParquetConfig(BaseModel):
         "table; the sink: per topic-partition).",
     )
     row_group_size: int = Field(default=65_536, ge=1_000, description="Rows per Parquet row group.")
+    compression: Literal["zstd", "lz4", "snappy", "none"] = Field(
+        default="zstd",
+        description="Codec of the Parquet files. zstd makes large files smallest; on the sink's "
+        "files of a few dozen rows lz4 is as small and encodes ~2-4x faster (README 'Performance').",
+    )
 
 
 class DeadLetterConfig(BaseModel):
