@@ -167,6 +167,14 @@ class Stack:
         ]  # fmt: skip
         return self._service(name, "sink", args, self._metrics_env("sink", metrics_port))
 
+    def sync(
+        self, remote: str, *, interval_s: float, name: str = "s3_sync", metrics_port: int | None = None
+    ) -> ServiceProcess:
+        """s3_sync uploading the stack's dataset root to `remote` every `interval_s` (S3 settings: os.environ)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        args = ["upload", str(self.root), remote, "--interval", f"{interval_s:g}"]
+        return self._service(name, "sync", args, self._metrics_env("sync", metrics_port))
+
     def _metrics_env(self, section: str, port: int | None) -> dict[str, str]:
         """The service's environment, with `<section>.metrics_port` set when `port` is given."""
         env = self.env()

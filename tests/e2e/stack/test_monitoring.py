@@ -3,7 +3,8 @@ rules, and every PromQL expression of the Grafana dashboards and the rules parse
 
 The stack: a collector publishing the simulated market in real time from now on (plus a few lines
 its validation refuses), a second collector on the Binance emulator through ccxt.pro (the exchange
-metrics), one engine worker and the sink, each serving /metrics on a port of its own.
+metrics), one engine worker, the sink and s3_sync uploading the dataset to a real S3 server
+(scripts/s3.sh), each serving /metrics on a port of its own.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.support.prometheus import (
     prometheus_config,
     promql_of_dashboards,
 )
+from tests.support.s3 import S3Bucket
 from tests.support.stack import Stack
 from tests.support.tools import REPO_ROOT, run
 
@@ -35,6 +37,7 @@ pytestmark = pytest.mark.e2e
 MARKET_S = 150
 RATE_WINDOW = "20s"  # several 1 s scrapes
 READY_TIMEOUT_S = 150.0
+SYNC_INTERVAL_S = 2.0
 REFUSED = [b"not json at all", b'{"type": "book"}', b'{"type": "nonsense", "exchange": "x"}']
 
 
@@ -67,11 +70,15 @@ def _wait_for_data(prometheus: Prometheus, stack: Stack, names: set[str]) -> set
 
 
 def test_prometheus_scrapes_the_stack_and_every_dashboard_and_alert_query_has_data(
-    kafka_bootstrap: str, tmp_path: Path, emulator: EmulatorThread, prometheus_server: Prometheus
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    emulator: EmulatorThread,
+    prometheus_server: Prometheus,
+    s3: S3Bucket,
 ) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("# defaults\n")
-    ports = {name: free_port() for name in ("collector", "exchange", "engine", "sink")}
+    ports = {name: free_port() for name in ("collector", "exchange", "engine", "sink", "s3_sync")}
     stack = Stack(
         kafka_bootstrap, f"ffmon-{uuid.uuid4().hex[:10]}", tmp_path, config,
         extra_env={
@@ -84,6 +91,7 @@ def test_prometheus_scrapes_the_stack_and_every_dashboard_and_alert_query_has_da
         stack.create_topics()
         stack.sink()
         stack.engine()
+        stack.sync(s3.url("dataset"), interval_s=SYNC_INTERVAL_S, metrics_port=ports["s3_sync"])
         stack.collector(
             _market_from_now(tmp_path / "market.ndjson"), speed=1.0, metrics_port=ports["collector"]
         )
@@ -97,6 +105,7 @@ def test_prometheus_scrapes_the_stack_and_every_dashboard_and_alert_query_has_da
                 "fluxforge-collector": [f"127.0.0.1:{ports['collector']}", f"127.0.0.1:{ports['exchange']}"],
                 "fluxforge-engine": [f"127.0.0.1:{ports['engine']}"],
                 "fluxforge-sink": [f"127.0.0.1:{ports['sink']}"],
+                "fluxforge-s3-sync": [f"127.0.0.1:{ports['s3_sync']}"],
             },
         )
         prometheus_server.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,9 +15,11 @@ from pathlib import Path
 
 import pytest
 from fluxforge_common.storage.s3 import S3Storage
+from fluxforge_s3_sync import metrics as sync_metrics
 from fluxforge_s3_sync.plan import utc_today
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import generate_latest
 
+from tests.support.http import catalogued_families, families, free_port, get
 from tests.support.s3 import S3Bucket
 from tests.support.small_disk import SmallDisk
 
@@ -186,7 +189,7 @@ def test_credentials_never_in_output_errors_config_or_metrics(s3: S3Bucket, tmp_
         cli("sync", "status", root, s3.url("c")),
         cli("sync", "upload", root, "s3://no-such-bucket-here/x", expect_exit=1),
         cli("config", "check"),
-        generate_latest(REGISTRY).decode(),
+        generate_latest(sync_metrics.REGISTRY).decode(),
     ]
     config = tmp_path / "leaky.yaml"
     config.write_text(f"storage:\n  s3:\n    url: s3://b-u-c/p\n    aws_secret_access_key: {secret}\n")
@@ -195,3 +198,50 @@ def test_credentials_never_in_output_errors_config_or_metrics(s3: S3Bucket, tmp_
     outputs.append(refused)
     assert "fluxforge_s3_sync_objects_total" in outputs[4]
     assert not [text for text in outputs if secret in text]
+
+
+def uploaded(metrics_text: str) -> float:
+    """Files the service has uploaded so far, every table."""
+    pattern = r'^fluxforge_s3_sync_objects_total\{.*outcome="uploaded".*\} (\S+)$'
+    return sum(float(value) for value in re.findall(pattern, metrics_text, re.M))
+
+
+def test_the_service_serves_metrics_liveness_and_readiness_like_every_service(
+    s3: S3Bucket, tmp_path: Path
+) -> None:
+    """`fluxforge sync upload --interval` with sync.metrics_port: /healthz, /readyz and every family
+    docs/metrics.md lists for s3_sync; a pass that cannot reach its bucket makes it unready, not dead."""
+    root = tmp_path / "data"
+    files = dataset(root)
+    ports = {"good": free_port(), "bad": free_port()}
+    remotes = {"good": s3.url("svc"), "bad": "s3://no-such-bucket-here/x"}
+
+    def service(name: str) -> subprocess.Popen[bytes]:
+        command = ["sync", "upload", str(root), remotes[name], "--interval", "0.5"]
+        env = {**os.environ, "FLUXFORGE_SYNC__METRICS_PORT": str(ports[name])}
+        return subprocess.Popen([sys.executable, "-m", "fluxforge.cli", *command], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    procs = [service(name) for name in ports]
+
+    def settled() -> bool:
+        good = get(ports["good"], "/metrics")[1]
+        return uploaded(good) == len(files) and get(ports["bad"], "/readyz")[0] == 503
+
+    try:
+        deadline = time.monotonic() + 60
+        while not settled():
+            assert all(p.poll() is None for p in procs), "a sync service exited"
+            assert time.monotonic() < deadline, (get(ports["good"], "/metrics"), get(ports["bad"], "/readyz"))
+            time.sleep(0.2)
+        status, text = get(ports["good"], "/metrics")
+        assert status == 200 and not catalogued_families("s3_sync") - families(text)
+        assert "fluxforge_s3_sync_ready 1.0" in text and "process_cpu_seconds_total" in text
+        assert get(ports["good"], "/readyz") == (200, "ready\n")
+        assert get(ports["bad"], "/readyz")[1].startswith("the last pass failed: s3://no-such-bucket-here/x: ")
+        assert "fluxforge_s3_sync_ready 0.0" in get(ports["bad"], "/metrics")[1]
+        assert get(ports["good"], "/healthz") == get(ports["bad"], "/healthz") == (200, "ok\n")
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+    assert [proc.wait(30) for proc in procs] == [0, 0]

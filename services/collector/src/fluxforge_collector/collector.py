@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 
 from fluxforge_common import kafka
 from fluxforge_common.config import FluxForgeSettings
-from fluxforge_common.messages import Rejection, decode_tick, event_time
+from fluxforge_common.messages import Rejection, channel_of, decode_tick, event_time
 from fluxforge_common.storage.space import DiskFullPause
 from fluxforge_common.writers.ndjson import dead_letter_record
 
 from fluxforge_collector.batcher import Batcher
 from fluxforge_collector.drainer import PublishError, SpoolDrainer
+from fluxforge_collector.feeds import Feeds
 from fluxforge_collector.sources import TickSource
 from fluxforge_collector.spool import DiskSpool, SpoolDiskFullError
 from fluxforge_collector.watermarks import WatermarkClock, WatermarkMemory
@@ -81,6 +82,7 @@ class CollectorStats:
     spooled: int = 0  # batches on disk waiting for Kafka's acknowledgement
     kafka_up: bool = False
     reasons: Counter[str] = field(default_factory=Counter)
+    feeds: Feeds = field(default_factory=Feeds)  # per symbol: ticks per channel, last tick's time
     disk_pause: DiskFullPause = field(
         default_factory=lambda: DiskFullPause(log, "the source is not read (its ticks wait upstream)")
     )
@@ -281,7 +283,7 @@ class Collector:
         stats, pacer = self.stats, self.pacer
         max_events, duration_s = self.limits.events, self.limits.duration_s
         max_bytes, name = self.max_message_bytes, self.source.name
-        keys: dict[tuple[str, str], bytes] = {}
+        feeds, new_feed, clock = stats.feeds.by_pair, stats.feeds.get, time.monotonic
         end_ms: int | None = None
         put = queue.put
         n = 0
@@ -299,12 +301,13 @@ class Collector:
                     tick = item.tick
                     if pacer is not None:
                         await pacer.wait(tick.recv_ts)
-                    pair = (tick.exchange, tick.symbol)
-                    key = keys.get(pair)
-                    if key is None:
-                        key = keys[pair] = f"{tick.exchange}:{tick.symbol}".encode()
+                    feed = feeds.get((tick.exchange, tick.symbol))
+                    if feed is None:
+                        feed = new_feed(tick.exchange, tick.symbol)
+                    feed.ticks[channel_of(tick)] += 1
+                    feed.last = clock()
                     t = event_time(tick)
-                    await put((key, raw, t))
+                    await put((feed.key, raw, t))
                     stats.accepted += 1
                     stats.ticks_in = n
                     if duration_s is not None:

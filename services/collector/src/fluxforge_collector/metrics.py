@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from fluxforge_collector.collector import Collector
 from fluxforge_collector.exchange import ExchangeSource, ExchangeStats
+from fluxforge_collector.feeds import Feed
 
 
 def collector_health(collector: Collector, settings: FluxForgeSettings) -> ServiceHealth:
@@ -131,7 +132,32 @@ class CollectorMetrics:
             yield lag
         source_object = self.collector.source
         if isinstance(source_object, ExchangeSource):
+            feeds = stats.feeds.with_subscribed(source_object.exchange_id, source_object.stats.subscribed)
+            yield from feed_metrics(feeds, source)
             yield from exchange_metrics(source_object.stats, source)
+        else:
+            yield from feed_metrics(list(stats.feeds.by_pair.values()), source)
+
+
+def feed_metrics(feeds: list[Feed], source: str) -> Iterator[Metric]:
+    """`fluxforge_collector_feed_*`: each symbol's ticks per channel and seconds since its last tick."""
+    ticks = CounterMetricFamily(
+        "fluxforge_collector_feed_ticks",
+        "Ticks read per symbol and channel (accepted by validation).",
+        labels=["source", "exchange", "symbol", "channel"],
+    )
+    stale = GaugeMetricFamily(
+        "fluxforge_collector_feed_staleness_seconds",
+        "Seconds since the symbol's last tick (since its subscription before the first).",
+        labels=["source", "exchange", "symbol"],
+    )
+    now = time.monotonic()
+    for feed in sorted(feeds, key=lambda f: (f.exchange, f.symbol)):
+        for channel, amount in feed.ticks.items():
+            ticks.add_metric([source, feed.exchange, feed.symbol, channel], amount)
+        stale.add_metric([source, feed.exchange, feed.symbol], max(0.0, now - feed.last))
+    yield ticks
+    yield stale
 
 
 def exchange_metrics(stats: ExchangeStats, source: str) -> Iterator[Metric]:
@@ -177,8 +203,8 @@ def exchange_metrics(stats: ExchangeStats, source: str) -> Iterator[Metric]:
     }
     for name, (doc, counts) in per_symbol.items():
         family = CounterMetricFamily(f"fluxforge_collector_exchange_{name}", doc, labels=["source", "symbol"])
-        for symbol, amount in sorted(counts.items()):
-            family.add_metric([source, symbol], amount)
+        for symbol in sorted(counts.keys() | stats.subscribed.keys()):  # subscribed symbols from zero
+            family.add_metric([source, symbol], counts[symbol])
         yield family
     skews = {
         "channel_skew_seconds": (

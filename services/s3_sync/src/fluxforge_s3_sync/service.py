@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +17,19 @@ from typing import Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fluxforge_common.config.settings import ConfigError, FluxForgeSettings, load_settings
+from fluxforge_common.health import Heartbeat, ServiceHealth, serve_health
 from fluxforge_common.stopping import StopRequests
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3 import S3Storage
 from fluxforge_common.storage.s3url import parse_s3_url
 from fluxforge_common.storage.space import DiskFullError, MiB
 
+from fluxforge_s3_sync import metrics
 from fluxforge_s3_sync.transfer import Progress, Syncer, SyncSummary
 
 Direction = Literal["upload", "download", "status"]
 DISK_FULL_STATUS = 3
+HEARTBEAT_S = 1.0  # how often the wait between passes beats
 HELP = {
     "root": "Local dataset root (default: storage.root).",
     "remote": "s3://BUCKET/PREFIX (default: storage.s3.url).",
@@ -52,8 +56,16 @@ class SyncOptions:
     interval_s: float | None = None
 
 
-def make_syncer(settings: FluxForgeSettings, options: SyncOptions, echo: Callable[[str], None]) -> Syncer:
-    """The two sides of the sync from the options and settings; SyncError names what is missing."""
+def make_syncer(
+    settings: FluxForgeSettings,
+    options: SyncOptions,
+    echo: Callable[[str], None],
+    heartbeat: Heartbeat | None = None,
+) -> Syncer:
+    """The two sides of the sync from the options and settings; SyncError names what is missing.
+
+    `heartbeat` beats with each progress line: a pass under way is a loop that turns.
+    """
     remote_text = options.remote or settings.storage.s3.url
     if remote_text is None:
         raise SyncError("no S3 location: give s3://BUCKET/PREFIX or set storage.s3.url")
@@ -70,6 +82,8 @@ def make_syncer(settings: FluxForgeSettings, options: SyncOptions, echo: Callabl
     remote = S3Storage(url, settings.storage.s3)
 
     def show(progress: Progress) -> None:
+        if heartbeat is not None:
+            heartbeat.beat()
         echo(progress.line(options.direction))
 
     return Syncer(
@@ -117,40 +131,82 @@ def one_pass(
     return 0, summary
 
 
+class PassHealth:
+    """Readiness of the service: whether its last pass reached S3 and moved every file."""
+
+    def __init__(self) -> None:
+        self.last_problem: str | None = None
+
+    def passed(self, status: int, summary: SyncSummary | None) -> None:
+        failed = 0 if summary is None else len(summary.failures)
+        self.last_problem = None if status == 0 else f"the last pass failed: {failed:,} files (see the log)"
+
+    def unreachable(self, why: str) -> None:
+        self.last_problem = f"the last pass failed: {why}"
+
+    def problem(self) -> str | None:
+        return self.last_problem
+
+
 def run(options: SyncOptions, out: Callable[[str], None], err: Callable[[str], None]) -> int:
-    """The whole command: settings, one pass or the service loop, errors as messages; the exit status."""
+    """The whole command: settings, one pass or the service loop, errors as messages; the exit status.
+
+    With `sync.metrics_port`, /metrics, /healthz and /readyz are served (fluxforge_common.health):
+    alive while passes and the waits between them turn, ready while the last pass succeeded.
+    """
     try:
         settings = load_settings(options.config)
-        syncer = make_syncer(settings, options, err)
+        heartbeat = Heartbeat(settings.metrics.heartbeat_timeout_s)
+        syncer = make_syncer(settings, options, err, heartbeat)
     except (ConfigError, SyncError) as exc:
         err(str(exc))
         return 2
-    if settings.sync.metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.sync.metrics_port)
+    passes = PassHealth()
+    port = settings.sync.metrics_port
+    server = None
+    if port is not None:
+        health = ServiceHealth("s3_sync", heartbeat, checks=[passes.problem])
+        server = serve_health(health, metrics.REGISTRY.collect, host=settings.metrics.host, port=port)
     wake = threading.Event()
 
     def graceful() -> None:
         syncer.stopping.set()
         wake.set()
 
-    with StopRequests(
-        graceful,
-        deadline_s=settings.sync.stop_deadline_s,
-        setting="sync.stop_deadline_s",
-        doing="finishing the transfers under way",
-    ):
-        while True:
-            try:
-                status, _summary = one_pass(syncer, options, out)
-            except (ClientError, BotoCoreError) as exc:
-                err(f"sync {options.direction} {syncer.remote.url}: {exc}")
-                status = 1
-            if options.interval_s is None or syncer.stopping.is_set():
-                return status
-            if wake.wait(options.interval_s):
-                return 0
+    try:
+        with StopRequests(
+            graceful,
+            deadline_s=settings.sync.stop_deadline_s,
+            setting="sync.stop_deadline_s",
+            doing="finishing the transfers under way",
+        ):
+            while True:
+                heartbeat.beat()
+                try:
+                    status, summary = one_pass(syncer, options, out)
+                    passes.passed(status, summary)
+                except (ClientError, BotoCoreError) as exc:
+                    why = f"{syncer.remote.url}: {exc}"
+                    err(f"sync {options.direction} {why}")
+                    passes.unreachable(why)
+                    status = 1
+                if options.interval_s is None or syncer.stopping.is_set():
+                    return status
+                if _wait(wake, options.interval_s, heartbeat):
+                    return 0
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _wait(wake: threading.Event, seconds: float, heartbeat: Heartbeat) -> bool:
+    """Sleep `seconds` between passes, beating every second; True when woken (a stop)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if wake.wait(min(left, HEARTBEAT_S)):
+            return True
+        heartbeat.beat()
+    return False
 
 
 def echo_out(line: str) -> None:

@@ -264,9 +264,7 @@ class SyncConfig(BaseModel):
         description="Files transferred at once (at most storage.s3.max_pool_connections).",
     )
     progress_interval_s: float = Field(default=1.0, gt=0, description="Seconds between progress lines.")
-    metrics_port: int | None = Field(
-        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (none: off)."
-    )
+    metrics_port: int | None = _metrics_port("s3_sync (with --interval)", 9104)
     stop_deadline_s: float = _stop_deadline("sync finishes the transfers under way and starts no other")
 
 

@@ -114,6 +114,7 @@ class ExchangeSource:
         watchdog: asyncio.Task[None] | None = None
         try:
             symbols = await self._load_markets(exchange)
+            self.stats.subscribed = dict.fromkeys(symbols, time.monotonic())
             if symbols:
                 for channel in self.config.channels:
                     for group in channel_groups(exchange, channel, symbols, self.config.symbols_per_watch):

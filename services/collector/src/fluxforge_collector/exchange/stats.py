@@ -40,6 +40,8 @@ class ExchangeStats:
     errors: Counter[str] = field(default_factory=Counter)  # exception class -> count
     splits: int = 0  # multi-symbol watches split into single-symbol ones
     failed_symbols: list[str] = field(default_factory=list)  # configured but not on the exchange
+    # symbol -> time.monotonic() of its subscription: its metrics exist from then on (at zero)
+    subscribed: dict[str, float] = field(default_factory=dict)
     trades_backfilled: Counter[str] = field(default_factory=Counter)  # symbol -> fetched over REST, published
     trades_unrecoverable: Counter[str] = field(
         default_factory=Counter
