@@ -7,7 +7,7 @@ UV := $(CURDIR)/.cache/bootstrap/bin/uv
 UV_VERSION := 0.13.8
 RUN := $(UV) run --frozen
 
-.PHONY: setup run test test-unit lint bench kafka-up kafka-down s3-up s3-down clean
+.PHONY: setup run test test-unit lint bench dashboard-picture kafka-up kafka-down s3-up s3-down clean
 
 $(UV):
 	python3 -m venv .cache/bootstrap
@@ -32,6 +32,10 @@ lint: setup
 
 bench: setup ## throughput/latency/memory table (starts a broker for the Kafka rows)
 	bash scripts/with-kafka.sh $(RUN) python -m bench
+
+dashboard-picture: setup ## docs/images/overview.png: the overview dashboard drawn from the monitoring test's Prometheus
+	FLUXFORGE_DASHBOARD_PICTURE=$(CURDIR)/docs/images/overview.png bash scripts/with-kafka.sh \
+		$(RUN) pytest tests/e2e/stack/test_monitoring.py -q
 
 kafka-up:
 	bash scripts/kafka.sh up

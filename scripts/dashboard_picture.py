@@ -4,7 +4,9 @@ Grafana itself is not needed: each panel of deploy/grafana/dashboards/overview.j
 the real result of its own queries (`query_range` over the last `--minutes`), in the dashboard's
 layout. Used for the README's picture and by the monitoring test:
 
-    python scripts/dashboard_picture.py --prometheus http://127.0.0.1:9090 --out docs/overview.png
+    python scripts/dashboard_picture.py --prometheus http://127.0.0.1:9090 --out docs/images/overview.png
+
+`make dashboard-picture` makes docs/images/overview.png this way from the monitoring test's stack.
 """
 
 from __future__ import annotations
@@ -50,11 +52,13 @@ def render(prometheus: str, out: Path, minutes: float, rate_window: str) -> int:
     step = max(1.0, minutes * 60 / 300)
     rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in board["panels"])
     figure = plt.figure(figsize=(16, rows * 0.42))
-    grid = figure.add_gridspec(rows, GRID_COLUMNS, hspace=3.0, wspace=1.5)
+    grid = figure.add_gridspec(rows, GRID_COLUMNS, hspace=0.0, wspace=1.5)
     drawn = 0
     for panel in board["panels"]:
         pos = panel["gridPos"]
-        axes = figure.add_subplot(grid[pos["y"] : pos["y"] + pos["h"], pos["x"] : pos["x"] + pos["w"]])
+        # A grid row above each panel for its title, one below for its time axis.
+        rows_of = slice(pos["y"] + 1, pos["y"] + pos["h"] - 1)
+        axes = figure.add_subplot(grid[rows_of, pos["x"] : pos["x"] + pos["w"]])
         axes.set_title(panel["title"], fontsize=10, loc="left")
         shown = 0
         for target in panel["targets"]:
@@ -83,7 +87,7 @@ def render(prometheus: str, out: Path, minutes: float, rate_window: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prometheus", default="http://127.0.0.1:9090")
-    parser.add_argument("--out", type=Path, default=Path("docs/overview.png"))
+    parser.add_argument("--out", type=Path, default=Path("docs/images/overview.png"))
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--rate-window", default="1m")
     args = parser.parse_args()
