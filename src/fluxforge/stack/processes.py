@@ -13,16 +13,18 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """How to start one service: its name (of its pid and log files) and its command line."""
+    """How to start one service: its name (of its pid and log files), command line, more environment."""
 
     name: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    metrics_port: int | None = None  # where it serves /metrics, /healthz and /readyz (0: any free port)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class ProcessSupervisor:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, **(env or {})},
+                env={**os.environ, **service.env, **(env or {})},
             )
         self._pid_file(service.name).write_text(f"{process.pid} {_start_marker(process.pid)}\n")
         return ServiceStatus(service.name, process.pid, self.log_file(service.name))
