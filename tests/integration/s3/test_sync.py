@@ -238,7 +238,9 @@ def test_the_service_serves_metrics_liveness_and_readiness_like_every_service(
         assert status == 200 and not catalogued_families("s3_sync") - families(text)
         assert "fluxforge_s3_sync_ready 1.0" in text and "process_cpu_seconds_total" in text
         assert get(ports["good"], "/readyz") == (200, "ready\n")
-        assert get(ports["bad"], "/readyz")[1].startswith("the last pass failed: s3://no-such-bucket-here/x: ")
+        assert get(ports["bad"], "/readyz")[1].startswith(
+            "the last pass failed: s3://no-such-bucket-here/x: "
+        )
         assert "fluxforge_s3_sync_ready 0.0" in get(ports["bad"], "/metrics")[1]
         assert get(ports["good"], "/healthz") == get(ports["bad"], "/healthz") == (200, "ok\n")
     finally:
