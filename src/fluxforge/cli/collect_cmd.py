@@ -11,7 +11,6 @@ configuration.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable
 from typing import Annotated
@@ -32,6 +31,7 @@ from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.logs import configure_logging
 
 from fluxforge.cli.common import ConfigOption, LogFormatOption, log_format_overrides, settings_or_exit
+from fluxforge.cli.render import StatusLine, status_line
 
 BootstrapOption = Annotated[str | None, typer.Option(help=HELP["bootstrap"])]
 QuietOption = Annotated[
@@ -41,18 +41,23 @@ STATUS_INTERVAL_S = 10.0
 log = logging.getLogger("fluxforge.collector")
 
 
-def show_progress(stats: CollectorStats) -> None:
-    """Redraw one status line on stderr (a terminal's)."""
-    sys.stderr.write(f"\r  {stats.progress_line()}   ")
-    sys.stderr.flush()
+class TerminalProgress:
+    """The collector's status line, redrawn in place on a terminal (`render.StatusLine`)."""
+
+    def __init__(self, line: StatusLine) -> None:
+        self.line = line
+
+    def __call__(self, stats: CollectorStats) -> None:
+        self.line.show(f"  {stats.progress_line()}")
 
 
 def progress_display(quiet: bool) -> Callable[[CollectorStats], None] | None:
     """A redrawn line on a terminal; elsewhere (a container's log) a plain status line every 10 s."""
     if quiet:
         return None
-    if sys.stderr.isatty():
-        return show_progress
+    line = status_line()
+    if line is not None:
+        return TerminalProgress(line)
     due = [time.monotonic() + STATUS_INTERVAL_S]
 
     def log_status(stats: CollectorStats) -> None:
@@ -63,22 +68,25 @@ def progress_display(quiet: bool) -> Callable[[CollectorStats], None] | None:
     return log_status
 
 
-def run_collector(collector: Collector, settings: FluxForgeSettings, *, quiet: bool) -> CollectorStats:
-    """Run a collector with a start line and (unless quiet) progress on stderr; exit 1 on Kafka failure."""
+def run_collector(collector: Collector, settings: FluxForgeSettings) -> CollectorStats:
+    """Run a collector with a start line and its progress display (`progress_display`); exit 1 on Kafka failure."""
     configure_logging(logging.WARNING, log_format=settings.logging.format)  # libraries' repeats held back
     logging.getLogger("fluxforge").setLevel(logging.INFO)  # outages, recoveries, status lines
     log.info("%s", start_line(collector, settings))
-    line = not quiet and sys.stderr.isatty()
+    display = collector.on_progress
+    terminal = display if isinstance(display, TerminalProgress) else None
     try:
         stats = publish(collector, settings)
+        if terminal is not None:
+            terminal(stats)
     except CollectorError as exc:
-        if line:
-            sys.stderr.write("\n")
+        if terminal is not None:
+            terminal.line.close()  # the line stays above the error
         log.error("%s", exc)
         raise typer.Exit(1) from None
-    if line:
-        show_progress(stats)
-        sys.stderr.write("\n")
+    finally:
+        if terminal is not None:
+            terminal.line.close()
     if collector.abandoned:
         log.error("stopped at once: ticks still queued were not spooled")
         raise typer.Exit(1)
@@ -124,5 +132,5 @@ def collect(
         collector = make_collector(settings, options, on_progress=progress_display(quiet))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    stats = run_collector(collector, settings, quiet=quiet)
+    stats = run_collector(collector, settings)
     typer.echo(stats.summary_line())

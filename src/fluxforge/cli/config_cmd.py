@@ -9,7 +9,7 @@ import yaml
 from fluxforge_common.features import TABLES, table_fields
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
-from fluxforge.cli.render import table_text
+from fluxforge.cli.render import print_table
 
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 
@@ -29,4 +29,4 @@ def check(
     for table in TABLES:
         fields = table_fields(table, settings.features)
         typer.echo(f"\n# {table}/ ({len(fields)} columns)")
-        typer.echo(table_text(["column", "type"], [[name, str(typ)] for name, typ in fields]))
+        print_table(["column", "type"], [[name, str(typ)] for name, typ in fields])

@@ -47,7 +47,7 @@ def query(
 ) -> None:
     """Read the dataset back: filter by exchange, symbol and time, or run SQL over the tables."""
     from fluxforge.api.dataset import open_dataset
-    from fluxforge.cli.render import arrow_text
+    from fluxforge.cli.render import print_arrow
 
     if out is not None and out.suffix not in (".csv", ".parquet"):
         raise typer.BadParameter("--out must end in .csv or .parquet")
@@ -65,7 +65,7 @@ def query(
         _write(result, out)
         typer.echo(f"wrote {result.num_rows:,} rows to {out}")
         return
-    typer.echo(arrow_text(result, limit=limit))
+    print_arrow(result, limit=limit)
 
 
 def _select(

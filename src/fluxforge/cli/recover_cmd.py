@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -14,7 +13,7 @@ from fluxforge_common.storage.space import DiskFullError
 from fluxforge_common.writers.frames import CorruptSegmentError
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
-from fluxforge.cli.report import print_progress
+from fluxforge.cli.report import run_progress
 
 # Exit status of a command that stopped because the dataset root's disk is full (or below
 # storage.min_free_mb): an operational state to fix, then run again; 1 and 2 mean other things.
@@ -38,17 +37,16 @@ def recover_command(
 
 def recover_or_exit(settings: FluxForgeSettings, root: Path, *, quiet: bool = False) -> Recovery:
     """`recover`, or exit 1 with what to do when a run is writing there or a segment is damaged."""
-    progress = None if quiet else print_progress(time.monotonic())
-    try:
-        recovery = recover(settings, root, on_progress=progress)
-    except (RunInProgressError, CorruptSegmentError) as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    except DiskFullError as exc:
-        exit_disk_full(exc, root)
-    if progress is not None and recovery.summary is not None:
-        progress(recovery.summary)
-        sys.stderr.write("\n")
+    with run_progress(time.monotonic(), quiet=quiet) as progress:
+        try:
+            recovery = recover(settings, root, on_progress=progress)
+        except (RunInProgressError, CorruptSegmentError) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        except DiskFullError as exc:
+            exit_disk_full(exc, root)
+        if progress is not None and recovery.summary is not None:
+            progress(recovery.summary)
     return recovery
 
 

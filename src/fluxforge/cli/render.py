@@ -1,12 +1,29 @@
-"""Plain-text tables for the terminal; no dependency beyond pyarrow."""
+"""Tables and status lines of the CLI, drawn by Rich.
+
+A table goes to stdout: fitted to a terminal's width, at its natural width
+when piped or captured (every column unabridged, a line per row, so scripts
+and tests can split it). A status line (progress) is redrawn in place, and
+only on a terminal: `status_line` gives None elsewhere, so a command in a
+container or a pipe writes no progress at all (the services log status
+lines instead).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+from rich import box
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+UNBOUNDED_WIDTH = 100_000  # off a terminal a table takes the width it needs
 
 
 def fmt(value: Any) -> str:
@@ -19,25 +36,60 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def table_text(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def console(*, stderr: bool = False) -> Console:
+    """A console on stdout (or stderr) as it is now: a terminal's width, else unbounded."""
+    found = Console(stderr=stderr, highlight=False)
+    return found if found.is_terminal else Console(stderr=stderr, highlight=False, width=UNBOUNDED_WIDTH)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """Headers over a rule, then the rows; a column of numbers is right-aligned."""
     cells = [[fmt(v) for v in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    rule = "  ".join("-" * w for w in widths)
-    body = [
-        "  ".join(c.rjust(w) if _numeric(c) else c.ljust(w) for c, w in zip(r, widths, strict=True))
-        for r in cells
-    ]
-    return "\n".join([line, rule, *body])
+    drawn = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for i, header in enumerate(headers):
+        numeric = bool(cells) and all(_numeric(row[i]) or row[i] in ("-", "null") for row in cells)
+        drawn.add_column(header, justify="right" if numeric else "left", overflow="fold")
+    for row in cells:
+        drawn.add_row(*(Text(cell) for cell in row))  # Text: a cell's brackets are not markup
+    return drawn
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    console().print(table(headers, rows))
+
+
+def print_arrow(result: pa.Table, limit: int = 20) -> None:
+    """The first `limit` rows of an Arrow table, and how many more there are."""
+    shown = result.slice(0, limit).to_pylist()
+    print_table(result.column_names, [[row[c] for c in result.column_names] for row in shown])
+    if result.num_rows > limit:
+        console().print(f"... {result.num_rows - limit:,} more rows")
 
 
 def _numeric(text: str) -> bool:
-    return text.replace(".", "", 1).replace("-", "", 1).replace("e", "", 1).isdigit()
+    return text.replace(",", "").replace(".", "", 1).replace("-", "", 1).replace("e", "", 1).isdigit()
 
 
-def arrow_text(table: pa.Table, limit: int = 20) -> str:
-    shown = table.slice(0, limit).to_pylist()
-    text = table_text(table.column_names, [[row[c] for c in table.column_names] for row in shown])
-    if table.num_rows > limit:
-        text += f"\n... {table.num_rows - limit:,} more rows"
-    return text
+class StatusLine:
+    """One line on a terminal's stderr, redrawn in place at each `show` (Rich Live); `close` keeps the last."""
+
+    def __init__(self, on: Console) -> None:
+        self._live = Live(console=on, auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
+        self._started = False
+
+    def show(self, text: str) -> None:
+        if not self._started:
+            self._live.start()
+            self._started = True
+        self._live.update(Text(text), refresh=True)
+
+    def close(self) -> None:
+        if self._started:
+            self._live.stop()
+            self._started = False
+
+
+def status_line() -> StatusLine | None:
+    """A status line when stderr is a terminal; None otherwise (no progress in logs and pipes)."""
+    on = Console(stderr=True)
+    return StatusLine(on) if on.is_terminal else None

@@ -53,7 +53,7 @@ def replay(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    stats = run_collector(collector, settings, quiet=quiet)
+    stats = run_collector(collector, settings)
     typer.echo(
         f"Replayed {stats.ticks_in:,} ticks from {source.name} to {stats.topic}: {stats.ticks_out:,} published "
         f"in {stats.batches_out:,} batches, {stats.dead_lettered:,} dead-lettered, "

@@ -1,11 +1,11 @@
-"""Progress line and closing report of the pipeline commands."""
+"""Status line and closing report of the pipeline commands."""
 
 from __future__ import annotations
 
-import sys
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
@@ -13,24 +13,32 @@ from fluxforge_common.dataset.reader import read_table
 from fluxforge_common.features import TABLES
 from fluxforge_common.pipeline import RunSummary
 
-from fluxforge.cli.render import arrow_text, table_text
+from fluxforge.cli.render import print_arrow, print_table, status_line
 
 PREVIEW_COLUMNS = ["ts", "exchange", "symbol", "mid", "spread", "imbalance_l1", "ofi_l1", "rv_60s", "tfi_60s"]
 
 
-def print_progress(started: float) -> Callable[[RunSummary], None]:
-    """A callback that redraws one status line on stderr."""
+@contextlib.contextmanager
+def run_progress(started: float, *, quiet: bool) -> Iterator[Callable[[RunSummary], None] | None]:
+    """A status line of a pipeline run redrawn on a terminal, kept when the block ends; None when
+    quiet or off a terminal (the closing report says it all)."""
+    line = None if quiet else status_line()
+    if line is None:
+        yield None
+        return
 
     def show(summary: RunSummary) -> None:
         elapsed = max(time.monotonic() - started, 1e-9)
         rows = " ".join(f"{t} {summary.rows[t]:,}" for t in TABLES)
-        sys.stderr.write(
-            f"\r  {summary.lines:,} ticks ({summary.lines / elapsed:,.0f}/s) | rows: {rows} | "
-            f"dead-letter {summary.rejected:,} | symbols {len(summary.per_symbol)}   "
+        line.show(
+            f"  {summary.lines:,} ticks ({summary.lines / elapsed:,.0f}/s) | rows: {rows} | "
+            f"dead-letter {summary.rejected:,} | symbols {len(summary.per_symbol)}"
         )
-        sys.stderr.flush()
 
-    return show
+    try:
+        yield show
+    finally:
+        line.close()
 
 
 def print_summary(summary: RunSummary, root: Path, elapsed: float, *, preview: bool) -> None:
@@ -48,17 +56,15 @@ def print_summary(summary: RunSummary, root: Path, elapsed: float, *, preview: b
     )
     typer.echo(f"Dataset written under {root.resolve()}:")
     kinds = [*TABLES, "raw", "deadletter"]
-    typer.echo(
-        table_text(
-            ["table", "files", "rows"],
-            [[k, files[k], summary.rows.get(k, "-")] for k in kinds if files[k] or k in TABLES],
-        )
+    print_table(
+        ["table", "files", "rows"],
+        [[k, files[k], summary.rows.get(k, "-")] for k in kinds if files[k] or k in TABLES],
     )
     if summary.per_symbol:
         typer.echo("\nTicks applied per symbol:")
-        typer.echo(table_text(["exchange:symbol", "ticks"], sorted(summary.per_symbol.items())))
+        print_table(["exchange:symbol", "ticks"], sorted(summary.per_symbol.items()))
     if preview and summary.rows["hf"]:
         hf = read_table(root, "hf", columns=PREVIEW_COLUMNS)
         typer.echo(f"\nPreview of hf/ ({hf.num_rows:,} rows in the dataset):")
-        typer.echo(arrow_text(hf.sort_by("ts").slice(0, 8), limit=8))
+        print_arrow(hf.sort_by("ts").slice(0, 8), limit=8)
         typer.echo(f"\nRead it back: fluxforge query hf --root {root} --symbol BTC/USDT --limit 20")

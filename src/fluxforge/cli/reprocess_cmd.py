@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +11,7 @@ from fluxforge_common.pipeline import date_range, reprocess
 from fluxforge_common.stopping import ReadStop, StopRequests
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
-from fluxforge.cli.report import print_progress, print_summary
+from fluxforge.cli.report import print_summary, run_progress
 
 
 def reprocess_command(
@@ -47,30 +46,29 @@ def reprocess_command(
     source = source_root or settings.storage.root
     target = output or source
     started = time.monotonic()
-    progress = None if quiet else print_progress(started)
     read_stop = ReadStop()
-    try:
-        with StopRequests(
-            read_stop.stop,
-            deadline_s=settings.embedded.stop_deadline_s,
-            setting="embedded.stop_deadline_s",
-            doing="writing what was processed, replacing nothing",
-        ):
-            summary, replaced = reprocess(
-                settings,
-                source,
-                target,
-                dates,
-                warmup_days=warmup_days,
-                on_progress=progress,
-                read_stop=read_stop,
-            )
-    except FileNotFoundError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    if progress is not None:
-        progress(summary)
-        sys.stderr.write("\n")
+    with run_progress(started, quiet=quiet) as progress:
+        try:
+            with StopRequests(
+                read_stop.stop,
+                deadline_s=settings.embedded.stop_deadline_s,
+                setting="embedded.stop_deadline_s",
+                doing="writing what was processed, replacing nothing",
+            ):
+                summary, replaced = reprocess(
+                    settings,
+                    source,
+                    target,
+                    dates,
+                    warmup_days=warmup_days,
+                    on_progress=progress,
+                    read_stop=read_stop,
+                )
+        except FileNotFoundError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        if progress is not None:
+            progress(summary)
     named = ", ".join(dates) if len(dates) < 4 else f"{dates[0]} .. {dates[-1]}"
     if read_stop.stopped:
         typer.echo(

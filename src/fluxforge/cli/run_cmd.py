@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,7 +19,7 @@ from fluxforge_common.storage.space import DiskFullError
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
 from fluxforge.cli.recover_cmd import exit_disk_full, recover_before_run
-from fluxforge.cli.report import print_progress, print_summary
+from fluxforge.cli.report import print_summary, run_progress
 
 DEFAULT_SIM_DURATION_S = 900.0
 
@@ -107,23 +106,22 @@ def run(
         settings, storage, journal=journal, source={"mode": "embedded", "input": source_name}
     )
     started = time.monotonic()
-    progress = None if quiet else print_progress(started)
-    with StopRequests(
-        graceful,
-        deadline_s=settings.embedded.stop_deadline_s,
-        setting="embedded.stop_deadline_s",
-        doing=doing,
-    ):
-        try:
-            summary = pipeline.run(
-                lines, source_name, max_events=events, duration_s=duration, on_progress=progress
-            )
-        except ExchangeSetupError as exc:
-            typer.echo(f"\n{exc}", err=True)
-            summary = pipeline.close()
-    if progress is not None:
-        progress(summary)
-        sys.stderr.write("\n")
+    with run_progress(started, quiet=quiet) as progress:
+        with StopRequests(
+            graceful,
+            deadline_s=settings.embedded.stop_deadline_s,
+            setting="embedded.stop_deadline_s",
+            doing=doing,
+        ):
+            try:
+                summary = pipeline.run(
+                    lines, source_name, max_events=events, duration_s=duration, on_progress=progress
+                )
+            except ExchangeSetupError as exc:
+                typer.echo(f"\n{exc}", err=True)
+                summary = pipeline.close()
+        if progress is not None:
+            progress(summary)
     if summary.disk_full is not None and summary.needs_recovery:
         typer.echo(f"Read {summary.lines:,} raw ticks before the disk filled.", err=True)
     else:

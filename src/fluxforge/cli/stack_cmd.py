@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
-from fluxforge.cli.render import table_text
+from fluxforge.cli.render import print_table
 from fluxforge.stack.processes import ProcessSupervisor, ServiceSpec
 from fluxforge.stack.services import stack_services
 
@@ -115,11 +115,10 @@ def status(config: ConfigOption = None) -> None:
             rows.append(
                 [service.name, running, state.pid or "-", _metrics_url(settings, service), str(state.log)]
             )
-    typer.echo(
-        table_text(["service", "state", "pid", "metrics", "log"], rows)
-        if rows
-        else "no stack processes have run here"
-    )
+    if rows:
+        print_table(["service", "state", "pid", "metrics", "log"], rows)
+    else:
+        typer.echo("no stack processes have run here")
     port = _local_port(settings.kafka.bootstrap_servers)
     if port is not None:
         _kafka("status", port)

@@ -20,7 +20,7 @@ from fluxforge_common.config import KafkaConfig
 from fluxforge_common.kafka import KafkaAccessError, ensure_topics, topic_specs
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
-from fluxforge.cli.render import table_text
+from fluxforge.cli.render import print_table
 
 HOUR_MS = 3_600_000
 CREATED_VISIBLE_TIMEOUT_S = 10.0
@@ -54,20 +54,18 @@ def topics(
         typer.echo(f"Kafka at {kafka.describe(cfg)} failed: {exc!r}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"Kafka {kafka.describe(cfg)}, topic prefix {cfg.topic_prefix!r}:")
-    typer.echo(
-        table_text(
-            ["topic", "partitions", "replication", "retention", "status"],
+    print_table(
+        ["topic", "partitions", "replication", "retention", "status"],
+        [
             [
-                [
-                    info.name,
-                    "-" if info.partitions is None else info.partitions,
-                    "-" if info.replication is None else info.replication,
-                    _retention(info.retention_ms),
-                    info.status,
-                ]
-                for info in infos
-            ],
-        )
+                info.name,
+                "-" if info.partitions is None else info.partitions,
+                "-" if info.replication is None else info.replication,
+                _retention(info.retention_ms),
+                info.status,
+            ]
+            for info in infos
+        ],
     )
     missing = [info.name for info in infos if info.status == "missing"]
     if missing:

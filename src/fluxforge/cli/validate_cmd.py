@@ -10,7 +10,7 @@ from fluxforge_common.dataset.validation import rewrite_legacy_layout, validate_
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
 from fluxforge.cli.recover_cmd import recover_or_exit, recovery_text
-from fluxforge.cli.render import table_text
+from fluxforge.cli.render import print_table
 
 
 def validate(
@@ -51,8 +51,6 @@ def validate(
     if not problems:
         typer.echo(f"{base}: no problems found")
         return
-    typer.echo(
-        table_text(["severity", "path", "problem"], [[p.severity, p.path, p.message] for p in problems])
-    )
+    print_table(["severity", "path", "problem"], [[p.severity, p.path, p.message] for p in problems])
     if any(p.severity == "error" for p in problems):
         raise typer.Exit(1)
