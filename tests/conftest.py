@@ -12,6 +12,7 @@ from fluxforge.cli.app import app
 pytest_plugins = [
     "tests.support.exchange",
     "tests.support.kafka",
+    "tests.support.prometheus",
     "tests.support.rows",
     "tests.support.s3",
     "tests.support.secure_kafka",

@@ -16,7 +16,7 @@ from fluxforge_parquet_sink.options import (
     serve_forever,
 )
 
-from fluxforge.cli.common import ConfigOption
+from fluxforge.cli.common import ConfigOption, LogFormatOption
 
 
 def sink(
@@ -45,6 +45,7 @@ def sink(
     until_caught_up: Annotated[bool, typer.Option(help=HELP["until_caught_up"])] = False,
     fsync: Annotated[bool | None, typer.Option("--fsync/--no-fsync", help=HELP["fsync"])] = None,
     log_level: Annotated[str, typer.Option(help=HELP["log_level"])] = "INFO",
+    log_format: LogFormatOption = None,
 ) -> None:
     """Consume the feature, raw and dead-letter topics into the dataset with exactly-once files.
 
@@ -72,9 +73,11 @@ def sink(
             progress_seconds=progress_seconds,
             until_caught_up=until_caught_up,
             fsync=fsync,
+            log_format=log_format,
         )
         configure_sink_logging(log_level)
         service = prepare(options)
+        configure_sink_logging(log_level, service.settings.logging.format)
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None

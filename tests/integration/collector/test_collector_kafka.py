@@ -14,15 +14,16 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import typer
 from fluxforge_collector.launch import CollectOptions, make_collector, publish
-from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.config import CollectorConfig, FluxForgeSettings
 from fluxforge_common.features import closing_watermark
 from fluxforge_common.kafka import TopicNames
 from fluxforge_common.pipeline.lines import archive_lines, simulator_lines
@@ -35,8 +36,10 @@ from fluxforge.cli.replay_cmd import replay
 from fluxforge.cli.topics_cmd import topics
 from fluxforge.stack.services import fluxforge_argv
 from tests.support.bad_ticks import BAD_LINES
+from tests.support.http import free_port, get
 from tests.support.kafka import WATERMARK_PREFIX
 from tests.support.signals import seeded_rng
+from tests.support.small_disk import SmallDisk
 
 if TYPE_CHECKING:
     from tests.support.kafka import ConsumedRecord, KafkaPrefix
@@ -260,3 +263,58 @@ def test_topics_and_collect_commands(kafka_prefix: KafkaPrefix) -> None:
     assert "2,000 ticks in" in ran.output
     records = kafka_prefix.read(f"{kafka_prefix.prefix}.raw")
     assert sum(len(r.ticks()) for r in records) == 2000
+
+
+def test_a_full_spool_disk_pauses_the_intake_and_it_resumes_by_itself(
+    kafka_prefix: KafkaPrefix, small_disk: SmallDisk
+) -> None:
+    """The spool lives on a real tmpfs a filler file has filled: the collector pauses reading (unready,
+    `disk_paused` 1) instead of stopping; deleting the filler resumes it, and every tick arrives once."""
+    spool_dir = small_disk.path / "spool"
+    port = free_port()
+    base = kafka_prefix.settings(batch_max_ticks=40)
+    settings = base.model_copy(
+        update={"collector": CollectorConfig(spool_dir=spool_dir, spool_segment_mb=1, metrics_port=port)}
+    )
+    n = 50_000  # more than the queue holds: the intake itself has to wait
+    collector = make_collector(settings, CollectOptions(events=n))
+    small_disk.resize(32 << 10)  # room for the whole spool once the filler is gone
+    filler = small_disk.fill(leave_bytes=48 << 10)
+    seen: dict[str, Any] = {}
+
+    def watch() -> None:
+        """While the collector runs (signal handlers need it on the main thread): wait for the pause,
+        look at it from outside, then free the space."""
+        try:
+            deadline = time.monotonic() + 60
+            while not collector.stats.disk_pause.paused and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.5)  # the queue fills up behind the paused spool
+            read = collector.stats.ticks_in
+            # Then the intake waits: nothing more is read, nothing is lost, the process stays up.
+            time.sleep(2)
+            seen["read while paused"] = (read, collector.stats.ticks_in)
+            seen["readyz"] = get(port, "/readyz")
+            seen["metrics"] = get(port, "/metrics")[1]
+            seen["healthz"] = get(port, "/healthz")[0]
+        finally:
+            filler.unlink()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        stats = publish(collector, settings)
+    finally:
+        watcher.join()
+    before, after = seen["read while paused"]
+    assert before == after < n, seen
+    status, text = seen["readyz"]
+    assert status == 503 and f"on a full disk: spool {spool_dir}: disk full" in text, text
+    assert 'fluxforge_collector_disk_paused{source="simulator"} 1.0' in seen["metrics"]
+    assert seen["healthz"] == 200
+    assert stats.ticks_out == n
+    assert stats.disk_pause.pauses >= 1 and not stats.disk_pause.paused
+    expected = list(itertools.islice(simulator_lines(settings.simulator), n))
+    assert check_batches(kafka_prefix.read(TopicNames.from_config(settings.kafka).raw), 40) == per_key(
+        expected
+    )

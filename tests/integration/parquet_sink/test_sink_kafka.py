@@ -34,6 +34,7 @@ from fluxforge_parquet_sink.runner import KafkaSink
 
 from fluxforge.stack.services import fluxforge_argv
 from tests.support.dataset import assert_same_dataset
+from tests.support.http import free_port, get
 from tests.support.signals import seeded_rng, two_stop_signals_at_once
 from tests.support.sink_kafka import (
     PARTITIONS,
@@ -319,7 +320,7 @@ def test_engine_copies_are_dropped_across_a_sink_restart(
 ) -> None:
     """The feature engine's outputs with its `ff-src` headers, some split into numbered chunks, and
     two engine crashes: one before the sink stops, whose copies the running sink drops, and one
-    after, whose copies only the watermarks committed as offset metadata can recognise."""
+    after, whose copies only the dedupe positions committed as offset metadata can recognise."""
     outputs = engine_outputs(stack_data, pipeline.names, PARTITIONS, split_every=4)
     n = len(outputs)
     first_crash, second_crash = (n // 4, 2, 30), (n // 2, 0, 60)
@@ -359,11 +360,14 @@ def test_a_full_disk_pauses_the_sink_without_committing_and_it_resumes_when_spac
     storage = LocalStorage(root)  # no reserve: the writes themselves find the disk full
     filler = small_disk.fill(leave_bytes=256 << 10)
     sink = _sink(pipeline, root, group, storage=storage)
+    port = free_port()
+    served = sink.settings.sink.model_copy(update={"metrics_port": port})
+    sink.settings = sink.settings.model_copy(update={"sink": served})
 
     async def fill_then_free() -> None:
         running = asyncio.create_task(sink.run())
         deadline = time.monotonic() + 60
-        while sink.stats.paused_since is None:
+        while not sink.stats.disk_pause.paused:
             assert not running.done(), "the sink ended instead of pausing"
             assert time.monotonic() < deadline, "the sink never paused"
             await asyncio.sleep(0.05)
@@ -371,13 +375,20 @@ def test_a_full_disk_pauses_the_sink_without_committing_and_it_resumes_when_spac
         assert committed != ends  # it paused with records left to write
         await asyncio.sleep(3)  # retries fail meanwhile: nothing more is written or committed
         assert (await offsets(pipeline.kafka, group, pipeline.topics))[0] == committed
-        assert not running.done() and sink.stats.paused_since is not None
+        assert not running.done() and sink.stats.disk_pause.paused
+        status, text = await asyncio.to_thread(get, port, "/readyz")
+        assert status == 503 and "on a full disk: disk full at" in text, text
+        metrics = (await asyncio.to_thread(get, port, "/metrics"))[1]
+        assert (
+            "fluxforge_sink_disk_paused 1.0" in metrics and "fluxforge_sink_disk_pauses_total 1.0" in metrics
+        )
+        assert (await asyncio.to_thread(get, port, "/healthz"))[0] == 200  # paused on purpose, not stuck
         filler.unlink()
         await running
 
     with caplog.at_level(logging.INFO, logger="fluxforge.sink"):
         asyncio.run(fill_then_free())
-    assert sink.stats.disk_full_pauses >= 1 and sink.stats.paused_since is None
+    assert sink.stats.disk_pause.pauses >= 1 and not sink.stats.disk_pause.paused
     assert f"disk full at {root}: no space left on device" in caplog.text
     assert "paused, nothing is consumed or committed" in caplog.text
     assert "space returned: resuming" in caplog.text

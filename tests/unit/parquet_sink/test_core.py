@@ -7,6 +7,7 @@ pipeline's on the same input.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -350,6 +351,19 @@ def test_values_that_do_not_fit_the_schema_are_dead_lettered_when_written(
     assert (core.stats.units["hf"], core.stats.bad_messages) == (1, 1)
     entry = Journal(storage).read(topic, 0)
     assert entry is not None and any("AAA" in path for path in entry.files)
+
+
+def test_configured_codec_writes_the_same_rows(
+    records: list[Record], expected_root: Path, settings: FluxForgeSettings, tmp_path: Path
+) -> None:
+    """`parquet.compression` reaches every feature file the sink writes; the rows stay the same."""
+    lz4 = settings.model_copy(update={"parquet": settings.parquet.model_copy(update={"compression": "lz4"})})
+    policy = dataclasses.replace(POLICY, compression=FlushPolicy.from_settings(lz4).compression)
+    run_to_end(tmp_path, settings, policy, ROUTES, records)
+    assert_same_dataset(tmp_path, expected_root)
+    files = [path for path in LocalStorage(tmp_path).list_files() if path.endswith(".parquet")]
+    codecs = {pq.ParquetFile(tmp_path / path).metadata.row_group(0).column(0).compression for path in files}
+    assert codecs == {"LZ4"}
 
 
 def test_each_file_records_the_completeness_it_was_cut_at(

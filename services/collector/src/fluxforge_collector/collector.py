@@ -3,7 +3,9 @@
 The intake reads the source and validates each tick with `decode_tick`; a full
 queue makes it wait (backpressure). The publisher batches the queue into the
 `Batcher` and appends each batch to the spool, which the drainer sends on; a
-broker outage therefore never blocks the intake. `stop()` (SIGTERM/SIGINT)
+broker outage therefore never blocks the intake; a full disk does: the batch
+waits until the spool can take it, the queue fills and the intake pauses
+(`disk_pause`), resuming by itself when space returns. `stop()` (SIGTERM/SIGINT)
 ends the intake only; a second `stop()` abandons the queue and open batches.
 What is guaranteed, and when a tick can still be lost: docs/design.md
 "Delivery guarantees" (Collector: the spool).
@@ -25,12 +27,13 @@ from dataclasses import dataclass, field
 from fluxforge_common import kafka
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.messages import Rejection, decode_tick, event_time
+from fluxforge_common.storage.space import DiskFullPause
 from fluxforge_common.writers.ndjson import dead_letter_record
 
 from fluxforge_collector.batcher import Batcher
 from fluxforge_collector.drainer import PublishError, SpoolDrainer
 from fluxforge_collector.sources import TickSource
-from fluxforge_collector.spool import DiskSpool
+from fluxforge_collector.spool import DiskSpool, SpoolDiskFullError
 from fluxforge_collector.watermarks import WatermarkClock, WatermarkMemory
 
 log = logging.getLogger("fluxforge.collector")
@@ -78,6 +81,9 @@ class CollectorStats:
     spooled: int = 0  # batches on disk waiting for Kafka's acknowledgement
     kafka_up: bool = False
     reasons: Counter[str] = field(default_factory=Counter)
+    disk_pause: DiskFullPause = field(
+        default_factory=lambda: DiskFullPause(log, "the source is not read (its ticks wait upstream)")
+    )
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 
@@ -322,7 +328,16 @@ class Collector:
         stats = self.stats
 
         async def send(key: bytes | None, value: bytes, ticks: int, to: str = topic) -> None:
-            spool.append(to, key, value, ticks)
+            while True:
+                try:
+                    spool.append(to, key, value, ticks)
+                except SpoolDiskFullError as exc:
+                    if self._stops:  # stopping: what is spooled stays, the rest cannot be kept
+                        raise
+                    await stats.disk_pause.wait(exc)
+                    continue
+                stats.disk_pause.resumed()
+                break
             stats.spooled = spool.records
             drainer.wake()
 

@@ -66,6 +66,7 @@ class MessageResult:
     rejected: int = 0
     rows: int = 0
     skipped: bool = False
+    tables: list[tuple[str, int, int]] = field(default_factory=list)  # (table, rows, newest row's ts in ms)
 
 
 def encode_stored(partition: int, offset: int, state: bytes) -> bytes:
@@ -226,6 +227,7 @@ class MessageProcessor:
             rows = getattr(out, table)
             if rows:
                 result.rows += len(rows)
+                result.tables.append((table, len(rows), rows[-1]["ts"]))
                 for index, chunk in enumerate(row_chunks(rows)):
                     headers = [*source_headers(partition, offset, index), *complete]
                     result.outgoing.append(Outgoing(topic, key, chunk, headers))

@@ -128,9 +128,9 @@ class Chunk(ABC, Generic[P]):
         self.reason = ""
         self.dead = DeadLetterWriter(storage, batch_size=None)  # written with the chunk, under its name
         self.dead_letters = 0  # records given to `dead` (the stats read it after the write)
-        # The partition's dedupe watermarks once this chunk's records are taken (`ff-src/1 ...`,
+        # The partition's dedupe positions once this chunk's records are taken (`ff-src/1 ...`,
         # set when the chunk closes): committed with `end + 1` as the offset's metadata.
-        self.watermarks = ""
+        self.positions = ""
 
     @property
     def name(self) -> ChunkName:
@@ -246,15 +246,23 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         if not payload:
             return
         if self.writer is None:
-            self.writer = PartitionedParquetWriter(
-                self.storage, self.table, self.schema, row_group_size=self.policy.row_group_size
-            )
+            self.writer = self._parquet_writer()
         try:
             self.writer.add(payload)  # all or nothing
         except (ValueError, OverflowError) as exc:
             self.dead_letter(record, f"sink: {self.table} rows rejected: {exc}")
             return
         self._accepted(record, payload)
+
+    def _parquet_writer(self) -> PartitionedParquetWriter:
+        policy = self.policy
+        return PartitionedParquetWriter(
+            self.storage,
+            self.table,
+            self.schema,
+            compression=policy.compression,
+            row_group_size=policy.row_group_size,
+        )
 
     def _accepted(self, record: Record, rows: list[dict[str, Any]]) -> None:
         keys = self.keys
@@ -324,9 +332,7 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
             self.dead_letter(
                 meta, f"sink: {self.table} rows do not fit the schema: {reason}", encode_rows(rows)
             )
-        self.writer = PartitionedParquetWriter(
-            self.storage, self.table, self.schema, row_group_size=self.policy.row_group_size
-        )
+        self.writer = self._parquet_writer()
         self.keys, self.rows, self.received = set(), 0, []
         for meta, rows in fits:
             self.writer.add(rows)

@@ -9,6 +9,7 @@ from fluxforge_common.messages.decoding import (
     decode_tick,
 )
 from fluxforge_common.messages.envelopes import (
+    BACKFILLED,
     BookTick,
     Level,
     Tick,
@@ -20,6 +21,7 @@ from fluxforge_common.messages.envelopes import (
 )
 
 __all__ = [
+    "BACKFILLED",
     "BookTick",
     "DecodedTick",
     "DecodedWatermark",

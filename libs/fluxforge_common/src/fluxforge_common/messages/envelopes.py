@@ -38,6 +38,12 @@ class TradeTick(msgspec.Struct, tag_field="type", tag="trade", frozen=True, gc=F
     amount: float
     side: Literal["buy", "sell"]
     id: str | None = None
+    # Fetched over REST after a disconnect or an id gap, published after later ticks
+    # (docs/design.md "Raw messages"); absent in live trades and in older messages.
+    backfilled: bool = False
+
+
+BACKFILLED = "backfilled"  # the name of `TradeTick.backfilled` in an envelope
 
 
 class TickerTick(msgspec.Struct, tag_field="type", tag="ticker", frozen=True, gc=False):
