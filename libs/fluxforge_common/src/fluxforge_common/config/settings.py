@@ -395,6 +395,11 @@ class SinkConfig(BaseModel):
         description="fsync each file before its offsets are committed (off: faster, but a power cut may "
         "lose committed files).",
     )
+    target: Literal["local", "s3", "local+s3"] = Field(
+        default="local",
+        description="Where the sink writes the dataset: storage.root, storage.s3.url, or both (a chunk's "
+        "offsets are committed once its files are verified on every target).",
+    )
     stop_deadline_s: float = _stop_deadline("the sink writes and commits what it holds")
 
     @field_validator("tables")
@@ -479,6 +484,15 @@ class FluxForgeSettings(BaseSettings):
     sink: SinkConfig = Field(default_factory=SinkConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+
+    @model_validator(mode="after")
+    def _sink_target_has_a_location(self) -> FluxForgeSettings:
+        if "s3" in self.sink.target and self.storage.s3.url is None:
+            raise ValueError(
+                f"sink.target {self.sink.target!r} writes to S3: give the location as storage.s3.url: "
+                "s3://BUCKET/PREFIX"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sync_fits_pool(self) -> FluxForgeSettings:
