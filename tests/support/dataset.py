@@ -11,7 +11,7 @@ from fluxforge_common.features import TABLES
 SORT_KEYS = [("exchange", "ascending"), ("symbol", "ascending"), ("ts", "ascending")]
 
 
-def read_dataset(root: Path) -> dict[str, pa.Table]:
+def read_dataset(root: Path | str) -> dict[str, pa.Table]:
     """Every table of a dataset root, in a canonical row order (file layout does not matter)."""
     tables = {}
     for table in TABLES:
@@ -21,7 +21,7 @@ def read_dataset(root: Path) -> dict[str, pa.Table]:
     return tables
 
 
-def assert_same_dataset(actual: Path, expected: Path) -> None:
+def assert_same_dataset(actual: Path | str, expected: Path | str) -> None:
     a, b = read_dataset(actual), read_dataset(expected)
     for table in TABLES:
         assert a[table].num_rows == b[table].num_rows, table

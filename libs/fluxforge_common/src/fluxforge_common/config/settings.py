@@ -241,6 +241,22 @@ class S3Config(BaseModel):
         return self
 
 
+class CompactionConfig(BaseModel):
+    """`fluxforge compact`: merging the small files of closed partitions into few large ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_file_mb: int = Field(
+        default=128, ge=1, le=4096, description="Size (MiB, compressed) a merged file is cut at."
+    )
+    delete_grace_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds between switching a partition to its merged files and deleting the files they "
+        "replaced: a read planned just before the switch still finds its files.",
+    )
+
+
 class SyncConfig(BaseModel):
     """`fluxforge sync` and the s3_sync service: copying the dataset between a local root and S3."""
 
@@ -483,6 +499,7 @@ class FluxForgeSettings(BaseSettings):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     sink: SinkConfig = Field(default_factory=SinkConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
+    compaction: CompactionConfig = Field(default_factory=CompactionConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
 
     @model_validator(mode="after")
