@@ -175,7 +175,11 @@ def _compact_partition(
     groups: dict[tuple[str, str], list[_Input]] = {}
     for name in candidates:
         data = storage.read_bytes(f"{directory}/{name}")
-        metadata = pq.read_schema(pa.BufferReader(data)).metadata or {}
+        try:
+            metadata = pq.read_schema(pa.BufferReader(data)).metadata or {}
+        except pa.ArrowException as exc:
+            report.skipped.append((f"{directory}/{name}", f"left as it is, not readable as Parquet ({exc})"))
+            continue
         origin = read_provenance(metadata)
         key = ("", "") if origin is None else (origin.config_fingerprint, origin.schema_version)
         groups.setdefault(key, []).append(_Input(name, data, origin, metadata))
