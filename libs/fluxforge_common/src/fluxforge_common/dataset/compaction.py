@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -45,6 +46,7 @@ from fluxforge_common.dataset.sink_journal import pending_sink_files
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.writers.parquet import Compression, write_parquet
 
+_READERS: Final = 8
 _PROVENANCE_KEYS: Final = frozenset(Provenance("", "", "", "", "").metadata())
 
 
@@ -93,7 +95,8 @@ class CompactionReport:
 @dataclass(frozen=True)
 class _Input:
     name: str
-    data: bytes
+    size: int
+    rows: pa.Table
     provenance: Provenance | None
     metadata: Mapping[bytes, bytes]
 
@@ -173,16 +176,15 @@ def _compact_partition(
     data_files = [n for n in visible if is_data_file(n)]
     candidates = [n for n in data_files if f"{directory}/{n}" not in pending]
     groups: dict[tuple[str, str], list[_Input]] = {}
-    for name in candidates:
-        data = storage.read_bytes(f"{directory}/{name}")
-        try:
-            metadata = pq.read_schema(pa.BufferReader(data)).metadata or {}
-        except pa.ArrowException as exc:
-            report.skipped.append((f"{directory}/{name}", f"left as it is, not readable as Parquet ({exc})"))
+    with ThreadPoolExecutor(_READERS) as pool:  # on S3 every file is a GET: a few at once
+        loaded = list(pool.map(lambda name: _load(storage, directory, name), candidates))
+    for name, item in zip(candidates, loaded, strict=True):
+        if isinstance(item, str):
+            report.skipped.append((f"{directory}/{name}", f"left as it is, not readable as Parquet ({item})"))
             continue
-        origin = read_provenance(metadata)
+        origin = item.provenance
         key = ("", "") if origin is None else (origin.config_fingerprint, origin.schema_version)
-        groups.setdefault(key, []).append(_Input(name, data, origin, metadata))
+        groups.setdefault(key, []).append(item)
     chosen = [g for g in groups.values() if len(g) >= 2 and any(not is_compacted(i.name) for i in g)]
     if not chosen:
         return None
@@ -193,7 +195,7 @@ def _compact_partition(
         merged = _merged(group)
         rows += merged.num_rows
         metadata = _merged_metadata(group)
-        per_file = max(1, merged.num_rows * target_bytes // max(1, sum(len(i.data) for i in group)))
+        per_file = max(1, merged.num_rows * target_bytes // max(1, sum(i.size for i in group)))
         for start in range(0, merged.num_rows, per_file):
             name = compacted_name(generation, len(outputs))
             piece = merged.slice(start, per_file).replace_schema_metadata(metadata or None)
@@ -209,7 +211,7 @@ def _compact_partition(
     result = PartitionCompaction(
         directory,
         files_before=len(inputs),
-        bytes_before=sum(len(i.data) for g in chosen for i in g),
+        bytes_before=sum(i.size for g in chosen for i in g),
         files_after=len(outputs),
         bytes_after=sum(size for _, size in outputs),
         rows=rows,
@@ -217,10 +219,21 @@ def _compact_partition(
     return result, [f"{directory}/{name}" for name in sorted(inputs)]
 
 
+def _load(storage: StorageBackend, directory: str, name: str) -> _Input | str:
+    """The file's rows and footer, or why it cannot be read as Parquet."""
+    data = storage.read_bytes(f"{directory}/{name}")
+    try:
+        rows = pq.ParquetFile(pa.BufferReader(data)).read()
+    except pa.ArrowException as exc:
+        return str(exc)
+    metadata = rows.schema.metadata or {}
+    return _Input(name, len(data), rows.replace_schema_metadata(None), read_provenance(metadata), metadata)
+
+
 def _merged(group: list[_Input]) -> pa.Table:
     """The group's rows in one table, stably sorted by ts (ties in file-name, then row order)."""
-    tables = [pq.read_table(pa.BufferReader(i.data)) for i in sorted(group, key=lambda i: i.name)]
-    whole = pa.concat_tables([t.replace_schema_metadata(None) for t in tables], promote_options="permissive")
+    tables = [i.rows for i in sorted(group, key=lambda i: i.name)]
+    whole = pa.concat_tables(tables, promote_options="permissive")
     return whole.take(pc.sort_indices(whole, sort_keys=[("ts", "ascending")]))
 
 
