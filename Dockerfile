@@ -1,5 +1,7 @@
 # One image for every FluxForge service; the container's command picks the service.
-FROM python:3.11-slim AS build
+# Runs as uid/gid 10001; /data, /spool and /var/lib/fluxforge belong to it, so a named volume
+# mounted there starts out writable (Docker copies the directory's owner into a new volume).
+FROM python:3.11.11-slim-bookworm AS build
 ENV UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1
 RUN pip install --no-cache-dir uv==0.13.8
 WORKDIR /app
@@ -10,13 +12,16 @@ COPY src src
 COPY tools tools
 RUN uv sync --frozen --no-dev
 
-FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 fluxforge
+FROM python:3.11.11-slim-bookworm
+RUN groupadd --gid 10001 fluxforge \
+    && useradd --uid 10001 --gid 10001 --create-home --shell /usr/sbin/nologin fluxforge \
+    && mkdir -p /data /spool /var/lib/fluxforge \
+    && chown 10001:10001 /data /spool /var/lib/fluxforge
 WORKDIR /app
 COPY --from=build /app /app
 COPY config/config.examples.yaml /app/config/config.examples.yaml
-ENV PATH="/app/.venv/bin:$PATH" FLUXFORGE_STORAGE__ROOT=/data
-USER fluxforge
+ENV PATH="/app/.venv/bin:$PATH" FLUXFORGE_STORAGE__ROOT=/data PYTHONDONTWRITEBYTECODE=1
+USER 10001:10001
 VOLUME ["/data"]
 ENTRYPOINT ["fluxforge"]
 CMD ["--help"]

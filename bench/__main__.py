@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from bench import collector, collector_exchange, engine, feature_engine, reference, s3, sink
+from bench import (
+    collector,
+    collector_exchange,
+    engine,
+    feature_engine,
+    metrics_overhead,
+    reference,
+    s3,
+    scale_out,
+    sink,
+)
 from bench.table import Row, print_table
 
 
@@ -19,6 +29,8 @@ def main() -> None:
     rows += collector_exchange.run(n)
     rows += feature_engine.run(n)
     rows += sink.run(n)
+    rows += metrics_overhead.run(n)
+    rows += scale_out.run(n // 2)
     rows += s3.run()
     print_table(rows)
 

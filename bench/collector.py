@@ -47,7 +47,7 @@ def _bootstrap() -> str:
     return os.environ.get("FLUXFORGE_KAFKA_BOOTSTRAP") or load_settings().kafka.bootstrap_servers
 
 
-async def _delete_topics(bootstrap: str, prefix: str) -> None:
+async def delete_topics(bootstrap: str, prefix: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -65,7 +65,7 @@ def _publish(bootstrap: str, source: TickSource, limits: Limits, batch_max_ticks
     try:
         return publish(Collector(settings, source, limits=limits), settings)
     finally:
-        asyncio.run(_delete_topics(bootstrap, prefix))
+        asyncio.run(delete_topics(bootstrap, prefix))
 
 
 def run(n: int) -> list[Row]:

@@ -32,7 +32,7 @@ from fluxforge_collector.exchange import exchange_source
 from fluxforge_collector.launch import CollectorError, publish
 from fluxforge_common.config import ExchangeConfig, FluxForgeSettings, KafkaConfig
 
-from bench.collector import _bootstrap, _delete_topics
+from bench.collector import _bootstrap, delete_topics
 from bench.table import Row, print_table
 
 SYMBOLS = [f"S{i:02d}/USDT" for i in range(50)]
@@ -99,7 +99,7 @@ def measure(bootstrap: str, symbols_per_watch: int = SYMBOLS_PER_WATCH) -> dict[
     finally:
         proc.terminate()
         proc.wait(10)
-        asyncio.run(_delete_topics(bootstrap, prefix))
+        asyncio.run(delete_topics(bootstrap, prefix))
     if len(samples) < 3:
         raise RuntimeError(f"only {len(samples)} samples in the measuring window")
     first, last = samples[0], samples[-1]

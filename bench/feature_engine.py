@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -58,19 +59,21 @@ SYMBOLS = sum(len(symbols) for symbols in MARKET.values())
 
 
 class _Run:
-    """One prefix, app id, config file and worker; topics deleted on close."""
+    """One prefix, app id, config file and its workers; topics deleted on close."""
 
     def __init__(self, bootstrap: str, root: Path) -> None:
         self.bootstrap = bootstrap
         self.prefix = f"ffbench-fe-{uuid.uuid4().hex[:8]}"
         self.root = root
         self.kafka = KafkaConfig(bootstrap_servers=bootstrap, topic_prefix=self.prefix)
-        self.worker: ServiceProcess | None = None
+        self.workers: list[ServiceProcess] = []
 
     async def topics(self) -> EngineTopics:
         return await prepare_topics(self.kafka, None, f"{self.prefix}-app")
 
     def start_worker(self) -> ServiceProcess:
+        """One more worker of the app (each with its own data directory and log)."""
+        n = len(self.workers)
         config = self.root / f"{self.prefix}.yaml"
         config.write_text(
             f"kafka:\n  bootstrap_servers: '{self.bootstrap}'\n  topic_prefix: '{self.prefix}'\n"
@@ -81,15 +84,16 @@ class _Run:
             "--app-id",
             f"{self.prefix}-app",
             "--data-dir",
-            str(self.root / "faust"),
+            str(self.root / f"faust-{n}"),
         ]
-        log = self.root / f"{self.prefix}.log"
-        self.worker = ServiceProcess("worker", "engine", args, dict(os.environ), log).start()
-        return self.worker
+        log = self.root / f"{self.prefix}-{n}.log"
+        worker = ServiceProcess(f"worker-{n}", "engine", args, dict(os.environ), log).start()
+        self.workers.append(worker)
+        return worker
 
     async def close(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
+        for worker in self.workers:
+            worker.stop()
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
@@ -110,7 +114,19 @@ async def _reachable(bootstrap: str) -> bool:
         return False
 
 
-async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
+@dataclass(frozen=True)
+class Throughput:
+    """One throughput run: how long publishing took and when the outputs came."""
+
+    ticks: int
+    publish_s: float
+    busy_s: float  # first output message to the last HF row
+    from_start_s: float  # worker start to the last HF row
+
+
+async def measure_throughput(bootstrap: str, root: Path, n: int, workers: int = 1) -> Throughput | str:
+    """`n` simulated ticks published first, then `workers` workers of one app started together;
+    the timings, or why the run failed."""
     lines = simulated_ticks(n, seed=99)
     expected, _ = expected_rows(lines, StateConfig())
     want_hf = count_rows(expected)["hf"]
@@ -123,36 +139,37 @@ async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
         publish_s = time.perf_counter() - started
         async with OutputReader(run.kafka, topics.outputs) as reader:
             start = time.time()
-            run.start_worker()
+            for _ in range(workers):
+                run.start_worker()
             got = await reader.read_until(lambda g: g.count("hf") >= want_hf, timeout_s=600)
         if got.count("hf") < want_hf or got.first_arrival is None or got.last_arrival is None:
-            return [
-                (
-                    "feature engine worker throughput",
-                    "failed",
-                    f"{got.count('hf')}/{want_hf} HF rows in 600 s",
-                )
-            ]
-        busy = got.last_arrival - got.first_arrival
-        return [
-            (
-                f"raw publish, batches of {BATCH_TICKS} (aiokafka, acks=all, zstd)",
-                f"{n / publish_s:,.0f}",
-                "ticks/s, one producer",
-            ),
-            (
-                f"feature engine worker, batches of {BATCH_TICKS}",
-                f"{n / busy:,.0f}",
-                f"ticks/s, one worker (target >= 20,000); {n:,} ticks, first output to last HF row",
-            ),
-            (
-                "  the same, from worker start",
-                f"{n / (got.last_arrival - start):,.0f}",
-                "ticks/s (includes start-up, group join and table recovery)",
-            ),
-        ]
+            return f"{got.count('hf')}/{want_hf} HF rows in 600 s"
+        return Throughput(n, publish_s, got.last_arrival - got.first_arrival, got.last_arrival - start)
     finally:
         await run.close()
+
+
+async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
+    measured = await measure_throughput(bootstrap, root, n)
+    if isinstance(measured, str):
+        return [("feature engine worker throughput", "failed", measured)]
+    return [
+        (
+            f"raw publish, batches of {BATCH_TICKS} (aiokafka, acks=all, zstd)",
+            f"{n / measured.publish_s:,.0f}",
+            "ticks/s, one producer",
+        ),
+        (
+            f"feature engine worker, batches of {BATCH_TICKS}",
+            f"{n / measured.busy_s:,.0f}",
+            f"ticks/s, one worker (target >= 20,000); {n:,} ticks, first output to last HF row",
+        ),
+        (
+            "  the same, from worker start",
+            f"{n / measured.from_start_s:,.0f}",
+            "ticks/s (includes start-up, group join and table recovery)",
+        ),
+    ]
 
 
 def _shift(line: bytes, offset_ms: int) -> bytes:

@@ -17,7 +17,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fluxforge_common.config import FluxForgeSettings
@@ -41,7 +41,9 @@ RAW_BATCH = 100
 
 def hf_messages(n_rows: int, symbols: int = SYMBOLS) -> list[tuple[str, bytes]]:
     """`n_rows` real HF rows (engine output, 10 levels, default config) on the grid of `symbols`
-    symbols (one row per symbol per second of event time), one row per message."""
+    symbols (one row per symbol per second of event time), one row per message. Rows keep the
+    exchange of the simulated row they copy (two exchanges), so a chunk of S seconds holds
+    files of about S/2 rows."""
     settings = FluxForgeSettings()
     engine, out = FeatureEngine(settings.features), EngineOutput()
     for line in itertools.islice(MarketSimulator(SimulatorConfig(seed=5)).ticks(), 30_000):
@@ -146,14 +148,15 @@ def run(n: int = 200_000, bootstrap: str | None = None) -> list[Row]:
     raw = raw_messages(n)
     tmp = Path(tempfile.mkdtemp(prefix="ffbench-sink-"))
     try:
-        for span_s in (60, 600):
-            policy = FlushPolicy(span_ms=span_s * 1000)
-            rate = core_rate("hf", "bench.features.hf", hf, n_hf, tmp / f"hf-{span_s}", policy=policy)
+        codecs: tuple[tuple[int, Literal["zstd", "lz4"]], ...] = ((60, "zstd"), (60, "lz4"), (600, "zstd"))
+        for span_s, codec in codecs:
+            policy = FlushPolicy(span_ms=span_s * 1000, compression=codec)
+            rate = core_rate("hf", "bench.features.hf", hf, n_hf, tmp / f"hf-{span_s}-{codec}", policy=policy)
             rows.append(
                 (
-                    f"sink core, hf rows, {span_s} s chunks ({span_s} rows/file; decode + Parquet + fsync)",
+                    f"sink core, hf rows, {span_s} s chunks, {codec} (~{span_s // 2} rows/file; decode+Parquet+fsync)",
                     f"{rate:,.0f}",
-                    "rows/s, one core",
+                    "rows/s, one process",
                 )
             )
         rate = core_rate("raw", "bench.raw", raw, n, tmp / "raw")

@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.support.compaction",
     "tests.support.exchange",
     "tests.support.kafka",
+    "tests.support.prometheus",
     "tests.support.rows",
     "tests.support.s3",
     "tests.support.secure_kafka",

@@ -80,6 +80,7 @@ BAD_LINES: list[tuple[bytes, str]] = [
     (_with(GOOD_BOOK, type="orderbook"), "Invalid value 'orderbook'"),
     (_without(GOOD_BOOK, "type"), "missing required field `type`"),
     (_with(GOOD_TRADE, side="hold"), "Invalid enum value 'hold'"),
+    (_with(GOOD_TRADE, backfilled="yes"), "Expected `bool`, got `str`"),
     (_with(GOOD_TRADE, price=0.0), "price 0.0 is not positive"),
     (_with(GOOD_TRADE, price=-5.0), "price -5.0 is not positive"),
     (_with(GOOD_TRADE, amount=0.0), "amount 0.0 is not positive"),

@@ -28,8 +28,11 @@ from fluxforge_common.config import ExchangeConfig
 from fluxforge_common.messages import Rejection, decode_tick
 from fluxforge_common.simulator import SimulatorConfig
 from fluxforge_emulator import EmulatorConfig, EmulatorThread, ExchangeEmulator
+from fluxforge_emulator.starve import starve
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+# The collector watches Binance's aggregate trades (`options.DEFAULT_OPTIONS`): their stream and id field.
+TRADE_STREAM, TRADE_ID = "aggTrade", "a"
 LEVELS = 10
 READY_TIMEOUT_S = 30.0
 
@@ -103,13 +106,16 @@ def record(
     recovered: set[str] | None = None,
     recover_after_s: float = 0.2,
     ready: Callable[[set[str]], bool] | None = None,
+    ready_trades: bool = False,
     exchange_id: str = "binanceus",
     until: Callable[[Latest], bool] = lambda latest: True,
     queue_size: int = ENVELOPE_QUEUE_SIZE,
+    cpu_share_taken: float = 0.0,
 ) -> Run:
-    """Run a source until every symbol has a book, inject `fault`, go on until the `recovered` symbols
+    """Run a source until every symbol has a book (and a trade, with `ready_trades`), inject `fault`, go on until the `recovered` symbols
     (default all) published books `recover_after_s` after it, at least `run_after_s` passed and
-    `until` holds for what was published, then stop as SIGTERM does."""
+    `until` holds for what was published, then stop as SIGTERM does. With `cpu_share_taken`, that share
+    of the collector's event loop is taken by a busy co-task from the start (`fluxforge_emulator.starve`)."""
     symbols = list(config.symbols)
     expect = set(symbols) if recovered is None else recovered
     ready = ready or (lambda seen: seen == set(symbols))
@@ -125,7 +131,9 @@ def record(
         async def drive() -> None:
             try:
                 deadline = time.monotonic() + READY_TIMEOUT_S
-                while not ready(set(last_book)):
+                while not ready(set(last_book)) or (
+                    ready_trades and not all(("trade", s) in latest for s in symbols)
+                ):
                     assert time.monotonic() < deadline, (
                         f"books of only {sorted(last_book)} after {READY_TIMEOUT_S} s"
                     )
@@ -146,6 +154,8 @@ def record(
                 source.request_stop()
 
         driver = asyncio.create_task(drive())
+        starving = starve(cpu_share_taken) if cpu_share_taken else None
+        thief = None if starving is None else asyncio.create_task(starving)
         try:
             async with contextlib.aclosing(source.lines()) as lines:
                 async for line in lines:
@@ -160,6 +170,8 @@ def record(
         finally:
             if not driver.done():
                 driver.cancel()
+            if thief is not None:
+                thief.cancel()
         await driver
         received = {s: [str(t["id"]) for t in cache] for s, cache in (source.exchange.trades or {}).items()}
         known = [s for s in symbols if s not in source.stats.failed_symbols]
@@ -197,10 +209,10 @@ def check_published(emu: EmulatorThread, run: Run) -> dict[str, int]:
         true_bids, true_asks = histories[symbol][seq]
         assert [tuple(level) for level in env["bids"]] == true_bids, f"{symbol} bids differ at {seq}"
         assert [tuple(level) for level in env["asks"]] == true_asks, f"{symbol} asks differ at {seq}"
-    truth = sent_events(emu, "trade")
+    truth = sent_events(emu, TRADE_STREAM)
     for symbol in run.symbols:
         sid = symbol.replace("/", "")
-        sent = {str(t["t"]): t for t in truth[sid]}
+        sent = {str(t[TRADE_ID]): t for t in truth[sid]}
         ids = [e["id"] for _, e in run.envelopes if e["type"] == "trade" and e["symbol"] == symbol]
         assert len(ids) == len(set(ids)), f"{symbol}: a trade published twice"
         assert [int(i) for i in ids] == sorted(int(i) for i in ids), f"{symbol}: trades out of order"

@@ -2,8 +2,9 @@
 
 - `per_symbol_batches` groups raw ticks into `<exchange>:<symbol>` messages the way the
   collector does (per-symbol order kept, at most `batch_size` ticks per message);
-- `expected_rows` runs the same ticks through the in-process `FeatureEngine` (without the
-  final flush, which a stream never reaches) for comparison;
+- `expected_rows` runs the same ticks through the in-process `FeatureEngine` (with or without
+  the final flush, which a stream reaches only through the watermarks that end it,
+  `final_watermarks`) for comparison;
 - `publish` sends raw messages; `OutputReader` reads the feature and dead-letter topics
   (read_committed, from the beginning, each engine output once: `Deduplicator`);
 - `EngineStack` is one test's topics, config and workers (`fluxforge engine`
@@ -23,14 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 from aiokafka import AIOKafkaConsumer
 from fluxforge_common.config.settings import KafkaConfig
 from fluxforge_common.config.state import StateConfig
-from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine
+from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, closing_watermark
 from fluxforge_common.kafka import TopicNames, producer
 from fluxforge_common.kafka.lineage import Deduplicator, parse_source
-from fluxforge_common.messages import DecodedTick, Rejection, decode_tick
+from fluxforge_common.messages import DecodedTick, Rejection, Watermark, decode_tick
 from fluxforge_common.messages.rows import decode_rows, encode_rows
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_feature_engine.topics import EngineTopics, prepare_topics
@@ -70,8 +72,46 @@ def per_symbol_batches(lines: Iterable[bytes], batch_size: int) -> list[tuple[by
     return messages
 
 
-def expected_rows(lines: Iterable[bytes], cfg: StateConfig) -> tuple[RowsByKey, list[Rejection]]:
-    """Rows of the in-process engine on `lines` (no final flush), through the wire codec, and its refusals."""
+def watermark_message(key: bytes, ms: int) -> tuple[bytes, bytes]:
+    """A raw message holding one watermark record for `key`, as the collector makes it."""
+    exchange, _, symbol = key.decode().partition(":")
+    return key, msgspec.json.encode(Watermark(exchange, symbol, ts=ms, recv_ts=ms))
+
+
+def with_watermarks(batches: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`batches` with a true watermark after each one: its key's earliest event time still to come.
+
+    Every later tick of the key is at or after it, so the rows must not change; ticks held for
+    the lateness and intervals the next ticks would close are emitted a message early.
+    """
+    still_to_come: dict[bytes, list[int]] = defaultdict(list)
+    for key, value in reversed(batches):
+        times = [t["ts"] if t["ts"] is not None else t["recv_ts"] for t in orjson.loads(value)]
+        still_to_come[key].append(min(times + still_to_come[key][-1:]))
+    messages: list[tuple[bytes, bytes]] = []
+    for key, value in batches:
+        still_to_come[key].pop()
+        messages.append((key, value))
+        if still_to_come[key]:
+            messages.append(watermark_message(key, still_to_come[key][-1]))
+    return messages
+
+
+def final_watermarks(lines: Iterable[bytes], cfg: StateConfig) -> list[tuple[bytes, bytes]]:
+    """The collector's end of a finite input: per key, the watermark after its latest event time."""
+    latest: dict[bytes, int] = {}
+    for line in lines:
+        tick = orjson.loads(line)
+        key, ms = key_of(line), tick["recv_ts"] if tick["ts"] is None else tick["ts"]
+        latest[key] = max(latest.get(key, ms), ms)
+    return [watermark_message(key, closing_watermark(ms, cfg.interval_ms)) for key, ms in latest.items()]
+
+
+def expected_rows(
+    lines: Iterable[bytes], cfg: StateConfig, *, flush: bool = False
+) -> tuple[RowsByKey, list[Rejection]]:
+    """Rows of the in-process engine on `lines` (with the final flush, or without, as a stream without
+    watermarks gives them), through the wire codec, and its refusals."""
     engine = FeatureEngine(cfg)
     out = EngineOutput()
     rejected: list[Rejection] = []
@@ -81,6 +121,8 @@ def expected_rows(lines: Iterable[bytes], cfg: StateConfig) -> tuple[RowsByKey, 
             engine.process(item, out)
         else:
             rejected.append(item)
+    if flush:
+        engine.flush(out)
     rejected += out.rejected
     rows: RowsByKey = {table: defaultdict(list) for table in TABLES}
     for table, table_rows in out.tables().items():

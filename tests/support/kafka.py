@@ -38,6 +38,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 from fluxforge_common import kafka as clients
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
+from fluxforge_common.messages import Watermark
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka.sh"
@@ -46,6 +47,7 @@ KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka.sh"
 DEFAULT_KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 TOPIC_READY_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 60.0
+WATERMARK_PREFIX = b'{"type":"watermark"'  # how the collector's watermark records begin
 
 
 def _docker_reachable() -> bool:
@@ -217,10 +219,23 @@ class ConsumedRecord:
     offset: int
     key: bytes | None
     value: bytes
+    timestamp: int = 0  # ms, the producer's create time
+
+    def elements(self) -> list[bytes]:
+        """The exact bytes of each element (tick or watermark) of a batch value."""
+        return [bytes(raw) for raw in msgspec.json.decode(self.value, type=list[msgspec.Raw])]
 
     def ticks(self) -> list[bytes]:
         """The exact bytes of each tick in a batch value."""
-        return [bytes(raw) for raw in msgspec.json.decode(self.value, type=list[msgspec.Raw])]
+        return [raw for raw in self.elements() if not raw.startswith(WATERMARK_PREFIX)]
+
+    def watermarks(self) -> list[Watermark]:
+        """The watermark records of a batch value."""
+        return [
+            msgspec.json.decode(raw, type=Watermark)
+            for raw in self.elements()
+            if raw.startswith(WATERMARK_PREFIX)
+        ]
 
 
 @dataclass(frozen=True)
@@ -278,7 +293,9 @@ async def _read_all(bootstrap: str, topic: str) -> list[ConsumedRecord]:
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             assert loop.time() < deadline, f"could not read {topic} to its end in {READ_TIMEOUT_S} s"
             for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
-                records += [ConsumedRecord(tp.partition, r.offset, r.key, r.value) for r in batch]
+                records += [
+                    ConsumedRecord(tp.partition, r.offset, r.key, r.value, r.timestamp) for r in batch
+                ]
         return records
     finally:
         await consumer.stop()

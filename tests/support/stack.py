@@ -24,14 +24,11 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from aiokafka import TopicPartition
-from fluxforge_common import kafka as clients
-from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.config.settings import KafkaConfig
-from fluxforge_common.features import TABLES, table_schema
+from fluxforge_common.health_report import read_kafka_state
 from fluxforge_common.kafka import TopicNames, ensure_topics, topic_specs
 from fluxforge_common.storage import LocalStorage
-from fluxforge_common.writers import PartitionedParquetWriter, iter_ndjson
+from fluxforge_common.writers import iter_ndjson
 from typer.testing import CliRunner
 
 from fluxforge.cli.app import app
@@ -39,7 +36,6 @@ from tests.support.processes import ServiceProcess
 
 PARTITIONS = 3
 LAG_POLL_S = 0.5
-Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -50,19 +46,8 @@ class Expected:
     input_path: Path
     config_path: Path  # an empty YAML file: defaults everywhere, whatever config/config.yaml says
     embedded_root: Path
-    stream_root: Path
-    flush_rows: dict[str, list[Row]]
     rejections: list[tuple[str, bytes]]  # (reason, raw) the engine dead-letters on this input
     dates: list[str]
-
-
-def write_rows(root: Path, rows: dict[str, list[Row]], settings: FluxForgeSettings) -> Path:
-    storage = LocalStorage(root, durable=False)
-    for table in TABLES:
-        writer = PartitionedParquetWriter(storage, table, table_schema(table, settings.features))
-        writer.add(rows[table])
-        writer.flush()
-    return root
 
 
 def run_cli(*args: str | Path, config: Path) -> str:
@@ -102,37 +87,6 @@ def counted(text: str, pattern: str) -> int | None:
     return int(found[-1].replace(",", "")) if found else None
 
 
-async def _lags(cfg: KafkaConfig, groups: dict[str, list[str]]) -> dict[str, dict[str, int]]:
-    """group -> "topic/partition" -> end offset (read_committed) minus the group's committed offset.
-
-    Committed offsets are read first, in `groups` order, end offsets last: an upstream group
-    (the engine) at lag 0 has every output in Kafka before the ends are read, so a downstream
-    group (the sink) at lag 0 has really read all of it.
-    """
-    admin = await clients.start(clients.admin(cfg, request_timeout_ms=5_000), cfg)
-    consumer = clients.plain_consumer(cfg, isolation_level="read_committed", request_timeout_ms=5_000)
-    try:
-        await consumer.start()
-        topics = sorted({t for names in groups.values() for t in names})
-        described = await admin.describe_topics(topics)
-        tps = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
-        committed = {group: await admin.list_consumer_group_offsets(group) for group in groups}
-        ends = await consumer.end_offsets(tps)
-        return {
-            group: {
-                f"{tp.topic}/{tp.partition}": ends[tp] - max(committed[group][tp].offset, 0)
-                if tp in committed[group]
-                else ends[tp]
-                for tp in tps
-                if tp.topic in names
-            }
-            for group, names in groups.items()
-        }
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
 @dataclass
 class Stack:
     """One test's pipeline: names, dataset root, services, and waiting for them to finish."""
@@ -145,6 +99,7 @@ class Stack:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     # More `kafka` connection keys (security_protocol, sasl_*, ssl_*), for the services and the test alike.
     connection: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)  # FLUXFORGE_* settings of every service
 
     @property
     def kafka(self) -> KafkaConfig:
@@ -189,6 +144,7 @@ class Stack:
         }
         base.update({f"FLUXFORGE_KAFKA__{k.upper()}": str(v) for k, v in values.items()})
         base["FLUXFORGE_CONFIG"] = str(self.config_path)
+        base.update(self.extra_env)
         return base
 
     def create_topics(self) -> None:
@@ -200,16 +156,23 @@ class Stack:
         self.services[name] = service
         return service.start()
 
-    def engine(self, name: str = "engine") -> ServiceProcess:
+    def engine(self, name: str = "engine", metrics_port: int | None = None) -> ServiceProcess:
         args = ["--app-id", self.app_id, "--data-dir", str(self.tmp / f"faust-{name}")]
-        return self._service(name, "engine", args, self.env())
+        return self._service(name, "engine", args, self._metrics_env("engine", metrics_port))
 
-    def sink(self, *flags: str, name: str = "sink") -> ServiceProcess:
+    def sink(self, *flags: str, name: str = "sink", metrics_port: int | None = None) -> ServiceProcess:
         args = [
             "--root", str(self.root), "--group-id", self.group, "--instance-id", f"{name}-0",
             "--idle-flush-seconds", "1", "--progress-seconds", "2", *flags,
         ]  # fmt: skip
-        return self._service(name, "sink", args, self.env())
+        return self._service(name, "sink", args, self._metrics_env("sink", metrics_port))
+
+    def _metrics_env(self, section: str, port: int | None) -> dict[str, str]:
+        """The service's environment, with `<section>.metrics_port` set when `port` is given."""
+        env = self.env()
+        if port is not None:
+            env[f"FLUXFORGE_{section.upper()}__METRICS_PORT"] = str(port)
+        return env
 
     def collector(
         self,
@@ -251,11 +214,11 @@ class Stack:
     def lags(self) -> dict[str, dict[str, int]] | None:
         """Engine lag on raw, sink lag on its topics; None while the broker does not answer."""
         try:
-            return asyncio.run(
-                asyncio.wait_for(
-                    _lags(self.kafka, {self.app_id: [self.names.raw], self.group: self.sink_topics}), 15
-                )
-            )
+            # Committed offsets are read in this order, end offsets last: an upstream group (the
+            # engine) at lag 0 has every output in Kafka before the ends are read, so a downstream
+            # group (the sink) at lag 0 has really read all of it.
+            groups = {self.app_id: [self.names.raw], self.group: self.sink_topics}
+            return asyncio.run(read_kafka_state(self.kafka, groups, self.names.deadletter, 0, 15)).lags
         except Exception:  # broker restarting, group loading: not done yet
             return None
 

@@ -25,7 +25,7 @@ import pytest
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine
 from fluxforge_common.kafka import TopicNames, source_headers
-from fluxforge_common.messages import Rejection, decode_batch
+from fluxforge_common.messages import DecodedTick, Rejection, decode_batch
 from fluxforge_common.messages.rows import encode_rows
 from fluxforge_common.pipeline import EmbeddedPipeline
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
@@ -130,6 +130,7 @@ def stack_messages(
                 data.rejected += 1
                 out.rejected.append(item)
             else:
+                assert isinstance(item, DecodedTick), item  # these inputs hold no watermarks
                 data.accepted += 1
                 engine.process(item, out)
         emit(key, out, len(data.raw) - 1)

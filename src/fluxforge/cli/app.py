@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compact": ("fluxforge.cli.compact_cmd", "compact"),
     "report": ("fluxforge.cli.quality_cmd", "report"),
     "plot": ("fluxforge.cli.plot_cmd", "plot"),
+    "health": ("fluxforge.cli.health_cmd", "health"),
     "topics": ("fluxforge.cli.topics_cmd", "topics"),
     "collect": ("fluxforge.cli.collect_cmd", "collect"),
     "replay": ("fluxforge.cli.replay_cmd", "replay"),

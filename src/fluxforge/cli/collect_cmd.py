@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -29,35 +31,56 @@ from fluxforge_collector.launch import (
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.logs import configure_logging
 
-from fluxforge.cli.common import ConfigOption, settings_or_exit
+from fluxforge.cli.common import ConfigOption, LogFormatOption, log_format_overrides, settings_or_exit
 
 BootstrapOption = Annotated[str | None, typer.Option(help=HELP["bootstrap"])]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress line.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress (line on a terminal, status log lines otherwise).")
+]
+STATUS_INTERVAL_S = 10.0
+log = logging.getLogger("fluxforge.collector")
 
 
 def show_progress(stats: CollectorStats) -> None:
-    """Redraw one status line on stderr."""
+    """Redraw one status line on stderr (a terminal's)."""
     sys.stderr.write(f"\r  {stats.progress_line()}   ")
     sys.stderr.flush()
 
 
+def progress_display(quiet: bool) -> Callable[[CollectorStats], None] | None:
+    """A redrawn line on a terminal; elsewhere (a container's log) a plain status line every 10 s."""
+    if quiet:
+        return None
+    if sys.stderr.isatty():
+        return show_progress
+    due = [time.monotonic() + STATUS_INTERVAL_S]
+
+    def log_status(stats: CollectorStats) -> None:
+        if time.monotonic() >= due[0]:
+            due[0] = time.monotonic() + STATUS_INTERVAL_S
+            log.info("%s", stats.progress_line())
+
+    return log_status
+
+
 def run_collector(collector: Collector, settings: FluxForgeSettings, *, quiet: bool) -> CollectorStats:
     """Run a collector with a start line and (unless quiet) progress on stderr; exit 1 on Kafka failure."""
-    typer.echo(start_line(collector, settings), err=True)
-    configure_logging(logging.WARNING)  # outages and recoveries; libraries' repeats held back
-    logging.getLogger("fluxforge").setLevel(logging.INFO)
+    configure_logging(logging.WARNING, log_format=settings.logging.format)  # libraries' repeats held back
+    logging.getLogger("fluxforge").setLevel(logging.INFO)  # outages, recoveries, status lines
+    log.info("%s", start_line(collector, settings))
+    line = not quiet and sys.stderr.isatty()
     try:
         stats = publish(collector, settings)
     except CollectorError as exc:
-        if not quiet:
+        if line:
             sys.stderr.write("\n")
-        typer.echo(str(exc), err=True)
+        log.error("%s", exc)
         raise typer.Exit(1) from None
-    if not quiet:
+    if line:
         show_progress(stats)
         sys.stderr.write("\n")
     if collector.abandoned:
-        typer.echo("stopped at once: ticks still queued were not spooled", err=True)
+        log.error("stopped at once: ticks still queued were not spooled")
         raise typer.Exit(1)
     return stats
 
@@ -76,6 +99,7 @@ def collect(
     bootstrap: BootstrapOption = None,
     exchange: Annotated[str | None, typer.Option("--exchange", "-x", help=HELP["exchange"])] = None,
     quiet: QuietOption = False,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Publish raw ticks to Kafka (<prefix>.raw) in per-symbol batches; bad lines go to <prefix>.deadletter.
 
@@ -95,9 +119,9 @@ def collect(
         bootstrap=bootstrap,
         exchange=exchange,
     )
-    settings = settings_or_exit(config, settings_overrides(bootstrap))
+    settings = settings_or_exit(config, settings_overrides(bootstrap) | log_format_overrides(log_format))
     try:
-        collector = make_collector(settings, options, on_progress=None if quiet else show_progress)
+        collector = make_collector(settings, options, on_progress=progress_display(quiet))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     stats = run_collector(collector, settings, quiet=quiet)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from fluxforge_common.config import ConfigError, FluxForgeSettings, load_settings
+from fluxforge_common.logs import LogFormat
 
 ConfigOption = Annotated[
     Path | None,
@@ -17,6 +18,22 @@ ConfigOption = Annotated[
         "--config", "-c", help="YAML config (default: $FLUXFORGE_CONFIG, else config/config.yaml if present)."
     ),
 ]
+
+
+LogFormatOption = Annotated[
+    LogFormat | None,
+    typer.Option(
+        "--log-format",
+        help="Log records as text lines or as JSON objects, one per line, for the log collectors of "
+        "containers (default: logging.format).",
+        show_default=False,
+    ),
+]
+
+
+def log_format_overrides(log_format: LogFormat | None) -> dict[str, Any]:
+    """`--log-format` as a `load_settings` override of `logging.format`."""
+    return {} if log_format is None else {"logging": {"format": log_format}}
 
 
 def settings_or_exit(config: Path | None, overrides: dict[str, Any] | None = None) -> FluxForgeSettings:

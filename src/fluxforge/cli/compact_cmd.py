@@ -62,7 +62,7 @@ def compact(
     try:
         report = compact_dataset(
             storage, tables, before=last, target_bytes=cfg.target_file_mb << 20, grace_s=cfg.delete_grace_s,
-            on_partition=shown,
+            compression=settings.parquet.compression, on_partition=shown,
         )  # fmt: skip
     except (ClientError, BotoCoreError, OSError) as exc:
         typer.echo(

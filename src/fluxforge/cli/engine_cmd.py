@@ -19,7 +19,7 @@ from fluxforge_feature_engine.launch import (
     run_engine,
 )
 
-from fluxforge.cli.common import ConfigOption
+from fluxforge.cli.common import ConfigOption, LogFormatOption
 
 
 def engine(
@@ -39,6 +39,7 @@ def engine(
     commit_interval: Annotated[
         float | None, typer.Option("--commit-interval", min=0.001, max=60.0, help=HELP["commit_interval"])
     ] = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run a feature-engine worker: <prefix>.raw -> <prefix>.features.{hf,bars,trades,ticker} + deadletter.
 
@@ -56,6 +57,7 @@ def engine(
         web_port=web_port,
         log_level=log_level,
         commit_interval_s=commit_interval,
+        log_format=log_format,
     )
     code = run_engine(options)
     if code:

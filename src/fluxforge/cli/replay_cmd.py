@@ -20,7 +20,7 @@ from fluxforge_collector.launch import (
 )
 from fluxforge_collector.sources import archive_source
 
-from fluxforge.cli.collect_cmd import BootstrapOption, QuietOption, run_collector, show_progress
+from fluxforge.cli.collect_cmd import BootstrapOption, QuietOption, progress_display, run_collector
 from fluxforge.cli.common import ConfigOption, settings_or_exit
 
 
@@ -49,7 +49,7 @@ def replay(
     try:
         source = archive_source(archive_root, selected_dates(day, start_date, end_date))
         collector = make_collector(
-            settings, options, source=source, topic=topic, on_progress=None if quiet else show_progress
+            settings, options, source=source, topic=topic, on_progress=progress_display(quiet)
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -16,7 +16,7 @@ from fluxforge_parquet_sink.options import (
     serve_forever,
 )
 
-from fluxforge.cli.common import ConfigOption
+from fluxforge.cli.common import ConfigOption, LogFormatOption
 
 
 def sink(
@@ -46,6 +46,7 @@ def sink(
     fsync: Annotated[bool | None, typer.Option("--fsync/--no-fsync", help=HELP["fsync"])] = None,
     target: Annotated[str | None, typer.Option(help=HELP["target"])] = None,
     log_level: Annotated[str, typer.Option(help=HELP["log_level"])] = "INFO",
+    log_format: LogFormatOption = None,
 ) -> None:
     """Consume the feature, raw and dead-letter topics into the dataset with exactly-once files.
 
@@ -74,9 +75,11 @@ def sink(
             until_caught_up=until_caught_up,
             fsync=fsync,
             target=target,
+            log_format=log_format,
         )
         configure_sink_logging(log_level)
         service = prepare(options)
+        configure_sink_logging(log_level, service.settings.logging.format)
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None

@@ -35,7 +35,7 @@ def stack_services(config: Path | None, root: Path, *, speed: float, workers: in
     services.append(
         ServiceSpec(
             "collector",
-            fluxforge_argv("collect", *common, "--source", "simulator", "--speed", f"{speed:g}", "--quiet"),
+            fluxforge_argv("collect", *common, "--source", "simulator", "--speed", f"{speed:g}"),
         )
     )
     return services

@@ -4,19 +4,10 @@ of its own, `own_broker`) and `secure_stack` (SASL_SSL with SCRAM on `secure_bro
 printed when a test fails.
 
 The reference (`Expected`, once per session) is 90 s of the simulated market (5 symbols on 2
-exchanges, books, trades and tickers) as one NDJSON file, and:
-
-- `embedded_root`: `fluxforge run --input <file>`;
-- `stream_root`: the rows a stream can emit. The embedded run ends with `FeatureEngine.flush`,
-  which emits what only the end of the input makes due: per symbol with latest event time `M`,
-  the trade and ticker rows of the ticks it still held (event time `> M - L`, `L` =
-  `features.allowed_lateness_ms`), the HF rows at the grid points `g` in `(M - L, G]` (`G`, the
-  grid point after `M`) and the bars that end at those `g` (duration `d` with `g % d == 0`,
-  labelled `g - d`). A stream never ends, so the stack never emits them. `stream_root` is the dataset of `FeatureEngine.process` alone over
-  the same lines (no flush), written with the same Parquet writer; a test checks it equals
-  `embedded_root` minus exactly those rows. (`EmbeddedPipeline` has no switch for this; an option
-  `EmbeddedPipeline(..., final_flush=False)`, making `close()` skip `engine.flush`, would let
-  `fluxforge run` produce it directly.)
+exchanges, books, trades and tickers) as one NDJSON file, and `embedded_root`, its
+`fluxforge run --input <file>`. The stack gives exactly those rows, the last interval of every
+symbol included: the collector ends a finite input with each symbol's final watermark, which
+closes what the embedded run's end of input does (docs/design.md "Time and emission").
 """
 
 from __future__ import annotations
@@ -36,7 +27,7 @@ from fluxforge_common.messages import DecodedTick, decode_tick
 
 from tests.support.kafka import Broker, delete_prefixed
 from tests.support.secure_kafka import SecureBroker
-from tests.support.stack import Expected, Stack, run_cli, write_rows
+from tests.support.stack import Expected, Stack, run_cli
 from tests.support.stack_data import simulated_lines
 
 MARKET_SECONDS = 90
@@ -53,17 +44,12 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> Expected:
     settings = FluxForgeSettings()
 
     engine, out = FeatureEngine(settings.features), EngineOutput()
-    rejections: list[tuple[str, bytes]] = []
     for line in lines:
         item = decode_tick(line, settings.messages.max_bytes)
         assert isinstance(item, DecodedTick), item
         engine.process(item, out)
-    rejections += [(r.reason, r.raw) for r in out.rejected]
-    stream = {table: list(rows) for table, rows in out.tables().items()}
-    out.clear()
     engine.flush(out)
-    flush_rows = {table: list(rows) for table, rows in out.tables().items()}
-    assert flush_rows["hf"]
+    rejections = [(r.reason, r.raw) for r in out.rejected]
 
     embedded_root = base / "embedded"
     run_cli("run", "--input", input_path, "-o", embedded_root, "-q", config=config_path)
@@ -73,8 +59,6 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> Expected:
         input_path=input_path,
         config_path=config_path,
         embedded_root=embedded_root,
-        stream_root=write_rows(base / "stream", stream, settings),
-        flush_rows=flush_rows,
         rejections=rejections,
         dates=dates,
     )

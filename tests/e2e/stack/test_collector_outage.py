@@ -18,7 +18,6 @@ import json
 import os
 import re
 import signal
-import socket
 import time
 import urllib.request
 from collections import defaultdict
@@ -29,6 +28,7 @@ from fluxforge_collector.exchange import ExchangeStats
 from fluxforge_emulator import EmulatorThread
 
 from tests.support.exchange import Run, check_published, exchange_config
+from tests.support.http import free_port
 from tests.support.kafka import Broker, KafkaPrefix
 from tests.support.processes import ServiceProcess
 from tests.support.stack import Expected, Stack
@@ -39,13 +39,6 @@ SPEED = 6.0  # each half: ~45 s of market in ~7.5 s
 OUTAGE_S = 30.0
 PAUSE_S = 12.0
 SEND_TIMEOUT_S = 60.0  # far above what detecting a paused broker takes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -104,8 +97,8 @@ def test_a_30_s_outage_and_a_kill_9_in_it_lose_and_double_nothing(
     wait_for(
         "all of A read into the spool with Kafka down",
         lambda: (
-            (m := scrape(ports[0])).get("fluxforge_collector_ticks_in") == half
-            and m.get("fluxforge_collector_kafka_up") == 0.0
+            (m := scrape(ports[0])).get("fluxforge_collector_ticks_received") == half
+            and m.get("fluxforge_collector_producer_connected") == 0.0
             and m.get("fluxforge_collector_spool_batches", 0) > 0
         ),
         first,
@@ -118,7 +111,7 @@ def test_a_30_s_outage_and_a_kill_9_in_it_lose_and_double_nothing(
     )
     wait_for(
         "all of B read into the spool",
-        lambda: scrape(ports[1]).get("fluxforge_collector_ticks_in") == len(expected.lines) - half,
+        lambda: scrape(ports[1]).get("fluxforge_collector_ticks_received") == len(expected.lines) - half,
         second,
     )
     spooled = scrape(ports[1])["fluxforge_collector_spool_batches"]
@@ -160,7 +153,7 @@ def test_a_paused_broker_is_seen_down_long_before_the_send_timeout_and_nothing_i
     try:
         wait_for(
             "Kafka seen down",
-            lambda: scrape(port).get("fluxforge_collector_kafka_up") == 0.0,
+            lambda: scrape(port).get("fluxforge_collector_producer_connected") == 0.0,
             collector,
             timeout_s=SEND_TIMEOUT_S,
         )
@@ -211,7 +204,7 @@ def test_a_30_s_outage_with_the_exchange_sending_and_a_kill_9_in_it_lose_and_dou
         counts = [-1.0, -2.0]
         while counts[-1] != counts[-2]:
             time.sleep(1.0)
-            counts.append(scrape(port).get("fluxforge_collector_ticks_in", -1.0))
+            counts.append(scrape(port).get("fluxforge_collector_ticks_received", -1.0))
             assert service.running, service.log_text()[-3000:]
         return counts[-1]
 
@@ -222,7 +215,7 @@ def test_a_30_s_outage_with_the_exchange_sending_and_a_kill_9_in_it_lose_and_dou
     wait_for(
         "the outage seen and spooled into",
         lambda: (
-            (m := scrape(ports[0])).get("fluxforge_collector_kafka_up") == 0.0
+            (m := scrape(ports[0])).get("fluxforge_collector_producer_connected") == 0.0
             and m.get("fluxforge_collector_spool_batches", 0) > 20
         ),
         first,
@@ -234,10 +227,14 @@ def test_a_30_s_outage_with_the_exchange_sending_and_a_kill_9_in_it_lose_and_dou
     second = stack.exchange_collector(
         "binanceus", config, name="collector-b", metrics_port=ports[1], **common
     )
-    wait_for("B recording", lambda: scrape(ports[1]).get("fluxforge_collector_ticks_in", 0) > 200, second)
+    wait_for(
+        "B recording", lambda: scrape(ports[1]).get("fluxforge_collector_ticks_received", 0) > 200, second
+    )
     time.sleep(max(0.0, down_at + OUTAGE_S - time.monotonic()))
     own_broker.up()
-    wait_for("Kafka back", lambda: scrape(ports[1]).get("fluxforge_collector_kafka_up") == 1.0, second)
+    wait_for(
+        "Kafka back", lambda: scrape(ports[1]).get("fluxforge_collector_producer_connected") == 1.0, second
+    )
     read_by_b = read_all(ports[1], second)
     assert second.stop() == 0, second.log_text()[-3000:]
 

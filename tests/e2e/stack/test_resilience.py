@@ -6,7 +6,8 @@ restarted, the broker is restarted in the middle (a broker of this test's own, o
 so no other test loses its broker), and engine and sink are killed once more afterwards. Any
 service that a broker outage makes exit is restarted too, as an orchestrator would. The dataset
 must hold exactly the rows of an uninterrupted run (the same reference `test_same_rows` holds
-the uninterrupted stack to), its raw archive every tick once.
+the uninterrupted stack to: the restarted collector ends the input with its final watermarks),
+its raw archive every tick once.
 
 The collector is the one service stopped with SIGTERM, not SIGKILL. A file collector killed
 with SIGKILL cannot tell, when restarted, which of the lines it had read reached Kafka: its
@@ -148,7 +149,7 @@ def test_kill_9_and_a_broker_restart_lose_and_double_nothing(
     stack.stop("sink", "engine")
     print(f"  unplanned restarts: {supervise.unplanned or 'none'}")
 
-    assert_same_dataset(stack.root, expected.stream_root)
+    assert_same_dataset(stack.root, expected.embedded_root)
     records = dead_letters(stack.root)
     assert sorted((r["reason"], raw_of(r)) for r in records) == sorted(expected.rejections)
     assert archived_ticks(stack.root) == len(expected.lines)

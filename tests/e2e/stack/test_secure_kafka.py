@@ -53,7 +53,7 @@ def test_the_stack_over_sasl_ssl_gives_the_plaintext_rows_and_logs_no_password(
     secure_stack.collector(expected.input_path)
     secure_stack.wait_until_processed(timeout_s=180)
     secure_stack.stop("sink", "engine")
-    assert_same_dataset(secure_stack.root, expected.stream_root)
+    assert_same_dataset(secure_stack.root, expected.embedded_root)
     assert archived_ticks(secure_stack.root) == len(expected.lines)
 
     # Replay with the other SCRAM mechanism, into a topic of its own.

@@ -14,14 +14,17 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import typer
 from fluxforge_collector.launch import CollectOptions, make_collector, publish
+from fluxforge_common.config import CollectorConfig, FluxForgeSettings
+from fluxforge_common.features import closing_watermark
 from fluxforge_common.kafka import TopicNames
 from fluxforge_common.pipeline.lines import archive_lines, simulator_lines
 from fluxforge_common.storage.local import LocalStorage
@@ -33,7 +36,10 @@ from fluxforge.cli.replay_cmd import replay
 from fluxforge.cli.topics_cmd import topics
 from fluxforge.stack.services import fluxforge_argv
 from tests.support.bad_ticks import BAD_LINES
+from tests.support.http import free_port, get
+from tests.support.kafka import WATERMARK_PREFIX
 from tests.support.signals import seeded_rng
+from tests.support.small_disk import SmallDisk
 
 if TYPE_CHECKING:
     from tests.support.kafka import ConsumedRecord, KafkaPrefix
@@ -61,13 +67,35 @@ def check_batches(records: list[ConsumedRecord], max_ticks: int) -> dict[bytes, 
     partitions: dict[bytes, set[int]] = defaultdict(set)
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
         assert record.key is not None
-        ticks = record.ticks()
-        assert 1 <= len(ticks) <= max_ticks
-        assert {key_of(raw) for raw in ticks} == {record.key}
-        got[record.key] += ticks
+        elements = record.elements()
+        assert 1 <= len(elements) <= max_ticks
+        assert {key_of(raw) for raw in elements} == {record.key}
+        got[record.key] += record.ticks()
         partitions[record.key].add(record.partition)
     assert all(len(p) == 1 for p in partitions.values()), partitions
     return dict(got)
+
+
+def final_watermarks(records: list[ConsumedRecord]) -> dict[bytes, int]:
+    """Per key, its watermarks in log order; asserts that the last element of each key is one."""
+    marks: dict[bytes, list[int]] = defaultdict(list)
+    last: dict[bytes, bytes] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        assert record.key is not None
+        marks[record.key] += [w.ts for w in record.watermarks()]
+        last[record.key] = record.elements()[-1]
+    assert all(raw.startswith(WATERMARK_PREFIX) for raw in last.values()), last
+    assert all(m == sorted(set(m)) for m in marks.values()), marks  # never backwards
+    return {key: m[-1] for key, m in marks.items()}
+
+
+def closing_watermarks(lines: list[bytes], settings: FluxForgeSettings) -> dict[bytes, int]:
+    latest: dict[bytes, int] = {}
+    for raw in lines:
+        tick = json.loads(raw)
+        ms = tick["recv_ts"] if tick["ts"] is None else tick["ts"]
+        latest[key_of(raw)] = max(latest.get(key_of(raw), ms), ms)
+    return {key: closing_watermark(ms, settings.features.interval_ms) for key, ms in latest.items()}
 
 
 def test_simulated_ticks_arrive_exactly_once_in_order_per_symbol(kafka_prefix: KafkaPrefix) -> None:
@@ -80,8 +108,9 @@ def test_simulated_ticks_arrive_exactly_once_in_order_per_symbol(kafka_prefix: K
     records = kafka_prefix.read(TopicNames.from_config(settings.kafka).raw)
     assert check_batches(records, 40) == per_key(expected)  # the exact bytes, in order, once
     assert (stats.ticks_in, stats.accepted, stats.ticks_out, stats.dead_lettered) == (n, n, n, 0)
-    assert stats.batches_out == len(records)
+    assert stats.batches_out == sum(1 for r in records if r.ticks())
     assert {r.partition for r in records} == {0, 1, 2}, "five symbols should spread over three partitions"
+    assert final_watermarks(records) == closing_watermarks(expected, settings)  # --events ends the input
 
 
 def test_bad_lines_go_to_the_deadletter_topic_with_their_reasons(
@@ -127,7 +156,10 @@ def test_replay_publishes_exactly_the_archive(kafka_prefix: KafkaPrefix, tmp_pat
     assert "(" in result.output and "ticks/s)" in result.output
 
     raw_topic = f"{kafka_prefix.prefix}.raw"
-    assert check_batches(kafka_prefix.read(raw_topic), 100) == per_key(archive)
+    records = kafka_prefix.read(raw_topic)
+    assert check_batches(records, 100) == per_key(archive)
+    # Each symbol ends with the watermark that closes its last interval, after its last tick.
+    assert final_watermarks(records) == closing_watermarks(archive, FluxForgeSettings())
 
 
 def test_sigterm_flushes_everything_read(kafka_prefix: KafkaPrefix, tmp_path: Path) -> None:
@@ -231,3 +263,58 @@ def test_topics_and_collect_commands(kafka_prefix: KafkaPrefix) -> None:
     assert "2,000 ticks in" in ran.output
     records = kafka_prefix.read(f"{kafka_prefix.prefix}.raw")
     assert sum(len(r.ticks()) for r in records) == 2000
+
+
+def test_a_full_spool_disk_pauses_the_intake_and_it_resumes_by_itself(
+    kafka_prefix: KafkaPrefix, small_disk: SmallDisk
+) -> None:
+    """The spool lives on a real tmpfs a filler file has filled: the collector pauses reading (unready,
+    `disk_paused` 1) instead of stopping; deleting the filler resumes it, and every tick arrives once."""
+    spool_dir = small_disk.path / "spool"
+    port = free_port()
+    base = kafka_prefix.settings(batch_max_ticks=40)
+    settings = base.model_copy(
+        update={"collector": CollectorConfig(spool_dir=spool_dir, spool_segment_mb=1, metrics_port=port)}
+    )
+    n = 50_000  # more than the queue holds: the intake itself has to wait
+    collector = make_collector(settings, CollectOptions(events=n))
+    small_disk.resize(32 << 10)  # room for the whole spool once the filler is gone
+    filler = small_disk.fill(leave_bytes=48 << 10)
+    seen: dict[str, Any] = {}
+
+    def watch() -> None:
+        """While the collector runs (signal handlers need it on the main thread): wait for the pause,
+        look at it from outside, then free the space."""
+        try:
+            deadline = time.monotonic() + 60
+            while not collector.stats.disk_pause.paused and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.5)  # the queue fills up behind the paused spool
+            read = collector.stats.ticks_in
+            # Then the intake waits: nothing more is read, nothing is lost, the process stays up.
+            time.sleep(2)
+            seen["read while paused"] = (read, collector.stats.ticks_in)
+            seen["readyz"] = get(port, "/readyz")
+            seen["metrics"] = get(port, "/metrics")[1]
+            seen["healthz"] = get(port, "/healthz")[0]
+        finally:
+            filler.unlink()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        stats = publish(collector, settings)
+    finally:
+        watcher.join()
+    before, after = seen["read while paused"]
+    assert before == after < n, seen
+    status, text = seen["readyz"]
+    assert status == 503 and f"on a full disk: spool {spool_dir}: disk full" in text, text
+    assert 'fluxforge_collector_disk_paused{source="simulator"} 1.0' in seen["metrics"]
+    assert seen["healthz"] == 200
+    assert stats.ticks_out == n
+    assert stats.disk_pause.pauses >= 1 and not stats.disk_pause.paused
+    expected = list(itertools.islice(simulator_lines(settings.simulator), n))
+    assert check_batches(kafka_prefix.read(TopicNames.from_config(settings.kafka).raw), 40) == per_key(
+        expected
+    )

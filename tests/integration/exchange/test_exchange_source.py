@@ -11,7 +11,16 @@ from __future__ import annotations
 import pytest
 from fluxforge_emulator import EmulatorThread, ExchangeEmulator
 
-from tests.support.exchange import SYMBOLS, check_published, exchange_config, record, report, sent_events
+from tests.support.exchange import (
+    SYMBOLS,
+    TRADE_ID,
+    TRADE_STREAM,
+    check_published,
+    exchange_config,
+    record,
+    report,
+    sent_events,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +34,7 @@ def test_every_book_update_and_trade_arrives_once_in_order_and_books_match_the_t
     assert counts["book"] > 150 and counts["trade"] > 30 and counts["ticker"] > 5
     assert run.stats.reconnects == 0 and not run.stats.resyncs and run.stats.trade_id_gaps == 0
     assert run.stats.books_conflated == 0
-    trades, diffs = sent_events(emulator, "trade"), sent_events(emulator, "depth")
+    trades, diffs = sent_events(emulator, TRADE_STREAM), sent_events(emulator, "depth")
     for symbol in SYMBOLS:
         sid = symbol.replace("/", "")
         ids = [int(e["id"]) for _, e in run.envelopes if e["type"] == "trade" and e["symbol"] == symbol]
@@ -33,7 +42,7 @@ def test_every_book_update_and_trade_arrives_once_in_order_and_books_match_the_t
         assert ids and seqs, symbol
         # From the first trade and book received on, nothing the exchange sent is missing:
         # each diff's book state is published, not only the latest when a watcher wakes.
-        assert ids == [t["t"] for t in trades[sid] if ids[0] <= t["t"] <= ids[-1]], symbol
+        assert ids == [t[TRADE_ID] for t in trades[sid] if ids[0] <= t[TRADE_ID] <= ids[-1]], symbol
         assert seqs == [d["u"] for d in diffs[sid] if seqs[0] <= d["u"] <= seqs[-1]], symbol
 
 

@@ -5,7 +5,9 @@ watch per channel. A burst (`BURST_S` seconds of market delivered back to
 back after sync) must lose nothing: every book update (Binance: every update
 id; Kraken: every change, each the true book) and every trade, once, in order,
 also the last trades of the burst, which ccxt once surfaced only with the
-symbol's next trade. A gap in one symbol must resync that symbol alone.
+symbol's next trade; also with the collector starved of CPU (a busy co-task
+taking `STARVED` of its event loop, `fluxforge_emulator.starve`). A gap in
+one symbol must resync that symbol alone.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from fluxforge_emulator.kraken import BOOK_TRUTH, KrakenEmulator
 
 from tests.support.exchange import (
     LEVELS,
+    TRADE_ID,
+    TRADE_STREAM,
     Latest,
     Run,
     check_published,
@@ -38,6 +42,7 @@ SYMBOLS = [f"S{i:02d}/USDT" for i in range(N)]
 RATE = 20.0  # events per second per symbol: 1,000/s in all, 30,000 in a burst
 BURST_S = 30.0
 GAPPED = "S07/USDT"
+STARVED = 0.75  # share of the collector's event loop taken in the CPU-starved runs
 
 
 @pytest.fixture
@@ -93,13 +98,13 @@ class Burst:
 def trades_sent(emu: EmulatorThread, exchange_id: str) -> dict[str, list[tuple[int, int]]]:
     """Per symbol, (trade id, market time ms) of every trade the emulator sent."""
     out: dict[str, list[tuple[int, int]]] = {}
-    for sid, events in sent_events(emu, "trade").items():
+    for sid, events in sent_events(emu, "trade" if exchange_id == "kraken" else TRADE_STREAM).items():
         symbol = next(s for s in SYMBOLS if s.replace("/", "") == sid)
         if exchange_id == "kraken":
             trades = [t["data"][0] for t in events]
             out[symbol] = [(t["trade_id"], _ms(t["timestamp"])) for t in trades]
         else:
-            out[symbol] = [(t["t"], t["T"]) for t in events]
+            out[symbol] = [(t[TRADE_ID], t["T"]) for t in events]
     return out
 
 
@@ -168,19 +173,36 @@ def check_every_kraken_book(emu: EmulatorThread, run: Run, symbols: list[str]) -
     return total
 
 
-def test_binance_burst_publishes_every_update_id_and_every_trade(binance: EmulatorThread) -> None:
+# The share of the collector's event loop a busy co-task takes: none, or a CPU-starved collector.
+CPU_TAKEN = pytest.mark.parametrize("cpu_taken", [0.0, STARVED], ids=["full-cpu", "cpu-starved"])
+
+
+@CPU_TAKEN
+def test_binance_burst_publishes_every_update_id_and_every_trade(
+    binance: EmulatorThread, cpu_taken: float
+) -> None:
     burst = Burst()
-    run = record(binance, config(binance, "binanceus"), burst, run_after_s=0.0, until=burst.past(BURST_S + 2))
+    run = record(
+        binance,
+        config(binance, "binanceus"),
+        burst,
+        run_after_s=0.0,
+        until=burst.past(BURST_S + 2),
+        cpu_share_taken=cpu_taken,
+    )
     counts = check_published(binance, run)
     check_every_update_id(binance, run, SYMBOLS)
     counts["trade"] = check_every_trade(binance, run, "binanceus", burst.last_trades(binance, "binanceus"))
-    report(f"binance, {BURST_S:.0f} s burst of {N} symbols", run, counts)
+    report(f"binance, {BURST_S:.0f} s burst of {N} symbols, {cpu_taken:.0%} of the CPU taken", run, counts)
     s = run.stats
     assert s.books_conflated == 0 and s.trade_id_gaps == 0 and not s.resyncs and not s.gaps
     assert s.trades_parsed == s.trades_published  # no trade id came twice
 
 
-def test_kraken_burst_publishes_every_true_book_and_every_trade(kraken: EmulatorThread) -> None:
+@CPU_TAKEN
+def test_kraken_burst_publishes_every_true_book_and_every_trade(
+    kraken: EmulatorThread, cpu_taken: float
+) -> None:
     burst = Burst()
     run = record(
         kraken,
@@ -189,10 +211,11 @@ def test_kraken_burst_publishes_every_true_book_and_every_trade(kraken: Emulator
         run_after_s=0.0,
         until=burst.past(BURST_S + 2),
         exchange_id="kraken",
+        cpu_share_taken=cpu_taken,
     )
     counts = {"book": check_every_kraken_book(kraken, run, SYMBOLS)}
     counts["trade"] = check_every_trade(kraken, run, "kraken", burst.last_trades(kraken, "kraken"))
-    report(f"kraken, {BURST_S:.0f} s burst of {N} symbols", run, counts)
+    report(f"kraken, {BURST_S:.0f} s burst of {N} symbols, {cpu_taken:.0%} of the CPU taken", run, counts)
     s = run.stats
     assert s.books_conflated == 0 and s.trade_id_gaps == 0 and not s.resyncs and not s.gaps
 

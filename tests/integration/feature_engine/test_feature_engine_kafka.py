@@ -27,9 +27,11 @@ from tests.support.feature_engine import (
     RowsByKey,
     count_rows,
     expected_rows,
+    final_watermarks,
     key_of,
     per_symbol_batches,
     simulated_ticks,
+    with_watermarks,
 )
 from tests.support.signals import seeded_rng, two_stop_signals_at_once
 
@@ -87,11 +89,14 @@ def test_kill_9_mid_stream_then_restart_gives_the_uninterrupted_output(engine_st
 
     A 5 s commit interval makes sure the restarted worker re-reads messages it
     had already applied (state ahead of the committed offset) and possibly
-    re-sends outputs (dropped by the reader's dedupe).
+    re-sends outputs (dropped by the reader's dedupe). Every batch is followed
+    by a true watermark of its symbol, so the kill lands between a watermark
+    and the ticks after it, and the input ends with the collector's final
+    watermarks: the rows of the in-process run, its end of input included.
     """
     lines = simulated_ticks(12000, seed=21)
-    messages = per_symbol_batches(lines, 5)
-    expected, _ = expected_rows(lines, CFG)
+    messages = [*with_watermarks(per_symbol_batches(lines, 5)), *final_watermarks(lines, CFG)]
+    expected, _ = expected_rows(lines, CFG, flush=True)
     hf_total = count_rows(expected)["hf"]
     engine_stack.prepare()
     args = ("--commit-interval", "5")

@@ -34,6 +34,7 @@ from fluxforge_parquet_sink.runner import KafkaSink
 
 from fluxforge.stack.services import fluxforge_argv
 from tests.support.dataset import assert_same_dataset
+from tests.support.http import free_port, get
 from tests.support.signals import seeded_rng, two_stop_signals_at_once
 from tests.support.sink_kafka import (
     PARTITIONS,
@@ -340,11 +341,14 @@ def test_a_full_disk_pauses_the_sink_without_committing_and_it_resumes_when_spac
     storage = LocalStorage(root)  # no reserve: the writes themselves find the disk full
     filler = small_disk.fill(leave_bytes=256 << 10)
     sink = _sink(pipeline, root, group, storage=storage)
+    port = free_port()
+    served = sink.settings.sink.model_copy(update={"metrics_port": port})
+    sink.settings = sink.settings.model_copy(update={"sink": served})
 
     async def fill_then_free() -> None:
         running = asyncio.create_task(sink.run())
         deadline = time.monotonic() + 60
-        while sink.stats.paused_since is None:
+        while not sink.stats.disk_pause.paused:
             assert not running.done(), "the sink ended instead of pausing"
             assert time.monotonic() < deadline, "the sink never paused"
             await asyncio.sleep(0.05)
@@ -352,13 +356,20 @@ def test_a_full_disk_pauses_the_sink_without_committing_and_it_resumes_when_spac
         assert committed != ends  # it paused with records left to write
         await asyncio.sleep(3)  # retries fail meanwhile: nothing more is written or committed
         assert (await offsets(pipeline.kafka, group, pipeline.topics))[0] == committed
-        assert not running.done() and sink.stats.paused_since is not None
+        assert not running.done() and sink.stats.disk_pause.paused
+        status, text = await asyncio.to_thread(get, port, "/readyz")
+        assert status == 503 and "on a full disk: disk full at" in text, text
+        metrics = (await asyncio.to_thread(get, port, "/metrics"))[1]
+        assert (
+            "fluxforge_sink_disk_paused 1.0" in metrics and "fluxforge_sink_disk_pauses_total 1.0" in metrics
+        )
+        assert (await asyncio.to_thread(get, port, "/healthz"))[0] == 200  # paused on purpose, not stuck
         filler.unlink()
         await running
 
     with caplog.at_level(logging.INFO, logger="fluxforge.sink"):
         asyncio.run(fill_then_free())
-    assert sink.stats.disk_full_pauses >= 1 and sink.stats.paused_since is None
+    assert sink.stats.disk_pause.pauses >= 1 and not sink.stats.disk_pause.paused
     assert f"disk full at {root}: no space left on device" in caplog.text
     assert "paused, nothing is consumed or committed" in caplog.text
     assert "space returned: resuming" in caplog.text

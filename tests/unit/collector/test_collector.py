@@ -12,11 +12,8 @@ import asyncio
 import itertools
 import json
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import fluxforge_common.kafka
 import orjson
 import pytest
 from fluxforge_collector.collector import Collector, Limits, SourceError
@@ -26,88 +23,11 @@ from fluxforge_common.pipeline.lines import simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
 
 from tests.support.bad_ticks import BAD_LINES
-
-
-@dataclass
-class FakeProducer:
-    """Records sends; `fail_after` makes the n-th and later sends fail as a broker would."""
-
-    sent: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
-    fail_after: int | None = None
-    stopped: bool = False
-    on_send: Any = None
-    gate: asyncio.Event | None = None  # when set, sends wait for it: a broker that stopped answering
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        self.stopped = True
-
-    async def flush(self) -> None:
-        pass
-
-    async def partitions_for(self, topic: str) -> set[int]:
-        return set(range(6))
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes,
-        key: bytes | None = None,
-        partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[None]:
-        if self.gate is not None:
-            await self.gate.wait()
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.fail_after is not None and len(self.sent) >= self.fail_after:
-            future.set_exception(RuntimeError("broker said no"))
-        else:
-            self.sent.append((topic, key, value))
-            future.set_result(None)
-        if self.on_send is not None:
-            self.on_send()
-        return future
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeProducer:
-    producer = FakeProducer()
-    monkeypatch.setattr(fluxforge_common.kafka, "producer", lambda cfg, **options: producer)
-    monkeypatch.chdir(tmp_path)  # the spool goes to ./data/spool/<source>
-    return producer
+from tests.support.collector import FakeProducer, ListSource, ticks_of
 
 
 def settings(**kafka: Any) -> FluxForgeSettings:
     return FluxForgeSettings(kafka=KafkaConfig(topic_prefix="unit", **kafka))
-
-
-class ListSource:
-    """A `TickSource` over a list, counting how many lines it has handed out."""
-
-    def __init__(self, lines: list[bytes], name: str = "list") -> None:
-        self._lines = lines
-        self.name = name
-        self.yielded = 0
-
-    def request_stop(self) -> bool:
-        return False  # a stop cancels the read
-
-    async def lines(self) -> AsyncGenerator[bytes, None]:
-        for line in self._lines:
-            self.yielded += 1
-            yield line
-
-
-def ticks_of(producer: FakeProducer, topic: str = "unit.raw") -> dict[bytes, list[bytes]]:
-    """Per key, the raw ticks in the order they were sent."""
-    per_key: dict[bytes, list[bytes]] = {}
-    for to, key, value in producer.sent:
-        if to == topic:
-            assert key is not None
-            per_key.setdefault(key, []).extend(orjson.dumps(t) for t in orjson.loads(value))
-    return per_key
 
 
 def simulated(n: int) -> list[bytes]:
@@ -131,7 +51,8 @@ def test_accepted_ticks_are_batched_per_symbol_and_bad_lines_dead_lettered(fake:
         assert record["source"].startswith("list:")
     assert (stats.ticks_in, stats.accepted, stats.dead_lettered) == (len(lines), len(good), len(bad))
     assert stats.ticks_out == len(good)
-    assert stats.batches_out == sum(1 for to, _, _ in fake.sent if to == "unit.raw")
+    raw = [orjson.loads(v) for to, _, v in fake.sent if to == "unit.raw"]
+    assert stats.batches_out == sum(any(e["type"] != "watermark" for e in batch) for batch in raw)
     assert fake.stopped
 
 
@@ -204,7 +125,9 @@ def test_a_hanging_broker_does_not_hold_the_source_back(fake: FakeProducer) -> N
         return collector
 
     collector = asyncio.run(go())
-    assert seen == {"read": 2000, "sent": 0, "spooled": 2000}
+    # Batches of one: 2000 ticks, then one final watermark per symbol.
+    assert seen == {"read": 2000, "sent": 0, "spooled": 2000 + collector.stats.watermarks}
+    assert collector.stats.watermarks == len(ticks_of_lines(simulated(2000)))
     assert sum(len(v) for v in ticks_of(fake).values()) == 2000 == collector.stats.ticks_out
     assert ticks_of(fake) == ticks_of_lines(simulated(2000))
     assert collector.stats.spooled == 0

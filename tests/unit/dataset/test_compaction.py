@@ -164,3 +164,15 @@ def test_validate_reports_what_a_killed_compaction_left(small_files: Path) -> No
     assert report.leftovers_removed == 1 and not [
         p for p in validate_dataset(small_files) if p.severity == "error"
     ]
+
+
+def test_a_merged_file_is_complete_as_far_as_its_most_complete_input(small_files: Path) -> None:
+    part = list_partitions(small_files, "trades")[0]
+    for n, rel in enumerate(part.files):
+        table = pq.read_table(small_files / rel)
+        stamped = dict(table.schema.metadata) | {b"fluxforge.complete_ms": str(1_000 * n).encode()}
+        pq.write_table(table.replace_schema_metadata(stamped), small_files / rel)
+    compact_dataset(LocalStorage(small_files), ["trades"], before=BEFORE, target_bytes=1 << 30, grace_s=0)
+    (merged,) = list_partitions(small_files, "trades")[0].files
+    metadata = pq.read_schema(small_files / merged).metadata
+    assert metadata[b"fluxforge.complete_ms"] == str(1_000 * (len(part.files) - 1)).encode()

@@ -48,8 +48,10 @@ def bad_books(ts: int) -> list[bytes]:
 
 
 def faulty() -> Iterator[bytes]:
-    """The market with a silent feed, a resync after a gap, bad input, a late trade and a lost trade."""
-    pending = {"resync", "lost", "late", "bad"}
+    """The market with a silent feed, a resync after a gap, bad input, a late trade, a lost trade and
+    a backfilled one (published after later ticks, as the collector does after an outage)."""
+    pending = {"resync", "lost", "late", "bad", "backfilled"}
+    backfilled: list[bytes] = []
     for line in market():
         tick = orjson.loads(line)
         key, ts, kind = (tick["exchange"], tick["symbol"]), event(tick), tick["type"]
@@ -71,6 +73,17 @@ def faulty() -> Iterator[bytes]:
         ):
             pending.discard("lost")  # a trade the exchange never delivered: its id is missing
             continue
+        if (
+            key == ("kraken", "ETH/USD")
+            and kind == "trade"
+            and ts >= START + 50_000
+            and "backfilled" in pending
+        ):
+            pending.discard("backfilled")  # fetched over REST after an outage: published 20 s later
+            backfilled.append(orjson.dumps(tick | {"backfilled": True, "recv_ts": ts + 20_000}))
+            continue
+        if backfilled and key == ("kraken", "ETH/USD") and ts >= START + 70_000:
+            yield backfilled.pop()
         yield line
         if key == ("binanceus", "BTC/USDT") and ts >= START + 90_000 and "late" in pending:
             pending.discard("late")
@@ -82,6 +95,10 @@ def faulty() -> Iterator[bytes]:
             pending.discard("bad")
             yield from bad_books(ts)
     assert not pending, pending
+
+
+def found_clean(report: QualityReport, exchange: str, symbol: str) -> Any:
+    return next(s for s in report.symbols if (s.exchange, s.symbol) == (exchange, symbol))
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +137,9 @@ def test_the_report_finds_every_injected_fault_at_its_symbol(tmp_path: Path, cle
     assert (sol.crossed_books, sol.empty_books) == (1, 1)
     assert dict(sol.dead_letters) == {"crossed or locked book": 1, "empty book": 1, "schema": 1}
     assert dict(report.unattributed_dead_letters) == {"invalid JSON": 1}
-    assert found["kraken", "ETH/USD"].clean
+    eth = found["kraken", "ETH/USD"]
+    assert eth.backfilled_trades == 1 and eth.trade_id_gaps == 0
+    assert eth.latency_ms == found_clean(clean, "kraken", "ETH/USD").latency_ms  # not the backfill's 20 s
+    assert dict(eth.dead_letters) == {"late event": 1}  # live, it came too late for the engine
     assert not report.clean
     assert report.to_json()["symbols"][0]["clean"] is False

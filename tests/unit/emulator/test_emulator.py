@@ -14,8 +14,9 @@ import aiohttp
 import orjson
 import pytest
 from fluxforge_common.simulator import SimulatorConfig
-from fluxforge_emulator import EmulatorConfig, ExchangeEmulator
+from fluxforge_emulator import EmulatorConfig, ExchangeEmulator, starved
 from fluxforge_emulator.feed import MarketFeed
+from fluxforge_emulator.kraken import KrakenEmulator
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 
@@ -95,8 +96,12 @@ def test_combined_stream_wraps_and_lists_subscriptions() -> None:
     async def body(emu: ExchangeEmulator, http: aiohttp.ClientSession) -> None:
         async with http.ws_connect(f"{emu.base_url}/stream?streams=ethusdt@trade") as ws:
             await ws.send_str('{"method":"LIST_SUBSCRIPTIONS","id":7}')
-            assert orjson.loads((await ws.receive()).data) == {"result": ["ethusdt@trade"], "id": 7}
-            message = orjson.loads((await ws.receive(timeout=20)).data)
+            # The URL subscribed already, so trades may come before the reply.
+            early = []
+            while "id" not in (reply := orjson.loads((await ws.receive(timeout=20)).data)):
+                early.append(reply)
+            assert reply == {"result": ["ethusdt@trade"], "id": 7}
+            message = early[0] if early else orjson.loads((await ws.receive(timeout=20)).data)
             assert message["stream"] == "ethusdt@trade"
             assert message["data"]["e"] == "trade" and message["data"]["s"] == "ETHUSDT"
             await ws.send_str('{"method":"SUBSCRIBE","params":["nosuch@trade"],"id":8}')
@@ -189,3 +194,90 @@ def test_stall_silences_and_drop_cuts_connections() -> None:
             assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR)
 
     run(body, speed=5)
+
+
+def test_rest_trade_history_serves_what_the_streams_sent() -> None:
+    async def body(emu: ExchangeEmulator, http: aiohttp.ClientSession) -> None:
+        async with http.ws_connect(emu.ws_url) as ws:
+            await ws.send_str('{"method":"SUBSCRIBE","params":["btcusdt@trade","btcusdt@aggTrade"],"id":1}')
+            await ws.receive()
+            streamed: dict[str, list[dict[str, Any]]] = {"trade": [], "aggTrade": []}
+            while len(streamed["aggTrade"]) < 20 or len(streamed["trade"]) < 20:
+                event = orjson.loads((await ws.receive(timeout=10)).data)
+                streamed[event["e"]].append(event)
+        trades, aggs = streamed["trade"][:20], streamed["aggTrade"][:20]
+        assert [(a["f"], a["p"], a["q"], a["T"], a["m"]) for a in aggs] == [
+            (t["t"], t["p"], t["q"], t["T"], t["m"]) for t in trades
+        ]
+        assert [a["a"] for a in aggs] == list(range(aggs[0]["a"], aggs[0]["a"] + 20))
+        assert aggs[0]["a"] != trades[0]["t"]  # aggregate ids are not trade ids
+        query = {"symbol": "BTCUSDT", "fromId": str(aggs[3]["a"]), "limit": "5"}
+        async with http.get(emu.rest_url + "/aggTrades", params=query) as r:
+            assert [{k: a[k] for k in ("a", "p", "q", "f", "T", "m")} for a in await r.json()] == [
+                {k: a[k] for k in ("a", "p", "q", "f", "T", "m")} for a in aggs[3:8]
+            ]
+        query = {"symbol": "BTCUSDT", "fromId": str(trades[2]["t"]), "limit": "3"}
+        async with http.get(emu.rest_url + "/historicalTrades", params=query) as r:
+            assert [(t["id"], t["price"], t["time"]) for t in await r.json()] == [
+                (t["t"], t["p"], t["T"]) for t in trades[2:5]
+            ]
+        async with http.get(emu.rest_url + "/aggTrades", params={"symbol": "NOPE"}) as r:
+            assert r.status == 400
+
+    run(body, speed=5)
+
+
+def test_disconnect_cuts_and_refuses_websockets_while_rest_and_the_market_go_on() -> None:
+    async def body(emu: ExchangeEmulator, http: aiohttp.ClientSession) -> None:
+        async with http.ws_connect(emu.ws_url) as ws:
+            await ws.send_str('{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":1}')
+            await ws.receive()
+            assert emu.apply_fault({"kind": "disconnect", "seconds": 1.0}) == 1
+        trades_before = emu.stats.trades
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(emu.ws_url)
+        assert refused.value.status == 503
+        async with http.get(emu.rest_url + "/trades", params={"symbol": "BTCUSDT", "limit": "1"}) as r:
+            assert r.status == 200
+        await asyncio.sleep(1.1)
+        assert emu.stats.trades > trades_before  # the market traded on during the outage
+        async with http.ws_connect(emu.ws_url):
+            pass
+
+    run(body, speed=5)
+
+
+def test_kraken_rest_trades_since_a_time() -> None:
+    async def main() -> None:
+        sim = SimulatorConfig(seed=3, exchanges={"kraken": SYMBOLS}, mean_events_per_second_per_symbol=200)
+        async with KrakenEmulator(EmulatorConfig(simulator=sim, exchange="kraken", speed=5)) as emu:
+            await asyncio.sleep(1.0)
+            kept = list(emu.feed.symbol("BTC/USDT").trades)
+            assert len(kept) > 10
+            since = kept[5].ts / 1000
+            async with aiohttp.ClientSession() as http:
+                params = {"pair": "BTCUSDT", "since": str(since), "count": "4"}
+                async with http.get(f"{emu.base_url}/0/public/Trades", params=params) as r:
+                    result = (await r.json())["result"]
+        rows = result["BTCUSDT"]
+        assert [row[6] for row in rows] == [t.id for t in kept[5:9]]
+        assert [(float(row[0]), row[3]) for row in rows] == [
+            (t.price, "s" if t.buyer_is_maker else "b") for t in kept[5:9]
+        ]
+        assert result["last"] == str(kept[8].ts * 1_000_000)
+
+    asyncio.run(main())
+
+
+def test_starve_holds_the_loop_for_its_share_of_each_period() -> None:
+    async def main() -> None:
+        await asyncio.sleep(0)
+        async with starved(0.9, period_s=0.1):
+            started = time.perf_counter()
+            await asyncio.sleep(0)  # the co-task starts: nothing else runs while it spins for 90 ms
+            assert time.perf_counter() - started >= 0.09
+        with pytest.raises(ValueError, match="share"):
+            async with starved(1.0):
+                pass
+
+    asyncio.run(main())

@@ -19,7 +19,7 @@ import orjson
 import pytest
 from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.features import SymbolState
-from fluxforge_common.kafka import TopicNames
+from fluxforge_common.kafka import TopicNames, parse_complete
 from fluxforge_common.kafka.lineage import Deduplicator, Headers, parse_source
 from fluxforge_common.messages.rows import decode_rows
 from fluxforge_feature_engine.processor import (
@@ -32,7 +32,14 @@ from fluxforge_feature_engine.processor import (
     row_chunks,
 )
 
-from tests.support.feature_engine import expected_rows, per_symbol_batches, simulated_ticks
+from tests.support.feature_engine import (
+    expected_rows,
+    final_watermarks,
+    per_symbol_batches,
+    simulated_ticks,
+    watermark_message,
+    with_watermarks,
+)
 from tests.support.ticks import book, trade, trades_delayed
 from tests.support.times import T0
 
@@ -103,6 +110,49 @@ def test_trades_behind_later_depth_diffs_give_the_in_process_rows_for_any_batch_
     results, _ = run(per_symbol_batches(skewed, batch_size))
     assert rejected == [] and dead_letters(results) == []
     assert rows_of(results) == expected
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+def test_watermarks_mid_stream_change_no_row_and_final_ones_give_the_flushed_rows(batch_size: int) -> None:
+    """After every raw message a true watermark for its symbol, at the end the collector's final
+    watermarks: the rows of the in-process run, flush included."""
+    skewed = trades_delayed(TICKS, max_delay_ms=200)
+    batches = per_symbol_batches(skewed, batch_size)
+    messages = with_watermarks(batches)
+    finals = final_watermarks(skewed, CFG)
+    results, _ = run([*messages, *finals])
+    expected, rejected = expected_rows(skewed, CFG, flush=True)
+    assert rejected == [] and dead_letters(results) == []
+    assert rows_of(results) == expected
+    assert sum(r.watermarks for r in results) == len(messages) - len(batches) + len(finals)
+    closed = sum(r.watermark_rows for r in results)
+    assert closed > len(finals)  # the quiet stretches of a batch of one close early
+    assert sum(r.rows for r in results[-len(finals) :]) > 0
+
+
+def test_a_watermark_alone_is_stored_and_a_foreign_one_dead_lettered() -> None:
+    proc = processor()
+    results, table = run(
+        [(KEY, book(T0 + 100, [(100.0, 1.0)], [(101.0, 1.0)])), watermark_message(KEY, T0 + 3_500)], proc
+    )
+    assert results[1].watermarks == 1 and results[1].table_value is not None
+    assert [row["ts"] for row in rows_of(results)["hf"]["ex:BTC/USDT"]] == [
+        T0 + 1_000,
+        T0 + 2_000,
+        T0 + 3_000,
+    ]
+    _, _, state = decode_stored(table[KEY])
+    assert SymbolState.from_bytes(state, CFG).watermark_ms == T0 + 3_500
+    late = proc.process(KEY, trade(T0 + 3_400, 100.5, 1.0), 0, 2, table[KEY])
+    assert [r["reason"] for r in dead_letters([late])] == [
+        f"late event: event time {T0 + 3_400} is before the watermark {T0 + 3_500}"
+    ]
+    _, foreign = watermark_message(b"ex:ETH/USDT", T0 + 4_000)
+    other = proc.process(KEY, foreign, 0, 3, table[KEY])
+    assert other.table_value is None and other.watermarks == 0
+    assert [r["reason"] for r in dead_letters([other])] == [
+        "key mismatch: element is for ex:ETH/USDT, message key is ex:BTC/USDT"
+    ]
 
 
 def test_table_value_records_the_applied_offset_and_round_trips() -> None:
@@ -359,3 +409,33 @@ def test_a_trade_then_its_duplicate_in_another_batch_is_refused() -> None:
     results, _ = run(msgs)
     assert results[0].applied == 1
     assert dead_letters(results)[0]["reason"].startswith("duplicate trade")
+
+
+def test_feature_messages_say_up_to_when_every_symbol_of_the_partition_is_complete() -> None:
+    """`ff-complete`: the least last-closed grid point of the partition's symbols; a quiet symbol holds
+    it back until its watermark; a worker taking the partition over loads it from the table."""
+    other = b"ex:ETH/USDT"
+    b1 = ([(100.0, 1.0)], [(101.0, 1.0)])
+    eth = orjson.loads(book(T0 + 200, *b1)) | {"symbol": "ETH/USDT"}
+    messages: list[tuple[bytes | None, bytes]] = [
+        (other, orjson.dumps([eth])),
+        (KEY, book(T0 + 100, *b1)),
+        (KEY, book(T0 + 4_600, *b1)),
+        watermark_message(other, T0 + 3_000),
+        (KEY, book(T0 + 6_600, *b1)),
+    ]
+    results, table = run(messages)
+
+    def complete(result: MessageResult) -> set[int | None]:
+        return {parse_complete(o.headers) for o in result.outgoing if o.topic != TOPICS.deadletter}
+
+    assert complete(results[2]) == {T0}  # BTC closed up to T0 + 4_000; ETH only had its first tick
+    assert complete(results[3]) == {T0 + 3_000}  # ETH's watermark closed its intervals
+    assert complete(results[4]) == {T0 + 3_000}  # BTC at T0 + 6_000, ETH still at T0 + 3_000
+    taken_over = processor()
+    taken_over.load_completeness(0, table.items())
+    again = taken_over.process(KEY, book(T0 + 8_600, *b1), 0, 5, table[KEY])
+    uninterrupted = processor()
+    run(messages, uninterrupted)
+    assert complete(again) == complete(uninterrupted.process(KEY, book(T0 + 8_600, *b1), 0, 5, table[KEY]))
+    assert complete(again) == {T0 + 3_000}

@@ -42,6 +42,13 @@ def test_null_optionals_are_accepted() -> None:
     assert isinstance(ticker, DecodedTick) and isinstance(trade, DecodedTick)
 
 
+def test_a_trade_marked_backfilled_decodes_and_an_unmarked_one_is_live() -> None:
+    marked = decode_tick(orjson.dumps({**GOOD_TRADE, "backfilled": True}))
+    unmarked = decode_tick(orjson.dumps(GOOD_TRADE))
+    assert isinstance(marked, DecodedTick) and isinstance(unmarked, DecodedTick)
+    assert marked.tick.backfilled is True and unmarked.tick.backfilled is False  # type: ignore[union-attr]
+
+
 def test_batch_keeps_good_elements_in_order_and_rejects_bad_ones_alone() -> None:
     good = [orjson.dumps({**GOOD_TRADE, "id": str(i)}) for i in range(3)]
     raw = b"[" + b",".join([good[0], b'{"type":"trade"}', good[1], b"17", good[2]]) + b"]"

@@ -7,6 +7,7 @@ pipeline's on the same input.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.dataset.provenance import SCHEMA_VERSION, fluxforge_version, read_provenance
 from fluxforge_common.features import TABLES
 from fluxforge_common.features.symbol_state import config_fingerprint
-from fluxforge_common.kafka import TopicNames
+from fluxforge_common.kafka import COMPLETE_METADATA, TopicNames, complete_header
 from fluxforge_common.storage import LocalStorage
 from fluxforge_common.writers import iter_ndjson
 from fluxforge_parquet_sink.chunks import RawChunk, Record
@@ -350,3 +351,42 @@ def test_values_that_do_not_fit_the_schema_are_dead_lettered_when_written(
     assert (core.stats.units["hf"], core.stats.bad_messages) == (1, 1)
     entry = Journal(storage).read(topic, 0)
     assert entry is not None and any("AAA" in path for path in entry.files)
+
+
+def test_configured_codec_writes_the_same_rows(
+    records: list[Record], expected_root: Path, settings: FluxForgeSettings, tmp_path: Path
+) -> None:
+    """`parquet.compression` reaches every feature file the sink writes; the rows stay the same."""
+    lz4 = settings.model_copy(update={"parquet": settings.parquet.model_copy(update={"compression": "lz4"})})
+    policy = dataclasses.replace(POLICY, compression=FlushPolicy.from_settings(lz4).compression)
+    run_to_end(tmp_path, settings, policy, ROUTES, records)
+    assert_same_dataset(tmp_path, expected_root)
+    files = [path for path in LocalStorage(tmp_path).list_files() if path.endswith(".parquet")]
+    codecs = {pq.ParquetFile(tmp_path / path).metadata.row_group(0).column(0).compression for path in files}
+    assert codecs == {"LZ4"}
+
+
+def test_each_file_records_the_completeness_it_was_cut_at(
+    stack_data: StackData, settings: FluxForgeSettings, tmp_path: Path
+) -> None:
+    """`fluxforge.complete_ms` in a file's key-value metadata: the greatest `ff-complete` of its chunk."""
+    topic = NAMES.features["hf"]
+    values = [value for _, value in stack_data.features["hf"][:4]]
+    marks = [1_765_500_003_000, 1_765_500_005_000, None, 1_765_500_004_000]
+    storage = LocalStorage(tmp_path)
+    core = SinkCore(storage, POLICY, settings.features, ROUTES)
+    core.assign(topic, 0, None)
+    core.add(
+        [
+            Record(topic, 0, n, 1_765_500_000_000, value, () if mark is None else (complete_header(mark),))
+            for n, (value, mark) in enumerate(zip(values, marks, strict=True))
+        ]
+    )
+    chunks = core.close_all()
+    for chunk in chunks:
+        core.write(chunk)
+    files = storage.list_files("hf")
+    assert files
+    for path in files:
+        metadata = pq.read_metadata(tmp_path / path).metadata
+        assert metadata[COMPLETE_METADATA.encode()] == b"1765500005000", path

@@ -237,3 +237,16 @@ def test_rows_spanning_several_arrow_chunks_keep_order(
     table = pq.read_table(storage.local_path(written.path))
     assert table.column("n").to_pylist() == list(range(len(rows)))
     assert table.column("mid").to_pylist() == [row["mid"] for row in rows]
+
+
+def test_rows_that_do_not_fit_stop_the_flush_at_their_partition(
+    writer: PartitionedParquetWriter, storage: StorageBackend, make_rows: MakeRows
+) -> None:
+    """The partitions are converted together; a misfit is found and cut at its own partition."""
+    bad = make_rows("b", "A/B", count=2)
+    bad[1]["n"] = "three"
+    writer.add(make_rows("a", "A/B", count=2) + bad + make_rows("c", "A/B", count=3))
+    with pytest.raises(ValueError, match=r"exchange=b/.* do not fit the hf schema"):
+        writer.flush("batch-1")
+    assert storage.list_files() == ["hf/exchange=a/symbol=A%2FB/date=2025-12-12/batch-1.parquet"]
+    assert (writer.buffered_rows, writer.buffered_partitions) == (5, 2)

@@ -4,14 +4,20 @@ During a broker outage aiokafka logs the same connection error thousands of
 times a second; a 24/7 collector must not fill its disk with that. Records of
 other packages are let through once per `interval_s` per message template,
 with a count of what was held back; FluxForge's own records always pass.
+`logging.format: json` (or `--log-format json`) writes one JSON object per
+record (time, level, logger, message) for the log collectors of containers.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Literal
+
+from pythonjsonlogger.json import JsonFormatter
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LogFormat = Literal["text", "json"]
 
 
 class RepeatFilter(logging.Filter):
@@ -38,9 +44,24 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: int | str = logging.INFO, interval_s: float = 10.0) -> None:
-    """Log to stderr in FluxForge's format, with repeats of library messages held back."""
+def configure_logging(
+    level: int | str = logging.INFO, interval_s: float = 10.0, log_format: LogFormat = "text"
+) -> None:
+    """Log to stderr in FluxForge's format (text or JSON), with repeats of library messages held back."""
     logging.basicConfig(level=level, format=FORMAT)
-    for handler in logging.getLogger().handlers:
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in root.handlers:
+        handler.setFormatter(formatter(log_format))
         if not any(isinstance(f, RepeatFilter) for f in handler.filters):
             handler.addFilter(RepeatFilter(interval_s))
+
+
+def formatter(log_format: LogFormat) -> logging.Formatter:
+    """The formatter of `log_format`: FluxForge's text line, or one JSON object per record."""
+    if log_format == "json":
+        return JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+    return logging.Formatter(FORMAT)

@@ -29,12 +29,13 @@ DEFAULT_MAX_BATCH_BYTES = 1 << 20
 
 
 class _Batch:
-    __slots__ = ("raws", "size", "started")
+    __slots__ = ("raws", "size", "started", "ticks")
 
     def __init__(self, started: float) -> None:
         self.raws: list[bytes] = []
         self.size = 2  # the enclosing brackets
         self.started = started
+        self.ticks = 0  # elements that are ticks (not watermarks)
 
 
 class Batcher:
@@ -63,8 +64,11 @@ class Batcher:
         self._open: dict[bytes, _Batch] = {}
         self.pending_ticks = 0
 
-    async def add(self, key: bytes, raw: bytes) -> None:
-        """Append one tick's exact bytes to its key's batch; sends the batch if that fills it."""
+    async def add(self, key: bytes, raw: bytes, ticks: int = 1) -> None:
+        """Append one element's exact bytes to its key's batch; sends the batch if that fills it.
+
+        `ticks` is 0 for a watermark record: it takes a place in the batch but is no tick.
+        """
         batch = self._open.get(key)
         if batch is None:
             batch = self._open[key] = _Batch(self._clock())
@@ -73,7 +77,8 @@ class Batcher:
             batch = self._open[key] = _Batch(self._clock())
         batch.raws.append(raw)
         batch.size += len(raw) + 1
-        self.pending_ticks += 1
+        batch.ticks += ticks
+        self.pending_ticks += ticks
         if len(batch.raws) >= self.max_ticks:
             await self._flush(key)
 
@@ -100,6 +105,6 @@ class Batcher:
             await self._flush(next(iter(self._open)))
 
     async def _flush(self, key: bytes) -> None:
-        raws = self._open.pop(key).raws
-        self.pending_ticks -= len(raws)
-        await self._send(key, b"[" + b",".join(raws) + b"]", len(raws))
+        batch = self._open.pop(key)
+        self.pending_ticks -= batch.ticks
+        await self._send(key, b"[" + b",".join(batch.raws) + b"]", batch.ticks)

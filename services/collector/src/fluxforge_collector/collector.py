@@ -3,7 +3,9 @@
 The intake reads the source and validates each tick with `decode_tick`; a full
 queue makes it wait (backpressure). The publisher batches the queue into the
 `Batcher` and appends each batch to the spool, which the drainer sends on; a
-broker outage therefore never blocks the intake. `stop()` (SIGTERM/SIGINT)
+broker outage therefore never blocks the intake; a full disk does: the batch
+waits until the spool can take it, the queue fills and the intake pauses
+(`disk_pause`), resuming by itself when space returns. `stop()` (SIGTERM/SIGINT)
 ends the intake only; a second `stop()` abandons the queue and open batches.
 What is guaranteed, and when a tick can still be lost: docs/design.md
 "Delivery guarantees" (Collector: the spool).
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import re
 import time
 from collections import Counter
@@ -24,12 +27,14 @@ from dataclasses import dataclass, field
 from fluxforge_common import kafka
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.messages import Rejection, decode_tick, event_time
+from fluxforge_common.storage.space import DiskFullPause
 from fluxforge_common.writers.ndjson import dead_letter_record
 
 from fluxforge_collector.batcher import Batcher
 from fluxforge_collector.drainer import PublishError, SpoolDrainer
 from fluxforge_collector.sources import TickSource
-from fluxforge_collector.spool import DiskSpool
+from fluxforge_collector.spool import DiskSpool, SpoolDiskFullError
+from fluxforge_collector.watermarks import WatermarkClock, WatermarkMemory
 
 log = logging.getLogger("fluxforge.collector")
 
@@ -40,8 +45,8 @@ _DUE_CHECK_EVERY = 64
 # so early releases never accumulate).
 _PACE_SLACK_S = 0.001
 
-# (key, raw tick) for an accepted tick; (None, dead-letter record) for a rejected line.
-Entry = tuple[bytes | None, bytes]
+# (key, raw tick, event time) for an accepted tick; (None, dead-letter record, 0) for a rejected line.
+Entry = tuple[bytes | None, bytes, int]
 
 
 class SourceError(Exception):
@@ -70,11 +75,15 @@ class CollectorStats:
     ticks_in: int = 0
     accepted: int = 0
     dead_lettered: int = 0
+    watermarks: int = 0  # watermark records batched
     batches_out: int = 0
     ticks_out: int = 0
     spooled: int = 0  # batches on disk waiting for Kafka's acknowledgement
     kafka_up: bool = False
     reasons: Counter[str] = field(default_factory=Counter)
+    disk_pause: DiskFullPause = field(
+        default_factory=lambda: DiskFullPause(log, "the source is not read (its ticks wait upstream)")
+    )
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 
@@ -102,7 +111,8 @@ class CollectorStats:
         return (
             f"collector {self.source}: {self.ticks_in:,} ticks in, {self.batches_out:,} batches out "
             f"({self.ticks_out:,} ticks) to {self.topic}, {self.dead_lettered:,} dead-lettered to "
-            f"{self.deadletter_topic}{reasons}, in {self.elapsed:.1f} s ({self.rate:,.0f} ticks/s)"
+            f"{self.deadletter_topic}{reasons}, {self.watermarks:,} watermarks, in {self.elapsed:.1f} s "
+            f"({self.rate:,.0f} ticks/s)"
             + (f"; {self.spooled:,} batches stay spooled for the next start" if self.spooled else "")
         )
 
@@ -148,6 +158,11 @@ class Collector:
             settings.storage.root / "spool" / spool_name(source.name)
         )
         self.max_message_bytes = settings.messages.max_bytes
+        self.features = settings.features
+        quiet_s = settings.collector.watermark_quiet_s
+        self.watermark_quiet_s = settings.features.hf_emit_interval if quiet_s is None else quiet_s
+        self.watermarks: WatermarkClock | None = None
+        self._input_ended = False
         self.source = source
         self.limits = limits or Limits()
         self.pacer = None if speed is None else Pacer(speed)
@@ -202,6 +217,11 @@ class Collector:
             on_delivered=self._delivered,
             on_connected=self._connected,
             prepare=prepare,
+        )
+        self.watermarks = WatermarkClock(
+            interval_ms=self.features.interval_ms,
+            lateness_ms=self.features.allowed_lateness_ms,
+            memory=WatermarkMemory(spool.directory, stats.topic),
         )
         stats.started = time.monotonic()
         stats.spooled = spool.records
@@ -271,7 +291,7 @@ class Collector:
                 item = decode_tick(raw, max_bytes)
                 if isinstance(item, Rejection):
                     record = dead_letter_record(item.reason, raw, f"{name}:{n}", int(time.time() * 1000))
-                    await put((None, record))
+                    await put((None, record, 0))
                     stats.dead_lettered += 1
                     stats.reasons[item.reason.split(":")[0]] += 1
                     stats.ticks_in = n
@@ -283,17 +303,18 @@ class Collector:
                     key = keys.get(pair)
                     if key is None:
                         key = keys[pair] = f"{tick.exchange}:{tick.symbol}".encode()
-                    await put((key, raw))
+                    t = event_time(tick)
+                    await put((key, raw, t))
                     stats.accepted += 1
                     stats.ticks_in = n
                     if duration_s is not None:
-                        t = event_time(tick)
                         if end_ms is None:
                             end_ms = t + int(duration_s * 1000)
                         if t >= end_ms:
                             break
                 if max_events is not None and n >= max_events:
                     break
+        self._input_ended = True
 
     async def _publish(
         self,
@@ -307,7 +328,16 @@ class Collector:
         stats = self.stats
 
         async def send(key: bytes | None, value: bytes, ticks: int, to: str = topic) -> None:
-            spool.append(to, key, value, ticks)
+            while True:
+                try:
+                    spool.append(to, key, value, ticks)
+                except SpoolDiskFullError as exc:
+                    if self._stops:  # stopping: what is spooled stays, the rest cannot be kept
+                        raise
+                    await stats.disk_pause.wait(exc)
+                    continue
+                stats.disk_pause.resumed()
+                break
             stats.spooled = spool.records
             drainer.wake()
 
@@ -315,15 +345,34 @@ class Collector:
         batcher = Batcher(
             send, max_ticks=kafka_cfg.batch_max_ticks, linger_s=kafka_cfg.batch_linger_ms / 1000
         )
+        clock = self.watermarks
+        assert clock is not None
+        quiet_s = self.watermark_quiet_s
+        next_quiet = time.monotonic() + quiet_s if quiet_s else math.inf
+
+        async def add_watermarks(records: list[tuple[bytes, bytes]]) -> None:
+            for key, record in records:
+                await batcher.add(key, record, 0)
+            stats.watermarks = clock.count
+
+        async def flush_due() -> None:
+            """Lingering batches out; once per quiet period, the watermarks of the quiet symbols."""
+            nonlocal next_quiet
+            await batcher.flush_due()
+            if time.monotonic() >= next_quiet:
+                await add_watermarks(clock.quiet())
+                next_quiet = time.monotonic() + quiet_s
+
         n = 0
         while True:
             if queue.empty():
                 if intake.done():
                     break
-                await batcher.flush_due()
-                due = batcher.next_due()
+                await flush_due()
+                linger = batcher.next_due()
+                due = next_quiet if linger is None else min(linger, next_quiet)
                 try:
-                    async with asyncio.timeout(None if due is None else max(0.0, due - time.monotonic())):
+                    async with asyncio.timeout(None if due == math.inf else max(0.0, due - time.monotonic())):
                         entry = await queue.get()
                 except TimeoutError:
                     continue
@@ -331,14 +380,17 @@ class Collector:
                 entry = queue.get_nowait()
             if entry is None:
                 break
-            key, value = entry
+            key, value, event_ms = entry
             if key is None:
                 await send(None, value, 0, deadletter)
             else:
+                clock.seen(key, event_ms)
                 await batcher.add(key, value)
             n += 1
             if not n % _DUE_CHECK_EVERY:
-                await batcher.flush_due()
+                await flush_due()
+        if self._input_ended and not self._stops and self.options.final_watermark:
+            await add_watermarks(clock.final())
         await batcher.flush_all()
 
     def _delivered(self, ticks: int) -> None:

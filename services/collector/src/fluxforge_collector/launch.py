@@ -20,6 +20,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from fluxforge_common import kafka
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
+from fluxforge_common.health import serving
 from fluxforge_common.kafka import TopicNames, TopicSpec, ensure_topics, topic_specs
 from fluxforge_common.pipeline.lines import date_range
 from fluxforge_common.stopping import StopRequests
@@ -27,7 +28,7 @@ from fluxforge_common.stopping import StopRequests
 from fluxforge_collector.collector import Collector, CollectorStats, Limits, SourceError
 from fluxforge_collector.drainer import PublishError
 from fluxforge_collector.exchange import exchange_source
-from fluxforge_collector.metrics import serve_metrics
+from fluxforge_collector.metrics import CollectorMetrics, collector_health
 from fluxforge_collector.sources import TickSource, file_source, simulator_source
 from fluxforge_collector.spool import SpoolError
 
@@ -205,15 +206,15 @@ async def _publish(collector: Collector, settings: FluxForgeSettings) -> Collect
         loop=loop,
     )
     port = settings.collector.metrics_port
-    server = None if port is None else serve_metrics(collector, port)
-    if server is not None:
-        log.info("metrics on http://%s:%d/metrics", *server.server_address[:2])
-    try:
-        with stops:
-            return await collector.run(prepare=functools.partial(_prepare_topics, collector, settings))
-    finally:
-        if server is not None:
-            server.shutdown()
+    health = collector_health(collector, settings)
+    async with serving(health, CollectorMetrics(collector).collect, host=settings.metrics.host, port=port):
+        beating = None if port is None else asyncio.create_task(health.heartbeat.beat_forever())
+        try:
+            with stops:
+                return await collector.run(prepare=functools.partial(_prepare_topics, collector, settings))
+        finally:
+            if beating is not None:
+                beating.cancel()
 
 
 async def _prepare_topics(collector: Collector, settings: FluxForgeSettings) -> None:

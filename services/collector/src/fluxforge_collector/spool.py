@@ -186,8 +186,8 @@ class DiskSpool:
                 raise
             raise SpoolDiskFullError(
                 f"spool {self.directory}: disk full ({free_bytes(self.directory) / MiB:.1f} MiB free; "
-                f"{self.records:,} batches waiting are kept). Free space on that disk, then restart the "
-                "collector (the spool drains first), or point collector.spool_dir at a disk with room"
+                f"{self.records:,} batches waiting are kept). Free space on that disk (a running collector "
+                "resumes by itself), or point collector.spool_dir at a disk with room"
             ) from exc
         self._writer_size += len(record)
         self._bytes += len(record)

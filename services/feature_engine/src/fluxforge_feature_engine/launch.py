@@ -8,6 +8,7 @@ its help); an option left at None keeps the configured value.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import socket
@@ -18,10 +19,13 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from fluxforge_common.config import ConfigError, FluxForgeSettings, load_settings
 from fluxforge_common.config.settings import NAME_PATTERN
+from fluxforge_common.health import Heartbeat, KafkaProbe, ServiceHealth, serve_health
 from fluxforge_common.kafka import KafkaAccessError, describe
+from fluxforge_common.logs import LogFormat, configure_logging
 from fluxforge_common.stopping import StopRequests
 
 from fluxforge_feature_engine import compat
+from fluxforge_feature_engine.metrics import EngineMetrics
 from fluxforge_feature_engine.topics import EngineSetupError, EngineTopics, prepare_topics
 from fluxforge_feature_engine.worker import WorkerConfig, build_app
 
@@ -61,6 +65,7 @@ class EngineOptions:
     web_port: int | None = None
     log_level: str = "info"
     commit_interval_s: float | None = None
+    log_format: LogFormat | None = None
 
     def check(self) -> None:
         """ValueError naming the first option that cannot be used (flags of config keys: `load_settings`)."""
@@ -83,6 +88,8 @@ class EngineOptions:
         )
         if engine:
             overrides["engine"] = engine
+        if self.log_format is not None:
+            overrides["logging"] = {"format": self.log_format}
         return overrides
 
     def worker_data_dir(self, app_id: str) -> Path:
@@ -114,13 +121,13 @@ def run_engine(options: EngineOptions) -> int:
     restarted: it resumes from its last committed offsets); 2: bad options or config,
     or a faust-streaming/aiokafka release the `compat` patches were not proven on.
     """
-    level = options.log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         options.check()
     except ValueError as exc:
         log.error("%s", exc)
         return 2
+    level = options.log_level.upper()
+    configure_logging(level)
     try:
         compat.apply_all()
     except compat.IncompatibleLibraryError as exc:
@@ -131,6 +138,7 @@ def run_engine(options: EngineOptions) -> int:
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
+    configure_logging(level, log_format=settings.logging.format)
     # One event loop for the topic set-up and the Faust worker (asyncio.run would close it).
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -155,11 +163,29 @@ def run_engine(options: EngineOptions) -> int:
         web_port=web_port,
         commit_interval_s=settings.engine.commit_interval_s,
     )
-    app, stats = build_app(settings, config, topics)
+    port = settings.engine.metrics_port
+    health = ServiceHealth(
+        "engine", Heartbeat(settings.metrics.heartbeat_timeout_s), kafka=KafkaProbe(settings.kafka)
+    )
+    metrics = None if port is None else EngineMetrics()
+    app, stats = build_app(settings, config, topics, None if metrics is None else health, metrics)
     log.info("%s", start_line(topics, settings))
+    server = None
+    if metrics is not None and port is not None:
+        collect = functools.partial(metrics.collect, stats)
+        server = serve_health(health, collect, host=settings.metrics.host, port=port)
     from faust import Worker
 
-    worker = Worker(app, loglevel=level, loop=loop, quiet=True, redirect_stdouts=False)
+    # Faust would replace the log handlers with its own (colours, its format): keep FluxForge's.
+    app.conf.loghandlers = list(logging.root.handlers)
+    worker = Worker(
+        app,
+        loglevel=level,
+        loop=loop,
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config={"version": 1, "incremental": True},
+    )
     stops = StopRequests(
         worker._on_sigterm,  # faust's graceful stop: flush, commit, leave the group
         deadline_s=settings.engine.stop_deadline_s,
@@ -182,5 +208,7 @@ def run_engine(options: EngineOptions) -> int:
     else:  # pragma: no cover - execute_from_commandline always raises SystemExit
         code = 0
     stops.disarm()
+    if server is not None:
+        server.close()
     log.info("stopped (exit %d): %s", code, stats.line())
     return code

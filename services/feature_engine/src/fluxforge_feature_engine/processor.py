@@ -12,16 +12,16 @@ makes re-running a message after a crash harmless (see the package docstring).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, SymbolState
-from fluxforge_common.kafka import TopicNames
+from fluxforge_common.kafka import Completeness, TopicNames, complete_header
 from fluxforge_common.kafka.lineage import Headers, source_headers
-from fluxforge_common.messages import Rejection, decode_batch
+from fluxforge_common.messages import DecodedWatermark, Rejection, decode_batch
 from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from fluxforge_common.messages.rows import encode_rows
 from fluxforge_common.writers.ndjson import dead_letter_record
@@ -61,9 +61,12 @@ class MessageResult:
     table_value: bytes | None = None
     elements: int = 0
     applied: int = 0
+    watermarks: int = 0
+    watermark_rows: int = 0  # HF rows the watermarks closed
     rejected: int = 0
     rows: int = 0
     skipped: bool = False
+    tables: list[tuple[str, int, int]] = field(default_factory=list)  # (table, rows, newest row's ts in ms)
 
 
 def encode_stored(partition: int, offset: int, state: bytes) -> bytes:
@@ -119,7 +122,23 @@ class MessageProcessor:
         self.deadletter = outputs.deadletter
         self.max_message_bytes = max_message_bytes
         self.clock = clock
+        self.completeness = Completeness()
         self._out = EngineOutput()
+
+    def load_completeness(self, partition: int, values: Iterable[tuple[bytes, bytes]]) -> None:
+        """Before the first message of a partition taken over: its symbols' states (table values)."""
+        symbols = []
+        for key, value in values:
+            stored_partition, _, state_bytes = decode_stored(value)
+            if stored_partition != partition:
+                continue
+            try:
+                complete = SymbolState.from_bytes(state_bytes, self.cfg).complete_ms
+            except Exception as exc:
+                raise StateError(f"cannot restore the state of {key!r}: {exc}") from exc
+            if complete is not None:
+                symbols.append((key, complete))
+        self.completeness.load(partition, symbols)
 
     def process(
         self, key: bytes | None, value: bytes | None, partition: int, offset: int, stored: bytes | None
@@ -151,7 +170,8 @@ class MessageProcessor:
         out = self._out
         out.clear()
         rejected: list[Rejection] = []
-        elements = applied = 0
+        elements = applied = watermarks = 0
+        rows_before = out.watermark_rows
         table_value = None
         try:
             for item in decode_batch(raw, self.max_message_bytes):
@@ -159,24 +179,28 @@ class MessageProcessor:
                 if isinstance(item, Rejection):
                     rejected.append(item)
                     continue
-                tick = item.tick
-                if tick.exchange != exchange or tick.symbol != symbol:
+                element = item.watermark if isinstance(item, DecodedWatermark) else item.tick
+                if element.exchange != exchange or element.symbol != symbol:
                     rejected.append(
                         Rejection(
                             item.raw,
-                            f"key mismatch: element is for {tick.exchange}:{tick.symbol}, "
+                            f"key mismatch: element is for {element.exchange}:{element.symbol}, "
                             f"message key is {exchange}:{symbol}",
                         )
                     )
                     continue
                 if state is None:
                     state = SymbolState(self.cfg, exchange, symbol)
+                if isinstance(item, DecodedWatermark):
+                    state.watermark(item.watermark.ts, out)
+                    watermarks += 1
+                    continue
                 reason = self.engine.apply(state, item, out)
                 if reason:
                     rejected.append(Rejection(item.raw, reason))
                 else:
                     applied += 1
-            if applied:
+            if applied or watermarks:
                 assert state is not None
                 table_value = encode_stored(partition, offset, state.to_bytes())
         except Exception as exc:
@@ -189,15 +213,24 @@ class MessageProcessor:
             result.elements = max(elements, 1)
             return result
 
-        result = MessageResult(table_value=table_value, elements=elements, applied=applied)
+        complete: Headers = []
+        if state is not None and state.complete_ms is not None:
+            complete = [complete_header(self.completeness.update(partition, key, state.complete_ms))]
+        result = MessageResult(
+            table_value=table_value,
+            elements=elements,
+            applied=applied,
+            watermarks=watermarks,
+            watermark_rows=out.watermark_rows - rows_before,
+        )
         for table, topic in self.features:
             rows = getattr(out, table)
             if rows:
                 result.rows += len(rows)
+                result.tables.append((table, len(rows), rows[-1]["ts"]))
                 for index, chunk in enumerate(row_chunks(rows)):
-                    result.outgoing.append(
-                        Outgoing(topic, key, chunk, source_headers(partition, offset, index))
-                    )
+                    headers = [*source_headers(partition, offset, index), *complete]
+                    result.outgoing.append(Outgoing(topic, key, chunk, headers))
         out.clear()
         self._add_dead_letters(result, key, rejected, partition, offset)
         return result

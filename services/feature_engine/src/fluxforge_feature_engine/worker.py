@@ -10,6 +10,7 @@ rebalance, which let a recovery overwrite newer states (seen in testing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -20,10 +21,12 @@ from typing import Any, cast
 import faust
 from faust.auth import Credentials, SASLCredentials, SSLCredentials
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
+from fluxforge_common.health import ServiceHealth
 from fluxforge_common.kafka import connection_options
 from mode import CrashingSupervisor
 from mode.types.signals import BaseSignalT
 
+from fluxforge_feature_engine.metrics import EngineMetrics
 from fluxforge_feature_engine.processor import MessageProcessor, MessageResult
 from fluxforge_feature_engine.topics import TABLE_NAME, EngineTopics, changelog_topic
 
@@ -33,6 +36,7 @@ PROGRESS_INTERVAL_S = 10.0
 MAX_REQUEST_BYTES = 8 << 20
 SESSION_TIMEOUT_S = 10.0
 HEARTBEAT_INTERVAL_S = 1.0
+HEARTBEAT_S = 1.0  # the worker's own heartbeat (/healthz), not Kafka's group heartbeat
 
 
 @dataclass
@@ -45,9 +49,12 @@ class WorkerStats:
     applied: int = 0
     rejected: int = 0
     skipped: int = 0
+    watermarks: int = 0
+    watermark_rows: int = 0  # carried-forward HF rows that watermarks closed
     rows: int = 0
     sent: int = 0
     partitions: Counter[int] = field(default_factory=Counter)
+    tables: Counter[str] = field(default_factory=Counter)  # feature rows emitted per table
 
     def add(self, partition: int, result: MessageResult) -> None:
         self.messages += 1
@@ -58,13 +65,18 @@ class WorkerStats:
         self.rows += result.rows
         self.sent += len(result.outgoing)
         self.skipped += result.skipped
+        for table, rows, _ in result.tables:
+            self.tables[table] += rows
+        self.watermarks += result.watermarks
+        self.watermark_rows += result.watermark_rows
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         return (
             f"{self.messages:,} raw messages ({self.elements:,} ticks, {self.elements / elapsed:,.0f}/s): "
             f"{self.applied:,} applied, {self.rejected:,} to dead-letter, {self.skipped:,} messages "
-            f"already applied; {self.rows:,} rows in {self.sent:,} messages"
+            f"already applied; {self.rows:,} rows in {self.sent:,} messages; {self.watermarks:,} watermarks "
+            f"closed {self.watermark_rows:,} HF rows"
         )
 
 
@@ -101,8 +113,10 @@ class EventFlusher:
         processor: MessageProcessor,
         stats: WorkerStats,
         config: WorkerConfig,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self.app = app
+        self.metrics = metrics
         self.table = table
         self.processor = processor
         self.stats = stats
@@ -134,6 +148,9 @@ class EventFlusher:
                 stored = self.latest.get(key)
                 if stored is None:
                     stored = self.table.get(key)
+            if not self.processor.completeness.knows(partition):
+                # Taken over (start, rebalance): every symbol of the partition counts, quiet ones too.
+                self.processor.load_completeness(partition, list(self.table.data.items()))
             result = self.processor.process(key, message.value, partition, message.offset, stored)
             send = self._send
             futures = [await send(o.topic, o.key, o.value, None, None, o.headers) for o in result.outgoing]
@@ -146,6 +163,8 @@ class EventFlusher:
                 self.latest[key] = result.table_value
                 self._states[key] = (partition, result.table_value)
             self.stats.add(partition, result)
+            if self.metrics is not None:
+                self.metrics.processed(partition, message.offset, result)
         finally:
             self._not_adding.set()
         if len(self._events) >= self.max_events:
@@ -169,6 +188,7 @@ class EventFlusher:
     def forget(self) -> None:
         """Drop the unwritten-state overlay: after a rebalance the table is the truth again."""
         self.latest.clear()
+        self.processor.completeness.forget()
 
     async def flush(self) -> None:
         async with self._lock:
@@ -178,6 +198,7 @@ class EventFlusher:
             if not events:
                 return
             self._events, self._futures, self._states = [], [], {}
+            started = time.monotonic()
             try:
                 # Outputs first: a state is written only once every output computed before it is in Kafka.
                 if futures:
@@ -200,6 +221,27 @@ class EventFlusher:
             ack = self._stream.ack
             for event in events:
                 await ack(event)
+            if self.metrics is not None:
+                self.metrics.batch_seconds.observe(time.monotonic() - started)
+
+
+def _watch(app: faust.App, health: ServiceHealth, raw_topic: str, metrics: EngineMetrics | None) -> None:
+    """Heartbeat and consumer lag once a second on the worker's loop, and the Kafka probe."""
+
+    async def every_second() -> None:
+        health.heartbeat.beat()
+        if metrics is not None:
+            metrics.raw_topic = raw_topic
+            highwaters = {}
+            for tp in app.consumer.assignment():
+                if tp.topic == raw_topic:
+                    with contextlib.suppress(Exception):  # not fetched yet
+                        highwaters[tp.partition] = app.consumer.highwater(tp)
+            metrics.refresh_lag(highwaters)
+
+    app.timer(HEARTBEAT_S)(every_second)
+    if health.kafka is not None:
+        app.task(health.kafka.run)
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:
@@ -221,9 +263,17 @@ def broker_credentials(kafka: KafkaConfig) -> Credentials | None:
 
 
 def build_app(
-    settings: FluxForgeSettings, config: WorkerConfig, topics: EngineTopics
+    settings: FluxForgeSettings,
+    config: WorkerConfig,
+    topics: EngineTopics,
+    health: ServiceHealth | None = None,
+    metrics: EngineMetrics | None = None,
 ) -> tuple[faust.App, WorkerStats]:
-    """The Faust app of one feature-engine worker (not started; `run_engine` applies `compat` first)."""
+    """The Faust app of one feature-engine worker (not started; `run_engine` applies `compat` first).
+
+    With `health` (served by `run_engine`) a timer beats its heartbeat and a
+    task probes Kafka; with `metrics` the worker observes lag and batch times.
+    """
     kafka = settings.kafka
     app = faust.App(
         config.app_id,
@@ -267,7 +317,9 @@ def build_app(
     )
     stats = WorkerStats()
 
-    flusher = EventFlusher(app, table, processor, stats, config)
+    flusher = EventFlusher(app, table, processor, stats, config, metrics)
+    if health is not None:
+        _watch(app, health, topics.raw, metrics)
 
     async def feature_engine(stream: faust.StreamT[bytes]) -> None:
         # Manual acks: an event is acknowledged only once its outputs and its state are written.

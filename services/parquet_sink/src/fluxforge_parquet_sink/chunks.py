@@ -29,7 +29,15 @@ import orjson
 import pyarrow as pa
 from fluxforge_common.dataset.partitioning import partition_dir, utc_date
 from fluxforge_common.dataset.provenance import Provenance
-from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_batch, event_time
+from fluxforge_common.kafka.completeness import COMPLETE_METADATA, parse_complete
+from fluxforge_common.messages import (
+    DecodedTick,
+    DecodedWatermark,
+    Rejection,
+    channel_of,
+    decode_batch,
+    event_time,
+)
 from fluxforge_common.messages.decoding import MAX_TS_MS, MIN_TS_MS
 from fluxforge_common.messages.rows import decode_rows, encode_rows
 from fluxforge_common.pipeline.ingest_order import stamp
@@ -78,7 +86,7 @@ class Record:
     offset: int
     timestamp: int  # the record's Kafka timestamp (ms), stored in the log: as replayable as the value
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()  # the engine's `ff-src` lineage header, if any
+    headers: tuple[tuple[str, bytes], ...] = ()  # the engine's `ff-src` and `ff-complete` headers, if any
 
 
 @dataclass(slots=True)
@@ -211,6 +219,7 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         self.writer: PartitionedParquetWriter | None = None
         self.keys: set[tuple[str, str, str]] = set()
         self.rows = 0
+        self.complete_ms: int | None = None  # the greatest `ff-complete` of the chunk's messages
         # Per message: where it came from and its rows (the writer holds the same dicts), so the
         # rare message whose values do not fit the schema can be found when the chunk is written.
         self.received: list[tuple[Record, list[dict[str, Any]]]] = []
@@ -228,21 +237,32 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         return Decoded(rows, min(stamps), max(stamps))
 
     def _add(self, record: Record, payload: list[dict[str, Any]] | str) -> None:
+        complete = parse_complete(record.headers)
+        if complete is not None and (self.complete_ms is None or complete > self.complete_ms):
+            self.complete_ms = complete
         if isinstance(payload, str):
             self.dead_letter(record, payload)
             return
         if not payload:
             return
         if self.writer is None:
-            self.writer = PartitionedParquetWriter(
-                self.storage, self.table, self.schema, row_group_size=self.policy.row_group_size
-            )
+            self.writer = self._parquet_writer()
         try:
             self.writer.add(payload)  # all or nothing
         except (ValueError, OverflowError) as exc:
             self.dead_letter(record, f"sink: {self.table} rows rejected: {exc}")
             return
         self._accepted(record, payload)
+
+    def _parquet_writer(self) -> PartitionedParquetWriter:
+        policy = self.policy
+        return PartitionedParquetWriter(
+            self.storage,
+            self.table,
+            self.schema,
+            compression=policy.compression,
+            row_group_size=policy.row_group_size,
+        )
 
     def _accepted(self, record: Record, rows: list[dict[str, Any]]) -> None:
         keys = self.keys
@@ -277,9 +297,10 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
                 "offsets": [name.start, name.end],
             }
             try:
-                written += self.writer.flush(
-                    file_stem=stem, metadata=self.origin.with_source(source).metadata()
-                )
+                metadata = self.origin.with_source(source).metadata()
+                if self.complete_ms is not None:
+                    metadata[COMPLETE_METADATA] = str(self.complete_ms)
+                written += self.writer.flush(file_stem=stem, metadata=metadata)
             except ValueError as exc:
                 stale = self._without_misfits()
                 if stale is None:
@@ -311,9 +332,7 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
             self.dead_letter(
                 meta, f"sink: {self.table} rows do not fit the schema: {reason}", encode_rows(rows)
             )
-        self.writer = PartitionedParquetWriter(
-            self.storage, self.table, self.schema, row_group_size=self.policy.row_group_size
-        )
+        self.writer = self._parquet_writer()
         self.keys, self.rows, self.received = set(), 0, []
         for meta, rows in fits:
             self.writer.add(rows)
@@ -321,7 +340,7 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         return sorted(before - set(self.planned_paths()))
 
 
-class RawChunk(Chunk[list[DecodedTick | Rejection]]):
+class RawChunk(Chunk[list[DecodedTick | DecodedWatermark | Rejection]]):
     """Accepted raw ticks, stamped `_ingest: [offset, index]`, grouped per (exchange, channel, date).
 
     Memory: the archive writer holds each group as zstd frames of ~1 MiB of
@@ -351,7 +370,7 @@ class RawChunk(Chunk[list[DecodedTick | Rejection]]):
     def span_ms(self) -> int:
         return self.policy.raw_span_ms
 
-    def decode(self, record: Record) -> Decoded[list[DecodedTick | Rejection]]:
+    def decode(self, record: Record) -> Decoded[list[DecodedTick | DecodedWatermark | Rejection]]:
         if record.value is None:
             return Decoded([])
         items = decode_batch(record.value, self.policy.max_message_bytes)
@@ -360,12 +379,13 @@ class RawChunk(Chunk[list[DecodedTick | Rejection]]):
             return Decoded(items)
         return Decoded(items, min(times), max(times))
 
-    def _add(self, record: Record, payload: list[DecodedTick | Rejection]) -> None:
+    def _add(self, record: Record, payload: list[DecodedTick | DecodedWatermark | Rejection]) -> None:
         offset = record.offset
         append = self.archive.append
         for n, item in enumerate(payload):
             if type(item) is not DecodedTick:
-                self.rejected += 1  # the feature engine dead-letters it; not part of the archive
+                # A rejection is the feature engine's to dead-letter; a watermark is no tick. Neither is archived.
+                self.rejected += type(item) is Rejection
                 continue
             tick = item.tick
             line = stamp(item.raw, offset, n)

@@ -307,8 +307,9 @@ class SinkCore:
         kind = self.routes[chunk.topic]
         stats.units[kind] += chunk.units
         stats.chunks[chunk.reason or "other"] += 1
-        stats.files += len(written)
-        stats.bytes += sum(f.bytes for f in written)
+        stats.files[kind] += len(written)
+        stats.bytes[kind] += sum(f.bytes for f in written)
+        stats.last_write[kind] = time.time()
         if isinstance(chunk, RawChunk):
             stats.raw_rejected += chunk.rejected
         if not isinstance(chunk, DeadLetterChunk):

@@ -15,7 +15,7 @@ from typing import Any
 from fluxforge_common.config.settings import FluxForgeSettings, load_settings
 from fluxforge_common.features import TABLES
 from fluxforge_common.kafka import KafkaAccessError
-from fluxforge_common.logs import configure_logging
+from fluxforge_common.logs import LogFormat, configure_logging
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.mirror import MirroredStorage
@@ -94,6 +94,7 @@ class SinkOptions:
     until_caught_up: bool = False
     fsync: bool | None = None
     target: str | None = None
+    log_format: LogFormat | None = None
 
     def overrides(self) -> dict[str, Any]:
         """The flags that override a config key by the key's own name, as `load_settings` overrides."""
@@ -108,6 +109,7 @@ class SinkOptions:
             ("sink", "progress_interval_s"): self.progress_seconds,
             ("sink", "fsync"): self.fsync,
             ("sink", "target"): self.target,
+            ("logging", "format"): self.log_format,
         }
         overrides: dict[str, dict[str, Any]] = {}
         for (section, key), value in given.items():
@@ -158,9 +160,9 @@ def sink_storage(settings: FluxForgeSettings) -> StorageBackend:
     return remote if settings.sink.target == "s3" else MirroredStorage(local, remote)
 
 
-def configure_sink_logging(level: str = "INFO") -> None:
+def configure_sink_logging(level: str = "INFO", log_format: LogFormat = "text") -> None:
     """FluxForge's log format; aiokafka's per-poll chatter only from WARNING up."""
-    configure_logging(level.upper())
+    configure_logging(level.upper(), log_format=log_format)
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 

@@ -36,6 +36,7 @@ class FlushPolicy:
     idle_s: float = 120.0
     raw_compression: Literal["zstd", "none"] = "zstd"
     row_group_size: int = 65_536
+    compression: Literal["zstd", "lz4", "snappy", "none"] = "zstd"  # of the Parquet files
     max_message_bytes: int = MiB
 
     def __post_init__(self) -> None:
@@ -78,5 +79,6 @@ class FlushPolicy:
             idle_s=sink.idle_flush_s if idle_s is None else idle_s,
             raw_compression=raw_archive.compression,
             row_group_size=settings.parquet.row_group_size,
+            compression=settings.parquet.compression,
             max_message_bytes=settings.messages.max_bytes,
         )

@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from fluxforge_common.config.settings import FluxForgeSettings
+from fluxforge_common.health import Heartbeat, KafkaProbe, ServiceHealth, serving
 from fluxforge_common.kafka import TopicNames, consumer, ensure_topics, start, topic_specs
 from fluxforge_common.stopping import StopRequests
 from fluxforge_common.storage.base import StorageBackend
@@ -26,6 +27,7 @@ from fluxforge_common.storage.space import DiskFullError
 
 from fluxforge_parquet_sink.chunks import Record
 from fluxforge_parquet_sink.core import AnyChunk, SinkCore, route_topics
+from fluxforge_parquet_sink.metrics import SinkMetrics
 from fluxforge_parquet_sink.policy import FlushPolicy
 from fluxforge_parquet_sink.stats import SinkStats
 
@@ -33,9 +35,6 @@ log = logging.getLogger("fluxforge.sink")
 
 UNIT_NAMES = {"raw": "ticks", "deadletter": "records"}
 POLL_TIMEOUT_MS = 500
-# A chunk that found the disk full is retried after 1 s, then twice as long each time, up to 30 s.
-DISK_FULL_FIRST_RETRY_S = 1.0
-DISK_FULL_MAX_RETRY_S = 30.0
 MAX_RECORDS_PER_POLL = 2_000
 
 
@@ -124,6 +123,14 @@ class KafkaSink:
         self._epoch = 0
         self._committed: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        self.health = ServiceHealth(
+            "sink",
+            Heartbeat(settings.metrics.heartbeat_timeout_s),
+            checks=[self.stats.disk_pause.problem],
+            kafka=KafkaProbe(settings.kafka),
+        )
+        # Only while served (sink.metrics_port): off, the sink does no metrics work at all.
+        self.metrics: SinkMetrics | None = None
 
     # -- rebalance callbacks (run by aiokafka's coordinator task) -----------------------------------
 
@@ -167,6 +174,13 @@ class KafkaSink:
     async def run(self, stop: asyncio.Event | None = None) -> SinkStats:
         """Consume until `stop` is set (or, with `until_caught_up`, until the assigned partitions are read to their end)."""
         stop = stop if stop is not None else asyncio.Event()
+        port = self.settings.sink.metrics_port
+        metrics = self.metrics = None if port is None else SinkMetrics(self.stats, self.settings.storage.root)
+        sources = () if metrics is None else (metrics.collect,)
+        async with serving(self.health, *sources, host=self.settings.metrics.host, port=port):
+            return await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> SinkStats:
         if self.create_topics:
             wanted = [spec for spec in topic_specs(self.settings.kafka) if spec.name in self.routes]
             await ensure_topics(self.settings.kafka, wanted)
@@ -200,7 +214,11 @@ class KafkaSink:
     async def _loop(self, kafka: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         next_progress = time.monotonic() + self.progress_s
         since = self.stats.snapshot()
+        heartbeat = self.health.heartbeat
         while not stop.is_set():
+            heartbeat.beat()
+            if self.metrics is not None:
+                self.metrics.refresh_lag(kafka, self._committed)
             batches = await kafka.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS_PER_POLL)
             # aiokafka returns nothing while a rebalance is in progress, so these records belong to the
             # assignment current now; if a rebalance starts before the lock is ours, they are dropped:
@@ -250,28 +268,20 @@ class KafkaSink:
         and a retry converges on the same files (`SinkCore.write`), so the pause
         loses nothing: consuming resumes by itself when space returns.
         """
-        delay = DISK_FULL_FIRST_RETRY_S
+        pause = self.stats.disk_pause
         while True:
+            self.health.heartbeat.beat()  # a pause is the loop waiting on purpose, not a stuck one
+            started = time.monotonic()
             try:
                 await asyncio.to_thread(self._write_with_room, chunk)
             except DiskFullError as exc:
-                if self.stats.paused_since is None:
-                    self.stats.paused_since = time.monotonic()
-                    self.stats.disk_full_pauses += 1
-                    log.warning(
-                        "%s: paused, nothing is consumed or committed; retrying until space returns "
-                        "(free space there, or lower storage.min_free_mb)",
-                        exc,
-                    )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, DISK_FULL_MAX_RETRY_S)
+                await pause.wait(exc)
                 continue
-            if self.stats.paused_since is not None:
-                log.info(
-                    "space returned: resuming after %.0f s paused on a full disk",
-                    time.monotonic() - self.stats.paused_since,
+            if self.metrics is not None:
+                self.metrics.flush_seconds.labels(self.routes[chunk.topic]).observe(
+                    time.monotonic() - started
                 )
-                self.stats.paused_since = None
+            pause.resumed()
             return
 
     def _write_with_room(self, chunk: AnyChunk) -> None:
@@ -335,7 +345,7 @@ class KafkaSink:
             "written: %s | consumed %s msgs/s | files %s | buffered %s",
             ", ".join(parts) or "nothing",
             f"{consumed:,.0f}",
-            f"{self.stats.files:,}",
+            f"{self.stats.files.total():,}",
             ", ".join(f"{k} {v:,}" for k, v in sorted(held.items())) or "nothing",
         )
 

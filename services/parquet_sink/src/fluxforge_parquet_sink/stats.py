@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+
+from fluxforge_common.storage.space import DiskFullPause
+
+log = logging.getLogger("fluxforge.sink")
+
+
+def _disk_pause() -> DiskFullPause:
+    return DiskFullPause(log, "nothing is consumed or committed")
 
 
 @dataclass
@@ -23,16 +32,18 @@ class SinkStats:
     raw_rejected: int = 0
     bad_messages: int = 0
     chunks: Counter[str] = field(default_factory=Counter)
-    files: int = 0
-    bytes: int = 0
+    files: Counter[str] = field(default_factory=Counter)  # per kind, like `units`
+    bytes: Counter[str] = field(default_factory=Counter)
+    last_write: dict[str, float] = field(
+        default_factory=dict
+    )  # kind -> Unix time its last file became durable
     commits: int = 0
     commit_failures: int = 0
     dropped_chunks: int = 0
     duplicates: int = 0  # copies of feature-engine outputs dropped (`ff-src` at or below the watermark)
     recovered_files: int = 0
     rebalances: int = 0
-    disk_full_pauses: int = 0  # times writing paused on a full disk (or below storage.min_free_mb)
-    paused_since: float | None = None  # monotonic time the current pause began
+    disk_pause: DiskFullPause = field(default_factory=_disk_pause)  # on a full disk or below the reserve
 
     def rates(
         self, since: SinkStats | None = None, now: float | None = None, *, of: str = "units"
@@ -55,10 +66,10 @@ class SinkStats:
         parts = [f"{kind} {count:,}" for kind, count in sorted(self.units.items())] or ["nothing"]
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.chunks.items())) or "none"
         return (
-            f"wrote {', '.join(parts)} in {elapsed:,.1f} s: {self.files:,} files, {self.bytes / 1e6:,.1f} MB, "
+            f"wrote {', '.join(parts)} in {elapsed:,.1f} s: {self.files.total():,} files, {self.bytes.total() / 1e6:,.1f} MB, "
             f"{self.commits:,} commits; chunks closed by {reasons}; raw ticks not archived (rejected) "
             f"{self.raw_rejected:,}; bad messages dead-lettered {self.bad_messages:,}; "
             f"re-sent engine outputs dropped {self.duplicates:,}; "
             f"uncommitted files removed at recovery {self.recovered_files:,}; commit failures {self.commit_failures}; "
-            f"pauses on a full disk {self.disk_full_pauses}"
+            f"pauses on a full disk {self.disk_pause.pauses}"
         )

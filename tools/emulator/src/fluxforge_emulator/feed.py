@@ -3,16 +3,19 @@
 `MarketFeed` owns one `SymbolMarket` per symbol (the same markets, from the same
 seed, as `fluxforge run`'s simulator) and turns each step into the payloads
 Binance's spot websocket sends: `depthUpdate` diffs carrying first and final
-update ids (`U`, `u`), one `trade` per level a market order took, and
-`24hrTicker` / `24hrMiniTicker` / `bookTicker` events. It also answers what the
-REST API needs (the full book with `lastUpdateId`) and, when asked to, records
-the true top of book at every update id so tests can check what a client
-rebuilt.
+update ids (`U`, `u`), one `trade` per level a market order took (and one
+`aggTrade`: a market order's fills at one price are one aggregate, and each
+of its fills is at its own level, so each is one aggregate with its own
+aggregate id), and `24hrTicker` / `24hrMiniTicker` / `bookTicker` events. It
+also answers what the REST API needs (the full book with `lastUpdateId`, the
+last `trade_history` trades of each symbol) and, when asked to, records the
+true top of book at every update id so tests can check what a client rebuilt.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -23,8 +26,10 @@ from fluxforge_common.simulator import SimulatorConfig, SymbolMarket, build_mark
 from fluxforge_common.simulator.specs import decimal_units
 
 # Stream kinds a client can subscribe to, per symbol.
-DEPTH, TRADE, TICKER, MINI_TICKER, BOOK_TICKER = "depth", "trade", "ticker", "miniTicker", "bookTicker"
-KINDS = (DEPTH, TRADE, TICKER, MINI_TICKER, BOOK_TICKER)
+DEPTH, TRADE, AGG_TRADE = "depth", "trade", "aggTrade"
+TICKER, MINI_TICKER, BOOK_TICKER = "ticker", "miniTicker", "bookTicker"
+KINDS = (DEPTH, TRADE, AGG_TRADE, TICKER, MINI_TICKER, BOOK_TICKER)
+TRADE_HISTORY = 10_000  # trades kept per symbol for the REST trade history
 
 
 def market_id(symbol: str) -> str:
@@ -69,6 +74,17 @@ class DayFigures(NamedTuple):
     vwap: float
 
 
+class PastTrade(NamedTuple):
+    """One trade as the REST trade history serves it."""
+
+    id: int
+    agg_id: int
+    ts: int  # exchange time, ms
+    price: float
+    amount: float
+    buyer_is_maker: bool  # the taker sold
+
+
 @dataclass
 class EmulatedSymbol:
     """One symbol the emulator serves: its market and the running numbers its ticker reports."""
@@ -84,6 +100,8 @@ class EmulatedSymbol:
     last_qty: float = 0.0
     touch: tuple[Level, Level] | None = None
     history: dict[int, tuple[list[Level], list[Level]]] = field(default_factory=dict)
+    next_agg_id: int = 1
+    trades: deque[PastTrade] = field(default_factory=lambda: deque(maxlen=TRADE_HISTORY))
 
     def day(self) -> DayFigures:
         market = self.market
@@ -110,6 +128,7 @@ class MarketFeed:
         *,
         offset_ms: int = 0,
         history_levels: int = 0,
+        trade_history: int = TRADE_HISTORY,
     ) -> None:
         if exchange not in config.exchanges:
             raise ValueError(
@@ -123,6 +142,7 @@ class MarketFeed:
         for market in build_markets(only):
             price = market.last_price
             state = EmulatedSymbol(market, market_id(market.symbol), price, price, price)
+            state.trades = deque(maxlen=trade_history)
             state.touch = market.touch()
             self.symbols[state.id] = state
             if history_levels:
@@ -181,6 +201,9 @@ class MarketFeed:
                 state.last_qty = fill.amount
                 state.high = max(state.high, fill.price)
                 state.low = min(state.low, fill.price)
+                agg_id = state.next_agg_id
+                state.next_agg_id += 1
+                state.trades.append(PastTrade(fill.id, agg_id, ts, fill.price, fill.amount, maker_is_buyer))
                 trade = {
                     "e": "trade",
                     "E": ts,
@@ -193,6 +216,20 @@ class MarketFeed:
                     "M": True,
                 }
                 events.append(Event(sid, TRADE, dumps(trade).decode()))
+                agg = {
+                    "e": "aggTrade",
+                    "E": ts,
+                    "s": sid,
+                    "a": agg_id,
+                    "p": trade["p"],
+                    "q": trade["q"],
+                    "f": fill.id,
+                    "l": fill.id,
+                    "T": ts,
+                    "m": maker_is_buyer,
+                    "M": True,
+                }
+                events.append(Event(sid, AGG_TRADE, dumps(agg).decode()))
         bids: dict[float, float] = {}
         asks: dict[float, float] = {}
         for change in market.level_changes():
@@ -275,3 +312,31 @@ class MarketFeed:
         return {"symbol": state.id, "lastPrice": payload["c"], "bidPrice": payload["b"],
                 "bidQty": payload["B"], "askPrice": payload["a"], "askQty": payload["A"],
                 "volume": payload["v"], "quoteVolume": payload["q"], "closeTime": payload["C"]}  # fmt: skip
+
+    def past_trades(
+        self,
+        symbol_id: str,
+        limit: int,
+        *,
+        from_id: int | None = None,
+        from_agg_id: int | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[PastTrade]:
+        """Up to `limit` of the symbol's kept trades, oldest first: from a trade id, an aggregate id or a
+        time on (the oldest kept when it lies before them), within `end_ms`; else the latest `limit`."""
+        trades = self.symbols[symbol_id].trades
+        if from_id is None and from_agg_id is None and start_ms is None and end_ms is None:
+            return list(trades)[-limit:]
+        out: list[PastTrade] = []
+        for trade in trades:
+            if (
+                (from_id is not None and trade.id < from_id)
+                or (from_agg_id is not None and trade.agg_id < from_agg_id)
+                or (start_ms is not None and trade.ts < start_ms)
+            ):
+                continue
+            if (end_ms is not None and trade.ts > end_ms) or len(out) == limit:
+                break
+            out.append(trade)
+        return out

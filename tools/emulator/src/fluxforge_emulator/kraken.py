@@ -12,13 +12,16 @@ sizes are JSON numbers.
 
 What it speaks (enough for ccxt.pro's `kraken` class): REST under
 `/0/public`: `Assets`, `AssetPairs` (one pair per simulated symbol, its
-`wsname` the unified symbol), `Time`, `SystemStatus`. Websocket at `/v2`:
+`wsname` the unified symbol), `Trades` (the trade history ccxt's
+`fetch_trades` reads: up to `count` trades from `since`, in seconds or
+nanoseconds, each `[price, volume, time, side, type, misc, trade_id]`, and
+`last`, the nanosecond time to ask from next), `Time`, `SystemStatus`. Websocket at `/v2`:
 a `status` message on connect, `subscribe`/`unsubscribe` of `book`,
 `trade` and `ticker` (acknowledged per symbol, with `req_id`), `ping` ->
 `pong`, and a `heartbeat` every second. The faults are the Binance
 emulator's: `gap` skips a symbol's next book updates (the client's next
 checksum then fails), `malformed` cuts one in half, `http_error` answers
-REST, `drop_connections` and `stall` hit the websockets.
+REST, `drop_connections`, `disconnect` and `stall` hit the websockets.
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ import orjson
 from aiohttp import web
 from fluxforge_common.kraken import kraken_book_checksum
 
-from fluxforge_emulator.feed import DEPTH, TICKER, TRADE, EmulatedSymbol, decimals
+from fluxforge_emulator.feed import DEPTH, TICKER, TRADE, EmulatedSymbol, decimals, fmt
 from fluxforge_emulator.server import EmulatorConfig, ExchangeEmulator, _Conn
 
 BOOK_DEPTHS = (10, 25, 100, 500, 1000)
 TRADE_SNAPSHOT = 50  # trades sent on subscribing to a symbol's trades, as Kraken does
+MAX_TRADES = 1000  # the most trades one REST `Trades` request returns, as on Kraken
 BOOK_TRUTH = "book_truth"  # sent_log kind of the true book of a subscribed depth after each change
 _CHANNELS = {"book": DEPTH, "trade": TRADE, "ticker": TICKER}
 _Side = dict[float, float]
@@ -72,6 +76,7 @@ class KrakenEmulator(ExchangeEmulator):
         for name, handler in (
             ("Assets", self._assets),
             ("AssetPairs", self._asset_pairs),
+            ("Trades", self._trades),
             ("Time", self._server_time),
             ("SystemStatus", self._system_status),
         ):
@@ -141,6 +146,26 @@ class KrakenEmulator(ExchangeEmulator):
                 "status": "online",
             }
         return self._result(pairs)
+
+    async def _trades(self, request: web.Request) -> web.Response:
+        if (refused := self._charge(request, 1)) is not None:
+            return refused
+        pair = request.query.get("pair", "")
+        if pair not in self.feed.symbols:
+            return web.json_response({"error": ["EQuery:Unknown asset pair"]}, dumps=_dumps)
+        try:
+            since = float(request.query.get("since", "0"))
+            count = min(int(request.query.get("count", str(MAX_TRADES))), MAX_TRADES)
+        except ValueError:
+            return web.json_response({"error": ["EGeneral:Invalid arguments"]}, dumps=_dumps)
+        since_ms = int(since / 1e6) if since > 1e12 else int(since * 1000)  # nanoseconds or seconds
+        trades = self.feed.past_trades(pair, count, start_ms=since_ms)
+        rows = [
+            [fmt(t.price), fmt(t.amount), t.ts / 1000, "s" if t.buyer_is_maker else "b", "m", "", t.id]
+            for t in trades
+        ]
+        last = trades[-1].ts * 1_000_000 if trades else int(since_ms * 1_000_000)
+        return self._result({pair: rows, "last": str(last)})
 
     async def _server_time(self, request: web.Request) -> web.Response:
         now = dt.datetime.now(dt.UTC)

@@ -4,14 +4,16 @@ What it speaks (enough for ccxt.pro's `binance` and `binanceus` classes):
 
 - REST under `/api/v3`: `exchangeInfo` (one spot market per simulated symbol,
   with its tick and lot filters), `depth` (snapshot with `lastUpdateId`),
-  `ticker/24hr`, `ping`, `time`. Each request has a Binance weight; more than
+  the trade history ccxt's `fetch_trades` reads (`aggTrades` by `fromId` or
+  `startTime`/`endTime`, `historicalTrades` by `fromId`, `trades`: the last
+  `trade_history` trades of each symbol), `ticker/24hr`, `ping`, `time`. Each request has a Binance weight; more than
   `weight_limit_per_minute` in a rolling minute is answered 429 with
   `Retry-After`, as Binance does. Every reply carries `X-MBX-USED-WEIGHT-1M`.
 - Websocket at `/ws`, `/ws/<anything>` (raw payloads) and `/stream` (combined:
   `{"stream": name, "data": payload}`), with `?streams=a/b` on the path too.
   Methods `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, answered
   `{"result": ..., "id": ...}` (errors `{"error": {"code", "msg"}, "id"}`).
-  Streams `<sym>@depth[@100ms|@1000ms]`, `<sym>@trade`, `<sym>@ticker`,
+  Streams `<sym>@depth[@100ms|@1000ms]`, `<sym>@trade`, `<sym>@aggTrade`, `<sym>@ticker`,
   `<sym>@miniTicker`, `<sym>@bookTicker`. The server pings every
   `ping_interval_s` and answers pings; more than `ws_max_messages_per_s`
   incoming messages in a second closes the connection (Binance's limit is 5).
@@ -25,7 +27,9 @@ per book change (`U == u`), or merged per symbol over each driver period when
 is the previous `u` + 1 unless a gap is injected.
 
 Faults (the `ExchangeEmulator` methods, or `POST /_emulator/fault` with
-`{"kind": ..., ...}`): `drop_connections`, `stall` (connections go silent:
+`{"kind": ..., ...}`): `drop_connections`, `disconnect` (every websocket cut
+and new ones refused for N seconds while the market trades on and REST
+answers: trades to backfill), `stall` (connections go silent:
 no data, no pings, no pongs), `burst` (the market runs N seconds ahead at
 once: their frames go out back to back, as a backlog arrives after a stall),
 `gap` (a symbol's next depth diffs are never sent), `malformed` (the next depth diff is sent truncated), `http_error`
@@ -50,15 +54,19 @@ from aiohttp import WSMsgType, web
 from fluxforge_common.simulator import SimulatorConfig
 
 from fluxforge_emulator.feed import (
+    AGG_TRADE,
     BOOK_TICKER,
     DEPTH,
     MINI_TICKER,
     TICKER,
     TRADE,
+    TRADE_HISTORY,
     EmulatedSymbol,
     Event,
     MarketFeed,
+    PastTrade,
     decimals,
+    fmt,
 )
 
 log = logging.getLogger("fluxforge.emulator")
@@ -69,11 +77,15 @@ _STREAM_KINDS = {
     "depth@100ms": DEPTH,
     "depth@1000ms": DEPTH,
     "trade": TRADE,
+    "aggTrade": AGG_TRADE,
     "ticker": TICKER,
     "miniTicker": MINI_TICKER,
     "bookTicker": BOOK_TICKER,
 }
 _VALID_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
+_MAX_TRADES = 1000  # the most trades one request of the trade history returns
+# Binance's request weights of the trade history endpoints.
+_TRADE_WEIGHTS = {"/api/v3/aggTrades": 4, "/api/v3/historicalTrades": 25, "/api/v3/trades": 25}
 _HTTP_REASONS = {
     418: "IP banned",
     429: "Too many requests; current limit is exceeded. Please use the websocket for live updates.",
@@ -107,6 +119,7 @@ class EmulatorConfig:
     merge_depth: bool = False  # one diff per symbol per period (U < u), like @100ms streams
     ping_interval_s: float = 20.0  # Binance pings every 20 s
     history_levels: int = 0  # > 0: record the true top-N book at every update id
+    trade_history: int = TRADE_HISTORY  # trades kept per symbol for the REST trade history
     weight_limit_per_minute: int = 6_000
     ws_max_messages_per_s: int = 5
     compress: bool = False  # accept permessage-deflate when the client offers it
@@ -180,7 +193,11 @@ class ExchangeEmulator:
         if config.wall_clock_times:
             offset = int(time.time() * 1000) - config.simulator.start_ms
         self.feed = MarketFeed(
-            config.simulator, config.exchange, offset_ms=offset, history_levels=config.history_levels
+            config.simulator,
+            config.exchange,
+            offset_ms=offset,
+            history_levels=config.history_levels,
+            trade_history=config.trade_history,
         )
         self.stats = EmulatorStats()
         self.port = 0
@@ -190,6 +207,7 @@ class ExchangeEmulator:
         self._malformed: Counter[str] = Counter()  # symbol id or "*" -> frames to corrupt
         self._http_faults: list[_HttpFault] = []
         self._ws_rejects: list[tuple[int, int]] = []  # [status, remaining]
+        self._ws_down_until = 0.0  # time.monotonic() until which handshakes are refused (`disconnect`)
         self._weights: deque[tuple[float, int]] = deque()
         self._weight_used = 0
         self._runner: web.AppRunner | None = None
@@ -218,6 +236,8 @@ class ExchangeEmulator:
         """The exchange's REST and websocket endpoints."""
         app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
         app.router.add_get("/api/v3/depth", self._depth)
+        for path in _TRADE_WEIGHTS:
+            app.router.add_get(path, self._trade_history)
         app.router.add_get("/api/v3/ticker/24hr", self._ticker)
         app.router.add_get("/api/v3/ping", self._ping)
         app.router.add_get("/api/v3/time", self._time)
@@ -289,6 +309,14 @@ class ExchangeEmulator:
         self.stats.drops += len(conns)
         return len(conns)
 
+    def disconnect(self, seconds: float) -> int:
+        """Cut every websocket and refuse new ones (HTTP 503) for `seconds`, while the market trades on
+        and REST answers: a network outage the trade history can fill. Returns the connections cut."""
+        if not seconds > 0:
+            raise ValueError(f"a disconnect needs a positive number of seconds, got {seconds}")
+        self._ws_down_until = time.monotonic() + seconds
+        return self.drop_connections()
+
     def stall(self, seconds: float | None = None) -> int:
         """Current connections go silent (no data, pings or pongs): for `seconds`, or until closed.
 
@@ -344,6 +372,7 @@ class ExchangeEmulator:
         kind = args.pop("kind")
         actions: dict[str, Callable[..., Any]] = {
             "drop_connections": self.drop_connections,
+            "disconnect": self.disconnect,
             "stall": self.stall,
             "burst": self.burst,
             "gap": self.gap,
@@ -585,6 +614,35 @@ class ExchangeEmulator:
         self.stats.snapshots += 1
         return self._reply(self.feed.snapshot(sid, limit))
 
+    async def _trade_history(self, request: web.Request) -> web.Response:
+        """`aggTrades`, `historicalTrades` and `trades`: the kept trades as Binance lists them."""
+        path = request.path
+        if (refused := self._charge(request, _TRADE_WEIGHTS[path])) is not None:
+            return refused
+        query = request.query
+        sid = query.get("symbol", "")
+        if sid not in self.feed.symbols:
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400, dumps=_dumps)
+        try:
+            limit = min(int(query.get("limit", "500")), _MAX_TRADES)
+            numbers = {k: int(query[k]) for k in ("fromId", "startTime", "endTime") if k in query}
+        except ValueError:
+            return web.json_response(
+                {"code": -1100, "msg": "Illegal characters found in a parameter."}, status=400, dumps=_dumps
+            )
+        from_id = numbers.get("fromId")
+        if path == "/api/v3/aggTrades":
+            trades = self.feed.past_trades(
+                sid,
+                limit,
+                from_agg_id=from_id,
+                start_ms=numbers.get("startTime"),
+                end_ms=numbers.get("endTime"),
+            )
+            return self._reply([_agg_trade(t) for t in trades])
+        trades = self.feed.past_trades(sid, limit, from_id=from_id if path != "/api/v3/trades" else None)
+        return self._reply([_trade(t) for t in trades])
+
     async def _ticker(self, request: web.Request) -> web.Response:
         if (refused := self._charge(request, 2)) is not None:
             return refused
@@ -619,6 +677,9 @@ class ExchangeEmulator:
     # -- websocket ------------------------------------------------------------------------
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
+        if time.monotonic() < self._ws_down_until:
+            self.stats.ws_rejected += 1
+            return web.json_response({"code": -1001, "msg": _HTTP_REASONS[503]}, status=503, dumps=_dumps)
         for i, (status, remaining) in enumerate(self._ws_rejects):
             if remaining > 0:
                 self._ws_rejects[i] = (status, remaining - 1)
@@ -743,3 +804,28 @@ class ExchangeEmulator:
 
 def _dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
+
+
+def _agg_trade(trade: PastTrade) -> dict[str, Any]:
+    return {
+        "a": trade.agg_id,
+        "p": fmt(trade.price),
+        "q": fmt(trade.amount),
+        "f": trade.id,
+        "l": trade.id,
+        "T": trade.ts,
+        "m": trade.buyer_is_maker,
+        "M": True,
+    }
+
+
+def _trade(trade: PastTrade) -> dict[str, Any]:
+    return {
+        "id": trade.id,
+        "price": fmt(trade.price),
+        "qty": fmt(trade.amount),
+        "quoteQty": fmt(trade.price * trade.amount),
+        "time": trade.ts,
+        "isBuyerMaker": trade.buyer_is_maker,
+        "isBestMatch": True,
+    }

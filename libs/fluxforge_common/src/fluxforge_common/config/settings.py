@@ -38,6 +38,17 @@ NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
 _yaml_file: ContextVar[Path | None] = ContextVar("fluxforge_yaml_file", default=None)
 
 
+def _metrics_port(service: str, standard: int) -> Any:
+    """The `metrics_port` setting of a service: where it serves /metrics, /healthz and /readyz."""
+    return Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description=f"Serve {service}'s Prometheus metrics, /healthz and /readyz on this port "
+        f"(none: off; {standard} in the deploy files; 0: any free port).",
+    )
+
+
 def _stop_deadline(graceful_stop: str) -> Any:
     """The `stop_deadline_s` setting of one mode: how long its graceful stop (`fluxforge_common.stopping`) may take."""
     return Field(
@@ -346,6 +357,11 @@ class ParquetConfig(BaseModel):
         "table; the sink: per topic-partition).",
     )
     row_group_size: int = Field(default=65_536, ge=1_000, description="Rows per Parquet row group.")
+    compression: Literal["zstd", "lz4", "snappy", "none"] = Field(
+        default="zstd",
+        description="Codec of the Parquet files. zstd makes large files smallest; on the sink's "
+        "files of a few dozen rows lz4 is as small and encodes ~2-4x faster (README 'Performance').",
+    )
 
 
 class DeadLetterConfig(BaseModel):
@@ -417,6 +433,7 @@ class SinkConfig(BaseModel):
         "offsets are committed once its files are verified on every target).",
     )
     stop_deadline_s: float = _stop_deadline("the sink writes and commits what it holds")
+    metrics_port: int | None = _metrics_port("the sink", 9103)
 
     @field_validator("tables")
     @classmethod
@@ -446,6 +463,7 @@ class EngineConfig(BaseModel):
         description="Seconds between offset commits: bounds how much input a restart re-reads.",
     )
     stop_deadline_s: float = _stop_deadline("a worker flushes, commits and leaves its group")
+    metrics_port: int | None = _metrics_port("a worker", 9102)
 
 
 class CollectorConfig(BaseModel):
@@ -472,8 +490,92 @@ class CollectorConfig(BaseModel):
     stop_deadline_s: float = _stop_deadline(
         "the collector spools what it read and hands the spool to Kafka (collector.stop_drain_timeout_s)"
     )
-    metrics_port: int | None = Field(
-        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (none: off)."
+    metrics_port: int | None = _metrics_port("the collector", 9101)
+    watermark_quiet_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="Publish a watermark for a symbol that had no tick for this long (wall clock, checked "
+        "as often), so its quiet intervals close (default: features.hf_emit_interval; 0: never).",
+    )
+    final_watermark: bool = Field(
+        default=True,
+        description="When a finite input ends (a file, an archive, --events/--duration), end each symbol "
+        "with a watermark so its last interval is emitted; false when a later run goes on with the same "
+        "symbols on the same topic.",
+    )
+
+
+class MetricsConfig(BaseModel):
+    """The HTTP endpoint every service serves on its `metrics_port` (docs/metrics.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the metrics/health endpoint binds (0.0.0.0 in a container, for probes "
+        "and Prometheus).",
+    )
+    heartbeat_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="/healthz fails once the service's main loop has not turned for this long.",
+    )
+
+
+class LoggingConfig(BaseModel):
+    """How services and commands write their log (stderr)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: one readable line per record; json: one JSON object per line, for log "
+        "collectors in containers (`--log-format` overrides).",
+    )
+
+
+class HealthConfig(BaseModel):
+    """What `fluxforge health` calls healthy: its thresholds, and which feeds it expects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    feeds: Literal["exchanges", "simulator"] = Field(
+        default="exchanges",
+        description="Where the recorded feeds are listed: `exchanges` (collectors on live exchanges) or "
+        "`simulator` (collectors on the simulated market); each symbol there must have fresh HF rows.",
+    )
+    feed_max_age_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A feed whose newest HF row in the dataset is older than this (wall clock) is stale; "
+        "the sink writes a partition's rows at least every sink.feature_span_s of event time.",
+    )
+    max_lag_messages: int = Field(
+        default=10_000,
+        ge=0,
+        description="Messages a consumer group (engine, sink) may be behind its topics before it is "
+        "failing to keep up.",
+    )
+    min_free_mb: int = Field(
+        default=2048,
+        ge=0,
+        description="Free space (MiB) the data root's and the spool's filesystems must keep; below "
+        "storage.min_free_mb writers stop, so this warns first.",
+    )
+    deadletter_window_s: float = Field(
+        default=300.0, gt=0, description="Seconds of the dead-letter topic counted for its recent rate."
+    )
+    max_deadletter_per_min: float = Field(
+        default=60.0,
+        ge=0,
+        description="Dead-letter messages per minute over deadletter_window_s above which input is "
+        "being rejected at an unhealthy rate.",
+    )
+    kafka_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long to wait for the Kafka cluster before calling it unreachable.",
     )
 
 
@@ -501,6 +603,9 @@ class FluxForgeSettings(BaseSettings):
     sync: SyncConfig = Field(default_factory=SyncConfig)
     compaction: CompactionConfig = Field(default_factory=CompactionConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
 
     @model_validator(mode="after")
     def _sink_target_has_a_location(self) -> FluxForgeSettings:

@@ -15,7 +15,8 @@ switched.
 Provenance is kept: only files of one config fingerprint and schema version
 are merged, and a merged file's `fluxforge.source` is `{"mode": "compaction",
 "from": [...]}`, the sources of the files it holds (Kafka offset ranges merged
-per topic-partition); other `fluxforge.` keys are kept where all inputs agree.
+per topic-partition); `fluxforge.complete_ms` is the inputs' greatest, and other
+`fluxforge.` keys are kept where all inputs agree.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from fluxforge_common.dataset.partitioning import check_table, parse_segment
 from fluxforge_common.dataset.provenance import PREFIX, Provenance, fluxforge_version, read_provenance
 from fluxforge_common.dataset.reader import is_data_file
 from fluxforge_common.dataset.sink_journal import pending_sink_files
+from fluxforge_common.kafka.completeness import COMPLETE_METADATA
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.writers.parquet import Compression, write_parquet
 
@@ -265,7 +267,11 @@ def _merged_metadata(group: list[_Input]) -> dict[str, str]:
             if key.startswith(PREFIX.encode()) and key.decode() not in _PROVENANCE_KEYS:
                 others.setdefault(key, set()).add(value)
     for key, values in others.items():
-        if len(values) == 1 and all(key in item.metadata for item in group):
+        if not all(key in item.metadata for item in group):
+            continue
+        if key.decode() == COMPLETE_METADATA:  # the merged file holds every input's rows: the greatest
+            footer[COMPLETE_METADATA] = str(max(int(v) for v in values))
+        elif len(values) == 1:
             footer[key.decode()] = values.pop().decode()
     return footer
 

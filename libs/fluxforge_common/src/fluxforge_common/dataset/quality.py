@@ -48,8 +48,10 @@ class SymbolQuality:
     resyncs: int = 0  # books marked as the first after a resync (gap or reconnect)
     sequence_gaps: int = 0  # of those, resyncs after a sequence gap or failed checksum
     trade_id_gaps: int = 0  # trade ids missing between two archived trades (ids that count up by one)
+    backfilled_trades: int = 0  # trades the collector fetched over REST after a disconnect or an id gap
     dead_letters: Counter[str] = field(default_factory=Counter)  # reason (up to its first ':') -> count
-    latency_ms: dict[str, int] = field(default_factory=dict)  # p50/p90/p99/max of recv_ts - ts
+    # p50/p90/p99/max of recv_ts - ts; not of backfilled trades, whose recv_ts is when they were fetched
+    latency_ms: dict[str, int] = field(default_factory=dict)
 
     @property
     def coverage(self) -> float:
@@ -200,7 +202,9 @@ def _archive(root: DatasetRoot, start_ms: int | None, end_ms: int | None, entry:
         key = (head.exchange, head.symbol)
         quality = entry(*key)
         quality.ticks += 1
-        if head.ts is not None:
+        if head.backfilled:
+            quality.backfilled_trades += 1
+        elif head.ts is not None:
             latencies.setdefault(key, []).append(head.recv_ts - head.ts)
         if head.resync is not None:
             quality.resyncs += 1
@@ -210,6 +214,8 @@ def _archive(root: DatasetRoot, start_ms: int | None, end_ms: int | None, entry:
             last = last_trade.get(key)
             if last is not None and number > last + 1:
                 quality.trade_id_gaps += number - last - 1
+            elif last is not None and number < last and head.backfilled:
+                quality.trade_id_gaps -= 1  # published once, after later ids: it fills a gap counted there
             if last is None or number > last:
                 last_trade[key] = number
     for key, values in latencies.items():

@@ -48,6 +48,7 @@ class RawHead(msgspec.Struct):
     type: str = ""
     id: str | None = None  # a trade's id
     resync: str | None = None  # on a book: the collector resynchronised the symbol before it
+    backfilled: bool = False  # on a trade: fetched over REST after a disconnect or an id gap
 
 
 _decode_head = msgspec.json.Decoder(RawHead)

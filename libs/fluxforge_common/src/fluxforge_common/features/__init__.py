@@ -3,6 +3,14 @@
 from fluxforge_common.features.engine import FeatureEngine
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.features.schema import TABLES, table_fields, table_schema
-from fluxforge_common.features.symbol_state import SymbolState
+from fluxforge_common.features.symbol_state import SymbolState, closing_watermark
 
-__all__ = ["TABLES", "EngineOutput", "FeatureEngine", "SymbolState", "table_fields", "table_schema"]
+__all__ = [
+    "TABLES",
+    "EngineOutput",
+    "FeatureEngine",
+    "SymbolState",
+    "closing_watermark",
+    "table_fields",
+    "table_schema",
+]

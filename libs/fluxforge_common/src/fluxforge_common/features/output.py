@@ -10,7 +10,7 @@ from fluxforge_common.messages.decoding import Rejection
 class EngineOutput:
     """Rows appended in emission order; the caller drains and clears it."""
 
-    __slots__ = ("bars", "duplicates", "hf", "late", "rejected", "ticker", "trades")
+    __slots__ = ("bars", "duplicates", "hf", "late", "rejected", "ticker", "trades", "watermark_rows")
 
     def __init__(self) -> None:
         self.hf: list[dict[str, Any]] = []
@@ -20,6 +20,7 @@ class EngineOutput:
         self.rejected: list[Rejection] = []
         self.late = 0
         self.duplicates = 0
+        self.watermark_rows = 0  # HF rows that watermarks closed (carried forward for a quiet symbol)
 
     def tables(self) -> dict[str, list[dict[str, Any]]]:
         return {"hf": self.hf, "bars": self.bars, "trades": self.trades, "ticker": self.ticker}

@@ -6,7 +6,10 @@ are applied in event-time order (ties in arrival order); applying a tick at `t`
 first closes every grid interval ending at or before `t` (emitting their HF rows
 and finished bars), and the interval ending at `t` closes at the latest when the
 symbol's event time reaches `t + L`. Ticks before the open interval are late and
-refused. The whole state, held ticks included, round-trips through
+refused. A watermark `w` (the collector's promise that no tick before `w`
+follows) applies the held ticks before `w` and closes every interval ending at
+or before `w`, which any later tick would have done the same way; a tick before
+it is late. The whole state, held ticks included, round-trips through
 `to_bytes`/`from_bytes` (msgpack) without changing any later output, so a Faust
 table can hold it.
 """
@@ -38,7 +41,7 @@ from fluxforge_common.messages.envelopes import (
     event_time,
 )
 
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 RECENT_TRADE_IDS = 100
 _MS_PER_DAY = 86_400_000
 _INF = math.inf
@@ -54,6 +57,15 @@ def book_columns(bids: list[Level], asks: list[Level]) -> BookColumns:
     bpx, bsz = zip(*bids, strict=True)
     apx, asz = zip(*asks, strict=True)
     return bpx, bsz, apx, asz
+
+
+def closing_watermark(last_event_ms: int, interval_ms: int) -> int:
+    """The watermark that ends a symbol's input: the grid point after its latest event time.
+
+    It applies every held tick and closes exactly the interval holding that
+    event time, as the end of input does (docs/design.md "Time and emission").
+    """
+    return last_event_ms // interval_ms * interval_ms + interval_ms
 
 
 def config_fingerprint(cfg: StateConfig) -> str:
@@ -136,6 +148,7 @@ class SymbolState:
         "prev_velocity",
         "recent_trade_ids",
         "symbol",
+        "watermark_ms",
         "windows",
     )
 
@@ -153,6 +166,7 @@ class SymbolState:
         self.last_trade_ms: int | None = None
         self.last_event_ms: int | None = None
         self.next_ms: int | None = None
+        self.watermark_ms: int | None = None
         self.prev_row_mid: float | None = None
         self.prev_velocity: float | None = None
         self.recent_trade_ids: deque[str] = deque(maxlen=RECENT_TRADE_IDS)
@@ -182,6 +196,10 @@ class SymbolState:
             return (
                 f"late event: event time {event_ms} is before the open interval [{next_ms - step}, {next_ms})"
             )
+        watermark = self.watermark_ms
+        if watermark is not None and event_ms < watermark:
+            out.late += 1
+            return f"late event: event time {event_ms} is before the watermark {watermark}"
         kind = type(tick)
         if kind is BookTick:
             seq = tick.seq  # type: ignore[union-attr]
@@ -219,18 +237,46 @@ class SymbolState:
             self._advance(horizon, out)
         return None
 
+    def watermark(self, watermark_ms: int, out: EngineOutput) -> None:
+        """No tick before `watermark_ms` follows: apply the held ticks before it, close the intervals it ends.
+
+        Every row this emits is the row the next tick would have emitted (that
+        tick lies at or after the watermark). A watermark at or below an earlier
+        one changes nothing.
+        """
+        last = self.watermark_ms
+        if last is not None and watermark_ms <= last:
+            return
+        self.watermark_ms = watermark_ms
+        held = self.held
+        while held and held[0][0] < watermark_ms:
+            event_ms, tick, book = held.popleft()
+            self._apply(tick, event_ms, out, book)
+        next_ms = self.next_ms
+        if next_ms is not None and watermark_ms >= next_ms:
+            rows = len(out.hf)
+            self._advance(watermark_ms, out)
+            out.watermark_rows += len(out.hf) - rows
+
     def flush(self, out: EngineOutput) -> None:
         """End of input: apply every held tick, then emit the row of the open interval.
 
-        Finished bars only; open bars stay.
+        That is the watermark `closing_watermark` gives; finished bars only, open bars stay.
         """
-        held = self.held
-        while held:
-            event_ms, tick, book = held.popleft()
-            self._apply(tick, event_ms, out, book)
-        next_ms, last = self.next_ms, self.last_event_ms
-        if next_ms is not None and last is not None and last >= next_ms - self.layout.interval_ms:
-            self._advance(next_ms, out)
+        last = self.last_event_ms
+        if last is not None:
+            self.watermark(closing_watermark(last, self.layout.interval_ms), out)
+
+    @property
+    def complete_ms(self) -> int | None:
+        """Every row up to this grid time was emitted (HF rows and bars ending at or before it,
+        trade and ticker rows before it); None before the first tick."""
+        step = self.layout.interval_ms
+        next_ms = self.next_ms
+        if next_ms is not None:
+            return next_ms - step
+        held = self.held  # nothing applied yet: the rows start with the first held tick's interval
+        return held[0][0] // step * step if held else None
 
     def _apply(self, tick: Tick, event_ms: int, out: EngineOutput, book: BookColumns | None) -> None:
         """Close the intervals ending at or before `event_ms`, then apply the tick."""
@@ -424,6 +470,7 @@ class SymbolState:
                 self.last_trade_ms,
                 self.last_event_ms,
                 self.next_ms,
+                self.watermark_ms,
                 self.prev_row_mid,
                 self.prev_velocity,
                 list(self.recent_trade_ids),
@@ -459,6 +506,7 @@ class SymbolState:
             state.last_trade_ms,
             state.last_event_ms,
             state.next_ms,
+            state.watermark_ms,
             state.prev_row_mid,
             state.prev_velocity,
             trade_ids,

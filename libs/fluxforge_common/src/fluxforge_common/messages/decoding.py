@@ -11,10 +11,18 @@ from __future__ import annotations
 import math
 import operator
 import re
+from typing import Any
 
 import msgspec
 
-from fluxforge_common.messages.envelopes import BookColumns, BookTick, Tick, TickerTick, TradeTick
+from fluxforge_common.messages.envelopes import (
+    BookColumns,
+    BookTick,
+    Tick,
+    TickerTick,
+    TradeTick,
+    Watermark,
+)
 
 # Event and receive times outside [2000-01-01, 2100-01-01) are almost always seconds or
 # microseconds sent where milliseconds are expected.
@@ -44,7 +52,15 @@ class DecodedTick(msgspec.Struct, frozen=True, gc=False):
     book: BookColumns | None = None
 
 
+class DecodedWatermark(msgspec.Struct, frozen=True, gc=False):
+    """An accepted watermark record (raw topic only) with the exact bytes it arrived as."""
+
+    watermark: Watermark
+    raw: bytes
+
+
 _tick_decoder = msgspec.json.Decoder(Tick)
+_element_decoder = msgspec.json.Decoder(Tick | Watermark)
 _batch_decoder = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw])
 
 
@@ -140,7 +156,7 @@ def _check_ticker(tick: TickerTick) -> str | None:
     return None
 
 
-def _check_common(tick: Tick) -> str | None:
+def _check_common(tick: Tick | Watermark) -> str | None:
     reason = _check_names(tick.exchange, tick.symbol)
     if reason:
         return reason
@@ -153,13 +169,35 @@ def _check_common(tick: Tick) -> str | None:
 
 
 def decode_tick(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> DecodedTick | Rejection:
-    """Decode and validate one JSON envelope."""
+    """Decode and validate one JSON envelope (a tick: sources never hold watermarks)."""
+    tick = _decode(raw, max_bytes, _tick_decoder)
+    return tick if type(tick) is Rejection else _checked(tick, raw)
+
+
+def decode_element(
+    raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> DecodedTick | DecodedWatermark | Rejection:
+    """Decode and validate one element of a raw topic batch: a tick or a watermark."""
+    element = _decode(raw, max_bytes, _element_decoder)
+    if type(element) is Rejection:
+        return element
+    if type(element) is Watermark:
+        reason = _check_common(element)
+        return Rejection(raw, reason) if reason else DecodedWatermark(element, raw)
+    return _checked(element, raw)
+
+
+def _decode(raw: bytes, max_bytes: int, decoder: msgspec.json.Decoder[Any]) -> Any:
+    """The decoded struct, or a `Rejection` for an oversized or undecodable message."""
     if len(raw) > max_bytes:
         return Rejection(raw, f"message of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
     try:
-        tick = _tick_decoder.decode(raw)
+        return decoder.decode(raw)
     except msgspec.DecodeError as exc:
         return Rejection(raw, _describe(exc))
+
+
+def _checked(tick: Tick, raw: bytes) -> DecodedTick | Rejection:
     reason = _check_common(tick)
     if reason:
         return Rejection(raw, reason)
@@ -168,14 +206,16 @@ def decode_tick(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Decod
         if isinstance(columns, str):
             return Rejection(raw, columns)
         return DecodedTick(tick, raw, columns)
-    reason = _check_trade(tick) if type(tick) is TradeTick else _check_ticker(tick)
+    reason = _check_trade(tick) if type(tick) is TradeTick else _check_ticker(tick)  # type: ignore[arg-type]
     if reason:
         return Rejection(raw, reason)
     return DecodedTick(tick, raw)
 
 
-def decode_batch(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[DecodedTick | Rejection]:
-    """Decode a Kafka value: a JSON array of envelopes, or one envelope (a batch of one).
+def decode_batch(
+    raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> list[DecodedTick | DecodedWatermark | Rejection]:
+    """Decode a raw topic value: a JSON array of envelopes and watermarks, or one of them (a batch of one).
 
     A value that is not JSON at all is rejected whole; a bad element is rejected
     alone and the rest of the batch is kept, in order.
@@ -185,8 +225,8 @@ def decode_batch(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list
     except msgspec.DecodeError as exc:
         return [Rejection(raw, f"batch: {_describe(exc)}")]
     if isinstance(parsed, dict):
-        return [decode_tick(raw, max_bytes)]
-    return [decode_tick(bytes(element), max_bytes) for element in parsed]
+        return [decode_element(raw, max_bytes)]
+    return [decode_element(bytes(element), max_bytes) for element in parsed]
 
 
 def _describe(exc: msgspec.DecodeError) -> str:

@@ -38,6 +38,12 @@ class TradeTick(msgspec.Struct, tag_field="type", tag="trade", frozen=True, gc=F
     amount: float
     side: Literal["buy", "sell"]
     id: str | None = None
+    # Fetched over REST after a disconnect or an id gap, published after later ticks
+    # (docs/design.md "Raw messages"); absent in live trades and in older messages.
+    backfilled: bool = False
+
+
+BACKFILLED = "backfilled"  # the name of `TradeTick.backfilled` in an envelope
 
 
 class TickerTick(msgspec.Struct, tag_field="type", tag="ticker", frozen=True, gc=False):
@@ -55,6 +61,19 @@ class TickerTick(msgspec.Struct, tag_field="type", tag="ticker", frozen=True, gc
 
 
 Tick = BookTick | TradeTick | TickerTick
+
+
+class Watermark(msgspec.Struct, tag_field="type", tag="watermark", frozen=True, gc=False):
+    """No tick of `exchange:symbol` with event time before `ts` will follow (docs/design.md "Raw messages").
+
+    Made by the collector, on the raw topic only: the feature engine closes the
+    symbol's intervals up to `ts` without waiting for its next tick.
+    """
+
+    exchange: str
+    symbol: str
+    ts: int
+    recv_ts: int
 
 
 def event_time(tick: Tick) -> int:

@@ -88,14 +88,15 @@ class EmbeddedPipeline:
         self.summary = RunSummary()
         self.keep_row = keep_row
         self._clock = clock
-        row_group_size = settings.parquet.row_group_size
+        parquet = settings.parquet
         footer = provenance(settings.features, source or {"mode": "embedded"}).metadata()
         self.writers = {
             table: PartitionedParquetWriter(
                 storage,
                 table,
                 table_schema(table, settings.features),
-                row_group_size=row_group_size,
+                compression=parquet.compression,
+                row_group_size=parquet.row_group_size,
                 metadata=footer,
             )
             for table in TABLES
@@ -121,14 +122,19 @@ class EmbeddedPipeline:
         self._journal_day = (0, 0)  # [start, end) ms of the last date noted in the journal
         self._session = int(clock() * 1000)
         self._last_flush = clock()
+        self._max_bytes = settings.messages.max_bytes
 
-    def feed(self, raw: bytes, source: str) -> DecodedTick | None:
-        """Process one raw line; returns the accepted tick (None when it went to dead-letter)."""
+    def feed(self, raw: bytes, source: str, line_no: int | None = None) -> DecodedTick | None:
+        """Process one raw line; returns the accepted tick (None when it went to dead-letter).
+
+        A dead letter names where it came from: `source`, or `source:line_no` given
+        the line number (the label is made only for a line that needs one).
+        """
         summary = self.summary
         summary.lines += 1
-        item = decode_tick(raw, self.settings.messages.max_bytes)
+        item = decode_tick(raw, self._max_bytes)
         if isinstance(item, Rejection):
-            self._dead_letter(item, source)
+            self._dead_letter(item, source, line_no)
             return None
         tick = item.tick
         t = event_time(tick)
@@ -143,11 +149,11 @@ class EmbeddedPipeline:
         self.engine.process(item, out)
         if out.rejected:
             for rejection in out.rejected:
-                self._dead_letter(rejection, source)
+                self._dead_letter(rejection, source, line_no)
             out.rejected.clear()
         else:
             summary.accepted += 1
-            summary.per_symbol[f"{tick.exchange}:{tick.symbol}"] += 1
+            summary.per_symbol[tick.exchange + ":" + tick.symbol] += 1
             if summary.first_event_ms is None:
                 summary.first_event_ms = t
             if summary.last_event_ms is None or t > summary.last_event_ms:
@@ -168,9 +174,10 @@ class EmbeddedPipeline:
         """Feed `lines` until they end, `max_events` lines were read, or `duration_s` of event time passed."""
         end_ms: int | None = None
         next_progress = self._clock() + 1.0
+        feed = self.feed
         try:
             for n, raw in enumerate(lines, 1):
-                item = self.feed(raw, f"{source}:{n}")
+                item = feed(raw, source, n)
                 if item is not None and duration_s is not None:
                     if end_ms is None:
                         end_ms = event_time(item.tick) + int(duration_s * 1000)
@@ -192,13 +199,14 @@ class EmbeddedPipeline:
                 return self._keep_what_fits()
         return self.close()
 
-    def _dead_letter(self, rejection: Rejection, source: str) -> None:
+    def _dead_letter(self, rejection: Rejection, source: str, line_no: int | None) -> None:
         summary = self.summary
         summary.rejected += 1
         summary.reasons[rejection.reason.split(":")[0]] += 1
         if self.deadletter is not None:
+            label = source if line_no is None else f"{source}:{line_no}"
             summary.files += self.deadletter.write(
-                rejection.reason, rejection.raw, source, int(self._clock() * 1000)
+                rejection.reason, rejection.raw, label, int(self._clock() * 1000)
             )
 
     def _collect(self) -> None:

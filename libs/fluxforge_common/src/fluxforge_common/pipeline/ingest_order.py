@@ -6,13 +6,24 @@ the engine's output depends on the order they were applied in (a trade's
 `"_ingest": [session, n]`: the writer's session (its start, ms) and the tick's
 position in it. Reprocessing merges the channel files back by this key. Like
 any unknown field it is ignored by the engine.
+
+A backfilled trade (docs/design.md "Trade backfill") reached the live engine
+after ticks stamped later than it, usually too late to be applied. Read back
+from the archive it is put where it belongs instead: before its symbol's
+first tick stamped later than it (`in_event_time_place`), so reprocessing
+applies every trade the archive holds.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Iterable, Iterator
 
+import msgspec
 import orjson
+
+from fluxforge_common.messages import BACKFILLED
 
 INGEST_FIELD = b'"_ingest"'
 _KEY = re.compile(rb'"_ingest":\[(\d+),(\d+)\]')
@@ -39,3 +50,58 @@ def ingest_key(line: bytes) -> tuple[int, int]:
     if match is None:
         return UNSTAMPED
     return int(match.group(1)), int(match.group(2))
+
+
+_BACKFILLED = b'"%s"' % BACKFILLED.encode()
+
+
+class _Head(msgspec.Struct, gc=False):
+    """What placing a backfilled trade needs of an archived tick."""
+
+    exchange: str = ""
+    symbol: str = ""
+    ts: int | None = None
+    recv_ts: int = 0
+    backfilled: bool = False
+
+
+_head = msgspec.json.Decoder(_Head)
+# Per exchange and symbol, backfilled trades as (event time, ingest key, line), in event-time order.
+Backfilled = dict[tuple[str, str], deque[tuple[int, tuple[int, int], bytes]]]
+
+
+def _decode_head(line: bytes) -> _Head | None:
+    try:
+        return _head.decode(line)
+    except msgspec.DecodeError:
+        return None
+
+
+def backfilled_trades(lines: Iterable[bytes]) -> Backfilled:
+    """The backfilled trades among `lines` (a trade channel's archive), per symbol, in event-time order."""
+    found: dict[tuple[str, str], list[tuple[int, tuple[int, int], bytes]]] = {}
+    for line in lines:
+        if _BACKFILLED in line and (head := _decode_head(line)) is not None and head.backfilled:
+            event = head.recv_ts if head.ts is None else head.ts
+            found.setdefault((head.exchange, head.symbol), []).append((event, ingest_key(line), line))
+    return {key: deque(sorted(trades)) for key, trades in found.items()}
+
+
+def in_event_time_place(lines: Iterator[bytes], backfilled: Backfilled) -> Iterator[bytes]:
+    """`lines` (in ingest order) with each backfilled trade moved to just before the first tick of its
+    symbol stamped later than it; those left at the end follow the last line."""
+    for line in lines:
+        if _BACKFILLED in line and (head := _decode_head(line)) is not None and head.backfilled:
+            continue  # yielded at its event time's place
+        if backfilled and (head := _decode_head(line)) is not None:
+            key = (head.exchange, head.symbol)
+            waiting = backfilled.get(key)
+            if waiting:
+                event = head.recv_ts if head.ts is None else head.ts
+                while waiting and waiting[0][0] < event:
+                    yield waiting.popleft()[2]
+                if not waiting:
+                    del backfilled[key]
+        yield line
+    for waiting in backfilled.values():
+        yield from (line for _, _, line in waiting)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from fluxforge_common.config.settings import S3Config
-from fluxforge_common.pipeline.ingest_order import ingest_key
+from fluxforge_common.pipeline.ingest_order import backfilled_trades, in_event_time_place, ingest_key
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
@@ -58,7 +58,8 @@ def archive_dates(storage: StorageBackend) -> list[str]:
 
 
 def archive_lines(storage: StorageBackend, dates: Iterable[str] | None = None) -> Iterator[bytes]:
-    """The raw archive's ticks for `dates` (all when None), merged back into ingest order."""
+    """The raw archive's ticks for `dates` (all when None), merged back into ingest order, backfilled
+    trades at their event time's place (`ingest_order`)."""
     wanted = None if dates is None else set(dates)
     files = [
         path
@@ -66,7 +67,10 @@ def archive_lines(storage: StorageBackend, dates: Iterable[str] | None = None) -
         if wanted is None or any(part[5:] in wanted for part in path.split("/") if part.startswith("date="))
     ]
     streams = [iter_ndjson(storage, path) for path in files]
-    yield from heapq.merge(*streams, key=ingest_key)
+    merged = heapq.merge(*streams, key=ingest_key)
+    trade_files = [path for path in files if "/channel=trade/" in path]
+    backfilled = backfilled_trades(line for path in trade_files for line in iter_ndjson(storage, path))
+    yield from in_event_time_place(merged, backfilled) if backfilled else merged
 
 
 def date_range(start: str, end: str) -> list[str]:

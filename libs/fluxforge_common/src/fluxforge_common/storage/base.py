@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import BinaryIO, Final
 
@@ -161,6 +162,20 @@ class StorageBackend(ABC):
         """Write `data` to `path` atomically (one PUT on S3)."""
         with self.open_write(path) as f:
             f.write(data)
+
+    def write_all(self, files: Iterable[tuple[str, bytes]]) -> Iterator[str]:
+        """Write each `(path, data)` of `files` as `write_bytes` does; yield each path once it is written.
+
+        Paths are yielded in the order given. The first failure - of a write, or
+        of `files` itself while it is iterated - stops the run and is raised
+        after the paths written before it: that file and the ones after it
+        count as not written (a retry replaces whatever of them exists). A
+        backend may make the files durable together (one pass of fsyncs on a
+        local disk), so a path can be yielded only after every file is handed over.
+        """
+        for path, data in files:
+            self.write_bytes(path, data)
+            yield path
 
     def read_bytes(self, path: str) -> bytes:
         """The whole content of `path`."""

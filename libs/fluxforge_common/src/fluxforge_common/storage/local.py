@@ -11,6 +11,12 @@ its final name when the block ends; `sync` fsyncs it. After a crash (or a
 failed write) it stays unsealed until `seal` truncates it to what its reader
 verified and renames it into place.
 
+`write_all` makes many files durable in one pass: every file is written and
+closed first, then all are fsynced at once (in threads: the filesystem commits
+concurrent fsyncs together, and each one waits on the disk without the GIL),
+then renamed in order, then each directory is fsynced once. A Parquet chunk of
+50 symbols costs one round of disk waits instead of 100 in a row.
+
 A full disk raises `DiskFullError` (naming the root and its free space) from
 every write; `check_space` raises it when less than `min_free_bytes` is free.
 """
@@ -19,10 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, TypeVar
 
 from fluxforge_common.storage.base import (
     TEMP_PREFIX,
@@ -37,15 +46,49 @@ from fluxforge_common.storage.base import (
 from fluxforge_common.storage.space import check_reserve, no_space_as_disk_full
 
 _UUID_HEX: Final = 32  # the random part of a temporary's name (`temp_name`)
+T = TypeVar("T")
+# Threads that wait on fsyncs (no CPU work: each call releases the GIL while the disk works);
+# the executor starts them on first use.
+SYNC_THREADS: Final = 16
+_sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="fluxforge-fsync")
 
 
 def fsync_dir(directory: Path) -> None:
     """Make the entries of `directory` (files created, renamed or removed) durable."""
-    fd = os.open(directory, os.O_RDONLY)
+    fsync_path(directory)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync the file or directory at `path` (Linux flushes the inode whichever descriptor asks)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _attempt(call: Callable[[T], None], item: T) -> OSError | None:
+    try:
+        call(item)
+    except OSError as exc:
+        return exc
+    return None
+
+
+def sync_all(call: Callable[[T], None], items: Sequence[T]) -> list[OSError | None]:
+    """`call(item)` for every item, concurrently; each item's error (or None), in order."""
+    if len(items) <= 1:
+        return [_attempt(call, item) for item in items]
+    return list(_sync_pool.map(_attempt, [call] * len(items), items))
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """A file of `write_all` that is complete under its temporary name, not yet renamed."""
+
+    path: str
+    tmp: Path
+    final: Path
 
 
 class LocalStorage(StorageBackend):
@@ -56,6 +99,7 @@ class LocalStorage(StorageBackend):
         self.root.mkdir(parents=True, exist_ok=True)
         self.durable = durable
         self.min_free_bytes = min_free_bytes
+        self._staging = threading.local()  # `write_all` of this thread collects its files here
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
@@ -87,12 +131,16 @@ class LocalStorage(StorageBackend):
             final = self._writable(path)
             tmp = final.with_name(temp_name(final.name))
             f = tmp.open("xb")
+            staged: list[_Staged] | None = getattr(self._staging, "files", None)
             try:
                 yield f
                 f.flush()
-                if self.durable:
+                if self.durable and staged is None:
                     os.fsync(f.fileno())
                 f.close()
+                if staged is not None:
+                    staged.append(_Staged(path, tmp, final))
+                    return  # `write_all` syncs and renames it with the others
                 tmp.replace(final)
             except BaseException:
                 with contextlib.suppress(OSError):  # a full disk cannot take the rest of the buffer
@@ -101,6 +149,64 @@ class LocalStorage(StorageBackend):
                 raise
             if self.durable:
                 fsync_dir(final.parent)
+
+    def write_all(self, files: Iterable[tuple[str, bytes]]) -> Iterator[str]:
+        """Write every file, then fsync them all at once, rename them in order, fsync each directory once.
+
+        Every write goes through `open_write`, so the temporaries, their names and
+        what a failure leaves are the same as for single files. A file counts as
+        written once its rename and its directory are durable; the first one that
+        is not (or the first write or item of `files` that fails) ends the run:
+        the files before it are yielded, its temporary and the later ones are
+        removed, and its error is raised.
+        """
+        staged: list[_Staged] = []
+        failure: Exception | None = None
+        try:
+            for path, data in files:
+                self._staging.files = staged
+                try:
+                    with self.open_write(path) as f:
+                        f.write(data)
+                finally:
+                    self._staging.files = None
+        except Exception as exc:  # raised below, once the files before it are in place
+            failure = exc
+        except BaseException:
+            for item in staged:
+                item.tmp.unlink(missing_ok=True)
+            raise
+        with no_space_as_disk_full(self.root):
+            done, failure = self._publish(staged, failure)
+            yield from (item.path for item in staged[:done])
+            if failure is not None:
+                raise failure
+
+    def _publish(self, staged: list[_Staged], failure: Exception | None) -> tuple[int, Exception | None]:
+        """Sync, rename and sync the directories of `staged`; returns how many are in place, and why not all."""
+        errors = sync_all(fsync_path, [item.tmp for item in staged]) if self.durable else [None] * len(staged)
+        renamed = 0
+        for item, error in zip(staged, errors, strict=True):
+            if error is None:
+                try:
+                    item.tmp.replace(item.final)
+                except OSError as exc:
+                    error = exc
+            if error is not None:
+                failure = error
+                break
+            renamed += 1
+        for item in staged[renamed:]:
+            item.tmp.unlink(missing_ok=True)
+        if not self.durable:
+            return renamed, failure
+        directories = list(dict.fromkeys(item.final.parent for item in staged[:renamed]))
+        synced = dict(zip(directories, sync_all(fsync_dir, directories), strict=True))
+        for done, item in enumerate(staged[:renamed]):
+            error = synced[item.final.parent]
+            if error is not None:
+                return done, error  # renamed but not durable: counts as not written, like a failed write
+        return renamed, failure
 
     @contextmanager
     def open_recoverable(self, path: str) -> Iterator[BinaryIO]:

@@ -9,8 +9,11 @@ which keeps the machine usable and leaves room to seal what is open.
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import logging
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,3 +70,58 @@ def check_reserve(root: Path, reserve_bytes: int) -> None:
         free = free_bytes(root)
         if free < reserve_bytes:
             raise DiskFullError(root, free, reserve_bytes)
+
+
+class DiskFullPause:
+    """A service's pause on a full disk: counted, logged once, retried with a growing wait.
+
+    The writer calls `wait(exc)` after each write that found the disk full
+    (it sleeps 1 s, then twice as long each time, up to 30 s) and
+    `resumed()` after the first write that succeeds again. `problem()` is the
+    service's readiness check, `paused`/`pauses` its metrics.
+    """
+
+    FIRST_RETRY_S: Final = 1.0
+    MAX_RETRY_S: Final = 30.0
+
+    def __init__(self, log: logging.Logger, paused_doing: str) -> None:
+        self.log = log
+        self.paused_doing = paused_doing  # what the pause stops, for the log line
+        self.since: float | None = None  # monotonic time the current pause began
+        self.pauses = 0
+        self.error = ""
+        self._delay = self.FIRST_RETRY_S
+
+    @property
+    def paused(self) -> bool:
+        return self.since is not None
+
+    async def wait(self, exc: Exception) -> None:
+        """Start or continue the pause that `exc` (a full disk) caused, then sleep before the retry."""
+        self.error = str(exc)
+        if self.since is None:
+            self.since = time.monotonic()
+            self.pauses += 1
+            self._delay = self.FIRST_RETRY_S
+            self.log.warning(
+                "%s: paused, %s; retrying until space returns (free space there, or lower "
+                "storage.min_free_mb)",
+                exc,
+                self.paused_doing,
+            )
+        await asyncio.sleep(self._delay)
+        self._delay = min(self._delay * 2, self.MAX_RETRY_S)
+
+    def resumed(self) -> None:
+        """The write went through: end the pause, if any."""
+        if self.since is not None:
+            self.log.info(
+                "space returned: resuming after %.0f s paused on a full disk", time.monotonic() - self.since
+            )
+            self.since = None
+
+    def problem(self) -> str | None:
+        """Why the service is not ready (paused on a full disk), or None."""
+        if self.since is None:
+            return None
+        return f"paused {time.monotonic() - self.since:.0f} s on a full disk: {self.error}"

@@ -7,9 +7,9 @@ never made twice for the same nonce; the bare REST snapshot (no exchange time
 yet) is not made at all: the first diff applied on top of it is. The first
 book after the collector resynchronised a symbol carries `"resync": "gap"`
 (a sequence gap or failed checksum) or `"snapshot"` (a reconnect), so the
-dataset records every resync (`dataset.quality`); the engine ignores it. Trades are
-made once per id where ids count up (duplicates are dropped, skipped ids
-counted).
+dataset records every resync (`dataset.quality`); the engine ignores it. Which
+trades are made, and in which order, is `backfill.TradeSequencer`'s business;
+a trade fetched over REST carries `backfilled: true`.
 """
 
 from __future__ import annotations
@@ -18,19 +18,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
+from fluxforge_common.messages import BACKFILLED
 
 from fluxforge_collector.exchange.stats import ExchangeStats
 
 
 class Envelopes:
-    """Makes one exchange's envelopes, remembering the last book nonce and trade id of each symbol."""
+    """Makes one exchange's envelopes, remembering the last book nonce of each symbol."""
 
     def __init__(self, exchange_id: str, max_levels: int, stats: ExchangeStats) -> None:
         self.exchange_id = exchange_id
         self.max_levels = max_levels
         self.stats = stats
         self._last_nonce: dict[str, int] = {}
-        self._last_trade: dict[str, int] = {}
         self._resync: dict[str, str] = {}  # symbol -> why its next book follows a resync
 
     def mark_resync(self, symbol: str, why: str) -> None:
@@ -68,23 +68,11 @@ class Envelopes:
         self.stats.books += 1
         return orjson.dumps(envelope)
 
-    def trades(self, trades: Any, recv: int) -> Iterator[bytes]:
-        """The envelopes of trades not seen yet, in the order ccxt lists them."""
+    def trades(self, trades: Any, recv: int, backfilled: bool = False) -> Iterator[bytes]:
+        """The envelopes of `trades`, in order (marked when `backfilled`)."""
         for trade in trades:
             symbol = trade.get("symbol")
             tid = trade.get("id")
-            if symbol is None:
-                continue
-            number = _int_or_none(tid)
-            if number is not None:
-                last = self._last_trade.get(symbol)
-                if last is not None:
-                    if number <= last:
-                        self.stats.duplicate_trades += 1
-                        continue
-                    if number > last + 1:
-                        self.stats.trade_id_gaps += number - last - 1
-                self._last_trade[symbol] = number
             envelope = {
                 "type": "trade",
                 "exchange": self.exchange_id,
@@ -96,6 +84,8 @@ class Envelopes:
                 "amount": trade.get("amount"),
                 "side": trade.get("side"),
             }
+            if backfilled:
+                envelope[BACKFILLED] = True
             self.stats.trades += 1
             self.stats.trades_published[symbol] += 1
             yield orjson.dumps(envelope)
@@ -123,11 +113,3 @@ class Envelopes:
             }
             self.stats.tickers += 1
             yield orjson.dumps(envelope)
-
-
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None

@@ -6,12 +6,16 @@ from typing import Any
 
 from fluxforge_common.config import ExchangeConfig
 
-# Options merged under the configured ones, per ccxt id.
-DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    # Binance's watch_tickers defaults to the miniTicker stream, which has no bid/ask.
-    "binance": {"watchTickers": {"name": "ticker"}},
-    "binanceus": {"watchTickers": {"name": "ticker"}},
+# Binance's watch_tickers defaults to the miniTicker stream, which has no bid/ask. Its trades
+# are watched as aggregate trades: their ids are the ones the keyless REST trade history
+# (`aggTrades` by `fromId`) serves, so a gap can be backfilled (`backfill`).
+_BINANCE = {
+    "watchTickers": {"name": "ticker"},
+    "watchTrades": {"name": "aggTrade"},
+    "watchTradesForSymbols": {"name": "aggTrade"},
 }
+# Options merged under the configured ones, per ccxt id.
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"binance": _BINANCE, "binanceus": _BINANCE}
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,10 @@ Trades. Every trade ccxt resolves is handed over at once too (a watcher
 would see only the trades its future still holds when it runs: the last of
 a burst surfaced only with the symbol's next trade). An exchange class whose
 trades come some other way than ccxt's trade cache has its watcher's
-deliveries published instead.
+deliveries published instead. Either way they pass `backfill.TradeSequencer`:
+each id once, in id order, and the trades a disconnect or an id gap lost are
+fetched over REST and published first, marked backfilled, while the symbol's
+live trades wait.
 
 Falling behind. While the queue is full, trades wait in a backlog, in order,
 and are never left out; book states are left out (counted as conflated) and
@@ -41,6 +44,7 @@ from typing import Any
 from fluxforge_common.config import ExchangeConfig, FluxForgeSettings
 
 from fluxforge_collector.backoff import Backoff
+from fluxforge_collector.exchange.backfill import TradeSequencer
 from fluxforge_collector.exchange.ccxt_client import guarded_class
 from fluxforge_collector.exchange.credentials import load_credentials
 from fluxforge_collector.exchange.envelopes import Envelopes
@@ -89,6 +93,10 @@ class ExchangeSource:
         self._conflated: set[str] = set()  # symbols with a book due in the backlog
         self._drainer: asyncio.Task[None] | None = None  # moves the backlog into the queue
         self._trades_handed_over = False  # ccxt hands trades over as it parses them (`on_trades`)
+        self._book_ts: dict[str, int] = {}  # symbol -> event time of its latest book, for the channel skew
+        self._sequencer = TradeSequencer(
+            self.stats, self._publish_trades, self.stop_signal, self.backoff, self.name
+        )
         self.exchange: Any = None
 
     @property
@@ -102,6 +110,7 @@ class ExchangeSource:
         if self._stop_requested:
             self.request_stop()
         exchange = self.exchange = self._make_exchange()
+        self._sequencer.use(exchange)
         watchdog: asyncio.Task[None] | None = None
         try:
             symbols = await self._load_markets(exchange)
@@ -116,12 +125,13 @@ class ExchangeSource:
             while (line := await queue.get()) is not None:
                 yield line
         finally:
-            self.stop_signal.set()
+            self.stop_signal.interrupt()  # also ends the backfills' waits: what they hold is queued
             if watchdog is not None:
                 watchdog.cancel()
             for task in [*self._tasks, *([self._drainer] if self._drainer else [])]:
                 task.cancel()
             await asyncio.gather(*self._tasks, *([watchdog] if watchdog else []), return_exceptions=True)
+            await self._sequencer.settle()
             with contextlib.suppress(Exception):
                 await exchange.close()
             log.info("%s: %s", self.name, self.stats.line())
@@ -139,6 +149,7 @@ class ExchangeSource:
         if self.exchange is not None:
             with contextlib.suppress(Exception):
                 await self.exchange.close()  # nothing arrives any more: all received is handed over
+        await self._sequencer.settle()  # backfills under way publish what they hold
         if self._drainer is not None:
             await asyncio.gather(self._drainer, return_exceptions=True)
         assert self._queue is not None
@@ -213,9 +224,12 @@ class ExchangeSource:
         queue = self._queue
         if queue is None or self.stop_signal.is_set:
             return
+        symbol = book.get("symbol")
+        ts = book.get("timestamp")
+        if ts is not None:
+            self._book_ts[symbol] = ts
         if queue.full() or self._backlog:
             self.stats.books_conflated += 1
-            symbol = book.get("symbol")
             if isinstance(symbol, str) and symbol not in self._conflated:
                 self._conflated.add(symbol)
                 self._wait_for_room(symbol)
@@ -225,21 +239,38 @@ class ExchangeSource:
             queue.put_nowait(line)
 
     def on_trades(self, trades: list[Any]) -> None:
-        """Queue the trades ccxt has just parsed (each once: ids seen before are dropped), in order.
-
-        When the queue is full they wait in the backlog, which goes first.
-        """
-        queue = self._queue
-        if queue is None:
+        """Queue the trades ccxt has just parsed, through the sequencer (each id once, in order)."""
+        if self._queue is None:
             return
         self._trades_handed_over = True
+        self._take_trades(trades)
+
+    def _take_trades(self, trades: list[Any]) -> None:
         for trade in trades:
-            self.stats.trades_parsed[trade.get("symbol")] += 1
-        for line in self._envelopes.trades(trades, int(self.clock() * 1000)):
+            symbol = trade.get("symbol")
+            self.stats.trades_parsed[symbol] += 1
+            book_ts, ts = self._book_ts.get(symbol), trade.get("timestamp")
+            if book_ts is not None and ts is not None:
+                self.stats.record_skew(symbol, book_ts, ts)
+        self._publish_trades(self._sequencer.live(trades), False)
+
+    def _publish_trades(self, trades: list[Any], backfilled: bool) -> None:
+        """Queue trade envelopes in order; when the queue is full they wait in the backlog, which goes first."""
+        queue = self._queue
+        assert queue is not None
+        for line in self._envelopes.trades(trades, int(self.clock() * 1000), backfilled):
             if self._backlog or queue.full():
                 self._wait_for_room(line)
             else:
                 queue.put_nowait(line)
+
+    def on_trades_interrupted(self, symbols: list[str]) -> None:
+        """The trade watch of `symbols` lost its connection."""
+        self._sequencer.interrupted(symbols)
+
+    def on_trades_resumed(self, symbols: list[str]) -> None:
+        """The trade watch of `symbols` delivers again."""
+        self._sequencer.resumed(symbols)
 
     def _wait_for_room(self, item: bytes | str) -> None:
         """Put an envelope (or a symbol whose book is due) at the end of the backlog."""
@@ -279,10 +310,8 @@ class ExchangeSource:
 
     async def _emit_trades(self, trades: Any, recv: int) -> None:
         """A watcher's trades: published only by an exchange class whose trades ccxt does not hand over."""
-        if self._trades_handed_over:
-            return
-        for line in self._envelopes.trades(trades, recv):
-            await self._put(line)
+        if not self._trades_handed_over:
+            self._take_trades(list(trades))
 
     async def _drain_backlog(self) -> None:
         """Move the backlog into the queue as room frees up; an item leaves it only once queued.

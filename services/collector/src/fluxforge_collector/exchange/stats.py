@@ -40,10 +40,28 @@ class ExchangeStats:
     errors: Counter[str] = field(default_factory=Counter)  # exception class -> count
     splits: int = 0  # multi-symbol watches split into single-symbol ones
     failed_symbols: list[str] = field(default_factory=list)  # configured but not on the exchange
-    trade_id_gaps: int = 0  # trades missing between two received ids (ids that count up by one)
+    trades_backfilled: Counter[str] = field(default_factory=Counter)  # symbol -> fetched over REST, published
+    trades_unrecoverable: Counter[str] = field(
+        default_factory=Counter
+    )  # symbol -> ids skipped in what was published (neither received nor fetched)
     duplicate_trades: int = 0
+    # symbol -> latest book event time minus the trade's, at each live trade's receipt (ms).
+    channel_skew_ms: dict[str, int] = field(default_factory=dict)
+    channel_skew_max_ms: dict[str, int] = field(default_factory=dict)  # symbol -> the largest |skew| seen
     books_conflated: int = 0  # book updates left out while the queue was full (a later state was published)
     recoveries: list[WatcherRecovery] = field(default_factory=list)
+
+    @property
+    def trade_id_gaps(self) -> int:
+        """Trade ids skipped in what was published, all symbols (ids that count up by one)."""
+        return sum(self.trades_unrecoverable.values())
+
+    def record_skew(self, symbol: str, book_ts: int, trade_ts: int) -> None:
+        """How far the symbol's book channel is ahead of its trade channel as a trade arrives."""
+        skew = book_ts - trade_ts
+        self.channel_skew_ms[symbol] = skew
+        if abs(skew) > self.channel_skew_max_ms.get(symbol, -1):
+            self.channel_skew_max_ms[symbol] = abs(skew)
 
     def count_error(self, exc: BaseException) -> str:
         """Count an error by its class; returns the class name."""
@@ -62,5 +80,6 @@ class ExchangeStats:
             f"books {self.books:,}, trades {self.trades:,}, tickers {self.tickers:,}; "
             f"resyncs {sum(self.resyncs.values())}, reconnects {self.reconnects}, stalls {self.stalls}, "
             f"bad frames {self.bad_frames}, rate-limited {self.rate_limited}, "
-            f"books conflated {self.books_conflated:,}"
+            f"books conflated {self.books_conflated:,}, trades backfilled "
+            f"{sum(self.trades_backfilled.values()):,}, unrecoverable {self.trade_id_gaps:,}"
         )

@@ -8,7 +8,8 @@ least its `Retry-After`) and watches again; ccxt reconnects and resubscribes,
 and books start over from a snapshot. A delivery resets the backoff. A book
 gap is resynchronised without the watcher (`ccxt_resync`: that symbol alone);
 one that ccxt raises itself fails the watch and is resynchronised at once the
-first time. A multi-symbol watch that fails
+first time. A trade watch that fails and delivers again has its symbols'
+missed trades backfilled (`backfill`). A multi-symbol watch that fails
 `split_after_failures` times within `SPLIT_WINDOW_S` (for reasons other than
 disconnects and gaps: a refused snapshot, a 5xx) is split into one watcher
 per symbol, so one bad symbol does not stop the others.
@@ -97,6 +98,8 @@ async def watch(source: ExchangeSource, channel: str, symbols: list[str]) -> Non
         except Exception as exc:
             error = stats.count_error(exc)
             delay = retry_delay(exc, backoff, exchange, stats)
+            if channel == "trade":  # trades may be missed until the watch delivers again
+                source.on_trades_interrupted(symbols)
             if type(exc) in (ccxtpro.NetworkError, ccxtpro.RequestTimeout):  # the connection failed
                 stats.reconnects += 1
                 log.warning("%s: %s %s: %s; again in %.2f s", source.name, channel, label, brief(exc), delay)
@@ -118,6 +121,8 @@ async def watch(source: ExchangeSource, channel: str, symbols: list[str]) -> Non
             recv = int(source.clock() * 1000)
             await emit(result, recv)
             if failed_at is not None:
+                if channel == "trade":
+                    source.on_trades_resumed(symbols)
                 seconds = time.monotonic() - failed_at
                 stats.recoveries.append(WatcherRecovery(channel, label, failure, seconds, time.monotonic()))
                 log.info("%s: %s %s recovered in %.2f s", source.name, channel, label, seconds)

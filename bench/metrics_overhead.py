@@ -1,0 +1,166 @@
+"""What serving metrics costs the engine and the sink: their hot paths with metrics off and on.
+
+With `engine.metrics_port` / `sink.metrics_port` unset a worker does no metrics work at all;
+served, the engine observes each raw message's output lag and position and each batch's
+duration, and the sink each chunk's write duration (counters are read from the stats when
+scraped). Measured in one process, off and on alternately (best of three each, so a busy
+machine's noise does not pass for overhead):
+
+- engine: `MessageProcessor.process` of the raw topic's per-symbol batches of 100 ticks, as
+  the worker calls it, plus `WorkerStats.add`, plus (on) `EngineMetrics.processed` and a
+  batch-duration observation every 64 messages (the worker's batch);
+- sink: HF rows through `SinkCore` (decode, chunk, Parquet, fsync), plus (on) the
+  flush-duration observation per chunk the runner makes, with a scrape of the families
+  every second as Prometheus would.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.kafka import TopicNames
+from fluxforge_common.storage.local import LocalStorage
+from fluxforge_feature_engine.metrics import EngineMetrics
+from fluxforge_feature_engine.processor import MessageProcessor
+from fluxforge_feature_engine.worker import WorkerStats
+from fluxforge_parquet_sink.chunks import Record
+from fluxforge_parquet_sink.core import SinkCore
+from fluxforge_parquet_sink.metrics import SinkMetrics
+from fluxforge_parquet_sink.policy import FlushPolicy
+from prometheus_client import CollectorRegistry, generate_latest
+
+from bench import sink as sink_bench
+from bench.table import Row
+from tests.support.feature_engine import per_symbol_batches, simulated_ticks
+
+ROUNDS = 3
+BATCH_EVENTS = 64
+
+
+def _scraping(collect: Callable[[], object]) -> tuple[threading.Event, threading.Thread]:
+    """A thread rendering the metrics page every second until the event is set."""
+
+    class Source:
+        def collect(self) -> object:
+            return collect()
+
+    registry = CollectorRegistry()
+    registry.register(Source())  # type: ignore[arg-type]
+    done = threading.Event()
+
+    def scrape() -> None:
+        while not done.wait(1.0):
+            generate_latest(registry)
+
+    thread = threading.Thread(target=scrape, daemon=True)
+    thread.start()
+    return done, thread
+
+
+def engine_rate(messages: list[tuple[bytes, bytes]], ticks: int, *, metrics: bool) -> float:
+    settings = FluxForgeSettings()
+    processor = MessageProcessor(settings.features, TopicNames.from_config(settings.kafka))
+    stats = WorkerStats()
+    served = EngineMetrics() if metrics else None
+    scraper = None if served is None else _scraping(lambda: served.collect(stats))
+    states: dict[bytes, bytes] = {}
+    start = time.perf_counter()
+    batch_start = start
+    for offset, (key, value) in enumerate(messages):
+        result = processor.process(key, value, 0, offset, states.get(key))
+        if result.table_value is not None:
+            states[key] = result.table_value
+        stats.add(0, result)
+        if served is not None:
+            served.processed(0, offset, result)
+            if offset % BATCH_EVENTS == BATCH_EVENTS - 1:
+                now = time.perf_counter()
+                served.batch_seconds.observe(now - batch_start)
+                batch_start = now
+    elapsed = time.perf_counter() - start
+    if scraper is not None:
+        scraper[0].set()
+        scraper[1].join()
+    return ticks / elapsed
+
+
+def sink_rate(hf: list[tuple[str, bytes]], root: Path, *, metrics: bool) -> float:
+    topic = "bench.features.hf"
+    core = SinkCore(LocalStorage(root), FlushPolicy(), FluxForgeSettings().features, {topic: "hf"})
+    core.assign(topic, 0, None)
+    served = SinkMetrics(core.stats, root) if metrics else None
+    scraper = None if served is None else _scraping(served.collect)
+    records = [Record(topic, 0, offset, 0, value) for offset, (_, value) in enumerate(hf)]
+
+    def write(chunk: object) -> None:
+        started = time.perf_counter()
+        core.write(chunk)  # type: ignore[arg-type]
+        if served is not None:
+            served.flush_seconds.labels("hf").observe(time.perf_counter() - started)
+
+    start = time.perf_counter()
+    for i in range(0, len(records), 2_000):
+        for chunk in core.add(records[i : i + 2_000]):
+            write(chunk)
+    for chunk in core.close_all():
+        write(chunk)
+    elapsed = time.perf_counter() - start
+    if scraper is not None:
+        scraper[0].set()
+        scraper[1].join()
+    return len(hf) / elapsed
+
+
+def _best_of(measure: Callable[[bool], float]) -> tuple[float, float]:
+    off, on = 0.0, 0.0
+    for _ in range(ROUNDS):
+        off = max(off, measure(False))
+        on = max(on, measure(True))
+    return off, on
+
+
+def run(n: int = 200_000) -> list[Row]:
+    lines = simulated_ticks(n, seed=99)
+    messages = per_symbol_batches(lines, 100)
+    engine_off, engine_on = _best_of(lambda on: engine_rate(messages, n, metrics=on))
+    hf = sink_bench.hf_messages(max(n // 4, 1))
+    tmp = Path(tempfile.mkdtemp(prefix="ffbench-metrics-"))
+    runs = iter(range(2 * ROUNDS))
+    try:
+        sink_off, sink_on = _best_of(lambda on: sink_rate(hf, tmp / f"run-{next(runs)}", metrics=on))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows: list[Row] = []
+    for what, unit, off, on in (
+        (
+            "engine worker hot path (process + stats), batches of 100",
+            "ticks/s, one core",
+            engine_off,
+            engine_on,
+        ),
+        ("sink core, hf rows (decode + Parquet + fsync)", "rows/s, one core", sink_off, sink_on),
+    ):
+        rows.append((f"{what}, metrics off", f"{off:,.0f}", unit))
+        rows.append(("  the same, metrics served and scraped every 1 s", f"{on:,.0f}", unit))
+        rows.append(
+            (
+                "  metrics overhead",
+                f"{(1 - on / off) * 100:.1f} %",
+                "of the rate with metrics off (target < 3 %)",
+            )
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    from bench.table import print_table
+
+    print_table(run(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000))
