@@ -301,7 +301,7 @@ def test_engine_copies_are_dropped_across_a_sink_restart(
 ) -> None:
     """The feature engine's outputs with its `ff-src` headers, some split into numbered chunks, and
     two engine crashes: one before the sink stops, whose copies the running sink drops, and one
-    after, whose copies only the watermarks committed as offset metadata can recognise."""
+    after, whose copies only the dedupe positions committed as offset metadata can recognise."""
     outputs = engine_outputs(stack_data, pipeline.names, PARTITIONS, split_every=4)
     n = len(outputs)
     first_crash, second_crash = (n // 4, 2, 30), (n // 2, 0, 60)
