@@ -23,7 +23,7 @@ def sort_keys(table: str) -> list[tuple[str, str]]:
     return _IBAR_KEYS if table == "ibars" else SORT_KEYS
 
 
-def read_dataset(root: Path) -> dict[str, pa.Table]:
+def read_dataset(root: Path | str) -> dict[str, pa.Table]:
     """Every table of a dataset root, in a canonical row order (file layout does not matter)."""
     tables = {}
     for table in TABLES:
@@ -32,7 +32,9 @@ def read_dataset(root: Path) -> dict[str, pa.Table]:
     return tables
 
 
-def assert_same_dataset(actual: Path, expected: Path, features: StateConfig | None = None) -> None:
+def assert_same_dataset(
+    actual: Path | str, expected: Path | str, features: StateConfig | None = None
+) -> None:
     """Every table equal; every table `features` fills (the defaults: all but ibars) holds rows."""
     a, b = read_dataset(actual), read_dataset(expected)
     filled = output_tables(features or StateConfig())
