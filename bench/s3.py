@@ -5,6 +5,8 @@ files of real HF rows) goes to a real S3-compatible server (scripts/s3.sh,
 s3proxy on port $FLUXFORGE_S3_PORT, default 19140) and back, once through
 s3_sync's `Syncer` (digest, Content-MD5, verification) and once through a
 plain boto3 loop, both with `sync.concurrency` threads on the same files.
+Then `fluxforge compact` merges the downloaded day, and the uploaded one in
+place on the server, into one file each (rows/s).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.dataset.compaction import compact_dataset
+from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3 import S3Storage, s3_client
 from fluxforge_common.storage.s3url import S3Url
@@ -109,6 +113,15 @@ def run() -> list[Row]:
 
         down_boto = timed(lambda: boto3_loop(fetch))
         shutil.rmtree(root)
+
+        def compaction(storage: StorageBackend) -> Callable[[], object]:
+            target = settings.compaction.target_file_mb << 20
+            return lambda: compact_dataset(
+                storage, ["hf"], before="2100-01-01", target_bytes=target, grace_s=0
+            )
+
+        compact_local = timed(compaction(LocalStorage(down_root)))
+        compact_s3 = timed(compaction(S3Storage(S3Url(bucket, "sync"), settings.storage.s3, client)))
     mb = nbytes / 1e6
     label = f"s3 {FILES} HF files ({mb:.0f} MB), {threads} threads"
     rows: list[Row] = []
@@ -122,6 +135,13 @@ def run() -> list[Row]:
             ),
             (f"{label}: sync / boto3 {name}", f"{theirs / ours:.2f}", "ratio of rates"),
         ]
+    nrows = FILES * ROWS_PER_FILE
+    for where, seconds in [("local root", compact_local), ("s3proxy", compact_s3)]:
+        rows.append((
+            f"compact {FILES} HF files ({nrows:,} rows) into 1 on a {where}",
+            f"{nrows / seconds:,.0f} rows/s, {FILES / seconds:,.0f} files/s",
+            "read, sort by ts, write, switch, delete",
+        ))  # fmt: skip
     return rows
 
 

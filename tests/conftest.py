@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from fluxforge.cli.app import app
 
 pytest_plugins = [
+    "tests.support.compaction",
     "tests.support.exchange",
     "tests.support.kafka",
     "tests.support.prometheus",

@@ -77,7 +77,7 @@ class Driver:
             self.core.write(chunk)
             self.closed.append(chunk)
             self.commits[(chunk.topic, chunk.partition)] = chunk.end + 1
-            self.metadata[(chunk.topic, chunk.partition)] = chunk.watermarks
+            self.metadata[(chunk.topic, chunk.partition)] = chunk.positions
 
     def shutdown(self) -> None:
         self.flush(self.core.close_all())

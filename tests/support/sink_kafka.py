@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -114,3 +119,39 @@ async def offsets(cfg: KafkaConfig, group: str, topics: list[str]) -> tuple[dict
         return committed, {f"{tp.topic}/{tp.partition}": int(ends[tp]) for tp in tps}
     finally:
         await consumer.stop()
+
+
+def kill_9_then_finish(
+    command: Sequence[str],
+    env: dict[str, str],
+    cwd: Path,
+    files: Callable[[], int],
+    thresholds: Sequence[int],
+) -> str:
+    """Run the sink `command`, SIGKILL it once `files()` reaches each threshold in turn, then let it
+    run to the end; returns its log. Fails unless it was killed at every threshold and then exited 0."""
+    log_path = cwd / "sink.log"
+    kills = 0
+    proc: subprocess.Popen[bytes] | None = None
+    with log_path.open("wb") as log:
+        for threshold in (*thresholds, None):
+            proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 120
+            while proc.poll() is None and time.monotonic() < deadline:
+                if threshold is not None and files() >= threshold:
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    kills += 1
+                    break
+                time.sleep(0.01)
+            if proc.poll() is None:
+                proc.kill()
+                raise AssertionError(f"the sink did not finish; log in {log_path}")
+            if threshold is None or proc.returncode == 0:
+                break
+    output = log_path.read_text()
+    assert proc is not None and proc.returncode == 0, output[-3000:]
+    assert kills == len(thresholds), (
+        f"the sink finished before it could be killed ({kills} kills):\n{output[-2000:]}"
+    )
+    return output

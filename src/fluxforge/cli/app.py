@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recover": ("fluxforge.cli.recover_cmd", "recover_command"),
     "query": ("fluxforge.cli.query_cmd", "query"),
     "validate": ("fluxforge.cli.validate_cmd", "validate"),
+    "compact": ("fluxforge.cli.compact_cmd", "compact"),
     "report": ("fluxforge.cli.quality_cmd", "report"),
     "plot": ("fluxforge.cli.plot_cmd", "plot"),
     "health": ("fluxforge.cli.health_cmd", "health"),

@@ -20,20 +20,26 @@ def report(
         Path | None, typer.Option("--html", help="Also write an HTML page with the table and plots.")
     ] = None,
     min_silent_s: Annotated[
-        float,
-        typer.Option(min=0.001, help="Carried-forward grid rows for this long count as the feed silent."),
-    ] = 30.0,  # dataset.quality.MIN_SILENT_S
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Carried-forward grid rows for this long count as the feed silent "
+            "(default: the collector's stall timeout, `MIN_SILENT_S` of fluxforge_common.dataset.quality).",
+        ),
+    ] = None,
 ) -> None:
     """Per exchange and symbol: HF coverage and silent stretches, resyncs, dead letters by reason, late
     ticks, crossed or empty books, latency percentiles and trade id gaps; from the files alone."""
     import orjson
     from fluxforge_common.dataset.partitioning import check_date
-    from fluxforge_common.dataset.quality import quality_report
+    from fluxforge_common.dataset.quality import MIN_SILENT_S, quality_report
 
     try:
         if date is not None:
             check_date(date)
-        result = quality_report(root, date=date, min_silent_s=min_silent_s)
+        result = quality_report(
+            root, date=date, min_silent_s=MIN_SILENT_S if min_silent_s is None else min_silent_s
+        )
     except (ValueError, FileNotFoundError) as exc:
         typer.echo(f"report failed: {exc}", err=True)
         raise typer.Exit(1) from None

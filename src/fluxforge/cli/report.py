@@ -10,7 +10,6 @@ from pathlib import Path
 
 import typer
 from fluxforge_common.dataset.reader import read_table
-from fluxforge_common.features import TABLES
 from fluxforge_common.pipeline import RunSummary
 
 from fluxforge.cli.render import print_arrow, print_table, status_line
@@ -29,7 +28,7 @@ def run_progress(started: float, *, quiet: bool) -> Iterator[Callable[[RunSummar
 
     def show(summary: RunSummary) -> None:
         elapsed = max(time.monotonic() - started, 1e-9)
-        rows = " ".join(f"{t} {summary.rows[t]:,}" for t in TABLES)
+        rows = " ".join(f"{t} {n:,}" for t, n in summary.rows.items())
         line.show(
             f"  {summary.lines:,} ticks ({summary.lines / elapsed:,.0f}/s) | rows: {rows} | "
             f"dead-letter {summary.rejected:,} | symbols {len(summary.per_symbol)}"
@@ -55,10 +54,10 @@ def print_summary(summary: RunSummary, root: Path, elapsed: float, *, preview: b
         )
     )
     typer.echo(f"Dataset written under {root.resolve()}:")
-    kinds = [*TABLES, "raw", "deadletter"]
+    kinds = [*summary.rows, "raw", "deadletter"]
     print_table(
         ["table", "files", "rows"],
-        [[k, files[k], summary.rows.get(k, "-")] for k in kinds if files[k] or k in TABLES],
+        [[k, files[k], summary.rows.get(k, "-")] for k in kinds if files[k] or k in summary.rows],
     )
     if summary.per_symbol:
         typer.echo("\nTicks applied per symbol:")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from fluxforge_common.pipeline import date_range, reprocess
 from fluxforge_common.stopping import ReadStop, StopRequests
+from fluxforge_common.storage.s3url import is_s3_url
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
 from fluxforge.cli.report import print_summary, run_progress
@@ -20,7 +21,10 @@ def reprocess_command(
     start_date: Annotated[str | None, typer.Option(help="First UTC date of a range.")] = None,
     end_date: Annotated[str | None, typer.Option(help="Last UTC date of the range, inclusive.")] = None,
     source_root: Annotated[
-        Path | None, typer.Option(help="Dataset root holding raw/ (default: storage.root).")
+        str | None,
+        typer.Option(
+            help="Dataset root holding raw/, a directory or s3://BUCKET/PREFIX (default: storage.root)."
+        ),
     ] = None,
     output: Annotated[
         Path | None,
@@ -43,8 +47,12 @@ def reprocess_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     settings = settings_or_exit(config)
-    source = source_root or settings.storage.root
-    target = output or source
+    source: Path | str = source_root or settings.storage.root
+    if output is None and is_s3_url(str(source)):
+        raise typer.BadParameter(
+            "the tables are written to a local root: give --output", param_hint="--output"
+        )
+    target = output or Path(source)
     started = time.monotonic()
     read_stop = ReadStop()
     with run_progress(started, quiet=quiet) as progress:

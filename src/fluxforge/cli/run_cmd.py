@@ -15,6 +15,7 @@ from fluxforge_common.dataset.interrupted import RunJournal
 from fluxforge_common.pipeline import EmbeddedPipeline, input_lines, simulator_lines
 from fluxforge_common.stopping import ReadStop, StopRequests
 from fluxforge_common.storage.local import LocalStorage
+from fluxforge_common.storage.s3url import is_s3_url
 from fluxforge_common.storage.space import DiskFullError
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
@@ -82,10 +83,10 @@ def run(
         if events is None and duration is None:
             duration = DEFAULT_SIM_DURATION_S
     else:
-        if input_path != "-" and not Path(input_path).exists():
+        if input_path != "-" and not is_s3_url(input_path) and not Path(input_path).exists():
             typer.echo(f"input {input_path} does not exist", err=True)
             raise typer.Exit(2)
-        lines = input_lines(input_path)
+        lines = input_lines(input_path, settings.storage.s3)
         source_name = f"file:{input_path}"
     if not quiet:
         typer.echo(f"fluxforge run: {source_name} -> {root.resolve()}", err=True)

@@ -44,6 +44,7 @@ def sink(
     progress_seconds: Annotated[float | None, typer.Option(min=0.1, help=HELP["progress_seconds"])] = None,
     until_caught_up: Annotated[bool, typer.Option(help=HELP["until_caught_up"])] = False,
     fsync: Annotated[bool | None, typer.Option("--fsync/--no-fsync", help=HELP["fsync"])] = None,
+    target: Annotated[str | None, typer.Option(help=HELP["target"])] = None,
     log_level: Annotated[str, typer.Option(help=HELP["log_level"])] = "INFO",
     log_format: LogFormatOption = None,
 ) -> None:
@@ -73,6 +74,7 @@ def sink(
             progress_seconds=progress_seconds,
             until_caught_up=until_caught_up,
             fsync=fsync,
+            target=target,
             log_format=log_format,
         )
         configure_sink_logging(log_level)

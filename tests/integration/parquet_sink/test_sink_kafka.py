@@ -40,6 +40,7 @@ from tests.support.sink_kafka import (
     PARTITIONS,
     PipelineTopics,
     committed_metadata,
+    kill_9_then_finish,
     offsets,
     produce,
     produce_outputs,
@@ -144,27 +145,7 @@ def test_kill_9_and_restart_gives_the_same_dataset(
         "--instance-id", "sink-0", "--until-caught-up", "--progress-seconds", "1", *BOUND_FLAGS,
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXFORGE_")} | BOUND_ENV
-    log = (tmp_path / "sink.log").open("wb")
-    kills = 0
-    for threshold in (5, 40, 90, 150, None):
-        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while proc.poll() is None and time.monotonic() < deadline:
-            if threshold is not None and len(_data_files(root)) >= threshold:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                kills += 1
-                break
-            time.sleep(0.01)
-        if proc.poll() is None:
-            proc.kill()
-            pytest.fail(f"the sink did not finish; log in {tmp_path / 'sink.log'}")
-        if threshold is None or proc.returncode == 0:
-            break
-    log.close()
-    output = (tmp_path / "sink.log").read_text()
-    assert proc.returncode == 0, output[-3000:]
-    assert kills == 4, f"the sink finished before it could be killed ({kills} kills):\n{output[-2000:]}"
+    kill_9_then_finish(command, env, tmp_path, lambda: len(_data_files(root)), (5, 40, 90, 150))
     _assert_complete(pipeline, root, group, stack_data, expected_root)
     # The very files (names and bytes) of an uninterrupted run with the same bounds.
     reference = tmp_path / "reference"
@@ -320,7 +301,7 @@ def test_engine_copies_are_dropped_across_a_sink_restart(
 ) -> None:
     """The feature engine's outputs with its `ff-src` headers, some split into numbered chunks, and
     two engine crashes: one before the sink stops, whose copies the running sink drops, and one
-    after, whose copies only the watermarks committed as offset metadata can recognise."""
+    after, whose copies only the dedupe positions committed as offset metadata can recognise."""
     outputs = engine_outputs(stack_data, pipeline.names, PARTITIONS, split_every=4)
     n = len(outputs)
     first_crash, second_crash = (n // 4, 2, 30), (n // 2, 0, 60)

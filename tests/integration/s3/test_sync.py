@@ -180,7 +180,9 @@ def test_download_onto_a_full_disk_says_where_and_what_to_do(
     assert not [p for p in small_disk.path.rglob(".tmp-*")]
 
 
-def test_credentials_never_in_output_errors_config_or_metrics(s3: S3Bucket, tmp_path: Path, cli: Cli) -> None:
+def test_credentials_never_in_output_errors_config_or_metrics_of_sync_and_compact(
+    s3: S3Bucket, tmp_path: Path, cli: Cli
+) -> None:
     secret = s3.server.secret
     root = tmp_path / "data"
     dataset(root)
@@ -190,6 +192,8 @@ def test_credentials_never_in_output_errors_config_or_metrics(s3: S3Bucket, tmp_
         cli("sync", "upload", root, "s3://no-such-bucket-here/x", expect_exit=1),
         cli("config", "check"),
         generate_latest(sync_metrics.REGISTRY).decode(),
+        cli("compact", s3.url("c"), "--before", "2026-01-01"),
+        cli("compact", "s3://no-such-bucket-here/x", expect_exit=1),
     ]
     config = tmp_path / "leaky.yaml"
     config.write_text(f"storage:\n  s3:\n    url: s3://b-u-c/p\n    aws_secret_access_key: {secret}\n")
@@ -197,6 +201,7 @@ def test_credentials_never_in_output_errors_config_or_metrics(s3: S3Bucket, tmp_
     assert "must not hold credentials" in refused
     outputs.append(refused)
     assert "fluxforge_s3_sync_objects_total" in outputs[4]
+    assert "compacted 0 partition(s)" in outputs[5] and "NoSuchBucket" in outputs[6]
     assert not [text for text in outputs if secret in text]
 
 

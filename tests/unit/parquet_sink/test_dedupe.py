@@ -117,7 +117,7 @@ def test_sink_restarts_keep_dropping_copies_and_rewrite_the_same_files(
     tmp_path: Path,
 ) -> None:
     """The sink dies at its n-th file (journal entries count) and resumes at the committed offsets
-    with the watermarks committed with them: every copy after the resume point is still recognised,
+    with the positions committed with them: every copy after the resume point is still recognised,
     and the chunks (names, bytes) are those of one uninterrupted run, however records are polled."""
     log, copies = crashed
     records = output_records(log, PARTITIONS, gap_every=5)
@@ -136,12 +136,12 @@ def test_sink_restarts_keep_dropping_copies_and_rewrite_the_same_files(
         assert deleted, "a crash between a chunk's files should have been undone by the journal"
 
 
-def test_copies_arriving_after_a_sink_restart_are_dropped_only_with_the_committed_watermarks(
+def test_copies_arriving_after_a_sink_restart_are_dropped_only_with_the_committed_positions(
     outputs: list[Output], expected_root: Path, settings: FluxForgeSettings, tmp_path: Path
 ) -> None:
     """The sink stops gracefully (every chunk written and committed); then the engine crashes and
     re-sends its last outputs. The originals are behind the committed offsets, so only the
-    watermarks committed with them can tell the copies apart; without them the rows double."""
+    positions committed with them can tell the copies apart; without them the rows double."""
     n = len(outputs)
     log, copies = with_engine_crashes(outputs, [(n // 2, 0, 60)])
     records = output_records(log, PARTITIONS)
@@ -194,7 +194,7 @@ def test_numbered_chunks_of_one_raw_message_are_all_kept(
     (chunk,) = core.close_all()
     core.write(chunk)
     assert (chunk.start, chunk.end, chunk.messages) == (0, 6, 4)
-    assert chunk.watermarks == "ff-src/1 2:6:0"
+    assert chunk.positions == "ff-src/1 2:6:0"
     assert core.stats.units["hf"] == sum(len(rows_of(v)) for v in values)
 
 
@@ -211,17 +211,17 @@ def test_records_without_lineage_are_all_kept(settings: FluxForgeSettings, tmp_p
     core.add([Record(NAMES.deadletter, 0, n, day, line, h) for n, h in enumerate([(), (), bad_header])])
     assert core.stats.duplicates == 0
     assert core.streams[(NAMES.raw, 0)].dedupe is None
-    assert core.watermarks(NAMES.raw, 0) == ""
+    assert core.positions(NAMES.raw, 0) == ""
     (chunk,) = core.close_all()
     core.write(chunk)
     assert deadletter_lines(tmp_path) == [line, line, line]
-    assert chunk.watermarks == "ff-src/1"
+    assert chunk.positions == "ff-src/1"
 
 
-def test_a_span_close_commits_the_watermarks_before_the_record_that_starts_the_next_chunk(
+def test_a_span_close_commits_the_positions_before_the_record_that_starts_the_next_chunk(
     stack_data: StackData, settings: FluxForgeSettings, tmp_path: Path
 ) -> None:
-    """The commit `end + 1` of a chunk closed by the span rule must not carry the watermark of the
+    """The commit `end + 1` of a chunk closed by the span rule must not carry the position of the
     record that started the next chunk, or a restart there would drop that record as a copy."""
     rows = rows_of(stack_data.features["hf"][0][1])[:1]
     early, late = orjson.dumps(rows), orjson.dumps([{**rows[0], "ts": rows[0]["ts"] + POLICY.span_ms}])
@@ -231,11 +231,11 @@ def test_a_span_close_commits_the_watermarks_before_the_record_that_starts_the_n
     (closed,) = core.add(
         [_hf_record(stack_data, 0, (1, 10, 0), early), _hf_record(stack_data, 1, (1, 11, 0), late)]
     )
-    assert (closed.reason, closed.end, closed.watermarks) == ("span", 0, "ff-src/1 1:10:0")
-    assert core.watermarks(topic, 0) == "ff-src/1 1:11:0"
-    # A restart at the span boundary with those watermarks takes the record that started the chunk.
+    assert (closed.reason, closed.end, closed.positions) == ("span", 0, "ff-src/1 1:10:0")
+    assert core.positions(topic, 0) == "ff-src/1 1:11:0"
+    # A restart at the span boundary with those positions takes the record that started the chunk.
     restarted = SinkCore(LocalStorage(tmp_path), POLICY, settings.features, ROUTES)
-    restarted.assign(topic, 0, closed.end + 1, closed.watermarks)
+    restarted.assign(topic, 0, closed.end + 1, closed.positions)
     restarted.add([_hf_record(stack_data, 1, (1, 11, 0), late)])
     assert restarted.stats.duplicates == 0 and restarted.buffered() == {"hf": 1}
 
@@ -247,7 +247,7 @@ def test_unreadable_commit_metadata_is_ignored_with_a_warning(
     topic = NAMES.features["hf"]
     with caplog.at_level(logging.WARNING, logger="fluxforge.sink"):
         core.assign(topic, 0, 7, "written by something else")
-    assert "not this sink's dedupe watermarks" in caplog.text
+    assert "not this sink's dedupe positions" in caplog.text
     value = stack_data.features["hf"][0][1]
     core.add([_hf_record(stack_data, 7, (0, 3, 0), value), _hf_record(stack_data, 8, (0, 3, 0), value)])
-    assert core.stats.duplicates == 1  # from then on the partition has its watermarks again
+    assert core.stats.duplicates == 1  # from then on the partition has its positions again

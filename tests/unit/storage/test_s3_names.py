@@ -49,3 +49,11 @@ def test_storage_s3_values_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLUXFORGE_SYNC__CONCURRENCY", "64")
     with pytest.raises(ConfigError, match="max_pool_connections"):
         load_settings(None)
+
+
+def test_a_sink_target_on_s3_needs_its_location(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLUXFORGE_SINK__TARGET", "local+s3")
+    with pytest.raises(ConfigError, match=r"sink.target 'local\+s3' writes to S3: give the location"):
+        load_settings(None)
+    monkeypatch.setenv("FLUXFORGE_STORAGE__S3__URL", "s3://my-bucket/data")
+    assert load_settings(None).sink.target == "local+s3"

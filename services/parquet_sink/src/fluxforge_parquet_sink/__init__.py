@@ -3,7 +3,7 @@
 It consumes `<prefix>.features.<table>`, `<prefix>.raw` and `<prefix>.deadletter`
 (`--tables`, `--raw`, `--deadletter`) as one consumer group and writes them to
 the layout of docs/design.md "Dataset layout". How files stay exactly-once
-(deterministic chunks named by offsets, dedupe watermarks in the commit
+(deterministic chunks named by offsets, dedupe positions in the commit
 metadata, the recovery journal, and the limit of that) is in "Delivery
 guarantees".
 

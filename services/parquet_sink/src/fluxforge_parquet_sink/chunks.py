@@ -128,9 +128,9 @@ class Chunk(ABC, Generic[P]):
         self.reason = ""
         self.dead = DeadLetterWriter(storage, batch_size=None)  # written with the chunk, under its name
         self.dead_letters = 0  # records given to `dead` (the stats read it after the write)
-        # The partition's dedupe watermarks once this chunk's records are taken (`ff-src/1 ...`,
+        # The partition's dedupe positions once this chunk's records are taken (`ff-src/1 ...`,
         # set when the chunk closes): committed with `end + 1` as the offset's metadata.
-        self.watermarks = ""
+        self.positions = ""
 
     @property
     def name(self) -> ChunkName:

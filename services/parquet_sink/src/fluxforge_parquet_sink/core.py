@@ -1,10 +1,10 @@
 """The sink without Kafka: records in, copies dropped, chunks cut, files written; the caller commits.
 
 `SinkCore` is what the Kafka runner drives and what the unit tests drive
-directly: `assign` (recovery, and the partition's dedupe watermarks from the
+directly: `assign` (recovery, and the partition's dedupe positions from the
 committed offset's metadata) before a partition's first record, `add` records
 in offset order, `write` each closed chunk (journal entry, then files), then
-commit `chunk.end + 1` with `chunk.watermarks` as its metadata - the caller's
+commit `chunk.end + 1` with `chunk.positions` as its metadata - the caller's
 job, because only the caller knows whether Kafka accepted it.
 """
 
@@ -20,7 +20,7 @@ from fluxforge_common.config.state import StateConfig
 from fluxforge_common.dataset.provenance import provenance
 from fluxforge_common.features import TABLES, table_schema
 from fluxforge_common.kafka import TopicNames
-from fluxforge_common.kafka.lineage import Deduplicator, decode_watermarks, encode_watermarks, parse_source
+from fluxforge_common.kafka.lineage import Deduplicator, decode_positions, encode_positions, parse_source
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.writers import WrittenFile
 
@@ -79,12 +79,12 @@ class PartitionStream:
     (the open one closes first, reason "span"); a chunk that reaches its size
     bound closes after the message that filled it (reason "size"). So the chunk
     boundaries depend only on the kept records from the chunk's first one on,
-    and which records are kept depends only on the records and the watermarks
+    and which records are kept depends only on the records and the positions
     at the committed offset: a sink that resumes at a committed chunk boundary
-    with the watermarks committed there cuts the same chunks.
+    with the positions committed there cuts the same chunks.
 
-    A closed chunk carries the watermarks after its last record
-    (`chunk.watermarks`), the metadata to commit with `chunk.end + 1`.
+    A closed chunk carries the positions after its last record
+    (`chunk.positions`), the metadata to commit with `chunk.end + 1`.
     """
 
     def __init__(
@@ -115,7 +115,7 @@ class PartitionStream:
         decoded = chunk.decode(record)
         closed: list[AnyChunk] = []
         if chunk.reaches_span(decoded):
-            self._close(chunk, "span")  # before this record is taken: not part of its watermarks
+            self._close(chunk, "span")  # before this record is taken: not part of its positions
             closed.append(chunk)
             chunk = self._new_chunk()
         if source is not None:
@@ -130,15 +130,15 @@ class PartitionStream:
             self.current = chunk
         return closed
 
-    def watermarks(self) -> str:
-        """The dedupe watermarks of what was taken so far, as commit metadata ("" without dedupe)."""
+    def positions(self) -> str:
+        """The dedupe positions of what was taken so far, as commit metadata ("" without dedupe)."""
         if self.dedupe is None:
             return ""
-        return encode_watermarks(self.dedupe.partition_watermarks(self.topic, self.partition))
+        return encode_positions(self.dedupe.partition_positions(self.topic, self.partition))
 
     def _close(self, chunk: AnyChunk, reason: str) -> None:
         chunk.reason = reason
-        chunk.watermarks = self.watermarks()
+        chunk.positions = self.positions()
 
     def close(self, reason: str) -> AnyChunk | None:
         chunk, self.current = self.current, None
@@ -208,10 +208,10 @@ class SinkCore:
     ) -> list[str]:
         """Take a partition whose group position is `committed`: undo its uncommitted files first.
 
-        `metadata` is what was committed with that offset: the dedupe watermarks
-        of the records before it (`chunk.watermarks`). Unreadable metadata
+        `metadata` is what was committed with that offset: the dedupe positions
+        of the records before it (`chunk.positions`). Unreadable metadata
         (another writer's, another format) is logged and ignored: the partition
-        then starts without watermarks, as a new group does.
+        then starts without positions, as a new group does.
         """
         if topic not in self.routes:
             raise ValueError(f"topic {topic} is not one this sink consumes")
@@ -221,11 +221,11 @@ class SinkCore:
         if self.routes[topic] in DEDUPED:
             dedupe = Deduplicator()
             try:
-                dedupe.load_partition(topic, partition, decode_watermarks(metadata))
+                dedupe.load_partition(topic, partition, decode_positions(metadata))
             except ValueError as exc:
                 log.warning(
                     "%s/%d: committed offset %s carries metadata that is not this sink's dedupe "
-                    "watermarks (%s); copies re-sent by the feature engine before it are not recognised",
+                    "positions (%s); copies re-sent by the feature engine before it are not recognised",
                     topic,
                     partition,
                     committed,
@@ -235,9 +235,9 @@ class SinkCore:
         self.streams[key] = PartitionStream(self._factory(topic, partition), key, dedupe)
         return deleted
 
-    def watermarks(self, topic: str, partition: int) -> str:
+    def positions(self, topic: str, partition: int) -> str:
         """Commit metadata for a position past every record taken so far (no open chunk)."""
-        return self.streams[(topic, partition)].watermarks()
+        return self.streams[(topic, partition)].positions()
 
     def revoke(self, topic: str, partition: int) -> None:
         """Forget a partition; its open chunk is dropped (the next owner reads it again)."""

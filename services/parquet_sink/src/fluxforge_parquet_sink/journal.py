@@ -9,19 +9,16 @@ does not cover: those records will be read again and may be cut differently
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Final
 
 import orjson
 from fluxforge_common.dataset.partitioning import SINK_JOURNAL_DIR
-from fluxforge_common.storage.base import TEMP_PREFIX, StorageBackend, is_temp_name
-from fluxforge_common.storage.local import LocalStorage
+from fluxforge_common.storage.base import StorageBackend
 
 from fluxforge_parquet_sink.naming import ChunkName
 
 JOURNAL_DIR: Final = SINK_JOURNAL_DIR
-_UUID_HEX: Final = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +71,7 @@ class Journal:
         None when the group never committed this partition.
         """
         journal = self.path(topic, partition)
-        self._delete_temporaries([journal])  # a process killed while writing the entry itself
+        self.storage.discard_incomplete([journal])  # a process killed while writing the entry itself
         entry = self.read(topic, partition)
         if entry is None:
             return []
@@ -82,27 +79,6 @@ class Journal:
             return []  # settled: its commit went through
         for path in entry.files:
             self.storage.delete(path)
-        self._delete_temporaries(entry.files)
+        self.storage.discard_incomplete(entry.files)
         self.storage.delete(journal)
         return entry.files
-
-    def _delete_temporaries(self, paths: list[str]) -> None:
-        """Remove temp files a killed write of `paths` left behind (local storage only).
-
-        A temporary's name is `.tmp-<32 hex>-<hint>` with the hint derived from
-        the final name (`storage.base.temp_name`); only temporaries of exactly
-        these targets are removed.
-        """
-        if not isinstance(self.storage, LocalStorage):
-            return
-        for path in paths:
-            target = self.storage.local_path(path)
-            hint = target.name.replace(".", "_").encode()[:200].decode(errors="ignore")
-            try:
-                entries = list(os.scandir(target.parent))
-            except FileNotFoundError:
-                continue
-            for item in entries:
-                name = item.name
-                if is_temp_name(name) and name[len(TEMP_PREFIX) + _UUID_HEX + 1 :] == hint:
-                    target.parent.joinpath(name).unlink(missing_ok=True)

@@ -16,7 +16,11 @@ from fluxforge_common.config.settings import FluxForgeSettings, load_settings
 from fluxforge_common.features import TABLES
 from fluxforge_common.kafka import KafkaAccessError
 from fluxforge_common.logs import LogFormat, configure_logging
+from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
+from fluxforge_common.storage.mirror import MirroredStorage
+from fluxforge_common.storage.s3 import S3Storage
+from fluxforge_common.storage.s3url import parse_s3_url
 
 from fluxforge_parquet_sink.policy import FlushPolicy
 from fluxforge_parquet_sink.runner import KafkaSink, serve
@@ -48,6 +52,7 @@ HELP = {
     "until_caught_up": "Stop (writing and committing everything) once the assigned partitions are read to their end.",
     "fsync": "fsync each file before its offsets are committed; without, faster but a power cut may lose "
     "committed files (default: sink.fsync).",
+    "target": "Where to write: local (the root), s3 (storage.s3.url) or local+s3 (default: sink.target).",
     "log_level": "Logging level (DEBUG, INFO, WARNING).",
 }
 
@@ -88,6 +93,7 @@ class SinkOptions:
     progress_seconds: float | None = None
     until_caught_up: bool = False
     fsync: bool | None = None
+    target: str | None = None
     log_format: LogFormat | None = None
 
     def overrides(self) -> dict[str, Any]:
@@ -102,6 +108,7 @@ class SinkOptions:
             ("sink", "write_deadletter"): self.deadletter,
             ("sink", "progress_interval_s"): self.progress_seconds,
             ("sink", "fsync"): self.fsync,
+            ("sink", "target"): self.target,
             ("logging", "format"): self.log_format,
         }
         overrides: dict[str, dict[str, Any]] = {}
@@ -134,13 +141,23 @@ class SinkOptions:
             raw=sink.archive_raw,
             deadletter=sink.write_deadletter,
             policy=self.policy(settings),
-            storage=LocalStorage(
-                settings.storage.root, durable=sink.fsync, min_free_bytes=settings.storage.min_free_mb << 20
-            ),
+            storage=sink_storage(settings),
             progress_s=sink.progress_interval_s,
             until_caught_up=self.until_caught_up,
             consumer_options={} if self.instance_id is None else {"group_instance_id": self.instance_id},
         )
+
+
+def sink_storage(settings: FluxForgeSettings) -> StorageBackend:
+    """Where the sink writes, by `sink.target`: the local root, the S3 location, or both."""
+    local = LocalStorage(
+        settings.storage.root, durable=settings.sink.fsync, min_free_bytes=settings.storage.min_free_mb << 20
+    )
+    if settings.sink.target == "local":
+        return local
+    assert settings.storage.s3.url is not None  # the settings refuse an S3 target without it
+    remote = S3Storage(parse_s3_url(settings.storage.s3.url), settings.storage.s3)
+    return remote if settings.sink.target == "s3" else MirroredStorage(local, remote)
 
 
 def configure_sink_logging(level: str = "INFO", log_format: LogFormat = "text") -> None:

@@ -1,9 +1,9 @@
 """The Kafka side: a consumer-group member feeding `SinkCore`, committing after durable files.
 
-Every commit carries the partition's dedupe watermarks as its offset metadata
-(`OffsetAndMetadata(end + 1, chunk.watermarks)`); on assignment both are read
+Every commit carries the partition's dedupe positions as its offset metadata
+(`OffsetAndMetadata(end + 1, chunk.positions)`); on assignment both are read
 back together with one OffsetFetch (`committed_offsets`), so the offset a
-partition resumes from and the watermarks that decide which of the following
+partition resumes from and the positions that decide which of the following
 records are copies always belong to the same point of the log.
 """
 
@@ -58,7 +58,7 @@ async def committed_offsets(
     if fetch is None:
         raise RuntimeError(
             "this aiokafka has no AIOKafkaConsumer._coordinator.fetch_committed_offsets: the sink cannot "
-            "read its dedupe watermarks back from the commit metadata (tested with aiokafka 0.14)"
+            "read its dedupe positions back from the commit metadata (tested with aiokafka 0.14)"
         )
     fetched: dict[TopicPartition, OffsetAndMetadata] = await fetch(wanted)
     return {tp: om for tp, om in fetched.items() if om.offset >= 0}
@@ -257,7 +257,7 @@ class KafkaSink:
                 pending = {}
             await self._write(chunk)
             log.debug("wrote %s (%s, %d units)", chunk.name.stem, chunk.reason, chunk.units)
-            pending[tp] = OffsetAndMetadata(chunk.end + 1, chunk.watermarks)
+            pending[tp] = OffsetAndMetadata(chunk.end + 1, chunk.positions)
         if pending:
             await self._commit(kafka, pending)
 
@@ -305,8 +305,8 @@ class KafkaSink:
             except IllegalStateError:
                 continue  # no longer assigned
             if position > self._committed.get(tp, 0):
-                # Only copies (dropped) or markers since the last chunk: the watermarks are unchanged.
-                offsets[tp] = OffsetAndMetadata(position, self.core.watermarks(tp.topic, tp.partition))
+                # Only copies (dropped) or markers since the last chunk: the positions are unchanged.
+                offsets[tp] = OffsetAndMetadata(position, self.core.positions(tp.topic, tp.partition))
         if offsets:
             await self._commit(kafka, offsets)
 

@@ -40,7 +40,7 @@ class SinkStats:
     commits: int = 0
     commit_failures: int = 0
     dropped_chunks: int = 0
-    duplicates: int = 0  # copies of feature-engine outputs dropped (`ff-src` at or below the watermark)
+    duplicates: int = 0  # copies of feature-engine outputs dropped (`ff-src` at or below the position)
     recovered_files: int = 0
     rebalances: int = 0
     disk_pause: DiskFullPause = field(default_factory=_disk_pause)  # on a full disk or below the reserve

@@ -19,9 +19,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Literal
 
-import orjson
 from botocore.exceptions import BotoCoreError, ClientError
-from fluxforge_common.dataset.partitioning import SINK_JOURNAL_DIR
+from fluxforge_common.dataset.sink_journal import pending_sink_files
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3 import ObjectInfo, S3Storage, VerificationError
 from fluxforge_common.storage.space import DiskFullError
@@ -109,18 +108,8 @@ class Syncer:
 
     def local_files(self) -> list[str]:
         """The dataset's files, less those of a sink chunk not yet known to be committed."""
-        pending = self._pending_sink_files()
+        pending = pending_sink_files(self.local)
         return [path for path in self.local.list_files() if in_scope(path) and path not in pending]
-
-    def _pending_sink_files(self) -> set[str]:
-        """Files named by the sink's recovery journal: a restarted sink may delete and re-cut them."""
-        pending: set[str] = set()
-        for journal in self.local.list_files(SINK_JOURNAL_DIR):
-            try:
-                pending.update(str(f) for f in orjson.loads(self.local.read_bytes(journal))["files"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # being replaced right now, or unreadable (the sink reports it)
-        return pending
 
     def remote_objects(self) -> dict[str, ObjectInfo]:
         return {path: info for path, info in self.remote.objects().items() if in_scope(path)}

@@ -2,6 +2,7 @@
 
 from fluxforge_common.config.settings import (
     CollectorConfig,
+    CompactionConfig,
     ConfigError,
     DeadLetterConfig,
     EmbeddedConfig,
@@ -25,6 +26,7 @@ from fluxforge_common.config.state import StateConfig
 
 __all__ = [
     "CollectorConfig",
+    "CompactionConfig",
     "ConfigError",
     "DeadLetterConfig",
     "EmbeddedConfig",

@@ -252,6 +252,22 @@ class S3Config(BaseModel):
         return self
 
 
+class CompactionConfig(BaseModel):
+    """`fluxforge compact`: merging the small files of closed partitions into few large ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_file_mb: int = Field(
+        default=128, ge=1, le=4096, description="Size (MiB, compressed) a merged file is cut at."
+    )
+    delete_grace_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds between switching a partition to its merged files and deleting the files they "
+        "replaced: a read planned just before the switch still finds its files.",
+    )
+
+
 class SyncConfig(BaseModel):
     """`fluxforge sync` and the s3_sync service: copying the dataset between a local root and S3."""
 
@@ -388,7 +404,9 @@ class SinkConfig(BaseModel):
     )
     tables: list[str] = Field(
         default_factory=lambda: list(PARQUET_TABLES),
-        description="Feature tables to consume (hf, bars, trades, ticker; [] for none).",
+        description="Feature tables to consume (hf, bars, trades, ticker, ibars; [] for none). Unset, or "
+        "every table listed (--tables all): the tables the features section fills (ibars only when "
+        "features.ibars configures bars).",
     )
     archive_raw: bool = Field(default=True, description="Archive the raw topic's accepted ticks to raw/.")
     write_deadletter: bool = Field(default=True, description="Copy the dead-letter topic to deadletter/.")
@@ -408,6 +426,11 @@ class SinkConfig(BaseModel):
         default=True,
         description="fsync each file before its offsets are committed (off: faster, but a power cut may "
         "lose committed files).",
+    )
+    target: Literal["local", "s3", "local+s3"] = Field(
+        default="local",
+        description="Where the sink writes the dataset: storage.root, storage.s3.url, or both (a chunk's "
+        "offsets are committed once its files are verified on every target).",
     )
     stop_deadline_s: float = _stop_deadline("the sink writes and commits what it holds")
     metrics_port: int | None = _metrics_port("the sink", 9103)
@@ -578,10 +601,20 @@ class FluxForgeSettings(BaseSettings):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     sink: SinkConfig = Field(default_factory=SinkConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
+    compaction: CompactionConfig = Field(default_factory=CompactionConfig)
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+
+    @model_validator(mode="after")
+    def _sink_target_has_a_location(self) -> FluxForgeSettings:
+        if "s3" in self.sink.target and self.storage.s3.url is None:
+            raise ValueError(
+                f"sink.target {self.sink.target!r} writes to S3: give the location as storage.s3.url: "
+                "s3://BUCKET/PREFIX"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sync_fits_pool(self) -> FluxForgeSettings:
@@ -589,6 +622,18 @@ class FluxForgeSettings(BaseSettings):
             raise ValueError(
                 f"sync.concurrency ({self.sync.concurrency}) exceeds storage.s3.max_pool_connections "
                 f"({self.storage.s3.max_pool_connections}): transfers would wait for connections; raise the pool"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _sink_tables_are_filled(self) -> FluxForgeSettings:
+        sink, unfilled = self.sink, self.features.unfilled_tables
+        if "tables" not in sink.model_fields_set or set(sink.tables) >= set(PARQUET_TABLES):
+            sink.tables = [t for t in PARQUET_TABLES if t not in unfilled]
+        elif idle := [t for t in sink.tables if t in unfilled]:
+            raise ValueError(
+                f"sink.tables lists {', '.join(idle)}, which the features section gives no rows: configure "
+                'features.ibars (docs/features.md "ibars/") or leave the table out'
             )
         return self
 

@@ -10,17 +10,20 @@ reported with a `DatasetWarning` that points at `rewrite_legacy_layout`.
 
 from __future__ import annotations
 
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import Final, TypedDict, Unpack
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from fluxforge_common.dataset.compaction_marker import MARKER_NAME, parse_marker, visible_files
 from fluxforge_common.dataset.location import DatasetRoot, dataset_root
 from fluxforge_common.dataset.partitioning import check_table, parse_segment, utc_date
 from fluxforge_common.dataset.provenance import read_provenance
@@ -57,11 +60,30 @@ def scan_partitions(root: str | Path | DatasetRoot, table: str) -> tuple[list[Pa
     A directory is malformed when its name is not the expected `key=value` at
     that depth or its value does not decode; such paths are returned (relative
     to `root`) rather than read, since pyarrow would turn them into nulls.
-    Hidden directories (`.`-prefixed) are not looked into. One listing of the
-    table, so an S3 root costs one recursive LIST.
+    Hidden directories (`.`-prefixed) are not looked into. A compacted
+    partition's files are those its marker makes visible (`compaction_marker`);
+    a listing taken while a compaction switched it is taken again. One listing
+    of the table (one recursive LIST on S3), plus one read per compacted partition.
     """
     location = dataset_root(root)
-    files, dirs = location.walk(check_table(table))
+    for attempt in range(_RESCANS):
+        scanned = _scan(location, check_table(table))
+        if isinstance(scanned, tuple):
+            return scanned
+        time.sleep(_RESCAN_PAUSE_S * (attempt + 1))
+    raise ValueError(
+        f"{scanned}: its compaction marker lists files that stay missing (a compaction or an upload "
+        "is under way, or files were deleted by hand); run `fluxforge compact` on the root to settle it"
+    )
+
+
+_RESCANS: Final = 6
+_RESCAN_PAUSE_S: Final = 0.2
+
+
+def _scan(location: DatasetRoot, table: str) -> tuple[list[PartitionInfo], list[str]] | str:
+    """`scan_partitions` once; the path of a partition whose listing must be retaken instead."""
+    files, dirs = location.walk(table)
     leaves: dict[tuple[str, ...], list[str]] = {}
     for rel in dirs:
         parts = tuple(rel.split("/"))
@@ -69,8 +91,8 @@ def scan_partitions(root: str | Path | DatasetRoot, table: str) -> tuple[list[Pa
             leaves.setdefault(parts, [])
     for rel in files:
         parts = tuple(rel.split("/"))
-        if len(parts) == 5 and not _hidden(parts[:4]) and is_data_file(parts[4]):
-            leaves.setdefault(parts[:4], []).append(rel)
+        if len(parts) == 5 and not _hidden(parts[:4]):
+            leaves.setdefault(parts[:4], []).append(parts[4])
     partitions: list[PartitionInfo] = []
     malformed: list[str] = []
     for parts in sorted(leaves):
@@ -84,9 +106,26 @@ def scan_partitions(root: str | Path | DatasetRoot, table: str) -> tuple[list[Pa
         except ValueError:
             malformed.append(path)
             continue
-        if leaves[parts]:
-            partitions.append(PartitionInfo(path, *values, tuple(sorted(leaves[parts]))))
+        names = visible_names(location, path, leaves[parts])
+        if names is None:
+            return path
+        data = [f"{path}/{name}" for name in names if is_data_file(name)]
+        if data:
+            partitions.append(PartitionInfo(path, *values, tuple(data)))
     return partitions, malformed
+
+
+def visible_names(location: DatasetRoot, partition: str, names: list[str]) -> list[str] | None:
+    """The names readers count in directory `partition` listed as `names`; None: list it again."""
+    if MARKER_NAME not in names:
+        return visible_files(names, None)
+    where = f"{partition}/{MARKER_NAME}"
+    try:
+        with location.open_input(where) as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None  # replaced or removed since the listing
+    return visible_files(names, parse_marker(data, where))
 
 
 def _hidden(parts: tuple[str, ...]) -> bool:
@@ -136,9 +175,30 @@ class TableScan:
     filter: ds.Expression | None
     columns: list[str] | None
     files: tuple[str, ...]
+    replan: Callable[[], TableScan] | None = None
 
     def to_table(self) -> pa.Table:
-        return self.dataset.to_table(columns=self.columns, filter=self.filter)
+        """The rows; when a chosen file vanished meanwhile (a compaction deleted what it replaced),
+        the files are chosen again and read again."""
+        scan = self
+        for _ in range(_REREADS):
+            try:
+                return scan.dataset.to_table(columns=scan.columns, filter=scan.filter)
+            except OSError:
+                if scan.replan is None or not scan.vanished():
+                    raise
+                scan = scan.replan()
+        return scan.dataset.to_table(columns=scan.columns, filter=scan.filter)
+
+    def vanished(self) -> bool:
+        """True when a file of this scan no longer exists."""
+        if not isinstance(self.dataset, ds.FileSystemDataset):
+            return False
+        infos = self.dataset.filesystem.get_file_info(self.dataset.files)
+        return any(info.type == pafs.FileType.NotFound for info in infos)
+
+
+_REREADS: Final = 3
 
 
 def scan_table(
@@ -206,7 +266,12 @@ def scan_table(
         [root.full(f) for f in files], schema=schema, format="parquet", filesystem=root.filesystem
     )
     row_filter = _row_filter(schema, exchanges, symbols, start_ms, end_ms, duration_s)
-    return TableScan(table, dataset, row_filter, wanted, files)
+
+    def replan() -> TableScan:
+        return scan_table(root, table, exchange=exchange, symbol=symbol, start_ms=start_ms, end_ms=end_ms,
+                          duration_s=duration_s, columns=columns)  # fmt: skip
+
+    return TableScan(table, dataset, row_filter, wanted, files, replan)
 
 
 class TableFilters(TypedDict, total=False):

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fluxforge_common.dataset.compaction_marker import MARKER_NAME, parse_marker, visible_files
 from fluxforge_common.dataset.interrupted import find_interrupted
 from fluxforge_common.dataset.partitioning import (
     CHANNELS,
@@ -129,8 +130,9 @@ def _check_table(base: Path, table: str) -> list[Problem]:
     keys, suffixes = _LAYOUTS[table]
     problems: list[Problem] = []
     schemas: dict[str, pa.Schema] = {}
-    for rel_dir, values, names in _leaves(base, table, keys, problems):
+    for rel_dir, values, listed in _leaves(base, table, keys, problems):
         origins: dict[str, Provenance] = {}
+        names = _compaction_visible(base, rel_dir, listed, problems) if table in PARQUET_TABLES else listed
         for name in names:
             rel = f"{rel_dir}/{name}"
             if not name.endswith(suffixes):
@@ -150,6 +152,38 @@ def _check_table(base: Path, table: str) -> list[Problem]:
         problems.extend(_mixed_configurations(rel_dir, origins))
     problems.extend(_schema_drift(schemas))
     return problems
+
+
+def _compaction_visible(base: Path, rel_dir: str, names: list[str], problems: list[Problem]) -> list[str]:
+    """The names of a partition its compaction marker makes visible; the others are reported."""
+    marker = None
+    if MARKER_NAME in names:
+        where = f"{rel_dir}/{MARKER_NAME}"
+        try:
+            marker = parse_marker((base / where).read_bytes(), where)
+        except ValueError as exc:
+            problems.append(Problem(where, "error", str(exc)))
+            return [n for n in names if n != MARKER_NAME]
+    visible = visible_files(names, marker)
+    if visible is None:
+        problems.append(
+            Problem(
+                rel_dir,
+                "error",
+                "its compaction marker lists files that are missing; run `fluxforge compact`",
+            )
+        )
+        return [n for n in names if n != MARKER_NAME]
+    for name in sorted(set(names) - set(visible) - {MARKER_NAME}):
+        problems.append(
+            Problem(
+                f"{rel_dir}/{name}",
+                "warning",
+                "left by an interrupted compaction: FluxForge's readers skip it, globbing readers (DuckDB) "
+                "do not; `fluxforge compact` removes it",
+            )
+        )
+    return visible
 
 
 def _mixed_configurations(rel_dir: str, origins: dict[str, Provenance]) -> Iterator[Problem]:

@@ -13,8 +13,8 @@ from fluxforge_common.kafka.connection import KafkaAccessError, connection_optio
 from fluxforge_common.kafka.lineage import (
     SOURCE_HEADER,
     Deduplicator,
-    decode_watermarks,
-    encode_watermarks,
+    decode_positions,
+    encode_positions,
     parse_source,
     source_headers,
 )
@@ -33,9 +33,9 @@ __all__ = [
     "complete_header",
     "connection_options",
     "consumer",
-    "decode_watermarks",
+    "decode_positions",
     "describe",
-    "encode_watermarks",
+    "encode_positions",
     "ensure_topics",
     "parse_complete",
     "parse_source",

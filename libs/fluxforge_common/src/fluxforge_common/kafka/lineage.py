@@ -1,9 +1,9 @@
 """Where an output message came from (the `ff-src` header), and the rule that drops re-sent copies.
 
-The header and why a per-(topic, partition, raw partition) watermark is
+The header and why a per-(topic, partition, raw partition) position is
 enough are in docs/design.md "Kafka transport" and "Delivery guarantees".
-`encode_watermarks` / `decode_watermarks` carry one consumed partition's
-watermarks as Kafka offset-commit metadata, so a reader that restarts still
+`encode_positions` / `decode_positions` carry one consumed partition's
+positions as Kafka offset-commit metadata, so a reader that restarts still
 recognises copies.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 SOURCE_HEADER = "ff-src"
-WATERMARKS_FORMAT = "ff-src/1"  # first token of `encode_watermarks`
+POSITIONS_FORMAT = "ff-src/1"  # first token of `encode_positions`
 
 Headers = list[tuple[str, bytes]]
 Source = tuple[int, int, int]  # raw partition, raw offset, index
@@ -45,7 +45,7 @@ class Deduplicator:
     `accept` answers for one consumed message and takes it; `is_new` / `take`
     are the same two steps apart, for a reader that must act between them (the
     sink closes a chunk before the message that starts the next one is taken).
-    `watermarks()` / `load()` let a reader persist the rule's state with its
+    `positions()` / `load()` let a reader persist the rule's state with its
     own progress (e.g. as the metadata of its committed offsets), so a copy
     re-sent across the reader's own restart is recognised too. Messages
     without the header are always accepted.
@@ -72,48 +72,48 @@ class Deduplicator:
         """Record `source` as taken (call only after `is_new` said yes)."""
         self._last[(topic, partition, source[0])] = (source[1], source[2])
 
-    def watermarks(self) -> dict[Scope, Position]:
+    def positions(self) -> dict[Scope, Position]:
         return dict(self._last)
 
-    def load(self, watermarks: Mapping[Scope, Position]) -> None:
-        for scope, position in watermarks.items():
+    def load(self, positions: Mapping[Scope, Position]) -> None:
+        for scope, position in positions.items():
             last = self._last.get(scope)
             if last is None or position > last:
                 self._last[scope] = position
 
-    def partition_watermarks(self, topic: str, partition: int) -> dict[int, Position]:
+    def partition_positions(self, topic: str, partition: int) -> dict[int, Position]:
         """raw partition -> greatest (offset, index) taken, for one consumed partition."""
         return {raw: pos for (t, p, raw), pos in self._last.items() if t == topic and p == partition}
 
-    def load_partition(self, topic: str, partition: int, watermarks: Mapping[int, Position]) -> None:
-        self.load({(topic, partition, raw): pos for raw, pos in watermarks.items()})
+    def load_partition(self, topic: str, partition: int, positions: Mapping[int, Position]) -> None:
+        self.load({(topic, partition, raw): pos for raw, pos in positions.items()})
 
 
-def encode_watermarks(watermarks: Mapping[int, Position]) -> str:
+def encode_positions(positions: Mapping[int, Position]) -> str:
     """`ff-src/1 <raw partition>:<offset>:<index>,...` (sorted by raw partition); `ff-src/1` when empty."""
-    body = ",".join(f"{raw}:{offset}:{index}" for raw, (offset, index) in sorted(watermarks.items()))
-    return f"{WATERMARKS_FORMAT} {body}" if body else WATERMARKS_FORMAT
+    body = ",".join(f"{raw}:{offset}:{index}" for raw, (offset, index) in sorted(positions.items()))
+    return f"{POSITIONS_FORMAT} {body}" if body else POSITIONS_FORMAT
 
 
-def decode_watermarks(text: str | None) -> dict[int, Position]:
-    """The watermarks `encode_watermarks` wrote; {} for None or "" (nothing recorded).
+def decode_positions(text: str | None) -> dict[int, Position]:
+    """The positions `encode_positions` wrote; {} for None or "" (nothing recorded).
 
     Raises ValueError for anything else that is not in that format, so a reader
-    can tell "no watermarks yet" from "watermarks it cannot read".
+    can tell "no positions yet" from "positions it cannot read".
     """
     if not text:
         return {}
     head, _, body = text.partition(" ")
-    if head != WATERMARKS_FORMAT:
-        raise ValueError(f"not {WATERMARKS_FORMAT} watermarks: {text[:80]!r}")
+    if head != POSITIONS_FORMAT:
+        raise ValueError(f"not {POSITIONS_FORMAT} positions: {text[:80]!r}")
     marks: dict[int, Position] = {}
     for item in body.split(",") if body else ():
         parts = item.split(":")
         if len(parts) != 3:
-            raise ValueError(f"bad watermark {item[:80]!r} in {text[:80]!r}")
+            raise ValueError(f"bad position {item[:80]!r} in {text[:80]!r}")
         try:
             raw, offset, index = (int(part) for part in parts)
         except ValueError:
-            raise ValueError(f"bad watermark {item[:80]!r} in {text[:80]!r}") from None
+            raise ValueError(f"bad position {item[:80]!r} in {text[:80]!r}") from None
         marks[raw] = (offset, index)
     return marks

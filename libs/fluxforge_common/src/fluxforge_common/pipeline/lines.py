@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from fluxforge_common.config.settings import S3Config
 from fluxforge_common.pipeline.ingest_order import backfilled_trades, in_event_time_place, ingest_key
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
+from fluxforge_common.storage.location import storage_at
+from fluxforge_common.storage.s3url import is_s3_url
 from fluxforge_common.writers.ndjson import iter_ndjson, read_lines
 
 RAW_PREFIX = "raw/"
@@ -77,8 +80,11 @@ def date_range(start: str, end: str) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-def input_lines(path: str | Path) -> Iterator[bytes]:
-    """`--input`: an NDJSON file, `-` for stdin, or a dataset root / raw archive directory."""
+def input_lines(path: str | Path, s3: S3Config | None = None) -> Iterator[bytes]:
+    """`--input`: an NDJSON file, `-` for stdin, a dataset root / raw archive directory, or a dataset
+    on S3 (`s3://BUCKET/PREFIX`, reached as `s3` says)."""
+    if is_s3_url(str(path)):
+        return archive_lines(storage_at(str(path).removesuffix("/raw"), s3 or S3Config()))
     candidate = Path(path)
     if str(path) != "-" and candidate.is_dir():
         root = candidate.parent if candidate.name == "raw" else candidate

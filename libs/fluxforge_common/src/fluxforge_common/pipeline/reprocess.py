@@ -18,6 +18,7 @@ from fluxforge_common.pipeline.embedded import EmbeddedPipeline, RunSummary
 from fluxforge_common.pipeline.lines import archive_dates, archive_lines
 from fluxforge_common.stopping import ReadStop
 from fluxforge_common.storage.local import LocalStorage
+from fluxforge_common.storage.location import storage_at
 
 
 def _date_of(path: str) -> str | None:
@@ -26,7 +27,7 @@ def _date_of(path: str) -> str | None:
 
 def reprocess(
     settings: FluxForgeSettings,
-    source_root: Path,
+    source_root: Path | str,
     target_root: Path,
     dates: list[str],
     *,
@@ -39,7 +40,7 @@ def reprocess(
     Stopped early through `read_stop`, it writes what it processed and replaces nothing: the earlier
     files of `dates` stay beside the new ones until a reprocess of them runs to its end.
     """
-    source = LocalStorage(source_root)
+    source = storage_at(source_root, settings.storage.s3)  # a directory or s3://BUCKET/PREFIX
     available = set(archive_dates(source))
     missing = [d for d in dates if d not in available]
     if len(missing) == len(dates):

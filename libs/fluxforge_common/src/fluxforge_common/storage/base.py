@@ -124,6 +124,13 @@ class StorageBackend(ABC):
         and, where the backend can, of the machine."""
         f.flush()
 
+    def discard_incomplete(self, paths: list[str]) -> None:  # noqa: B027 - nothing to discard by default
+        """Remove what killed writes of `paths` left behind (temporaries, unfinished uploads).
+
+        Call it only where no other writer may be writing these paths (a sink
+        recovering the chunk it owns); finished files are left alone.
+        """
+
     def check_space(self) -> None:  # noqa: B027 - most backends have no disk to fill
         """Raise `space.DiskFullError` when less than the backend's reserve is free (a local disk has one)."""
 

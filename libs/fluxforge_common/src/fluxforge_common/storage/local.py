@@ -34,15 +34,18 @@ from pathlib import Path
 from typing import BinaryIO, Final, TypeVar
 
 from fluxforge_common.storage.base import (
+    TEMP_PREFIX,
     StorageBackend,
     check_path,
     is_hidden_name,
+    is_temp_name,
     sealed_name,
     temp_name,
     unsealed_name,
 )
 from fluxforge_common.storage.space import check_reserve, no_space_as_disk_full
 
+_UUID_HEX: Final = 32  # the random part of a temporary's name (`temp_name`)
 T = TypeVar("T")
 # Threads that wait on fsyncs (no CPU work: each call releases the GIL while the disk works);
 # the executor starts them on first use.
@@ -231,6 +234,21 @@ class LocalStorage(StorageBackend):
 
     def check_space(self) -> None:
         check_reserve(self.root, self.min_free_bytes)
+
+    def discard_incomplete(self, paths: list[str]) -> None:
+        """Remove the temporaries of `paths`: `.tmp-<32 hex>-<hint>` with the hint `temp_name` derives
+        from exactly that target, so no other file's temporary is touched."""
+        for path in paths:
+            target = self.local_path(path)
+            hint = temp_name(target.name)[len(TEMP_PREFIX) + _UUID_HEX + 1 :]
+            try:
+                entries = list(os.scandir(target.parent))
+            except FileNotFoundError:
+                continue
+            for item in entries:
+                name = item.name
+                if is_temp_name(name) and name[len(TEMP_PREFIX) + _UUID_HEX + 1 :] == hint:
+                    target.parent.joinpath(name).unlink(missing_ok=True)
 
     def unsealed_files(self, prefix: str = "") -> list[str]:
         """The unsealed files under directory `prefix` (what crashed recoverable writes left), sorted."""

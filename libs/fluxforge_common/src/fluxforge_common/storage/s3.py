@@ -204,6 +204,12 @@ class S3Storage(StorageBackend):
         limit = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.stale_upload_s)
         return self._abort_uploads(lambda key, started: key in keys or started < limit)
 
+    def discard_incomplete(self, paths: list[str]) -> None:
+        """Abort the unfinished multipart uploads of `paths` (a killed writer's)."""
+        keys = {self.url.key(p) for p in paths}
+        if keys:
+            self._abort_uploads(lambda key, _started: key in keys)
+
     def _abort_uploads(self, chosen: Any) -> int:
         prefix = f"{self.url.prefix}/" if self.url.prefix else ""
         aborted = 0

@@ -26,6 +26,7 @@ from fluxforge_common.writers.common import WrittenFile, check_stem, new_stem
 
 Row = Mapping[str, Any]
 PartitionKey = tuple[str, str, str]  # exchange, symbol, date
+Compression = Literal["zstd", "snappy", "gzip", "lz4", "none"]
 # Buffered rows are turned into Arrow record batches this many at a time: a wide HF
 # row costs ~10 KB as Python objects but ~1 KB in Arrow, so long buffers stay small.
 CHUNK_ROWS = 1024
@@ -78,7 +79,7 @@ class PartitionedParquetWriter:
         table: str,
         schema: pa.Schema,
         *,
-        compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd",
+        compression: Compression = "zstd",
         row_group_size: int = 65_536,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
@@ -91,10 +92,6 @@ class PartitionedParquetWriter:
         self.row_group_size = row_group_size
         self.metadata = dict(metadata or {})
         self._columns = frozenset(schema.names)
-        # Dictionary pages pay off for the repeated strings (exchange, symbol, side) and cost
-        # more than they save on float columns: a 60-row HF file of ~100 columns is written
-        # ~1.5-2x faster and ~12 % smaller without them (README "Performance").
-        self._dictionary_columns = [field.name for field in schema if pa.types.is_string(field.type)]
         self._buffers: dict[PartitionKey, _PartitionBuffer] = {}
         self._buffered_rows = 0
 
@@ -240,20 +237,41 @@ class PartitionedParquetWriter:
 
     def _encode(self, table: pa.Table) -> bytes:
         """The Parquet file of `table` (runs in the encoder threads: pyarrow releases the GIL here)."""
-        out = pa.BufferOutputStream()
-        pq.write_table(
-            table,
-            out,
-            compression=self.compression,
-            row_group_size=self.row_group_size,
-            use_dictionary=self._dictionary_columns,
-        )
-        data: bytes = out.getvalue().to_pybytes()
-        del out
-        # The allocator keeps a heap per thread: hand what this encoding used back (~9 us), so
-        # the encoder threads do not each hold their peak (~10 MiB a thread otherwise).
-        pa.default_memory_pool().release_unused()
-        return data
+        return encode_parquet(table, compression=self.compression, row_group_size=self.row_group_size)
+
+
+def encode_parquet(
+    table: pa.Table, *, compression: Compression = "zstd", row_group_size: int = 65_536
+) -> bytes:
+    """The Parquet file of `table`, its schema metadata in the footer.
+
+    Dictionary pages pay off for the repeated strings (exchange, symbol, side) and cost
+    more than they save on float columns: a 60-row HF file of ~100 columns is written
+    ~1.5-2x faster and ~12 % smaller without them (README "Performance").
+    """
+    out = pa.BufferOutputStream()
+    strings = [field.name for field in table.schema if pa.types.is_string(field.type)]
+    pq.write_table(table, out, compression=compression, row_group_size=row_group_size, use_dictionary=strings)
+    data: bytes = out.getvalue().to_pybytes()
+    del out
+    # The allocator keeps a heap per thread: hand what this encoding used back (~9 us), so
+    # the encoder threads do not each hold their peak (~10 MiB a thread otherwise).
+    pa.default_memory_pool().release_unused()
+    return data
+
+
+def write_parquet(
+    storage: StorageBackend,
+    path: str,
+    table: pa.Table,
+    *,
+    compression: Compression = "zstd",
+    row_group_size: int = 65_536,
+) -> int:
+    """Write `table` as the Parquet file `path` (`encode_parquet`); returns its size."""
+    data = encode_parquet(table, compression=compression, row_group_size=row_group_size)
+    storage.write_bytes(path, data)
+    return len(data)
 
 
 def _abbrev(row: Row) -> str:
