@@ -2,7 +2,8 @@
 
 Exit status of a one-off pass: 0 done (status: in sync), 1 some file failed (status: differences,
 listed), 2 a bad setting or argument, 3 the local disk is full (a download stopped; what arrived is
-whole and stays).
+whole and stays). The service (`--interval`) exits 0 when SIGTERM/SIGINT stops it, whatever its last
+pass did (its failures are on /readyz, in the metrics and in the log).
 """
 
 from __future__ import annotations
@@ -190,10 +191,10 @@ def run(options: SyncOptions, out: Callable[[str], None], err: Callable[[str], N
                     err(f"sync {options.direction} {why}")
                     passes.unreachable(why)
                     status = 1
-                if options.interval_s is None or syncer.stopping.is_set():
+                if options.interval_s is None:
                     return status
-                if _wait(wake, options.interval_s, heartbeat):
-                    return 0
+                if syncer.stopping.is_set() or _wait(wake, options.interval_s, heartbeat):
+                    return 0  # the service stopped as asked, whatever its last pass did
     finally:
         if server is not None:
             server.close()
