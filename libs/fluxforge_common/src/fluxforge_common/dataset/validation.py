@@ -21,14 +21,13 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from fluxforge_common.config.settings import S3Config
 from fluxforge_common.dataset.compaction_marker import MARKER_NAME, parse_marker, visible_files
 from fluxforge_common.dataset.interrupted import find_interrupted
 from fluxforge_common.dataset.location import DatasetRoot, dataset_root
@@ -45,7 +44,9 @@ from fluxforge_common.dataset.provenance import Provenance, differing_parameters
 from fluxforge_common.dataset.reader import DatasetWarning, file_symbols, scan_partitions
 from fluxforge_common.dataset.schema import TS_TYPE
 from fluxforge_common.storage.base import is_temp_name
-from fluxforge_common.storage.location import storage_at
+
+if TYPE_CHECKING:
+    from fluxforge_common.config.settings import S3Config
 
 Severity = Literal["error", "warning"]
 
@@ -418,6 +419,9 @@ def rewrite_legacy_layout(
                     continue
                 moves.append((old, new))
     if not dry_run and moves:
+        from fluxforge_common.config.settings import S3Config  # the config imports this package
+        from fluxforge_common.storage.location import storage_at
+
         storage = storage_at(root, s3 or S3Config())
         for old, new in moves:
             storage.move(old, new)
