@@ -42,6 +42,14 @@ from tests.support.processes import ServiceProcess
 Row = dict[str, Any]
 RowsByKey = dict[str, dict[str, list[Row]]]  # table -> "<exchange>:<symbol>" -> rows in emission order
 READ_TIMEOUT_S = 90.0
+# `features.ibars` with every kind, at thresholds the simulated market closes several bars of per symbol
+# within a minute (its BTC pairs trade ~0.1 BTC a second, its SOL pair ~10 SOL).
+IBARS: dict[str, Any] = {
+    "tick": [10],
+    "volume": [5.0],
+    "dollar": [50_000.0],
+    "tick_imbalance": {"expected_ticks_init": 10, "expected_ticks_min": 3, "expected_ticks_max": 200},
+}
 
 
 def simulated_ticks(n: int, seed: int = 7, **overrides: Any) -> list[bytes]:

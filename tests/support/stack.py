@@ -25,6 +25,7 @@ import orjson
 import pytest
 import yaml
 from fluxforge_common.config.settings import KafkaConfig
+from fluxforge_common.config.state import StateConfig
 from fluxforge_common.health_report import read_kafka_state
 from fluxforge_common.kafka import TopicNames, ensure_topics, topic_specs
 from fluxforge_common.storage import LocalStorage
@@ -44,7 +45,8 @@ class Expected:
 
     lines: list[bytes]
     input_path: Path
-    config_path: Path  # an empty YAML file: defaults everywhere, whatever config/config.yaml says
+    config_path: Path  # the defaults plus `features`, whatever config/config.yaml says
+    features: StateConfig  # the feature parameters in config_path
     embedded_root: Path
     rejections: list[tuple[str, bytes]]  # (reason, raw) the engine dead-letters on this input
     dates: list[str]

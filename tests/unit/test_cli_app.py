@@ -48,3 +48,11 @@ def test_config_and_stack_stay_groups_and_commands_still_run() -> None:
     result = runner.invoke(app, ["no-such-command"])
     assert result.exit_code == 2 and "No such command" in result.output
     assert isinstance(load("query"), typer.core.TyperCommand)
+
+
+def test_query_names_every_table_of_the_dataset() -> None:
+    from fluxforge_common.dataset.partitioning import PARQUET_TABLES, RAW_TABLE
+
+    from fluxforge.cli.query_cmd import TABLE_NAMES
+
+    assert (*PARQUET_TABLES, RAW_TABLE) == TABLE_NAMES

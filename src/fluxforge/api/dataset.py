@@ -64,7 +64,7 @@ class Dataset:
         return list_partitions(self.root, table)
 
     def table(self, name: str, *, duration: Duration | None = None, **filters: Unpack[Filters]) -> Selection:
-        """Rows of `hf`, `bars`, `trades` or `ticker` (`duration` is for bars only)."""
+        """Rows of `hf`, `bars`, `trades`, `ticker` or `ibars` (`duration` is for bars only)."""
         if name not in PARQUET_TABLES:
             raise ValueError(f"unknown table {name!r}; tables are {[*PARQUET_TABLES, RAW_TABLE]}")
         start, end = filters.get("start"), filters.get("end")
@@ -95,6 +95,11 @@ class Dataset:
     def ticker(self, **filters: Unpack[Filters]) -> Selection:
         """Enriched tickers, one row per applied ticker."""
         return self.table("ticker", **filters)
+
+    def ibars(self, **filters: Unpack[Filters]) -> Selection:
+        """Information-driven bars (tick, volume, dollar, tick imbalance; the `kind` column), labelled by
+        their first trade's time."""
+        return self.table("ibars", **filters)
 
     def raw(self, *, channel: Values = None, **filters: Unpack[Filters]) -> Selection:
         """The raw archive, one row per tick in ingest order: keys, event time, receive time and the line."""

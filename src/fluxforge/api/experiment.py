@@ -17,19 +17,22 @@ Tick = Mapping[str, Any] | bytes | str
 
 
 class Features:
-    """The four tables computed from the ticks (`hf`, `bars`, `trades`, `ticker`, each a `Selection`)
-    and the ticks refused, with their reasons (`rejected`)."""
+    """The tables computed from the ticks (`hf`, `bars`, `trades`, `ticker`, `ibars`, each a `Selection`;
+    `ibars` is empty unless the config's `ibars` section configures bars) and the ticks refused, with
+    their reasons (`rejected`)."""
 
     def __init__(self, tables: Mapping[str, Selection], rejected: list[Rejection]) -> None:
         self.hf = tables["hf"]
         self.bars = tables["bars"]
         self.trades = tables["trades"]
         self.ticker = tables["ticker"]
+        self.ibars = tables["ibars"]
         self.rejected = rejected
 
     def __repr__(self) -> str:
         counts = ", ".join(
-            f"{s.table} {s.to_arrow().num_rows}" for s in (self.hf, self.bars, self.trades, self.ticker)
+            f"{s.table} {s.to_arrow().num_rows}"
+            for s in (self.hf, self.bars, self.trades, self.ticker, self.ibars)
         )
         return f"<fluxforge.Features: {counts}; {len(self.rejected)} rejected>"
 

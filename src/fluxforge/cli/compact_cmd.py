@@ -24,7 +24,7 @@ def compact(
     config: ConfigOption = None,
     table: Annotated[
         str | None,
-        typer.Option(help="Only this table (hf, bars, trades, ticker; comma-separated for several)."),
+        typer.Option(help="Only this table (hf, bars, trades, ticker, ibars; comma-separated for several)."),
     ] = None,
     before: Annotated[
         str | None,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 import yaml
-from fluxforge_common.features import TABLES, table_fields
+from fluxforge_common.features import output_tables, table_fields
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
 from fluxforge.cli.render import table_text
@@ -26,7 +26,7 @@ def check(
     if not columns_only:
         typer.echo("# effective configuration")
         typer.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).rstrip())
-    for table in TABLES:
+    for table in output_tables(settings.features):
         fields = table_fields(table, settings.features)
         typer.echo(f"\n# {table}/ ({len(fields)} columns)")
         typer.echo(table_text(["column", "type"], [[name, str(typ)] for name, typ in fields]))

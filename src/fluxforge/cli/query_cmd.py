@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
     from fluxforge.api.dataset import Dataset
 
-TABLE_NAMES = ("hf", "bars", "trades", "ticker", "raw")
+# dataset.partitioning.PARQUET_TABLES and raw, spelled out so that the command starts without pyarrow
+# (tests/unit/test_cli_app.py checks that they agree).
+TABLE_NAMES = ("hf", "bars", "trades", "ticker", "ibars", "raw")
 
 
 def query(
@@ -42,7 +44,7 @@ def query(
     ] = None,
     sql: Annotated[
         str | None,
-        typer.Option(help="DuckDB SQL over views hf, bars, trades, ticker (other filters ignored)."),
+        typer.Option(help="DuckDB SQL over views hf, bars, trades, ticker, ibars (other filters ignored)."),
     ] = None,
 ) -> None:
     """Read the dataset back: filter by exchange, symbol and time, or run SQL over the tables."""
@@ -116,7 +118,7 @@ def _duckdb(dataset: Dataset, sql: str) -> pa.Table:
     import pyarrow as pa
 
     con = duckdb.connect()
-    for table in ("hf", "bars", "trades", "ticker"):
+    for table in TABLE_NAMES[:-1]:
         if re.search(rf"\b{table}\b", sql) and dataset.partitions(table):
             con.register(table, dataset.table(table).to_dataset())
     try:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import typer
 from fluxforge_common.dataset.reader import read_table
-from fluxforge_common.features import TABLES
 from fluxforge_common.pipeline import RunSummary
 
 from fluxforge.cli.render import arrow_text, table_text
@@ -23,7 +22,7 @@ def print_progress(started: float) -> Callable[[RunSummary], None]:
 
     def show(summary: RunSummary) -> None:
         elapsed = max(time.monotonic() - started, 1e-9)
-        rows = " ".join(f"{t} {summary.rows[t]:,}" for t in TABLES)
+        rows = " ".join(f"{t} {n:,}" for t, n in summary.rows.items())
         sys.stderr.write(
             f"\r  {summary.lines:,} ticks ({summary.lines / elapsed:,.0f}/s) | rows: {rows} | "
             f"dead-letter {summary.rejected:,} | symbols {len(summary.per_symbol)}   "
@@ -47,11 +46,11 @@ def print_summary(summary: RunSummary, root: Path, elapsed: float, *, preview: b
         )
     )
     typer.echo(f"Dataset written under {root.resolve()}:")
-    kinds = [*TABLES, "raw", "deadletter"]
+    kinds = [*summary.rows, "raw", "deadletter"]
     typer.echo(
         table_text(
             ["table", "files", "rows"],
-            [[k, files[k], summary.rows.get(k, "-")] for k in kinds if files[k] or k in TABLES],
+            [[k, files[k], summary.rows.get(k, "-")] for k in kinds if files[k] or k in summary.rows],
         )
     )
     if summary.per_symbol:

@@ -5,7 +5,8 @@ printed when a test fails.
 
 The reference (`Expected`, once per session) is 90 s of the simulated market (5 symbols on 2
 exchanges, books, trades and tickers) as one NDJSON file, and `embedded_root`, its
-`fluxforge run --input <file>`. The stack gives exactly those rows, the last interval of every
+`fluxforge run --input <file>`, under the default configuration with information-driven bars of
+every kind on (so every stack test also compares `ibars/`). The stack gives exactly those rows, the last interval of every
 symbol included: the collector ends a finite input with each symbol's final watermark, which
 closes what the embedded run's end of input does (docs/design.md "Time and emission").
 """
@@ -21,10 +22,12 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-from fluxforge_common.config import FluxForgeSettings
+import yaml
+from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine
 from fluxforge_common.messages import DecodedTick, decode_tick
 
+from tests.support.feature_engine import IBARS
 from tests.support.kafka import Broker, delete_prefixed
 from tests.support.secure_kafka import SecureBroker
 from tests.support.stack import Expected, Stack, run_cli
@@ -40,8 +43,9 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> Expected:
     input_path = base / "market.ndjson"
     input_path.write_bytes(b"\n".join(lines) + b"\n")
     config_path = base / "config.yaml"
-    config_path.write_text("# defaults\n")
-    settings = FluxForgeSettings()
+    features = StateConfig(ibars=IBARS)
+    config_path.write_text(yaml.safe_dump({"features": {"ibars": IBARS}}))
+    settings = FluxForgeSettings(features=features)
 
     engine, out = FeatureEngine(settings.features), EngineOutput()
     for line in lines:
@@ -58,6 +62,7 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> Expected:
         lines=lines,
         input_path=input_path,
         config_path=config_path,
+        features=features,
         embedded_root=embedded_root,
         rejections=rejections,
         dates=dates,

@@ -1,7 +1,7 @@
 """Invariant 1, same rows three ways: embedded, stack (collector -> Kafka -> engine -> sink), reprocess.
 
 One raw file (90 s of simulated market) goes through `fluxforge run --input` and through the
-stack. The stack gives exactly the embedded rows of hf, bars, trades and ticker, the end of the
+stack. The stack gives exactly the embedded rows of hf, bars, trades, ticker and ibars, the end of the
 input included (the collector's final watermarks), for raw batches of 1 and of 100 ticks and two
 engine workers; the raw archive the sink wrote, reprocessed, gives them too. Each HF file records how
 complete its partition was when it was cut.
@@ -42,7 +42,7 @@ def test_stack_gives_the_embedded_rows(stack: Stack, expected: Expected, batch_m
     stack.wait_until_processed(timeout_s=150)
     stack.stop("sink", "engine", "engine2")
 
-    assert_same_dataset(stack.root, expected.embedded_root)
+    assert_same_dataset(stack.root, expected.embedded_root, expected.features)
     records = dead_letters(stack.root)
     assert sorted((r["reason"], raw_of(r)) for r in records) == sorted(expected.rejections)
     summary = collector.log_text()
@@ -75,4 +75,4 @@ def test_stack_gives_the_embedded_rows(stack: Stack, expected: Expected, batch_m
     dates = ["--date", expected.dates[0]] if len(expected.dates) == 1 else \
         ["--start-date", expected.dates[0], "--end-date", expected.dates[-1]]  # fmt: skip
     run_cli("reprocess", "--source-root", stack.root, "-o", out, *dates, "-q", config=expected.config_path)
-    assert_same_dataset(out, expected.embedded_root)
+    assert_same_dataset(out, expected.embedded_root, expected.features)

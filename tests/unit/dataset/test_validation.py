@@ -69,7 +69,11 @@ def test_unknown_tables_and_stray_files(data_root: Path, full: Rows) -> None:
     (data_root / "notes.txt").write_text("x")
     (data_root / ".DS_Store").write_text("x")  # hidden: not ours to judge
     assert found(validate_dataset(data_root)) == [
-        ("features", "warning", "unknown top-level table (known: bars, deadletter, hf, raw, ticker, trades)"),
+        (
+            "features",
+            "warning",
+            "unknown top-level table (known: bars, deadletter, hf, ibars, raw, ticker, trades)",
+        ),
         ("notes.txt", "warning", "stray file at the dataset root"),
     ]
 

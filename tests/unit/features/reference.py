@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from fluxforge_common.config.state import IbarsConfig, TickImbalanceConfig
 
 Book = tuple[list[tuple[float, float]], list[tuple[float, float]]]
 
@@ -201,3 +204,111 @@ def reference_rows(
             bar["vwap"] = sum(x.price * x.amount for x in traded) / volume if traded else None
             bars.append(bar)
     return hf, bars
+
+
+def reference_ibars(trades: list[Trade], cfg: IbarsConfig) -> list[dict[str, Any]]:
+    """Information-driven bars of one symbol's applied trades, each bar found from scratch.
+
+    A bar is the shortest run of trades after the previous bar of its series whose measure reaches
+    the series' threshold; a tick-imbalance bar's threshold is recomputed from the whole history of
+    bar lengths and trade signs before it (docs/features.md "ibars/"). Rows come in the order of the
+    trade that closes them, series in config order.
+    """
+    closed: list[tuple[int, int, dict[str, Any]]] = []
+    series: list[tuple[str, float]] = [("tick", float(n)) for n in cfg.tick]
+    series += [("volume", v) for v in cfg.volume] + [("dollar", d) for d in cfg.dollar]
+    measures: dict[str, Callable[[list[Trade]], float]] = {
+        "tick": len,
+        "volume": lambda run: sum(t.amount for t in run),
+        "dollar": lambda run: sum(t.price * t.amount for t in run),
+    }
+    for order, (kind, threshold) in enumerate(series):
+        start = 0
+        for end in range(len(trades)):
+            run = trades[start : end + 1]
+            if measures[kind](run) >= threshold:
+                closed.append((end, order, _ibar_row(run, kind, threshold, None, None)))
+                start = end + 1
+    tib = cfg.tick_imbalance
+    if tib is not None:
+        lengths: list[int] = []
+        start = 0
+        for end in range(len(trades)):
+            run = trades[start : end + 1]
+            if not lengths:
+                if len(run) >= tib.expected_ticks_init:
+                    closed.append(
+                        (
+                            end,
+                            len(series),
+                            _ibar_row(run, "tick_imbalance", None, float(tib.expected_ticks_init), None),
+                        )
+                    )
+                    lengths.append(len(run))
+                    start = end + 1
+                continue
+            expected_ticks = _expected_ticks(lengths, tib)
+            expected_imbalance = _sign_average(trades[:start], lengths[0], tib)
+            threshold = expected_ticks * abs(expected_imbalance)
+            if abs(sum(_sign(t) for t in run)) >= threshold:
+                row = _ibar_row(run, "tick_imbalance", threshold, expected_ticks, expected_imbalance)
+                closed.append((end, len(series), row))
+                lengths.append(len(run))
+                start = end + 1
+    return [row for _, _, row in sorted(closed, key=lambda c: (c[0], c[1]))]
+
+
+def _sign(trade: Trade) -> int:
+    return 1 if trade.side == "buy" else -1
+
+
+def _expected_ticks(lengths: list[int], cfg: TickImbalanceConfig) -> float:
+    """E0[T] after the bars of `lengths`: the clamped EWMA from `expected_ticks_init`."""
+    alpha = 2 / (cfg.bars_span + 1)
+    value = float(cfg.expected_ticks_init)
+    for n in lengths:
+        value = min(max(value + alpha * (n - value), cfg.expected_ticks_min), cfg.expected_ticks_max)
+    return value
+
+
+def _sign_average(history: list[Trade], first_trades: int, cfg: TickImbalanceConfig) -> float:
+    """E0[b] after the trades of `history`: the mean sign of the first bar, then the EWMA per trade."""
+    alpha = 2 / (cfg.ticks_span + 1)
+    signs = [_sign(t) for t in history]
+    value = sum(signs[:first_trades]) / first_trades
+    for sign in signs[first_trades:]:
+        value = value + alpha * (sign - value)
+    return value
+
+
+def _ibar_row(
+    run: list[Trade],
+    kind: str,
+    threshold: float | None,
+    expected_ticks: float | None,
+    expected_imbalance: float | None,
+) -> dict[str, Any]:
+    prices = [t.price for t in run]
+    volume = sum(t.amount for t in run)
+    dollar = sum(t.price * t.amount for t in run)
+    return {
+        "exchange": "ex",
+        "symbol": "BTC/USDT",
+        "ts": run[0].t,
+        "end_ts": run[-1].t,
+        "kind": kind,
+        "threshold": threshold,
+        "expected_ticks": expected_ticks,
+        "expected_imbalance": expected_imbalance,
+        "open": prices[0],
+        "high": max(prices),
+        "low": min(prices),
+        "close": prices[-1],
+        "tick_count": len(run),
+        "volume": volume,
+        "dollar_value": dollar,
+        "buy_volume": sum(t.amount for t in run if t.side == "buy"),
+        "sell_volume": sum(t.amount for t in run if t.side == "sell"),
+        "imbalance": sum(_sign(t) for t in run),
+        "vwap": dollar / volume,
+    }

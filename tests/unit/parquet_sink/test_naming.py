@@ -83,7 +83,7 @@ def test_policy_from_settings_and_overrides() -> None:
 
 
 def test_parse_tables() -> None:
-    assert parse_tables("all") == ["hf", "bars", "trades", "ticker"]
+    assert parse_tables("all") == ["hf", "bars", "trades", "ticker", "ibars"]
     assert parse_tables("hf, bars,hf") == ["hf", "bars"]
     assert parse_tables("none") == []
     with pytest.raises(ValueError, match="unknown table"):

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from fluxforge_common.features import TABLES
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -32,7 +33,7 @@ class EngineMetrics:
         self.event_lag = Histogram(
             "fluxforge_engine_event_lag_seconds",
             "Wall clock at emission minus the event time (ts) of the newest row of each emitted message "
-            "(bars: ts is the bar's start).",
+            "(bars and ibars: ts is the bar's start).",
             ["table"],
             registry=None,
             buckets=LAG_BUCKETS,
@@ -43,9 +44,7 @@ class EngineMetrics:
             registry=None,
             buckets=BATCH_BUCKETS,
         )
-        self._lag_children = {
-            table: self.event_lag.labels(table) for table in ("hf", "bars", "trades", "ticker")
-        }
+        self._lag_children = {table: self.event_lag.labels(table) for table in TABLES}
         self.positions: dict[int, int] = {}  # raw partition -> next offset to process
         self.lag: dict[int, int] = {}  # raw partition -> messages behind its high watermark
         self.assigned = 0

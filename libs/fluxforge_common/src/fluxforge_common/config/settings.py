@@ -406,7 +406,9 @@ class SinkConfig(BaseModel):
     )
     tables: list[str] = Field(
         default_factory=lambda: list(PARQUET_TABLES),
-        description="Feature tables to consume (hf, bars, trades, ticker; [] for none).",
+        description="Feature tables to consume (hf, bars, trades, ticker, ibars; [] for none). Unset, or "
+        "every table listed (--tables all): the tables the features section fills (ibars only when "
+        "features.ibars configures bars).",
     )
     archive_raw: bool = Field(default=True, description="Archive the raw topic's accepted ticks to raw/.")
     write_deadletter: bool = Field(default=True, description="Copy the dead-letter topic to deadletter/.")
@@ -622,6 +624,18 @@ class FluxForgeSettings(BaseSettings):
             raise ValueError(
                 f"sync.concurrency ({self.sync.concurrency}) exceeds storage.s3.max_pool_connections "
                 f"({self.storage.s3.max_pool_connections}): transfers would wait for connections; raise the pool"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _sink_tables_are_filled(self) -> FluxForgeSettings:
+        sink, unfilled = self.sink, self.features.unfilled_tables
+        if "tables" not in sink.model_fields_set or set(sink.tables) >= set(PARQUET_TABLES):
+            sink.tables = [t for t in PARQUET_TABLES if t not in unfilled]
+        elif idle := [t for t in sink.tables if t in unfilled]:
+            raise ValueError(
+                f"sink.tables lists {', '.join(idle)}, which the features section gives no rows: configure "
+                'features.ibars (docs/features.md "ibars/") or leave the table out'
             )
         return self
 

@@ -12,6 +12,81 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PositiveSeconds = Annotated[int, Field(ge=1, le=86_400)]
+PositiveAmount = Annotated[float, Field(gt=0, le=1e18)]
+
+
+class TickImbalanceConfig(BaseModel):
+    """Tick-imbalance bars with López de Prado's expected-imbalance threshold (AFML ch. 2.3.2.1).
+
+    The rules (initialisation, the two moving averages, the clamp) are in docs/features.md "ibars/".
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    expected_ticks_init: int = Field(
+        default=100,
+        ge=1,
+        le=10_000_000,
+        description="E0[T] before the first bar: a symbol's first bar holds this many trades and seeds the "
+        "expected imbalance with their mean sign.",
+    )
+    expected_ticks_min: int = Field(
+        default=10, ge=1, le=10_000_000, description="Lower clamp of E0[T] (keeps the bars from collapsing)."
+    )
+    expected_ticks_max: int = Field(default=10_000, ge=1, le=10_000_000, description="Upper clamp of E0[T].")
+    bars_span: float = Field(
+        default=20.0,
+        ge=1,
+        le=1e6,
+        description="EWMA span, in bars, of E0[T] (weight 2 / (span + 1) on each new bar's trade count).",
+    )
+    ticks_span: float = Field(
+        default=1000.0,
+        ge=1,
+        le=1e9,
+        description="EWMA span, in trades, of the expected imbalance E0[2P(b=1) - 1] (weight 2 / (span + 1) "
+        "on each trade's sign).",
+    )
+
+    @model_validator(mode="after")
+    def _clamp_holds_the_start(self) -> TickImbalanceConfig:
+        if not self.expected_ticks_min <= self.expected_ticks_init <= self.expected_ticks_max:
+            raise ValueError(
+                f"expected_ticks_min ({self.expected_ticks_min}) <= expected_ticks_init "
+                f"({self.expected_ticks_init}) <= expected_ticks_max ({self.expected_ticks_max}) must hold"
+            )
+        return self
+
+
+class IbarsConfig(BaseModel):
+    """Information-driven bars (the `ibars` table); off until a kind is given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tick: tuple[Annotated[int, Field(ge=1, le=1_000_000_000)], ...] = Field(
+        default=(), description="Tick bars: trades per bar, one bar series per value."
+    )
+    volume: tuple[PositiveAmount, ...] = Field(
+        default=(), description="Volume bars: traded base amount per bar, one series per value."
+    )
+    dollar: tuple[PositiveAmount, ...] = Field(
+        default=(),
+        description="Dollar bars: traded quote value (price * amount) per bar, one series per value.",
+    )
+    tick_imbalance: TickImbalanceConfig | None = Field(
+        default=None, description="Tick-imbalance bars (null: none); {} takes the defaults."
+    )
+
+    @field_validator("tick", "volume", "dollar")
+    @classmethod
+    def _sorted_unique(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"values must be unique, got {value}")
+        return tuple(sorted(value))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tick or self.volume or self.dollar or self.tick_imbalance is not None)
 
 
 class StateConfig(BaseModel):
@@ -60,6 +135,12 @@ class StateConfig(BaseModel):
         ),
     )
 
+    ibars: IbarsConfig = Field(
+        default_factory=IbarsConfig,
+        description="Information-driven bars (tick, volume, dollar, tick imbalance) in the ibars table; off by "
+        "default.",
+    )
+
     @field_validator("horizons", "bar_durations", "bands_bps")
     @classmethod
     def _sorted_unique(cls, value: tuple[float, ...]) -> tuple[float, ...]:
@@ -97,3 +178,15 @@ class StateConfig(BaseModel):
     @property
     def interval_ms(self) -> int:
         return round(self.hf_emit_interval * 1000)
+
+    @property
+    def unfilled_tables(self) -> frozenset[str]:
+        """Dataset tables this configuration gives no rows: `ibars` while no information-driven bar is
+        configured."""
+        return frozenset() if self.ibars.enabled else frozenset({"ibars"})
+
+    def parameters_json(self) -> str:
+        """The parameters as JSON, for fingerprints and file metadata. Without the `ibars` section while
+        it is off, so configurations that do not use it keep the fingerprint they had before it existed
+        (their stored states and files stay valid)."""
+        return self.model_dump_json(exclude=None if self.ibars.enabled else {"ibars"})

@@ -19,7 +19,7 @@ CHANNELS: Final[tuple[Channel, ...]] = get_args(Channel)
 
 RAW_TABLE: Final = "raw"
 DEADLETTER_TABLE: Final = "deadletter"
-PARQUET_TABLES: Final = ("hf", "bars", "trades", "ticker")
+PARQUET_TABLES: Final = ("hf", "bars", "trades", "ticker", "ibars")
 # The sink's recovery journal: the files of chunks whose offsets may not be committed yet
 # (docs/design.md "Delivery guarantees"); s3_sync leaves those files alone.
 SINK_JOURNAL_DIR: Final = ".sink/pending"

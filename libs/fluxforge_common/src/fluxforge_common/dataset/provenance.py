@@ -62,7 +62,7 @@ class Provenance:
 def provenance(cfg: StateConfig, source: Mapping[str, Any]) -> Provenance:
     """Provenance of files computed under `cfg` from `source` (e.g. `{"mode": "embedded", "input": ...}`)."""
     return Provenance(
-        fluxforge_version(), SCHEMA_VERSION, config_fingerprint(cfg), cfg.model_dump_json(), _json(source)
+        fluxforge_version(), SCHEMA_VERSION, config_fingerprint(cfg), cfg.parameters_json(), _json(source)
     )
 
 

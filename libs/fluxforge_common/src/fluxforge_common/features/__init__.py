@@ -2,7 +2,7 @@
 
 from fluxforge_common.features.engine import FeatureEngine
 from fluxforge_common.features.output import EngineOutput
-from fluxforge_common.features.schema import TABLES, table_fields, table_schema
+from fluxforge_common.features.schema import TABLES, output_tables, table_fields, table_schema
 from fluxforge_common.features.symbol_state import SymbolState, closing_watermark
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "FeatureEngine",
     "SymbolState",
     "closing_watermark",
+    "output_tables",
     "table_fields",
     "table_schema",
 ]

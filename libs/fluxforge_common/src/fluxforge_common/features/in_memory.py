@@ -1,4 +1,4 @@
-"""The engine over ticks held in memory: the four tables as Arrow, for a quick experiment.
+"""The engine over ticks held in memory: the output tables as Arrow, for a quick experiment.
 
 The same decode and `FeatureEngine` as every run mode, without writers, so a
 notebook's rows equal what `fluxforge run --input` writes for the same ticks.
@@ -20,7 +20,7 @@ from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES, Reject
 
 @dataclass(frozen=True, slots=True)
 class InMemoryFeatures:
-    """The rows of `hf`, `bars`, `trades` and `ticker` (Arrow, the dataset's schemas) and the refusals."""
+    """The rows of every output table (Arrow, the dataset's schemas) and the refusals."""
 
     tables: dict[str, pa.Table]
     rejected: list[Rejection]

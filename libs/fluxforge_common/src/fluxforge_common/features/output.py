@@ -10,20 +10,37 @@ from fluxforge_common.messages.decoding import Rejection
 class EngineOutput:
     """Rows appended in emission order; the caller drains and clears it."""
 
-    __slots__ = ("bars", "duplicates", "hf", "late", "rejected", "ticker", "trades", "watermark_rows")
+    __slots__ = (
+        "bars",
+        "duplicates",
+        "hf",
+        "ibars",
+        "late",
+        "rejected",
+        "ticker",
+        "trades",
+        "watermark_rows",
+    )
 
     def __init__(self) -> None:
         self.hf: list[dict[str, Any]] = []
         self.bars: list[dict[str, Any]] = []
         self.trades: list[dict[str, Any]] = []
         self.ticker: list[dict[str, Any]] = []
+        self.ibars: list[dict[str, Any]] = []  # comes with the trades row of the trade that closed the bar
         self.rejected: list[Rejection] = []
         self.late = 0
         self.duplicates = 0
         self.watermark_rows = 0  # HF rows that watermarks closed (carried forward for a quiet symbol)
 
     def tables(self) -> dict[str, list[dict[str, Any]]]:
-        return {"hf": self.hf, "bars": self.bars, "trades": self.trades, "ticker": self.ticker}
+        return {
+            "hf": self.hf,
+            "bars": self.bars,
+            "trades": self.trades,
+            "ticker": self.ticker,
+            "ibars": self.ibars,
+        }
 
     def clear(self) -> None:
         for rows in self.tables().values():

@@ -1,4 +1,4 @@
-"""Column names and Arrow types of the four output tables, derived from StateConfig.
+"""Column names and Arrow types of the output tables, derived from StateConfig.
 
 One place defines every column, so the engine's rows, the Parquet schemas and
 `fluxforge config check` cannot drift apart.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from fluxforge_common.config.state import StateConfig
+from fluxforge_common.dataset.partitioning import PARQUET_TABLES
 
 TS = pa.timestamp("ms", tz="UTC")
 F64 = pa.float64()
@@ -17,7 +18,7 @@ STR = pa.string()
 BOOL = pa.bool_()
 LEVELS = pa.list_(pa.list_(F64))
 
-TABLES = ("hf", "bars", "trades", "ticker")
+TABLES = PARQUET_TABLES  # the dataset's Parquet tables: the engine gives each its rows and schema
 
 _KEYS: list[tuple[str, pa.DataType]] = [("exchange", STR), ("symbol", STR), ("ts", TS)]
 
@@ -129,15 +130,41 @@ TICKER_FIELDS: list[tuple[str, pa.DataType]] = [
 ]
 
 
+IBAR_FIELDS: list[tuple[str, pa.DataType]] = [
+    *_KEYS,
+    ("end_ts", TS),
+    ("kind", STR),
+    ("threshold", F64),
+    ("expected_ticks", F64),
+    ("expected_imbalance", F64),
+    ("open", F64),
+    ("high", F64),
+    ("low", F64),
+    ("close", F64),
+    ("tick_count", I64),
+    ("volume", F64),
+    ("dollar_value", F64),
+    ("buy_volume", F64),
+    ("sell_volume", F64),
+    ("imbalance", I64),
+    ("vwap", F64),
+]
+
+_FIXED_FIELDS = {"bars": BAR_FIELDS, "trades": TRADE_FIELDS, "ticker": TICKER_FIELDS, "ibars": IBAR_FIELDS}
+
+
+def output_tables(cfg: StateConfig) -> tuple[str, ...]:
+    """The tables `cfg` gives rows: all but `ibars` unless information-driven bars are configured."""
+    unfilled = cfg.unfilled_tables
+    return tuple(t for t in TABLES if t not in unfilled)
+
+
 def table_fields(table: str, cfg: StateConfig) -> list[tuple[str, pa.DataType]]:
     if table == "hf":
         return hf_fields(cfg)
-    if table == "bars":
-        return BAR_FIELDS
-    if table == "trades":
-        return TRADE_FIELDS
-    if table == "ticker":
-        return TICKER_FIELDS
+    fields = _FIXED_FIELDS.get(table)
+    if fields is not None:
+        return fields
     raise ValueError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
 
 

@@ -29,6 +29,7 @@ from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features.bars import BarAccumulator
 from fluxforge_common.features.book import book_features, null_book_features
 from fluxforge_common.features.enrichment import ticker_row, trade_row
+from fluxforge_common.features.ibars import InformationBar, information_bars
 from fluxforge_common.features.intervals import IntervalFlows, RollingWindows
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.features.schema import fmt_window
@@ -41,7 +42,9 @@ from fluxforge_common.messages.envelopes import (
     event_time,
 )
 
-STATE_FORMAT = 3
+STATE_FORMAT = 4  # format 3 plus the open information-driven bars
+# A state without information-driven bars is written as before them, so stored states resume.
+_STATE_FORMAT_WITHOUT_IBARS = 3
 RECENT_TRADE_IDS = 100
 _MS_PER_DAY = 86_400_000
 _INF = math.inf
@@ -70,7 +73,7 @@ def closing_watermark(last_event_ms: int, interval_ms: int) -> int:
 
 def config_fingerprint(cfg: StateConfig) -> str:
     """Short digest of the config a state was built under; restoring under another is refused."""
-    return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
+    return hashlib.sha256(cfg.parameters_json().encode()).hexdigest()[:16]
 
 
 class _Layout:
@@ -136,6 +139,7 @@ class SymbolState:
         "exchange",
         "flows",
         "held",
+        "ibars",
         "last_book_ms",
         "last_event_ms",
         "last_mid",
@@ -174,6 +178,7 @@ class SymbolState:
         self.windows = RollingWindows(layout.window_cap)
         self.bars = [BarAccumulator(ms) for ms in layout.bar_ms]
         self.held: deque[Held] = deque()
+        self.ibars: list[InformationBar] = information_bars(cfg.ibars)
 
     # -- event handling -------------------------------------------------------------------------
 
@@ -381,6 +386,14 @@ class SymbolState:
         else:
             f.sell_qty += tick.amount
         f.notional += tick.price * tick.amount
+        ibars = self.ibars
+        if ibars:
+            price, amount = tick.price, tick.amount
+            sign = 1 if tick.side == "buy" else -1
+            for bar in ibars:
+                if bar.add(event_ms, price, amount, sign):
+                    out.ibars.append(bar.row(self.exchange, self.symbol))
+                    bar.next_bar()
 
     # -- emission -------------------------------------------------------------------------------
 
@@ -455,42 +468,45 @@ class SymbolState:
     # -- persistence ----------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        return msgspec.msgpack.encode(
-            [
-                STATE_FORMAT,
-                self.layout.fingerprint,
-                self.exchange,
-                self.symbol,
-                self.bids,
-                self.asks,
-                self.last_mid,
-                self.last_book_ms,
-                self.last_seq,
-                self.last_seq_ms,
-                self.last_trade_ms,
-                self.last_event_ms,
-                self.next_ms,
-                self.watermark_ms,
-                self.prev_row_mid,
-                self.prev_velocity,
-                list(self.recent_trade_ids),
-                self.flows.to_state(),
-                self.windows.to_state(),
-                [bar.to_state() for bar in self.bars],
-                msgspec.msgpack.encode([tick for _, tick, _ in self.held]),
-            ]
-        )
+        ibars = self.ibars
+        values: list[Any] = [
+            STATE_FORMAT if ibars else _STATE_FORMAT_WITHOUT_IBARS,
+            self.layout.fingerprint,
+            self.exchange,
+            self.symbol,
+            self.bids,
+            self.asks,
+            self.last_mid,
+            self.last_book_ms,
+            self.last_seq,
+            self.last_seq_ms,
+            self.last_trade_ms,
+            self.last_event_ms,
+            self.next_ms,
+            self.watermark_ms,
+            self.prev_row_mid,
+            self.prev_velocity,
+            list(self.recent_trade_ids),
+            self.flows.to_state(),
+            self.windows.to_state(),
+            [bar.to_state() for bar in self.bars],
+            msgspec.msgpack.encode([tick for _, tick, _ in self.held]),
+        ]
+        if ibars:
+            values.append([bar.to_state() for bar in ibars])
+        return msgspec.msgpack.encode(values)
 
     @classmethod
     def from_bytes(cls, data: bytes, cfg: StateConfig) -> SymbolState:
         values = msgspec.msgpack.decode(data)
         version, fingerprint, exchange, symbol = values[:4]
-        if version != STATE_FORMAT:
+        state = cls(cfg, exchange, symbol)
+        expected = STATE_FORMAT if state.ibars else _STATE_FORMAT_WITHOUT_IBARS
+        if version != expected:
             raise ValueError(
-                f"symbol state format {version} is not supported (expected {STATE_FORMAT}); "
+                f"symbol state format {version} is not supported (expected {expected}); "
                 "reprocess under a new application id/output root instead of resuming"
             )
-        state = cls(cfg, exchange, symbol)
         if fingerprint != state.layout.fingerprint:
             raise ValueError(
                 f"state of {exchange}:{symbol} was built under another feature config; "
@@ -514,6 +530,7 @@ class SymbolState:
             windows,
             bars,
             held,
+            *ibars,
         ) = values[4:]
         state.bids = None if bids is None else [(p, q) for p, q in bids]
         state.asks = None if asks is None else [(p, q) for p, q in asks]
@@ -525,4 +542,6 @@ class SymbolState:
         for bar, bar_state in zip(state.bars, bars, strict=True):
             bar.load_state(bar_state)
         state.held.extend((event_time(tick), tick, None) for tick in _held_ticks.decode(held))
+        for ibar, ibar_state in zip(state.ibars, ibars[0] if ibars else [], strict=True):
+            ibar.load_state(ibar_state)
         return state

@@ -17,7 +17,7 @@ from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.dataset.interrupted import RunJournal
 from fluxforge_common.dataset.partitioning import MS_PER_DAY, utc_date
 from fluxforge_common.dataset.provenance import provenance
-from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, table_schema
+from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, output_tables, table_schema
 from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_tick, event_time
 from fluxforge_common.pipeline import ingest_order
 from fluxforge_common.storage.base import StorageBackend
@@ -40,7 +40,7 @@ class RunSummary:
     duplicates: int = 0
     first_event_ms: int | None = None
     last_event_ms: int | None = None
-    rows: Counter[str] = field(default_factory=Counter)
+    rows: Counter[str] = field(default_factory=Counter)  # per table the configuration fills, zeros included
     per_symbol: Counter[str] = field(default_factory=Counter)
     files: list[WrittenFile] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -85,7 +85,7 @@ class EmbeddedPipeline:
         self.storage = storage
         self.engine = FeatureEngine(settings.features)
         self.out = EngineOutput()
-        self.summary = RunSummary()
+        self.summary = RunSummary(rows=Counter(dict.fromkeys(output_tables(settings.features), 0)))
         self.keep_row = keep_row
         self._clock = clock
         parquet = settings.parquet
