@@ -108,6 +108,11 @@ def test_kill_9_and_a_broker_restart_lose_and_double_nothing(
         return step
 
     def stop_collector() -> None:
+        # Under load its start-up alone can take seconds: the signal comes once it can take it.
+        deadline = time.monotonic() + 60
+        while "started:" not in collector.log_text() and time.monotonic() < deadline:
+            supervise()
+            time.sleep(0.05)
         assert collector.stop() == 0, stack.logs()
 
     run_schedule(

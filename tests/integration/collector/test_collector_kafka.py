@@ -24,7 +24,7 @@ import pytest
 import typer
 from fluxforge_collector.launch import CollectOptions, make_collector, publish
 from fluxforge_common.config import CollectorConfig, FluxForgeSettings
-from fluxforge_common.features import closing_watermark
+from fluxforge_common.features import TABLES, closing_watermark
 from fluxforge_common.kafka import TopicNames, topic_specs
 from fluxforge_common.pipeline.lines import archive_lines, simulator_lines
 from fluxforge_common.storage.local import LocalStorage
@@ -242,10 +242,11 @@ def test_topics_and_collect_commands(kafka_prefix: KafkaPrefix) -> None:
     runner = CliRunner()
     env = kafka_prefix.env(raw_retention_hours=5)
 
-    pipeline_topics = len(topic_specs(kafka_prefix.settings().kafka))  # raw, dead-letter, a topic per table
+    topic_count = len(topic_specs(kafka_prefix.settings().kafka))  # raw, dead-letter, one per table
+    assert topic_count == 2 + len(TABLES)
     listed = runner.invoke(cli, ["topics", "--list"], env=env)
     assert listed.exit_code == 0, listed.output
-    assert listed.output.count("missing") == pipeline_topics + 1  # a row each and the closing hint
+    assert listed.output.count("missing") == topic_count + 1  # a row each and the closing hint
 
     created = runner.invoke(cli, ["topics"], env=env)
     assert created.exit_code == 0, created.output
@@ -254,10 +255,10 @@ def test_topics_and_collect_commands(kafka_prefix: KafkaPrefix) -> None:
     }
     assert rows[f"{kafka_prefix.prefix}.raw"] == ["3", "1", "5", "h", "created"]
     assert rows[f"{kafka_prefix.prefix}.deadletter"] == ["1", "1", "168", "h", "created"]
-    assert len(rows) == pipeline_topics
+    assert len(rows) == topic_count
 
     again = runner.invoke(cli, ["topics"], env=env)
-    assert again.exit_code == 0 and again.output.count("exists") == pipeline_topics, again.output
+    assert again.exit_code == 0 and again.output.count("exists") == topic_count, again.output
 
     ran = runner.invoke(cli, ["collect", "--events", "2000", "--quiet"], env=env)
     assert ran.exit_code == 0, f"{ran.output}\n{ran.exception!r}"

@@ -14,6 +14,7 @@ import pytest
 from fluxforge_common.dataset.compaction import compact_dataset
 from fluxforge_common.dataset.compaction_marker import MARKER_NAME, is_compacted, parse_marker
 from fluxforge_common.dataset.partitioning import PARQUET_TABLES
+from fluxforge_common.storage.s3 import S3Storage, VerificationError
 
 from fluxforge.stack.services import fluxforge_argv
 from tests.support.compaction import data_file_count
@@ -116,3 +117,39 @@ def test_kill_9_in_the_middle_of_compaction_on_s3_leaves_a_readable_dataset_with
     )
     assert_same_dataset(url, small_files)
     assert_only_the_switched_files_remain(s3)
+
+
+def test_sync_moves_a_compacted_partition_so_the_remote_never_shows_a_marker_before_its_files(
+    s3: S3Bucket, small_files: Path, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = read_dataset(small_files)
+    url = uploaded(s3, small_files, cli)
+    monkeypatch.setenv("FLUXFORGE_COMPACTION__DELETE_GRACE_S", "0")
+    cli("compact", small_files, "--before", "2026-01-01")
+    local_markers = sorted(p.relative_to(small_files).as_posix() for p in small_files.rglob(MARKER_NAME))
+    held = parse_marker((small_files / local_markers[0]).read_bytes(), local_markers[0])
+    failing = f"{local_markers[0].rsplit('/', 1)[0]}/{held.files[0]}"
+    put = S3Storage.put
+
+    def put_failing_one(self: S3Storage, path: str, *args: object, **kwargs: object) -> None:
+        if path == failing:
+            raise VerificationError(f"{path}: refused for the test")
+        put(self, path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(S3Storage, "put", put_failing_one)
+    out = cli("sync", "upload", small_files, url, expect_exit=1)
+    assert f"failed: {local_markers[0]}" in out and "held back" in out
+    remote_markers = [k for k in s3.storage("ds").list_files() if k.endswith(MARKER_NAME)]
+    assert remote_markers == local_markers[1:]  # every other partition switched, this one not
+    actual = read_dataset(url)  # the held partition still reads its old files: the same rows
+    for table, rows in expected.items():
+        assert actual[table].equals(rows), table
+
+    monkeypatch.setattr(S3Storage, "put", put)
+    cli("sync", "upload", small_files, url)
+    assert sorted(k for k in s3.storage("ds").list_files() if k.endswith(MARKER_NAME)) == local_markers
+    assert_same_dataset(url, small_files)
+    copy = tmp_path / "copy"
+    cli("sync", "download", url, copy)
+    assert sorted(p.relative_to(copy).as_posix() for p in copy.rglob(MARKER_NAME)) == local_markers
+    assert_same_dataset(copy, small_files)

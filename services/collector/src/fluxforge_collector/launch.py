@@ -211,6 +211,9 @@ async def _publish(collector: Collector, settings: FluxForgeSettings) -> Collect
         beating = None if port is None else asyncio.create_task(health.heartbeat.beat_forever())
         try:
             with stops:
+                log.info(
+                    "started: publishing to %s; a stop signal now ends the run cleanly", collector.stats.topic
+                )
                 return await collector.run(prepare=functools.partial(_prepare_topics, collector, settings))
         finally:
             if beating is not None:

@@ -6,6 +6,8 @@ to the machine that writes them. Files still being written are never seen:
 they carry temporary or unsealed names (storage/base.py), which listings skip.
 `--delete-local-after-verify` goes further and deletes only files of closed
 partitions, those dated before today (UTC), where no writer adds files any more.
+A compacted partition's marker (`_compaction.json`) moves only after every file
+it lists is on the other side, so no reader there sees a marker before its files.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from fluxforge_common.dataset.compaction_marker import MARKER_NAME, CompactionMarker
 from fluxforge_common.dataset.partitioning import DEADLETTER_TABLE, PARQUET_TABLES, RAW_TABLE
 
 DATASET_DIRS: Final = (*PARQUET_TABLES, RAW_TABLE, DEADLETTER_TABLE)
@@ -29,6 +32,17 @@ def table_of(path: str) -> str:
     """The dataset directory `path` belongs to (a bounded metric label)."""
     top = path.split("/", 1)[0]
     return top if top in DATASET_DIRS else "other"
+
+
+def is_marker(path: str) -> bool:
+    """True for a compacted partition's marker, which moves after the files it lists."""
+    return path.rsplit("/", 1)[-1] == MARKER_NAME
+
+
+def listed_paths(marker_path: str, marker: CompactionMarker) -> list[str]:
+    """The dataset paths of the files the marker at `marker_path` makes visible."""
+    directory = marker_path.rsplit("/", 1)[0]
+    return [f"{directory}/{name}" for name in marker.files]
 
 
 def partition_date(path: str) -> str | None:

@@ -7,7 +7,8 @@ it differs. An upload is an object only once the server holds all of it and
 it is verified; a download becomes a local file only once verified (temp name,
 then rename). So a pass killed at any moment leaves no partial, corrupt or
 duplicate file on either side, and the next pass finishes the job: what
-arrived compares equal and is skipped.
+arrived compares equal and is skipped. Compaction markers move last, each only
+once every file it lists is verified on the other side (`plan.is_marker`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,23 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
+from fluxforge_common.dataset.compaction_marker import parse_marker
 from fluxforge_common.dataset.sink_journal import pending_sink_files
+from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3 import ObjectInfo, S3Storage, VerificationError
 from fluxforge_common.storage.space import DiskFullError
 
 from fluxforge_s3_sync import metrics
-from fluxforge_s3_sync.plan import Difference, closed, in_scope, table_of, utc_today
+from fluxforge_s3_sync.plan import (
+    Difference,
+    closed,
+    in_scope,
+    is_marker,
+    listed_paths,
+    table_of,
+    utc_today,
+)
 
 MB = 1_000_000
 Outcome = Literal["uploaded", "downloaded", "unchanged"]
@@ -127,15 +138,17 @@ class Syncer:
             return self._upload_one(path, remote.get(path), delete_local_after_verify and closed(path, day))
 
         sizes = {path: self.local.size(path) for path in paths}
-        return self._run("upload", sizes, one, deleting=delete_local_after_verify)
+        return self._run("upload", sizes, one, deleting=delete_local_after_verify,
+                         source=self.local, on_target=remote.__contains__)  # fmt: skip
 
     def download(self) -> SyncSummary:
         """Fetch what is missing or different locally; each file appears only once verified."""
         remote = self.remote_objects()
         sizes = {path: info.size for path, info in remote.items()}
         return self._run(
-            "download", sizes, lambda path: self._download_one(path, remote[path]), deleting=False
-        )
+            "download", sizes, lambda path: self._download_one(path, remote[path]), deleting=False,
+            source=self.remote, on_target=self.local.exists,
+        )  # fmt: skip
 
     def differences(self) -> list[Difference]:
         """Files missing on one side or different (by size and ETag), sorted by path."""
@@ -200,51 +213,33 @@ class Syncer:
         one: Callable[[str], tuple[Outcome, int]],
         *,
         deleting: bool,
+        source: StorageBackend,
+        on_target: Callable[[str], bool],
     ) -> SyncSummary:
+        """Move the files of `sizes`, then the compaction markers whose listed files all arrived.
+
+        A listed file counts as arrived when this pass verified it, or when it
+        is not in this pass and `on_target` finds it on the other side already.
+        """
         summary = SyncSummary(direction)
         progress = Progress(total_files=len(sizes), total_bytes=sum(sizes.values()))
         metrics.PENDING.set(len(sizes))
         stop = threading.Event()
-
-        def guarded(path: str) -> tuple[Outcome, int] | None:
-            if stop.is_set() or self.stopping.is_set():
-                return None
-            return one(path)
-
         ticker = threading.Thread(target=self._tick, args=(progress, direction, stop), daemon=True)
         ticker.start()
         try:
-            with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-sync") as pool:
-                futures = {pool.submit(guarded, path): path for path in sorted(sizes)}
-                for future in as_completed(futures):
-                    path = futures[future]
-                    try:
-                        result = future.result()
-                    except DiskFullError as exc:
-                        summary.disk_full = exc
-                        stop.set()  # every other download would fail the same way
-                        self._failed(summary, path, "disk_full", str(exc))
-                        continue
-                    except VerificationError as exc:
-                        self._failed(summary, path, "verify", str(exc))
-                        continue
-                    except (ClientError, BotoCoreError) as exc:
-                        self._failed(summary, path, "transfer", str(exc))
-                        continue
-                    except OSError as exc:
-                        self._failed(summary, path, "local", str(exc))
-                        continue
-                    if result is None:
-                        continue
-                    outcome, moved = result
-                    progress.add(sizes[path])
-                    metrics.OBJECTS.labels(table_of(path), outcome).inc()
-                    if outcome == "unchanged":
-                        summary.unchanged += 1
-                    else:
-                        summary.files += 1
-                        summary.bytes += moved
-                        metrics.BYTES.labels(table_of(path), outcome).inc(moved)
+            files = [path for path in sorted(sizes) if not is_marker(path)]
+            arrived = self._transfer(files, sizes, one, summary, progress, stop)
+            markers = []
+            for marker in sorted(set(sizes) - set(files)):
+                missing = self._missing_listed(marker, source, arrived, sizes, on_target)
+                if missing:
+                    self._failed(summary, marker, "verify", f"held back until the files it lists are "
+                                 f"verified ({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}); "
+                                 "run it again")  # fmt: skip
+                else:
+                    markers.append(marker)
+            self._transfer(markers, sizes, one, summary, progress, stop)
         finally:
             stop.set()
             ticker.join()
@@ -256,6 +251,72 @@ class Syncer:
         if not summary.failures:
             metrics.LAST_SUCCESS.set_to_current_time()
         return summary
+
+    def _missing_listed(
+        self,
+        marker: str,
+        source: StorageBackend,
+        arrived: set[str],
+        sizes: dict[str, int],
+        on_target: Callable[[str], bool],
+    ) -> list[str]:
+        """The files the marker at `marker` (read from `source`) lists that are not on the other side."""
+        try:
+            listed = listed_paths(marker, parse_marker(source.read_bytes(marker), marker))
+        except (ValueError, OSError, ClientError, BotoCoreError) as exc:
+            return [f"its content is unreadable: {exc}"]
+        return [path for path in listed if path not in arrived and (path in sizes or not on_target(path))]
+
+    def _transfer(
+        self,
+        paths: list[str],
+        sizes: dict[str, int],
+        one: Callable[[str], tuple[Outcome, int]],
+        summary: SyncSummary,
+        progress: Progress,
+        stop: threading.Event,
+    ) -> set[str]:
+        """Move `paths` in parallel into `summary`; returns those now equal on both sides."""
+        arrived: set[str] = set()
+
+        def guarded(path: str) -> tuple[Outcome, int] | None:
+            if stop.is_set() or self.stopping.is_set():
+                return None
+            return one(path)
+
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-sync") as pool:
+            futures = {pool.submit(guarded, path): path for path in paths}
+            for future in as_completed(futures):
+                path = futures[future]
+                try:
+                    result = future.result()
+                except DiskFullError as exc:
+                    summary.disk_full = exc
+                    stop.set()  # every other download would fail the same way
+                    self._failed(summary, path, "disk_full", str(exc))
+                    continue
+                except VerificationError as exc:
+                    self._failed(summary, path, "verify", str(exc))
+                    continue
+                except (ClientError, BotoCoreError) as exc:
+                    self._failed(summary, path, "transfer", str(exc))
+                    continue
+                except OSError as exc:
+                    self._failed(summary, path, "local", str(exc))
+                    continue
+                if result is None:
+                    continue
+                arrived.add(path)
+                outcome, moved = result
+                progress.add(sizes[path])
+                metrics.OBJECTS.labels(table_of(path), outcome).inc()
+                if outcome == "unchanged":
+                    summary.unchanged += 1
+                else:
+                    summary.files += 1
+                    summary.bytes += moved
+                    metrics.BYTES.labels(table_of(path), outcome).inc(moved)
+        return arrived
 
     @staticmethod
     def _failed(summary: SyncSummary, path: str, reason: str, message: str) -> None:

@@ -34,12 +34,13 @@ class DatasetRoot:
         return f"{self.path}/{rel}" if self.path else rel
 
     def walk(self, prefix: str) -> tuple[list[str], list[str]]:
-        """(files, directories) under directory `prefix`, recursive, relative to the root, sorted.
+        """(files, directories) under directory `prefix` ("" = the root), recursive, relative to the root, sorted.
 
         One listing (one recursive LIST on S3); empty directories are included
         where the filesystem has them; a missing `prefix` lists nothing.
         """
-        selector = pafs.FileSelector(self.full(prefix), recursive=True, allow_not_found=True)
+        where = self.full(prefix) if prefix else self.path
+        selector = pafs.FileSelector(where, recursive=True, allow_not_found=True)
         cut = len(self.path) + 1 if self.path else 0
         files: list[str] = []
         dirs: list[str] = []

@@ -1,4 +1,4 @@
-"""Checking a local dataset against the layout, and repairing the legacy layout.
+"""Checking a dataset (a directory or `s3://BUCKET/PREFIX`) against the layout, and repairing the legacy layout.
 
 `validate_dataset` reports every way a directory or file can make some reader
 return wrong, missing or null values: the legacy `symbol=BTC-USDT` form over
@@ -8,25 +8,29 @@ path, schema drift, leftover temporaries and unreadable files, and what
 interrupted runs left to recover (`dataset.interrupted`), and partitions whose
 files were computed under different feature configurations (`dataset.provenance`).
 `rewrite_legacy_layout` moves legacy-form files to the encoded partition their
-`symbol` column names.
+`symbol` column names. Both reach the dataset as the reader does (`DatasetRoot`:
+one recursive listing, files opened through pyarrow), so a local and an S3 root
+are checked by the same code; only the journals of interrupted runs, which live
+and are locked on the machine that ran them, are looked for in local roots alone.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from fluxforge_common.dataset.compaction_marker import MARKER_NAME, parse_marker, visible_files
 from fluxforge_common.dataset.interrupted import find_interrupted
+from fluxforge_common.dataset.location import DatasetRoot, dataset_root
 from fluxforge_common.dataset.partitioning import (
     CHANNELS,
     DEADLETTER_TABLE,
@@ -40,6 +44,9 @@ from fluxforge_common.dataset.provenance import Provenance, differing_parameters
 from fluxforge_common.dataset.reader import DatasetWarning, file_symbols, scan_partitions
 from fluxforge_common.dataset.schema import TS_TYPE
 from fluxforge_common.storage.base import is_temp_name
+
+if TYPE_CHECKING:
+    from fluxforge_common.config.settings import S3Config
 
 Severity = Literal["error", "warning"]
 
@@ -60,56 +67,86 @@ class Problem:
     message: str
 
 
-def validate_dataset(root: str | Path) -> list[Problem]:
-    """Every problem found under `root`, sorted by path; an empty list means the dataset is clean."""
-    base = Path(root)
-    if not base.is_dir():
-        return [Problem(".", "error", f"dataset root {str(base)!r} is not a directory")]
-    problems = [*_interrupted_runs(base), *_leftover_temps(base)]
-    for entry in sorted(os.scandir(base), key=lambda e: e.name):
-        if entry.name.startswith("."):
+def validate_dataset(root: str | Path | DatasetRoot, *, s3: S3Config | None = None) -> list[Problem]:
+    """Every problem found under `root` (reached as `s3` says when it is on S3), sorted by path;
+    an empty list means the dataset is clean."""
+    location = dataset_root(root, s3=s3)
+    if not location.exists():
+        return [Problem(".", "error", f"dataset root {location.uri!r} is not a directory")]
+    tree = _Tree(*location.walk(""))
+    unsealed: set[str] = set()
+    problems: list[Problem] = []
+    if isinstance(location.filesystem, pafs.LocalFileSystem):
+        unsealed, interrupted = _interrupted_runs(Path(location.path))
+        problems.extend(interrupted)
+    problems.extend(_leftover_temps(tree.files, unsealed))
+    for name, is_dir in tree.entries(""):
+        if name.startswith("."):
             continue
-        if not entry.is_dir():
-            problems.append(Problem(entry.name, "warning", "stray file at the dataset root"))
-        elif entry.name not in _LAYOUTS:
+        if not is_dir:
+            problems.append(Problem(name, "warning", "stray file at the dataset root"))
+        elif name not in _LAYOUTS:
             known = ", ".join(sorted(_LAYOUTS))
-            problems.append(Problem(entry.name, "warning", f"unknown top-level table (known: {known})"))
+            problems.append(Problem(name, "warning", f"unknown top-level table (known: {known})"))
         else:
-            problems.extend(_check_table(base, entry.name))
+            problems.extend(_check_table(location, tree, name))
     return sorted(problems, key=lambda p: (p.path, p.message))
 
 
-def _interrupted_runs(base: Path) -> Iterator[Problem]:
+class _Tree:
+    """One recursive listing of the root as directories and their entries (S3 has no directory to list)."""
+
+    def __init__(self, files: list[str], dirs: list[str]) -> None:
+        self.files = files
+        self._children: dict[str, dict[str, bool]] = {}
+        for path, is_dir in [*((d, True) for d in dirs), *((f, False) for f in files)]:
+            parent, _, name = path.rpartition("/")
+            self._children.setdefault(parent, {})[name] = is_dir
+            while parent:  # a key implies its prefixes are directories
+                parent, _, name = parent.rpartition("/")
+                self._children.setdefault(parent, {})[name] = True
+
+    def entries(self, directory: str) -> list[tuple[str, bool]]:
+        """(name, is a directory) of each entry of `directory` ("" = the root), sorted by name."""
+        return sorted(self._children.get(directory, {}).items())
+
+
+def _interrupted_runs(base: Path) -> tuple[set[str], list[Problem]]:
+    """The unsealed segments interrupted runs left in local root `base`, and what to report about them."""
     found = find_interrupted(base)
     recover = f"run `fluxforge recover {base}`"
-    for segment in found.segments:
-        yield Problem(
+    problems = [
+        Problem(
             segment.path,
             "error",
             f"unsealed raw segment of an interrupted run: received ticks to recover, not a temporary; {recover}",
         )
+        for segment in found.segments
+    ]
     for journal in found.journals:
-        yield Problem(
-            journal.relative_to(base).as_posix(),
-            "error",
-            f"journal of an interrupted run: the features of {', '.join(found.dates) or 'its dates'} "
-            f"may lack rows; {recover}",
+        problems.append(
+            Problem(
+                journal.relative_to(base).as_posix(),
+                "error",
+                f"journal of an interrupted run: the features of {', '.join(found.dates) or 'its dates'} "
+                f"may lack rows; {recover}",
+            )
         )
     for journal in found.running:
-        yield Problem(
-            journal.relative_to(base).as_posix(),
-            "warning",
-            "a run is writing into this dataset: its open raw segments are unsealed until it ends",
+        problems.append(
+            Problem(
+                journal.relative_to(base).as_posix(),
+                "warning",
+                "a run is writing into this dataset: its open raw segments are unsealed until it ends",
+            )
         )
+    return {segment.path for segment in found.segments}, problems
 
 
-def _leftover_temps(base: Path) -> Iterator[Problem]:
-    unsealed = {segment.path for segment in find_interrupted(base).segments}
-    for dirpath, _dirnames, filenames in os.walk(base):
-        for name in filenames:
-            rel = (Path(dirpath) / name).relative_to(base).as_posix()
-            if is_temp_name(name) and rel not in unsealed:
-                yield Problem(rel, "warning", _TEMP_MEANING.get(rel.split("/", 1)[0], _TEMP_UNKNOWN))
+def _leftover_temps(files: list[str], unsealed: set[str]) -> Iterator[Problem]:
+    for rel in files:
+        if is_temp_name(rel.rsplit("/", 1)[-1]) and rel not in unsealed:
+            yield Problem(rel, "warning", _TEMP_MEANING.get(rel.split("/", 1)[0], _TEMP_UNKNOWN))
 
 
 _TEMP_UNKNOWN: Final = "leftover temporary file of an interrupted write; inspect it before deleting"
@@ -126,13 +163,15 @@ _TEMP_MEANING: Final = {
 }
 
 
-def _check_table(base: Path, table: str) -> list[Problem]:
+def _check_table(location: DatasetRoot, tree: _Tree, table: str) -> list[Problem]:
     keys, suffixes = _LAYOUTS[table]
     problems: list[Problem] = []
     schemas: dict[str, pa.Schema] = {}
-    for rel_dir, values, listed in _leaves(base, table, keys, problems):
+    for rel_dir, values, listed in _leaves(tree, table, keys, problems):
         origins: dict[str, Provenance] = {}
-        names = _compaction_visible(base, rel_dir, listed, problems) if table in PARQUET_TABLES else listed
+        names = (
+            _compaction_visible(location, rel_dir, listed, problems) if table in PARQUET_TABLES else listed
+        )
         for name in names:
             rel = f"{rel_dir}/{name}"
             if not name.endswith(suffixes):
@@ -144,7 +183,7 @@ def _check_table(base: Path, table: str) -> list[Problem]:
                     problems.append(
                         Problem(rel, "warning", "pyarrow skips '_'-prefixed files but DuckDB reads them")
                     )
-                schema = _check_parquet_file(base / rel, rel, values, problems)
+                schema = _check_parquet_file(location, rel, values, problems)
                 if schema is not None:
                     schemas[rel] = schema.remove_metadata()
                     if (origin := read_provenance(schema.metadata)) is not None:
@@ -154,14 +193,17 @@ def _check_table(base: Path, table: str) -> list[Problem]:
     return problems
 
 
-def _compaction_visible(base: Path, rel_dir: str, names: list[str], problems: list[Problem]) -> list[str]:
+def _compaction_visible(
+    location: DatasetRoot, rel_dir: str, names: list[str], problems: list[Problem]
+) -> list[str]:
     """The names of a partition its compaction marker makes visible; the others are reported."""
     marker = None
     if MARKER_NAME in names:
         where = f"{rel_dir}/{MARKER_NAME}"
         try:
-            marker = parse_marker((base / where).read_bytes(), where)
-        except ValueError as exc:
+            with location.open_input(where) as f:
+                marker = parse_marker(f.read(), where)
+        except (ValueError, OSError) as exc:
             problems.append(Problem(where, "error", str(exc)))
             return [n for n in names if n != MARKER_NAME]
     visible = visible_files(names, marker)
@@ -209,48 +251,47 @@ def _mixed_configurations(rel_dir: str, origins: dict[str, Provenance]) -> Itera
 
 
 def _leaves(
-    base: Path, rel_dir: str, keys: tuple[str, ...], problems: list[Problem], values: tuple[str, ...] = ()
+    tree: _Tree, rel_dir: str, keys: tuple[str, ...], problems: list[Problem], values: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, dict[str, str], list[str]]]:
     """Walk `keys` levels of `key=value` directories, yielding well-formed leaves and their file names.
 
     Malformed directories are reported and not descended into; files above
     the leaf level and directories inside a leaf are reported as misplaced.
     """
-    entries = sorted(os.scandir(base / rel_dir), key=lambda e: e.name)
-    visible = [e for e in entries if not e.name.startswith(".")]
+    visible = [(name, is_dir) for name, is_dir in tree.entries(rel_dir) if not name.startswith(".")]
     depth = len(values)
     if depth == len(keys):
-        for entry in visible:
-            if entry.is_dir():
+        for name, is_dir in visible:
+            if is_dir:
                 problems.append(
-                    Problem(f"{rel_dir}/{entry.name}", "warning", "unexpected directory in a partition")
+                    Problem(f"{rel_dir}/{name}", "warning", "unexpected directory in a partition")
                 )
-        yield rel_dir, dict(zip(keys, values, strict=True)), [e.name for e in visible if not e.is_dir()]
+        yield rel_dir, dict(zip(keys, values, strict=True)), [name for name, is_dir in visible if not is_dir]
         return
     key = keys[depth]
-    for entry in visible:
-        rel = f"{rel_dir}/{entry.name}"
-        if not entry.is_dir():
+    for name, is_dir in visible:
+        rel = f"{rel_dir}/{name}"
+        if not is_dir:
             problems.append(
                 Problem(rel, "warning", f"file outside a partition directory (expected {key}=...)")
             )
             continue
         try:
-            value = parse_segment(entry.name, key)
+            value = parse_segment(name, key)
             if key == "channel" and value not in CHANNELS:
                 raise ValueError(f"channel must be one of {CHANNELS}, got {value!r}")
         except ValueError as exc:
             problems.append(Problem(rel, "error", f"malformed partition directory: {exc}"))
             continue
-        yield from _leaves(base, rel, keys, problems, (*values, value))
+        yield from _leaves(tree, rel, keys, problems, (*values, value))
 
 
 def _check_parquet_file(
-    path: Path, rel: str, expected: dict[str, str], problems: list[Problem]
+    location: DatasetRoot, rel: str, expected: dict[str, str], problems: list[Problem]
 ) -> pa.Schema | None:
     """Check one data file against its partition; returns its schema (with metadata), or None if unreadable."""
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(location.full(rel), filesystem=location.filesystem)
         schema = parquet.schema_arrow
         missing = [c for c in ("exchange", "symbol", "ts") if c not in schema.names]
         if missing:
@@ -338,24 +379,29 @@ def _schema_drift(schemas: dict[str, pa.Schema]) -> Iterator[Problem]:
         yield Problem(rel, severity, f"schema drift from the table's most common schema: {details}")
 
 
-def rewrite_legacy_layout(root: str | Path, *, dry_run: bool = True) -> list[tuple[str, str]]:
+def rewrite_legacy_layout(
+    root: str | Path, *, dry_run: bool = True, s3: S3Config | None = None
+) -> list[tuple[str, str]]:
     """Move legacy-form files (`symbol=BTC-USDT` holding `BTC/USDT`) to their encoded partition.
 
+    `root` is a directory or `s3://BUCKET/PREFIX` (reached as `s3` says).
     Returns the (old, new) file paths, relative to `root`, that are (or with
     `dry_run`, would be) moved. A file whose symbol column holds more than one
-    value, or whose target already exists, is left in place with a
-    `DatasetWarning`. Each move is a rename, so it is atomic and the rewrite
-    can be interrupted and rerun; emptied legacy directories are removed.
+    value, or whose target already exists (on S3: with other bytes), is left
+    in place with a `DatasetWarning`. Each move is `StorageBackend.move`: locally a
+    rename (emptied legacy directories are removed), on S3 a verified copy then
+    the delete of the original; a rewrite interrupted between the two leaves
+    equal copies, which the next run finishes moving.
     """
-    base = Path(root)
+    location = dataset_root(root, s3=s3)
     moves: list[tuple[str, str]] = []
     for table in PARQUET_TABLES:
-        partitions, _malformed = scan_partitions(base, table)
+        partitions, _malformed = scan_partitions(location, table)
         for part in partitions:
             if "/" in part.symbol:  # unified symbols always have one: already the encoded form
                 continue
             for old in part.files:
-                symbols = file_symbols(base, old)
+                symbols = file_symbols(location, old)
                 if symbols == {part.symbol}:
                     continue
                 if len(symbols) != 1:
@@ -368,20 +414,27 @@ def rewrite_legacy_layout(root: str | Path, *, dry_run: bool = True) -> list[tup
                 new = (
                     f"{partition_dir(table, part.exchange, symbols.pop(), part.date)}/{old.rsplit('/', 1)[1]}"
                 )
-                if (base / new).exists():
+                if not _free_or_equal(location, new, old):
                     warnings.warn(f"{old}: {new} already exists; left in place", DatasetWarning, stacklevel=2)
                     continue
                 moves.append((old, new))
-    if not dry_run:
+    if not dry_run and moves:
+        from fluxforge_common.config.settings import S3Config  # the config imports this package
+        from fluxforge_common.storage.location import storage_at
+
+        storage = storage_at(root, s3 or S3Config())
         for old, new in moves:
-            (base / new).parent.mkdir(parents=True, exist_ok=True)
-            (base / old).rename(base / new)
-        for old, _new in moves:
-            _remove_empty_dirs(base / old.rsplit("/", 1)[0], stop=base)
+            storage.move(old, new)
     return moves
 
 
-def _remove_empty_dirs(directory: Path, *, stop: Path) -> None:
-    while directory != stop and directory.is_dir() and not any(directory.iterdir()):
-        directory.rmdir()
-        directory = directory.parent
+def _free_or_equal(location: DatasetRoot, target: str, source: str) -> bool:
+    """True when nothing is at `target`, or (on S3, which moves by copying) a copy of `source`
+    that an interrupted move left; locally a move is a rename, so a file there is someone else's."""
+    info = location.filesystem.get_file_info(location.full(target))
+    if info.type == pafs.FileType.NotFound:
+        return True
+    if isinstance(location.filesystem, pafs.LocalFileSystem):
+        return False
+    with location.open_input(target) as there, location.open_input(source) as here:
+        return bool(there.read() == here.read())

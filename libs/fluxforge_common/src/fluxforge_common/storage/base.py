@@ -158,6 +158,16 @@ class StorageBackend(ABC):
     def size(self, path: str) -> int:
         """Size of the file at `path` in bytes; FileNotFoundError if it does not exist."""
 
+    def move(self, source: str, dest: str) -> None:
+        """Give file `source` the path `dest` (replacing it), then remove `source`.
+
+        This default copies then deletes, so `dest` is whole before `source`
+        goes and a move killed between the two leaves both, equal: moving
+        again finishes it. A backend that can rename atomically does.
+        """
+        self.write_bytes(dest, self.read_bytes(source))
+        self.delete(source)
+
     def write_bytes(self, path: str, data: bytes) -> None:
         """Write `data` to `path` atomically (one PUT on S3)."""
         with self.open_write(path) as f:

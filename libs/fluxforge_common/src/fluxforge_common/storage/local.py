@@ -275,6 +275,20 @@ class LocalStorage(StorageBackend):
             if self.durable:
                 fsync_dir(final.parent)
 
+    def move(self, source: str, dest: str) -> None:
+        """Rename `source` to `dest` (atomic, durable), removing the directories it leaves empty."""
+        old = self.local_path(source)
+        with no_space_as_disk_full(self.root):
+            new = self._writable(dest)
+            old.replace(new)
+            if self.durable:
+                fsync_dir(new.parent)
+                fsync_dir(old.parent)
+        directory = old.parent
+        while directory != self.root and not any(directory.iterdir()):
+            directory.rmdir()
+            directory = directory.parent
+
     def _writable(self, path: str) -> Path:
         """The local path a new file `path` goes to, its directories created."""
         final = self.local_path(path)

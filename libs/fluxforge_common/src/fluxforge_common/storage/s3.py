@@ -311,5 +311,22 @@ class S3Storage(StorageBackend):
     def list_files(self, prefix: str = "") -> list[str]:
         return sorted(self.objects(prefix))
 
+    def move(self, source: str, dest: str) -> None:
+        """S3 has no rename: copy `source` (verified against its ETag), verify `dest`, then delete `source`.
+
+        A move killed before the delete leaves both objects, equal; moving again finishes it.
+        """
+        info = self.info(source)
+        if info is None:
+            raise FileNotFoundError(f"no object {self.where(source)}")
+        with tempfile.SpooledTemporaryFile(max_size=self.part_size) as spool:
+            copy = cast(BinaryIO, spool)
+            self.get(source, copy, info)
+            copy.seek(0)
+            digest = self.digest(copy)
+            copy.seek(0)
+            self.put(dest, copy, digest)
+        self.delete(source)
+
     def delete(self, path: str) -> None:
         self.client.delete_object(Bucket=self.url.bucket, Key=self.url.key(path))
