@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from fluxforge_common.features import TABLES
+from fluxforge_common.config.state import StateConfig
+from fluxforge_common.features import output_tables
 from fluxforge_common.pipeline import archive_lines, simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
 from fluxforge_common.storage.local import LocalStorage
@@ -67,7 +68,7 @@ def assert_stopped_cleanly(proc: subprocess.Popen[bytes], log: Path, root: Path,
     assert f"{sig}: stopping" in log.read_text()
     assert temporaries(root) == [], "a segment or file was left open"
     storage = LocalStorage(root)
-    for table in [*TABLES, "raw"]:
+    for table in [*output_tables(StateConfig()), "raw"]:  # the tables the default config fills
         assert storage.list_files(f"{table}/"), f"{table}: nothing written"
     return lines_read(log)
 
@@ -205,7 +206,7 @@ def test_sigterm_to_reprocess_writes_what_it_processed_and_replaces_nothing(
     log = tmp_path / "reprocess.log"
     proc = start(["reprocess", "--source-root", root, "--date", "2025-12-12"], log)
     try:
-        wait_for_text(log, " ticks (", proc)  # the first progress line: reading has begun
+        wait_for_text(log, "Reprocessing 2025-12-12", proc)  # its stop handling is in place: reading begins
         time.sleep(rng.uniform(0.0, 1.0))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=EXIT_TIMEOUT_S) == 0, log.read_text()[-3000:]

@@ -63,6 +63,8 @@ def reprocess_command(
                 setting="embedded.stop_deadline_s",
                 doing="writing what was processed, replacing nothing",
             ):
+                if not quiet:
+                    typer.echo(f"Reprocessing {', '.join(dates)} from {source} into {target}", err=True)
                 summary, replaced = reprocess(
                     settings,
                     source,
