@@ -12,6 +12,7 @@ import pytest
 from fluxforge_emulator import EmulatorThread, ExchangeEmulator
 
 from tests.support.exchange import (
+    STALL_TIMEOUT_S,
     SYMBOLS,
     TRADE_ID,
     TRADE_STREAM,
@@ -56,7 +57,8 @@ def test_disconnect_reconnects_and_resyncs_every_book(emulator: EmulatorThread) 
 
 
 def test_stalled_feed_is_detected_and_resubscribed(emulator: EmulatorThread) -> None:
-    run = record(emulator, exchange_config(emulator), lambda e: e.stall(), recover_after_s=2.5)
+    config = exchange_config(emulator, stall_timeout_s=STALL_TIMEOUT_S)
+    run = record(emulator, config, lambda e: e.stall(), recover_after_s=2.5)
     counts = check_published(emulator, run)
     report("stall", run, counts)
     assert run.stats.stalls >= 3 and run.stats.reconnects >= 3

@@ -18,13 +18,21 @@ from fluxforge_common.simulator import SimulatorConfig
 from fluxforge_emulator import EmulatorConfig, EmulatorThread
 from fluxforge_emulator.kraken import BOOK_TRUTH, KrakenEmulator
 
-from tests.support.exchange import SYMBOLS, Run, exchange_config, record, report, sent_events
+from tests.support.exchange import (
+    STALL_TIMEOUT_S,
+    SYMBOLS,
+    Run,
+    exchange_config,
+    record,
+    report,
+    sent_events,
+)
 
 pytestmark = pytest.mark.e2e
 
 Book = tuple[list[list[float]], list[list[float]]]
 # ccxt sends Kraken one subscription a second on a new connection: after a fault (the stall
-# watchdog takes 1.5 s) the third channel is back within ~4.5 s.
+# watchdog takes `STALL_TIMEOUT_S` in the stall test) the third channel is back within ~4.5 s.
 RESUBSCRIBED_S = 5.5
 
 
@@ -80,9 +88,12 @@ def test_every_book_update_matches_the_true_book_and_every_trade_arrives_once(kr
         books = published_books(run, symbol)
         # The first is the subscription's snapshot; from there on, one book per change, each the true one.
         assert len(books) > 20, symbol
-        assert books[1:] == truth[symbol][: len(books) - 1], symbol
+        assert books[1:] == truth[symbol][: len(books) - 1], (
+            f"{symbol}: resyncs {run.stats.resyncs[symbol]}, stalls {run.stats.stalls}"
+        )
         counts["book"] += len(books)
     report("kraken, no fault", run, counts)
+    assert run.stats.stalls == run.stats.reconnects == 0
     assert not run.stats.gaps and run.stats.bad_frames == 0 and run.stats.books_conflated == 0
     assert not run.stats.resyncs and all(run.stats.snapshots[s] == 1 for s in SYMBOLS)
 
@@ -144,7 +155,7 @@ def test_a_stalled_connection_is_failed_and_everything_resubscribes(kraken: Emul
     stall = lambda e: e.stall()  # noqa: E731
     run = record(
         kraken,
-        kraken_config(kraken),
+        kraken_config(kraken, stall_timeout_s=STALL_TIMEOUT_S),
         stall,
         run_after_s=RESUBSCRIBED_S,
         recover_after_s=2.5,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -19,6 +19,8 @@ from fluxforge_emulator.feed import MarketFeed
 from fluxforge_emulator.kraken import KrakenEmulator
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
+# The most frames a test reads while waiting for a fault to show (~20 s of market at speed 5).
+IN_FLIGHT_BOUND = 20_000
 
 
 def config(**kw: Any) -> EmulatorConfig:
@@ -112,23 +114,37 @@ def test_combined_stream_wraps_and_lists_subscriptions() -> None:
     run(body, speed=5)
 
 
+async def text_frames(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[str]:
+    """The frames a websocket receives, up to `IN_FLIGHT_BOUND`."""
+    for _ in range(IN_FLIGHT_BOUND):
+        yield (await ws.receive(timeout=10)).data
+
+
 def test_gap_and_malformed_faults() -> None:
     async def body(emu: ExchangeEmulator, http: aiohttp.ClientSession) -> None:
         async with http.ws_connect(emu.ws_url) as ws:
             await ws.send_str('{"method":"SUBSCRIBE","params":["btcusdt@depth"],"id":1}')
             await ws.receive()
             last = orjson.loads((await ws.receive()).data)["u"]
+            frames = text_frames(ws)
+            # However many diffs a late loop left in flight, they arrive whole and in order first.
             emu.gap("BTC/USDT", 2)
-            for _ in range(100):  # diffs already in flight arrive first
-                diff = orjson.loads((await ws.receive()).data)
+            async for frame in frames:
+                diff = orjson.loads(frame)
                 if diff["U"] != last + 1:
                     break
                 last = diff["u"]
             assert diff["U"] == last + 3  # two diffs never sent
+            last = diff["u"]
             emu.malformed("BTC/USDT")
-            broken = (await ws.receive()).data
-            with pytest.raises(orjson.JSONDecodeError):
-                orjson.loads(broken)
+            async for frame in frames:
+                try:
+                    diff = orjson.loads(frame)
+                except orjson.JSONDecodeError:
+                    break
+                assert diff["U"] == last + 1
+                last = diff["u"]
+            assert orjson.loads(await anext(frames))["U"] == last + 2  # the next diff was the broken one
             assert emu.stats.dropped_depth == 2 and emu.stats.malformed == 1
 
     run(body, speed=5)
@@ -273,9 +289,11 @@ def test_starve_holds_the_loop_for_its_share_of_each_period() -> None:
     async def main() -> None:
         await asyncio.sleep(0)
         async with starved(0.9, period_s=0.1):
-            started = time.perf_counter()
-            await asyncio.sleep(0)  # the co-task starts: nothing else runs while it spins for 90 ms
+            started, cpu = time.perf_counter(), time.process_time()
+            await asyncio.sleep(0)  # the co-task starts: nothing else runs while it holds the loop for 90 ms
             assert time.perf_counter() - started >= 0.09
+            # It takes the loop, not a core (which would starve an emulator in another thread too).
+            assert time.process_time() - cpu < 0.045
         with pytest.raises(ValueError, match="share"):
             async with starved(1.0):
                 pass

@@ -1,13 +1,19 @@
 """A CPU-starved client: a co-task that takes its event loop away for a fixed share of every period.
 
-On a saturated core (other processes, a GC pause, a slow consumer in the
-same process) a collector's event loop gets only part of each moment: frames
-pile up in the socket buffers and then arrive in a rush, and everything the
-loop runs (ccxt's parsing, the collector's hand-over, the queue's consumer)
-competes for what is left. `starve` reproduces that inside the process under
-test, independent of the machine's other load (which `nice` or `taskset`
-would depend on): it spins on the CPU, holding the loop, for `share` of
-every `period_s`, and yields for the rest.
+On a saturated core (other processes, a CPU quota, a GC pause) a collector's
+event loop gets only part of each moment: frames pile up in the socket
+buffers and then arrive in a rush, and everything the loop runs (ccxt's
+parsing, the collector's hand-over, the queue's consumer) competes for what
+is left. `starve` reproduces that inside the process under test, independent
+of the machine's other load (which `nice` or `taskset` would depend on): it
+blocks the loop's thread for `share` of every `period_s`, and yields for the
+rest. It blocks by sleeping, not by spinning: the time is taken from the
+loop alone, as the scheduler takes it from a starved process, while the
+exchange (an emulator in another thread of the same process, standing for a
+remote server) goes on sending. A spinning co-task would hold the GIL and a
+core too, and starve the emulator with the client: on a loaded 2-core box it
+went silent for seconds and the collector's stall watchdog rightly dropped
+its connections.
 """
 
 from __future__ import annotations
@@ -25,12 +31,10 @@ def _busy_s(share: float, period_s: float) -> float:
 
 
 async def starve(share: float, period_s: float = 0.05) -> None:
-    """Hold the running loop busy for `share` of every `period_s`, until cancelled."""
+    """Hold the running loop for `share` of every `period_s`, until cancelled."""
     busy = _busy_s(share, period_s)
     while True:
-        end = time.perf_counter() + busy
-        while time.perf_counter() < end:
-            pass
+        time.sleep(busy)  # the loop's thread is held; other threads run
         await asyncio.sleep(period_s - busy)
 
 
