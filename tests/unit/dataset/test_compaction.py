@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from fluxforge_common.dataset.validation import validate_dataset
 from fluxforge_common.features import output_tables
 from fluxforge_common.storage import LocalStorage
 
-from tests.support.compaction import data_file_count
+from tests.support.compaction import data_file_count, read_while_compacting
 from tests.support.dataset import read_dataset
 
 Cli = Callable[..., str]
@@ -136,22 +135,14 @@ class SlowStorage(LocalStorage):
 
 def test_a_reader_looping_during_compaction_sees_every_row_once(small_files: Path) -> None:
     expected = read_dataset(small_files)
-    errors: list[BaseException] = []
 
     def compaction() -> None:
-        try:
-            compact_dataset(SlowStorage(small_files), PARQUET_TABLES, before=BEFORE, target_bytes=64 << 10,
-                            grace_s=0.0)  # fmt: skip
-        except BaseException as exc:
-            errors.append(exc)
+        compact_dataset(SlowStorage(small_files), PARQUET_TABLES, before=BEFORE, target_bytes=64 << 10,
+                        grace_s=0.0)  # fmt: skip
 
-    worker = threading.Thread(target=compaction)
-    worker.start()
-    reads = 0
-    while worker.is_alive():
-        assert_same_rows(read_dataset(small_files), expected)
-        reads += 1
-    worker.join()
+    reads, errors = read_while_compacting(
+        compaction, lambda _: assert_same_rows(read_dataset(small_files), expected)
+    )
     assert errors == []
     assert reads >= 3, f"only {reads} reads overlapped the compaction"
     assert_same_rows(read_dataset(small_files), expected)
