@@ -63,7 +63,7 @@ def scan_partitions(root: str | Path | DatasetRoot, table: str) -> tuple[list[Pa
     Hidden directories (`.`-prefixed) are not looked into. A compacted
     partition's files are those its marker makes visible (`compaction_marker`);
     a listing taken while a compaction switched it is taken again. One listing
-    of the table (one recursive LIST on S3), plus one read per compacted partition.
+    of the table (one recursive LIST on S3), plus one marker read per partition.
     """
     location = dataset_root(root)
     for attempt in range(_RESCANS):
@@ -116,15 +116,21 @@ def _scan(location: DatasetRoot, table: str) -> tuple[list[PartitionInfo], list[
 
 
 def visible_names(location: DatasetRoot, partition: str, names: list[str]) -> list[str] | None:
-    """The names readers count in directory `partition` listed as `names`; None: list it again."""
-    if MARKER_NAME not in names:
-        return visible_files(names, None)
+    """The names readers count in directory `partition` listed as `names`; None: list it again.
+
+    The marker is read even when the listing lacks it: a listing taken while
+    files of the directory are deleted may leave out names that still exist
+    (s3proxy's filesystem backend drops the rest of a directory when one of its
+    files vanishes mid-listing), and without the marker the replaced files the
+    listing kept would count. With it, such a listing lacks a compacted file the
+    marker lists and is taken again.
+    """
     where = f"{partition}/{MARKER_NAME}"
     try:
         with location.open_input(where) as f:
             data = f.read()
     except FileNotFoundError:
-        return None  # replaced or removed since the listing
+        return None if MARKER_NAME in names else visible_files(names, None)  # listed, then removed: again
     return visible_files(names, parse_marker(data, where))
 
 
@@ -219,11 +225,36 @@ def scan_table(
     (bars only). Every filter is optional. Files whose schemas differ by added
     columns are unified (missing columns read as null). Warns (`DatasetWarning`)
     about skipped malformed directories, the legacy layout, and a selection
-    that matches no partition (saying what exists).
+    that matches no partition (saying what exists). A file that vanishes while
+    they are chosen (a compaction deleted what it replaced) makes them be chosen again.
     """
     root = dataset_root(storage_root)
     if duration_s is not None and table != "bars":
         raise ValueError(f"a bar duration filters the bars table only, not {table!r}")
+
+    def plan() -> TableScan:
+        for _ in range(_REREADS - 1):
+            try:
+                return _plan(root, table, exchange, symbol, start_ms, end_ms, duration_s, columns, plan)
+            except FileNotFoundError:
+                continue
+        return _plan(root, table, exchange, symbol, start_ms, end_ms, duration_s, columns, plan)
+
+    return plan()
+
+
+def _plan(
+    root: DatasetRoot,
+    table: str,
+    exchange: Values,
+    symbol: Values,
+    start_ms: int | None,
+    end_ms: int | None,
+    duration_s: int | None,
+    columns: Sequence[str] | None,
+    replan: Callable[[], TableScan],
+) -> TableScan:
+    """`scan_table` once: FileNotFoundError when a file it lists vanishes before its footer is read."""
     exchanges, symbols = value_set(exchange, "exchange"), value_set(symbol, "symbol")
     partitions, malformed = scan_partitions(root, table)
     _warn_malformed(malformed)
@@ -266,11 +297,6 @@ def scan_table(
         [root.full(f) for f in files], schema=schema, format="parquet", filesystem=root.filesystem
     )
     row_filter = _row_filter(schema, exchanges, symbols, start_ms, end_ms, duration_s)
-
-    def replan() -> TableScan:
-        return scan_table(root, table, exchange=exchange, symbol=symbol, start_ms=start_ms, end_ms=end_ms,
-                          duration_s=duration_s, columns=columns)  # fmt: skip
-
     return TableScan(table, dataset, row_filter, wanted, files, replan)
 
 
