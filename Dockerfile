@@ -10,7 +10,9 @@ COPY libs libs
 COPY services services
 COPY src src
 COPY tools tools
-RUN uv sync --frozen --no-dev
+# The workspace's own sources are installed editable, which UV_COMPILE_BYTECODE leaves alone.
+RUN uv sync --frozen --no-dev \
+    && .venv/bin/python -m compileall -q src libs/*/src services/*/src tools/*/src
 
 FROM python:3.11.11-slim-bookworm
 RUN groupadd --gid 10001 fluxforge \

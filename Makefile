@@ -6,6 +6,7 @@ export UV_PYTHON := python3.11
 UV := $(CURDIR)/.cache/bootstrap/bin/uv
 UV_VERSION := 0.13.8
 RUN := $(UV) run --frozen
+WORKSPACE_SOURCES := src libs/*/src services/*/src tools/*/src
 
 .PHONY: setup run test test-unit lint bench dashboard-picture kafka-up kafka-down s3-up s3-down clean
 
@@ -13,8 +14,12 @@ $(UV):
 	python3 -m venv .cache/bootstrap
 	.cache/bootstrap/bin/pip install --quiet uv==$(UV_VERSION)
 
+# Bytecode is compiled once here: where PYTHONDONTWRITEBYTECODE is set (CI, the image) every start
+# would compile ~700 modules again (~1.5 s). uv compiles site-packages, compileall the workspace's
+# editable sources (uv leaves those alone).
 setup: $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
+	$(RUN) python -m compileall -q -j 0 $(WORKSPACE_SOURCES)
 
 run: setup ## the main job: embedded pipeline on the simulated market, into ./data (ARGS="..." for more)
 	$(RUN) fluxforge run $(ARGS)

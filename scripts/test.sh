@@ -6,11 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export UV_CACHE_DIR="$PWD/.cache/uv" UV_PYTHON_DOWNLOADS=never UV_PYTHON=python3.11
 UV="$PWD/.cache/bootstrap/bin/uv"
-if [ ! -x "$UV" ]; then
-  python3 -m venv .cache/bootstrap
-  .cache/bootstrap/bin/pip install --quiet uv==0.13.8
-fi
-"$UV" sync --frozen --quiet
+make --no-print-directory --quiet setup  # uv, the environment and its bytecode (Makefile)
 echo "== ruff"
 "$UV" run --frozen ruff check .
 "$UV" run --frozen ruff format --check .
