@@ -31,6 +31,7 @@ from tests.support.exchange import (
     exchange_config,
     market,
     record,
+    recording,
     report,
     sent_events,
 )
@@ -48,16 +49,14 @@ STARVED = 0.75  # share of the collector's event loop taken in the CPU-starved r
 @pytest.fixture
 def binance() -> Iterator[EmulatorThread]:
     config = EmulatorConfig(simulator=market(SYMBOLS, rate=RATE), history_levels=LEVELS, ping_interval_s=0.5)
-    with EmulatorThread(config) as emu:
-        emu.call(lambda e: setattr(e, "sent_log", []))
+    with recording(EmulatorThread(config)) as emu:
         yield emu
 
 
 @pytest.fixture
 def kraken() -> Iterator[EmulatorThread]:
     config = EmulatorConfig(simulator=market(SYMBOLS, "kraken", RATE), exchange="kraken", ping_interval_s=0.5)
-    with EmulatorThread(config, KrakenEmulator) as emu:
-        emu.call(lambda e: setattr(e, "sent_log", []))
+    with recording(EmulatorThread(config, KrakenEmulator)) as emu:
         yield emu
 
 
