@@ -66,7 +66,14 @@ def continues(message: Any, nonce: int) -> bool:
 class BinanceSymbolResync:
     """On a gap, fetch that symbol's snapshot again and leave the rest of the watch alone."""
 
-    REPLACES = ("handle_order_book", "fetch_order_book_snapshot", "spawn", "safe_market", "is_spot_url")
+    REPLACES = (
+        "handle_order_book",
+        "fetch_order_book_snapshot",
+        "handle_order_book_message",
+        "spawn",
+        "safe_market",
+        "is_spot_url",
+    )
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config or {})  # type: ignore[call-arg]
