@@ -25,23 +25,28 @@
 #   JAVA_HOME                        used if set, else `java` from PATH (Java 17+ required)
 set -euo pipefail
 
+SERVICE=kafka
+# The test suite's broker (scripts/with-kafka.sh, port 19092) and a stack's broker (9092) each
+# have a run dir of their own.
+PORT="${FLUXFORGE_KAFKA_PORT:-9092}"
+DEFAULT_PORT=9092
+# shellcheck source=scripts/lib/java_server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/java_server.sh"
+
 KAFKA_VERSION=4.1.0
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PRODUCT="Kafka $KAFKA_VERSION"
+SERVER=broker
 SCRIPT_DIR="$ROOT/scripts/kafka"
-CACHE="$ROOT/.cache"
 LIBS="$CACHE/kafka/libs"
 INSTALL_MARKER="$LIBS/.installed"
-M2="$CACHE/m2"
-PORT="${FLUXFORGE_KAFKA_PORT:-9092}"
-# One run dir per listener port: the test suite's broker (scripts/test.sh, port 19092)
-# and a stack's broker (9092) can run side by side without sharing pid files or data.
-if [ "$PORT" = 9092 ]; then RUN_DIR="$CACHE/run/kafka"; else RUN_DIR="$CACHE/run/kafka-$PORT"; fi
 DATA_DIR="$RUN_DIR/data"
 LOG_DIR="$RUN_DIR/logs"
 PID_FILE="$RUN_DIR/kafka.pid"
 PROPS="$RUN_DIR/server.properties"
 OUT_FILE="$LOG_DIR/kafka.out"
-LOCK_FILE="$CACHE/kafka.lock"
+SERVER_LOG="$LOG_DIR/server.log"
+WIPE=("$DATA_DIR" "$RUN_DIR/cluster.id")
+DAMAGED_HINT="if the data dir is damaged: scripts/kafka.sh down --wipe && scripts/kafka.sh up"
 SSL_PORT="${FLUXFORGE_KAFKA_SSL_PORT:-}"
 SASL_SSL_PORT="${FLUXFORGE_KAFKA_SASL_SSL_PORT:-}"
 TLS_DIR="${FLUXFORGE_KAFKA_TLS_DIR:-}"
@@ -51,51 +56,6 @@ CONTROLLER_PORT="${FLUXFORGE_KAFKA_CONTROLLER_PORT:-9093}"
 HEAP="${FLUXFORGE_KAFKA_HEAP:-512m}"
 START_TIMEOUT="${FLUXFORGE_KAFKA_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${FLUXFORGE_KAFKA_STOP_TIMEOUT:-30}"
-
-log() { printf 'kafka.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
-# Relative to the repository, for messages.
-rel() { printf '%s' "${1#"$ROOT"/}"; }
-
-java_bin() {
-    if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
-        printf '%s' "$JAVA_HOME/bin/java"
-    elif command -v java >/dev/null 2>&1; then
-        command -v java
-    else
-        die "no java found: install a Java 17+ runtime (e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
-    fi
-}
-
-check_java() {
-    local java version major
-    java="$(java_bin)"
-    version="$("$java" -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -n 1)"
-    major="${version%%.*}"
-    [[ "$major" == 1 ]] && major="$(printf '%s' "$version" | cut -d. -f2)"
-    if [[ ! "$major" =~ ^[0-9]+$ ]] || ((major < 17)); then
-        die "Kafka $KAFKA_VERSION needs Java 17 or newer; $java reports '${version:-unknown}'. Set JAVA_HOME to a newer JDK."
-    fi
-}
-
-validate_port() {
-    if [[ ! "$2" =~ ^[0-9]+$ ]] || (($2 < 1 || $2 > 65535)); then
-        die "$1 must be a TCP port number, got '$2'"
-    fi
-}
-
-# Serialise install/up/down between concurrent callers (two test sessions, make -j ...).
-take_lock() {
-    mkdir -p "$CACHE"
-    exec 9>"$LOCK_FILE"
-    if command -v flock >/dev/null 2>&1; then
-        flock -w 300 9 || die "another scripts/kafka.sh has held $(rel "$LOCK_FILE") for 5 minutes"
-    fi
-}
 
 is_installed() {
     [[ -f "$INSTALL_MARKER" ]] && [[ "$(cat "$INSTALL_MARKER")" == "$(pom_digest)" ]] &&
@@ -110,46 +70,27 @@ do_install() {
             log "Kafka $KAFKA_VERSION jars already in $(rel "$LIBS") ($(find "$LIBS" -name '*.jar' | wc -l) jars)"
         return 0
     fi
-    command -v mvn >/dev/null 2>&1 ||
-        die "mvn not found: install Maven 3.8+ (e.g. apt-get install maven); it fetches Kafka's jars from Maven Central"
     check_java
-    local tmp="$CACHE/kafka/libs.tmp.$$" mvn_log="$CACHE/kafka/mvn.log" start=$SECONDS
-    mkdir -p "$CACHE/kafka" "$M2"
+    local tmp="$CACHE/kafka/libs.tmp.$$" start=$SECONDS
+    mkdir -p "$CACHE/kafka"
     rm -rf "$CACHE/kafka"/libs.tmp.* # left by an interrupted install
-    log "fetching Kafka $KAFKA_VERSION and its dependencies from Maven Central into $(rel "$LIBS") ..."
-    if ! mvn -B -ntp -f "$SCRIPT_DIR/pom.xml" -Dmaven.repo.local="$M2" \
-        dependency:copy-dependencies -DoutputDirectory="$tmp" >"$mvn_log" 2>&1; then
-        rm -rf "$tmp"
-        tail -n 40 "$mvn_log" >&2
-        die "mvn could not fetch the Kafka jars (full log: $(rel "$mvn_log")). Check that Maven Central is reachable (proxy settings in ~/.m2/settings.xml), then rerun: scripts/kafka.sh install"
-    fi
+    mvn_fetch "Kafka $KAFKA_VERSION and its dependencies" "$tmp" "$CACHE/kafka/mvn.log" \
+        -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies
     rm -rf "$LIBS"
     mv "$tmp" "$LIBS"
     pom_digest >"$INSTALL_MARKER"
     log "installed $(find "$LIBS" -name '*.jar' | wc -l) jars ($(du -sh "$LIBS" | cut -f1)) in $((SECONDS - start)) s"
 }
 
-# The pid of our broker if it is running, else nothing. A stale pid file is removed; a broker of
-# this run dir (one per port) whose pid file was lost is found again by the marker on its command line.
-running_pid() {
-    local pid=""
-    if [[ -f "$PID_FILE" ]]; then
-        pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-        if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
-            ps -ww -o args= -p "$pid" 2>/dev/null | grep -qF -- "-Dfluxforge.kafka.run=$RUN_DIR "; then
-            printf '%s' "$pid"
-            return 0
-        fi
-        rm -f "$PID_FILE"
-    fi
-    if command -v pgrep >/dev/null 2>&1; then
-        local marker
-        marker="$(printf '%s' "-Dfluxforge.kafka.run=$RUN_DIR " | sed 's/[][\\.^$*+?(){}|]/\\&/g')"
-        pid="$(pgrep -f -- "${marker}.*kafka\\.Kafka " | head -n 1 || true)"
-        if [[ -n "$pid" && -d "$RUN_DIR" ]]; then
-            printf '%s\n' "$pid" >"$PID_FILE"
-            printf '%s' "$pid"
-        fi
+# A broker of this run dir whose pid file was lost, found again by the marker on its command line.
+lost_pid() {
+    command -v pgrep >/dev/null 2>&1 || return 0
+    local marker pid
+    marker="$(printf '%s' "$RUN_MARKER " | sed 's/[][\\.^$*+?(){}|]/\\&/g')"
+    pid="$(pgrep -f -- "${marker}.*kafka\\.Kafka " | head -n 1 || true)"
+    if [[ -n "$pid" && -d "$RUN_DIR" ]]; then
+        printf '%s\n' "$pid" >"$PID_FILE"
+        printf '%s' "$pid"
     fi
 }
 
@@ -162,14 +103,14 @@ bootstrap() {
     printf '%s' "${addr:-127.0.0.1:$PORT}"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+address() { bootstrap; }
 
 # JVM flags for the broker (server log4j config) and for short-lived tools (warnings to stderr).
 broker_jvm_opts() {
     BROKER_OPTS=(-Xmx"$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
         -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true
         -Dkafka.logs.dir="$LOG_DIR" -Dlog4j2.configurationFile="$SCRIPT_DIR/log4j2.properties"
-        -Dfluxforge.kafka.run="$RUN_DIR" -cp "$LIBS/*")
+        -cp "$LIBS/*")
 }
 
 run_tool() {
@@ -188,10 +129,10 @@ with_timeout() {
     fi
 }
 
-# One real round trip over the Kafka protocol: ApiVersions to the broker.
+# One real round trip over the Kafka protocol: ApiVersions to the broker (default: on $PORT).
 probe() {
     local out
-    out="$(run_tool org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "$1" 2>&1)" || return 1
+    out="$(run_tool org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "${1:-127.0.0.1:$PORT}" 2>&1)" || return 1
     grep -q '(id: 1 ' <<<"$out"
 }
 
@@ -276,7 +217,7 @@ format_storage() {
 
 # The log lines written since the broker was started (server.log is appended to across runs).
 show_failure_logs() {
-    local server_log="$LOG_DIR/server.log"
+    local server_log="$SERVER_LOG"
     if [[ -s "$OUT_FILE" ]]; then
         log "$(rel "$OUT_FILE") (JVM output):"
         tail -n 20 "$OUT_FILE" >&2
@@ -292,7 +233,7 @@ do_up() {
     validate_port FLUXFORGE_KAFKA_CONTROLLER_PORT "$CONTROLLER_PORT"
     check_secure
     read_users
-    take_lock
+    take_server_lock
     local pid
     pid="$(running_pid)"
     if [[ -n "$pid" ]]; then
@@ -307,135 +248,20 @@ do_up() {
     fi
     do_install quiet
     check_java
-    local p
-    for p in "$PORT" "$CONTROLLER_PORT" $SSL_PORT $SASL_SSL_PORT; do
-        if port_open "$p"; then
-            die "127.0.0.1:$p is already in use by another process (not the broker of $(rel "$RUN_DIR")). Stop it, or pick free ports: FLUXFORGE_KAFKA_PORT=19092 FLUXFORGE_KAFKA_CONTROLLER_PORT=19093 scripts/kafka.sh up"
-        fi
-    done
+    # shellcheck disable=SC2086 # the optional listener ports are absent or one word each
+    check_ports_free "FLUXFORGE_KAFKA_PORT=19092 FLUXFORGE_KAFKA_CONTROLLER_PORT=19093" \
+        "$PORT" "$CONTROLLER_PORT" $SSL_PORT $SASL_SSL_PORT
     mkdir -p "$RUN_DIR" "$LOG_DIR"
     render_config
     format_storage
 
-    local start=$SECONDS
     : >"$OUT_FILE"
     LOG_MARK=0
-    [[ -f "$LOG_DIR/server.log" ]] && LOG_MARK="$(wc -l <"$LOG_DIR/server.log")"
+    [[ -f "$SERVER_LOG" ]] && LOG_MARK="$(wc -l <"$SERVER_LOG")"
     broker_jvm_opts
-    local java launcher=()
-    java="$(java_bin)"
-    # setsid: the broker outlives this script and is not hit by the caller's Ctrl-C.
-    if command -v setsid >/dev/null 2>&1; then launcher=(setsid); fi
-    (
-        exec 9>&- # the broker must not inherit (and so hold forever) our lock
-        cd "$RUN_DIR"
-        exec ${launcher[@]+"${launcher[@]}"} "$java" "${BROKER_OPTS[@]}" kafka.Kafka "$PROPS"
-    ) </dev/null >>"$OUT_FILE" 2>&1 &
-    pid=$!
-    printf '%s\n' "$pid" >"$PID_FILE"
-    log "starting Kafka $KAFKA_VERSION (pid $pid), waiting up to ${START_TIMEOUT}s for 127.0.0.1:$PORT ..."
-
-    while ((SECONDS - start < START_TIMEOUT)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            rm -f "$PID_FILE"
-            show_failure_logs
-            die "the broker exited during startup (logs above; all logs in $(rel "$LOG_DIR")). If the data dir is damaged: scripts/kafka.sh down --wipe && scripts/kafka.sh up"
-        fi
-        if port_open "$PORT" && probe "127.0.0.1:$PORT"; then
-            log "up at 127.0.0.1:$PORT (pid $pid) in $((SECONDS - start)) s; logs: scripts/kafka.sh logs; stop: scripts/kafka.sh down"
-            printf '127.0.0.1:%s\n' "$PORT"
-            return 0
-        fi
-        sleep 0.5
-    done
-    show_failure_logs
-    log "the broker did not answer on 127.0.0.1:$PORT within ${START_TIMEOUT}s; stopping it"
-    stop_pid "$pid"
-    die "startup timed out (logs above; all logs in $(rel "$LOG_DIR")). On a slow machine retry with FLUXFORGE_KAFKA_START_TIMEOUT=180; if the data dir is damaged: scripts/kafka.sh down --wipe"
+    start_server "$OUT_FILE" 0.5 "${BROKER_OPTS[@]}" kafka.Kafka "$PROPS"
+    log "up at 127.0.0.1:$PORT (pid $STARTED_PID) in $STARTED_IN s; logs: scripts/kafka.sh logs; stop: scripts/kafka.sh down"
+    printf '127.0.0.1:%s\n' "$PORT"
 }
 
-stop_pid() {
-    local pid="$1" waited=0
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((waited >= STOP_TIMEOUT * 10)); then
-            log "pid $pid still running ${STOP_TIMEOUT}s after SIGTERM; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 0.5
-            break
-        fi
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    rm -f "$PID_FILE"
-}
-
-do_down() {
-    local wipe=0 arg pid
-    for arg in "$@"; do
-        case "$arg" in
-            --wipe) wipe=1 ;;
-            *) die "unknown option for down: $arg (usage: scripts/kafka.sh down [--wipe])" ;;
-        esac
-    done
-    take_lock
-    pid="$(running_pid)"
-    if [[ -n "$pid" ]]; then
-        log "stopping broker (pid $pid) ..."
-        stop_pid "$pid"
-        log "stopped"
-    else
-        log "already down"
-    fi
-    if ((wipe)); then
-        rm -rf "$DATA_DIR" "$RUN_DIR/cluster.id"
-        log "wiped $(rel "$DATA_DIR")"
-    fi
-}
-
-do_status() {
-    local pid
-    pid="$(running_pid)"
-    if [[ -n "$pid" ]]; then
-        printf 'up %s (pid %s)\n' "$(bootstrap)" "$pid"
-    else
-        printf 'down %s\n' "127.0.0.1:$PORT"
-        return 3
-    fi
-}
-
-do_logs() {
-    local follow=0 lines=100 arg
-    for arg in "$@"; do
-        case "$arg" in
-            -f | --follow) follow=1 ;;
-            *[!0-9]* | '') die "usage: scripts/kafka.sh logs [-f] [LINES]" ;;
-            *) lines="$arg" ;;
-        esac
-    done
-    local f="$LOG_DIR/server.log"
-    [[ -f "$f" ]] || die "no broker log yet ($(rel "$f")); start it with: scripts/kafka.sh up"
-    if ((follow)); then
-        exec tail -n "$lines" -F "$f"
-    fi
-    tail -n "$lines" "$f"
-}
-
-usage() {
-    sed -n '2,25s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
-}
-
-cmd="${1:-}"
-[[ $# -gt 0 ]] && shift
-case "$cmd" in
-    install) take_lock && do_install ;;
-    up) do_up ;;
-    down) do_down "$@" ;;
-    status) do_status ;;
-    logs) do_logs "$@" ;;
-    -h | --help | help) usage ;;
-    *)
-        usage
-        exit 2
-        ;;
-esac
+server_main "$@"

@@ -12,16 +12,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="$ROOT/.cache/kustomize"
 BIN="$CACHE/$VERSION/kustomize"
 
-log() { printf 'kustomize.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+# shellcheck source=scripts/lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
 
 install() {
-    mkdir -p "$CACHE"
-    exec 9>"$CACHE/.lock"
-    flock 9
+    take_lock "$CACHE/.lock"
     if [ ! -x "$BIN" ]; then
         command -v go >/dev/null || die "go not found: kustomize is built from its Go module (install Go 1.22+)"
         log "building sigs.k8s.io/kustomize/kustomize/v5@$VERSION (once, ~1 min)"

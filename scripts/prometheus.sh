@@ -13,13 +13,9 @@ VERSION=2.42.0+ds-5+deb12u1
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="$ROOT/.cache/prometheus"
 DEBS="$CACHE/debs"
-LOCK_FILE="$CACHE/.lock"
 
-log() { printf 'prometheus.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+# shellcheck source=scripts/lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
 
 download() {
     # apt-get download writes into the current directory; it refuses nothing as root.
@@ -37,8 +33,7 @@ fetch_deb() {
 
 install() {
     mkdir -p "$DEBS"
-    exec 9>"$LOCK_FILE"
-    flock 9
+    take_lock "$CACHE/.lock"
     local deb
     deb="$(ls -1 "$DEBS"/prometheus_*.deb 2>/dev/null | sort | tail -n 1 || true)"
     if [ -z "$deb" ]; then

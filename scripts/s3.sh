@@ -23,22 +23,24 @@
 #   JAVA_HOME                    used if set, else `java` from PATH (Java 17+ required)
 set -euo pipefail
 
+SERVICE=s3
+PORT="${FLUXFORGE_S3_PORT:-9000}"
+DEFAULT_PORT=9000
+# shellcheck source=scripts/lib/java_server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/java_server.sh"
+
 S3PROXY_VERSION=2.6.0
+PRODUCT="s3proxy $S3PROXY_VERSION"
+SERVER=s3proxy
 ARTIFACT="org.gaul:s3proxy:$S3PROXY_VERSION:jar:jar-with-dependencies"
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="$ROOT/.cache"
 JAR_DIR="$CACHE/s3proxy"
 JAR="$JAR_DIR/s3proxy-$S3PROXY_VERSION-jar-with-dependencies.jar"
-M2="$CACHE/m2"
-PORT="${FLUXFORGE_S3_PORT:-9000}"
-# One run dir per port: the test suite's server and a user's can run side by side.
-if [ "$PORT" = 9000 ]; then RUN_DIR="$CACHE/run/s3"; else RUN_DIR="$CACHE/run/s3-$PORT"; fi
 DATA_DIR="$RUN_DIR/data"
 PID_FILE="$RUN_DIR/s3proxy.pid"
 PROPS="$RUN_DIR/s3proxy.properties"
 CREDENTIALS="$RUN_DIR/credentials"
-LOG_FILE="$RUN_DIR/s3proxy.log"
-LOCK_FILE="$CACHE/s3.lock"
+SERVER_LOG="$RUN_DIR/s3proxy.log"
+WIPE=("$DATA_DIR")
 DEFAULT_BUCKET=fluxforge
 REGION=us-east-1
 
@@ -46,87 +48,27 @@ HEAP="${FLUXFORGE_S3_HEAP:-256m}"
 START_TIMEOUT="${FLUXFORGE_S3_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${FLUXFORGE_S3_STOP_TIMEOUT:-15}"
 
-log() { printf 's3.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
-
-rel() { printf '%s' "${1#"$ROOT"/}"; }
-
-java_bin() {
-    if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
-        printf '%s' "$JAVA_HOME/bin/java"
-    elif command -v java >/dev/null 2>&1; then
-        command -v java
-    else
-        die "no java found: install a Java 17+ runtime (e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
-    fi
-}
-
-check_java() {
-    local java version major
-    java="$(java_bin)"
-    version="$("$java" -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -n 1)"
-    major="${version%%.*}"
-    [[ "$major" == 1 ]] && major="$(printf '%s' "$version" | cut -d. -f2)"
-    if [[ ! "$major" =~ ^[0-9]+$ ]] || ((major < 17)); then
-        die "s3proxy $S3PROXY_VERSION needs Java 17 or newer; $java reports '${version:-unknown}'. Set JAVA_HOME to a newer JDK."
-    fi
-}
-
-validate_port() {
-    if [[ ! "$2" =~ ^[0-9]+$ ]] || (($2 < 1 || $2 > 65535)); then
-        die "$1 must be a TCP port number, got '$2'"
-    fi
-}
-
-take_lock() {
-    mkdir -p "$CACHE"
-    exec 9>"$LOCK_FILE"
-    if command -v flock >/dev/null 2>&1; then
-        flock -w 300 9 || die "another scripts/s3.sh has held $(rel "$LOCK_FILE") for 5 minutes"
-    fi
-}
-
 do_install() {
     if [[ -s "$JAR" ]]; then
         [[ "${1:-}" == quiet ]] || log "s3proxy $S3PROXY_VERSION already in $(rel "$JAR")"
         return 0
     fi
-    command -v mvn >/dev/null 2>&1 ||
-        die "mvn not found: install Maven 3.8+ (e.g. apt-get install maven); it fetches s3proxy from Maven Central"
-    local tmp="$JAR_DIR/tmp.$$" mvn_log="$JAR_DIR/mvn.log" start=$SECONDS
-    mkdir -p "$JAR_DIR" "$M2"
+    local tmp="$JAR_DIR/tmp.$$" start=$SECONDS
+    mkdir -p "$JAR_DIR"
     rm -rf "$JAR_DIR"/tmp.* # left by an interrupted install
-    log "fetching $ARTIFACT from Maven Central into $(rel "$JAR_DIR") ..."
     # mvn checks the artifact's published checksum; the jar is moved into place only when whole.
-    if ! mvn -B -ntp -Dmaven.repo.local="$M2" dependency:copy -Dartifact="$ARTIFACT" \
-        -DoutputDirectory="$tmp" >"$mvn_log" 2>&1; then
-        rm -rf "$tmp"
-        tail -n 40 "$mvn_log" >&2
-        die "mvn could not fetch $ARTIFACT (full log: $(rel "$mvn_log")). Check that Maven Central is reachable (proxy settings in ~/.m2/settings.xml), then rerun: scripts/s3.sh install"
-    fi
+    mvn_fetch "$ARTIFACT" "$tmp" "$JAR_DIR/mvn.log" dependency:copy -Dartifact="$ARTIFACT"
     mv "$tmp/$(basename "$JAR")" "$JAR"
     rm -rf "$tmp"
     log "installed $(rel "$JAR") ($(du -sh "$JAR" | cut -f1)) in $((SECONDS - start)) s"
 }
 
-# The pid of our server if it is running, else nothing; a stale pid file is removed.
-running_pid() {
-    local pid=""
-    if [[ -f "$PID_FILE" ]]; then
-        pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-        if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
-            ps -ww -o args= -p "$pid" 2>/dev/null | grep -qF -- "-Dfluxforge.s3.run=$RUN_DIR "; then
-            printf '%s' "$pid"
-            return 0
-        fi
-        rm -f "$PID_FILE"
-    fi
-}
+address() { printf 'http://127.0.0.1:%s' "$PORT"; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+show_failure_logs() {
+    log "last lines of $(rel "$SERVER_LOG"):"
+    tail -n 30 "$SERVER_LOG" >&2
+}
 
 # One real HTTP round trip: an anonymous request gets S3's XML AccessDenied from a live server.
 probe() {
@@ -178,103 +120,27 @@ print_env() {
 
 do_up() {
     validate_port FLUXFORGE_S3_PORT "$PORT"
-    take_lock
+    take_server_lock
     local pid
     pid="$(running_pid)"
     if [[ -n "$pid" ]]; then
         probe || die "s3proxy process $pid is running but 127.0.0.1:$PORT does not answer; see scripts/s3.sh logs, or restart it: scripts/s3.sh down && scripts/s3.sh up"
-        log "already up at http://127.0.0.1:$PORT (pid $pid)"
+        log "already up at $(address) (pid $pid)"
         print_env
         return 0
     fi
     do_install quiet
     check_java
-    if port_open "$PORT"; then
-        die "127.0.0.1:$PORT is already in use by another process (not the server of $(rel "$RUN_DIR")). Stop it, or pick a free port: FLUXFORGE_S3_PORT=19140 scripts/s3.sh up"
-    fi
+    check_ports_free FLUXFORGE_S3_PORT=19140 "$PORT"
     mkdir -p "$RUN_DIR" "$DATA_DIR/$DEFAULT_BUCKET"
     ensure_credentials
     render_properties
 
-    local start=$SECONDS java launcher=()
-    java="$(java_bin)"
-    : >"$LOG_FILE"
-    if command -v setsid >/dev/null 2>&1; then launcher=(setsid); fi
-    (
-        exec 9>&- # the server must not inherit (and so hold forever) our lock
-        cd "$RUN_DIR"
-        exec ${launcher[@]+"${launcher[@]}"} "$java" -Xmx"$HEAP" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
-            -Djava.awt.headless=true -Dfluxforge.s3.run="$RUN_DIR" -jar "$JAR" --properties "$PROPS"
-    ) </dev/null >>"$LOG_FILE" 2>&1 &
-    pid=$!
-    printf '%s\n' "$pid" >"$PID_FILE"
-    log "starting s3proxy $S3PROXY_VERSION (pid $pid), waiting up to ${START_TIMEOUT}s for 127.0.0.1:$PORT ..."
-    while ((SECONDS - start < START_TIMEOUT)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            rm -f "$PID_FILE"
-            tail -n 30 "$LOG_FILE" >&2
-            die "s3proxy exited during startup (log above: $(rel "$LOG_FILE"))"
-        fi
-        if port_open "$PORT" && probe; then
-            log "up at http://127.0.0.1:$PORT (pid $pid) in $((SECONDS - start)) s, buckets in $(rel "$DATA_DIR"); stop: scripts/s3.sh down"
-            print_env
-            return 0
-        fi
-        sleep 0.3
-    done
-    tail -n 30 "$LOG_FILE" >&2
-    stop_pid "$pid"
-    die "s3proxy did not answer on 127.0.0.1:$PORT within ${START_TIMEOUT}s (log above). On a slow machine retry with FLUXFORGE_S3_START_TIMEOUT=180"
-}
-
-stop_pid() {
-    local pid="$1" waited=0
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((waited >= STOP_TIMEOUT * 10)); then
-            log "pid $pid still running ${STOP_TIMEOUT}s after SIGTERM; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 0.3
-            break
-        fi
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    rm -f "$PID_FILE"
-}
-
-do_down() {
-    local wipe=0 arg pid
-    for arg in "$@"; do
-        case "$arg" in
-            --wipe) wipe=1 ;;
-            *) die "unknown option for down: $arg (usage: scripts/s3.sh down [--wipe])" ;;
-        esac
-    done
-    take_lock
-    pid="$(running_pid)"
-    if [[ -n "$pid" ]]; then
-        log "stopping s3proxy (pid $pid) ..."
-        stop_pid "$pid"
-        log "stopped"
-    else
-        log "already down"
-    fi
-    if ((wipe)); then
-        rm -rf "$DATA_DIR"
-        log "wiped $(rel "$DATA_DIR")"
-    fi
-}
-
-do_status() {
-    local pid
-    pid="$(running_pid)"
-    if [[ -n "$pid" ]]; then
-        printf 'up http://127.0.0.1:%s (pid %s)\n' "$PORT" "$pid"
-    else
-        printf 'down http://127.0.0.1:%s\n' "$PORT"
-        return 3
-    fi
+    : >"$SERVER_LOG"
+    start_server "$SERVER_LOG" 0.3 -Xmx"$HEAP" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+        -Djava.awt.headless=true -jar "$JAR" --properties "$PROPS"
+    log "up at $(address) (pid $STARTED_PID) in $STARTED_IN s, buckets in $(rel "$DATA_DIR"); stop: scripts/s3.sh down"
+    print_env
 }
 
 do_env() {
@@ -282,38 +148,7 @@ do_env() {
     print_env
 }
 
-do_logs() {
-    local follow=0 lines=100 arg
-    for arg in "$@"; do
-        case "$arg" in
-            -f | --follow) follow=1 ;;
-            *[!0-9]* | '') die "usage: scripts/s3.sh logs [-f] [LINES]" ;;
-            *) lines="$arg" ;;
-        esac
-    done
-    [[ -f "$LOG_FILE" ]] || die "no server log yet ($(rel "$LOG_FILE")); start it with: scripts/s3.sh up"
-    if ((follow)); then
-        exec tail -n "$lines" -F "$LOG_FILE"
-    fi
-    tail -n "$lines" "$LOG_FILE"
-}
-
-usage() {
-    sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
-}
-
-cmd="${1:-}"
-[[ $# -gt 0 ]] && shift
-case "$cmd" in
-    install) take_lock && do_install ;;
-    up) do_up ;;
+case "${1:-}" in
     env) do_env ;;
-    down) do_down "$@" ;;
-    status) do_status ;;
-    logs) do_logs "$@" ;;
-    -h | --help | help) usage ;;
-    *)
-        usage
-        exit 2
-        ;;
+    *) server_main "$@" ;;
 esac

@@ -62,9 +62,31 @@ def temporaries(root: Path) -> list[str]:
     return [name for _, _, names in os.walk(root) for name in names if name.startswith(".tmp-")]
 
 
-def assert_stopped_cleanly(proc: subprocess.Popen[bytes], log: Path, root: Path, sig: str) -> int:
+def sigterm(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+
+
+def exit_code_when_signalled(
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    delay: float,
+    *,
+    ready: str = "fluxforge run:",
+    send: Callable[[subprocess.Popen[bytes]], None] = sigterm,
+) -> int:
+    """`send` the signal(s) `delay` s after `ready` shows in the log; the exit code (killed if anything fails)."""
+    try:
+        wait_for_text(log, ready, proc)
+        time.sleep(delay)
+        send(proc)
+        return proc.wait(timeout=EXIT_TIMEOUT_S)
+    finally:
+        proc.kill()
+
+
+def assert_stopped_cleanly(exit_code: int, log: Path, root: Path, sig: str) -> int:
     """Exit 0 after the graceful stop, the raw archive sealed, every table written; the lines read."""
-    assert proc.wait(timeout=EXIT_TIMEOUT_S) == 0, log.read_text()[-3000:]
+    assert exit_code == 0, log.read_text()[-3000:]
     assert f"{sig}: stopping" in log.read_text()
     assert temporaries(root) == [], "a segment or file was left open"
     storage = LocalStorage(root)
@@ -80,14 +102,8 @@ def test_sigterm_to_a_simulator_run_writes_the_rows_of_the_lines_it_read(
     for moment in range(MOMENTS):
         root, log = tmp_path / f"stopped{moment}", tmp_path / f"run{moment}.log"
         proc = start(["run", "-o", root, "--seed", SEED, "--duration", 100_000], log)
-        try:
-            wait_for_text(log, "fluxforge run:", proc)
-            delay = rng.uniform(0.3, 4.0)
-            time.sleep(delay)
-            proc.send_signal(signal.SIGTERM)
-            n = assert_stopped_cleanly(proc, log, root, "SIGTERM")
-        finally:
-            proc.kill()
+        delay = rng.uniform(0.3, 4.0)
+        n = assert_stopped_cleanly(exit_code_when_signalled(proc, log, delay), log, root, "SIGTERM")
         print(f"SIGTERM {delay:.2f} s after the start: {n:,} lines read")
         reference = tmp_path / f"reference{moment}"
         cli("run", "-o", reference, "--seed", SEED, "--events", n, "-q")
@@ -109,15 +125,12 @@ def test_sigterm_to_a_run_reading_a_slow_pipe_writes_the_rows_of_the_lines_it_re
         proc = start(["run", "--input", "-", "-o", root], log, stdin=subprocess.PIPE)
         writer = threading.Thread(target=trickle, args=(proc, lines), daemon=True)
         writer.start()
+        delay = rng.uniform(0.5, 3.0)
         try:
-            wait_for_text(log, "fluxforge run:", proc)
-            delay = rng.uniform(0.5, 3.0)
-            time.sleep(delay)
-            proc.send_signal(signal.SIGTERM)
-            n = assert_stopped_cleanly(proc, log, root, "SIGTERM")
+            exit_code = exit_code_when_signalled(proc, log, delay)
         finally:
-            proc.kill()
             writer.join(timeout=EXIT_TIMEOUT_S)
+        n = assert_stopped_cleanly(exit_code, log, root, "SIGTERM")
         print(f"SIGTERM {delay:.2f} s after the start: {n:,} of {len(lines):,} lines read")
         assert 0 < n < len(lines), "the stop must land while the input is still arriving"
         reference = tmp_path / f"reference{moment}"
@@ -162,13 +175,10 @@ def test_a_second_signal_exits_at_once_leaving_only_whole_files(tmp_path: Path) 
     rng = seeded_rng("signal moments")
     root, log = tmp_path / "stopped", tmp_path / "run.log"
     proc = start(["run", "-o", root, "--duration", 100_000], log, WRITE_AS_YOU_GO)
-    try:
-        wait_for_text(log, "fluxforge run:", proc)
-        time.sleep(rng.uniform(2.0, 4.0))
-        two_stop_signals_at_once(proc.pid)
-        assert proc.wait(timeout=EXIT_TIMEOUT_S) == 1, log.read_text()[-3000:]
-    finally:
-        proc.kill()
+    exit_code = exit_code_when_signalled(
+        proc, log, rng.uniform(2.0, 4.0), send=lambda p: two_stop_signals_at_once(p.pid)
+    )
+    assert exit_code == 1, log.read_text()[-3000:]
     output = log.read_text()
     assert "SIGINT: stopping" in output and "second SIGTERM: exiting now" in output, output[-3000:]
     assert "Dataset written" not in output, "the forced exit must not have finished the graceful stop"
@@ -181,13 +191,7 @@ def test_the_stop_deadline_exits_at_once_leaving_only_whole_files(tmp_path: Path
     root, log = tmp_path / "stopped", tmp_path / "run.log"
     env = {**WRITE_AS_YOU_GO, "FLUXFORGE_EMBEDDED__STOP_DEADLINE_S": "0.001"}
     proc = start(["run", "-o", root, "--duration", 100_000], log, env)
-    try:
-        wait_for_text(log, "fluxforge run:", proc)
-        time.sleep(rng.uniform(2.0, 4.0))
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=EXIT_TIMEOUT_S) == 1, log.read_text()[-3000:]
-    finally:
-        proc.kill()
+    assert exit_code_when_signalled(proc, log, rng.uniform(2.0, 4.0)) == 1, log.read_text()[-3000:]
     output = log.read_text()
     assert "stop deadline: exiting now" in output, output[-3000:]
     print(f"{assert_only_whole_files(root)} whole files left by the forced exit")
@@ -205,13 +209,9 @@ def test_sigterm_to_reprocess_writes_what_it_processed_and_replaces_nothing(
     rng = seeded_rng("signal moments")
     log = tmp_path / "reprocess.log"
     proc = start(["reprocess", "--source-root", root, "--date", "2025-12-12"], log)
-    try:
-        wait_for_text(log, "Reprocessing 2025-12-12", proc)  # its stop handling is in place: reading begins
-        time.sleep(rng.uniform(0.0, 1.0))
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=EXIT_TIMEOUT_S) == 0, log.read_text()[-3000:]
-    finally:
-        proc.kill()
+    # Once it says what it reprocesses, its stop handling is in place: reading begins.
+    exit_code = exit_code_when_signalled(proc, log, rng.uniform(0.0, 1.0), ready="Reprocessing 2025-12-12")
+    assert exit_code == 0, log.read_text()[-3000:]
     output = log.read_text()
     assert "SIGTERM: stopping" in output and "Stopped before the end" in output, output[-3000:]
     assert lines_read(log) < len(list(archive_lines(storage)))

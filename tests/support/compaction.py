@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,26 @@ def small_files(small_files_source: Path, tmp_path: Path) -> Path:
 def data_file_count(root: Path | str) -> int:
     """The data files readers count, over every table."""
     return sum(len(p.files) for table in TABLES for p in list_partitions(root, table))
+
+
+def read_while_compacting(
+    compaction: Callable[[], object], read: Callable[[int], object]
+) -> tuple[int, list[BaseException]]:
+    """Run `compaction` in a thread and `read(i)` over and over until it ends: how many reads there
+    were, and what the compaction raised."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            compaction()
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    reads = 0
+    while worker.is_alive():
+        read(reads)
+        reads += 1
+    worker.join()
+    return reads, errors

@@ -47,12 +47,21 @@ RECOVERY_TIMEOUT_S = 60.0
 STALL_TIMEOUT_S = 1.5
 
 
+@contextlib.contextmanager
+def recording(thread: EmulatorThread) -> Iterator[EmulatorThread]:
+    """The emulator of `thread`, started with every message it sends logged (`sent_log`) from its
+    first: a log begun once it runs misses what it sent meanwhile, which a Kraken subscription's
+    snapshot of recent trades can still hand to the collector."""
+    thread.emulator.sent_log = []
+    with thread as emu:
+        yield emu
+
+
 @pytest.fixture
 def emulator() -> Iterator[EmulatorThread]:
-    with EmulatorThread(
-        EmulatorConfig(simulator=market(SYMBOLS), history_levels=LEVELS, ping_interval_s=0.5)
+    with recording(
+        EmulatorThread(EmulatorConfig(simulator=market(SYMBOLS), history_levels=LEVELS, ping_interval_s=0.5))
     ) as emu:
-        emu.call(lambda e: setattr(e, "sent_log", []))
         yield emu
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,8 +12,10 @@ from typing import Any, BinaryIO
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.storage import LocalStorage
 from fluxforge_common.storage.base import temp_name
+from fluxforge_common.writers import iter_ndjson
 from fluxforge_parquet_sink.chunks import Record
 from fluxforge_parquet_sink.core import AnyChunk, SinkCore
+from fluxforge_parquet_sink.journal import JOURNAL_DIR
 from fluxforge_parquet_sink.policy import FlushPolicy
 
 TopicPartitionKey = tuple[str, int]
@@ -130,3 +133,19 @@ def all_files(root: Path) -> list[str]:
     return sorted(
         str(Path(dirpath, name).relative_to(root)) for dirpath, _, names in os.walk(root) for name in names
     )
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """Visible dataset files -> content hash (Parquet bytes are deterministic for the same rows)."""
+    storage = LocalStorage(root)
+    return {
+        path: hashlib.sha256(storage.read_bytes(path)).hexdigest()
+        for path in storage.list_files()
+        if not path.startswith(JOURNAL_DIR)
+    }
+
+
+def deadletter_lines(root: Path) -> list[bytes]:
+    """The dead-letter files' lines, sorted."""
+    storage = LocalStorage(root)
+    return sorted(line for path in storage.list_files("deadletter") for line in iter_ndjson(storage, path))

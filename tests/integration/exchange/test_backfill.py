@@ -29,6 +29,7 @@ from tests.support.exchange import (
     Run,
     exchange_config,
     record,
+    recording,
     report,
     sent_events,
 )
@@ -55,8 +56,7 @@ def exchange(request: pytest.FixtureRequest) -> Iterator[tuple[str, EmulatorThre
         )
     else:
         thread = EmulatorThread(EmulatorConfig(simulator=sim, history_levels=LEVELS, ping_interval_s=0.5))
-    with thread as emu:
-        emu.call(lambda e: setattr(e, "sent_log", []))
+    with recording(thread) as emu:
         yield exchange_id, emu
 
 

@@ -24,6 +24,7 @@ from tests.support.exchange import (
     Run,
     exchange_config,
     record,
+    recording,
     report,
     sent_events,
 )
@@ -40,8 +41,7 @@ RESUBSCRIBED_S = 5.5
 def kraken() -> Iterator[EmulatorThread]:
     sim = SimulatorConfig(seed=11, exchanges={"kraken": SYMBOLS}, mean_events_per_second_per_symbol=40)
     config = EmulatorConfig(simulator=sim, exchange="kraken", ping_interval_s=0.5)
-    with EmulatorThread(config, KrakenEmulator) as emu:
-        emu.call(lambda e: setattr(e, "sent_log", []))
+    with recording(EmulatorThread(config, KrakenEmulator)) as emu:
         yield emu
 
 

@@ -31,6 +31,7 @@ from tests.support.exchange import (
     exchange_config,
     market,
     record,
+    recording,
     report,
     sent_events,
 )
@@ -48,16 +49,14 @@ STARVED = 0.75  # share of the collector's event loop taken in the CPU-starved r
 @pytest.fixture
 def binance() -> Iterator[EmulatorThread]:
     config = EmulatorConfig(simulator=market(SYMBOLS, rate=RATE), history_levels=LEVELS, ping_interval_s=0.5)
-    with EmulatorThread(config) as emu:
-        emu.call(lambda e: setattr(e, "sent_log", []))
+    with recording(EmulatorThread(config)) as emu:
         yield emu
 
 
 @pytest.fixture
 def kraken() -> Iterator[EmulatorThread]:
     config = EmulatorConfig(simulator=market(SYMBOLS, "kraken", RATE), exchange="kraken", ping_interval_s=0.5)
-    with EmulatorThread(config, KrakenEmulator) as emu:
-        emu.call(lambda e: setattr(e, "sent_log", []))
+    with recording(EmulatorThread(config, KrakenEmulator)) as emu:
         yield emu
 
 
@@ -192,6 +191,21 @@ def check_every_kraken_book(emu: EmulatorThread, run: Run, symbols: list[str]) -
     return total
 
 
+def record_burst(emu: EmulatorThread, exchange_id: str, **options: Any) -> tuple[Burst, Run]:
+    """A collector of every symbol, from the start through the whole burst and 2 s past it."""
+    burst = Burst()
+    run = record(
+        emu,
+        config(emu, exchange_id),
+        burst,
+        run_after_s=0.0,
+        until=burst.past(BURST_S + 2),
+        exchange_id=exchange_id,
+        **options,
+    )
+    return burst, run
+
+
 # The share of the collector's event loop a co-task takes: none, or a CPU-starved collector.
 CPU_TAKEN = pytest.mark.parametrize("cpu_taken", [0.0, STARVED], ids=["full-cpu", "cpu-starved"])
 
@@ -200,15 +214,7 @@ CPU_TAKEN = pytest.mark.parametrize("cpu_taken", [0.0, STARVED], ids=["full-cpu"
 def test_binance_burst_publishes_every_update_id_and_every_trade(
     binance: EmulatorThread, cpu_taken: float
 ) -> None:
-    burst = Burst()
-    run = record(
-        binance,
-        config(binance, "binanceus"),
-        burst,
-        run_after_s=0.0,
-        until=burst.past(BURST_S + 2),
-        cpu_share_taken=cpu_taken,
-    )
+    burst, run = record_burst(binance, "binanceus", cpu_share_taken=cpu_taken)
     counts = check_published(binance, run)
     resyncs = check_every_update_id(binance, run, SYMBOLS)
     counts["trade"] = check_every_trade(binance, run, "binanceus", burst.last_trades(binance, "binanceus"))
@@ -223,16 +229,7 @@ def test_binance_burst_publishes_every_update_id_and_every_trade(
 def test_kraken_burst_publishes_every_true_book_and_every_trade(
     kraken: EmulatorThread, cpu_taken: float
 ) -> None:
-    burst = Burst()
-    run = record(
-        kraken,
-        config(kraken, "kraken"),
-        burst,
-        run_after_s=0.0,
-        until=burst.past(BURST_S + 2),
-        exchange_id="kraken",
-        cpu_share_taken=cpu_taken,
-    )
+    burst, run = record_burst(kraken, "kraken", cpu_share_taken=cpu_taken)
     counts = {"book": check_every_kraken_book(kraken, run, SYMBOLS)}
     counts["trade"] = check_every_trade(kraken, run, "kraken", burst.last_trades(kraken, "kraken"))
     report(f"kraken, {BURST_S:.0f} s burst of {N} symbols, {cpu_taken:.0%} of the CPU taken", run, counts)
@@ -249,15 +246,7 @@ def _trade_times(run: Run) -> dict[str, int]:
 def test_a_collector_that_falls_behind_conflates_books_but_never_drops_a_trade(
     binance: EmulatorThread,
 ) -> None:
-    burst = Burst()
-    run = record(
-        binance,
-        config(binance, "binanceus"),
-        burst,
-        run_after_s=0.0,
-        until=burst.past(BURST_S + 2),
-        queue_size=200,
-    )
+    burst, run = record_burst(binance, "binanceus", queue_size=200)
     counts = check_published(binance, run)  # every book published is still a true one
     counts["trade"] = check_every_trade(binance, run, "binanceus", burst.last_trades(binance, "binanceus"))
     report(f"binance, {BURST_S:.0f} s burst, queue of 200", run, counts)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from fluxforge_common.dataset.partitioning import PARQUET_TABLES
 from fluxforge_common.storage.s3 import S3Storage, VerificationError
 
 from fluxforge.stack.services import fluxforge_argv
-from tests.support.compaction import data_file_count
+from tests.support.compaction import data_file_count, read_while_compacting
 from tests.support.dataset import assert_same_dataset, read_dataset
 from tests.support.s3 import S3Bucket
 
@@ -47,24 +46,17 @@ def test_compaction_on_s3_keeps_the_rows_and_a_looping_reader_never_sees_a_mix(
     url = uploaded(s3, small_files, cli)
     expected = read_dataset(small_files)
     files_before = data_file_count(url)
-    errors: list[BaseException] = []
 
     def compaction() -> None:
-        try:
-            compact_dataset(s3.storage("ds"), PARQUET_TABLES, before="2100-01-01", target_bytes=128 << 20,
-                            grace_s=0.5)  # fmt: skip
-        except BaseException as exc:
-            errors.append(exc)
+        compact_dataset(s3.storage("ds"), PARQUET_TABLES, before="2100-01-01", target_bytes=128 << 20,
+                        grace_s=0.5)  # fmt: skip
 
-    worker = threading.Thread(target=compaction)
-    worker.start()
-    reads = 0
-    while worker.is_alive():
+    def same_rows(read: int) -> None:
         actual = read_dataset(url)
         for table, rows in expected.items():
-            assert actual[table].equals(rows), f"read {reads}: {table} differs while compacting"
-        reads += 1
-    worker.join()
+            assert actual[table].equals(rows), f"read {read}: {table} differs while compacting"
+
+    reads, errors = read_while_compacting(compaction, same_rows)
     assert errors == [] and reads >= 2, (errors, reads)
     assert_same_dataset(url, small_files)
     assert data_file_count(url) < files_before / 10

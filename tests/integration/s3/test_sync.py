@@ -198,7 +198,7 @@ def test_credentials_never_in_output_errors_config_or_metrics_of_sync_and_compac
     config = tmp_path / "leaky.yaml"
     config.write_text(f"storage:\n  s3:\n    url: s3://b-u-c/p\n    aws_secret_access_key: {secret}\n")
     refused = cli("config", "check", "--config", config, expect_exit=2)
-    assert "must not hold credentials" in refused
+    assert "credentials (aws_secret_access_key) do not belong in the config" in refused
     outputs.append(refused)
     assert "fluxforge_s3_sync_objects_total" in outputs[4]
     assert "compacted 0 partition(s)" in outputs[5] and "NoSuchBucket" in outputs[6]

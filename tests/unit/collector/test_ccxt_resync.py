@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import ccxt.pro as ccxtpro
@@ -63,3 +64,118 @@ def test_a_ccxt_without_what_a_hook_replaces_is_refused_at_the_start() -> None:
         ExchangeSetupError, match=r"the installed ccxt lacks bare\.fetch_rest_order_book_safe"
     ):
         guarded_class(bare, object())  # type: ignore[arg-type]
+
+
+class FakeClient:
+    """The parts of ccxt's websocket client the Binance book handlers use, recording what they settle."""
+
+    url = "wss://stream.example/stream"
+
+    def __init__(self) -> None:
+        self.subscriptions: dict[str, Any] = {"orderbook::BTC/USDT": {}}
+        self.resolved: list[int] = []
+        self.rejected: list[BaseException] = []
+
+    def resolve(self, result: Any, message_hash: str) -> None:
+        self.resolved.append(result["nonce"])
+
+    def reject(self, exc: BaseException, message_hash: str) -> None:
+        self.rejected.append(exc)
+
+
+def book_diff(first: int, last: int) -> dict[str, Any]:
+    return {"e": "depthUpdate", "E": last, "s": "BTCUSDT", **diff(first, last), "b": [[last, 1]], "a": []}
+
+
+async def two_fetches_in_flight(
+    answers: list[dict[str, Any] | Exception],
+) -> tuple[Any, FakeClient, list[asyncio.Event]]:
+    """A Binance book subscribed twice (as ccxt does when its group is subscribed again): two held snapshot fetches.
+
+    Each fetch answers `answers[i]` once the test sets its event `i`.
+    """
+    exchange: Any = type("binance", (BinanceSymbolResync, ccxtpro.binance), {})()
+    exchange.asyncio_loop = asyncio.get_running_loop()
+    exchange.set_markets(
+        [
+            {
+                "id": "BTCUSDT",
+                "symbol": "BTC/USDT",
+                "base": "BTC",
+                "quote": "USDT",
+                "type": "spot",
+                "spot": True,
+            }
+        ]
+    )
+    client = FakeClient()
+    released = [asyncio.Event() for _ in answers]
+    calls = iter(zip(released, answers, strict=True))
+
+    async def fetch(symbol: str, limit: Any, params: Any) -> dict[str, Any]:
+        release, answer = next(calls)
+        await release.wait()
+        if isinstance(answer, Exception):
+            raise answer
+        return {"symbol": symbol, "timestamp": None, **answer}
+
+    exchange.fetch_rest_order_book_safe = fetch
+    for _ in answers:
+        exchange.handle_order_book_subscription(client, {}, {"symbols": ["BTC/USDT"], "type": "spot"})
+        await asyncio.sleep(0)
+    return exchange, client, released
+
+
+async def settle(release: asyncio.Event) -> None:
+    release.set()
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def test_a_snapshot_fetched_for_a_wait_that_a_later_fetch_superseded_is_dropped() -> None:
+    async def main() -> None:
+        exchange, client, (first, second) = await two_fetches_in_flight(
+            [{"bids": [[99, 1]], "asks": [], "nonce": 100}, {"bids": [[98, 1]], "asks": [], "nonce": 103}]
+        )
+        book = exchange.orderbooks["BTC/USDT"]
+        exchange.handle_order_book(client, book_diff(101, 102))
+        await settle(first)
+        assert book["nonce"] is None and client.resolved == []  # still waiting for the second fetch
+        exchange.handle_order_book(client, book_diff(103, 104))
+        await settle(second)
+        exchange.handle_order_book(client, book_diff(105, 106))
+        assert client.resolved == [104, 106]
+        assert [level[0] for level in book["bids"]] == [106, 104, 98]
+
+    asyncio.run(main())
+
+
+def test_a_snapshot_arriving_after_the_book_synced_leaves_it_where_the_diffs_put_it() -> None:
+    async def main() -> None:
+        exchange, client, (first, second) = await two_fetches_in_flight(
+            [{"bids": [[98, 1]], "asks": [], "nonce": 103}, {"bids": [[99, 1]], "asks": [], "nonce": 100}]
+        )
+        book = exchange.orderbooks["BTC/USDT"]
+        exchange.handle_order_book(client, book_diff(101, 102))
+        await settle(second)
+        exchange.handle_order_book(client, book_diff(103, 104))
+        await settle(first)  # the older fetch answers last, with a newer snapshot
+        exchange.handle_order_book(client, book_diff(105, 106))
+        assert client.resolved == [102, 104, 106] and client.rejected == []
+        assert [level[0] for level in book["bids"]] == [106, 104, 102, 99]
+
+    asyncio.run(main())
+
+
+def test_a_superseded_fetch_that_fails_does_not_fail_the_watch() -> None:
+    async def main() -> None:
+        exchange, client, (first, second) = await two_fetches_in_flight(
+            [ccxtpro.RequestTimeout("slow"), {"bids": [], "asks": [], "nonce": 100}]
+        )
+        await settle(first)
+        assert client.rejected == [] and "orderbook::BTC/USDT" in client.subscriptions
+        await settle(second)
+        exchange.handle_order_book(client, book_diff(101, 102))
+        assert client.resolved == [100, 102]
+
+    asyncio.run(main())

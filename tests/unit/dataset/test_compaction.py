@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,13 +14,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from fluxforge_common.config.state import StateConfig
-from fluxforge_common.dataset.compaction import compact_dataset
+from fluxforge_common.dataset.compaction import CompactionReport, compact_dataset
 from fluxforge_common.dataset.compaction_marker import (
+    COMPACTED_PREFIX,
     MARKER_NAME,
     CompactionMarker,
     compacted_name,
     visible_files,
 )
+from fluxforge_common.dataset.location import DatasetRoot
 from fluxforge_common.dataset.partitioning import PARQUET_TABLES
 from fluxforge_common.dataset.provenance import read_provenance
 from fluxforge_common.dataset.reader import list_partitions
@@ -29,7 +30,7 @@ from fluxforge_common.dataset.validation import validate_dataset
 from fluxforge_common.features import output_tables
 from fluxforge_common.storage import LocalStorage
 
-from tests.support.compaction import data_file_count
+from tests.support.compaction import data_file_count, read_while_compacting
 from tests.support.dataset import read_dataset
 
 Cli = Callable[..., str]
@@ -134,26 +135,70 @@ class SlowStorage(LocalStorage):
 
 def test_a_reader_looping_during_compaction_sees_every_row_once(small_files: Path) -> None:
     expected = read_dataset(small_files)
-    errors: list[BaseException] = []
 
     def compaction() -> None:
-        try:
-            compact_dataset(SlowStorage(small_files), PARQUET_TABLES, before=BEFORE, target_bytes=64 << 10,
-                            grace_s=0.0)  # fmt: skip
-        except BaseException as exc:
-            errors.append(exc)
+        compact_dataset(SlowStorage(small_files), PARQUET_TABLES, before=BEFORE, target_bytes=64 << 10,
+                        grace_s=0.0)  # fmt: skip
 
-    worker = threading.Thread(target=compaction)
-    worker.start()
-    reads = 0
-    while worker.is_alive():
-        assert_same_rows(read_dataset(small_files), expected)
-        reads += 1
-    worker.join()
+    reads, errors = read_while_compacting(
+        compaction, lambda _: assert_same_rows(read_dataset(small_files), expected)
+    )
     assert errors == []
     assert reads >= 3, f"only {reads} reads overlapped the compaction"
     assert_same_rows(read_dataset(small_files), expected)
     assert any(p.name.startswith("compacted-g000001-0001") for p in small_files.rglob("*.parquet"))
+
+
+def test_a_read_whose_files_a_compaction_deletes_while_it_plans_chooses_them_again(
+    small_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = read_dataset(small_files)
+    read_schema = pq.read_schema
+    runs: list[CompactionReport] = []
+
+    def compaction_after_the_listing(where: str, **kwargs: object) -> pa.Schema:
+        if not runs:  # the files are listed and chosen: now they are replaced and deleted
+            runs.append(compact_dataset(LocalStorage(small_files), PARQUET_TABLES, before=BEFORE,
+                                        target_bytes=128 << 20, grace_s=0))  # fmt: skip
+        return read_schema(where, **kwargs)
+
+    monkeypatch.setattr(pq, "read_schema", compaction_after_the_listing)
+    assert_same_rows(read_dataset(small_files), expected)
+    assert runs and runs[0].rows > 0
+
+
+class KilledError(Exception):
+    """Compaction stopped between its last switch and its deletions."""
+
+
+def test_a_listing_that_lacks_the_marker_and_some_files_is_taken_again(
+    small_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = read_dataset(small_files)
+
+    def killed(_seconds: float) -> None:
+        raise KilledError
+
+    with pytest.raises(KilledError):  # every partition switched, the replaced files still there
+        compact_dataset(LocalStorage(small_files), PARQUET_TABLES, before=BEFORE, target_bytes=128 << 20,
+                        grace_s=30, sleep=killed)  # fmt: skip
+    walk = DatasetRoot.walk
+    listed: set[str] = set()
+
+    def truncated_once(self: DatasetRoot, prefix: str) -> tuple[list[str], list[str]]:
+        """A listing taken while files are deleted, as s3proxy's filesystem backend gives it: a
+        directory's names from some point on are left out, here its marker, its merged file and
+        every other replaced file."""
+        files, dirs = walk(self, prefix)
+        if prefix in listed:
+            return files, dirs
+        listed.add(prefix)
+        old = [f for f in files if not f.rsplit("/", 1)[1].startswith(("_", COMPACTED_PREFIX))]
+        return old[::2], dirs
+
+    monkeypatch.setattr(DatasetRoot, "walk", truncated_once)
+    assert_same_rows(read_dataset(small_files), expected)
+    assert listed
 
 
 def test_validate_reports_what_a_killed_compaction_left(small_files: Path) -> None:

@@ -8,7 +8,6 @@ pipeline's on the same input.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 
 import orjson
@@ -28,7 +27,7 @@ from fluxforge_parquet_sink.naming import parse_stem, stem_of
 from fluxforge_parquet_sink.policy import FlushPolicy
 
 from tests.support.dataset import assert_same_dataset, read_dataset
-from tests.support.sink_driver import Driver, all_files, polls, run_to_end
+from tests.support.sink_driver import Driver, all_files, deadletter_lines, fingerprint, polls, run_to_end
 from tests.support.stack_data import StackData, rows_of, to_records
 
 PARTITIONS = 3
@@ -50,21 +49,6 @@ def stack_records(stack_data: StackData, *, gap_every: int = 5) -> list[Record]:
     records += to_records(NAMES.raw, stack_data.raw, PARTITIONS)
     records += to_records(NAMES.deadletter, stack_data.deadletter, 1, gap_every=3)
     return sorted(records, key=lambda r: r.timestamp)
-
-
-def fingerprint(root: Path) -> dict[str, str]:
-    """Visible dataset files -> content hash (Parquet bytes are deterministic for the same rows)."""
-    storage = LocalStorage(root)
-    return {
-        path: hashlib.sha256(storage.read_bytes(path)).hexdigest()
-        for path in storage.list_files()
-        if not path.startswith(JOURNAL_DIR)
-    }
-
-
-def deadletter_lines(root: Path) -> list[bytes]:
-    storage = LocalStorage(root)
-    return sorted(line for path in storage.list_files("deadletter") for line in iter_ndjson(storage, path))
 
 
 @pytest.fixture(scope="module")

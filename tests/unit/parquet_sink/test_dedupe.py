@@ -11,7 +11,6 @@ write the embedded pipeline's dataset, every output exactly once.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -21,14 +20,12 @@ from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.features import TABLES
 from fluxforge_common.kafka import TopicNames, source_headers
 from fluxforge_common.storage import LocalStorage
-from fluxforge_common.writers import iter_ndjson
 from fluxforge_parquet_sink.chunks import Record
 from fluxforge_parquet_sink.core import SinkCore, route_topics
-from fluxforge_parquet_sink.journal import JOURNAL_DIR
 from fluxforge_parquet_sink.policy import FlushPolicy
 
 from tests.support.dataset import assert_same_dataset, read_dataset
-from tests.support.sink_driver import Driver, polls, run_to_end
+from tests.support.sink_driver import Driver, deadletter_lines, fingerprint, polls, run_to_end
 from tests.support.stack_data import (
     Output,
     StackData,
@@ -44,20 +41,6 @@ RAW_PARTITIONS = 4
 NAMES = TopicNames.from_config(FluxForgeSettings().kafka)
 ROUTES = route_topics(NAMES, TABLES, raw=False, deadletter=True)
 POLICY = FlushPolicy(rows=40, span_ms=20_000, deadletter_records=7, deadletter_span_ms=10**9, idle_s=0)
-
-
-def fingerprint(root: Path) -> dict[str, str]:
-    storage = LocalStorage(root)
-    return {
-        path: hashlib.sha256(storage.read_bytes(path)).hexdigest()
-        for path in storage.list_files()
-        if not path.startswith(JOURNAL_DIR)
-    }
-
-
-def deadletter_lines(root: Path) -> list[bytes]:
-    storage = LocalStorage(root)
-    return sorted(line for path in storage.list_files("deadletter") for line in iter_ndjson(storage, path))
 
 
 def assert_each_output_once(root: Path, log: list[Output], expected_root: Path) -> None:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FilePath, PrivateAttr, SecretStr, model_validator
 
+from fluxforge_common.config.credentials import credentials_refused
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -81,10 +83,10 @@ class KafkaConnectionConfig(BaseModel):
         if isinstance(data, dict):
             found = sorted(str(key) for key in data if str(key).lower() in SECRET_KEYS)
             if found:
-                # "credentials" in the message: the loader then never echoes the value given.
-                raise ValueError(
-                    f"credentials ({', '.join(found)}) do not belong in the config: set {SASL_PASSWORD_ENV} "
-                    f"/ {SSL_KEY_PASSWORD_ENV} or kafka.sasl_password_file / kafka.ssl_key_password_file"
+                raise credentials_refused(
+                    found,
+                    f"set {SASL_PASSWORD_ENV} / {SSL_KEY_PASSWORD_ENV} or kafka.sasl_password_file / "
+                    "kafka.ssl_key_password_file",
                 )
         return data
 

@@ -23,6 +23,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from fluxforge_common.config.credentials import credentials_refused, is_credentials_error
 from fluxforge_common.config.kafka_connection import KafkaConnectionConfig
 from fluxforge_common.config.renamed import move_renamed_keys
 from fluxforge_common.config.state import StateConfig
@@ -106,9 +107,9 @@ class ExchangeConfig(BaseModel):
     def _no_credentials(cls, value: dict[str, Any]) -> dict[str, Any]:
         found = sorted(_credential_keys(value))
         if found:
-            raise ValueError(
-                f"credentials ({', '.join(found)}) do not belong in the config file: set "
-                "FLUXFORGE_<EXCHANGE>_API_KEY / _SECRET / _PASSWORD or FLUXFORGE_<EXCHANGE>_CREDENTIALS_FILE"
+            raise credentials_refused(
+                found,
+                "set FLUXFORGE_<EXCHANGE>_API_KEY / _SECRET / _PASSWORD or FLUXFORGE_<EXCHANGE>_CREDENTIALS_FILE",
             )
         return value
 
@@ -225,10 +226,10 @@ class S3Config(BaseModel):
             secret_keys = sorted(k for k in data if "key" in str(k).lower() or "secret" in str(k).lower()
                                  or "token" in str(k).lower() or "password" in str(k).lower())  # fmt: skip
             if secret_keys:
-                raise ValueError(
-                    f"storage.s3 must not hold credentials ({', '.join(secret_keys)}): give them as "
-                    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), a profile "
-                    "(storage.s3.profile) or an instance role"
+                raise credentials_refused(
+                    secret_keys,
+                    "give them as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), a "
+                    "profile (storage.s3.profile) or an instance role",
                 )
             old = [k for k in ("bucket", "prefix") if k in data]
             if old:
@@ -682,7 +683,7 @@ def _format_errors(exc: ValidationError, source: str) -> str:
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
         given = error.get("input")
-        if "credentials" in error["msg"]:
+        if is_credentials_error(error["msg"]):
             given = "<redacted>"  # never echo a secret someone put in the file
         if isinstance(given, dict):  # a rule across a section's keys: the message names them
             lines.append(f"  {key}: {error['msg']}")

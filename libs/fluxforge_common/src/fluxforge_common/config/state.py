@@ -15,6 +15,13 @@ PositiveSeconds = Annotated[int, Field(ge=1, le=86_400)]
 PositiveAmount = Annotated[float, Field(gt=0, le=1e18)]
 
 
+def _sorted_unique(value: tuple[float, ...]) -> tuple[float, ...]:
+    """A list of sizes as one canonical tuple: the same sizes, however given, make the same config (and fingerprint)."""
+    if len(set(value)) != len(value):
+        raise ValueError(f"values must be unique, got {value}")
+    return tuple(sorted(value))
+
+
 class TickImbalanceConfig(BaseModel):
     """Tick-imbalance bars with López de Prado's expected-imbalance threshold (AFML ch. 2.3.2.1).
 
@@ -80,9 +87,7 @@ class IbarsConfig(BaseModel):
     @field_validator("tick", "volume", "dollar")
     @classmethod
     def _sorted_unique(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError(f"values must be unique, got {value}")
-        return tuple(sorted(value))
+        return _sorted_unique(value)
 
     @property
     def enabled(self) -> bool:
@@ -146,9 +151,7 @@ class StateConfig(BaseModel):
     def _sorted_unique(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if not value:
             raise ValueError("must list at least one value")
-        if len(set(value)) != len(value):
-            raise ValueError(f"values must be unique, got {value}")
-        return tuple(sorted(value))
+        return _sorted_unique(value)
 
     @field_validator("hf_emit_interval")
     @classmethod

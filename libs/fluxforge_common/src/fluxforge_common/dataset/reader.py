@@ -49,13 +49,22 @@ class PartitionInfo:
     files: tuple[str, ...]
 
 
+# (exchange, symbol, date) of a partition's path -> whether a read needs it.
+PartitionFilter = Callable[[str, str, str], bool]
+
+
 def is_data_file(name: str) -> bool:
     """A Parquet file readers count: not hidden, not `_`-prefixed (pyarrow skips those), `.parquet`."""
     return name.endswith(".parquet") and not name.startswith((".", "_"))
 
 
-def scan_partitions(root: str | Path | DatasetRoot, table: str) -> tuple[list[PartitionInfo], list[str]]:
+def scan_partitions(
+    root: str | Path | DatasetRoot, table: str, wanted: PartitionFilter | None = None
+) -> tuple[list[PartitionInfo], list[str]]:
     """Well-formed partitions of `table` with data files, and the directories that are malformed.
+
+    `wanted(exchange, symbol, date)` prunes partitions by their path before any
+    of their files (the marker included) is opened.
 
     A directory is malformed when its name is not the expected `key=value` at
     that depth or its value does not decode; such paths are returned (relative
@@ -63,11 +72,11 @@ def scan_partitions(root: str | Path | DatasetRoot, table: str) -> tuple[list[Pa
     Hidden directories (`.`-prefixed) are not looked into. A compacted
     partition's files are those its marker makes visible (`compaction_marker`);
     a listing taken while a compaction switched it is taken again. One listing
-    of the table (one recursive LIST on S3), plus one read per compacted partition.
+    of the table (one recursive LIST on S3), plus one marker read per partition.
     """
     location = dataset_root(root)
     for attempt in range(_RESCANS):
-        scanned = _scan(location, check_table(table))
+        scanned = _scan(location, check_table(table), wanted)
         if isinstance(scanned, tuple):
             return scanned
         time.sleep(_RESCAN_PAUSE_S * (attempt + 1))
@@ -81,7 +90,9 @@ _RESCANS: Final = 6
 _RESCAN_PAUSE_S: Final = 0.2
 
 
-def _scan(location: DatasetRoot, table: str) -> tuple[list[PartitionInfo], list[str]] | str:
+def _scan(
+    location: DatasetRoot, table: str, wanted: PartitionFilter | None
+) -> tuple[list[PartitionInfo], list[str]] | str:
     """`scan_partitions` once; the path of a partition whose listing must be retaken instead."""
     files, dirs = location.walk(table)
     leaves: dict[tuple[str, ...], list[str]] = {}
@@ -106,6 +117,8 @@ def _scan(location: DatasetRoot, table: str) -> tuple[list[PartitionInfo], list[
         except ValueError:
             malformed.append(path)
             continue
+        if wanted is not None and not wanted(*values):
+            continue
         names = visible_names(location, path, leaves[parts])
         if names is None:
             return path
@@ -116,15 +129,21 @@ def _scan(location: DatasetRoot, table: str) -> tuple[list[PartitionInfo], list[
 
 
 def visible_names(location: DatasetRoot, partition: str, names: list[str]) -> list[str] | None:
-    """The names readers count in directory `partition` listed as `names`; None: list it again."""
-    if MARKER_NAME not in names:
-        return visible_files(names, None)
+    """The names readers count in directory `partition` listed as `names`; None: list it again.
+
+    The marker is read even when the listing lacks it: a listing taken while
+    files of the directory are deleted may leave out names that still exist
+    (s3proxy's filesystem backend drops the rest of a directory when one of its
+    files vanishes mid-listing), and without the marker the replaced files the
+    listing kept would count. With it, such a listing lacks a compacted file the
+    marker lists and is taken again.
+    """
     where = f"{partition}/{MARKER_NAME}"
     try:
         with location.open_input(where) as f:
             data = f.read()
     except FileNotFoundError:
-        return None  # replaced or removed since the listing
+        return None if MARKER_NAME in names else visible_files(names, None)  # listed, then removed: again
     return visible_files(names, parse_marker(data, where))
 
 
@@ -219,26 +238,54 @@ def scan_table(
     (bars only). Every filter is optional. Files whose schemas differ by added
     columns are unified (missing columns read as null). Warns (`DatasetWarning`)
     about skipped malformed directories, the legacy layout, and a selection
-    that matches no partition (saying what exists).
+    that matches no partition (saying what exists). A file that vanishes while
+    they are chosen (a compaction deleted what it replaced) makes them be chosen again.
     """
     root = dataset_root(storage_root)
     if duration_s is not None and table != "bars":
         raise ValueError(f"a bar duration filters the bars table only, not {table!r}")
+
+    def plan() -> TableScan:
+        for _ in range(_REREADS - 1):
+            try:
+                return _plan(root, table, exchange, symbol, start_ms, end_ms, duration_s, columns, plan)
+            except FileNotFoundError:
+                continue
+        return _plan(root, table, exchange, symbol, start_ms, end_ms, duration_s, columns, plan)
+
+    return plan()
+
+
+def _plan(
+    root: DatasetRoot,
+    table: str,
+    exchange: Values,
+    symbol: Values,
+    start_ms: int | None,
+    end_ms: int | None,
+    duration_s: int | None,
+    columns: Sequence[str] | None,
+    replan: Callable[[], TableScan],
+) -> TableScan:
+    """`scan_table` once: FileNotFoundError when a file it lists vanishes before its footer is read."""
     exchanges, symbols = value_set(exchange, "exchange"), value_set(symbol, "symbol")
-    partitions, malformed = scan_partitions(root, table)
-    _warn_malformed(malformed)
     first_date = utc_date(start_ms) if start_ms is not None else None
     last_date = utc_date(end_ms - 1) if end_ms is not None else None
+
+    def in_range(part_exchange: str, part_symbol: str, date: str) -> bool:
+        # Unified symbols always contain "/": a path value without one is checked against the file below.
+        return (
+            (exchanges is None or part_exchange in exchanges)
+            and (first_date is None or date >= first_date)
+            and (last_date is None or date <= last_date)
+            and (symbols is None or "/" not in part_symbol or part_symbol in symbols)
+        )
+
+    partitions, malformed = scan_partitions(root, table, in_range)
+    _warn_malformed(malformed)
     chosen: list[PartitionInfo] = []
     legacy_form: list[str] = []
     for part in partitions:
-        if exchanges is not None and part.exchange not in exchanges:
-            continue
-        if (first_date is not None and part.date < first_date) or (
-            last_date is not None and part.date > last_date
-        ):
-            continue
-        # Unified symbols always contain "/", so a path value without one is checked against the file.
         legacy = "/" not in part.symbol and file_symbols(root, part.files[0]) != {part.symbol}
         if legacy:
             legacy_form.append(part.path)
@@ -255,7 +302,8 @@ def scan_table(
         )
     files = tuple(f for part in chosen for f in part.files)
     wanted = list(columns) if columns is not None else None
-    if not files:
+    if not files:  # what the table has instead, for the warning and the columns of the empty result
+        partitions, _ = scan_partitions(root, table)
         _warn_no_match(table, partitions, exchanges, symbols, first_date, last_date)
         empty = _empty(_any_schema(root, partitions), wanted)
         return TableScan(table, ds.dataset(empty), None, None, ())
@@ -266,11 +314,6 @@ def scan_table(
         [root.full(f) for f in files], schema=schema, format="parquet", filesystem=root.filesystem
     )
     row_filter = _row_filter(schema, exchanges, symbols, start_ms, end_ms, duration_s)
-
-    def replan() -> TableScan:
-        return scan_table(root, table, exchange=exchange, symbol=symbol, start_ms=start_ms, end_ms=end_ms,
-                          duration_s=duration_s, columns=columns)  # fmt: skip
-
     return TableScan(table, dataset, row_filter, wanted, files, replan)
 
 

@@ -12,8 +12,12 @@ the watch never fails.
 Binance: a diff that does not continue the book's update ids (`U` = last
 `u` + 1 on spot, `pu` = last `u` on futures; from a snapshot, `U` <= id + 1
 <= `u`) empties the book's nonce, buffers the diff and fetches that one
-snapshot through ccxt's `fetch_order_book_snapshot` (rate-limited by ccxt's
-throttle, by the endpoint's weight), which applies the buffered diffs on top.
+snapshot (rate-limited by ccxt's throttle, by the endpoint's weight), which
+takes the buffered diffs on top. A snapshot applies only while the book still
+waits for it: two fetches of one symbol can be in flight (ccxt fetches every
+symbol of a group again when the group is subscribed again, while an earlier
+fetch still waits behind the rate limiter), and ccxt would apply the later one
+to a book already live, skipping the diffs in between unmarked.
 Kraken (failed checksum, detected in `ccxt_checks`): the book is dropped and
 that one pair is unsubscribed and subscribed again, so Kraken sends its new
 snapshot.
@@ -45,10 +49,31 @@ def breaks_sequence(message: Any, nonce: int, synced: bool) -> bool:
     return not (first <= nonce or previous == nonce)
 
 
+def continues(message: Any, nonce: int) -> bool:
+    """Whether the buffered Binance diff `message` applies to a fresh snapshot at update id `nonce`.
+
+    Binance's rule (as ccxt applies it): diffs up to the snapshot are older and
+    skipped; a later one must straddle the book's update id.
+    """
+    first, last, previous = message.get("U"), message.get("u"), message.get("pu")
+    if not isinstance(first, int) or not isinstance(last, int):
+        return False
+    if previous is None:  # spot
+        return last > nonce and first - 1 <= nonce
+    return last >= nonce and (first <= nonce or previous == nonce)
+
+
 class BinanceSymbolResync:
     """On a gap, fetch that symbol's snapshot again and leave the rest of the watch alone."""
 
-    REPLACES = ("handle_order_book", "fetch_order_book_snapshot", "spawn", "safe_market", "is_spot_url")
+    REPLACES = (
+        "handle_order_book",
+        "fetch_order_book_snapshot",
+        "handle_order_book_message",
+        "spawn",
+        "safe_market",
+        "is_spot_url",
+    )
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config or {})  # type: ignore[call-arg]
@@ -80,6 +105,42 @@ class BinanceSymbolResync:
                 )
                 return
         super().handle_order_book(client, message)  # type: ignore[misc]
+
+    async def fetch_order_book_snapshot(self, client: Any, message: Any, subscription: Any) -> None:
+        """ccxt's, except that a snapshot (or its failure) the book no longer waits for is dropped.
+
+        The book waits for this fetch while its nonce is None and its buffer is
+        the list it had when the fetch started: ccxt's subscription and the
+        gap above each start a wait with a new list.
+        """
+        exchange: Any = self
+        symbol = subscription["symbol"]
+        message_hash = "orderbook::" + symbol
+        book = exchange.orderbooks.get(symbol)
+        buffer = None if book is None else book.cache
+
+        def waited_for() -> bool:
+            now = exchange.orderbooks.get(symbol)
+            return now is book and now is not None and now["nonce"] is None and now.cache is buffer
+
+        limit = subscription.get("limit") or exchange.options.get("watchOrderBookLimit", 1000)
+        try:
+            snapshot = await exchange.fetch_rest_order_book_safe(
+                symbol, limit, subscription.get("params") or {}
+            )
+        except Exception as exc:
+            if waited_for():
+                client.subscriptions.pop(message_hash, None)
+                client.reject(exc, message_hash)
+            return
+        if not waited_for():
+            return
+        book.reset(snapshot)
+        buffered, book.cache = book.cache, []
+        for diff in buffered:
+            if (nonce := book["nonce"]) is not None and continues(diff, nonce):
+                exchange.handle_order_book_message(client, diff, book)
+        client.resolve(book, message_hash)
 
 
 class KrakenSymbolResync:
