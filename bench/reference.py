@@ -1,7 +1,8 @@
 """The issue's end-to-end rows on the reference input (`bench.input_file`), beside its figures before.
 
 `fluxforge run --input` and the Polars L1 job run as child processes (start-up included),
-alternating, and the median of each is reported; decode + engine is measured in process.
+alternating, and the median of each is reported; decode, decode + engine and the embedded
+pipeline are measured in process, on lines already in memory.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from fluxforge_common.config import StateConfig
+from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine
 from fluxforge_common.messages import BookTick, DecodedTick, decode_tick
+from fluxforge_common.pipeline import EmbeddedPipeline
 from fluxforge_common.pipeline.lines import file_lines
+from fluxforge_common.storage.local import LocalStorage
 
 from bench.input_file import LINES, write_input
 from bench.table import Row
@@ -32,9 +35,24 @@ def _timed(command: list[str], env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - start
 
 
-def decode_engine_rate(path: Path) -> tuple[float, float]:
+def decode_rate(lines: list[bytes]) -> float:
+    """Lines/s through decode_tick alone (msgspec decode + validation) on one core."""
+    start = time.perf_counter()
+    for raw in lines:
+        decode_tick(raw)
+    return len(lines) / (time.perf_counter() - start)
+
+
+def pipeline_rate(lines: list[bytes], root: Path) -> float:
+    """Lines/s through `EmbeddedPipeline.run` with the raw archive and every table, into `root`."""
+    pipeline = EmbeddedPipeline(FluxForgeSettings(), LocalStorage(root))
+    start = time.perf_counter()
+    pipeline.run(iter(lines), "bench")
+    return len(lines) / (time.perf_counter() - start)
+
+
+def decode_engine_rate(lines: list[bytes]) -> tuple[float, float]:
     """(lines/s, book updates/s) through decode_tick + FeatureEngine.process on one core."""
-    lines = list(file_lines(path))
     engine, out = FeatureEngine(StateConfig()), EngineOutput()
     books = 0
     start = time.perf_counter()
@@ -81,7 +99,10 @@ def run(lines: int = LINES) -> list[Row]:
                     polars_env,
                 )
             )
-        per_line, per_book = decode_engine_rate(source)
+        lines_in_memory = list(file_lines(source))
+        decoded = decode_rate(lines_in_memory)
+        per_line, per_book = decode_engine_rate(lines_in_memory)
+        embedded = pipeline_rate(lines_in_memory, tmp / "embedded")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     ours_rate = lines / statistics.median(ours)
@@ -98,8 +119,18 @@ def run(lines: int = LINES) -> list[Row]:
             f"lines/s (before: ~116,000); fluxforge / Polars = {ours_rate / polars_rate:.2f}",
         ),
         (
+            "decode_tick on the same file (lines in memory)",
+            f"{decoded:,.0f}",
+            "lines/s, one core (before: ~178,000)",
+        ),
+        (
             "decode + engine on the same file",
             f"{per_line:,.0f} / {per_book:,.0f}",
             "lines/s / book updates/s, one core (before: ~58,000 lines/s; target >= 300,000 books/s)",
+        ),
+        (
+            "EmbeddedPipeline.run on the same file (archive + 4 tables, in process)",
+            f"{embedded:,.0f}",
+            "lines/s, one core (before: ~27,000)",
         ),
     ]

@@ -250,3 +250,39 @@ def test_rows_that_do_not_fit_stop_the_flush_at_their_partition(
         writer.flush("batch-1")
     assert storage.list_files() == ["hf/exchange=a/symbol=A%2FB/date=2025-12-12/batch-1.parquet"]
     assert (writer.buffered_rows, writer.buffered_partitions) == (5, 2)
+
+
+def test_large_adds_converted_at_once_keep_every_partitions_order(
+    writer: PartitionedParquetWriter, make_rows: MakeRows, storage: LocalStorage
+) -> None:
+    """Small adds are held as dicts, large ones turned into Arrow at once: a partition fed by both
+    keeps its rows in the order they were added."""
+    from fluxforge_common.writers.parquet import CONVERT_ROWS
+
+    rows = {name: make_rows("binanceus", name, count=3 * CONVERT_ROWS, step_ms=10) for name in ("A/B", "C/D")}
+    small = CONVERT_ROWS // 4
+    writer.add(rows["A/B"][:small])  # held as dicts
+    large = [row for i in range(small, small + CONVERT_ROWS) for row in (rows["A/B"][i], rows["C/D"][i])]
+    writer.add(large)  # converted at once, after A/B's held rows
+    writer.add(rows["A/B"][small + CONVERT_ROWS :])
+    assert writer.buffered_rows == small + 2 * CONVERT_ROWS + len(rows["A/B"]) - small - CONVERT_ROWS
+    written = {w.path.split("/")[2]: w for w in writer.flush()}
+    a = pq.read_table(storage.local_path(written["symbol=A%2FB"].path))
+    c = pq.read_table(storage.local_path(written["symbol=C%2FD"].path))
+    assert a.column("n").to_pylist() == list(range(3 * CONVERT_ROWS))
+    assert c.column("n").to_pylist() == list(range(small, small + CONVERT_ROWS))
+
+
+def test_a_large_add_that_does_not_fit_is_refused_whole_at_add(
+    writer: PartitionedParquetWriter, make_rows: MakeRows
+) -> None:
+    from fluxforge_common.writers.parquet import CONVERT_ROWS
+
+    writer.add(make_rows("binanceus", "A/B", count=2))
+    rows = make_rows("binanceus", "A/B", count=CONVERT_ROWS) + make_rows("kraken", "A/B", count=3)
+    rows[-1]["n"] = "three"
+    with pytest.raises(ValueError, match="hf rows do not fit the schema"):
+        writer.add(rows)
+    assert (writer.buffered_rows, writer.buffered_partitions) == (2, 1)
+    (written,) = writer.flush()
+    assert written.rows == 2

@@ -17,7 +17,14 @@ from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.dataset.interrupted import RunJournal
 from fluxforge_common.dataset.partitioning import MS_PER_DAY, utc_date
 from fluxforge_common.dataset.provenance import provenance
-from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, output_tables, table_schema
+from fluxforge_common.features import (
+    TABLES,
+    EngineOutput,
+    FeatureEngine,
+    SymbolState,
+    output_tables,
+    table_schema,
+)
 from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_tick, event_time
 from fluxforge_common.pipeline import ingest_order
 from fluxforge_common.storage.base import StorageBackend
@@ -27,6 +34,10 @@ from fluxforge_common.writers.ndjson import DeadLetterWriter, RawArchiveWriter
 from fluxforge_common.writers.parquet import PartitionedParquetWriter
 
 RowFilter = Callable[[dict[str, Any]], bool]
+# Lines between hand-offs (rows to the writers, accepted ticks per symbol to the summary),
+# fewer when `parquet.flush_rows` is small; also how often the disk's reserve, the flush interval
+# and the progress line are checked.
+HAND_OFF_LINES = 4096
 
 
 @dataclass
@@ -67,6 +78,10 @@ class EmbeddedPipeline:
 
     `source` describes the input in every Parquet file's provenance
     (`dataset.provenance`): the mode and what was read.
+
+    Per line, `feed` decodes, archives and applies; handing rows to the
+    writers and counting per symbol wait for the next hand-off (every
+    `HAND_OFF_LINES` lines of `run`, and `flush_files`/`close`).
     """
 
     def __init__(
@@ -123,6 +138,11 @@ class EmbeddedPipeline:
         self._session = int(clock() * 1000)
         self._last_flush = clock()
         self._max_bytes = settings.messages.max_bytes
+        # A power of two, so that every check of `run` (each HAND_OFF_LINES) follows a hand-off; at
+        # most an eighth of `flush_rows`, so that the files a writer flushes stay near that size.
+        lines = min(settings.parquet.flush_rows // 8, HAND_OFF_LINES)
+        self._hand_off_lines = 1 << max(0, lines.bit_length() - 1)
+        self._accepted: Counter[SymbolState] = Counter()  # ticks accepted per symbol since the last hand-off
 
     def feed(self, raw: bytes, source: str, line_no: int | None = None) -> DecodedTick | None:
         """Process one raw line; returns the accepted tick (None when it went to dead-letter).
@@ -131,7 +151,7 @@ class EmbeddedPipeline:
         the line number (the label is made only for a line that needs one).
         """
         summary = self.summary
-        summary.lines += 1
+        n = summary.lines = summary.lines + 1
         item = decode_tick(raw, self._max_bytes)
         if isinstance(item, Rejection):
             self._dead_letter(item, source, line_no)
@@ -143,23 +163,24 @@ class EmbeddedPipeline:
                 self.journal.note(utc_date(t))
                 start = t - t % MS_PER_DAY
                 self._journal_day = (start, start + MS_PER_DAY)
-            line = ingest_order.stamp(item.raw, self._session, summary.lines)
-            self.summary.files += self.archive.append(tick.exchange, channel_of(tick), t, line)
-        out = self.out
-        self.engine.process(item, out)
-        if out.rejected:
-            for rejection in out.rejected:
-                self._dead_letter(rejection, source, line_no)
-            out.rejected.clear()
-        else:
-            summary.accepted += 1
-            summary.per_symbol[tick.exchange + ":" + tick.symbol] += 1
-            if summary.first_event_ms is None:
-                summary.first_event_ms = t
-            if summary.last_event_ms is None or t > summary.last_event_ms:
-                summary.last_event_ms = t
-        if out.hf or out.bars or out.trades or out.ticker:
-            self._collect()
+            line = ingest_order.stamp(item.raw, self._session, n)
+            # Archived at once, not with the hand-offs: the archive's sync bounds what a crash loses.
+            completed = self.archive.append(tick.exchange, channel_of(tick), t, line)
+            if completed:
+                summary.files += completed
+        engine = self.engine
+        state = engine.state_for(tick.exchange, tick.symbol)
+        reason = engine.apply(state, item, self.out)
+        if reason:
+            self._dead_letter(Rejection(item.raw, reason), source, line_no)
+            return item
+        summary.accepted += 1
+        self._accepted[state] += 1
+        if summary.first_event_ms is None:
+            summary.first_event_ms = t
+        last = summary.last_event_ms
+        if last is None or t > last:
+            summary.last_event_ms = t
         return item
 
     def run(
@@ -174,7 +195,7 @@ class EmbeddedPipeline:
         """Feed `lines` until they end, `max_events` lines were read, or `duration_s` of event time passed."""
         end_ms: int | None = None
         next_progress = self._clock() + 1.0
-        feed = self.feed
+        feed, hand_off = self.feed, self._hand_off_lines
         try:
             for n, raw in enumerate(lines, 1):
                 item = feed(raw, source, n)
@@ -185,7 +206,9 @@ class EmbeddedPipeline:
                         break
                 if max_events is not None and n >= max_events:
                     break
-                if n % 4096 == 0:
+                if n % hand_off == 0:
+                    self._hand_off()
+                if n % HAND_OFF_LINES == 0:
                     self.storage.check_space()
                     now = self._clock()
                     if now - self._last_flush >= self.settings.embedded.flush_interval_s:
@@ -209,6 +232,15 @@ class EmbeddedPipeline:
                 rejection.reason, rejection.raw, label, int(self._clock() * 1000)
             )
 
+    def _hand_off(self) -> None:
+        """What `feed` left for later: rows to the writers, counts to the summary."""
+        summary = self.summary
+        self._collect()
+        per_symbol = summary.per_symbol
+        for state, count in self._accepted.items():
+            per_symbol[f"{state.exchange}:{state.symbol}"] += count
+        self._accepted.clear()
+
     def _collect(self) -> None:
         out = self.out
         summary = self.summary
@@ -228,6 +260,7 @@ class EmbeddedPipeline:
 
     def flush_files(self) -> None:
         """Make everything buffered visible as files (segments of the archive stay open)."""
+        self._hand_off()
         for writer in self.writers.values():
             self.summary.files += writer.flush()
         if self.deadletter is not None:
@@ -238,7 +271,6 @@ class EmbeddedPipeline:
         """End of input: flush the engine's open intervals and write everything out."""
         try:
             self.engine.flush(self.out)
-            self._collect()
             self.flush_files()
             if self.archive is not None:
                 self.summary.files += self.archive.close()

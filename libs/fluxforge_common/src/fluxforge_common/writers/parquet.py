@@ -30,6 +30,9 @@ Compression = Literal["zstd", "snappy", "gzip", "lz4", "none"]
 # Buffered rows are turned into Arrow record batches this many at a time: a wide HF
 # row costs ~10 KB as Python objects but ~1 KB in Arrow, so long buffers stay small.
 CHUNK_ROWS = 1024
+# An `add` of at least this many rows turns them into Arrow at once (one conversion for all their
+# partitions); fewer are held as dicts until a partition has CHUNK_ROWS or is flushed.
+CONVERT_ROWS: Final = 128
 # A flush writes at most this many files at a time (encoded, then made durable together) and
 # converts about this many rows held as dicts in one call: a 50-symbol sink chunk is one window.
 WINDOW_FILES: Final = 64
@@ -124,6 +127,14 @@ class PartitionedParquetWriter:
                 bucket = staged[key] = []
             bucket.append(row)
             count += 1
+        if count >= CONVERT_ROWS:
+            self._add_converted(staged)
+        else:
+            self._add_rows(staged)
+        self._buffered_rows += count
+
+    def _add_rows(self, staged: dict[PartitionKey, list[Row]]) -> None:
+        """Rows kept as they are, turned into Arrow when a partition holds `CHUNK_ROWS` of them."""
         for key, bucket in staged.items():
             buffer = self._buffers.get(key)
             if buffer is None:
@@ -138,7 +149,32 @@ class PartitionedParquetWriter:
                     buffer.count -= len(bucket)
                     raise ValueError(f"{self.table} rows do not fit the schema: {exc}") from exc
                 buffer.rows = []
-        self._buffered_rows += count
+
+    def _add_converted(self, staged: dict[PartitionKey, list[Row]]) -> None:
+        """Rows turned into Arrow in one call and sliced per partition, so that no row is held as a dict.
+
+        A partition's rows held from earlier calls are converted first, to keep
+        its rows in order; a misfit among them or among `staged` keeps none of `staged`.
+        """
+        try:
+            for key in staged:
+                buffer = self._buffers.get(key)
+                if buffer is not None and buffer.rows:
+                    buffer.batches.append(pa.RecordBatch.from_pylist(buffer.rows, schema=self.schema))
+                    buffer.rows = []
+            whole = pa.RecordBatch.from_pylist(
+                [row for bucket in staged.values() for row in bucket], schema=self.schema
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ValueError(f"{self.table} rows do not fit the schema: {exc}") from exc
+        offset = 0
+        for key, bucket in staged.items():
+            buffer = self._buffers.get(key)
+            if buffer is None:
+                buffer = self._buffers[key] = _PartitionBuffer(bucket[0]["ts"])
+            buffer.batches.append(whole.slice(offset, len(bucket)))
+            buffer.count += len(bucket)
+            offset += len(bucket)
 
     def flush(
         self, file_stem: str | None = None, metadata: Mapping[str, str] | None = None
