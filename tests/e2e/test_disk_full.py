@@ -15,6 +15,7 @@ from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.dataset.interrupted import find_interrupted
 from fluxforge_common.dataset.validation import validate_dataset
 from fluxforge_common.pipeline import archive_lines, simulator_lines
+from fluxforge_common.pipeline.embedded import CLOCK_LINES
 from fluxforge_common.pipeline.ingest_order import ingest_key
 from fluxforge_common.storage import LocalStorage
 
@@ -36,7 +37,7 @@ def market_file(path: Path) -> list[bytes]:
 
 def config_file(path: Path, **storage: object) -> Path:
     """Raw segments of 1 MiB (so some are sealed before the disk fills), synced every 50 ms (so every
-    channel has frames when it fills), and rows written every 4096 lines."""
+    channel has frames when it fills), and rows written at every look at the clock (`CLOCK_LINES`)."""
     settings = {
         "storage": storage,
         "raw_archive": {"segment_max_mb": 1, "sync_interval_s": 0.05},
@@ -125,7 +126,7 @@ def test_the_reserve_stops_the_run_before_the_disk_is_full_with_everything_writt
     read = re.search(r"Read ([\d,]+) raw ticks", report)
     assert read is not None, report
     events = int(read.group(1).replace(",", ""))
-    assert events % 4096 == 0 and events < INPUT_LINES  # stopped at a check of the reserve
+    assert events % CLOCK_LINES == 0 and events < INPUT_LINES  # stopped at a check of the reserve
     assert small_disk.free() > 0
     assert not find_interrupted(root)  # sealed and finished: nothing to recover
     assert validate_dataset(root) == []

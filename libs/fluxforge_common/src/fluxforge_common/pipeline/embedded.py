@@ -38,6 +38,9 @@ RowFilter = Callable[[dict[str, Any]], bool]
 # fewer when `parquet.flush_rows` is small; also how often the disk's reserve, the flush interval
 # and the progress line are checked.
 HAND_OFF_LINES = 4096
+# Lines between looks at the clock (flush interval, progress line): a live feed of a few symbols
+# brings a few lines a second, so HAND_OFF_LINES would hold its files for many minutes.
+CLOCK_LINES = 16
 
 
 @dataclass
@@ -70,7 +73,7 @@ class EmbeddedPipeline:
     and recovered (`pipeline.recovery`).
 
     A full disk stops the run, never crashes it (`summary.disk_full` says
-    why). Below the storage's reserve (checked every 4096 lines) the run
+    why). Below the storage's reserve (checked every 4096 lines and before each flush) the run
     closes as at the end of its input, writing into the reserve. When a write
     finds no space at all, the raw archive and the dead letters are written as
     far as they fit and the feature rows are left to `fluxforge recover`, which
@@ -196,6 +199,7 @@ class EmbeddedPipeline:
         end_ms: int | None = None
         next_progress = self._clock() + 1.0
         feed, hand_off = self.feed, self._hand_off_lines
+        flush_interval_s = self.settings.embedded.flush_interval_s
         try:
             for n, raw in enumerate(lines, 1):
                 item = feed(raw, source, n)
@@ -210,8 +214,10 @@ class EmbeddedPipeline:
                     self._hand_off()
                 if n % HAND_OFF_LINES == 0:
                     self.storage.check_space()
+                if n % CLOCK_LINES == 0:
                     now = self._clock()
-                    if now - self._last_flush >= self.settings.embedded.flush_interval_s:
+                    if now - self._last_flush >= flush_interval_s:
+                        self.storage.check_space()  # the files go over the reserve, not past it
                         self.flush_files()
                     if on_progress is not None and now >= next_progress:
                         on_progress(self.summary)
