@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.pipeline import EmbeddedPipeline, simulator_lines
+from fluxforge_common.pipeline.embedded import CLOCK_LINES
 from fluxforge_common.storage import LocalStorage
 
 
@@ -43,5 +44,5 @@ def test_a_slow_feed_gets_its_files_every_flush_interval(tmp_path: Path) -> None
     # Files appear while the feed goes on, within a flush interval plus the lines between two
     # looks at the clock of their rows (not only when the input ends).
     first = next(n for n, files in enumerate(seen) if files)
-    assert first <= (10.0 + 16 * 0.5) / 0.5 + 1, f"first file seen at line {first}"
+    assert first <= (10.0 + CLOCK_LINES * 0.5) / 0.5 + 1, f"first file seen at line {first}"
     assert len(set(seen)) > 3, "the files grew only a few times over 15 flush intervals"

@@ -35,8 +35,7 @@ from fluxforge_common.writers.parquet import PartitionedParquetWriter
 
 RowFilter = Callable[[dict[str, Any]], bool]
 # Lines between hand-offs (rows to the writers, accepted ticks per symbol to the summary),
-# fewer when `parquet.flush_rows` is small; also how often the disk's reserve, the flush interval
-# and the progress line are checked.
+# fewer when `parquet.flush_rows` is small; also how often the disk's reserve is checked.
 HAND_OFF_LINES = 4096
 # Lines between looks at the clock (flush interval, progress line): a live feed of a few symbols
 # brings a few lines a second, so HAND_OFF_LINES would hold its files for many minutes.
@@ -141,8 +140,9 @@ class EmbeddedPipeline:
         self._session = int(clock() * 1000)
         self._last_flush = clock()
         self._max_bytes = settings.messages.max_bytes
-        # A power of two, so that every check of `run` (each HAND_OFF_LINES) follows a hand-off; at
-        # most an eighth of `flush_rows`, so that the files a writer flushes stay near that size.
+        # A power of two, so that every reserve check of `run` (each HAND_OFF_LINES) follows a
+        # hand-off; at most an eighth of `flush_rows`, so that the files a writer flushes stay near
+        # that size.
         lines = min(settings.parquet.flush_rows // 8, HAND_OFF_LINES)
         self._hand_off_lines = 1 << max(0, lines.bit_length() - 1)
         self._accepted: Counter[SymbolState] = Counter()  # ticks accepted per symbol since the last hand-off

@@ -33,13 +33,7 @@ from typing import BinaryIO, Final, Literal, cast
 import orjson
 import pyarrow as pa
 
-from fluxforge_common.dataset.partitioning import (
-    MS_PER_DAY,
-    Channel,
-    deadletter_dir,
-    raw_partition_dir,
-    utc_date,
-)
+from fluxforge_common.dataset.partitioning import Channel, deadletter_dir, raw_partition_dir, utc_date
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.writers.common import WrittenFile, check_stem, new_stem
 
@@ -121,7 +115,6 @@ class RawArchiveWriter:
         self._suffix = ".ndjson.zst" if self._compress else ".ndjson"
         self._segments: dict[SegmentKey, _Segment] = {}
         self._oldest_opened_ms: int | None = None
-        self._day = (0, 0, "")  # [start, end) ms and date of the last line: one date per day, not per line
         self._lock = threading.Lock()
         self._syncer: threading.Thread | None = None
         self._stop_syncing = threading.Event()
@@ -151,11 +144,7 @@ class RawArchiveWriter:
             oldest = self._oldest_opened_ms
             if max_age is not None and oldest is not None and ts_ms - oldest >= max_age:
                 completed.extend(self._close_expired(ts_ms))
-            day = self._day
-            if not day[0] <= ts_ms < day[1]:
-                start = ts_ms - ts_ms % MS_PER_DAY
-                day = self._day = (start, start + MS_PER_DAY, utc_date(ts_ms))
-            key: SegmentKey = (exchange, channel, day[2])
+            key: SegmentKey = (exchange, channel, utc_date(ts_ms))
             segment = self._segments.get(key)
             added = len(line) + 1
             max_bytes = self.segment_max_bytes

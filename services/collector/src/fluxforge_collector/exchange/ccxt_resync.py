@@ -30,37 +30,38 @@ from typing import Any
 import ccxt.pro as ccxtpro
 
 
+def older(message: Any, nonce: int) -> bool:
+    """Whether the Binance diff `message` is older than a book at update id `nonce`: ccxt skips it."""
+    last = message.get("u")
+    if not isinstance(last, int):
+        return False
+    return last <= nonce if message.get("pu") is None else last < nonce  # spot / futures
+
+
 def breaks_sequence(message: Any, nonce: int, synced: bool) -> bool:
     """Whether the Binance diff `message` cannot apply to a book at update id `nonce`.
 
     `synced`: the book already took a diff (else it is a bare snapshot, which
-    the first diff must straddle). Diffs older than the book are no break:
-    ccxt skips them.
+    the first diff must straddle). Diffs older than the book are no break.
     """
     first, last, previous = message.get("U"), message.get("u"), message.get("pu")
-    if not isinstance(first, int) or not isinstance(last, int):
+    if not isinstance(first, int) or not isinstance(last, int) or older(message, nonce):
         return False
     if previous is None:  # spot
-        if last <= nonce:
-            return False
         return first - 1 != nonce if synced else not (first - 1 <= nonce <= last - 1)
-    if last < nonce:  # futures
-        return False
-    return not (first <= nonce or previous == nonce)
+    return not (first <= nonce or previous == nonce)  # futures
 
 
 def continues(message: Any, nonce: int) -> bool:
-    """Whether the buffered Binance diff `message` applies to a fresh snapshot at update id `nonce`.
-
-    Binance's rule (as ccxt applies it): diffs up to the snapshot are older and
-    skipped; a later one must straddle the book's update id.
-    """
-    first, last, previous = message.get("U"), message.get("u"), message.get("pu")
-    if not isinstance(first, int) or not isinstance(last, int):
-        return False
-    if previous is None:  # spot
-        return last > nonce and first - 1 <= nonce
-    return last >= nonce and (first <= nonce or previous == nonce)
+    """Whether the buffered Binance diff `message` applies to a fresh snapshot at update id `nonce`:
+    a diff newer than the snapshot that does not break its sequence (ccxt's rule)."""
+    first, last = message.get("U"), message.get("u")
+    return (
+        isinstance(first, int)
+        and isinstance(last, int)
+        and not older(message, nonce)
+        and not breaks_sequence(message, nonce, synced=False)
+    )
 
 
 class BinanceSymbolResync:
