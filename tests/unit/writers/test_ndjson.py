@@ -6,10 +6,14 @@ import base64
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, BinaryIO, cast
 
 import duckdb
 import orjson
+import pyarrow as pa
 import pytest
 from fluxforge_common.storage import LocalStorage, StorageBackend
 from fluxforge_common.storage.space import DiskFullError
@@ -118,6 +122,64 @@ def test_quiet_segments_are_closed_by_age_from_other_appends(storage: StorageBac
     (closed,) = writer.close_expired(T0 + 1500)
     assert "channel=book" in closed.path
     assert writer.open_segments == 0
+
+
+@pytest.mark.parametrize(
+    ("max_bytes", "max_age_ms", "rotating"),
+    [(100, 60_000, (T0 + 4, b"%029d" % 3)), (10_000, 1000, (T0 + 1000, b"late"))],
+    ids=["by size", "by age"],
+)
+def test_a_segment_sealed_by_rotation_is_never_ahead_of_another_channel(
+    storage: LocalStorage, max_bytes: int, max_age_ms: int, rotating: tuple[int, bytes]
+) -> None:
+    writer = RawArchiveWriter(
+        storage, compression="none", segment_max_bytes=max_bytes, segment_max_age_ms=max_age_ms
+    )
+    writer.append("x", "book", T0, b"%029d" % 0)
+    writer.append("x", "trade", T0 + 1, b"earlier trade")
+    writer.append("x", "book", T0 + 2, b"%029d" % 1)
+    writer.append("x", "book", T0 + 3, b"%029d" % 2)
+    (sealed,) = writer.append("x", "book", *rotating)
+    assert "channel=book" in sealed.path
+    (trades,) = [path for path in storage.unsealed_files() if "channel=trade" in path]
+    assert storage.read_bytes(trades) == b"earlier trade\n"  # on disk before the later book lines were sealed
+
+
+def test_a_cut_compresses_every_frame_before_it_writes_the_first(
+    storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    compress, open_recoverable = pa.compress, storage.open_recoverable
+
+    def logged_compress(*args: Any, **kwargs: Any) -> Any:
+        events.append("compress")
+        return compress(*args, **kwargs)
+
+    @contextmanager
+    def logged_open(path: str) -> Iterator[BinaryIO]:
+        with open_recoverable(path) as f:
+            yield cast(BinaryIO, _LoggedWrites(f, events))
+
+    monkeypatch.setattr(pa, "compress", logged_compress)
+    monkeypatch.setattr(storage, "open_recoverable", logged_open)
+    writer = RawArchiveWriter(storage)
+    for channel in ("book", "trade", "ticker"):
+        writer.append("binanceus", channel, T0, tick(0))
+    writer.sync()
+    assert events == ["compress"] * 3 + ["write"] * 3  # a kill between two writes is microseconds wide
+    writer.close()
+
+
+class _LoggedWrites:
+    def __init__(self, inner: BinaryIO, events: list[str]) -> None:
+        self._inner, self._events = inner, events
+
+    def write(self, data: bytes) -> int:
+        self._events.append("write")
+        return self._inner.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 @pytest.mark.parametrize("line", [b"", b"a\nb", b"\n"])

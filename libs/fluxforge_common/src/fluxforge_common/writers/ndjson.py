@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final, Literal, cast
@@ -149,6 +149,7 @@ class RawArchiveWriter:
             added = len(line) + 1
             max_bytes = self.segment_max_bytes
             if segment is not None and max_bytes is not None and segment.size + added > max_bytes:
+                self._cut()
                 completed.append(self._close(key, None))
                 segment = None
             if segment is None:
@@ -212,6 +213,10 @@ class RawArchiveWriter:
             failed = exc
         with self._lock:
             completed: list[WrittenFile] = []
+            try:
+                self._cut()
+            except OSError as exc:  # the segment is aborted: unsealed for recover, or held
+                failed = failed or exc
             for key in sorted(self._segments):
                 try:
                     completed.append(self._close(key, file_stem))
@@ -226,6 +231,8 @@ class RawArchiveWriter:
         if max_age is None:
             return []
         expired = sorted(k for k, s in self._segments.items() if now_ms - s.opened_ms >= max_age)
+        if expired:
+            self._cut()
         return [self._close(key, None) for key in expired]
 
     def _open(self, key: SegmentKey, ts_ms: int) -> _Segment:
@@ -277,34 +284,49 @@ class RawArchiveWriter:
         One cut across all segments, so a killed process leaves every channel
         archived up to the same line (a frame of one channel written ahead of
         the others would leave the others' earlier lines missing behind it).
+        Every frame is compressed before the first is written, so that only
+        the write calls themselves, microseconds apart, separate the channels.
+        A segment whose write fails does not stop the others; the first error
+        is raised once all were tried.
         """
+        failed: OSError | None = None
+        frames = [(key, s, self._frame(s)) for key, s in self._segments.items() if s.pending]
+        for key, segment, frame in frames:
+            try:
+                self._write(key, segment, frame)
+            except OSError as exc:
+                failed = failed or exc
         for key, segment in list(self._segments.items()):
-            if segment.pending:
-                self._drain(key, segment)
             if segment.unsynced and segment.writer is not None:
                 try:
-                    segment.file.flush()
-                except BaseException as exc:
-                    self._abort(key, exc)
-                    raise
+                    self._guarded(key, segment.file.flush)
+                except OSError as exc:
+                    failed = failed or exc
+        if failed is not None:
+            raise failed
 
-    def _drain(self, key: SegmentKey, segment: _Segment) -> None:
-        """Write the pending lines as one frame (zstd) or as they are."""
+    def _frame(self, segment: _Segment) -> bytes | bytearray:
+        """The pending lines as one frame: zstd, or as they are."""
         pending = segment.pending
+        return pa.compress(pending, codec="zstd", asbytes=True) if self._compress else pending
+
+    def _write(self, key: SegmentKey, segment: _Segment, frame: bytes | bytearray) -> None:
+        """Write a frame of the pending lines, which stay pending if it fails."""
+        self._guarded(key, lambda: segment.file.write(frame))
         segment.pending = bytearray()
+        segment.unsynced = True
+
+    def _guarded(self, key: SegmentKey, act: Callable[[], object]) -> None:
         try:
-            segment.file.write(
-                pa.compress(pending, codec="zstd", asbytes=True) if self._compress else pending
-            )
+            act()
         except BaseException as exc:
             self._abort(key, exc)
             raise
-        segment.unsynced = True
 
     def _close(self, key: SegmentKey, file_stem: str | None) -> WrittenFile:
         segment = self._segments[key]
         if segment.pending:
-            self._drain(key, segment)
+            self._write(key, segment, self._frame(segment))
         if segment.writer is not None and segment.path is not None:
             self._forget(key)
             size = segment.file.tell()
