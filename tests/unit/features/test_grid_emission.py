@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from fluxforge_common.config import StateConfig
+from fluxforge_common.features import EngineOutput, FeatureEngine
+from fluxforge_common.features.symbol_state import RECENT_TRADE_IDS, SymbolState
 
-from tests.support.ticks import book, run_engine, ticker, trade
+from tests.support.ticks import book, decoded, run_engine, ticker, trade
 from tests.support.times import T0
 
 B1 = ([(100.0, 1.0)], [(101.0, 1.0)])
@@ -72,6 +74,26 @@ def test_duplicates_are_refused() -> None:
     assert out.duplicates == 2
     # seq 4 arrived with a later event time: a sequence reset, applied.
     assert out.hf[-1]["mid"] == 100.75
+
+
+def test_the_last_trade_ids_are_remembered_across_a_state_round_trip() -> None:
+    """An id repeats as a duplicate while among the last RECENT_TRADE_IDS, also in a restored state."""
+    cfg = StateConfig(allowed_lateness_ms=0)
+    engine, out = FeatureEngine(cfg), EngineOutput()
+    ids = [str(i) for i in range(RECENT_TRADE_IDS + 1)]
+    for n, trade_id in enumerate(ids):
+        engine.process(decoded(trade(T0 + n, 100.5, 1.0, id=trade_id)), out)
+    (state,) = engine.states.values()
+    restored = SymbolState.from_bytes(state.to_bytes(), cfg)
+    for target in (state, restored):
+        later = T0 + len(ids)
+        assert target.process(decoded(trade(later, 100.5, 1.0, id=ids[1])).tick, later, out) == (
+            f"duplicate trade: id {ids[1]} already applied"
+        )
+        # ids[0] fell out of the last RECENT_TRADE_IDS: applied again
+        assert target.process(decoded(trade(later, 100.5, 1.0, id=ids[0])).tick, later, out) is None
+        # and ids[1] now too, pushed out by it
+        assert target.process(decoded(trade(later, 100.5, 1.0, id=ids[1])).tick, later, out) is None
 
 
 @LATENESS

@@ -150,6 +150,7 @@ class SymbolState:
         "next_ms",
         "prev_row_mid",
         "prev_velocity",
+        "recent_trade_id_set",
         "recent_trade_ids",
         "symbol",
         "watermark_ms",
@@ -174,6 +175,8 @@ class SymbolState:
         self.prev_row_mid: float | None = None
         self.prev_velocity: float | None = None
         self.recent_trade_ids: deque[str] = deque(maxlen=RECENT_TRADE_IDS)
+        # The same ids as a set: a trade's duplicate check is one lookup, not a scan of the deque.
+        self.recent_trade_id_set: set[str] = set()
         self.flows = IntervalFlows(cfg.ofi_levels)
         self.windows = RollingWindows(layout.window_cap)
         self.bars = [BarAccumulator(ms) for ms in layout.bar_ms]
@@ -209,7 +212,7 @@ class SymbolState:
         if kind is BookTick:
             seq = tick.seq  # type: ignore[union-attr]
             last_seq = self.last_seq
-            if seq is not None and last_seq is not None:
+            if seq is not None and last_seq is not None and seq <= last_seq:
                 reason = self._check_book_order(seq, last_seq, event_ms)
                 if reason:
                     out.duplicates += 1
@@ -217,10 +220,16 @@ class SymbolState:
             self.last_seq = seq
             self.last_seq_ms = event_ms
         elif kind is TradeTick and tick.id is not None:  # type: ignore[union-attr]
-            if tick.id in self.recent_trade_ids:  # type: ignore[union-attr]
+            trade_id: str = tick.id  # type: ignore[union-attr]
+            id_set = self.recent_trade_id_set
+            if trade_id in id_set:
                 out.duplicates += 1
-                return f"duplicate trade: id {tick.id} already applied"  # type: ignore[union-attr]
-            self.recent_trade_ids.append(tick.id)  # type: ignore[union-attr]
+                return f"duplicate trade: id {trade_id} already applied"
+            ids = self.recent_trade_ids
+            if len(ids) == RECENT_TRADE_IDS:
+                id_set.discard(ids[0])
+            ids.append(trade_id)
+            id_set.add(trade_id)
         last = self.last_event_ms
         if last is None or event_ms > last:
             self.last_event_ms = last = event_ms
@@ -329,12 +338,25 @@ class SymbolState:
             ofi = f.ofi
             n_ofi = len(ofi)
             if nb >= n_ofi and na >= n_ofi and nb0 >= n_ofi and na0 >= n_ofi:
-                for m in range(n_ofi):
-                    p, p0 = bpx[m], bpx0[m]
-                    e = bsz[m] if p > p0 else (bsz[m] - bsz0[m] if p == p0 else -bsz0[m])
-                    p, p0 = apx[m], apx0[m]
-                    e -= -asz0[m] if p > p0 else (asz[m] - asz0[m] if p == p0 else asz[m])
-                    ofi[m] += e
+                # A side as it was adds 0.0 at every level, so the other side's term alone is the
+                # same sum (an OFI starts at 0.0 and is never -0.0); both as they were add nothing.
+                bids_moved = bsz != bsz0 or bpx != bpx0
+                asks_moved = asz != asz0 or apx != apx0
+                if bids_moved and asks_moved:
+                    for m in range(n_ofi):
+                        p, p0 = bpx[m], bpx0[m]
+                        e = bsz[m] if p > p0 else (bsz[m] - bsz0[m] if p == p0 else -bsz0[m])
+                        p, p0 = apx[m], apx0[m]
+                        e -= -asz0[m] if p > p0 else (asz[m] - asz0[m] if p == p0 else asz[m])
+                        ofi[m] += e
+                elif bids_moved:
+                    for m in range(n_ofi):
+                        p, p0 = bpx[m], bpx0[m]
+                        ofi[m] += bsz[m] if p > p0 else (bsz[m] - bsz0[m] if p == p0 else -bsz0[m])
+                elif asks_moved:
+                    for m in range(n_ofi):
+                        p, p0 = apx[m], apx0[m]
+                        ofi[m] -= -asz0[m] if p > p0 else (asz[m] - asz0[m] if p == p0 else asz[m])
             else:
                 for m in range(n_ofi):
                     # A missing level is price 0 (bids) or +inf (asks) with size 0.
@@ -537,6 +559,7 @@ class SymbolState:
         if state.bids is not None and state.asks is not None:
             state.book_cols = book_columns(state.bids, state.asks)
         state.recent_trade_ids.extend(trade_ids)
+        state.recent_trade_id_set.update(state.recent_trade_ids)
         state.flows.load_state(flows)
         state.windows.load_state(windows)
         for bar, bar_state in zip(state.bars, bars, strict=True):
