@@ -13,6 +13,8 @@ from fluxforge_common.messages import (
     decode_batch,
     decode_tick,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support.bad_ticks import BAD_LINES, GOOD_BOOK, GOOD_TICKER, GOOD_TRADE
 
@@ -73,3 +75,49 @@ def test_single_object_is_a_batch_of_one() -> None:
     raw = orjson.dumps(GOOD_TRADE)
     (result,) = decode_batch(raw)
     assert isinstance(result, DecodedTick) and result.raw == raw
+
+
+def _book_reason(bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> str | None:
+    """The book rules level by level (bids first, then asks, then crossing): the first broken one."""
+    for levels, side, descending in ((bids, "bids", True), (asks, "asks", False)):
+        if not levels:
+            return f"empty book: no {side}"
+        for i, (price, size) in enumerate(levels, 1):
+            if price <= 0:
+                return f"{side} level {i}: price {price} is not positive"
+            if size <= 0:
+                return f"{side} level {i}: size {size} is not positive"
+            if i > 1 and (price >= levels[i - 2][0] if descending else price <= levels[i - 2][0]):
+                return f"{side} level {i}: prices not strictly {'descending' if descending else 'ascending'}"
+    if bids[0][0] >= asks[0][0]:
+        return f"crossed or locked book: best bid {bids[0][0]} >= best ask {asks[0][0]}"
+    return None
+
+
+def _side(prices: list[float], descending: bool) -> st.SearchStrategy[list[tuple[float, float]]]:
+    """A valid side from `prices`, or one with a level's price or size replaced by any value."""
+    valid = st.lists(st.sampled_from(prices), unique=True, max_size=4).map(
+        lambda chosen: [(p, 1.0) for p in sorted(chosen, reverse=descending)]
+    )
+
+    def replaced(
+        side: list[tuple[float, float]], at: int, price: bool, value: float
+    ) -> list[tuple[float, float]]:
+        return [((value, q) if price else (p, value)) if i == at else (p, q) for i, (p, q) in enumerate(side)]
+
+    any_value = st.sampled_from([-1.0, 0.0, 99.5, 100.0, 100.5])
+    return valid | st.builds(replaced, valid, st.integers(0, 3), st.booleans(), any_value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(bids=_side([99.0, 99.5, 100.0, 100.5], True), asks=_side([100.0, 100.5, 101.0, 101.5], False))
+def test_a_book_is_accepted_as_its_columns_exactly_when_every_level_rule_holds(
+    bids: list[tuple[float, float]], asks: list[tuple[float, float]]
+) -> None:
+    result = decode_tick(orjson.dumps({**GOOD_BOOK, "bids": bids, "asks": asks}))
+    reason = _book_reason(bids, asks)
+    if reason is None:
+        assert isinstance(result, DecodedTick)
+        assert result.book == (*zip(*bids, strict=True), *zip(*asks, strict=True))
+    else:
+        assert isinstance(result, Rejection) and result.reason == reason

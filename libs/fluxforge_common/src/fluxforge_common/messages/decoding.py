@@ -73,9 +73,8 @@ _known_names: set[tuple[str, str]] = set()
 
 
 def _check_names(exchange: str, symbol: str) -> str | None:
-    """Exchange id and unified symbol checks, remembered per pair: they repeat on every tick."""
-    if (exchange, symbol) in _known_names:
-        return None
+    """Exchange id and unified symbol checks. They repeat on every tick, so a pair that passes is
+    remembered in `_known_names`, which the caller looks up first."""
     if not exchange or len(exchange) > MAX_EXCHANGE_LEN or not _EXCHANGE_RE.fullmatch(exchange):
         return f"exchange {exchange[:80]!r} is not an exchange id (letters, digits, '_', '.', '-'; 1-{MAX_EXCHANGE_LEN})"
     if (
@@ -90,24 +89,43 @@ def _check_names(exchange: str, symbol: str) -> str | None:
     return None
 
 
-def _side_columns(
-    levels: list[tuple[float, float]], side: str, descending: bool
-) -> tuple[tuple[float, ...], tuple[float, ...]] | str:
-    """(prices, sizes) of a valid side, else the reason it is not valid."""
-    if not levels:
-        return f"empty book: no {side}"
-    # Fast path in C builtins; the loop in _explain_side only runs to name the offending level.
-    prices, sizes = zip(*levels, strict=True)
-    if (
-        min(sizes) > 0
-        and (prices[-1] if descending else prices[0]) > 0
-        and all(map(operator.gt if descending else operator.lt, prices, prices[1:]))
-    ):
-        return prices, sizes
-    return _explain_side(levels, side, descending)
+def _check_book(tick: BookTick) -> BookColumns | str:
+    """The book as (bid prices, bid sizes, ask prices, ask sizes), or why it is invalid."""
+    bids, asks = tick.bids, tick.asks
+    if bids and asks:
+        # Fast path in C builtins; `_explain_book` only runs to name the offending level. Positive
+        # strictly ordered prices follow from the last bid > 0, the order within each side and
+        # best bid < best ask. Levels are pairs (the decoder's type), and a `strict=` keyword
+        # makes each zip ~0.15 us slower.
+        bpx, bsz = zip(*bids)  # noqa: B905
+        apx, asz = zip(*asks)  # noqa: B905
+        if (
+            bpx[0] < apx[0]
+            and min(bsz) > 0
+            and min(asz) > 0
+            and bpx[-1] > 0
+            and all(map(operator.gt, bpx, bpx[1:]))
+            and all(map(operator.lt, apx, apx[1:]))
+        ):
+            return bpx, bsz, apx, asz
+    return _explain_book(tick)
 
 
-def _explain_side(levels: list[tuple[float, float]], side: str, descending: bool) -> str:
+def _explain_book(tick: BookTick) -> str:
+    """Why a book failed the fast check: the first bad side (bids first), else crossed or locked."""
+    for levels, side, descending in ((tick.bids, "bids", True), (tick.asks, "asks", False)):
+        if not levels:
+            return f"empty book: no {side}"
+        reason = _explain_side(levels, side, descending)
+        if reason:
+            return reason
+    best_bid, best_ask = tick.bids[0][0], tick.asks[0][0]
+    if best_bid >= best_ask:
+        return f"crossed or locked book: best bid {best_bid} >= best ask {best_ask}"
+    raise AssertionError("unreachable: the fast check failed on a valid book")
+
+
+def _explain_side(levels: list[tuple[float, float]], side: str, descending: bool) -> str | None:
     prev = math.inf if descending else 0.0
     for i, (price, size) in enumerate(levels, 1):
         if not price > 0:
@@ -118,20 +136,7 @@ def _explain_side(levels: list[tuple[float, float]], side: str, descending: bool
             order = "descending" if descending else "ascending"
             return f"{side} level {i}: prices not strictly {order}"
         prev = price
-    raise AssertionError("unreachable: the fast check failed on a valid side")
-
-
-def _check_book(tick: BookTick) -> BookColumns | str:
-    """The book as (bid prices, bid sizes, ask prices, ask sizes), or why it is invalid."""
-    bids = _side_columns(tick.bids, "bids", True)
-    if isinstance(bids, str):
-        return bids
-    asks = _side_columns(tick.asks, "asks", False)
-    if isinstance(asks, str):
-        return asks
-    if bids[0][0] >= asks[0][0]:
-        return f"crossed or locked book: best bid {bids[0][0]} >= best ask {asks[0][0]}"
-    return bids[0], bids[1], asks[0], asks[1]
+    return None
 
 
 def _check_trade(tick: TradeTick) -> str | None:
@@ -157,9 +162,10 @@ def _check_ticker(tick: TickerTick) -> str | None:
 
 
 def _check_common(tick: Tick | Watermark) -> str | None:
-    reason = _check_names(tick.exchange, tick.symbol)
-    if reason:
-        return reason
+    if (tick.exchange, tick.symbol) not in _known_names:
+        reason = _check_names(tick.exchange, tick.symbol)
+        if reason:
+            return reason
     ts = tick.ts
     if ts is not None and not MIN_TS_MS <= ts < MAX_TS_MS:
         return f"ts={ts} is not milliseconds since the epoch within 2000..2100"
