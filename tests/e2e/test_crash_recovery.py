@@ -19,7 +19,7 @@ from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.pipeline import archive_dates, archive_lines, simulator_lines
 from fluxforge_common.pipeline.ingest_order import ingest_key
 from fluxforge_common.storage import LocalStorage
-from fluxforge_common.writers.frames import intact_prefix
+from fluxforge_common.writers.frames import intact_prefix, whole_cuts
 from fluxforge_emulator import EmulatorThread
 
 from tests.support.dataset import assert_same_dataset
@@ -79,10 +79,9 @@ class KilledRun:
 
 
 def durable_lines(storage: LocalStorage) -> int:
-    """Lines in whole frames of the open segments, read as any reader of the files would."""
-    return sum(
-        intact_prefix(storage.read_bytes(path), compressed=True).lines for path in storage.unsealed_files()
-    )
+    """Lines in whole frames of whole syncs of the open segments."""
+    prefixes = [intact_prefix(storage.read_bytes(path), compressed=True) for path in storage.unsealed_files()]
+    return sum(prefix.lines for prefix in whole_cuts(prefixes))
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:

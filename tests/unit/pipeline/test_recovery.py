@@ -14,7 +14,7 @@ from fluxforge_common.pipeline import EmbeddedPipeline, archive_lines, reprocess
 from fluxforge_common.pipeline.ingest_order import ingest_key
 from fluxforge_common.pipeline.recovery import RunInProgressError, recover
 from fluxforge_common.storage import LocalStorage
-from fluxforge_common.writers.frames import CorruptSegmentError, intact_prefix
+from fluxforge_common.writers.frames import ZSTD_MAGIC, CorruptSegmentError, intact_prefix
 
 from tests.support.dataset import assert_same_dataset, read_dataset
 
@@ -98,7 +98,7 @@ def test_a_segment_damaged_before_its_end_is_refused_and_left_alone(
     storage = LocalStorage(root)
     target = max(storage.unsealed_files(), key=storage.size)
     data = bytearray(storage.read_bytes(target))
-    data[20] ^= 0xFF  # inside the first of its two frames
+    data[data.index(ZSTD_MAGIC) + 12] ^= 0xFF  # inside the first of its frames
     storage.local_path(target).write_bytes(bytes(data))
     before = sorted(storage.walk_files())
     with pytest.raises(CorruptSegmentError, match="move it out of the dataset root"):

@@ -57,8 +57,17 @@ def test_rows_keep_values_types_and_order(
     assert table.schema.equals(hf_schema)
     assert table.column("n").to_pylist() == [4, 3, 2, 1, 0]
     assert [t.value for t in table.column("ts")] == [r["ts"] for r in rows]
+
+
+@pytest.mark.parametrize(("count", "codec"), [(5, "LZ4"), (2_000, "ZSTD")])
+def test_zstd_leaves_column_chunks_too_small_for_it_to_lz4(
+    writer: PartitionedParquetWriter, storage: LocalStorage, make_rows: MakeRows, count: int, codec: str
+) -> None:
+    writer.add(make_rows("binanceus", "BTC/USDT", count=count))
+    (written,) = writer.flush()
+    ts = pq.ParquetFile(storage.local_path(written.path)).schema_arrow.get_field_index("ts")
     assert (
-        pq.ParquetFile(storage.local_path(written.path)).metadata.row_group(0).column(0).compression == "ZSTD"
+        pq.ParquetFile(storage.local_path(written.path)).metadata.row_group(0).column(ts).compression == codec
     )
 
 

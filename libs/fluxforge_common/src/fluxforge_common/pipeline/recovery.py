@@ -1,7 +1,8 @@
 """Recover what interrupted runs left: seal their raw segments, rebuild their dates' features.
 
 Each unsealed segment is verified frame by frame (`frames.intact_prefix`) and
-its intact prefix sealed under its normal name; a torn tail is cut. Then the
+its intact prefix sealed under its normal name; a torn tail is cut, and so is
+a sync that a kill left written to some channels only (`frames.whole_cuts`). Then the
 dates of those segments and of the dead runs' journals are rebuilt by
 `reprocess` over the whole archive, which replaces every feature file of
 those dates: rows the dead run had written are replaced, rows it never wrote
@@ -23,7 +24,7 @@ from fluxforge_common.pipeline.embedded import RunSummary
 from fluxforge_common.pipeline.lines import date_range
 from fluxforge_common.pipeline.reprocess import reprocess
 from fluxforge_common.storage.local import LocalStorage
-from fluxforge_common.writers.frames import CorruptSegmentError, intact_prefix
+from fluxforge_common.writers.frames import CorruptSegmentError, IntactPrefix, intact_prefix, whole_cuts
 
 
 class RunInProgressError(RuntimeError):
@@ -79,7 +80,8 @@ def recover(
     if not found:
         return Recovery()
     storage = LocalStorage(root)
-    verified = [(segment, _verify(storage, segment)) for segment in found.segments]
+    sizes = [storage.size(segment.path) for segment in found.segments]
+    prefixes = whole_cuts([_verify(storage, segment) for segment in found.segments])
     dates = sorted({*found.dates, *(_date_of(s.final) for s in found.segments)})
     journal = RunJournal.begin(root)
     for date in dates:
@@ -87,12 +89,14 @@ def recover(
     for dead in found.journals:
         dead.unlink()
     recovery = Recovery(runs=len(found.journals), dates=dates)
-    for segment, (size, kept, lines) in verified:
-        if kept:
-            storage.seal(segment.path, segment.final, kept)
+    for segment, size, prefix in zip(found.segments, sizes, prefixes, strict=True):
+        if prefix.length:
+            storage.seal(segment.path, segment.final, prefix.length)
         else:
             storage.delete(segment.path)  # not one whole frame: nothing in it can be read
-        recovery.segments.append(SealedSegment(segment.final, lines, kept, size - kept))
+        recovery.segments.append(
+            SealedSegment(segment.final, prefix.lines, prefix.length, size - prefix.length)
+        )
     if dates:
         full_range = date_range(dates[0], dates[-1])
         try:
@@ -105,17 +109,15 @@ def recover(
     return recovery
 
 
-def _verify(storage: LocalStorage, segment: UnsealedSegment) -> tuple[int, int, int]:
-    """(size, bytes to keep, lines kept) of an unsealed segment."""
+def _verify(storage: LocalStorage, segment: UnsealedSegment) -> IntactPrefix:
     data = storage.read_bytes(segment.path)
     try:
-        prefix = intact_prefix(data, compressed=segment.final.endswith(".zst"))
+        return intact_prefix(data, compressed=segment.final.endswith(".zst"))
     except CorruptSegmentError as exc:
         raise CorruptSegmentError(
             f"raw segment {storage.root / segment.path} is damaged other than at its end ({exc}); "
             "move it out of the dataset root to inspect it, then recover again"
         ) from None
-    return len(data), prefix.length, prefix.lines
 
 
 def _date_of(path: str) -> str:

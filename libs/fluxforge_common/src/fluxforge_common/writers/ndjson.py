@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final, Literal, cast
@@ -36,6 +37,7 @@ import pyarrow as pa
 from fluxforge_common.dataset.partitioning import Channel, deadletter_dir, raw_partition_dir, utc_date
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.writers.common import WrittenFile, check_stem, new_stem
+from fluxforge_common.writers.frames import cut_mark
 
 MiB: Final = 1 << 20
 FRAME_BYTES: Final = MiB  # uncompressed bytes of lines per zstd frame
@@ -112,6 +114,9 @@ class RawArchiveWriter:
         self.sync_interval_s = sync_interval_s
         self.named_on_close = named_on_close
         self._compress = compression == "zstd"
+        self._marked = self._compress and not named_on_close  # recoverable frames carry cut marks
+        self._id = os.urandom(8)  # names this writer in its cut marks
+        self._cuts = 0
         self._suffix = ".ndjson.zst" if self._compress else ".ndjson"
         self._segments: dict[SegmentKey, _Segment] = {}
         self._oldest_opened_ms: int | None = None
@@ -149,7 +154,7 @@ class RawArchiveWriter:
             added = len(line) + 1
             max_bytes = self.segment_max_bytes
             if segment is not None and max_bytes is not None and segment.size + added > max_bytes:
-                self._cut()
+                self._cut(sealing=(key,))
                 completed.append(self._close(key, None))
                 segment = None
             if segment is None:
@@ -214,7 +219,7 @@ class RawArchiveWriter:
         with self._lock:
             completed: list[WrittenFile] = []
             try:
-                self._cut()
+                self._cut(sealing=list(self._segments))
             except OSError as exc:  # the segment is aborted: unsealed for recover, or held
                 failed = failed or exc
             for key in sorted(self._segments):
@@ -232,7 +237,7 @@ class RawArchiveWriter:
             return []
         expired = sorted(k for k, s in self._segments.items() if now_ms - s.opened_ms >= max_age)
         if expired:
-            self._cut()
+            self._cut(sealing=expired)
         return [self._close(key, None) for key in expired]
 
     def _open(self, key: SegmentKey, ts_ms: int) -> _Segment:
@@ -278,20 +283,24 @@ class RawArchiveWriter:
     def _named(self, segment: _Segment, file_stem: str) -> str:
         return f"{segment.directory}/{file_stem}{self._suffix}"
 
-    def _cut(self) -> None:
+    def _cut(self, sealing: Collection[SegmentKey] | None = None) -> None:
         """Every open segment's pending lines as a frame, all handed to the OS before any fsync.
 
         One cut across all segments, so a killed process leaves every channel
         archived up to the same line (a frame of one channel written ahead of
         the others would leave the others' earlier lines missing behind it).
         Every frame is compressed before the first is written, so that only
-        the write calls themselves, microseconds apart, separate the channels.
-        A segment whose write fails does not stop the others; the first error
-        is raised once all were tried.
+        the write calls themselves, microseconds apart, separate the channels,
+        and a streamed zstd segment's frame follows its cut mark
+        (`frames.cut_mark`), which lets recovery drop a cut a kill tore. Before
+        `sealing` segments are sealed a cut is made even without new lines, its
+        marks in the order they will be sealed, so that the frame that proves
+        the cut whole stays in a file that recovery reads. A segment whose
+        write fails does not stop the others; the first error is raised once
+        all were tried.
         """
         failed: OSError | None = None
-        frames = [(key, s, self._frame(s)) for key, s in self._segments.items() if s.pending]
-        for key, segment, frame in frames:
+        for key, segment, frame in self._frames(sealing):
             try:
                 self._write(key, segment, frame)
             except OSError as exc:
@@ -304,6 +313,24 @@ class RawArchiveWriter:
                     failed = failed or exc
         if failed is not None:
             raise failed
+
+    def _frames(
+        self, sealing: Collection[SegmentKey] | None
+    ) -> list[tuple[SegmentKey, _Segment, bytes | bytearray]]:
+        """What `_cut` writes to each segment, in writing order: the segments being sealed first."""
+        if not self._marked:
+            return [(key, s, self._frame(s)) for key, s in self._segments.items() if s.pending]
+        if sealing is None and not any(s.pending for s in self._segments.values()):
+            return []
+        first = set(sealing or ())
+        members = sorted(self._segments, key=lambda key: (key not in first, key))
+        frames = [(key, self._segments[key]) for key in members]
+        data = [self._frame(segment) if segment.pending else b"" for _, segment in frames]
+        self._cuts += 1
+        return [
+            (key, segment, cut_mark(self._id, self._cuts, index, len(frames), len(frame)) + frame)
+            for index, ((key, segment), frame) in enumerate(zip(frames, data, strict=True))
+        ]
 
     def _frame(self, segment: _Segment) -> bytes | bytearray:
         """The pending lines as one frame: zstd, or as they are."""
