@@ -19,7 +19,7 @@ from pathlib import Path
 from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine
 from fluxforge_common.messages import BookTick, DecodedTick, decode_tick
-from fluxforge_common.pipeline import EmbeddedPipeline
+from fluxforge_common.pipeline import EmbeddedPipeline, archive_dates, reprocess
 from fluxforge_common.pipeline.lines import file_lines
 from fluxforge_common.storage.local import LocalStorage
 
@@ -103,6 +103,7 @@ def run(lines: int = LINES) -> list[Row]:
         decoded = decode_rate(lines_in_memory)
         per_line, per_book = decode_engine_rate(lines_in_memory)
         embedded = pipeline_rate(lines_in_memory, tmp / "embedded")
+        reprocessed = reprocess_rates(tmp / "embedded", tmp / "reprocessed", lines)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     ours_rate = lines / statistics.median(ours)
@@ -133,4 +134,22 @@ def run(lines: int = LINES) -> list[Row]:
             f"{embedded:,.0f}",
             "lines/s, one core (before: ~27,000)",
         ),
+        (
+            "reprocess of its archive, --workers 1 / 2",
+            f"{reprocessed[1]:,.0f} / {reprocessed[2]:,.0f}",
+            f"lines/s, {ROUNDS - 1} alternating pairs; 2 / 1 = {reprocessed[2] / reprocessed[1]:.2f}",
+        ),
     ]
+
+
+def reprocess_rates(source: Path, target: Path, lines: int) -> dict[int, float]:
+    """Median lines/s of `reprocess` of every date in `source`'s archive, per number of workers."""
+    settings = FluxForgeSettings()
+    dates = archive_dates(LocalStorage(source))
+    times: dict[int, list[float]] = {1: [], 2: []}
+    for n in range(ROUNDS - 1):
+        for workers in times:
+            start = time.perf_counter()
+            reprocess(settings, source, target / f"{workers}-{n}", dates, workers=workers)
+            times[workers].append(time.perf_counter() - start)
+    return {workers: lines / statistics.median(elapsed) for workers, elapsed in times.items()}

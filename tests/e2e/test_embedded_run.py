@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,6 +101,22 @@ def test_reprocess_gives_the_same_rows_and_rerunning_replaces(
     assert f"replaced {len(files_before)}" in out
     assert_same_dataset(tmp_path, recorded)
     assert len(list(tmp_path.rglob("*.parquet"))) == len(files_before)
+
+
+def test_reprocess_split_over_processes_gives_the_same_rows_and_counts(
+    recorded: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    counts = []
+    for workers in ("1", "3"):
+        out = cli(
+            "reprocess", "--date", "2025-12-12", "--source-root", recorded, "-o", tmp_path / workers,
+            "--workers", workers, "-q",
+        )  # fmt: skip
+        assert_same_dataset(tmp_path / workers, recorded)
+        read = re.search(r"Read ([\d,]+) raw ticks .*: ([\d,]+) applied, ([\d,]+) to dead-letter", out)
+        assert read is not None, out
+        counts.append(read.groups())
+    assert counts[0] == counts[1]
 
 
 def test_run_files_record_their_provenance(recorded: Path) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features import output_tables
 from fluxforge_common.pipeline import archive_lines, simulator_lines
@@ -198,17 +199,19 @@ def test_the_stop_deadline_exits_at_once_leaving_only_whole_files(tmp_path: Path
     assert LocalStorage(root).list_files("raw/"), "segments sealed before the stop must stay"
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_sigterm_to_reprocess_writes_what_it_processed_and_replaces_nothing(
-    tmp_path: Path, cli: Callable[..., str]
+    tmp_path: Path, cli: Callable[..., str], workers: str
 ) -> None:
-    """Stopped early, reprocess keeps the earlier files (the date holds old and new rows until a rerun)."""
+    """Stopped early, reprocess keeps the earlier files (the date holds old and new rows until a rerun);
+    split over processes, the parent hands the stop to each."""
     root = tmp_path / "root"
     cli("run", "-o", root, "--seed", SEED, "--duration", 1800, "-q")  # ~170,000 ticks of 2025-12-12
     storage = LocalStorage(root)
     earlier = set(storage.list_files("hf/"))
     rng = seeded_rng("signal moments")
     log = tmp_path / "reprocess.log"
-    proc = start(["reprocess", "--source-root", root, "--date", "2025-12-12"], log)
+    proc = start(["reprocess", "--source-root", root, "--date", "2025-12-12", "--workers", workers], log)
     # Once it says what it reprocesses, its stop handling is in place: reading begins.
     exit_code = exit_code_when_signalled(proc, log, rng.uniform(0.0, 1.0), ready="Reprocessing 2025-12-12")
     assert exit_code == 0, log.read_text()[-3000:]

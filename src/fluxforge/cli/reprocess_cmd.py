@@ -33,6 +33,14 @@ def reprocess_command(
     warmup_days: Annotated[
         int, typer.Option(min=0, max=7, help="Days before the range replayed first to fill rolling windows.")
     ] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes the symbols are split over, one per core to spare (each reads the whole archive).",
+        ),
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Rebuild hf/bars/trades/ticker for the given dates from the raw archive, replacing earlier output for them."""
@@ -71,6 +79,7 @@ def reprocess_command(
                     target,
                     dates,
                     warmup_days=warmup_days,
+                    workers=workers,
                     on_progress=progress,
                     read_stop=read_stop,
                 )

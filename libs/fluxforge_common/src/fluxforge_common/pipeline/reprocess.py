@@ -7,7 +7,8 @@ same rows as the run that recorded it, including the row at 00:00:00.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from fluxforge_common.dataset.partitioning import utc_date
 from fluxforge_common.features import TABLES
 from fluxforge_common.pipeline.embedded import EmbeddedPipeline, RunSummary
 from fluxforge_common.pipeline.lines import archive_dates, archive_lines
+from fluxforge_common.pipeline.shards import run_shards
 from fluxforge_common.stopping import ReadStop
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.location import storage_at
@@ -32,14 +34,18 @@ def reprocess(
     dates: list[str],
     *,
     warmup_days: int = 1,
+    workers: int = 1,
     on_progress: Callable[[RunSummary], None] | None = None,
     read_stop: ReadStop | None = None,
 ) -> tuple[RunSummary, list[str]]:
     """Rebuild the four tables of `dates` in `target_root`; returns the summary and the files replaced.
 
+    With `workers` > 1 the symbols are split over that many processes (`pipeline.shards`).
     Stopped early through `read_stop`, it writes what it processed and replaces nothing: the earlier
     files of `dates` stay beside the new ones until a reprocess of them runs to its end.
     """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     source = storage_at(source_root, settings.storage.s3)  # a directory or s3://BUCKET/PREFIX
     available = set(archive_dates(source))
     missing = [d for d in dates if d not in available]
@@ -55,18 +61,13 @@ def reprocess(
     previous = {
         path for table in TABLES for path in target.list_files(f"{table}/") if _date_of(path) in wanted
     }
-    pipeline = EmbeddedPipeline(
-        settings,
-        target,
-        archive_raw=False,
-        write_dead_letter=False,
-        keep_row=lambda row: utc_date(row["ts"]) in wanted,
-        source={"mode": "reprocess", "input": str(source_root), "dates": dates},
+    job = RebuildJob(
+        settings, str(source_root), target_root, [d for d in warmup if d in available] + dates, dates
     )
-    lines = archive_lines(source, [d for d in warmup if d in available] + dates)
-    summary = pipeline.run(
-        lines if read_stop is None else read_stop.lines(lines), "reprocess", on_progress=on_progress
-    )
+    if workers == 1:
+        summary = job.run(on_progress=on_progress, read_stop=read_stop)
+    else:
+        summary = run_shards(job, workers, on_progress=on_progress, read_stop=read_stop)
     if read_stop is not None and read_stop.stopped:
         return summary, []
     written = {f.path for f in summary.files}
@@ -74,3 +75,41 @@ def reprocess(
     for path in replaced:
         target.delete(path)
     return summary, replaced
+
+
+@dataclass(frozen=True)
+class RebuildJob:
+    """The archive's lines of `read` (warm-up days first) through the engine into `target_root`,
+    writing the rows of `dates` only; picklable, so that each shard process runs its part."""
+
+    settings: FluxForgeSettings
+    source_root: str
+    target_root: Path
+    read: list[str]
+    dates: list[str]
+
+    def run(
+        self,
+        *,
+        keep_line: Callable[[bytes], bool] | None = None,
+        on_progress: Callable[[RunSummary], None] | None = None,
+        read_stop: ReadStop | None = None,
+    ) -> RunSummary:
+        """Run it over the lines `keep_line` keeps (all without it)."""
+        wanted = set(self.dates)
+        pipeline = EmbeddedPipeline(
+            self.settings,
+            LocalStorage(self.target_root),
+            archive_raw=False,
+            write_dead_letter=False,
+            keep_row=lambda row: utc_date(row["ts"]) in wanted,
+            source={"mode": "reprocess", "input": self.source_root, "dates": self.dates},
+        )
+        lines: Iterable[bytes] = archive_lines(
+            storage_at(self.source_root, self.settings.storage.s3), self.read
+        )
+        if keep_line is not None:
+            lines = filter(keep_line, lines)
+        return pipeline.run(
+            lines if read_stop is None else read_stop.lines(lines), "reprocess", on_progress=on_progress
+        )

@@ -1,0 +1,173 @@
+"""`fluxforge reprocess --workers N`: the archive's symbols split over N processes.
+
+A symbol's rows depend on its own ticks only (its book, trades, ticker and
+watermarks), so N processes that each read the whole archive in ingest order
+and keep the ticks of the symbols hashed to them (crc32 of `exchange:symbol`,
+the same in every process) write, between them, the rows one process would,
+each into its own symbols' partitions. Reading is repeated in every process;
+it is a small part of a tick's cost next to decoding and the engine. A line
+that names no symbol goes to the first process, whose engine rejects it once.
+
+The parent only waits: it merges the shards' progress and summaries,
+forwards a stop (SIGTERM) to each shard once, and fails when one fails.
+Shards ignore SIGINT (a terminal's Ctrl-C reaches the parent, which forwards
+it) and exit when the parent is gone.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from fluxforge_common.pipeline.embedded import RunSummary
+from fluxforge_common.stopping import ReadStop
+
+if TYPE_CHECKING:
+    from fluxforge_common.pipeline.reprocess import RebuildJob
+
+_PARENT_CHECK_S = 1.0
+
+
+class _Key(msgspec.Struct):
+    exchange: str = ""
+    symbol: str = ""
+
+
+_decode_key = msgspec.json.Decoder(_Key).decode
+
+
+def shard_of(line: bytes, shards: int) -> int:
+    """The shard of the symbol a raw line names; 0 for a line that names none."""
+    try:
+        key = _decode_key(line)
+    except msgspec.DecodeError:
+        return 0
+    return zlib.crc32(f"{key.exchange}:{key.symbol}".encode()) % shards
+
+
+def merge_summaries(summaries: Iterable[RunSummary]) -> RunSummary:
+    """One summary of the shards' disjoint parts."""
+    merged = RunSummary()
+    for part in summaries:
+        merged.lines += part.lines
+        merged.accepted += part.accepted
+        merged.rejected += part.rejected
+        merged.late += part.late
+        merged.duplicates += part.duplicates
+        for name in ("first_event_ms", "last_event_ms"):
+            ours, theirs = getattr(merged, name), getattr(part, name)
+            pick = min if name == "first_event_ms" else max
+            setattr(merged, name, theirs if ours is None else ours if theirs is None else pick(ours, theirs))
+        merged.rows.update(part.rows)
+        merged.per_symbol.update(part.per_symbol)
+        merged.reasons.update(part.reasons)
+        merged.files += part.files
+        merged.disk_full = merged.disk_full or part.disk_full
+        merged.needs_recovery = merged.needs_recovery or part.needs_recovery
+    return merged
+
+
+def run_shards(
+    job: RebuildJob,
+    shards: int,
+    *,
+    on_progress: Callable[[RunSummary], None] | None = None,
+    read_stop: ReadStop | None = None,
+) -> RunSummary:
+    """`job` over `shards` processes; raises RuntimeError naming the shard that failed."""
+    context = multiprocessing.get_context("spawn")  # no fork of this process's threads
+    messages: Queue[tuple[str, int, Any]] = context.Queue()
+    processes = [
+        context.Process(
+            target=_shard_main,
+            args=(job, shard, shards, messages, on_progress is not None),
+            name=f"fluxforge reprocess shard {shard}",
+        )
+        for shard in range(shards)
+    ]
+    for process in processes:
+        process.start()
+    latest: dict[int, RunSummary] = {}
+    done: dict[int, RunSummary] = {}
+    stop_sent = False
+    try:
+        while len(done) < shards:
+            if read_stop is not None and read_stop.stopped and not stop_sent:
+                stop_sent = True
+                _signal_all(processes, signal.SIGTERM)
+            try:
+                kind, shard, payload = messages.get(timeout=0.2)
+            except queue.Empty:
+                _fail_if_one_died(processes, done)
+                continue
+            if kind == "failed":
+                raise RuntimeError(f"reprocess shard {shard} of {shards} failed: {payload}")
+            latest[shard] = payload
+            if kind == "done":
+                done[shard] = payload
+            elif on_progress is not None:
+                on_progress(merge_summaries(latest.values()))
+    finally:
+        if len(done) < shards:
+            _signal_all(processes, signal.SIGKILL)
+        for process in processes:
+            process.join()
+    return merge_summaries(done[shard] for shard in range(shards))
+
+
+def _signal_all(processes: Sequence[BaseProcess], signum: signal.Signals) -> None:
+    for process in processes:
+        if process.pid is not None and process.exitcode is None:
+            os.kill(process.pid, signum)
+
+
+def _fail_if_one_died(processes: Sequence[BaseProcess], done: dict[int, RunSummary]) -> None:
+    for shard, process in enumerate(processes):
+        if shard not in done and process.exitcode is not None:
+            raise RuntimeError(
+                f"reprocess shard {shard} of {len(processes)} ended with exit code {process.exitcode} "
+                "before reporting"
+            )
+
+
+def _shard_main(
+    job: RebuildJob, shard: int, shards: int, messages: Queue[tuple[str, int, Any]], progress: bool
+) -> None:
+    read_stop = ReadStop()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: read_stop.stop())
+    parent = os.getppid()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+    def report(summary: RunSummary) -> None:
+        messages.put(("progress", shard, replace(summary, files=[], disk_full=None)))
+
+    try:
+        summary = job.run(
+            keep_line=lambda line: shard_of(line, shards) == shard,
+            on_progress=report if progress else None,
+            read_stop=read_stop,
+        )
+    except BaseException as exc:
+        messages.put(("failed", shard, f"{type(exc).__name__}: {exc}"))
+        raise
+    messages.put(("done", shard, summary))
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A shard whose parent was killed has nobody to report to: it leaves what it wrote and exits."""
+    while os.getppid() == parent:
+        time.sleep(_PARENT_CHECK_S)
+    os._exit(1)
