@@ -9,7 +9,13 @@ import pytest
 from fluxforge_common.dataset.partitioning import Channel
 from fluxforge_common.storage import LocalStorage
 from fluxforge_common.writers import RawArchiveWriter
-from fluxforge_common.writers.frames import CorruptSegmentError, IntactPrefix, intact_prefix, whole_cuts
+from fluxforge_common.writers.frames import (
+    CorruptSegmentError,
+    IntactPrefix,
+    intact_prefix,
+    sealing_order,
+    whole_cuts,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -119,6 +125,11 @@ def test_a_sync_killed_between_two_files_is_dropped_from_all_of_them(
     assert [(p.length, p.lines) for p in kept] == [
         (len(expected[path]), intact_prefix(expected[path], compressed=True).lines) for path in order
     ]
+    sealing = sealing_order(kept)
+    for sealed in range(len(order)):  # a recovery killed after sealing that many decides the same
+        rest = sealing[sealed:]
+        again = whole_cuts([intact_prefix(left[order[n]], compressed=True) for n in rest])
+        assert [(p.length, p.lines) for p in again] == [(kept[n].length, kept[n].lines) for n in rest]
 
 
 def test_a_segment_sealed_by_rotation_leaves_the_others_whole(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import shutil
 import struct
 import subprocess
@@ -16,10 +17,11 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pytest
+from fluxforge_common.dataset.partitioning import Channel
 from fluxforge_common.storage import LocalStorage, StorageBackend
 from fluxforge_common.storage.space import DiskFullError
 from fluxforge_common.writers import DeadLetterWriter, RawArchiveWriter, dead_letter_record, iter_ndjson
-from fluxforge_common.writers.frames import intact_prefix
+from fluxforge_common.writers.frames import intact_prefix, whole_cuts
 
 from tests.support.storage import FailingStorage
 from tests.support.times import T0
@@ -147,41 +149,101 @@ def test_a_segment_sealed_by_rotation_is_never_ahead_of_another_channel(
     assert storage.read_bytes(trades) == b"earlier trade\n"  # on disk before the later book lines were sealed
 
 
-def test_a_cut_compresses_every_frame_before_it_writes_the_first(
-    storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    events: list[str] = []
+Event = tuple[str, str]
+
+
+def watched(
+    storage: LocalStorage, monkeypatch: pytest.MonkeyPatch, writes_left: list[int | None]
+) -> list[Event]:
+    """What reaches the OS from `storage`'s recoverable files, in order: each write then flush with
+    its file, and the compressions; the write after `writes_left[0]` more fails as a full disk."""
+    events: list[Event] = []
     compress, open_recoverable = pa.compress, storage.open_recoverable
 
     def logged_compress(*args: Any, **kwargs: Any) -> Any:
-        events.append("compress")
+        events.append(("compress", ""))
         return compress(*args, **kwargs)
 
     @contextmanager
     def logged_open(path: str) -> Iterator[BinaryIO]:
         with open_recoverable(path) as f:
-            yield cast(BinaryIO, _LoggedWrites(f, events))
+            yield cast(BinaryIO, _WatchedFile(f, path, events, writes_left))
 
     monkeypatch.setattr(pa, "compress", logged_compress)
     monkeypatch.setattr(storage, "open_recoverable", logged_open)
-    writer = RawArchiveWriter(storage)
-    for channel in ("book", "trade", "ticker"):
-        writer.append("binanceus", channel, T0, tick(0))
-    writer.sync()
-    assert events == ["compress"] * 3 + ["write"] * 3  # a kill between two writes is microseconds wide
-    writer.close()
+    return events
 
 
-class _LoggedWrites:
-    def __init__(self, inner: BinaryIO, events: list[str]) -> None:
-        self._inner, self._events = inner, events
+class _WatchedFile:
+    def __init__(
+        self, inner: BinaryIO, path: str, events: list[Event], writes_left: list[int | None]
+    ) -> None:
+        self._inner, self._path, self._events, self._writes_left = inner, path, events, writes_left
 
     def write(self, data: bytes) -> int:
-        self._events.append("write")
+        left = self._writes_left[0]
+        if left is not None:
+            if left == 0:
+                raise OSError(errno.ENOSPC, "No space left on device (injected)")
+            self._writes_left[0] = left - 1
+        self._events.append(("write", self._path))
         return self._inner.write(data)
+
+    def flush(self) -> None:
+        self._events.append(("flush", self._path))
+        self._inner.flush()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+def three_channels(writer: RawArchiveWriter, first: int) -> None:
+    channels: tuple[Channel, ...] = ("book", "trade", "ticker")
+    for n, channel in enumerate(channels):
+        writer.append("binanceus", channel, T0 + first + n, tick(first + n))
+
+
+def test_a_cut_compresses_every_frame_then_hands_each_to_the_os_in_the_order_of_its_mark(
+    storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = watched(storage, monkeypatch, [None])
+    writer = RawArchiveWriter(storage)
+    three_channels(writer, 0)
+    writer.sync()
+    cut, fsyncs = events[:9], events[9:]
+    assert [kind for kind, _ in cut] == ["compress"] * 3 + ["write", "flush"] * 3
+    written = [path for kind, path in cut if kind == "write"]
+    assert [path for kind, path in cut if kind == "flush"] == written  # each flushed before the next
+    assert [kind for kind, _ in fsyncs] == ["flush"] * 3  # then the sync's own flush and fsync
+    unsealed = {path.rsplit("/", 1)[0]: path for path in storage.unsealed_files()}  # one per channel
+    marks = [
+        intact_prefix(storage.read_bytes(unsealed[path.rsplit("/", 1)[0]]), compressed=True).last_cut
+        for path in written
+    ]
+    assert [mark.index if mark else None for mark in marks] == [0, 1, 2]
+    writer.close()
+
+
+def test_after_a_failed_write_nothing_is_sealed_and_recovery_ends_every_channel_at_the_last_whole_cut(
+    storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes_left: list[int | None] = [None]
+    watched(storage, monkeypatch, writes_left)
+    writer = RawArchiveWriter(storage)
+    three_channels(writer, 0)
+    writer.sync()
+    three_channels(writer, 3)
+    writes_left[0] = 1  # the second file of the next cut finds the disk full
+    with pytest.raises(DiskFullError):
+        writer.sync()
+    with pytest.raises(DiskFullError):
+        writer.append("binanceus", "book", T0 + 6, tick(6))
+    with pytest.raises(DiskFullError):
+        writer.close()
+    assert storage.list_files() == []  # nothing sealed: a sealed file would keep lines the others lost
+    prefixes = [intact_prefix(storage.read_bytes(path), compressed=True) for path in storage.unsealed_files()]
+    assert sum(p.lines for p in prefixes) == 4  # the first file holds its line of the torn cut
+    assert sum(p.lines for p in whole_cuts(prefixes)) == 3  # which recovery drops
 
 
 @pytest.mark.parametrize("line", [b"", b"a\nb", b"\n"])

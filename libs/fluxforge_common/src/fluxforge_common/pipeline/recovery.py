@@ -24,7 +24,13 @@ from fluxforge_common.pipeline.embedded import RunSummary
 from fluxforge_common.pipeline.lines import date_range
 from fluxforge_common.pipeline.reprocess import reprocess
 from fluxforge_common.storage.local import LocalStorage
-from fluxforge_common.writers.frames import CorruptSegmentError, IntactPrefix, intact_prefix, whole_cuts
+from fluxforge_common.writers.frames import (
+    CorruptSegmentError,
+    IntactPrefix,
+    intact_prefix,
+    sealing_order,
+    whole_cuts,
+)
 
 
 class RunInProgressError(RuntimeError):
@@ -89,7 +95,8 @@ def recover(
     for dead in found.journals:
         dead.unlink()
     recovery = Recovery(runs=len(found.journals), dates=dates)
-    for segment, size, prefix in zip(found.segments, sizes, prefixes, strict=True):
+    for n in sealing_order(prefixes):
+        segment, size, prefix = found.segments[n], sizes[n], prefixes[n]
         if prefix.length:
             storage.seal(segment.path, segment.final, prefix.length)
         else:

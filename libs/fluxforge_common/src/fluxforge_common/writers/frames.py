@@ -63,6 +63,7 @@ class IntactPrefix:
     length: int
     lines: int
     last_cut: CutMark | None = None
+    previous_cut: CutMark | None = None  # the mark before `last_cut`: the last one if that cut goes
 
 
 def cut_mark(writer: bytes, cut: int, index: int, members: int, data_bytes: int) -> bytes:
@@ -80,6 +81,7 @@ def intact_prefix(data: bytes, *, compressed: bool) -> IntactPrefix:
     view = memoryview(data)
     pos = lines = 0
     last_cut: CutMark | None = None
+    previous_cut: CutMark | None = None
     while pos < len(data):
         skipped = _skippable_end(view, pos)
         if skipped is not None:
@@ -99,7 +101,7 @@ def intact_prefix(data: bytes, *, compressed: bool) -> IntactPrefix:
                     _refuse_if_frames_follow(view, skipped)
                     break
                 lines += decoded[1]
-            pos, last_cut = end, mark
+            pos, previous_cut, last_cut = end, last_cut, mark
             continue
         decoded = _decode_frame(view, pos)
         if decoded is None:
@@ -107,7 +109,7 @@ def intact_prefix(data: bytes, *, compressed: bool) -> IntactPrefix:
             break
         pos, frame_lines = decoded
         lines += frame_lines
-    return IntactPrefix(pos, lines, last_cut)
+    return IntactPrefix(pos, lines, last_cut, previous_cut)
 
 
 def whole_cuts(prefixes: Sequence[IntactPrefix]) -> list[IntactPrefix]:
@@ -117,6 +119,7 @@ def whole_cuts(prefixes: Sequence[IntactPrefix]) -> list[IntactPrefix]:
     those files, so its latest cut among them is whole exactly when the last
     frame (index `members - 1`) is there; otherwise every file's frame of that
     cut goes, and the files end where the writer's previous, whole, cut did.
+    Whoever seals the files keeps that true by sealing them in `sealing_order`.
     """
     latest: dict[bytes, int] = {}
     whole: set[tuple[bytes, int]] = set()
@@ -127,7 +130,13 @@ def whole_cuts(prefixes: Sequence[IntactPrefix]) -> list[IntactPrefix]:
                 whole.add((mark.writer, mark.cut))
     torn = {(writer, cut) for writer, cut in latest.items() if (writer, cut) not in whole}
     return [
-        replace(p, length=p.last_cut.start, lines=p.last_cut.lines_before, last_cut=None)
+        replace(
+            p,
+            length=p.last_cut.start,
+            lines=p.last_cut.lines_before,
+            last_cut=p.previous_cut,
+            previous_cut=None,
+        )
         if p.last_cut is not None and (p.last_cut.writer, p.last_cut.cut) in torn
         else p
         for p in prefixes
@@ -204,3 +213,15 @@ def _frame_bounds(view: memoryview, pos: int) -> tuple[int, int] | None:
         p += 3 + (1 if block_type == _RLE_BLOCK else block_size)
     p += 4 if descriptor >> 2 & 1 else 0  # content checksum
     return (p, content_size) if p <= size else None
+
+
+def sealing_order(prefixes: Sequence[IntactPrefix]) -> list[int]:
+    """Indexes of `prefixes` (as `whole_cuts` left them) in the order to seal their files: per writer
+    by cut and place in it, so that the file proving a writer's latest cut whole is sealed last, and a
+    recovery killed halfway judges the cuts as this one did."""
+
+    def key(n: int) -> tuple[int, int, int]:
+        mark = prefixes[n].last_cut
+        return (0, 0, 0) if mark is None else (1, mark.cut, mark.index)
+
+    return sorted(range(len(prefixes)), key=key)

@@ -23,10 +23,11 @@ zstd output is a sequence of independent zstd frames of about 1 MiB each
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final, Literal, cast
@@ -124,6 +125,7 @@ class RawArchiveWriter:
         self._syncer: threading.Thread | None = None
         self._stop_syncing = threading.Event()
         self._sync_error: BaseException | None = None
+        self._broken: BaseException | None = None  # a streamed segment's write failed: seal nothing
 
     @property
     def open_segments(self) -> int:
@@ -144,6 +146,8 @@ class RawArchiveWriter:
         with self._lock:
             if self._sync_error is not None:
                 raise self._sync_error
+            if self._broken is not None:
+                raise self._broken
             completed: list[WrittenFile] = []
             max_age = self.segment_max_age_ms
             oldest = self._oldest_opened_ms
@@ -199,10 +203,11 @@ class RawArchiveWriter:
     def close(self, file_stem: str | None = None) -> list[WrittenFile]:
         """Complete every open segment; the writer can be used again afterwards.
 
-        A segment that cannot be completed (a full disk) does not keep the
-        others open: they are completed, then the first error is raised; a
-        streamed one stays unsealed for `fluxforge recover`, a
-        `named_on_close` one stays held for the next `close`.
+        After a failed write of a streamed segment (a full disk), nothing is
+        sealed: every open segment stays unsealed for `fluxforge recover`, which
+        ends all channels at the same cut, and the error is raised. A
+        `named_on_close` segment that cannot be written stays held for the
+        next `close`; the others are written, then the first error is raised.
         `file_stem` names the segments of a `named_on_close` writer (each
         `<stem>.ndjson[.zst]` in its partition directory, so a repeated close of
         the same lines replaces the same files); the others have their names.
@@ -218,10 +223,13 @@ class RawArchiveWriter:
             failed = exc
         with self._lock:
             completed: list[WrittenFile] = []
-            try:
-                self._cut(sealing=list(self._segments))
-            except OSError as exc:  # the segment is aborted: unsealed for recover, or held
-                failed = failed or exc
+            if self._broken is None:
+                try:
+                    self._cut(sealing=list(self._segments))
+                except OSError as exc:
+                    failed = failed or exc
+            if self._broken is not None:
+                raise self._leave_unsealed()
             for key in sorted(self._segments):
                 try:
                     completed.append(self._close(key, file_stem))
@@ -289,30 +297,17 @@ class RawArchiveWriter:
         One cut across all segments, so a killed process leaves every channel
         archived up to the same line (a frame of one channel written ahead of
         the others would leave the others' earlier lines missing behind it).
-        Every frame is compressed before the first is written, so that only
-        the write calls themselves, microseconds apart, separate the channels,
-        and a streamed zstd segment's frame follows its cut mark
-        (`frames.cut_mark`), which lets recovery drop a cut a kill tore. Before
-        `sealing` segments are sealed a cut is made even without new lines, its
-        marks in the order they will be sealed, so that the frame that proves
-        the cut whole stays in a file that recovery reads. A segment whose
-        write fails does not stop the others; the first error is raised once
-        all were tried.
+        Every frame is compressed first, then each is written and flushed in
+        turn, and a streamed zstd segment's frame follows its cut mark
+        (`frames.cut_mark`): recovery drops a cut that a kill, or a failed
+        write, left in some files only. Before `sealing` segments are sealed a
+        cut is made even without new lines, its marks in the order they will be
+        sealed, so that the frame that proves the cut whole stays in a file
+        that recovery reads. The first failed write ends the cut and leaves the
+        writer broken (`close` then seals nothing).
         """
-        failed: OSError | None = None
         for key, segment, frame in self._frames(sealing):
-            try:
-                self._write(key, segment, frame)
-            except OSError as exc:
-                failed = failed or exc
-        for key, segment in list(self._segments.items()):
-            if segment.unsynced and segment.writer is not None:
-                try:
-                    self._guarded(key, segment.file.flush)
-                except OSError as exc:
-                    failed = failed or exc
-        if failed is not None:
-            raise failed
+            self._write(key, segment, frame)
 
     def _frames(
         self, sealing: Collection[SegmentKey] | None
@@ -338,17 +333,16 @@ class RawArchiveWriter:
         return pa.compress(pending, codec="zstd", asbytes=True) if self._compress else pending
 
     def _write(self, key: SegmentKey, segment: _Segment, frame: bytes | bytearray) -> None:
-        """Write a frame of the pending lines, which stay pending if it fails."""
-        self._guarded(key, lambda: segment.file.write(frame))
-        segment.pending = bytearray()
-        segment.unsynced = True
-
-    def _guarded(self, key: SegmentKey, act: Callable[[], object]) -> None:
+        """Write a frame of the pending lines and hand it to the OS at once, so that files receive
+        their frames in the order of their cut marks; the lines stay pending if it fails."""
         try:
-            act()
+            segment.file.write(frame)
+            segment.file.flush()
         except BaseException as exc:
             self._abort(key, exc)
             raise
+        segment.pending = bytearray()
+        segment.unsynced = True
 
     def _close(self, key: SegmentKey, file_stem: str | None) -> WrittenFile:
         segment = self._segments[key]
@@ -379,7 +373,23 @@ class RawArchiveWriter:
         """
         segment = self._forget(key)
         if segment.writer is not None:
-            segment.writer.__exit__(type(exc), exc, exc.__traceback__)
+            self._broken = exc
+            try:
+                segment.writer.__exit__(type(exc), exc, exc.__traceback__)
+            except BaseException as raised:
+                self._broken = raised
+                raise
+
+    def _leave_unsealed(self) -> BaseException:
+        """After a failed write: every open segment left to `fluxforge recover`; the error to raise."""
+        broken = cast(BaseException, self._broken)
+        self._broken = None
+        for key in list(self._segments):
+            segment = self._forget(key)
+            if segment.writer is not None:
+                with contextlib.suppress(type(broken), OSError):
+                    segment.writer.__exit__(type(broken), broken, broken.__traceback__)
+        return broken
 
     def _update_oldest(self) -> None:
         self._oldest_opened_ms = min((s.opened_ms for s in self._segments.values()), default=None)
