@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from fluxforge_common.pipeline import date_range, reprocess
+from fluxforge_common.pipeline.shards import ShardFailedError
 from fluxforge_common.stopping import ReadStop, StopRequests
 from fluxforge_common.storage.s3url import is_s3_url
 
@@ -83,7 +84,7 @@ def reprocess_command(
                     on_progress=progress,
                     read_stop=read_stop,
                 )
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, ShardFailedError) as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
         if progress is not None:

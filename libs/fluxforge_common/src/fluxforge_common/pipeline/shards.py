@@ -11,19 +11,23 @@ that names no symbol goes to the first process, whose engine rejects it once.
 The parent only waits: it merges the shards' progress and summaries,
 forwards a stop (SIGTERM) to each shard once, and fails when one fails.
 Shards ignore SIGINT (a terminal's Ctrl-C reaches the parent, which forwards
-it) and exit when the parent is gone.
+it), start with SIGTERM blocked until their handler is in place (so a stop
+during their start-up waits for it instead of killing them), and exit when
+the parent is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
 import signal
 import threading
 import time
+import traceback
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
@@ -38,6 +42,10 @@ if TYPE_CHECKING:
     from fluxforge_common.pipeline.reprocess import RebuildJob
 
 _PARENT_CHECK_S = 1.0
+
+
+class ShardFailedError(RuntimeError):
+    """A reprocess shard raised (its traceback is on stderr) or ended without reporting."""
 
 
 class _Key(msgspec.Struct):
@@ -86,7 +94,7 @@ def run_shards(
     on_progress: Callable[[RunSummary], None] | None = None,
     read_stop: ReadStop | None = None,
 ) -> RunSummary:
-    """`job` over `shards` processes; raises RuntimeError naming the shard that failed."""
+    """`job` over `shards` processes; raises ShardFailedError naming the shard that failed."""
     context = multiprocessing.get_context("spawn")  # no fork of this process's threads
     messages: Queue[tuple[str, int, Any]] = context.Queue()
     processes = [
@@ -97,8 +105,9 @@ def run_shards(
         )
         for shard in range(shards)
     ]
-    for process in processes:
-        process.start()
+    with _inherited_stop_signals():
+        for process in processes:
+            process.start()
     latest: dict[int, RunSummary] = {}
     done: dict[int, RunSummary] = {}
     stop_sent = False
@@ -113,7 +122,7 @@ def run_shards(
                 _fail_if_one_died(processes, done)
                 continue
             if kind == "failed":
-                raise RuntimeError(f"reprocess shard {shard} of {shards} failed: {payload}")
+                raise ShardFailedError(f"reprocess shard {shard} of {shards} failed: {payload}")
             latest[shard] = payload
             if kind == "done":
                 done[shard] = payload
@@ -124,7 +133,23 @@ def run_shards(
             _signal_all(processes, signal.SIGKILL)
         for process in processes:
             process.join()
+        messages.close()
+        messages.join_thread()
     return merge_summaries(done[shard] for shard in range(shards))
+
+
+@contextlib.contextmanager
+def _inherited_stop_signals() -> Iterator[None]:
+    """While shards start: SIGINT ignored and SIGTERM blocked, which they inherit."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _signal_all(processes: Sequence[BaseProcess], signum: signal.Signals) -> None:
@@ -136,7 +161,7 @@ def _signal_all(processes: Sequence[BaseProcess], signum: signal.Signals) -> Non
 def _fail_if_one_died(processes: Sequence[BaseProcess], done: dict[int, RunSummary]) -> None:
     for shard, process in enumerate(processes):
         if shard not in done and process.exitcode is not None:
-            raise RuntimeError(
+            raise ShardFailedError(
                 f"reprocess shard {shard} of {len(processes)} ended with exit code {process.exitcode} "
                 "before reporting"
             )
@@ -148,6 +173,7 @@ def _shard_main(
     read_stop = ReadStop()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: read_stop.stop())
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # a stop sent meanwhile lands now
     parent = os.getppid()
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
@@ -160,9 +186,10 @@ def _shard_main(
             on_progress=report if progress else None,
             read_stop=read_stop,
         )
-    except BaseException as exc:
+    except Exception as exc:
+        traceback.print_exc()
         messages.put(("failed", shard, f"{type(exc).__name__}: {exc}"))
-        raise
+        return
     messages.put(("done", shard, summary))
 
 

@@ -45,6 +45,10 @@ class DiskFullError(OSError):
     def __str__(self) -> str:
         return str(self.strerror)
 
+    def __reduce__(self) -> tuple[type[DiskFullError], tuple[Path, int, int]]:
+        """Rebuilt from its own arguments, so that a reprocess shard can report it to its parent."""
+        return type(self), (self.root, self.free, self.reserve_bytes)
+
 
 def is_no_space(exc: BaseException) -> bool:
     """True for the OSError of a write that found the disk (or the quota) full."""
