@@ -358,9 +358,9 @@ class ParquetConfig(BaseModel):
     row_group_size: int = Field(default=65_536, ge=1_000, description="Rows per Parquet row group.")
     compression: Literal["zstd", "lz4", "snappy", "none"] = Field(
         default="zstd",
-        description="Codec of the Parquet files. zstd makes large files smallest; with it, column "
-        "chunks under 2 KiB (the sink's files of a few dozen rows) are lz4, as small and ~10x cheaper "
-        "(README 'Performance').",
+        description="Codec of the Parquet files. zstd makes large files smallest; with it, files "
+        "whose columns average under 2 KiB (the sink's files of a few dozen rows) are lz4, as small "
+        "and ~10x cheaper (README 'Performance').",
     )
 
 

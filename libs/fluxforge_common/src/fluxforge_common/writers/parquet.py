@@ -42,9 +42,9 @@ MERGE_SLICES: Final = 8
 WINDOW_FILES: Final = 64
 WINDOW_ROWS: Final = 4 * CHUNK_ROWS
 # zstd costs ~20-40 us per column chunk whatever its size (a compression context per call); a
-# chunk smaller than this, as in the sink's files of a few dozen rows, is no smaller with it than
-# with lz4, which costs ~2 us (README "Performance").
-SMALL_CHUNK_BYTES: Final = 2048
+# file whose columns hold fewer bytes than this on average, as the sink's files of a few dozen
+# rows, is no smaller with it than with lz4, which costs ~2 us a chunk (README "Performance").
+SMALL_COLUMN_BYTES: Final = 2048
 # Files are encoded on this many threads (compression runs without the GIL): one core each.
 ENCODER_THREADS: Final = min(4, os.cpu_count() or 1)
 _encoder = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="fluxforge-parquet")
@@ -312,13 +312,9 @@ def encode_parquet(
     """
     out = pa.BufferOutputStream()
     strings = [field.name for field in table.schema if pa.types.is_string(field.type)]
-    codecs: str | dict[str, str] = compression
-    if compression == "zstd" and any(column.nbytes < SMALL_CHUNK_BYTES for column in table.columns):
-        codecs = {
-            name: "lz4" if column.nbytes < SMALL_CHUNK_BYTES else "zstd"
-            for name, column in zip(table.column_names, table.columns, strict=True)
-        }
-    pq.write_table(table, out, compression=codecs, row_group_size=row_group_size, use_dictionary=strings)
+    small = compression == "zstd" and table.nbytes < SMALL_COLUMN_BYTES * table.num_columns
+    codec = "lz4" if small else compression
+    pq.write_table(table, out, compression=codec, row_group_size=row_group_size, use_dictionary=strings)
     data: bytes = out.getvalue().to_pybytes()
     del out
     # The allocator keeps a heap per thread: hand what this encoding used back (~9 us), so
