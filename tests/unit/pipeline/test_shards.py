@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 import orjson
+import pytest
 from fluxforge_common.pipeline.embedded import RunSummary
-from fluxforge_common.pipeline.shards import merge_summaries, shard_of
+from fluxforge_common.pipeline.shards import ShardFailedError, merge_summaries, run_shards, shard_of
 from fluxforge_common.writers.common import WrittenFile
 from hypothesis import given
 from hypothesis import strategies as st
@@ -58,3 +60,24 @@ def test_summaries_of_disjoint_parts_add_up() -> None:
     assert merged.per_symbol == Counter({"x:A/B": 8, "x:C/D": 4})
     assert [f.path for f in merged.files] == ["hf/a.parquet", "hf/b.parquet"]
     assert merged.needs_recovery and merged.disk_full is None
+
+
+class _FailingJob:
+    """A shard's job that raises, or ends its process without a word (module level: shards import it)."""
+
+    def __init__(self, exit_code: int | None) -> None:
+        self.exit_code = exit_code
+
+    def run(self, **_: object) -> RunSummary:
+        if self.exit_code is not None:
+            os._exit(self.exit_code)
+        raise OSError("injected: the archive cannot be read")
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "said"),
+    [(None, r"shard \d of 2 failed: OSError: injected"), (3, r"shard \d of 2 ended with exit code 3")],
+)
+def test_a_shard_that_fails_is_named(exit_code: int | None, said: str) -> None:
+    with pytest.raises(ShardFailedError, match=said):
+        run_shards(_FailingJob(exit_code), 2)

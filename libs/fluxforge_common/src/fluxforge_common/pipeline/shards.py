@@ -31,17 +31,28 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
 from fluxforge_common.pipeline.embedded import RunSummary
 from fluxforge_common.stopping import ReadStop
 
-if TYPE_CHECKING:
-    from fluxforge_common.pipeline.reprocess import RebuildJob
+
+class ShardJob(Protocol):
+    """What each shard runs over the lines it keeps (`reprocess.RebuildJob`); picklable."""
+
+    def run(
+        self,
+        *,
+        keep_line: Callable[[bytes], bool] | None = None,
+        on_progress: Callable[[RunSummary], None] | None = None,
+        read_stop: ReadStop | None = None,
+    ) -> RunSummary: ...
+
 
 _PARENT_CHECK_S = 1.0
+_REPORT_GRACE_S = 2.0
 
 
 class ShardFailedError(RuntimeError):
@@ -88,7 +99,7 @@ def merge_summaries(summaries: Iterable[RunSummary]) -> RunSummary:
 
 
 def run_shards(
-    job: RebuildJob,
+    job: ShardJob,
     shards: int,
     *,
     on_progress: Callable[[RunSummary], None] | None = None,
@@ -110,6 +121,7 @@ def run_shards(
             process.start()
     latest: dict[int, RunSummary] = {}
     done: dict[int, RunSummary] = {}
+    ended: dict[int, float] = {}  # shards seen ended without their report, and since when
     stop_sent = False
     try:
         while len(done) < shards:
@@ -119,7 +131,7 @@ def run_shards(
             try:
                 kind, shard, payload = messages.get(timeout=0.2)
             except queue.Empty:
-                _fail_if_one_died(processes, done)
+                _fail_if_one_died(processes, done, ended)
                 continue
             if kind == "failed":
                 raise ShardFailedError(f"reprocess shard {shard} of {shards} failed: {payload}")
@@ -158,17 +170,23 @@ def _signal_all(processes: Sequence[BaseProcess], signum: signal.Signals) -> Non
             os.kill(process.pid, signum)
 
 
-def _fail_if_one_died(processes: Sequence[BaseProcess], done: dict[int, RunSummary]) -> None:
+def _fail_if_one_died(
+    processes: Sequence[BaseProcess], done: dict[int, RunSummary], ended: dict[int, float]
+) -> None:
+    """Raise for a shard that ended without reporting; its report, if it sent one, is given a
+    moment to come out of the queue first."""
+    now = time.monotonic()
     for shard, process in enumerate(processes):
-        if shard not in done and process.exitcode is not None:
+        gone = shard not in done and process.exitcode is not None
+        if gone and now - ended.setdefault(shard, now) > _REPORT_GRACE_S:
             raise ShardFailedError(
-                f"reprocess shard {shard} of {len(processes)} ended with exit code {process.exitcode} "
-                "before reporting"
+                f"reprocess shard {shard} of {len(processes)} ended with exit code "
+                f"{process.exitcode} before reporting"
             )
 
 
 def _shard_main(
-    job: RebuildJob, shard: int, shards: int, messages: Queue[tuple[str, int, Any]], progress: bool
+    job: ShardJob, shard: int, shards: int, messages: Queue[tuple[str, int, Any]], progress: bool
 ) -> None:
     read_stop = ReadStop()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
