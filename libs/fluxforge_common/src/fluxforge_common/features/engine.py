@@ -35,10 +35,7 @@ class FeatureEngine:
 
     def process(self, item: DecodedTick, out: EngineOutput) -> None:
         tick = item.tick
-        state = self.states.get((tick.exchange, tick.symbol))
-        if state is None:
-            state = self.state_for(tick.exchange, tick.symbol)
-        reason = self.apply(state, item, out)
+        reason = self.apply(self.state_for(tick.exchange, tick.symbol), item, out)
         if reason:
             out.rejected.append(Rejection(item.raw, reason))
 

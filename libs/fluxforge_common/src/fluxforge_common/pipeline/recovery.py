@@ -86,8 +86,8 @@ def recover(
     if not found:
         return Recovery()
     storage = LocalStorage(root)
-    sizes = [storage.size(segment.path) for segment in found.segments]
-    prefixes = whole_cuts([_verify(storage, segment) for segment in found.segments])
+    verified = [_verify(storage, segment) for segment in found.segments]
+    prefixes = whole_cuts([prefix for _, prefix in verified])
     dates = sorted({*found.dates, *(_date_of(s.final) for s in found.segments)})
     journal = RunJournal.begin(root)
     for date in dates:
@@ -96,7 +96,7 @@ def recover(
         dead.unlink()
     recovery = Recovery(runs=len(found.journals), dates=dates)
     for n in sealing_order(prefixes):
-        segment, size, prefix = found.segments[n], sizes[n], prefixes[n]
+        segment, (size, _), prefix = found.segments[n], verified[n], prefixes[n]
         if prefix.length:
             storage.seal(segment.path, segment.final, prefix.length)
         else:
@@ -116,10 +116,11 @@ def recover(
     return recovery
 
 
-def _verify(storage: LocalStorage, segment: UnsealedSegment) -> IntactPrefix:
+def _verify(storage: LocalStorage, segment: UnsealedSegment) -> tuple[int, IntactPrefix]:
+    """(size, intact prefix) of an unsealed segment."""
     data = storage.read_bytes(segment.path)
     try:
-        return intact_prefix(data, compressed=segment.final.endswith(".zst"))
+        return len(data), intact_prefix(data, compressed=segment.final.endswith(".zst"))
     except CorruptSegmentError as exc:
         raise CorruptSegmentError(
             f"raw segment {storage.root / segment.path} is damaged other than at its end ({exc}); "

@@ -85,10 +85,8 @@ def merge_summaries(summaries: Iterable[RunSummary]) -> RunSummary:
         merged.rejected += part.rejected
         merged.late += part.late
         merged.duplicates += part.duplicates
-        for name in ("first_event_ms", "last_event_ms"):
-            ours, theirs = getattr(merged, name), getattr(part, name)
-            pick = min if name == "first_event_ms" else max
-            setattr(merged, name, theirs if ours is None else ours if theirs is None else pick(ours, theirs))
+        merged.first_event_ms = _either(min, merged.first_event_ms, part.first_event_ms)
+        merged.last_event_ms = _either(max, merged.last_event_ms, part.last_event_ms)
         merged.rows.update(part.rows)
         merged.per_symbol.update(part.per_symbol)
         merged.reasons.update(part.reasons)
@@ -96,6 +94,10 @@ def merge_summaries(summaries: Iterable[RunSummary]) -> RunSummary:
         merged.disk_full = merged.disk_full or part.disk_full
         merged.needs_recovery = merged.needs_recovery or part.needs_recovery
     return merged
+
+
+def _either(pick: Callable[[int, int], int], a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else pick(a, b)
 
 
 def run_shards(
