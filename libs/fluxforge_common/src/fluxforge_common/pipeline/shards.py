@@ -19,6 +19,7 @@ the parent is gone.
 from __future__ import annotations
 
 import contextlib
+import copy
 import multiprocessing
 import os
 import queue
@@ -198,7 +199,8 @@ def _shard_main(
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
     def report(summary: RunSummary) -> None:
-        messages.put(("progress", shard, replace(summary, files=[], disk_full=None)))
+        # A copy: the queue pickles in its own thread while the run goes on counting.
+        messages.put(("progress", shard, copy.deepcopy(replace(summary, files=[]))))
 
     try:
         summary = job.run(
