@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from fluxforge_common.dataset import DatasetWarning
+from fluxforge_common.dataset.reader import DatasetWarning
 from fluxforge_common.pipeline import archive_lines
 from fluxforge_common.storage import LocalStorage
 

@@ -10,8 +10,9 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 from fluxforge_common.config import FluxForgeSettings, StateConfig
-from fluxforge_common.dataset import DatasetWarning, read_table, validate_dataset
 from fluxforge_common.dataset.provenance import SCHEMA_VERSION, Provenance, fluxforge_version, read_provenance
+from fluxforge_common.dataset.reader import DatasetWarning, read_table
+from fluxforge_common.dataset.validation import validate_dataset
 from fluxforge_common.features.symbol_state import config_fingerprint
 from fluxforge_common.pipeline import EmbeddedPipeline, reprocess, simulator_lines
 from fluxforge_common.simulator import SimulatorConfig

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from fluxforge_common.dataset import DatasetWarning, list_partitions, read_table
+from fluxforge_common.dataset.reader import DatasetWarning, list_partitions, read_table
 from fluxforge_common.dataset.schema import KEY_SCHEMA
 from fluxforge_common.storage import LocalStorage
 from fluxforge_common.writers import PartitionedParquetWriter
@@ -18,7 +18,7 @@ from fluxforge_common.writers import PartitionedParquetWriter
 from tests.support.times import DAY_MS, T0
 
 Rows = list[dict[str, Any]]
-pytestmark = pytest.mark.filterwarnings("error::fluxforge_common.dataset.DatasetWarning")
+pytestmark = pytest.mark.filterwarnings("error::fluxforge_common.dataset.reader.DatasetWarning")
 
 
 def keys(table: pa.Table) -> list[tuple[str, str, int]]:

@@ -10,14 +10,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fluxforge_common.dataset import (
-    DatasetWarning,
-    Problem,
-    read_table,
-    rewrite_legacy_layout,
-    validate_dataset,
-)
 from fluxforge_common.dataset.interrupted import RUNS_DIR, RunJournal
+from fluxforge_common.dataset.reader import DatasetWarning, read_table
+from fluxforge_common.dataset.validation import Problem, rewrite_legacy_layout, validate_dataset
 from fluxforge_common.storage import LocalStorage
 from fluxforge_common.storage.base import temp_name
 from fluxforge_common.writers import DeadLetterWriter, RawArchiveWriter

@@ -1,4 +1,9 @@
-"""The dataset's layout (Hive partitions), reading it back, and checking/repairing it."""
+"""The dataset's layout (Hive partitions), reading it back, and checking/repairing it.
+
+Only the layout is imported here: the readers and checks (`reader`, `validation`) pull in
+pyarrow's dataset module and pandas (~0.4 s), which the configuration, the collector and the
+writers, all importing the layout, do not need.
+"""
 
 from fluxforge_common.dataset.partitioning import (
     CHANNELS,
@@ -13,26 +18,17 @@ from fluxforge_common.dataset.partitioning import (
     raw_partition_dir,
     utc_date,
 )
-from fluxforge_common.dataset.reader import DatasetWarning, PartitionInfo, list_partitions, read_table
-from fluxforge_common.dataset.validation import Problem, rewrite_legacy_layout, validate_dataset
 
 __all__ = [
     "CHANNELS",
     "PARQUET_TABLES",
     "Channel",
-    "DatasetWarning",
     "ParquetPartition",
-    "PartitionInfo",
-    "Problem",
     "deadletter_dir",
     "decode_value",
     "encode_value",
-    "list_partitions",
     "parse_partition_dir",
     "partition_dir",
     "raw_partition_dir",
-    "read_table",
-    "rewrite_legacy_layout",
     "utc_date",
-    "validate_dataset",
 ]
