@@ -10,18 +10,12 @@ import pytest
 from PIL import Image
 
 import fluxforge
+from tests.support.dataset import simulated_dataset
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from typer.testing import CliRunner
-
-    from fluxforge.cli.app import app
-
-    root = tmp_path_factory.mktemp("research")
-    result = CliRunner().invoke(app, ["run", "-o", str(root), "--duration", "150", "--seed", "4", "-q"])
-    assert result.exit_code == 0, result.output
-    return root
+    return simulated_dataset(tmp_path_factory.mktemp("research"), duration_s=150, seed=4)
 
 
 def test_plot_png_has_the_asked_size(dataset: Path, tmp_path: Path, cli: Callable[..., str]) -> None:

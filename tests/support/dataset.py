@@ -43,3 +43,15 @@ def assert_same_dataset(
         if table in filled:
             assert a[table].num_rows > 0, f"{table} is empty: the comparison would prove nothing"
         assert a[table].equals(b[table]), f"{table} differs"
+
+
+def simulated_dataset(root: Path, *, duration_s: int, seed: int) -> Path:
+    """`fluxforge run -o ROOT --duration D --seed S -q`: the simulator's tables and raw archive in `root`."""
+    from typer.testing import CliRunner
+
+    from fluxforge.cli.app import app
+
+    args = ["run", "-o", str(root), "--duration", str(duration_s), "--seed", str(seed), "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return root

@@ -11,7 +11,6 @@ configuration.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Annotated
 
@@ -31,13 +30,12 @@ from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.logs import configure_logging
 
 from fluxforge.cli.common import ConfigOption, LogFormatOption, log_format_overrides, settings_or_exit
-from fluxforge.cli.render import StatusLine, status_line
+from fluxforge.cli.render import Every, StatusLine, status_line
 
 BootstrapOption = Annotated[str | None, typer.Option(help=HELP["bootstrap"])]
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress (line on a terminal, status log lines otherwise).")
 ]
-STATUS_INTERVAL_S = 10.0
 log = logging.getLogger("fluxforge.collector")
 
 
@@ -52,17 +50,16 @@ class TerminalProgress:
 
 
 def progress_display(quiet: bool) -> Callable[[CollectorStats], None] | None:
-    """A redrawn line on a terminal; elsewhere (a container's log) a plain status line every 10 s."""
+    """A redrawn line on a terminal; elsewhere (a container's log) a status log line every `STATUS_INTERVAL_S`."""
     if quiet:
         return None
     line = status_line()
     if line is not None:
         return TerminalProgress(line)
-    due = [time.monotonic() + STATUS_INTERVAL_S]
+    every = Every()
 
     def log_status(stats: CollectorStats) -> None:
-        if time.monotonic() >= due[0]:
-            due[0] = time.monotonic() + STATUS_INTERVAL_S
+        if every.due():
             log.info("%s", stats.progress_line())
 
     return log_status

@@ -3,14 +3,15 @@
 A table goes to stdout: fitted to a terminal's width, at its natural width
 when piped or captured (every column unabridged, a line per row, so scripts
 and tests can split it). A status line (progress) is redrawn in place, and
-only on a terminal: `status_line` gives None elsewhere, so a command in a
-container or a pipe writes no progress at all (the services log status
-lines instead).
+only on a terminal: `status_line` gives None elsewhere, where a long
+command prints (or logs) the same line every `STATUS_INTERVAL_S` instead
+(`Every`), so a job under cron, nohup or Kubernetes still shows progress.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 UNBOUNDED_WIDTH = 100_000  # off a terminal a table takes the width it needs
+STATUS_INTERVAL_S = 10.0  # off a terminal, how often a long command writes its status line
 
 
 def fmt(value: Any) -> str:
@@ -87,6 +89,23 @@ class StatusLine:
         if self._started:
             self._live.stop()
             self._started = False
+
+
+class Every:
+    """Says when a status line is due off a terminal: once every `interval_s`, the first after one."""
+
+    __slots__ = ("_due", "interval_s")
+
+    def __init__(self, interval_s: float | None = None) -> None:
+        self.interval_s = STATUS_INTERVAL_S if interval_s is None else interval_s
+        self._due = time.monotonic() + self.interval_s
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now < self._due:
+            return False
+        self._due = now + self.interval_s
+        return True
 
 
 def status_line() -> StatusLine | None:

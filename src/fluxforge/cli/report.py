@@ -12,30 +12,39 @@ import typer
 from fluxforge_common.dataset.reader import read_table
 from fluxforge_common.pipeline import RunSummary
 
-from fluxforge.cli.render import print_arrow, print_table, status_line
+from fluxforge.cli.render import Every, print_arrow, print_table, status_line
 
 PREVIEW_COLUMNS = ["ts", "exchange", "symbol", "mid", "spread", "imbalance_l1", "ofi_l1", "rv_60s", "tfi_60s"]
 
 
 @contextlib.contextmanager
 def run_progress(started: float, *, quiet: bool) -> Iterator[Callable[[RunSummary], None] | None]:
-    """A status line of a pipeline run redrawn on a terminal, kept when the block ends; None when
-    quiet or off a terminal (the closing report says it all)."""
-    line = None if quiet else status_line()
-    if line is None:
+    """A pipeline run's status line: redrawn on a terminal and kept when the block ends; elsewhere (a
+    pipe, a log, a container) printed to stderr every `STATUS_INTERVAL_S`; None when quiet."""
+    if quiet:
         yield None
         return
 
-    def show(summary: RunSummary) -> None:
+    def text(summary: RunSummary) -> str:
         elapsed = max(time.monotonic() - started, 1e-9)
         rows = " ".join(f"{t} {n:,}" for t, n in summary.rows.items())
-        line.show(
+        return (
             f"  {summary.lines:,} ticks ({summary.lines / elapsed:,.0f}/s) | rows: {rows} | "
             f"dead-letter {summary.rejected:,} | symbols {len(summary.per_symbol)}"
         )
 
+    line = status_line()
+    if line is None:
+        every = Every()
+
+        def print_status(summary: RunSummary) -> None:
+            if every.due():
+                typer.echo(text(summary), err=True)
+
+        yield print_status
+        return
     try:
-        yield show
+        yield lambda summary: line.show(text(summary))
     finally:
         line.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,12 @@ from tests.support.storage import FailingStorage
 from tests.support.times import DAY_MS, T0
 
 MakeRows = Callable[..., list[dict[str, Any]]]
+
+
+def utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
 BTC = "hf/exchange=binanceus/symbol=BTC%2FUSDT/date=2025-12-12"
 
 
@@ -67,6 +74,30 @@ def test_zstd_leaves_files_too_small_for_it_to_lz4(
     (written,) = writer.flush()
     group = pq.ParquetFile(storage.local_path(written.path)).metadata.row_group(0)
     assert {group.column(n).compression for n in range(group.num_columns)} == {codec}
+
+
+def test_statistics_are_written_for_the_columns_reads_filter_on(
+    writer: PartitionedParquetWriter, storage: LocalStorage, make_rows: MakeRows
+) -> None:
+    writer.add(make_rows("binanceus", "BTC/USDT", count=3))
+    (written,) = writer.flush()
+    metadata = pq.ParquetFile(storage.local_path(written.path)).metadata
+    group = metadata.row_group(0)
+    stats = {metadata.schema.column(n).name: group.column(n).statistics for n in range(group.num_columns)}
+    assert (stats["ts"].min, stats["ts"].max) == (utc(T0), utc(T0 + 2000))
+    assert (stats["symbol"].min, stats["n"].max) == ("BTC/USDT", 2)
+    assert stats["mid"] is None
+
+
+def test_a_row_missing_values_among_whole_rows_converts_them_all(
+    writer: PartitionedParquetWriter, storage: LocalStorage, make_rows: MakeRows
+) -> None:
+    rows = make_rows("x", "A/B", count=200)
+    del rows[150]["mid"]
+    writer.add(rows)
+    (written,) = writer.flush()
+    mids = pq.read_table(storage.local_path(written.path)).column("mid").to_pylist()
+    assert mids == [None if i == 150 else 100.0 + i for i in range(200)]
 
 
 def test_day_boundary_is_utc(writer: PartitionedParquetWriter, make_rows: MakeRows) -> None:
