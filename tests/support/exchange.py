@@ -6,7 +6,8 @@ lets it run on, stops it the way SIGTERM does, and returns what was
 published and the trades ccxt holds (what it received). `check_published` then holds every envelope against the
 emulator's truth: each book equals the true top levels at its update id,
 each symbol's books in increasing update order, each trade exactly what the
-emulator sent, once, in order.
+emulator sent, once, in order; `check_every_update_id` that no update id is
+skipped but where a book says it follows a resync.
 """
 
 from __future__ import annotations
@@ -251,6 +252,32 @@ def check_published(emu: EmulatorThread, run: Run) -> dict[str, int]:
                 assert (env["price"], env["amount"], env["ts"]) == (float(t["p"]), float(t["q"]), t["T"])
                 assert env["side"] == ("sell" if t["m"] else "buy")
     return dict(counts)
+
+
+def check_every_update_id(emu: EmulatorThread, run: Run, symbols: list[str]) -> dict[str, int]:
+    """Each symbol published every update id the emulator sent, from its first book to its last,
+    but for those a resync skipped: a skip may end only at a book the collector marked as the first
+    after a resync (its snapshot), and from there every id is published again. Returns the resyncs
+    per symbol that skipped ids."""
+    diffs = sent_events(emu, "depth")
+    resyncs: dict[str, int] = {}
+    for symbol in symbols:
+        segments: list[list[int]] = [[]]  # update ids published, split at each book marked resync
+        for _, book in run.books(symbol):
+            if "resync" in book and segments[-1]:
+                segments.append([])
+            segments[-1].append(book["seq"])
+        sent = [d["u"] for d in diffs[symbol.replace("/", "")]]
+        for i, seqs in enumerate(segments):
+            # A resync's first book is its snapshot, whose update id need not be one a diff ended at.
+            first, published = (seqs[0], seqs[1:]) if i else (seqs[0] - 1, seqs)
+            expected = [u for u in sent if first < u <= seqs[-1]]
+            assert published == expected, (
+                f"{symbol}: {len(expected) - len(published)} update ids not published between "
+                f"{first} and {seqs[-1]} ({len(segments) - 1} resyncs marked; {run.stats.line()})"
+            )
+        resyncs[symbol] = len(segments) - 1
+    return resyncs
 
 
 def report(name: str, run: Run, counts: dict[str, int]) -> None:

@@ -9,16 +9,20 @@ fault, how long the collector took to recover by itself.
 from __future__ import annotations
 
 import pytest
-from fluxforge_emulator import EmulatorThread, ExchangeEmulator
+from fluxforge_emulator import EmulatorConfig, EmulatorThread, ExchangeEmulator
 
 from tests.support.exchange import (
+    LEVELS,
     STALL_TIMEOUT_S,
     SYMBOLS,
     TRADE_ID,
     TRADE_STREAM,
+    check_every_update_id,
     check_published,
     exchange_config,
+    market,
     record,
+    recording,
     report,
     sent_events,
 )
@@ -135,3 +139,25 @@ def test_a_failing_symbol_does_not_stop_the_others(emulator: EmulatorThread) -> 
     assert run.stats.splits >= 1
     assert not run.books("SOL/USDT")
     assert len(run.books("BTC/USDT")) > 10 and len(run.books("ETH/USDT")) > 10
+
+
+def test_a_snapshot_answered_after_its_book_went_live_skips_no_update_id() -> None:
+    """ccxt subscribes a whole group again when one symbol's snapshot fails, and fetches every
+    symbol of it again: ETH/USDT's first fetch, answered 2 s late, comes after its second one put
+    the book live. The diffs trail REST by 0.5 s, so that late snapshot is ahead of the live book:
+    applied, it would skip the ids in between with the resync mark already spent."""
+    config = EmulatorConfig(
+        simulator=market(SYMBOLS), history_levels=LEVELS, ping_interval_s=0.5, depth_lag_s=0.5
+    )
+    with recording(EmulatorThread(config)) as emu:
+        emu.call(lambda e: e.http_error(503, count=3, path="symbol=BTCUSDT"))  # ccxt's 3 tries
+        emu.call(lambda e: e.slow_snapshot("ETH/USDT", 2.0))
+        run = record(emu, exchange_config(emu), run_after_s=2.0)
+        counts = check_published(emu, run)
+        resyncs = check_every_update_id(emu, run, SYMBOLS)
+    report("a late snapshot of a book already live", run, counts)
+    assert run.emulator_stats["http_errors"] == {"503": 3} and run.emulator_stats["slow_snapshots"] == 1
+    # Every symbol fetched twice (its first fetch, then the group's subscription again); all but
+    # BTC/USDT's first fetch answered.
+    assert all(run.stats.snapshots[s] == 2 for s in SYMBOLS) and run.emulator_stats["snapshots"] == 5
+    assert not any(resyncs.values()) and not run.stats.gaps

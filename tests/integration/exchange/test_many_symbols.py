@@ -27,6 +27,7 @@ from tests.support.exchange import (
     TRADE_STREAM,
     Latest,
     Run,
+    check_every_update_id,
     check_published,
     exchange_config,
     market,
@@ -140,32 +141,6 @@ def last_trade_before(emu: EmulatorThread, exchange_id: str, at_ms: float) -> di
     """Per symbol, the id of its last trade sent with a market time before `at_ms`."""
     sent = trades_sent(emu, exchange_id)
     return {s: max(t for t, ts in trades if ts < at_ms) for s, trades in sent.items()}
-
-
-def check_every_update_id(emu: EmulatorThread, run: Run, symbols: list[str]) -> dict[str, int]:
-    """Each symbol published every update id the emulator sent, from its first book to its last,
-    but for those a resync skipped: a skip may end only at a book the collector marked as the first
-    after a resync (its snapshot), and from there every id is published again. Returns the resyncs
-    per symbol that skipped ids."""
-    diffs = sent_events(emu, "depth")
-    resyncs: dict[str, int] = {}
-    for symbol in symbols:
-        segments: list[list[int]] = [[]]  # update ids published, split at each book marked resync
-        for _, book in run.books(symbol):
-            if "resync" in book and segments[-1]:
-                segments.append([])
-            segments[-1].append(book["seq"])
-        sent = [d["u"] for d in diffs[symbol.replace("/", "")]]
-        for i, seqs in enumerate(segments):
-            # A resync's first book is its snapshot, whose update id need not be one a diff ended at.
-            first, published = (seqs[0], seqs[1:]) if i else (seqs[0] - 1, seqs)
-            expected = [u for u in sent if first < u <= seqs[-1]]
-            assert published == expected, (
-                f"{symbol}: {len(expected) - len(published)} update ids not published between "
-                f"{first} and {seqs[-1]} ({len(segments) - 1} resyncs marked; {run.stats.line()})"
-            )
-        resyncs[symbol] = len(segments) - 1
-    return resyncs
 
 
 def kraken_truth(emu: EmulatorThread) -> dict[str, list[Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -186,6 +187,46 @@ def test_http_faults_and_weight_limit() -> None:
         assert emu.stats.rate_limited == 1
 
     run(body, weight_limit_per_minute=120)
+
+
+def test_depth_lag_puts_snapshots_ahead_of_the_diffs_and_slow_snapshot_answers_late() -> None:
+    async def body(emu: ExchangeEmulator, http: aiohttp.ClientSession) -> None:
+        depth = emu.rest_url + "/depth"
+        params = {"symbol": "BTCUSDT", "limit": "5"}
+        async with http.ws_connect(emu.ws_url) as ws:
+            await ws.send_str('{"method":"SUBSCRIBE","params":["btcusdt@depth"],"id":1}')
+            await ws.receive()
+            last = orjson.loads((await ws.receive(timeout=10)).data)["u"]
+            async with http.get(depth, params=params) as r:
+                ahead = (await r.json())["lastUpdateId"]
+            older = 0  # diffs received after the snapshot that it already holds: the stream trails
+            async for frame in text_frames(ws):
+                diff = orjson.loads(frame)
+                assert diff["U"] == last + 1
+                last = diff["u"]
+                if last > ahead:
+                    break
+                older += 1
+            assert older > 0
+        emu.apply_fault({"kind": "slow_snapshot", "symbol": "BTC/USDT", "seconds": 0.5})
+        asked_at, asked = time.monotonic(), emu.feed.snapshot("BTCUSDT", 5)["lastUpdateId"]
+        async with http.get(depth, params=params) as r:
+            late = (await r.json())["lastUpdateId"]
+        # Answered late, with the book as it was then, not when asked.
+        assert time.monotonic() - asked_at >= 0.5 and late > asked
+        assert emu.stats.slow_snapshots == 1
+        for seconds, count in ((0, 1), (1, 0)):
+            with pytest.raises(ValueError, match="a slow snapshot needs"):
+                emu.slow_snapshot("BTC/USDT", seconds, count)
+
+    run(body, speed=5, depth_lag_s=0.3)
+    with pytest.raises(ValueError, match="depth_lag_s"):
+        ExchangeEmulator(config(depth_lag_s=-1))
+    kraken = EmulatorConfig(simulator=SimulatorConfig(exchanges={"kraken": SYMBOLS}), exchange="kraken")
+    with pytest.raises(ValueError, match="in-band"):
+        KrakenEmulator(replace(kraken, depth_lag_s=0.5))
+    with pytest.raises(ValueError, match="in-band"):
+        KrakenEmulator(kraken).slow_snapshot("BTC/USDT", 1.0)
 
 
 def test_stall_silences_and_drop_cuts_connections() -> None:

@@ -39,6 +39,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--speed", type=float, default=1.0, help="Market seconds per wall second.")
     p.add_argument("--merge-depth", action="store_true", help="One diff per symbol per driver period.")
+    p.add_argument(
+        "--depth-lag",
+        type=float,
+        default=0.0,
+        help="Seconds the websocket depth diffs trail the book (REST snapshots do not): Binance only.",
+    )
     p.add_argument("--ping-interval", type=float, default=20.0)
     p.add_argument(
         "--compress", action="store_true", help="Accept permessage-deflate when the client offers it."
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         exchange=exchange,
         speed=args.speed,
         merge_depth=args.merge_depth,
+        depth_lag_s=args.depth_lag,
         ping_interval_s=args.ping_interval,
         compress=args.compress,
         port=args.port,

@@ -22,6 +22,8 @@ a `status` message on connect, `subscribe`/`unsubscribe` of `book`,
 emulator's: `gap` skips a symbol's next book updates (the client's next
 checksum then fails), `malformed` cuts one in half, `http_error` answers
 REST, `drop_connections`, `disconnect` and `stall` hit the websockets.
+Kraken has no REST snapshot, so `slow_snapshot` and `depth_lag_s` (which
+make one ahead of the diffs) are refused.
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ class KrakenEmulator(ExchangeEmulator):
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         config = config or EmulatorConfig(exchange="kraken")
+        if config.depth_lag_s:
+            raise ValueError(
+                "depth_lag_s is Binance's: Kraken sends its book snapshots in-band, with the diffs"
+            )
         # Kraken allows far more than Binance's 5 requests a second on a connection.
         super().__init__(replace(config, ws_max_messages_per_s=max(config.ws_max_messages_per_s, 50)))
         # The book each subscribed depth last reached, per symbol id: updates are the changes from it.
@@ -82,6 +88,9 @@ class KrakenEmulator(ExchangeEmulator):
         ):
             app.router.add_get(f"/0/public/{name}", handler)
         app.router.add_get("/v2", self._ws)
+
+    def slow_snapshot(self, symbol: str, seconds: float, count: int = 1) -> None:
+        raise ValueError("Kraken has no REST book snapshot to slow down: its snapshots come in-band")
 
     @property
     def rest_url(self) -> str:

@@ -24,7 +24,10 @@ What it speaks (enough for ccxt.pro's `binance` and `binanceus` classes):
 Market time advances at `speed` times the wall clock. Depth diffs go out one
 per book change (`U == u`), or merged per symbol over each driver period when
 `merge_depth` (then `U < u`, as Binance's `@100ms` streams); `U` of each diff
-is the previous `u` + 1 unless a gap is injected.
+is the previous `u` + 1 unless a gap is injected. With `depth_lag_s` the diffs
+go out that long after the book changed while REST snapshots show the book as
+it is, so a snapshot is ahead of the diffs a client has received (Binance's
+streams can trail its REST engine; clients must drop the older diffs).
 
 Faults (the `ExchangeEmulator` methods, or `POST /_emulator/fault` with
 `{"kind": ..., ...}`): `drop_connections`, `disconnect` (every websocket cut
@@ -33,8 +36,9 @@ answers: trades to backfill), `stall` (connections go silent:
 no data, no pings, no pongs), `burst` (the market runs N seconds ahead at
 once: their frames go out back to back, as a backlog arrives after a stall),
 `gap` (a symbol's next depth diffs are never sent), `malformed` (the next depth diff is sent truncated), `http_error`
-(the next REST replies are 429/5xx), `ws_reject` (the next websocket
-handshakes are refused with an HTTP status). `GET /_emulator/stats` reports
+(the next REST replies are 429/5xx), `slow_snapshot` (a symbol's next depth
+snapshots are answered seconds late, with the book as it is then), `ws_reject`
+(the next websocket handshakes are refused with an HTTP status). `GET /_emulator/stats` reports
 what was served.
 """
 
@@ -117,6 +121,7 @@ class EmulatorConfig:
     tick_s: float = 0.005  # driver period: steps due are applied and sent every this many seconds
     max_steps_per_tick: int = 5_000  # so a fast speed cannot hog the loop
     merge_depth: bool = False  # one diff per symbol per period (U < u), like @100ms streams
+    depth_lag_s: float = 0.0  # depth diffs go out this long after the change; REST snapshots do not wait
     ping_interval_s: float = 20.0  # Binance pings every 20 s
     history_levels: int = 0  # > 0: record the true top-N book at every update id
     trade_history: int = TRADE_HISTORY  # trades kept per symbol for the REST trade history
@@ -143,6 +148,7 @@ class EmulatorStats:
     trades: int = 0
     dropped_depth: int = 0
     malformed: int = 0
+    slow_snapshots: int = 0
     stalls: int = 0
     drops: int = 0
 
@@ -189,6 +195,8 @@ class ExchangeEmulator:
         self.config = config = config or EmulatorConfig()
         if not config.speed > 0:
             raise ValueError(f"speed must be positive, got {config.speed}")
+        if not config.depth_lag_s >= 0:
+            raise ValueError(f"depth_lag_s must be 0 or more, got {config.depth_lag_s}")
         offset = 0
         if config.wall_clock_times:
             offset = int(time.time() * 1000) - config.simulator.start_ms
@@ -206,6 +214,8 @@ class ExchangeEmulator:
         self._drop_depth: Counter[str] = Counter()
         self._malformed: Counter[str] = Counter()  # symbol id or "*" -> frames to corrupt
         self._http_faults: list[_HttpFault] = []
+        self._slow_snapshots: dict[str, list[float]] = {}  # symbol id -> delays of its next snapshots
+        self._lagging: deque[tuple[float, Event]] = deque()  # (loop time due, depth diff) held back
         self._ws_rejects: list[tuple[int, int]] = []  # [status, remaining]
         self._ws_down_until = 0.0  # time.monotonic() until which handshakes are refused (`disconnect`)
         self._weights: deque[tuple[float, int]] = deque()
@@ -358,6 +368,12 @@ class ExchangeEmulator:
         """Answer the next `count` REST requests (whose path and query contain `path`, if given) with `status`."""
         self._http_faults.append(_HttpFault(status, count, path, retry_after_s))
 
+    def slow_snapshot(self, symbol: str, seconds: float, count: int = 1) -> None:
+        """Answer the next `count` depth snapshots of `symbol` `seconds` late, with the book as it is then."""
+        if not seconds > 0 or count < 1:
+            raise ValueError(f"a slow snapshot needs seconds > 0 and count >= 1, got {seconds} and {count}")
+        self._slow_snapshots.setdefault(self.feed.symbol(symbol).id, []).extend([seconds] * count)
+
     def ws_reject(self, status: int, count: int = 1) -> None:
         """Refuse the next `count` websocket handshakes with HTTP `status`."""
         self._ws_rejects.append((status, count))
@@ -378,6 +394,7 @@ class ExchangeEmulator:
             "gap": self.gap,
             "malformed": self.malformed,
             "http_error": self.http_error,
+            "slow_snapshot": self.slow_snapshot,
             "ws_reject": self.ws_reject,
             "pause": self.pause,
         }
@@ -407,9 +424,10 @@ class ExchangeEmulator:
                 market_ms += (now - last) * 1000 * cfg.speed + self._burst_ms
                 self._burst_ms = 0.0
             last = now
-            if self._paused:
-                continue
             try:
+                await self._send_lagging(now)
+                if self._paused:
+                    continue
                 await self._emit(self.feed.step_until(int(market_ms), cfg.max_steps_per_tick))
             except Exception:  # a bug here must be seen, not silently stop the market
                 log.exception("emulator driver failed")
@@ -433,8 +451,18 @@ class ExchangeEmulator:
             head["b"] = [[p, q] for p, q in bids.values()]
             head["a"] = [[p, q] for p, q in asks.values()]
             out.append(Event(sid, DEPTH, orjson.dumps(head).decode()))
+        lag = self.config.depth_lag_s
         for event in out:
-            await self._publish(event)
+            if lag and event.kind == DEPTH:
+                self._lagging.append((asyncio.get_running_loop().time() + lag, event))
+            else:
+                await self._publish(event)
+
+    async def _send_lagging(self, now: float) -> None:
+        """The depth diffs held back by `depth_lag_s` that are due at loop time `now`, in order."""
+        lagging = self._lagging
+        while lagging and lagging[0][0] <= now:
+            await self._publish(lagging.popleft()[1])
 
     @staticmethod
     def _merge(
@@ -611,6 +639,9 @@ class ExchangeEmulator:
                 status=400,
                 dumps=_dumps,
             )
+        if delays := self._slow_snapshots.get(sid):
+            self.stats.slow_snapshots += 1
+            await asyncio.sleep(delays.pop(0))
         self.stats.snapshots += 1
         return self._reply(self.feed.snapshot(sid, limit))
 
