@@ -109,6 +109,7 @@ class Every:
 
 
 def status_line() -> StatusLine | None:
-    """A status line when stderr is a terminal; None otherwise (no progress in logs and pipes)."""
+    """A status line when stderr is a terminal; None otherwise (callers then print or log a line
+    every `STATUS_INTERVAL_S`: `Every`)."""
     on = Console(stderr=True)
     return StatusLine(on) if on.is_terminal else None

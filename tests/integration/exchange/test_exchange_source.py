@@ -143,16 +143,16 @@ def test_a_failing_symbol_does_not_stop_the_others(emulator: EmulatorThread) -> 
 
 def test_a_snapshot_answered_after_its_book_went_live_skips_no_update_id() -> None:
     """ccxt subscribes a whole group again when one symbol's snapshot fails, and fetches every
-    symbol of it again: ETH/USDT's first fetch, answered 2 s late, comes after its second one put
-    the book live. The diffs trail REST by 0.5 s, so that late snapshot is ahead of the live book:
+    symbol of it again: ETH/USDT's first fetch, answered 3 s late, comes after its second one put
+    the book live (~0.6 s after the first; the order is checked). The diffs trail REST by 0.5 s, so that late snapshot is ahead of the live book:
     applied, it would skip the ids in between with the resync mark already spent."""
     config = EmulatorConfig(
         simulator=market(SYMBOLS), history_levels=LEVELS, ping_interval_s=0.5, depth_lag_s=0.5
     )
     with recording(EmulatorThread(config)) as emu:
-        emu.call(lambda e: e.http_error(503, count=3, path="symbol=BTCUSDT"))  # ccxt's 3 tries
-        emu.call(lambda e: e.slow_snapshot("ETH/USDT", 2.0))
-        run = record(emu, exchange_config(emu), run_after_s=2.0)
+        emu.call(lambda e: e.http_error(503, count=3, path="depth?symbol=BTCUSDT"))  # ccxt's 3 tries
+        emu.call(lambda e: e.slow_snapshot("ETH/USDT", 3.0))
+        run = record(emu, exchange_config(emu), run_after_s=3.5)
         counts = check_published(emu, run)
         resyncs = check_every_update_id(emu, run, SYMBOLS)
     report("a late snapshot of a book already live", run, counts)
@@ -161,3 +161,5 @@ def test_a_snapshot_answered_after_its_book_went_live_skips_no_update_id() -> No
     # BTC/USDT's first fetch answered.
     assert all(run.stats.snapshots[s] == 2 for s in SYMBOLS) and run.emulator_stats["snapshots"] == 5
     assert not any(resyncs.values()) and not run.stats.gaps
+    eth = [answer for answer in run.emulator_stats["snapshots_answered"] if answer.startswith("ETHUSDT")]
+    assert eth == ["ETHUSDT", "ETHUSDT (slow)"], run.emulator_stats["snapshots_answered"]

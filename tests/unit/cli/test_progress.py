@@ -18,14 +18,17 @@ def summary(lines: int) -> RunSummary:
 def test_off_a_terminal_a_status_line_is_printed_once_per_interval(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(render, "STATUS_INTERVAL_S", 0.2)
+    now = [1_000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     with report.run_progress(time.monotonic(), quiet=False) as show:
         assert show is not None
+        now[0] += render.STATUS_INTERVAL_S - 0.1
         show(summary(100))  # before the first interval: nothing yet
-        time.sleep(0.25)
+        now[0] += 0.1
         show(summary(2_000))
+        now[0] += render.STATUS_INTERVAL_S - 0.1
         show(summary(2_500))  # the same interval: held back
-        time.sleep(0.25)
+        now[0] += 0.1
         show(summary(3_000))
     captured = capsys.readouterr()
     assert captured.out == ""

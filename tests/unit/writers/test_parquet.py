@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +99,16 @@ def test_a_row_missing_values_among_whole_rows_converts_them_all(
     (written,) = writer.flush()
     mids = pq.read_table(storage.local_path(written.path)).column("mid").to_pylist()
     assert mids == [None if i == 150 else 100.0 + i for i in range(200)]
+
+
+def test_a_missing_value_of_a_mapping_with_a_default_is_null(
+    writer: PartitionedParquetWriter, storage: LocalStorage
+) -> None:
+    rows = [defaultdict(float, exchange="x", symbol="A/B", ts=T0 + i * 1000, n=i) for i in range(200)]
+    writer.add(rows)
+    (written,) = writer.flush()
+    assert pq.read_table(storage.local_path(written.path)).column("mid").null_count == 200
+    assert "mid" not in rows[0]
 
 
 def test_day_boundary_is_utc(writer: PartitionedParquetWriter, make_rows: MakeRows) -> None:

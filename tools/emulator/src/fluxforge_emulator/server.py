@@ -149,6 +149,7 @@ class EmulatorStats:
     dropped_depth: int = 0
     malformed: int = 0
     slow_snapshots: int = 0
+    snapshots_answered: list[str] = field(default_factory=list)  # symbol ids, "(slow)" marked, as answered
     stalls: int = 0
     drops: int = 0
 
@@ -156,7 +157,8 @@ class EmulatorStats:
         return {
             "rest": dict(self.rest),
             "http_errors": {str(k): v for k, v in self.http_errors.items()},
-            **{k: v for k, v in vars(self).items() if k not in ("rest", "http_errors")},
+            "snapshots_answered": list(self.snapshots_answered),
+            **{k: v for k, v in vars(self).items() if k not in ("rest", "http_errors", "snapshots_answered")},
         }
 
 
@@ -639,10 +641,13 @@ class ExchangeEmulator:
                 status=400,
                 dumps=_dumps,
             )
+        answered = sid
         if delays := self._slow_snapshots.get(sid):
             self.stats.slow_snapshots += 1
+            answered += " (slow)"
             await asyncio.sleep(delays.pop(0))
         self.stats.snapshots += 1
+        self.stats.snapshots_answered.append(answered)
         return self._reply(self.feed.snapshot(sid, limit))
 
     async def _trade_history(self, request: web.Request) -> web.Response:
