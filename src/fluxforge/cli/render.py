@@ -92,19 +92,18 @@ class StatusLine:
 
 
 class Every:
-    """Says when a status line is due off a terminal: once every `interval_s`, the first after one."""
+    """Says when a status line is due off a terminal: once every `STATUS_INTERVAL_S`, the first after one."""
 
-    __slots__ = ("_due", "interval_s")
+    __slots__ = ("_due",)
 
-    def __init__(self, interval_s: float | None = None) -> None:
-        self.interval_s = STATUS_INTERVAL_S if interval_s is None else interval_s
-        self._due = time.monotonic() + self.interval_s
+    def __init__(self) -> None:
+        self._due = time.monotonic() + STATUS_INTERVAL_S
 
     def due(self) -> bool:
         now = time.monotonic()
         if now < self._due:
             return False
-        self._due = now + self.interval_s
+        self._due = now + STATUS_INTERVAL_S
         return True
 
 
