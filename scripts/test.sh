@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole suite: lint, types, unit, end-to-end and integration tests against real
 # servers that the integration fixtures start themselves (Kafka via scripts/kafka.sh).
-# Usage: scripts/test.sh [pytest args...]
+# Usage: scripts/test.sh [pytest args...]   (serially: scripts/test.sh -n 0, or -p no:xdist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export UV_CACHE_DIR="$PWD/.cache/uv" UV_PYTHON_DOWNLOADS=never UV_PYTHON=python3.11
@@ -15,4 +15,11 @@ echo "== mypy"
 echo "== pytest"
 # The integration and e2e tests need a broker: scripts/with-kafka.sh provides one on
 # ports of its own (a stack you run on 9092 is left alone) and stops it afterwards.
-scripts/with-kafka.sh "$UV" run --frozen pytest -q -p no:cacheprovider "$@"
+# Two pytest-xdist workers: most of the suite's time is spent waiting on real processes (outages,
+# kills, restarts), so two side by side nearly halve it even on 2 cores. Each worker's servers get
+# ports of their own (tests/support/workers.py). An -n among the arguments comes later and wins.
+workers=(-n 2)
+for arg in "$@"; do
+  if [[ "$arg" == *no:xdist ]]; then workers=(); fi # -n would be an unknown option without the plugin
+done
+scripts/with-kafka.sh "$UV" run --frozen pytest -q -p no:cacheprovider ${workers[@]+"${workers[@]}"} "$@"

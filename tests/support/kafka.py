@@ -333,9 +333,14 @@ class Broker:
         return proc.stdout
 
     @property
+    def run_dir(self) -> Path:
+        """Its config, data, pid file and logs (kafka.sh keeps one run dir per port)."""
+        return REPO_ROOT / ".cache" / "run" / f"kafka-{self.port}"
+
+    @property
     def pid(self) -> int:
-        """The broker's process (kafka.sh keeps one run dir per port)."""
-        return int((REPO_ROOT / ".cache" / "run" / f"kafka-{self.port}" / "kafka.pid").read_text())
+        """The broker's process."""
+        return int((self.run_dir / "kafka.pid").read_text())
 
     def up(self) -> None:
         self.run("up", timeout_s=900)

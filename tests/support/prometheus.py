@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -22,19 +21,13 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.http import free_port
 from tests.support.tools import REPO_ROOT, prometheus_dir
 
 DEPLOY = REPO_ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "rules" / "fluxforge.yml"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
 METRIC_NAME = re.compile(r"\b(fluxforge_[a-z0-9_]+|up)\b(?!\s*\()")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def promql_of_dashboards(rate_window: str) -> dict[str, str]:

@@ -1,9 +1,10 @@
 """A real S3-compatible server for the tests (s3proxy from scripts/s3.sh), and a fresh bucket per test.
 
-`s3_server` (session) runs `scripts/s3.sh up` on port $FLUXFORGE_S3_PORT (default 19140) and, if
-it started the server, stops it at the end of the session. `s3` (per test) creates a bucket of
-the test's own, puts the server's client environment (AWS_ENDPOINT_URL, the credentials, the
-checksum settings) into os.environ for the test, and gives settings and a boto3 client for it.
+`s3_server` (session) runs `scripts/s3.sh up` on port $FLUXFORGE_S3_PORT (default 19140, moved to
+the xdist worker's own by `tests.support.workers`) and, if it started the server, stops it at the
+end of the session. `s3` (per test) creates a bucket of the test's own, puts the server's client
+environment (AWS_ENDPOINT_URL, the credentials, the checksum settings) into os.environ for the
+test, and gives settings and a boto3 client for it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.config.settings import S3Config, StorageConfig, SyncConfig
 from fluxforge_common.storage.s3 import S3Storage, s3_client
 from fluxforge_common.storage.s3url import S3Url
+
+from tests.support.workers import server_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 S3_SCRIPT = REPO_ROOT / "scripts" / "s3.sh"
@@ -48,7 +51,7 @@ def _script(port: int, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    port = int(os.environ.get("FLUXFORGE_S3_PORT", "19140"))
+    port = server_port("FLUXFORGE_S3_PORT", 19140)
     was_up = _script(port, "status").returncode == 0
     up = _script(port, "up")
     if up.returncode != 0:

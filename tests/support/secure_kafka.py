@@ -2,15 +2,15 @@
 
 `secure_broker` (session) makes a self-signed CA, the broker's certificate for 127.0.0.1 and a
 client certificate (trustme), a SCRAM user with a random password, and starts `scripts/kafka.sh`
-with its SASL_SSL and SSL listeners (base port FLUXFORGE_SECURE_KAFKA_PORT, default 19292:
-PLAINTEXT there for the script's own readiness probe, the controller on +1, SASL_SSL on +2,
-SSL on +3). It is stopped and wiped at the end of the session.
+with its SASL_SSL and SSL listeners (base port FLUXFORGE_SECURE_KAFKA_PORT, default 19292, moved to
+the xdist worker's own by `tests.support.workers`: PLAINTEXT there for the script's own readiness
+probe, the controller on +1, SASL_SSL on +2, SSL on +3). It is stopped and wiped at the end of the
+session.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 
 from tests.support.kafka import Broker
+from tests.support.workers import server_port
 
 USER = "fluxforge-test"
 
@@ -67,7 +68,7 @@ class SecureBroker:
 
     def log_text(self) -> str:
         """Everything the broker logged this session."""
-        logs = Path(__file__).resolve().parents[2] / ".cache" / "run" / f"kafka-{self.broker.port}" / "logs"
+        logs = self.broker.run_dir / "logs"
         return "\n".join(
             path.read_text(errors="replace") for path in sorted(logs.glob("*")) if path.is_file()
         )
@@ -101,7 +102,7 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBr
     tls_dir = tmp_path_factory.mktemp("kafka-tls")
     password = secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
     make_tls_files(tls_dir, password)
-    port = int(os.environ.get("FLUXFORGE_SECURE_KAFKA_PORT", "19292"))
+    port = server_port("FLUXFORGE_SECURE_KAFKA_PORT", 19292)
     broker = Broker(
         port,
         {

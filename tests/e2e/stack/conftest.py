@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 import uuid
 from collections.abc import Generator, Iterator
@@ -32,6 +31,7 @@ from tests.support.kafka import Broker, delete_prefixed
 from tests.support.secure_kafka import SecureBroker
 from tests.support.stack import Expected, Stack, run_cli
 from tests.support.stack_data import simulated_lines
+from tests.support.workers import server_port
 
 MARKET_SECONDS = 90
 
@@ -120,9 +120,9 @@ def stack(
 
 @pytest.fixture(scope="session")
 def own_broker() -> Iterator[Broker]:
-    """A dedicated broker (port FLUXFORGE_E2E_KAFKA_PORT, default 19192, controller port + 1), stopped
-    and wiped afterwards."""
-    broker = Broker(int(os.environ.get("FLUXFORGE_E2E_KAFKA_PORT", "19192")))
+    """A dedicated broker (port FLUXFORGE_E2E_KAFKA_PORT, default 19192, an xdist worker's own
+    (`tests.support.workers`); controller port + 1), stopped and wiped afterwards."""
+    broker = Broker(server_port("FLUXFORGE_E2E_KAFKA_PORT", 19192))
     broker.up()
     try:
         yield broker

@@ -22,10 +22,10 @@ from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_emulator import EmulatorThread
 
 from tests.support.exchange import exchange_config
+from tests.support.http import free_port
 from tests.support.prometheus import (
     Prometheus,
     alert_rules,
-    free_port,
     metric_names,
     prometheus_config,
     promql_of_dashboards,
