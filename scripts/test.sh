@@ -16,9 +16,12 @@ echo "== pytest"
 # The integration and e2e tests need a broker: scripts/with-kafka.sh provides one on
 # ports of its own (a stack you run on 9092 is left alone) and stops it afterwards.
 # Two pytest-xdist workers: most of the suite's time is spent waiting on real processes (outages,
-# kills, restarts), so two side by side nearly halve it even on 2 cores. Each worker's servers get
-# ports of their own (tests/support/workers.py). An -n among the arguments comes later and wins.
-workers=(-n 2)
+# kills, restarts), which two side by side overlap. Each worker's servers get ports of their own
+# (tests/support/workers.py). worksteal, not load: load queues long runs of tests on a worker ahead
+# of time, and with tests of 1 ms to 1 min one worker was left with 9 minutes of them while the
+# other sat idle; worksteal hands an idle worker half of the busy one's queue. An -n among the
+# arguments comes later and wins.
+workers=(-n 2 --dist worksteal)
 for arg in "$@"; do
   if [[ "$arg" == *no:xdist ]]; then workers=(); fi # -n would be an unknown option without the plugin
 done
