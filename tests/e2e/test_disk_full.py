@@ -36,11 +36,13 @@ def market_file(path: Path) -> list[bytes]:
 
 
 def config_file(path: Path, **storage: object) -> Path:
-    """Raw segments of 1 MiB (so some are sealed before the disk fills), synced every 50 ms (so every
+    """Raw segments of 1 MiB or 1 s of event time (so some are sealed before the disk fills, on any
+    machine: the 1.5 MiB the tests leave fill before any channel has 1 MiB of lines, and a segment
+    left open is sealed at the end only if its last flush still fits), synced every 50 ms (so every
     channel has frames when it fills), and rows written at every look at the clock (`CLOCK_LINES`)."""
     settings = {
         "storage": storage,
-        "raw_archive": {"segment_max_mb": 1, "sync_interval_s": 0.05},
+        "raw_archive": {"segment_max_mb": 1, "segment_max_age_s": 1, "sync_interval_s": 0.05},
         "embedded": {"flush_interval_s": 0.001},
     }
     path.write_text(yaml.safe_dump(settings))
