@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from fluxforge.cli.common import output_file
+
 if TYPE_CHECKING:
     from fluxforge_common.dataset.quality import QualityReport, SymbolQuality
 
@@ -17,7 +19,10 @@ def report(
     date: Annotated[str | None, typer.Option(help="One UTC date, YYYY-MM-DD (default: every date).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     html: Annotated[
-        Path | None, typer.Option("--html", help="Also write an HTML page with the table and plots.")
+        Path | None,
+        typer.Option(
+            "--html", help="Also write an HTML page with the table and plots.", callback=output_file
+        ),
     ] = None,
     min_silent_s: Annotated[
         float | None,
@@ -43,6 +48,12 @@ def report(
     except (ValueError, FileNotFoundError) as exc:
         typer.echo(f"report failed: {exc}", err=True)
         raise typer.Exit(1) from None
+    if result.empty:
+        where = f"{result.root} on {date}" if date is not None else result.root
+        typer.echo(
+            f"report failed: {where} holds no rows of any table; check the root and the date", err=True
+        )
+        raise typer.Exit(1)
     if json_out:
         typer.echo(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fluxforge.cli.common import ConfigOption, settings_or_exit
+from fluxforge.cli.common import ConfigOption, output_file, settings_or_exit
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,7 +40,10 @@ def query(
     columns: Annotated[str | None, typer.Option(help="Comma-separated columns (default: all).")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Rows printed to the terminal.")] = 20,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write all matching rows to a .csv or .parquet file.")
+        Path | None,
+        typer.Option(
+            "--out", help="Write all matching rows to a .csv or .parquet file.", callback=output_file
+        ),
     ] = None,
     sql: Annotated[
         str | None,

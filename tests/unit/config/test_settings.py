@@ -239,3 +239,33 @@ def test_a_cli_user_sees_a_conflict_and_exit_2(tmp_path: Path) -> None:
         result = CliRunner().invoke(app, ["config", "check", "--config", str(config)])
     assert result.exit_code == 2
     assert "sink.row_group_size = 2000 (deprecated) and parquet.row_group_size = 4000 differ" in result.stderr
+
+
+def test_a_variable_naming_no_section_is_refused_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLUXFORGE_FEATURE__MAX_LEVELS", "7")  # the section is `features`
+    with pytest.raises(ConfigError, match="FLUXFORGE_FEATURE__MAX_LEVELS name no configuration section"):
+        load_settings(None)
+    monkeypatch.delenv("FLUXFORGE_FEATURE__MAX_LEVELS")
+    monkeypatch.setenv("FLUXFORGE_FEATURES__MAX_LEVELS", "7")
+    assert load_settings(None).features.max_levels == 7
+
+
+def test_a_section_given_twice_in_the_file_is_refused_not_half_dropped(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("features:\n  horizons: [1, 5]\nkafka: {}\nfeatures:\n  max_levels: 5\n")
+    with pytest.raises(ConfigError, match="the key 'features' is given twice"):
+        load_settings(config)
+    # A merge key and a key that overrides what it merged are not a repeat.
+    config.write_text("features:\n  <<: {max_levels: 5, horizons: [1, 5]}\n  max_levels: 7\n")
+    loaded = load_settings(config).features
+    assert (loaded.max_levels, loaded.horizons) == (7, (1, 5))
+
+
+def test_a_config_file_that_cannot_be_read_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read: Is a directory"):
+        load_settings(tmp_path)
+    binary = tmp_path / "config.yaml"
+    binary.write_bytes(b"\xff\xfe features: {}")
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(binary)])
+    assert result.exit_code == 2
+    assert "cannot be read: not UTF-8 text" in result.stderr
