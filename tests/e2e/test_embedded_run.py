@@ -142,3 +142,20 @@ def test_archive_keeps_every_accepted_tick_once(recorded: Path) -> None:
     keys = [orjson.loads(line)["_ingest"] for line in lines]
     assert keys == sorted(keys) and len(set(map(tuple, keys))) == len(keys)
     assert any(path.suffix == ".zst" for path in (recorded / "raw").rglob("*"))
+
+
+def test_run_input_refuses_its_own_root_and_a_directory_without_archive(
+    recorded: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    before = sorted(recorded.rglob("*"))
+    for given in (recorded, recorded / "raw"):
+        out = cli("run", "--input", given, "-o", recorded, "-q", expect_exit=2)
+        assert "is the archive of the output root" in out and "fluxforge reprocess" in out
+    assert sorted(recorded.rglob("*")) == before  # nothing written, nothing doubled
+    partition = next((recorded / "raw").iterdir())
+    out = cli("run", "--input", partition, "-o", tmp_path / "out", "-q", expect_exit=2)
+    assert f"no raw archive under {partition}/raw; the dataset root holding it is {recorded}" in out
+    (tmp_path / "empty").mkdir()
+    assert "no raw archive under" in cli(
+        "run", "--input", tmp_path / "empty", "-o", tmp_path / "o2", expect_exit=2
+    )
