@@ -59,7 +59,7 @@ def plot(
         settings = settings_or_exit(config)
         dataset = open_dataset(root or settings.storage.root, s3=settings.storage.s3)
         series = load_series(dataset, symbols, exchange=exchange, start=start, end=end)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:  # FileNotFoundError, DatasetUnreachableError
         typer.echo(f"plot failed: {exc}", err=True)
         raise typer.Exit(1) from None
     if out.suffix == ".png":

@@ -45,7 +45,7 @@ def report(
         result = quality_report(
             root, date=date, min_silent_s=MIN_SILENT_S if min_silent_s is None else min_silent_s
         )
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:  # FileNotFoundError, DatasetUnreachableError
         typer.echo(f"report failed: {exc}", err=True)
         raise typer.Exit(1) from None
     if result.empty:

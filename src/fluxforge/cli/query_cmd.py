@@ -63,7 +63,7 @@ def query(
             result = _duckdb(dataset, sql)
         else:
             result = _select(dataset, table, exchange, symbol, start, end, duration, channel, columns)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+    except (KeyError, ValueError, OSError) as exc:  # FileNotFoundError, DatasetUnreachableError
         typer.echo(f"query failed: {exc}", err=True)
         raise typer.Exit(1) from None
     if out is not None:

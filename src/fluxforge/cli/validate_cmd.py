@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from fluxforge_common.dataset.location import dataset_root
+from fluxforge_common.dataset.location import DatasetUnreachableError, dataset_root
 from fluxforge_common.dataset.validation import rewrite_legacy_layout, validate_dataset
 from fluxforge_common.storage.s3url import is_s3_url
 
@@ -46,7 +46,12 @@ def validate(
         location = dataset_root(base, s3=s3)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--root") from None
-    if not location.exists():
+    try:
+        found = location.exists()
+    except DatasetUnreachableError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    if not found:
         typer.echo(f"{base} does not exist", err=True)
         raise typer.Exit(2)
     if repair:
