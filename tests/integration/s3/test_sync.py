@@ -252,3 +252,28 @@ def test_the_service_serves_metrics_liveness_and_readiness_like_every_service(
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
     assert [proc.wait(30) for proc in procs] == [0, 0]
+
+
+def test_a_date_reprocessed_after_its_upload_is_not_doubled_on_s3(
+    s3: S3Bucket, tmp_path: Path, cli: Cli
+) -> None:
+    """Sync never deletes: the replaced files stay on S3, hidden by the partition's marker that reprocess
+    writes and sync moves after the new files."""
+    from tests.support.dataset import assert_same_dataset
+
+    root, remote = tmp_path / "data", s3.url("reprocessed/ff")
+    cli("run", "-o", root, "--duration", 120, "-q")
+    cli("sync", "upload", root, remote)
+    out = cli("reprocess", "--date", "2025-12-12", "--source-root", root, "-o", root, "-q")
+    assert re.search(r"replaced [1-9]", out), out
+    cli("sync", "upload", root, remote)
+    stale = set(s3.object_keys("reprocessed/ff/")) - {
+        f"reprocessed/ff/{p.relative_to(root)}" for p in root.rglob("*") if p.is_file()
+    }
+    assert stale, "the replaced files are still on S3 (sync never deletes): the test needs them there"
+    assert_same_dataset(remote, root)
+    report = cli("validate", "--root", remote)  # exit 0: the hidden files are warnings
+    assert report.count("hidden by the partition's marker") == len(stale) and "error" not in report
+    cli("compact", remote)
+    assert not set(s3.object_keys("reprocessed/ff/")) & stale
+    assert_same_dataset(remote, root)

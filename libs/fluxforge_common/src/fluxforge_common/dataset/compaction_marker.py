@@ -7,7 +7,8 @@ instead writes its merged files under names no reader counts yet
 replaced. The marker lists the compacted files that count and the names of
 the files they replaced, so a reader that honours it sees the old files or
 the new ones, never both and never neither, whichever step it lands between
-(docs/design.md "Dataset layout", Compaction):
+(docs/design.md "Dataset layout", Compaction); reprocess writes one too, over the files it
+replaces, which a copy made by sync still holds. The rules:
 
 - a `compacted-` file counts only when the marker lists it (a killed
   compaction's output, or an earlier generation's, never does);

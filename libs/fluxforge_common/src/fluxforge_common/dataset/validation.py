@@ -221,8 +221,9 @@ def _compaction_visible(
             Problem(
                 f"{rel_dir}/{name}",
                 "warning",
-                "left by an interrupted compaction: FluxForge's readers skip it, globbing readers (DuckDB) "
-                "do not; `fluxforge compact` removes it",
+                "hidden by the partition's marker (replaced by compaction or reprocess and kept by a copy "
+                "that sync made, or left by an interrupted compaction): FluxForge's readers skip it, "
+                "globbing readers (DuckDB) do not; `fluxforge compact` removes it",
             )
         )
     return visible

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from fluxforge_common.config.settings import FluxForgeSettings
+from fluxforge_common.dataset.compaction_marker import MARKER_NAME, CompactionMarker, parse_marker
 from fluxforge_common.dataset.partitioning import utc_date
 from fluxforge_common.features import TABLES
 from fluxforge_common.pipeline.embedded import EmbeddedPipeline, RunSummary
@@ -71,10 +72,34 @@ def reprocess(
     if read_stop is not None and read_stop.stopped:
         return summary, []
     written = {f.path for f in summary.files}
-    replaced = sorted(previous - written)
+    replaced = sorted(path for path in previous - written if not path.endswith(f"/{MARKER_NAME}"))
+    _mark_replaced(target, replaced, written)
     for path in replaced:
         target.delete(path)
     return summary, replaced
+
+
+def _mark_replaced(target: LocalStorage, replaced: list[str], written: set[str]) -> None:
+    """Write, in each partition that had files replaced, the marker readers honour (the compaction
+    marker: docs/design.md "Dataset layout"), listing the new files and the replaced names.
+
+    The replaced files are deleted here, but a copy of the dataset (`fluxforge sync` to S3, which
+    never deletes) still holds them under their own names beside the new files; the marker, moved
+    there only after the files it lists, hides them from every reader that honours it.
+    """
+    by_directory: dict[str, tuple[set[str], set[str]]] = {}
+    for paths, side in ((replaced, 0), (written, 1)):
+        for path in paths:
+            directory, _, name = path.rpartition("/")
+            by_directory.setdefault(directory, (set(), set()))[side].add(name)
+    for directory, (old, new) in sorted(by_directory.items()):
+        if not old:
+            continue
+        where = f"{directory}/{MARKER_NAME}"
+        earlier = parse_marker(target.read_bytes(where), where) if target.exists(where) else None
+        generation = earlier.generation + 1 if earlier is not None else 1
+        retired = (earlier.replaced if earlier is not None else frozenset()) | old
+        target.write_bytes(where, CompactionMarker(generation, tuple(sorted(new)), retired).to_bytes())
 
 
 @dataclass(frozen=True)
