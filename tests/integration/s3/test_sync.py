@@ -277,3 +277,20 @@ def test_a_date_reprocessed_after_its_upload_is_not_doubled_on_s3(
     cli("compact", remote)
     assert not set(s3.object_keys("reprocessed/ff/")) & stale
     assert_same_dataset(remote, root)
+
+
+def test_delete_local_after_verify_keeps_the_dates_a_run_journal_names(
+    s3: S3Bucket, tmp_path: Path, cli: Cli
+) -> None:
+    """A dead run's recovery rebuilds its dates' features from the local archive: it must still be whole."""
+    from fluxforge_common.dataset.interrupted import RunJournal
+
+    root = tmp_path / "data"
+    journaled, free = dataset(root), dataset(root, date="date=2025-12-10")
+    dead = RunJournal.begin(root)
+    dead.note(OLD.removeprefix("date="))
+    dead.release()  # killed: its journal stays for `recover`
+    cli("sync", "upload", root, s3.url("j"), "--delete-local-after-verify")
+    assert all((root / path).read_bytes() == data for path, data in journaled.items())
+    assert not any((root / path).exists() for path in free)
+    assert {f"j/{path}" for path in journaled | free} <= set(s3.object_keys("j/"))
