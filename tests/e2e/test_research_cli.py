@@ -122,3 +122,7 @@ def _config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(text)
     return path
+
+
+def test_validate_apply_alone_is_refused_not_ignored(dataset: Path, cli: Callable[..., str]) -> None:
+    assert "give both" in cli("validate", "--root", dataset, "--apply", expect_exit=2)

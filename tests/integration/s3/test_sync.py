@@ -90,6 +90,10 @@ def test_upload_download_and_incremental_resync(s3: S3Bucket, tmp_path: Path, cl
     assert not (copy / "spool").exists()
     assert "downloaded 0 files" in cli("sync", "download", s3.url("ds"), copy)
     assert "0 difference(s)" in cli("sync", "status", copy, s3.url("ds"))
+    not_a_directory = write(tmp_path, "a-file", b"")
+    assert "is a file, not a directory" in cli(
+        "sync", "download", s3.url("ds"), not_a_directory, expect_exit=2
+    )
 
 
 def test_kill_9_in_a_multipart_upload_then_rerun(s3: S3Bucket, tmp_path: Path) -> None:
