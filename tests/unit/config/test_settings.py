@@ -255,6 +255,9 @@ def test_a_section_given_twice_in_the_file_is_refused_not_half_dropped(tmp_path:
     config.write_text("features:\n  horizons: [1, 5]\nkafka: {}\nfeatures:\n  max_levels: 5\n")
     with pytest.raises(ConfigError, match="the key 'features' is given twice"):
         load_settings(config)
+    config.write_text("features:\n  ? [a, b]\n  : 1\n")  # a key YAML allows and Python cannot hash
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_settings(config)
     # A merge key and a key that overrides what it merged are not a repeat.
     config.write_text("features:\n  <<: {max_levels: 5, horizons: [1, 5]}\n  max_levels: 7\n")
     loaded = load_settings(config).features

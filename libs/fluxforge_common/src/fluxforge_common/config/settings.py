@@ -10,6 +10,7 @@ given and what is allowed (`ConfigError`).
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +55,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             if key_node.tag == _MERGE_TAG:  # `<<:` and the keys that override what it merges are fine
                 continue
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader refuses such a key itself
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"the key {key!r} is given twice in one mapping", key_node.start_mark
