@@ -172,3 +172,16 @@ def test_reprocess_from_a_missing_root_creates_nothing_and_names_a_long_range_br
     year = ["--start-date", "2030-01-01", "--end-date", "2030-12-31"]
     out = cli("reprocess", *year, "--source-root", recorded, "-o", tmp_path / "out", expect_exit=1)
     assert "2030-01-01 .. 2030-12-31 (365 dates)" in out and "2030-06-15" not in out
+
+
+def test_reprocess_onto_an_unreadable_marker_stops_before_changing_anything(
+    recorded: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    root = tmp_path / "root"
+    cli("reprocess", "--date", "2025-12-12", "--source-root", recorded, "-o", root, "-q")
+    partition = next((root / "hf").glob("*/*/date=2025-12-12"))
+    (partition / "_compaction.json").write_text("{not json")
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    out = cli("reprocess", "--date", "2025-12-12", "--source-root", recorded, "-o", root, "-q", expect_exit=1)
+    assert "compaction marker" in out and "unreadable" in out
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before

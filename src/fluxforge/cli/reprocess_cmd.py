@@ -85,7 +85,7 @@ def reprocess_command(
                     on_progress=progress,
                     read_stop=read_stop,
                 )
-        except (FileNotFoundError, ShardFailedError) as exc:
+        except (FileNotFoundError, ShardFailedError, ValueError) as exc:  # ValueError: an unreadable marker
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
         if progress is not None:

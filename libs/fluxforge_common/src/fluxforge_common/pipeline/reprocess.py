@@ -70,6 +70,11 @@ def reprocess(
     previous = {
         path for table in TABLES for path in target.list_files(f"{table}/") if _date_of(path) in wanted
     }
+    markers = {  # read before any work: an unreadable one stops the reprocess before it changes anything
+        path.rpartition("/")[0]: parse_marker(target.read_bytes(path), path)
+        for path in previous
+        if path.endswith(f"/{MARKER_NAME}")
+    }
     job = RebuildJob(
         settings, str(source_root), target_root, [d for d in warmup if d in available] + dates, dates
     )
@@ -81,17 +86,19 @@ def reprocess(
         return summary, []
     written = {f.path for f in summary.files}
     replaced = sorted(path for path in previous - written if not path.endswith(f"/{MARKER_NAME}"))
-    _mark_replaced(target, replaced, written)
+    _mark_replaced(target, replaced, written, markers)
     for path in replaced:
         target.delete(path)
     return summary, replaced
 
 
-def _mark_replaced(target: LocalStorage, replaced: list[str], written: set[str]) -> None:
+def _mark_replaced(
+    target: LocalStorage, replaced: list[str], written: set[str], markers: dict[str, CompactionMarker]
+) -> None:
     """Write, in each partition that had files replaced, the marker readers honour (the compaction
     marker: docs/design.md "Dataset layout"), listing the new files and the replaced names.
 
-    The replaced files are deleted here, but a copy of the dataset (`fluxforge sync` to S3, which
+    The caller then deletes the replaced files, but a copy of the dataset (`fluxforge sync` to S3, which
     never deletes) still holds them under their own names beside the new files; the marker, moved
     there only after the files it lists, hides them from every reader that honours it.
     """
@@ -103,11 +110,11 @@ def _mark_replaced(target: LocalStorage, replaced: list[str], written: set[str])
     for directory, (old, new) in sorted(by_directory.items()):
         if not old:
             continue
-        where = f"{directory}/{MARKER_NAME}"
-        earlier = parse_marker(target.read_bytes(where), where) if target.exists(where) else None
+        earlier = markers.get(directory)
         generation = earlier.generation + 1 if earlier is not None else 1
         retired = (earlier.replaced if earlier is not None else frozenset()) | old
-        target.write_bytes(where, CompactionMarker(generation, tuple(sorted(new)), retired).to_bytes())
+        marker = CompactionMarker(generation, tuple(sorted(new)), retired)
+        target.write_bytes(f"{directory}/{MARKER_NAME}", marker.to_bytes())
 
 
 @dataclass(frozen=True)
