@@ -64,9 +64,9 @@ class DatasetRoot:
         try:
             info = self.filesystem.get_file_info(self.path or ".")
         except OSError as exc:
-            raise DatasetUnreachableError(
-                f"cannot read {self.uri}: {exc}; check the endpoint and the credentials (storage.s3, AWS_*)"
-            ) from exc
+            remote = not isinstance(self.filesystem, pafs.LocalFileSystem)
+            hint = "; check the endpoint and the credentials (storage.s3, AWS_*)" if remote else ""
+            raise DatasetUnreachableError(f"cannot read {self.uri}: {exc}{hint}") from exc
         return bool(info.type == pafs.FileType.Directory)
 
 
