@@ -8,20 +8,24 @@ it is verified; a download becomes a local file only once verified (temp name,
 then rename). So a pass killed at any moment leaves no partial, corrupt or
 duplicate file on either side, and the next pass finishes the job: what
 arrived compares equal and is skipped. Compaction markers move last, each only
-once every file it lists is verified on the other side (`plan.is_marker`).
+once every file it lists is verified on the other side (`plan.is_marker`), and
+where the other side has a marker already, what lands there is the union of both
+(`compaction_marker.merged_marker`): the copies may have been compacted apart,
+and neither marker may hide the files the other makes visible.
 """
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
-from fluxforge_common.dataset.compaction_marker import parse_marker
+from fluxforge_common.dataset.compaction_marker import merged_marker, parse_marker
 from fluxforge_common.dataset.sink_journal import pending_sink_files
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
@@ -177,11 +181,16 @@ class Syncer:
     def _upload_one(self, path: str, info: ObjectInfo | None, delete_after: bool) -> tuple[Outcome, int]:
         full = self.local.local_path(path)
         before = full.stat()
-        with full.open("rb") as f:
+        body = self._marker_to_upload(path, info) if is_marker(path) else None
+
+        def source() -> BinaryIO:
+            return full.open("rb") if body is None else io.BytesIO(body)
+
+        with source() as f:
             digest = self.remote.digest(f)
         outcome: Outcome = "unchanged"
         if info is None or not digest.matches(info.size, info.etag):
-            with full.open("rb") as f:
+            with source() as f:
                 self.remote.put(path, f, digest, abort_earlier=False)
             outcome = "uploaded"
         if delete_after:
@@ -197,9 +206,30 @@ class Syncer:
                 metrics.OBJECTS.labels(table_of(path), "deleted_local").inc()
         return outcome, digest.size if outcome == "uploaded" else 0
 
+    def _marker_to_upload(self, path: str, info: ObjectInfo | None) -> bytes | None:
+        """What goes up for the local marker at `path`: None for the file as it is, else the union
+        with the remote's marker (that marker's own bytes when the local one adds nothing)."""
+        if info is None:
+            return None
+        ours = parse_marker(self.local.read_bytes(path), path)
+        data = self.remote.read_bytes(path)
+        theirs = parse_marker(data, self.remote.where(path))
+        merged = merged_marker(ours, theirs)
+        return None if merged is ours else data if merged is theirs else merged.to_bytes()
+
     def _download_one(self, path: str, info: ObjectInfo) -> tuple[Outcome, int]:
         if self.local.exists(path) and self.local.size(path) == info.size and self._local_matches(path, info):
             return "unchanged", 0
+        if is_marker(path) and self.local.exists(path):
+            theirs = parse_marker(self.remote.read_bytes(path), self.remote.where(path))
+            ours = parse_marker(self.local.read_bytes(path), path)
+            merged = merged_marker(theirs, ours)
+            if merged is ours:
+                return "unchanged", 0
+            if merged is not theirs:
+                body = merged.to_bytes()
+                self.local.write_bytes(path, body)
+                return "downloaded", len(body)
         with self.local.open_write(path) as f:
             self.remote.get(path, f, info)
         return "downloaded", info.size
@@ -303,6 +333,9 @@ class Syncer:
                     continue
                 except OSError as exc:
                     self._failed(summary, path, "local", str(exc))
+                    continue
+                except ValueError as exc:  # a marker unreadable, or not mergeable with the other side's
+                    self._failed(summary, path, "marker", str(exc))
                     continue
                 if result is None:
                     continue

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from fluxforge_common.config.settings import FluxForgeSettings
-from fluxforge_common.dataset.compaction_marker import MARKER_NAME, CompactionMarker, parse_marker
+from fluxforge_common.dataset.compaction_marker import MARKER_NAME, after_run, new_run, parse_marker
 from fluxforge_common.dataset.partitioning import utc_date
 from fluxforge_common.features import TABLES
 from fluxforge_common.pipeline.embedded import EmbeddedPipeline, RunSummary
@@ -92,14 +92,13 @@ def _mark_replaced(target: LocalStorage, replaced: list[str], written: set[str])
         for path in paths:
             directory, _, name = path.rpartition("/")
             by_directory.setdefault(directory, (set(), set()))[side].add(name)
+    run = new_run()
     for directory, (old, new) in sorted(by_directory.items()):
         if not old:
             continue
         where = f"{directory}/{MARKER_NAME}"
         earlier = parse_marker(target.read_bytes(where), where) if target.exists(where) else None
-        generation = earlier.generation + 1 if earlier is not None else 1
-        retired = (earlier.replaced if earlier is not None else frozenset()) | old
-        target.write_bytes(where, CompactionMarker(generation, tuple(sorted(new)), retired).to_bytes())
+        target.write_bytes(where, after_run(earlier, sorted(new), old, run).to_bytes())
 
 
 @dataclass(frozen=True)
