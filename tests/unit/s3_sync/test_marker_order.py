@@ -168,3 +168,17 @@ def test_markers_of_copies_that_each_merged_the_same_file_are_not_merged(tmp_pat
     summary = Syncer(local, remote, concurrency=2).upload()
     assert [path for path, _ in summary.failures] == [MARKER] and remote.data[MARKER] == theirs
     assert "both copies replaced" in summary.failures[0][1]
+
+
+def test_a_merged_file_with_other_bytes_on_the_other_side_is_never_replaced(tmp_path: Path) -> None:
+    """Names from before runs were in them collide: the object keeps its rows, the marker waits."""
+    remote, local = MemoryS3(), compacted(tmp_path)
+    remote.data[FILES[2]] = b"another compaction's rows"
+    summary = Syncer(local, remote, concurrency=2).upload()
+    assert sorted(path for path, _ in summary.failures) == sorted([FILES[2], MARKER])
+    assert "other rows under this merged file's name" in dict(summary.failures)[FILES[2]]
+    assert remote.data[FILES[2]] == b"another compaction's rows" and MARKER not in remote.data
+    held = Syncer(local, remote, concurrency=2).download()
+    assert [path for path, _ in held.failures] == [FILES[2]] and local.read_bytes(FILES[2]) == bytes(
+        [2]
+    ) * 100

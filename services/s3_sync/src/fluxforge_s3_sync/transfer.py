@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
-from fluxforge_common.dataset.compaction_marker import merged_marker, parse_marker
+from fluxforge_common.dataset.compaction_marker import is_compacted, merged_marker, parse_marker
 from fluxforge_common.dataset.sink_journal import pending_sink_files
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
@@ -190,6 +190,8 @@ class Syncer:
             digest = self.remote.digest(f)
         outcome: Outcome = "unchanged"
         if info is None or not digest.matches(info.size, info.etag):
+            if info is not None:
+                _refuse_to_replace_merged(path, self.remote.where(path))
             with source() as f:
                 self.remote.put(path, f, digest, abort_earlier=False)
             outcome = "uploaded"
@@ -230,6 +232,8 @@ class Syncer:
                 body = merged.to_bytes()
                 self.local.write_bytes(path, body)
                 return "downloaded", len(body)
+        elif self.local.exists(path):
+            _refuse_to_replace_merged(path, str(self.local.local_path(path)))
         with self.local.open_write(path) as f:
             self.remote.get(path, f, info)
         return "downloaded", info.size
@@ -334,7 +338,7 @@ class Syncer:
                 except OSError as exc:
                     self._failed(summary, path, "local", str(exc))
                     continue
-                except ValueError as exc:  # a marker unreadable, or not mergeable with the other side's
+                except ValueError as exc:  # a marker unreadable or not mergeable, a merged file not replaced
                     self._failed(summary, path, "marker", str(exc))
                     continue
                 if result is None:
@@ -363,3 +367,14 @@ class Syncer:
         while not stop.wait(self.progress_interval_s):
             self.on_progress(progress)
         self.on_progress(progress)
+
+
+def _refuse_to_replace_merged(path: str, where: str) -> None:
+    """A merged file is never replaced: its name is its run's alone, so other bytes under it on the other
+    side are another run's rows (named before runs were), which the marker there may count."""
+    if is_compacted(path.rsplit("/", 1)[-1]):
+        raise ValueError(
+            f"{where} holds other rows under this merged file's name (two compactions named their files "
+            "alike before names carried the run): not replaced; if the marker there does not list it, "
+            "`fluxforge compact` on that side removes it, else keep both copies until they are merged by hand"
+        )
