@@ -11,7 +11,8 @@ arrived compares equal and is skipped. Compaction markers move last, each only
 once every file it lists is verified on the other side (`plan.is_marker`), and
 where the other side has a marker already, what lands there is the union of both
 (`compaction_marker.merged_marker`): the copies may have been compacted apart,
-and neither marker may hide the files the other makes visible.
+and neither marker may hide the files the other makes visible; a merged file is
+never replaced by other bytes under its name.
 """
 
 from __future__ import annotations
