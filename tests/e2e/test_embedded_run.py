@@ -159,3 +159,16 @@ def test_run_input_refuses_its_own_root_and_a_directory_without_archive(
     assert "no raw archive under" in cli(
         "run", "--input", tmp_path / "empty", "-o", tmp_path / "o2", expect_exit=2
     )
+
+
+def test_reprocess_from_a_missing_root_creates_nothing_and_names_a_long_range_briefly(
+    recorded: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    typo = tmp_path / "dat"
+    out = cli(
+        "reprocess", "--date", "2025-12-12", "--source-root", typo, "-o", tmp_path / "out", expect_exit=1
+    )
+    assert f"the source root {typo} does not exist" in out and not typo.exists()
+    year = ["--start-date", "2030-01-01", "--end-date", "2030-12-31"]
+    out = cli("reprocess", *year, "--source-root", recorded, "-o", tmp_path / "out", expect_exit=1)
+    assert "2030-01-01 .. 2030-12-31 (365 dates)" in out and "2030-06-15" not in out

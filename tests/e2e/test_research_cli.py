@@ -91,3 +91,38 @@ def test_plot_of_a_root_without_hf_rows_says_so(tmp_path: Path, cli: Callable[..
     assert "each from 200 to 10000" in cli(
         "plot", tmp_path, "-o", tmp_path / "p.png", "--size", "20000x1000", expect_exit=2
     )
+
+
+def test_query_refuses_a_csv_of_list_columns_and_a_time_out_of_range(
+    tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    root = tmp_path / "data"
+    cli(
+        "run",
+        "-o",
+        root,
+        "--duration",
+        5,
+        "-q",
+        "--config",
+        _config(tmp_path, "features:\n  keep_raw_arrays: true\n"),
+    )
+    out = cli("query", "hf", "--root", root, "--out", tmp_path / "hf.csv", expect_exit=1)
+    assert (
+        "CSV cannot hold the list column(s) bids_raw, asks_raw" in out and not (tmp_path / "hf.csv").exists()
+    )
+    cli("query", "hf", "--root", root, "--columns", "ts,mid", "--out", tmp_path / "hf.csv")
+    assert (tmp_path / "hf.csv").read_text().startswith('"ts","mid"')
+    assert "out of range" in cli(
+        "query", "hf", "--root", root, "--end", "99999999999999999999", expect_exit=1
+    )
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_validate_apply_alone_is_refused_not_ignored(dataset: Path, cli: Callable[..., str]) -> None:
+    assert "give both" in cli("validate", "--root", dataset, "--apply", expect_exit=2)

@@ -106,10 +106,19 @@ def _listed(text: str | None) -> list[str] | None:
 
 
 def _write(result: pa.Table, out: Path) -> None:
+    import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     if out.suffix == ".csv":
+        nested = [f.name for f in result.schema if pa.types.is_nested(f.type)]
+        if nested:
+            typer.echo(
+                f"query failed: CSV cannot hold the list column(s) {', '.join(nested)}; write a .parquet "
+                "file, or leave them out with --columns",
+                err=True,
+            )
+            raise typer.Exit(1)
         pacsv.write_csv(result, out)
     else:
         pq.write_table(result, out, compression="zstd")

@@ -39,6 +39,10 @@ def validate(
     ] = False,
 ) -> None:
     """Report every partitioning, schema and file problem in a dataset; exit 1 if any is an error."""
+    if apply and not rewrite_legacy:
+        raise typer.BadParameter(
+            "--apply does the moves of --rewrite-legacy-layout: give both", param_hint="--apply"
+        )
     settings = settings_or_exit(config)
     base = root or str(settings.storage.root)
     s3 = settings.storage.s3

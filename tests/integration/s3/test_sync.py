@@ -90,6 +90,10 @@ def test_upload_download_and_incremental_resync(s3: S3Bucket, tmp_path: Path, cl
     assert not (copy / "spool").exists()
     assert "downloaded 0 files" in cli("sync", "download", s3.url("ds"), copy)
     assert "0 difference(s)" in cli("sync", "status", copy, s3.url("ds"))
+    not_a_directory = write(tmp_path, "a-file", b"")
+    assert "is a file, not a directory" in cli(
+        "sync", "download", s3.url("ds"), not_a_directory, expect_exit=2
+    )
 
 
 def test_kill_9_in_a_multipart_upload_then_rerun(s3: S3Bucket, tmp_path: Path) -> None:
@@ -308,3 +312,20 @@ def test_a_date_compacted_again_after_upload_and_delete_keeps_every_row_on_s3(
         assert rows.num_rows == expected.num_rows and rows.equals(expected), table
     assert on_s3["hf"].num_rows > 0 and min(b["hf"].num_rows for b in merged) > 0
     assert "error" not in cli("validate", "--root", remote)
+
+
+def test_delete_local_after_verify_keeps_the_dates_a_run_journal_names(
+    s3: S3Bucket, tmp_path: Path, cli: Cli
+) -> None:
+    """A dead run's recovery rebuilds its dates' features from the local archive: it must still be whole."""
+    from fluxforge_common.dataset.interrupted import RunJournal
+
+    root = tmp_path / "data"
+    journaled, free = dataset(root), dataset(root, date="date=2025-12-10")
+    dead = RunJournal.begin(root)
+    dead.note(OLD.removeprefix("date="))
+    dead.release()  # killed: its journal stays for `recover`
+    cli("sync", "upload", root, s3.url("j"), "--delete-local-after-verify")
+    assert all((root / path).read_bytes() == data for path, data in journaled.items())
+    assert not any((root / path).exists() for path in free)
+    assert {f"j/{path}" for path in journaled | free} <= set(s3.object_keys("j/"))

@@ -62,6 +62,10 @@ def test_the_exchange_time_is_that_of_its_stamps_not_of_a_receive_clock() -> Non
     c.seen(eth, T + 1_200, stamped=False)
     # Both quiet symbols get Kraken's T + 1_500 less the lateness, not SOL's receive time less it.
     assert marks(c.quiet()) == {KRAKEN: T + 1_250, doge: T + 1_250}
+    # ETH's book feed stops, its tickers go on: Kraken's clock moving on gives it watermarks all the same.
+    c.seen(KRAKEN, T + 4_000)
+    c.seen(eth, T + 4_400, stamped=False)
+    assert marks(c.quiet()) == {eth: T + 3_750, sol: T + 3_750, doge: T + 3_750}
     # An exchange that stamps nothing has only the receive clock.
     other = clock()
     other.seen(b"x:A/B", T + 100, stamped=False)

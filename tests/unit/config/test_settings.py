@@ -255,6 +255,9 @@ def test_a_section_given_twice_in_the_file_is_refused_not_half_dropped(tmp_path:
     config.write_text("features:\n  horizons: [1, 5]\nkafka: {}\nfeatures:\n  max_levels: 5\n")
     with pytest.raises(ConfigError, match="the key 'features' is given twice"):
         load_settings(config)
+    config.write_text("features:\n  ? [a, b]\n  : 1\n")  # a key YAML allows and Python cannot hash
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_settings(config)
     # A merge key and a key that overrides what it merged are not a repeat.
     config.write_text("features:\n  <<: {max_levels: 5, horizons: [1, 5]}\n  max_levels: 7\n")
     loaded = load_settings(config).features
@@ -269,3 +272,13 @@ def test_a_config_file_that_cannot_be_read_is_a_config_error(tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["config", "check", "--config", str(binary)])
     assert result.exit_code == 2
     assert "cannot be read: not UTF-8 text" in result.stderr
+
+
+def test_credentials_in_the_endpoint_url_are_refused_and_never_shown(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("storage:\n  s3:\n    endpoint_url: https://AKIAKEY:s3cr3t@minio.internal:9000\n")
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(config)])
+    assert result.exit_code == 2 and "user:password@ in storage.s3.endpoint_url" in result.stderr
+    assert "s3cr3t" not in result.output and "AKIAKEY" not in result.output
+    config.write_text("storage:\n  s3:\n    endpoint_url: https://minio.internal:9000\n")
+    assert load_settings(config).storage.s3.endpoint_url == "https://minio.internal:9000"

@@ -8,6 +8,7 @@ import orjson
 import pytest
 from fluxforge_common.config import StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine, SymbolState
+from fluxforge_common.features.symbol_state import RECEIVE_CLOCK_LEAD_MS
 
 from tests.support.ticks import book, decoded, run_engine, ticker, trade
 from tests.support.times import T0
@@ -45,6 +46,24 @@ def test_tickers_on_the_receive_clock_refuse_no_stamped_tick_and_change_no_row(
     assert out.hf[: len(alone.hf)] == alone.hf and out.bars[: len(alone.bars)] == alone.bars
     assert all(row["update_count"] == row["trade_count"] == 0 for row in out.hf[len(alone.hf) :])
     assert out.hf[-1]["ts"] > decoded(tickers[-1]).tick.recv_ts
+
+
+@pytest.mark.parametrize("lateness_ms", [0, 250])
+def test_while_the_stamped_channels_are_silent_the_receive_clock_keeps_the_rows_coming(
+    lateness_ms: int,
+) -> None:
+    cfg = StateConfig(allowed_lateness_ms=lateness_ms)
+    engine, out = FeatureEngine(cfg), EngineOutput()
+    engine.process(decoded(book(T0, [(100.0, 1.0)], [(100.1, 1.0)], recv_ts=T0 + 300)), out)
+    for step in range(100, 120_000, 100):  # two minutes of tickers only: the book feed is down
+        engine.process(decoded(ticker(None, bid=100.0, ask=100.1, recv_ts=T0 + 300 + step)), out)
+        state = engine.states["ex", "BTC/USDT"]
+        assert state.held[-1][0] - state.held[0][0] <= RECEIVE_CLOCK_LEAD_MS + lateness_ms
+    last_received = T0 + 300 + 119_900
+    assert out.late == 0
+    assert out.hf[-1]["ts"] >= last_received - RECEIVE_CLOCK_LEAD_MS - lateness_ms - 1_000
+    assert len(out.ticker) >= 1199 - (RECEIVE_CLOCK_LEAD_MS + lateness_ms) // 100 - 2
+    assert len(state.held) <= (RECEIVE_CLOCK_LEAD_MS + lateness_ms) // 100 + 1  # a bounded state
 
 
 def test_a_symbol_without_any_exchange_stamp_runs_on_the_receive_clock() -> None:

@@ -46,8 +46,8 @@ _DUE_CHECK_EVERY = 64
 # so early releases never accumulate).
 _PACE_SLACK_S = 0.001
 
-# (key, raw tick, event time) for an accepted tick; (None, dead-letter record, 0) for a rejected line.
-# (key, bytes, event time, whether the exchange stamped it); a dead-letter record has no key.
+# (key, raw tick, event time, whether the exchange stamped it) for an accepted tick;
+# (None, dead-letter record, 0, False) for a rejected line.
 Entry = tuple[bytes | None, bytes, int, bool]
 
 

@@ -89,7 +89,9 @@ class WatermarkClock:
             latest = self.latest_stamped.get(key)
             if latest is None or event_ms > latest:
                 self.latest_stamped[key] = event_ms
-        self._active.add(key)
+            self._active.add(key)
+        elif key not in self.latest_stamped:  # else only the exchange's stamps move its time
+            self._active.add(key)
 
     def quiet(self) -> list[tuple[bytes, bytes]]:
         """Watermarks for the keys with no tick since the previous call, where they move time forward."""

@@ -27,6 +27,7 @@ from typing import BinaryIO, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fluxforge_common.dataset.compaction_marker import is_compacted, merged_marker, parse_marker
+from fluxforge_common.dataset.interrupted import journal_dates
 from fluxforge_common.dataset.sink_journal import pending_sink_files
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
@@ -139,8 +140,11 @@ class Syncer:
         remote = self.remote_objects()
         self.remote.abort_stale_uploads(paths)  # a killed earlier pass's unfinished uploads
 
+        journaled = journal_dates(self.local.root) if delete_local_after_verify else frozenset()
+
         def one(path: str) -> tuple[Outcome, int]:
-            return self._upload_one(path, remote.get(path), delete_local_after_verify and closed(path, day))
+            deletable = delete_local_after_verify and closed(path, day, journaled)
+            return self._upload_one(path, remote.get(path), deletable)
 
         sizes = {path: self.local.size(path) for path in paths}
         return self._run("upload", sizes, one, deleting=delete_local_after_verify,

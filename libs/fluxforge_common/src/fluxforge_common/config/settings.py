@@ -10,9 +10,11 @@ given and what is allowed (`ConfigError`).
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -53,6 +55,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             if key_node.tag == _MERGE_TAG:  # `<<:` and the keys that override what it merges are fine
                 continue
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader refuses such a key itself
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"the key {key!r} is given twice in one mapping", key_node.start_mark
@@ -112,7 +116,7 @@ class ExchangeConfig(BaseModel):
     split_after_failures: int = Field(
         default=3,
         ge=1,
-        description="Consecutive failures of a multi-symbol watch (other than disconnects and gaps) after "
+        description="Failures of a multi-symbol watch within 120 s (other than disconnects and gaps) after "
         "which its symbols are watched one by one, so a failing symbol cannot hold the others back.",
     )
 
@@ -252,6 +256,12 @@ class S3Config(BaseModel):
                     secret_keys,
                     "give them as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), a "
                     "profile (storage.s3.profile) or an instance role",
+                )
+            endpoint = data.get("endpoint_url")
+            if isinstance(endpoint, str) and "@" in urlsplit(endpoint).netloc:
+                raise credentials_refused(
+                    ["user:password@ in storage.s3.endpoint_url"],
+                    "give the endpoint without them, and the keys as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
                 )
             old = [k for k in ("bucket", "prefix") if k in data]
             if old:

@@ -8,8 +8,9 @@ and finished bars), and the interval ending at `t` closes at the latest when the
 symbol's event time reaches `t + L`. Ticks before the open interval are late and
 refused. The symbol's event time follows the exchange's clock once it has had a tick stamped by
 the exchange: a tick without `ts` (event time = its receive time, which runs ahead of the
-exchange's by the feed's latency) then waits for that clock instead of moving it, so it never
-makes the stamped channels late. A watermark `w` (the collector's promise that no tick before `w`
+exchange's by the feed's latency) then moves it only to `RECEIVE_CLOCK_LEAD_MS` before its
+receive time, so it never makes the stamped channels late and still keeps the symbol's rows
+coming while they are silent. A watermark `w` (the collector's promise that no tick before `w`
 follows) applies the held ticks before `w` and closes every interval ending at
 or before `w`, which any later tick would have done the same way; a tick before
 it is late. The whole state, held ticks included, round-trips through
@@ -51,6 +52,10 @@ _STATE_FORMAT_WITHOUT_IBARS = 5
 # Formats written before the flag, still read: their symbols take the exchange's clock at their next stamped tick.
 _FORMATS_BEFORE_STAMPED = {6: 4, 5: 3}
 RECENT_TRADE_IDS = 100
+# How far a tick without `ts` (stamped by the receive clock) may run ahead of its symbol's exchange-stamped
+# time before it moves that time: more than a feed's latency, so it never makes a stamped tick late, and
+# a bound on how long it waits while the stamped channels are silent.
+RECEIVE_CLOCK_LEAD_MS = 2_000
 _MS_PER_DAY = 86_400_000
 _INF = math.inf
 # A held tick: (event time, tick, its book columns), kept sorted by event time then arrival.
@@ -244,8 +249,10 @@ class SymbolState:
                 self.stamped, last = True, None
             if last is None or event_ms > last:
                 self.last_event_ms = last = event_ms
-        elif not self.stamped and (last is None or event_ms > last):
-            self.last_event_ms = last = event_ms
+        else:  # the receive clock moves the time only where it runs further ahead than any feed's latency
+            moved = event_ms - RECEIVE_CLOCK_LEAD_MS if self.stamped else event_ms
+            if last is None or moved > last:
+                self.last_event_ms = last = moved
         assert last is not None  # a receive-clock tick on a stamped symbol finds its clock set
         lateness = self.layout.lateness_ms
         held = self.held

@@ -22,6 +22,12 @@ from fluxforge_common.pipeline.shards import run_shards
 from fluxforge_common.stopping import ReadStop
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.location import storage_at
+from fluxforge_common.storage.s3url import is_s3_url
+
+
+def dates_text(dates: list[str]) -> str:
+    """Sorted dates for a message: more than three as the first and the last."""
+    return ", ".join(dates) if len(dates) < 4 else f"{dates[0]} .. {dates[-1]} ({len(dates)} dates)"
 
 
 def _date_of(path: str) -> str | None:
@@ -47,13 +53,15 @@ def reprocess(
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    if not is_s3_url(str(source_root)) and not Path(source_root).is_dir():
+        raise FileNotFoundError(f"the source root {source_root} does not exist")
     source = storage_at(source_root, settings.storage.s3)  # a directory or s3://BUCKET/PREFIX
     available = set(archive_dates(source))
     missing = [d for d in dates if d not in available]
     if len(missing) == len(dates):
         raise FileNotFoundError(
-            f"no raw archive under {source_root}/raw for {', '.join(dates)}; "
-            f"dates present: {', '.join(sorted(available)) or 'none'}"
+            f"no raw archive under {source_root}/raw for {dates_text(dates)}; "
+            f"dates present: {dates_text(sorted(available)) or 'none'}"
         )
     first = date.fromisoformat(dates[0])
     warmup = [(first - timedelta(days=k)).isoformat() for k in range(warmup_days, 0, -1)]
