@@ -283,6 +283,37 @@ def test_a_date_reprocessed_after_its_upload_is_not_doubled_on_s3(
     assert_same_dataset(remote, root)
 
 
+def test_a_date_compacted_again_after_upload_and_delete_keeps_every_row_on_s3(
+    s3: S3Bucket, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk-limited collector's day: a closed date compacted and uploaded with
+    --delete-local-after-verify (the local marker goes too), then more files of that date arrive and
+    are compacted and uploaded the same way. The second compaction starts again at generation 1;
+    its files and marker must not replace the first ones on S3."""
+    import pyarrow as pa
+
+    from tests.support.dataset import read_dataset, sort_keys
+
+    root, remote = tmp_path / "data", s3.url("collector/ff")
+    monkeypatch.setenv("FLUXFORGE_COMPACTION__DELETE_GRACE_S", "0")
+    monkeypatch.setenv("FLUXFORGE_PARQUET__FLUSH_ROWS", "20")  # several files per partition to merge
+    merged = []
+    for start_ms in (1765497600000, 1765540800000):  # 2025-12-12 00:00, then 12:00 of the same date
+        monkeypatch.setenv("FLUXFORGE_SIMULATOR__START_MS", str(start_ms))
+        cli("run", "-o", root, "--duration", 60, "-q")
+        assert re.search(r"compacted [1-9]\d* partition", cli("compact", root))
+        merged.append(read_dataset(root))  # this batch's rows only: the first batch left with its upload
+        out = cli("sync", "upload", root, remote, "--delete-local-after-verify")
+        assert "0 failed" in out and not list(root.glob("hf/**/*.parquet")), out
+    on_s3 = read_dataset(remote)
+    for table, rows in on_s3.items():
+        both = pa.concat_tables([batch[table] for batch in merged])
+        expected = both.sort_by(sort_keys(table)) if both.num_rows else both
+        assert rows.num_rows == expected.num_rows and rows.equals(expected), table
+    assert on_s3["hf"].num_rows > 0 and min(b["hf"].num_rows for b in merged) > 0
+    assert "error" not in cli("validate", "--root", remote)
+
+
 def test_delete_local_after_verify_keeps_the_dates_a_run_journal_names(
     s3: S3Bucket, tmp_path: Path, cli: Cli
 ) -> None:

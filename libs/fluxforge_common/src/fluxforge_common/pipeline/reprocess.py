@@ -13,7 +13,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from fluxforge_common.config.settings import FluxForgeSettings
-from fluxforge_common.dataset.compaction_marker import MARKER_NAME, CompactionMarker, parse_marker
+from fluxforge_common.dataset.compaction_marker import (
+    MARKER_NAME,
+    CompactionMarker,
+    after_run,
+    new_run,
+    parse_marker,
+)
 from fluxforge_common.dataset.partitioning import utc_date
 from fluxforge_common.features import TABLES
 from fluxforge_common.pipeline.embedded import EmbeddedPipeline, RunSummary
@@ -107,13 +113,11 @@ def _mark_replaced(
         for path in paths:
             directory, _, name = path.rpartition("/")
             by_directory.setdefault(directory, (set(), set()))[side].add(name)
+    run = new_run()
     for directory, (old, new) in sorted(by_directory.items()):
         if not old:
             continue
-        earlier = markers.get(directory)
-        generation = earlier.generation + 1 if earlier is not None else 1
-        retired = (earlier.replaced if earlier is not None else frozenset()) | old
-        marker = CompactionMarker(generation, tuple(sorted(new)), retired)
+        marker = after_run(markers.get(directory), sorted(new), old, run)
         target.write_bytes(f"{directory}/{MARKER_NAME}", marker.to_bytes())
 
 
