@@ -142,3 +142,46 @@ def test_archive_keeps_every_accepted_tick_once(recorded: Path) -> None:
     keys = [orjson.loads(line)["_ingest"] for line in lines]
     assert keys == sorted(keys) and len(set(map(tuple, keys))) == len(keys)
     assert any(path.suffix == ".zst" for path in (recorded / "raw").rglob("*"))
+
+
+def test_run_input_refuses_its_own_root_and_a_directory_without_archive(
+    recorded: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    before = sorted(recorded.rglob("*"))
+    for given in (recorded, recorded / "raw"):
+        out = cli("run", "--input", given, "-o", recorded, "-q", expect_exit=2)
+        assert "is the archive of the output root" in out and "fluxforge reprocess" in out
+    assert sorted(recorded.rglob("*")) == before  # nothing written, nothing doubled
+    partition = next((recorded / "raw").iterdir())
+    out = cli("run", "--input", partition, "-o", tmp_path / "out", "-q", expect_exit=2)
+    assert f"no raw archive under {partition}/raw; the dataset root holding it is {recorded}" in out
+    (tmp_path / "empty").mkdir()
+    assert "no raw archive under" in cli(
+        "run", "--input", tmp_path / "empty", "-o", tmp_path / "o2", expect_exit=2
+    )
+
+
+def test_reprocess_from_a_missing_root_creates_nothing_and_names_a_long_range_briefly(
+    recorded: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    typo = tmp_path / "dat"
+    out = cli(
+        "reprocess", "--date", "2025-12-12", "--source-root", typo, "-o", tmp_path / "out", expect_exit=1
+    )
+    assert f"the source root {typo} does not exist" in out and not typo.exists()
+    year = ["--start-date", "2030-01-01", "--end-date", "2030-12-31"]
+    out = cli("reprocess", *year, "--source-root", recorded, "-o", tmp_path / "out", expect_exit=1)
+    assert "2030-01-01 .. 2030-12-31 (365 dates)" in out and "2030-06-15" not in out
+
+
+def test_reprocess_onto_an_unreadable_marker_stops_before_changing_anything(
+    recorded: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    root = tmp_path / "root"
+    cli("reprocess", "--date", "2025-12-12", "--source-root", recorded, "-o", root, "-q")
+    partition = next((root / "hf").glob("*/*/date=2025-12-12"))
+    (partition / "_compaction.json").write_text("{not json")
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    out = cli("reprocess", "--date", "2025-12-12", "--source-root", recorded, "-o", root, "-q", expect_exit=1)
+    assert "compaction marker" in out and "unreadable" in out
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before

@@ -60,3 +60,69 @@ def test_report_table_json_and_html(dataset: Path, tmp_path: Path, cli: Callable
     text = page.read_text()
     assert "HF grid coverage" in text and "kraken" in text and "latency p99" in text
     cli("report", dataset, "--date", "12/12/2025", expect_exit=1)
+
+
+def test_report_on_nothing_recorded_fails_instead_of_calling_it_clean(
+    dataset: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    missing = cli("report", tmp_path / "no-such-root", "--json", expect_exit=1)
+    assert "does not exist" in missing and "clean" not in missing
+    quiet_day = cli("report", dataset, "--date", "2025-12-13", "--json", expect_exit=1)
+    assert "on 2025-12-13 holds no rows" in quiet_day and "clean" not in quiet_day
+    (tmp_path / "empty").mkdir()
+    assert "holds no rows" in cli("report", tmp_path / "empty", expect_exit=1)
+
+
+def test_an_output_in_a_missing_directory_is_refused_before_any_work(
+    dataset: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    nowhere = tmp_path / "nowhere"
+    for args in (
+        ("query", "hf", "--root", dataset, "--out", nowhere / "x.csv"),
+        ("plot", dataset, "--symbol", "BTC/USDT", "-o", nowhere / "p.png"),
+        ("report", dataset, "--html", nowhere / "q.html"),
+    ):
+        assert f"the directory {nowhere} does not exist" in cli(*args, expect_exit=2)
+    assert not nowhere.exists()
+
+
+def test_plot_of_a_root_without_hf_rows_says_so(tmp_path: Path, cli: Callable[..., str]) -> None:
+    assert "no HF rows for ['BTC/USDT']" in cli("plot", tmp_path, "-o", tmp_path / "p.png", expect_exit=1)
+    assert "each from 200 to 10000" in cli(
+        "plot", tmp_path, "-o", tmp_path / "p.png", "--size", "20000x1000", expect_exit=2
+    )
+
+
+def test_query_refuses_a_csv_of_list_columns_and_a_time_out_of_range(
+    tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    root = tmp_path / "data"
+    cli(
+        "run",
+        "-o",
+        root,
+        "--duration",
+        5,
+        "-q",
+        "--config",
+        _config(tmp_path, "features:\n  keep_raw_arrays: true\n"),
+    )
+    out = cli("query", "hf", "--root", root, "--out", tmp_path / "hf.csv", expect_exit=1)
+    assert (
+        "CSV cannot hold the list column(s) bids_raw, asks_raw" in out and not (tmp_path / "hf.csv").exists()
+    )
+    cli("query", "hf", "--root", root, "--columns", "ts,mid", "--out", tmp_path / "hf.csv")
+    assert (tmp_path / "hf.csv").read_text().startswith('"ts","mid"')
+    assert "out of range" in cli(
+        "query", "hf", "--root", root, "--end", "99999999999999999999", expect_exit=1
+    )
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_validate_apply_alone_is_refused_not_ignored(dataset: Path, cli: Callable[..., str]) -> None:
+    assert "give both" in cli("validate", "--root", dataset, "--apply", expect_exit=2)

@@ -76,7 +76,7 @@ class Dataset:
             start_ms=None if start is None else utc_ms(start),
             end_ms=None if end is None else utc_ms(end),
             duration_s=None if duration is None else whole_seconds(duration),
-            columns=filters.get("columns"),
+            columns=_column_list(filters.get("columns")),
         )
         return Selection(scan)
 
@@ -112,7 +112,7 @@ class Dataset:
                 channel=channel,
                 start_ms=None if start is None else utc_ms(start),
                 end_ms=None if end is None else utc_ms(end),
-                columns=filters.get("columns"),
+                columns=_column_list(filters.get("columns")),
             )
         )
 
@@ -127,3 +127,8 @@ def open_dataset(
     if not location.exists():
         raise FileNotFoundError(f"dataset root {location.uri} does not exist")
     return Dataset(location)
+
+
+def _column_list(columns: Sequence[str] | None) -> Sequence[str] | None:
+    """One column may be named alone: a string is a sequence of its letters, never what was meant."""
+    return [columns] if isinstance(columns, str) else columns

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,18 @@ LogFormatOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def output_file(path: Path | None) -> Path | None:
+    """Typer callback of an option naming a file to write: its directory must exist and be writable,
+    checked before the command reads anything, so a typo costs no work and shows no traceback."""
+    if path is not None:
+        folder = path.parent
+        if not folder.is_dir():
+            raise typer.BadParameter(f"cannot write {path}: the directory {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise typer.BadParameter(f"cannot write {path}: the directory {folder} is not writable")
+    return path
 
 
 def log_format_overrides(log_format: LogFormat | None) -> dict[str, Any]:

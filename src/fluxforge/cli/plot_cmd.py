@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 
-from fluxforge.cli.common import ConfigOption, settings_or_exit
+from fluxforge.cli.common import ConfigOption, output_file, settings_or_exit
+
+# A PNG side in pixels: below the minimum the panels' labels overlap; the maximum is ~400 MB of pixels.
+_MIN_PX, _MAX_PX = 200, 10_000
 
 
 def plot(
@@ -25,7 +28,8 @@ def plot(
     start: Annotated[str | None, typer.Option(help="From this time (ms, or ISO date/time, UTC).")] = None,
     end: Annotated[str | None, typer.Option(help="Before this time (exclusive).")] = None,
     out: Annotated[
-        Path, typer.Option("-o", "--out", help="Output file: .png or .html (interactive).")
+        Path,
+        typer.Option("-o", "--out", help="Output file: .png or .html (interactive).", callback=output_file),
     ] = Path("fluxforge.png"),
     overlay: Annotated[
         bool,
@@ -33,7 +37,9 @@ def plot(
             help="Overlay the symbols in one column (prices in bps from the first mid) instead of tiling."
         ),
     ] = False,
-    size: Annotated[str, typer.Option(help="PNG size in pixels, WIDTHxHEIGHT.")] = "1600x1400",
+    size: Annotated[
+        str, typer.Option(help="PNG size in pixels, WIDTHxHEIGHT, each side 200 to 10000.")
+    ] = "1600x1400",
     config: ConfigOption = None,
 ) -> None:
     """Mid and microprice, 1-minute candles, spread, L1 imbalance, OFI (interval and cumulative), realized
@@ -43,8 +49,9 @@ def plot(
 
     if out.suffix not in (".png", ".html"):
         raise typer.BadParameter("--out must end in .png or .html")
-    if not (match := re.fullmatch(r"(\d+)x(\d+)", size)) or min(int(match[1]), int(match[2])) < 200:
-        raise typer.BadParameter("--size must be WIDTHxHEIGHT in pixels, each at least 200")
+    match = re.fullmatch(r"(\d+)x(\d+)", size)
+    if not match or not all(_MIN_PX <= int(side) <= _MAX_PX for side in match.groups()):
+        raise typer.BadParameter(f"--size must be WIDTHxHEIGHT in pixels, each from {_MIN_PX} to {_MAX_PX}")
     if out.suffix == ".html" and size != "1600x1400":
         raise typer.BadParameter("--size applies to a .png only; the HTML page fills the browser window")
     symbols = [s.strip() for s in symbol.split(",") if s.strip()]
@@ -52,7 +59,7 @@ def plot(
         settings = settings_or_exit(config)
         dataset = open_dataset(root or settings.storage.root, s3=settings.storage.s3)
         series = load_series(dataset, symbols, exchange=exchange, start=start, end=end)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:  # FileNotFoundError, DatasetUnreachableError
         typer.echo(f"plot failed: {exc}", err=True)
         raise typer.Exit(1) from None
     if out.suffix == ".png":

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from fluxforge.cli.common import output_file
+
 if TYPE_CHECKING:
     from fluxforge_common.dataset.quality import QualityReport, SymbolQuality
 
@@ -17,7 +19,10 @@ def report(
     date: Annotated[str | None, typer.Option(help="One UTC date, YYYY-MM-DD (default: every date).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     html: Annotated[
-        Path | None, typer.Option("--html", help="Also write an HTML page with the table and plots.")
+        Path | None,
+        typer.Option(
+            "--html", help="Also write an HTML page with the table and plots.", callback=output_file
+        ),
     ] = None,
     min_silent_s: Annotated[
         float | None,
@@ -40,9 +45,15 @@ def report(
         result = quality_report(
             root, date=date, min_silent_s=MIN_SILENT_S if min_silent_s is None else min_silent_s
         )
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:  # FileNotFoundError, DatasetUnreachableError
         typer.echo(f"report failed: {exc}", err=True)
         raise typer.Exit(1) from None
+    if result.empty:
+        where = f"{result.root} on {date}" if date is not None else result.root
+        typer.echo(
+            f"report failed: {where} holds no rows of any table; check the root and the date", err=True
+        )
+        raise typer.Exit(1)
     if json_out:
         typer.echo(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fluxforge.cli.common import ConfigOption, settings_or_exit
+from fluxforge.cli.common import ConfigOption, output_file, settings_or_exit
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,7 +40,10 @@ def query(
     columns: Annotated[str | None, typer.Option(help="Comma-separated columns (default: all).")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Rows printed to the terminal.")] = 20,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write all matching rows to a .csv or .parquet file.")
+        Path | None,
+        typer.Option(
+            "--out", help="Write all matching rows to a .csv or .parquet file.", callback=output_file
+        ),
     ] = None,
     sql: Annotated[
         str | None,
@@ -60,7 +63,7 @@ def query(
             result = _duckdb(dataset, sql)
         else:
             result = _select(dataset, table, exchange, symbol, start, end, duration, channel, columns)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+    except (KeyError, ValueError, OSError) as exc:  # FileNotFoundError, DatasetUnreachableError
         typer.echo(f"query failed: {exc}", err=True)
         raise typer.Exit(1) from None
     if out is not None:
@@ -103,10 +106,19 @@ def _listed(text: str | None) -> list[str] | None:
 
 
 def _write(result: pa.Table, out: Path) -> None:
+    import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     if out.suffix == ".csv":
+        nested = [f.name for f in result.schema if pa.types.is_nested(f.type)]
+        if nested:
+            typer.echo(
+                f"query failed: CSV cannot hold the list column(s) {', '.join(nested)}; write a .parquet "
+                "file, or leave them out with --columns",
+                err=True,
+            )
+            raise typer.Exit(1)
         pacsv.write_csv(result, out)
     else:
         pq.write_table(result, out, compression="zstd")

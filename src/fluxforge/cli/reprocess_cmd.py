@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from fluxforge_common.pipeline import date_range, reprocess
+from fluxforge_common.pipeline.reprocess import dates_text
 from fluxforge_common.pipeline.shards import ShardFailedError
 from fluxforge_common.stopping import ReadStop, StopRequests
 from fluxforge_common.storage.s3url import is_s3_url
@@ -73,7 +74,7 @@ def reprocess_command(
                 doing="writing what was processed, replacing nothing",
             ):
                 if not quiet:
-                    typer.echo(f"Reprocessing {', '.join(dates)} from {source} into {target}", err=True)
+                    typer.echo(f"Reprocessing {dates_text(dates)} from {source} into {target}", err=True)
                 summary, replaced = reprocess(
                     settings,
                     source,
@@ -84,12 +85,12 @@ def reprocess_command(
                     on_progress=progress,
                     read_stop=read_stop,
                 )
-        except (FileNotFoundError, ShardFailedError) as exc:
+        except (FileNotFoundError, ShardFailedError, ValueError) as exc:  # ValueError: an unreadable marker
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
         if progress is not None:
             progress(summary)
-    named = ", ".join(dates) if len(dates) < 4 else f"{dates[0]} .. {dates[-1]}"
+    named = dates_text(dates)
     if read_stop.stopped:
         typer.echo(
             f"Stopped before the end: {named} hold(s) the earlier files beside what this run wrote; "

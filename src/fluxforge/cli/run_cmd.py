@@ -83,10 +83,23 @@ def run(
         if events is None and duration is None:
             duration = DEFAULT_SIM_DURATION_S
     else:
-        if input_path != "-" and not is_s3_url(input_path) and not Path(input_path).exists():
+        local = input_path != "-" and not is_s3_url(input_path)
+        if local and not Path(input_path).exists():
             typer.echo(f"input {input_path} does not exist", err=True)
             raise typer.Exit(2)
-        lines = input_lines(input_path, settings.storage.s3)
+        if local and Path(input_path).is_dir() and _within(Path(input_path), root):
+            typer.echo(
+                f"input {input_path} is the archive of the output root {root}: reading it into the same root "
+                "would archive every tick and write every row again; write to another root (-o), or rebuild "
+                "the root's features from its archive with `fluxforge reprocess`",
+                err=True,
+            )
+            raise typer.Exit(2)
+        try:
+            lines = input_lines(input_path, settings.storage.s3)
+        except FileNotFoundError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
         source_name = f"file:{input_path}"
     if not quiet:
         typer.echo(f"fluxforge run: {source_name} -> {root.resolve()}", err=True)
@@ -107,6 +120,7 @@ def run(
         settings, storage, journal=journal, source={"mode": "embedded", "input": source_name}
     )
     started = time.monotonic()
+    setup_failed = False
     with run_progress(started, quiet=quiet) as progress:
         with StopRequests(
             graceful,
@@ -120,6 +134,7 @@ def run(
                 )
             except ExchangeSetupError as exc:
                 typer.echo(f"\n{exc}", err=True)
+                setup_failed = True
                 summary = pipeline.close()
         if progress is not None:
             progress(summary)
@@ -129,3 +144,10 @@ def run(
         print_summary(summary, root, time.monotonic() - started, preview=not quiet)
     if summary.disk_full is not None:
         exit_disk_full(summary.disk_full, root, recover_after=summary.needs_recovery)
+    if setup_failed:  # what was received before is written; the exchange could not be watched
+        raise typer.Exit(1)
+
+
+def _within(path: Path, root: Path) -> bool:
+    """Whether `path` is `root` or lies inside it (both resolved: a relative path or a link may name it)."""
+    return path.resolve().is_relative_to(root.resolve())

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from fluxforge_common.dataset.location import dataset_root
+from fluxforge_common.dataset.location import DatasetUnreachableError, dataset_root
 from fluxforge_common.dataset.validation import rewrite_legacy_layout, validate_dataset
 from fluxforge_common.storage.s3url import is_s3_url
 
@@ -39,6 +39,10 @@ def validate(
     ] = False,
 ) -> None:
     """Report every partitioning, schema and file problem in a dataset; exit 1 if any is an error."""
+    if apply and not rewrite_legacy:
+        raise typer.BadParameter(
+            "--apply does the moves of --rewrite-legacy-layout: give both", param_hint="--apply"
+        )
     settings = settings_or_exit(config)
     base = root or str(settings.storage.root)
     s3 = settings.storage.s3
@@ -46,7 +50,12 @@ def validate(
         location = dataset_root(base, s3=s3)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--root") from None
-    if not location.exists():
+    try:
+        found = location.exists()
+    except DatasetUnreachableError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    if not found:
         typer.echo(f"{base} does not exist", err=True)
         raise typer.Exit(2)
     if repair:

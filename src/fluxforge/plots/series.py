@@ -51,6 +51,9 @@ def load_series(
     """The panels' data for `symbols` (on `exchange`, or every exchange that has them); ValueError when
     nothing matches, naming what exists."""
     hf = dataset.hf(exchange=exchange, symbol=symbols, start=start, end=end)
+    nothing = f"no HF rows for {symbols} on {exchange or 'any exchange'} in [{start}, {end})"
+    if not hf.files:
+        raise ValueError(nothing)
     names = hf.to_dataset().schema.names
     rv = _widest(names, "rv_")
     volume = _narrowest(names, "trade_volume_")
@@ -68,7 +71,7 @@ def load_series(
     ]
     rows = dataset.hf(exchange=exchange, symbol=symbols, start=start, end=end, columns=columns).to_arrow()
     if rows.num_rows == 0:
-        raise ValueError(f"no HF rows for {symbols} on {exchange or 'any exchange'} in [{start}, {end})")
+        raise ValueError(nothing)
     rows = rows.sort_by([("exchange", "ascending"), ("symbol", "ascending"), ("ts", "ascending")])
     bars = dataset.bars(
         exchange=exchange,

@@ -291,8 +291,10 @@ def test_a_full_spool_disk_pauses_the_intake_and_it_resumes_by_itself(
             deadline = time.monotonic() + 60
             while not collector.stats.disk_pause.paused and time.monotonic() < deadline:
                 time.sleep(0.05)
-            time.sleep(1.5)  # the queue fills up behind the paused spool
-            read = collector.stats.ticks_in
+            read = -1
+            while collector.stats.ticks_in != read and time.monotonic() < deadline:
+                read = collector.stats.ticks_in  # the queue fills up behind the paused spool, then stops
+                time.sleep(1.0)
             # Then the intake waits: nothing more is read, nothing is lost, the process stays up.
             time.sleep(2)
             seen["read while paused"] = (read, collector.stats.ticks_in)

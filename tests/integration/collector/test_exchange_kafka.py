@@ -96,3 +96,15 @@ def test_run_source_exchange_writes_a_dataset(
     assert raw_files, output
     assert list((out / "hf").rglob("*.parquet")), output
     assert json.dumps(config)  # the config is plain data (no credentials in it)
+
+
+def test_run_of_an_exchange_that_cannot_be_watched_exits_1(
+    emulator: EmulatorThread, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    config = exchange_config(emulator).model_dump() | {"symbols": ["NOPE/USDT"]}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"exchanges": {"binanceus": config}}))
+    output = cli(
+        "run", "--config", path, "--exchange", "binanceus", "-o", tmp_path / "data", "-q", expect_exit=1
+    )
+    assert "binanceus lists none of the configured symbols ['NOPE/USDT']" in output

@@ -28,3 +28,21 @@ def test_query_an_s3_root_returns_the_local_rows(
         assert pq.read_table(remote).equals(expected)
     preview = cli("query", "hf", "--root", s3.url("shared/ff"), "--columns", "ts,symbol,mid", "--limit", 3)
     assert "BTC/USDT" in preview or "ETH/USDT" in preview
+
+
+def test_a_refused_or_unreachable_s3_root_is_one_clear_line_not_a_traceback(
+    s3: S3Bucket, tmp_path: Path, cli: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "data"
+    cli("run", "-o", root, "--duration", 5, "-q")
+    cli("sync", "upload", root, s3.url("refused/ff"))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    for args, code in ((("query", "hf", "--root"), 1), (("validate", "--root"), 2), (("report",), 1)):
+        out = cli(*args, s3.url("refused/ff"), expect_exit=code)
+        assert (
+            f"cannot read {s3.url('refused/ff')}" in out and "check the endpoint and the credentials" in out
+        )
+        assert "Traceback" not in out and "not-the-secret" not in out
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    out = cli("query", "hf", "--root", s3.url("refused/ff"), expect_exit=1)
+    assert "cannot read" in out and "Traceback" not in out

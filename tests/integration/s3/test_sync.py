@@ -90,6 +90,10 @@ def test_upload_download_and_incremental_resync(s3: S3Bucket, tmp_path: Path, cl
     assert not (copy / "spool").exists()
     assert "downloaded 0 files" in cli("sync", "download", s3.url("ds"), copy)
     assert "0 difference(s)" in cli("sync", "status", copy, s3.url("ds"))
+    not_a_directory = write(tmp_path, "a-file", b"")
+    assert "is a file, not a directory" in cli(
+        "sync", "download", s3.url("ds"), not_a_directory, expect_exit=2
+    )
 
 
 def test_kill_9_in_a_multipart_upload_then_rerun(s3: S3Bucket, tmp_path: Path) -> None:
@@ -252,3 +256,76 @@ def test_the_service_serves_metrics_liveness_and_readiness_like_every_service(
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
     assert [proc.wait(30) for proc in procs] == [0, 0]
+
+
+def test_a_date_reprocessed_after_its_upload_is_not_doubled_on_s3(
+    s3: S3Bucket, tmp_path: Path, cli: Cli
+) -> None:
+    """Sync never deletes: the replaced files stay on S3, hidden by the partition's marker that reprocess
+    writes and sync moves after the new files."""
+    from tests.support.dataset import assert_same_dataset
+
+    root, remote = tmp_path / "data", s3.url("reprocessed/ff")
+    cli("run", "-o", root, "--duration", 120, "-q")
+    cli("sync", "upload", root, remote)
+    out = cli("reprocess", "--date", "2025-12-12", "--source-root", root, "-o", root, "-q")
+    assert re.search(r"replaced [1-9]", out), out
+    cli("sync", "upload", root, remote)
+    stale = set(s3.object_keys("reprocessed/ff/")) - {
+        f"reprocessed/ff/{p.relative_to(root)}" for p in root.rglob("*") if p.is_file()
+    }
+    assert stale, "the replaced files are still on S3 (sync never deletes): the test needs them there"
+    assert_same_dataset(remote, root)
+    report = cli("validate", "--root", remote)  # exit 0: the hidden files are warnings
+    assert report.count("hidden by the partition's marker") == len(stale) and "error" not in report
+    cli("compact", remote)
+    assert not set(s3.object_keys("reprocessed/ff/")) & stale
+    assert_same_dataset(remote, root)
+
+
+def test_a_date_compacted_again_after_upload_and_delete_keeps_every_row_on_s3(
+    s3: S3Bucket, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk-limited collector's day: a closed date compacted and uploaded with
+    --delete-local-after-verify (the local marker goes too), then more files of that date arrive and
+    are compacted and uploaded the same way. The second compaction starts again at generation 1;
+    its files and marker must not replace the first ones on S3."""
+    import pyarrow as pa
+
+    from tests.support.dataset import read_dataset, sort_keys
+
+    root, remote = tmp_path / "data", s3.url("collector/ff")
+    monkeypatch.setenv("FLUXFORGE_COMPACTION__DELETE_GRACE_S", "0")
+    monkeypatch.setenv("FLUXFORGE_PARQUET__FLUSH_ROWS", "20")  # several files per partition to merge
+    merged = []
+    for start_ms in (1765497600000, 1765540800000):  # 2025-12-12 00:00, then 12:00 of the same date
+        monkeypatch.setenv("FLUXFORGE_SIMULATOR__START_MS", str(start_ms))
+        cli("run", "-o", root, "--duration", 60, "-q")
+        assert re.search(r"compacted [1-9]\d* partition", cli("compact", root))
+        merged.append(read_dataset(root))  # this batch's rows only: the first batch left with its upload
+        out = cli("sync", "upload", root, remote, "--delete-local-after-verify")
+        assert "0 failed" in out and not list(root.glob("hf/**/*.parquet")), out
+    on_s3 = read_dataset(remote)
+    for table, rows in on_s3.items():
+        both = pa.concat_tables([batch[table] for batch in merged])
+        expected = both.sort_by(sort_keys(table)) if both.num_rows else both
+        assert rows.num_rows == expected.num_rows and rows.equals(expected), table
+    assert on_s3["hf"].num_rows > 0 and min(b["hf"].num_rows for b in merged) > 0
+    assert "error" not in cli("validate", "--root", remote)
+
+
+def test_delete_local_after_verify_keeps_the_dates_a_run_journal_names(
+    s3: S3Bucket, tmp_path: Path, cli: Cli
+) -> None:
+    """A dead run's recovery rebuilds its dates' features from the local archive: it must still be whole."""
+    from fluxforge_common.dataset.interrupted import RunJournal
+
+    root = tmp_path / "data"
+    journaled, free = dataset(root), dataset(root, date="date=2025-12-10")
+    dead = RunJournal.begin(root)
+    dead.note(OLD.removeprefix("date="))
+    dead.release()  # killed: its journal stays for `recover`
+    cli("sync", "upload", root, s3.url("j"), "--delete-local-after-verify")
+    assert all((root / path).read_bytes() == data for path, data in journaled.items())
+    assert not any((root / path).exists() for path in free)
+    assert {f"j/{path}" for path in journaled | free} <= set(s3.object_keys("j/"))

@@ -203,6 +203,12 @@ def test_bad_arguments_are_refused_with_what_is_allowed(recorded: Path) -> None:
         assert dataset.hf(symbol="DOGE/USDT").to_arrow().num_rows == 0
 
 
+def test_one_column_named_alone_is_that_column(recorded: Path) -> None:
+    dataset = fluxforge.open(recorded)
+    assert dataset.hf(columns="mid").to_arrow().column_names == ["mid"]
+    assert dataset.raw(columns="line").to_arrow().column_names == ["line"]
+
+
 def test_tables_and_partitions(recorded: Path) -> None:
     dataset = fluxforge.open(str(recorded))
     assert dataset.tables() == ["hf", "bars", "trades", "ticker", "raw"]

@@ -180,3 +180,27 @@ def test_a_failing_source_stops_after_publishing_what_it_read(fake: FakeProducer
     with pytest.raises(SourceError, match="reading broken failed: OSError"):
         asyncio.run(Collector(settings(), Broken()).run())
     assert sum(len(v) for v in ticks_of(fake).values()) == 10
+
+
+def test_a_source_that_fails_at_once_ends_the_run_while_kafka_is_unreachable() -> None:
+    """Nothing was read, so nothing waits in the spool: the error is reported without waiting for a stop."""
+
+    class Unwatchable:
+        name = "unwatchable"
+
+        def request_stop(self) -> bool:
+            return False
+
+        async def lines(self) -> AsyncGenerator[bytes, None]:
+            raise OSError("lists none of the configured symbols")
+            yield b""  # an async generator that fails on its first read
+
+    collector = Collector(settings(bootstrap_servers="127.0.0.1:9"), Unwatchable())  # nothing listens on 9
+
+    async def go() -> None:
+        async with asyncio.timeout(60):  # bounds the hang this test is about, not a speed
+            await collector.run()
+
+    with pytest.raises(SourceError, match="reading unwatchable failed"):
+        asyncio.run(go())
+    assert collector.stats.ticks_in == 0

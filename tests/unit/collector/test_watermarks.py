@@ -49,6 +49,32 @@ def test_only_quiet_symbols_behind_their_exchange_get_one() -> None:
     assert marks(c.quiet()) == {BTC: T + 3_250}
 
 
+def test_the_exchange_time_is_that_of_its_stamps_not_of_a_receive_clock() -> None:
+    """Kraken's tickers carry no `ts`: their receive time runs ahead of Kraken's stamps by the latency."""
+    eth, sol, doge = b"kraken:ETH/USD", b"kraken:SOL/USD", b"kraken:DOGE/USD"
+    c = clock()
+    c.seen(KRAKEN, T + 100)
+    c.seen(eth, T + 1_000)
+    c.seen(doge, T + 900, stamped=False)  # tickers only: the symbol runs on the receive clock
+    assert c.quiet() == []
+    c.seen(eth, T + 1_500)
+    c.seen(sol, T + 1_800, stamped=False)  # a ticker received 300 ms after Kraken's T + 1_500
+    c.seen(eth, T + 1_200, stamped=False)
+    # Both quiet symbols get Kraken's T + 1_500 less the lateness, not SOL's receive time less it.
+    assert marks(c.quiet()) == {KRAKEN: T + 1_250, doge: T + 1_250}
+    # ETH's book feed stops, its tickers go on: Kraken's clock moving on gives it watermarks all the same.
+    c.seen(KRAKEN, T + 4_000)
+    c.seen(eth, T + 4_400, stamped=False)
+    assert marks(c.quiet()) == {eth: T + 3_750, sol: T + 3_750, doge: T + 3_750}
+    # An exchange that stamps nothing has only the receive clock.
+    other = clock()
+    other.seen(b"x:A/B", T + 100, stamped=False)
+    other.seen(b"x:C/D", T + 100, stamped=False)
+    other.quiet()
+    other.seen(b"x:C/D", T + 3_000, stamped=False)
+    assert marks(other.quiet()) == {b"x:A/B": T + 2_750}
+
+
 def test_final_watermarks_close_each_symbols_last_interval_and_never_go_back() -> None:
     c = clock()
     c.seen(BTC, T + 100)

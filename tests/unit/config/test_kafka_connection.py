@@ -215,3 +215,14 @@ def test_config_check_never_shows_the_password(tmp_path: Path, ca_file: Path) ->
     assert result.exit_code == 0, result.output
     assert "security_protocol: SASL_SSL" in result.output
     assert SECRET not in result.output
+
+
+@pytest.mark.parametrize("servers", ["127.0.0.1:99999", "", "broker", "broker:", ":9092", "a:9092,b:x"])
+def test_a_bootstrap_server_that_is_not_host_port_is_refused_with_its_key(servers: str) -> None:
+    with pytest.raises(ConfigError, match=r"kafka\.bootstrap_servers = .*not host:port"):
+        load_settings(None, {"kafka": {"bootstrap_servers": servers}})
+
+
+def test_several_bootstrap_servers_and_an_ipv6_address_are_accepted() -> None:
+    servers = "b1.example.com:9092, b2.example.com:9093,[::1]:9094"
+    assert load_settings(None, {"kafka": {"bootstrap_servers": servers}}).kafka.bootstrap_servers == servers

@@ -239,3 +239,46 @@ def test_a_cli_user_sees_a_conflict_and_exit_2(tmp_path: Path) -> None:
         result = CliRunner().invoke(app, ["config", "check", "--config", str(config)])
     assert result.exit_code == 2
     assert "sink.row_group_size = 2000 (deprecated) and parquet.row_group_size = 4000 differ" in result.stderr
+
+
+def test_a_variable_naming_no_section_is_refused_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLUXFORGE_FEATURE__MAX_LEVELS", "7")  # the section is `features`
+    with pytest.raises(ConfigError, match="FLUXFORGE_FEATURE__MAX_LEVELS name no configuration section"):
+        load_settings(None)
+    monkeypatch.delenv("FLUXFORGE_FEATURE__MAX_LEVELS")
+    monkeypatch.setenv("FLUXFORGE_FEATURES__MAX_LEVELS", "7")
+    assert load_settings(None).features.max_levels == 7
+
+
+def test_a_section_given_twice_in_the_file_is_refused_not_half_dropped(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("features:\n  horizons: [1, 5]\nkafka: {}\nfeatures:\n  max_levels: 5\n")
+    with pytest.raises(ConfigError, match="the key 'features' is given twice"):
+        load_settings(config)
+    config.write_text("features:\n  ? [a, b]\n  : 1\n")  # a key YAML allows and Python cannot hash
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_settings(config)
+    # A merge key and a key that overrides what it merged are not a repeat.
+    config.write_text("features:\n  <<: {max_levels: 5, horizons: [1, 5]}\n  max_levels: 7\n")
+    loaded = load_settings(config).features
+    assert (loaded.max_levels, loaded.horizons) == (7, (1, 5))
+
+
+def test_a_config_file_that_cannot_be_read_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read: Is a directory"):
+        load_settings(tmp_path)
+    binary = tmp_path / "config.yaml"
+    binary.write_bytes(b"\xff\xfe features: {}")
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(binary)])
+    assert result.exit_code == 2
+    assert "cannot be read: not UTF-8 text" in result.stderr
+
+
+def test_credentials_in_the_endpoint_url_are_refused_and_never_shown(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("storage:\n  s3:\n    endpoint_url: https://AKIAKEY:s3cr3t@minio.internal:9000\n")
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(config)])
+    assert result.exit_code == 2 and "user:password@ in storage.s3.endpoint_url" in result.stderr
+    assert "s3cr3t" not in result.output and "AKIAKEY" not in result.output
+    config.write_text("storage:\n  s3:\n    endpoint_url: https://minio.internal:9000\n")
+    assert load_settings(config).storage.s3.endpoint_url == "https://minio.internal:9000"

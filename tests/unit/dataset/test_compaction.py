@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from fluxforge_common.dataset.compaction_marker import (
     MARKER_NAME,
     CompactionMarker,
     compacted_name,
+    new_run,
     visible_files,
 )
 from fluxforge_common.dataset.location import DatasetRoot
@@ -35,6 +37,7 @@ from tests.support.dataset import read_dataset
 
 Cli = Callable[..., str]
 BEFORE = "2100-01-01"
+FIRST_MERGED = re.compile(r"compacted-g000001-[0-9a-f]{12}-0000\.parquet")  # generation 1, a run, file 0
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -67,7 +70,7 @@ def test_compaction_keeps_rows_schema_and_provenance_and_a_second_run_changes_no
     assert_same_rows(read_dataset(small_files), expected)
     for part in partitions:
         (only,) = part.files
-        assert only.rsplit("/", 1)[1] == compacted_name(1, 0)
+        assert FIRST_MERGED.fullmatch(only.rsplit("/", 1)[1]), only
         file = pq.read_table(small_files / only)
         ts = file.column("ts").cast(pa.int64())
         assert pc.all(pc.greater_equal(ts.slice(1), ts.slice(0, len(ts) - 1))).as_py(), "not ordered by ts"
@@ -79,7 +82,7 @@ def test_compaction_keeps_rows_schema_and_provenance_and_a_second_run_changes_no
         assert source["mode"] == "compaction" and source["from"][0]["mode"] == "embedded"
     # Nothing but the merged files and the markers is left; a second run changes nothing.
     names = {p.name for t in PARQUET_TABLES for p in (small_files / t).rglob("*") if p.is_file()}
-    assert names == {MARKER_NAME, compacted_name(1, 0)}
+    assert MARKER_NAME in names and all(FIRST_MERGED.fullmatch(n) for n in names - {MARKER_NAME}), names
     assert [p for p in validate_dataset(small_files) if p.severity == "error"] == []
     state = snapshot(small_files)
     again = cli("compact", small_files, "--before", "2026-01-01")
@@ -112,10 +115,11 @@ def test_files_of_other_configurations_and_of_the_sink_journal_are_not_merged_wi
 
 
 def test_the_marker_decides_what_readers_see() -> None:
-    names = ["a.parquet", "b.parquet", compacted_name(1, 0), compacted_name(2, 0), MARKER_NAME]
+    first, second = compacted_name(1, new_run(), 0), compacted_name(2, new_run(), 0)
+    names = ["a.parquet", "b.parquet", first, second, MARKER_NAME]
     assert visible_files(names, None) == ["a.parquet", "b.parquet"]  # a killed first run's output
-    marker = CompactionMarker(2, (compacted_name(2, 0),), frozenset({"a.parquet"}))
-    assert visible_files(names, marker) == ["b.parquet", compacted_name(2, 0)]
+    marker = CompactionMarker(2, (second,), frozenset({"a.parquet", first}))
+    assert visible_files(names, marker) == ["b.parquet", second]
     assert visible_files(["a.parquet", "b.parquet", MARKER_NAME], marker) is None  # listed before the switch
 
 
@@ -146,7 +150,8 @@ def test_a_reader_looping_during_compaction_sees_every_row_once(small_files: Pat
     assert errors == []
     assert reads >= 3, f"only {reads} reads overlapped the compaction"
     assert_same_rows(read_dataset(small_files), expected)
-    assert any(p.name.startswith("compacted-g000001-0001") for p in small_files.rglob("*.parquet"))
+    second_file = re.compile(r"compacted-g000001-[0-9a-f]{12}-0001\.parquet")
+    assert any(second_file.fullmatch(p.name) for p in small_files.rglob("*.parquet"))
 
 
 def test_a_read_whose_files_a_compaction_deletes_while_it_plans_chooses_them_again(
@@ -203,7 +208,7 @@ def test_a_listing_that_lacks_the_marker_and_some_files_is_taken_again(
 
 def test_validate_reports_what_a_killed_compaction_left(small_files: Path) -> None:
     part = list_partitions(small_files, "hf")[0]
-    orphan = small_files / part.path / compacted_name(1, 0)
+    orphan = small_files / part.path / compacted_name(1, new_run(), 0)
     orphan.write_bytes((small_files / part.files[0]).read_bytes())
     found = [p for p in validate_dataset(small_files) if p.path == f"{part.path}/{orphan.name}"]
     assert [p.severity for p in found] == ["warning"] and "interrupted compaction" in found[0].message

@@ -28,9 +28,10 @@ def test_instants_in_every_spelling_mean_the_same_utc_millisecond(value: object)
 
 def test_a_date_is_its_utc_midnight_and_bad_values_say_what_is_accepted() -> None:
     assert utc_ms(dt.date(2025, 12, 12)) == utc_ms("2025-12-12") == T0 - 40 * 60_000
-    for bad in ("noon", True, 1.5):
+    for bad in ("noon", True, 1.5, 99999999999999999999, "99999999999999999999", -1):
         with pytest.raises(ValueError, match=r"ms since the epoch|neither milliseconds"):
             utc_ms(bad)  # type: ignore[arg-type]
+    assert utc_ms("253402300799999") == 253_402_300_799_999  # the last instant of year 9999
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fluxforge_common.dataset.compaction import compact_dataset
 from fluxforge_common.dataset.interrupted import RUNS_DIR, RunJournal
 from fluxforge_common.dataset.reader import DatasetWarning, read_table
 from fluxforge_common.dataset.validation import Problem, rewrite_legacy_layout, validate_dataset
@@ -311,3 +312,21 @@ def test_rewrite_leaves_ambiguous_files_in_place(
     assert messages[1] == f"{legacy}: {target} already exists; left in place"
     assert (data_root / mixed).exists()
     assert (data_root / legacy).exists()
+
+
+def test_a_compacted_legacy_partition_is_left_in_place_and_keeps_its_rows(
+    data_root: Path, full: Rows, write_legacy_file: Callable[..., str]
+) -> None:
+    """Its marker and its files cannot move at once: moving the files left them invisible, and the
+    marker behind listed missing files, failing every read of the table."""
+    write_legacy_file("BTC/USDT")
+    write_legacy_file("BTC/USDT", start_ms=T0 + 60_000, name="part_0002.parquet")
+    legacy = "hf/exchange=binanceus/symbol=BTC-USDT/date=2025-12-12"
+    compact_dataset(LocalStorage(data_root), ["hf"], before="2100-01-01", target_bytes=1 << 27, grace_s=0)
+    assert (data_root / legacy / "_compaction.json").exists()
+    rows = read_table(data_root, "hf", symbol="BTC/USDT").num_rows
+    assert rows == len([r for r in full if r["symbol"] == "BTC/USDT"]) + 6
+    with pytest.warns(DatasetWarning, match="compacted .*left in place; readers read it as it is"):
+        assert rewrite_legacy_layout(data_root, dry_run=False) == []
+    assert read_table(data_root, "hf", symbol="BTC/USDT").num_rows == rows
+    assert read_table(data_root, "hf").num_rows == len(full) + 6

@@ -136,7 +136,7 @@ def test_watermarks_mid_stream_change_no_row_and_final_ones_give_the_flushed_row
 @pytest.mark.parametrize("batch_size", [1, 7, 100])
 def test_information_driven_bars_are_the_in_process_rows_for_any_batch_size(batch_size: int) -> None:
     """Bars follow the trades as applied: held for the lateness across messages, released by watermarks,
-    stored in the table value between messages (a state of format 4)."""
+    stored in the table value between messages (a state of format 6)."""
     cfg = StateConfig(ibars=IBARS)
     skewed = trades_delayed(TICKS, max_delay_ms=200)
     messages = with_watermarks(per_symbol_batches(skewed, batch_size))

@@ -215,7 +215,7 @@ def test_state_formats_with_and_without_ibars() -> None:
         for raw in lines:
             engine.process(decoded(raw), EngineOutput())
         states[name] = engine.state_for("ex", "BTC/USDT").to_bytes()
-    assert [msgspec.msgpack.decode(states[name])[0] for name in ("on", "off")] == [4, 3]
+    assert [msgspec.msgpack.decode(states[name])[0] for name in ("on", "off")] == [6, 5]
     assert SymbolState.from_bytes(states["on"], on).to_bytes() == states["on"]
     with pytest.raises(ValueError, match="reprocess under a new application id"):
         SymbolState.from_bytes(states["off"], on)

@@ -1,4 +1,5 @@
-"""A compaction marker crosses a sync only after every file it lists is verified on the other side."""
+"""A compaction marker crosses a sync only after every file it lists is verified on the other side, and
+merged with the marker already there."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from typing import BinaryIO
 
 import pytest
 from fluxforge_common.config.settings import S3Config
-from fluxforge_common.dataset.compaction_marker import MARKER_NAME, CompactionMarker
+from fluxforge_common.dataset.compaction_marker import (
+    MARKER_NAME,
+    CompactionMarker,
+    after_run,
+    compacted_name,
+    new_run,
+    parse_marker,
+)
 from fluxforge_common.storage.checksums import Digest, DigestBuilder
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3 import ObjectInfo, S3Storage, VerificationError
@@ -113,3 +121,64 @@ def test_download_writes_the_marker_last_and_only_once_its_files_are_there(tmp_p
     del remote.data[FILES[0]]  # the remote's marker lists a file the listing lacks (and the root too)
     held = Syncer(partial, remote, concurrency=4).download()
     assert [path for path, _ in held.failures] == [MARKER] and not partial.exists(MARKER)
+
+
+def compacted_anew(storage: LocalStorage, earlier: CompactionMarker | None, *leaves: str) -> CompactionMarker:
+    """`leaves` (and what `earlier` lists) merged into one new file under a new marker, as compaction does."""
+    run = new_run()
+    merged = compacted_name((earlier.generation if earlier else 0) + 1, run, 0)
+    storage.write_bytes(f"{PART}/{merged}", f"{merged} holds {leaves}".encode())
+    marker = after_run(earlier, [merged], {*leaves, *(earlier.files if earlier else ())}, run)
+    storage.write_bytes(MARKER, marker.to_bytes())
+    return marker
+
+
+def test_an_upload_over_a_remote_marker_leaves_the_union_and_a_download_brings_it_back(
+    tmp_path: Path,
+) -> None:
+    remote = MemoryS3()
+    first = compacted_anew(LocalStorage(tmp_path / "a"), None, "part-1.parquet")
+    Syncer(LocalStorage(tmp_path / "a"), remote, concurrency=2).upload(delete_local_after_verify=True,
+                                                                       today="2100-01-01")  # fmt: skip
+    assert not (tmp_path / "a" / MARKER).exists()  # deleted after verify: the next run starts at 1 again
+    local = LocalStorage(tmp_path / "a")
+    second = compacted_anew(local, None, "part-2.parquet")
+    assert first.generation == second.generation == 1 and first.files != second.files
+
+    summary = Syncer(local, remote, concurrency=2).upload(delete_local_after_verify=True, today="2100-01-01")
+    assert summary.failures == [] and not local.exists(MARKER)
+    on_s3 = parse_marker(remote.data[MARKER], "remote")
+    assert set(on_s3.files) == {*first.files, *second.files} and on_s3.generation == 2
+    assert on_s3.replaced == first.replaced | second.replaced
+
+    copy = LocalStorage(tmp_path / "copy")
+    third = compacted_anew(copy, None, "part-3.parquet")
+    assert Syncer(copy, remote, concurrency=2).download().failures == []
+    here = parse_marker(copy.read_bytes(MARKER), "copy")
+    assert set(here.files) == {*on_s3.files, *third.files} and here.generation == 3
+    assert Syncer(copy, remote, concurrency=2).download().files == 0  # nothing new: left as it is
+
+
+def test_markers_of_copies_that_each_merged_the_same_file_are_not_merged(tmp_path: Path) -> None:
+    remote, local = MemoryS3(), LocalStorage(tmp_path)
+    base = compacted_anew(local, None, "part-1.parquet")
+    Syncer(local, remote, concurrency=2).upload()
+    theirs = remote.data[MARKER] = compacted_anew(LocalStorage(tmp_path / "other"), base).to_bytes()
+    compacted_anew(local, base, "part-2.parquet")
+    summary = Syncer(local, remote, concurrency=2).upload()
+    assert [path for path, _ in summary.failures] == [MARKER] and remote.data[MARKER] == theirs
+    assert "both copies replaced" in summary.failures[0][1]
+
+
+def test_a_merged_file_with_other_bytes_on_the_other_side_is_never_replaced(tmp_path: Path) -> None:
+    """Names from before runs were in them collide: the object keeps its rows, the marker waits."""
+    remote, local = MemoryS3(), compacted(tmp_path)
+    remote.data[FILES[2]] = b"another compaction's rows"
+    summary = Syncer(local, remote, concurrency=2).upload()
+    assert sorted(path for path, _ in summary.failures) == sorted([FILES[2], MARKER])
+    assert "other rows under this merged file's name" in dict(summary.failures)[FILES[2]]
+    assert remote.data[FILES[2]] == b"another compaction's rows" and MARKER not in remote.data
+    held = Syncer(local, remote, concurrency=2).download()
+    assert [path for path, _ in held.failures] == [FILES[2]] and local.read_bytes(FILES[2]) == bytes(
+        [2]
+    ) * 100

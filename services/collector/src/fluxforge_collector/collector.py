@@ -46,8 +46,9 @@ _DUE_CHECK_EVERY = 64
 # so early releases never accumulate).
 _PACE_SLACK_S = 0.001
 
-# (key, raw tick, event time) for an accepted tick; (None, dead-letter record, 0) for a rejected line.
-Entry = tuple[bytes | None, bytes, int]
+# (key, raw tick, event time, whether the exchange stamped it) for an accepted tick;
+# (None, dead-letter record, 0, False) for a rejected line.
+Entry = tuple[bytes | None, bytes, int, bool]
 
 
 class SourceError(Exception):
@@ -293,7 +294,7 @@ class Collector:
                 item = decode_tick(raw, max_bytes)
                 if isinstance(item, Rejection):
                     record = dead_letter_record(item.reason, raw, f"{name}:{n}", int(time.time() * 1000))
-                    await put((None, record, 0))
+                    await put((None, record, 0, False))
                     stats.dead_lettered += 1
                     stats.reasons[item.reason.split(":")[0]] += 1
                     stats.ticks_in = n
@@ -307,7 +308,7 @@ class Collector:
                     feed.ticks[channel_of(tick)] += 1
                     feed.last = clock()
                     t = event_time(tick)
-                    await put((feed.key, raw, t))
+                    await put((feed.key, raw, t, tick.ts is not None))
                     stats.accepted += 1
                     stats.ticks_in = n
                     if duration_s is not None:
@@ -383,11 +384,11 @@ class Collector:
                 entry = queue.get_nowait()
             if entry is None:
                 break
-            key, value, event_ms = entry
+            key, value, event_ms, stamped = entry
             if key is None:
                 await send(None, value, 0, deadletter)
             else:
-                clock.seen(key, event_ms)
+                clock.seen(key, event_ms, stamped)
                 await batcher.add(key, value)
             n += 1
             if not n % _DUE_CHECK_EVERY:

@@ -109,6 +109,8 @@ class SpoolDrainer:
     async def run(self) -> None:
         backoff = Backoff(self.backoff_initial_s, self.backoff_max_s)
         while True:
+            if self._closing and not self.spool.records:  # nothing to send: no need to reach Kafka
+                return
             producer: AIOKafkaProducer | None = None
             try:
                 producer = await self._connect()

@@ -4,7 +4,10 @@ A symbol's own ticks move its event time forward, so a busy symbol needs no
 watermark. `WatermarkClock.quiet`, called once per quiet period, makes one for
 each symbol that had no tick during the whole period: the latest event time the
 collector has seen from that symbol's exchange, minus the allowed lateness (a
-quiet symbol's tick may still trail the other symbols by that much). `final`
+quiet symbol's tick may still trail the other symbols by that much). Where the
+exchange stamps ticks, only its stamps count: a tick without `ts` carries the
+collector's receive clock, ahead of the exchange's by the feed's latency, as the
+engine keeps a symbol's event time on the exchange's clock. `final`
 makes the one that ends a finite input: the grid point after the symbol's
 latest event time (`closing_watermark`). A key's watermarks only move forward,
 also across restarts: `WatermarkMemory` keeps the last one per topic and key
@@ -70,34 +73,52 @@ class WatermarkClock:
         self.memory = memory
         self.wall_ms = wall_ms
         self.latest: dict[bytes, int] = {}  # key -> latest event time seen
+        self.latest_stamped: dict[bytes, int] = {}  # key -> latest event time the exchange stamped
         self.published: dict[bytes, int] = {} if memory is None else memory.load()
         self.count = 0  # watermark records made
         self._active: set[bytes] = set()  # keys with a tick since the last `quiet` round
         self._names: dict[bytes, tuple[str, str]] = {}
 
-    def seen(self, key: bytes, event_ms: int) -> None:
-        """A tick of `key` at `event_ms` was batched (the hot path: two dict operations)."""
+    def seen(self, key: bytes, event_ms: int, stamped: bool = True) -> None:
+        """A tick of `key` at `event_ms` (its `ts`, or `recv_ts` when not `stamped`) was batched (the hot
+        path: a few dict operations)."""
         latest = self.latest.get(key)
         if latest is None or event_ms > latest:
             self.latest[key] = event_ms
-        self._active.add(key)
+        if stamped:
+            latest = self.latest_stamped.get(key)
+            if latest is None or event_ms > latest:
+                self.latest_stamped[key] = event_ms
+            self._active.add(key)
+        elif key not in self.latest_stamped:  # else only the exchange's stamps move its time
+            self._active.add(key)
 
     def quiet(self) -> list[tuple[bytes, bytes]]:
         """Watermarks for the keys with no tick since the previous call, where they move time forward."""
-        exchange_ms: dict[str, int] = {}
-        for key, ms in self.latest.items():
-            exchange = self._name(key)[0]
-            if ms > exchange_ms.get(exchange, ms - 1):
-                exchange_ms[exchange] = ms
+        stamped_ms = self._per_exchange(self.latest_stamped)
+        exchange_ms = stamped_ms | {
+            e: ms for e, ms in self._per_exchange(self.latest).items() if e not in stamped_ms
+        }
         due = {}
-        for key, ms in self.latest.items():
+        for key, latest in self.latest.items():
             if key in self._active:
                 continue
-            exchange_time = exchange_ms[self._name(key)[0]]
+            exchange = self._name(key)[0]
+            exchange_time = exchange_ms[exchange]
+            ms = self.latest_stamped.get(key, latest) if exchange in stamped_ms else latest
             if exchange_time > ms:  # else the symbol's own ticks already say as much
                 due[key] = exchange_time - self.lateness_ms
         self._active.clear()
         return self._records(due)
+
+    def _per_exchange(self, latest: dict[bytes, int]) -> dict[str, int]:
+        """The latest of `latest`'s event times per exchange."""
+        exchange_ms: dict[str, int] = {}
+        for key, ms in latest.items():
+            exchange = self._name(key)[0]
+            if ms > exchange_ms.get(exchange, ms - 1):
+                exchange_ms[exchange] = ms
+        return exchange_ms
 
     def final(self) -> list[tuple[bytes, bytes]]:
         """Watermarks that end every key's input: its last interval closes, as at the end of a file."""

@@ -23,11 +23,11 @@ BYTES = Counter(
 )
 FAILURES = Counter(
     "fluxforge_s3_sync_failures_total",
-    "Files that failed to transfer or verify, by reason (transfer, verify, disk_full, local).",
+    "Files that failed to transfer or verify, by reason (transfer, verify, disk_full, local, marker).",
     ["reason"],
     registry=REGISTRY,
 )
-for _reason in ("transfer", "verify", "disk_full", "local"):
+for _reason in ("transfer", "verify", "disk_full", "local", "marker"):
     FAILURES.labels(_reason)  # each reason's series exists (at 0) before its first failure
 PENDING = Gauge(
     "fluxforge_s3_sync_pending_files", "Files the running pass has still to handle.", registry=REGISTRY

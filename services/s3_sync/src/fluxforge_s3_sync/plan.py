@@ -57,10 +57,12 @@ def utc_today() -> str:
     return dt.datetime.now(dt.UTC).date().isoformat()
 
 
-def closed(path: str, today: str) -> bool:
-    """True when `path` lies in a partition dated before `today`: no writer adds to it any more."""
+def closed(path: str, today: str, journaled: frozenset[str] = frozenset()) -> bool:
+    """True when `path` lies in a partition dated before `today` that no run journal names (`journaled`):
+    no writer adds to it any more. A live run may still write a journaled date, and the recovery of a
+    dead one rebuilds the date's features from the local raw archive, which must still be whole."""
     date = partition_date(path)
-    return date is not None and date < today
+    return date is not None and date < today and date not in journaled
 
 
 @dataclass(frozen=True, slots=True)

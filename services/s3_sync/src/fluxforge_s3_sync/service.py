@@ -79,6 +79,8 @@ def make_syncer(
     root = options.root or settings.storage.root
     if options.direction == "upload" and not root.is_dir():
         raise SyncError(f"local root {root} does not exist")
+    if root.exists() and not root.is_dir():
+        raise SyncError(f"local root {root} is a file, not a directory")
     local = LocalStorage(root, durable=False)
     remote = S3Storage(url, settings.storage.s3)
 

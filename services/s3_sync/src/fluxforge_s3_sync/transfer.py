@@ -8,20 +8,26 @@ it is verified; a download becomes a local file only once verified (temp name,
 then rename). So a pass killed at any moment leaves no partial, corrupt or
 duplicate file on either side, and the next pass finishes the job: what
 arrived compares equal and is skipped. Compaction markers move last, each only
-once every file it lists is verified on the other side (`plan.is_marker`).
+once every file it lists is verified on the other side (`plan.is_marker`), and
+where the other side has a marker already, what lands there is the union of both
+(`compaction_marker.merged_marker`): the copies may have been compacted apart,
+and neither marker may hide the files the other makes visible; a merged file is
+never replaced by other bytes under its name.
 """
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
-from fluxforge_common.dataset.compaction_marker import parse_marker
+from fluxforge_common.dataset.compaction_marker import is_compacted, merged_marker, parse_marker
+from fluxforge_common.dataset.interrupted import journal_dates
 from fluxforge_common.dataset.sink_journal import pending_sink_files
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
@@ -134,8 +140,11 @@ class Syncer:
         remote = self.remote_objects()
         self.remote.abort_stale_uploads(paths)  # a killed earlier pass's unfinished uploads
 
+        journaled = journal_dates(self.local.root) if delete_local_after_verify else frozenset()
+
         def one(path: str) -> tuple[Outcome, int]:
-            return self._upload_one(path, remote.get(path), delete_local_after_verify and closed(path, day))
+            deletable = delete_local_after_verify and closed(path, day, journaled)
+            return self._upload_one(path, remote.get(path), deletable)
 
         sizes = {path: self.local.size(path) for path in paths}
         return self._run("upload", sizes, one, deleting=delete_local_after_verify,
@@ -177,11 +186,18 @@ class Syncer:
     def _upload_one(self, path: str, info: ObjectInfo | None, delete_after: bool) -> tuple[Outcome, int]:
         full = self.local.local_path(path)
         before = full.stat()
-        with full.open("rb") as f:
+        body = self._marker_to_upload(path, info) if is_marker(path) else None
+
+        def source() -> BinaryIO:
+            return full.open("rb") if body is None else io.BytesIO(body)
+
+        with source() as f:
             digest = self.remote.digest(f)
         outcome: Outcome = "unchanged"
         if info is None or not digest.matches(info.size, info.etag):
-            with full.open("rb") as f:
+            if info is not None:
+                _refuse_to_replace_merged(path, self.remote.where(path))
+            with source() as f:
                 self.remote.put(path, f, digest, abort_earlier=False)
             outcome = "uploaded"
         if delete_after:
@@ -197,9 +213,32 @@ class Syncer:
                 metrics.OBJECTS.labels(table_of(path), "deleted_local").inc()
         return outcome, digest.size if outcome == "uploaded" else 0
 
+    def _marker_to_upload(self, path: str, info: ObjectInfo | None) -> bytes | None:
+        """What goes up for the local marker at `path`: None for the file as it is, else the union
+        with the remote's marker (that marker's own bytes when the local one adds nothing)."""
+        if info is None:
+            return None
+        ours = parse_marker(self.local.read_bytes(path), path)
+        data = self.remote.read_bytes(path)
+        theirs = parse_marker(data, self.remote.where(path))
+        merged = merged_marker(ours, theirs)
+        return None if merged is ours else data if merged is theirs else merged.to_bytes()
+
     def _download_one(self, path: str, info: ObjectInfo) -> tuple[Outcome, int]:
         if self.local.exists(path) and self.local.size(path) == info.size and self._local_matches(path, info):
             return "unchanged", 0
+        if is_marker(path) and self.local.exists(path):
+            theirs = parse_marker(self.remote.read_bytes(path), self.remote.where(path))
+            ours = parse_marker(self.local.read_bytes(path), path)
+            merged = merged_marker(theirs, ours)
+            if merged is ours:
+                return "unchanged", 0
+            if merged is not theirs:
+                body = merged.to_bytes()
+                self.local.write_bytes(path, body)
+                return "downloaded", len(body)
+        elif self.local.exists(path):
+            _refuse_to_replace_merged(path, str(self.local.local_path(path)))
         with self.local.open_write(path) as f:
             self.remote.get(path, f, info)
         return "downloaded", info.size
@@ -304,6 +343,9 @@ class Syncer:
                 except OSError as exc:
                     self._failed(summary, path, "local", str(exc))
                     continue
+                except ValueError as exc:  # a marker unreadable or not mergeable, a merged file not replaced
+                    self._failed(summary, path, "marker", str(exc))
+                    continue
                 if result is None:
                     continue
                 arrived.add(path)
@@ -330,3 +372,14 @@ class Syncer:
         while not stop.wait(self.progress_interval_s):
             self.on_progress(progress)
         self.on_progress(progress)
+
+
+def _refuse_to_replace_merged(path: str, where: str) -> None:
+    """A merged file is never replaced: its name is its run's alone, so other bytes under it on the other
+    side are another run's rows (named before runs were), which the marker there may count."""
+    if is_compacted(path.rsplit("/", 1)[-1]):
+        raise ValueError(
+            f"{where} holds other rows under this merged file's name (two compactions named their files "
+            "alike before names carried the run): not replaced; if the marker there does not list it, "
+            "`fluxforge compact` on that side removes it, else keep both copies until they are merged by hand"
+        )

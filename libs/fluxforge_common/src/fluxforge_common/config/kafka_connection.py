@@ -14,7 +14,16 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from fluxforge_common.config.credentials import credentials_refused
 
@@ -73,6 +82,16 @@ class KafkaConnectionConfig(BaseModel):
     ssl_check_hostname: bool = Field(
         default=True, description="Check that each broker's certificate names the host connected to."
     )
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        """Refused here, a wrong address is named with its key instead of failing in a client's connect."""
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"{server.strip()!r} is not host:port with a port from 1 to 65535")
+        return value
 
     _sasl_password: SecretStr | None = PrivateAttr(default=None)
     _ssl_key_password: SecretStr | None = PrivateAttr(default=None)

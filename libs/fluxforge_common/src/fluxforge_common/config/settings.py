@@ -10,17 +10,19 @@ given and what is allowed (`ConfigError`).
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
 from fluxforge_common.config.credentials import credentials_refused, is_credentials_error
@@ -35,8 +37,32 @@ from fluxforge_common.storage.s3url import parse_s3_url
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
 # What a topic prefix or an application id (a topic name's first part) may be.
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,100}$"
-# The YAML file of the settings being loaded; a source of pydantic-settings reads it.
-_yaml_file: ContextVar[Path | None] = ContextVar("fluxforge_yaml_file", default=None)
+ENV_PREFIX = "FLUXFORGE_"
+# The YAML file's mapping of the settings being loaded: the lowest source of pydantic-settings.
+_yaml_values: ContextVar[dict[str, Any] | None] = ContextVar("fluxforge_yaml_values", default=None)
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML keeps the last of two equal keys in a mapping, silently dropping the first section or
+    value given; this loader refuses them instead."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:  # `<<:` and the keys that override what it merges are fine
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader refuses such a key itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def _metrics_port(service: str, standard: int) -> Any:
@@ -90,7 +116,7 @@ class ExchangeConfig(BaseModel):
     split_after_failures: int = Field(
         default=3,
         ge=1,
-        description="Consecutive failures of a multi-symbol watch (other than disconnects and gaps) after "
+        description="Failures of a multi-symbol watch within 120 s (other than disconnects and gaps) after "
         "which its symbols are watched one by one, so a failing symbol cannot hold the others back.",
     )
 
@@ -230,6 +256,12 @@ class S3Config(BaseModel):
                     secret_keys,
                     "give them as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), a "
                     "profile (storage.s3.profile) or an instance role",
+                )
+            endpoint = data.get("endpoint_url")
+            if isinstance(endpoint, str) and "@" in urlsplit(endpoint).netloc:
+                raise credentials_refused(
+                    ["user:password@ in storage.s3.endpoint_url"],
+                    "give the endpoint without them, and the keys as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
                 )
             old = [k for k in ("bucket", "prefix") if k in data]
             if old:
@@ -584,7 +616,7 @@ class HealthConfig(BaseModel):
 class FluxForgeSettings(BaseSettings):
     """Everything a FluxForge process can be configured with."""
 
-    model_config = SettingsConfigDict(env_prefix="FLUXFORGE_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     features: StateConfig = Field(default_factory=StateConfig)
     exchanges: dict[str, ExchangeConfig] = Field(
@@ -658,10 +690,10 @@ class FluxForgeSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = _yaml_file.get()
-        if yaml_file is None:
+        yaml_values = _yaml_values.get()
+        if yaml_values is None:
             return init_settings, env_settings
-        return init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file)
+        return init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=yaml_values)
 
 
 class ConfigError(Exception):
@@ -709,24 +741,53 @@ def load_settings(
 ) -> FluxForgeSettings:
     """Read YAML, apply environment and `overrides` (nested dicts), validate; raise ConfigError."""
     file = config_path(path)
-    if file is not None:
-        if not file.exists():
-            raise ConfigError(
-                f"config file {file} does not exist (copy config/config.examples.yaml to start one)"
-            )
-        try:
-            loaded = yaml.safe_load(file.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {file} is not valid YAML: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(
-                f"config file {file} must hold a mapping of sections, not {type(loaded).__name__}"
-            )
-    token = _yaml_file.set(file)
+    loaded = None if file is None else _read_yaml(file)
+    _refuse_unknown_env_sections()
+    token = _yaml_values.set(loaded)
     try:
         return FluxForgeSettings(**(overrides or {}))
     except ValidationError as exc:
         source = f"{file}" if file else "defaults"
         raise ConfigError(_format_errors(exc, f"{source} + environment + flags")) from exc
     finally:
-        _yaml_file.reset(token)
+        _yaml_values.reset(token)
+
+
+def _read_yaml(file: Path) -> dict[str, Any]:
+    """The config file's sections; ConfigError when it cannot be read or is not a YAML mapping."""
+    if not file.exists():
+        raise ConfigError(
+            f"config file {file} does not exist (copy config/config.examples.yaml to start one)"
+        )
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
+        raise ConfigError(f"config file {file} cannot be read: {reason}") from exc
+    try:
+        loaded = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: builds plain data only
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {file} is not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {file} must hold a mapping of sections, not {type(loaded).__name__}")
+    return loaded
+
+
+def _refuse_unknown_env_sections() -> None:
+    """A `FLUXFORGE_<SECTION>__<KEY>` variable whose section does not exist would be ignored without a
+    word by pydantic-settings (it only sees the names of real sections): refused, naming it."""
+    sections = FluxForgeSettings.model_fields
+    unknown = sorted(
+        name
+        for name in os.environ
+        if name.upper().startswith(ENV_PREFIX)
+        and "__" in name
+        and name[len(ENV_PREFIX) :].split("__")[0].lower() not in sections
+    )
+    if unknown:
+        raise ConfigError(
+            f"environment variable(s) {', '.join(unknown)} name no configuration section; "
+            f"the sections are {', '.join(sections)} (FLUXFORGE_<SECTION>__<KEY>)"
+        )

@@ -4,7 +4,7 @@ Per partition dated before `before` (today's partitions are still being
 written): the visible data files (`compaction_marker`) with the same feature
 configuration are read, sorted by `ts` (stably: ties keep file-name, then row
 order), cut into files of about `target_bytes` and written as
-`compacted-g<generation>-<n>.parquet`; then the marker switches readers to
+`compacted-g<generation>-<run>-<n>.parquet` (`compaction_marker`); then the marker switches readers to
 them in one write; `grace_s` after the last switch, the replaced files are deleted. Files a sink
 may still re-cut (named in its journal) are left out. A killed run leaves
 files no reader counts, which the next run deletes before it starts over; a
@@ -34,9 +34,10 @@ import pyarrow.parquet as pq
 
 from fluxforge_common.dataset.compaction_marker import (
     MARKER_NAME,
-    CompactionMarker,
+    after_run,
     compacted_name,
     is_compacted,
+    new_run,
     parse_marker,
     visible_files,
 )
@@ -190,7 +191,7 @@ def _compact_partition(
     chosen = [g for g in groups.values() if len(g) >= 2 and any(not is_compacted(i.name) for i in g)]
     if not chosen:
         return None
-    generation = (marker.generation if marker is not None else 0) + 1
+    generation, run = (marker.generation if marker is not None else 0) + 1, new_run()
     outputs: list[tuple[str, int]] = []
     rows = 0
     for group in chosen:
@@ -199,16 +200,13 @@ def _compact_partition(
         metadata = _merged_metadata(group)
         per_file = max(1, merged.num_rows * target_bytes // max(1, sum(i.size for i in group)))
         for start in range(0, merged.num_rows, per_file):
-            name = compacted_name(generation, len(outputs))
+            name = compacted_name(generation, run, len(outputs))
             piece = merged.slice(start, per_file).replace_schema_metadata(metadata or None)
             size = write_parquet(storage, f"{directory}/{name}", piece, compression=compression)
             outputs.append((name, size))
     inputs = {i.name for g in chosen for i in g}
     kept = [n for n in (marker.files if marker is not None else ()) if n not in inputs]
-    replaced = (marker.replaced if marker is not None else frozenset()) | {
-        n for n in inputs if not is_compacted(n)
-    }
-    switched = CompactionMarker(generation, (*kept, *(name for name, _ in outputs)), replaced)
+    switched = after_run(marker, (*kept, *(name for name, _ in outputs)), inputs, run)
     storage.write_bytes(f"{directory}/{MARKER_NAME}", switched.to_bytes())
     result = PartitionCompaction(
         directory,

@@ -117,6 +117,16 @@ def find_interrupted(root: Path) -> Interrupted:
     return Interrupted(segments, dead, sorted(dates), running)
 
 
+def journal_dates(root: Path) -> frozenset[str]:
+    """The dates every run journal under `root` names, of live runs and of dead ones."""
+    journals = Path(root) / RUNS_DIR
+    dates: set[str] = set()
+    for journal in sorted(journals.glob(f"*{_JOURNAL_SUFFIX}")) if journals.is_dir() else []:
+        with contextlib.suppress(FileNotFoundError):  # a run that ended meanwhile removed it
+            dates.update(_noted_dates(journal.read_bytes()))
+    return frozenset(dates)
+
+
 def _sealed_segment_name(name: str) -> str | None:
     final = sealed_name(name)
     if final is not None:
@@ -134,9 +144,12 @@ def _dates_of_dead(journal: Path) -> list[str] | None:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return None
-        text = f.read().decode(errors="replace")
+        return _noted_dates(f.read())
+
+
+def _noted_dates(data: bytes) -> list[str]:
     dates: list[str] = []
-    for line in text.split("\n")[:-1]:  # a torn last line was never fsynced: no tick of it archived
+    for line in data.decode(errors="replace").split("\n")[:-1]:  # a torn last line was never fsynced
         with contextlib.suppress(ValueError):
             dates.append(check_date(line))
     return dates

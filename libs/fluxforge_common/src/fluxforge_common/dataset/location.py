@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from fluxforge_common.config.settings import S3Config
 
 
+class DatasetUnreachableError(OSError):
+    """The storage of a dataset root refused the request or could not be reached (S3 credentials, endpoint)."""
+
+
 @dataclass(frozen=True, slots=True)
 class DatasetRoot:
     """A dataset root: `filesystem` and `path` (no trailing `/`); `uri` is how it was named, for messages."""
@@ -56,7 +60,14 @@ class DatasetRoot:
         return self.filesystem.open_input_stream(self.full(rel), compression=compression)
 
     def exists(self) -> bool:
-        return bool(self.filesystem.get_file_info(self.path or ".").type == pafs.FileType.Directory)
+        """Whether the root is there; DatasetUnreachableError when its store refuses or cannot be reached."""
+        try:
+            info = self.filesystem.get_file_info(self.path or ".")
+        except OSError as exc:
+            remote = not isinstance(self.filesystem, pafs.LocalFileSystem)
+            hint = "; check the endpoint and the credentials (storage.s3, AWS_*)" if remote else ""
+            raise DatasetUnreachableError(f"cannot read {self.uri}: {exc}{hint}") from exc
+        return bool(info.type == pafs.FileType.Directory)
 
 
 def dataset_root(

@@ -103,8 +103,13 @@ class QualityReport:
     unattributed_dead_letters: Counter[str]
 
     @property
+    def empty(self) -> bool:
+        """Nothing was found for the dates asked: a day not recorded or the wrong root, never "clean"."""
+        return not self.symbols and not self.unattributed_dead_letters
+
+    @property
     def clean(self) -> bool:
-        return all(s.clean for s in self.symbols) and not self.unattributed_dead_letters
+        return not self.empty and all(s.clean for s in self.symbols) and not self.unattributed_dead_letters
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +118,7 @@ class QualityReport:
             "end_ms": self.end_ms,
             "min_silent_s": self.min_silent_s,
             "clean": self.clean,
+            "empty": self.empty,
             "symbols": [s.to_json() for s in self.symbols],
             "unattributed_dead_letters": dict(sorted(self.unattributed_dead_letters.items())),
         }
@@ -122,8 +128,10 @@ def quality_report(
     storage_root: str | Path | DatasetRoot, *, date: str | None = None, min_silent_s: float = MIN_SILENT_S
 ) -> QualityReport:
     """The report of one UTC `date` (every date when None); a silent stretch is `min_silent_s` or more
-    of consecutive carried-forward grid rows."""
+    of consecutive carried-forward grid rows; FileNotFoundError when the root does not exist."""
     root = dataset_root(storage_root)
+    if not root.exists():
+        raise FileNotFoundError(f"dataset root {root.uri} does not exist")
     start_ms = utc_ms(date) if date is not None else None
     end_ms = start_ms + MS_PER_DAY if start_ms is not None else None
     found: dict[tuple[str, str], SymbolQuality] = {}

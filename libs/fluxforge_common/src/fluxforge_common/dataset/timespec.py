@@ -28,11 +28,11 @@ def utc_ms(value: Instant) -> int:
     if isinstance(value, bool):
         raise ValueError(f"a time must be ms since the epoch, an ISO string or a datetime, got {value!r}")
     if isinstance(value, int):
-        return value
+        return _in_range(value)
     if isinstance(value, str):
         text = value.strip()
         if text.isdigit():
-            return int(text)
+            return _in_range(int(text))
         try:
             moment = dt.datetime.fromisoformat(text)
         except ValueError:
@@ -45,6 +45,15 @@ def utc_ms(value: Instant) -> int:
     if isinstance(value, dt.date):
         return _datetime_ms(dt.datetime(value.year, value.month, value.day))
     raise ValueError(f"a time must be ms since the epoch, an ISO string or a datetime, got {value!r}")
+
+
+_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant a date can name
+
+
+def _in_range(ms: int) -> int:
+    if not 0 <= ms <= _LAST_MS:
+        raise ValueError(f"{ms} ms since the epoch is out of range: give 0 to {_LAST_MS} (year 9999)")
+    return ms
 
 
 def _datetime_ms(moment: dt.datetime) -> int:

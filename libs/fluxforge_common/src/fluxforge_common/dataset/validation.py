@@ -221,8 +221,9 @@ def _compaction_visible(
             Problem(
                 f"{rel_dir}/{name}",
                 "warning",
-                "left by an interrupted compaction: FluxForge's readers skip it, globbing readers (DuckDB) "
-                "do not; `fluxforge compact` removes it",
+                "hidden by the partition's marker (replaced by compaction or reprocess and kept by a copy "
+                "that sync made, or left by an interrupted compaction): FluxForge's readers skip it, "
+                "globbing readers (DuckDB) do not; `fluxforge compact` removes it",
             )
         )
     return visible
@@ -388,7 +389,9 @@ def rewrite_legacy_layout(
     Returns the (old, new) file paths, relative to `root`, that are (or with
     `dry_run`, would be) moved. A file whose symbol column holds more than one
     value, or whose target already exists (on S3: with other bytes), is left
-    in place with a `DatasetWarning`. Each move is `StorageBackend.move`: locally a
+    in place with a `DatasetWarning`, and so is a compacted partition: its
+    marker and files cannot move at once, and a reader between the two would
+    find neither its old nor its new files. Each move is `StorageBackend.move`: locally a
     rename (emptied legacy directories are removed), on S3 a verified copy then
     the delete of the original; a rewrite interrupted between the two leaves
     equal copies, which the next run finishes moving.
@@ -399,6 +402,13 @@ def rewrite_legacy_layout(
         partitions, _malformed = scan_partitions(location, table)
         for part in partitions:
             if "/" in part.symbol:  # unified symbols always have one: already the encoded form
+                continue
+            if location.filesystem.get_file_info(location.full(f"{part.path}/{MARKER_NAME}")).is_file:
+                warnings.warn(
+                    f"{part.path}: compacted ({MARKER_NAME}), left in place; readers read it as it is",
+                    DatasetWarning,
+                    stacklevel=2,
+                )
                 continue
             for old in part.files:
                 symbols = file_symbols(location, old)

@@ -6,7 +6,11 @@ are applied in event-time order (ties in arrival order); applying a tick at `t`
 first closes every grid interval ending at or before `t` (emitting their HF rows
 and finished bars), and the interval ending at `t` closes at the latest when the
 symbol's event time reaches `t + L`. Ticks before the open interval are late and
-refused. A watermark `w` (the collector's promise that no tick before `w`
+refused. The symbol's event time follows the exchange's clock once it has had a tick stamped by
+the exchange: a tick without `ts` (event time = its receive time, which runs ahead of the
+exchange's by the feed's latency) then moves it only to `RECEIVE_CLOCK_LEAD_MS` before its
+receive time, so it never makes the stamped channels late and still keeps the symbol's rows
+coming while they are silent. A watermark `w` (the collector's promise that no tick before `w`
 follows) applies the held ticks before `w` and closes every interval ending at
 or before `w`, which any later tick would have done the same way; a tick before
 it is late. The whole state, held ticks included, round-trips through
@@ -42,10 +46,16 @@ from fluxforge_common.messages.envelopes import (
     event_time,
 )
 
-STATE_FORMAT = 4  # format 3 plus the open information-driven bars
-# A state without information-driven bars is written as before them, so stored states resume.
-_STATE_FORMAT_WITHOUT_IBARS = 3
+STATE_FORMAT = 6  # format 4 plus whether the symbol's event time follows the exchange's clock
+# A state without information-driven bars has its own number: 5 (3 before that flag).
+_STATE_FORMAT_WITHOUT_IBARS = 5
+# Formats written before the flag, still read: their symbols take the exchange's clock at their next stamped tick.
+_FORMATS_BEFORE_STAMPED = {6: 4, 5: 3}
 RECENT_TRADE_IDS = 100
+# How far a tick without `ts` (stamped by the receive clock) may run ahead of its symbol's exchange-stamped
+# time before it moves that time: more than a feed's latency, so it never makes a stamped tick late, and
+# a bound on how long it waits while the stamped channels are silent.
+RECEIVE_CLOCK_LEAD_MS = 2_000
 _MS_PER_DAY = 86_400_000
 _INF = math.inf
 # A held tick: (event time, tick, its book columns), kept sorted by event time then arrival.
@@ -152,6 +162,7 @@ class SymbolState:
         "prev_velocity",
         "recent_trade_id_set",
         "recent_trade_ids",
+        "stamped",
         "symbol",
         "watermark_ms",
         "windows",
@@ -170,6 +181,8 @@ class SymbolState:
         self.last_seq_ms: int | None = None
         self.last_trade_ms: int | None = None
         self.last_event_ms: int | None = None
+        # last_event_ms is the latest exchange-stamped event time once a stamped tick was accepted.
+        self.stamped = False
         self.next_ms: int | None = None
         self.watermark_ms: int | None = None
         self.prev_row_mid: float | None = None
@@ -231,13 +244,21 @@ class SymbolState:
             ids.append(trade_id)
             id_set.add(trade_id)
         last = self.last_event_ms
-        if last is None or event_ms > last:
-            self.last_event_ms = last = event_ms
+        if tick.ts is not None:
+            if not self.stamped:  # from now on the exchange's clock: forget the receive clock's time
+                self.stamped, last = True, None
+            if last is None or event_ms > last:
+                self.last_event_ms = last = event_ms
+        else:  # the receive clock moves the time only where it runs further ahead than any feed's latency
+            moved = event_ms - RECEIVE_CLOCK_LEAD_MS if self.stamped else event_ms
+            if last is None or moved > last:
+                self.last_event_ms = last = moved
+        assert last is not None  # a receive-clock tick on a stamped symbol finds its clock set
         lateness = self.layout.lateness_ms
-        if not lateness:
+        held = self.held
+        if not lateness and not held and event_ms <= last:
             self._apply(tick, event_ms, out, book)
             return None
-        held = self.held
         if not held or event_ms >= held[-1][0]:
             held.append((event_ms, tick, book))
         else:  # after the held ticks of the same event time: ties stay in arrival order
@@ -278,6 +299,8 @@ class SymbolState:
         That is the watermark `closing_watermark` gives; finished bars only, open bars stay.
         """
         last = self.last_event_ms
+        if self.held:  # held ticks lie before `last`, but for the receive clock's, which can lie after it
+            last = self.held[-1][0] if last is None else max(last, self.held[-1][0])
         if last is not None:
             self.watermark(closing_watermark(last, self.layout.interval_ms), out)
 
@@ -513,6 +536,7 @@ class SymbolState:
             self.windows.to_state(),
             [bar.to_state() for bar in self.bars],
             msgspec.msgpack.encode([tick for _, tick, _ in self.held]),
+            self.stamped,
         ]
         if ibars:
             values.append([bar.to_state() for bar in ibars])
@@ -524,7 +548,8 @@ class SymbolState:
         version, fingerprint, exchange, symbol = values[:4]
         state = cls(cfg, exchange, symbol)
         expected = STATE_FORMAT if state.ibars else _STATE_FORMAT_WITHOUT_IBARS
-        if version != expected:
+        has_stamped = version == expected
+        if not has_stamped and version != _FORMATS_BEFORE_STAMPED[expected]:
             raise ValueError(
                 f"symbol state format {version} is not supported (expected {expected}); "
                 "reprocess under a new application id/output root instead of resuming"
@@ -552,8 +577,12 @@ class SymbolState:
             windows,
             bars,
             held,
-            *ibars,
+            *rest,
         ) = values[4:]
+        if has_stamped:
+            state.stamped, *ibars = rest
+        else:
+            ibars = rest
         state.bids = None if bids is None else [(p, q) for p, q in bids]
         state.asks = None if asks is None else [(p, q) for p, q in asks]
         if state.bids is not None and state.asks is not None:

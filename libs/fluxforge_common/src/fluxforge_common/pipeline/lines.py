@@ -84,9 +84,22 @@ def input_lines(path: str | Path, s3: S3Config | None = None) -> Iterator[bytes]
     """`--input`: an NDJSON file, `-` for stdin, a dataset root / raw archive directory, or a dataset
     on S3 (`s3://BUCKET/PREFIX`, reached as `s3` says)."""
     if is_s3_url(str(path)):
-        return archive_lines(storage_at(str(path).removesuffix("/raw"), s3 or S3Config()))
+        root_url = str(path).removesuffix("/").removesuffix("/raw")
+        return _archive_of(storage_at(root_url, s3 or S3Config()), root_url)
     candidate = Path(path)
     if str(path) != "-" and candidate.is_dir():
         root = candidate.parent if candidate.name == "raw" else candidate
-        return archive_lines(LocalStorage(root))
+        return _archive_of(LocalStorage(root), str(root))
     return file_lines(path)
+
+
+def _archive_of(storage: StorageBackend, root: str) -> Iterator[bytes]:
+    """`archive_lines` of a dataset root; FileNotFoundError, checked now, when it holds no raw archive."""
+    if not storage.list_files(RAW_PREFIX):
+        inside = root.partition("/raw/")[0] if "/raw/" in f"{root}/" else None
+        hint = f"; the dataset root holding it is {inside}" if inside else ""
+        raise FileNotFoundError(
+            f"no raw archive under {root}/raw{hint}: --input takes an NDJSON file, - (stdin) or a dataset "
+            "root (the directory holding raw/)"
+        )
+    return archive_lines(storage)

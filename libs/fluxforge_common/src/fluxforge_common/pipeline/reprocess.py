@@ -13,6 +13,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from fluxforge_common.config.settings import FluxForgeSettings
+from fluxforge_common.dataset.compaction_marker import (
+    MARKER_NAME,
+    CompactionMarker,
+    after_run,
+    new_run,
+    parse_marker,
+)
 from fluxforge_common.dataset.partitioning import utc_date
 from fluxforge_common.features import TABLES
 from fluxforge_common.pipeline.embedded import EmbeddedPipeline, RunSummary
@@ -21,6 +28,12 @@ from fluxforge_common.pipeline.shards import run_shards
 from fluxforge_common.stopping import ReadStop
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.location import storage_at
+from fluxforge_common.storage.s3url import is_s3_url
+
+
+def dates_text(dates: list[str]) -> str:
+    """Sorted dates for a message: more than three as the first and the last."""
+    return ", ".join(dates) if len(dates) < 4 else f"{dates[0]} .. {dates[-1]} ({len(dates)} dates)"
 
 
 def _date_of(path: str) -> str | None:
@@ -46,13 +59,15 @@ def reprocess(
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    if not is_s3_url(str(source_root)) and not Path(source_root).is_dir():
+        raise FileNotFoundError(f"the source root {source_root} does not exist")
     source = storage_at(source_root, settings.storage.s3)  # a directory or s3://BUCKET/PREFIX
     available = set(archive_dates(source))
     missing = [d for d in dates if d not in available]
     if len(missing) == len(dates):
         raise FileNotFoundError(
-            f"no raw archive under {source_root}/raw for {', '.join(dates)}; "
-            f"dates present: {', '.join(sorted(available)) or 'none'}"
+            f"no raw archive under {source_root}/raw for {dates_text(dates)}; "
+            f"dates present: {dates_text(sorted(available)) or 'none'}"
         )
     first = date.fromisoformat(dates[0])
     warmup = [(first - timedelta(days=k)).isoformat() for k in range(warmup_days, 0, -1)]
@@ -60,6 +75,11 @@ def reprocess(
     target = LocalStorage(target_root)
     previous = {
         path for table in TABLES for path in target.list_files(f"{table}/") if _date_of(path) in wanted
+    }
+    markers = {  # read before any work: an unreadable one stops the reprocess before it changes anything
+        path.rpartition("/")[0]: parse_marker(target.read_bytes(path), path)
+        for path in previous
+        if path.endswith(f"/{MARKER_NAME}")
     }
     job = RebuildJob(
         settings, str(source_root), target_root, [d for d in warmup if d in available] + dates, dates
@@ -71,10 +91,34 @@ def reprocess(
     if read_stop is not None and read_stop.stopped:
         return summary, []
     written = {f.path for f in summary.files}
-    replaced = sorted(previous - written)
+    replaced = sorted(path for path in previous - written if not path.endswith(f"/{MARKER_NAME}"))
+    _mark_replaced(target, replaced, written, markers)
     for path in replaced:
         target.delete(path)
     return summary, replaced
+
+
+def _mark_replaced(
+    target: LocalStorage, replaced: list[str], written: set[str], markers: dict[str, CompactionMarker]
+) -> None:
+    """Write, in each partition that had files replaced, the marker readers honour (the compaction
+    marker: docs/design.md "Dataset layout"), listing the new files and the replaced names.
+
+    The caller then deletes the replaced files, but a copy of the dataset (`fluxforge sync` to S3, which
+    never deletes) still holds them under their own names beside the new files; the marker, moved
+    there only after the files it lists, hides them from every reader that honours it.
+    """
+    by_directory: dict[str, tuple[set[str], set[str]]] = {}
+    for paths, side in ((replaced, 0), (written, 1)):
+        for path in paths:
+            directory, _, name = path.rpartition("/")
+            by_directory.setdefault(directory, (set(), set()))[side].add(name)
+    run = new_run()
+    for directory, (old, new) in sorted(by_directory.items()):
+        if not old:
+            continue
+        marker = after_run(markers.get(directory), sorted(new), old, run)
+        target.write_bytes(f"{directory}/{MARKER_NAME}", marker.to_bytes())
 
 
 @dataclass(frozen=True)
