@@ -123,10 +123,7 @@ def open_dataset(
     """Open a dataset root: a local path, or a URI pyarrow knows (`s3://bucket/prefix`, reached as
     `s3` (the config's `storage.s3`) or the AWS environment says); `filesystem` (a pyarrow
     FileSystem) reads `root` as a path on it instead."""
-    location = dataset_root(root, filesystem, s3=s3)
-    if not location.exists():
-        raise FileNotFoundError(f"dataset root {location.uri} does not exist")
-    return Dataset(location)
+    return Dataset(dataset_root(root, filesystem, s3=s3).existing())
 
 
 def _column_list(columns: Sequence[str] | None) -> Sequence[str] | None:

@@ -106,8 +106,7 @@ def find_interrupted(root: Path) -> Interrupted:
     dead: list[Path] = []
     running: list[Path] = []
     dates: set[str] = set()
-    journals = Path(root) / RUNS_DIR
-    for journal in sorted(journals.glob(f"*{_JOURNAL_SUFFIX}")) if journals.is_dir() else []:
+    for journal in _journals(root):
         noted = _dates_of_dead(journal)
         if noted is None:
             running.append(journal)
@@ -119,12 +118,16 @@ def find_interrupted(root: Path) -> Interrupted:
 
 def journal_dates(root: Path) -> frozenset[str]:
     """The dates every run journal under `root` names, of live runs and of dead ones."""
-    journals = Path(root) / RUNS_DIR
     dates: set[str] = set()
-    for journal in sorted(journals.glob(f"*{_JOURNAL_SUFFIX}")) if journals.is_dir() else []:
+    for journal in _journals(root):
         with contextlib.suppress(FileNotFoundError):  # a run that ended meanwhile removed it
             dates.update(_noted_dates(journal.read_bytes()))
     return frozenset(dates)
+
+
+def _journals(root: Path) -> list[Path]:
+    journals = Path(root) / RUNS_DIR
+    return sorted(journals.glob(f"*{_JOURNAL_SUFFIX}")) if journals.is_dir() else []
 
 
 def _sealed_segment_name(name: str) -> str | None:

@@ -69,6 +69,12 @@ class DatasetRoot:
             raise DatasetUnreachableError(f"cannot read {self.uri}: {exc}{hint}") from exc
         return bool(info.type == pafs.FileType.Directory)
 
+    def existing(self) -> DatasetRoot:
+        """This root, for a reader: FileNotFoundError naming it when it does not exist."""
+        if not self.exists():
+            raise FileNotFoundError(f"dataset root {self.uri} does not exist")
+        return self
+
 
 def dataset_root(
     root: str | Path | DatasetRoot,

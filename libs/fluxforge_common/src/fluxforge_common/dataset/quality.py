@@ -129,9 +129,7 @@ def quality_report(
 ) -> QualityReport:
     """The report of one UTC `date` (every date when None); a silent stretch is `min_silent_s` or more
     of consecutive carried-forward grid rows; FileNotFoundError when the root does not exist."""
-    root = dataset_root(storage_root)
-    if not root.exists():
-        raise FileNotFoundError(f"dataset root {root.uri} does not exist")
+    root = dataset_root(storage_root).existing()
     start_ms = utc_ms(date) if date is not None else None
     end_ms = start_ms + MS_PER_DAY if start_ms is not None else None
     found: dict[tuple[str, str], SymbolQuality] = {}

@@ -66,6 +66,11 @@ def archive_lines(storage: StorageBackend, dates: Iterable[str] | None = None) -
         for path in storage.list_files(RAW_PREFIX)
         if wanted is None or any(part[5:] in wanted for part in path.split("/") if part.startswith("date="))
     ]
+    yield from _segment_lines(storage, files)
+
+
+def _segment_lines(storage: StorageBackend, files: list[str]) -> Iterator[bytes]:
+    """The ticks of the raw segments `files`, as `archive_lines` gives them."""
     streams = [iter_ndjson(storage, path) for path in files]
     merged = heapq.merge(*streams, key=ingest_key)
     trade_files = [path for path in files if "/channel=trade/" in path]
@@ -95,11 +100,12 @@ def input_lines(path: str | Path, s3: S3Config | None = None) -> Iterator[bytes]
 
 def _archive_of(storage: StorageBackend, root: str) -> Iterator[bytes]:
     """`archive_lines` of a dataset root; FileNotFoundError, checked now, when it holds no raw archive."""
-    if not storage.list_files(RAW_PREFIX):
+    files = storage.list_files(RAW_PREFIX)
+    if not files:
         inside = root.partition("/raw/")[0] if "/raw/" in f"{root}/" else None
         hint = f"; the dataset root holding it is {inside}" if inside else ""
         raise FileNotFoundError(
             f"no raw archive under {root}/raw{hint}: --input takes an NDJSON file, - (stdin) or a dataset "
             "root (the directory holding raw/)"
         )
-    return archive_lines(storage)
+    return _segment_lines(storage, files)
