@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -181,4 +182,31 @@ def test_the_spool_behaves_like_a_list_with_a_mark(
             spool = spool_at(path, segment_bytes=700)
         assert spool.records == len(model) - acked
         assert [(t, k, v, n) for _, t, k, v, n in contents(spool)] == model[acked:]
+    spool.close()
+
+
+def test_new_segments_and_the_acknowledged_mark_are_durable_in_their_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut must not drop a file whose bytes were fsynced: its directory entry is fsynced too."""
+    fsynced: list[str] = []
+    fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        fsynced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    spool = spool_at(tmp_path, segment_bytes=2048)
+    directory = str(tmp_path)
+    for n in range(60):
+        spool.append(*message(n))
+    segments = sorted(str(path) for path in tmp_path.glob("*.seg"))
+    assert len(segments) > 1
+    # once for the spool's identity file, then once as each segment is created
+    assert fsynced.count(directory) == 1 + len(segments)
+    fsynced.clear()
+    spool.ack(30)
+    assert fsynced[-1] == directory  # after the rename of `acked`
+    assert (tmp_path / "acked").read_text() == "30"
     spool.close()

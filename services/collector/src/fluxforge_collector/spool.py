@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from fluxforge_common.storage.local import fsync_dir, replace_file
 from fluxforge_common.storage.space import MiB, free_bytes, is_no_space
 
 log = logging.getLogger("fluxforge.collector.spool")
@@ -116,7 +117,7 @@ class DiskSpool:
             ) from None
         ident = directory / _IDENT
         if not ident.exists():
-            _write_atomically(ident, uuid.uuid4().hex.encode())
+            replace_file(ident, uuid.uuid4().hex.encode())
         self.ident = ident.read_text().strip()
         acked = directory / _ACKED
         self.acked = int(acked.read_text()) if acked.exists() else 0
@@ -215,6 +216,7 @@ class DiskSpool:
             self._writer.close()
         path = self.directory / f"{first_seq:020d}{_SUFFIX}"
         self._writer = path.open("ab", buffering=0)
+        fsync_dir(self.directory)  # else a power cut can drop the segment whole, fsynced records and all
         self._writer_size = 0
         self._segments.append((first_seq, path))
 
@@ -269,7 +271,7 @@ class DiskSpool:
     def persist(self) -> None:
         """Write the acknowledged mark to disk."""
         if self._persisted != self.acked:
-            _write_atomically(self.directory / _ACKED, str(self.acked).encode())
+            replace_file(self.directory / _ACKED, str(self.acked).encode())
             self._persisted = self.acked
 
     def sync(self) -> None:
@@ -299,12 +301,3 @@ class DiskSpool:
             with contextlib.suppress(OSError):
                 self.directory.rmdir()
         self._lock.close()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)

@@ -16,7 +16,6 @@ in the spool directory, written before the record can reach the spool.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ import msgspec
 import orjson
 from fluxforge_common.features import closing_watermark
 from fluxforge_common.messages import Watermark
+from fluxforge_common.storage.local import replace_file
 
 MEMORY_FILE = "watermarks.json"
 
@@ -49,12 +49,7 @@ class WatermarkMemory:
 
     def save(self, last: dict[bytes, int]) -> None:
         self._all[self.topic] = {key.decode(): ms for key, ms in last.items()}
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("wb") as handle:
-            handle.write(orjson.dumps(self._all))
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(self.path)
+        replace_file(self.path, orjson.dumps(self._all))
 
 
 class WatermarkClock:

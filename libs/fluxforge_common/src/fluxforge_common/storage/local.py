@@ -58,6 +58,21 @@ def fsync_dir(directory: Path) -> None:
     fsync_path(directory)
 
 
+def replace_file(path: Path, data: bytes) -> None:
+    """Put `data` at `path` whole or not at all, and durably: a power cut leaves the old or the new bytes.
+
+    The rename is only durable once the directory is fsynced too; without that a
+    crash can bring back the previous file after its replacement was relied on.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+    fsync_dir(path.parent)
+
+
 def fsync_path(path: Path) -> None:
     """fsync the file or directory at `path` (Linux flushes the inode whichever descriptor asks)."""
     fd = os.open(path, os.O_RDONLY)
