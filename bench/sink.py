@@ -93,7 +93,9 @@ def core_rate(
         LocalStorage(root, durable=durable), policy or FlushPolicy(), settings.features, {topic: kind}
     )
     core.assign(topic, 0, None)
-    records = [Record(topic, 0, offset, 0, value) for offset, (_, value) in enumerate(messages)]
+    records = [
+        Record(topic, 0, offset, 0, value, (), key.encode()) for offset, (key, value) in enumerate(messages)
+    ]
     start = time.perf_counter()
     for i in range(0, len(records), 2_000):
         for chunk in core.add(records[i : i + 2_000]):

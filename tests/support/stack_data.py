@@ -183,7 +183,7 @@ def to_records(
     records = []
     for n, (key, value) in enumerate(messages, 1):
         p = partition_of(key, partitions)
-        records.append(Record(topic, p, next_offset[p], timestamp + n, value))
+        records.append(Record(topic, p, next_offset[p], timestamp + n, value, (), key.encode()))
         next_offset[p] += 2 if gap_every and n % gap_every == 0 else 1
     return records
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 import orjson
 from fluxforge_collector.collector import Collector
+from fluxforge_collector.launch import CollectOptions, make_collector
 from fluxforge_collector.metrics import CollectorMetrics
 from fluxforge_collector.watermarks import WatermarkClock, WatermarkMemory
 from fluxforge_common.config import CollectorConfig, FluxForgeSettings, KafkaConfig
@@ -183,3 +184,24 @@ def test_a_restarted_collector_publishes_no_watermark_at_or_below_its_last_ones(
     assert all(marks == [] for marks in run(lines[:2_000]).values())
     longer = run(lines)
     assert all(longer[key][0] > first[key][0] for key in first)
+
+
+def test_a_recorded_input_read_unpaced_gets_no_quiet_watermarks(fake: FakeProducer, tmp_path: Path) -> None:
+    """Read as fast as it goes, a file's symbol that stops early ends at its own last interval, as in
+    `fluxforge run`, however long the reading takes: quiet rounds by the wall clock would carry it
+    forward to the exchange's end (how far depends on the machine's speed)."""
+    lines = list(itertools.islice(simulator_lines(SimulatorConfig(seed=3)), 20_000))
+    start = event_ms(lines[0])
+    kept = [line for line in lines if not (b'"BTC/USDT"' in line and event_ms(line) > start + 1_000)]
+    path = tmp_path / "market.ndjson"
+    path.write_bytes(b"\n".join(kept) + b"\n")
+    settings = FluxForgeSettings(
+        kafka=KafkaConfig(topic_prefix="unit"), collector=CollectorConfig(watermark_quiet_s=0.001)
+    )
+    asyncio.run(make_collector(settings, CollectOptions(input=str(path))).run())
+
+    elements = elements_of(fake)
+    for key, batch in elements.items():
+        assert [e["type"] for e in batch].count("watermark") == 1, key  # the final one alone
+        assert batch[-1]["ts"] == closing_watermark(max(e["ts"] or e["recv_ts"] for e in batch[:-1]), 1000)
+    assert closing_watermark(start + 1_000, 1000) >= elements[BTC][-1]["ts"]

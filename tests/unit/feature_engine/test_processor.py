@@ -28,7 +28,6 @@ from fluxforge_feature_engine.processor import (
     MessageResult,
     StateError,
     decode_stored,
-    parse_key,
     row_chunks,
 )
 
@@ -411,13 +410,6 @@ def test_huge_rejected_values_are_truncated_in_their_record() -> None:
     record = orjson.loads(results[0].outgoing[0].value)
     assert len(record["raw"]) == DEAD_LETTER_RAW_BYTES
     assert f"(original {len(value)} bytes, first {DEAD_LETTER_RAW_BYTES} kept)" in record["reason"]
-
-
-def test_parse_key() -> None:
-    assert parse_key(b"binanceus:BTC/USDT") == ("binanceus", "BTC/USDT")
-    assert parse_key(b"bybit:BTC/USDT:USDT") == ("bybit", "BTC/USDT:USDT")
-    for bad in (b"", b":BTC/USDT", b"ex:", b"nocolon"):
-        assert isinstance(parse_key(bad), str)
 
 
 def test_a_trade_then_its_duplicate_in_another_batch_is_refused() -> None:

@@ -81,7 +81,7 @@ def test_a_raw_chunk_keeps_compressed_frames_not_ticks(settings: FluxForgeSettin
     batch = b"[" + b",".join([line] * 1000) + b"]"
     chunk = RawChunk(LocalStorage(tmp_path), RAW, 0, FlushPolicy(raw_bytes=1 << 30))
     for offset in range(40):
-        record = Record(RAW, 0, offset, 0, batch)
+        record = Record(RAW, 0, offset, 0, batch, (), b"x:A/B")
         chunk.add(record, chunk.decode(record), 0.0)
     (segment,) = chunk.archive._segments.values()
     assert isinstance(segment.file, io.BytesIO)  # held in memory until the chunk's name is known
@@ -96,3 +96,27 @@ def test_a_raw_chunk_keeps_compressed_frames_not_ticks(settings: FluxForgeSettin
     lines = list(iter_ndjson(LocalStorage(tmp_path), written.path))
     assert len(lines) == written.rows == 40_000
     assert ingest_key(lines[-1]) == (39, 999)
+
+
+def test_ticks_the_engine_refuses_by_their_key_are_not_archived(tmp_path: Path) -> None:
+    """No key, an unreadable one, or another symbol's: the engine dead-letters these ticks, so the
+    archive must not hold them (its reprocessing would give rows the stack never had)."""
+
+    def tick(symbol: str, n: int) -> bytes:
+        return orjson.dumps(
+            {"type": "trade", "exchange": "x", "symbol": symbol, "ts": 1_765_500_000_000 + n,
+             "recv_ts": 1_765_500_000_001 + n, "id": str(n), "price": 1.5, "amount": 2.0, "side": "buy"}
+        )  # fmt: skip
+
+    chunk = RawChunk(LocalStorage(tmp_path), RAW, 0, FlushPolicy(raw_bytes=1 << 30))
+    for offset, (key, symbols) in enumerate(
+        [(None, ["K/B", "K/B"]), (b"x:A/B", ["A/B", "B/B"]), (b"nocolon", ["A/B"]), (b"\xff:A/B", ["A/B"])]
+    ):
+        record = Record(
+            RAW, 0, offset, 0, b"[" + b",".join(tick(s, n) for n, s in enumerate(symbols)) + b"]", (), key
+        )
+        chunk.add(record, chunk.decode(record), 0.0)
+    assert (chunk.ticks, chunk.rejected) == (1, 5)
+    (written,) = chunk.write()
+    lines = list(iter_ndjson(LocalStorage(tmp_path), written.path))
+    assert [orjson.loads(line)["symbol"] for line in lines] == ["A/B"]

@@ -153,7 +153,11 @@ class Collector:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         on_progress: Callable[[CollectorStats], None] | None = None,
         progress_interval_s: float = 1.0,
+        recorded: bool = False,
     ) -> None:
+        """`recorded`: the source replays recorded ticks as fast as it can (a file, an archive, an
+        unpaced simulation), so the wall clock says nothing about event time: no quiet watermarks,
+        and the final watermark alone ends each symbol, as `fluxforge run` ends it."""
         names = kafka.TopicNames.from_config(settings.kafka)
         self.kafka = settings.kafka
         self.options = settings.collector
@@ -164,6 +168,10 @@ class Collector:
         self.features = settings.features
         quiet_s = settings.collector.watermark_quiet_s
         self.watermark_quiet_s = settings.features.hf_emit_interval if quiet_s is None else quiet_s
+        if recorded:
+            if quiet_s:
+                log.info("collector.watermark_quiet_s is not used for a recorded input read unpaced")
+            self.watermark_quiet_s = 0
         self.watermarks: WatermarkClock | None = None
         self._input_ended = False
         self.source = source

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from fluxforge_common.dataset.partitioning import Channel
+from fluxforge_common.kafka.keys import symbol_key
 
 CHANNELS: tuple[Channel, ...] = ("book", "trade", "ticker")
 
@@ -25,7 +26,7 @@ class Feed:
     def __init__(self, exchange: str, symbol: str, last: float) -> None:
         self.exchange = exchange
         self.symbol = symbol
-        self.key = f"{exchange}:{symbol}".encode()  # the key of the symbol's raw batches
+        self.key = symbol_key(exchange, symbol)  # the key of the symbol's raw batches
         self.ticks: dict[str, int] = dict.fromkeys(CHANNELS, 0)
         self.last = last  # time.monotonic() of the last tick read (or of the subscription)
 

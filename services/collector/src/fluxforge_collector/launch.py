@@ -170,6 +170,7 @@ def make_collector(
         limits=options.limits,
         speed=options.pacing,
         on_progress=on_progress,
+        recorded=options.pacing is None and options.kind != "exchange" and options.input != "-",
     )
 
 

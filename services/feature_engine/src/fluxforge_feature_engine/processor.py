@@ -20,6 +20,7 @@ import msgspec
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, SymbolState
 from fluxforge_common.kafka import Completeness, TopicNames, complete_header
+from fluxforge_common.kafka.keys import parse_key
 from fluxforge_common.kafka.lineage import Headers, source_headers
 from fluxforge_common.messages import DecodedWatermark, Rejection, decode_batch
 from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
@@ -84,18 +85,6 @@ def decode_stored(value: bytes) -> tuple[int, int, bytes]:
     return int(partition), int(offset), state
 
 
-def parse_key(key: bytes) -> tuple[str, str] | str:
-    """(exchange, symbol) of a raw message key `<exchange>:<symbol>`, or why it is not one."""
-    try:
-        text = key.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"bad key {key[:80]!r}: not UTF-8"
-    exchange, sep, symbol = text.partition(":")
-    if not sep or not exchange or not symbol:
-        return f"bad key {text[:80]!r}: expected '<exchange>:<symbol>'"
-    return exchange, symbol
-
-
 def row_chunks(rows: list[dict[str, Any]], limit: int = OUTPUT_CHUNK_BYTES) -> list[bytes]:
     """`encode_rows` of `rows`, split into consecutive chunks of at most ~`limit` bytes each."""
     data = encode_rows(rows)
@@ -145,16 +134,10 @@ class MessageProcessor:
     ) -> MessageResult:
         """Run one raw message (its key, value and position) against the symbol's stored table value."""
         raw = b"" if value is None else value
-        if key is None:
-            return self._dead(
-                None,
-                [Rejection(raw, "message without key: no <exchange>:<symbol> to route it")],
-                partition,
-                offset,
-            )
         names = parse_key(key)
         if isinstance(names, str):
             return self._dead(key, [Rejection(raw, names)], partition, offset)
+        assert key is not None
         exchange, symbol = names
         state: SymbolState | None = None
         if stored is not None:

@@ -30,6 +30,7 @@ import pyarrow as pa
 from fluxforge_common.dataset.partitioning import partition_dir, utc_date
 from fluxforge_common.dataset.provenance import Provenance
 from fluxforge_common.kafka.completeness import COMPLETE_METADATA, parse_complete
+from fluxforge_common.kafka.keys import parse_key
 from fluxforge_common.messages import (
     DecodedTick,
     DecodedWatermark,
@@ -87,6 +88,7 @@ class Record:
     timestamp: int  # the record's Kafka timestamp (ms), stored in the log: as replayable as the value
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()  # the engine's `ff-src` and `ff-complete` headers, if any
+    key: bytes | None = None  # a raw record's `<exchange>:<symbol>` (fluxforge_common.kafka.keys)
 
 
 @dataclass(slots=True)
@@ -382,12 +384,16 @@ class RawChunk(Chunk[list[DecodedTick | DecodedWatermark | Rejection]]):
     def _add(self, record: Record, payload: list[DecodedTick | DecodedWatermark | Rejection]) -> None:
         offset = record.offset
         append = self.archive.append
+        owner = parse_key(record.key)
         for n, item in enumerate(payload):
             if type(item) is not DecodedTick:
                 # A rejection is the feature engine's to dead-letter; a watermark is no tick. Neither is archived.
                 self.rejected += type(item) is Rejection
                 continue
             tick = item.tick
+            if owner != (tick.exchange, tick.symbol):  # the engine dead-letters it under the key rules
+                self.rejected += 1
+                continue
             line = stamp(item.raw, offset, n)
             if b"\n" in line:  # pretty-printed JSON is valid input; an archive line must be one line
                 line = orjson.dumps(orjson.loads(line))

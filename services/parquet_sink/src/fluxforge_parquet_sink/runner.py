@@ -243,7 +243,7 @@ class KafkaSink:
 
     def _add(self, batches: dict[TopicPartition, list[Any]]) -> list[AnyChunk]:
         return self.core.add(
-            Record(r.topic, r.partition, r.offset, r.timestamp, r.value, tuple(r.headers or ()))
+            Record(r.topic, r.partition, r.offset, r.timestamp, r.value, tuple(r.headers or ()), r.key)
             for tp in sorted(batches)
             for r in batches[tp]
         )

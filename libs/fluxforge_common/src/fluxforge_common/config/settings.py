@@ -529,7 +529,8 @@ class CollectorConfig(BaseModel):
         default=None,
         ge=0,
         description="Publish a watermark for a symbol that had no tick for this long (wall clock, checked "
-        "as often), so its quiet intervals close (default: features.hf_emit_interval; 0: never).",
+        "as often), so its quiet intervals close (default: features.hf_emit_interval; 0: never). Live "
+        'and paced sources only: a recorded input read unpaced gets none (docs/design.md "Watermarks").',
     )
     final_watermark: bool = Field(
         default=True,
