@@ -11,6 +11,9 @@ import pytest
 import yaml
 from fluxforge_common.config import ConfigError, FluxForgeSettings, load_settings
 from fluxforge_common.config.renamed import RENAMED, env_name
+from fluxforge_common.config.state import StateConfig
+from fluxforge_common.features.schema import hf_fields
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from fluxforge.cli.app import app
@@ -282,3 +285,15 @@ def test_credentials_in_the_endpoint_url_are_refused_and_never_shown(tmp_path: P
     assert "s3cr3t" not in result.output and "AKIAKEY" not in result.output
     config.write_text("storage:\n  s3:\n    endpoint_url: https://minio.internal:9000\n")
     assert load_settings(config).storage.s3.endpoint_url == "https://minio.internal:9000"
+
+
+def test_values_that_would_give_one_column_name_twice_are_refused() -> None:
+    """Column suffixes keep 6 significant digits: two bands that differ further down would write one
+    column twice, and every reader refuses a file with duplicate field names."""
+    with pytest.raises(
+        ValidationError, match=r"bands_bps \[10.0, 10.0000004\] give the same column suffix 10bps"
+    ):
+        StateConfig(bands_bps=(10, 10.0000004))
+    assert [f"depth_bid_{b}" for b in ("5bps", "5.5bps")] == [
+        name for name, _ in hf_fields(StateConfig(bands_bps=(5, 5.5))) if name.startswith("depth_bid_")
+    ]

@@ -15,6 +15,16 @@ PositiveSeconds = Annotated[int, Field(ge=1, le=86_400)]
 PositiveAmount = Annotated[float, Field(gt=0, le=1e18)]
 
 
+def fmt_window(seconds: float) -> str:
+    """`5` -> `5s`, `0.5` -> `0.5s`: window suffixes of column names."""
+    return f"{seconds:g}s"
+
+
+def fmt_bps(bps: float) -> str:
+    """`25` -> `25bps`: depth band suffixes of column names."""
+    return f"{bps:g}bps"
+
+
 def _sorted_unique(value: tuple[float, ...]) -> tuple[float, ...]:
     """A list of sizes as one canonical tuple: the same sizes, however given, make the same config (and fingerprint)."""
     if len(set(value)) != len(value):
@@ -176,6 +186,18 @@ class StateConfig(BaseModel):
                     f"{name} {bad} are not whole multiples of hf_emit_interval={self.hf_emit_interval}s; "
                     "choose windows that are, or a smaller hf_emit_interval"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _distinct_band_names(self) -> StateConfig:
+        # Whole seconds up to a day always print apart; bands are floats.
+        names = [fmt_bps(bps) for bps in self.bands_bps]
+        same = sorted({name for name in names if names.count(name) > 1})
+        if same:
+            raise ValueError(
+                f"bands_bps {list(self.bands_bps)} give the same column suffix {', '.join(same)} "
+                "(6 significant digits): keep one of each"
+            )
         return self
 
     @property

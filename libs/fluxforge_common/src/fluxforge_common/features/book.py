@@ -11,8 +11,7 @@ from bisect import bisect_right
 from functools import lru_cache
 from typing import Any
 
-from fluxforge_common.config.state import StateConfig
-from fluxforge_common.features.schema import fmt_bps
+from fluxforge_common.config.state import StateConfig, fmt_bps
 from fluxforge_common.messages.envelopes import Level
 
 

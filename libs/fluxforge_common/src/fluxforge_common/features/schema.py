@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from fluxforge_common.config.state import StateConfig
+from fluxforge_common.config.state import StateConfig, fmt_bps, fmt_window
 from fluxforge_common.dataset.partitioning import PARQUET_TABLES
 
 TS = pa.timestamp("ms", tz="UTC")
@@ -21,15 +21,6 @@ LEVELS = pa.list_(pa.list_(F64))
 TABLES = PARQUET_TABLES  # the dataset's Parquet tables: the engine gives each its rows and schema
 
 _KEYS: list[tuple[str, pa.DataType]] = [("exchange", STR), ("symbol", STR), ("ts", TS)]
-
-
-def fmt_window(seconds: float) -> str:
-    """`5` -> `5s`, `0.5` -> `0.5s`: window suffixes of column names."""
-    return f"{seconds:g}s"
-
-
-def fmt_bps(bps: float) -> str:
-    return f"{bps:g}bps"
 
 
 def hf_fields(cfg: StateConfig) -> list[tuple[str, pa.DataType]]:

@@ -29,14 +29,13 @@ from typing import Any
 
 import msgspec
 
-from fluxforge_common.config.state import StateConfig
+from fluxforge_common.config.state import StateConfig, fmt_window
 from fluxforge_common.features.bars import BarAccumulator
 from fluxforge_common.features.book import book_features, null_book_features
 from fluxforge_common.features.enrichment import ticker_row, trade_row
 from fluxforge_common.features.ibars import InformationBar, information_bars
 from fluxforge_common.features.intervals import IntervalFlows, RollingWindows
 from fluxforge_common.features.output import EngineOutput
-from fluxforge_common.features.schema import fmt_window
 from fluxforge_common.messages.envelopes import (
     BookColumns,
     BookTick,

@@ -173,7 +173,12 @@ class EmbeddedPipeline:
                 summary.files += completed
         engine = self.engine
         state = engine.state_for(tick.exchange, tick.symbol)
-        reason = engine.apply(state, item, self.out)
+        try:
+            reason = engine.apply(state, item, self.out)
+        except Exception as exc:
+            # A defect, not bad input (validation has passed it): the run goes on, as the stack's
+            # does, and the tick is in the archive for a reprocess once the defect is fixed.
+            reason = f"engine error: {type(exc).__name__}: {exc}"
         if reason:
             self._dead_letter(Rejection(item.raw, reason), source, line_no)
             return item

@@ -1,0 +1,46 @@
+"""An engine defect on one symbol's tick costs that tick, not the run: it is dead-lettered with the
+error, the other symbols' rows are written, and the archive keeps every tick read."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fluxforge_common.config.settings import FluxForgeSettings
+from fluxforge_common.dataset import read_table
+from fluxforge_common.features import SymbolState
+from fluxforge_common.pipeline import EmbeddedPipeline, archive_lines, simulator_lines
+from fluxforge_common.storage import LocalStorage
+
+BROKEN = ("binanceus", "ETH/USDT")
+
+
+def test_an_engine_error_dead_letters_the_tick_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = FluxForgeSettings(simulator={"seed": 3})
+    lines = list(itertools.islice(simulator_lines(settings.simulator), 3_000))
+    process = SymbolState.process
+
+    def failing(self: SymbolState, *args: Any) -> str | None:
+        if (self.exchange, self.symbol) == BROKEN:
+            raise OverflowError("intermediate overflow in fsum")
+        return process(self, *args)
+
+    monkeypatch.setattr(SymbolState, "process", failing)
+    storage = LocalStorage(tmp_path)
+    summary = EmbeddedPipeline(settings, storage).run(lines, "test")
+
+    broken = [line for line in lines if b'"exchange":"binanceus","symbol":"ETH/USDT"' in line]
+    assert broken and summary.lines == len(lines)
+    assert summary.rejected == len(broken) and summary.reasons == {"engine error": len(broken)}
+    assert len(list(archive_lines(storage))) == len(lines)
+    hf = read_table(tmp_path, "hf")
+    symbols = set(zip(hf["exchange"].to_pylist(), hf["symbol"].to_pylist(), strict=True))
+    assert BROKEN not in symbols and len(symbols) > 3
+    (dead,) = storage.list_files("deadletter")
+    reasons = {orjson.loads(line)["reason"] for line in storage.read_bytes(dead).splitlines()}
+    assert reasons == {"engine error: OverflowError: intermediate overflow in fsum"}
