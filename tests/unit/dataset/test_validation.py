@@ -131,11 +131,11 @@ def test_columns_disagreeing_with_the_path(
     put(
         data_root,
         f"{ETH}/symbol.parquet",
-        make_rows("kraken", "ETH/USDT") + make_rows("kraken", "BTC/USDT"),
+        make_rows("kraken", "ETH/USDT", T0 + 10_000) + make_rows("kraken", "BTC/USDT", T0 + 20_000),
         hf_schema,
     )
     put(data_root, f"{ETH}/date.parquet", make_rows("kraken", "ETH/USDT", MIDNIGHT - 1000), hf_schema)
-    rows = make_rows("kraken", "ETH/USDT")
+    rows = make_rows("kraken", "ETH/USDT", T0 + 30_000)
     rows[1]["ts"] = None
     put(data_root, f"{ETH}/null_ts.parquet", rows, hf_schema)
     put(data_root, f"{ETH}/empty.parquet", [], hf_schema)
@@ -174,9 +174,9 @@ def test_schema_drift(
     data_root: Path, full: Rows, hf_schema: pa.Schema, make_rows: Callable[..., Rows]
 ) -> None:
     wider = hf_schema.append(pa.field("vwap", pa.float64()))
-    put(data_root, f"{ETH}/wider.parquet", make_rows("kraken", "ETH/USDT"), wider)
+    put(data_root, f"{ETH}/wider.parquet", make_rows("kraken", "ETH/USDT", T0 + 10_000), wider)
     retyped = hf_schema.set(hf_schema.get_field_index("n"), pa.field("n", pa.float64()))
-    put(data_root, f"{ETH}/retyped.parquet", make_rows("kraken", "ETH/USDT"), retyped)
+    put(data_root, f"{ETH}/retyped.parquet", make_rows("kraken", "ETH/USDT", T0 + 20_000), retyped)
     assert found(validate_dataset(data_root)) == [
         (
             f"{ETH}/retyped.parquet",
@@ -272,8 +272,10 @@ def test_underscore_files_are_flagged(data_root: Path, full: Rows, storage: Loca
 
 
 def test_rewrite_legacy_layout(data_root: Path, full: Rows, write_legacy_file: Callable[..., str]) -> None:
-    legacy_btc = write_legacy_file("BTC/USDT")
-    legacy_perp = write_legacy_file("BTC/USDT:USDT", exchange="kraken", name="part_0002.parquet")
+    legacy_btc = write_legacy_file("BTC/USDT", start_ms=T0 + 10_000)  # after the rows already there
+    legacy_perp = write_legacy_file(
+        "BTC/USDT:USDT", exchange="kraken", start_ms=T0 + 10_000, name="part_0002.parquet"
+    )
     before = {p.path for p in validate_dataset(data_root)}
     assert before == {legacy_btc, legacy_perp}
     new_btc = "hf/exchange=binanceus/symbol=BTC%2FUSDT/date=2025-12-12/part_0001.parquet"
@@ -330,3 +332,15 @@ def test_a_compacted_legacy_partition_is_left_in_place_and_keeps_its_rows(
         assert rewrite_legacy_layout(data_root, dry_run=False) == []
     assert read_table(data_root, "hf", symbol="BTC/USDT").num_rows == rows
     assert read_table(data_root, "hf").num_rows == len(full) + 6
+
+
+def test_hf_rows_written_twice_are_an_error(data_root: Path, full: Rows, storage: LocalStorage) -> None:
+    """Two files holding the same grid points (a sink group started over on its root): every reader
+    returns each row twice, so validate must not call the dataset clean."""
+    good = storage.list_files(ETH)[0]
+    rows = pq.read_table(data_root / good).num_rows
+    storage.write_bytes(f"{ETH}/again.parquet", storage.read_bytes(good))
+    problem = only(validate_dataset(data_root))
+    assert (problem.path, problem.severity) == (ETH, "error")
+    assert problem.message.startswith(f"{rows} hf row(s) repeat a ts of the partition")
+    assert "fluxforge reprocess" in problem.message

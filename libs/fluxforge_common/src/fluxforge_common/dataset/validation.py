@@ -169,6 +169,7 @@ def _check_table(location: DatasetRoot, tree: _Tree, table: str) -> list[Problem
     schemas: dict[str, pa.Schema] = {}
     for rel_dir, values, listed in _leaves(tree, table, keys, problems):
         origins: dict[str, Provenance] = {}
+        times: list[pa.ChunkedArray] = []  # hf: the ts of every file, for rows doubled across files
         names = (
             _compaction_visible(location, rel_dir, listed, problems) if table in PARQUET_TABLES else listed
         )
@@ -179,16 +180,20 @@ def _check_table(location: DatasetRoot, tree: _Tree, table: str) -> list[Problem
                     Problem(rel, "warning", f"not a {'/'.join(suffixes)} file; readers skip or choke on it")
                 )
             elif table in PARQUET_TABLES:
-                if name.startswith("_"):
+                skipped = name.startswith("_")
+                if skipped:
                     problems.append(
                         Problem(rel, "warning", "pyarrow skips '_'-prefixed files but DuckDB reads them")
                     )
-                schema = _check_parquet_file(location, rel, values, problems)
+                schema = _check_parquet_file(
+                    location, rel, values, problems, times if table == "hf" and not skipped else None
+                )
                 if schema is not None:
                     schemas[rel] = schema.remove_metadata()
                     if (origin := read_provenance(schema.metadata)) is not None:
                         origins[rel] = origin
         problems.extend(_mixed_configurations(rel_dir, origins))
+        problems.extend(_doubled_grid_rows(rel_dir, times))
     problems.extend(_schema_drift(schemas))
     return problems
 
@@ -287,10 +292,33 @@ def _leaves(
         yield from _leaves(tree, rel, keys, problems, (*values, value))
 
 
+def _doubled_grid_rows(rel_dir: str, times: list[pa.ChunkedArray]) -> Iterator[Problem]:
+    """An hf partition holds one row per grid point: a ts twice means rows written twice."""
+    rows = sum(len(ts) - ts.null_count for ts in times)  # null ts are reported by `_check_ts`
+    if rows < 2:
+        return
+    distinct = pc.count_distinct(pa.chunked_array([chunk for ts in times for chunk in ts.chunks])).as_py()
+    if distinct < rows:
+        yield Problem(
+            rel_dir,
+            "error",
+            f"{rows - distinct} hf row(s) repeat a ts of the partition (one row per grid point): rows "
+            "were written twice, e.g. by a sink group started over on the same root; rebuild the date "
+            "(`fluxforge reprocess`) or remove the files that overlap",
+        )
+
+
 def _check_parquet_file(
-    location: DatasetRoot, rel: str, expected: dict[str, str], problems: list[Problem]
+    location: DatasetRoot,
+    rel: str,
+    expected: dict[str, str],
+    problems: list[Problem],
+    times: list[pa.ChunkedArray] | None = None,
 ) -> pa.Schema | None:
-    """Check one data file against its partition; returns its schema (with metadata), or None if unreadable."""
+    """Check one data file against its partition; returns its schema (with metadata), or None if unreadable.
+
+    The file's ts column goes to `times` when given.
+    """
     try:
         parquet = pq.ParquetFile(location.full(rel), filesystem=location.filesystem)
         schema = parquet.schema_arrow
@@ -322,6 +350,8 @@ def _check_parquet_file(
             message = f"symbol column holds {symbols[:10]}, path says {expected['symbol']!r}"
         problems.append(Problem(rel, "error", message))
     problems.extend(_check_ts(table.column("ts"), rel, expected["date"]))
+    if times is not None:
+        times.append(table.column("ts"))
     return schema
 
 
