@@ -89,4 +89,13 @@ async def prepare_topics(kafka: KafkaConfig, output_prefix: str | None, app_id: 
             f"the state changelog {changelog} has {counts[changelog]} partitions but {raw} has {partitions}: "
             "the raw topic was repartitioned since this app id last ran; start over under a new --app-id"
         )
+    unlike = sorted(
+        f"{name} ({counts[name]})" for name in outputs.features.values() if counts[name] != partitions
+    )
+    if unlike:
+        raise EngineSetupError(
+            f"feature topics {', '.join(unlike)} do not have the {partitions} partitions of {raw}: a feature "
+            "partition must hold the symbols of one raw partition, whose completeness its `ff-complete` "
+            "header states; recreate them with that count, or use another --output-prefix"
+        )
     return EngineTopics(raw=raw, outputs=outputs, changelog=changelog, partitions=partitions)
