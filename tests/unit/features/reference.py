@@ -219,8 +219,8 @@ def reference_ibars(trades: list[Trade], cfg: IbarsConfig) -> list[dict[str, Any
     series += [("volume", v) for v in cfg.volume] + [("dollar", d) for d in cfg.dollar]
     measures: dict[str, Callable[[list[Trade]], float]] = {
         "tick": len,
-        "volume": lambda run: sum(t.amount for t in run),
-        "dollar": lambda run: sum(t.price * t.amount for t in run),
+        "volume": lambda run: math.fsum(t.amount for t in run),
+        "dollar": lambda run: math.fsum(t.price * t.amount for t in run),
     }
     for order, (kind, threshold) in enumerate(series):
         start = 0
@@ -289,8 +289,8 @@ def _ibar_row(
     expected_imbalance: float | None,
 ) -> dict[str, Any]:
     prices = [t.price for t in run]
-    volume = sum(t.amount for t in run)
-    dollar = sum(t.price * t.amount for t in run)
+    volume = math.fsum(t.amount for t in run)  # the exact sum, rounded once
+    dollar = math.fsum(t.price * t.amount for t in run)
     return {
         "exchange": "ex",
         "symbol": "BTC/USDT",

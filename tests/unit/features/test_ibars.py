@@ -92,6 +92,20 @@ def test_volume_and_dollar_bars_take_the_trade_that_crosses_the_threshold_whole(
     ]
 
 
+def test_amounts_that_sum_to_the_threshold_exactly_close_the_bar() -> None:
+    """Eight trades of 0.1 reach 0.8 (the exact sum of the doubles rounds to 0.8); added up one by
+    one in floats they make 0.7999999999999999, and the bar would take a ninth trade."""
+    trades = [(T0 + n, 100.0, 0.1, "buy") for n in range(20)]
+    rows = bars_of(trades, with_ibars(volume=[0.8], dollar=[80.0]))
+    assert [(r["kind"], r["tick_count"], r["volume"], r["dollar_value"]) for r in rows] == [
+        ("volume", 8, 0.8, 80.0),
+        ("dollar", 8, 0.8, 80.0),
+        ("volume", 8, 0.8, 80.0),
+        ("dollar", 8, 0.8, 80.0),
+    ]
+    assert [r["vwap"] for r in rows] == [100.0] * 4
+
+
 def test_tick_imbalance_bars_follow_the_expected_imbalance_threshold() -> None:
     """E0[T] starts at 4, weights 2/(3+1) = 0.5 for both averages (worked by hand below)."""
     tib = {"expected_ticks_init": 4, "expected_ticks_min": 1, "expected_ticks_max": 100,
