@@ -30,9 +30,11 @@ def market() -> Iterator[bytes]:
         yield line
 
 
-def record(root: Path, lines: Iterator[bytes]) -> QualityReport:
+def record(root: Path, lines: Iterator[bytes], *, days_later: int = 0) -> QualityReport:
+    """The report of the day recorded, its input run `days_later` (its dead letters are filed then)."""
     settings = FluxForgeSettings(simulator=SIMULATOR)
-    EmbeddedPipeline(settings, LocalStorage(root), clock=lambda: START / 1000).run(lines, "test")
+    now = START / 1000 + days_later * 86_400
+    EmbeddedPipeline(settings, LocalStorage(root), clock=lambda: now).run(lines, "test")
     return quality_report(root, date="2025-12-12")
 
 
@@ -143,3 +145,20 @@ def test_the_report_finds_every_injected_fault_at_its_symbol(tmp_path: Path, cle
     assert dict(eth.dead_letters) == {"late event": 1}  # live, it came too late for the engine
     assert not report.clean
     assert report.to_json()["symbols"][0]["clean"] is False
+
+
+def test_dead_letters_count_for_the_day_of_their_ticks_not_the_day_they_were_filed(tmp_path: Path) -> None:
+    """A day reprocessed or replayed later files its dead letters under that later date: the report
+    of the recorded day still has them, and the later day does not get them."""
+    report = record(tmp_path, faulty(), days_later=400)
+    assert {p.name for p in (tmp_path / "deadletter").iterdir()} == {"date=2027-01-16"}
+    found = {(s.exchange, s.symbol): s for s in report.symbols}
+    assert dict(found["binanceus", "BTC/USDT"].dead_letters) == {"late event": 1}
+    assert dict(found["binanceus", "SOL/USDT"].dead_letters) == {
+        "crossed or locked book": 1,
+        "empty book": 1,
+        "schema": 1,
+    }
+    assert not report.clean
+    later = quality_report(tmp_path, date="2027-01-16")
+    assert later.symbols == [] and dict(later.unattributed_dead_letters) == {"invalid JSON": 1}

@@ -143,7 +143,7 @@ def quality_report(
     _grid(root, start_ms, end_ms, min_silent_s, entry)
     _archive(root, start_ms, end_ms, entry)
     unattributed: Counter[str] = Counter()
-    for (exchange, symbol), reason in _dead_letters(root, date):
+    for (exchange, symbol), reason in _dead_letters(root, start_ms, end_ms):
         if (exchange, symbol) == UNATTRIBUTED:
             unattributed[reason] += 1
         else:
@@ -232,36 +232,49 @@ def _archive(root: DatasetRoot, start_ms: int | None, end_ms: int | None, entry:
         }
 
 
-def _dead_letters(root: DatasetRoot, date: str | None) -> Iterator[tuple[tuple[str, str], str]]:
-    """(exchange, symbol) named by each dead letter's bytes (or UNATTRIBUTED), and its reason category."""
+def _dead_letters(
+    root: DatasetRoot, start_ms: int | None, end_ms: int | None
+) -> Iterator[tuple[tuple[str, str], str]]:
+    """(exchange, symbol) named by each dead letter of the span (or UNATTRIBUTED), and its reason category.
+
+    Dead letters are filed by when they were refused: a replayed or reprocessed day, or a tick
+    refused after midnight, lands in a later partition. A record counts for the span its tick's
+    event time falls in, or, without one, for the date it was filed under; partitions before the
+    span's day (less a day of clock skew) cannot hold it.
+    """
     files, _dirs = root.walk(DEADLETTER_TABLE)
     for rel in files:
         parts = rel.split("/")
         if len(parts) != 3 or parts[2].startswith(".") or not parts[2].endswith(".ndjson"):
             continue
         try:
-            if date is not None and parse_segment(parts[1], "date") != date:
-                continue
+            filed_ms = utc_ms(parse_segment(parts[1], "date"))
         except ValueError:
             continue  # `fluxforge validate` reports it
+        if start_ms is not None and filed_ms < start_ms - MS_PER_DAY:
+            continue
         with root.open_input(rel) as stream:
             for line in read_lines(stream):
                 if line.strip():
                     record = orjson.loads(line)
-                    yield _named(record.get("raw")), str(record.get("reason", "")).split(":")[0]
+                    names, event_ms = _named(record.get("raw"))
+                    at = filed_ms if event_ms is None else event_ms
+                    if start_ms is None or end_ms is None or start_ms <= at < end_ms:
+                        yield names, str(record.get("reason", "")).split(":")[0]
 
 
-def _named(raw: Any) -> tuple[str, str]:
+def _named(raw: Any) -> tuple[tuple[str, str], int | None]:
+    """The (exchange, symbol) a dead letter's bytes name (or UNATTRIBUTED), and their event time if any."""
     if not isinstance(raw, str):
-        return UNATTRIBUTED
+        return UNATTRIBUTED, None
     try:
         tick = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return UNATTRIBUTED
-    if (
-        isinstance(tick, dict)
-        and isinstance(tick.get("exchange"), str)
-        and isinstance(tick.get("symbol"), str)
-    ):
-        return tick["exchange"], tick["symbol"]
-    return UNATTRIBUTED
+        return UNATTRIBUTED, None
+    if not isinstance(tick, dict):
+        return UNATTRIBUTED, None
+    stamps = [tick.get(name) for name in ("ts", "recv_ts")]
+    event_ms = next((t for t in stamps if isinstance(t, int) and not isinstance(t, bool)), None)
+    if isinstance(tick.get("exchange"), str) and isinstance(tick.get("symbol"), str):
+        return (tick["exchange"], tick["symbol"]), event_ms
+    return UNATTRIBUTED, event_ms
