@@ -120,7 +120,9 @@ def test_health_passes_when_healthy_and_names_a_stale_feed_a_lagging_group_and_d
     engine_group = f"{names.raw.split('.')[0]}-engine"
     sink_group = yaml.safe_load(unhealthy.read_text())["sink"]["group_id"]
     assert f"the feature engine (consumer group {engine_group}) is 2 messages behind" in flat
-    assert f"the sink (consumer group {sink_group}) is 5 messages behind" in flat
+    # The dead letters only: the sink commits the raw topic once an hourly segment closes, so its
+    # lag there is no sign of trouble (the two raw messages count for the engine alone).
+    assert f"the sink (consumer group {sink_group}) is 3 messages behind" in flat
     assert "0.6 dead-letter messages per minute, more than health.max_deadletter_per_min (0.5)" in flat
     assert "feed binanceus BTC/USDT:" not in flat  # the fresh feed is not blamed
     report = json.loads(_health(unhealthy, "--json")[1])

@@ -5,6 +5,7 @@ workload is hardened, probed and sized the way the README promises."""
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,27 @@ def test_the_overlay_renders_and_validates_against_the_kubernetes_schemas(
     assert selected == services
     ports = {port["name"] for s in services for port in s["spec"]["ports"]}
     assert {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]} == ports
+    # Each scraped port's job is the one the scrape configs give it, which the alert rules select.
+    scrape = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "kubernetes.yml").read_text())
+    jobs = {job["job_name"] for job in scrape["scrape_configs"]}
+    named = set()
+    for endpoint in monitor["spec"]["endpoints"]:
+        for service in services:
+            if endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}:
+                named.add(_relabelled_job(endpoint["relabelings"], service["metadata"]["name"]))
+    assert named == jobs == {"fluxforge-collector", "fluxforge-engine", "fluxforge-sink", "fluxforge-s3-sync"}
+
+
+def _relabelled_job(relabelings: list[Doc], service_name: str) -> str:
+    """Prometheus' `replace` relabeling of the job label (anchored regex, `$1` groups)."""
+    job = service_name
+    for rule in relabelings:
+        assert rule["targetLabel"] == "job"
+        source = ";".join(service_name for _ in rule.get("sourceLabels", []))
+        match = re.fullmatch(rule.get("regex", "(.*)"), source)
+        if match is not None:
+            job = match.expand(rule["replacement"].replace("$1", r"\1"))
+    return job
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
