@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -46,7 +47,7 @@ def test_the_overlay_renders_and_validates_against_the_kubernetes_schemas(
     assert validator is not None, "kubernetes-validate (a dev dependency) is not installed"
     output = run(validator, "--strict", manifest)
     kinds = {doc["kind"] for doc in _docs(overlay)}
-    assert {"Namespace", "ConfigMap", "Secret", "Service", "Deployment", "StatefulSet", "Job",
+    assert {"Namespace", "ConfigMap", "Service", "Deployment", "StatefulSet", "Job",
             "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor"} <= kinds  # fmt: skip
     # Every kind but the Operator's ServiceMonitor (a CRD, checked below) has a schema and passed.
     assert output.count("passed for resource") == len(_docs(overlay)) - 1
@@ -129,13 +130,16 @@ def test_services_disruption_budgets_and_the_network_policy_cover_every_workload
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_secrets_come_from_the_one_secret_and_engine_replicas_fit_the_raw_partitions(overlay: str) -> None:
-    (secret,) = _docs(overlay, "Secret")
+    # The Secret is created out of band, never applied: an apply would empty the keys filled in the cluster.
+    assert _docs(overlay, "Secret") == []
+    secret = yaml.safe_load((REPO_ROOT / "deploy" / "k8s" / "base" / "secret.yaml").read_text())
     for doc in _docs(overlay, *WORKLOADS, "Job"):
         for container in doc["spec"]["template"]["spec"]["containers"]:
             for variable in container.get("env", []):
                 ref = variable.get("valueFrom", {}).get("secretKeyRef")
                 if ref is not None:
                     assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"]
+                    assert ref["optional"] is True  # the pods start before it exists
     assert not any(value for value in secret["stringData"].values()), "credentials never live in git"
     (engine,) = [doc for doc in _docs(overlay, "Deployment") if doc["metadata"]["name"] == "feature-engine"]
     assert 1 <= engine["spec"]["replicas"] <= _config(overlay)["kafka"]["partitions"]
@@ -152,3 +156,25 @@ def test_prod_reaches_kafka_over_sasl_ssl_with_the_cluster_ca_mounted_where_the_
         assert "FLUXFORGE_KAFKA_SASL_PASSWORD" in {variable["name"] for variable in first["env"]}
     (engine,) = [doc for doc in _docs("prod", "Deployment") if doc["metadata"]["name"] == "feature-engine"]
     assert engine["spec"]["replicas"] == kafka["partitions"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_network_policy_lets_the_pods_reach_what_the_config_names(overlay: str) -> None:
+    config = _config(overlay)
+    (policy,) = _docs(overlay, "NetworkPolicy")
+    allowed = {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
+    wanted = {int(server.rsplit(":", 1)[1]) for server in config["kafka"]["bootstrap_servers"].split(",")}
+    endpoint = config["storage"].get("s3", {}).get("endpoint_url")
+    if endpoint is not None:
+        url = urlsplit(endpoint)
+        wanted.add(url.port or (443 if url.scheme == "https" else 80))
+    assert wanted <= allowed, sorted(wanted - allowed)
+
+
+def test_the_dev_market_starts_when_its_collector_starts() -> None:
+    """A restarted dev collector must not publish its default day again (the engine would refuse it all)."""
+    (collector,) = [doc for doc in _docs("dev", "StatefulSet") if doc["metadata"]["name"] == "collector"]
+    (container,) = collector["spec"]["template"]["spec"]["containers"]
+    assert container["command"][:2] == ["/bin/sh", "-c"]
+    assert container["command"][2].startswith("FLUXFORGE_SIMULATOR__START_MS=$$(date +%s000) exec fluxforge ")
+    assert container["args"][:2] == ["collect", "--config"] and "simulator" in container["args"]
