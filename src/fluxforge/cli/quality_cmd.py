@@ -33,7 +33,8 @@ def report(
         ),
     ] = None,
 ) -> None:
-    """Per exchange and symbol: HF coverage and silent stretches, resyncs, dead letters by reason, late
+    """Per exchange and symbol: HF coverage, silent stretches and grid rows missing (nothing recorded),
+    resyncs, dead letters by reason, late
     ticks, crossed or empty books, latency percentiles and trade id gaps; from the files alone."""
     import orjson
     from fluxforge_common.dataset.partitioning import check_date
@@ -77,6 +78,7 @@ def _print_table(result: QualityReport) -> None:
         "symbol",
         "HF coverage",
         "silent stretches",
+        "rows missing",
         "gaps / resyncs",
         "dead letters",
         "late",
@@ -110,6 +112,7 @@ def _cells(s: SymbolQuality) -> list[str]:
         s.symbol,
         f"{s.coverage:.1%}",
         silent,
+        f"{s.missing_rows} in {len(s.missing_stretches)}" if s.missing_stretches else "0",
         f"{s.sequence_gaps} / {s.resyncs}",
         dead,
         str(s.late_ticks),

@@ -162,3 +162,26 @@ def test_dead_letters_count_for_the_day_of_their_ticks_not_the_day_they_were_fil
     assert not report.clean
     later = quality_report(tmp_path, date="2027-01-16")
     assert later.symbols == [] and dict(later.unattributed_dead_letters) == {"invalid JSON": 1}
+
+
+def test_a_stretch_with_no_rows_at_all_is_missing_not_clean(tmp_path: Path, clean: QualityReport) -> None:
+    """The recorder down for 40 s: no rows of any symbol then. Coverage counts those grid points as not
+    fresh, and the day needs a look."""
+    lines = [line for line in market() if not START + 50_000 <= event(orjson.loads(line)) < START + 90_000]
+    settings = FluxForgeSettings(simulator=SIMULATOR)
+    root = tmp_path / "first"
+    EmbeddedPipeline(settings, LocalStorage(root), clock=lambda: START / 1000).run(
+        [line for line in lines if event(orjson.loads(line)) < START + 50_000], "before"
+    )
+    EmbeddedPipeline(settings, LocalStorage(root), clock=lambda: START / 1000).run(
+        [line for line in lines if event(orjson.loads(line)) >= START + 90_000], "after"
+    )
+    report = quality_report(root, date="2025-12-12")
+    for s in report.symbols:
+        ((first, end),) = s.missing_stretches
+        assert START + 49_000 <= first <= START + 52_000 and START + 90_000 <= end <= START + 92_000
+        assert s.missing_rows == (end - first) // 1000
+        assert s.coverage < found_clean(clean, s.exchange, s.symbol).coverage
+        assert not s.clean
+    assert not report.clean
+    assert all(s.missing_stretches == [] and s.missing_rows == 0 for s in clean.symbols)

@@ -2,7 +2,9 @@
 
 Everything comes from what the dataset holds, so last month's report needs no
 running service: the HF grid (`update_count == 0` marks a carried-forward
-row: no book update in that interval, the feed was silent), the raw archive
+row: no book update in that interval, the feed was silent; a grid point
+without a row at all between two of the symbol's rows: nothing was recorded
+then, e.g. the recorder was down), the raw archive
 (event and receive times, trade ids, and the `resync` mark the collector puts
 on the first book after it resynchronised a symbol on a sequence gap or a
 failed checksum), and the dead letters (reasons; late ticks, crossed and
@@ -44,6 +46,8 @@ class SymbolQuality:
     hf_rows: int = 0
     carried_rows: int = 0  # grid rows without a book update in their interval
     silent_stretches: list[tuple[int, int]] = field(default_factory=list)  # [start, end) ms of carried rows
+    missing_rows: int = 0  # grid points between the symbol's first and last row that have no row
+    missing_stretches: list[tuple[int, int]] = field(default_factory=list)  # [first, end) ms of those
     ticks: int = 0
     resyncs: int = 0  # books marked as the first after a resync (gap or reconnect)
     sequence_gaps: int = 0  # of those, resyncs after a sequence gap or failed checksum
@@ -55,8 +59,10 @@ class SymbolQuality:
 
     @property
     def coverage(self) -> float:
-        """Share of the grid rows with a fresh book (1.0 without HF rows)."""
-        return 1.0 - self.carried_rows / self.hf_rows if self.hf_rows else 1.0
+        """Share of the grid points, from the symbol's first row to its last, whose row has a fresh book
+        (1.0 without HF rows)."""
+        points = self.hf_rows + self.missing_rows
+        return 1.0 - (self.carried_rows + self.missing_rows) / points if points else 1.0
 
     @property
     def late_ticks(self) -> int:
@@ -72,7 +78,13 @@ class SymbolQuality:
 
     @property
     def clean(self) -> bool:
-        return not (self.silent_stretches or self.resyncs or self.trade_id_gaps or self.dead_letters)
+        return not (
+            self.silent_stretches
+            or self.missing_stretches
+            or self.resyncs
+            or self.trade_id_gaps
+            or self.dead_letters
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -84,6 +96,7 @@ class SymbolQuality:
             clean=self.clean,
             dead_letters=dict(sorted(self.dead_letters.items())),
             silent_stretches=[list(s) for s in self.silent_stretches],
+            missing_stretches=[list(s) for s in self.missing_stretches],
         )
         return data
 
@@ -174,11 +187,16 @@ def _grid(
         run.clear()
 
     previous: SymbolQuality | None = None
+    last_ts = 0
     for exchange, symbol, ts, count in zip(exchanges, symbols, stamps, updates, strict=True):
         quality = entry(exchange, symbol)
         if quality is not previous and previous is not None:
             close(previous)
-        previous = quality
+        elif previous is not None and ts - last_ts > interval:
+            close(quality)  # a silent stretch does not go on across the hole
+            quality.missing_rows += (ts - last_ts) // interval - 1
+            quality.missing_stretches.append((last_ts + interval, ts))
+        previous, last_ts = quality, ts
         quality.hf_rows += 1
         if count == 0:
             quality.carried_rows += 1
