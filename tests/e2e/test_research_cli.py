@@ -118,6 +118,14 @@ def test_query_refuses_a_csv_of_list_columns_and_a_time_out_of_range(
     )
 
 
+def test_a_query_that_matches_no_row_says_so_and_what_the_bars_hold(
+    dataset: Path, cli: Callable[..., str]
+) -> None:
+    said = cli("query", "bars", "--root", dataset, "--duration", "2m")
+    assert "no rows of 'bars' match the filters in the 5 file(s) chosen" in said
+    assert "bars there have the durations 1 s, 5 s, 30 s, 60 s" in said
+
+
 def _config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(text)

@@ -98,6 +98,16 @@ def _select(
             table, exchange=exchanges, symbol=symbols, start=start, end=end, columns=wanted, duration=duration
         )
     result = selection.to_arrow()
+    if result.num_rows == 0 and selection.files:
+        typer.echo(
+            f"no rows of {table!r} match the filters in the {len(selection.files)} file(s) chosen", err=True
+        )
+        if duration is not None:
+            held = dataset.table(
+                table, exchange=exchanges, symbol=symbols, start=start, end=end, columns=["duration_s"]
+            )
+            durations = sorted(set(held.to_arrow().column("duration_s").to_pylist()))
+            typer.echo(f"bars there have the durations {', '.join(f'{d} s' for d in durations)}", err=True)
     return result.sort_by([("ts", "ascending")]) if "ts" in result.column_names and table != "raw" else result
 
 
