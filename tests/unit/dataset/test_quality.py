@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,18 @@ def test_dead_letters_count_for_the_day_of_their_ticks_not_the_day_they_were_fil
     assert not report.clean
     later = quality_report(tmp_path, date="2027-01-16")
     assert later.symbols == [] and dict(later.unattributed_dead_letters) == {"invalid JSON": 1}
+
+
+def test_a_dead_letter_whose_ts_validation_refused_counts_for_its_receive_day(tmp_path: Path) -> None:
+    """A ts in microseconds dates the tick to no day: its recv_ts does."""
+    bad = {"type": "trade", "exchange": "binanceus", "symbol": "BTC/USDT", "ts": START * 1000,
+           "recv_ts": START + 5, "id": "us", "price": 1.0, "amount": 1.0, "side": "buy"}  # fmt: skip
+    lines = [*itertools.islice(market(), 2_000), orjson.dumps(bad)]
+    report = record(tmp_path, iter(lines), days_later=3)
+    found = {(s.exchange, s.symbol): s for s in report.symbols}
+    reason = f"ts={START * 1000} is not milliseconds since the epoch within 2000..2100"
+    assert dict(found["binanceus", "BTC/USDT"].dead_letters) == {reason: 1}
+    assert not report.clean
 
 
 def test_a_stretch_with_no_rows_at_all_is_missing_not_clean(tmp_path: Path, clean: QualityReport) -> None:

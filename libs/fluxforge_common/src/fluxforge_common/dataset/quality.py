@@ -26,6 +26,7 @@ from fluxforge_common.dataset.partitioning import DEADLETTER_TABLE, MS_PER_DAY, 
 from fluxforge_common.dataset.raw_reader import scan_raw
 from fluxforge_common.dataset.reader import read_table
 from fluxforge_common.dataset.timespec import utc_ms
+from fluxforge_common.messages.decoding import MAX_TS_MS, MIN_TS_MS
 from fluxforge_common.writers.ndjson import read_lines
 
 LATE: Final = "late event"
@@ -291,8 +292,12 @@ def _named(raw: Any) -> tuple[tuple[str, str], int | None]:
         return UNATTRIBUTED, None
     if not isinstance(tick, dict):
         return UNATTRIBUTED, None
+    # A stamp validation would refuse (seconds, microseconds, far off) dates the record to no report.
     stamps = [tick.get(name) for name in ("ts", "recv_ts")]
-    event_ms = next((t for t in stamps if isinstance(t, int) and not isinstance(t, bool)), None)
+    event_ms = next(
+        (t for t in stamps if isinstance(t, int) and not isinstance(t, bool) and MIN_TS_MS <= t < MAX_TS_MS),
+        None,
+    )
     if isinstance(tick.get("exchange"), str) and isinstance(tick.get("symbol"), str):
         return (tick["exchange"], tick["symbol"]), event_ms
     return UNATTRIBUTED, event_ms
