@@ -13,7 +13,7 @@ from fluxforge_common.messages import (
     decode_batch,
     decode_tick,
 )
-from fluxforge_common.messages.decoding import MAX_QUANTITY
+from fluxforge_common.messages.decoding import MAX_QUANTITY, MIN_QUANTITY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -88,8 +88,9 @@ def _book_reason(bids: list[tuple[float, float]], asks: list[tuple[float, float]
                 return f"{side} level {i}: price {price} is not positive"
             if size <= 0:
                 return f"{side} level {i}: size {size} is not positive"
-            if max(price, size) >= MAX_QUANTITY:
-                return f"{side} level {i}: {max(price, size)} is not below {MAX_QUANTITY:g}"
+            for value in (price, size):
+                if not MIN_QUANTITY <= value < MAX_QUANTITY:
+                    return f"{side} level {i}: {value} is outside 1e-30..1e+30"
             if i > 1 and (price >= levels[i - 2][0] if descending else price <= levels[i - 2][0]):
                 return f"{side} level {i}: prices not strictly {'descending' if descending else 'ascending'}"
     if bids[0][0] >= asks[0][0]:
@@ -108,7 +109,7 @@ def _side(prices: list[float], descending: bool) -> st.SearchStrategy[list[tuple
     ) -> list[tuple[float, float]]:
         return [((value, q) if price else (p, value)) if i == at else (p, q) for i, (p, q) in enumerate(side)]
 
-    any_value = st.sampled_from([-1.0, 0.0, 99.5, 100.0, 100.5, 1e30, 5e300])
+    any_value = st.sampled_from([-1.0, 0.0, 1e-300, 1e-30, 99.5, 100.0, 100.5, 1e30, 5e300])
     return valid | st.builds(replaced, valid, st.integers(0, 3), st.booleans(), any_value)
 
 

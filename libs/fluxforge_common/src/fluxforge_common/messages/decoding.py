@@ -31,10 +31,13 @@ MAX_TS_MS = 4_102_444_800_000
 MAX_EXCHANGE_LEN = 64
 MAX_SYMBOL_LEN = 128
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
-# Prices, sizes, amounts and ticker volumes must be below this. No market quotes such numbers, and
-# the engine's products and sums of them (notionals, squared sizes, window sums) must stay finite:
-# a finite 1.7e308 amount overflowed `math.fsum` and stopped the run.
+# Positive prices, sizes and amounts must lie in [MIN_QUANTITY, MAX_QUANTITY) (ticker volumes, which
+# may be 0, below MAX_QUANTITY). No market quotes numbers outside it, and the engine's products, sums
+# and logs of them must stay finite: a finite 1.7e308 amount overflowed `math.fsum` and stopped the
+# run, and a mid of 1e-300 after one of 1e29 made the log return's ratio 0.
+MIN_QUANTITY = 1e-30
 MAX_QUANTITY = 1e30
+_RANGE = f"{MIN_QUANTITY:g}..{MAX_QUANTITY:g}"
 
 
 class Rejection(msgspec.Struct, frozen=True, gc=False):
@@ -105,9 +108,9 @@ def _check_book(tick: BookTick) -> BookColumns | str:
         apx, asz = zip(*asks)  # noqa: B905
         if (
             bpx[0] < apx[0]
-            and 0 < min(bsz) <= max(bsz) < MAX_QUANTITY
-            and 0 < min(asz) <= max(asz) < MAX_QUANTITY
-            and bpx[-1] > 0
+            and MIN_QUANTITY <= min(bsz) <= max(bsz) < MAX_QUANTITY
+            and MIN_QUANTITY <= min(asz) <= max(asz) < MAX_QUANTITY
+            and bpx[-1] >= MIN_QUANTITY
             and apx[-1] < MAX_QUANTITY
             and all(map(operator.gt, bpx, bpx[1:]))
             and all(map(operator.lt, apx, apx[1:]))
@@ -137,8 +140,9 @@ def _explain_side(levels: list[tuple[float, float]], side: str, descending: bool
             return f"{side} level {i}: price {price} is not positive"
         if not size > 0:
             return f"{side} level {i}: size {size} is not positive"
-        if not max(price, size) < MAX_QUANTITY:
-            return f"{side} level {i}: {max(price, size)} is not below {MAX_QUANTITY:g}"
+        for value in (price, size):
+            if not MIN_QUANTITY <= value < MAX_QUANTITY:
+                return f"{side} level {i}: {value} is outside {_RANGE}"
         if (descending and not price < prev) or (not descending and not price > prev):
             order = "descending" if descending else "ascending"
             return f"{side} level {i}: prices not strictly {order}"
@@ -151,8 +155,9 @@ def _check_trade(tick: TradeTick) -> str | None:
         return f"trade price {tick.price} is not positive"
     if not tick.amount > 0:
         return f"trade amount {tick.amount} is not positive"
-    if not max(tick.price, tick.amount) < MAX_QUANTITY:
-        return f"trade price or amount {max(tick.price, tick.amount)} is not below {MAX_QUANTITY:g}"
+    for value in (tick.price, tick.amount):
+        if not MIN_QUANTITY <= value < MAX_QUANTITY:
+            return f"trade price or amount {value} is outside {_RANGE}"
     return None
 
 
@@ -167,8 +172,9 @@ def _check_ticker(tick: TickerTick) -> str | None:
             return f"ticker {name} {value} is negative"
     for name in ("bid", "ask", "last", "bid_size", "ask_size", "base_volume", "quote_volume"):
         value = getattr(tick, name)
-        if value is not None and not value < MAX_QUANTITY:
-            return f"ticker {name} {value} is not below {MAX_QUANTITY:g}"
+        low = MIN_QUANTITY if name in ("bid", "ask", "last") else 0.0
+        if value is not None and not low <= value < MAX_QUANTITY:
+            return f"ticker {name} {value} is outside {_RANGE}"
     if tick.bid is not None and tick.ask is not None and tick.bid > tick.ask:
         return f"crossed ticker: bid {tick.bid} > ask {tick.ask}"
     return None
