@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fluxforge.cli.common import output_file
+from fluxforge.cli.common import ConfigOption, output_file, settings_or_exit
 
 if TYPE_CHECKING:
     from fluxforge_common.dataset.quality import QualityReport, SymbolQuality
@@ -32,19 +32,24 @@ def report(
             "(default: the collector's stall timeout, `MIN_SILENT_S` of fluxforge_common.dataset.quality).",
         ),
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Per exchange and symbol: HF coverage, silent stretches and grid rows missing (nothing recorded),
-    resyncs, dead letters by reason, late
-    ticks, crossed or empty books, latency percentiles and trade id gaps; from the files alone."""
+    resyncs, dead letters by reason, late ticks, crossed or empty books, latency percentiles and trade
+    id gaps; from the files alone (an s3:// root is reached as `storage.s3` of the config says)."""
     import orjson
+    from fluxforge_common.dataset.location import dataset_root
     from fluxforge_common.dataset.partitioning import check_date
     from fluxforge_common.dataset.quality import MIN_SILENT_S, quality_report
 
+    settings = settings_or_exit(config)
     try:
         if date is not None:
             check_date(date)
         result = quality_report(
-            root, date=date, min_silent_s=MIN_SILENT_S if min_silent_s is None else min_silent_s
+            dataset_root(root, s3=settings.storage.s3),
+            date=date,
+            min_silent_s=MIN_SILENT_S if min_silent_s is None else min_silent_s,
         )
     except (ValueError, OSError) as exc:  # FileNotFoundError, DatasetUnreachableError
         typer.echo(f"report failed: {exc}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,3 +47,18 @@ def test_a_refused_or_unreachable_s3_root_is_one_clear_line_not_a_traceback(
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
     out = cli("query", "hf", "--root", s3.url("refused/ff"), expect_exit=1)
     assert "cannot read" in out and "Traceback" not in out
+
+
+def test_report_reaches_the_store_its_config_names(
+    s3: S3Bucket, tmp_path: Path, cli: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`storage.s3.endpoint_url` alone (no AWS_ENDPOINT_URL) takes report where query goes."""
+    root = tmp_path / "data"
+    cli("run", "-o", root, "--duration", 5, "-q")
+    cli("sync", "upload", root, s3.url("configured/ff"))
+    endpoint = s3.server.env["AWS_ENDPOINT_URL"]
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"storage:\n  s3:\n    endpoint_url: {endpoint}\n")
+    out = cli("report", s3.url("configured/ff"), "--json", "--config", config)
+    assert json.loads(out)["symbols"]
