@@ -34,9 +34,7 @@ def test_query_an_s3_root_returns_the_local_rows(
 def test_a_refused_or_unreachable_s3_root_is_one_clear_line_not_a_traceback(
     s3: S3Bucket, tmp_path: Path, cli: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = tmp_path / "data"
-    cli("run", "-o", root, "--duration", 5, "-q")
-    cli("sync", "upload", root, s3.url("refused/ff"))
+    _uploaded_run(s3, tmp_path, cli, "refused/ff")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     for args, code in ((("query", "hf", "--root"), 1), (("validate", "--root"), 2), (("report",), 1)):
         out = cli(*args, s3.url("refused/ff"), expect_exit=code)
@@ -53,12 +51,17 @@ def test_report_reaches_the_store_its_config_names(
     s3: S3Bucket, tmp_path: Path, cli: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`storage.s3.endpoint_url` alone (no AWS_ENDPOINT_URL) takes report where query goes."""
-    root = tmp_path / "data"
-    cli("run", "-o", root, "--duration", 5, "-q")
-    cli("sync", "upload", root, s3.url("configured/ff"))
+    _uploaded_run(s3, tmp_path, cli, "configured/ff")
     endpoint = s3.server.env["AWS_ENDPOINT_URL"]
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     config = tmp_path / "config.yaml"
     config.write_text(f"storage:\n  s3:\n    endpoint_url: {endpoint}\n")
     out = cli("report", s3.url("configured/ff"), "--json", "--config", config)
     assert json.loads(out)["symbols"]
+
+
+def _uploaded_run(s3: S3Bucket, tmp_path: Path, cli: Callable[..., str], prefix: str) -> None:
+    """5 s of the simulated market recorded locally and uploaded under `prefix`."""
+    root = tmp_path / "data"
+    cli("run", "-o", root, "--duration", 5, "-q")
+    cli("sync", "upload", root, s3.url(prefix))
