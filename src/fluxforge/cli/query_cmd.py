@@ -107,7 +107,10 @@ def _select(
                 table, exchange=exchanges, symbol=symbols, start=start, end=end, columns=["duration_s"]
             )
             durations = sorted(set(held.to_arrow().column("duration_s").to_pylist()))
-            typer.echo(f"bars there have the durations {', '.join(f'{d} s' for d in durations)}", err=True)
+            if durations:  # else the other filters alone leave nothing
+                typer.echo(
+                    f"bars there have the durations {', '.join(f'{d} s' for d in durations)}", err=True
+                )
     return result.sort_by([("ts", "ascending")]) if "ts" in result.column_names and table != "raw" else result
 
 

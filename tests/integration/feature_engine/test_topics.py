@@ -42,3 +42,12 @@ def test_a_changelog_of_another_partition_count_is_refused(kafka_topics: KafkaTo
     asyncio.run(ensure_topics(kafka, [TopicSpec(changelog_topic(app_id), 6, 1, {})]))
     with pytest.raises(EngineSetupError, match="the raw topic was repartitioned since this app id last ran"):
         asyncio.run(prepare_topics(kafka, None, app_id))
+
+
+def test_feature_topics_it_creates_take_the_raw_topics_count(kafka_topics: KafkaTopics) -> None:
+    """The raw topic made with 2 partitions under a config that now says 3: the engine starts."""
+    kafka, app_id = setup(kafka_topics)
+    raw = TopicNames.from_config(kafka).raw
+    asyncio.run(ensure_topics(kafka, [TopicSpec(raw, 2, 1, {})]))
+    topics = asyncio.run(prepare_topics(kafka, None, app_id))
+    assert topics.partitions == 2

@@ -210,3 +210,6 @@ def test_new_segments_and_the_acknowledged_mark_are_durable_in_their_directory(
     assert fsynced[-1] == directory  # after the rename of `acked`
     assert (tmp_path / "acked").read_text() == "30"
     spool.close()
+    fsynced.clear()
+    spool_at(tmp_path / "new").close()
+    assert fsynced[0] == directory  # the new spool directory's entry in its parent

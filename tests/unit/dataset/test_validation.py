@@ -344,3 +344,11 @@ def test_hf_rows_written_twice_are_an_error(data_root: Path, full: Rows, storage
     assert (problem.path, problem.severity) == (ETH, "error")
     assert problem.message.startswith(f"{rows} hf row(s) repeat a ts of the partition")
     assert "fluxforge reprocess" in problem.message
+    # The same rows again in a file that stores ts in microseconds: compared in milliseconds.
+    table = pq.read_table(data_root / good)
+    micro = table.set_column(
+        table.schema.get_field_index("ts"), "ts", table.column("ts").cast(pa.timestamp("us", tz="UTC"))
+    )
+    pq.write_table(micro, data_root / ETH / "micro.parquet")
+    doubled = [p for p in validate_dataset(data_root) if p.path == ETH]
+    assert [p.message.split(" hf row")[0] for p in doubled] == [str(2 * rows)]

@@ -229,8 +229,14 @@ def test_state_formats_with_and_without_ibars() -> None:
         for raw in lines:
             engine.process(decoded(raw), EngineOutput())
         states[name] = engine.state_for("ex", "BTC/USDT").to_bytes()
-    assert [msgspec.msgpack.decode(states[name])[0] for name in ("on", "off")] == [6, 5]
+    assert [msgspec.msgpack.decode(states[name])[0] for name in ("on", "off")] == [7, 5]
     assert SymbolState.from_bytes(states["on"], on).to_bytes() == states["on"]
+    # Format 6, written before the bars carried their rounding errors, loads with none.
+    values = msgspec.msgpack.decode(states["on"])
+    bars = values[-1]
+    older = msgspec.msgpack.encode([6, *values[1:-1], [bar[:-2] for bar in bars]])
+    again = msgspec.msgpack.decode(SymbolState.from_bytes(older, on).to_bytes())
+    assert again[-1] == [[*bar[:-2], 0.0, 0.0] for bar in bars] and again[:-1] == [7, *values[1:-1]]
     with pytest.raises(ValueError, match="reprocess under a new application id"):
         SymbolState.from_bytes(states["off"], on)
     with pytest.raises(ValueError, match="reprocess under a new application id"):

@@ -103,7 +103,9 @@ class DiskSpool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            if not directory.exists():
+                directory.mkdir(parents=True)
+                fsync_dir(directory.parent)  # the new directory's entry, or a power cut takes it all
             self._lock = (directory / _LOCK).open("a+b")
         except OSError as exc:
             raise SpoolError(f"cannot open the spool directory {directory}: {exc}") from exc

@@ -137,7 +137,7 @@ class MessageProcessor:
         names = parse_key(key)
         if isinstance(names, str):
             return self._dead(key, [Rejection(raw, names)], partition, offset)
-        assert key is not None
+        assert key is not None  # parse_key gives the reason for a missing key
         exchange, symbol = names
         state: SymbolState | None = None
         if stored is not None:

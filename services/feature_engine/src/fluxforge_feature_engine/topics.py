@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fluxforge_common import kafka as clients
 from fluxforge_common.config.settings import KafkaConfig
@@ -75,10 +75,18 @@ async def prepare_topics(kafka: KafkaConfig, output_prefix: str | None, app_id: 
     raw = TopicNames.from_config(kafka).raw
     out_cfg = output_config(kafka, output_prefix)
     outputs = TopicNames.from_config(out_cfg)
-    specs = [spec for spec in topic_specs(kafka) if spec.name == raw]
-    specs += [spec for spec in topic_specs(out_cfg) if spec.name != outputs.raw]
-    await ensure_topics(kafka, specs)
+    await ensure_topics(kafka, [spec for spec in topic_specs(kafka) if spec.name == raw])
     partitions = (await _partition_counts(kafka, [raw]))[raw]
+    # Feature topics made here take the raw topic's count (it may differ from kafka.partitions).
+    features = set(outputs.features.values())
+    await ensure_topics(
+        kafka,
+        [
+            replace(spec, partitions=partitions) if spec.name in features else spec
+            for spec in topic_specs(out_cfg)
+            if spec.name != outputs.raw
+        ],
+    )
     changelog = changelog_topic(app_id)
     await ensure_topics(
         kafka, [TopicSpec(changelog, partitions, kafka.replication_factor, dict(CHANGELOG_CONFIGS))]

@@ -16,7 +16,7 @@ PositiveAmount = Annotated[float, Field(gt=0, le=1e18)]
 
 
 def fmt_window(seconds: float) -> str:
-    """`5` -> `5s`, `0.5` -> `0.5s`: window suffixes of column names."""
+    """`5` -> `5s`: window suffixes of column names."""
     return f"{seconds:g}s"
 
 

@@ -317,7 +317,7 @@ def _check_parquet_file(
 ) -> pa.Schema | None:
     """Check one data file against its partition; returns its schema (with metadata), or None if unreadable.
 
-    The file's ts column goes to `times` when given.
+    The file's ts column, in milliseconds, goes to `times` when given.
     """
     try:
         parquet = pq.ParquetFile(location.full(rel), filesystem=location.filesystem)
@@ -350,8 +350,8 @@ def _check_parquet_file(
             message = f"symbol column holds {symbols[:10]}, path says {expected['symbol']!r}"
         problems.append(Problem(rel, "error", message))
     problems.extend(_check_ts(table.column("ts"), rel, expected["date"]))
-    if times is not None:
-        times.append(table.column("ts"))
+    if times is not None and (ms := _as_ms(table.column("ts"))) is not None:
+        times.append(ms)
     return schema
 
 
@@ -361,14 +361,20 @@ def _distinct(column: pa.ChunkedArray) -> list[str | None]:
     return sorted(values, key=lambda v: (v is None, v or ""))
 
 
+def _as_ms(ts: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """A ts column as int64 milliseconds (files may store a timestamp of any unit, or integer ms)."""
+    if pa.types.is_timestamp(ts.type):
+        return ts.cast(pa.timestamp("ms", tz=ts.type.tz), safe=False).cast(pa.int64())
+    if pa.types.is_integer(ts.type):
+        return ts.cast(pa.int64())
+    return None
+
+
 def _check_ts(ts: pa.ChunkedArray, rel: str, date: str) -> Iterator[Problem]:
     if ts.type != TS_TYPE:
         yield Problem(rel, "warning", f"ts is {ts.type}, expected {TS_TYPE}")
-    if pa.types.is_timestamp(ts.type):
-        ms = ts.cast(pa.timestamp("ms", tz=ts.type.tz), safe=False).cast(pa.int64())
-    elif pa.types.is_integer(ts.type):
-        ms = ts.cast(pa.int64())
-    else:
+    ms = _as_ms(ts)
+    if ms is None:
         yield Problem(rel, "error", f"ts column of type {ts.type} is not a time")
         return
     if ts.null_count:

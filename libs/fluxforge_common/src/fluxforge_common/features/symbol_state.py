@@ -45,11 +45,14 @@ from fluxforge_common.messages.envelopes import (
     event_time,
 )
 
-STATE_FORMAT = 6  # format 4 plus whether the symbol's event time follows the exchange's clock
-# A state without information-driven bars has its own number: 5 (3 before that flag).
+# 7: format 6 plus the information-driven bars' rounding errors; 6: format 4 plus whether the
+# symbol's event time follows the exchange's clock. A state without information-driven bars has
+# its own number: 5 (3 before that flag).
+STATE_FORMAT = 7
 _STATE_FORMAT_WITHOUT_IBARS = 5
-# Formats written before the flag, still read: their symbols take the exchange's clock at their next stamped tick.
-_FORMATS_BEFORE_STAMPED = {6: 4, 5: 3}
+# Older formats still read, and whether they hold the flag (without it, a symbol takes the
+# exchange's clock at its next stamped tick); bars without rounding errors load with 0.
+_OLDER_FORMATS = {STATE_FORMAT: {6: True, 4: False}, _STATE_FORMAT_WITHOUT_IBARS: {3: False}}
 RECENT_TRADE_IDS = 100
 # How far a tick without `ts` (stamped by the receive clock) may run ahead of its symbol's exchange-stamped
 # time before it moves that time: more than a feed's latency, so it never makes a stamped tick late, and
@@ -547,8 +550,8 @@ class SymbolState:
         version, fingerprint, exchange, symbol = values[:4]
         state = cls(cfg, exchange, symbol)
         expected = STATE_FORMAT if state.ibars else _STATE_FORMAT_WITHOUT_IBARS
-        has_stamped = version == expected
-        if not has_stamped and version != _FORMATS_BEFORE_STAMPED[expected]:
+        has_stamped = version == expected or _OLDER_FORMATS[expected].get(version, False)
+        if version != expected and version not in _OLDER_FORMATS[expected]:
             raise ValueError(
                 f"symbol state format {version} is not supported (expected {expected}); "
                 "reprocess under a new application id/output root instead of resuming"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 
 def symbol_key(exchange: str, symbol: str) -> bytes:
+    """The key of `exchange:symbol`'s raw batches."""
     return f"{exchange}:{symbol}".encode()
 
 
