@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from fluxforge_common.dataset.provenance import read_provenance
@@ -101,6 +102,40 @@ def test_reprocess_gives_the_same_rows_and_rerunning_replaces(
     assert f"replaced {len(files_before)}" in out
     assert_same_dataset(tmp_path, recorded)
     assert len(list(tmp_path.rglob("*.parquet"))) == len(files_before)
+
+
+def test_reprocess_of_one_day_keeps_a_quiet_symbols_last_rows_of_it(
+    tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    """ETH/USDT is quiet from 23:59:30 to 00:00:30: its rows up to midnight come from its first tick
+    of the next day, so a reprocess of the first day alone must read on into the next."""
+    midnight = 1_765_584_000_000  # 2025-12-13T00:00:00Z
+    lines = []
+    for symbol, base in (("BTC/USDT", 90_000.0), ("ETH/USDT", 3_000.0)):
+        for i, t in enumerate(range(midnight - 60_000, midnight + 60_000, 200)):
+            if symbol == "ETH/USDT" and midnight - 30_000 <= t < midnight + 30_000:
+                continue
+            price = base + (i % 7) * 0.5
+            book = {"type": "book", "exchange": "binanceus", "symbol": symbol, "ts": t, "recv_ts": t + 5,
+                    "bids": [[price, 1.0 + i % 3]], "asks": [[price + 0.5, 1.5]]}  # fmt: skip
+            lines.append((t, orjson.dumps(book)))
+            common = {"exchange": "binanceus", "symbol": symbol, "ts": t + 1, "recv_ts": t + 6}
+            if i % 5 == 0:
+                trade = {"type": "trade", "id": f"{i}", "price": price, "amount": 0.1, "side": "buy"}
+                lines.append((t + 1, orjson.dumps(common | trade)))
+            if i % 25 == 0:
+                lines.append(
+                    (t + 1, orjson.dumps(common | {"type": "ticker", "bid": price, "ask": price + 0.5}))
+                )
+    source = tmp_path / "midnight.ndjson"
+    source.write_bytes(b"".join(line + b"\n" for _, line in sorted(lines)))
+    recorded, rebuilt = tmp_path / "recorded", tmp_path / "rebuilt"
+    cli("run", "--input", source, "-o", recorded, "-q")
+    cli("reprocess", "--date", "2025-12-12", "--source-root", recorded, "-o", rebuilt, "-q")
+    cli("reprocess", "--date", "2025-12-13", "--source-root", recorded, "-o", rebuilt, "-q")
+    assert_same_dataset(rebuilt, recorded)
+    eth = read_dataset(rebuilt)["hf"].filter(pc.equal(pc.field("symbol"), "ETH/USDT"))
+    assert pc.max(eth.column("ts")).as_py().timestamp() * 1000 >= midnight - 1_000
 
 
 def test_reprocess_split_over_processes_gives_the_same_rows_and_counts(

@@ -2,12 +2,15 @@
 
 The engine's windows reach back in time, so the day before the range is read
 first as warm-up (its rows are not written): reprocessing one day then gives the
-same rows as the run that recorded it, including the row at 00:00:00.
+same rows as the run that recorded it, including the row at 00:00:00. And a quiet
+symbol's last rows of the range come from its first tick after it, so the day
+after the range is read too, until every symbol has closed the range's last
+interval (nor are its rows written).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,9 +23,10 @@ from fluxforge_common.dataset.compaction_marker import (
     new_run,
     parse_marker,
 )
-from fluxforge_common.dataset.partitioning import utc_date
-from fluxforge_common.features import TABLES
-from fluxforge_common.pipeline.embedded import EmbeddedPipeline, RunSummary
+from fluxforge_common.dataset.partitioning import MS_PER_DAY, utc_date
+from fluxforge_common.dataset.timespec import utc_ms
+from fluxforge_common.features import TABLES, FeatureEngine
+from fluxforge_common.pipeline.embedded import HAND_OFF_LINES, EmbeddedPipeline, RunSummary
 from fluxforge_common.pipeline.lines import archive_dates, archive_lines
 from fluxforge_common.pipeline.shards import run_shards
 from fluxforge_common.stopping import ReadStop
@@ -71,6 +75,7 @@ def reprocess(
         )
     first = date.fromisoformat(dates[0])
     warmup = [(first - timedelta(days=k)).isoformat() for k in range(warmup_days, 0, -1)]
+    after = (date.fromisoformat(dates[-1]) + timedelta(days=1)).isoformat()
     wanted = set(dates)
     target = LocalStorage(target_root)
     previous = {
@@ -81,9 +86,8 @@ def reprocess(
         for path in previous
         if path.endswith(f"/{MARKER_NAME}")
     }
-    job = RebuildJob(
-        settings, str(source_root), target_root, [d for d in warmup if d in available] + dates, dates
-    )
+    read = [d for d in warmup if d in available] + dates + ([after] if after in available else [])
+    job = RebuildJob(settings, str(source_root), target_root, read, dates)
     if workers == 1:
         summary = job.run(on_progress=on_progress, read_stop=read_stop)
     else:
@@ -154,6 +158,22 @@ class RebuildJob:
         )
         if keep_line is not None:
             lines = filter(keep_line, lines)
+        if self.read[-1] > self.dates[-1]:
+            lines = _until_closed(lines, pipeline.engine, utc_ms(self.dates[-1]) + MS_PER_DAY)
         return pipeline.run(
             lines if read_stop is None else read_stop.lines(lines), "reprocess", on_progress=on_progress
         )
+
+
+def _until_closed(lines: Iterable[bytes], engine: FeatureEngine, end_ms: int) -> Iterator[bytes]:
+    """`lines` until every symbol has closed its intervals up to `end_ms` and holds no open
+    information-driven bar begun before it (checked every `HAND_OFF_LINES` lines)."""
+    for n, line in enumerate(lines, 1):
+        yield line
+        if not n % HAND_OFF_LINES and all(
+            state.next_ms is not None
+            and state.next_ms > end_ms
+            and all(bar.n == 0 or bar.start_ms >= end_ms for bar in state.ibars)
+            for state in engine.states.values()
+        ):
+            return
