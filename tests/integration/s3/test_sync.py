@@ -329,3 +329,37 @@ def test_delete_local_after_verify_keeps_the_dates_a_run_journal_names(
     assert all((root / path).read_bytes() == data for path, data in journaled.items())
     assert not any((root / path).exists() for path in free)
     assert {f"j/{path}" for path in journaled | free} <= set(s3.object_keys("j/"))
+
+
+def test_files_compacted_on_s3_are_not_sent_back_by_the_next_upload(
+    s3: S3Bucket, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upload, `compact s3://...`, upload: the local files the remote marker lists as replaced stay
+    local; S3 keeps only the merged files, so a globbing reader counts each row once."""
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    from tests.support.dataset import assert_same_dataset
+
+    root, remote = tmp_path / "data", s3.url("compacted/ff")
+    monkeypatch.setenv("FLUXFORGE_COMPACTION__DELETE_GRACE_S", "0")
+    monkeypatch.setenv("FLUXFORGE_PARQUET__FLUSH_ROWS", "20")  # several files per partition to merge
+    cli("run", "-o", root, "--duration", 60, "-q")
+    cli("sync", "upload", root, remote)
+    cli("compact", remote, "--before", "2026-01-01")
+    after_compact = set(s3.object_keys("compacted/ff/"))
+    out = cli("sync", "upload", root, remote)
+    assert set(s3.object_keys("compacted/ff/")) == after_compact, out
+    status = cli("sync", "status", root, remote, expect_exit=1)  # the merged files are only remote
+    assert "only remote" in status and "only local" not in status
+    assert_same_dataset(remote, root)
+    endpoint = s3.server.env["AWS_ENDPOINT_URL"].removeprefix("http://")
+    filesystem = pafs.S3FileSystem(endpoint_override=endpoint, scheme="http", region="us-east-1")
+    globbed = ds.dataset(f"{s3.bucket}/compacted/ff/hf", filesystem=filesystem, format="parquet")
+    assert globbed.count_rows() == pq_rows(root / "hf")
+
+
+def pq_rows(directory: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in directory.rglob("*.parquet"))

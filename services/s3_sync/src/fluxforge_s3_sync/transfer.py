@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
-from fluxforge_common.dataset.compaction_marker import is_compacted, merged_marker, parse_marker
+from fluxforge_common.dataset.compaction_marker import MARKER_NAME, is_compacted, merged_marker, parse_marker
 from fluxforge_common.dataset.interrupted import journal_dates
 from fluxforge_common.dataset.sink_journal import pending_sink_files
 from fluxforge_common.storage.base import StorageBackend
@@ -136,8 +136,8 @@ class Syncer:
     def upload(self, *, delete_local_after_verify: bool = False, today: str | None = None) -> SyncSummary:
         """Send what is new or changed; with `delete_local_after_verify`, delete verified files of closed partitions."""
         day = today or utc_today()
-        paths = self.local_files()
         remote = self.remote_objects()
+        paths = self._not_replaced_remotely(self.local_files(), remote)
         self.remote.abort_stale_uploads(paths)  # a killed earlier pass's unfinished uploads
 
         journaled = journal_dates(self.local.root) if delete_local_after_verify else frozenset()
@@ -161,8 +161,8 @@ class Syncer:
 
     def differences(self) -> list[Difference]:
         """Files missing on one side or different (by size and ETag), sorted by path."""
-        local = set(self.local_files())
         remote = self.remote_objects()
+        local = set(self._not_replaced_remotely(self.local_files(), remote))
         found: list[Difference] = []
         for path in sorted(local | set(remote)):
             info = remote.get(path)
@@ -176,6 +176,22 @@ class Syncer:
             elif size != info.size or not self._local_matches(path, info):
                 found.append(Difference(path, "differs", size, info.size))
         return found
+
+    def _not_replaced_remotely(self, paths: list[str], remote: dict[str, ObjectInfo]) -> list[str]:
+        """`paths` less the local files that the remote partition's marker lists as replaced: compacted
+        there (`fluxforge compact s3://...`), their rows are in its merged files, and sent again they
+        would be hidden from FluxForge's readers but counted twice by globbing ones. Only markers of
+        partitions with a local file missing remotely are read."""
+        directories = {
+            path.rpartition("/")[0] for path in paths if path not in remote and not is_marker(path)
+        }
+        replaced: set[str] = set()
+        for directory in sorted(directories):
+            marker_path = f"{directory}/{MARKER_NAME}"
+            if marker_path in remote:
+                marker = parse_marker(self.remote.read_bytes(marker_path), self.remote.where(marker_path))
+                replaced.update(f"{directory}/{name}" for name in marker.replaced)
+        return [path for path in paths if path not in replaced or path in remote]
 
     # -- one file ----------------------------------------------------------------------------------
 
