@@ -13,7 +13,7 @@ from fluxforge_common.pipeline.shards import ShardFailedError
 from fluxforge_common.stopping import ReadStop, StopRequests
 from fluxforge_common.storage.s3url import is_s3_url
 
-from fluxforge.cli.common import ConfigOption, settings_or_exit
+from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit
 from fluxforge.cli.report import print_summary, run_progress
 
 
@@ -30,7 +30,12 @@ def reprocess_command(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Where to write the tables (default: the source root)."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write the tables (default: the source root).",
+            callback=local_root,
+        ),
     ] = None,
     warmup_days: Annotated[
         int, typer.Option(min=0, max=7, help="Days before the range replayed first to fill rolling windows.")

@@ -18,7 +18,7 @@ from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3url import is_s3_url
 from fluxforge_common.storage.space import DiskFullError
 
-from fluxforge.cli.common import ConfigOption, settings_or_exit
+from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit
 from fluxforge.cli.recover_cmd import exit_disk_full, recover_before_run
 from fluxforge.cli.report import print_summary, run_progress
 
@@ -36,7 +36,10 @@ def run(
         ),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Dataset root (default: storage.root, ./data).")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Dataset root (default: storage.root, ./data).", callback=local_root
+        ),
     ] = None,
     events: Annotated[int | None, typer.Option(min=1, help="Stop after this many input lines.")] = None,
     duration: Annotated[

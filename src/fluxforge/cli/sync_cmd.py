@@ -8,14 +8,14 @@ from typing import Annotated
 import typer
 from fluxforge_s3_sync.service import HELP, Direction, SyncOptions, run
 
-from fluxforge.cli.common import ConfigOption
+from fluxforge.cli.common import ConfigOption, local_root
 
 sync_app = typer.Typer(
     help="Copy the dataset to or from S3 like `aws s3 sync`: incremental, parallel, verified, resumable.",
     no_args_is_help=True,
 )
 
-RootArg = Annotated[Path | None, typer.Argument(help=HELP["root"], show_default=False)]
+RootArg = Annotated[Path | None, typer.Argument(help=HELP["root"], show_default=False, callback=local_root)]
 RemoteArg = Annotated[str | None, typer.Argument(help=HELP["remote"], show_default=False)]
 IntervalOption = Annotated[
     float | None, typer.Option("--interval", metavar="SECONDS", min=0.1, help=HELP["interval"])

@@ -297,3 +297,22 @@ def test_values_that_would_give_one_column_name_twice_are_refused() -> None:
     assert [f"depth_bid_{b}" for b in ("5bps", "5.5bps")] == [
         name for name, _ in hf_fields(StateConfig(bands_bps=(5, 5.5))) if name.startswith("depth_bid_")
     ]
+
+
+def test_an_s3_url_given_as_a_local_root_is_refused_not_made_a_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Path folds `s3://b/p` into `s3:/b/p`: taken as is, the run would write to ./s3:/b/p, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    for args in (
+        ["run", "-o", "s3://bucket/out", "--duration", "1", "-q"],
+        ["reprocess", "--date", "2025-12-12", "--source-root", "s3://bucket/in", "-o", "s3://bucket/out"],
+        ["sync", "download", "s3://bucket/in", "s3://bucket/out"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "s3://bucket/out is an S3 URL, but this is a local root" in " ".join(result.output.split())
+    assert not (tmp_path / "s3:").exists()
+    with pytest.raises(ConfigError, match="storage.root = 's3://bucket/x'.*is an S3 URL"):
+        load_settings(None, {"storage": {"root": "s3://bucket/x"}})

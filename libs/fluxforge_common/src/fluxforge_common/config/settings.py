@@ -333,6 +333,16 @@ class StorageConfig(BaseModel):
         default_factory=S3Config, description="S3 access and the dataset's remote copy (see S3Config)."
     )
 
+    @field_validator("root", mode="before")
+    @classmethod
+    def _local(cls, value: object) -> object:
+        if isinstance(value, str | Path) and str(value).startswith("s3:"):
+            raise ValueError(
+                "is an S3 URL, but the root is a local directory: the dataset's S3 copy is storage.s3.url "
+                "(`fluxforge sync`; the sink writes there too with sink.target)"
+            )
+        return value
+
 
 class MessagesConfig(BaseModel):
     """Raw tick messages, as every reader decodes them: collector, feature engine, sink, embedded run."""
