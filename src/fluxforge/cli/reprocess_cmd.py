@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 from fluxforge_common.pipeline import date_range, reprocess
 from fluxforge_common.pipeline.reprocess import dates_text
 from fluxforge_common.pipeline.shards import ShardFailedError
 from fluxforge_common.stopping import ReadStop, StopRequests
 from fluxforge_common.storage.s3url import is_s3_url
 
-from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit
+from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit, unreachable
 from fluxforge.cli.report import print_summary, run_progress
 
 
@@ -92,6 +93,9 @@ def reprocess_command(
                 )
         except (FileNotFoundError, ShardFailedError, ValueError) as exc:  # ValueError: an unreadable marker
             typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        except (ClientError, BotoCoreError) as exc:  # the source root's store, reached as storage.s3 says
+            typer.echo(unreachable(str(source), exc), err=True)
             raise typer.Exit(1) from None
         if progress is not None:
             progress(summary)

@@ -18,7 +18,7 @@ from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3url import is_s3_url
 from fluxforge_common.storage.space import DiskFullError
 
-from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit
+from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit, unreachable
 from fluxforge.cli.recover_cmd import exit_disk_full, recover_before_run
 from fluxforge.cli.report import print_summary, run_progress
 
@@ -98,10 +98,15 @@ def run(
                 err=True,
             )
             raise typer.Exit(2)
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             lines = input_lines(input_path, settings.storage.s3)
         except FileNotFoundError as exc:
             typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+        except (ClientError, BotoCoreError) as exc:  # the input's store, reached as storage.s3 says
+            typer.echo(unreachable(input_path, exc), err=True)
             raise typer.Exit(2) from None
         source_name = f"file:{input_path}"
     if not quiet:

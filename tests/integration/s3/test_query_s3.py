@@ -36,7 +36,14 @@ def test_a_refused_or_unreachable_s3_root_is_one_clear_line_not_a_traceback(
 ) -> None:
     _uploaded_run(s3, tmp_path, cli, "refused/ff")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
-    for args, code in ((("query", "hf", "--root"), 1), (("validate", "--root"), 2), (("report",), 1)):
+    commands = (
+        (("query", "hf", "--root"), 1),
+        (("validate", "--root"), 2),
+        (("report",), 1),
+        (("run", "-o", tmp_path / "out", "-q", "--input"), 2),
+        (("reprocess", "--date", "2025-12-12", "-o", tmp_path / "out", "-q", "--source-root"), 1),
+    )
+    for args, code in commands:
         out = cli(*args, s3.url("refused/ff"), expect_exit=code)
         assert (
             f"cannot read {s3.url('refused/ff')}" in out and "check the endpoint and the credentials" in out

@@ -314,5 +314,5 @@ def test_an_s3_url_given_as_a_local_root_is_refused_not_made_a_directory(
         assert result.exit_code == 2, result.output
         assert "s3://bucket/out is an S3 URL, but this is a local root" in " ".join(result.output.split())
     assert not (tmp_path / "s3:").exists()
-    with pytest.raises(ConfigError, match="storage.root = 's3://bucket/x'.*is an S3 URL"):
+    with pytest.raises(ConfigError, match=r"storage\.root = 's3://bucket/x'.*is an S3 URL"):
         load_settings(None, {"storage": {"root": "s3://bucket/x"}})
