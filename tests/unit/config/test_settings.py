@@ -285,6 +285,12 @@ def test_credentials_in_the_endpoint_url_are_refused_and_never_shown(tmp_path: P
     assert "s3cr3t" not in result.output and "AKIAKEY" not in result.output
     config.write_text("storage:\n  s3:\n    endpoint_url: https://minio.internal:9000\n")
     assert load_settings(config).storage.s3.endpoint_url == "https://minio.internal:9000"
+    # The same in the environment, which botocore reads (and prints in its errors) when the config names none.
+    config.write_text("storage:\n  root: data\n")
+    env = {"AWS_ENDPOINT_URL": "https://AKIAKEY:s3cr3t@minio.internal:9000"}
+    result = CliRunner().invoke(app, ["sync", "status", "data", "s3://b/p", "--config", str(config)], env=env)
+    assert result.exit_code == 2 and "user:password@ in AWS_ENDPOINT_URL" in result.stderr
+    assert "s3cr3t" not in result.output and "AKIAKEY" not in result.output
 
 
 def test_values_that_would_give_one_column_name_twice_are_refused() -> None:

@@ -257,12 +257,18 @@ class S3Config(BaseModel):
                     "give them as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), a "
                     "profile (storage.s3.profile) or an instance role",
                 )
-            endpoint = data.get("endpoint_url")
-            if isinstance(endpoint, str) and "@" in urlsplit(endpoint).netloc:
-                raise credentials_refused(
-                    ["user:password@ in storage.s3.endpoint_url"],
-                    "give the endpoint without them, and the keys as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
-                )
+            # botocore prints its endpoint in errors, and the environment's when none is set here.
+            for name, endpoint in (
+                ("storage.s3.endpoint_url", data.get("endpoint_url")),
+                ("AWS_ENDPOINT_URL", os.environ.get("AWS_ENDPOINT_URL")),
+                ("AWS_ENDPOINT_URL_S3", os.environ.get("AWS_ENDPOINT_URL_S3")),
+            ):
+                if isinstance(endpoint, str) and "@" in urlsplit(endpoint).netloc:
+                    raise credentials_refused(
+                        [f"user:password@ in {name}"],
+                        "give the endpoint without them, and the keys as AWS_ACCESS_KEY_ID / "
+                        "AWS_SECRET_ACCESS_KEY",
+                    )
             old = [k for k in ("bucket", "prefix") if k in data]
             if old:
                 raise ValueError(
