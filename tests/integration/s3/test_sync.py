@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fluxforge_common.storage.base import temp_name
 from fluxforge_common.storage.s3 import S3Storage
 from fluxforge_s3_sync import metrics as sync_metrics
 from fluxforge_s3_sync.plan import utc_today
@@ -88,7 +89,11 @@ def test_upload_download_and_incremental_resync(s3: S3Bucket, tmp_path: Path, cl
     for path in [*files, "bars/exchange=x/symbol=Y/date=2025-12-13/new.parquet"]:
         assert (copy / path).read_bytes() == (root / path).read_bytes()
     assert not (copy / "spool").exists()
+    # A download killed mid-file left its temporary: the next one removes it (a stranger's stays).
+    half = write(copy, f"{changed.rpartition('/')[0]}/{temp_name(changed.rpartition('/')[2])}", b"half")
+    other = write(copy, f"{changed.rpartition('/')[0]}/{temp_name('not-a-remote-file')}", b"other")
     assert "downloaded 0 files" in cli("sync", "download", s3.url("ds"), copy)
+    assert not half.exists() and other.exists()
     assert "0 difference(s)" in cli("sync", "status", copy, s3.url("ds"))
     not_a_directory = write(tmp_path, "a-file", b"")
     assert "is a file, not a directory" in cli(

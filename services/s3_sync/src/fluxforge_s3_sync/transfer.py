@@ -153,6 +153,7 @@ class Syncer:
     def download(self) -> SyncSummary:
         """Fetch what is missing or different locally; each file appears only once verified."""
         remote = self.remote_objects()
+        self.local.discard_incomplete(remote)  # what a killed earlier download left half-written
         sizes = {path: info.size for path, info in remote.items()}
         return self._run(
             "download", sizes, lambda path: self._download_one(path, remote[path]), deleting=False,

@@ -156,8 +156,8 @@ _TEMP_MEANING: Final = {
         "(`fluxforge reprocess`): safe to delete"
         for table in PARQUET_TABLES
     },
-    RAW_TABLE: "leftover temporary file of an interrupted write of the sink, which rewrites it from Kafka: "
-    "safe to delete",
+    RAW_TABLE: "leftover temporary file of an interrupted write (the sink rewrites it from Kafka, `fluxforge "
+    "sync download` fetches it again and removes it): safe to delete",
     DEADLETTER_TABLE: "leftover temporary file of an interrupted dead-letter write: it may hold the only "
     "copy of rejected input; inspect it before deleting",
 }

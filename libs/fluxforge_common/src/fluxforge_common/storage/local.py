@@ -250,20 +250,24 @@ class LocalStorage(StorageBackend):
     def check_space(self) -> None:
         check_reserve(self.root, self.min_free_bytes)
 
-    def discard_incomplete(self, paths: list[str]) -> None:
+    def discard_incomplete(self, paths: Iterable[str]) -> None:
         """Remove the temporaries of `paths`: `.tmp-<32 hex>-<hint>` with the hint `temp_name` derives
-        from exactly that target, so no other file's temporary is touched."""
+        from exactly that target, so no other file's temporary is touched (each directory read once)."""
+        hints: dict[Path, set[str]] = {}
         for path in paths:
             target = self.local_path(path)
-            hint = temp_name(target.name)[len(TEMP_PREFIX) + _UUID_HEX + 1 :]
+            hints.setdefault(target.parent, set()).add(
+                temp_name(target.name)[len(TEMP_PREFIX) + _UUID_HEX + 1 :]
+            )
+        for directory, wanted in hints.items():
             try:
-                entries = list(os.scandir(target.parent))
+                entries = list(os.scandir(directory))
             except FileNotFoundError:
                 continue
             for item in entries:
                 name = item.name
-                if is_temp_name(name) and name[len(TEMP_PREFIX) + _UUID_HEX + 1 :] == hint:
-                    target.parent.joinpath(name).unlink(missing_ok=True)
+                if is_temp_name(name) and name[len(TEMP_PREFIX) + _UUID_HEX + 1 :] in wanted:
+                    directory.joinpath(name).unlink(missing_ok=True)
 
     def unsealed_files(self, prefix: str = "") -> list[str]:
         """The unsealed files under directory `prefix` (what crashed recoverable writes left), sorted."""
