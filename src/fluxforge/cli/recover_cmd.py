@@ -8,7 +8,8 @@ from typing import Annotated, NoReturn
 
 import typer
 from fluxforge_common.config.settings import FluxForgeSettings
-from fluxforge_common.pipeline.recovery import Recovery, RunInProgressError, recover
+from fluxforge_common.dataset.interrupted import RunInProgressError
+from fluxforge_common.pipeline.recovery import Recovery, recover
 from fluxforge_common.storage.space import DiskFullError
 from fluxforge_common.writers.frames import CorruptSegmentError
 

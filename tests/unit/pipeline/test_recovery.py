@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from fluxforge_common.config.settings import FluxForgeSettings
-from fluxforge_common.dataset.interrupted import RunJournal, find_interrupted
+from fluxforge_common.dataset.interrupted import RunInProgressError, RunJournal, find_interrupted
 from fluxforge_common.dataset.validation import validate_dataset
 from fluxforge_common.pipeline import EmbeddedPipeline, archive_lines, reprocess, simulator_lines
 from fluxforge_common.pipeline.ingest_order import ingest_key
-from fluxforge_common.pipeline.recovery import RunInProgressError, recover
+from fluxforge_common.pipeline.recovery import recover
 from fluxforge_common.storage import LocalStorage
 from fluxforge_common.writers.frames import ZSTD_MAGIC, CorruptSegmentError, intact_prefix
 
@@ -104,3 +104,34 @@ def test_a_segment_damaged_before_its_end_is_refused_and_left_alone(
     with pytest.raises(CorruptSegmentError, match="move it out of the dataset root"):
         recover(settings, root)
     assert sorted(storage.walk_files()) == before
+
+
+def test_reprocess_and_compaction_keep_out_of_the_dates_a_live_run_writes(
+    settings: FluxForgeSettings, tmp_path: Path
+) -> None:
+    """A reprocess into dates a live run writes would double its rows; a compaction of dates a reprocess
+    rebuilds would merge old and new files. Each is refused or skipped while the other holds the date;
+    a reprocess that dies leaves its dates for the next recovery."""
+    from fluxforge_common.dataset.compaction import compact_dataset
+
+    root = tmp_path / "data"
+    EmbeddedPipeline(settings, LocalStorage(root)).run(
+        itertools.islice(simulator_lines(settings.simulator), 3_000), "test"
+    )
+    live = RunJournal.begin(root)
+    live.note("2025-12-12")
+    with pytest.raises(
+        RunInProgressError, match=r"a run writes 2025-12-12 into .* reprocess after it has ended"
+    ):
+        reprocess(settings, root, root, ["2025-12-12"])
+    live.finish()
+
+    rebuilding = RunJournal.begin(root, rebuild=True)
+    rebuilding.note("2025-12-12")
+    report = compact_dataset(LocalStorage(root), ["hf"], before="2026-01-01", target_bytes=1 << 27, grace_s=0)
+    assert report.compacted == [] and report.skipped
+    assert {why for _, why in report.skipped} == {"a reprocess or recovery rebuilds this date now"}
+    rebuilding.release()  # the reprocess died: its journal stays, unlocked
+    assert find_interrupted(root).dates == ["2025-12-12"]
+    assert recover(settings, root).dates == ["2025-12-12"]
+    assert not find_interrupted(root)

@@ -41,12 +41,14 @@ from fluxforge_common.dataset.compaction_marker import (
     parse_marker,
     visible_files,
 )
+from fluxforge_common.dataset.interrupted import running_dates
 from fluxforge_common.dataset.partitioning import check_table, parse_segment
 from fluxforge_common.dataset.provenance import PREFIX, Provenance, fluxforge_version, read_provenance
 from fluxforge_common.dataset.reader import is_data_file
 from fluxforge_common.dataset.sink_journal import pending_sink_files
 from fluxforge_common.kafka.completeness import COMPLETE_METADATA
 from fluxforge_common.storage.base import StorageBackend
+from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.writers.parquet import Compression, write_parquet
 
 _READERS: Final = 8
@@ -118,6 +120,9 @@ def compact_dataset(
     """Compact every partition of `tables` dated before `before` (YYYY-MM-DD) under `storage`."""
     report = CompactionReport()
     pending = pending_sink_files(storage)
+    rebuilding = (
+        running_dates(storage.root, rebuilds_only=True) if isinstance(storage, LocalStorage) else set()
+    )
     replaced: list[str] = []
     for table in tables:
         for directory, names in sorted(_partitions(storage, check_table(table)).items()):
@@ -126,6 +131,9 @@ def compact_dataset(
             except ValueError:
                 continue  # malformed: `fluxforge validate` reports it
             if date >= before:
+                continue
+            if date in rebuilding:
+                report.skipped.append((directory, "a reprocess or recovery rebuilds this date now"))
                 continue
             done = _compact_partition(storage, directory, names, pending, report, target_bytes, compression)
             if done is None:

@@ -29,9 +29,14 @@ from fluxforge_common.storage.space import no_space_as_disk_full
 
 RUNS_DIR: Final = ".runs"
 _JOURNAL_SUFFIX: Final = ".dates"
+_REBUILD_SUFFIX: Final = ".rebuild.dates"  # a reprocess or recovery: it replaces its dates' files
 # A segment an earlier fluxforge streamed as an atomic temporary (`storage.base.temp_name` of
 # `seg-<ts>-<n>-<hex>.ndjson[.zst]`): unsealed data too, under a name that still says which.
 _LEGACY_SEGMENT: Final = re.compile(r"\.tmp-[0-9a-f]{32}-(seg-\d{13}-\d{6}-[0-9a-f]{8})_ndjson(_zst)?")
+
+
+class RunInProgressError(RuntimeError):
+    """A live run (or reprocess, or recovery) writes into the root, or into the dates asked."""
 
 
 class RunJournal:
@@ -43,9 +48,12 @@ class RunJournal:
         self._dates: set[str] = set()
 
     @classmethod
-    def begin(cls, root: Path) -> RunJournal:
+    def begin(cls, root: Path, *, rebuild: bool = False) -> RunJournal:
+        """`rebuild`: the run replaces its dates' files (reprocess, recovery), which compaction must not
+        merge meanwhile."""
         directory = Path(root) / RUNS_DIR
-        path = directory / f"{int(time.time() * 1000):013d}-{uuid.uuid4().hex[:8]}{_JOURNAL_SUFFIX}"
+        suffix = _REBUILD_SUFFIX if rebuild else _JOURNAL_SUFFIX
+        path = directory / f"{int(time.time() * 1000):013d}-{uuid.uuid4().hex[:8]}{suffix}"
         with no_space_as_disk_full(Path(root)):
             directory.mkdir(parents=True, exist_ok=True)
             file = path.open("xb")
@@ -114,6 +122,17 @@ def find_interrupted(root: Path) -> Interrupted:
             dead.append(journal)
             dates.update(noted)
     return Interrupted(segments, dead, sorted(dates), running)
+
+
+def running_dates(root: Path, *, rebuilds_only: bool = False) -> frozenset[str]:
+    """The dates the journals of live runs under `root` name (of reprocesses and recoveries only)."""
+    dates: set[str] = set()
+    for journal in find_interrupted(root).running:
+        if rebuilds_only and not journal.name.endswith(_REBUILD_SUFFIX):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # it ended meanwhile
+            dates.update(_noted_dates(journal.read_bytes()))
+    return frozenset(dates)
 
 
 def journal_dates(root: Path) -> frozenset[str]:

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fluxforge_common.config.settings import FluxForgeSettings
-from fluxforge_common.dataset.interrupted import RunJournal, UnsealedSegment, find_interrupted
+from fluxforge_common.dataset.interrupted import (
+    RunInProgressError,
+    RunJournal,
+    UnsealedSegment,
+    find_interrupted,
+)
 from fluxforge_common.pipeline.embedded import RunSummary
 from fluxforge_common.pipeline.lines import date_range
 from fluxforge_common.pipeline.reprocess import reprocess
@@ -31,10 +36,6 @@ from fluxforge_common.writers.frames import (
     sealing_order,
     whole_cuts,
 )
-
-
-class RunInProgressError(RuntimeError):
-    """A run is writing into the root: its open segments are not interrupted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ def recover(
     verified = [_verify(storage, segment) for segment in found.segments]
     prefixes = whole_cuts([prefix for _, prefix in verified])
     dates = sorted({*found.dates, *(_date_of(s.final) for s in found.segments)})
-    journal = RunJournal.begin(root)
+    journal = RunJournal.begin(root, rebuild=True)
     for date in dates:
         journal.note(date)
     for dead in found.journals:
@@ -108,7 +109,7 @@ def recover(
         full_range = date_range(dates[0], dates[-1])
         try:
             recovery.summary, recovery.replaced = reprocess(
-                settings, root, root, full_range, on_progress=on_progress
+                settings, root, root, full_range, on_progress=on_progress, journal=journal
             )
         except FileNotFoundError:
             recovery.dates = []  # no tick of these dates reached the archive: nothing to rebuild

@@ -23,6 +23,7 @@ from fluxforge_common.dataset.compaction_marker import (
     new_run,
     parse_marker,
 )
+from fluxforge_common.dataset.interrupted import RunInProgressError, RunJournal, running_dates
 from fluxforge_common.dataset.partitioning import MS_PER_DAY, utc_date
 from fluxforge_common.dataset.timespec import utc_ms
 from fluxforge_common.features import TABLES, FeatureEngine
@@ -54,12 +55,16 @@ def reprocess(
     workers: int = 1,
     on_progress: Callable[[RunSummary], None] | None = None,
     read_stop: ReadStop | None = None,
+    journal: RunJournal | None = None,
 ) -> tuple[RunSummary, list[str]]:
     """Rebuild the four tables of `dates` in `target_root`; returns the summary and the files replaced.
 
     With `workers` > 1 the symbols are split over that many processes (`pipeline.shards`).
+    It holds a run journal naming `dates` (`journal`, the caller's, when given), so no live run,
+    reprocess or compaction takes them meanwhile (RunInProgressError when one holds them now).
     Stopped early through `read_stop`, it writes what it processed and replaces nothing: the earlier
-    files of `dates` stay beside the new ones until a reprocess of them runs to its end.
+    files of `dates` stay beside the new ones, and the journal it leaves has the next run or
+    `fluxforge recover` rebuild them.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -73,6 +78,13 @@ def reprocess(
             f"no raw archive under {source_root}/raw for {dates_text(dates)}; "
             f"dates present: {dates_text(sorted(available)) or 'none'}"
         )
+    if journal is None:
+        busy = sorted(running_dates(target_root) & set(dates)) if target_root.is_dir() else []
+        if busy:
+            raise RunInProgressError(
+                f"a run writes {dates_text(busy)} into {target_root} now: reprocess after it has ended, "
+                "or into another root (-o)"
+            )
     first = date.fromisoformat(dates[0])
     warmup = [(first - timedelta(days=k)).isoformat() for k in range(warmup_days, 0, -1)]
     after = (date.fromisoformat(dates[-1]) + timedelta(days=1)).isoformat()
@@ -88,17 +100,30 @@ def reprocess(
     }
     read = [d for d in warmup if d in available] + dates + ([after] if after in available else [])
     job = RebuildJob(settings, str(source_root), target_root, read, dates)
-    if workers == 1:
-        summary = job.run(on_progress=on_progress, read_stop=read_stop)
-    else:
-        summary = run_shards(job, workers, on_progress=on_progress, read_stop=read_stop)
+    own = journal is None
+    held = RunJournal.begin(target_root, rebuild=True) if journal is None else journal
+    try:
+        for day in dates:
+            held.note(day)
+        if workers == 1:
+            summary = job.run(on_progress=on_progress, read_stop=read_stop)
+        else:
+            summary = run_shards(job, workers, on_progress=on_progress, read_stop=read_stop)
+    except BaseException:
+        if own:
+            held.release()  # left for the next run or `fluxforge recover` to rebuild the dates
+        raise
     if read_stop is not None and read_stop.stopped:
+        if own:
+            held.release()
         return summary, []
     written = {f.path for f in summary.files}
     replaced = sorted(path for path in previous - written if not path.endswith(f"/{MARKER_NAME}"))
     _mark_replaced(target, replaced, written, markers)
     for path in replaced:
         target.delete(path)
+    if own:
+        held.finish()
     return summary, replaced
 
 
