@@ -23,6 +23,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from fluxforge_common.config.state import StateConfig
+from fluxforge_common.dataset.interrupted import find_interrupted
 from fluxforge_common.features import output_tables
 from fluxforge_common.pipeline import archive_lines, simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
@@ -220,7 +221,9 @@ def test_sigterm_to_reprocess_writes_what_it_processed_and_replaces_nothing(
     assert lines_read(log) < len(list(archive_lines(storage)))
     assert earlier <= set(storage.list_files("hf/")), "an earlier file was replaced by a partial reprocess"
     assert temporaries(root) == []
+    assert find_interrupted(root).dates == ["2025-12-12"]  # left for the next recovery, or a rerun
     cli("reprocess", "--source-root", root, "--date", "2025-12-12", "-q")
+    assert not find_interrupted(root)
     reference = tmp_path / "reference"
     cli("run", "--input", root / "raw", "-o", reference, "-q")
     assert_same_dataset(root, reference)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
+from fluxforge_common.dataset.interrupted import RunInProgressError
 from fluxforge_common.pipeline import date_range, reprocess
 from fluxforge_common.pipeline.reprocess import dates_text
 from fluxforge_common.pipeline.shards import ShardFailedError
@@ -91,7 +92,12 @@ def reprocess_command(
                     on_progress=progress,
                     read_stop=read_stop,
                 )
-        except (FileNotFoundError, ShardFailedError, ValueError) as exc:  # ValueError: an unreadable marker
+        except (
+            FileNotFoundError,
+            ShardFailedError,
+            ValueError,
+            RunInProgressError,
+        ) as exc:  # ValueError: a bad marker
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
         except (ClientError, BotoCoreError) as exc:  # the source root's store, reached as storage.s3 says

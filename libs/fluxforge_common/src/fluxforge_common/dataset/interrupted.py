@@ -135,6 +135,15 @@ def running_dates(root: Path, *, rebuilds_only: bool = False) -> frozenset[str]:
     return frozenset(dates)
 
 
+def settle_rebuilds(root: Path, dates: set[str]) -> None:
+    """Remove the journals of dead reprocesses and recoveries whose dates all were rebuilt since."""
+    for journal in find_interrupted(root).journals:
+        if journal.name.endswith(_REBUILD_SUFFIX):
+            with contextlib.suppress(FileNotFoundError):
+                if set(_noted_dates(journal.read_bytes())) <= dates:
+                    journal.unlink()
+
+
 def journal_dates(root: Path) -> frozenset[str]:
     """The dates every run journal under `root` names, of live runs and of dead ones."""
     dates: set[str] = set()

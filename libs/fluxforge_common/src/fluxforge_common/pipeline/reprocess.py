@@ -23,7 +23,12 @@ from fluxforge_common.dataset.compaction_marker import (
     new_run,
     parse_marker,
 )
-from fluxforge_common.dataset.interrupted import RunInProgressError, RunJournal, running_dates
+from fluxforge_common.dataset.interrupted import (
+    RunInProgressError,
+    RunJournal,
+    running_dates,
+    settle_rebuilds,
+)
 from fluxforge_common.dataset.partitioning import MS_PER_DAY, utc_date
 from fluxforge_common.dataset.timespec import utc_ms
 from fluxforge_common.features import TABLES, FeatureEngine
@@ -124,6 +129,7 @@ def reprocess(
         target.delete(path)
     if own:
         held.finish()
+        settle_rebuilds(target_root, wanted)  # a stopped or killed reprocess of these dates is done now
     return summary, replaced
 
 
