@@ -108,11 +108,12 @@ def test_reprocess_of_one_day_keeps_a_quiet_symbols_last_rows_of_it(
     tmp_path: Path, cli: Callable[..., str]
 ) -> None:
     """ETH/USDT is quiet from 23:59:30 to 00:00:30: its rows up to midnight come from its first tick
-    of the next day, so a reprocess of the first day alone must read on into the next."""
+    of the next day, so a reprocess of the first day alone must read on into the next, and there
+    until the 7-minute bar open at midnight closes (420 s does not divide a day) and no further."""
     midnight = 1_765_584_000_000  # 2025-12-13T00:00:00Z
     lines = []
     for symbol, base in (("BTC/USDT", 90_000.0), ("ETH/USDT", 3_000.0)):
-        for i, t in enumerate(range(midnight - 60_000, midnight + 60_000, 200)):
+        for i, t in enumerate(range(midnight - 60_000, midnight + 900_000, 100)):
             if symbol == "ETH/USDT" and midnight - 30_000 <= t < midnight + 30_000:
                 continue
             price = base + (i % 7) * 0.5
@@ -129,13 +130,33 @@ def test_reprocess_of_one_day_keeps_a_quiet_symbols_last_rows_of_it(
                 )
     source = tmp_path / "midnight.ndjson"
     source.write_bytes(b"".join(line + b"\n" for _, line in sorted(lines)))
+    config = tmp_path / "config.yaml"
+    config.write_text("features:\n  bar_durations: [1, 5, 30, 60, 420]\n")
     recorded, rebuilt = tmp_path / "recorded", tmp_path / "rebuilt"
-    cli("run", "--input", source, "-o", recorded, "-q")
-    cli("reprocess", "--date", "2025-12-12", "--source-root", recorded, "-o", rebuilt, "-q")
-    cli("reprocess", "--date", "2025-12-13", "--source-root", recorded, "-o", rebuilt, "-q")
+    cli("run", "--input", source, "-o", recorded, "-q", "--config", config)
+    out = cli(
+        "reprocess", "--date", "2025-12-12", "--source-root", recorded, "-o", rebuilt, "--config", config
+    )
+    read = re.search(r"Read ([\d,]+) raw ticks", out)
+    assert read is not None and int(read.group(1).replace(",", "")) < len(lines) // 2, out  # stopped early
+    cli(
+        "reprocess",
+        "--date",
+        "2025-12-13",
+        "--source-root",
+        recorded,
+        "-o",
+        rebuilt,
+        "-q",
+        "--config",
+        config,
+    )
     assert_same_dataset(rebuilt, recorded)
     eth = read_dataset(rebuilt)["hf"].filter(pc.equal(pc.field("symbol"), "ETH/USDT"))
     assert pc.max(eth.column("ts")).as_py().timestamp() * 1000 >= midnight - 1_000
+    bars = read_dataset(rebuilt)["bars"].filter(pc.equal(pc.field("duration_s"), 420))
+    across = (midnight - 1) // 420_000 * 420  # the 7-minute bar open at midnight, dated the first day
+    assert across in {int(ts.timestamp()) for ts in bars.column("ts").to_pylist()}
 
 
 def test_reprocess_split_over_processes_gives_the_same_rows_and_counts(

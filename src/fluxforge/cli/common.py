@@ -47,7 +47,7 @@ def output_file(path: Path | None) -> Path | None:
 def local_root(path: Path | None) -> Path | None:
     """Typer callback of an option naming a local dataset root: an s3:// URL there would be taken
     as a directory named `s3:` (Path folds the slashes), so it is refused with the way to S3."""
-    if path is not None and str(path).startswith("s3:"):
+    if path is not None and str(path).startswith("s3:/"):
         raise typer.BadParameter(
             f"{str(path).replace('s3:/', 's3://', 1)} is an S3 URL, but this is a local root: record or "
             "download locally, and reach S3 with `fluxforge sync`"

@@ -258,11 +258,12 @@ class S3Config(BaseModel):
                     "profile (storage.s3.profile) or an instance role",
                 )
             # botocore prints its endpoint in errors, and the environment's when none is set here.
-            for name, endpoint in (
-                ("storage.s3.endpoint_url", data.get("endpoint_url")),
-                ("AWS_ENDPOINT_URL", os.environ.get("AWS_ENDPOINT_URL")),
-                ("AWS_ENDPOINT_URL_S3", os.environ.get("AWS_ENDPOINT_URL_S3")),
-            ):
+            endpoints = [("storage.s3.endpoint_url", data.get("endpoint_url"))]
+            if data.get("endpoint_url") is None:
+                endpoints += [
+                    (name, os.environ.get(name)) for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+                ]
+            for name, endpoint in endpoints:
                 if isinstance(endpoint, str) and "@" in urlsplit(endpoint).netloc:
                     raise credentials_refused(
                         [f"user:password@ in {name}"],
@@ -342,7 +343,7 @@ class StorageConfig(BaseModel):
     @field_validator("root", mode="before")
     @classmethod
     def _local(cls, value: object) -> object:
-        if isinstance(value, str | Path) and str(value).startswith("s3:"):
+        if isinstance(value, str | Path) and str(value).startswith("s3:/"):
             raise ValueError(
                 "is an S3 URL, but the root is a local directory: the dataset's S3 copy is storage.s3.url "
                 "(`fluxforge sync`; the sink writes there too with sink.target)"

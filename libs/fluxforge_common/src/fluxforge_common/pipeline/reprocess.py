@@ -190,20 +190,26 @@ class RebuildJob:
         if keep_line is not None:
             lines = filter(keep_line, lines)
         if self.read[-1] > self.dates[-1]:
-            lines = _until_closed(lines, pipeline.engine, utc_ms(self.dates[-1]) + MS_PER_DAY)
+            end_ms = utc_ms(self.dates[-1]) + MS_PER_DAY
+            # A bar dated in the range may end after it (a duration that does not divide a day).
+            bars_end = max(-(-end_ms // (s * 1000)) * s * 1000 for s in self.settings.features.bar_durations)
+            lines = _until_closed(lines, pipeline.engine, end_ms, max(end_ms, bars_end))
         return pipeline.run(
             lines if read_stop is None else read_stop.lines(lines), "reprocess", on_progress=on_progress
         )
 
 
-def _until_closed(lines: Iterable[bytes], engine: FeatureEngine, end_ms: int) -> Iterator[bytes]:
-    """`lines` until every symbol has closed its intervals up to `end_ms` and holds no open
-    information-driven bar begun before it (checked every `HAND_OFF_LINES` lines)."""
+def _until_closed(
+    lines: Iterable[bytes], engine: FeatureEngine, end_ms: int, close_ms: int
+) -> Iterator[bytes]:
+    """`lines` until every symbol has closed its intervals up to `close_ms` (the range's end, or the
+    end of a time bar begun in it) and holds no open information-driven bar begun before `end_ms`
+    (checked every `HAND_OFF_LINES` lines)."""
     for n, line in enumerate(lines, 1):
         yield line
         if not n % HAND_OFF_LINES and all(
             state.next_ms is not None
-            and state.next_ms > end_ms
+            and state.next_ms > close_ms
             and all(bar.n == 0 or bar.start_ms >= end_ms for bar in state.ibars)
             for state in engine.states.values()
         ):
