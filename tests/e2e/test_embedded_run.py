@@ -159,6 +159,15 @@ def test_reprocess_of_one_day_keeps_a_quiet_symbols_last_rows_of_it(
     assert across in {int(ts.timestamp()) for ts in bars.column("ts").to_pylist()}
 
 
+def test_reprocess_says_when_its_warm_up_day_is_missing(
+    recorded: Path, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    out = cli("reprocess", "--date", "2025-12-12", "--source-root", recorded, "-o", tmp_path / "a", "-q")
+    assert "warning: warm-up day(s) 2025-12-11 not in the archive of" in " ".join(out.split())
+    args = ("--date", "2025-12-12", "--source-root", recorded, "-o", tmp_path / "b", "-q", "--warmup-days", 0)
+    assert "warning" not in cli("reprocess", *args)
+
+
 def test_reprocess_split_over_processes_gives_the_same_rows_and_counts(
     recorded: Path, tmp_path: Path, cli: Callable[..., str]
 ) -> None:

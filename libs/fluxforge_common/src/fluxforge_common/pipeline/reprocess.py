@@ -90,8 +90,7 @@ def reprocess(
                 f"a run writes {dates_text(busy)} into {target_root} now: reprocess after it has ended, "
                 "or into another root (-o)"
             )
-    first = date.fromisoformat(dates[0])
-    warmup = [(first - timedelta(days=k)).isoformat() for k in range(warmup_days, 0, -1)]
+    warmup = warmup_dates(dates, warmup_days)
     after = (date.fromisoformat(dates[-1]) + timedelta(days=1)).isoformat()
     wanted = set(dates)
     target = LocalStorage(target_root)
@@ -131,6 +130,12 @@ def reprocess(
         held.finish()
         settle_rebuilds(target_root, wanted)  # a stopped or killed reprocess of these dates is done now
     return summary, replaced
+
+
+def warmup_dates(dates: list[str], warmup_days: int) -> list[str]:
+    """The days read before `dates` to fill the rolling windows, oldest first."""
+    first = date.fromisoformat(dates[0])
+    return [(first - timedelta(days=k)).isoformat() for k in range(warmup_days, 0, -1)]
 
 
 def _mark_replaced(
