@@ -129,6 +129,8 @@ def _warn_of_missing_warmup(
     from fluxforge_common.pipeline.lines import archive_dates
     from fluxforge_common.storage.location import storage_at
 
+    if not is_s3_url(str(source)) and not Path(source).is_dir():
+        return  # the reprocess says so (a local storage would create the directory)
     try:
         present = set(archive_dates(storage_at(source, settings.storage.s3)))
     except (OSError, ClientError, BotoCoreError):
