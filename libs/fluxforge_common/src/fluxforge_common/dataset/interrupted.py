@@ -127,20 +127,22 @@ def find_interrupted(root: Path) -> Interrupted:
 def running_dates(root: Path, *, rebuilds_only: bool = False) -> frozenset[str]:
     """The dates the journals of live runs under `root` name (of reprocesses and recoveries only)."""
     dates: set[str] = set()
-    for journal in find_interrupted(root).running:
+    for journal in _journals(root):
         if rebuilds_only and not journal.name.endswith(_REBUILD_SUFFIX):
             continue
         with contextlib.suppress(FileNotFoundError):  # it ended meanwhile
-            dates.update(_noted_dates(journal.read_bytes()))
+            if _dates_of_dead(journal) is None:
+                dates.update(_noted_dates(journal.read_bytes()))
     return frozenset(dates)
 
 
 def settle_rebuilds(root: Path, dates: set[str]) -> None:
     """Remove the journals of dead reprocesses and recoveries whose dates all were rebuilt since."""
-    for journal in find_interrupted(root).journals:
+    for journal in _journals(root):
         if journal.name.endswith(_REBUILD_SUFFIX):
             with contextlib.suppress(FileNotFoundError):
-                if set(_noted_dates(journal.read_bytes())) <= dates:
+                noted = _dates_of_dead(journal)
+                if noted is not None and set(noted) <= dates:
                     journal.unlink()
 
 
