@@ -55,11 +55,6 @@ def local_root(path: Path | None) -> Path | None:
     return path
 
 
-def unreachable(where: str, exc: Exception) -> str:
-    """The one line for a store that refused or could not be reached (the message names no secret)."""
-    return f"cannot read {where}: {exc}; check the endpoint and the credentials (storage.s3, AWS_*)"
-
-
 def log_format_overrides(log_format: LogFormat | None) -> dict[str, Any]:
     """`--log-format` as a `load_settings` override of `logging.format`."""
     return {} if log_format is None else {"logging": {"format": log_format}}

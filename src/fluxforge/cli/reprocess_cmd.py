@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from fluxforge_common.dataset.interrupted import RunInProgressError
+from fluxforge_common.dataset.location import DatasetUnreachableError
 from fluxforge_common.pipeline import date_range, reprocess
 from fluxforge_common.pipeline.reprocess import dates_text, warmup_dates
 from fluxforge_common.pipeline.shards import ShardFailedError
 from fluxforge_common.stopping import ReadStop, StopRequests
 from fluxforge_common.storage.s3url import is_s3_url
 
-from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit, unreachable
+from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit
 from fluxforge.cli.report import print_summary, run_progress
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def reprocess_command(
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
         except (ClientError, BotoCoreError) as exc:  # the source root's store, reached as storage.s3 says
-            typer.echo(unreachable(str(source), exc), err=True)
+            typer.echo(str(DatasetUnreachableError.of(str(source), exc)), err=True)
             raise typer.Exit(1) from None
         if progress is not None:
             progress(summary)

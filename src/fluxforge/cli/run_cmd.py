@@ -12,13 +12,14 @@ from fluxforge_collector.exchange import ExchangeSetupError, exchange_source
 from fluxforge_collector.launch import HELP
 from fluxforge_collector.sources import BlockingLines
 from fluxforge_common.dataset.interrupted import RunJournal
+from fluxforge_common.dataset.location import DatasetUnreachableError
 from fluxforge_common.pipeline import EmbeddedPipeline, input_lines, simulator_lines
 from fluxforge_common.stopping import ReadStop, StopRequests
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3url import is_s3_url
 from fluxforge_common.storage.space import DiskFullError
 
-from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit, unreachable
+from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit
 from fluxforge.cli.recover_cmd import exit_disk_full, recover_before_run
 from fluxforge.cli.report import print_summary, run_progress
 
@@ -106,7 +107,7 @@ def run(
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None
         except (ClientError, BotoCoreError) as exc:  # the input's store, reached as storage.s3 says
-            typer.echo(unreachable(input_path, exc), err=True)
+            typer.echo(str(DatasetUnreachableError.of(input_path, exc)), err=True)
             raise typer.Exit(2) from None
         source_name = f"file:{input_path}"
     if not quiet:

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 class DatasetUnreachableError(OSError):
     """The storage of a dataset root refused the request or could not be reached (S3 credentials, endpoint)."""
 
+    @classmethod
+    def of(cls, where: str, exc: Exception, *, remote: bool = True) -> DatasetUnreachableError:
+        """The one line for `where`'s store refusing or not answering (`exc` names no secret)."""
+        hint = "; check the endpoint and the credentials (storage.s3, AWS_*)" if remote else ""
+        return cls(f"cannot read {where}: {exc}{hint}")
+
 
 @dataclass(frozen=True, slots=True)
 class DatasetRoot:
@@ -65,8 +71,7 @@ class DatasetRoot:
             info = self.filesystem.get_file_info(self.path or ".")
         except OSError as exc:
             remote = not isinstance(self.filesystem, pafs.LocalFileSystem)
-            hint = "; check the endpoint and the credentials (storage.s3, AWS_*)" if remote else ""
-            raise DatasetUnreachableError(f"cannot read {self.uri}: {exc}{hint}") from exc
+            raise DatasetUnreachableError.of(self.uri, exc, remote=remote) from exc
         return bool(info.type == pafs.FileType.Directory)
 
     def existing(self) -> DatasetRoot:
