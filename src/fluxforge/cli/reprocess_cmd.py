@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from fluxforge_common.dataset.interrupted import RunInProgressError
 from fluxforge_common.dataset.location import DatasetUnreachableError
 from fluxforge_common.pipeline import date_range, reprocess
-from fluxforge_common.pipeline.reprocess import dates_text, warmup_dates
+from fluxforge_common.pipeline.reprocess import dates_text
 from fluxforge_common.pipeline.shards import ShardFailedError
 from fluxforge_common.stopping import ReadStop, StopRequests
 from fluxforge_common.storage.s3url import is_s3_url
 
 from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit
 from fluxforge.cli.report import print_summary, run_progress
-
-if TYPE_CHECKING:
-    from fluxforge_common.config import FluxForgeSettings
 
 
 def reprocess_command(
@@ -74,7 +71,6 @@ def reprocess_command(
             "the tables are written to a local root: give --output", param_hint="--output"
         )
     target = output or Path(source)
-    _warn_of_missing_warmup(source, dates, warmup_days, settings)
     started = time.monotonic()
     read_stop = ReadStop()
     with run_progress(started, quiet=quiet) as progress:
@@ -96,6 +92,7 @@ def reprocess_command(
                     workers=workers,
                     on_progress=progress,
                     read_stop=read_stop,
+                    warn=lambda text: typer.echo(f"warning: {text}", err=True),
                 )
         except (
             FileNotFoundError,
@@ -119,28 +116,3 @@ def reprocess_command(
     else:
         typer.echo(f"Reprocessed {named}; replaced {len(replaced)} earlier file(s).")
     print_summary(summary, target, time.monotonic() - started, preview=False)
-
-
-def _warn_of_missing_warmup(
-    source: Path | str, dates: list[str], warmup_days: int, settings: FluxForgeSettings
-) -> None:
-    """Say when a warm-up day is not in the archive: the range's first rolling windows then start empty,
-    and its first rows differ from those of a recording that had that day."""
-    from botocore.exceptions import BotoCoreError, ClientError
-    from fluxforge_common.pipeline.lines import archive_dates
-    from fluxforge_common.storage.location import storage_at
-
-    if not is_s3_url(str(source)) and not Path(source).is_dir():
-        return  # the reprocess says so (a local storage would create the directory)
-    try:
-        present = set(archive_dates(storage_at(source, settings.storage.s3)))
-    except (OSError, ClientError, BotoCoreError):
-        return  # the reprocess itself says what is wrong with the source
-    absent = [day for day in warmup_dates(dates, warmup_days) if day not in present]
-    if absent and present:
-        typer.echo(
-            f"warning: warm-up day(s) {dates_text(absent)} not in the archive of {source}: rolling windows "
-            f"start empty on {dates[0]}, so its first rows differ from a recording that had them "
-            "(--warmup-days 0 says that is meant; or point --source-root at a copy that has them)",
-            err=True,
-        )

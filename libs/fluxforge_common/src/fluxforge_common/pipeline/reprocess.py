@@ -61,12 +61,15 @@ def reprocess(
     on_progress: Callable[[RunSummary], None] | None = None,
     read_stop: ReadStop | None = None,
     journal: RunJournal | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[RunSummary, list[str]]:
     """Rebuild the four tables of `dates` in `target_root`; returns the summary and the files replaced.
 
     With `workers` > 1 the symbols are split over that many processes (`pipeline.shards`).
     It holds a run journal naming `dates` (`journal`, the caller's, when given), so no live run,
     reprocess or compaction takes them meanwhile (RunInProgressError when one holds them now).
+    `warn` hears, before the work, of a warm-up day the archive lacks (the range's first rows then
+    differ from those of a recording that had it).
     Stopped early through `read_stop`, it writes what it processed and replaces nothing: the earlier
     files of `dates` stay beside the new ones, and the journal it leaves has the next run or
     `fluxforge recover` rebuild them.
@@ -90,7 +93,15 @@ def reprocess(
                 f"a run writes {dates_text(busy)} into {target_root} now: reprocess after it has ended, "
                 "or into another root (-o)"
             )
-    warmup = warmup_dates(dates, warmup_days)
+    first = date.fromisoformat(dates[0])
+    warmup = [(first - timedelta(days=k)).isoformat() for k in range(warmup_days, 0, -1)]
+    absent = [day for day in warmup if day not in available]
+    if absent and warn is not None:
+        warn(
+            f"warm-up day(s) {dates_text(absent)} not in the archive of {source_root}: rolling windows "
+            f"start empty on {dates[0]}, so its first rows differ from a recording that had them "
+            "(--warmup-days 0 says that is meant; or point --source-root at a copy that has them)"
+        )
     after = (date.fromisoformat(dates[-1]) + timedelta(days=1)).isoformat()
     wanted = set(dates)
     target = LocalStorage(target_root)
@@ -130,12 +141,6 @@ def reprocess(
         held.finish()
         settle_rebuilds(target_root, wanted)  # a stopped or killed reprocess of these dates is done now
     return summary, replaced
-
-
-def warmup_dates(dates: list[str], warmup_days: int) -> list[str]:
-    """The days read before `dates` to fill the rolling windows, oldest first."""
-    first = date.fromisoformat(dates[0])
-    return [(first - timedelta(days=k)).isoformat() for k in range(warmup_days, 0, -1)]
 
 
 def _mark_replaced(
