@@ -15,6 +15,7 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Final, Literal
 
@@ -44,9 +45,10 @@ MERGE_SLICES: Final = 8
 WINDOW_FILES: Final = 64
 WINDOW_ROWS: Final = 4 * CHUNK_ROWS
 # zstd costs ~20-40 us per column chunk whatever its size (a compression context per call); a
-# file whose columns hold fewer bytes than this on average, as the sink's files of a few dozen
-# rows, is no smaller with it than with lz4, which costs ~2 us a chunk (README "Performance").
-SMALL_COLUMN_BYTES: Final = 2048
+# file of fewer rows than this (columns under ~2 KiB of 8-byte values), as the sink's files of a
+# few dozen rows, is no smaller with it than with lz4, which costs ~2 us a chunk (README
+# "Performance"). Counted in rows: the bytes of a table of slices (`nbytes`) cost ~180 us to sum.
+SMALL_FILE_ROWS: Final = 256
 # Files are encoded on this many threads (compression runs without the GIL): one core each.
 ENCODER_THREADS: Final = min(4, os.cpu_count() or 1)
 _encoder = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="fluxforge-parquet")
@@ -105,6 +107,7 @@ class PartitionedParquetWriter:
         self.row_group_size = row_group_size
         self.metadata = dict(metadata or {})
         self._columns = frozenset(schema.names)
+        self._encodings = ColumnEncodings.of(schema)
         self._buffers: dict[PartitionKey, _PartitionBuffer] = {}
         self._buffered_rows = 0
 
@@ -284,7 +287,9 @@ class PartitionedParquetWriter:
 
     def _encode(self, table: pa.Table) -> bytes:
         """The Parquet file of `table` (runs in the encoder threads: pyarrow releases the GIL here)."""
-        return encode_parquet(table, compression=self.compression, row_group_size=self.row_group_size)
+        return encode_parquet(
+            table, compression=self.compression, row_group_size=self.row_group_size, encodings=self._encodings
+        )
 
 
 def rows_to_batch(rows: list[Row], schema: pa.Schema) -> pa.RecordBatch:
@@ -311,31 +316,49 @@ def rows_to_batch(rows: list[Row], schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def encode_parquet(
-    table: pa.Table, *, compression: Compression = "zstd", row_group_size: int = 65_536
-) -> bytes:
-    """The Parquet file of `table`, its schema metadata in the footer.
+@dataclass(frozen=True, slots=True)
+class ColumnEncodings:
+    """The columns of a schema written with dictionary pages and with statistics (`encode_parquet`).
 
     Dictionary pages pay off for the repeated strings (exchange, symbol, side) and cost
     more than they save on float columns: a 60-row HF file of ~100 columns is written
     ~1.5-2x faster and ~12 % smaller without them. Statistics are written for the columns reads
-    filter on (keys, times, counts: `_prunable`); on the float features no read prunes, and they
-    made a 30-row HF file 1.15x slower to write and 20 % larger (README "Performance").
+    filter on (keys, times, counts); on the float features no read prunes, and they made a
+    30-row HF file 1.15x slower to write and 20 % larger (README "Performance"). A writer works
+    them out once: for 105 columns that is ~70 us, against ~1.2 ms to encode a 30-row file.
     """
+
+    dictionary: tuple[str, ...]
+    statistics: tuple[str, ...]
+
+    @classmethod
+    def of(cls, schema: pa.Schema) -> ColumnEncodings:
+        kinds = list(zip(schema.names, schema.types, strict=True))
+        return cls(
+            tuple(name for name, kind in kinds if pa.types.is_string(kind)),
+            tuple(name for name, kind in kinds if _prunable(kind)),
+        )
+
+
+def encode_parquet(
+    table: pa.Table,
+    *,
+    compression: Compression = "zstd",
+    row_group_size: int = 65_536,
+    encodings: ColumnEncodings | None = None,
+) -> bytes:
+    """The Parquet file of `table`, its schema metadata in the footer; `encodings` are `table`'s
+    (`ColumnEncodings.of` its schema when None)."""
     out = pa.BufferOutputStream()
-    strings = [field.name for field in table.schema if pa.types.is_string(field.type)]
-    pruned = [
-        name for name, kind in zip(table.schema.names, table.schema.types, strict=True) if _prunable(kind)
-    ]
-    small = compression == "zstd" and table.nbytes < SMALL_COLUMN_BYTES * table.num_columns
-    codec = "lz4" if small else compression
+    columns = encodings or ColumnEncodings.of(table.schema)
+    small = compression == "zstd" and table.num_rows < SMALL_FILE_ROWS
     pq.write_table(
         table,
         out,
-        compression=codec,
+        compression="lz4" if small else compression,
         row_group_size=row_group_size,
-        use_dictionary=strings,
-        write_statistics=pruned,
+        use_dictionary=list(columns.dictionary),
+        write_statistics=list(columns.statistics),
     )
     data: bytes = out.getvalue().to_pybytes()
     del out
