@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 
 import pytest
+from fluxforge_collector import sources
 from fluxforge_collector.collector import Pacer
 from fluxforge_collector.launch import CollectOptions, build_source, selected_dates
-from fluxforge_collector.sources import IteratorSource, archive_source, file_source, stdin_lines
+from fluxforge_collector.sources import IteratorSource, archive_source, file_source
 from fluxforge_common.config import FluxForgeSettings
-from fluxforge_common.pipeline.lines import input_lines, simulator_lines
+from fluxforge_common.pipeline.lines import IDLE, simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
 
 
@@ -139,20 +139,6 @@ def test_pacer_releases_ticks_at_their_recv_ts_offset_scaled_by_speed() -> None:
         Pacer(speed=0)
 
 
-def test_stdin_lines_read_like_input_lines(tmp_path: Path) -> None:
-    data = b'{"a":1}\r\n\n  \n{"b":2}\n{"c":3}'
-    read_fd, write_fd = os.pipe()
-    os.write(write_fd, data)
-    os.close(write_fd)
-    try:
-        got = list(stdin_lines(read_fd))
-    finally:
-        os.close(read_fd)
-    path = tmp_path / "same.ndjson"
-    path.write_bytes(data)
-    assert got == list(input_lines(path)) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
-
-
 def test_a_failing_iterator_raises_in_the_consumer() -> None:
     def broken() -> Iterator[bytes]:
         yield b"{}"
@@ -160,3 +146,27 @@ def test_a_failing_iterator_raises_in_the_consumer() -> None:
 
     with pytest.raises(OSError, match="disk gone"):
         asyncio.run(collect(IteratorSource(broken(), "broken", chunk=1)))
+
+
+class QuietMarket:
+    """A live source that delivers one line, then nothing for `quiet_s`, then one more."""
+
+    name = "quiet"
+
+    def __init__(self, quiet_s: float) -> None:
+        self.quiet_s = quiet_s
+
+    def request_stop(self) -> bool:
+        return False
+
+    async def lines(self) -> AsyncGenerator[bytes, None]:
+        yield b'{"first":1}'
+        await asyncio.sleep(self.quiet_s)
+        yield b'{"second":2}'
+
+
+def test_blocking_lines_yield_idle_while_the_market_is_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "IDLE_AFTER_S", 0.1)
+    got = list(sources.BlockingLines(QuietMarket(quiet_s=0.6)))
+    assert got[0] == b'{"first":1}' and got[-1] == b'{"second":2}'
+    assert set(got[1:-1]) == {IDLE} and len(got[1:-1]) >= 3, got

@@ -10,6 +10,7 @@ from pathlib import Path
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.pipeline import EmbeddedPipeline, simulator_lines
 from fluxforge_common.pipeline.embedded import CLOCK_LINES
+from fluxforge_common.pipeline.lines import IDLE
 from fluxforge_common.storage import LocalStorage
 
 
@@ -46,3 +47,31 @@ def test_a_slow_feed_gets_its_files_every_flush_interval(tmp_path: Path) -> None
     first = next(n for n, files in enumerate(seen) if files)
     assert first <= (10.0 + CLOCK_LINES * 0.5) / 0.5 + 1, f"first file seen at line {first}"
     assert len(set(seen)) > 3, "the files grew only a few times over 15 flush intervals"
+
+
+class SilentFeed(SlowFeed):
+    """Lines in a burst, then a source with nothing to give: `IDLE` every second of its clock."""
+
+    def __init__(self, settings: FluxForgeSettings, root: Path, lines: int, silent_s: int) -> None:
+        super().__init__(settings, root, lines, seconds_per_line=0.0)
+        self.silent_s = silent_s
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from super().__iter__()
+        for _ in range(self.silent_s):
+            self.now += 1.0
+            self.parquet_files_seen.append(len(list(self.root.rglob("*.parquet"))))
+            yield IDLE
+
+
+def test_a_silent_feed_gets_its_files_within_a_flush_interval(tmp_path: Path) -> None:
+    settings = FluxForgeSettings(embedded={"flush_interval_s": 10.0}, simulator={"seed": 3})
+    feed = SilentFeed(settings, tmp_path, lines=2_000, silent_s=30)
+    pipeline = EmbeddedPipeline(settings, LocalStorage(tmp_path), clock=feed.clock)
+
+    summary = pipeline.run(feed, "silent")
+
+    silence = feed.parquet_files_seen[2_000:]
+    assert silence[0] == 0, "nothing was due before the silence"
+    assert silence[11] > 0, f"no file 11 s into the silence: {silence}"
+    assert summary.lines == 2_000, "an IDLE is no line"

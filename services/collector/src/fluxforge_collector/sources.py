@@ -10,21 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import queue
 import threading
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from fluxforge_common.pipeline.lines import archive_dates, archive_lines, input_lines, simulator_lines
+from fluxforge_common.pipeline.lines import (
+    IDLE,
+    IDLE_AFTER_S,
+    archive_dates,
+    archive_lines,
+    input_lines,
+    simulator_lines,
+    stdin_lines,
+)
 from fluxforge_common.simulator import SimulatorConfig
 from fluxforge_common.storage.local import LocalStorage
 
 # Lines pulled per hand-off from a blocking iterator: large enough that the hand-off
 # costs nothing per tick, small enough that a paced or stopped run wastes little.
 CHUNK_LINES = 1024
-STDIN_READ_BYTES = 1 << 16
 
 
 class TickSource(Protocol):
@@ -159,26 +165,6 @@ def file_source(path: str | Path, dates: list[str] | None = None) -> IteratorSou
     return archive_source(candidate, dates)
 
 
-def stdin_lines(fd: int = 0) -> Iterator[bytes]:
-    """Lines of standard input as `input_lines("-")` gives them (blank lines skipped, CR LF accepted).
-
-    Read with `os.read` rather than `sys.stdin.buffer`: the reader thread is
-    then blocked in a plain system call holding no Python lock, so a collector
-    stopped while the pipe is open but idle can exit (a daemon thread blocked
-    inside a buffered read makes interpreter shutdown abort).
-    """
-    tail = b""
-    while chunk := os.read(fd, STDIN_READ_BYTES):
-        lines = (tail + chunk).split(b"\n")
-        tail = lines.pop()
-        for line in lines:
-            line = line.rstrip(b"\r")
-            if line.strip():
-                yield line
-    if tail.strip():
-        yield tail.rstrip(b"\r")
-
-
 def archive_source(root: str | Path, dates: list[str] | None = None) -> IteratorSource:
     """The raw archive under a dataset root (or its `raw/` directory), in ingest order."""
     base = Path(root)
@@ -204,7 +190,8 @@ class BlockingLines:
 
     The source runs on an event loop in a thread of its own and hands lines
     over through a bounded queue, so a slow consumer holds the source back
-    rather than piling lines up. `stop()` (safe from a signal handler) asks a
+    rather than piling lines up; after `IDLE_AFTER_S` without a line it yields
+    `IDLE` (`fluxforge_common.pipeline.lines`). `stop()` (safe from a signal handler) asks a
     live source to finish (it still hands over what it received) or cancels
     any other; iteration ends when the source has. An exception the source
     raised is raised by the iteration.
@@ -225,7 +212,11 @@ class BlockingLines:
         self._thread.start()
         try:
             while True:
-                item = self._queue.get()
+                try:
+                    item = self._queue.get(timeout=IDLE_AFTER_S)
+                except queue.Empty:
+                    yield IDLE  # a quiet market: the reader still gets a turn
+                    continue
                 if item is self._END:
                     return
                 if isinstance(item, BaseException):

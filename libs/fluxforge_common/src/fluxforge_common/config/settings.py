@@ -438,7 +438,8 @@ class EmbeddedConfig(BaseModel):
         default=60.0,
         gt=0,
         description="Wall-clock seconds after which buffered feature rows and dead letters are written "
-        "as files (checked every 16 input lines), so a long or live run's rows appear while it runs.",
+        "as files (checked every 16 input lines, and every second the input is silent), so a long or "
+        "live run's rows appear while it runs.",
     )
     stop_deadline_s: float = _stop_deadline("the run writes what it processed and seals the raw archive")
 

@@ -200,33 +200,42 @@ class EmbeddedPipeline:
         duration_s: float | None = None,
         on_progress: Callable[[RunSummary], None] | None = None,
     ) -> RunSummary:
-        """Feed `lines` until they end, `max_events` lines were read, or `duration_s` of event time passed."""
+        """Feed `lines` until they end, `max_events` lines were read, or `duration_s` of event time passed.
+
+        The clock (flush interval, progress) is read every `CLOCK_LINES` lines and at each `IDLE`
+        (`pipeline.lines`) a source yields while it has nothing, so a silent feed's rows still
+        become files.
+        """
         end_ms: int | None = None
         next_progress = self._clock() + 1.0
         feed, hand_off = self.feed, self._hand_off_lines
         flush_interval_s = self.settings.embedded.flush_interval_s
+        n = 0
         try:
-            for n, raw in enumerate(lines, 1):
-                item = feed(raw, source, n)
-                if item is not None and duration_s is not None:
-                    if end_ms is None:
-                        end_ms = event_time(item.tick) + int(duration_s * 1000)
-                    if event_time(item.tick) >= end_ms:
+            for raw in lines:
+                if raw:  # else `IDLE`: the source had no line for a while
+                    n += 1
+                    item = feed(raw, source, n)
+                    if item is not None and duration_s is not None:
+                        if end_ms is None:
+                            end_ms = event_time(item.tick) + int(duration_s * 1000)
+                        if event_time(item.tick) >= end_ms:
+                            break
+                    if max_events is not None and n >= max_events:
                         break
-                if max_events is not None and n >= max_events:
-                    break
-                if n % hand_off == 0:
-                    self._hand_off()
-                if n % HAND_OFF_LINES == 0:
-                    self.storage.check_space()
-                if n % CLOCK_LINES == 0:
-                    now = self._clock()
-                    if now - self._last_flush >= flush_interval_s:
-                        self.storage.check_space()  # the files go over the reserve, not past it
-                        self.flush_files()
-                    if on_progress is not None and now >= next_progress:
-                        on_progress(self.summary)
-                        next_progress = now + 1.0
+                    if n % hand_off == 0:
+                        self._hand_off()
+                    if n % HAND_OFF_LINES == 0:
+                        self.storage.check_space()
+                    if n % CLOCK_LINES:
+                        continue
+                now = self._clock()
+                if now - self._last_flush >= flush_interval_s:
+                    self.storage.check_space()  # the files go over the reserve, not past it
+                    self.flush_files()
+                if on_progress is not None and now >= next_progress:
+                    on_progress(self.summary)
+                    next_progress = now + 1.0
         except DiskFullError as exc:
             self.summary.disk_full = exc
             if not exc.reserve_bytes:

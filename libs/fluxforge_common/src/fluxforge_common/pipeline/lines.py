@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import heapq
+import os
+import select
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Final
 
 import pyarrow as pa
 
@@ -20,6 +23,11 @@ from fluxforge_common.storage.s3url import is_s3_url
 from fluxforge_common.writers.ndjson import iter_ndjson, read_lines
 
 RAW_PREFIX = "raw/"
+# What a source yields after `IDLE_AFTER_S` without a line (a silent pipe or market): no line, a
+# turn for the run to look at its clock (files due by `embedded.flush_interval_s`, progress).
+IDLE: Final = b""
+IDLE_AFTER_S: Final = 1.0
+STDIN_READ_BYTES: Final = 1 << 16
 
 
 def simulator_lines(cfg: SimulatorConfig) -> Iterator[bytes]:
@@ -30,13 +38,49 @@ def simulator_lines(cfg: SimulatorConfig) -> Iterator[bytes]:
 def file_lines(path: str | Path) -> Iterator[bytes]:
     """Lines of an NDJSON file (`.zst` decompressed) or of stdin for `-`; blank lines skipped."""
     if str(path) == "-":
-        yield from _non_blank(sys.stdin.buffer)
+        try:
+            fd = sys.stdin.fileno()
+        except (
+            AttributeError,
+            OSError,
+            ValueError,
+        ):  # a stream in memory (embedded use, tests): never silent
+            yield from _non_blank(sys.stdin.buffer)
+        else:
+            yield from stdin_lines(fd, idle_after_s=IDLE_AFTER_S)
     elif str(path).endswith(".zst"):
         with pa.input_stream(str(path), compression="zstd") as stream:
             yield from _non_blank(read_lines(stream))
     else:
         with Path(path).open("rb") as f:
             yield from _non_blank(f)
+
+
+def stdin_lines(fd: int = 0, *, idle_after_s: float | None = None) -> Iterator[bytes]:
+    """Lines of standard input (blank lines skipped, CR LF accepted), and `IDLE` after every
+    `idle_after_s` in which none came (never when None).
+
+    Read with `os.read` rather than `sys.stdin.buffer`: a reader thread is then
+    blocked in a plain system call holding no Python lock, so a collector
+    stopped while the pipe is open but idle can exit (a daemon thread blocked
+    inside a buffered read makes interpreter shutdown abort).
+    """
+    tail = b""
+    while True:
+        if idle_after_s is not None and not select.select([fd], [], [], idle_after_s)[0]:
+            yield IDLE
+            continue
+        chunk = os.read(fd, STDIN_READ_BYTES)
+        if not chunk:
+            break
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if line.strip():
+                yield line
+    if tail.strip():
+        yield tail.rstrip(b"\r")
 
 
 def _non_blank(lines: Iterable[bytes]) -> Iterator[bytes]:

@@ -1,0 +1,46 @@
+"""Standard input as the embedded run and the collector read it: whole lines, and `IDLE` while it is silent."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from fluxforge_common.pipeline.lines import IDLE, input_lines, stdin_lines
+
+
+def test_stdin_lines_read_like_input_lines(tmp_path: Path) -> None:
+    data = b'{"a":1}\r\n\n  \n{"b":2}\n{"c":3}'
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, data)
+    os.close(write_fd)
+    try:
+        got = list(stdin_lines(read_fd))
+    finally:
+        os.close(read_fd)
+    path = tmp_path / "same.ndjson"
+    path.write_bytes(data)
+    assert got == list(input_lines(path)) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
+
+
+def test_a_silent_pipe_yields_idle_until_its_next_line() -> None:
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b'{"a":1}\n{"b"')
+
+    def later() -> None:
+        time.sleep(0.5)
+        os.write(write_fd, b":2}\n")
+        os.close(write_fd)
+
+    writer = threading.Thread(target=later)
+    lines: Iterator[bytes] = stdin_lines(read_fd, idle_after_s=0.1)
+    try:
+        writer.start()
+        got = list(lines)
+    finally:
+        writer.join()
+        os.close(read_fd)
+    assert got[0] == b'{"a":1}' and got[-1] == b'{"b":2}'
+    assert set(got[1:-1]) == {IDLE} and len(got[1:-1]) >= 3, got
