@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pyarrow.parquet as pq
 import pytest
 from fluxforge_common.config.state import StateConfig
@@ -29,8 +30,10 @@ from fluxforge_common.pipeline import archive_lines, simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.writers import iter_ndjson
+from fluxforge_emulator import EmulatorThread
 
 from tests.support.dataset import assert_same_dataset
+from tests.support.exchange import exchange_config
 from tests.support.signals import seeded_rng, two_stop_signals_at_once, wait_for_text
 
 FLUXFORGE = Path(sys.executable).with_name("fluxforge")
@@ -227,3 +230,23 @@ def test_sigterm_to_reprocess_writes_what_it_processed_and_replaces_nothing(
     reference = tmp_path / "reference"
     cli("run", "--input", root / "raw", "-o", reference, "-q")
     assert_same_dataset(root, reference)
+
+
+def test_sigterm_to_a_live_recording_prints_the_sources_counts(
+    tmp_path: Path, emulator: EmulatorThread
+) -> None:
+    """Reconnects, resyncs, conflated books and unrecoverable trades are counted: `run -x` says them."""
+    root, log = tmp_path / "data", tmp_path / "run.log"
+    config = tmp_path / "config.yaml"
+    config.write_bytes(
+        orjson.dumps({"exchanges": {"binanceus": exchange_config(emulator).model_dump(mode="json")}})
+    )
+    proc = start(["run", "-x", "binanceus", "--config", config, "-o", root], log)
+    exit_code = exit_code_when_signalled(proc, log, 3.0)
+    text = log.read_text()
+    assert exit_code == 0, text[-3000:]
+    counts = re.search(
+        r"exchange:binanceus: books ([\d,]+), trades ([\d,]+).*resyncs \d+.*unrecoverable \d+", text
+    )
+    assert counts, text[-3000:]
+    assert int(counts.group(1).replace(",", "")) > 0

@@ -19,7 +19,7 @@ from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3url import is_s3_url
 from fluxforge_common.storage.space import DiskFullError
 
-from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit
+from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit, show_source_logs
 from fluxforge.cli.recover_cmd import exit_disk_full, recover_before_run
 from fluxforge.cli.report import print_summary, run_progress
 
@@ -72,6 +72,7 @@ def run(
         if exchange is None or input_path is not None:
             typer.echo("--source exchange needs --exchange NAME (and no --input)", err=True)
             raise typer.Exit(2)
+        show_source_logs(settings)  # reconnects, resyncs, backfills and the closing counts line
         try:
             live = BlockingLines(exchange_source(settings, exchange))
         except ValueError as exc:
