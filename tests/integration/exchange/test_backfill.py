@@ -3,14 +3,14 @@
 The emulator cuts every websocket and refuses new ones for `OUTAGE_S` while
 its market trades on and its REST trade history answers. After the collector
 reconnects, every trade id of the outage must have been published once, in
-id order, marked backfilled (Kraken's trade subscription also sends its last
-50 trades, which then arrive live), with the trades of the exchange, and
-nothing counted unrecoverable.
+id order, marked backfilled, with the trades of the exchange, and nothing
+counted unrecoverable.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +39,7 @@ pytestmark = pytest.mark.e2e
 OUTAGE_S = 10.0
 RATE = 50.0  # events per second per symbol, 40% of them trades: Kraken's 50 of a new subscription cover
 TRADE_SHARE = 0.4  # a fraction of an outage
+DENSE_RATE = 3_000.0  # events per second: 1,200 trades a second, more than Kraken's page of 1,000
 
 
 @pytest.fixture(params=["binanceus", "kraken"])
@@ -61,22 +62,26 @@ def exchange(request: pytest.FixtureRequest) -> Iterator[tuple[str, EmulatorThre
 
 
 class Outage:
-    """The fault: a disconnect of `OUTAGE_S`; remembers the exchange time (ms) it began at."""
+    """The fault: a disconnect of `seconds`; remembers the exchange time (ms) it began at."""
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float = OUTAGE_S, symbols: list[str] = SYMBOLS) -> None:
+        self.seconds = seconds
+        self.symbols = symbols
         self.start_ms = 0
 
     def __call__(self, emu: ExchangeEmulator) -> None:
         self.start_ms = emu.feed.next_ts + emu.feed.offset_ms
-        emu.disconnect(OUTAGE_S)
+        emu.disconnect(self.seconds)
 
     @property
     def end_ms(self) -> int:
-        return self.start_ms + int(OUTAGE_S * 1000)
+        return self.start_ms + int(self.seconds * 1000)
 
     def over(self, latest: Latest) -> bool:
         """Every symbol published a trade stamped a second after the outage."""
-        return self.start_ms > 0 and all(latest.get(("trade", s), 0) > self.end_ms + 1000 for s in SYMBOLS)
+        return self.start_ms > 0 and all(
+            latest.get(("trade", s), 0) > self.end_ms + 1000 for s in self.symbols
+        )
 
 
 def sent_trades(emu: EmulatorThread, exchange_id: str) -> dict[str, list[tuple[str, int, float, float, str]]]:
@@ -135,10 +140,10 @@ def test_a_disconnect_while_trades_flow_is_backfilled_once_in_id_order(
         outage_trades = [e for e in got if outage.start_ms <= e["ts"] < outage.end_ms]
         marked = [e for e in outage_trades if e.get("backfilled")]
         assert outage_trades, symbol  # trades flowed during the outage
-        # Binance sends none of them live; Kraken's new subscription sends its last 50 trades.
-        live_at_most = TRADE_SNAPSHOT if exchange_id == "kraken" else 0
-        assert len(marked) >= len(outage_trades) - live_at_most, f"{symbol}: outage trades not backfilled"
-        # Before the outage all live; from it on, the backfilled ones, then live ones (Kraken's 50 too).
+        # None of them comes live: Kraken's trades are watched without its subscription snapshot of
+        # the last 50, which would hold outage trades unmarked, behind the books received since.
+        assert len(marked) == len(outage_trades), f"{symbol}: outage trades not backfilled"
+        # Before the outage all live; from it on, the backfilled ones, then live ones.
         flags = [bool(e.get("backfilled")) for e in got if e["ts"] >= outage.start_ms]
         assert flags == sorted(flags, reverse=True), f"{symbol}: backfilled trades after live ones"
         assert not any(e.get("backfilled") for e in got if e["ts"] < outage.start_ms)
@@ -152,3 +157,32 @@ def test_a_disconnect_while_trades_flow_is_backfilled_once_in_id_order(
     assert sum(backfilled.values()) > TRADE_SNAPSHOT
     assert run.stats.trade_id_gaps == 0 and not run.stats.trades_unrecoverable
     assert run.emulator_stats["ws_rejected"] > 0 and run.stats.reconnects > 0
+
+
+def test_kraken_backfill_pages_through_a_second_of_more_than_a_page_of_trades() -> None:
+    """Kraken's history is read by time: from the second before the last trade, a busy market has
+    more trades than one page holds, all of them published already; the next pages must follow."""
+    symbols = SYMBOLS[:1]
+    sim = SimulatorConfig(
+        seed=5,
+        exchanges={"kraken": symbols},
+        mean_events_per_second_per_symbol=DENSE_RATE,
+        trade_share=TRADE_SHARE,
+    )
+    thread = EmulatorThread(
+        EmulatorConfig(simulator=sim, exchange="kraken", ping_interval_s=0.5), KrakenEmulator
+    )
+    outage = Outage(seconds=1.0, symbols=symbols)
+    with recording(thread) as emu:
+        config = exchange_config(emu, symbols=symbols, options=emu.ccxt_options())
+        run = record(
+            emu, config, outage, run_after_s=1.0, until=outage.over, exchange_id="kraken", ready_trades=True
+        )
+    ids = [int(e["id"]) for e in published_trades(run, symbols[0])]
+    busiest = max(Counter(e["ts"] // 1000 for e in published_trades(run, symbols[0])).values())
+    assert busiest > 1000, (
+        f"the market was not busy enough to test this: {busiest} trades in its busiest second"
+    )
+    assert ids == list(range(ids[0], ids[-1] + 1)), "trades missing or twice"
+    assert run.stats.trades_backfilled[symbols[0]] > 0
+    assert run.stats.trade_id_gaps == 0 and not run.stats.trades_unrecoverable

@@ -250,7 +250,9 @@ def test_a_stop_in_the_middle_of_a_burst_publishes_every_trade_ccxt_received(
     counts = {"trade": check_every_trade(emu, run, exchange_id, last, each_symbol=False)}
     report(f"{exchange_id}, stopped in a burst", run, counts)
     assert max(_trade_times(run).values()) < burst.start_ms + BURST_S * 1000  # the stop came mid-burst
-    assert sum(len(ids) for ids in run.received_trades.values()) > N
+    # Trades of the burst were in ccxt's caches at the stop (Kraken's are watched without the
+    # subscription snapshot of recent trades, so all of them are the burst's).
+    assert sum(len(ids) for ids in run.received_trades.values()) > 0
 
 
 def test_binance_gap_in_one_of_many_symbols_resyncs_only_that_symbol(binance: EmulatorThread) -> None:

@@ -14,12 +14,13 @@ How the history is read (`history_for`): Binance from an id (`fromId`:
 `aggTrades` for the aggregate trades the collector watches by default,
 `historicalTrades`, which needs an API key, for the `trade` stream);
 Kraken, and any other exchange with `fetchTrades`, from a time (`since`,
-one second before the last trade, as Kraken's `since` is whole seconds in
-ccxt), with pages of `PAGE` trades until the gap is filled or the exchange
-has no more. REST calls go through ccxt's rate limiter; a failure that can
-be waited out is retried (`RETRIES`); what is still missing after that, or
-when the source stops, is counted per symbol as unrecoverable, and so is
-every id skipped where nothing can be fetched.
+a millisecond before the last trade), with pages of `PAGE` trades until the
+gap is filled or the exchange has no more; a full page of trades already
+handed on moves the time on to its newest. REST calls go through ccxt's
+rate limiter; a failure that can be waited out is retried (`RETRIES`); what
+is still missing after that, or when the source stops, is counted per
+symbol as unrecoverable, and so is every id skipped where nothing can be
+fetched.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ log = logging.getLogger("fluxforge.collector.exchange")
 PAGE = 1000  # trades asked for per REST request (Binance's and Kraken's maximum)
 MAX_PAGES = 100  # per backfill: 100,000 trades, beyond which the rest is counted unrecoverable
 RETRIES = 5  # attempts per page for failures worth waiting out
-KRAKEN_SINCE_MARGIN_MS = 1000  # ccxt sends Kraken's `since` in whole seconds
+SINCE_MARGIN_MS = 1  # a trade's time is rounded to the millisecond: ask from one before it
 
 
 class TradeHistory(Protocol):
@@ -63,11 +64,23 @@ class FromId:
 
 
 class FromTime:
-    """Trades from a time on (`since`), a little before the last trade's; the overlap is dropped by id."""
+    """Trades from a time on (`since`), a millisecond before the last trade's; the overlap is dropped by id.
+
+    Kraken's `since` goes in nanoseconds (as its `last` cursor does): ccxt's unified `since` is sent
+    in whole seconds, from which a second of more than a page of trades could not be paged through.
+    """
+
+    def __init__(self, *, nanosecond_since: bool = False) -> None:
+        self.nanosecond_since = nanosecond_since
 
     async def page(self, exchange: Any, symbol: str, after_id: int, after_ts: int | None) -> list[Any]:
-        since = None if after_ts is None else after_ts - KRAKEN_SINCE_MARGIN_MS
-        trades: list[Any] = await exchange.fetch_trades(symbol, since, PAGE)
+        if after_ts is None:
+            trades: list[Any] = await exchange.fetch_trades(symbol, None, PAGE)
+        elif self.nanosecond_since:
+            since_ns = (after_ts - SINCE_MARGIN_MS) * 1_000_000
+            trades = await exchange.fetch_trades(symbol, None, PAGE, {"since": str(since_ns)})
+        else:
+            trades = await exchange.fetch_trades(symbol, after_ts - SINCE_MARGIN_MS, PAGE)
         for trade in trades:
             info = trade.get("info")
             if isinstance(info, list) and len(info) > 2 and isinstance(info[2], int | float | str):
@@ -95,7 +108,7 @@ def history_for(exchange: Any) -> TradeHistory | None:
         kind = {"future": "linear", "swap": "linear", "delivery": "inverse"}.get(kind, kind)
         return FromId({"fetchTradesMethod": BINANCE_HISTORICAL.get(kind, BINANCE_HISTORICAL["spot"])})
     if exchange.has.get("fetchTrades"):
-        return FromTime()
+        return FromTime(nanosecond_since=isinstance(exchange, ccxtpro.kraken))
     return None
 
 
@@ -249,13 +262,23 @@ class TradeSequencer:
                 and n > after_id
                 and (gap.until_id is None or n <= gap.until_id)
             ]
+            if new:
+                new.sort(key=lambda t: trade_number(t) or 0)
+                out += new
+                after_id, after_ts = trade_number(new[-1]) or after_id, new[-1].get("timestamp")
+                if gap.until_id is not None and after_id >= gap.until_id:
+                    break
+            if len(page) < PAGE:
+                break  # the exchange has no more
             if not new:
-                break
-            new.sort(key=lambda t: trade_number(t) or 0)
-            out += new
-            after_id, after_ts = trade_number(new[-1]) or after_id, new[-1].get("timestamp")
-            if (gap.until_id is not None and after_id >= gap.until_id) or len(page) < PAGE:
-                break
+                # A full page of trades already handed on (more than a page in the time asked from):
+                # ask from the newest of them, if that moves on.
+                newest = max(
+                    (t["timestamp"] for t in page if isinstance(t.get("timestamp"), int)), default=None
+                )
+                if newest is None or (after_ts is not None and newest <= after_ts):
+                    break
+                after_ts = newest
         return out
 
     async def _page(self, symbol: str, after_id: int, after_ts: int | None) -> list[Any] | None:

@@ -16,6 +16,16 @@ _BINANCE = {
 }
 # Options merged under the configured ones, per ccxt id.
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {"binance": _BINANCE, "binanceus": _BINANCE}
+# Subscription parameters of a channel's watch, per ccxt id. Kraken's trade subscription may send
+# the symbol's last 50 trades first: at the start they predate the recording (refused as late), and
+# after a reconnect they hold trades of the outage that would pass for live ones, behind the books
+# already received. Asked without them, an outage's trades all come from the backfill, marked.
+WATCH_PARAMS: dict[str, dict[str, dict[str, Any]]] = {"kraken": {"trade": {"snapshot": False}}}
+
+
+def watch_params(exchange_id: str, channel: str) -> dict[str, Any]:
+    """The parameters the watch of `channel` subscribes with on `exchange_id` (a new dict each time)."""
+    return dict(WATCH_PARAMS.get(exchange_id, {}).get(channel, {}))
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from fluxforge_collector.exchange.errors import brief, retry_delay
+from fluxforge_collector.exchange.options import watch_params
 from fluxforge_collector.exchange.stats import WatcherRecovery
 from fluxforge_collector.exchange.stopping import STOPPED
 
@@ -57,9 +58,10 @@ def watch_call(exchange: Any, channel: str, symbols: list[str]) -> Callable[[], 
             return lambda: exchange.watch_order_book(symbols[0])
         return lambda: exchange.watch_order_book_for_symbols(symbols)
     if channel == "trade":
+        params = watch_params(exchange.id, channel)
         if one and not exchange.has.get("watchTradesForSymbols"):
-            return lambda: exchange.watch_trades(symbols[0])
-        return lambda: exchange.watch_trades_for_symbols(symbols)
+            return lambda: exchange.watch_trades(symbols[0], None, None, params)
+        return lambda: exchange.watch_trades_for_symbols(symbols, None, None, params)
     if one and not exchange.has.get("watchTickers"):
         return lambda: exchange.watch_ticker(symbols[0])
     return lambda: exchange.watch_tickers(symbols)
