@@ -322,3 +322,12 @@ def test_an_s3_url_given_as_a_local_root_is_refused_not_made_a_directory(
     assert not (tmp_path / "s3:").exists()
     with pytest.raises(ConfigError, match=r"storage\.root = 's3://bucket/x'.*is an S3 URL"):
         load_settings(None, {"storage": {"root": "s3://bucket/x"}})
+
+
+def test_an_envelope_limit_the_raw_topic_cannot_carry_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above 1 MiB a collector would spool an envelope the broker refuses, and stop on it at every start."""
+    monkeypatch.setenv("FLUXFORGE_MESSAGES__MAX_BYTES", "8000000")
+    with pytest.raises(ConfigError, match=r"messages\.max_bytes"):
+        load_settings(None)
+    monkeypatch.setenv("FLUXFORGE_MESSAGES__MAX_BYTES", str(1 << 20))
+    assert load_settings(None).messages.max_bytes == 1 << 20
