@@ -250,3 +250,24 @@ def test_reprocess_onto_an_unreadable_marker_stops_before_changing_anything(
     out = cli("reprocess", "--date", "2025-12-12", "--source-root", recorded, "-o", root, "-q", expect_exit=1)
     assert "compaction marker" in out and "unreadable" in out
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_run_refuses_source_options_its_source_does_not_use(tmp_path: Path, cli: Callable[..., str]) -> None:
+    """As `collect` does: an option the chosen source ignores is refused, not silently dropped."""
+    ticks = tmp_path / "ticks.ndjson"
+    ticks.write_bytes(b"{}\n")
+    refused = {
+        ("--source", "simulator", "--input", ticks): "--input needs --source file",
+        ("--input", ticks, "--seed", "999"): "--seed is the simulator's: it does nothing with --source file",
+        (
+            "--source",
+            "simulator",
+            "-x",
+            "kraken",
+        ): "--exchange needs --source exchange, not --source simulator",
+        ("--source", "file", "--input", ticks, "-x", "kraken"): "--exchange needs --source exchange",
+    }
+    for args, reason in refused.items():
+        out = cli("run", *args, "-o", tmp_path / "data", "-q", expect_exit=2)
+        assert reason in out, (args, out)
+    assert not (tmp_path / "data").exists()

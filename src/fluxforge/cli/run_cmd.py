@@ -66,6 +66,9 @@ def run(
     settings = settings_or_exit(config, overrides)
     root = settings.storage.root
     kind = source or ("exchange" if exchange else "file" if input_path is not None else "simulator")
+    if (conflict := _unused_source_option(kind, input_path, exchange, seed)) is not None:
+        typer.echo(conflict, err=True)
+        raise typer.Exit(2)
     live: BlockingLines | None = None
     lines: Iterable[bytes]
     if kind == "exchange":
@@ -156,6 +159,19 @@ def run(
         exit_disk_full(summary.disk_full, root, recover_after=summary.needs_recovery)
     if setup_failed:  # what was received before is written; the exchange could not be watched
         raise typer.Exit(1)
+
+
+def _unused_source_option(
+    kind: str, input_path: str | None, exchange: str | None, seed: int | None
+) -> str | None:
+    """Why an option given does nothing with the source `kind` (as `collect` refuses it), or None."""
+    if exchange is not None and kind != "exchange":
+        return f"--exchange needs --source exchange, not --source {kind}"
+    if input_path is not None and kind == "simulator":
+        return "--input needs --source file (or no --source)"
+    if seed is not None and kind != "simulator":
+        return f"--seed is the simulator's: it does nothing with --source {kind}"
+    return None
 
 
 def _within(path: Path, root: Path) -> bool:
