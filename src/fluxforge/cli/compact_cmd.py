@@ -62,7 +62,8 @@ def compact(
     try:
         report = compact_dataset(
             storage, tables, before=last, target_bytes=cfg.target_file_mb << 20, grace_s=cfg.delete_grace_s,
-            compression=settings.parquet.compression, on_partition=shown,
+            compression=settings.parquet.compression, row_group_size=settings.parquet.row_group_size,
+            on_partition=shown,
         )  # fmt: skip
     except (ClientError, BotoCoreError, OSError) as exc:
         typer.echo(

@@ -230,3 +230,19 @@ def test_a_merged_file_is_complete_as_far_as_its_most_complete_input(small_files
     (merged,) = list_partitions(small_files, "trades")[0].files
     metadata = pq.read_schema(small_files / merged).metadata
     assert metadata[b"fluxforge.complete_ms"] == str(1_000 * (len(part.files) - 1)).encode()
+
+
+def test_compaction_writes_row_groups_of_the_configured_size(small_files: Path) -> None:
+    compact_dataset(
+        LocalStorage(small_files), ["hf"], before=BEFORE, target_bytes=1 << 30, grace_s=0, row_group_size=50
+    )
+    sizes = {
+        f: [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+        for p in list_partitions(small_files, "hf")
+        for f in p.files
+        if (metadata := pq.ParquetFile(small_files / f).metadata)
+    }
+    assert any(len(groups) > 1 for groups in sizes.values()), (
+        f"no merged file holds more than 50 rows: {sizes}"
+    )
+    assert all(max(groups) <= 50 for groups in sizes.values()), sizes

@@ -114,6 +114,7 @@ def compact_dataset(
     target_bytes: int,
     grace_s: float,
     compression: Compression = "zstd",
+    row_group_size: int = 65_536,
     on_partition: Callable[[PartitionCompaction], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> CompactionReport:
@@ -135,7 +136,9 @@ def compact_dataset(
             if date in rebuilding:
                 report.skipped.append((directory, "a reprocess or recovery rebuilds this date now"))
                 continue
-            done = _compact_partition(storage, directory, names, pending, report, target_bytes, compression)
+            done = _compact_partition(
+                storage, directory, names, pending, report, target_bytes, (compression, row_group_size)
+            )
             if done is None:
                 report.unchanged += 1
                 continue
@@ -168,7 +171,7 @@ def _compact_partition(
     pending: set[str],
     report: CompactionReport,
     target_bytes: int,
-    compression: Compression,
+    encoding: tuple[Compression, int],
 ) -> tuple[PartitionCompaction, list[str]] | None:
     """Merge one partition and switch readers to the result; returns it and the paths it replaced."""
     marker = None
@@ -210,7 +213,9 @@ def _compact_partition(
         for start in range(0, merged.num_rows, per_file):
             name = compacted_name(generation, run, len(outputs))
             piece = merged.slice(start, per_file).replace_schema_metadata(metadata or None)
-            size = write_parquet(storage, f"{directory}/{name}", piece, compression=compression)
+            size = write_parquet(
+                storage, f"{directory}/{name}", piece, compression=encoding[0], row_group_size=encoding[1]
+            )
             outputs.append((name, size))
     inputs = {i.name for g in chosen for i in g}
     kept = [n for n in (marker.files if marker is not None else ()) if n not in inputs]
