@@ -27,13 +27,13 @@ from fluxforge_collector.launch import (
     start_line,
 )
 from fluxforge_common.config import FluxForgeSettings
+from fluxforge_common.logs import configure_service_logging
 
 from fluxforge.cli.common import (
     ConfigOption,
     LogFormatOption,
     log_format_overrides,
     settings_or_exit,
-    show_source_logs,
 )
 from fluxforge.cli.render import Every, StatusLine, status_line
 
@@ -72,7 +72,7 @@ def progress_display(quiet: bool) -> Callable[[CollectorStats], None] | None:
 
 def run_collector(collector: Collector, settings: FluxForgeSettings) -> CollectorStats:
     """Run a collector with a start line and its progress display (`progress_display`); exit 1 on Kafka failure."""
-    show_source_logs(settings)
+    configure_service_logging(settings.logging.format)
     log.info("%s", start_line(collector, settings))
     display = collector.on_progress
     terminal = display if isinstance(display, TerminalProgress) else None

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from fluxforge_common.config import ConfigError, FluxForgeSettings, load_settings
-from fluxforge_common.logs import LogFormat, configure_logging
+from fluxforge_common.logs import LogFormat
 
 ConfigOption = Annotated[
     Path | None,
@@ -42,13 +42,6 @@ def output_file(path: Path | None) -> Path | None:
         if not os.access(folder, os.W_OK):
             raise typer.BadParameter(f"cannot write {path}: the directory {folder} is not writable")
     return path
-
-
-def show_source_logs(settings: FluxForgeSettings) -> None:
-    """Log what a collector's source says (outages, recoveries, its closing counts line) in the
-    configured format; the libraries' own repeats stay held back below WARNING."""
-    configure_logging(logging.WARNING, log_format=settings.logging.format)
-    logging.getLogger("fluxforge").setLevel(logging.INFO)
 
 
 def local_root(path: Path | None) -> Path | None:

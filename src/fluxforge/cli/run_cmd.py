@@ -13,13 +13,14 @@ from fluxforge_collector.launch import HELP
 from fluxforge_collector.sources import BlockingLines
 from fluxforge_common.dataset.interrupted import RunJournal
 from fluxforge_common.dataset.location import DatasetUnreachableError
+from fluxforge_common.logs import configure_service_logging
 from fluxforge_common.pipeline import EmbeddedPipeline, input_lines, simulator_lines
 from fluxforge_common.stopping import ReadStop, StopRequests
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3url import is_s3_url
 from fluxforge_common.storage.space import DiskFullError
 
-from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit, show_source_logs
+from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit
 from fluxforge.cli.recover_cmd import exit_disk_full, recover_before_run
 from fluxforge.cli.report import print_summary, run_progress
 
@@ -75,7 +76,8 @@ def run(
         if exchange is None or input_path is not None:
             typer.echo("--source exchange needs --exchange NAME (and no --input)", err=True)
             raise typer.Exit(2)
-        show_source_logs(settings)  # reconnects, resyncs, backfills and the closing counts line
+        # Reconnects, resyncs, backfills and the source's closing counts line.
+        configure_service_logging(settings.logging.format)
         try:
             live = BlockingLines(exchange_source(settings, exchange))
         except ValueError as exc:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from fluxforge_s3_sync.service import HELP, Direction, SyncOptions, run
 
-from fluxforge.cli.common import ConfigOption, local_root
+from fluxforge.cli.common import ConfigOption, LogFormatOption, local_root
 
 sync_app = typer.Typer(
     help="Copy the dataset to or from S3 like `aws s3 sync`: incremental, parallel, verified, resumable.",
@@ -35,9 +35,10 @@ def upload(
     config: ConfigOption = None,
     delete_local_after_verify: Annotated[bool, typer.Option(help=HELP["delete"])] = False,
     interval: IntervalOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Send the files of ROOT that S3 lacks or holds differently: `fluxforge sync upload data s3://bucket/prefix`."""
-    _run(SyncOptions("upload", root, remote, config, delete_local_after_verify, interval))
+    _run(SyncOptions("upload", root, remote, config, delete_local_after_verify, interval, log_format))
 
 
 @sync_app.command("download")
@@ -46,9 +47,10 @@ def download(
     root: RootArg = None,
     config: ConfigOption = None,
     interval: IntervalOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Fetch the objects ROOT lacks or holds differently: `fluxforge sync download s3://bucket/prefix data`."""
-    _run(SyncOptions("download", root, remote, config, False, interval))
+    _run(SyncOptions("download", root, remote, config, False, interval, log_format))
 
 
 @sync_app.command("status")

@@ -368,3 +368,23 @@ def pq_rows(directory: Path) -> int:
     import pyarrow.parquet as pq
 
     return sum(pq.ParquetFile(path).metadata.num_rows for path in directory.rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("how", ["flag", "config"])
+def test_sync_logs_json_objects_when_asked_as_the_other_services_do(
+    s3: S3Bucket, tmp_path: Path, how: str
+) -> None:
+    root = tmp_path / "data"
+    dataset(root)
+    command = [sys.executable, "-m", "fluxforge.cli", "sync", "upload", str(root), s3.url("j")]
+    env = dict(os.environ)
+    if how == "flag":
+        command.append("--log-format=json")
+    else:
+        env["FLUXFORGE_LOGGING__FORMAT"] = "json"
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr + done.stdout
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line one JSON object
+    assert any("uploaded" in record["message"] for record in records), lines
+    assert {record["logger"] for record in records} == {"fluxforge.s3_sync"}

@@ -57,6 +57,13 @@ def configure_logging(
             handler.addFilter(RepeatFilter(interval_s))
 
 
+def configure_service_logging(log_format: LogFormat) -> None:
+    """`configure_logging` with FluxForge's own records from INFO (outages, recoveries, status
+    lines) and the libraries' from WARNING."""
+    configure_logging(logging.WARNING, log_format=log_format)
+    logging.getLogger("fluxforge").setLevel(logging.INFO)
+
+
 def formatter(log_format: LogFormat) -> logging.Formatter:
     """The formatter of `log_format`: FluxForge's text line, or one JSON object per record."""
     if log_format == "json":

@@ -8,6 +8,7 @@ pass did (its failures are on /readyz, in the metrics and in the log).
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from fluxforge_common.config.settings import ConfigError, FluxForgeSettings, load_settings
 from fluxforge_common.health import Heartbeat, ServiceHealth, serve_health
+from fluxforge_common.logs import LogFormat, configure_service_logging
 from fluxforge_common.stopping import StopRequests
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3 import S3Storage
@@ -27,6 +29,8 @@ from fluxforge_common.storage.space import DiskFullError, MiB
 
 from fluxforge_s3_sync import metrics
 from fluxforge_s3_sync.transfer import Progress, Syncer, SyncSummary
+
+log = logging.getLogger("fluxforge.s3_sync")
 
 Direction = Literal["upload", "download", "status"]
 DISK_FULL_STATUS = 3
@@ -55,6 +59,7 @@ class SyncOptions:
     config: Path | None = None
     delete_local_after_verify: bool = False
     interval_s: float | None = None
+    log_format: LogFormat | None = None
 
 
 def make_syncer(
@@ -158,7 +163,11 @@ def run(options: SyncOptions, out: Callable[[str], None], err: Callable[[str], N
     alive while passes and the waits between them turn, ready while the last pass succeeded.
     """
     try:
-        settings = load_settings(options.config)
+        overrides = {} if options.log_format is None else {"logging": {"format": options.log_format}}
+        settings = load_settings(options.config, overrides)
+        if settings.logging.format == "json":  # one JSON object a line, as every service logs then
+            configure_service_logging("json")
+            out, err = log.info, log.error
         heartbeat = Heartbeat(settings.metrics.heartbeat_timeout_s)
         syncer = make_syncer(settings, options, err, heartbeat)
     except (ConfigError, SyncError) as exc:
