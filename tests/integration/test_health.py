@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from fluxforge.cli.app import app
 from tests.support.rows import Rows
+from tests.support.s3 import S3Bucket
 from tests.support.small_disk import SmallDisk
 
 pytestmark = pytest.mark.integration
@@ -175,3 +176,32 @@ def test_health_fails_clearly_when_the_data_disk_is_nearly_full(
     )
     assert "disk spool: the spool's disk has 1.5 MiB free" in flat
     assert f"free space on the filesystem of {root}" in flat
+
+
+def test_health_reads_the_feeds_on_s3_when_the_sink_writes_there(
+    s3: S3Bucket, tmp_path: Path, hf_schema: pa.Schema, make_rows: Callable[..., Rows]
+) -> None:
+    now = _now_ms()
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        writer = PartitionedParquetWriter(s3.storage("ds"), "hf", hf_schema)
+        writer.add(make_rows("binanceus", symbol, now - MINUTE_MS, 3))
+        writer.flush()
+    local = tmp_path / "no-local-dataset"
+    s3_config = {"url": s3.url("ds"), **s3.config.model_dump(exclude={"url"}, exclude_none=True)}
+    config = _config(tmp_path, "127.0.0.1:1", local, sink={"target": "s3"}, storage={"s3": s3_config})
+    feeds = {
+        c["name"]: c
+        for c in json.loads(_health(config, "--json")[1])["checks"]
+        if c["name"].startswith("feed")
+    }
+    assert set(feeds) == {"feed binanceus BTC/USDT", "feed binanceus ETH/USDT"}
+    assert all(check["ok"] for check in feeds.values()), feeds
+
+    unreachable = {**s3_config, "endpoint_url": "http://127.0.0.1:1"}
+    config = _config(tmp_path, "127.0.0.1:1", local, sink={"target": "s3"}, storage={"s3": unreachable})
+    code, output = _health(config, "--json")
+    checks = {c["name"]: c for c in json.loads(output)["checks"]}
+    assert (
+        code == 1 and checks["dataset"]["ok"] is False and "cannot read s3://" in checks["dataset"]["problem"]
+    )
+    assert checks["feed binanceus BTC/USDT"]["checked"] is False

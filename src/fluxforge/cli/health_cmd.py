@@ -20,8 +20,10 @@ import typer
 from aiokafka.errors import KafkaError
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.dataset.freshness import newest_row_ms
+from fluxforge_common.dataset.location import DatasetUnreachableError
 from fluxforge_common.health_report import (
     Check,
+    dataset_check,
     deadletter_check,
     disk_check,
     feed_check,
@@ -34,6 +36,7 @@ from fluxforge_common.health_report import (
 )
 from fluxforge_common.kafka import TopicNames, topic_specs
 from fluxforge_common.storage import LocalStorage, StorageBackend
+from fluxforge_common.storage.location import storage_at
 from fluxforge_common.storage.space import free_bytes
 from fluxforge_parquet_sink.core import route_topics
 from rich.console import Console
@@ -118,17 +121,27 @@ def _feed_checks(settings: FluxForgeSettings, now_ms: int) -> list[Check]:
         if settings.health.feeds == "exchanges"
         else settings.simulator.exchanges
     )
-    storage = _dataset(settings.storage.root)
+    recorded = [(exchange, symbol) for exchange, symbols in feeds.items() for symbol in symbols]
+    # The dataset the sink writes: S3 alone when it writes no local file.
+    where = settings.storage.s3.url if settings.sink.target == "s3" else None
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        storage = _dataset(settings.storage.root) if where is None else storage_at(where, settings.storage.s3)
+        newest = {
+            (exchange, symbol): None
+            if storage is None
+            else newest_row_ms(storage, "hf", exchange, symbol, now_ms=now_ms)
+            for exchange, symbol in recorded
+        }
+    except (ClientError, BotoCoreError) as exc:
+        return [
+            dataset_check(str(where), str(DatasetUnreachableError.of(str(where), exc))),
+            *(unchecked(f"feed {e} {s}", f"the dataset at {where} cannot be read") for e, s in recorded),
+        ]
     return [
-        feed_check(
-            exchange,
-            symbol,
-            None if storage is None else newest_row_ms(storage, "hf", exchange, symbol, now_ms=now_ms),
-            now_ms,
-            settings.health.feed_max_age_s,
-        )
-        for exchange, symbols in feeds.items()
-        for symbol in symbols
+        feed_check(exchange, symbol, newest[exchange, symbol], now_ms, settings.health.feed_max_age_s)
+        for exchange, symbol in recorded
     ]
 
 

@@ -49,7 +49,7 @@ def _newest_in(storage: StorageBackend, files: list[str]) -> int | None:
 
 
 def _max_ts(storage: StorageBackend, path: str) -> int | None:
-    with storage.open_read(path) as f:
+    with storage.open_random(path) as f:
         parquet = pq.ParquetFile(f)
         column = parquet.schema_arrow.get_field_index("ts")
         if column < 0:

@@ -2,6 +2,7 @@
 
 from fluxforge_common.health_report.checks import (
     Check,
+    dataset_check,
     deadletter_check,
     disk_check,
     feed_check,
@@ -16,6 +17,7 @@ from fluxforge_common.health_report.kafka_state import KafkaState, read_kafka_st
 __all__ = [
     "Check",
     "KafkaState",
+    "dataset_check",
     "deadletter_check",
     "disk_check",
     "feed_check",

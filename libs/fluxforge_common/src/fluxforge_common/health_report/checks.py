@@ -89,6 +89,17 @@ def lag_check(group: str, role: str, lags: Mapping[str, int], max_lag: int) -> C
     return Check(name, True, detail)
 
 
+def dataset_check(where: str, error: str) -> Check:
+    """The dataset the sink writes could not be read (`error` says why), so no feed could be checked."""
+    return Check(
+        "dataset",
+        False,
+        f"{where}: unreadable",
+        error,
+        "fix storage.s3 (endpoint, credentials) or the bucket; the sink holds its offsets meanwhile",
+    )
+
+
 def feed_check(exchange: str, symbol: str, newest_ms: int | None, now_ms: int, max_age_s: float) -> Check:
     """A recorded symbol's newest HF row in the dataset, against the wall clock."""
     name = f"feed {exchange} {symbol}"

@@ -138,6 +138,10 @@ class StorageBackend(ABC):
     def open_read(self, path: str) -> BinaryIO:
         """Open `path` for reading; FileNotFoundError if it does not exist. The caller closes it."""
 
+    def open_random(self, path: str) -> BinaryIO:
+        """Open `path` for reads anywhere in it (seekable), as for a Parquet footer; like `open_read`."""
+        return self.open_read(path)
+
     @abstractmethod
     def exists(self, path: str) -> bool:
         """True if a (complete) file exists at `path`; directories do not count."""

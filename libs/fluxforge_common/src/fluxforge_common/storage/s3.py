@@ -113,6 +113,8 @@ class S3Storage(StorageBackend):
         self.part_size = config.multipart_chunk_mb * MiB
         self.threshold = config.multipart_threshold_mb * MiB
         self.stale_upload_s = config.stale_upload_hours * 3600
+        self.config = config
+        self._arrow: Any = None  # pyarrow's filesystem of the same store, made on first use
 
     def __repr__(self) -> str:
         return f"S3Storage({str(self.url)!r})"
@@ -257,6 +259,12 @@ class S3Storage(StorageBackend):
                 raise FileNotFoundError(f"no object {self.where(path)}") from None
             raise
         return cast(BinaryIO, response["Body"])
+
+    def open_random(self, path: str) -> BinaryIO:
+        """Ranged GETs through pyarrow's S3 filesystem: a Parquet footer costs a few small reads."""
+        if self._arrow is None:
+            self._arrow = pyarrow_filesystem(self.config)
+        return cast(BinaryIO, self._arrow.open_input_file(f"{self.url.bucket}/{self.url.key(path)}"))
 
     def info(self, path: str) -> ObjectInfo | None:
         """Size and ETag of the object at `path`, or None when there is none."""
