@@ -18,6 +18,7 @@ from fluxforge_collector.launch import HELP, settings_overrides
 from fluxforge_common import kafka
 from fluxforge_common.config import KafkaConfig
 from fluxforge_common.kafka import KafkaAccessError, ensure_topics, topic_specs
+from fluxforge_common.kafka.topics import TopicSpec
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
 from fluxforge.cli.render import print_table
@@ -70,6 +71,39 @@ def topics(
     missing = [info.name for info in infos if info.status == "missing"]
     if missing:
         typer.echo(f"{len(missing)} topic(s) missing: run `fluxforge topics` without --list to create them.")
+    differences = [
+        line for spec, info in zip(topic_specs(cfg), infos, strict=True) for line in _differences(spec, info)
+    ]
+    for line in differences:
+        typer.echo(line, err=True)
+    if differences:
+        raise typer.Exit(1)
+
+
+def _differences(spec: TopicSpec, info: TopicInfo) -> list[str]:
+    """Where an existing topic is not what the configuration says: its settings apply at creation only."""
+    out = []
+    if info.partitions is not None and info.partitions != spec.partitions:
+        key = "FluxForge's dead-letter topic" if spec.name.endswith(".deadletter") else "kafka.partitions"
+        out.append(
+            f"{info.name}: {info.partitions} partitions, {key} says {spec.partitions}. An existing topic keeps "
+            "its count (more would move symbols away from their engine state): to use another, set a new "
+            'kafka.topic_prefix and replay the raw archive into it (README "Replay and reprocessing through Kafka").'
+        )
+    if info.replication is not None and info.replication != spec.replication_factor:
+        out.append(
+            f"{info.name}: replication {info.replication}, kafka.replication_factor says "
+            f"{spec.replication_factor}; change it with Kafka's partition reassignment tool."
+        )
+    wanted = int(spec.configs["retention.ms"])
+    if info.retention_ms is not None and info.retention_ms != wanted:
+        key = "kafka.raw_retention_hours" if spec.name.endswith(".raw") else "the 7 days of derived topics"
+        out.append(
+            f"{info.name}: retention {_retention(info.retention_ms)}, {key} says {_retention(wanted)}; change it "
+            f"with `kafka-configs.sh --alter --entity-type topics --entity-name {info.name} "
+            f"--add-config retention.ms={wanted}`."
+        )
+    return out
 
 
 def _retention(ms: int | None) -> str:
