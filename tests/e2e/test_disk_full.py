@@ -76,6 +76,11 @@ def test_a_full_disk_stops_the_run_keeps_every_file_and_recover_completes_it(
     )
     assert free is not None, report
     assert f"fluxforge recover {root}" in report
+    # Running the same file into the root again would archive what it read twice: not advised.
+    assert (
+        "into it again" not in report
+        and "to process the rest of the input, run it into another root" in report
+    )
     kept = visible_files(root)
     assert any(path.startswith("raw/") for path in kept)
     interrupted = find_interrupted(root)
@@ -128,6 +133,11 @@ def test_the_reserve_stops_the_run_before_the_disk_is_full_with_everything_writt
     read = re.search(r"Read ([\d,]+) raw ticks", report)
     assert read is not None, report
     events = int(read.group(1).replace(",", ""))
+    assert "run again" not in report
+    assert (
+        f"Its {events:,} ticks read are in {root}: to process the rest of the input, run it into another root"
+        in (" ".join(report.split()))
+    )
     assert events % CLOCK_LINES == 0 and events < INPUT_LINES  # stopped at a check of the reserve
     assert small_disk.free() > 0
     assert not find_interrupted(root)  # sealed and finished: nothing to recover

@@ -93,18 +93,28 @@ def recover_before_run(settings: FluxForgeSettings, root: Path) -> None:
         typer.echo(recovery_text(recovery, root), err=True)
 
 
-def exit_disk_full(exc: DiskFullError, root: Path, *, recover_after: bool = True) -> NoReturn:
-    """End a command the full disk of `root` stopped: what happened, what is kept, what to do."""
+def exit_disk_full(
+    exc: DiskFullError, root: Path, *, recover_after: bool = True, read_again: int = 0
+) -> NoReturn:
+    """End a command the full disk of `root` stopped: what happened, what is kept, what to do.
+
+    `read_again`: the ticks a run of a file or the simulator had read, which running the same input
+    into `root` again would archive a second time.
+    """
     if recover_after:
         then = (
-            f"Every file written so far is kept. Free space there, then run `fluxforge recover {root}` "
-            "(or `fluxforge run` into it again, which recovers first): it seals the raw archive and "
-            "rebuilds the features from it."
+            f"Every file written so far is kept. Free space there, then run `fluxforge recover {root}`"
+            + ("" if read_again else " (or `fluxforge run` into it again, which recovers first)")
+            + ": it seals the raw archive and rebuilds the features from it."
         )
     else:
-        then = (
-            "Everything read so far is written. Free space there (or lower storage.min_free_mb), "
-            "then run again."
+        then = "Everything read so far is written. Free space there (or lower storage.min_free_mb)" + (
+            "." if read_again else ", then run again."
+        )
+    if read_again:
+        then += (
+            f" Its {read_again:,} ticks read are in {root}: to process the rest of the input, run it into "
+            f"another root (into {root} again, those ticks would be archived and counted twice)."
         )
     typer.echo(f"\n{exc}: stopped. {then}", err=True)
     raise typer.Exit(DISK_FULL_STATUS)

@@ -158,7 +158,13 @@ def run(
     else:
         print_summary(summary, root, time.monotonic() - started, preview=not quiet)
     if summary.disk_full is not None:
-        exit_disk_full(summary.disk_full, root, recover_after=summary.needs_recovery)
+        replayable = live is None  # a file or the simulator, read from its start by a new run
+        exit_disk_full(
+            summary.disk_full,
+            root,
+            recover_after=summary.needs_recovery,
+            read_again=summary.lines if replayable else 0,
+        )
     if setup_failed:  # what was received before is written; the exchange could not be watched
         raise typer.Exit(1)
 
