@@ -186,6 +186,7 @@ def test_a_second_signal_exits_at_once_leaving_only_whole_files(tmp_path: Path) 
     assert exit_code == 1, log.read_text()[-3000:]
     output = log.read_text()
     assert "SIGINT: stopping" in output and "second SIGTERM: exiting now" in output, output[-3000:]
+    assert f"`fluxforge recover {root}` seals it" in output, "what to do next"
     assert "Dataset written" not in output, "the forced exit must not have finished the graceful stop"
     print(f"{assert_only_whole_files(root)} whole files left by the forced exit")
     assert LocalStorage(root).list_files("raw/"), "segments sealed before the stop must stay"
@@ -198,7 +199,9 @@ def test_the_stop_deadline_exits_at_once_leaving_only_whole_files(tmp_path: Path
     proc = start(["run", "-o", root, "--duration", 100_000], log, env)
     assert exit_code_when_signalled(proc, log, rng.uniform(2.0, 4.0)) == 1, log.read_text()[-3000:]
     output = log.read_text()
-    assert "stop deadline: exiting now" in output, output[-3000:]
+    assert "stop deadline: exiting now" in output and f"`fluxforge recover {root}` seals it" in output, (
+        output[-3000:]
+    )
     print(f"{assert_only_whole_files(root)} whole files left by the forced exit")
     assert LocalStorage(root).list_files("raw/"), "segments sealed before the stop must stay"
 

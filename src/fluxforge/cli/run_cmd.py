@@ -142,6 +142,7 @@ def run(
             deadline_s=settings.embedded.stop_deadline_s,
             setting="embedded.stop_deadline_s",
             doing=doing,
+            then=f"The raw archive is left open: `fluxforge recover {root}` seals it and rebuilds the features.",
         ):
             try:
                 summary = pipeline.run(

@@ -40,6 +40,7 @@ class StopRequests:
     thread or the event loop); the deadline calls `force` from a timer thread,
     so a stop that hangs is still ended. Use it as a context manager around
     the work: on leaving, the handlers are removed and the deadline disarmed.
+    `then` says what to do after a forced exit.
     """
 
     def __init__(
@@ -49,10 +50,12 @@ class StopRequests:
         deadline_s: float,
         setting: str,
         doing: str,
+        then: str = "",
         force: Callable[[], object] = exit_now,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.graceful = graceful
+        self.then = then
         self.force = force
         self.deadline_s = deadline_s
         self.setting = setting
@@ -82,7 +85,8 @@ class StopRequests:
             self._forced(f"second {name}")
 
     def _forced(self, why: str) -> None:
-        say(f"{why}: exiting now; files already written stay, what was not yet written is not written")
+        then = f" {self.then}" if self.then else ""
+        say(f"{why}: exiting now; files already written stay, what was not yet written is not written.{then}")
         self.force()
 
     def install(self) -> None:
