@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import typer
-from fluxforge_collector.launch import CollectOptions, make_collector, publish
+from fluxforge_collector.launch import CollectOptions, CollectorError, make_collector, publish
 from fluxforge_common.config import CollectorConfig, FluxForgeSettings
 from fluxforge_common.features import TABLES, closing_watermark
 from fluxforge_common.kafka import TopicNames, topic_specs
@@ -330,3 +330,37 @@ def test_a_full_spool_disk_pauses_the_intake_and_it_resumes_by_itself(
     assert check_batches(kafka_prefix.read(TopicNames.from_config(settings.kafka).raw), 40) == per_key(
         expected
     )
+
+
+def test_a_stop_while_the_spool_disk_is_full_says_what_is_kept_and_what_is_lost(
+    small_disk: SmallDisk,
+) -> None:
+    """Kafka away and the spool's disk full: the intake pauses; a SIGTERM then cannot spool what was
+    read, and the collector says how many ticks that is, not that it resumes by itself."""
+    settings = FluxForgeSettings(
+        kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}", "batch_max_ticks": 40},
+        collector=CollectorConfig(spool_dir=small_disk.path / "spool", spool_segment_mb=1),
+    )
+    collector = make_collector(settings, CollectOptions(events=50_000))
+    small_disk.fill(leave_bytes=48 << 10)
+
+    def sigterm_once_paused() -> None:
+        deadline = time.monotonic() + 60
+        while not collector.stats.disk_pause.paused and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # the collector's handler takes it, as from `kill`
+
+    stopper = threading.Thread(target=sigterm_once_paused)
+    stopper.start()
+    try:
+        with pytest.raises(CollectorError) as stopped:
+            publish(collector, settings)
+    finally:
+        stopper.join()
+    message = str(stopped.value)
+    stats = collector.stats
+    lost = stats.accepted - stats.ticks_spooled
+    assert stats.ticks_spooled > 0 and lost > 0, (stats.accepted, stats.ticks_spooled)
+    assert "stopped with the spool's disk full" in message, message
+    assert f"{lost:,} ticks read after them could not be spooled and are lost" in message, message
+    assert "resumes by itself" not in message

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from fluxforge_common import kafka
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.messages import Rejection, channel_of, decode_tick, event_time
-from fluxforge_common.storage.space import DiskFullPause
+from fluxforge_common.storage.space import DiskFullPause, MiB, free_bytes
 from fluxforge_common.writers.ndjson import dead_letter_record
 
 from fluxforge_collector.batcher import Batcher
@@ -81,6 +81,7 @@ class CollectorStats:
     batches_out: int = 0
     ticks_out: int = 0
     spooled: int = 0  # batches on disk waiting for Kafka's acknowledgement
+    ticks_spooled: int = 0  # accepted ticks handed to the spool (in batches for the raw topic), in all
     kafka_up: bool = False
     reasons: Counter[str] = field(default_factory=Counter)
     feeds: Feeds = field(default_factory=Feeds)  # per symbol: ticks per channel, last tick's time
@@ -137,6 +138,17 @@ class Pacer:
         delay = self._start + (recv_ts - self._first_ms) / 1000 / self.speed - time.monotonic()
         if delay > _PACE_SLACK_S:
             await asyncio.sleep(delay)
+
+
+def stopped_on_full_spool(spool: DiskSpool, stats: CollectorStats) -> str:
+    """Why a stop while the spool's disk is full ends the collector, and what it keeps and loses."""
+    lost = stats.accepted - stats.ticks_spooled
+    return (
+        f"stopped with the spool's disk full ({spool.directory}, {free_bytes(spool.directory) / MiB:.1f} MiB "
+        f"free): the {spool.records:,} batches spooled are kept and sent first at the next start; the "
+        f"{lost:,} ticks read after them could not be spooled and are lost. Free space on that disk, or point "
+        "collector.spool_dir at one with room, before starting again"
+    )
 
 
 class Collector:
@@ -345,11 +357,13 @@ class Collector:
                     spool.append(to, key, value, ticks)
                 except SpoolDiskFullError as exc:
                     if self._stops:  # stopping: what is spooled stays, the rest cannot be kept
-                        raise
+                        raise SpoolDiskFullError(stopped_on_full_spool(spool, stats)) from exc
                     await stats.disk_pause.wait(exc)
                     continue
                 stats.disk_pause.resumed()
                 break
+            if to == topic:
+                stats.ticks_spooled += ticks
             stats.spooled = spool.records
             drainer.wake()
 
