@@ -26,13 +26,13 @@ import pytest
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.dataset.interrupted import find_interrupted
 from fluxforge_common.features import output_tables
-from fluxforge_common.pipeline import archive_lines, simulator_lines
+from fluxforge_common.pipeline import archive_dates, archive_lines, simulator_lines
 from fluxforge_common.simulator import SimulatorConfig
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.writers import iter_ndjson
 from fluxforge_emulator import EmulatorThread
 
-from tests.support.dataset import assert_same_dataset
+from tests.support.dataset import assert_same_dataset, read_dataset
 from tests.support.exchange import exchange_config
 from tests.support.signals import seeded_rng, two_stop_signals_at_once, wait_for_text
 
@@ -253,3 +253,42 @@ def test_sigterm_to_a_live_recording_prints_the_sources_counts(
     )
     assert counts, text[-3000:]
     assert int(counts.group(1).replace(",", "")) > 0
+
+
+@pytest.mark.parametrize("command", ["recover", "run"])
+def test_sigterm_during_a_recovery_ends_it_cleanly_and_the_next_one_finishes_it(
+    tmp_path: Path, cli: Callable[..., str], command: str
+) -> None:
+    """`fluxforge recover`, or `fluxforge run` recovering its root first (a recorder service
+    restarted into its root, then stopped): exit 0 saying what is left, and the next recovery
+    completes it, no row doubled."""
+    root = tmp_path / "data"
+    cli("run", "-o", root, "--seed", SEED, "--duration", 1800, "-q")
+    expected = read_dataset(root)
+    (date,) = archive_dates(LocalStorage(root))
+    (root / ".runs").mkdir(exist_ok=True)
+    (root / ".runs" / "1765497600000-deadbeef.dates").write_text(f"{date}\n")  # what a killed run leaves
+    before = set(root.rglob("*.parquet"))
+    source = tmp_path / "more.ndjson"
+    source.write_bytes(b"\n".join(itertools.islice(simulator_lines(SimulatorConfig(seed=9)), 10)) + b"\n")
+    # `run` into the same root, as a restarted recorder would: it recovers the root first.
+    args = ["recover", root] if command == "recover" else ["run", "--input", source, "-o", root]
+    log = tmp_path / "stopped.log"
+    proc = start(args, log)
+    try:
+        deadline = time.monotonic() + EXIT_TIMEOUT_S
+        while not set(root.rglob("*.parquet")) - before:  # the rebuild has written a first file
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.01)
+        sigterm(proc)
+        exit_code = proc.wait(timeout=EXIT_TIMEOUT_S)
+    finally:
+        proc.kill()
+    output = log.read_text()
+    assert exit_code == 0, output[-3000:]
+    assert "SIGTERM: stopping" in output and f"Recovery of {root} stopped before the end" in output, output
+    assert f"`fluxforge recover {root}` runs to the end" in output
+    cli("recover", root, "-q")
+    rebuilt = read_dataset(root)
+    assert all(rebuilt[table].equals(rows) for table, rows in expected.items()), "not the recording's rows"

@@ -8,8 +8,9 @@ from typing import Annotated, NoReturn
 
 import typer
 from fluxforge_common.config.settings import FluxForgeSettings
-from fluxforge_common.dataset.interrupted import RunInProgressError
+from fluxforge_common.dataset.interrupted import RunInProgressError, find_interrupted
 from fluxforge_common.pipeline.recovery import Recovery, recover
+from fluxforge_common.stopping import ReadStop, StopRequests
 from fluxforge_common.storage.space import DiskFullError
 from fluxforge_common.writers.frames import CorruptSegmentError
 
@@ -37,10 +38,19 @@ def recover_command(
 
 
 def recover_or_exit(settings: FluxForgeSettings, root: Path, *, quiet: bool = False) -> Recovery:
-    """`recover`, or exit 1 with what to do when a run is writing there or a segment is damaged."""
+    """`recover`, or exit 1 with what to do when a run is writing there or a segment is damaged;
+    a stop (SIGTERM, Ctrl-C) ends the rebuild between two lines and exits 0, saying what is left."""
     with run_progress(time.monotonic(), quiet=quiet) as progress:
+        read_stop = ReadStop()
         try:
-            recovery = recover(settings, root, on_progress=progress)
+            with StopRequests(
+                read_stop.stop,
+                deadline_s=settings.embedded.stop_deadline_s,
+                setting="embedded.stop_deadline_s",
+                doing="writing what was rebuilt, replacing nothing",
+                then=f"Run `fluxforge recover {root}` again to finish it.",
+            ):
+                recovery = recover(settings, root, on_progress=progress, read_stop=read_stop)
         except (RunInProgressError, CorruptSegmentError) as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
@@ -48,6 +58,14 @@ def recover_or_exit(settings: FluxForgeSettings, root: Path, *, quiet: bool = Fa
             exit_disk_full(exc, root)
         if progress is not None and recovery.summary is not None:
             progress(recovery.summary)
+    if recovery.stopped:
+        typer.echo(
+            f"Recovery of {root} stopped before the end: the raw archive is sealed; "
+            f"{', '.join(recovery.dates)} hold(s) the earlier feature files beside the rebuilt ones until "
+            f"`fluxforge recover {root}` runs to the end.",
+            err=True,
+        )
+        raise typer.Exit(0)
     return recovery
 
 
@@ -75,20 +93,22 @@ def recovery_text(recovery: Recovery, root: Path) -> str:
     return "\n".join(lines)
 
 
-def recover_before_run(settings: FluxForgeSettings, root: Path) -> None:
+def recover_before_run(settings: FluxForgeSettings, root: Path, *, quiet: bool = False) -> None:
     """Before `fluxforge run` writes into `root`, recover what interrupted runs left there."""
     if not root.exists():
         return
-    try:
-        recovery = recover(settings, root)
-    except RunInProgressError as exc:
-        typer.echo(f"warning: {exc}; nothing recovered now", err=True)
+    found = find_interrupted(root)
+    if found.running:
+        typer.echo(
+            f"warning: a run is writing into {root} (journal {found.running[0]}); nothing recovered now",
+            err=True,
+        )
         return
-    except CorruptSegmentError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    except DiskFullError as exc:
-        exit_disk_full(exc, root)
+    if not found:
+        return
+    if not quiet:
+        typer.echo(f"Recovering what an interrupted run left in {root} first", err=True)
+    recovery = recover_or_exit(settings, root, quiet=quiet)
     if recovery.segments or recovery.runs:
         typer.echo(recovery_text(recovery, root), err=True)
 

@@ -124,7 +124,7 @@ def run(
         read_stop = ReadStop()
         lines = read_stop.lines(lines)
         graceful, doing = read_stop.stop, "writing what was processed"
-    recover_before_run(settings, root)
+    recover_before_run(settings, root, quiet=quiet)
     storage = LocalStorage(root, min_free_bytes=settings.storage.min_free_mb << 20)
     try:
         storage.check_space()

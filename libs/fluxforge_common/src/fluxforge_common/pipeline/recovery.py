@@ -28,6 +28,7 @@ from fluxforge_common.dataset.interrupted import (
 from fluxforge_common.pipeline.embedded import RunSummary
 from fluxforge_common.pipeline.lines import date_range
 from fluxforge_common.pipeline.reprocess import reprocess
+from fluxforge_common.stopping import ReadStop
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.writers.frames import (
     CorruptSegmentError,
@@ -57,6 +58,7 @@ class Recovery:
     dates: list[str] = field(default_factory=list)  # dates whose features were rebuilt
     summary: RunSummary | None = None
     replaced: list[str] = field(default_factory=list)
+    stopped: bool = False  # a stop ended the rebuild early: its dates are left for the next recovery
 
     @property
     def ticks(self) -> int:
@@ -72,8 +74,12 @@ def recover(
     root: Path,
     *,
     on_progress: Callable[[RunSummary], None] | None = None,
+    read_stop: ReadStop | None = None,
 ) -> Recovery:
     """Recover every interrupted run under `root`; an empty `Recovery` when there is none.
+
+    Stopped through `read_stop`, the rebuild writes what it processed and replaces nothing
+    (`reprocess`); the segments stay sealed and the rebuild's journal stays for the next recovery.
 
     Raises RunInProgressError while a run writes into `root`, and
     CorruptSegmentError (naming the file, nothing changed) for a segment
@@ -109,10 +115,20 @@ def recover(
         full_range = date_range(dates[0], dates[-1])
         try:
             recovery.summary, recovery.replaced = reprocess(
-                settings, root, root, full_range, on_progress=on_progress, journal=journal
+                settings,
+                root,
+                root,
+                full_range,
+                on_progress=on_progress,
+                journal=journal,
+                read_stop=read_stop,
             )
         except FileNotFoundError:
             recovery.dates = []  # no tick of these dates reached the archive: nothing to rebuild
+    if read_stop is not None and read_stop.stopped:
+        recovery.stopped = True
+        journal.release()
+        return recovery
     journal.finish()
     return recovery
 
