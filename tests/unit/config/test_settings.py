@@ -331,3 +331,15 @@ def test_an_envelope_limit_the_raw_topic_cannot_carry_is_refused(monkeypatch: py
         load_settings(None)
     monkeypatch.setenv("FLUXFORGE_MESSAGES__MAX_BYTES", str(1 << 20))
     assert load_settings(None).messages.max_bytes == 1 << 20
+
+
+def test_a_variable_joining_section_and_key_with_one_underscore_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FLUXFORGE_STORAGE_ROOT", "/elsewhere")
+    with pytest.raises(ConfigError, match=r"FLUXFORGE_STORAGE_ROOT \(meant FLUXFORGE_STORAGE__ROOT\?\)"):
+        load_settings(None)
+    monkeypatch.delenv("FLUXFORGE_STORAGE_ROOT")
+    for scripts_own in ("FLUXFORGE_KAFKA_PORT", "FLUXFORGE_S3_PORT", "FLUXFORGE_KAFKA_BOOTSTRAP"):
+        monkeypatch.setenv(scripts_own, "1")  # no configuration key: left alone
+    assert load_settings(None).storage.root == FluxForgeSettings().storage.root

@@ -10,7 +10,7 @@ given and what is allowed (`ConfigError`).
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -812,3 +812,33 @@ def _refuse_unknown_env_sections() -> None:
             f"environment variable(s) {', '.join(unknown)} name no configuration section; "
             f"the sections are {', '.join(sections)} (FLUXFORGE_<SECTION>__<KEY>)"
         )
+    single = sorted(_single_underscore_keys())
+    if single:
+        raise ConfigError(
+            "environment variable(s) "
+            + ", ".join(f"{name} (meant {fixed}?)" for name, fixed in single)
+            + " would be ignored: a section and its key are joined by two underscores"
+        )
+
+
+def _single_underscore_keys() -> Iterator[tuple[str, str]]:
+    """`FLUXFORGE_STORAGE_ROOT`-like variables: a section and one of its keys joined by one underscore,
+    which pydantic-settings ignores; with the spelling meant. Other `FLUXFORGE_*` names (the scripts'
+    own, such as `FLUXFORGE_KAFKA_PORT`) name no key and are left alone."""
+    sections = FluxForgeSettings.model_fields
+    for name in os.environ:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or "__" in name:
+            continue
+        rest = upper[len(ENV_PREFIX) :].lower()
+        for section, field in sections.items():
+            model = field.annotation
+            if (
+                not rest.startswith(section + "_")
+                or not isinstance(model, type)
+                or not issubclass(model, BaseModel)
+            ):
+                continue
+            key = rest[len(section) + 1 :]
+            if key in model.model_fields:
+                yield name, f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
