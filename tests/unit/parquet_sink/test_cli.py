@@ -117,3 +117,16 @@ def test_config_keys_apply_and_flags_override_them(monkeypatch: pytest.MonkeyPat
     )
     assert (service.policy.idle_s, service.policy.span_ms, service.policy.deadletter_records) == (0, 2000, 4)
     assert service.storage.durable is True  # type: ignore[attr-defined]
+
+
+def test_raw_batch_bounds_without_the_raw_archive_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = _sink(
+        "--no-raw", "--raw-max-mb", "8", "--raw-max-age-seconds", "60", "--root", str(tmp_path / "data")
+    )
+    assert result.exit_code == 2
+    assert "--raw-max-mb and --raw-max-age-seconds bound raw archive batches" in " ".join(
+        result.output.split()
+    )

@@ -134,6 +134,15 @@ class SinkOptions:
 
     def build(self, settings: FluxForgeSettings) -> KafkaSink:
         sink = settings.sink
+        unused = [
+            f"--{name.replace('_', '-')}"
+            for name in ("raw_max_mb", "raw_max_age_seconds")
+            if getattr(self, name) is not None
+        ]
+        if unused and not sink.archive_raw:
+            raise ValueError(
+                f"{' and '.join(unused)} bound raw archive batches: they do nothing without --raw"
+            )
         return KafkaSink(
             settings,
             group_id=sink.group_id,
