@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 import orjson
+import pytest
 from fluxforge_collector.collector import Collector
 from fluxforge_collector.launch import CollectOptions, make_collector
 from fluxforge_collector.metrics import CollectorMetrics
@@ -186,7 +187,9 @@ def test_a_restarted_collector_publishes_no_watermark_at_or_below_its_last_ones(
     assert all(longer[key][0] > first[key][0] for key in first)
 
 
-def test_a_recorded_input_read_unpaced_gets_no_quiet_watermarks(fake: FakeProducer, tmp_path: Path) -> None:
+def test_a_recorded_input_read_unpaced_gets_no_quiet_watermarks(
+    fake: FakeProducer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Read as fast as it goes, a file's symbol that stops early ends at its own last interval, as in
     `fluxforge run`, however long the reading takes: quiet rounds by the wall clock would carry it
     forward to the exchange's end (how far depends on the machine's speed)."""
@@ -199,6 +202,10 @@ def test_a_recorded_input_read_unpaced_gets_no_quiet_watermarks(fake: FakeProduc
         kafka=KafkaConfig(topic_prefix="unit"), collector=CollectorConfig(watermark_quiet_s=0.001)
     )
     asyncio.run(make_collector(settings, CollectOptions(input=str(path))).run())
+    # A warning: Python shows it even before the collector's logging is set up (INFO it did not).
+    assert [r.levelname for r in caplog.records if "watermark_quiet_s is not used" in r.message] == [
+        "WARNING"
+    ]
 
     elements = elements_of(fake)
     for key, batch in elements.items():

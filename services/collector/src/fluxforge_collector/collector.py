@@ -182,7 +182,8 @@ class Collector:
         self.watermark_quiet_s = settings.features.hf_emit_interval if quiet_s is None else quiet_s
         if recorded:
             if quiet_s:
-                log.info("collector.watermark_quiet_s is not used for a recorded input read unpaced")
+                # A warning: the collector is made before its logging is set up, which shows INFO records.
+                log.warning("collector.watermark_quiet_s is not used for a recorded input read unpaced")
             self.watermark_quiet_s = 0
         self.watermarks: WatermarkClock | None = None
         self._input_ended = False
