@@ -18,8 +18,8 @@ from fluxforge_common.pipeline import archive_lines, simulator_lines
 from fluxforge_common.pipeline.embedded import CLOCK_LINES
 from fluxforge_common.pipeline.ingest_order import ingest_key
 from fluxforge_common.storage import LocalStorage
+from fluxforge_common.storage.space import DISK_FULL_STATUS
 
-from fluxforge.cli.recover_cmd import DISK_FULL_STATUS
 from tests.support.dataset import assert_same_dataset, read_dataset
 from tests.support.small_disk import SmallDisk
 

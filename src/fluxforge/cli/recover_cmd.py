@@ -11,15 +11,11 @@ from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.dataset.interrupted import RunInProgressError, find_interrupted
 from fluxforge_common.pipeline.recovery import Recovery, recover
 from fluxforge_common.stopping import ReadStop, StopRequests
-from fluxforge_common.storage.space import DiskFullError
+from fluxforge_common.storage.space import DISK_FULL_STATUS, DiskFullError
 from fluxforge_common.writers.frames import CorruptSegmentError
 
 from fluxforge.cli.common import ConfigOption, settings_or_exit
 from fluxforge.cli.report import run_progress
-
-# Exit status of a command that stopped because the dataset root's disk is full (or below
-# storage.min_free_mb): an operational state to fix, then run again; 1 and 2 mean other things.
-DISK_FULL_STATUS = 3
 
 
 def recover_command(

@@ -30,7 +30,7 @@ from fluxforge_common.writers import iter_ndjson
 from fluxforge_parquet_sink.journal import JOURNAL_DIR
 from fluxforge_parquet_sink.naming import parse_stem, stem_of
 from fluxforge_parquet_sink.policy import FlushPolicy
-from fluxforge_parquet_sink.runner import KafkaSink
+from fluxforge_parquet_sink.runner import KafkaSink, StoppedOnFullDiskError
 
 from fluxforge.stack.services import fluxforge_argv
 from tests.support.dataset import assert_same_dataset
@@ -373,4 +373,40 @@ def test_a_full_disk_pauses_the_sink_without_committing_and_it_resumes_when_spac
     assert f"disk full at {root}: no space left on device" in caplog.text
     assert "paused, nothing is consumed or committed" in caplog.text
     assert "space returned: resuming" in caplog.text
+    _assert_complete(pipeline, root, group, stack_data, expected_root)
+
+
+def test_a_stop_while_paused_on_a_full_disk_ends_at_once_and_the_next_start_loses_nothing(
+    pipeline: PipelineTopics, stack_data: StackData, expected_root: Path, small_disk: SmallDisk
+) -> None:
+    """Stopped while it waits for space, the sink gives up the write at once (not after the stop
+    deadline), says nothing was committed, and a start once space is back writes everything once."""
+    asyncio.run(produce(pipeline.kafka, stack_data))
+    small_disk.resize(64 << 10)
+    root, group = small_disk.path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
+    filler = small_disk.fill(leave_bytes=256 << 10)
+    sink = _sink(pipeline, root, group, storage=LocalStorage(root))
+    stop = asyncio.Event()
+
+    async def stop_once_paused() -> float:
+        running = asyncio.create_task(sink.run(stop))
+        deadline = time.monotonic() + 60
+        while not sink.stats.disk_pause.paused:
+            assert not running.done() and time.monotonic() < deadline, "the sink never paused"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)  # in the middle of a wait between retries
+        committed = (await offsets(pipeline.kafka, group, pipeline.topics))[0]
+        stopped_at = time.monotonic()
+        stop.set()
+        with pytest.raises(
+            StoppedOnFullDiskError, match="not committed either, and the next start consumes it"
+        ):
+            await running
+        assert (await offsets(pipeline.kafka, group, pipeline.topics))[0] == committed
+        return time.monotonic() - stopped_at
+
+    took = asyncio.run(stop_once_paused())
+    assert took < sink.settings.sink.stop_deadline_s / 2, f"the stop took {took:.1f} s"
+    filler.unlink()
+    asyncio.run(_sink(pipeline, root, group, storage=LocalStorage(root)).run())
     _assert_complete(pipeline, root, group, stack_data, expected_root)

@@ -21,9 +21,10 @@ from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.mirror import MirroredStorage
 from fluxforge_common.storage.s3 import S3Storage
 from fluxforge_common.storage.s3url import parse_s3_url
+from fluxforge_common.storage.space import DISK_FULL_STATUS
 
 from fluxforge_parquet_sink.policy import FlushPolicy
-from fluxforge_parquet_sink.runner import KafkaSink, serve
+from fluxforge_parquet_sink.runner import KafkaSink, StoppedOnFullDiskError, serve
 from fluxforge_parquet_sink.stats import SinkStats
 
 HELP = {
@@ -184,10 +185,14 @@ def prepare(options: SinkOptions) -> KafkaSink:
 def serve_forever(sink: KafkaSink) -> SinkStats:
     """Serve until SIGTERM/SIGINT (or caught up with `--until-caught-up`), then write, commit and return.
 
-    A broker that refuses the sink's credentials or certificates exits with status 2 and the reason.
+    A broker that refuses the sink's credentials or certificates exits with status 2 and the reason;
+    a stop while it waits for disk space, with status 3 (DISK_FULL_STATUS) and what was not written.
     """
     try:
         return asyncio.run(serve(sink))
     except KafkaAccessError as exc:
         logging.getLogger("fluxforge.sink").error("%s", exc)
         raise SystemExit(2) from None
+    except StoppedOnFullDiskError as exc:
+        logging.getLogger("fluxforge.sink").error("%s", exc)
+        raise SystemExit(DISK_FULL_STATUS) from None

@@ -75,6 +75,18 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.sink._on_assigned(assigned)
 
 
+class StoppedOnFullDiskError(Exception):
+    """A stop came while the sink waited for space: what it held is neither written nor committed,
+    and the next start consumes it again (nothing is lost)."""
+
+    def __init__(self, full: DiskFullError, units: int) -> None:
+        super().__init__(
+            f"stopped with the disk full: {full}; what was not written ({units:,} rows or ticks of the "
+            "chunk under way, and the chunks after it) is not committed either, and the next start "
+            "consumes it again. Free space there before starting it."
+        )
+
+
 class KafkaSink:
     """One member of the sink's consumer group (several processes share the partitions).
 
@@ -121,6 +133,7 @@ class KafkaSink:
         self.consumer_options = consumer_options or {}
         self._lock = asyncio.Lock()
         self._epoch = 0
+        self._stop = asyncio.Event()  # `run`'s: set when the sink is asked to stop
         self._committed: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self.health = ServiceHealth(
@@ -181,6 +194,7 @@ class KafkaSink:
             return await self._run(stop)
 
     async def _run(self, stop: asyncio.Event) -> SinkStats:
+        self._stop = stop
         if self.create_topics:
             wanted = [spec for spec in topic_specs(self.settings.kafka) if spec.name in self.routes]
             await ensure_topics(self.settings.kafka, wanted)
@@ -275,7 +289,13 @@ class KafkaSink:
             try:
                 await asyncio.to_thread(self._write_with_room, chunk)
             except DiskFullError as exc:
-                await pause.wait(exc)
+                if self._stop.is_set():  # stopping: nothing is committed, Kafka keeps the records
+                    raise StoppedOnFullDiskError(exc, chunk.units) from exc
+                waiting = asyncio.ensure_future(pause.wait(exc))
+                stopping = asyncio.ensure_future(self._stop.wait())
+                await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
+                for task in (waiting, stopping):
+                    task.cancel()
                 continue
             if self.metrics is not None:
                 self.metrics.flush_seconds.labels(self.routes[chunk.topic]).observe(

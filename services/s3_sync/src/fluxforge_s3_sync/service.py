@@ -25,7 +25,7 @@ from fluxforge_common.stopping import StopRequests
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3 import S3Storage
 from fluxforge_common.storage.s3url import parse_s3_url
-from fluxforge_common.storage.space import DiskFullError, MiB
+from fluxforge_common.storage.space import DISK_FULL_STATUS, DiskFullError, MiB
 
 from fluxforge_s3_sync import metrics
 from fluxforge_s3_sync.transfer import Progress, Syncer, SyncSummary
@@ -33,7 +33,6 @@ from fluxforge_s3_sync.transfer import Progress, Syncer, SyncSummary
 log = logging.getLogger("fluxforge.s3_sync")
 
 Direction = Literal["upload", "download", "status"]
-DISK_FULL_STATUS = 3
 HEARTBEAT_S = 1.0  # how often the wait between passes beats
 HELP = {
     "root": "Local dataset root (default: storage.root).",

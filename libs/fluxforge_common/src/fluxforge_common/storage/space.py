@@ -21,6 +21,9 @@ from typing import Final
 
 NO_SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 MiB: Final = 1 << 20
+# Exit status of a command or service that stopped because its disk is full (or below
+# storage.min_free_mb): an operational state to fix, then run again; 1 and 2 mean other things.
+DISK_FULL_STATUS: Final = 3
 
 
 def free_bytes(path: Path) -> int:
