@@ -54,3 +54,18 @@ def test_the_deadline_forces_a_stop_that_does_not_finish() -> None:
     ):
         os.kill(os.getpid(), signal.SIGTERM)
         assert forced.wait(30)
+
+
+def test_a_stop_after_the_input_ended_cuts_nothing_short() -> None:
+    """Reprocess replaces the earlier files when its input was read to the end, even if a stop came
+    afterwards (while it wrote); a stop before the end leaves them."""
+    late = ReadStop()
+    assert list(late.lines([b"a", b"b"])) == [b"a", b"b"]
+    late.stop()
+    assert late.stopped and not late.cut_short
+    early = ReadStop()
+    read = []
+    for line in early.lines([b"a", b"b", b"c"]):
+        read.append(line)
+        early.stop()
+    assert read == [b"a"] and early.cut_short

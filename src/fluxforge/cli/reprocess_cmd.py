@@ -108,7 +108,7 @@ def reprocess_command(
         if progress is not None:
             progress(summary)
     named = dates_text(dates)
-    if read_stop.stopped:
+    if read_stop.cut_short:
         typer.echo(
             f"Stopped before the end: {named} hold(s) the earlier files beside what this run wrote; "
             "reprocess them again to replace the earlier files."

@@ -4,6 +4,7 @@ rebuilt from the archive as a reprocess builds them, nothing doubled, nothing le
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from fluxforge_common.dataset.validation import validate_dataset
 from fluxforge_common.pipeline import EmbeddedPipeline, archive_lines, reprocess, simulator_lines
 from fluxforge_common.pipeline.ingest_order import ingest_key
 from fluxforge_common.pipeline.recovery import recover
+from fluxforge_common.stopping import ReadStop
 from fluxforge_common.storage import LocalStorage
 from fluxforge_common.writers.frames import ZSTD_MAGIC, CorruptSegmentError, intact_prefix
 
@@ -135,3 +137,27 @@ def test_reprocess_and_compaction_keep_out_of_the_dates_a_live_run_writes(
     assert find_interrupted(root).dates == ["2025-12-12"]
     assert recover(settings, root).dates == ["2025-12-12"]
     assert not find_interrupted(root)
+
+
+class StopAtTheEnd(ReadStop):
+    """A stop signal that comes right after the last line was read (while the run writes)."""
+
+    def lines(self, source: Iterable[bytes]) -> Iterator[bytes]:
+        yield from super().lines(source)
+        self.stop()
+
+
+def test_a_stop_after_reprocess_read_everything_still_replaces_the_earlier_files(
+    settings: FluxForgeSettings, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    EmbeddedPipeline(settings, LocalStorage(root)).run(
+        itertools.islice(simulator_lines(settings.simulator), 5_000), "test"
+    )
+    recorded = read_dataset(root)
+    (date,) = {path.split("date=")[1][:10] for path in LocalStorage(root).list_files("raw/")}
+    stop = StopAtTheEnd()
+    _, replaced = reprocess(settings, root, root, [date], read_stop=stop)
+    assert stop.stopped and replaced, "read to the end: the earlier files are replaced"
+    rebuilt = read_dataset(root)
+    assert all(rebuilt[table].equals(rows) for table, rows in recorded.items()), "rows doubled or changed"

@@ -133,6 +133,12 @@ class ReadStop:
     def __init__(self) -> None:
         self._reading = False
         self.stopped = False
+        self.ended = False  # the source ran out: every line was handed out
+
+    @property
+    def cut_short(self) -> bool:
+        """A stop ended the lines before their source did (a stop after the end cuts nothing)."""
+        return self.stopped and not self.ended
 
     def lines(self, source: Iterable[bytes]) -> Iterator[bytes]:
         lines = iter(source)
@@ -147,6 +153,7 @@ class ReadStop:
                 self._reading = False
                 raise
             if line is None:
+                self.ended = True
                 return
             yield line
 

@@ -125,7 +125,7 @@ def recover(
             )
         except FileNotFoundError:
             recovery.dates = []  # no tick of these dates reached the archive: nothing to rebuild
-    if read_stop is not None and read_stop.stopped:
+    if read_stop is not None and read_stop.cut_short:
         recovery.stopped = True
         journal.release()
         return recovery

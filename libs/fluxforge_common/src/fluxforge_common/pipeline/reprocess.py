@@ -128,7 +128,7 @@ def reprocess(
         if own:
             held.release()  # left for the next run or `fluxforge recover` to rebuild the dates
         raise
-    if read_stop is not None and read_stop.stopped:
+    if read_stop is not None and read_stop.cut_short:
         if own:
             held.release()
         return summary, []
