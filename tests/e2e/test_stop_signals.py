@@ -274,7 +274,7 @@ def test_sigterm_during_a_recovery_ends_it_cleanly_and_the_next_one_finishes_it(
     # `run` into the same root, as a restarted recorder would: it recovers the root first.
     args = ["recover", root] if command == "recover" else ["run", "--input", source, "-o", root]
     log = tmp_path / "stopped.log"
-    proc = start(args, log)
+    proc = start(args, log, {"FLUXFORGE_EMBEDDED__FLUSH_INTERVAL_S": "0.2"})  # files while it reads
     try:
         deadline = time.monotonic() + EXIT_TIMEOUT_S
         while not set(root.rglob("*.parquet")) - before:  # the rebuild has written a first file

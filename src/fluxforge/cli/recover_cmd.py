@@ -43,7 +43,7 @@ def recover_or_exit(settings: FluxForgeSettings, root: Path, *, quiet: bool = Fa
                 read_stop.stop,
                 deadline_s=settings.embedded.stop_deadline_s,
                 setting="embedded.stop_deadline_s",
-                doing="writing what was rebuilt, replacing nothing",
+                doing="writing what was rebuilt (earlier files are replaced only once it has read everything)",
                 then=f"Run `fluxforge recover {root}` again to finish it.",
             ):
                 recovery = recover(settings, root, on_progress=progress, read_stop=read_stop)
@@ -54,7 +54,7 @@ def recover_or_exit(settings: FluxForgeSettings, root: Path, *, quiet: bool = Fa
             exit_disk_full(exc, root)
         if progress is not None and recovery.summary is not None:
             progress(recovery.summary)
-    if recovery.stopped:
+    if recovery.cut_short:
         typer.echo(
             f"Recovery of {root} stopped before the end: the raw archive is sealed; "
             f"{', '.join(recovery.dates)} hold(s) the earlier feature files beside the rebuilt ones until "
@@ -107,6 +107,8 @@ def recover_before_run(settings: FluxForgeSettings, root: Path, *, quiet: bool =
     recovery = recover_or_exit(settings, root, quiet=quiet)
     if recovery.segments or recovery.runs:
         typer.echo(recovery_text(recovery, root), err=True)
+    if recovery.stopped:  # asked to stop while recovering: the run does not start
+        raise typer.Exit(0)
 
 
 def exit_disk_full(

@@ -79,7 +79,7 @@ def reprocess_command(
                 read_stop.stop,
                 deadline_s=settings.embedded.stop_deadline_s,
                 setting="embedded.stop_deadline_s",
-                doing="writing what was processed, replacing nothing",
+                doing="writing what was processed (earlier files are replaced only once it has read everything)",
             ):
                 if not quiet:
                     typer.echo(f"Reprocessing {dates_text(dates)} from {source} into {target}", err=True)

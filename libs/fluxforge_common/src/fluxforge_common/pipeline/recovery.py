@@ -58,7 +58,8 @@ class Recovery:
     dates: list[str] = field(default_factory=list)  # dates whose features were rebuilt
     summary: RunSummary | None = None
     replaced: list[str] = field(default_factory=list)
-    stopped: bool = False  # a stop ended the rebuild early: its dates are left for the next recovery
+    stopped: bool = False  # a stop was asked while it ran (the rebuild may still have read everything)
+    cut_short: bool = False  # the stop ended the rebuild early: its dates are left for the next recovery
 
     @property
     def ticks(self) -> int:
@@ -125,10 +126,12 @@ def recover(
             )
         except FileNotFoundError:
             recovery.dates = []  # no tick of these dates reached the archive: nothing to rebuild
-    if read_stop is not None and read_stop.cut_short:
-        recovery.stopped = True
-        journal.release()
-        return recovery
+    if read_stop is not None:
+        recovery.stopped = read_stop.stopped
+        if read_stop.cut_short:
+            recovery.cut_short = True
+            journal.release()
+            return recovery
     journal.finish()
     return recovery
 
