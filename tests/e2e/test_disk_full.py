@@ -14,7 +14,7 @@ import yaml
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.dataset.interrupted import find_interrupted
 from fluxforge_common.dataset.validation import validate_dataset
-from fluxforge_common.pipeline import archive_lines, simulator_lines
+from fluxforge_common.pipeline import archive_dates, archive_lines, simulator_lines
 from fluxforge_common.pipeline.embedded import CLOCK_LINES
 from fluxforge_common.pipeline.ingest_order import ingest_key
 from fluxforge_common.storage import LocalStorage
@@ -159,3 +159,38 @@ def test_below_the_reserve_at_the_start_the_run_writes_nothing_and_says_so(
     report = cli("run", "-o", root, "-c", config, "--duration", "10", "-q", expect_exit=DISK_FULL_STATUS)
     assert f"disk full at {root}" in report and "below the reserve of 1 MiB" in report, report
     assert visible_files(root) == {}
+
+
+def test_a_full_disk_stops_reprocess_and_recover_with_every_earlier_file_kept(
+    small_disk: SmallDisk, tmp_path: Path, cli: Callable[..., str]
+) -> None:
+    """A rebuild the disk cut short wrote part of the rows: deleting the earlier files then lost the
+    rest. Both commands keep them, say so, and once space is back a rerun gives the recording."""
+    source = tmp_path / "market.ndjson"
+    source.write_bytes(b"".join(line + b"\n" for line in market_file(source)[:40_000]))
+    root = small_disk.path / "data"
+    small_disk.resize(64 << 10)  # KiB: room for the recording
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"storage": {"min_free_mb": 0}}))
+    cli("run", "--input", source, "-o", root, "-c", config, "-q")
+    recorded = read_dataset(root)
+    (date,) = archive_dates(LocalStorage(root))
+    filler = small_disk.fill(leave_bytes=16 << 10)
+
+    report = cli(
+        "reprocess", "--date", date, "--source-root", root, "-c", config, "-q", expect_exit=DISK_FULL_STATUS
+    )
+    assert f"disk full at {root}" in report and "The earlier files of" in report, report
+    kept = read_dataset(root)
+    for table, rows in recorded.items():  # every earlier row is still there (beside part of the new ones)
+        assert kept[table].num_rows >= rows.num_rows, table
+
+    # It left its journal: `recover` rebuilds the date, on the still-full disk as carefully.
+    report = cli("recover", root, "-c", config, "-q", expect_exit=DISK_FULL_STATUS)
+    assert "Every file written so far is kept" in report, report
+    assert all(read_dataset(root)[table].num_rows >= rows.num_rows for table, rows in recorded.items())
+
+    filler.unlink()
+    cli("recover", root, "-c", config, "-q")
+    rebuilt = read_dataset(root)
+    assert all(rebuilt[table].equals(rows) for table, rows in recorded.items())

@@ -15,6 +15,7 @@ from fluxforge_common.pipeline.reprocess import dates_text
 from fluxforge_common.pipeline.shards import ShardFailedError
 from fluxforge_common.stopping import ReadStop, StopRequests
 from fluxforge_common.storage.s3url import is_s3_url
+from fluxforge_common.storage.space import DISK_FULL_STATUS, DiskFullError
 
 from fluxforge.cli.common import ConfigOption, local_root, settings_or_exit
 from fluxforge.cli.report import print_summary, run_progress
@@ -102,6 +103,13 @@ def reprocess_command(
         ) as exc:  # ValueError: a bad marker
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
+        except DiskFullError as exc:
+            typer.echo(
+                f"\n{exc}: stopped. The earlier files of {dates_text(dates)} are kept beside what it wrote; "
+                "free space there, then run it again (it replaces both).",
+                err=True,
+            )
+            raise typer.Exit(DISK_FULL_STATUS) from None
         except (ClientError, BotoCoreError) as exc:  # the source root's store, reached as storage.s3 says
             typer.echo(str(DatasetUnreachableError.of(str(source), exc)), err=True)
             raise typer.Exit(1) from None

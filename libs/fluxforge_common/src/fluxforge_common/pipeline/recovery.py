@@ -126,6 +126,9 @@ def recover(
             )
         except FileNotFoundError:
             recovery.dates = []  # no tick of these dates reached the archive: nothing to rebuild
+        except BaseException:
+            journal.release()  # left for the next recovery (a full disk, a failure)
+            raise
     if read_stop is not None:
         recovery.stopped = read_stop.stopped
         if read_stop.cut_short:

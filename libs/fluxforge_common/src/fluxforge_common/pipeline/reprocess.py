@@ -72,7 +72,7 @@ def reprocess(
     differ from those of a recording that had it).
     Stopped early through `read_stop`, it writes what it processed and replaces nothing: the earlier
     files of `dates` stay beside the new ones, and the journal it leaves has the next run or
-    `fluxforge recover` rebuild them.
+    `fluxforge recover` rebuild them. A full disk does the same, then raises its DiskFullError.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -132,6 +132,10 @@ def reprocess(
         if own:
             held.release()
         return summary, []
+    if summary.disk_full is not None:  # what it wrote is partial: the earlier files must stay
+        if own:
+            held.release()
+        raise summary.disk_full
     written = {f.path for f in summary.files}
     replaced = sorted(path for path in previous - written if not path.endswith(f"/{MARKER_NAME}"))
     _mark_replaced(target, replaced, written, markers)
