@@ -26,6 +26,7 @@ from fluxforge_collector.launch import CollectOptions, CollectorError, make_coll
 from fluxforge_common.config import CollectorConfig, FluxForgeSettings
 from fluxforge_common.features import TABLES, closing_watermark
 from fluxforge_common.kafka import TopicNames, topic_specs
+from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from fluxforge_common.pipeline.lines import archive_lines, simulator_lines
 from fluxforge_common.storage.local import LocalStorage
 from typer.testing import CliRunner
@@ -364,3 +365,22 @@ def test_a_stop_while_the_spool_disk_is_full_says_what_is_kept_and_what_is_lost(
     assert "stopped with the spool's disk full" in message, message
     assert f"{lost:,} ticks read after them could not be spooled and are lost" in message, message
     assert "resumes by itself" not in message
+
+
+def test_the_largest_envelope_allowed_reaches_kafka_uncompressed(
+    kafka_prefix: KafkaPrefix, tmp_path: Path
+) -> None:
+    """`messages.max_bytes` leaves room for Kafka's framing: an envelope of exactly that size travels
+    alone in a message the broker takes by default, even with `kafka.compression: none`."""
+    book = {"type": "book", "exchange": "binanceus", "symbol": "BTC/USDT", "ts": 1_765_512_000_000}
+    bids, asks = [[49_999.0, 1.0], [49_998.0, 1.0]], [[50_000.0, 1.0], [50_001.0, 1.0]]
+    line = json.dumps({**book, "recv_ts": 1_765_512_000_005, "seq": 1, "bids": bids, "asks": asks})
+    line = line[:-1] + " " * (DEFAULT_MAX_MESSAGE_BYTES - len(line)) + "}"  # padded: the same object
+    assert len(line) == DEFAULT_MAX_MESSAGE_BYTES
+    source = tmp_path / "big.ndjson"
+    source.write_text(line + "\n")
+    settings = kafka_prefix.settings(compression="none")
+    stats = publish(make_collector(settings, CollectOptions(input=str(source))), settings)
+    assert (stats.accepted, stats.ticks_out) == (1, 1)
+    (record,) = [r for r in kafka_prefix.read(TopicNames.from_config(settings.kafka).raw) if r.ticks()]
+    assert len(record.value) >= DEFAULT_MAX_MESSAGE_BYTES

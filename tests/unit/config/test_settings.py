@@ -61,7 +61,7 @@ def test_defaults_are_those_of_the_old_keys() -> None:
     """The default config behaves as before: every new key's default is its old key's default."""
     settings = FluxForgeSettings()
     defaults = {
-        "messages.max_bytes": 1 << 20,
+        "messages.max_bytes": (1 << 20) - 1024,
         "raw_archive.compression": "zstd",
         "raw_archive.segment_max_mb": 64,
         "raw_archive.segment_max_age_s": 3600,
@@ -329,8 +329,11 @@ def test_an_envelope_limit_the_raw_topic_cannot_carry_is_refused(monkeypatch: py
     monkeypatch.setenv("FLUXFORGE_MESSAGES__MAX_BYTES", "8000000")
     with pytest.raises(ConfigError, match=r"messages\.max_bytes"):
         load_settings(None)
-    monkeypatch.setenv("FLUXFORGE_MESSAGES__MAX_BYTES", str(1 << 20))
-    assert load_settings(None).messages.max_bytes == 1 << 20
+    monkeypatch.setenv("FLUXFORGE_MESSAGES__MAX_BYTES", str(1 << 20))  # 1 MiB: no room for Kafka's framing
+    with pytest.raises(ConfigError, match=r"messages\.max_bytes"):
+        load_settings(None)
+    monkeypatch.setenv("FLUXFORGE_MESSAGES__MAX_BYTES", str((1 << 20) - 1024))
+    assert load_settings(None).messages.max_bytes == (1 << 20) - 1024
 
 
 def test_a_variable_joining_section_and_key_with_one_underscore_is_refused(

@@ -361,8 +361,8 @@ class MessagesConfig(BaseModel):
         ge=1024,
         le=DEFAULT_MAX_MESSAGE_BYTES,
         description="Largest raw tick envelope (one JSON object), in bytes, that any reader accepts; "
-        "a larger one is dead-lettered. At most 1 MiB: a raw topic message carries a whole envelope, and "
-        "Kafka's brokers refuse larger messages by default (a collector would stop on it for good).",
+        "a larger one is dead-lettered. At most the default (1 MiB less 1 KiB): a raw topic message "
+        "carries a whole envelope, and Kafka's brokers refuse larger messages by default.",
     )
 
 

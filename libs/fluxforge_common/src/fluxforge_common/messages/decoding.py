@@ -30,7 +30,10 @@ MIN_TS_MS = 946_684_800_000
 MAX_TS_MS = 4_102_444_800_000
 MAX_EXCHANGE_LEN = 64
 MAX_SYMBOL_LEN = 128
-DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+# 1 MiB less the room a Kafka message needs around one envelope (its batch's brackets, a key of up to
+# 193 bytes, record and batch headers: < 400 bytes), so that the largest envelope still travels alone
+# in a message a broker takes by default (message.max.bytes 1,048,588), even uncompressed.
+DEFAULT_MAX_MESSAGE_BYTES = (1 << 20) - 1024
 # Positive prices, sizes and amounts must lie in [MIN_QUANTITY, MAX_QUANTITY) (ticker volumes, which
 # may be 0, below MAX_QUANTITY). No market quotes numbers outside it, and the engine's products, sums
 # and logs of them must stay finite: a finite 1.7e308 amount overflowed `math.fsum` and stopped the
