@@ -134,7 +134,7 @@ def _feed_checks(settings: FluxForgeSettings, now_ms: int) -> list[Check]:
             else newest_row_ms(storage, "hf", exchange, symbol, now_ms=now_ms)
             for exchange, symbol in recorded
         }
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, OSError) as exc:  # OSError: pyarrow's reads of the footers
         return [
             dataset_check(str(where), str(DatasetUnreachableError.of(str(where), exc))),
             *(unchecked(f"feed {e} {s}", f"the dataset at {where} cannot be read") for e, s in recorded),

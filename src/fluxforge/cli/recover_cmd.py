@@ -56,8 +56,8 @@ def recover_or_exit(settings: FluxForgeSettings, root: Path, *, quiet: bool = Fa
             progress(recovery.summary)
     if recovery.cut_short:
         typer.echo(
-            f"Recovery of {root} stopped before the end: the raw archive is sealed; "
-            f"{', '.join(recovery.dates)} hold(s) the earlier feature files beside the rebuilt ones until "
+            f"Recovery of {root} stopped before the end: the raw archive is sealed; the features of "
+            f"{', '.join(recovery.dates)} stay as they are (earlier files beside those rebuilt so far) until "
             f"`fluxforge recover {root}` runs to the end.",
             err=True,
         )

@@ -159,7 +159,7 @@ def run(
     else:
         print_summary(summary, root, time.monotonic() - started, preview=not quiet)
     if summary.disk_full is not None:
-        replayable = live is None  # a file or the simulator, read from its start by a new run
+        replayable = live is None and input_path != "-"  # a file or the simulator, read again from its start
         exit_disk_full(
             summary.disk_full,
             root,

@@ -71,16 +71,13 @@ def topics(
     missing = [info.name for info in infos if info.status == "missing"]
     if missing:
         typer.echo(f"{len(missing)} topic(s) missing: run `fluxforge topics` without --list to create them.")
-    differences = [
-        line for spec, info in zip(topic_specs(cfg), infos, strict=True) for line in _differences(spec, info)
-    ]
-    for line in differences:
-        typer.echo(line, err=True)
-    if differences:
-        raise typer.Exit(1)
+    # Said, not refused: a stack's set-up step runs this, and its services must still start.
+    for spec, info in zip(topic_specs(cfg), infos, strict=True):
+        for line in _differences(spec, info, cfg.bootstrap_servers):
+            typer.echo(f"warning: {line}", err=True)
 
 
-def _differences(spec: TopicSpec, info: TopicInfo) -> list[str]:
+def _differences(spec: TopicSpec, info: TopicInfo, bootstrap: str) -> list[str]:
     """Where an existing topic is not what the configuration says: its settings apply at creation only."""
     out = []
     if info.partitions is not None and info.partitions != spec.partitions:
@@ -100,8 +97,8 @@ def _differences(spec: TopicSpec, info: TopicInfo) -> list[str]:
         key = "kafka.raw_retention_hours" if spec.name.endswith(".raw") else "the 7 days of derived topics"
         out.append(
             f"{info.name}: retention {_retention(info.retention_ms)}, {key} says {_retention(wanted)}; change it "
-            f"with `kafka-configs.sh --alter --entity-type topics --entity-name {info.name} "
-            f"--add-config retention.ms={wanted}`."
+            f"with `kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type topics --entity-name "
+            f"{info.name} --add-config retention.ms={wanted}`."
         )
     return out
 

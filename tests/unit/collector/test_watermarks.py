@@ -202,7 +202,7 @@ def test_a_recorded_input_read_unpaced_gets_no_quiet_watermarks(
         kafka=KafkaConfig(topic_prefix="unit"), collector=CollectorConfig(watermark_quiet_s=0.001)
     )
     asyncio.run(make_collector(settings, CollectOptions(input=str(path))).run())
-    # A warning: Python shows it even before the collector's logging is set up (INFO it did not).
+    # Said as the run starts (in the configured log format), not while the collector is made.
     assert [r.levelname for r in caplog.records if "watermark_quiet_s is not used" in r.message] == [
         "WARNING"
     ]

@@ -119,7 +119,7 @@ def test_config_keys_apply_and_flags_override_them(monkeypatch: pytest.MonkeyPat
     assert service.storage.durable is True  # type: ignore[attr-defined]
 
 
-def test_raw_batch_bounds_without_the_raw_archive_are_refused(
+def test_batch_bounds_of_what_the_sink_does_not_write_are_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -130,3 +130,6 @@ def test_raw_batch_bounds_without_the_raw_archive_are_refused(
     assert "--raw-max-mb and --raw-max-age-seconds bound raw archive batches" in " ".join(
         result.output.split()
     )
+    result = _sink("--no-deadletter", "--deadletter-max-records", "10", "--root", str(tmp_path / "data"))
+    assert result.exit_code == 2
+    assert "--deadletter-max-records bounds dead-letter batches" in " ".join(result.output.split())

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from fluxforge_common.pipeline.lines import IDLE, input_lines, stdin_lines
+from fluxforge_common.pipeline.lines import IDLE, STDIN_READ_BYTES, input_lines, stdin_lines
 
 
 def test_stdin_lines_read_like_input_lines(tmp_path: Path) -> None:
@@ -44,3 +44,21 @@ def test_a_silent_pipe_yields_idle_until_its_next_line() -> None:
         os.close(read_fd)
     assert got[0] == b'{"a":1}' and got[-1] == b'{"b":2}'
     assert set(got[1:-1]) == {IDLE} and len(got[1:-1]) >= 3, got
+
+
+def test_a_line_longer_than_many_reads_comes_whole() -> None:
+    long = b'{"pad":"' + b"x" * (5 * STDIN_READ_BYTES) + b'"}'
+    read_fd, write_fd = os.pipe()
+
+    def write() -> None:
+        os.write(write_fd, b'{"a":1}\n' + long + b"\n" + long[:100])  # the last line unterminated
+        os.close(write_fd)
+
+    writer = threading.Thread(target=write)
+    try:
+        writer.start()
+        got = list(stdin_lines(read_fd))
+    finally:
+        writer.join()
+        os.close(read_fd)
+    assert got == [b'{"a":1}', long, long[:100]]

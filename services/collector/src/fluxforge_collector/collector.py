@@ -180,10 +180,9 @@ class Collector:
         self.features = settings.features
         quiet_s = settings.collector.watermark_quiet_s
         self.watermark_quiet_s = settings.features.hf_emit_interval if quiet_s is None else quiet_s
+        # Said when the run starts, once logging is set up in the configured format.
+        self._quiet_s_unused = recorded and bool(quiet_s)
         if recorded:
-            if quiet_s:
-                # A warning: the collector is made before its logging is set up, which shows INFO records.
-                log.warning("collector.watermark_quiet_s is not used for a recorded input read unpaced")
             self.watermark_quiet_s = 0
         self.watermarks: WatermarkClock | None = None
         self._input_ended = False
@@ -223,6 +222,8 @@ class Collector:
         `prepare` (creating the topics) runs once Kafka first answers; the
         collector reads and spools from the start, whether Kafka is up or not.
         """
+        if self._quiet_s_unused:
+            log.warning("collector.watermark_quiet_s is not used for a recorded input read unpaced")
         options = self.options
         spool = self.spool = DiskSpool(
             self.spool_dir,

@@ -144,6 +144,10 @@ class SinkOptions:
             raise ValueError(
                 f"{' and '.join(unused)} bound raw archive batches: they do nothing without --raw"
             )
+        if self.deadletter_max_records is not None and not sink.write_deadletter:
+            raise ValueError(
+                "--deadletter-max-records bounds dead-letter batches: it does nothing without --deadletter"
+            )
         return KafkaSink(
             settings,
             group_id=sink.group_id,

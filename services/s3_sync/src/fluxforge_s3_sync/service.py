@@ -20,7 +20,7 @@ from typing import Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from fluxforge_common.config.settings import ConfigError, FluxForgeSettings, load_settings
 from fluxforge_common.health import Heartbeat, ServiceHealth, serve_health
-from fluxforge_common.logs import LogFormat, configure_service_logging
+from fluxforge_common.logs import LogFormat, configure_service_logging, formatter
 from fluxforge_common.stopping import StopRequests
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.s3 import S3Storage
@@ -166,7 +166,7 @@ def run(options: SyncOptions, out: Callable[[str], None], err: Callable[[str], N
         settings = load_settings(options.config, overrides)
         if settings.logging.format == "json":  # one JSON object a line, as every service logs then
             configure_service_logging("json")
-            out, err = log.info, log.error
+            out, err = _report_to_stdout().info, log.error
         heartbeat = Heartbeat(settings.metrics.heartbeat_timeout_s)
         syncer = make_syncer(settings, options, err, heartbeat)
     except (ConfigError, SyncError) as exc:
@@ -208,6 +208,18 @@ def run(options: SyncOptions, out: Callable[[str], None], err: Callable[[str], N
     finally:
         if server is not None:
             server.close()
+
+
+def _report_to_stdout() -> logging.Logger:
+    """The report lines (what was sent, the differences) as JSON records on stdout, where they are
+    printed as text: `fluxforge sync status > file` keeps them; the rest of the log is on stderr."""
+    report = logging.getLogger("fluxforge.s3_sync.report")
+    if not report.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(formatter("json"))
+        report.addHandler(handler)
+        report.propagate = False
+    return report
 
 
 def _wait(wake: threading.Event, seconds: float, heartbeat: Heartbeat) -> bool:

@@ -65,7 +65,7 @@ def stdin_lines(fd: int = 0, *, idle_after_s: float | None = None) -> Iterator[b
     stopped while the pipe is open but idle can exit (a daemon thread blocked
     inside a buffered read makes interpreter shutdown abort).
     """
-    tail = b""
+    parts: list[bytes] = []  # the start of a line longer than the chunks read so far
     while True:
         if idle_after_s is not None and not select.select([fd], [], [], idle_after_s)[0]:
             yield IDLE
@@ -73,12 +73,16 @@ def stdin_lines(fd: int = 0, *, idle_after_s: float | None = None) -> Iterator[b
         chunk = os.read(fd, STDIN_READ_BYTES)
         if not chunk:
             break
-        lines = (tail + chunk).split(b"\n")
-        tail = lines.pop()
+        if b"\n" not in chunk:
+            parts.append(chunk)  # joined once its end comes: a long line costs its length, not its square
+            continue
+        lines = b"".join([*parts, chunk]).split(b"\n")
+        parts = [lines.pop()]
         for line in lines:
             line = line.rstrip(b"\r")
             if line.strip():
                 yield line
+    tail = b"".join(parts)
     if tail.strip():
         yield tail.rstrip(b"\r")
 

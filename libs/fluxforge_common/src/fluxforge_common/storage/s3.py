@@ -80,7 +80,9 @@ def pyarrow_filesystem(config: S3Config) -> Any:
     os.environ.setdefault("AWS_REQUEST_CHECKSUM_CALCULATION", config.request_checksum_calculation.upper())
     os.environ.setdefault("AWS_RESPONSE_CHECKSUM_VALIDATION", config.response_checksum_validation.upper())
     session = boto3.session.Session(profile_name=config.profile, region_name=config.region)
-    endpoint = config.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = (
+        config.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    )
     options: dict[str, Any] = {
         "region": session.region_name or "us-east-1",
         "force_virtual_addressing": config.addressing_style == "virtual",
