@@ -368,20 +368,27 @@ def test_a_stop_while_the_spool_disk_is_full_says_what_is_kept_and_what_is_lost(
     assert "resumes by itself" not in message
 
 
-def test_the_largest_envelope_allowed_reaches_kafka_uncompressed(
-    kafka_prefix: KafkaPrefix, tmp_path: Path
+@pytest.mark.parametrize("ticks", [1, 2])
+def test_the_largest_envelopes_allowed_reach_kafka_uncompressed(
+    kafka_prefix: KafkaPrefix, tmp_path: Path, ticks: int
 ) -> None:
-    """`messages.max_bytes` leaves room for Kafka's framing: an envelope of exactly that size travels
-    alone in a message the broker takes by default, even with `kafka.compression: none`."""
-    book = {"type": "book", "exchange": "binanceus", "symbol": "BTC/USDT", "ts": 1_765_512_000_000}
-    bids, asks = [[49_999.0, 1.0], [49_998.0, 1.0]], [[50_000.0, 1.0], [50_001.0, 1.0]]
-    line = json.dumps({**book, "recv_ts": 1_765_512_000_005, "seq": 1, "bids": bids, "asks": asks})
-    line = line[:-1] + " " * (DEFAULT_MAX_MESSAGE_BYTES - len(line)) + "}"  # padded: the same object
-    assert len(line) == DEFAULT_MAX_MESSAGE_BYTES
+    """`messages.max_bytes` and the collector's batches leave room for Kafka's framing: one envelope
+    of that size, or two of half a MiB (one symbol, so batched together), travel in messages the
+    broker takes by default, even with `kafka.compression: none`."""
+    # Two of half a MiB fit one batch of 1 MiB, past the broker's limit once framed.
+    size = DEFAULT_MAX_MESSAGE_BYTES if ticks == 1 else (1 << 19) - 8
+    lines = []
+    for n in range(ticks):
+        book = {"type": "book", "exchange": "binanceus", "symbol": "BTC/USDT", "ts": 1_765_512_000_000 + n}
+        bids, asks = [[49_999.0, 1.0], [49_998.0, 1.0]], [[50_000.0, 1.0], [50_001.0, 1.0]]
+        line = json.dumps(
+            {**book, "recv_ts": 1_765_512_000_005 + n, "seq": n + 1, "bids": bids, "asks": asks}
+        )
+        lines.append(line[:-1] + " " * (size - len(line)) + "}")  # padded: the same object
     source = tmp_path / "big.ndjson"
-    source.write_text(line + "\n")
+    source.write_text("".join(line + "\n" for line in lines))
     settings = kafka_prefix.settings(compression="none")
     stats = publish(make_collector(settings, CollectOptions(input=str(source))), settings)
-    assert (stats.accepted, stats.ticks_out) == (1, 1)
-    (record,) = [r for r in kafka_prefix.read(TopicNames.from_config(settings.kafka).raw) if r.ticks()]
-    assert len(record.value) >= DEFAULT_MAX_MESSAGE_BYTES
+    assert (stats.accepted, stats.ticks_out) == (ticks, ticks)
+    records = [r for r in kafka_prefix.read(TopicNames.from_config(settings.kafka).raw) if r.ticks()]
+    assert sum(len(r.ticks()) for r in records) == ticks

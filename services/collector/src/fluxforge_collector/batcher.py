@@ -20,12 +20,15 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
+from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
+
 # key, value, number of ticks in the value
 SendBatch = Callable[[bytes, bytes, int], Awaitable[None]]
 
-# Uncompressed bound of one value: the broker's default message.max.bytes is ~1 MiB,
-# and a compressed batch is never larger than its input by more than a few bytes.
-DEFAULT_MAX_BATCH_BYTES = 1 << 20
+# Uncompressed bound of one value: the largest envelope in its brackets, which leaves room for the
+# key and Kafka's headers under a broker's default message.max.bytes (`DEFAULT_MAX_MESSAGE_BYTES`);
+# a compressed batch is never larger than its input by more than a few bytes.
+DEFAULT_MAX_BATCH_BYTES = DEFAULT_MAX_MESSAGE_BYTES + 2
 
 
 class _Batch:
