@@ -346,10 +346,14 @@ def test_a_stop_while_the_spool_disk_is_full_says_what_is_kept_and_what_is_lost(
     collector = make_collector(settings, CollectOptions(events=50_000))
     small_disk.fill(leave_bytes=48 << 10)
 
+    signalled: list[float] = []
+
     def sigterm_once_paused() -> None:
         deadline = time.monotonic() + 60
         while not collector.stats.disk_pause.paused and time.monotonic() < deadline:
             time.sleep(0.05)
+        time.sleep(3.5)  # into the pause's third wait between retries (1, 2, then 4 s)
+        signalled.append(time.monotonic())
         os.kill(os.getpid(), signal.SIGTERM)  # the collector's handler takes it, as from `kill`
 
     stopper = threading.Thread(target=sigterm_once_paused)
@@ -359,6 +363,9 @@ def test_a_stop_while_the_spool_disk_is_full_says_what_is_kept_and_what_is_lost(
             publish(collector, settings)
     finally:
         stopper.join()
+    # The stop ends the pause's wait at once; Kafka then gets its drain time, no more.
+    took = time.monotonic() - signalled[0] - settings.collector.stop_drain_timeout_s
+    assert took < 1.5, f"the stop also waited {took:.1f} s for the pause's next retry"
     message = str(stopped.value)
     stats = collector.stats
     lost = stats.accepted - stats.ticks_spooled

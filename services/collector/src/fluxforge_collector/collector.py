@@ -195,12 +195,14 @@ class Collector:
         self.stats = CollectorStats(topic or names.raw, names.deadletter, source.name)
         self.spool: DiskSpool | None = None
         self._stops = 0
+        self._stopping = asyncio.Event()  # set by the first `stop()`: ends a wait for spool space
         self._intake_task: asyncio.Task[None] | None = None
         self._publish_task: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         """First call: stop reading, publish what was read. Second call: stop publishing too."""
         self._stops += 1
+        self._stopping.set()
         if self._stops == 1:
             log.info("stopping: publishing what was read, then flushing (stop again to abandon it)")
             intake = self._intake_task
@@ -360,7 +362,11 @@ class Collector:
                 except SpoolDiskFullError as exc:
                     if self._stops:  # stopping: what is spooled stays, the rest cannot be kept
                         raise SpoolDiskFullError(stopped_on_full_spool(spool, stats)) from exc
-                    await stats.disk_pause.wait(exc)
+                    waiting = asyncio.ensure_future(stats.disk_pause.wait(exc))
+                    stopping = asyncio.ensure_future(self._stopping.wait())
+                    await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
+                    for task in (waiting, stopping):
+                        task.cancel()
                     continue
                 stats.disk_pause.resumed()
                 break
