@@ -29,12 +29,7 @@ from fluxforge_collector.launch import (
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.logs import configure_service_logging
 
-from fluxforge.cli.common import (
-    ConfigOption,
-    LogFormatOption,
-    log_format_overrides,
-    settings_or_exit,
-)
+from fluxforge.cli.common import ConfigOption, LogFormatOption, log_format_overrides, settings_or_exit
 from fluxforge.cli.render import Every, StatusLine, status_line
 
 BootstrapOption = Annotated[str | None, typer.Option(help=HELP["bootstrap"])]

@@ -362,11 +362,7 @@ class Collector:
                 except SpoolDiskFullError as exc:
                     if self._stops:  # stopping: what is spooled stays, the rest cannot be kept
                         raise SpoolDiskFullError(stopped_on_full_spool(spool, stats)) from exc
-                    waiting = asyncio.ensure_future(stats.disk_pause.wait(exc))
-                    stopping = asyncio.ensure_future(self._stopping.wait())
-                    await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
-                    for task in (waiting, stopping):
-                        task.cancel()
+                    await stats.disk_pause.wait(exc, until=self._stopping)
                     continue
                 stats.disk_pause.resumed()
                 break

@@ -291,11 +291,7 @@ class KafkaSink:
             except DiskFullError as exc:
                 if self._stop.is_set():  # stopping: nothing is committed, Kafka keeps the records
                     raise StoppedOnFullDiskError(exc, chunk.units) from exc
-                waiting = asyncio.ensure_future(pause.wait(exc))
-                stopping = asyncio.ensure_future(self._stop.wait())
-                await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
-                for task in (waiting, stopping):
-                    task.cancel()
+                await pause.wait(exc, until=self._stop)
                 continue
             if self.metrics is not None:
                 self.metrics.flush_seconds.labels(self.routes[chunk.topic]).observe(

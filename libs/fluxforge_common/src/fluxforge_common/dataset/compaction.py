@@ -137,7 +137,7 @@ def compact_dataset(
                 report.skipped.append((directory, "a reprocess or recovery rebuilds this date now"))
                 continue
             done = _compact_partition(
-                storage, directory, names, pending, report, target_bytes, (compression, row_group_size)
+                storage, directory, names, pending, report, target_bytes, compression, row_group_size
             )
             if done is None:
                 report.unchanged += 1
@@ -171,7 +171,8 @@ def _compact_partition(
     pending: set[str],
     report: CompactionReport,
     target_bytes: int,
-    encoding: tuple[Compression, int],
+    compression: Compression,
+    row_group_size: int,
 ) -> tuple[PartitionCompaction, list[str]] | None:
     """Merge one partition and switch readers to the result; returns it and the paths it replaced."""
     marker = None
@@ -214,7 +215,7 @@ def _compact_partition(
             name = compacted_name(generation, run, len(outputs))
             piece = merged.slice(start, per_file).replace_schema_metadata(metadata or None)
             size = write_parquet(
-                storage, f"{directory}/{name}", piece, compression=encoding[0], row_group_size=encoding[1]
+                storage, f"{directory}/{name}", piece, compression=compression, row_group_size=row_group_size
             )
             outputs.append((name, size))
     inputs = {i.name for g in chosen for i in g}

@@ -40,12 +40,8 @@ def file_lines(path: str | Path) -> Iterator[bytes]:
     if str(path) == "-":
         try:
             fd = sys.stdin.fileno()
-        except (
-            AttributeError,
-            OSError,
-            ValueError,
-        ):  # a stream in memory (embedded use, tests): never silent
-            yield from _non_blank(sys.stdin.buffer)
+        except (AttributeError, OSError, ValueError):
+            yield from _non_blank(sys.stdin.buffer)  # a stream in memory (embedded use, tests): never silent
         else:
             yield from stdin_lines(fd, idle_after_s=IDLE_AFTER_S)
     elif str(path).endswith(".zst"):

@@ -10,6 +10,7 @@ which keeps the machine usable and leaves room to seal what is open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import shutil
@@ -103,8 +104,9 @@ class DiskFullPause:
     def paused(self) -> bool:
         return self.since is not None
 
-    async def wait(self, exc: Exception) -> None:
-        """Start or continue the pause that `exc` (a full disk) caused, then sleep before the retry."""
+    async def wait(self, exc: Exception, until: asyncio.Event | None = None) -> None:
+        """Start or continue the pause that `exc` (a full disk) caused, then sleep before the retry;
+        a stop (`until` set) ends the sleep, so the service gives up the write at once."""
         self.error = str(exc)
         if self.since is None:
             self.since = time.monotonic()
@@ -116,7 +118,11 @@ class DiskFullPause:
                 exc,
                 self.paused_doing,
             )
-        await asyncio.sleep(self._delay)
+        if until is None:
+            await asyncio.sleep(self._delay)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(until.wait(), self._delay)
         self._delay = min(self._delay * 2, self.MAX_RETRY_S)
 
     def resumed(self) -> None:
