@@ -3,6 +3,11 @@
 # mounted there starts out writable (Docker copies the directory's owner into a new volume).
 FROM python:3.11.11-slim-bookworm AS build
 ENV UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1
+# A C compiler for the kernel (scripts/build_kernel.py), in this stage only; any version will do.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir uv==0.13.8
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
@@ -10,9 +15,13 @@ COPY libs libs
 COPY services services
 COPY src src
 COPY tools tools
-# The workspace's own sources are installed editable, which UV_COMPILE_BYTECODE leaves alone.
-RUN uv sync --frozen --no-dev \
-    && .venv/bin/python -m compileall -q src libs/*/src services/*/src tools/*/src
+COPY scripts/build_kernel.py scripts/build_kernel.py
+# The workspace's own sources are installed editable, which UV_COMPILE_BYTECODE leaves alone. The
+# kernel group (mypy, setuptools) is installed to compile the kernel, then removed by the last sync.
+RUN uv sync --frozen --no-dev --group kernel \
+    && .venv/bin/python -m compileall -q src libs/*/src services/*/src tools/*/src \
+    && .venv/bin/python scripts/build_kernel.py \
+    && uv sync --frozen --no-dev
 
 FROM python:3.11.11-slim-bookworm
 RUN groupadd --gid 10001 fluxforge \

@@ -16,10 +16,12 @@ $(UV):
 
 # Bytecode is compiled once here: where PYTHONDONTWRITEBYTECODE is set (CI, the image) every start
 # would compile ~700 modules again (~1.5 s). uv compiles site-packages, compileall the workspace's
-# editable sources (uv leaves those alone).
+# editable sources (uv leaves those alone). build_kernel compiles the per-tick modules with mypyc
+# when they changed (README "Performance"); without a C compiler they run as pure Python.
 setup: $(UV)
 	$(UV) sync --frozen --compile-bytecode
 	$(RUN) python -m compileall -q -j 0 $(WORKSPACE_SOURCES)
+	$(RUN) python scripts/build_kernel.py
 
 run: setup ## the main job: embedded pipeline on the simulated market, into ./data (ARGS="..." for more)
 	$(RUN) fluxforge run $(ARGS)
@@ -56,3 +58,4 @@ s3-down:
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache
+	find libs -name '*.so' -delete

@@ -21,6 +21,7 @@ from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.features import SymbolState, output_tables
 from fluxforge_common.kafka import TopicNames, parse_complete
 from fluxforge_common.kafka.lineage import Deduplicator, Headers, parse_source
+from fluxforge_common.messages.envelopes import event_time
 from fluxforge_common.messages.rows import decode_rows
 from fluxforge_feature_engine.processor import (
     DEAD_LETTER_RAW_BYTES,
@@ -31,6 +32,7 @@ from fluxforge_feature_engine.processor import (
     row_chunks,
 )
 
+from tests.support.engine_faults import failing
 from tests.support.feature_engine import (
     IBARS,
     expected_rows,
@@ -346,22 +348,16 @@ def test_bad_input_goes_to_dead_letter_with_reason_and_source() -> None:
     assert results[-1].applied == len(good[16:])
 
 
-def test_an_engine_exception_dead_letters_the_whole_batch_and_keeps_the_state(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_an_engine_exception_dead_letters_the_whole_batch_and_keeps_the_state() -> None:
     good = [book(T0 + i * 300, [(100.0 + i, 1.0)], [(200.0, 1.0)]) for i in range(12)]
     first = b"[" + b",".join(good[:4]) + b"]"
     poisoned = b"[" + b",".join(good[4:8]) + b"]"
     last = b"[" + b",".join(good[8:]) + b"]"
-    original = SymbolState.process
-
-    def process(self: SymbolState, tick: Any, event_ms: int, out: Any, book_cols: Any = None) -> str | None:
-        if event_ms == T0 + 6 * 300:
-            raise ZeroDivisionError("boom")
-        return original(self, tick, event_ms, out, book_cols)
-
-    monkeypatch.setattr(SymbolState, "process", process)
-    results, table = run([(KEY, first), (KEY, poisoned), (KEY, last)])
+    proc = processor()
+    proc.engine = failing(
+        proc.engine, lambda _, item: event_time(item.tick) == T0 + 6 * 300, ZeroDivisionError("boom")
+    )
+    results, table = run([(KEY, first), (KEY, poisoned), (KEY, last)], proc)
     middle = results[1]
     assert middle.table_value is None and middle.applied == 0
     assert [o.topic for o in middle.outgoing] == [TOPICS.deadletter]  # no half-batch rows
@@ -370,7 +366,6 @@ def test_an_engine_exception_dead_letters_the_whole_batch_and_keeps_the_state(
     assert record["raw"] == poisoned.decode()
     assert decode_stored(table[KEY])[1] == 2
     # The pipeline goes on from the state before the poisoned batch.
-    monkeypatch.setattr(SymbolState, "process", original)
     expected, _ = expected_rows([*good[:4], *good[8:]], CFG)
     assert rows_of(results)["hf"] == expected["hf"]
 

@@ -5,34 +5,29 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
 
 import orjson
-import pytest
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.dataset import read_table
-from fluxforge_common.features import SymbolState
 from fluxforge_common.pipeline import EmbeddedPipeline, archive_lines, simulator_lines
 from fluxforge_common.storage import LocalStorage
+
+from tests.support.engine_faults import failing
 
 BROKEN = ("binanceus", "ETH/USDT")
 
 
-def test_an_engine_error_dead_letters_the_tick_and_the_run_goes_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_engine_error_dead_letters_the_tick_and_the_run_goes_on(tmp_path: Path) -> None:
     settings = FluxForgeSettings(simulator={"seed": 3})
     lines = list(itertools.islice(simulator_lines(settings.simulator), 3_000))
-    process = SymbolState.process
-
-    def failing(self: SymbolState, *args: Any) -> str | None:
-        if (self.exchange, self.symbol) == BROKEN:
-            raise OverflowError("intermediate overflow in fsum")
-        return process(self, *args)
-
-    monkeypatch.setattr(SymbolState, "process", failing)
     storage = LocalStorage(tmp_path)
-    summary = EmbeddedPipeline(settings, storage).run(lines, "test")
+    pipeline = EmbeddedPipeline(settings, storage)
+    pipeline.engine = failing(
+        pipeline.engine,
+        lambda state, _: (state.exchange, state.symbol) == BROKEN,
+        OverflowError("intermediate overflow in fsum"),
+    )
+    summary = pipeline.run(lines, "test")
 
     broken = [line for line in lines if b'"exchange":"binanceus","symbol":"ETH/USDT"' in line]
     assert broken and summary.lines == len(lines)

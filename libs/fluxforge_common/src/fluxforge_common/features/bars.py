@@ -7,36 +7,39 @@ so a bar is exactly a run of intervals and closes at a grid point.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar, Final
 
 from fluxforge_common.features.intervals import IntervalFlows
 
 _INF = math.inf
 
 
+_BARACCUMULATOR_SLOTS: Final = (
+    "close",
+    "duration_ms",
+    "high",
+    "low",
+    "max_spread",
+    "min_spread",
+    "n",
+    "n_trades",
+    "notional",
+    "open",
+    "r2",
+    "sum_imb",
+    "sum_ofi",
+    "sum_rel",
+    "sum_spread",
+    "volume",
+)
+
+
 class BarAccumulator:
     """The open bar `[start, start + duration)` of one duration."""
 
-    __slots__ = (
-        "close",
-        "duration_ms",
-        "high",
-        "low",
-        "max_spread",
-        "min_spread",
-        "n",
-        "n_trades",
-        "notional",
-        "open",
-        "r2",
-        "sum_imb",
-        "sum_ofi",
-        "sum_rel",
-        "sum_spread",
-        "volume",
-    )
+    __slots__ = _BARACCUMULATOR_SLOTS
 
-    _STATE = tuple(name for name in __slots__ if name != "duration_ms")
+    _STATE: ClassVar[tuple[str, ...]] = tuple(name for name in _BARACCUMULATOR_SLOTS if name != "duration_ms")
 
     def __init__(self, duration_ms: int) -> None:
         self.duration_ms = duration_ms

@@ -10,7 +10,7 @@ every column are in docs/features.md "ibars/".
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from fluxforge_common.config.state import IbarsConfig, TickImbalanceConfig
 
@@ -20,33 +20,38 @@ DOLLAR: Final = "dollar"
 TICK_IMBALANCE: Final = "tick_imbalance"
 
 
+_INFORMATIONBAR_SLOTS: Final = (
+    "buy_volume",
+    "close",
+    "dollar",
+    "dollar_error",
+    "end_ms",
+    "high",
+    "imbalance",
+    "kind",
+    "low",
+    "n",
+    "open",
+    "sell_volume",
+    "start_ms",
+    "threshold",
+    "volume",
+    "volume_error",
+)
+
+
 class InformationBar:
     """The open bar of one kind and threshold."""
 
-    __slots__ = (
-        "buy_volume",
-        "close",
-        "dollar",
-        "dollar_error",
-        "end_ms",
-        "high",
-        "imbalance",
-        "kind",
-        "low",
-        "n",
-        "open",
-        "sell_volume",
-        "start_ms",
-        "threshold",
-        "volume",
-        "volume_error",
-    )
+    __slots__ = _INFORMATIONBAR_SLOTS
 
     # The running sums' rounding errors (Neumaier), so that a bar closes at the trade whose amounts
     # reach the threshold exactly: eight trades of 0.1 make a volume bar of 0.8, where the plain
     # sum is 0.7999999999999999. Kept last in the state; a state from before them loads with 0.
-    _ERRORS: tuple[str, ...] = ("volume_error", "dollar_error")
-    _STATE: tuple[str, ...] = tuple(sorted(set(__slots__) - {"kind", "threshold", *_ERRORS}))
+    _ERRORS: ClassVar[tuple[str, ...]] = ("volume_error", "dollar_error")
+    _STATE: ClassVar[tuple[str, ...]] = tuple(
+        sorted(set(_INFORMATIONBAR_SLOTS) - {"kind", "threshold", "volume_error", "dollar_error"})
+    )
 
     def __init__(self, kind: str, threshold: float) -> None:
         self.kind = kind
@@ -150,7 +155,13 @@ class TickImbalanceBar(InformationBar):
         "ticks_min",
     )
 
-    _STATE = (*InformationBar._STATE, "threshold", "expected_ticks", "expected_imbalance", "sign_average")
+    _STATE: ClassVar[tuple[str, ...]] = (
+        *InformationBar._STATE,
+        "threshold",
+        "expected_ticks",
+        "expected_imbalance",
+        "sign_average",
+    )
 
     def __init__(self, cfg: TickImbalanceConfig) -> None:
         self.alpha_bars = 2 / (cfg.bars_span + 1)

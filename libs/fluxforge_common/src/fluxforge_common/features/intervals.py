@@ -15,36 +15,40 @@ lies outside it.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar, Final
 
 _INF = math.inf
+
+
+_INTERVALFLOWS_SLOTS: Final = (
+    "buy_qty",
+    "depth_m2",
+    "depth_mean",
+    "first_mid",
+    "high",
+    "last_mid",
+    "low",
+    "max_spread",
+    "min_spread",
+    "n",
+    "n_tight",
+    "n_trades",
+    "notional",
+    "ofi",
+    "r2_cross",
+    "r2_in",
+    "sell_qty",
+    "sum_imb",
+    "sum_rel",
+    "sum_spread",
+)
 
 
 class IntervalFlows:
     """What happened in one grid interval: book-update, OFI, trade and regime aggregates."""
 
-    __slots__ = (
-        "buy_qty",
-        "depth_m2",
-        "depth_mean",
-        "first_mid",
-        "high",
-        "last_mid",
-        "low",
-        "max_spread",
-        "min_spread",
-        "n",
-        "n_tight",
-        "n_trades",
-        "notional",
-        "ofi",
-        "r2_cross",
-        "r2_in",
-        "sell_qty",
-        "sum_imb",
-        "sum_rel",
-        "sum_spread",
-    )
+    __slots__ = _INTERVALFLOWS_SLOTS
+    _STATE: ClassVar[tuple[str, ...]] = _INTERVALFLOWS_SLOTS
 
     def __init__(self, ofi_levels: int) -> None:
         self.ofi = [0.0] * ofi_levels
@@ -68,10 +72,10 @@ class IntervalFlows:
         self.buy_qty = self.sell_qty = self.notional = 0.0
 
     def to_state(self) -> list[Any]:
-        return [getattr(self, name) for name in self.__slots__]
+        return [getattr(self, name) for name in self._STATE]
 
     def load_state(self, values: list[Any]) -> None:
-        for name, value in zip(self.__slots__, values, strict=True):
+        for name, value in zip(self._STATE, values, strict=True):
             setattr(self, name, value)
 
 

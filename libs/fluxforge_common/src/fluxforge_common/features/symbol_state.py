@@ -414,7 +414,7 @@ class SymbolState:
         f.sum_imb += (qb - qa) / (qb + qa)
         if rel <= self.layout.tight:
             f.n_tight += 1
-        depth = sum(bsz) + sum(asz)
+        depth = sum(bsz, 0.0) + sum(asz, 0.0)
         delta = depth - f.depth_mean
         f.depth_mean += delta / n
         f.depth_m2 += delta * (depth - f.depth_mean)
@@ -595,7 +595,7 @@ class SymbolState:
         state.windows.load_state(windows)
         for bar, bar_state in zip(state.bars, bars, strict=True):
             bar.load_state(bar_state)
-        state.held.extend((event_time(tick), tick, None) for tick in _held_ticks.decode(held))
+        state.held.extend([(event_time(tick), tick, None) for tick in _held_ticks.decode(held)])
         for ibar, ibar_state in zip(state.ibars, ibars[0] if ibars else [], strict=True):
             ibar.load_state(ibar_state)
         return state

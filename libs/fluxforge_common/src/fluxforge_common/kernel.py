@@ -1,0 +1,111 @@
+"""The compiled kernel: the per-tick modules, compiled by mypyc where a C compiler is (`make setup`).
+
+The compiled modules are the same source as the pure ones, so there is one definition of every
+feature; mypyc turns their typed code into C (README "Performance"). Their extension modules sit
+beside the sources and Python prefers them. That is only right while they were built from those
+sources: a source edited since (or `FLUXFORGE_PURE_PYTHON=1`) makes every module of the kernel load
+from its source instead, all or none, because compiled modules call each other directly, past
+the import system.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from importlib.abc import MetaPathFinder
+from pathlib import Path
+from types import ModuleType
+
+# The modules every tick passes through; `scripts/build_kernel.py` compiles exactly these.
+MODULES = (
+    "fluxforge_common.features.bars",
+    "fluxforge_common.features.book",
+    "fluxforge_common.features.engine",
+    "fluxforge_common.features.enrichment",
+    "fluxforge_common.features.ibars",
+    "fluxforge_common.features.intervals",
+    "fluxforge_common.features.output",
+    "fluxforge_common.features.symbol_state",
+    "fluxforge_common.messages.decoding",
+    "fluxforge_common.pipeline.embedded",
+    "fluxforge_common.pipeline.ingest_order",
+    "fluxforge_common.pipeline.lines",
+    "fluxforge_common.writers.ndjson",
+    "fluxforge_common.writers.parquet",
+)
+# mypyc puts the C of all of them in one shared library, named after this group, beside the package.
+GROUP = "fluxforge_kernel"
+PURE_ENV = "FLUXFORGE_PURE_PYTHON"
+_ROOT = Path(__file__).resolve().parent.parent
+_EXTENSION = importlib.machinery.EXTENSION_SUFFIXES[0]
+
+
+def group_library(root: Path = _ROOT) -> Path:
+    return root / f"{GROUP}__mypyc{_EXTENSION}"
+
+
+def source_path(module: str, root: Path = _ROOT) -> Path:
+    return root.joinpath(*module.split(".")).with_suffix(".py")
+
+
+def extension_path(module: str, root: Path = _ROOT) -> Path:
+    return root.joinpath(*module.split(".")).with_name(module.rpartition(".")[2] + _EXTENSION)
+
+
+def build_state(root: Path = _ROOT) -> str:
+    """'compiled' when every module's extension is newer than its source, 'stale' when one is
+    older or missing while others exist, 'none' when none exists."""
+    built = 0
+    current = group_library(root).exists()
+    for module in MODULES:
+        try:
+            built_at = extension_path(module, root).stat().st_mtime
+        except FileNotFoundError:
+            current = False
+            continue
+        built += 1
+        current = current and built_at >= source_path(module, root).stat().st_mtime
+    if not built:
+        return "none"
+    return "compiled" if current else "stale"
+
+
+class _FromSource(MetaPathFinder):
+    """Finds the kernel's modules as their `.py` files, ahead of the extension beside them."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in MODULES:
+            return None
+        return importlib.util.spec_from_file_location(fullname, source_path(fullname))
+
+
+def pure_asked() -> bool:
+    value = os.environ.get(PURE_ENV, "")
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{PURE_ENV}={value!r}: set it to 1 (run the kernel from source) or 0 / unset")
+    return value == "1"
+
+
+@functools.cache
+def choose() -> str:
+    """Load the kernel compiled or from source, once; says which (`fluxforge --version`, `make bench`).
+
+    `fluxforge_common/__init__` calls it before any kernel module is imported.
+    """
+    state = build_state()
+    pure = pure_asked()
+    if state == "compiled" and not pure:
+        return "compiled"
+    if state != "none":
+        sys.meta_path.insert(0, _FromSource())
+    if pure:
+        return f"pure ({PURE_ENV}=1)"
+    if state == "stale":
+        return "pure (the compiled kernel is older than its sources: `make setup` compiles it again)"
+    return "pure (not compiled: `make setup` compiles it where a C compiler is)"

@@ -1,0 +1,80 @@
+"""Compile the kernel (`fluxforge_common.kernel.MODULES`) with mypyc, in place, if it is not current.
+
+Run by `make setup` and the image's build. Without a C compiler nothing is built and FluxForge
+runs the same modules as pure Python: the same rows, slower (README "Performance").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fluxforge_common import kernel
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ROOT / "libs" / "fluxforge_common" / "src"
+
+
+def compile_in_place(build_dir: Path) -> None:
+    from mypyc.build import mypycify
+    from setuptools import setup
+
+    files = [str(kernel.source_path(module).relative_to(SOURCES)) for module in kernel.MODULES]
+    extensions = mypycify(
+        ["--config-file", str(ROOT / "pyproject.toml"), *files],
+        opt_level="3",
+        group_name=kernel.GROUP,
+        target_dir=str(build_dir / "c"),
+    )
+    setup(
+        name=kernel.GROUP,
+        ext_modules=extensions,
+        script_args=[
+            "--quiet",
+            "build_ext",
+            "--inplace",
+            "-t",
+            str(build_dir / "o"),
+            "-b",
+            str(build_dir / "lib"),
+        ],
+    )
+
+
+def main() -> int:
+    if "--force" not in sys.argv[1:] and kernel.build_state() == "compiled":
+        return 0
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        print(
+            "build_kernel: no C compiler (cc): the kernel runs as pure Python, same results, slower; "
+            "install gcc and run `make setup` again to compile it",
+            file=sys.stderr,
+        )
+        return 0
+    started = time.monotonic()
+    print(f"build_kernel: compiling {len(kernel.MODULES)} modules with mypyc ...", file=sys.stderr)
+    cwd = Path.cwd()
+    with tempfile.TemporaryDirectory(prefix="fluxforge-kernel-") as build_dir:
+        os.chdir(SOURCES)  # mypyc names modules by their path from here
+        try:
+            compile_in_place(Path(build_dir))
+        except (Exception, SystemExit) as exc:  # setuptools reports a failed compiler as SystemExit
+            print(
+                f"build_kernel: compiling failed ({exc}); the kernel runs as pure Python, same results, "
+                "slower. The compiler's output is above.",
+                file=sys.stderr,
+            )
+            return 0
+        finally:
+            os.chdir(cwd)
+    print(f"build_kernel: compiled in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""An engine that raises on chosen ticks, for the tests of how a defect in the engine is contained.
+
+The kernel's classes may be compiled (`fluxforge_common.kernel`), and a compiled class's methods
+cannot be patched; so the fault wraps the engine object the pipeline or processor holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import cast
+
+from fluxforge_common.features import EngineOutput, FeatureEngine, SymbolState
+from fluxforge_common.messages.decoding import DecodedTick
+
+
+class FailingEngine:
+    """Applies every tick with `engine`, but raises `error` where `fails(state, item)` says so."""
+
+    def __init__(
+        self,
+        engine: FeatureEngine,
+        fails: Callable[[SymbolState, DecodedTick], bool],
+        error: Exception,
+    ) -> None:
+        self.engine = engine
+        self.fails = fails
+        self.error = error
+
+    def state_for(self, exchange: str, symbol: str) -> SymbolState:
+        return self.engine.state_for(exchange, symbol)
+
+    def apply(self, state: SymbolState, item: DecodedTick, out: EngineOutput) -> str | None:
+        if self.fails(state, item):
+            raise self.error
+        return self.engine.apply(state, item, out)
+
+    def flush(self, out: EngineOutput) -> None:
+        self.engine.flush(out)
+
+
+def failing(
+    engine: FeatureEngine, fails: Callable[[SymbolState, DecodedTick], bool], error: Exception
+) -> FeatureEngine:
+    """`engine` with the fault, typed as what the pipeline and the processor hold."""
+    return cast(FeatureEngine, FailingEngine(engine, fails, error))

@@ -1,0 +1,60 @@
+"""Which kernel a process runs: compiled only while every extension was built from today's source."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from fluxforge_common import kernel
+
+
+def _tree(root: Path, *, built: tuple[str, ...], library: bool = True) -> None:
+    for module in kernel.MODULES:
+        source = kernel.source_path(module, root)
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text("")
+        os.utime(source, (1_000, 1_000))
+    for module in built:
+        kernel.extension_path(module, root).write_bytes(b"")
+        os.utime(kernel.extension_path(module, root), (2_000, 2_000))
+    if library:
+        kernel.group_library(root).write_bytes(b"")
+
+
+def test_every_module_built_after_its_source_is_compiled(tmp_path: Path) -> None:
+    _tree(tmp_path, built=kernel.MODULES)
+    assert kernel.build_state(tmp_path) == "compiled"
+
+
+def test_a_source_edited_after_the_build_makes_the_kernel_stale(tmp_path: Path) -> None:
+    _tree(tmp_path, built=kernel.MODULES)
+    os.utime(kernel.source_path(kernel.MODULES[-1], tmp_path), (3_000, 3_000))
+    assert kernel.build_state(tmp_path) == "stale"
+
+
+@pytest.mark.parametrize(
+    ("built", "library"),
+    [(kernel.MODULES[:-1], True), (kernel.MODULES, False)],
+    ids=["a module not built", "no shared library"],
+)
+def test_a_partial_build_is_stale(tmp_path: Path, built: tuple[str, ...], library: bool) -> None:
+    _tree(tmp_path, built=built, library=library)
+    assert kernel.build_state(tmp_path) == "stale"
+
+
+def test_no_extension_at_all_is_not_compiled(tmp_path: Path) -> None:
+    _tree(tmp_path, built=(), library=False)
+    assert kernel.build_state(tmp_path) == "none"
+
+
+@pytest.mark.parametrize(("value", "pure"), [("", False), ("0", False), ("1", True)])
+def test_pure_python_is_asked_for_with_1(monkeypatch: pytest.MonkeyPatch, value: str, pure: bool) -> None:
+    monkeypatch.setenv(kernel.PURE_ENV, value)
+    assert kernel.pure_asked() is pure
+
+
+def test_any_other_value_of_the_switch_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(kernel.PURE_ENV, "yes")
+    with pytest.raises(ValueError, match="FLUXFORGE_PURE_PYTHON='yes': set it to 1"):
+        kernel.pure_asked()
