@@ -1,8 +1,9 @@
 """The issue's end-to-end rows on the reference input (`bench.input_file`), beside its figures before.
 
-`fluxforge run --input` and the Polars L1 job run as child processes (start-up included),
-alternating, and the median of each is reported; decode, decode + engine and the embedded
-pipeline are measured in process, on lines already in memory.
+`fluxforge run --input` (with the kernel compiled and from source), and the Polars L1 job run as
+child processes (start-up included), alternating, and the median of each is reported; decode,
+decode + engine and the embedded pipeline are measured in process, on lines already in memory,
+with the kernel this process loaded (`fluxforge_common.kernel`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from fluxforge_common import kernel
 from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine
 from fluxforge_common.messages import BookTick, DecodedTick, decode_tick
@@ -73,26 +75,16 @@ def run(lines: int = LINES) -> list[Row]:
     try:
         source = write_input(tmp / "reference.ndjson", lines)
         polars_env = {**os.environ, "POLARS_MAX_THREADS": "2"}
+        pure_env = {**os.environ, kernel.PURE_ENV: "1"}
         ours: list[float] = []
+        pure: list[float] = []
         polars: list[float] = []
+        run_input = [sys.executable, "-m", "fluxforge.cli", "run", "--input", str(source), "-q", "-o"]
         for n in range(ROUNDS):
-            out = tmp / f"run-{n}"
-            ours.append(
-                _timed(
-                    [
-                        sys.executable,
-                        "-m",
-                        "fluxforge.cli",
-                        "run",
-                        "--input",
-                        str(source),
-                        "-o",
-                        str(out),
-                        "-q",
-                    ]
-                )
-            )
-            shutil.rmtree(out)
+            ours.append(_timed([*run_input, str(tmp / f"run-{n}")]))
+            pure.append(_timed([*run_input, str(tmp / f"pure-{n}")], pure_env))
+            shutil.rmtree(tmp / f"run-{n}")
+            shutil.rmtree(tmp / f"pure-{n}")
             polars.append(
                 _timed(
                     [sys.executable, "-m", "bench.polars_reference", str(source), str(tmp / "l1.parquet")],
@@ -107,12 +99,19 @@ def run(lines: int = LINES) -> list[Row]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     ours_rate = lines / statistics.median(ours)
+    pure_rate = lines / statistics.median(pure)
     polars_rate = lines / statistics.median(polars)
     return [
         (
             f"fluxforge run --input, {lines:,} lines, 50 symbols (archive + 4 tables)",
             f"{ours_rate:,.0f}",
-            "lines/s, process start to exit (before: 19,000-22,000; target >= 100,000)",
+            f"lines/s, process start to exit, kernel {kernel.choose()} "
+            "(before: 19,000-22,000; target >= 100,000)",
+        ),
+        (
+            f"  the same with the kernel from source ({kernel.PURE_ENV}=1)",
+            f"{pure_rate:,.0f}",
+            f"lines/s; kernel as loaded / from source = {ours_rate / pure_rate:.2f}",
         ),
         (
             "  Polars L1 job on the same file (2 threads)",

@@ -11,9 +11,12 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
-from fluxforge_common import kernel
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)  # that the kernel is stale: this script compiles it
+    from fluxforge_common import kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "libs" / "fluxforge_common" / "src"

@@ -1,4 +1,4 @@
-"""Which kernel a process runs: compiled only while every extension was built from today's source."""
+"""Which kernel a process runs: compiled only while every extension was built from the sources there are."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ def _tree(root: Path, *, built: tuple[str, ...], library: bool = True) -> None:
         source.parent.mkdir(parents=True, exist_ok=True)
         source.write_text("")
         os.utime(source, (1_000, 1_000))
-    for module in built:
-        kernel.extension_path(module, root).write_bytes(b"")
-        os.utime(kernel.extension_path(module, root), (2_000, 2_000))
+    built_files = [kernel.extension_path(module, root) for module in built]
     if library:
-        kernel.group_library(root).write_bytes(b"")
+        built_files.append(kernel.group_library(root))
+    for path in built_files:
+        path.write_bytes(b"")
+        os.utime(path, (2_000, 2_000))
 
 
 def test_every_module_built_after_its_source_is_compiled(tmp_path: Path) -> None:
@@ -27,9 +28,14 @@ def test_every_module_built_after_its_source_is_compiled(tmp_path: Path) -> None
     assert kernel.build_state(tmp_path) == "compiled"
 
 
-def test_a_source_edited_after_the_build_makes_the_kernel_stale(tmp_path: Path) -> None:
+@pytest.mark.parametrize("edited", [kernel.MODULES[-1], "fluxforge_common.config.state"])
+def test_a_source_edited_after_the_build_makes_the_kernel_stale(tmp_path: Path, edited: str) -> None:
+    """A module the kernel only imports counts too: the kernel was compiled against its types."""
     _tree(tmp_path, built=kernel.MODULES)
-    os.utime(kernel.source_path(kernel.MODULES[-1], tmp_path), (3_000, 3_000))
+    source = kernel.source_path(edited, tmp_path)
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text("")
+    os.utime(source, (3_000, 3_000))
     assert kernel.build_state(tmp_path) == "stale"
 
 

@@ -3,9 +3,9 @@
 The compiled modules are the same source as the pure ones, so there is one definition of every
 feature; mypyc turns their typed code into C (README "Performance"). Their extension modules sit
 beside the sources and Python prefers them. That is only right while they were built from those
-sources: a source edited since (or `FLUXFORGE_PURE_PYTHON=1`) makes every module of the kernel load
-from its source instead, all or none, because compiled modules call each other directly, past
-the import system.
+sources: a source of the package edited since (or `FLUXFORGE_PURE_PYTHON=1`) makes every module of
+the kernel load from its source instead, all or none, because compiled modules call each other
+directly, past the import system.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from importlib.abc import MetaPathFinder
 from pathlib import Path
@@ -56,21 +57,24 @@ def extension_path(module: str, root: Path = _ROOT) -> Path:
     return root.joinpath(*module.split(".")).with_name(module.rpartition(".")[2] + _EXTENSION)
 
 
+def newest_source(root: Path = _ROOT) -> float:
+    """When a source of the package was last changed: the kernel's code was compiled against the
+    types of every module it imports, so any of them changing makes it stale."""
+    return max((path.stat().st_mtime for path in (root / "fluxforge_common").rglob("*.py")), default=0.0)
+
+
 def build_state(root: Path = _ROOT) -> str:
-    """'compiled' when every module's extension is newer than its source, 'stale' when one is
-    older or missing while others exist, 'none' when none exists."""
-    built = 0
-    current = group_library(root).exists()
-    for module in MODULES:
+    """'compiled' when every module's extension is newer than every source of the package,
+    'stale' when one is older or missing while others exist, 'none' when none exists."""
+    built: list[float] = []
+    for path in (group_library(root), *(extension_path(module, root) for module in MODULES)):
         try:
-            built_at = extension_path(module, root).stat().st_mtime
+            built.append(path.stat().st_mtime)
         except FileNotFoundError:
-            current = False
             continue
-        built += 1
-        current = current and built_at >= source_path(module, root).stat().st_mtime
     if not built:
         return "none"
+    current = len(built) == len(MODULES) + 1 and min(built) >= newest_source(root)
     return "compiled" if current else "stale"
 
 
@@ -94,7 +98,7 @@ def pure_asked() -> bool:
 
 @functools.cache
 def choose() -> str:
-    """Load the kernel compiled or from source, once; says which (`fluxforge --version`, `make bench`).
+    """Load the kernel compiled or from source, once; says which (`make bench`, tests/e2e/test_kernel.py).
 
     `fluxforge_common/__init__` calls it before any kernel module is imported.
     """
@@ -107,5 +111,7 @@ def choose() -> str:
     if pure:
         return f"pure ({PURE_ENV}=1)"
     if state == "stale":
-        return "pure (the compiled kernel is older than its sources: `make setup` compiles it again)"
+        stale = "pure (the compiled kernel is older than its sources: `make setup` compiles it again)"
+        warnings.warn(f"FluxForge runs its kernel {stale}", RuntimeWarning, stacklevel=2)
+        return stale
     return "pure (not compiled: `make setup` compiles it where a C compiler is)"

@@ -104,4 +104,5 @@ def in_event_time_place(lines: Iterator[bytes], backfilled: Backfilled) -> Itera
                     del backfilled[key]
         yield line
     for waiting in backfilled.values():
-        yield from (line for _, _, line in waiting)
+        for _, _, line in waiting:
+            yield line

@@ -118,8 +118,15 @@ def _segment_lines(storage: StorageBackend, files: list[str]) -> Iterator[bytes]
     streams = [iter_ndjson(storage, path) for path in files]
     merged = heapq.merge(*streams, key=ingest_key)
     trade_files = [path for path in files if "/channel=trade/" in path]
-    backfilled = backfilled_trades(line for path in trade_files for line in iter_ndjson(storage, path))
+    backfilled = backfilled_trades(_lines_of(storage, trade_files))
     yield from in_event_time_place(merged, backfilled) if backfilled else merged
+
+
+def _lines_of(storage: StorageBackend, files: list[str]) -> Iterator[bytes]:
+    """One file after another, read as they are needed (a generator expression here would be a list
+    once compiled: `fluxforge_common.kernel`)."""
+    for path in files:
+        yield from iter_ndjson(storage, path)
 
 
 def date_range(start: str, end: str) -> list[str]:

@@ -482,7 +482,9 @@ def iter_ndjson(storage: StorageBackend, path: str) -> Iterator[bytes]:
     """
     with storage.open_read(path) as raw:
         stream = pa.input_stream(raw, compression="zstd") if path.endswith(".zst") else raw
-        yield from (line for line in read_lines(stream) if line)
+        for line in read_lines(stream):
+            if line:
+                yield line
 
 
 def read_lines(stream: BinaryIO | pa.NativeFile) -> Iterator[bytes]:
