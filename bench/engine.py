@@ -14,7 +14,7 @@ from pathlib import Path
 from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine, table_schema
 from fluxforge_common.messages import decode_tick
-from fluxforge_common.messages.decoding import DecodedTick
+from fluxforge_common.messages.decoded import DecodedTick
 from fluxforge_common.pipeline import EmbeddedPipeline
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_common.storage.local import LocalStorage

@@ -25,7 +25,7 @@ from fluxforge_common.config.settings import KafkaConfig, StorageConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine
 from fluxforge_common.kafka import TopicNames, ensure_topics, producer, topic_specs
 from fluxforge_common.messages import decode_tick
-from fluxforge_common.messages.decoding import DecodedTick
+from fluxforge_common.messages.decoded import DecodedTick
 from fluxforge_common.messages.rows import encode_rows
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_common.storage.local import LocalStorage

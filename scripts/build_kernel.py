@@ -59,6 +59,8 @@ def main() -> int:
             file=sys.stderr,
         )
         return 0
+    for module in kernel.extensions() - set(kernel.MODULES):  # left by a kernel of more modules
+        kernel.extension_path(module).unlink()
     started = time.monotonic()
     print(f"build_kernel: compiling {len(kernel.MODULES)} modules with mypyc ...", file=sys.stderr)
     cwd = Path.cwd()

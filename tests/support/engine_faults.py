@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import cast
 
 from fluxforge_common.features import EngineOutput, FeatureEngine, SymbolState
-from fluxforge_common.messages.decoding import DecodedTick
+from fluxforge_common.messages.decoded import DecodedTick
 
 
 class FailingEngine:

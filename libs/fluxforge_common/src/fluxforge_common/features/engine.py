@@ -5,7 +5,7 @@ from __future__ import annotations
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.features.symbol_state import SymbolState
-from fluxforge_common.messages.decoding import DecodedTick, Rejection
+from fluxforge_common.messages.decoded import DecodedTick, Rejection
 from fluxforge_common.messages.envelopes import event_time
 
 

@@ -15,7 +15,8 @@ from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features.engine import FeatureEngine
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.features.schema import TABLES, table_schema
-from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES, Rejection, decode_tick
+from fluxforge_common.messages.decoded import Rejection
+from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES, decode_tick
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fluxforge_common.messages.decoding import Rejection
+from fluxforge_common.messages.decoded import Rejection
 
 
 class EngineOutput:

@@ -1,9 +1,7 @@
 """Raw envelope types and their decoding/validation."""
 
+from fluxforge_common.messages.decoded import DecodedTick, DecodedWatermark, Rejection
 from fluxforge_common.messages.decoding import (
-    DecodedTick,
-    DecodedWatermark,
-    Rejection,
     decode_batch,
     decode_element,
     decode_tick,

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from fluxforge_common.messages.decoded import DecodedTick, DecodedWatermark, Rejection
 from fluxforge_common.messages.envelopes import (
     BookColumns,
     BookTick,
@@ -41,32 +42,6 @@ DEFAULT_MAX_MESSAGE_BYTES = (1 << 20) - 1024
 MIN_QUANTITY = 1e-30
 MAX_QUANTITY = 1e30
 _RANGE = f"{MIN_QUANTITY:g}..{MAX_QUANTITY:g}"
-
-
-class Rejection(msgspec.Struct, frozen=True, gc=False):
-    """A raw message the pipeline refused, with its original bytes and the reason."""
-
-    raw: bytes
-    reason: str
-
-
-class DecodedTick(msgspec.Struct, frozen=True, gc=False):
-    """An accepted tick with the exact bytes it arrived as (kept for the raw archive).
-
-    For a book, `book` holds the columns validation already split it into, so the
-    engine does not split it again.
-    """
-
-    tick: Tick
-    raw: bytes
-    book: BookColumns | None = None
-
-
-class DecodedWatermark(msgspec.Struct, frozen=True, gc=False):
-    """An accepted watermark record (raw topic only) with the exact bytes it arrived as."""
-
-    watermark: Watermark
-    raw: bytes
 
 
 _tick_decoder = msgspec.json.Decoder(Tick)
