@@ -20,7 +20,7 @@ COPY scripts/build_kernel.py scripts/build_kernel.py
 # kernel group (mypy, setuptools) is installed to compile the kernel, then removed by the last sync.
 RUN uv sync --frozen --no-dev --group kernel \
     && .venv/bin/python -m compileall -q src libs/*/src services/*/src tools/*/src \
-    && .venv/bin/python scripts/build_kernel.py \
+    && .venv/bin/python scripts/build_kernel.py --force --required \
     && uv sync --frozen --no-dev
 
 FROM python:3.11.11-slim-bookworm

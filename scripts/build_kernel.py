@@ -28,7 +28,7 @@ def compile_in_place(build_dir: Path) -> None:
 
     files = [str(kernel.source_path(module).relative_to(SOURCES)) for module in kernel.MODULES]
     extensions = mypycify(
-        ["--config-file", str(ROOT / "pyproject.toml"), *files],
+        ["--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(build_dir / "mypy"), *files],
         opt_level="3",
         group_name=kernel.GROUP,
         target_dir=str(build_dir / "c"),
@@ -49,7 +49,16 @@ def compile_in_place(build_dir: Path) -> None:
 
 
 def main() -> int:
-    if "--force" not in sys.argv[1:] and kernel.build_state() == "compiled":
+    """`--force` compiles even a current kernel; `--required` (the image) fails without one."""
+    options = set(sys.argv[1:])
+    unknown = options - {"--force", "--required"}
+    if unknown:
+        print(
+            f"build_kernel: unknown option(s) {sorted(unknown)}; takes --force, --required", file=sys.stderr
+        )
+        return 2
+    required = "--required" in options
+    if "--force" not in options and kernel.build_state() == "compiled":
         return 0
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
@@ -58,10 +67,10 @@ def main() -> int:
             "install gcc and run `make setup` again to compile it",
             file=sys.stderr,
         )
-        return 0
+        return 2 if required else 0
     for module in kernel.extensions() - set(kernel.MODULES):  # left by a kernel of more modules
         kernel.extension_path(module).unlink()
-    started = time.monotonic()
+    started = time.time()
     print(f"build_kernel: compiling {len(kernel.MODULES)} modules with mypyc ...", file=sys.stderr)
     cwd = Path.cwd()
     with tempfile.TemporaryDirectory(prefix="fluxforge-kernel-") as build_dir:
@@ -74,10 +83,14 @@ def main() -> int:
                 "slower. The compiler's output is above.",
                 file=sys.stderr,
             )
-            return 0
+            return 2 if required else 0
         finally:
             os.chdir(cwd)
-    print(f"build_kernel: compiled in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    # Dated when the build read the sources: a source saved while it compiled is newer, so the
+    # kernel counts as stale instead of running what was read before the edit.
+    for path in (kernel.group_library(), *(kernel.extension_path(module) for module in kernel.MODULES)):
+        os.utime(path, (started, started))
+    print(f"build_kernel: compiled in {time.time() - started:.0f} s", file=sys.stderr)
     return 0
 
 

@@ -64,13 +64,15 @@ def test_no_extension_at_all_is_not_compiled(tmp_path: Path) -> None:
     assert kernel.build_state(tmp_path) == "none"
 
 
-@pytest.mark.parametrize(("value", "pure"), [("", False), ("0", False), ("1", True)])
+@pytest.mark.parametrize(
+    ("value", "pure"), [("", False), ("0", False), ("false", False), ("1", True), ("True", True)]
+)
 def test_pure_python_is_asked_for_with_1(monkeypatch: pytest.MonkeyPatch, value: str, pure: bool) -> None:
     monkeypatch.setenv(kernel.PURE_ENV, value)
     assert kernel.pure_asked() is pure
 
 
 def test_any_other_value_of_the_switch_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(kernel.PURE_ENV, "yes")
-    with pytest.raises(ValueError, match="FLUXFORGE_PURE_PYTHON='yes': set it to 1"):
+    monkeypatch.setenv(kernel.PURE_ENV, "compiled")
+    with pytest.raises(ValueError, match=r"FLUXFORGE_PURE_PYTHON='compiled': set it to 1"):
         kernel.pure_asked()

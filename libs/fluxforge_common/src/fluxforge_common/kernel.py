@@ -97,25 +97,30 @@ class _FromSource(MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, source) if source.is_file() else None
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
 def pure_asked() -> bool:
     value = os.environ.get(PURE_ENV, "")
-    if value not in ("", "0", "1"):
+    if value.lower() not in _TRUE + _FALSE:
         raise ValueError(f"{PURE_ENV}={value!r}: set it to 1 (run the kernel from source) or 0 / unset")
-    return value == "1"
+    return value.lower() in _TRUE
 
 
 @functools.cache
 def choose() -> str:
     """Load the kernel compiled or from source, once; says which (`make bench`, tests/e2e/test_kernel.py).
 
-    `fluxforge_common/__init__` calls it before any kernel module is imported.
+    `fluxforge_common/__init__` calls it before any kernel module is imported. Once it says pure, a
+    kernel compiled later in this process's life is not loaded either (its modules would call into
+    each other past the ones already loaded from source).
     """
     state = build_state()
     pure = pure_asked()
     if state == "compiled" and not pure:
         return "compiled"
-    if state != "none":
-        sys.meta_path.insert(0, _FromSource())
+    sys.meta_path.insert(0, _FromSource())
     if pure:
         return f"pure ({PURE_ENV}=1)"
     if state == "stale":

@@ -9,7 +9,6 @@ the dead-letter record.
 from __future__ import annotations
 
 import math
-import operator
 import re
 from typing import Any
 
@@ -78,23 +77,33 @@ def _check_book(tick: BookTick) -> BookColumns | str:
     """The book as (bid prices, bid sizes, ask prices, ask sizes), or why it is invalid."""
     bids, asks = tick.bids, tick.asks
     if bids and asks:
-        # Fast path in C builtins; `_explain_book` only runs to name the offending level. Positive
-        # strictly ordered prices follow from the last bid > 0, the order within each side and
-        # best bid < best ask. Levels are pairs (the decoder's type), and a `strict=` keyword
-        # makes each zip ~0.15 us slower.
-        bpx, bsz = zip(*bids)  # noqa: B905
-        apx, asz = zip(*asks)  # noqa: B905
-        if (
-            bpx[0] < apx[0]
-            and MIN_QUANTITY <= min(bsz) <= max(bsz) < MAX_QUANTITY
-            and MIN_QUANTITY <= min(asz) <= max(asz) < MAX_QUANTITY
-            and bpx[-1] >= MIN_QUANTITY
-            and apx[-1] < MAX_QUANTITY
-            and all(map(operator.gt, bpx, bpx[1:]))
-            and all(map(operator.lt, apx, apx[1:]))
-        ):
-            return bpx, bsz, apx, asz
+        # One pass a side with plain comparisons, which the compiled kernel turns into C (2.9 vs
+        # 5.0 us a 10-level book for zip/min/max/all builtins); `_explain_book` only runs to name
+        # the offending level.
+        bid_cols = _side_columns(bids, True)
+        ask_cols = _side_columns(asks, False)
+        if bid_cols is not None and ask_cols is not None and bid_cols[0][0] < ask_cols[0][0]:
+            return bid_cols[0], bid_cols[1], ask_cols[0], ask_cols[1]
     return _explain_book(tick)
+
+
+def _side_columns(
+    levels: list[tuple[float, float]], descending: bool
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """A side's (prices, sizes) when every price and size is in range and the prices are strictly
+    ordered (`descending` for bids), else None."""
+    prices: list[float] = []
+    sizes: list[float] = []
+    prev = MAX_QUANTITY if descending else 0.0
+    for price, size in levels:
+        if not (MIN_QUANTITY <= price < MAX_QUANTITY and MIN_QUANTITY <= size < MAX_QUANTITY):
+            return None
+        if (price >= prev) if descending else (price <= prev):
+            return None
+        prev = price
+        prices.append(price)
+        sizes.append(size)
+    return tuple(prices), tuple(sizes)
 
 
 def _explain_book(tick: BookTick) -> str:
