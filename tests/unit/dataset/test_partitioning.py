@@ -9,6 +9,7 @@ import pyarrow.dataset as ds
 import pytest
 from fluxforge_common.dataset.partitioning import (
     HIVE_NULL,
+    MAX_COMPONENT_BYTES,
     MAX_VALUE_CHARS,
     ParquetPartition,
     check_date,
@@ -73,6 +74,12 @@ def test_matches_pyarrow_format_and_parse(value: str) -> None:
 @settings(max_examples=150, deadline=None)
 @given(printable)
 def test_any_printable_value_round_trips_through_pyarrow(value: str) -> None:
+    """Or is refused when its encoding does not fit one path component (40 characters of 4 UTF-8
+    bytes, each escaped as %XX, are 480 bytes)."""
+    if len("symbol=" + encode_value(value)) > MAX_COMPONENT_BYTES:
+        with pytest.raises(ValueError, match=f"over the {MAX_COMPONENT_BYTES}-byte limit"):
+            encode_segment("symbol", value)
+        return
     segment = encode_segment("symbol", value)
     assert "/" not in segment
     assert decode_value(segment.split("=", 1)[1]) == value
