@@ -118,11 +118,19 @@ def choose() -> str:
     """
     state = build_state()
     pure = pure_asked()
+    failed = None
     if state == "compiled" and not pure:
-        return "compiled"
+        try:  # the shared library holds all the C: if it loads, every module will
+            importlib.import_module(f"{GROUP}__mypyc")
+            return "compiled"
+        except ImportError as exc:
+            failed = f"pure (the compiled kernel does not load: {exc}; `make setup` compiles it again)"
     sys.meta_path.insert(0, _FromSource())
     if pure:
         return f"pure ({PURE_ENV}=1)"
+    if failed:
+        warnings.warn(f"FluxForge runs its kernel {failed}", RuntimeWarning, stacklevel=2)
+        return failed
     if state == "stale":
         stale = "pure (the compiled kernel does not match its sources: `make setup` compiles it again)"
         warnings.warn(f"FluxForge runs its kernel {stale}", RuntimeWarning, stacklevel=2)
