@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Final
 
 from fluxforge_common.features.intervals import IntervalFlows
 
-_INF = math.inf
+_INF: Final = math.inf
 
 
 _BARACCUMULATOR_SLOTS: Final = (

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar, Final
 
-_INF = math.inf
+_INF: Final = math.inf
 
 
 _INTERVALFLOWS_SLOTS: Final = (

@@ -25,7 +25,7 @@ import hashlib
 import math
 import operator
 from collections import deque
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -48,18 +48,18 @@ from fluxforge_common.messages.envelopes import (
 # 7: format 6 plus the information-driven bars' rounding errors; 6: format 4 plus whether the
 # symbol's event time follows the exchange's clock. A state without information-driven bars has
 # its own number: 5 (3 before that flag).
-STATE_FORMAT = 7
-_STATE_FORMAT_WITHOUT_IBARS = 5
+STATE_FORMAT: Final = 7
+_STATE_FORMAT_WITHOUT_IBARS: Final = 5
 # Older formats still read, and whether they hold the flag (without it, a symbol takes the
 # exchange's clock at its next stamped tick); bars without rounding errors load with 0.
 _OLDER_FORMATS = {STATE_FORMAT: {6: True, 4: False}, _STATE_FORMAT_WITHOUT_IBARS: {3: False}}
-RECENT_TRADE_IDS = 100
+RECENT_TRADE_IDS: Final = 100
 # How far a tick without `ts` (stamped by the receive clock) may run ahead of its symbol's exchange-stamped
 # time before it moves that time: more than a feed's latency, so it never makes a stamped tick late, and
 # a bound on how long it waits while the stamped channels are silent.
-RECEIVE_CLOCK_LEAD_MS = 2_000
-_MS_PER_DAY = 86_400_000
-_INF = math.inf
+RECEIVE_CLOCK_LEAD_MS: Final = 2_000
+_MS_PER_DAY: Final = 86_400_000
+_INF: Final = math.inf
 # A held tick: (event time, tick, its book columns), kept sorted by event time then arrival.
 Held = tuple[int, Tick, BookColumns | None]
 _held_time = operator.itemgetter(0)

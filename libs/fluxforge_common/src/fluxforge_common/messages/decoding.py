@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -26,21 +26,21 @@ from fluxforge_common.messages.envelopes import (
 
 # Event and receive times outside [2000-01-01, 2100-01-01) are almost always seconds or
 # microseconds sent where milliseconds are expected.
-MIN_TS_MS = 946_684_800_000
-MAX_TS_MS = 4_102_444_800_000
-MAX_EXCHANGE_LEN = 64
-MAX_SYMBOL_LEN = 128
+MIN_TS_MS: Final = 946_684_800_000
+MAX_TS_MS: Final = 4_102_444_800_000
+MAX_EXCHANGE_LEN: Final = 64
+MAX_SYMBOL_LEN: Final = 128
 # 1 MiB less the room a Kafka message needs around one envelope (its batch's brackets, a key of up to
 # 193 bytes, record and batch headers: < 400 bytes), so that the largest envelope still travels alone
 # in a message a broker takes by default (message.max.bytes 1,048,588), even uncompressed.
-DEFAULT_MAX_MESSAGE_BYTES = (1 << 20) - 1024
+DEFAULT_MAX_MESSAGE_BYTES: Final = (1 << 20) - 1024
 # Positive prices, sizes and amounts must lie in [MIN_QUANTITY, MAX_QUANTITY) (ticker volumes, which
 # may be 0, below MAX_QUANTITY). No market quotes numbers outside it, and the engine's products, sums
 # and logs of them must stay finite: a finite 1.7e308 amount overflowed `math.fsum` and stopped the
 # run, and a mid of 1e-300 after one of 1e29 made the log return's ratio 0.
-MIN_QUANTITY = 1e-30
-MAX_QUANTITY = 1e30
-_RANGE = f"{MIN_QUANTITY:g}..{MAX_QUANTITY:g}"
+MIN_QUANTITY: Final = 1e-30
+MAX_QUANTITY: Final = 1e30
+_RANGE: Final = f"{MIN_QUANTITY:g}..{MAX_QUANTITY:g}"
 
 
 _tick_decoder = msgspec.json.Decoder(Tick)
@@ -52,7 +52,7 @@ _batch_decoder = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw]
 # suffix. Neither admits a second "/", whitespace or control characters.
 _EXCHANGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SYMBOL_RE = re.compile(r"[^/:\s]+/[^/:\s]+(?::[^/:\s]+)?")
-_MAX_KNOWN_NAMES = 100_000
+_MAX_KNOWN_NAMES: Final = 100_000
 _known_names: set[tuple[str, str]] = set()
 
 
