@@ -89,7 +89,16 @@ def main() -> int:
     # Dated when the build read the sources: a source saved while it compiled is newer, so the
     # kernel counts as stale instead of running what was read before the edit.
     for path in (kernel.group_library(), *(kernel.extension_path(module) for module in kernel.MODULES)):
-        os.utime(path, (started, started))
+        if path.exists():
+            os.utime(path, (started, started))
+    state = kernel.build_state()
+    if state != "compiled":
+        print(
+            f"build_kernel: the build left the kernel {state} (a source changed while it compiled, or "
+            "one dated in the future); the kernel runs as pure Python: run this again",
+            file=sys.stderr,
+        )
+        return 2 if required else 0
     print(f"build_kernel: compiled in {time.time() - started:.0f} s", file=sys.stderr)
     return 0
 

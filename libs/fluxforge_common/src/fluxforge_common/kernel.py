@@ -120,14 +120,17 @@ def choose() -> str:
     pure = pure_asked()
     failed = None
     if state == "compiled" and not pure:
-        try:  # the shared library holds all the C: if it loads, every module will
+        try:  # the shared library that holds all the C: one built for another Python does not import
             importlib.import_module(f"{GROUP}__mypyc")
             return "compiled"
         except ImportError as exc:
-            failed = f"pure (the compiled kernel does not load: {exc}; `make setup` compiles it again)"
+            failed = (
+                f"pure (the compiled kernel does not import: {exc}; "
+                "`python scripts/build_kernel.py --force` compiles it again)"
+            )
     sys.meta_path.insert(0, _FromSource())
     if pure:
-        return f"pure ({PURE_ENV}=1)"
+        return f"pure ({PURE_ENV}={os.environ[PURE_ENV]})"
     if failed:
         warnings.warn(f"FluxForge runs its kernel {failed}", RuntimeWarning, stacklevel=2)
         return failed
