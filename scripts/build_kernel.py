@@ -48,6 +48,12 @@ def compile_in_place(build_dir: Path) -> None:
     )
 
 
+def _runs_pure(reason: str, required: bool) -> int:
+    """Say why there is no compiled kernel; an error only where one is `--required`."""
+    print(f"build_kernel: {reason}; the kernel runs as pure Python, same results, slower", file=sys.stderr)
+    return 2 if required else 0
+
+
 def main() -> int:
     """`--force` compiles even a current kernel; `--required` (the image) fails without one."""
     options = set(sys.argv[1:])
@@ -62,12 +68,7 @@ def main() -> int:
         return 0
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
-        print(
-            "build_kernel: no C compiler (cc): the kernel runs as pure Python, same results, slower; "
-            "install gcc and run `make setup` again to compile it",
-            file=sys.stderr,
-        )
-        return 2 if required else 0
+        return _runs_pure("no C compiler (cc): install gcc and run `make setup` again", required)
     for module in kernel.extensions() - set(kernel.MODULES):  # left by a kernel of more modules
         kernel.extension_path(module).unlink()
     started = time.time()
@@ -78,27 +79,21 @@ def main() -> int:
         try:
             compile_in_place(Path(build_dir))
         except (Exception, SystemExit) as exc:  # setuptools reports a failed compiler as SystemExit
-            print(
-                f"build_kernel: compiling failed ({exc}); the kernel runs as pure Python, same results, "
-                "slower. The compiler's output is above.",
-                file=sys.stderr,
-            )
-            return 2 if required else 0
+            return _runs_pure(f"compiling failed ({exc}; the compiler's output is above)", required)
         finally:
             os.chdir(cwd)
     # Dated when the build read the sources: a source saved while it compiled is newer, so the
     # kernel counts as stale instead of running what was read before the edit.
-    for path in (kernel.group_library(), *(kernel.extension_path(module) for module in kernel.MODULES)):
+    for path in kernel.built_files():
         if path.exists():
             os.utime(path, (started, started))
     state = kernel.build_state()
     if state != "compiled":
-        print(
-            f"build_kernel: the build left the kernel {state} (a source changed while it compiled, or "
-            "one dated in the future); the kernel runs as pure Python: run this again",
-            file=sys.stderr,
+        return _runs_pure(
+            f"the build left the kernel {state} (a source changed while it compiled, or one is dated "
+            "in the future): run this again",
+            required,
         )
-        return 2 if required else 0
     print(f"build_kernel: compiled in {time.time() - started:.0f} s", file=sys.stderr)
     return 0
 

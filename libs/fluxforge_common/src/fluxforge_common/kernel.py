@@ -24,6 +24,7 @@ from types import ModuleType
 # The per-tick work, from JSON to rows; `scripts/build_kernel.py` compiles exactly these. Not here:
 # msgspec Structs (mypyc does not keep the annotations msgspec reads: `messages/decoded.py`), nor the
 # pipeline and writers (threads, signals, files), whose tests failed compiled and which gain little.
+# A compiled class body cannot read its own `__slots__`: the state fields they name are module-level.
 MODULES = (
     "fluxforge_common.features.bars",
     "fluxforge_common.features.book",
@@ -69,19 +70,22 @@ def newest_source(root: Path = _ROOT) -> float:
     return max((path.stat().st_mtime for path in (root / "fluxforge_common").rglob("*.py")), default=0.0)
 
 
+def built_files(root: Path = _ROOT) -> tuple[Path, ...]:
+    """What a build writes: the shared library, then each module's extension."""
+    return (group_library(root), *(extension_path(module, root) for module in MODULES))
+
+
 def build_state(root: Path = _ROOT) -> str:
     """'compiled' when exactly the kernel's modules have extensions, each newer than every source of
     the package; 'none' when there is no extension; else 'stale' (an extension of a module no longer
     in the kernel counts: Python would load it)."""
     built = extensions(root)
-    if not built and not group_library(root).exists():
+    library = group_library(root).exists()
+    if not built and not library:
         return "none"
-    if built != set(MODULES) or not group_library(root).exists():
+    if built != set(MODULES) or not library:
         return "stale"
-    oldest = min(
-        path.stat().st_mtime
-        for path in (group_library(root), *(extension_path(module, root) for module in MODULES))
-    )
+    oldest = min(path.stat().st_mtime for path in built_files(root))
     return "compiled" if oldest >= newest_source(root) else "stale"
 
 
@@ -118,24 +122,21 @@ def choose() -> str:
     """
     state = build_state()
     pure = pure_asked()
-    failed = None
+    why = "the compiled kernel does not match its sources: `make setup` compiles it again"
     if state == "compiled" and not pure:
         try:  # the shared library that holds all the C: one built for another Python does not import
             importlib.import_module(f"{GROUP}__mypyc")
             return "compiled"
         except ImportError as exc:
-            failed = (
-                f"pure (the compiled kernel does not import: {exc}; "
-                "`python scripts/build_kernel.py --force` compiles it again)"
+            why = (
+                f"the compiled kernel does not import: {exc}; "
+                "`python scripts/build_kernel.py --force` compiles it again"
             )
     sys.meta_path.insert(0, _FromSource())
     if pure:
         return f"pure ({PURE_ENV}={os.environ[PURE_ENV]})"
-    if failed:
-        warnings.warn(f"FluxForge runs its kernel {failed}", RuntimeWarning, stacklevel=2)
-        return failed
-    if state == "stale":
-        stale = "pure (the compiled kernel does not match its sources: `make setup` compiles it again)"
-        warnings.warn(f"FluxForge runs its kernel {stale}", RuntimeWarning, stacklevel=2)
-        return stale
-    return "pure (not compiled: `make setup` compiles it where a C compiler is)"
+    if state == "none":
+        return "pure (not compiled: `make setup` compiles it where a C compiler is)"
+    chosen = f"pure ({why})"
+    warnings.warn(f"FluxForge runs its kernel {chosen}", RuntimeWarning, stacklevel=2)
+    return chosen

@@ -14,7 +14,7 @@ from fluxforge_common.features.intervals import IntervalFlows
 _INF: Final = math.inf
 
 
-_BARACCUMULATOR_SLOTS: Final = (
+_BAR_ACCUMULATOR_SLOTS: Final = (
     "close",
     "duration_ms",
     "high",
@@ -37,9 +37,11 @@ _BARACCUMULATOR_SLOTS: Final = (
 class BarAccumulator:
     """The open bar `[start, start + duration)` of one duration."""
 
-    __slots__ = _BARACCUMULATOR_SLOTS
+    __slots__ = _BAR_ACCUMULATOR_SLOTS
 
-    _STATE: ClassVar[tuple[str, ...]] = tuple(name for name in _BARACCUMULATOR_SLOTS if name != "duration_ms")
+    _STATE: ClassVar[tuple[str, ...]] = tuple(
+        name for name in _BAR_ACCUMULATOR_SLOTS if name != "duration_ms"
+    )
 
     def __init__(self, duration_ms: int) -> None:
         self.duration_ms = duration_ms

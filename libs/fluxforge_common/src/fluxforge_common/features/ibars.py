@@ -20,7 +20,11 @@ DOLLAR: Final = "dollar"
 TICK_IMBALANCE: Final = "tick_imbalance"
 
 
-_INFORMATIONBAR_SLOTS: Final = (
+# The running sums' rounding errors (Neumaier), so that a bar closes at the trade whose amounts
+# reach the threshold exactly: eight trades of 0.1 make a volume bar of 0.8, where the plain
+# sum is 0.7999999999999999. Kept last in the state; a state from before them loads with 0.
+_ROUNDING_ERRORS: Final = ("volume_error", "dollar_error")
+_INFORMATION_BAR_SLOTS: Final = (
     "buy_volume",
     "close",
     "dollar",
@@ -43,14 +47,10 @@ _INFORMATIONBAR_SLOTS: Final = (
 class InformationBar:
     """The open bar of one kind and threshold."""
 
-    __slots__ = _INFORMATIONBAR_SLOTS
+    __slots__ = _INFORMATION_BAR_SLOTS
 
-    # The running sums' rounding errors (Neumaier), so that a bar closes at the trade whose amounts
-    # reach the threshold exactly: eight trades of 0.1 make a volume bar of 0.8, where the plain
-    # sum is 0.7999999999999999. Kept last in the state; a state from before them loads with 0.
-    _ERRORS: ClassVar[tuple[str, ...]] = ("volume_error", "dollar_error")
     _STATE: ClassVar[tuple[str, ...]] = tuple(
-        sorted(set(_INFORMATIONBAR_SLOTS) - {"kind", "threshold", "volume_error", "dollar_error"})
+        sorted(set(_INFORMATION_BAR_SLOTS) - {"kind", "threshold", *_ROUNDING_ERRORS})
     )
 
     def __init__(self, kind: str, threshold: float) -> None:
@@ -127,10 +127,10 @@ class InformationBar:
         }
 
     def to_state(self) -> list[Any]:
-        return [getattr(self, name) for name in (*self._STATE, *self._ERRORS)]
+        return [getattr(self, name) for name in (*self._STATE, *_ROUNDING_ERRORS)]
 
     def load_state(self, values: list[Any]) -> None:
-        names = self._STATE if len(values) == len(self._STATE) else (*self._STATE, *self._ERRORS)
+        names = self._STATE if len(values) == len(self._STATE) else (*self._STATE, *_ROUNDING_ERRORS)
         for name, value in zip(names, values, strict=True):
             setattr(self, name, value)
 

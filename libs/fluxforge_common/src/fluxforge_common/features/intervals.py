@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Final
 _INF: Final = math.inf
 
 
-_INTERVALFLOWS_SLOTS: Final = (
+_INTERVAL_FLOWS_SLOTS: Final = (
     "buy_qty",
     "depth_m2",
     "depth_mean",
@@ -47,8 +47,8 @@ _INTERVALFLOWS_SLOTS: Final = (
 class IntervalFlows:
     """What happened in one grid interval: book-update, OFI, trade and regime aggregates."""
 
-    __slots__ = _INTERVALFLOWS_SLOTS
-    _STATE: ClassVar[tuple[str, ...]] = _INTERVALFLOWS_SLOTS
+    __slots__ = _INTERVAL_FLOWS_SLOTS
+    _STATE: ClassVar[tuple[str, ...]] = _INTERVAL_FLOWS_SLOTS
 
     def __init__(self, ofi_levels: int) -> None:
         self.ofi = [0.0] * ofi_levels
