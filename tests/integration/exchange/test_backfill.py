@@ -169,9 +169,11 @@ def test_kraken_backfill_pages_through_a_second_of_more_than_a_page_of_trades() 
         mean_events_per_second_per_symbol=DENSE_RATE,
         trade_share=TRADE_SHARE,
     )
-    thread = EmulatorThread(
-        EmulatorConfig(simulator=sim, exchange="kraken", ping_interval_s=0.5), KrakenEmulator
-    )
+    # The history keeps ~80 s of this market (Kraken's keeps years): ccxt pages it at one request a
+    # second, 1,000 trades a page, slower than this market trades, so the emulator's default 10,000
+    # trades (~8 s) could roll past the end of a gap before the backfill reached it (it did, in CI).
+    busy = EmulatorConfig(simulator=sim, exchange="kraken", ping_interval_s=0.5, trade_history=100_000)
+    thread = EmulatorThread(busy, KrakenEmulator)
     outage = Outage(seconds=1.0, symbols=symbols)
     with recording(thread) as emu:
         config = exchange_config(emu, symbols=symbols, options=emu.ccxt_options())

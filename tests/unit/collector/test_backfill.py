@@ -23,12 +23,21 @@ def trade(n: int, symbol: str = SYMBOL) -> dict[str, Any]:
 
 
 class History:
-    """Trades 1..`last` of one symbol; a page is up to `page` trades after an id."""
+    """Trades `first`..`last` of one symbol; a page is up to `page` trades after an id (from the
+    oldest kept, as exchanges answer, when that one is no longer kept); `grows` trades are made
+    per page asked for."""
 
     def __init__(
-        self, last: int, *, page: int = PAGE, fail: BaseException | None = None, failures: int = 0
+        self,
+        last: int,
+        *,
+        first: int = 1,
+        grows: int = 0,
+        page: int = PAGE,
+        fail: BaseException | None = None,
+        failures: int = 0,
     ) -> None:
-        self.last, self.page_size, self.fail = last, page, fail
+        self.first, self.last, self.grows, self.page_size, self.fail = first, last, grows, page, fail
         self.failures = [ccxtpro.NetworkError("reset"), ccxtpro.ExchangeNotAvailable("503")][:failures]
         self.calls: list[int] = []
         self.release = asyncio.Event()
@@ -41,7 +50,9 @@ class History:
             raise self.failures.pop(0)
         if self.fail is not None:
             raise self.fail
-        return [trade(n, symbol) for n in range(after_id + 1, min(self.last, after_id + self.page_size) + 1)]
+        start = max(after_id + 1, self.first)
+        self.last += self.grows
+        return [trade(n, symbol) for n in range(start, min(self.last, start + self.page_size - 1) + 1)]
 
 
 class Sink:
@@ -108,6 +119,37 @@ def test_what_the_history_no_longer_has_is_counted_unrecoverable() -> None:
     asyncio.run(main())
 
 
+def test_a_gap_the_history_has_moved_past_ends_after_one_page() -> None:
+    async def main() -> None:
+        history = History(first=40, last=5_000)
+        seq, sink, stats, _ = sequencer(history)
+        sink(seq.live([trade(10), trade(31), trade(32)]), False)  # 11-30 missed, the history starts at 40
+        await seq.settle()
+        assert sink.out == [("10", False), ("31", False), ("32", False)]
+        assert history.calls == [10]  # not a page after page of trades past the gap
+        assert stats.trades_unrecoverable == {SYMBOL: 20} and stats.trades_backfilled[SYMBOL] == 0
+
+    asyncio.run(main())
+
+
+def test_an_open_gap_ends_at_the_first_live_trade_on_a_market_faster_than_the_pages() -> None:
+    async def main() -> None:
+        history = History(last=1_000, grows=1_500)  # 1,500 trades made per page of 1,000 fetched
+        history.release.clear()
+        seq, sink, stats, _ = sequencer(history)
+        sink(seq.live([trade(1)]), False)
+        seq.interrupted([SYMBOL])
+        seq.resumed([SYMBOL])  # an open gap: all trades since 1
+        sink(seq.live([trade(2_600), trade(2_601)]), False)  # live again, held
+        history.release.set()
+        await seq.settle()
+        assert sink.out == [("1", False), *ids(2, 2_599, backfilled=True), ("2600", False), ("2601", False)]
+        assert history.calls == [1, 1_001, 2_001]
+        assert stats.trades_backfilled == {SYMBOL: 2_598} and not stats.trades_unrecoverable
+
+    asyncio.run(main())
+
+
 def test_a_history_that_fails_for_good_releases_the_held_trades() -> None:
     async def main() -> None:
         history = History(last=50, fail=ccxtpro.AuthenticationError("historicalTrades needs apiKey"))
@@ -161,9 +203,11 @@ def test_after_a_disconnect_a_symbol_with_no_trade_since_is_backfilled_to_the_en
             ("3", False),
             ("8", False),
             ("9", False),
-            *ids(4, 12, backfilled=True),
+            *ids(4, 10, backfilled=True),  # up to the first live one held
+            ("11", False),
+            ("12", True),  # the one the live stream skipped
             ("13", False),
         ]
-        assert history.calls == [3] and stats.trade_id_gaps == 0 and stats.duplicate_trades == 1
+        assert history.calls == [3, 11] and stats.trade_id_gaps == 0 and stats.duplicate_trades == 0
 
     asyncio.run(main())

@@ -15,8 +15,9 @@ How the history is read (`history_for`): Binance from an id (`fromId`:
 `historicalTrades`, which needs an API key, for the `trade` stream);
 Kraken, and any other exchange with `fetchTrades`, from a time (`since`,
 a millisecond before the last trade), with pages of `PAGE` trades until the
-gap is filled or the exchange has no more; a full page of trades already
-handed on moves the time on to its newest. REST calls go through ccxt's
+gap is filled (an open one up to the first live trade it holds), a page
+passes its end (the exchange no longer has the rest) or the exchange has no
+more; a full page of trades already handed on moves the time on to its newest. REST calls go through ccxt's
 rate limiter; a failure that can be waited out is retried (`RETRIES`); what
 is still missing after that, or when the source stops, is counted per
 symbol as unrecoverable, and so is every id skipped where nothing can be
@@ -130,6 +131,17 @@ class _Gap:
     after_ts: int | None
     until_id: int | None
     held: list[Any] = field(default_factory=list)
+
+    def last_id(self) -> int | None:
+        """The last id to fetch: `until_id`, or for an open gap the one before the first live trade
+        it holds (that one and later come live; without a bound, a market trading faster than
+        pages are fetched would be chased until `MAX_PAGES`, its live trades held all along)."""
+        if self.until_id is not None:
+            return self.until_id
+        for trade in self.held:
+            if (number := trade_number(trade)) is not None:
+                return number - 1
+        return None
 
 
 class TradeSequencer:
@@ -255,19 +267,21 @@ class TradeSequencer:
             page = await self._page(symbol, after_id, after_ts)
             if page is None:
                 break
+            until = gap.last_id()
+            numbers = [trade_number(t) for t in page]
             new = [
                 t
-                for t in page
-                if (n := trade_number(t)) is not None
-                and n > after_id
-                and (gap.until_id is None or n <= gap.until_id)
+                for t, n in zip(page, numbers, strict=True)
+                if n is not None and n > after_id and (until is None or n <= until)
             ]
             if new:
                 new.sort(key=lambda t: trade_number(t) or 0)
                 out += new
                 after_id, after_ts = trade_number(new[-1]) or after_id, new[-1].get("timestamp")
-                if gap.until_id is not None and after_id >= gap.until_id:
+                if until is not None and after_id >= until:
                     break
+            if until is not None and any(n is not None and n > until for n in numbers):
+                break  # pages run oldest first: the gap's ids this one lacks, the exchange no longer has
             if len(page) < PAGE:
                 break  # the exchange has no more
             if not new:
