@@ -17,15 +17,14 @@ from typing import Annotated
 import typer
 from fluxforge_collector.collector import Collector, CollectorStats
 from fluxforge_collector.launch import (
-    HELP,
     CollectOptions,
     CollectorError,
-    SourceKind,
     make_collector,
     publish,
     settings_overrides,
     start_line,
 )
+from fluxforge_collector.option_help import HELP, SourceKind
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.logs import configure_service_logging
 

@@ -12,12 +12,12 @@ from typing import Annotated
 
 import typer
 from fluxforge_collector.launch import (
-    HELP,
     CollectOptions,
     make_collector,
     selected_dates,
     settings_overrides,
 )
+from fluxforge_collector.option_help import HELP
 from fluxforge_collector.sources import archive_source
 
 from fluxforge.cli.collect_cmd import BootstrapOption, QuietOption, progress_display, run_collector

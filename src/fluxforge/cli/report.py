@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
-from fluxforge_common.dataset.reader import read_table
 from fluxforge_common.pipeline import RunSummary
 
 from fluxforge.cli.render import Every, print_arrow, print_table, status_line
@@ -72,6 +71,10 @@ def print_summary(summary: RunSummary, root: Path, elapsed: float, *, preview: b
         typer.echo("\nTicks applied per symbol:")
         print_table(["exchange:symbol", "ticks"], sorted(summary.per_symbol.items()))
     if preview and summary.rows["hf"]:
+        # Imported here: the dataset reader loads pyarrow.dataset and pandas (~0.4 s of start-up),
+        # which only the preview needs.
+        from fluxforge_common.dataset.reader import read_table
+
         hf = read_table(root, "hf", columns=PREVIEW_COLUMNS)
         typer.echo(f"\nPreview of hf/ ({hf.num_rows:,} rows in the dataset):")
         print_arrow(hf.sort_by("ts").slice(0, 8), limit=8)

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 import typer
 from fluxforge_collector.exchange import ExchangeSetupError, exchange_source
-from fluxforge_collector.launch import HELP
+from fluxforge_collector.option_help import HELP
 from fluxforge_collector.sources import BlockingLines
 from fluxforge_common.dataset.interrupted import RunJournal
 from fluxforge_common.dataset.location import DatasetUnreachableError

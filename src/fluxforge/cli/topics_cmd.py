@@ -14,7 +14,8 @@ from typing import Annotated
 import typer
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
-from fluxforge_collector.launch import HELP, settings_overrides
+from fluxforge_collector.launch import settings_overrides
+from fluxforge_collector.option_help import HELP
 from fluxforge_common import kafka
 from fluxforge_common.config import KafkaConfig
 from fluxforge_common.kafka import KafkaAccessError, ensure_topics, topic_specs

@@ -1,7 +1,7 @@
 """Starting a collector from command-line options: behind `fluxforge collect` (the service) and `replay`.
 
-`fluxforge collect` parses its flags into `CollectOptions` with the help
-texts of `HELP` and hands over to `build_source` and `publish`.
+`fluxforge collect` parses its flags into `CollectOptions` (help texts in
+`option_help`) and hands over to `build_source` and `publish`.
 `publish` creates the topics, wires SIGTERM/SIGINT to a graceful stop and
 turns broker trouble into a `CollectorError` with a readable message.
 """
@@ -13,7 +13,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import uvloop
 from aiokafka import TopicPartition
@@ -29,6 +29,7 @@ from fluxforge_collector.collector import Collector, CollectorStats, Limits, Sou
 from fluxforge_collector.drainer import PublishError
 from fluxforge_collector.exchange import exchange_source
 from fluxforge_collector.metrics import CollectorMetrics, collector_health
+from fluxforge_collector.option_help import SourceKind
 from fluxforge_collector.sources import TickSource, file_source, simulator_source
 from fluxforge_collector.spool import SpoolError
 
@@ -36,28 +37,6 @@ log = logging.getLogger("fluxforge.collector")
 
 # Longest wait for new topics' partitions to get leaders; past it the run ends with an error.
 LEADER_WAIT_S = 30.0
-
-SourceKind = Literal["simulator", "file", "exchange"]
-SOURCES: tuple[SourceKind, ...] = ("simulator", "file", "exchange")
-
-HELP = {
-    "source": "Where ticks come from: 'simulator' (the simulated market), 'file' (--input) or 'exchange' "
-    "(--exchange, live through ccxt.pro) (default: exchange with --exchange, file with --input, else simulator).",
-    "exchange": "Record this exchange live through ccxt.pro: its key under `exchanges:` in the config "
-    "(symbols, channels, options, urls). API keys, if any, come from FLUXFORGE_<EXCHANGE>_API_KEY/_SECRET "
-    "or FLUXFORGE_<EXCHANGE>_CREDENTIALS_FILE, never from the config file.",
-    "input": "For --source file: raw NDJSON file (.ndjson or .ndjson.zst), '-' for stdin, "
-    "or a dataset root whose raw/ archive to publish in ingest order.",
-    "date": "With a dataset root as --input: publish only this UTC date of the archive (YYYY-MM-DD).",
-    "start_date": "With a dataset root as --input: first UTC date of a range of the archive.",
-    "end_date": "Last UTC date of the --start-date range, inclusive.",
-    "events": "Stop after this many input lines (accepted or dead-lettered).",
-    "duration": "Stop after this many seconds of market (event) time, counted from the first accepted tick.",
-    "realtime": "Pace the input in real time: each tick is published when the wall clock reaches its "
-    "recv_ts offset from the first tick (default: as fast as the broker takes them).",
-    "speed": "Pace at this multiple of real time (e.g. 10 = ten times faster); implies --realtime.",
-    "bootstrap": "Kafka bootstrap servers, host:port[,host:port] (overrides kafka.bootstrap_servers).",
-}
 
 
 class CollectorError(Exception):
