@@ -6,5 +6,7 @@ value per symbol), `collector` (the bounded, backpressured publish loop),
 `spool` (the on-disk log every batch passes through) and `drainer` (spool ->
 Kafka, through outages, once each), `backoff` (the wait between retries),
 `metrics` (Prometheus), `launch` (options and the run behind the
-`fluxforge collect`/`replay` commands, the service's one entry point).
+`fluxforge collect`/`replay` commands, the service's one entry point),
+`option_help` (what those options are and say, also offered by `fluxforge run`).
+The package imports none of them: `fluxforge run` needs few.
 """
