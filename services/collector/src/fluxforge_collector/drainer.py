@@ -188,7 +188,7 @@ class SpoolDrainer:
         skipped = 0
         for record in records:
             tp = TopicPartition(record.topic, partition_for(record, counts[record.topic]))
-            if record.seq <= landed.get(tp, 0):
+            if record.seq in landed.get(tp, ()):
                 self._acknowledge(record.seq, record.ticks)
                 skipped += 1
         if skipped:
@@ -196,8 +196,12 @@ class SpoolDrainer:
                 "%d spooled batches had reached Kafka before the outage or crash: not sent again", skipped
             )
 
-    async def _landed(self, tps: set[TopicPartition], first: int) -> dict[TopicPartition, int]:
-        """Per partition, the highest sequence of ours found at its end (scanning back to `first`)."""
+    async def _landed(self, tps: set[TopicPartition], first: int) -> dict[TopicPartition, set[int]]:
+        """Per partition, the sequences from `first` on of ours found at its end.
+
+        Each one found, not every one up to the highest: a batch refused for good can be followed
+        by a later batch of its partition that landed. The scan goes back until it meets one of
+        ours from before `first` (what lies before that was sent before it)."""
         consumer = await kafka.start(
             kafka.plain_consumer(self.cfg, request_timeout_ms=int(self.request_timeout_s * 1000)), self.cfg
         )
@@ -205,33 +209,35 @@ class SpoolDrainer:
             consumer.assign(sorted(tps))
             begins = await consumer.beginning_offsets(list(tps))
             ends = await consumer.end_offsets(list(tps))
-            found: dict[TopicPartition, int] = {}
+            found: dict[TopicPartition, set[int]] = {}
             for tp in tps:
-                end, scanned = ends[tp], 0
-                while end > begins[tp] and scanned < self.max_scan and tp not in found:
+                end, scanned, ours = ends[tp], 0, set[int]()
+                while end > begins[tp] and scanned < self.max_scan:
                     start = max(begins[tp], end - _SCAN_STEP)
-                    best = await self._ours_in(consumer, tp, start, end)
-                    if best is not None:
-                        found[tp] = best
+                    step = await self._ours_in(consumer, tp, start, end)
+                    ours |= step
                     scanned += end - start
                     end = start
-                    if best is None and scanned >= self.max_scan:
-                        log.warning(
-                            "no batch of this spool in the last %d messages of %s: assuming none landed",
-                            scanned,
-                            tp,
-                        )
-            return {tp: seq for tp, seq in found.items() if seq >= first}
+                    if any(seq < first for seq in step):
+                        break
+                if not ours and scanned >= self.max_scan:
+                    log.warning(
+                        "no batch of this spool in the last %d messages of %s: assuming none landed",
+                        scanned,
+                        tp,
+                    )
+                found[tp] = {seq for seq in ours if seq >= first}
+            return found
         finally:
             await consumer.stop()
 
     async def _ours_in(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int
-    ) -> int | None:
-        """Highest sequence of this spool among offsets [start, end) of a partition."""
+    ) -> set[int]:
+        """The sequences of this spool among offsets [start, end) of a partition."""
         prefix = f"{self.spool.ident}:".encode()
         consumer.seek(tp, start)
-        best: int | None = None
+        ours: set[int] = set()
         idle = 0
         while await consumer.position(tp) < end and idle < 3:
             batch = await consumer.getmany(tp, timeout_ms=1000)
@@ -241,8 +247,8 @@ class SpoolDrainer:
                     break
                 for name, value in message.headers:
                     if name == SPOOL_HEADER and value.startswith(prefix):
-                        best = max(best or 0, int(value[len(prefix) :]))
-        return best
+                        ours.add(int(value[len(prefix) :]))
+        return ours
 
     async def _send(self, producer: AIOKafkaProducer) -> None:
         """Send the spool until closed, while a watchdog fails the sending when the brokers stop answering.
