@@ -8,9 +8,11 @@ partition, every batch within `batch_max_ticks` and keyed by its ticks' symbol.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -137,6 +139,35 @@ def test_bad_lines_go_to_the_deadletter_topic_with_their_reasons(
         assert entry["source"] == f"file:{path}:{line_numbers[line]}"
     assert stats.dead_lettered == len(BAD_LINES)
     assert stats.reasons.total() == len(BAD_LINES)
+
+
+def test_a_bad_line_too_large_for_kafka_is_dead_lettered_cut_and_the_collector_goes_on(
+    kafka_prefix: KafkaPrefix, tmp_path: Path
+) -> None:
+    """A line past `messages.max_bytes`, or one whose JSON escaping would grow past it, would make a
+    dead-letter message the broker refuses for good, stopping the collector with the message at the
+    head of its spool. Its record keeps the start of the line (base64) and its length instead."""
+    good = list(itertools.islice(simulator_lines(kafka_prefix.settings().simulator), 200))
+    huge = base64.b64encode(random.Random(7).randbytes(3 << 20))  # 4 MiB of text, not JSON
+    escaped = b"\x01" * (DEFAULT_MAX_MESSAGE_BYTES // 2)  # under the limit, six times that as JSON text
+    path = tmp_path / "huge.ndjson"
+    path.write_bytes(b"\n".join([*good[:100], huge, *good[100:150], escaped, *good[150:]]) + b"\n")
+    settings = kafka_prefix.settings(compression="none")
+    names = TopicNames.from_config(settings.kafka)
+
+    stats = publish(make_collector(settings, CollectOptions(input=str(path))), settings)
+
+    assert check_batches(kafka_prefix.read(names.raw), settings.kafka.batch_max_ticks) == per_key(good)
+    records = sorted(kafka_prefix.read(names.deadletter), key=lambda r: r.offset)
+    assert all(len(r.value) <= DEFAULT_MAX_MESSAGE_BYTES for r in records)
+    dead = [json.loads(r.value) for r in records]
+    assert [entry["source"] for entry in dead] == [f"file:{path}:101", f"file:{path}:152"]
+    assert "exceeds the" in dead[0]["reason"]
+    assert dead[0]["raw_bytes"] == len(huge) and dead[0]["truncated"] is True and "raw" not in dead[0]
+    kept = base64.b64decode(dead[0]["raw_b64"])
+    assert len(kept) > DEFAULT_MAX_MESSAGE_BYTES // 2 and huge.startswith(kept)
+    assert base64.b64decode(dead[1]["raw_b64"]) == escaped and "truncated" not in dead[1]  # fits as base64
+    assert stats.dead_lettered == 2
 
 
 def test_replay_publishes_exactly_the_archive(kafka_prefix: KafkaPrefix, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ that, deduplicated, equals an uninterrupted run.
 
 from __future__ import annotations
 
+import base64
 import random
 import zlib
 from collections import defaultdict
@@ -21,10 +22,10 @@ from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.features import SymbolState, output_tables
 from fluxforge_common.kafka import TopicNames, parse_complete
 from fluxforge_common.kafka.lineage import Deduplicator, Headers, parse_source
+from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from fluxforge_common.messages.envelopes import event_time
 from fluxforge_common.messages.rows import decode_rows
 from fluxforge_feature_engine.processor import (
-    DEAD_LETTER_RAW_BYTES,
     MessageProcessor,
     MessageResult,
     StateError,
@@ -400,11 +401,12 @@ def test_large_outputs_are_split_in_chunks_with_their_own_index() -> None:
 
 
 def test_huge_rejected_values_are_truncated_in_their_record() -> None:
-    value = b"x" * (DEAD_LETTER_RAW_BYTES + 10)
+    value = b"\x01" * (DEFAULT_MAX_MESSAGE_BYTES - 1)  # within the limit; as JSON text, six times it
     results, _ = run([(KEY, value)])
-    record = orjson.loads(results[0].outgoing[0].value)
-    assert len(record["raw"]) == DEAD_LETTER_RAW_BYTES
-    assert f"(original {len(value)} bytes, first {DEAD_LETTER_RAW_BYTES} kept)" in record["reason"]
+    out = results[0].outgoing[0].value
+    record = orjson.loads(out)
+    assert len(out) <= DEFAULT_MAX_MESSAGE_BYTES and record["truncated"] is True
+    assert record["raw_bytes"] == len(value) and value.startswith(base64.b64decode(record["raw_b64"]))
 
 
 def test_a_trade_then_its_duplicate_in_another_batch_is_refused() -> None:

@@ -22,6 +22,8 @@ from fluxforge_common.storage import LocalStorage, StorageBackend
 from fluxforge_common.storage.space import DiskFullError
 from fluxforge_common.writers import DeadLetterWriter, RawArchiveWriter, dead_letter_record, iter_ndjson
 from fluxforge_common.writers.frames import intact_prefix, whole_cuts
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support.storage import FailingStorage
 from tests.support.times import T0
@@ -372,6 +374,23 @@ def test_dead_letter_record_keeps_newlines_escaped() -> None:
     line = dead_letter_record("r", b"a\nb", "s", T0)
     assert b"\n" not in line
     assert orjson.loads(line)["raw"] == "a\nb"
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=3_000), max_bytes=st.integers(min_value=200, max_value=4_000))
+def test_a_dead_letter_record_fits_its_limit_keeping_the_start_of_the_original(
+    raw: bytes, max_bytes: int
+) -> None:
+    record = dead_letter_record("reason", raw, "file:x.ndjson:7", T0, max_bytes=max_bytes)
+    entry = orjson.loads(record)
+    assert len(record) <= max_bytes
+    if "truncated" not in entry:
+        whole = entry["raw"].encode() if "raw" in entry else base64.b64decode(entry["raw_b64"])
+        assert whole == raw
+    else:
+        kept = base64.b64decode(entry["raw_b64"])
+        assert entry["truncated"] is True and entry["raw_bytes"] == len(raw) and "raw" not in entry
+        assert raw.startswith(kept) and len(kept) > (max_bytes - 200) * 3 // 4 - 3
 
 
 def test_iter_ndjson_skips_blank_lines_and_reads_a_last_line_without_newline(storage: StorageBackend) -> None:

@@ -317,7 +317,9 @@ class Collector:
                 n += 1
                 item = decode_tick(raw, max_bytes)
                 if isinstance(item, Rejection):
-                    record = dead_letter_record(item.reason, raw, f"{name}:{n}", int(time.time() * 1000))
+                    record = dead_letter_record(
+                        item.reason, raw, f"{name}:{n}", int(time.time() * 1000), max_bytes=max_bytes
+                    )
                     await put((None, record, 0, False))
                     stats.dead_lettered += 1
                     stats.reasons[item.reason.split(":")[0]] += 1

@@ -31,9 +31,6 @@ STORED_FORMAT = 1
 # Feature messages are split into chunks of about this size (a long quiet stretch emits many grid
 # rows at once); Kafka's default message size limit is 1 MiB.
 OUTPUT_CHUNK_BYTES = 512 * 1024
-# A dead-letter record keeps at most this much of the original bytes (the whole value stays in the
-# raw topic at the offset its `source` names).
-DEAD_LETTER_RAW_BYTES = 256 * 1024
 
 
 class StateError(Exception):
@@ -238,15 +235,15 @@ class MessageProcessor:
         source = f"raw:{partition}@{offset}"
         now_ms = int(self.clock() * 1000)
         for index, rejection in enumerate(rejections):
-            raw, reason = rejection.raw, rejection.reason
-            if len(raw) > DEAD_LETTER_RAW_BYTES:
-                reason = f"{reason} (original {len(raw)} bytes, first {DEAD_LETTER_RAW_BYTES} kept)"
-                raw = raw[:DEAD_LETTER_RAW_BYTES]
+            # At most a message's bytes: the whole value stays in the raw topic at `source`.
+            record = dead_letter_record(
+                rejection.reason, rejection.raw, source, now_ms, max_bytes=self.max_message_bytes
+            )
             result.outgoing.append(
                 Outgoing(
                     self.deadletter,
                     key,
-                    dead_letter_record(reason, raw, source, now_ms),
+                    record,
                     source_headers(partition, offset, index),
                 )
             )

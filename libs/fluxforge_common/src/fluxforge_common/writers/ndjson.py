@@ -395,13 +395,35 @@ class RawArchiveWriter:
         self._oldest_opened_ms = min((s.opened_ms for s in self._segments.values()), default=None)
 
 
-def dead_letter_record(reason: str, raw: bytes, source: str, logged_at_ms: int) -> bytes:
-    """One dead-letter JSON line: the original bytes as text when they are UTF-8, else base64."""
+def dead_letter_record(
+    reason: str, raw: bytes, source: str, logged_at_ms: int, *, max_bytes: int | None = None
+) -> bytes:
+    """One dead-letter JSON line: the original bytes as text when they are UTF-8, else base64.
+
+    `max_bytes` is the limit of the message that carries the record (a Kafka message: a longer
+    one is refused for good and would stop its producer). Text whose JSON escaping would pass it
+    (up to six times its bytes) goes as base64; an original still too long keeps its first bytes
+    that fit, with `raw_bytes`, its length, and `truncated: true`.
+    """
     try:
         payload: dict[str, str] = {"raw": raw.decode("utf-8")}
     except UnicodeDecodeError:
         payload = {"raw_b64": base64.b64encode(raw).decode("ascii")}
-    return orjson.dumps({"reason": reason, **payload, "source": source, "logged_at_ms": logged_at_ms})
+    record = orjson.dumps({"reason": reason, **payload, "source": source, "logged_at_ms": logged_at_ms})
+    if max_bytes is None or len(record) <= max_bytes:
+        return record
+    if "raw" in payload:
+        encoded = base64.b64encode(raw).decode("ascii")
+        record = orjson.dumps(
+            {"reason": reason, "raw_b64": encoded, "source": source, "logged_at_ms": logged_at_ms}
+        )
+        if len(record) <= max_bytes:
+            return record
+    cut: dict[str, object] = {"reason": reason, "raw_b64": "", "raw_bytes": len(raw), "truncated": True}
+    cut |= {"source": source, "logged_at_ms": logged_at_ms}
+    keep = max(0, max_bytes - len(orjson.dumps(cut))) // 4 * 3  # base64: 4 characters per 3 bytes
+    cut["raw_b64"] = base64.b64encode(raw[:keep]).decode("ascii")
+    return orjson.dumps(cut)
 
 
 class DeadLetterWriter:
