@@ -150,6 +150,23 @@ def test_an_open_gap_ends_at_the_first_live_trade_on_a_market_faster_than_the_pa
     asyncio.run(main())
 
 
+def test_an_open_gap_whose_first_live_trade_is_a_duplicate_is_still_fetched_to_the_end() -> None:
+    async def main() -> None:
+        history = History(last=50)
+        history.release.clear()
+        seq, sink, stats, _ = sequencer(history)
+        sink(seq.live([trade(10)]), False)
+        seq.interrupted([SYMBOL])
+        seq.resumed([SYMBOL])  # an open gap: all trades since 10
+        sink(seq.live([trade(10)]), False)  # the last one handed on, delivered again: held
+        history.release.set()
+        await seq.settle()
+        assert sink.out == [("10", False), *ids(11, 50, backfilled=True)]
+        assert stats.duplicate_trades == 1 and not stats.trades_unrecoverable
+
+    asyncio.run(main())
+
+
 def test_a_history_that_fails_for_good_releases_the_held_trades() -> None:
     async def main() -> None:
         history = History(last=50, fail=ccxtpro.AuthenticationError("historicalTrades needs apiKey"))

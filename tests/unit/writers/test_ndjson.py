@@ -376,21 +376,35 @@ def test_dead_letter_record_keeps_newlines_escaped() -> None:
     assert orjson.loads(line)["raw"] == "a\nb"
 
 
-@settings(max_examples=200, deadline=None)
-@given(raw=st.binary(max_size=3_000), max_bytes=st.integers(min_value=200, max_value=4_000))
+@settings(max_examples=300, deadline=None)
+@given(
+    raw=st.binary(max_size=3_000),
+    max_bytes=st.integers(min_value=160, max_value=4_000),
+    reason=st.text(max_size=2_000),
+    source=st.text(max_size=2_000),
+)
 def test_a_dead_letter_record_fits_its_limit_keeping_the_start_of_the_original(
-    raw: bytes, max_bytes: int
+    raw: bytes, max_bytes: int, reason: str, source: str
 ) -> None:
-    record = dead_letter_record("reason", raw, "file:x.ndjson:7", T0, max_bytes=max_bytes)
+    record = dead_letter_record(reason, raw, source, T0, max_bytes=max_bytes)
     entry = orjson.loads(record)
     assert len(record) <= max_bytes
+    for field, given_text in (("reason", reason), ("source", source)):
+        assert entry[field] == given_text or given_text.startswith(entry[field].removesuffix("…"))
     if "truncated" not in entry:
         whole = entry["raw"].encode() if "raw" in entry else base64.b64decode(entry["raw_b64"])
         assert whole == raw
     else:
         kept = base64.b64decode(entry["raw_b64"])
         assert entry["truncated"] is True and entry["raw_bytes"] == len(raw) and "raw" not in entry
-        assert raw.startswith(kept) and len(kept) > (max_bytes - 200) * 3 // 4 - 3
+        assert raw.startswith(kept)
+        if len(reason) < 20 and len(source) < 20:  # the other fields leave the original most of the room
+            assert len(kept) > (max_bytes - 200) * 3 // 4 - 3
+
+
+def test_a_limit_no_dead_letter_record_fits_is_refused() -> None:
+    with pytest.raises(ValueError, match="cannot fit 100 bytes"):
+        dead_letter_record("r" * 500, b"x" * 500, "s", T0, max_bytes=100)
 
 
 def test_iter_ndjson_skips_blank_lines_and_reads_a_last_line_without_newline(storage: StorageBackend) -> None:

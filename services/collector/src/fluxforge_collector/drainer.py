@@ -183,7 +183,10 @@ class SpoolDrainer:
             return
         records = spool.read(spool.acked, last - spool.acked)
         counts = {topic: len(await producer.partitions_for(topic)) for topic in {r.topic for r in records}}
-        wanted = {TopicPartition(r.topic, partition_for(r, counts[r.topic])) for r in records}
+        wanted: dict[TopicPartition, set[int]] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, partition_for(record, counts[record.topic]))
+            wanted.setdefault(tp, set()).add(record.seq)
         landed = await self._landed(wanted, first)
         skipped = 0
         for record in records:
@@ -196,12 +199,15 @@ class SpoolDrainer:
                 "%d spooled batches had reached Kafka before the outage or crash: not sent again", skipped
             )
 
-    async def _landed(self, tps: set[TopicPartition], first: int) -> dict[TopicPartition, set[int]]:
-        """Per partition, the sequences from `first` on of ours found at its end.
+    async def _landed(
+        self, wanted: dict[TopicPartition, set[int]], first: int
+    ) -> dict[TopicPartition, set[int]]:
+        """Per partition, which of its `wanted` sequences (all from `first` on) are at its end.
 
         Each one found, not every one up to the highest: a batch refused for good can be followed
-        by a later batch of its partition that landed. The scan goes back until it meets one of
-        ours from before `first` (what lies before that was sent before it)."""
+        by a later batch of its partition that landed. The scan goes back until it has found them
+        all or meets one of ours from before `first` (what lies before that was sent before it)."""
+        tps = set(wanted)
         consumer = await kafka.start(
             kafka.plain_consumer(self.cfg, request_timeout_ms=int(self.request_timeout_s * 1000)), self.cfg
         )
@@ -218,7 +224,7 @@ class SpoolDrainer:
                     ours |= step
                     scanned += end - start
                     end = start
-                    if any(seq < first for seq in step):
+                    if ours >= wanted[tp] or any(seq < first for seq in step):
                         break
                 if not ours and scanned >= self.max_scan:
                     log.warning(

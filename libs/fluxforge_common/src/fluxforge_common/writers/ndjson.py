@@ -403,7 +403,8 @@ def dead_letter_record(
     `max_bytes` is the limit of the message that carries the record (a Kafka message: a longer
     one is refused for good and would stop its producer). Text whose JSON escaping would pass it
     (up to six times its bytes) goes as base64; an original still too long keeps its first bytes
-    that fit, with `raw_bytes`, its length, and `truncated: true`.
+    that fit, with `raw_bytes`, its length, and `truncated: true` (and a reason or source too
+    long for the message, its start). A `max_bytes` under 160 cannot hold a record: ValueError.
     """
     try:
         payload: dict[str, str] = {"raw": raw.decode("utf-8")}
@@ -421,6 +422,12 @@ def dead_letter_record(
             return record
     cut: dict[str, object] = {"reason": reason, "raw_b64": "", "raw_bytes": len(raw), "truncated": True}
     cut |= {"source": source, "logged_at_ms": logged_at_ms}
+    if len(orjson.dumps(cut)) > max_bytes:
+        # Each kept character is at most 6 bytes of JSON; the other fields take under 160.
+        if max_bytes < 160:
+            raise ValueError(f"a dead-letter record cannot fit {max_bytes} bytes")
+        room = (max_bytes - 160) // 12
+        cut |= {"reason": reason[:room] + "…", "source": source[:room] + "…"}
     keep = max(0, max_bytes - len(orjson.dumps(cut))) // 4 * 3  # base64: 4 characters per 3 bytes
     cut["raw_b64"] = base64.b64encode(raw[:keep]).decode("ascii")
     return orjson.dumps(cut)

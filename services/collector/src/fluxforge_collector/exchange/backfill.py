@@ -15,10 +15,10 @@ How the history is read (`history_for`): Binance from an id (`fromId`:
 `historicalTrades`, which needs an API key, for the `trade` stream);
 Kraken, and any other exchange with `fetchTrades`, from a time (`since`,
 a millisecond before the last trade), with pages of `PAGE` trades until the
-gap is filled (an open one up to the first live trade it holds), a page
+gap is filled (an open one up to the oldest live trade it holds), a page
 passes its end (the exchange no longer has the rest) or the exchange has no
-more; a full page of trades already handed on moves the time on to its newest. REST calls go through ccxt's
-rate limiter; a failure that can be waited out is retried (`RETRIES`); what
+more; a full page of trades already handed on moves the time on to its
+newest. REST calls go through ccxt's rate limiter; a failure that can be waited out is retried (`RETRIES`); what
 is still missing after that, or when the source stops, is counted per
 symbol as unrecoverable, and so is every id skipped where nothing can be
 fetched.
@@ -133,15 +133,14 @@ class _Gap:
     held: list[Any] = field(default_factory=list)
 
     def last_id(self) -> int | None:
-        """The last id to fetch: `until_id`, or for an open gap the one before the first live trade
-        it holds (that one and later come live; without a bound, a market trading faster than
-        pages are fetched would be chased until `MAX_PAGES`, its live trades held all along)."""
+        """The last id to fetch: `until_id`, or for an open gap the one before the oldest live trade
+        it holds past `after_id` (that one and later come live; without a bound, a market trading
+        faster than pages are fetched would be chased until `MAX_PAGES`, its live trades held all
+        along). A held trade handed on already (a duplicate) bounds nothing."""
         if self.until_id is not None:
             return self.until_id
-        for trade in self.held:
-            if (number := trade_number(trade)) is not None:
-                return number - 1
-        return None
+        live = [n for trade in self.held if (n := trade_number(trade)) is not None and n > self.after_id]
+        return min(live) - 1 if live else None
 
 
 class TradeSequencer:
