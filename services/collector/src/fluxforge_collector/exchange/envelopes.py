@@ -3,8 +3,10 @@
 `ts` is the exchange's event time, `recv_ts` the time ccxt handed the update
 over, `seq` a book's nonce (on Binance the final update id `u` of the last
 diff applied). A book takes the top `max_levels` of ccxt's full book and is
-never made twice for the same nonce; the bare REST snapshot (no exchange time
-yet) is not made at all: the first diff applied on top of it is. The first
+never made twice for the same nonce; a lower nonce with a later exchange time
+is an exchange that restarted its ids (the engine takes it so too). The bare
+REST snapshot (no exchange time yet) is not made at all: the first diff
+applied on top of it is. The first
 book after the collector resynchronised a symbol carries `"resync": "gap"`
 (a sequence gap or failed checksum) or `"snapshot"` (a reconnect), so the
 dataset records every resync (`dataset.quality`); the engine ignores it. Which
@@ -30,7 +32,7 @@ class Envelopes:
         self.exchange_id = exchange_id
         self.max_levels = max_levels
         self.stats = stats
-        self._last_nonce: dict[str, int] = {}
+        self._last: dict[str, tuple[int, int | None]] = {}  # symbol -> (nonce, ts) of its last book made
         self._resync: dict[str, str] = {}  # symbol -> why its next book follows a resync
 
     def mark_resync(self, symbol: str, why: str) -> None:
@@ -45,13 +47,13 @@ class Envelopes:
         ts = book.get("timestamp")
         if symbol is None or (ts is None and nonce is not None):
             return None  # the bare snapshot: published with the first diff on top of it
-        if nonce is None and symbol in self._last_nonce:
+        last = self._last.get(symbol)
+        if nonce is None and last is not None:
             return None  # a book being re-synchronised (ccxt cleared its nonce): not a valid state
         if nonce is not None:
-            last = self._last_nonce.get(symbol)
-            if last is not None and nonce <= last:
+            if last is not None and nonce <= last[0] and (ts is None or last[1] is None or ts <= last[1]):
                 return None
-            self._last_nonce[symbol] = nonce
+            self._last[symbol] = (nonce, ts)
         n = self.max_levels
         envelope = {
             "type": "book",
