@@ -9,6 +9,7 @@ import orjson
 import pytest
 from fluxforge_common.pipeline.embedded import RunSummary
 from fluxforge_common.pipeline.shards import ShardFailedError, merge_summaries, run_shards, shard_of
+from fluxforge_common.stopping import ReadStop
 from fluxforge_common.writers.common import WrittenFile
 from hypothesis import given
 from hypothesis import strategies as st
@@ -72,6 +73,28 @@ class _FailingJob:
         if self.exit_code is not None:
             os._exit(self.exit_code)
         raise OSError("injected: the archive cannot be read")
+
+
+class _ReadingJob:
+    """A shard's job that reads its (no) lines to their end, or is stopped before it."""
+
+    def __init__(self, read_all: bool) -> None:
+        self.read_all = read_all
+
+    def run(self, *, read_stop: ReadStop | None = None, **_: object) -> RunSummary:
+        assert read_stop is not None
+        if not self.read_all:
+            read_stop.stop()
+        list(read_stop.lines([]))
+        return RunSummary()
+
+
+@pytest.mark.parametrize("read_all", [True, False])
+def test_a_stop_after_every_shard_read_to_the_end_cuts_nothing_short(read_all: bool) -> None:
+    read_stop = ReadStop()
+    run_shards(_ReadingJob(read_all), 2, read_stop=read_stop)
+    read_stop.stop()  # while the parent writes what the shards made
+    assert read_stop.cut_short is not read_all
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,10 @@ def run_shards(
     on_progress: Callable[[RunSummary], None] | None = None,
     read_stop: ReadStop | None = None,
 ) -> RunSummary:
-    """`job` over `shards` processes; raises ShardFailedError naming the shard that failed."""
+    """`job` over `shards` processes; raises ShardFailedError naming the shard that failed.
+
+    When every shard read its lines to their end, `read_stop` is marked ended: a stop that comes
+    after that (while the parent writes) cuts nothing short, as with one process."""
     context = multiprocessing.get_context("spawn")  # no fork of this process's threads
     messages: Queue[tuple[str, int, Any]] = context.Queue()
     processes = [
@@ -124,6 +127,7 @@ def run_shards(
             process.start()
     latest: dict[int, RunSummary] = {}
     done: dict[int, RunSummary] = {}
+    read_to_the_end: set[int] = set()
     ended: dict[int, float] = {}  # shards seen ended without their report, and since when
     stop_sent = False
     try:
@@ -138,10 +142,14 @@ def run_shards(
                 continue
             if kind == "failed":
                 raise ShardFailedError(f"reprocess shard {shard} of {shards} failed: {payload}")
-            latest[shard] = payload
             if kind == "done":
-                done[shard] = payload
-            elif on_progress is not None:
+                summary, read_all = payload
+                latest[shard] = done[shard] = summary
+                if read_all:
+                    read_to_the_end.add(shard)
+                continue
+            latest[shard] = payload
+            if on_progress is not None:
                 on_progress(merge_summaries(latest.values()))
     finally:
         if len(done) < shards:
@@ -150,6 +158,8 @@ def run_shards(
             process.join()
         messages.close()
         messages.join_thread()
+    if read_stop is not None and len(read_to_the_end) == shards:
+        read_stop.ended = True
     return merge_summaries(done[shard] for shard in range(shards))
 
 
@@ -212,7 +222,7 @@ def _shard_main(
         traceback.print_exc()
         messages.put(("failed", shard, f"{type(exc).__name__}: {exc}"))
         return
-    messages.put(("done", shard, summary))
+    messages.put(("done", shard, (summary, read_stop.ended)))
 
 
 def _exit_with_parent(parent: int) -> None:
