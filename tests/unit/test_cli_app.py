@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+from pathlib import Path
 
 import typer
 from typer.testing import CliRunner
@@ -56,3 +58,24 @@ def test_query_names_every_table_of_the_dataset() -> None:
     from fluxforge.cli.query_cmd import TABLE_NAMES
 
     assert (*PARQUET_TABLES, RAW_TABLE) == TABLE_NAMES
+
+
+def test_the_fluxforge_process_freezes_start_up_objects_and_a_test_process_does_not(tmp_path: Path) -> None:
+    """Only `main` (the executable) hands the commands ENTRY_POINT; a test invoking `app` keeps its GC."""
+    probe = (
+        "import gc, sys\n"
+        "from fluxforge.cli.app import main\n"
+        "sys.argv = ['fluxforge', 'config', 'check']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(gc.get_freeze_count(), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert int(done.stderr.strip().splitlines()[-1]) > 10_000, done.stderr
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code == 0, result.output
+    assert gc.get_freeze_count() == 0

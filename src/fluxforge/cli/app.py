@@ -9,6 +9,7 @@ subcommand's summary from its module's source instead of importing it.
 from __future__ import annotations
 
 import ast
+import gc
 import importlib
 import importlib.util
 from functools import cache
@@ -109,10 +110,20 @@ app = typer.Typer(
 )
 
 
+# What `main` hands the commands: set only in the `fluxforge` process itself, not when a test
+# invokes `app` in its own process.
+ENTRY_POINT = "fluxforge"
+
+
 @app.callback()
-def _root() -> None:
-    pass
+def _root(ctx: typer.Context) -> None:
+    if ctx.obj == ENTRY_POINT:
+        # Click has imported the command's module by now. Start-up's objects (modules, schemas,
+        # settings) live for the whole process, and every full collection of the cyclic garbage
+        # collector walked them again: frozen, `fluxforge run` runs ~6 % fewer instructions
+        # (README "Performance").
+        gc.freeze()
 
 
 def main() -> None:
-    app()
+    app(obj=ENTRY_POINT)
