@@ -390,7 +390,8 @@ def test_a_dead_letter_record_fits_its_limit_keeping_the_start_of_the_original(
     entry = orjson.loads(record)
     assert len(record) <= max_bytes
     for field, given_text in (("reason", reason), ("source", source)):
-        assert entry[field] == given_text or given_text.startswith(entry[field].removesuffix("…"))
+        cut = entry[field] != given_text
+        assert not cut or (entry[field].endswith("…") and given_text.startswith(entry[field][:-1]))
     if "truncated" not in entry:
         whole = entry["raw"].encode() if "raw" in entry else base64.b64decode(entry["raw_b64"])
         assert whole == raw

@@ -427,10 +427,14 @@ def dead_letter_record(
         if max_bytes < 160:
             raise ValueError(f"a dead-letter record cannot fit {max_bytes} bytes")
         room = (max_bytes - 160) // 12
-        cut |= {"reason": reason[:room] + "…", "source": source[:room] + "…"}
+        cut |= {"reason": _cut_text(reason, room), "source": _cut_text(source, room)}
     keep = max(0, max_bytes - len(orjson.dumps(cut))) // 4 * 3  # base64: 4 characters per 3 bytes
     cut["raw_b64"] = base64.b64encode(raw[:keep]).decode("ascii")
     return orjson.dumps(cut)
+
+
+def _cut_text(text: str, room: int) -> str:
+    return text if len(text) <= room else text[:room] + "…"
 
 
 class DeadLetterWriter:
