@@ -18,10 +18,10 @@ a millisecond before the last trade), with pages of `PAGE` trades until the
 gap is filled (an open one up to the oldest live trade it holds), a page
 passes its end (the exchange no longer has the rest) or the exchange has no
 more; a full page of trades already handed on moves the time on to its
-newest. REST calls go through ccxt's rate limiter; a failure that can be waited out is retried (`RETRIES`); what
-is still missing after that, or when the source stops, is counted per
-symbol as unrecoverable, and so is every id skipped where nothing can be
-fetched.
+newest. REST calls go through ccxt's rate limiter; a failure that can be
+waited out is retried (`RETRIES`); what is still missing after that, or
+when the source stops, is counted per symbol as unrecoverable, and so is
+every id skipped where nothing can be fetched.
 """
 
 from __future__ import annotations
