@@ -183,14 +183,16 @@ class SpoolDrainer:
             return
         records = spool.read(spool.acked, last - spool.acked)
         counts = {topic: len(await producer.partitions_for(topic)) for topic in {r.topic for r in records}}
+        placed = [
+            (record, TopicPartition(record.topic, partition_for(record, counts[record.topic])))
+            for record in records
+        ]
         wanted: dict[TopicPartition, set[int]] = {}
-        for record in records:
-            tp = TopicPartition(record.topic, partition_for(record, counts[record.topic]))
+        for record, tp in placed:
             wanted.setdefault(tp, set()).add(record.seq)
         landed = await self._landed(wanted, first)
         skipped = 0
-        for record in records:
-            tp = TopicPartition(record.topic, partition_for(record, counts[record.topic]))
+        for record, tp in placed:
             if record.seq in landed.get(tp, ()):
                 self._acknowledge(record.seq, record.ticks)
                 skipped += 1
