@@ -1,4 +1,4 @@
-"""The Binance emulator on its own, through a plain aiohttp client: protocol, truth and faults.
+"""The exchange emulators on their own, through a plain aiohttp client: protocol, truth and faults.
 
 (ccxt.pro against it is tested in tests/integration/exchange/test_exchange_source.py.)
 """
@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from fluxforge_common.kraken import kraken_book_checksum
 from fluxforge_common.simulator import SimulatorConfig
 from fluxforge_emulator import EmulatorConfig, ExchangeEmulator, starved
 from fluxforge_emulator.feed import MarketFeed
@@ -339,5 +340,50 @@ def test_starve_holds_the_loop_for_its_share_of_each_period() -> None:
         with pytest.raises(ValueError, match="share"):
             async with starved(1.0):
                 pass
+
+    asyncio.run(main())
+
+
+def test_kraken_gap_always_fails_the_clients_next_checksums() -> None:
+    """A skipped update may change only levels the next update sends again, which leaves the client's
+    book true: the emulator then skips more, so every gap is one a client can detect."""
+
+    async def main() -> None:
+        sim = SimulatorConfig(seed=3, exchanges={"kraken": SYMBOLS}, mean_events_per_second_per_symbol=200)
+        async with (
+            KrakenEmulator(EmulatorConfig(simulator=sim, exchange="kraken", speed=5)) as emu,
+            aiohttp.ClientSession() as http,
+            http.ws_connect(emu.ws_url) as ws,
+        ):
+            assert isinstance(emu, KrakenEmulator)
+            decimals = emu.pair_decimals(emu.feed.symbol("BTC/USDT"))
+            params = {"channel": "book", "symbol": ["BTC/USDT"], "depth": 10}
+            frames = text_frames(ws)
+            for _ in range(12):
+                await ws.send_str(orjson.dumps({"method": "subscribe", "params": params}).decode())
+                bids: dict[float, float] = {}
+                asks: dict[float, float] = {}
+                snapshot, updates_after_gap = False, None
+                async for frame in frames:
+                    message = orjson.loads(frame)
+                    snapshot = snapshot or message.get("type") == "snapshot"
+                    if message.get("channel") != "book" or not snapshot:
+                        continue  # not yet this subscription's (updates of the last may still arrive)
+                    book = message["data"][0]
+                    apply(bids, [[level["price"], level["qty"]] for level in book["bids"]])
+                    apply(asks, [[level["price"], level["qty"]] for level in book["asks"]])
+                    best_bids, best_asks = top(bids, asks)
+                    if kraken_book_checksum(best_asks, best_bids, *decimals) != book["checksum"]:
+                        break
+                    assert updates_after_gap is None or updates_after_gap < 1000, "the gap never showed"
+                    if updates_after_gap is None and message["type"] == "update":
+                        updates_after_gap = 0
+                        emu.gap("BTC/USDT")
+                    elif updates_after_gap is not None:
+                        updates_after_gap += 1
+                else:
+                    pytest.fail("the connection closed")
+                await ws.send_str(orjson.dumps({"method": "unsubscribe", "params": params}).decode())
+            assert emu.stats.dropped_depth >= 12
 
     asyncio.run(main())

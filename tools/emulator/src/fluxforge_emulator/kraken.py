@@ -20,8 +20,11 @@ a `status` message on connect, `subscribe`/`unsubscribe` of `book`,
 `trade` and `ticker` (acknowledged per symbol, with `req_id`), `ping` ->
 `pong`, and a `heartbeat` every second. The faults are the Binance
 emulator's: `gap` skips a symbol's next book updates (the client's next
-checksum then fails), `malformed` cuts one in half, `http_error` answers
-REST, `drop_connections`, `disconnect` and `stall` hit the websockets.
+checksum then fails: while the updates after a skipped one re-send every level
+it changed, so that the client's top 10 is still true, they are skipped too),
+`malformed` cuts one in half, `http_error` answers
+REST, `drop_connections`, `disconnect` and `stall` hit the websockets;
+`refuse_book_subscription` answers a pair's next book subscription with an error.
 Kraken has no REST snapshot, so `slow_snapshot` and `depth_lag_s` (which
 make one ahead of the diffs) are refused.
 """
@@ -31,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections import deque
+from collections import Counter, deque
 from dataclasses import replace
 from typing import Any
 
@@ -48,6 +51,7 @@ MAX_TRADES = 1000  # the most trades one REST `Trades` request returns, as on Kr
 BOOK_TRUTH = "book_truth"  # sent_log kind of the true book of a subscribed depth after each change
 _CHANNELS = {"book": DEPTH, "trade": TRADE, "ticker": TICKER}
 _Side = dict[float, float]
+_Update = tuple[tuple[_Side, _Side], tuple[_Side, _Side]]  # a book update's changes, the true book before it
 
 
 def _iso(ms: int) -> str:
@@ -77,6 +81,10 @@ class KrakenEmulator(ExchangeEmulator):
         self._joined: dict[tuple[int, str, str], int] = {}  # (connection, symbol id, kind) -> period
         self._heartbeat_tasks: set[asyncio.Task[None]] = set()
         self._recent_trades: dict[str, deque[dict[str, Any]]] = {}  # symbol id -> the last 50, for snapshots
+        # The book a client holds of a subscribed depth since an update of it was skipped (`gap`), until
+        # its top 10 differs from the true one: then its checksum fails. (symbol id, depth) -> book.
+        self._gapped_books: dict[tuple[str, int], tuple[_Side, _Side]] = {}
+        self._refused_books: Counter[str] = Counter()  # unified symbol -> book subscriptions to refuse
 
     def _add_routes(self, app: web.Application) -> None:
         for name, handler in (
@@ -88,6 +96,11 @@ class KrakenEmulator(ExchangeEmulator):
         ):
             app.router.add_get(f"/0/public/{name}", handler)
         app.router.add_get("/v2", self._ws)
+
+    def refuse_book_subscription(self, symbol: str, count: int = 1) -> None:
+        """Refuse the next `count` book subscriptions of `symbol` (a unified symbol), as Kraken does when
+        a client sends too many requests: `success: false`, and no snapshot."""
+        self._refused_books[symbol] += count
 
     def slow_snapshot(self, symbol: str, seconds: float, count: int = 1) -> None:
         raise ValueError("Kraken has no REST book snapshot to slow down: its snapshots come in-band")
@@ -227,6 +240,11 @@ class KrakenEmulator(ExchangeEmulator):
                 error = f"EGeneral:Invalid arguments:symbol {symbol}"
                 await conn.ws.send_str(_dumps({"error": error, "method": method, "success": False, **stamp}))
                 continue
+            if method == "subscribe" and channel == "book" and self._refused_books[symbol] > 0:
+                self._refused_books[symbol] -= 1
+                error = "EGeneral:Too many requests"
+                await conn.ws.send_str(_dumps({"error": error, "method": method, "success": False, **stamp}))
+                continue
             result = {"channel": channel, "symbol": symbol, **({"depth": depth} if channel == "book" else {})}
             await conn.ws.send_str(_dumps({"method": method, "result": result, "success": True, **stamp}))
             key = (state.id, _CHANNELS[channel])
@@ -263,22 +281,28 @@ class KrakenEmulator(ExchangeEmulator):
     async def _emit(self, steps: Any) -> None:
         self._period += 1
         period = self._period
-        out: list[tuple[str, str, str, int]] = []  # (symbol id, kind, payload, depth or 0)
+        # (symbol id, kind, payload, depth or 0, a book update's changes and the true book before it)
+        out: list[tuple[str, str, str, int, _Update | None]] = []
         for state, events in steps:
             for event in events:
                 if event.kind == DEPTH:
                     self.stats.depth_events += 1
-                    out += [(state.id, DEPTH, payload, depth) for depth, payload in self._book_updates(state)]
+                    for depth, payload, update in self._book_updates(state):
+                        out.append((state.id, DEPTH, payload, depth, update))
                 elif event.kind == TRADE:
                     self.stats.trades += 1
-                    out.append((state.id, TRADE, self._trade_message(state, event.payload), 0))
+                    out.append((state.id, TRADE, self._trade_message(state, event.payload), 0, None))
                 elif event.kind == TICKER:
-                    out.append((state.id, TICKER, self._ticker_message(state, "update"), 0))
-        for sid, kind, payload, depth in out:
-            await self._send(sid, kind, payload, depth, period)
+                    out.append((state.id, TICKER, self._ticker_message(state, "update"), 0, None))
+        for sid, kind, payload, depth, changes in out:
+            await self._send(sid, kind, payload, depth, period, changes)
 
-    async def _send(self, sid: str, kind: str, payload: str, depth: int, period: int) -> None:
+    async def _send(
+        self, sid: str, kind: str, payload: str, depth: int, period: int, update: _Update | None
+    ) -> None:
         outgoing = self._outgoing(sid, kind, payload)
+        if update is not None:
+            self._follow_gap(sid, depth, update, skipped=outgoing is None)
         if outgoing is None:
             return
         name = f"book@{depth}" if kind == DEPTH else None
@@ -315,8 +339,27 @@ class KrakenEmulator(ExchangeEmulator):
             top = self._tops[(state.id, depth)] = self._book(state, depth)
         return self._book_message(state, "snapshot", top[0], top[1], top)
 
-    def _book_updates(self, state: EmulatedSymbol) -> list[tuple[int, str]]:
-        """The update of each subscribed depth of `state` whose levels changed, as (depth, payload)."""
+    def _follow_gap(self, sid: str, depth: int, update: _Update, skipped: bool) -> None:
+        """Keep skipping `sid`'s updates while the client's book after a skipped one still checks out."""
+        key = (sid, depth)
+        changes, before = update
+        held = self._gapped_books.get(key)
+        if skipped:
+            if held is None:
+                self._gapped_books[key] = before
+            return
+        if held is None:
+            return
+        held, truth = _changed(held, changes), _changed(before, changes)
+        if _top10(held) == _top10(truth):
+            self._gapped_books[key] = held
+            self._drop_depth[sid] += 1
+        else:
+            del self._gapped_books[key]
+
+    def _book_updates(self, state: EmulatedSymbol) -> list[tuple[int, str, _Update]]:
+        """The update of each subscribed depth of `state` whose levels changed, as (depth, payload,
+        (its changes, the true book before it))."""
         updates = []
         for (sid, depth), (old_bids, old_asks) in list(self._tops.items()):
             if sid != state.id:
@@ -329,7 +372,8 @@ class KrakenEmulator(ExchangeEmulator):
             self._tops[(sid, depth)] = top
             if not (changed_bids or changed_asks):
                 continue
-            updates.append((depth, self._book_message(state, "update", changed_bids, changed_asks, top)))
+            message = self._book_message(state, "update", changed_bids, changed_asks, top)
+            updates.append((depth, message, ((changed_bids, changed_asks), (old_bids, old_asks))))
             if self.sent_log is not None:  # the true book after this update, for tests
                 truth = {
                     "depth": depth,
@@ -370,6 +414,20 @@ class KrakenEmulator(ExchangeEmulator):
             "change_pct": round(day.change / state.open_price * 100, 2),
         }
         return _dumps({"channel": "ticker", "type": kind, "data": [data]})
+
+
+def _changed(book: tuple[_Side, _Side], changes: tuple[_Side, _Side]) -> tuple[_Side, _Side]:
+    """`book` with `changes` applied (a qty of 0 removes the level)."""
+    sides = []
+    for side, changed in zip(book, changes, strict=True):
+        new = {**side, **changed}
+        sides.append({price: qty for price, qty in new.items() if qty})
+    return sides[0], sides[1]
+
+
+def _top10(book: tuple[_Side, _Side]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """The levels a Kraken checksum covers: the best 10 bids and asks."""
+    return sorted(book[0].items(), reverse=True)[:10], sorted(book[1].items())[:10]
 
 
 def _dumps(obj: Any) -> str:

@@ -20,14 +20,22 @@ fetch still waits behind the rate limiter), and ccxt would apply the later one
 to a book already live, skipping the diffs in between unmarked.
 Kraken (failed checksum, detected in `ccxt_checks`): the book is dropped and
 that one pair is unsubscribed and subscribed again, so Kraken sends its new
-snapshot.
+snapshot. If none comes within `RESUBSCRIBE_TIMEOUT_S` (Kraken refused the
+subscription, or the answer was lost), the watch fails with ccxt's
+`ChecksumError` and the watcher subscribes its symbols again: otherwise the
+pair's book would stop for good while its connection stays busy with the
+other pairs.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import ccxt.pro as ccxtpro
+
+# How long a Kraken pair subscribed again after a failed checksum waits for its snapshot (docstring).
+RESUBSCRIBE_TIMEOUT_S = 10.0
 
 
 def older(message: Any, nonce: int) -> bool:
@@ -173,6 +181,16 @@ class KrakenSymbolResync:
         except Exception as exc:  # the connection failed: the watch fails and subscribes anew
             client.subscriptions.pop(message_hash, None)
             client.reject(exc, message_hash)
+            return
+        waited, step = 0.0, 0.1
+        while symbol not in exchange.orderbooks:  # the snapshot makes the book anew (`ccxt_checks`)
+            if waited >= RESUBSCRIBE_TIMEOUT_S:
+                client.subscriptions.pop(message_hash, None)
+                error = f"{exchange.id} {symbol} book: no snapshot {waited:.0f} s after subscribing again"
+                client.reject(ccxtpro.ChecksumError(error), message_hash)
+                return
+            await asyncio.sleep(step)
+            waited += step
 
 
 def resync_mixins(cls: type[Any]) -> tuple[type[Any], ...]:

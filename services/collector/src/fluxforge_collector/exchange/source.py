@@ -9,7 +9,11 @@ published, taken as ccxt hands it over (`ccxt_client`), not when a watcher
 next runs, which would see only the latest of many. On a sequence gap the
 book is re-synchronised from a new snapshot (`ccxt_resync`: that symbol
 alone), so no book spanning a gap is ever published; each resync is counted
-per symbol.
+per symbol. A book snapshot without an exchange time (Kraken's, in-band) is
+held until the first update on it, which carries one and is published
+instead, or `SNAPSHOT_HOLD_S` without one: published at once, the engine would
+place it at its receive time, after the updates built on it (which the
+exchange stamped earlier), and its stale book would stand until the next one.
 
 Trades. Every trade ccxt resolves is handed over at once too (a watcher
 would see only the trades its future still holds when it runs: the last of
@@ -58,6 +62,8 @@ from fluxforge_collector.exchange.watchers import channel_groups, watch
 log = logging.getLogger("fluxforge.collector.exchange")
 
 ENVELOPE_QUEUE_SIZE = 50_000
+# How long a snapshot without an exchange time waits for the first update on it (module docstring).
+SNAPSHOT_HOLD_S = 1.0
 
 
 class ExchangeSource:
@@ -94,6 +100,8 @@ class ExchangeSource:
         self._drainer: asyncio.Task[None] | None = None  # moves the backlog into the queue
         self._trades_handed_over = False  # ccxt hands trades over as it parses them (`on_trades`)
         self._book_ts: dict[str, int] = {}  # symbol -> event time of its latest book, for the channel skew
+        self._snapshot_due: set[str] = set()  # symbols whose next unstamped book is a snapshot
+        self._held_snapshots: dict[str, asyncio.TimerHandle] = {}  # symbol -> its release without an update
         self._sequencer = TradeSequencer(
             self.stats, self._publish_trades, self.stop_signal, self.backoff, self.name
         )
@@ -151,6 +159,9 @@ class ExchangeSource:
             with contextlib.suppress(Exception):
                 await self.exchange.close()  # nothing arrives any more: all received is handed over
         await self._sequencer.settle()  # backfills under way publish what they hold
+        for symbol in list(self._held_snapshots):
+            if (line := self._held_snapshot_line(symbol)) is not None:
+                self._wait_for_room(line)
         if self._drainer is not None:
             await asyncio.gather(self._drainer, return_exceptions=True)
         assert self._queue is not None
@@ -229,6 +240,16 @@ class ExchangeSource:
         ts = book.get("timestamp")
         if ts is not None:
             self._book_ts[symbol] = ts
+            self._snapshot_due.discard(symbol)
+            if (held := self._held_snapshots.pop(symbol, None)) is not None:
+                held.cancel()  # this update on the snapshot is published instead
+        elif symbol in self._snapshot_due:
+            self._snapshot_due.discard(symbol)
+            if (held := self._held_snapshots.pop(symbol, None)) is not None:
+                held.cancel()
+            loop = asyncio.get_running_loop()
+            self._held_snapshots[symbol] = loop.call_later(SNAPSHOT_HOLD_S, self._release_snapshot, symbol)
+            return
         if queue.full() or self._backlog:
             self.stats.books_conflated += 1
             if isinstance(symbol, str) and symbol not in self._conflated:
@@ -238,6 +259,21 @@ class ExchangeSource:
         line = self._envelopes.book(book, int(self.clock() * 1000))
         if line is not None:
             queue.put_nowait(line)
+
+    def _held_snapshot_line(self, symbol: str) -> bytes | None:
+        """The envelope of `symbol`'s held snapshot, no longer held; None if an update or a drop replaced it."""
+        self._held_snapshots.pop(symbol, None)
+        book = (self.exchange.orderbooks or {}).get(symbol)
+        if book is None or book.get("timestamp") is not None:
+            return None
+        return self._envelopes.book(book, int(self.clock() * 1000))
+
+    def _release_snapshot(self, symbol: str) -> None:
+        """No update came on `symbol`'s snapshot within the hold: publish it as it is."""
+        if self.stop_signal.is_set:
+            return  # the stop publishes it
+        if (line := self._held_snapshot_line(symbol)) is not None:
+            self._wait_for_room(line)
 
     def on_trades(self, trades: list[Any]) -> None:
         """Queue the trades ccxt has just parsed, through the sequencer (each id once, in order)."""
@@ -286,6 +322,7 @@ class ExchangeSource:
 
     def on_snapshot(self, symbol: str) -> None:
         self.stats.count_snapshot(symbol)
+        self._snapshot_due.add(symbol)
         if self.stats.snapshots[symbol] > 1:
             self._envelopes.mark_resync(symbol, "snapshot")
 
@@ -328,7 +365,8 @@ class ExchangeSource:
                 if isinstance(item, str):
                     self._conflated.discard(item)
                     book = (self.exchange.orderbooks or {}).get(item)
-                    line = None if book is None else self._envelopes.book(book, int(self.clock() * 1000))
+                    held = book is None or item in self._held_snapshots
+                    line = None if held else self._envelopes.book(book, int(self.clock() * 1000))
                     if line is not None:
                         await queue.put(line)
                 else:

@@ -1,0 +1,76 @@
+"""A book snapshot without an exchange time waits for the first update on it (`ExchangeSource`)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from fluxforge_collector.exchange import source as source_module
+from fluxforge_collector.exchange.source import ExchangeSource
+from fluxforge_common.config import ExchangeConfig
+
+SYMBOL = "BTC/USD"
+HOLD_S = 0.05
+
+
+def kraken_book(ts: int | None, bid: float) -> dict[str, Any]:
+    return {"symbol": SYMBOL, "timestamp": ts, "nonce": None, "bids": [[bid, 1.0]], "asks": [[bid + 1, 1.0]]}
+
+
+async def published(source: ExchangeSource) -> list[dict[str, Any]]:
+    """The envelopes queued once the hold has passed."""
+    await asyncio.sleep(HOLD_S * 4)
+    assert source._queue is not None
+    lines = [source._queue.get_nowait() for _ in range(source._queue.qsize())]
+    return [orjson.loads(line) for line in lines if line is not None]
+
+
+def run(body: Any, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    monkeypatch.setattr(source_module, "SNAPSHOT_HOLD_S", HOLD_S)
+
+    async def main() -> list[dict[str, Any]]:
+        source = ExchangeSource("kraken", ExchangeConfig(symbols=[SYMBOL]), max_levels=10)
+        source._queue = asyncio.Queue()
+        source.exchange = SimpleNamespace(orderbooks={})
+        body(source)
+        return await published(source)
+
+    return asyncio.run(main())
+
+
+def test_the_first_update_on_a_snapshot_is_published_instead_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    def body(source: ExchangeSource) -> None:
+        source.on_snapshot(SYMBOL)
+        source.exchange.orderbooks[SYMBOL] = book = kraken_book(None, 100.0)
+        source.on_book(book)
+        book.update(kraken_book(1_765_512_000_400, 101.0))
+        source.on_book(book)
+
+    envelopes = run(body, monkeypatch)
+    assert [(e["ts"], e["bids"]) for e in envelopes] == [(1_765_512_000_400, [[101.0, 1.0]])]
+
+
+def test_a_snapshot_without_an_update_within_the_hold_is_published_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def body(source: ExchangeSource) -> None:
+        source.on_snapshot(SYMBOL)
+        source.exchange.orderbooks[SYMBOL] = book = kraken_book(None, 100.0)
+        source.on_book(book)
+
+    envelopes = run(body, monkeypatch)
+    assert [(e["ts"], e["bids"]) for e in envelopes] == [(None, [[100.0, 1.0]])]
+
+
+def test_a_book_without_an_exchange_time_that_is_no_snapshot_goes_out_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def body(source: ExchangeSource) -> None:
+        source.exchange.orderbooks[SYMBOL] = book = kraken_book(None, 100.0)
+        source.on_book(book)
+        assert source._queue is not None and source._queue.qsize() == 1
+
+    assert len(run(body, monkeypatch)) == 1
