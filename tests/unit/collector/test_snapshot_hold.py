@@ -74,3 +74,42 @@ def test_a_book_without_an_exchange_time_that_is_no_snapshot_goes_out_at_once(
         assert source._queue is not None and source._queue.qsize() == 1
 
     assert len(run(body, monkeypatch)) == 1
+
+
+def test_a_released_snapshot_leaves_the_queue_to_the_books_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    other = "ETH/USD"
+
+    def body(source: ExchangeSource) -> None:
+        source.on_snapshot(SYMBOL)
+        source.exchange.orderbooks[SYMBOL] = book = kraken_book(None, 100.0)
+        source.on_book(book)
+
+        def then() -> None:  # right after the release, before any other task ran
+            source.on_book({**kraken_book(1_765_512_000_400, 50.0), "symbol": other})
+
+        asyncio.get_running_loop().call_later(HOLD_S * 1.5, then)
+
+    envelopes = run(body, monkeypatch)
+    assert [(e["symbol"], e["ts"]) for e in envelopes] == [(SYMBOL, None), (other, 1_765_512_000_400)]
+
+
+def test_a_stop_publishes_a_held_snapshots_book_as_it_is_then(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source_module, "SNAPSHOT_HOLD_S", HOLD_S)
+
+    async def main() -> list[dict[str, Any]]:
+        source = ExchangeSource("kraken", ExchangeConfig(symbols=[SYMBOL]), max_levels=10)
+        source._queue = asyncio.Queue()
+        source.exchange = SimpleNamespace(orderbooks={})
+        source.on_snapshot(SYMBOL)
+        source.exchange.orderbooks[SYMBOL] = book = kraken_book(None, 100.0)
+        source.on_book(book)
+        source.request_stop()
+        book.update(kraken_book(1_765_512_000_400, 101.0))  # ccxt applies frames until the connection closes
+        source.on_book(book)  # not taken: the source is stopping
+        lines = []
+        while (line := await source._queue.get()) is not None:
+            lines.append(orjson.loads(line))
+        return lines
+
+    envelopes = asyncio.run(main())
+    assert [(e["ts"], e["bids"]) for e in envelopes] == [(1_765_512_000_400, [[101.0, 1.0]])]

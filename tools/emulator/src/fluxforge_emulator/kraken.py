@@ -334,6 +334,7 @@ class KrakenEmulator(ExchangeEmulator):
         return _dumps({"channel": "book", "type": kind, "data": [entry]})
 
     def _book_snapshot(self, state: EmulatedSymbol, depth: int) -> str:
+        self._gapped_books.pop((state.id, depth), None)  # the client starts over from the true book
         top = self._tops.get((state.id, depth))
         if top is None:
             top = self._tops[(state.id, depth)] = self._book(state, depth)
@@ -350,7 +351,7 @@ class KrakenEmulator(ExchangeEmulator):
             return
         if held is None:
             return
-        held, truth = _changed(held, changes), _changed(before, changes)
+        held, truth = _changed(held, changes, depth), _changed(before, changes, depth)
         if _top10(held) == _top10(truth):
             self._gapped_books[key] = held
             self._drop_depth[sid] += 1
@@ -416,12 +417,13 @@ class KrakenEmulator(ExchangeEmulator):
         return _dumps({"channel": "ticker", "type": kind, "data": [data]})
 
 
-def _changed(book: tuple[_Side, _Side], changes: tuple[_Side, _Side]) -> tuple[_Side, _Side]:
-    """`book` with `changes` applied (a qty of 0 removes the level)."""
+def _changed(book: tuple[_Side, _Side], changes: tuple[_Side, _Side], depth: int) -> tuple[_Side, _Side]:
+    """`book` with `changes` applied (a qty of 0 removes the level), its best `depth` levels a side, as a
+    client keeps it."""
     sides = []
-    for side, changed in zip(book, changes, strict=True):
-        new = {**side, **changed}
-        sides.append({price: qty for price, qty in new.items() if qty})
+    for side, changed, best_first in zip(book, changes, (True, False), strict=True):
+        levels = sorted(((p, q) for p, q in {**side, **changed}.items() if q), reverse=best_first)
+        sides.append(dict(levels[:depth]))
     return sides[0], sides[1]
 
 

@@ -20,19 +20,22 @@ fetch still waits behind the rate limiter), and ccxt would apply the later one
 to a book already live, skipping the diffs in between unmarked.
 Kraken (failed checksum, detected in `ccxt_checks`): the book is dropped and
 that one pair is unsubscribed and subscribed again, so Kraken sends its new
-snapshot. If none comes within `RESUBSCRIBE_TIMEOUT_S` (Kraken refused the
-subscription, or the answer was lost), the watch fails with ccxt's
-`ChecksumError` and the watcher subscribes its symbols again: otherwise the
-pair's book would stop for good while its connection stays busy with the
-other pairs.
+snapshot. Until it comes, the pair is subscribed again every
+`RESUBSCRIBE_TIMEOUT_S` (Kraken refuses a subscription when a client sends
+too many requests, and ccxt only rejects the request's own future, which
+nobody awaits): otherwise the pair's book would stop for good while its
+connection stays busy with the other pairs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import ccxt.pro as ccxtpro
+
+log = logging.getLogger("fluxforge.collector.exchange")
 
 # How long a Kraken pair subscribed again after a failed checksum waits for its snapshot (docstring).
 RESUBSCRIBE_TIMEOUT_S = 10.0
@@ -173,24 +176,37 @@ class KrakenSymbolResync:
         if depth is not None:
             params["depth"] = depth
         cost = (exchange.options.get("ws") or {}).get("cost", 1)
-        try:
-            for method in ("unsubscribe", "subscribe"):
-                if exchange.enableRateLimit:
-                    await client.throttle(cost)
-                await client.send({"method": method, "params": params, "req_id": exchange.request_id()})
-        except Exception as exc:  # the connection failed: the watch fails and subscribes anew
-            client.subscriptions.pop(message_hash, None)
-            client.reject(exc, message_hash)
-            return
-        waited, step = 0.0, 0.1
-        while symbol not in exchange.orderbooks:  # the snapshot makes the book anew (`ccxt_checks`)
-            if waited >= RESUBSCRIBE_TIMEOUT_S:
+        methods: tuple[str, ...] = ("unsubscribe", "subscribe")
+        while True:
+            try:
+                for method in methods:
+                    if exchange.enableRateLimit:
+                        await client.throttle(cost)
+                    await client.send({"method": method, "params": params, "req_id": exchange.request_id()})
+            except Exception as exc:  # the connection failed: the watch fails and subscribes anew
                 client.subscriptions.pop(message_hash, None)
-                error = f"{exchange.id} {symbol} book: no snapshot {waited:.0f} s after subscribing again"
-                client.reject(ccxtpro.ChecksumError(error), message_hash)
+                client.reject(exc, message_hash)
                 return
+            if await self._ff_book_back(symbol) or exchange.closed_by_user:
+                return
+            log.warning(
+                "%s %s book: no snapshot %.0f s after subscribing again; subscribing again",
+                exchange.id,
+                symbol,
+                RESUBSCRIBE_TIMEOUT_S,
+            )
+            methods = ("subscribe",)
+
+    async def _ff_book_back(self, symbol: str) -> bool:
+        """Whether the pair's snapshot made its book anew (`ccxt_checks`) within `RESUBSCRIBE_TIMEOUT_S`."""
+        exchange: Any = self
+        waited, step = 0.0, 0.1
+        while symbol not in exchange.orderbooks:
+            if waited >= RESUBSCRIBE_TIMEOUT_S or exchange.closed_by_user:
+                return False
             await asyncio.sleep(step)
             waited += step
+        return True
 
 
 def resync_mixins(cls: type[Any]) -> tuple[type[Any], ...]:

@@ -159,9 +159,12 @@ class ExchangeSource:
             with contextlib.suppress(Exception):
                 await self.exchange.close()  # nothing arrives any more: all received is handed over
         await self._sequencer.settle()  # backfills under way publish what they hold
-        for symbol in list(self._held_snapshots):
-            if (line := self._held_snapshot_line(symbol)) is not None:
+        for symbol, timer in self._held_snapshots.items():  # their books as they are now
+            timer.cancel()
+            book = (self.exchange.orderbooks or {}).get(symbol)
+            if book is not None and (line := self._envelopes.book(book, int(self.clock() * 1000))):
                 self._wait_for_room(line)
+        self._held_snapshots.clear()
         if self._drainer is not None:
             await asyncio.gather(self._drainer, return_exceptions=True)
         assert self._queue is not None
@@ -260,20 +263,14 @@ class ExchangeSource:
         if line is not None:
             queue.put_nowait(line)
 
-    def _held_snapshot_line(self, symbol: str) -> bytes | None:
-        """The envelope of `symbol`'s held snapshot, no longer held; None if an update or a drop replaced it."""
-        self._held_snapshots.pop(symbol, None)
-        book = (self.exchange.orderbooks or {}).get(symbol)
-        if book is None or book.get("timestamp") is not None:
-            return None
-        return self._envelopes.book(book, int(self.clock() * 1000))
-
     def _release_snapshot(self, symbol: str) -> None:
-        """No update came on `symbol`'s snapshot within the hold: publish it as it is."""
+        """No update came on `symbol`'s snapshot within the hold: its book goes out as any book does."""
         if self.stop_signal.is_set:
             return  # the stop publishes it
-        if (line := self._held_snapshot_line(symbol)) is not None:
-            self._wait_for_room(line)
+        self._held_snapshots.pop(symbol, None)
+        book = (self.exchange.orderbooks or {}).get(symbol)
+        if book is not None:
+            self.on_book(book)
 
     def on_trades(self, trades: list[Any]) -> None:
         """Queue the trades ccxt has just parsed, through the sequencer (each id once, in order)."""
