@@ -13,6 +13,7 @@ from fluxforge_collector.exchange.source import ExchangeSource
 from fluxforge_common.config import ExchangeConfig
 
 SYMBOL = "BTC/USD"
+OTHER = "ETH/USD"
 HOLD_S = 0.05
 
 
@@ -77,39 +78,54 @@ def test_a_book_without_an_exchange_time_that_is_no_snapshot_goes_out_at_once(
 
 
 def test_a_released_snapshot_leaves_the_queue_to_the_books_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    other = "ETH/USD"
+    other = OTHER
 
     def body(source: ExchangeSource) -> None:
+        release = source._release_snapshot
+
+        def release_then_another_book(symbol: str) -> None:  # in the same callback: no task ran between
+            release(symbol)
+            source.on_book({**kraken_book(1_765_512_000_400, 50.0), "symbol": other})
+
+        source._release_snapshot = release_then_another_book  # type: ignore[method-assign]
         source.on_snapshot(SYMBOL)
         source.exchange.orderbooks[SYMBOL] = book = kraken_book(None, 100.0)
         source.on_book(book)
-
-        def then() -> None:  # right after the release, before any other task ran
-            source.on_book({**kraken_book(1_765_512_000_400, 50.0), "symbol": other})
-
-        asyncio.get_running_loop().call_later(HOLD_S * 1.5, then)
 
     envelopes = run(body, monkeypatch)
     assert [(e["symbol"], e["ts"]) for e in envelopes] == [(SYMBOL, None), (other, 1_765_512_000_400)]
 
 
-def test_a_stop_publishes_a_held_snapshots_book_as_it_is_then(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("queue_full", [False, True], ids=["room", "queue-full"])
+def test_a_stop_publishes_a_held_snapshots_book_as_it_is_then_once(
+    monkeypatch: pytest.MonkeyPatch, queue_full: bool
+) -> None:
     monkeypatch.setattr(source_module, "SNAPSHOT_HOLD_S", HOLD_S)
 
     async def main() -> list[dict[str, Any]]:
         source = ExchangeSource("kraken", ExchangeConfig(symbols=[SYMBOL]), max_levels=10)
-        source._queue = asyncio.Queue()
+        source._queue = asyncio.Queue(1)
         source.exchange = SimpleNamespace(orderbooks={})
+        if queue_full:  # the queue holds a book, another symbol's waits for room, then a mark of this one
+            books = source.exchange.orderbooks
+            books[OTHER] = {**kraken_book(1_765_512_000_000, 50.0), "symbol": OTHER}
+            books[SYMBOL] = book = kraken_book(1_765_512_000_000, 90.0)
+            for conflated in (book, books[OTHER], book):
+                source.on_book(conflated)
         source.on_snapshot(SYMBOL)
         source.exchange.orderbooks[SYMBOL] = book = kraken_book(None, 100.0)
         source.on_book(book)
         source.request_stop()
+        await asyncio.sleep(0)
+        assert source.stop_signal.is_set
         book.update(kraken_book(1_765_512_000_400, 101.0))  # ccxt applies frames until the connection closes
         source.on_book(book)  # not taken: the source is stopping
+        await asyncio.sleep(HOLD_S / 2)  # the stop gets under way while the backlog waits for room
         lines = []
         while (line := await source._queue.get()) is not None:
             lines.append(orjson.loads(line))
         return lines
 
     envelopes = asyncio.run(main())
-    assert [(e["ts"], e["bids"]) for e in envelopes] == [(1_765_512_000_400, [[101.0, 1.0]])]
+    first = [(SYMBOL, [[90.0, 1.0]]), (OTHER, [[50.0, 1.0]])] if queue_full else []
+    assert [(e["symbol"], e["bids"]) for e in envelopes] == [*first, (SYMBOL, [[101.0, 1.0]])]

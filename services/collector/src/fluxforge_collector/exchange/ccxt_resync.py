@@ -160,6 +160,11 @@ class KrakenSymbolResync:
 
     REPLACES = ("request_id", "get_message_hash")
 
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config or {})  # type: ignore[call-arg]
+        # symbol -> the number of its latest resubscription: an earlier one still waiting gives way.
+        self._ff_resubscriptions: dict[str, int] = {}
+
     def _ff_resync(self, client: Any, symbol: str) -> bool:
         """Start the pair's resubscription; False if its subscription is unknown (ccxt's way then)."""
         exchange: Any = self
@@ -167,10 +172,13 @@ class KrakenSymbolResync:
         subscription = client.subscriptions.get(message_hash)
         if not isinstance(subscription, dict):
             return False
-        exchange.spawn(self._ff_resubscribe, client, symbol, message_hash, subscription.get("limit"))
+        number = self._ff_resubscriptions[symbol] = self._ff_resubscriptions.get(symbol, 0) + 1
+        exchange.spawn(self._ff_resubscribe, client, symbol, message_hash, subscription.get("limit"), number)
         return True
 
-    async def _ff_resubscribe(self, client: Any, symbol: str, message_hash: str, depth: int | None) -> None:
+    async def _ff_resubscribe(
+        self, client: Any, symbol: str, message_hash: str, depth: int | None, number: int
+    ) -> None:
         exchange: Any = self
         params: dict[str, Any] = {"channel": "book", "symbol": [symbol]}
         if depth is not None:
@@ -187,7 +195,7 @@ class KrakenSymbolResync:
                 client.subscriptions.pop(message_hash, None)
                 client.reject(exc, message_hash)
                 return
-            if await self._ff_book_back(symbol) or exchange.closed_by_user:
+            if await self._ff_book_back(symbol, number) or exchange.closed_by_user:
                 return
             log.warning(
                 "%s %s book: no snapshot %.0f s after subscribing again; subscribing again",
@@ -197,11 +205,12 @@ class KrakenSymbolResync:
             )
             methods = ("subscribe",)
 
-    async def _ff_book_back(self, symbol: str) -> bool:
-        """Whether the pair's snapshot made its book anew (`ccxt_checks`) within `RESUBSCRIBE_TIMEOUT_S`."""
+    async def _ff_book_back(self, symbol: str, number: int) -> bool:
+        """Whether the pair's snapshot made its book anew (`ccxt_checks`) within `RESUBSCRIBE_TIMEOUT_S`,
+        or a later resubscription of it took over the wait."""
         exchange: Any = self
         waited, step = 0.0, 0.1
-        while symbol not in exchange.orderbooks:
+        while symbol not in exchange.orderbooks and self._ff_resubscriptions.get(symbol) == number:
             if waited >= RESUBSCRIBE_TIMEOUT_S or exchange.closed_by_user:
                 return False
             await asyncio.sleep(step)

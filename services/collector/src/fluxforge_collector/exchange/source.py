@@ -159,11 +159,11 @@ class ExchangeSource:
             with contextlib.suppress(Exception):
                 await self.exchange.close()  # nothing arrives any more: all received is handed over
         await self._sequencer.settle()  # backfills under way publish what they hold
-        for symbol, timer in self._held_snapshots.items():  # their books as they are now
+        for symbol, timer in self._held_snapshots.items():  # their books as they are then, in turn
             timer.cancel()
-            book = (self.exchange.orderbooks or {}).get(symbol)
-            if book is not None and (line := self._envelopes.book(book, int(self.clock() * 1000))):
-                self._wait_for_room(line)
+            if symbol not in self._conflated:
+                self._conflated.add(symbol)
+                self._wait_for_room(symbol)
         self._held_snapshots.clear()
         if self._drainer is not None:
             await asyncio.gather(self._drainer, return_exceptions=True)
@@ -248,11 +248,14 @@ class ExchangeSource:
                 held.cancel()  # this update on the snapshot is published instead
         elif symbol in self._snapshot_due:
             self._snapshot_due.discard(symbol)
-            if (held := self._held_snapshots.pop(symbol, None)) is not None:
-                held.cancel()
-            loop = asyncio.get_running_loop()
-            self._held_snapshots[symbol] = loop.call_later(SNAPSHOT_HOLD_S, self._release_snapshot, symbol)
-            return
+            if book.get("nonce") is None:  # in-band (Kraken); a REST snapshot has its id, and no envelope
+                if (held := self._held_snapshots.pop(symbol, None)) is not None:
+                    held.cancel()
+                loop = asyncio.get_running_loop()
+                self._held_snapshots[symbol] = loop.call_later(
+                    SNAPSHOT_HOLD_S, self._release_snapshot, symbol
+                )
+                return
         if queue.full() or self._backlog:
             self.stats.books_conflated += 1
             if isinstance(symbol, str) and symbol not in self._conflated:
