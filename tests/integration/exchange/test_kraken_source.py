@@ -190,3 +190,13 @@ def test_a_refused_resubscription_is_sent_again_until_the_snapshot_comes(
     assert run.stats.gaps == {"BTC/USDT": 1} and run.stats.resyncs == {"BTC/USDT": 1}
     # Refused twice 1 s apart, then subscribed: no book without the second and third requests.
     assert run.fault_at is not None and run.books("BTC/USDT", after=run.fault_at + 2.0)
+
+
+def test_a_refused_first_subscription_fails_the_watch_which_subscribes_again(kraken: EmulatorThread) -> None:
+    kraken.call(lambda emu: emu.refuse_book_subscription("BTC/USDT"))  # type: ignore[attr-defined]
+    run = record(kraken, kraken_config(kraken), run_after_s=1.0, exchange_id="kraken")
+    counts = check_true_states(kraken, run)
+    report("kraken, first book subscription refused", run, counts)
+    # Before the change ccxt left the refusal unseen and BTC/USDT never had a book ("books of only").
+    assert run.stats.errors["ExchangeError"] >= 1
+    assert all(run.books(s) for s in SYMBOLS)

@@ -24,7 +24,7 @@ checksum then fails: while the updates after a skipped one re-send every level
 it changed, so that the client's top 10 is still true, they are skipped too),
 `malformed` cuts one in half, `http_error` answers
 REST, `drop_connections`, `disconnect` and `stall` hit the websockets;
-`refuse_book_subscription` answers a pair's next book subscription with an error.
+`refuse_book_subscription` answers a pair's next book subscriptions with an error.
 Kraken has no REST snapshot, so `slow_snapshot` and `depth_lag_s` (which
 make one ahead of the diffs) are refused.
 """
@@ -242,8 +242,8 @@ class KrakenEmulator(ExchangeEmulator):
                 continue
             if method == "subscribe" and channel == "book" and self._refused_books[symbol] > 0:
                 self._refused_books[symbol] -= 1
-                error = "EGeneral:Too many requests"
-                await conn.ws.send_str(_dumps({"error": error, "method": method, "success": False, **stamp}))
+                refused = {"error": "EGeneral:Too many requests", "method": method, "success": False}
+                await conn.ws.send_str(_dumps({**refused, "symbol": symbol, **stamp}))
                 continue
             result = {"channel": channel, "symbol": symbol, **({"depth": depth} if channel == "book" else {})}
             await conn.ws.send_str(_dumps({"method": method, "result": result, "success": True, **stamp}))

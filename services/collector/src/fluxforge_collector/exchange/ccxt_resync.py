@@ -37,6 +37,8 @@ import ccxt.pro as ccxtpro
 
 log = logging.getLogger("fluxforge.collector.exchange")
 
+# Subscription requests remembered, to fail the watch of one Kraken refuses (`KrakenSymbolResync`).
+SUBSCRIPTIONS_KEPT = 256
 # How long a Kraken pair subscribed again after a failed checksum waits for its snapshot (docstring).
 RESUBSCRIBE_TIMEOUT_S = 10.0
 
@@ -156,14 +158,61 @@ class BinanceSymbolResync:
 
 
 class KrakenSymbolResync:
-    """On a failed checksum, subscribe that pair's book again (after unsubscribing it) for a new snapshot."""
+    """On a failed checksum, subscribe that pair's book again (after unsubscribing it) for a new snapshot.
 
-    REPLACES = ("request_id", "get_message_hash")
+    A watch's own subscription that Kraken refuses fails that watch: ccxt only
+    rejects the request's id, which no watch waits on, so the pairs it names
+    would never deliver while the connection stays busy with the others. The
+    watcher then watches again after its backoff, and ccxt subscribes them anew.
+    """
+
+    REPLACES = ("request_id", "get_message_hash", "watch_multiple", "handle_error_message")
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config or {})  # type: ignore[call-arg]
         # symbol -> the number of its latest resubscription: an earlier one still waiting gives way.
         self._ff_resubscriptions: dict[str, int] = {}
+        # req_id of a watch's subscription -> its message hashes, the latest `SUBSCRIPTIONS_KEPT`.
+        self._ff_requests: dict[str, list[str]] = {}
+
+    def watch_multiple(
+        self,
+        url: str,
+        message_hashes: list[str],
+        message: Any = None,
+        subscribe_hashes: list[str] | None = None,
+        subscription: Any = None,
+    ) -> Any:
+        exchange: Any = self
+        if isinstance(message, dict) and message.get("method") == "subscribe" and subscribe_hashes:
+            subscriptions = exchange.client(url).subscriptions
+            if any(h not in subscriptions for h in subscribe_hashes):  # it goes out
+                requests = self._ff_requests
+                requests[str(message.get("req_id"))] = list(subscribe_hashes)
+                while len(requests) > SUBSCRIPTIONS_KEPT:
+                    del requests[next(iter(requests))]
+        return super().watch_multiple(  # type: ignore[misc]
+            url, message_hashes, message, subscribe_hashes, subscription
+        )
+
+    def handle_error_message(self, client: Any, message: Any) -> bool:
+        if (
+            isinstance(message, dict)
+            and message.get("method") == "subscribe"
+            and message.get("success") is False
+        ):
+            error = str(message.get("error"))
+            hashes = self._ff_requests.get(str(message.get("req_id")), [])
+            symbol = message.get("symbol")
+            named = [h for h in hashes if isinstance(symbol, str) and h.endswith("@" + symbol)] or hashes
+            if "already subscribed" not in error.lower():
+                for message_hash in named:
+                    client.subscriptions.pop(message_hash, None)
+                    refused = ccxtpro.ExchangeError(
+                        f"kraken refused the subscription {message_hash}: {error}"
+                    )
+                    client.reject(refused, message_hash)
+        return bool(super().handle_error_message(client, message))  # type: ignore[misc]
 
     def _ff_resync(self, client: Any, symbol: str) -> bool:
         """Start the pair's resubscription; False if its subscription is unknown (ccxt's way then)."""
