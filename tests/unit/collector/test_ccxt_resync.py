@@ -179,3 +179,42 @@ def test_a_superseded_fetch_that_fails_does_not_fail_the_watch() -> None:
         assert client.resolved == [100, 102]
 
     asyncio.run(main())
+
+
+class RecordingClient:
+    """The websocket client's subscriptions and the futures it rejects."""
+
+    def __init__(self, hashes: list[str]) -> None:
+        self.subscriptions: dict[str, Any] = dict.fromkeys(hashes, True)
+        self.rejected: list[tuple[str, BaseException]] = []
+
+    def reject(self, error: BaseException, message_hash: Any = None) -> None:
+        self.rejected.append((message_hash, error))
+
+
+@pytest.mark.parametrize(
+    ("error", "symbol", "refused"),
+    [
+        ("EGeneral:Too many requests", "BTC/USD", ["orderbook@BTC/USD"]),
+        ("Currency pair not supported BTC/USD", None, ["orderbook@BTC/USD", "orderbook@ETH/USD"]),
+        ("Already subscribed", "BTC/USD", []),
+    ],
+)
+def test_a_refused_kraken_subscription_fails_the_watch_of_the_pairs_it_names(
+    error: str, symbol: str | None, refused: list[str]
+) -> None:
+    class Kraken(KrakenSymbolResync, ccxtpro.kraken):  # type: ignore[misc]
+        pass
+
+    exchange = Kraken()
+    hashes = ["orderbook@BTC/USD", "orderbook@ETH/USD"]
+    exchange._ff_requests["7"] = hashes
+    client = RecordingClient(hashes)
+    answer = {"error": error, "method": "subscribe", "success": False, "req_id": 7}
+    for _ in range(2):  # a refusal naming no pair fails the request's pairs once
+        exchange.handle_error_message(client, answer if symbol is None else {**answer, "symbol": symbol})
+    watches = [(h, type(e).__name__) for h, e in client.rejected if h in hashes]
+    kind = "BadSymbol" if "not supported" in error else "ExchangeError"
+    expected = refused * 2 if symbol is not None else refused
+    assert watches == [(h, kind) for h in expected]
+    assert sorted(client.subscriptions) == sorted(set(hashes) - set(refused))

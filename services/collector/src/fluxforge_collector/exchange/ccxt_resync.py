@@ -201,18 +201,27 @@ class KrakenSymbolResync:
             and message.get("method") == "subscribe"
             and message.get("success") is False
         ):
-            error = str(message.get("error"))
-            hashes = self._ff_requests.get(str(message.get("req_id")), [])
-            symbol = message.get("symbol")
-            named = [h for h in hashes if isinstance(symbol, str) and h.endswith("@" + symbol)] or hashes
-            if "already subscribed" not in error.lower():
-                for message_hash in named:
-                    client.subscriptions.pop(message_hash, None)
-                    refused = ccxtpro.ExchangeError(
-                        f"kraken refused the subscription {message_hash}: {error}"
-                    )
-                    client.reject(refused, message_hash)
+            self._ff_refused(
+                client, str(message.get("error")), str(message.get("req_id")), message.get("symbol")
+            )
         return bool(super().handle_error_message(client, message))  # type: ignore[misc]
+
+    def _ff_refused(self, client: Any, error: str, request_id: str, symbol: Any) -> None:
+        """Fail the watch of the pairs a refused subscription names (every pair of it, once, if it names
+        none of them), with the error class ccxt gives the message."""
+        if "already subscribed" in error.lower():
+            return
+        exchange: Any = self
+        hashes = self._ff_requests.get(request_id, [])
+        named = [h for h in hashes if isinstance(symbol, str) and h.endswith("@" + symbol)]
+        if not named:
+            named = self._ff_requests.pop(request_id, [])
+        broad = exchange.exceptions["ws"]["broad"]
+        key = exchange.find_broadly_matched_key(broad, error)
+        kind = ccxtpro.ExchangeError if key is None else broad[key]
+        for message_hash in named:
+            client.subscriptions.pop(message_hash, None)
+            client.reject(kind(f"kraken refused the subscription {message_hash}: {error}"), message_hash)
 
     def _ff_resync(self, client: Any, symbol: str) -> bool:
         """Start the pair's resubscription; False if its subscription is unknown (ccxt's way then)."""
