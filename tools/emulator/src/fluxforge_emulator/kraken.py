@@ -22,9 +22,9 @@ a `status` message on connect, `subscribe`/`unsubscribe` of `book`,
 emulator's: `gap` skips a symbol's next book updates (the client's next
 checksum then fails: while the updates after a skipped one re-send every level
 it changed, so that the client's top 10 is still true, they are skipped too),
-`malformed` cuts one in half, `http_error` answers
-REST, `drop_connections`, `disconnect` and `stall` hit the websockets;
-`refuse_book_subscription` answers a pair's next book subscriptions with an error.
+`malformed` cuts one in half, `http_error` answers REST, `drop_connections`,
+`disconnect` and `stall` hit the websockets; `refuse_book_subscription`
+answers a pair's next book subscriptions with an error.
 Kraken has no REST snapshot, so `slow_snapshot` and `depth_lag_s` (which
 make one ahead of the diffs) are refused.
 """
@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from fluxforge_common.kraken import kraken_book_checksum
+from fluxforge_common.kraken import KRAKEN_CHECKSUM_LEVELS, kraken_book_checksum
 
 from fluxforge_emulator.feed import DEPTH, TICKER, TRADE, EmulatedSymbol, decimals, fmt
 from fluxforge_emulator.server import EmulatorConfig, ExchangeEmulator, _Conn
@@ -51,7 +51,8 @@ MAX_TRADES = 1000  # the most trades one REST `Trades` request returns, as on Kr
 BOOK_TRUTH = "book_truth"  # sent_log kind of the true book of a subscribed depth after each change
 _CHANNELS = {"book": DEPTH, "trade": TRADE, "ticker": TICKER}
 _Side = dict[float, float]
-_Update = tuple[tuple[_Side, _Side], tuple[_Side, _Side]]  # a book update's changes, the true book before it
+_Book = tuple[_Side, _Side]
+_Update = tuple[_Book, _Book, _Book]  # a book update's changes, the true book before it and after it
 
 
 def _iso(ms: int) -> str:
@@ -83,7 +84,7 @@ class KrakenEmulator(ExchangeEmulator):
         self._recent_trades: dict[str, deque[dict[str, Any]]] = {}  # symbol id -> the last 50, for snapshots
         # The book a client holds of a subscribed depth since an update of it was skipped (`gap`), until
         # its top 10 differs from the true one: then its checksum fails. (symbol id, depth) -> book.
-        self._gapped_books: dict[tuple[str, int], tuple[_Side, _Side]] = {}
+        self._gapped_books: dict[tuple[str, int], _Book] = {}
         self._refused_books: Counter[str] = Counter()  # unified symbol -> book subscriptions to refuse
 
     def _add_routes(self, app: web.Application) -> None:
@@ -281,7 +282,7 @@ class KrakenEmulator(ExchangeEmulator):
     async def _emit(self, steps: Any) -> None:
         self._period += 1
         period = self._period
-        # (symbol id, kind, payload, depth or 0, a book update's changes and the true book before it)
+        # (symbol id, kind, payload, depth or 0, a book update's changes and the true books around it)
         out: list[tuple[str, str, str, int, _Update | None]] = []
         for state, events in steps:
             for event in events:
@@ -343,7 +344,7 @@ class KrakenEmulator(ExchangeEmulator):
     def _follow_gap(self, sid: str, depth: int, update: _Update, skipped: bool) -> None:
         """Keep skipping `sid`'s updates while the client's book after a skipped one still checks out."""
         key = (sid, depth)
-        changes, before = update
+        changes, before, after = update
         held = self._gapped_books.get(key)
         if skipped:
             if held is None:
@@ -351,8 +352,8 @@ class KrakenEmulator(ExchangeEmulator):
             return
         if held is None:
             return
-        held, truth = _changed(held, changes, depth), _changed(before, changes, depth)
-        if _top10(held) == _top10(truth):
+        held = _changed(held, changes, depth)
+        if _checksummed(held) == _checksummed(after):
             self._gapped_books[key] = held
             self._drop_depth[sid] += 1
         else:
@@ -360,7 +361,7 @@ class KrakenEmulator(ExchangeEmulator):
 
     def _book_updates(self, state: EmulatedSymbol) -> list[tuple[int, str, _Update]]:
         """The update of each subscribed depth of `state` whose levels changed, as (depth, payload,
-        (its changes, the true book before it))."""
+        (its changes, the true book before it, the true book after it))."""
         updates = []
         for (sid, depth), (old_bids, old_asks) in list(self._tops.items()):
             if sid != state.id:
@@ -374,7 +375,7 @@ class KrakenEmulator(ExchangeEmulator):
             if not (changed_bids or changed_asks):
                 continue
             message = self._book_message(state, "update", changed_bids, changed_asks, top)
-            updates.append((depth, message, ((changed_bids, changed_asks), (old_bids, old_asks))))
+            updates.append((depth, message, ((changed_bids, changed_asks), (old_bids, old_asks), top)))
             if self.sent_log is not None:  # the true book after this update, for tests
                 truth = {
                     "depth": depth,
@@ -417,7 +418,7 @@ class KrakenEmulator(ExchangeEmulator):
         return _dumps({"channel": "ticker", "type": kind, "data": [data]})
 
 
-def _changed(book: tuple[_Side, _Side], changes: tuple[_Side, _Side], depth: int) -> tuple[_Side, _Side]:
+def _changed(book: _Book, changes: _Book, depth: int) -> _Book:
     """`book` with `changes` applied (a qty of 0 removes the level), its best `depth` levels a side, as a
     client keeps it."""
     sides = []
@@ -427,9 +428,10 @@ def _changed(book: tuple[_Side, _Side], changes: tuple[_Side, _Side], depth: int
     return sides[0], sides[1]
 
 
-def _top10(book: tuple[_Side, _Side]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """The levels a Kraken checksum covers: the best 10 bids and asks."""
-    return sorted(book[0].items(), reverse=True)[:10], sorted(book[1].items())[:10]
+def _checksummed(book: _Book) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """The levels a Kraken checksum covers: the best bids and asks."""
+    n = KRAKEN_CHECKSUM_LEVELS
+    return sorted(book[0].items(), reverse=True)[:n], sorted(book[1].items())[:n]
 
 
 def _dumps(obj: Any) -> str:

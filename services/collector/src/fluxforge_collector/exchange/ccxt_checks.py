@@ -21,6 +21,8 @@ from typing import Any
 import ccxt.pro as ccxtpro
 from fluxforge_common.kraken import kraken_book_checksum
 
+from fluxforge_collector.exchange.ccxt_client import fail_watch
+
 
 class UncheckedBooks:
     """Exchanges whose books ccxt checks itself (update ids) or that give nothing to check."""
@@ -66,10 +68,8 @@ class KrakenBookChecksum:
                 if source is not None:
                     source.on_gap(symbol)
                 return
-            message_hash = exchange.get_message_hash("orderbook", None, symbol)
-            client.subscriptions.pop(message_hash, None)
             error = ccxtpro.ChecksumError(f"{exchange.id} {exchange.orderbook_checksum_message(symbol)}")
-            client.reject(error, message_hash)
+            fail_watch(client, exchange.get_message_hash("orderbook", None, symbol), error)
 
     def _ff_book_ok(self, book: Any) -> bool:
         expected = self._ff_expected

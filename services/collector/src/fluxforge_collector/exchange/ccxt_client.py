@@ -55,6 +55,13 @@ def missing_ccxt_parts(cls: type[Any], mixins: tuple[type[Any], ...]) -> list[st
     return missing + [f"Client.{name}" for name in CLIENT_REPLACES if not hasattr(Client, name)]
 
 
+def fail_watch(client: Any, message_hash: str, error: BaseException) -> None:
+    """Fail the watch waiting on `message_hash` with `error`, its subscription forgotten, so that the
+    watcher's next call subscribes it anew."""
+    client.subscriptions.pop(message_hash, None)
+    client.reject(error, message_hash)
+
+
 def new_trades(cache: Any, last: Any) -> list[Any]:
     """The trades after `last` (the newest one handed over, by identity) in ccxt's trade cache, oldest first."""
     new = []

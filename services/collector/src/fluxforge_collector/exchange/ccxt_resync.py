@@ -35,6 +35,8 @@ from typing import Any
 
 import ccxt.pro as ccxtpro
 
+from fluxforge_collector.exchange.ccxt_client import fail_watch
+
 log = logging.getLogger("fluxforge.collector.exchange")
 
 # Subscription requests remembered, to fail the watch of one Kraken refuses (`KrakenSymbolResync`).
@@ -144,8 +146,7 @@ class BinanceSymbolResync:
             )
         except Exception as exc:
             if waited_for():
-                client.subscriptions.pop(message_hash, None)
-                client.reject(exc, message_hash)
+                fail_watch(client, message_hash, exc)
             return
         if not waited_for():
             return
@@ -220,8 +221,7 @@ class KrakenSymbolResync:
         key = exchange.find_broadly_matched_key(broad, error)
         kind = ccxtpro.ExchangeError if key is None else broad[key]
         for message_hash in named:
-            client.subscriptions.pop(message_hash, None)
-            client.reject(kind(f"kraken refused the subscription {message_hash}: {error}"), message_hash)
+            fail_watch(client, message_hash, kind(f"kraken refused the subscription {message_hash}: {error}"))
 
     def _ff_resync(self, client: Any, symbol: str) -> bool:
         """Start the pair's resubscription; False if its subscription is unknown (ccxt's way then)."""
@@ -250,8 +250,7 @@ class KrakenSymbolResync:
                         await client.throttle(cost)
                     await client.send({"method": method, "params": params, "req_id": exchange.request_id()})
             except Exception as exc:  # the connection failed: the watch fails and subscribes anew
-                client.subscriptions.pop(message_hash, None)
-                client.reject(exc, message_hash)
+                fail_watch(client, message_hash, exc)
                 return
             if await self._ff_book_back(symbol, number) or exchange.closed_by_user:
                 return
