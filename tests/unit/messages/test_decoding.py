@@ -122,6 +122,8 @@ def test_a_book_is_accepted_as_its_columns_exactly_when_every_level_rule_holds(
     reason = _book_reason(bids, asks)
     if reason is None:
         assert isinstance(result, DecodedTick)
-        assert result.book == (*zip(*bids, strict=True), *zip(*asks, strict=True))
+        assert result.book == tuple(
+            list(column) for column in (*zip(*bids, strict=True), *zip(*asks, strict=True))
+        )
     else:
         assert isinstance(result, Rejection) and result.reason == reason

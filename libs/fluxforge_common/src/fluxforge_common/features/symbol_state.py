@@ -69,9 +69,7 @@ _held_ticks = msgspec.msgpack.Decoder(list[Tick])
 
 def book_columns(bids: list[Level], asks: list[Level]) -> BookColumns:
     """(bid prices, bid sizes, ask prices, ask sizes): the per-update hot path indexes these."""
-    bpx, bsz = zip(*bids, strict=True)
-    apx, asz = zip(*asks, strict=True)
-    return bpx, bsz, apx, asz
+    return [p for p, _ in bids], [q for _, q in bids], [p for p, _ in asks], [q for _, q in asks]
 
 
 def closing_watermark(last_event_ms: int, interval_ms: int) -> int:
@@ -363,25 +361,14 @@ class SymbolState:
             ofi = f.ofi
             n_ofi = len(ofi)
             if nb >= n_ofi and na >= n_ofi and nb0 >= n_ofi and na0 >= n_ofi:
-                # A side as it was adds 0.0 at every level, so the other side's term alone is the
-                # same sum (an OFI starts at 0.0 and is never -0.0); both as they were add nothing.
-                bids_moved = bsz != bsz0 or bpx != bpx0
-                asks_moved = asz != asz0 or apx != apx0
-                if bids_moved and asks_moved:
-                    for m in range(n_ofi):
-                        p, p0 = bpx[m], bpx0[m]
-                        e = bsz[m] if p > p0 else (bsz[m] - bsz0[m] if p == p0 else -bsz0[m])
-                        p, p0 = apx[m], apx0[m]
-                        e -= -asz0[m] if p > p0 else (asz[m] - asz0[m] if p == p0 else asz[m])
-                        ofi[m] += e
-                elif bids_moved:
-                    for m in range(n_ofi):
-                        p, p0 = bpx[m], bpx0[m]
-                        ofi[m] += bsz[m] if p > p0 else (bsz[m] - bsz0[m] if p == p0 else -bsz0[m])
-                elif asks_moved:
-                    for m in range(n_ofi):
-                        p, p0 = apx[m], apx0[m]
-                        ofi[m] -= -asz0[m] if p > p0 else (asz[m] - asz0[m] if p == p0 else asz[m])
+                # Every level, even of a side as it was: compiled, this is cheaper than comparing
+                # the sides first (README "Performance").
+                for m in range(n_ofi):
+                    p, p0 = bpx[m], bpx0[m]
+                    e = bsz[m] if p > p0 else (bsz[m] - bsz0[m] if p == p0 else -bsz0[m])
+                    p, p0 = apx[m], apx0[m]
+                    e -= -asz0[m] if p > p0 else (asz[m] - asz0[m] if p == p0 else asz[m])
+                    ofi[m] += e
             else:
                 for m in range(n_ofi):
                     # A missing level is price 0 (bids) or +inf (asks) with size 0.
@@ -414,7 +401,13 @@ class SymbolState:
         f.sum_imb += (qb - qa) / (qb + qa)
         if rel <= self.layout.tight:
             f.n_tight += 1
-        depth = sum(bsz, 0.0) + sum(asz, 0.0)
+        depth = 0.0  # the same sums as `sum(side, 0.0)`; compiled, a loop adds unboxed floats
+        for q in bsz:
+            depth += q
+        ask_depth = 0.0
+        for q in asz:
+            ask_depth += q
+        depth += ask_depth
         delta = depth - f.depth_mean
         f.depth_mean += delta / n
         f.depth_m2 += delta * (depth - f.depth_mean)

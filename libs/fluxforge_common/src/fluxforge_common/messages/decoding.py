@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 
@@ -80,30 +80,37 @@ def _check_book(tick: BookTick) -> BookColumns | str:
         # One pass a side with plain comparisons, which the compiled kernel turns into C (faster
         # there than the zip/min/max/all builtins: README "Performance"); `_explain_book` only runs
         # to name the offending level.
-        bid_cols = _side_columns(bids, True)
-        ask_cols = _side_columns(asks, False)
+        bid_cols = _side_columns(cast(list[tuple[object, object]], bids), True)
+        ask_cols = _side_columns(cast(list[tuple[object, object]], asks), False)
         if bid_cols is not None and ask_cols is not None and bid_cols[0][0] < ask_cols[0][0]:
             return bid_cols[0], bid_cols[1], ask_cols[0], ask_cols[1]
     return _explain_book(tick)
 
 
 def _side_columns(
-    levels: list[tuple[float, float]], descending: bool
-) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    levels: list[tuple[object, object]], descending: bool
+) -> tuple[list[float], list[float]] | None:
     """A side's (prices, sizes) when every price and size is in range and the prices are strictly
-    ordered (`descending` for bids), else None."""
-    prices: list[float] = []
-    sizes: list[float] = []
+    ordered (`descending` for bids), else None.
+
+    Levels are read as objects and cast for the comparisons only, so the columns hold the float
+    objects decoding made: the compiled kernel unboxes a `tuple[float, float]` and would box every
+    value again (0.76x the time a side, README "Performance").
+    """
+    prices: list[object] = []
+    sizes: list[object] = []
     prev = MAX_QUANTITY if descending else 0.0
-    for price, size in levels:
+    for p, q in levels:
+        price = cast(float, p)
+        size = cast(float, q)
         if not (MIN_QUANTITY <= price < MAX_QUANTITY and MIN_QUANTITY <= size < MAX_QUANTITY):
             return None
         if (price >= prev) if descending else (price <= prev):
             return None
         prev = price
-        prices.append(price)
-        sizes.append(size)
-    return tuple(prices), tuple(sizes)
+        prices.append(p)
+        sizes.append(q)
+    return cast(list[float], prices), cast(list[float], sizes)
 
 
 def _explain_book(tick: BookTick) -> str:

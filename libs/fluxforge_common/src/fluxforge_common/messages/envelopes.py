@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 Level = tuple[float, float]
 # (bid prices, bid sizes, ask prices, ask sizes), best level first.
-BookColumns = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]
+BookColumns = tuple[list[float], list[float], list[float], list[float]]
 
 
 class BookTick(msgspec.Struct, tag_field="type", tag="book", frozen=True, gc=False):
