@@ -31,7 +31,7 @@ class FeatureEngine:
     def apply(self, state: SymbolState, item: DecodedTick, out: EngineOutput) -> str | None:
         """Apply one tick to `state` at its event time; the reason when the state refuses it."""
         tick = item.tick
-        return state.process(tick, event_time(tick), out, item.book)
+        return state.process(tick, event_time(tick), out)
 
     def process(self, item: DecodedTick, out: EngineOutput) -> None:
         tick = item.tick

@@ -37,7 +37,6 @@ from fluxforge_common.features.ibars import InformationBar, information_bars
 from fluxforge_common.features.intervals import IntervalFlows, RollingWindows
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.messages.envelopes import (
-    BookColumns,
     BookTick,
     Level,
     Tick,
@@ -60,16 +59,11 @@ RECENT_TRADE_IDS: Final = 100
 RECEIVE_CLOCK_LEAD_MS: Final = 2_000
 _MS_PER_DAY: Final = 86_400_000
 _INF: Final = math.inf
-# A held tick: (event time, tick, its book columns), kept sorted by event time then arrival.
-Held = tuple[int, Tick, BookColumns | None]
+# A held tick: (event time, tick), kept sorted by event time then arrival.
+Held = tuple[int, Tick]
 _held_time = operator.itemgetter(0)
 # Held ticks are stored as one nested msgpack value, decoded typed (untyped + convert is ~3x slower).
 _held_ticks = msgspec.msgpack.Decoder(list[Tick])
-
-
-def book_columns(bids: list[Level], asks: list[Level]) -> BookColumns:
-    """(bid prices, bid sizes, ask prices, ask sizes): the per-update hot path indexes these."""
-    return [p for p, _ in bids], [q for _, q in bids], [p for p, _ in asks], [q for _, q in asks]
 
 
 def closing_watermark(last_event_ms: int, interval_ms: int) -> int:
@@ -145,7 +139,6 @@ class SymbolState:
         "asks",
         "bars",
         "bids",
-        "book_cols",
         "exchange",
         "flows",
         "held",
@@ -174,7 +167,6 @@ class SymbolState:
         self.symbol = symbol
         self.bids: list[Level] | None = None
         self.asks: list[Level] | None = None
-        self.book_cols: BookColumns | None = None
         self.last_mid = 0.0
         self.last_book_ms: int | None = None
         self.last_seq: int | None = None
@@ -203,12 +195,10 @@ class SymbolState:
         tick: Tick,
         event_ms: int,
         out: EngineOutput,
-        book: BookColumns | None = None,
     ) -> str | None:
         """Accept one validated tick; returns why it was refused (late, duplicate), or None.
 
         Duplicates are checked in arrival order against every accepted tick, held or applied.
-        `book` is the tick's columns when validation already computed them.
         """
         step = self.layout.interval_ms
         next_ms = self.next_ms
@@ -257,16 +247,16 @@ class SymbolState:
         lateness = self.layout.lateness_ms
         held = self.held
         if not lateness and not held and event_ms <= last:
-            self._apply(tick, event_ms, out, book)
+            self._apply(tick, event_ms, out)
             return None
         if not held or event_ms >= held[-1][0]:
-            held.append((event_ms, tick, book))
+            held.append((event_ms, tick))
         else:  # after the held ticks of the same event time: ties stay in arrival order
-            bisect.insort_right(held, (event_ms, tick, book), key=_held_time)
+            bisect.insort_right(held, (event_ms, tick), key=_held_time)
         horizon = last - lateness
         while held and held[0][0] <= horizon:
-            event_ms, tick, book = held.popleft()
-            self._apply(tick, event_ms, out, book)
+            event_ms, tick = held.popleft()
+            self._apply(tick, event_ms, out)
         next_ms = self.next_ms
         if next_ms is not None and horizon >= next_ms:
             self._advance(horizon, out)
@@ -285,8 +275,8 @@ class SymbolState:
         self.watermark_ms = watermark_ms
         held = self.held
         while held and held[0][0] < watermark_ms:
-            event_ms, tick, book = held.popleft()
-            self._apply(tick, event_ms, out, book)
+            event_ms, tick = held.popleft()
+            self._apply(tick, event_ms, out)
         next_ms = self.next_ms
         if next_ms is not None and watermark_ms >= next_ms:
             rows = len(out.hf)
@@ -315,7 +305,7 @@ class SymbolState:
         held = self.held  # nothing applied yet: the rows start with the first held tick's interval
         return held[0][0] // step * step if held else None
 
-    def _apply(self, tick: Tick, event_ms: int, out: EngineOutput, book: BookColumns | None) -> None:
+    def _apply(self, tick: Tick, event_ms: int, out: EngineOutput) -> None:
         """Close the intervals ending at or before `event_ms`, then apply the tick."""
         step = self.layout.interval_ms
         next_ms = self.next_ms
@@ -325,7 +315,7 @@ class SymbolState:
             self._advance(event_ms, out)
         kind = type(tick)
         if kind is BookTick:
-            self._on_book(tick, event_ms, book)  # type: ignore[arg-type]
+            self._on_book(tick, event_ms)  # type: ignore[arg-type]
         elif kind is TradeTick:
             self._on_trade(tick, event_ms, out)  # type: ignore[arg-type]
         else:
@@ -340,43 +330,41 @@ class SymbolState:
             return f"out-of-order book: seq {seq} after seq {last}"
         return None
 
-    def _on_book(self, tick: BookTick, event_ms: int, cols: BookColumns | None) -> None:
+    def _on_book(self, tick: BookTick, event_ms: int) -> None:
         levels = self.layout.max_levels
         bids, asks = tick.bids, tick.asks
         if len(bids) > levels or len(asks) > levels:
             bids, asks = bids[:levels], asks[:levels]
-            cols = None
-        if cols is None:
-            cols = book_columns(bids, asks)
-        bpx, bsz, apx, asz = cols
-        pb, qb, pa, qa = bpx[0], bsz[0], apx[0], asz[0]
+        pb, qb = bids[0]
+        pa, qa = asks[0]
         mid = (pb + pa) / 2
         spread = pa - pb
         rel = spread / mid
         f = self.flows
-        prev = self.book_cols
-        if prev is not None:
-            bpx0, bsz0, apx0, asz0 = prev
-            nb, na, nb0, na0 = len(bpx), len(apx), len(bpx0), len(apx0)
+        bids0, asks0 = self.bids, self.asks
+        if bids0 is not None and asks0 is not None:
+            nb, na, nb0, na0 = len(bids), len(asks), len(bids0), len(asks0)
             ofi = f.ofi
             n_ofi = len(ofi)
             if nb >= n_ofi and na >= n_ofi and nb0 >= n_ofi and na0 >= n_ofi:
-                # Every level, even of a side as it was: compiled, this is cheaper than comparing
-                # the sides first (README "Performance").
+                # Every level, even of a side as it was (it adds 0.0): compiled, this is cheaper than
+                # comparing the sides first (README "Performance").
                 for m in range(n_ofi):
-                    p, p0 = bpx[m], bpx0[m]
-                    e = bsz[m] if p > p0 else (bsz[m] - bsz0[m] if p == p0 else -bsz0[m])
-                    p, p0 = apx[m], apx0[m]
-                    e -= -asz0[m] if p > p0 else (asz[m] - asz0[m] if p == p0 else asz[m])
+                    p, q = bids[m]
+                    p0, q0 = bids0[m]
+                    e = q if p > p0 else (q - q0 if p == p0 else -q0)
+                    p, q = asks[m]
+                    p0, q0 = asks0[m]
+                    e -= -q0 if p > p0 else (q - q0 if p == p0 else q)
                     ofi[m] += e
             else:
                 for m in range(n_ofi):
                     # A missing level is price 0 (bids) or +inf (asks) with size 0.
-                    p, q = (bpx[m], bsz[m]) if m < nb else (0.0, 0.0)
-                    p0, q0 = (bpx0[m], bsz0[m]) if m < nb0 else (0.0, 0.0)
+                    p, q = bids[m] if m < nb else (0.0, 0.0)
+                    p0, q0 = bids0[m] if m < nb0 else (0.0, 0.0)
                     e = q if p > p0 else (q - q0 if p == p0 else -q0)
-                    p, q = (apx[m], asz[m]) if m < na else (_INF, 0.0)
-                    p0, q0 = (apx0[m], asz0[m]) if m < na0 else (_INF, 0.0)
+                    p, q = asks[m] if m < na else (_INF, 0.0)
+                    p0, q0 = asks0[m] if m < na0 else (_INF, 0.0)
                     e -= -q0 if p > p0 else (q - q0 if p == p0 else q)
                     ofi[m] += e
             r = math.log(mid / self.last_mid)
@@ -402,17 +390,16 @@ class SymbolState:
         if rel <= self.layout.tight:
             f.n_tight += 1
         depth = 0.0  # the same sums as `sum(side, 0.0)`; compiled, a loop adds unboxed floats
-        for q in bsz:
+        for _, q in bids:
             depth += q
         ask_depth = 0.0
-        for q in asz:
+        for _, q in asks:
             ask_depth += q
         depth += ask_depth
         delta = depth - f.depth_mean
         f.depth_mean += delta / n
         f.depth_m2 += delta * (depth - f.depth_mean)
         self.bids, self.asks = bids, asks
-        self.book_cols = cols
         self.last_mid = mid
         self.last_book_ms = event_ms
 
@@ -530,7 +517,7 @@ class SymbolState:
             self.flows.to_state(),
             self.windows.to_state(),
             [bar.to_state() for bar in self.bars],
-            msgspec.msgpack.encode([tick for _, tick, _ in self.held]),
+            msgspec.msgpack.encode([tick for _, tick in self.held]),
             self.stamped,
         ]
         if ibars:
@@ -580,15 +567,13 @@ class SymbolState:
             ibars = rest
         state.bids = None if bids is None else [(p, q) for p, q in bids]
         state.asks = None if asks is None else [(p, q) for p, q in asks]
-        if state.bids is not None and state.asks is not None:
-            state.book_cols = book_columns(state.bids, state.asks)
         state.recent_trade_ids.extend(trade_ids)
         state.recent_trade_id_set.update(state.recent_trade_ids)
         state.flows.load_state(flows)
         state.windows.load_state(windows)
         for bar, bar_state in zip(state.bars, bars, strict=True):
             bar.load_state(bar_state)
-        state.held.extend([(event_time(tick), tick, None) for tick in _held_ticks.decode(held)])
+        state.held.extend([(event_time(tick), tick) for tick in _held_ticks.decode(held)])
         for ibar, ibar_state in zip(state.ibars, ibars[0] if ibars else [], strict=True):
             ibar.load_state(ibar_state)
         return state

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from fluxforge_common.messages.envelopes import BookColumns, Tick, Watermark
+from fluxforge_common.messages.envelopes import Tick, Watermark
 
 
 class Rejection(msgspec.Struct, frozen=True, gc=False):
@@ -19,15 +19,10 @@ class Rejection(msgspec.Struct, frozen=True, gc=False):
 
 
 class DecodedTick(msgspec.Struct, frozen=True, gc=False):
-    """An accepted tick with the exact bytes it arrived as (kept for the raw archive).
-
-    For a book, `book` holds the columns validation already split it into, so the
-    engine does not split it again.
-    """
+    """An accepted tick with the exact bytes it arrived as (kept for the raw archive)."""
 
     tick: Tick
     raw: bytes
-    book: BookColumns | None = None
 
 
 class DecodedWatermark(msgspec.Struct, frozen=True, gc=False):

@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     from fluxforge_common.dataset.partitioning import Channel
 
 Level = tuple[float, float]
-# (bid prices, bid sizes, ask prices, ask sizes), best level first.
-BookColumns = tuple[list[float], list[float], list[float], list[float]]
 
 
 class BookTick(msgspec.Struct, tag_field="type", tag="book", frozen=True, gc=False):
