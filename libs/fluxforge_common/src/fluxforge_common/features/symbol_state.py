@@ -389,7 +389,7 @@ class SymbolState:
         f.sum_imb += (qb - qa) / (qb + qa)
         if rel <= self.layout.tight:
             f.n_tight += 1
-        depth = 0.0  # the same sums as `sum(side, 0.0)`; compiled, a loop adds unboxed floats
+        depth = 0.0  # left to right from 0.0, as Python 3.11's `sum` adds; compiled, unboxed
         for _, q in bids:
             depth += q
         ask_depth = 0.0
