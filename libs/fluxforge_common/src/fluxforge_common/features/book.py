@@ -88,8 +88,8 @@ def book_features(bids: list[Level], asks: list[Level], cfg: StateConfig, row: d
         row[names.imbalance[i]] = (cum_b - cum_a) / (cum_b + cum_a)
     # Distance from mid grows level by level, so the levels within a band are a
     # prefix of the side and the band's depth is a cumulative size.
-    bid_bps = [(mid - p) / mid * 1e4 for p, _ in bids]
-    ask_bps = [(p - mid) / mid * 1e4 for p, _ in asks]
+    bid_bps = [(mid - level[0]) / mid * 1e4 for level in bids]
+    ask_bps = [(level[0] - mid) / mid * 1e4 for level in asks]
     for bps, bid_name, ask_name in names.bands:
         k = bisect_right(bid_bps, bps)
         row[bid_name] = cum_bids[k - 1] if k else 0.0

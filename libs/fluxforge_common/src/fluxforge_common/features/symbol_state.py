@@ -348,7 +348,8 @@ class SymbolState:
             n_ofi = len(ofi)
             if nb >= n_ofi and na >= n_ofi and nb0 >= n_ofi and na0 >= n_ofi:
                 # Every level, even of a side as it was (it adds 0.0): compiled, this is cheaper than
-                # comparing the sides first (README "Performance").
+                # comparing the sides first, and `x = x + e` than `x += e`, which mypyc leaves to
+                # the generic in-place add (README "Performance").
                 for m in range(n_ofi):
                     p, q = bids[m]
                     p0, q0 = bids0[m]
@@ -356,7 +357,7 @@ class SymbolState:
                     p, q = asks[m]
                     p0, q0 = asks0[m]
                     e -= -q0 if p > p0 else (q - q0 if p == p0 else q)
-                    ofi[m] += e
+                    ofi[m] = ofi[m] + e
             else:
                 for m in range(n_ofi):
                     # A missing level is price 0 (bids) or +inf (asks) with size 0.
@@ -366,7 +367,7 @@ class SymbolState:
                     p, q = asks[m] if m < na else (_INF, 0.0)
                     p0, q0 = asks0[m] if m < na0 else (_INF, 0.0)
                     e -= -q0 if p > p0 else (q - q0 if p == p0 else q)
-                    ofi[m] += e
+                    ofi[m] = ofi[m] + e
             r = math.log(mid / self.last_mid)
             if f.n:
                 f.r2_in += r * r
@@ -389,12 +390,14 @@ class SymbolState:
         f.sum_imb += (qb - qa) / (qb + qa)
         if rel <= self.layout.tight:
             f.n_tight += 1
-        depth = 0.0  # left to right from 0.0, as Python 3.11's `sum` adds; compiled, unboxed
-        for _, q in bids:
-            depth += q
+        # Left to right from 0.0, as Python 3.11's `sum` adds. Compiled, these loops add unboxed
+        # floats; a level is read by index, as unpacking it into `_` would box the price.
+        depth = 0.0
+        for level in bids:
+            depth += level[1]
         ask_depth = 0.0
-        for _, q in asks:
-            ask_depth += q
+        for level in asks:
+            ask_depth += level[1]
         depth += ask_depth
         delta = depth - f.depth_mean
         f.depth_mean += delta / n
