@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fluxforge_common.config import StateConfig
 from fluxforge_common.config.state import fmt_bps
-from fluxforge_common.features.book import book_features
+from fluxforge_common.features.book import BookColumnNames, book_features
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +16,9 @@ ASKS = [(100.02, 1.0), (100.03, 3.0)]
 @pytest.fixture
 def row() -> dict[str, object]:
     out: dict[str, object] = {}
-    book_features(BIDS, ASKS, StateConfig(max_levels=3, ofi_levels=1, bands_bps=(1, 2, 100)), out)
+    book_features(
+        BIDS, ASKS, BookColumnNames(StateConfig(max_levels=3, ofi_levels=1, bands_bps=(1, 2, 100))), out
+    )
     return out
 
 
@@ -52,10 +54,10 @@ def test_depth_bands(row: dict[str, object]) -> None:
 
 def test_raw_arrays_only_when_asked() -> None:
     out: dict[str, object] = {}
-    book_features(BIDS, ASKS, StateConfig(keep_raw_arrays=True), out)
+    book_features(BIDS, ASKS, BookColumnNames(StateConfig(keep_raw_arrays=True)), out)
     assert out["bids_raw"] == [[100.0, 2.0], [99.99, 1.0], [99.5, 4.0]]
     plain: dict[str, object] = {}
-    book_features(BIDS, ASKS, StateConfig(), plain)
+    book_features(BIDS, ASKS, BookColumnNames(StateConfig()), plain)
     assert "bids_raw" not in plain
 
 
@@ -74,7 +76,7 @@ def test_depth_bands_equal_brute_force(
     asks = [(100.0 + 0.01 * t, sizes[i] / 10) for i, t in enumerate(sorted(ask_ticks))]
     cfg = StateConfig(max_levels=8, ofi_levels=1, bands_bps=tuple(bands))
     row: dict[str, object] = {}
-    book_features(bids, asks, cfg, row)
+    book_features(bids, asks, BookColumnNames(cfg), row)
     mid = (bids[0][0] + asks[0][0]) / 2
     for bps in cfg.bands_bps:
         assert row[f"depth_bid_{bps:g}bps"] == sum((q for p, q in bids if (mid - p) / mid * 1e4 <= bps), 0.0)

@@ -8,7 +8,6 @@ names are built once per config (`BookColumnNames`), not per row.
 from __future__ import annotations
 
 from bisect import bisect_right
-from functools import lru_cache
 from typing import Any
 
 from fluxforge_common.config.state import StateConfig, fmt_bps
@@ -32,14 +31,8 @@ class BookColumnNames:
         self.keep_raw = cfg.keep_raw_arrays
 
 
-@lru_cache(maxsize=16)
-def column_names(cfg: StateConfig) -> BookColumnNames:
-    return BookColumnNames(cfg)
-
-
-def null_book_features(cfg: StateConfig, row: dict[str, Any]) -> None:
+def null_book_features(names: BookColumnNames, row: dict[str, Any]) -> None:
     """Fill the book columns with nulls (a symbol whose first event was not a book)."""
-    names = column_names(cfg)
     for key in (*names.bid_px, *names.bid_sz, *names.ask_px, *names.ask_sz, *names.imbalance):
         row[key] = None
     for name in ("mid", "spread", "rel_spread", "microprice", "microprice_deviation"):
@@ -52,9 +45,8 @@ def null_book_features(cfg: StateConfig, row: dict[str, Any]) -> None:
         row["bids_raw"] = row["asks_raw"] = None
 
 
-def book_features(bids: list[Level], asks: list[Level], cfg: StateConfig, row: dict[str, Any]) -> None:
+def book_features(bids: list[Level], asks: list[Level], names: BookColumnNames, row: dict[str, Any]) -> None:
     """Write the static features of a non-empty, uncrossed book into `row`."""
-    names = column_names(cfg)
     pb, qb = bids[0]
     pa_, qa = asks[0]
     mid = (pb + pa_) / 2

@@ -31,7 +31,7 @@ import msgspec
 
 from fluxforge_common.config.state import StateConfig, fmt_window
 from fluxforge_common.features.bars import BarAccumulator
-from fluxforge_common.features.book import book_features, null_book_features
+from fluxforge_common.features.book import BookColumnNames, book_features, null_book_features
 from fluxforge_common.features.enrichment import ticker_row, trade_row
 from fluxforge_common.features.ibars import InformationBar, information_bars
 from fluxforge_common.features.intervals import IntervalFlows, RollingWindows
@@ -85,7 +85,7 @@ class _Layout:
 
     __slots__ = (
         "bar_ms",
-        "cfg",
+        "book_names",
         "fingerprint",
         "horizons",
         "interval_ms",
@@ -100,7 +100,6 @@ class _Layout:
 
     def __init__(self, cfg: StateConfig) -> None:
         step = cfg.interval_ms
-        self.cfg = cfg
         self.interval_ms = step
         self.interval_s = step / 1000
         self.lateness_ms = cfg.allowed_lateness_ms
@@ -121,6 +120,7 @@ class _Layout:
         self.regime = (cfg.regime_window * 1000 // step, f"depth_var_{window}", f"tight_spread_frac_{window}")
         self.window_cap = max([k for k, *_ in self.horizons] + [self.regime[0]])
         self.bar_ms = [d * 1000 for d in cfg.bar_durations]
+        self.book_names = BookColumnNames(cfg)
         self.fingerprint = config_fingerprint(cfg)
 
 
@@ -439,17 +439,16 @@ class SymbolState:
 
     def _close_interval(self, t: int, out: EngineOutput) -> None:
         layout = self.layout
-        cfg = layout.cfg
         f = self.flows
         windows = self.windows
         windows.push(f)
         row: dict[str, Any] = {"exchange": self.exchange, "symbol": self.symbol, "ts": t}
         mid: float | None = None
         if self.bids is not None and self.asks is not None:
-            book_features(self.bids, self.asks, cfg, row)
+            book_features(self.bids, self.asks, layout.book_names, row)
             mid = self.last_mid
         else:
-            null_book_features(cfg, row)
+            null_book_features(layout.book_names, row)
         row["last_book_ts"] = self.last_book_ms
         row["book_age_ms"] = None if self.last_book_ms is None else t - self.last_book_ms
         row["update_count"] = f.n
