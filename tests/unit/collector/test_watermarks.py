@@ -120,16 +120,18 @@ def test_lag_is_wall_clock_minus_the_symbols_watermark() -> None:
 
 
 def test_a_paced_collector_watermarks_a_symbol_that_went_quiet_and_nothing_else(fake: FakeProducer) -> None:
-    """6 s of market at 10x, a quiet period of 0.5 s of market; BTC/USDT stops after 1 s. Its
-    watermarks follow the exchange's time and move forward; busy symbols get only the final one."""
+    """6 s of market at 5x, a quiet period of 1 s of market; BTC/USDT stops after 1 s. Its
+    watermarks follow the exchange's time and move forward; busy symbols get only the final one.
+    The other symbols' longest pause is 632 ms of market, so a busy one looks quiet only if the
+    test's event loop stalls for more than ~70 ms of wall clock."""
     lines = list(itertools.islice(simulator_lines(SimulatorConfig(seed=3)), 5_000))
     start = event_ms(lines[0])
     lines = [line for line in lines if event_ms(line) < start + 6_000]
     silent = [line for line in lines if not (b'"BTC/USDT"' in line and event_ms(line) > start + 1_000)]
     settings = FluxForgeSettings(
-        kafka=KafkaConfig(topic_prefix="unit"), collector=CollectorConfig(watermark_quiet_s=0.05)
+        kafka=KafkaConfig(topic_prefix="unit"), collector=CollectorConfig(watermark_quiet_s=0.2)
     )
-    collector = Collector(settings, ListSource(silent), speed=10.0)
+    collector = Collector(settings, ListSource(silent), speed=5.0)
     stats = asyncio.run(collector.run())
 
     elements = elements_of(fake)
@@ -137,10 +139,10 @@ def test_a_paced_collector_watermarks_a_symbol_that_went_quiet_and_nothing_else(
     last_tick = max(i for i, e in enumerate(btc) if e["type"] != "watermark")
     quiet = [e["ts"] for e in btc[last_tick + 1 :]]
     assert all(e["type"] == "watermark" for e in btc[last_tick + 1 :])
-    assert len(quiet) >= 5, quiet  # ~10 quiet periods after BTC's last tick
+    assert len(quiet) >= 3, quiet  # ~5 quiet periods after BTC's last tick
     assert quiet == sorted(set(quiet))
     exchange_end = max(event_ms(line) for line in silent if b'"binanceus"' in line)
-    assert exchange_end - 250 - 3 * 500 <= quiet[-1] <= exchange_end - 250
+    assert exchange_end - 250 - 2 * 1_000 <= quiet[-1] <= exchange_end - 250
     for key, batch in elements.items():
         if key != BTC:
             assert [e["type"] for e in batch].count("watermark") == 1, key  # the final one
