@@ -163,11 +163,6 @@ def kraken_truth(emu: EmulatorThread) -> dict[str, list[Any]]:
     return truth
 
 
-def last_books(run: Run, symbols: list[str], since: float) -> dict[str, float | None]:
-    """Per symbol, how many seconds after `since` its last book was published (None: never)."""
-    return {s: (round(books[-1][0] - since, 2) if (books := run.books(s)) else None) for s in symbols}
-
-
 def check_every_kraken_book(emu: EmulatorThread, run: Run, symbols: list[str]) -> int:
     """Each symbol published the true book after every change, in order, from the first update on its
     snapshot on, each stamped with the exchange's time (the snapshot, which has none, comes first only
@@ -279,7 +274,11 @@ def test_a_stop_in_the_middle_of_a_burst_publishes_every_trade_ccxt_received(
 
 
 def test_binance_gap_in_one_of_many_symbols_resyncs_only_that_symbol(binance: EmulatorThread) -> None:
-    run = record(binance, config(binance, "binanceus"), lambda e: e.gap(GAPPED), run_after_s=3.0)
+    gap = MarketFault(lambda emu: emu.gap(GAPPED))
+    # Every symbol goes on publishing: the run lasts until each one's book moved 2 s of market
+    # time past the fault (`record` fails when that stops progressing), which on a loaded
+    # machine can take longer than 3 s of wall clock.
+    run = record(binance, config(binance, "binanceus"), gap, run_after_s=3.0, until=gap.books_past(2.0))
     counts = check_published(binance, run)  # a book across the gap would differ from the truth
     report(f"binance, gap in 1 of {N} symbols", run, counts)
     assert run.emulator_stats["dropped_depth"] == 1
@@ -287,11 +286,6 @@ def test_binance_gap_in_one_of_many_symbols_resyncs_only_that_symbol(binance: Em
     assert run.emulator_stats["snapshots"] == N + 1 and run.stats.reconnects == 0
     resyncs = check_every_update_id(binance, run, SYMBOLS)
     assert {s: n for s, n in resyncs.items() if n} == {GAPPED: 1}
-    assert run.fault_at is not None
-    silent = [s for s in SYMBOLS if not run.books(s, after=run.fault_at + 2.0)]
-    assert not silent, (
-        f"no book 2 s after the fault: {silent}; the last came {last_books(run, silent, run.fault_at)}"
-    )
 
 
 def test_kraken_failed_checksum_in_one_of_many_symbols_resubscribes_only_that_symbol(
