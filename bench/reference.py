@@ -138,7 +138,7 @@ def run(lines: int = LINES) -> list[Row]:
         (
             "JSON parse alone: msgspec into the envelope structs / orjson into dicts",
             f"{parsed:,.0f} / {parsed_orjson:,.0f}",
-            "lines/s, one core (before: orjson ~525,000): the ceiling of any per-line path in Python",
+            "lines/s, one core (before: orjson ~525,000): the ceiling of a path making Python objects a line",
         ),
         (
             "decode_tick on the same file (lines in memory)",
