@@ -249,7 +249,19 @@ def test_sigterm_to_a_live_recording_prints_the_sources_counts(
         orjson.dumps({"exchanges": {"binanceus": exchange_config(emulator).model_dump(mode="json")}})
     )
     proc = start(["run", "-x", "binanceus", "--config", config, "-o", root], log)
-    exit_code = exit_code_when_signalled(proc, log, 3.0)
+    symbols = len(exchange_config(emulator).symbols)
+
+    def once_every_book_is_synced(p: subprocess.Popen[bytes]) -> None:
+        """A second after the emulator answered every symbol's snapshot: a fixed delay after start-up
+        can end before ccxt has loaded markets and synced a book on a loaded machine."""
+        deadline = time.monotonic() + 60
+        while emulator.call(lambda e: e.stats.snapshots) < symbols:
+            assert time.monotonic() < deadline, "the recorder did not fetch every symbol's snapshot in 60 s"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        sigterm(p)
+
+    exit_code = exit_code_when_signalled(proc, log, 0.0, send=once_every_book_is_synced)
     text = log.read_text()
     assert exit_code == 0, text[-3000:]
     counts = re.search(

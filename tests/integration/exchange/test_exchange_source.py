@@ -52,7 +52,13 @@ def test_every_book_update_and_trade_arrives_once_in_order_and_books_match_the_t
 
 
 def test_disconnect_reconnects_and_resyncs_every_book(emulator: EmulatorThread) -> None:
-    run = record(emulator, exchange_config(emulator), lambda e: e.drop_connections(), run_after_s=2.0)
+    run = record(
+        emulator,
+        exchange_config(emulator),
+        lambda e: e.drop_connections(),
+        run_after_s=2.0,
+        recover_after_s=0.5,
+    )
     counts = check_published(emulator, run)
     report("disconnect", run, counts)
     assert run.stats.reconnects >= 3  # book, trade and ticker connections
@@ -72,7 +78,9 @@ def test_stalled_feed_is_detected_and_resubscribed(emulator: EmulatorThread) -> 
 
 
 def test_sequence_gap_resyncs_the_book_and_never_publishes_across_it(emulator: EmulatorThread) -> None:
-    run = record(emulator, exchange_config(emulator), lambda e: e.gap("BTC/USDT"), run_after_s=2.0)
+    run = record(
+        emulator, exchange_config(emulator), lambda e: e.gap("BTC/USDT"), run_after_s=2.0, recover_after_s=1.0
+    )
     counts = check_published(emulator, run)  # a book across the gap would differ from the truth
     report("gap", run, counts)
     assert run.emulator_stats["dropped_depth"] == 1
@@ -86,7 +94,13 @@ def test_sequence_gap_resyncs_the_book_and_never_publishes_across_it(emulator: E
 
 
 def test_malformed_frame_is_skipped_and_the_book_resyncs(emulator: EmulatorThread) -> None:
-    run = record(emulator, exchange_config(emulator), lambda e: e.malformed("ETH/USDT"), run_after_s=2.0)
+    run = record(
+        emulator,
+        exchange_config(emulator),
+        lambda e: e.malformed("ETH/USDT"),
+        run_after_s=2.0,
+        recover_after_s=1.0,
+    )
     counts = check_published(emulator, run)
     report("malformed frame", run, counts)
     assert run.emulator_stats["malformed"] == 1 and run.stats.bad_frames == 1
@@ -103,7 +117,7 @@ def test_refused_snapshots_are_retried_until_the_book_is_back(emulator: Emulator
         )  # > ccxt's 3 tries
         e.gap("SOL/USDT")
 
-    run = record(emulator, exchange_config(emulator), fault)
+    run = record(emulator, exchange_config(emulator), fault, recover_after_s=1.0)
     counts = check_published(emulator, run)
     report(f"HTTP {status} on snapshots", run, counts)
     assert run.emulator_stats["http_errors"] == {str(status): 5}

@@ -120,7 +120,9 @@ def check_true_states(emu: EmulatorThread, run: Run) -> dict[str, int]:
 
 def test_a_lost_update_fails_the_checksum_and_the_book_is_resubscribed(kraken: EmulatorThread) -> None:
     gap = lambda e: e.gap("BTC/USDT")  # noqa: E731
-    run = record(kraken, kraken_config(kraken), gap, run_after_s=2.0, exchange_id="kraken")
+    run = record(
+        kraken, kraken_config(kraken), gap, run_after_s=2.0, recover_after_s=1.0, exchange_id="kraken"
+    )
     counts = check_true_states(kraken, run)
     report("kraken, lost update", run, counts)
     assert run.emulator_stats["dropped_depth"] >= 1  # more while the client could not tell (emulator)
@@ -150,7 +152,9 @@ def test_a_malformed_book_frame_is_skipped_and_the_checksum_resubscribes_the_boo
     kraken: EmulatorThread,
 ) -> None:
     malformed = lambda e: e.malformed("ETH/USDT")  # noqa: E731
-    run = record(kraken, kraken_config(kraken), malformed, run_after_s=2.0, exchange_id="kraken")
+    run = record(
+        kraken, kraken_config(kraken), malformed, run_after_s=2.0, recover_after_s=1.0, exchange_id="kraken"
+    )
     counts = check_true_states(kraken, run)
     report("kraken, malformed frame", run, counts)
     assert run.stats.bad_frames == 1 and run.emulator_stats["malformed"] == 1
