@@ -119,9 +119,9 @@ def encode_floor(
     exchange's symbol (what a 60 s chunk holds), the table already in Arrow: (as the sink writes
     them, pyarrow with every option off). No decode, no chunking, no disk: the per-file floor of
     the sink's rate."""
-    first = decode_rows(hf[0][1])[0]
-    same = (decode_rows(value)[0] for _, value in hf[::SYMBOLS])
-    rows: list[ParquetRow] = [row for row in same if row["exchange"] == first["exchange"]]
+    symbol_rows = [decode_rows(value)[0] for _, value in hf[::SYMBOLS]]
+    exchange = symbol_rows[0]["exchange"]
+    rows: list[ParquetRow] = [row for row in symbol_rows if row["exchange"] == exchange]
     del rows[rows_per_file:]
     table = pa.Table.from_batches([rows_to_batch(rows, table_schema("hf", StateConfig()))])
     encodings = ColumnEncodings.of(table.schema)

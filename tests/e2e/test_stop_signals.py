@@ -244,12 +244,10 @@ def test_sigterm_to_a_live_recording_prints_the_sources_counts(
 ) -> None:
     """Reconnects, resyncs, conflated books and unrecoverable trades are counted: `run -x` says them."""
     root, log = tmp_path / "data", tmp_path / "run.log"
-    config = tmp_path / "config.yaml"
-    config.write_bytes(
-        orjson.dumps({"exchanges": {"binanceus": exchange_config(emulator).model_dump(mode="json")}})
-    )
+    config, exchange = tmp_path / "config.yaml", exchange_config(emulator)
+    config.write_bytes(orjson.dumps({"exchanges": {"binanceus": exchange.model_dump(mode="json")}}))
     proc = start(["run", "-x", "binanceus", "--config", config, "-o", root], log)
-    symbols = len(exchange_config(emulator).symbols)
+    symbols = len(exchange.symbols)
 
     def once_every_book_is_synced(p: subprocess.Popen[bytes]) -> None:
         """A second after the emulator answered every symbol's snapshot: a fixed delay after start-up
