@@ -34,7 +34,7 @@ from fluxforge_emulator import EmulatorThread
 
 from tests.support.dataset import assert_same_dataset, read_dataset
 from tests.support.exchange import exchange_config
-from tests.support.signals import seeded_rng, two_stop_signals_at_once, wait_for_text
+from tests.support.signals import seeded_rng, two_stop_signals_at_once, wait_for_text, wait_until
 
 FLUXFORGE = Path(sys.executable).with_name("fluxforge")
 MOMENTS = 3
@@ -77,11 +77,17 @@ def exit_code_when_signalled(
     delay: float,
     *,
     ready: str = "fluxforge run:",
+    sealed_under: Path | None = None,
     send: Callable[[subprocess.Popen[bytes]], None] = sigterm,
 ) -> int:
-    """`send` the signal(s) `delay` s after `ready` shows in the log; the exit code (killed if anything fails)."""
+    """`send` the signal(s) `delay` s after `ready` shows in the log (and, given `sealed_under`, after the
+    run has sealed its first raw segment there); the exit code (killed if anything fails)."""
     try:
         wait_for_text(log, ready, proc)
+        if sealed_under is not None:
+            wait_until(
+                lambda: bool(LocalStorage(sealed_under).list_files("raw/")), "a sealed raw segment", proc, log
+            )
         time.sleep(delay)
         send(proc)
         return proc.wait(timeout=EXIT_TIMEOUT_S)
@@ -169,7 +175,8 @@ def assert_only_whole_files(root: Path) -> int:
 
 
 # Rows are written every second and raw segments sealed every 60 s of market time while the run goes
-# on; what is still buffered at the stop is what a forced exit does not write.
+# on; what is still buffered at the stop is what a forced exit does not write. The signals wait for the
+# first sealed segment, which a slow machine may take longer than a few seconds to reach.
 WRITE_AS_YOU_GO = {
     "FLUXFORGE_EMBEDDED__FLUSH_INTERVAL_S": "1",
     "FLUXFORGE_RAW_ARCHIVE__SEGMENT_MAX_AGE_S": "60",
@@ -181,7 +188,7 @@ def test_a_second_signal_exits_at_once_leaving_only_whole_files(tmp_path: Path) 
     root, log = tmp_path / "stopped", tmp_path / "run.log"
     proc = start(["run", "-o", root, "--duration", 100_000], log, WRITE_AS_YOU_GO)
     exit_code = exit_code_when_signalled(
-        proc, log, rng.uniform(2.0, 4.0), send=lambda p: two_stop_signals_at_once(p.pid)
+        proc, log, rng.uniform(0.0, 2.0), sealed_under=root, send=lambda p: two_stop_signals_at_once(p.pid)
     )
     assert exit_code == 1, log.read_text()[-3000:]
     output = log.read_text()
@@ -201,7 +208,8 @@ def test_the_stop_deadline_exits_at_once_leaving_only_whole_files(tmp_path: Path
     root, log = tmp_path / "stopped", tmp_path / "run.log"
     env = {**WRITE_AS_YOU_GO, "FLUXFORGE_EMBEDDED__STOP_DEADLINE_S": "0.001"}
     proc = start(["run", "-o", root, "--duration", 100_000], log, env)
-    assert exit_code_when_signalled(proc, log, rng.uniform(2.0, 4.0)) == 1, log.read_text()[-3000:]
+    exit_code = exit_code_when_signalled(proc, log, rng.uniform(0.0, 2.0), sealed_under=root)
+    assert exit_code == 1, log.read_text()[-3000:]
     output = log.read_text()
     assert "stop deadline: exiting now" in output and f"`fluxforge recover {root}` seals it" in output, (
         output[-3000:]

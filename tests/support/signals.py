@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -17,13 +18,24 @@ def seeded_rng(what: str) -> random.Random:
     return random.Random(seed)
 
 
-def wait_for_text(log: Path, text: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    """Until `text` is in the child's log; fails if the child exits first or the time runs out."""
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    timeout_s: float = 60.0,
+) -> None:
+    """Until `condition` holds; fails, showing the child's log, if the child exits first or the time runs out."""
     deadline = time.monotonic() + timeout_s
-    while text not in log.read_text(errors="replace"):
-        assert proc.poll() is None, f"exited {proc.returncode} before {text!r}:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"no {text!r} after {timeout_s} s:\n{log.read_text()[-3000:]}"
+    while not condition():
+        assert proc.poll() is None, f"exited {proc.returncode} before {what}:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout_s} s:\n{log.read_text()[-3000:]}"
         time.sleep(0.02)
+
+
+def wait_for_text(log: Path, text: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    """Until `text` is in the child's log."""
+    wait_until(lambda: text in log.read_text(errors="replace"), repr(text), proc, log, timeout_s)
 
 
 def two_stop_signals_at_once(pid: int) -> None:
