@@ -116,6 +116,27 @@ class Run:
         return worst
 
 
+class MarketFault:
+    """A fault for `record` that remembers the market time (ms) it came at, so that a run can go on
+    until what it asserts was published after the fault (`until=fault.published_past(...)`)."""
+
+    def __init__(self, act: Callable[[ExchangeEmulator], object]) -> None:
+        self.act = act
+        self.start_ms = 0
+
+    def __call__(self, emu: ExchangeEmulator) -> None:
+        self.start_ms = emu.feed.next_ts + emu.feed.offset_ms
+        self.act(emu)
+
+    def published_past(
+        self, seconds: float, symbols: list[str], kinds: tuple[str, ...] = ("book",)
+    ) -> Callable[[Latest], bool]:
+        """Whether every symbol published each of `kinds` with market time `seconds` after the fault."""
+        return lambda latest: all(
+            latest.get((kind, s), 0) >= self.start_ms + seconds * 1000 for kind in kinds for s in symbols
+        )
+
+
 def record(
     emu: EmulatorThread,
     config: ExchangeConfig,

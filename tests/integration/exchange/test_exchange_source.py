@@ -8,6 +8,8 @@ fault, how long the collector took to recover by itself.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fluxforge_emulator import EmulatorConfig, EmulatorThread, ExchangeEmulator
 
@@ -17,6 +19,7 @@ from tests.support.exchange import (
     SYMBOLS,
     TRADE_ID,
     TRADE_STREAM,
+    Latest,
     check_every_update_id,
     check_published,
     exchange_config,
@@ -166,7 +169,15 @@ def test_a_snapshot_answered_after_its_book_went_live_skips_no_update_id() -> No
     with recording(EmulatorThread(config)) as emu:
         emu.call(lambda e: e.http_error(503, count=3, path="depth?symbol=BTCUSDT"))  # ccxt's 3 tries
         emu.call(lambda e: e.slow_snapshot("ETH/USDT", 3.0))
-        run = record(emu, exchange_config(emu), run_after_s=3.5)
+        slow_answered: list[float] = []
+
+        def a_second_after_the_slow_answer(latest: Latest) -> bool:
+            """The run goes on until the collector has had a second to take the late answer in."""
+            if not slow_answered and emu.call(lambda e: "ETHUSDT (slow)" in e.stats.snapshots_answered):
+                slow_answered.append(time.monotonic())
+            return bool(slow_answered) and time.monotonic() > slow_answered[0] + 1.0
+
+        run = record(emu, exchange_config(emu), run_after_s=1.0, until=a_second_after_the_slow_answer)
         counts = check_published(emu, run)
         resyncs = check_every_update_id(emu, run, SYMBOLS)
     report("a late snapshot of a book already live", run, counts)

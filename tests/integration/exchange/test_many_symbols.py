@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
-from fluxforge_emulator import EmulatorConfig, EmulatorThread, ExchangeEmulator
+from fluxforge_emulator import EmulatorConfig, EmulatorThread
 from fluxforge_emulator.kraken import BOOK_TRUTH, KrakenEmulator
 
 from tests.support.exchange import (
@@ -26,6 +26,7 @@ from tests.support.exchange import (
     TRADE_ID,
     TRADE_STREAM,
     Latest,
+    MarketFault,
     Run,
     check_every_update_id,
     check_published,
@@ -67,24 +68,6 @@ def config(emu: EmulatorThread, exchange_id: str) -> Any:
     return exchange_config(emu, symbols=SYMBOLS, symbols_per_watch=N, **extra)
 
 
-class MarketFault:
-    """A fault that remembers the market time (ms) it came at."""
-
-    def __init__(self, act: Callable[[ExchangeEmulator], object]) -> None:
-        self.act = act
-        self.start_ms = 0
-
-    def __call__(self, emu: ExchangeEmulator) -> None:
-        self.start_ms = emu.feed.next_ts + emu.feed.offset_ms
-        self.act(emu)
-
-    def books_past(self, seconds: float) -> Callable[[Latest], bool]:
-        """Whether every symbol published a book `seconds` of market time after the fault."""
-        return lambda latest: all(
-            latest.get(("book", s), 0) >= self.start_ms + seconds * 1000 for s in SYMBOLS
-        )
-
-
 class Burst(MarketFault):
     """The fault: a burst of `BURST_S`."""
 
@@ -98,11 +81,9 @@ class Burst(MarketFault):
     def past(self, seconds: float) -> Callable[[Latest], bool]:
         """Whether every symbol published a book `seconds` of market time after the burst began, and a
         trade after its end (the trades' connection may lag the books')."""
-        books_past = self.books_past(seconds)
-        trades_at = self.start_ms + BURST_S * 1000
-        return lambda latest: (
-            books_past(latest) and all(latest.get(("trade", s), 0) >= trades_at for s in SYMBOLS)
-        )
+        books_past = self.published_past(seconds, SYMBOLS)
+        trades_past = self.published_past(BURST_S, SYMBOLS, ("trade",))
+        return lambda latest: books_past(latest) and trades_past(latest)
 
 
 def trades_sent(emu: EmulatorThread, exchange_id: str) -> dict[str, list[tuple[int, int]]]:
@@ -278,7 +259,9 @@ def test_binance_gap_in_one_of_many_symbols_resyncs_only_that_symbol(binance: Em
     # Every symbol goes on publishing: the run lasts until each one's book moved 2 s of market
     # time past the fault (`record` fails when that stops progressing), which on a loaded
     # machine can take longer than 3 s of wall clock.
-    run = record(binance, config(binance, "binanceus"), gap, run_after_s=3.0, until=gap.books_past(2.0))
+    run = record(
+        binance, config(binance, "binanceus"), gap, run_after_s=3.0, until=gap.published_past(2.0, SYMBOLS)
+    )
     counts = check_published(binance, run)  # a book across the gap would differ from the truth
     report(f"binance, gap in 1 of {N} symbols", run, counts)
     assert run.emulator_stats["dropped_depth"] == 1
@@ -300,7 +283,7 @@ def test_kraken_failed_checksum_in_one_of_many_symbols_resubscribes_only_that_sy
         gap,
         run_after_s=3.0,
         exchange_id="kraken",
-        until=gap.books_past(2.0),
+        until=gap.published_past(2.0, SYMBOLS),
     )
     report(f"kraken, lost update in 1 of {N} symbols", run, {})
     assert run.emulator_stats["dropped_depth"] >= 1  # more while the client could not tell (emulator)
