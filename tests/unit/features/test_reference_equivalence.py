@@ -30,29 +30,43 @@ CFG = StateConfig(
 LATENESSES = [0, 120, 250, 700]
 
 
+# The strategies a stream is drawn from, made once: drawing from a strategy made anew for every
+# value validates it again each time, which took a third of these tests' time.
+EVENTS = st.integers(2, 120)
+START_MS = st.integers(0, 999)
+STEP_MS = st.sampled_from([0, 0, 1, 7, 40, 130, 499, 500, 501, 1200, 2600])
+KIND = st.integers(0, 9)  # below 7 a book update, else a trade
+MID_STEP = st.integers(-2, 2)
+HALF_SPREAD = st.integers(1, 3).map(lambda k: 0.25 * k)
+LEVEL_OFFSETS = st.sets(st.integers(0, 6), min_size=1, max_size=4).map(sorted)
+SIZE = st.integers(1, 40).map(lambda k: k / 10)
+TRADE_OFFSET = st.sampled_from([-0.75, -0.25, 0.25, 0.75])
+AMOUNT = st.integers(1, 30).map(lambda k: k / 100)
+SIDE = st.sampled_from(["buy", "sell"])
+DELAY_MS = st.sampled_from([0, 0, 0, 0, 15, 90, 200, 260, 900])
+LATENESS_MS = st.sampled_from(LATENESSES)
+
+
 @st.composite
 def streams(draw: st.DrawFn) -> list[Update | Trade]:
-    n = draw(st.integers(2, 120))
-    t = T0 + draw(st.integers(0, 999))
+    n = draw(EVENTS)
+    t = T0 + draw(START_MS)
     mid_ticks = 200_000  # mid in half-units of 0.5
     events: list[Update | Trade] = []
     for _ in range(n):
-        t += draw(st.sampled_from([0, 0, 1, 7, 40, 130, 499, 500, 501, 1200, 2600]))
-        if draw(st.integers(0, 9)) < 7:
-            mid_ticks += draw(st.integers(-2, 2))
+        t += draw(STEP_MS)
+        if draw(KIND) < 7:
+            mid_ticks += draw(MID_STEP)
             mid = mid_ticks * 0.5
-            half = 0.25 * draw(st.integers(1, 3))
-            bid_offsets = sorted(draw(st.sets(st.integers(0, 6), min_size=1, max_size=4)))
-            ask_offsets = sorted(draw(st.sets(st.integers(0, 6), min_size=1, max_size=4)))
-            size = st.integers(1, 40).map(lambda k: k / 10)
-            bids = [(mid - half - 0.5 * o, draw(size)) for o in bid_offsets]
-            asks = [(mid + half + 0.5 * o, draw(size)) for o in ask_offsets]
+            half = draw(HALF_SPREAD)
+            bid_offsets = draw(LEVEL_OFFSETS)
+            ask_offsets = draw(LEVEL_OFFSETS)
+            bids = [(mid - half - 0.5 * o, draw(SIZE)) for o in bid_offsets]
+            asks = [(mid + half + 0.5 * o, draw(SIZE)) for o in ask_offsets]
             events.append(Update(t, bids, asks))
         else:
-            price = mid_ticks * 0.5 + draw(st.sampled_from([-0.75, -0.25, 0.25, 0.75]))
-            events.append(
-                Trade(t, price, draw(st.integers(1, 30)) / 100, draw(st.sampled_from(["buy", "sell"])))
-            )
+            price = mid_ticks * 0.5 + draw(TRADE_OFFSET)
+            events.append(Trade(t, price, draw(AMOUNT), draw(SIDE)))
     return events
 
 
@@ -60,9 +74,9 @@ def streams(draw: st.DrawFn) -> list[Update | Trade]:
 def deliveries(draw: st.DrawFn) -> tuple[list[Update | Trade], StateConfig]:
     """A stream in arrival order (each event delayed by up to 900 ms) and the config to run it under."""
     events = draw(streams())
-    delays = [draw(st.sampled_from([0, 0, 0, 0, 15, 90, 200, 260, 900])) for _ in events]
+    delays = [draw(DELAY_MS) for _ in events]
     order = sorted(range(len(events)), key=lambda i: (events[i].t + delays[i], i))
-    lateness = draw(st.sampled_from(LATENESSES))
+    lateness = draw(LATENESS_MS)
     return [events[i] for i in order], CFG.model_copy(update={"allowed_lateness_ms": lateness})
 
 

@@ -19,6 +19,9 @@ from tests.unit.features.test_reference_equivalence import deliveries, encode
 B1 = ([(100.0, 1.0)], [(101.0, 1.0)])
 B2 = ([(100.5, 1.0)], [(101.0, 2.0)])
 Script = list[bytes | int]  # a tick's raw bytes, or a watermark (ms)
+# Made once, as in test_reference_equivalence: a watermark before a quarter of the ticks, this far below the bound.
+WATERMARK_HERE = st.integers(0, 3).map(lambda k: k == 0)
+BELOW_BOUND_MS = st.sampled_from([0, 0, 1, 120, 499, 500, 1700, 5000])
 
 
 def run_script(script: Script, cfg: StateConfig, flush: bool = True) -> EngineOutput:
@@ -48,9 +51,9 @@ def with_watermarks(draw: st.DrawFn) -> tuple[list[bytes], Script, StateConfig]:
     end = closing_watermark(max(times), cfg.interval_ms)
     script: Script = []
     for i in range(len(lines) + 1):
-        if draw(st.integers(0, 3)) == 0:
+        if draw(WATERMARK_HERE):
             bound = min(times[i:], default=end)
-            script.append(bound - draw(st.sampled_from([0, 0, 1, 120, 499, 500, 1700, 5000])))
+            script.append(bound - draw(BELOW_BOUND_MS))
         if i < len(lines):
             script.append(lines[i])
     return lines, script, cfg
