@@ -66,6 +66,35 @@ def test_a_snapshot_without_an_update_within_the_hold_is_published_as_it_is(
     assert [(e["ts"], e["bids"]) for e in envelopes] == [(None, [[100.0, 1.0]])]
 
 
+def test_a_failed_checksum_on_the_first_update_publishes_the_snapshot_as_it_came(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ccxt applies the update, the check fails and drops the book (`ccxt_checks`): the snapshot was
+    true, and goes out with its own receive time; the next snapshot's update is marked as the resync."""
+    clock = iter([1_765_512_000.5, 1_765_512_002.0, 1_765_512_002.7])
+
+    def body(source: ExchangeSource) -> None:
+        source.clock = lambda: next(clock)
+        books = source.exchange.orderbooks
+        source.on_snapshot(SYMBOL)
+        books[SYMBOL] = book = kraken_book(None, 100.0)
+        source.on_book(book)
+        book.update(kraken_book(1_765_512_000_900, 99.0))  # applied, then refused by the checksum
+        del books[SYMBOL]
+        source.on_gap(SYMBOL)
+        source.on_snapshot(SYMBOL)
+        books[SYMBOL] = book = kraken_book(None, 102.0)
+        source.on_book(book)
+        book.update(kraken_book(1_765_512_002_600, 103.0))
+        source.on_book(book)
+
+    envelopes = run(body, monkeypatch)
+    assert [(e["ts"], e["recv_ts"], e["bids"], e.get("resync")) for e in envelopes] == [
+        (None, 1_765_512_000_500, [[100.0, 1.0]], None),
+        (1_765_512_002_600, 1_765_512_002_700, [[103.0, 1.0]], "gap"),
+    ]
+
+
 def test_a_book_without_an_exchange_time_that_is_no_snapshot_goes_out_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

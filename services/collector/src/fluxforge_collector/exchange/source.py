@@ -14,6 +14,8 @@ held until the first update on it, which carries one and is published
 instead, or `SNAPSHOT_HOLD_S` without one: published at once, the engine would
 place it at its receive time, after the updates built on it (which the
 exchange stamped earlier), and its stale book would stand until the next one.
+When that first update fails the book's checksum, the snapshot is published as
+it came (a true state: what went wrong came after it) before the resync.
 
 Trades. Every trade ccxt resolves is handed over at once too (a watcher
 would see only the trades its future still holds when it runs: the last of
@@ -43,7 +45,7 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from fluxforge_common.config import ExchangeConfig, FluxForgeSettings
 
@@ -64,6 +66,14 @@ log = logging.getLogger("fluxforge.collector.exchange")
 ENVELOPE_QUEUE_SIZE = 50_000
 # How long a snapshot without an exchange time waits for the first update on it (module docstring).
 SNAPSHOT_HOLD_S = 1.0
+
+
+class HeldSnapshot(NamedTuple):
+    """A snapshot waiting for its first update: the release without one, and its book as it came."""
+
+    release: asyncio.TimerHandle
+    book: dict[str, Any]  # top levels, copied: ccxt changes (or drops) its book in place
+    recv: int
 
 
 class ExchangeSource:
@@ -101,7 +111,7 @@ class ExchangeSource:
         self._trades_handed_over = False  # ccxt hands trades over as it parses them (`on_trades`)
         self._book_ts: dict[str, int] = {}  # symbol -> event time of its latest book, for the channel skew
         self._snapshot_due: set[str] = set()  # symbols whose next unstamped book is a snapshot
-        self._held_snapshots: dict[str, asyncio.TimerHandle] = {}  # symbol -> its release without an update
+        self._held_snapshots: dict[str, HeldSnapshot] = {}
         self._sequencer = TradeSequencer(
             self.stats, self._publish_trades, self.stop_signal, self.backoff, self.name
         )
@@ -159,8 +169,8 @@ class ExchangeSource:
             with contextlib.suppress(Exception):
                 await self.exchange.close()  # nothing arrives any more: all received is handed over
         await self._sequencer.settle()  # backfills under way publish what they hold
-        for symbol, timer in self._held_snapshots.items():  # their books as they are then, in turn
-            timer.cancel()
+        for symbol, held in self._held_snapshots.items():  # their books as they are then, in turn
+            held.release.cancel()
             if symbol not in self._conflated:
                 self._conflated.add(symbol)
                 self._wait_for_room(symbol)
@@ -245,16 +255,19 @@ class ExchangeSource:
             self._book_ts[symbol] = ts
             self._snapshot_due.discard(symbol)
             if (held := self._held_snapshots.pop(symbol, None)) is not None:
-                held.cancel()  # this update on the snapshot is published instead
+                held.release.cancel()  # this update on the snapshot is published instead
         elif symbol in self._snapshot_due:
             self._snapshot_due.discard(symbol)
             if book.get("nonce") is None:  # in-band (Kraken); a REST snapshot has its id, and no envelope
                 if (held := self._held_snapshots.pop(symbol, None)) is not None:
-                    held.cancel()
-                loop = asyncio.get_running_loop()
-                self._held_snapshots[symbol] = loop.call_later(
+                    held.release.cancel()
+                release = asyncio.get_running_loop().call_later(
                     SNAPSHOT_HOLD_S, self._release_snapshot, symbol
                 )
+                n = self.max_levels
+                copy = {"symbol": symbol, "timestamp": None, "nonce": None}
+                copy.update({side: [level[:2] for level in book[side][:n]] for side in ("bids", "asks")})
+                self._held_snapshots[symbol] = HeldSnapshot(release, copy, int(self.clock() * 1000))
                 return
         if queue.full() or self._backlog:
             self.stats.books_conflated += 1
@@ -317,8 +330,22 @@ class ExchangeSource:
 
     def on_gap(self, symbol: str) -> None:
         self.stats.gaps[symbol] += 1
+        if (held := self._held_snapshots.pop(symbol, None)) is not None:
+            held.release.cancel()
+            self._publish_held(held)  # before the mark: the next snapshot is the one after the gap
         self._envelopes.mark_resync(symbol, "gap")
         log.warning("%s: %s book gap: resynchronising this symbol", self.name, symbol)
+
+    def _publish_held(self, held: HeldSnapshot) -> None:
+        """A held snapshot as it came, in turn (behind the backlog, never left out: its book is gone)."""
+        queue = self._queue
+        line = self._envelopes.book(held.book, held.recv)
+        if queue is None or line is None:
+            return
+        if self._backlog or queue.full():
+            self._wait_for_room(line)
+        else:
+            queue.put_nowait(line)
 
     def on_snapshot(self, symbol: str) -> None:
         self.stats.count_snapshot(symbol)
