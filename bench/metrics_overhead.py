@@ -48,57 +48,67 @@ ROUNDS = 3
 BATCH_EVENTS = 64
 
 
-class MetricsTime:
-    """Seconds a run spent in metrics work: calls on the hot path and, in their thread, the scrapes."""
+class MetricsWork:
+    """What a run with metrics on spends on them: the hot path's calls (wall clock, timed around each)
+    and the scrapes, every second in a thread of their own (that thread's CPU time: waiting for the
+    GIL is not work, and a scrape while Parquet or fsync release the GIL does not slow the hot path,
+    so this overstates the cost rather than hides it)."""
 
-    def __init__(self) -> None:
-        self.seconds = 0.0
+    def __init__(self, collect: Callable[[], object]) -> None:
+        self.calls_s = 0.0
+        self.scrapes_s = 0.0
 
-    def timed(self, work: Callable[[], object]) -> None:
+        class Source:
+            def collect(self) -> object:
+                return collect()
+
+        self._registry = CollectorRegistry()
+        self._registry.register(Source())  # type: ignore[arg-type]
+        self._done = threading.Event()
+        self._scraper = threading.Thread(target=self._scrape, daemon=True)
+        self._scraper.start()
+
+    def timed(self, call: Callable[[], object]) -> None:
         started = time.perf_counter()
-        work()
-        self.seconds += time.perf_counter() - started
+        call()
+        self.calls_s += time.perf_counter() - started
 
+    def _scrape(self) -> None:
+        while not self._done.wait(1.0):
+            started = time.thread_time()
+            generate_latest(self._registry)
+            self.scrapes_s += time.thread_time() - started
 
-def _scraping(collect: Callable[[], object], spent: MetricsTime) -> tuple[threading.Event, threading.Thread]:
-    """A thread rendering the metrics page every second until the event is set."""
-
-    class Source:
-        def collect(self) -> object:
-            return collect()
-
-    registry = CollectorRegistry()
-    registry.register(Source())  # type: ignore[arg-type]
-    done = threading.Event()
-
-    def scrape() -> None:
-        while not done.wait(1.0):
-            spent.timed(lambda: generate_latest(registry))
-
-    thread = threading.Thread(target=scrape, daemon=True)
-    thread.start()
-    return done, thread
+    def stop(self) -> float:
+        """Stop scraping; the seconds of metrics work in all."""
+        self._done.set()
+        self._scraper.join()
+        return self.calls_s + self.scrapes_s
 
 
 @dataclass(frozen=True)
 class Measured:
+    """One run: its rate, and its metrics work over the rest of its time (0 with metrics off)."""
+
     rate: float
-    overhead: float  # metrics work over the rest of the run's time (0 with metrics off)
+    overhead: float
 
 
-def _measured(units: int, elapsed: float, spent: MetricsTime | None) -> Measured:
-    if spent is None:
+def _measured(units: int, elapsed: float, work: MetricsWork | None) -> Measured:
+    if work is None:
         return Measured(units / elapsed, 0.0)
-    return Measured(units / elapsed, spent.seconds / (elapsed - spent.seconds))
+    spent = work.stop()
+    return Measured(units / elapsed, spent / (elapsed - spent))
 
 
 def engine_rate(messages: list[tuple[bytes, bytes]], ticks: int, *, metrics: bool) -> Measured:
     settings = FluxForgeSettings()
     processor = MessageProcessor(settings.features, TopicNames.from_config(settings.kafka))
     stats = WorkerStats()
-    served = EngineMetrics() if metrics else None
-    spent = MetricsTime() if metrics else None
-    scraper = None if served is None or spent is None else _scraping(lambda: served.collect(stats), spent)
+    served: tuple[EngineMetrics, MetricsWork] | None = None
+    if metrics:
+        engine_metrics = EngineMetrics()
+        served = engine_metrics, MetricsWork(lambda: engine_metrics.collect(stats))
     states: dict[bytes, bytes] = {}
     start = time.perf_counter()
     batch_start = start
@@ -107,34 +117,34 @@ def engine_rate(messages: list[tuple[bytes, bytes]], ticks: int, *, metrics: boo
         if result.table_value is not None:
             states[key] = result.table_value
         stats.add(0, result)
-        if served is not None and spent is not None:
-            spent.timed(lambda: served.processed(0, offset, result))  # noqa: B023 (called at once)
+        if served is not None:
+            observed, work = served
+            work.timed(lambda: observed.processed(0, offset, result))  # noqa: B023 (called at once)
             if offset % BATCH_EVENTS == BATCH_EVENTS - 1:
                 now = time.perf_counter()
-                spent.timed(lambda: served.batch_seconds.observe(now - batch_start))  # noqa: B023
+                work.timed(lambda: observed.batch_seconds.observe(now - batch_start))  # noqa: B023
                 batch_start = now
     elapsed = time.perf_counter() - start
-    if scraper is not None:
-        scraper[0].set()
-        scraper[1].join()
-    return _measured(ticks, elapsed, spent)
+    return _measured(ticks, elapsed, None if served is None else served[1])
 
 
 def sink_rate(hf: list[tuple[str, bytes]], root: Path, *, metrics: bool) -> Measured:
     topic = "bench.features.hf"
     core = SinkCore(LocalStorage(root), FlushPolicy(), FluxForgeSettings().features, {topic: "hf"})
     core.assign(topic, 0, None)
-    served = SinkMetrics(core.stats, root) if metrics else None
-    spent = MetricsTime() if metrics else None
-    scraper = None if served is None or spent is None else _scraping(served.collect, spent)
+    served: tuple[SinkMetrics, MetricsWork] | None = None
+    if metrics:
+        sink_metrics = SinkMetrics(core.stats, root)
+        served = sink_metrics, MetricsWork(sink_metrics.collect)
     records = [Record(topic, 0, offset, 0, value) for offset, (_, value) in enumerate(hf)]
 
     def write(chunk: object) -> None:
         started = time.perf_counter()
         core.write(chunk)  # type: ignore[arg-type]
-        if served is not None and spent is not None:
+        if served is not None:
+            observed, work = served
             took = time.perf_counter() - started
-            spent.timed(lambda: served.flush_seconds.labels("hf").observe(took))
+            work.timed(lambda: observed.flush_seconds.labels("hf").observe(took))
 
     start = time.perf_counter()
     for i in range(0, len(records), 2_000):
@@ -143,14 +153,11 @@ def sink_rate(hf: list[tuple[str, bytes]], root: Path, *, metrics: bool) -> Meas
     for chunk in core.close_all():
         write(chunk)
     elapsed = time.perf_counter() - start
-    if scraper is not None:
-        scraper[0].set()
-        scraper[1].join()
-    return _measured(len(hf), elapsed, spent)
+    return _measured(len(hf), elapsed, None if served is None else served[1])
 
 
-def _best_of(measure: Callable[[bool], Measured]) -> tuple[float, float, float]:
-    """Best off and on rates, and the median overhead of the on-runs."""
+def _off_and_on(measure: Callable[[bool], Measured]) -> tuple[float, float, float]:
+    """Runs off and on alternately: the best rate of each, and the median overhead of the on-runs."""
     off: list[Measured] = []
     on: list[Measured] = []
     for _ in range(ROUNDS):
@@ -163,12 +170,12 @@ def _best_of(measure: Callable[[bool], Measured]) -> tuple[float, float, float]:
 def run(n: int = 200_000) -> list[Row]:
     lines = simulated_ticks(n, seed=99)
     messages = per_symbol_batches(lines, 100)
-    engine = _best_of(lambda on: engine_rate(messages, n, metrics=on))
+    engine = _off_and_on(lambda on: engine_rate(messages, n, metrics=on))
     hf = sink_bench.hf_messages(max(n // 4, 1))
     tmp = Path(tempfile.mkdtemp(prefix="ffbench-metrics-"))
     runs = iter(range(2 * ROUNDS))
     try:
-        sink = _best_of(lambda on: sink_rate(hf, tmp / f"run-{next(runs)}", metrics=on))
+        sink = _off_and_on(lambda on: sink_rate(hf, tmp / f"run-{next(runs)}", metrics=on))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rows: list[Row] = []

@@ -170,11 +170,13 @@ def test_a_snapshot_answered_after_its_book_went_live_skips_no_update_id() -> No
         emu.call(lambda e: e.http_error(503, count=3, path="depth?symbol=BTCUSDT"))  # ccxt's 3 tries
         emu.call(lambda e: e.slow_snapshot("ETH/USDT", 3.0))
         slow_answered: list[float] = []
+        give_up = time.monotonic() + 60.0
 
         def a_second_after_the_slow_answer(latest: Latest) -> bool:
             """The run goes on until the collector has had a second to take the late answer in."""
             if not slow_answered and emu.call(lambda e: "ETHUSDT (slow)" in e.stats.snapshots_answered):
                 slow_answered.append(time.monotonic())
+            assert slow_answered or time.monotonic() < give_up, "the slow snapshot was never answered"
             return bool(slow_answered) and time.monotonic() > slow_answered[0] + 1.0
 
         run = record(emu, exchange_config(emu), run_after_s=1.0, until=a_second_after_the_slow_answer)

@@ -66,6 +66,23 @@ def test_a_snapshot_without_an_update_within_the_hold_is_published_as_it_is(
     assert [(e["ts"], e["bids"]) for e in envelopes] == [(None, [[100.0, 1.0]])]
 
 
+def failed_checksum_on_the_first_update(source: ExchangeSource) -> None:
+    """A snapshot (bid 100) whose first update fails the checksum, then the pair's new snapshot (102)
+    and the update on it (103), as ccxt and `ccxt_checks` report them."""
+    books = source.exchange.orderbooks
+    source.on_snapshot(SYMBOL)
+    books[SYMBOL] = book = kraken_book(None, 100.0)
+    source.on_book(book)
+    book.update(kraken_book(1_765_512_000_900, 99.0))  # applied, then refused by the checksum
+    del books[SYMBOL]
+    source.on_gap(SYMBOL)
+    source.on_snapshot(SYMBOL)
+    books[SYMBOL] = book = kraken_book(None, 102.0)
+    source.on_book(book)
+    book.update(kraken_book(1_765_512_002_600, 103.0))
+    source.on_book(book)
+
+
 def test_a_failed_checksum_on_the_first_update_publishes_the_snapshot_as_it_came(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -75,23 +92,43 @@ def test_a_failed_checksum_on_the_first_update_publishes_the_snapshot_as_it_came
 
     def body(source: ExchangeSource) -> None:
         source.clock = lambda: next(clock)
-        books = source.exchange.orderbooks
-        source.on_snapshot(SYMBOL)
-        books[SYMBOL] = book = kraken_book(None, 100.0)
-        source.on_book(book)
-        book.update(kraken_book(1_765_512_000_900, 99.0))  # applied, then refused by the checksum
-        del books[SYMBOL]
-        source.on_gap(SYMBOL)
-        source.on_snapshot(SYMBOL)
-        books[SYMBOL] = book = kraken_book(None, 102.0)
-        source.on_book(book)
-        book.update(kraken_book(1_765_512_002_600, 103.0))
-        source.on_book(book)
+        failed_checksum_on_the_first_update(source)
 
     envelopes = run(body, monkeypatch)
     assert [(e["ts"], e["recv_ts"], e["bids"], e.get("resync")) for e in envelopes] == [
         (None, 1_765_512_000_500, [[100.0, 1.0]], None),
         (1_765_512_002_600, 1_765_512_002_700, [[103.0, 1.0]], "gap"),
+    ]
+
+
+def test_a_snapshot_published_after_a_failed_checksum_keeps_its_place_ahead_of_the_next_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the queue full, the symbol's earlier book waits in the backlog as a mark (the state due
+    when room frees up): the snapshot takes that place, or the mark would become the book after the
+    resync and go out before it."""
+    monkeypatch.setattr(source_module, "SNAPSHOT_HOLD_S", HOLD_S)
+
+    async def main() -> list[dict[str, Any]]:
+        source = ExchangeSource("kraken", ExchangeConfig(symbols=[SYMBOL, OTHER]), max_levels=10)
+        queue = source._queue = asyncio.Queue(1)
+        source.exchange = SimpleNamespace(orderbooks={})
+        books = source.exchange.orderbooks
+        books[OTHER] = {**kraken_book(1_765_512_000_000, 50.0), "symbol": OTHER}
+        source.on_book(books[OTHER])  # fills the queue
+        books[SYMBOL] = book = kraken_book(1_765_512_000_100, 90.0)
+        source.on_book(book)  # left out: a mark in the backlog
+        failed_checksum_on_the_first_update(source)
+        lines = []
+        while source._backlog or not queue.empty():
+            lines.append(orjson.loads(await asyncio.wait_for(queue.get(), 5.0)))  # type: ignore[arg-type]
+        return lines
+
+    envelopes = asyncio.run(main())
+    assert [(e["symbol"], e["bids"], e.get("resync")) for e in envelopes] == [
+        (OTHER, [[50.0, 1.0]], None),
+        (SYMBOL, [[100.0, 1.0]], None),
+        (SYMBOL, [[103.0, 1.0]], "gap"),
     ]
 
 

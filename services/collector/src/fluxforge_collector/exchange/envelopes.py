@@ -40,6 +40,11 @@ class Envelopes:
         if self._resync.get(symbol) != "gap":
             self._resync[symbol] = why
 
+    def top_levels(self, book: Any) -> dict[str, list[Any]]:
+        """The book's top `max_levels` bids and asks as [price, amount]: what an envelope holds of it."""
+        n = self.max_levels
+        return {side: [level[:2] for level in book[side][:n]] for side in ("bids", "asks")}
+
     def book(self, book: Any, recv: int) -> bytes | None:
         """The envelope of a book state not made yet (a newer nonce); None for the others."""
         symbol = book.get("symbol")
@@ -54,7 +59,6 @@ class Envelopes:
             if last is not None and nonce <= last[0] and (ts is None or last[1] is None or ts <= last[1]):
                 return None
             self._last[symbol] = (nonce, ts)
-        n = self.max_levels
         envelope = {
             "type": "book",
             "exchange": self.exchange_id,
@@ -62,8 +66,7 @@ class Envelopes:
             "ts": ts,
             "recv_ts": recv,
             "seq": nonce,
-            "bids": [level[:2] for level in book["bids"][:n]],
-            "asks": [level[:2] for level in book["asks"][:n]],
+            **self.top_levels(book),
         }
         if (why := self._resync.pop(symbol, None)) is not None:
             envelope["resync"] = why

@@ -73,7 +73,7 @@ class HeldSnapshot(NamedTuple):
 
     release: asyncio.TimerHandle
     book: dict[str, Any]  # top levels, copied: ccxt changes (or drops) its book in place
-    recv: int
+    recv_ms: int
 
 
 class ExchangeSource:
@@ -264,9 +264,8 @@ class ExchangeSource:
                 release = asyncio.get_running_loop().call_later(
                     SNAPSHOT_HOLD_S, self._release_snapshot, symbol
                 )
-                n = self.max_levels
-                copy = {"symbol": symbol, "timestamp": None, "nonce": None}
-                copy.update({side: [level[:2] for level in book[side][:n]] for side in ("bids", "asks")})
+                levels = self._envelopes.top_levels(book)
+                copy = {"symbol": symbol, "timestamp": None, "nonce": None, **levels}
                 self._held_snapshots[symbol] = HeldSnapshot(release, copy, int(self.clock() * 1000))
                 return
         if queue.full() or self._backlog:
@@ -306,13 +305,17 @@ class ExchangeSource:
 
     def _publish_trades(self, trades: list[Any], backfilled: bool) -> None:
         """Queue trade envelopes in order; when the queue is full they wait in the backlog, which goes first."""
+        for line in self._envelopes.trades(trades, int(self.clock() * 1000), backfilled):
+            self._enqueue(line)
+
+    def _enqueue(self, line: bytes) -> None:
+        """Queue an envelope that is never left out: into the backlog while it holds any or the queue is full."""
         queue = self._queue
         assert queue is not None
-        for line in self._envelopes.trades(trades, int(self.clock() * 1000), backfilled):
-            if self._backlog or queue.full():
-                self._wait_for_room(line)
-            else:
-                queue.put_nowait(line)
+        if self._backlog or queue.full():
+            self._wait_for_room(line)
+        else:
+            queue.put_nowait(line)
 
     def on_trades_interrupted(self, symbols: list[str]) -> None:
         """The trade watch of `symbols` lost its connection."""
@@ -332,20 +335,22 @@ class ExchangeSource:
         self.stats.gaps[symbol] += 1
         if (held := self._held_snapshots.pop(symbol, None)) is not None:
             held.release.cancel()
-            self._publish_held(held)  # before the mark: the next snapshot is the one after the gap
+            self._publish_held(symbol, held)  # before the mark: the next snapshot is the one after the gap
         self._envelopes.mark_resync(symbol, "gap")
         log.warning("%s: %s book gap: resynchronising this symbol", self.name, symbol)
 
-    def _publish_held(self, held: HeldSnapshot) -> None:
-        """A held snapshot as it came, in turn (behind the backlog, never left out: its book is gone)."""
-        queue = self._queue
-        line = self._envelopes.book(held.book, held.recv)
-        if queue is None or line is None:
+    def _publish_held(self, symbol: str, held: HeldSnapshot) -> None:
+        """A held snapshot as it came, received when it came (the update that failed came after it), and
+        never left out: ccxt's book is gone. It takes the place of the symbol's conflation mark in the
+        backlog, which would otherwise become the next snapshot's book, ahead of it."""
+        line = self._envelopes.book(held.book, held.recv_ms)
+        if line is None:
             return
-        if self._backlog or queue.full():
-            self._wait_for_room(line)
+        if symbol in self._conflated:
+            self._conflated.discard(symbol)
+            self._backlog[self._backlog.index(symbol)] = line
         else:
-            queue.put_nowait(line)
+            self._enqueue(line)
 
     def on_snapshot(self, symbol: str) -> None:
         self.stats.count_snapshot(symbol)
