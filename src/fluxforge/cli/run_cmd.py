@@ -116,8 +116,6 @@ def run(
             typer.echo(str(DatasetUnreachableError.of(input_path, exc)), err=True)
             raise typer.Exit(2) from None
         source_name = f"file:{input_path}"
-    if not quiet:
-        typer.echo(f"fluxforge run: {source_name} -> {root.resolve()}", err=True)
     if live is not None:
         graceful, doing = live.stop, "processing what was received, then writing it"
     else:
@@ -144,6 +142,8 @@ def run(
             doing=doing,
             then=f"The raw archive is left open: `fluxforge recover {root}` seals it and rebuilds the features.",
         ):
+            if not quiet:  # once a stop is handled: a signal after this line always stops cleanly
+                typer.echo(f"fluxforge run: {source_name} -> {root.resolve()}", err=True)
             try:
                 summary = pipeline.run(
                     lines, source_name, max_events=events, duration_s=duration, on_progress=progress

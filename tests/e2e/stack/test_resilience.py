@@ -108,9 +108,14 @@ def test_kill_9_and_a_broker_restart_lose_and_double_nothing(
         return step
 
     def stop_collector() -> None:
-        # Under load its start-up alone can take seconds: the signal comes once it can take it.
+        # Under load its start-up alone can take seconds: the signal comes once it can take it, and
+        # has read for a second (the test needs a stop mid-input).
         deadline = time.monotonic() + 60
         while "started:" not in collector.log_text() and time.monotonic() < deadline:
+            supervise()
+            time.sleep(0.05)
+        reading = time.monotonic() + 1.0
+        while time.monotonic() < reading:
             supervise()
             time.sleep(0.05)
         assert collector.stop() == 0, stack.logs()

@@ -223,7 +223,7 @@ def test_sigterm_flushes_everything_read(kafka_prefix: KafkaPrefix, tmp_path: Pa
     summary = re.search(r"([\d,]+) ticks in, ([\d,]+) batches out \(([\d,]+) ticks\)", errors)
     assert summary is not None, errors
     ticks_in, batches_out, ticks_out = (int(g.replace(",", "")) for g in summary.groups())
-    assert ticks_in == ticks_out > 10_000
+    assert ticks_in == ticks_out > 1_000  # the stop came mid-stream
 
     records = kafka_prefix.read(f"{kafka_prefix.prefix}.raw")
     assert len(records) == batches_out
@@ -394,9 +394,10 @@ def test_a_stop_while_the_spool_disk_is_full_says_what_is_kept_and_what_is_lost(
             publish(collector, settings)
     finally:
         stopper.join()
-    # The stop ends the pause's wait at once; Kafka then gets its drain time, no more.
+    # The stop ends the pause's wait at once; Kafka then gets its drain time, no more. Waiting for the
+    # pause's next retry as well would add ~3.5 s (the signal comes 0.5 s into a 4 s wait).
     took = time.monotonic() - signalled[0] - settings.collector.stop_drain_timeout_s
-    assert took < 1.5, f"the stop also waited {took:.1f} s for the pause's next retry"
+    assert took < 2.5, f"the stop also waited {took:.1f} s for the pause's next retry"
     message = str(stopped.value)
     stats = collector.stats
     lost = stats.accepted - stats.ticks_spooled

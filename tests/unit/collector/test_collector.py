@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -88,13 +89,18 @@ def test_stop_publishes_everything_read(fake: FakeProducer) -> None:
 
     async def go() -> tuple[Collector, int]:
         collector = Collector(settings(batch_linger_ms=60_000), Endless(), queue_size=100)
-        loop = asyncio.get_running_loop()
-        loop.call_later(0.3, collector.stop)
+
+        async def stop_mid_stream() -> None:  # once ticks are read, however long that takes here
+            while collector.stats.ticks_in <= 1000:
+                await asyncio.sleep(0.005)
+            collector.stop()
+
+        stopper = asyncio.create_task(stop_mid_stream())
         stats = await collector.run()
+        await stopper
         return collector, stats.ticks_in
 
     collector, ticks_in = asyncio.run(go())
-    assert ticks_in > 1000
     assert not collector.abandoned
     assert sum(len(v) for v in ticks_of(fake).values()) == ticks_in == collector.stats.ticks_out
 
@@ -115,13 +121,20 @@ def test_a_hanging_broker_does_not_hold_the_source_back(fake: FakeProducer) -> N
         gate = fake.gate = asyncio.Event()
         collector = Collector(settings(batch_max_ticks=1), source, queue_size=50)
 
-        def release() -> None:
-            assert collector.spool is not None
+        async def release_once_spooled() -> None:
+            """Opens the gate once the spool holds every tick and the final watermarks (one per symbol):
+            a source the hanging sends held back never gets there, and the run fails after 60 s."""
+            everything = 2000 + len(ticks_of_lines(simulated(2000)))
+            give_up = time.monotonic() + 60.0
+            while collector.spool is None or collector.spool.records < everything:
+                assert time.monotonic() < give_up, f"read {source.yielded} of 2000 while the sends hang"
+                await asyncio.sleep(0.01)
             seen.update(read=source.yielded, sent=len(fake.sent), spooled=collector.spool.records)
             gate.set()
 
-        asyncio.get_running_loop().call_later(0.5, release)
+        releaser = asyncio.create_task(release_once_spooled())
         await collector.run()
+        await releaser
         return collector
 
     collector = asyncio.run(go())
