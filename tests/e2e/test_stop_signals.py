@@ -260,10 +260,9 @@ def test_sigterm_to_a_live_recording_prints_the_sources_counts(
     def once_every_book_is_synced(p: subprocess.Popen[bytes]) -> None:
         """A second after the emulator answered every symbol's snapshot: a fixed delay after start-up
         can end before ccxt has loaded markets and synced a book on a loaded machine."""
-        deadline = time.monotonic() + 60
-        while emulator.call(lambda e: e.stats.snapshots) < symbols:
-            assert time.monotonic() < deadline, "the recorder did not fetch every symbol's snapshot in 60 s"
-            time.sleep(0.1)
+        wait_until(
+            lambda: emulator.call(lambda e: e.stats.snapshots) >= symbols, "every symbol's snapshot", p, log
+        )
         time.sleep(1.0)
         sigterm(p)
 
