@@ -8,6 +8,11 @@ ENV UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1
 RUN apt-get update \
     && apt-get install --yes --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
+# Rust for the native kernel (libs/fluxforge_native, built by maturin during `uv sync`), in this
+# stage only: the image gets the built extension, not the toolchain.
+COPY --from=rust:1.95-slim-bookworm /usr/local/rustup /usr/local/rustup
+COPY --from=rust:1.95-slim-bookworm /usr/local/cargo /usr/local/cargo
+ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH="/usr/local/cargo/bin:$PATH"
 RUN pip install --no-cache-dir uv==0.13.8
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
@@ -21,7 +26,8 @@ COPY scripts/build_kernel.py scripts/build_kernel.py
 RUN uv sync --frozen --no-dev --group kernel \
     && .venv/bin/python -m compileall -q src libs/*/src services/*/src tools/*/src \
     && .venv/bin/python scripts/build_kernel.py --force --required \
-    && uv sync --frozen --no-dev
+    && uv sync --frozen --no-dev \
+    && rm -rf libs/fluxforge_native/target
 
 FROM python:3.11.11-slim-bookworm
 RUN groupadd --gid 10001 fluxforge \

@@ -3,6 +3,8 @@ SHELL := /bin/bash
 export UV_CACHE_DIR := $(CURDIR)/.cache/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
+# Cargo's downloads (the native kernel's crates) are cached here too; its toolchain stays where rustup put it.
+export CARGO_HOME := $(CURDIR)/.cache/cargo
 UV := $(CURDIR)/.cache/bootstrap/bin/uv
 UV_VERSION := 0.13.8
 RUN := $(UV) run --frozen
@@ -58,4 +60,4 @@ s3-down:
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache
-	find libs -name '*.so' -delete
+	find libs/fluxforge_common -name '*.so' -delete  # the mypyc kernel; uv keeps the native one

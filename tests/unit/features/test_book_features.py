@@ -6,11 +6,12 @@ import pytest
 from fluxforge_common.config import StateConfig
 from fluxforge_common.config.state import fmt_bps
 from fluxforge_common.features.book import BookColumnNames, book_features
+from fluxforge_native import Levels
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-BIDS = [(100.0, 2.0), (99.99, 1.0), (99.5, 4.0)]
-ASKS = [(100.02, 1.0), (100.03, 3.0)]
+BIDS = Levels.from_pairs([(100.0, 2.0), (99.99, 1.0), (99.5, 4.0)])
+ASKS = Levels.from_pairs([(100.02, 1.0), (100.03, 3.0)])
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_depth_bands_equal_brute_force(
     asks = [(100.0 + 0.01 * t, sizes[i] / 10) for i, t in enumerate(sorted(ask_ticks))]
     cfg = StateConfig(max_levels=8, ofi_levels=1, bands_bps=tuple(bands))
     row: dict[str, object] = {}
-    book_features(bids, asks, BookColumnNames(cfg), row)
+    book_features(Levels.from_pairs(bids), Levels.from_pairs(asks), BookColumnNames(cfg), row)
     mid = (bids[0][0] + asks[0][0]) / 2
     for bps in cfg.bands_bps:
         assert row[f"depth_bid_{bps:g}bps"] == sum((q for p, q in bids if (mid - p) / mid * 1e4 <= bps), 0.0)

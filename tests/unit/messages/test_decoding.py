@@ -122,6 +122,6 @@ def test_a_book_is_accepted_as_it_was_sent_exactly_when_every_level_rule_holds(
     reason = _book_reason(bids, asks)
     if reason is None:
         assert isinstance(result, DecodedTick) and isinstance(result.tick, BookTick)
-        assert (result.tick.bids, result.tick.asks) == (bids, asks)
+        assert (result.tick.bids.pairs(), result.tick.asks.pairs()) == (bids, asks)
     else:
         assert isinstance(result, Rejection) and result.reason == reason

@@ -167,7 +167,7 @@ def test_numbers_are_exact_on_the_grid(long_run: tuple[list[bytes], list[Tick]])
         spec = symbol_spec(tick.exchange, tick.symbol)
         tick_size, lot = Decimal(spec.tick), Decimal(spec.lot)
         if isinstance(tick, BookTick):
-            pairs = tick.bids + tick.asks
+            pairs = [*tick.bids, *tick.asks]
         elif isinstance(tick, TradeTick):
             pairs = [(tick.price, tick.amount)]
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar, Final
 
-from fluxforge_common.features.intervals import IntervalFlows
+from fluxforge_native import IntervalFlows
 
 _INF: Final = math.inf
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Any
 
+from fluxforge_native import Levels
+
 from fluxforge_common.config.state import StateConfig, fmt_bps
-from fluxforge_common.messages.envelopes import Level
 
 
 class BookColumnNames:
@@ -45,7 +46,7 @@ def null_book_features(names: BookColumnNames, row: dict[str, Any]) -> None:
         row["bids_raw"] = row["asks_raw"] = None
 
 
-def book_features(bids: list[Level], asks: list[Level], names: BookColumnNames, row: dict[str, Any]) -> None:
+def book_features(bids: Levels, asks: Levels, names: BookColumnNames, row: dict[str, Any]) -> None:
     """Write the static features of a non-empty, uncrossed book into `row`."""
     pb, qb = bids[0]
     pa_, qa = asks[0]

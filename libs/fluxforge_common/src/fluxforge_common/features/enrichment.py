@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fluxforge_common.messages.envelopes import Level, TickerTick, TradeTick
+from fluxforge_native import Levels
+
+from fluxforge_common.messages.envelopes import TickerTick, TradeTick
 
 
 def trade_row(
     tick: TradeTick,
     event_ms: int,
-    bids: list[Level] | None,
-    asks: list[Level] | None,
+    bids: Levels | None,
+    asks: Levels | None,
     prev_trade_ms: int | None,
 ) -> dict[str, Any]:
     """One trade against the book as it stood after the last book event before it."""

@@ -1,7 +1,8 @@
-"""Per-grid-interval flow summaries, and the rolling windows built from them.
+"""Rolling windows over per-grid-interval flow summaries.
 
 The engine never keeps raw updates: each interval `[t - I, t)` is folded into
-an `IntervalFlows` as updates arrive (O(1) each), and rolling windows are the
+an `IntervalFlows` as updates arrive (O(1) each, in the native kernel:
+`libs/fluxforge_native/src/flows.rs`), and rolling windows are the
 last `h / I` interval summaries, kept column by column so a window sum is one
 `math.fsum` over a slice. State size is bounded by the longest window, never by
 run length.
@@ -15,68 +16,9 @@ lies outside it.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Final
+from typing import Any
 
-_INF: Final = math.inf
-
-
-_INTERVAL_FLOWS_SLOTS: Final = (
-    "buy_qty",
-    "depth_m2",
-    "depth_mean",
-    "first_mid",
-    "high",
-    "last_mid",
-    "low",
-    "max_spread",
-    "min_spread",
-    "n",
-    "n_tight",
-    "n_trades",
-    "notional",
-    "ofi",
-    "r2_cross",
-    "r2_in",
-    "sell_qty",
-    "sum_imb",
-    "sum_rel",
-    "sum_spread",
-)
-
-
-class IntervalFlows:
-    """What happened in one grid interval: book-update, OFI, trade and regime aggregates."""
-
-    __slots__ = _INTERVAL_FLOWS_SLOTS
-    _STATE: ClassVar[tuple[str, ...]] = _INTERVAL_FLOWS_SLOTS
-
-    def __init__(self, ofi_levels: int) -> None:
-        self.ofi = [0.0] * ofi_levels
-        self.reset()
-
-    def reset(self) -> None:
-        self.n = 0
-        self.first_mid = self.last_mid = 0.0
-        self.high = -_INF
-        self.low = _INF
-        self.sum_spread = self.sum_rel = self.sum_imb = 0.0
-        self.min_spread = _INF
-        self.max_spread = -_INF
-        self.r2_in = self.r2_cross = 0.0
-        ofi = self.ofi
-        for i in range(len(ofi)):
-            ofi[i] = 0.0
-        self.n_tight = 0
-        self.depth_mean = self.depth_m2 = 0.0
-        self.n_trades = 0
-        self.buy_qty = self.sell_qty = self.notional = 0.0
-
-    def to_state(self) -> list[Any]:
-        return [getattr(self, name) for name in self._STATE]
-
-    def load_state(self, values: list[Any]) -> None:
-        for name, value in zip(self._STATE, values, strict=True):
-            setattr(self, name, value)
+from fluxforge_native import IntervalFlows
 
 
 class RollingWindows:

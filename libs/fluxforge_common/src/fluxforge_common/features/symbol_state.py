@@ -28,17 +28,17 @@ from collections import deque
 from typing import Any, Final
 
 import msgspec
+from fluxforge_native import IntervalFlows, Levels
 
 from fluxforge_common.config.state import StateConfig, fmt_window
 from fluxforge_common.features.bars import BarAccumulator
 from fluxforge_common.features.book import BookColumnNames, book_features, null_book_features
 from fluxforge_common.features.enrichment import ticker_row, trade_row
 from fluxforge_common.features.ibars import InformationBar, information_bars
-from fluxforge_common.features.intervals import IntervalFlows, RollingWindows
+from fluxforge_common.features.intervals import RollingWindows
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.messages.envelopes import (
     BookTick,
-    Level,
     Tick,
     TradeTick,
     event_time,
@@ -58,12 +58,27 @@ RECENT_TRADE_IDS: Final = 100
 # a bound on how long it waits while the stamped channels are silent.
 RECEIVE_CLOCK_LEAD_MS: Final = 2_000
 _MS_PER_DAY: Final = 86_400_000
-_INF: Final = math.inf
 # A held tick: (event time, tick), kept sorted by event time then arrival.
 Held = tuple[int, Tick]
 _held_time = operator.itemgetter(0)
-# Held ticks are stored as one nested msgpack value, decoded typed (untyped + convert is ~3x slower).
-_held_ticks = msgspec.msgpack.Decoder(list[Tick])
+
+
+def _encode_levels(value: object) -> list[tuple[float, float]]:
+    if type(value) is Levels:
+        return value.pairs()
+    raise NotImplementedError(f"cannot store a {type(value).__name__} in a symbol state")
+
+
+def _decode_levels(kind: type, value: object) -> Levels:
+    if kind is Levels:
+        return Levels.from_pairs(value)  # type: ignore[arg-type]
+    raise NotImplementedError(f"cannot restore a {kind.__name__} from a symbol state")
+
+
+# Held ticks are stored as one nested msgpack value, decoded typed (untyped + convert is ~3x slower);
+# a book's levels as the arrays of (price, size) pairs they were before the native kernel held them.
+_held_ticks_encoder = msgspec.msgpack.Encoder(enc_hook=_encode_levels)
+_held_ticks = msgspec.msgpack.Decoder(list[Tick], dec_hook=_decode_levels)
 
 
 def closing_watermark(last_event_ms: int, interval_ms: int) -> int:
@@ -165,8 +180,8 @@ class SymbolState:
         layout = self.layout = _layout(cfg)
         self.exchange = exchange
         self.symbol = symbol
-        self.bids: list[Level] | None = None
-        self.asks: list[Level] | None = None
+        self.bids: Levels | None = None
+        self.asks: Levels | None = None
         self.last_mid = 0.0
         self.last_book_ms: int | None = None
         self.last_seq: int | None = None
@@ -335,87 +350,14 @@ class SymbolState:
         bids, asks = tick.bids, tick.asks
         if len(bids) > levels or len(asks) > levels:
             bids, asks = bids[:levels], asks[:levels]
-        pb, qb = bids[0]
-        pa, qa = asks[0]
-        mid = (pb + pa) / 2
-        spread = pa - pb
-        rel = spread / mid
-        f = self.flows
-        bids0, asks0 = self.bids, self.asks
-        if bids0 is not None and asks0 is not None:
-            nb, na, nb0, na0 = len(bids), len(asks), len(bids0), len(asks0)
-            ofi = f.ofi
-            n_ofi = len(ofi)
-            if nb >= n_ofi and na >= n_ofi and nb0 >= n_ofi and na0 >= n_ofi:
-                # Every level, even of a side as it was (it adds 0.0): compiled, this is cheaper than
-                # comparing the sides first, and `x = x + e` than `x += e`, which mypyc leaves to
-                # the generic in-place add (README "Performance").
-                for m in range(n_ofi):
-                    p, q = bids[m]
-                    p0, q0 = bids0[m]
-                    e = q if p > p0 else (q - q0 if p == p0 else -q0)
-                    p, q = asks[m]
-                    p0, q0 = asks0[m]
-                    e -= -q0 if p > p0 else (q - q0 if p == p0 else q)
-                    ofi[m] = ofi[m] + e
-            else:
-                for m in range(n_ofi):
-                    # A missing level is price 0 (bids) or +inf (asks) with size 0.
-                    p, q = bids[m] if m < nb else (0.0, 0.0)
-                    p0, q0 = bids0[m] if m < nb0 else (0.0, 0.0)
-                    e = q if p > p0 else (q - q0 if p == p0 else -q0)
-                    p, q = asks[m] if m < na else (_INF, 0.0)
-                    p0, q0 = asks0[m] if m < na0 else (_INF, 0.0)
-                    e -= -q0 if p > p0 else (q - q0 if p == p0 else q)
-                    ofi[m] = ofi[m] + e
-            r = math.log(mid / self.last_mid)
-            if f.n:
-                f.r2_in += r * r
-            else:
-                f.r2_cross = r * r
-        n = f.n = f.n + 1
-        if n == 1:
-            f.first_mid = mid
-        f.last_mid = mid
-        if mid > f.high:
-            f.high = mid
-        if mid < f.low:
-            f.low = mid
-        f.sum_spread += spread
-        if spread < f.min_spread:
-            f.min_spread = spread
-        if spread > f.max_spread:
-            f.max_spread = spread
-        f.sum_rel += rel
-        f.sum_imb += (qb - qa) / (qb + qa)
-        if rel <= self.layout.tight:
-            f.n_tight += 1
-        # Left to right from 0.0, as Python 3.11's `sum` adds. Compiled, these loops add unboxed
-        # floats; a level is read by index, as unpacking it into `_` would box the price.
-        depth = 0.0
-        for level in bids:
-            depth += level[1]
-        ask_depth = 0.0
-        for level in asks:
-            ask_depth += level[1]
-        depth += ask_depth
-        delta = depth - f.depth_mean
-        f.depth_mean += delta / n
-        f.depth_m2 += delta * (depth - f.depth_mean)
+        self.last_mid = self.flows.on_book(bids, asks, self.bids, self.asks, self.last_mid, self.layout.tight)
         self.bids, self.asks = bids, asks
-        self.last_mid = mid
         self.last_book_ms = event_ms
 
     def _on_trade(self, tick: TradeTick, event_ms: int, out: EngineOutput) -> None:
         out.trades.append(trade_row(tick, event_ms, self.bids, self.asks, self.last_trade_ms))
         self.last_trade_ms = event_ms
-        f = self.flows
-        f.n_trades += 1
-        if tick.side == "buy":
-            f.buy_qty += tick.amount
-        else:
-            f.sell_qty += tick.amount
-        f.notional += tick.price * tick.amount
+        self.flows.on_trade(tick.price, tick.amount, tick.side == "buy")
         ibars = self.ibars
         if ibars:
             price, amount = tick.price, tick.amount
@@ -503,8 +445,8 @@ class SymbolState:
             self.layout.fingerprint,
             self.exchange,
             self.symbol,
-            self.bids,
-            self.asks,
+            None if self.bids is None else self.bids.pairs(),
+            None if self.asks is None else self.asks.pairs(),
             self.last_mid,
             self.last_book_ms,
             self.last_seq,
@@ -519,7 +461,7 @@ class SymbolState:
             self.flows.to_state(),
             self.windows.to_state(),
             [bar.to_state() for bar in self.bars],
-            msgspec.msgpack.encode([tick for _, tick in self.held]),
+            _held_ticks_encoder.encode([tick for _, tick in self.held]),
             self.stamped,
         ]
         if ibars:
@@ -567,8 +509,8 @@ class SymbolState:
             state.stamped, *ibars = rest
         else:
             ibars = rest
-        state.bids = None if bids is None else [(p, q) for p, q in bids]
-        state.asks = None if asks is None else [(p, q) for p, q in asks]
+        state.bids = None if bids is None else Levels.from_pairs(bids)
+        state.asks = None if asks is None else Levels.from_pairs(asks)
         state.recent_trade_ids.extend(trade_ids)
         state.recent_trade_id_set.update(state.recent_trade_ids)
         state.flows.load_state(flows)

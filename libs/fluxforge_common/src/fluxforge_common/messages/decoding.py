@@ -3,7 +3,11 @@
 Nothing here raises on bad input: a rejection is a value, so callers cannot
 forget to route it to dead-letter. Batches (Kafka values) are split with
 `msgspec.Raw`, which keeps each element's original bytes for the archive and
-the dead-letter record.
+the dead-letter record. Book envelopes, most of the input, are decoded by the
+native kernel (`fluxforge_native.BookDecoder`) into `BookTick`s whose sides are
+machine floats, with no Python object per level; what it does not read (other
+ticks, any unusual JSON) msgspec decodes, with a book's levels kept as
+`msgspec.Raw` for the kernel to parse (`Levels.from_json`).
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ import re
 from typing import Any, Final
 
 import msgspec
+from fluxforge_native import BookDecoder, Levels, book_ok
 
 from fluxforge_common.messages.decoded import DecodedTick, DecodedWatermark, Rejection
 from fluxforge_common.messages.envelopes import (
     BookTick,
-    Level,
+    BookWire,
     Tick,
     TickerTick,
     TradeTick,
@@ -43,8 +48,9 @@ MAX_QUANTITY: Final = 1e30
 _RANGE: Final = f"{MIN_QUANTITY:g}..{MAX_QUANTITY:g}"
 
 
-_tick_decoder = msgspec.json.Decoder(Tick)
-_element_decoder = msgspec.json.Decoder(Tick | Watermark)
+_books = BookDecoder(BookTick)
+_tick_decoder = msgspec.json.Decoder(BookWire | TradeTick | TickerTick)
+_element_decoder = msgspec.json.Decoder(BookWire | TradeTick | TickerTick | Watermark)
 _batch_decoder = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw])
 
 
@@ -75,25 +81,8 @@ def _check_names(exchange: str, symbol: str) -> str | None:
 
 def _check_book(tick: BookTick) -> str | None:
     """Why the book is invalid, or None."""
-    bids, asks = tick.bids, tick.asks
-    # One pass a side with plain comparisons, which the compiled kernel turns into C (faster
-    # there than the zip/min/max/all builtins: README "Performance"); `_explain_book` only runs
-    # to name the offending level.
-    if bids and asks and _side_ok(bids, True) and _side_ok(asks, False) and bids[0][0] < asks[0][0]:
-        return None
-    return _explain_book(tick)
-
-
-def _side_ok(levels: list[Level], descending: bool) -> bool:
-    """Every price and size is in range and the prices are strictly ordered (`descending` for bids)."""
-    prev = MAX_QUANTITY if descending else 0.0
-    for price, size in levels:
-        if not (MIN_QUANTITY <= price < MAX_QUANTITY and MIN_QUANTITY <= size < MAX_QUANTITY):
-            return False
-        if (price >= prev) if descending else (price <= prev):
-            return False
-        prev = price
-    return True
+    # One native pass over both sides; `_explain_book` only runs to name the offending level.
+    return None if book_ok(tick.bids, tick.asks) else _explain_book(tick)
 
 
 def _explain_book(tick: BookTick) -> str:
@@ -110,7 +99,7 @@ def _explain_book(tick: BookTick) -> str:
     raise AssertionError("unreachable: the fast check failed on a valid book")
 
 
-def _explain_side(levels: list[tuple[float, float]], side: str, descending: bool) -> str | None:
+def _explain_side(levels: Levels, side: str, descending: bool) -> str | None:
     prev = math.inf if descending else 0.0
     for i, (price, size) in enumerate(levels, 1):
         if not price > 0:
@@ -190,13 +179,25 @@ def decode_element(
 
 
 def _decode(raw: bytes, max_bytes: int, decoder: msgspec.json.Decoder[Any]) -> Any:
-    """The decoded struct, or a `Rejection` for an oversized or undecodable message."""
+    """The decoded struct (a book with its levels parsed), or a `Rejection` for an oversized or
+    undecodable message."""
     if len(raw) > max_bytes:
         return Rejection(raw, f"message of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
+    book = _books.decode(raw)
+    if book is not None:
+        return book
     try:
-        return decoder.decode(raw)
+        decoded = decoder.decode(raw)
     except msgspec.DecodeError as exc:
         return Rejection(raw, _describe(exc))
+    if type(decoded) is not BookWire:
+        return decoded
+    try:
+        bids = Levels.from_json(decoded.bids, "$.bids")
+        asks = Levels.from_json(decoded.asks, "$.asks")
+    except ValueError as exc:  # in msgspec's words, as its own schema errors
+        return Rejection(raw, f"schema: {exc}")
+    return BookTick(decoded.exchange, decoded.symbol, decoded.recv_ts, decoded.ts, bids, asks, decoded.seq)
 
 
 def _checked(tick: Tick, raw: bytes) -> DecodedTick | Rejection:

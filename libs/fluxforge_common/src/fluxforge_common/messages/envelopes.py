@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
+from fluxforge_native import Levels
 
 if TYPE_CHECKING:
     from fluxforge_common.dataset.partitioning import Channel
 
-Level = tuple[float, float]
+Level = tuple[float, float]  # (price, size): what indexing a side's `Levels` gives
 
 
 class BookTick(msgspec.Struct, tag_field="type", tag="book", frozen=True, gc=False):
@@ -22,8 +23,20 @@ class BookTick(msgspec.Struct, tag_field="type", tag="book", frozen=True, gc=Fal
     symbol: str
     recv_ts: int
     ts: int | None
-    bids: list[Level]
-    asks: list[Level]
+    bids: Levels  # parsed from JSON by the native kernel (`decoding`), best level first
+    asks: Levels
+    seq: int | None = None
+
+
+class BookWire(msgspec.Struct, tag_field="type", tag="book", frozen=True, gc=False):
+    """A book envelope as JSON decodes it, its levels still JSON: `decoding` makes the `BookTick`."""
+
+    exchange: str
+    symbol: str
+    recv_ts: int
+    ts: int | None
+    bids: msgspec.Raw
+    asks: msgspec.Raw
     seq: int | None = None
 
 

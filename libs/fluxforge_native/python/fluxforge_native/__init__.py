@@ -1,0 +1,9 @@
+"""The per-update book work of the feature engine, compiled from Rust (`libs/fluxforge_native/src`).
+
+`BookDecoder` makes book ticks straight from their JSON, whose sides are `Levels` of machine
+floats; `IntervalFlows` folds each update into its grid interval (README "The native kernel").
+"""
+
+from fluxforge_native._native import BookDecoder, IntervalFlows, Levels, book_ok
+
+__all__ = ["BookDecoder", "IntervalFlows", "Levels", "book_ok"]

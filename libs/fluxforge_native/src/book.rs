@@ -1,0 +1,162 @@
+//! Book envelopes decoded in one pass from their JSON bytes, as msgspec would decode them into
+//! `BookTick`. Only the plain shape is read here (no escapes, integers of up to 18 digits, each
+//! field once); for any other input, and every other kind of tick, `decode` gives None and the
+//! caller decodes with msgspec, which then also words any error.
+
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyType};
+
+use crate::json::Reader;
+use crate::levels::Levels;
+
+/// Names kept as Python strings at most: the distinct exchange ids and symbols of a deployment
+/// are far fewer; past it a name is made afresh each time.
+const MAX_NAMES: usize = 100_000;
+
+struct Fields<'a> {
+    exchange: &'a str,
+    symbol: &'a str,
+    recv_ts: i64,
+    ts: Option<i64>,
+    bids: Vec<(f64, f64)>,
+    asks: Vec<(f64, f64)>,
+    seq: Option<i64>,
+}
+
+/// Makes `book_type` (BookTick) objects from book envelopes.
+#[pyclass(module = "fluxforge_native")]
+pub struct BookDecoder {
+    book_type: Py<PyType>,
+    names: HashMap<Box<str>, Py<PyString>>,
+}
+
+#[pymethods]
+impl BookDecoder {
+    #[new]
+    fn new(book_type: Py<PyType>) -> Self {
+        BookDecoder { book_type, names: HashMap::new() }
+    }
+
+    /// The book tick of `raw` (its fields in `BookTick`'s order), or None where msgspec must decode it.
+    fn decode(&mut self, py: Python<'_>, raw: &Bound<'_, PyAny>) -> PyResult<Option<PyObject>> {
+        let Ok(bytes) = raw.downcast::<PyBytes>() else {
+            return Ok(None);
+        };
+        let Some(fields) = scan(bytes.as_bytes()) else {
+            return Ok(None);
+        };
+        let exchange = self.name(py, fields.exchange);
+        let symbol = self.name(py, fields.symbol);
+        let args = (
+            exchange,
+            symbol,
+            fields.recv_ts,
+            fields.ts,
+            Levels { pairs: fields.bids },
+            Levels { pairs: fields.asks },
+            fields.seq,
+        );
+        Ok(Some(self.book_type.bind(py).call1(args)?.unbind()))
+    }
+}
+
+impl BookDecoder {
+    fn name(&mut self, py: Python<'_>, text: &str) -> Py<PyString> {
+        if let Some(name) = self.names.get(text) {
+            return name.clone_ref(py);
+        }
+        let name = PyString::new_bound(py, text).unbind();
+        if self.names.len() < MAX_NAMES {
+            self.names.insert(text.into(), name.clone_ref(py));
+        }
+        name
+    }
+}
+
+fn scan(bytes: &[u8]) -> Option<Fields<'_>> {
+    const TYPE: u8 = 1;
+    const EXCHANGE: u8 = 2;
+    const SYMBOL: u8 = 4;
+    const RECV_TS: u8 = 8;
+    const TS: u8 = 16;
+    const SEQ: u8 = 32;
+    const BIDS: u8 = 64;
+    const ASKS: u8 = 128;
+    let mut r = Reader::new(bytes);
+    let mut fields = Fields {
+        exchange: "",
+        symbol: "",
+        recv_ts: 0,
+        ts: None,
+        bids: Vec::new(),
+        asks: Vec::new(),
+        seq: None,
+    };
+    let mut seen = 0u8;
+    if !r.eat(b'{') || r.eat(b'}') {
+        return None;
+    }
+    loop {
+        let key = r.plain_string()?;
+        if !r.eat(b':') {
+            return None;
+        }
+        let field = match key {
+            "type" => {
+                if r.plain_string()? != "book" {
+                    return None;
+                }
+                TYPE
+            }
+            "exchange" => {
+                fields.exchange = r.plain_string()?;
+                EXCHANGE
+            }
+            "symbol" => {
+                fields.symbol = r.plain_string()?;
+                SYMBOL
+            }
+            "recv_ts" => {
+                fields.recv_ts = r.int()?;
+                RECV_TS
+            }
+            "ts" => {
+                fields.ts = if r.null() { None } else { Some(r.int()?) };
+                TS
+            }
+            "seq" => {
+                fields.seq = if r.null() { None } else { Some(r.int()?) };
+                SEQ
+            }
+            "bids" => {
+                fields.bids = r.levels().ok()?;
+                BIDS
+            }
+            "asks" => {
+                fields.asks = r.levels().ok()?;
+                ASKS
+            }
+            _ => {
+                if !r.skip_value() {
+                    return None;
+                }
+                0
+            }
+        };
+        if seen & field != 0 {
+            return None; // a repeated field: msgspec's to decide
+        }
+        seen |= field;
+        if r.eat(b',') {
+            continue;
+        }
+        if r.eat(b'}') {
+            break;
+        }
+        return None;
+    }
+    let required = TYPE | EXCHANGE | SYMBOL | RECV_TS | TS | BIDS | ASKS;
+    (r.at_end() && seen & required == required).then_some(fields)
+}

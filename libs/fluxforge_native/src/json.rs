@@ -1,0 +1,292 @@
+//! A reader of JSON bytes for the few shapes the kernel parses itself: numbers, plain strings,
+//! book levels, and values it skips. It never guesses: anything it does not read exactly as
+//! msgspec would (escapes, odd numbers) is an error, and its caller leaves that input to msgspec.
+
+/// What is wrong (in msgspec's words), and where below the levels array: (level, element).
+pub type LevelsError = (String, Option<(usize, Option<usize>)>);
+
+/// Powers of ten that a double holds exactly: a decimal of at most 15 digits scaled by one of
+/// them is rounded once, correctly (Clinger's fast path).
+const EXACT_POWERS: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
+    1e19, 1e20, 1e21, 1e22,
+];
+
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    pub at: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, at: 0 }
+    }
+
+    fn skip_space(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// The next byte that is not white space (not consumed).
+    pub fn peek(&mut self) -> Option<u8> {
+        self.skip_space();
+        self.bytes.get(self.at).copied()
+    }
+
+    /// Consume `byte` if it comes next.
+    pub fn eat(&mut self, byte: u8) -> bool {
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Only white space is left.
+    pub fn at_end(&mut self) -> bool {
+        self.peek().is_none()
+    }
+
+    /// msgspec's name of the JSON type starting here.
+    pub fn kind(&mut self) -> &'static str {
+        match self.peek() {
+            Some(b'{') => "object",
+            Some(b'[') => "array",
+            Some(b'"') => "str",
+            Some(b't' | b'f') => "bool",
+            Some(b'n') => "null",
+            Some(b'-' | b'0'..=b'9') => {
+                if self.number_token().iter().any(|c| matches!(c, b'.' | b'e' | b'E')) {
+                    "float"
+                } else {
+                    "int"
+                }
+            }
+            _ => "nothing",
+        }
+    }
+
+    fn number_token(&self) -> &'a [u8] {
+        let rest = &self.bytes[self.at.min(self.bytes.len())..];
+        let end = rest
+            .iter()
+            .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+            .unwrap_or(rest.len());
+        &rest[..end]
+    }
+
+    /// `null`, consumed.
+    pub fn null(&mut self) -> bool {
+        if self.peek() == Some(b'n') && self.bytes[self.at..].starts_with(b"null") {
+            self.at += 4;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A string without escapes, consumed; None for anything else (nothing consumed).
+    pub fn plain_string(&mut self) -> Option<&'a str> {
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let start = self.at + 1;
+        let length = self.bytes[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if self.bytes[start + length] != b'"' {
+            return None;
+        }
+        let text = std::str::from_utf8(&self.bytes[start..start + length]).ok()?;
+        self.at = start + length + 1;
+        Some(text)
+    }
+
+    /// An integer of at most 18 digits (what an i64 always holds), consumed; None for anything else.
+    pub fn int(&mut self) -> Option<i64> {
+        self.skip_space();
+        let token = self.number_token();
+        let (negative, digits) = match token.split_first() {
+            Some((b'-', rest)) => (true, rest),
+            _ => (false, token),
+        };
+        if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        if digits.len() > 1 && digits[0] == b'0' {
+            return None; // not JSON
+        }
+        let value = digits.iter().fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'));
+        self.at += token.len();
+        Some(if negative { -value } else { value })
+    }
+
+    /// The number starting here as msgspec decodes it into a float, consumed.
+    pub fn float(&mut self) -> Result<f64, String> {
+        let token = match self.peek() {
+            Some(b'-' | b'0'..=b'9') => self.number_token(),
+            _ => return Err(format!("Expected `float`, got `{}`", self.kind())),
+        };
+        let (value, integer) = match decimal(token) {
+            Some(parsed) => parsed,
+            None => {
+                if !is_json_number(token) {
+                    return Err("invalid JSON".to_owned());
+                }
+                let value: f64 = fast_float2::parse(token).map_err(|_| "invalid JSON".to_owned())?;
+                (value, !token.iter().any(|c| matches!(c, b'.' | b'e' | b'E')))
+            }
+        };
+        if value.is_infinite() {
+            return Err("Number out of range".to_owned());
+        }
+        self.at += token.len();
+        // An integer converts as Python's int does: -0 is 0.0, not -0.0.
+        Ok(if integer && value == 0.0 { 0.0 } else { value })
+    }
+
+    /// The pairs of a levels array (`[[price, size], ...]`), consumed.
+    pub fn levels(&mut self) -> Result<Vec<(f64, f64)>, LevelsError> {
+        if !self.eat(b'[') {
+            return Err((format!("Expected `array`, got `{}`", self.kind()), None));
+        }
+        let mut pairs = Vec::with_capacity(16);
+        if self.eat(b']') {
+            return Ok(pairs);
+        }
+        loop {
+            let i = pairs.len();
+            pairs.push(self.level().map_err(|(what, element)| (what, Some((i, element))))?);
+            if self.eat(b',') {
+                continue;
+            }
+            if self.eat(b']') {
+                return Ok(pairs);
+            }
+            return Err(("invalid JSON".to_owned(), None));
+        }
+    }
+
+    fn level(&mut self) -> Result<(f64, f64), (String, Option<usize>)> {
+        if !self.eat(b'[') {
+            return Err((format!("Expected `array`, got `{}`", self.kind()), None));
+        }
+        let length = || ("Expected `array` of length 2".to_owned(), None);
+        if self.peek() == Some(b']') {
+            return Err(length());
+        }
+        let price = self.float().map_err(|what| (what, Some(0)))?;
+        if !self.eat(b',') {
+            return Err(length());
+        }
+        let size = self.float().map_err(|what| (what, Some(1)))?;
+        if !self.eat(b']') {
+            return Err(length());
+        }
+        Ok((price, size))
+    }
+
+    /// Step over one JSON value; false where it is not one this reader can walk exactly.
+    pub fn skip_value(&mut self) -> bool {
+        match self.peek() {
+            Some(b'"') => self.plain_string().is_some(),
+            Some(b'-' | b'0'..=b'9') => self.float().is_ok(),
+            Some(b't') => self.word(b"true"),
+            Some(b'f') => self.word(b"false"),
+            Some(b'n') => self.null(),
+            Some(open @ (b'[' | b'{')) => {
+                let close = if open == b'[' { b']' } else { b'}' };
+                self.at += 1;
+                if self.eat(close) {
+                    return true;
+                }
+                loop {
+                    if open == b'{' && !(self.plain_string().is_some() && self.eat(b':')) {
+                        return false;
+                    }
+                    if !self.skip_value() {
+                        return false;
+                    }
+                    if self.eat(close) {
+                        return true;
+                    }
+                    if !self.eat(b',') {
+                        return false;
+                    }
+                }
+            }
+            _ => false,
+        }
+    }
+
+    fn word(&mut self, word: &[u8]) -> bool {
+        if self.bytes[self.at..].starts_with(word) {
+            self.at += word.len();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A plain decimal (`-?digits[.digits]`, at most 15 significant digits in all) and whether it
+/// is an integer; None for any other number (the general parser's).
+#[inline]
+fn decimal(token: &[u8]) -> Option<(f64, bool)> {
+    let (negative, body) = match token.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, token),
+    };
+    let mut mantissa: u64 = 0;
+    let mut digits = 0usize;
+    let mut fraction: Option<usize> = None;
+    for &c in body {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                digits += 1;
+                if digits > 15 {
+                    return None;
+                }
+                if let Some(k) = fraction.as_mut() {
+                    *k += 1;
+                }
+            }
+            b'.' if fraction.is_none() => fraction = Some(0),
+            _ => return None,
+        }
+    }
+    if digits == 0 || fraction == Some(0) || (body.len() > 1 && body[0] == b'0' && body[1] != b'.') {
+        return None; // not JSON, or a leading zero (not JSON either)
+    }
+    let scale = fraction.unwrap_or(0);
+    let value = mantissa as f64 / EXACT_POWERS[scale];
+    Some((if negative { -value } else { value }, fraction.is_none()))
+}
+
+/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(token: &[u8]) -> bool {
+    let mut rest = token.strip_prefix(b"-").unwrap_or(token);
+    let digits = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+    let whole = digits(rest);
+    if whole == 0 || (whole > 1 && rest[0] == b'0') {
+        return false;
+    }
+    rest = &rest[whole..];
+    if let Some(after) = rest.strip_prefix(b".") {
+        let n = digits(after);
+        if n == 0 {
+            return false;
+        }
+        rest = &after[n..];
+    }
+    if let Some((b'e' | b'E', after)) = rest.split_first() {
+        let after = after.strip_prefix(b"+").or_else(|| after.strip_prefix(b"-")).unwrap_or(after);
+        let n = digits(after);
+        if n == 0 {
+            return false;
+        }
+        rest = &after[n..];
+    }
+    rest.is_empty()
+}

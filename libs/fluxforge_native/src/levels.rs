@@ -1,0 +1,138 @@
+//! One side of an order book as `(price, size)` pairs of machine floats, parsed straight from
+//! the JSON of an envelope's `bids` or `asks`, so that no Python object is made per level.
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PySlice};
+
+use crate::json::Reader;
+
+/// Bounds of a positive price or size (`fluxforge_common.messages.decoding` names them).
+const MIN_QUANTITY: f64 = 1e-30;
+const MAX_QUANTITY: f64 = 1e30;
+
+/// Price levels of one side, best first. Immutable: a book tick and a symbol's state share them.
+#[pyclass(frozen, sequence, module = "fluxforge_native")]
+pub struct Levels {
+    pub(crate) pairs: Vec<(f64, f64)>,
+}
+
+impl Levels {
+    /// Every price and size is in range and the prices strictly ordered (`descending` for bids).
+    pub(crate) fn side_ok(&self, descending: bool) -> bool {
+        let mut prev = if descending { MAX_QUANTITY } else { 0.0 };
+        for &(price, size) in &self.pairs {
+            let in_range = (MIN_QUANTITY..MAX_QUANTITY).contains(&price)
+                && (MIN_QUANTITY..MAX_QUANTITY).contains(&size);
+            let ordered = if descending { price < prev } else { price > prev };
+            if !(in_range && ordered) {
+                return false;
+            }
+            prev = price;
+        }
+        true
+    }
+}
+
+#[pymethods]
+impl Levels {
+    /// The levels of a JSON array of `[price, size]` arrays (numbers); the error names the first
+    /// offending element under `path` in msgspec's words, as a schema error of the envelope.
+    #[staticmethod]
+    fn from_json(raw: &Bound<'_, PyAny>, path: &str) -> PyResult<Levels> {
+        let buffer = PyBuffer::<u8>::get_bound(raw)?;
+        if !buffer.is_c_contiguous() {
+            return Err(PyTypeError::new_err("levels JSON must be a contiguous buffer"));
+        }
+        // SAFETY: a C-contiguous buffer of `len_bytes` bytes, held (and so kept alive and unmoved)
+        // by `buffer` for as long as the slice is used, only read, with the GIL held.
+        let bytes = unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, buffer.len_bytes()) };
+        let mut parser = Reader::new(bytes);
+        parser.levels().map(|pairs| Levels { pairs }).map_err(|(what, at)| {
+            let at = match at {
+                None => String::new(),
+                Some((level, None)) => format!("[{level}]"),
+                Some((level, Some(element))) => format!("[{level}][{element}]"),
+            };
+            PyValueError::new_err(format!("{what} - at `{path}{at}`"))
+        })
+    }
+
+    /// Levels from `(price, size)` pairs of numbers (a stored state, a test).
+    #[staticmethod]
+    fn from_pairs(pairs: &Bound<'_, PyAny>) -> PyResult<Levels> {
+        let mut out = Vec::new();
+        for item in pairs.iter()? {
+            let item = item?;
+            let len = item.len()?;
+            if len != 2 {
+                return Err(PyValueError::new_err(format!("a level is (price, size), got {len} values")));
+            }
+            out.push((number(&item.get_item(0)?)?, number(&item.get_item(1)?)?));
+        }
+        Ok(Levels { pairs: out })
+    }
+
+    /// The levels as a list of `(price, size)` tuples.
+    fn pairs<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
+        PyList::new_bound(py, self.pairs.iter().map(|&pair| -> PyObject { pair.into_py(py) }))
+    }
+
+    fn __len__(&self) -> usize {
+        self.pairs.len()
+    }
+
+    fn __getitem__(&self, py: Python<'_>, index: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        if let Ok(slice) = index.downcast::<PySlice>() {
+            let span = slice.indices(self.pairs.len() as isize)?;
+            let pairs = (0..span.slicelength)
+                .map(|k| self.pairs[(span.start + k as isize * span.step) as usize])
+                .collect();
+            return Ok(Levels { pairs }.into_py(py));
+        }
+        let i: isize = index.extract()?;
+        let n = self.pairs.len() as isize;
+        let at = if i < 0 { i + n } else { i };
+        if at < 0 || at >= n {
+            return Err(PyIndexError::new_err("level index out of range"));
+        }
+        let (p, q) = self.pairs[at as usize];
+        Ok((p, q).into_py(py))
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.pairs(py).as_any().iter().map(Bound::into_any)
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if let Ok(other) = other.downcast::<Levels>() {
+            return Ok(self.pairs == other.get().pairs);
+        }
+        self.pairs(py).as_any().eq(other)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("Levels({})", self.pairs(py).repr()?))
+    }
+}
+
+/// A level's value from Python: a float or an int, not a bool (as msgspec decodes them).
+fn number(value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if value.is_instance_of::<PyBool>() || !(value.is_instance_of::<PyFloat>() || value.is_instance_of::<PyInt>()) {
+        return Err(PyTypeError::new_err(format!(
+            "a level's price and size are numbers, got {}",
+            value.get_type().name()?
+        )));
+    }
+    value.extract()
+}
+
+/// Whether a book's sides are both non-empty, each valid (`Levels.side_ok`) and uncrossed.
+#[pyfunction]
+pub fn book_ok(bids: &Levels, asks: &Levels) -> bool {
+    match (bids.pairs.first(), asks.pairs.first()) {
+        (Some(bid), Some(ask)) => bids.side_ok(true) && asks.side_ok(false) && bid.0 < ask.0,
+        _ => false,
+    }
+}

@@ -1,0 +1,19 @@
+//! The per-update book work of FluxForge's feature engine, in Rust: a book's levels go from
+//! JSON bytes to machine floats without a Python object per level, and each update folds into
+//! its interval's flows in place. The rest of the engine is Python (`fluxforge_common.features`).
+
+use pyo3::prelude::*;
+
+mod book;
+mod flows;
+mod json;
+mod levels;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<levels::Levels>()?;
+    m.add_class::<flows::IntervalFlows>()?;
+    m.add_class::<book::BookDecoder>()?;
+    m.add_function(wrap_pyfunction!(levels::book_ok, m)?)?;
+    Ok(())
+}
