@@ -43,6 +43,8 @@ BAD_LINES: list[tuple[bytes, str]] = [
     (b"{not json", "invalid JSON"),
     (b'{"type":"book"', "invalid JSON"),
     (b"\xff\xfe\x00garbage", "invalid JSON"),
+    (_with(GOOD_TRADE, exchange="EX").replace(b"EX", b"\xff"), "a string is not UTF-8"),
+    (_with(GOOD_BOOK, symbol="S/T").replace(b"S/T", b"S/\xc3"), "a string is not UTF-8"),
     (b"[]", "schema"),
     (b"42", "schema"),
     (b'"book"', "schema"),

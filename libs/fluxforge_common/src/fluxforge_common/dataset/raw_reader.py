@@ -107,7 +107,7 @@ class RawScan:
         for line, channel, rel in heapq.merge(*streams, key=lambda item: ingest_key(item[0])):
             try:
                 head = _decode_head.decode(line)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 raise ValueError(f"{rel}: a line is not a raw envelope ({exc}): {line[:120]!r}") from None
             event = head.recv_ts if head.ts is None else head.ts
             if (

@@ -190,6 +190,8 @@ def _decode(raw: bytes, max_bytes: int, decoder: msgspec.json.Decoder[Any]) -> A
         decoded = decoder.decode(raw)
     except msgspec.DecodeError as exc:
         return Rejection(raw, _describe(exc))
+    except UnicodeDecodeError as exc:  # msgspec's own error for a string that is not UTF-8
+        return Rejection(raw, f"invalid JSON: a string is not UTF-8 ({exc.reason})")
     if type(decoded) is not BookWire:
         return decoded
     try:

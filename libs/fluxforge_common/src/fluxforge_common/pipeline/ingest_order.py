@@ -73,7 +73,7 @@ Backfilled = dict[tuple[str, str], deque[tuple[int, tuple[int, int], bytes]]]
 def _decode_head(line: bytes) -> _Head | None:
     try:
         return _head.decode(line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for a string not UTF-8
         return None
 
 

@@ -72,7 +72,7 @@ def shard_of(line: bytes, shards: int) -> int:
     """The shard of the symbol a raw line names; 0 for a line that names none."""
     try:
         key = _decode_key(line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for a string not UTF-8
         return 0
     return zlib.crc32(f"{key.exchange}:{key.symbol}".encode()) % shards
 
