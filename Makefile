@@ -16,11 +16,14 @@ $(UV):
 	python3 -m venv .cache/bootstrap
 	.cache/bootstrap/bin/pip install --quiet uv==$(UV_VERSION)
 
-# Bytecode is compiled once here: where PYTHONDONTWRITEBYTECODE is set (CI, the image) every start
-# would compile ~700 modules again (~1.5 s). uv compiles site-packages, compileall the workspace's
-# editable sources (uv leaves those alone). build_kernel compiles the per-tick modules with mypyc
-# when they changed (README "Performance"); without a C compiler they run as pure Python.
+# `uv sync` builds the native kernel (libs/fluxforge_native) with maturin and cargo when its
+# sources changed (README "The native kernel"). Bytecode is compiled once here: where
+# PYTHONDONTWRITEBYTECODE is set (CI, the image) every start would compile ~700 modules again
+# (~1.5 s). uv compiles site-packages, compileall the workspace's editable sources (uv leaves those
+# alone). build_kernel compiles the per-tick modules with mypyc when they changed (README "The
+# compiled kernel"); without a C compiler they run as pure Python.
 setup: $(UV)
+	@command -v cargo >/dev/null || { echo "setup: the native kernel (libs/fluxforge_native) is Rust: install its toolchain (https://rustup.rs, then a new shell) and run make setup again" >&2; exit 2; }
 	$(UV) sync --frozen --compile-bytecode
 	$(RUN) python -m compileall -q -j 0 $(WORKSPACE_SOURCES)
 	$(RUN) python scripts/build_kernel.py
