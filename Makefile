@@ -3,8 +3,9 @@ SHELL := /bin/bash
 export UV_CACHE_DIR := $(CURDIR)/.cache/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3.11
-# Cargo's downloads (the native kernel's crates) are cached here too; its toolchain stays where rustup put it.
-export CARGO_HOME := $(CURDIR)/.cache/cargo
+# Cargo's downloads (the native kernel's crates) are cached here too, unless CARGO_HOME is set (a
+# registry mirror in ~/.cargo/config.toml, say); its toolchain stays where rustup put it.
+export CARGO_HOME ?= $(CURDIR)/.cache/cargo
 UV := $(CURDIR)/.cache/bootstrap/bin/uv
 UV_VERSION := 0.13.8
 RUN := $(UV) run --frozen

@@ -4,7 +4,7 @@
 # Usage: scripts/test.sh [pytest args...]   (serially: scripts/test.sh -n 0, or -p no:xdist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export UV_CACHE_DIR="$PWD/.cache/uv" UV_PYTHON_DOWNLOADS=never UV_PYTHON=python3.11 CARGO_HOME="$PWD/.cache/cargo"
+export UV_CACHE_DIR="$PWD/.cache/uv" UV_PYTHON_DOWNLOADS=never UV_PYTHON=python3.11 CARGO_HOME="${CARGO_HOME:-$PWD/.cache/cargo}"
 UV="$PWD/.cache/bootstrap/bin/uv"
 make --no-print-directory --quiet setup  # uv, the environment and its bytecode (Makefile)
 echo "== ruff"

@@ -45,6 +45,8 @@ BAD_LINES: list[tuple[bytes, str]] = [
     (b"\xff\xfe\x00garbage", "invalid JSON"),
     (_with(GOOD_TRADE, exchange="EX").replace(b"EX", b"\xff"), "a string is not UTF-8"),
     (_with(GOOD_BOOK, symbol="S/T").replace(b"S/T", b"S/\xc3"), "a string is not UTF-8"),
+    # Nested far past any parser's recursion (a crash once, when skipping the unknown field recursed).
+    (_with(GOOD_BOOK, x=[]).replace(b"[]", b"[" * 300_000 + b"]" * 300_000), "nested too deeply"),
     (b"[]", "schema"),
     (b"42", "schema"),
     (b'"book"', "schema"),

@@ -12,8 +12,10 @@ use crate::json::Reader;
 use crate::levels::Levels;
 
 /// Names kept as Python strings at most: the distinct exchange ids and symbols of a deployment
-/// are far fewer; past it a name is made afresh each time.
+/// are far fewer; past it a name is made afresh each time. Longer names are never kept: no valid
+/// one is (`decoding.MAX_SYMBOL_LEN`), so refused input cannot fill the cache with large ones.
 const MAX_NAMES: usize = 100_000;
+const MAX_KEPT_NAME_BYTES: usize = 128;
 
 struct Fields<'a> {
     exchange: &'a str,
@@ -68,7 +70,7 @@ impl BookDecoder {
             return name.clone_ref(py);
         }
         let name = PyString::new_bound(py, text).unbind();
-        if self.names.len() < MAX_NAMES {
+        if self.names.len() < MAX_NAMES && text.len() <= MAX_KEPT_NAME_BYTES {
             self.names.insert(text.into(), name.clone_ref(py));
         }
         name

@@ -12,6 +12,9 @@ const EXACT_POWERS: [f64; 23] = [
     1e19, 1e20, 1e21, 1e22,
 ];
 
+/// Unknown fields nested deeper than this are left to msgspec.
+const MAX_DEPTH: usize = 32;
+
 pub struct Reader<'a> {
     bytes: &'a [u8],
     pub at: usize,
@@ -186,15 +189,20 @@ impl<'a> Reader<'a> {
         Ok((price, size))
     }
 
-    /// Step over one JSON value; false where it is not one this reader can walk exactly.
+    /// Step over one JSON value; false where it is not one this reader can walk exactly, or
+    /// nests deeper than `MAX_DEPTH` (the stack stays bounded whatever the input).
     pub fn skip_value(&mut self) -> bool {
+        self.skip_nested(0)
+    }
+
+    fn skip_nested(&mut self, depth: usize) -> bool {
         match self.peek() {
             Some(b'"') => self.plain_string().is_some(),
             Some(b'-' | b'0'..=b'9') => self.float().is_ok(),
             Some(b't') => self.word(b"true"),
             Some(b'f') => self.word(b"false"),
             Some(b'n') => self.null(),
-            Some(open @ (b'[' | b'{')) => {
+            Some(open @ (b'[' | b'{')) if depth < MAX_DEPTH => {
                 let close = if open == b'[' { b']' } else { b'}' };
                 self.at += 1;
                 if self.eat(close) {
@@ -204,7 +212,7 @@ impl<'a> Reader<'a> {
                     if open == b'{' && !(self.plain_string().is_some() && self.eat(b':')) {
                         return false;
                     }
-                    if !self.skip_value() {
+                    if !self.skip_nested(depth + 1) {
                         return false;
                     }
                     if self.eat(close) {

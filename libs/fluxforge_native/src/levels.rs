@@ -8,10 +8,6 @@ use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PySlice};
 
 use crate::json::Reader;
 
-/// Bounds of a positive price or size (`fluxforge_common.messages.decoding` names them).
-const MIN_QUANTITY: f64 = 1e-30;
-const MAX_QUANTITY: f64 = 1e30;
-
 /// Price levels of one side, best first. Immutable: a book tick and a symbol's state share them.
 #[pyclass(frozen, sequence, module = "fluxforge_native")]
 pub struct Levels {
@@ -19,12 +15,11 @@ pub struct Levels {
 }
 
 impl Levels {
-    /// Every price and size is in range and the prices strictly ordered (`descending` for bids).
-    pub(crate) fn side_ok(&self, descending: bool) -> bool {
-        let mut prev = if descending { MAX_QUANTITY } else { 0.0 };
+    /// Every price and size is in `range` and the prices strictly ordered (`descending` for bids).
+    pub(crate) fn side_ok(&self, descending: bool, range: &std::ops::Range<f64>) -> bool {
+        let mut prev = if descending { range.end } else { 0.0 };
         for &(price, size) in &self.pairs {
-            let in_range = (MIN_QUANTITY..MAX_QUANTITY).contains(&price)
-                && (MIN_QUANTITY..MAX_QUANTITY).contains(&size);
+            let in_range = range.contains(&price) && range.contains(&size);
             let ordered = if descending { price < prev } else { price > prev };
             if !(in_range && ordered) {
                 return false;
@@ -45,11 +40,22 @@ impl Levels {
         if !buffer.is_c_contiguous() {
             return Err(PyTypeError::new_err("levels JSON must be a contiguous buffer"));
         }
-        // SAFETY: a C-contiguous buffer of `len_bytes` bytes, held (and so kept alive and unmoved)
-        // by `buffer` for as long as the slice is used, only read, with the GIL held.
-        let bytes = unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, buffer.len_bytes()) };
+        let bytes: &[u8] = if buffer.len_bytes() == 0 {
+            &[]
+        } else {
+            // SAFETY: a C-contiguous buffer of `len_bytes` (> 0) bytes, held (and so kept alive and
+            // unmoved) by `buffer` for as long as the slice is used, only read, with the GIL held.
+            unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, buffer.len_bytes()) }
+        };
         let mut parser = Reader::new(bytes);
-        parser.levels().map(|pairs| Levels { pairs }).map_err(|(what, at)| {
+        let parsed = parser.levels().and_then(|pairs| {
+            if parser.at_end() {
+                Ok(pairs)
+            } else {
+                Err(("invalid JSON: text after the levels".to_owned(), None))
+            }
+        });
+        parsed.map(|pairs| Levels { pairs }).map_err(|(what, at)| {
             let at = match at {
                 None => String::new(),
                 Some((level, None)) => format!("[{level}]"),
@@ -128,11 +134,13 @@ fn number(value: &Bound<'_, PyAny>) -> PyResult<f64> {
     value.extract()
 }
 
-/// Whether a book's sides are both non-empty, each valid (`Levels.side_ok`) and uncrossed.
+/// Whether a book's sides are both non-empty, each valid (prices and sizes in `[low, high)`,
+/// prices strictly ordered) and uncrossed.
 #[pyfunction]
-pub fn book_ok(bids: &Levels, asks: &Levels) -> bool {
+pub fn book_ok(bids: &Levels, asks: &Levels, low: f64, high: f64) -> bool {
+    let range = low..high;
     match (bids.pairs.first(), asks.pairs.first()) {
-        (Some(bid), Some(ask)) => bids.side_ok(true) && asks.side_ok(false) && bid.0 < ask.0,
+        (Some(bid), Some(ask)) => bids.side_ok(true, &range) && asks.side_ok(false, &range) && bid.0 < ask.0,
         _ => false,
     }
 }

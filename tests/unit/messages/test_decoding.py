@@ -52,6 +52,12 @@ def test_a_trade_marked_backfilled_decodes_and_an_unmarked_one_is_live() -> None
     assert marked.tick.backfilled is True and unmarked.tick.backfilled is False  # type: ignore[union-attr]
 
 
+def test_a_batch_whose_keys_are_not_utf8_or_that_nests_too_deeply_is_refused_whole() -> None:
+    for raw, reason in ((b'{"\xff":1}', "not UTF-8"), (b"[" * 300_000 + b"]" * 300_000, "nested too deeply")):
+        (result,) = decode_batch(raw)
+        assert isinstance(result, Rejection) and reason in result.reason and result.raw == raw
+
+
 def test_batch_keeps_good_elements_in_order_and_rejects_bad_ones_alone() -> None:
     good = [orjson.dumps({**GOOD_TRADE, "id": str(i)}) for i in range(3)]
     raw = b"[" + b",".join([good[0], b'{"type":"trade"}', good[1], b"17", good[2]]) + b"]"

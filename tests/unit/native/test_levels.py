@@ -82,15 +82,17 @@ def test_floats_as_json_writes_them_parse_back_exactly(pairs: list[tuple[float, 
         (b"[[1,2],[null,2]]", "Expected `float`, got `null` - at `$.bids[1][0]`"),
         (b"[[1,2],[3,{}]]", "Expected `float`, got `object` - at `$.bids[1][1]`"),
         (b"[[1e400,1]]", "Number out of range - at `$.bids[0][0]`"),
+        (b"[[1,2]] [[3,4]]", "invalid JSON: text after the levels - at `$.bids`"),
     ],
 )
 def test_a_bad_side_is_refused_in_msgspecs_words(raw: bytes, reason: str) -> None:
     with pytest.raises(ValueError) as refused:
         Levels.from_json(raw, "$.bids")
     assert str(refused.value) == reason
-    with pytest.raises(msgspec.ValidationError) as msgspec_refused:
+    with pytest.raises(msgspec.DecodeError) as msgspec_refused:
         _reference.decode(raw)
-    assert reason.startswith(str(msgspec_refused.value).split(" - at ")[0])
+    if isinstance(msgspec_refused.value, msgspec.ValidationError):
+        assert reason.startswith(str(msgspec_refused.value).split(" - at ")[0])
 
 
 def test_an_integer_zero_is_positive_zero_as_python_converts_it() -> None:

@@ -82,7 +82,7 @@ def _check_names(exchange: str, symbol: str) -> str | None:
 def _check_book(tick: BookTick) -> str | None:
     """Why the book is invalid, or None."""
     # One native pass over both sides; `_explain_book` only runs to name the offending level.
-    return None if book_ok(tick.bids, tick.asks) else _explain_book(tick)
+    return None if book_ok(tick.bids, tick.asks, MIN_QUANTITY, MAX_QUANTITY) else _explain_book(tick)
 
 
 def _explain_book(tick: BookTick) -> str:
@@ -190,8 +190,8 @@ def _decode(raw: bytes, max_bytes: int, decoder: msgspec.json.Decoder[Any]) -> A
         decoded = decoder.decode(raw)
     except msgspec.DecodeError as exc:
         return Rejection(raw, _describe(exc))
-    except UnicodeDecodeError as exc:  # msgspec's own error for a string that is not UTF-8
-        return Rejection(raw, f"invalid JSON: a string is not UTF-8 ({exc.reason})")
+    except (UnicodeDecodeError, RecursionError) as exc:  # msgspec's own errors for these two
+        return Rejection(raw, _describe_other(exc))
     if type(decoded) is not BookWire:
         return decoded
     try:
@@ -229,6 +229,8 @@ def decode_batch(
         parsed = _batch_decoder.decode(raw)
     except msgspec.DecodeError as exc:
         return [Rejection(raw, f"batch: {_describe(exc)}")]
+    except (UnicodeDecodeError, RecursionError) as exc:
+        return [Rejection(raw, f"batch: {_describe_other(exc)}")]
     if isinstance(parsed, dict):
         return [decode_element(raw, max_bytes)]
     return [decode_element(bytes(element), max_bytes) for element in parsed]
@@ -239,3 +241,10 @@ def _describe(exc: msgspec.DecodeError) -> str:
     if isinstance(exc, msgspec.ValidationError):
         return f"schema: {text}"
     return f"invalid JSON: {text}"
+
+
+def _describe_other(exc: UnicodeDecodeError | RecursionError) -> str:
+    """msgspec raises these instead of a DecodeError: a string that is not UTF-8, nesting too deep."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"invalid JSON: a string is not UTF-8 ({exc.reason})"
+    return "invalid JSON: nested too deeply"
