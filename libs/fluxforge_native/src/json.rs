@@ -126,25 +126,24 @@ impl<'a> Reader<'a> {
 
     /// The number starting here as msgspec decodes it into a float, consumed.
     pub fn float(&mut self) -> Result<f64, String> {
-        let token = match self.peek() {
-            Some(b'-' | b'0'..=b'9') => self.number_token(),
-            _ => return Err(format!("Expected `float`, got `{}`", self.kind())),
-        };
-        let (value, integer) = match decimal(token) {
-            Some(parsed) => parsed,
-            None => {
-                if !is_json_number(token) {
-                    return Err("invalid JSON".to_owned());
-                }
-                let value: f64 = fast_float2::parse(token).map_err(|_| "invalid JSON".to_owned())?;
-                (value, !token.iter().any(|c| matches!(c, b'.' | b'e' | b'E')))
-            }
-        };
+        if !matches!(self.peek(), Some(b'-' | b'0'..=b'9')) {
+            return Err(format!("Expected `float`, got `{}`", self.kind()));
+        }
+        if let Some((value, end)) = decimal(self.bytes, self.at) {
+            self.at = end;
+            return Ok(value);
+        }
+        let token = self.number_token();
+        if !is_json_number(token) {
+            return Err("invalid JSON".to_owned());
+        }
+        let value: f64 = fast_float2::parse(token).map_err(|_| "invalid JSON".to_owned())?;
         if value.is_infinite() {
             return Err("Number out of range".to_owned());
         }
         self.at += token.len();
         // An integer converts as Python's int does: -0 is 0.0, not -0.0.
+        let integer = !token.iter().any(|c| matches!(c, b'.' | b'e' | b'E'));
         Ok(if integer && value == 0.0 { 0.0 } else { value })
     }
 
@@ -237,39 +236,42 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A plain decimal (`-?digits[.digits]`, at most 15 significant digits in all) and whether it
-/// is an integer; None for any other number (the general parser's).
+/// The plain decimal at `start` (`-?(0|[1-9]digits)[.digits]`, at most 15 digits in all, not
+/// followed by an exponent) and where it ends; None for any other number (the general parser's).
 #[inline]
-fn decimal(token: &[u8]) -> Option<(f64, bool)> {
-    let (negative, body) = match token.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, token),
-    };
+fn decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
+    let mut i = start;
+    let negative = bytes.get(i) == Some(&b'-');
+    if negative {
+        i += 1;
+    }
+    let whole_start = i;
     let mut mantissa: u64 = 0;
-    let mut digits = 0usize;
-    let mut fraction: Option<usize> = None;
-    for &c in body {
-        match c {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + u64::from(c - b'0');
-                digits += 1;
-                if digits > 15 {
-                    return None;
-                }
-                if let Some(k) = fraction.as_mut() {
-                    *k += 1;
-                }
-            }
-            b'.' if fraction.is_none() => fraction = Some(0),
-            _ => return None,
+    while let Some(&c @ b'0'..=b'9') = bytes.get(i) {
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        i += 1;
+    }
+    let whole = i - whole_start;
+    let mut fraction = 0;
+    let point = bytes.get(i) == Some(&b'.');
+    if point {
+        i += 1;
+        let fraction_start = i;
+        while let Some(&c @ b'0'..=b'9') = bytes.get(i) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            i += 1;
         }
+        fraction = i - fraction_start;
     }
-    if digits == 0 || fraction == Some(0) || (body.len() > 1 && body[0] == b'0' && body[1] != b'.') {
-        return None; // not JSON, or a leading zero (not JSON either)
+    let leading_zero = whole > 1 && bytes[whole_start] == b'0';
+    let exponent_or_junk = matches!(bytes.get(i), Some(b'e' | b'E' | b'+' | b'-' | b'.'));
+    if whole == 0 || (point && fraction == 0) || whole + fraction > 15 || leading_zero || exponent_or_junk {
+        return None;
     }
-    let scale = fraction.unwrap_or(0);
-    let value = mantissa as f64 / EXACT_POWERS[scale];
-    Some((if negative { -value } else { value }, fraction.is_none()))
+    let value = mantissa as f64 / EXACT_POWERS[fraction];
+    // An integer converts as Python's int does: -0 is 0.0, not -0.0.
+    let value = if negative && !(value == 0.0 && !point) { -value } else { value };
+    Some((value, i))
 }
 
 /// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
