@@ -8,17 +8,18 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::levels::Levels;
+use crate::windows::fsum;
 
 /// Book-update, OFI, trade and regime aggregates of one interval. The field names are the
 /// columns of its stored state, in `to_state` order.
 #[pyclass(module = "fluxforge_native")]
 pub struct IntervalFlows {
     #[pyo3(get, set)]
-    buy_qty: f64,
+    pub(crate) buy_qty: f64,
     #[pyo3(get, set)]
-    depth_m2: f64,
+    pub(crate) depth_m2: f64,
     #[pyo3(get, set)]
-    depth_mean: f64,
+    pub(crate) depth_mean: f64,
     #[pyo3(get, set)]
     first_mid: f64,
     #[pyo3(get, set)]
@@ -32,22 +33,22 @@ pub struct IntervalFlows {
     #[pyo3(get, set)]
     min_spread: f64,
     #[pyo3(get, set)]
-    n: i64,
+    pub(crate) n: i64,
     #[pyo3(get, set)]
-    n_tight: i64,
+    pub(crate) n_tight: i64,
     #[pyo3(get, set)]
     n_trades: i64,
     #[pyo3(get, set)]
     notional: f64,
     /// Multi-level order-flow imbalance summed over the interval, one value per level.
     #[pyo3(get)]
-    ofi: Vec<f64>,
+    pub(crate) ofi: Vec<f64>,
     #[pyo3(get, set)]
-    r2_cross: f64,
+    pub(crate) r2_cross: f64,
     #[pyo3(get, set)]
-    r2_in: f64,
+    pub(crate) r2_in: f64,
     #[pyo3(get, set)]
-    sell_qty: f64,
+    pub(crate) sell_qty: f64,
     #[pyo3(get, set)]
     sum_imb: f64,
     #[pyo3(get, set)]
@@ -198,6 +199,11 @@ impl IntervalFlows {
         self.depth_mean += delta / n as f64;
         self.depth_m2 += delta * (depth - self.depth_mean);
         Ok(mid)
+    }
+
+    /// Multi-level OFI: the levels' OFI summed exactly, rounded once (as `math.fsum`).
+    fn mlofi(&self) -> f64 {
+        fsum(self.ofi.iter().copied())
     }
 
     /// Fold in an accepted trade.

@@ -1,6 +1,7 @@
 //! The per-update book work of FluxForge's feature engine, in Rust: a book's levels go from
 //! JSON bytes to machine floats without a Python object per level, and each update folds into
-//! its interval's flows in place. The rest of the engine is Python (`fluxforge_common.features`).
+//! its interval's flows in place, and closed intervals roll through windows with exact sums. The
+//! rest of the engine is Python (`fluxforge_common.features`).
 
 use pyo3::prelude::*;
 
@@ -8,12 +9,14 @@ mod book;
 mod flows;
 mod json;
 mod levels;
+mod windows;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<levels::Levels>()?;
     m.add_class::<flows::IntervalFlows>()?;
     m.add_class::<book::BookDecoder>()?;
+    m.add_class::<windows::RollingWindows>()?;
     m.add_function(wrap_pyfunction!(levels::book_ok, m)?)?;
     Ok(())
 }

@@ -31,7 +31,6 @@ MODULES = (
     "fluxforge_common.features.engine",
     "fluxforge_common.features.enrichment",
     "fluxforge_common.features.ibars",
-    "fluxforge_common.features.intervals",
     "fluxforge_common.features.output",
     "fluxforge_common.features.symbol_state",
     "fluxforge_common.messages.decoding",

@@ -1,9 +1,10 @@
 """The per-update book work of the feature engine, compiled from Rust (`libs/fluxforge_native/src`).
 
 `BookDecoder` makes book ticks straight from their JSON, whose sides are `Levels` of machine
-floats; `IntervalFlows` folds each update into its grid interval (README "The native kernel").
+floats; `IntervalFlows` folds each update into its grid interval, and `RollingWindows` keeps the
+closed intervals' columns for the windows (README "The native kernel").
 """
 
-from fluxforge_native._native import BookDecoder, IntervalFlows, Levels, book_ok
+from fluxforge_native._native import BookDecoder, IntervalFlows, Levels, RollingWindows, book_ok
 
-__all__ = ["BookDecoder", "IntervalFlows", "Levels", "book_ok"]
+__all__ = ["BookDecoder", "IntervalFlows", "Levels", "RollingWindows", "book_ok"]

@@ -28,14 +28,13 @@ from collections import deque
 from typing import Any, Final
 
 import msgspec
-from fluxforge_native import IntervalFlows, Levels
+from fluxforge_native import IntervalFlows, Levels, RollingWindows
 
 from fluxforge_common.config.state import StateConfig, fmt_window
 from fluxforge_common.features.bars import BarAccumulator
 from fluxforge_common.features.book import BookColumnNames, book_features, null_book_features
 from fluxforge_common.features.enrichment import ticker_row, trade_row
 from fluxforge_common.features.ibars import InformationBar, information_bars
-from fluxforge_common.features.intervals import RollingWindows
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.messages.envelopes import (
     BookTick,
@@ -397,7 +396,7 @@ class SymbolState:
         row["trade_count"] = f.n_trades
         for name, value in zip(layout.ofi_names, f.ofi, strict=True):
             row[name] = value
-        row["mlofi"] = math.fsum(f.ofi)
+        row["mlofi"] = f.mlofi()
         prev_mid = self.prev_row_mid
         velocity = None
         if mid is not None and prev_mid is not None:
