@@ -18,8 +18,8 @@ const MAX_NAMES: usize = 100_000;
 const MAX_KEPT_NAME_BYTES: usize = 128;
 
 struct Fields<'a> {
-    exchange: &'a str,
-    symbol: &'a str,
+    exchange: &'a [u8], // not yet checked to be UTF-8: `BookDecoder::name` does
+    symbol: &'a [u8],
     recv_ts: i64,
     ts: Option<i64>,
     bids: Vec<(f64, f64)>,
@@ -31,7 +31,7 @@ struct Fields<'a> {
 #[pyclass(module = "fluxforge_native")]
 pub struct BookDecoder {
     book_type: Py<PyType>,
-    names: HashMap<Box<str>, Py<PyString>>,
+    names: HashMap<Box<[u8]>, Py<PyString>>,
 }
 
 #[pymethods]
@@ -49,8 +49,9 @@ impl BookDecoder {
         let Some(fields) = scan(bytes.as_bytes()) else {
             return Ok(None);
         };
-        let exchange = self.name(py, fields.exchange);
-        let symbol = self.name(py, fields.symbol);
+        let (Some(exchange), Some(symbol)) = (self.name(py, fields.exchange), self.name(py, fields.symbol)) else {
+            return Ok(None); // not UTF-8: msgspec refuses it in its words
+        };
         let args = (
             exchange,
             symbol,
@@ -65,15 +66,16 @@ impl BookDecoder {
 }
 
 impl BookDecoder {
-    fn name(&mut self, py: Python<'_>, text: &str) -> Py<PyString> {
-        if let Some(name) = self.names.get(text) {
-            return name.clone_ref(py);
+    /// The name `bytes` spell, or None where they are not UTF-8. A kept name was checked once.
+    fn name(&mut self, py: Python<'_>, bytes: &[u8]) -> Option<Py<PyString>> {
+        if let Some(name) = self.names.get(bytes) {
+            return Some(name.clone_ref(py));
         }
-        let name = PyString::new_bound(py, text).unbind();
-        if self.names.len() < MAX_NAMES && text.len() <= MAX_KEPT_NAME_BYTES {
-            self.names.insert(text.into(), name.clone_ref(py));
+        let name = PyString::new_bound(py, std::str::from_utf8(bytes).ok()?).unbind();
+        if self.names.len() < MAX_NAMES && bytes.len() <= MAX_KEPT_NAME_BYTES {
+            self.names.insert(bytes.into(), name.clone_ref(py));
         }
-        name
+        Some(name)
     }
 }
 
@@ -88,8 +90,8 @@ fn scan(bytes: &[u8]) -> Option<Fields<'_>> {
     const ASKS: u8 = 128;
     let mut r = Reader::new(bytes);
     let mut fields = Fields {
-        exchange: "",
-        symbol: "",
+        exchange: b"",
+        symbol: b"",
         recv_ts: 0,
         ts: None,
         bids: Vec::new(),
@@ -101,47 +103,49 @@ fn scan(bytes: &[u8]) -> Option<Fields<'_>> {
         return None;
     }
     loop {
-        let key = r.plain_string()?;
+        // Keys and the tag are compared as bytes: the known ones are ASCII; any other key is
+        // checked to be UTF-8 before it is skipped.
+        let key = r.plain_bytes()?;
         if !r.eat(b':') {
             return None;
         }
         let field = match key {
-            "type" => {
-                if r.plain_string()? != "book" {
+            b"type" => {
+                if r.plain_bytes()? != b"book" {
                     return None;
                 }
                 TYPE
             }
-            "exchange" => {
-                fields.exchange = r.plain_string()?;
+            b"exchange" => {
+                fields.exchange = r.plain_bytes()?;
                 EXCHANGE
             }
-            "symbol" => {
-                fields.symbol = r.plain_string()?;
+            b"symbol" => {
+                fields.symbol = r.plain_bytes()?;
                 SYMBOL
             }
-            "recv_ts" => {
+            b"recv_ts" => {
                 fields.recv_ts = r.int()?;
                 RECV_TS
             }
-            "ts" => {
+            b"ts" => {
                 fields.ts = if r.null() { None } else { Some(r.int()?) };
                 TS
             }
-            "seq" => {
+            b"seq" => {
                 fields.seq = if r.null() { None } else { Some(r.int()?) };
                 SEQ
             }
-            "bids" => {
+            b"bids" => {
                 fields.bids = r.levels().ok()?;
                 BIDS
             }
-            "asks" => {
+            b"asks" => {
                 fields.asks = r.levels().ok()?;
                 ASKS
             }
             _ => {
-                if !r.skip_value() {
+                if std::str::from_utf8(key).is_err() || !r.skip_value() {
                     return None;
                 }
                 0

@@ -92,6 +92,17 @@ impl<'a> Reader<'a> {
 
     /// A string without escapes, consumed; None for anything else (nothing consumed).
     pub fn plain_string(&mut self) -> Option<&'a str> {
+        let at = self.at;
+        let text = std::str::from_utf8(self.plain_bytes()?).ok();
+        if text.is_none() {
+            self.at = at;
+        }
+        text
+    }
+
+    /// The bytes of a string without escapes, consumed, not yet checked to be UTF-8 (a caller
+    /// comparing them with known ASCII need not); None for anything else (nothing consumed).
+    pub fn plain_bytes(&mut self) -> Option<&'a [u8]> {
         if self.peek() != Some(b'"') {
             return None;
         }
@@ -100,9 +111,8 @@ impl<'a> Reader<'a> {
         if self.bytes[start + length] != b'"' {
             return None;
         }
-        let text = std::str::from_utf8(&self.bytes[start..start + length]).ok()?;
         self.at = start + length + 1;
-        Some(text)
+        Some(&self.bytes[start..start + length])
     }
 
     /// An integer of at most 18 digits (what an i64 always holds), consumed; None for anything else.
