@@ -15,8 +15,9 @@ use pyo3::types::PyList;
 use crate::flows::IntervalFlows;
 
 /// The correctly rounded sum of `values`, bit for bit what CPython's `math.fsum` returns for
-/// finite values: Shewchuk's exact partials, then the top partials added while exact, with
-/// CPython's correction for a half-way case spread over two partials.
+/// finite values whose sum stays finite (validation bounds every input the engine sums; past
+/// that `math.fsum` raises and this gives NaN): Shewchuk's exact partials, then the top partials
+/// added while exact, with CPython's correction for a half-way case spread over two partials.
 pub fn fsum(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut partials: Vec<f64> = Vec::with_capacity(8);
     for mut x in values {

@@ -60,7 +60,9 @@ def test_the_state_round_trips_and_a_ragged_one_is_refused() -> None:
     again = RollingWindows(3)
     again.load_state(state)
     assert again.to_state() == state
-    assert again.tight_fraction(3) == 1.0 and again.depth_variance(3) == 0.0 and again.depth_variance(1) is None
+    assert (
+        again.tight_fraction(3) == 1.0 and again.depth_variance(3) == 0.0 and again.depth_variance(1) is None
+    )
     with pytest.raises(ValueError, match="different lengths"):
         again.load_state([column[:1] if i == 0 else column for i, column in enumerate(state)])
     with pytest.raises(ValueError, match="9"):

@@ -41,8 +41,9 @@ MAX_SYMBOL_LEN: Final = 128
 DEFAULT_MAX_MESSAGE_BYTES: Final = (1 << 20) - 1024
 # Positive prices, sizes and amounts must lie in [MIN_QUANTITY, MAX_QUANTITY) (ticker volumes, which
 # may be 0, below MAX_QUANTITY). No market quotes numbers outside it, and the engine's products, sums
-# and logs of them must stay finite: a finite 1.7e308 amount overflowed `math.fsum` and stopped the
-# run, and a mid of 1e-300 after one of 1e29 made the log return's ratio 0.
+# and logs of them must stay finite: a finite 1.7e308 amount overflowed the window sums (then
+# `math.fsum`, which raised and stopped the run; the native sums, which port it, assume finite
+# values), and a mid of 1e-300 after one of 1e29 made the log return's ratio 0.
 MIN_QUANTITY: Final = 1e-30
 MAX_QUANTITY: Final = 1e30
 _RANGE: Final = f"{MIN_QUANTITY:g}..{MAX_QUANTITY:g}"
