@@ -4,7 +4,7 @@
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PySlice};
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PySlice, PyTuple};
 
 use crate::json::Reader;
 
@@ -68,14 +68,9 @@ impl Levels {
     /// Levels from `(price, size)` pairs of numbers (a stored state, a test).
     #[staticmethod]
     fn from_pairs(pairs: &Bound<'_, PyAny>) -> PyResult<Levels> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(pairs.len().unwrap_or(0));
         for item in pairs.iter()? {
-            let item = item?;
-            let len = item.len()?;
-            if len != 2 {
-                return Err(PyValueError::new_err(format!("a level is (price, size), got {len} values")));
-            }
-            out.push((number(&item.get_item(0)?)?, number(&item.get_item(1)?)?));
+            out.push(pair(&item?)?);
         }
         Ok(Levels { pairs: out })
     }
@@ -123,8 +118,24 @@ impl Levels {
     }
 }
 
+/// A level from Python: two numbers, read directly from the list or tuple a stored state decodes to.
+fn pair(item: &Bound<'_, PyAny>) -> PyResult<(f64, f64)> {
+    let (price, size) = if let Ok(list) = item.downcast::<PyList>() {
+        (list.len() == 2).then(|| (list.get_item(0), list.get_item(1)))
+    } else if let Ok(tuple) = item.downcast::<PyTuple>() {
+        (tuple.len() == 2).then(|| (tuple.get_item(0), tuple.get_item(1)))
+    } else {
+        (item.len()? == 2).then(|| (item.get_item(0), item.get_item(1)))
+    }
+    .ok_or_else(|| PyValueError::new_err(format!("a level is (price, size), got {}", item.repr().map_or_else(|_| "?".into(), |r| r.to_string()))))?;
+    Ok((number(&price?)?, number(&size?)?))
+}
+
 /// A level's value from Python: a float or an int, not a bool (as msgspec decodes them).
 fn number(value: &Bound<'_, PyAny>) -> PyResult<f64> {
+    if let Ok(float) = value.downcast_exact::<PyFloat>() {
+        return Ok(float.value());
+    }
     if value.is_instance_of::<PyBool>() || !(value.is_instance_of::<PyFloat>() || value.is_instance_of::<PyInt>()) {
         return Err(PyTypeError::new_err(format!(
             "a level's price and size are numbers, got {}",
