@@ -13,6 +13,7 @@ use crate::windows::fsum;
 /// Book-update, OFI, trade and regime aggregates of one interval. The field names are the
 /// columns of its stored state, in `to_state` order.
 #[pyclass(module = "fluxforge_native")]
+#[derive(Default)]
 pub struct IntervalFlows {
     #[pyo3(get, set)]
     pub(crate) buy_qty: f64,
@@ -67,28 +68,7 @@ fn level(side: &[(f64, f64)], m: usize, empty_price: f64) -> (f64, f64) {
 impl IntervalFlows {
     #[new]
     fn new(ofi_levels: usize) -> Self {
-        let mut flows = IntervalFlows {
-            buy_qty: 0.0,
-            depth_m2: 0.0,
-            depth_mean: 0.0,
-            first_mid: 0.0,
-            high: 0.0,
-            last_mid: 0.0,
-            low: 0.0,
-            max_spread: 0.0,
-            min_spread: 0.0,
-            n: 0,
-            n_tight: 0,
-            n_trades: 0,
-            notional: 0.0,
-            ofi: vec![0.0; ofi_levels],
-            r2_cross: 0.0,
-            r2_in: 0.0,
-            sell_qty: 0.0,
-            sum_imb: 0.0,
-            sum_rel: 0.0,
-            sum_spread: 0.0,
-        };
+        let mut flows = IntervalFlows { ofi: vec![0.0; ofi_levels], ..Default::default() };
         flows.reset();
         flows
     }
