@@ -1,11 +1,13 @@
 //! The per-update book work of FluxForge's feature engine, in Rust: a book's levels go from
 //! JSON bytes to machine floats without a Python object per level, and each update folds into
-//! its interval's flows in place, and closed intervals roll through windows with exact sums. The
-//! rest of the engine is Python (`fluxforge_common.features`).
+//! its interval's flows in place, and closed intervals roll through windows with exact sums.
+//! Output rows go into Arrow columns as the writers buffer them. The rest of the engine is Python
+//! (`fluxforge_common.features`).
 
 use pyo3::prelude::*;
 
 mod book;
+mod columns;
 mod flows;
 mod json;
 mod levels;
@@ -17,6 +19,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<flows::IntervalFlows>()?;
     m.add_class::<book::BookDecoder>()?;
     m.add_class::<windows::RollingWindows>()?;
+    m.add_class::<columns::ColumnBuffer>()?;
     m.add_function(wrap_pyfunction!(levels::book_ok, m)?)?;
     Ok(())
 }

@@ -301,37 +301,40 @@ def test_rows_that_do_not_fit_stop_the_flush_at_their_partition(
     assert (writer.buffered_rows, writer.buffered_partitions) == (5, 2)
 
 
-def test_large_adds_converted_at_once_keep_every_partitions_order(
+class _Float(float):
+    """A float the native columns do not take (pyarrow does): its rows are held as dicts."""
+
+
+def test_rows_held_as_dicts_keep_their_partitions_order(
     writer: PartitionedParquetWriter, make_rows: MakeRows, storage: LocalStorage
 ) -> None:
-    """Small adds are held as dicts, large ones turned into Arrow at once: a partition fed by both
-    keeps its rows in the order they were added."""
-    from fluxforge_common.writers.parquet import CONVERT_ROWS
-
-    rows = {name: make_rows("binanceus", name, count=3 * CONVERT_ROWS, step_ms=10) for name in ("A/B", "C/D")}
-    small = CONVERT_ROWS // 4
-    writer.add(rows["A/B"][:small])  # held as dicts
-    large = [row for i in range(small, small + CONVERT_ROWS) for row in (rows["A/B"][i], rows["C/D"][i])]
-    writer.add(large)  # converted at once, after A/B's held rows
-    writer.add(rows["A/B"][small + CONVERT_ROWS :])
-    assert writer.buffered_rows == small + 2 * CONVERT_ROWS + len(rows["A/B"]) - small - CONVERT_ROWS
+    """A partition's rows go into its columns until one the columns do not take; the rows after
+    it are held as dicts too, so the file keeps the order they were added in."""
+    rows = {name: make_rows("binanceus", name, count=9, step_ms=10) for name in ("A/B", "C/D")}
+    rows["A/B"][4]["mid"] = _Float(rows["A/B"][4]["mid"])
+    for start in range(0, 9, 3):
+        writer.add(rows["A/B"][start : start + 3] + rows["C/D"][start : start + 3])
+    assert writer.buffered_rows == 18
     written = {w.path.split("/")[2]: w for w in writer.flush()}
-    a = pq.read_table(storage.local_path(written["symbol=A%2FB"].path))
-    c = pq.read_table(storage.local_path(written["symbol=C%2FD"].path))
-    assert a.column("n").to_pylist() == list(range(3 * CONVERT_ROWS))
-    assert c.column("n").to_pylist() == list(range(small, small + CONVERT_ROWS))
+    for name in ("A/B", "C/D"):
+        table = pq.read_table(storage.local_path(written[f"symbol={name.replace('/', '%2F')}"].path))
+        assert table.column("n").to_pylist() == list(range(9))
+        assert table.column("mid").to_pylist() == [100.0 + i for i in range(9)]
 
 
-def test_a_large_add_that_does_not_fit_is_refused_whole_at_add(
+def test_an_add_whose_held_rows_do_not_fit_is_undone_whole(
     writer: PartitionedParquetWriter, make_rows: MakeRows
 ) -> None:
-    from fluxforge_common.writers.parquet import CONVERT_ROWS
+    """Rows held as dicts are converted at CHUNK_ROWS; a misfit among them refuses the whole add,
+    the rows it put into other partitions' columns included."""
+    from fluxforge_common.writers.parquet import CHUNK_ROWS
 
     writer.add(make_rows("binanceus", "A/B", count=2))
-    rows = make_rows("binanceus", "A/B", count=CONVERT_ROWS) + make_rows("kraken", "A/B", count=3)
-    rows[-1]["n"] = "three"
+    held = make_rows("kraken", "A/B", count=CHUNK_ROWS)
+    held[0]["mid"] = _Float(1.0)
+    held[-1]["n"] = "three"
     with pytest.raises(ValueError, match="hf rows do not fit the schema"):
-        writer.add(rows)
+        writer.add(make_rows("binanceus", "A/B", start_ms=T0 + 5_000, count=3) + held)
     assert (writer.buffered_rows, writer.buffered_partitions) == (2, 1)
     (written,) = writer.flush()
     assert written.rows == 2

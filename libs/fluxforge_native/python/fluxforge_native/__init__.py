@@ -2,9 +2,10 @@
 
 `BookDecoder` makes book ticks straight from their JSON, whose sides are `Levels` of machine
 floats; `IntervalFlows` folds each update into its grid interval, and `RollingWindows` keeps the
-closed intervals' columns for the windows (README "The native kernel").
+closed intervals' columns for the windows; `ColumnBuffer` holds output rows as Arrow columns
+until they are written (README "The native kernel").
 """
 
-from fluxforge_native._native import BookDecoder, IntervalFlows, Levels, RollingWindows, book_ok
+from fluxforge_native._native import BookDecoder, ColumnBuffer, IntervalFlows, Levels, RollingWindows, book_ok
 
-__all__ = ["BookDecoder", "IntervalFlows", "Levels", "RollingWindows", "book_ok"]
+__all__ = ["BookDecoder", "ColumnBuffer", "IntervalFlows", "Levels", "RollingWindows", "book_ok"]

@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fluxforge_native import ColumnBuffer
 
 from fluxforge_common.dataset.partitioning import check_table, partition_dir, utc_date
 from fluxforge_common.dataset.schema import TS_TYPE
@@ -30,20 +31,13 @@ from fluxforge_common.writers.common import WrittenFile, check_stem, new_stem
 Row = Mapping[str, Any]
 PartitionKey = tuple[str, str, str]  # exchange, symbol, date
 Compression = Literal["zstd", "snappy", "gzip", "lz4", "none"]
-# Buffered rows are turned into Arrow record batches this many at a time: a wide HF
-# row costs ~10 KB as Python objects but ~1 KB in Arrow, so long buffers stay small.
+# Rows the native columns do not take (`fluxforge_native.ColumnBuffer`: a value of another type,
+# a schema with nested columns) are held as dicts and turned into an Arrow batch this many at a
+# time: a wide HF row costs ~10 KB as Python objects but ~1 KB in Arrow.
 CHUNK_ROWS = 1024
-# An `add` of at least this many rows turns them into Arrow at once (one conversion for all their
-# partitions); fewer are held as dicts until a partition has CHUNK_ROWS or is flushed.
-CONVERT_ROWS: Final = 128
-# A partition's slices of those conversions are merged into one batch at this many: each slice
-# of a 105-column batch costs ~10 KB of Arrow bookkeeping however few rows it holds, which held
-# 150 MB of a 300,000-line run's peak before (README "Performance").
-MERGE_SLICES: Final = 8
-# A flush writes at most this many files at a time (encoded, then made durable together) and
-# converts about this many rows held as dicts in one call: a 50-symbol sink chunk is one window.
+# A flush writes at most this many files at a time (encoded, then made durable together): a
+# 50-symbol sink chunk is one window.
 WINDOW_FILES: Final = 64
-WINDOW_ROWS: Final = 4 * CHUNK_ROWS
 # zstd costs ~20-40 us per column chunk whatever its size (a compression context per call); a
 # file of fewer rows than this (columns under ~2 KiB of 8-byte values), as the sink's files of a
 # few dozen rows, is no smaller with it than with lz4, which costs ~2 us a chunk (README
@@ -55,11 +49,14 @@ _encoder = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="fluxforge-par
 
 
 class _PartitionBuffer:
-    __slots__ = ("batches", "count", "first_ts", "rows")
+    """A partition's rows, in order: Arrow batches, its rows in the writer's columns, rows held as dicts."""
+
+    __slots__ = ("batches", "count", "first_ts", "rows", "slot")
 
     def __init__(self, first_ts: int) -> None:
         self.first_ts = first_ts
         self.batches: list[pa.RecordBatch] = []
+        self.slot: int | None = None  # its partition number in the writer's columns while it has rows there
         self.rows: list[Row] = []
         self.count = 0
 
@@ -84,7 +81,9 @@ def check_row_schema(schema: pa.Schema) -> pa.Schema:
 class PartitionedParquetWriter:
     """Buffers rows per partition of `table` and writes each partition's rows as one Parquet file.
 
-    Rows are kept by reference until `flush`, so do not mutate them after `add`.
+    A row's values go into native typed columns when it is added (`column_kinds`); a row holding
+    a value they do not take is kept by reference until `flush` instead, so do not mutate rows
+    after `add`.
     Not thread-safe: one writer per consumer task.
     """
 
@@ -108,6 +107,9 @@ class PartitionedParquetWriter:
         self.metadata = dict(metadata or {})
         self._columns = frozenset(schema.names)
         self._encodings = ColumnEncodings.of(schema)
+        kinds = column_kinds(schema)
+        self._column_rows = None if kinds is None else ColumnBuffer(kinds)
+        self._slots: list[_PartitionBuffer] = []  # the partitions with rows in `_column_rows`, by slot
         self._buffers: dict[PartitionKey, _PartitionBuffer] = {}
         self._buffered_rows = 0
 
@@ -140,55 +142,69 @@ class PartitionedParquetWriter:
                 bucket = staged[key] = []
             bucket.append(row)
             count += 1
-        if count >= CONVERT_ROWS:
-            self._add_converted(staged)
-        else:
-            self._add_rows(staged)
+        self._add_rows(staged)
         self._buffered_rows += count
 
     def _add_rows(self, staged: dict[PartitionKey, list[Row]]) -> None:
-        """Rows kept as they are, turned into Arrow when a partition holds `CHUNK_ROWS` of them."""
+        """Each partition's rows into the writer's columns, else held as dicts; a partition then
+        holding `CHUNK_ROWS` dicts has them converted, and one that does not fit undoes the whole add."""
+        columns = self._column_rows
+        before = (0 if columns is None else len(columns), len(self._slots))
+        held: list[int] = []  # per partition of `staged`, the dicts it held before
+        full: list[_PartitionBuffer] = []
         for key, bucket in staged.items():
             buffer = self._buffers.get(key)
             if buffer is None:
                 buffer = self._buffers[key] = _PartitionBuffer(bucket[0]["ts"])
-            buffer.rows.extend(bucket)
+            held.append(len(buffer.rows))
             buffer.count += len(bucket)
+            if not buffer.rows and columns is not None:
+                slot = len(self._slots) if buffer.slot is None else buffer.slot
+                if columns.append(bucket, slot):
+                    if buffer.slot is None:
+                        buffer.slot = slot
+                        self._slots.append(buffer)
+                    continue
+            buffer.rows.extend(bucket)
             if len(buffer.rows) >= CHUNK_ROWS:
-                try:
-                    buffer.batches.append(rows_to_batch(buffer.rows, self.schema))
-                except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                    del buffer.rows[-len(bucket) :]
-                    buffer.count -= len(bucket)
-                    raise ValueError(f"{self.table} rows do not fit the schema: {exc}") from exc
+                full.append(buffer)
+        try:
+            converted = [rows_to_batch(buffer.rows, self.schema) for buffer in full]
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            self._undo(staged, before, held)
+            raise ValueError(f"{self.table} rows do not fit the schema: {exc}") from exc
+        if full:
+            self._distribute()  # the partitions' rows in columns come before their dicts
+            for buffer, batch in zip(full, converted, strict=True):
+                buffer.batches.append(batch)
                 buffer.rows = []
 
-    def _add_converted(self, staged: dict[PartitionKey, list[Row]]) -> None:
-        """Rows turned into Arrow in one call and sliced per partition, so that no row is held as a dict.
+    def _undo(self, staged: dict[PartitionKey, list[Row]], before: tuple[int, int], held: list[int]) -> None:
+        columns_rows, slots = before
+        if self._column_rows is not None:
+            self._column_rows.truncate(columns_rows)
+        for buffer in self._slots[slots:]:
+            buffer.slot = None
+        del self._slots[slots:]
+        for (key, bucket), rows in zip(staged.items(), held, strict=True):
+            buffer = self._buffers[key]
+            del buffer.rows[rows:]
+            buffer.count -= len(bucket)
+            if not buffer.count:
+                del self._buffers[key]
 
-        A partition's rows held from earlier calls are converted first, to keep
-        its rows in order; a misfit among them or among `staged` keeps none of `staged`.
-        """
-        try:
-            for key in staged:
-                buffer = self._buffers.get(key)
-                if buffer is not None and buffer.rows:
-                    buffer.batches.append(rows_to_batch(buffer.rows, self.schema))
-                    buffer.rows = []
-            whole = rows_to_batch([row for bucket in staged.values() for row in bucket], self.schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ValueError(f"{self.table} rows do not fit the schema: {exc}") from exc
+    def _distribute(self) -> None:
+        """The rows in the writer's columns, as one batch, into their partitions' batches (a slice each)."""
+        columns = self._column_rows
+        if columns is None or not len(columns):
+            return
+        counts, batch = columns_to_batch(columns, self.schema)
         offset = 0
-        for key, bucket in staged.items():
-            buffer = self._buffers.get(key)
-            if buffer is None:
-                buffer = self._buffers[key] = _PartitionBuffer(bucket[0]["ts"])
-            batches = buffer.batches
-            batches.append(whole.slice(offset, len(bucket)))
-            if len(batches) >= MERGE_SLICES:
-                buffer.batches = [pa.concat_batches(batches)]
-            buffer.count += len(bucket)
-            offset += len(bucket)
+        for buffer, count in zip(self._slots, counts, strict=True):
+            buffer.batches.append(batch.slice(offset, count))
+            buffer.slot = None
+            offset += count
+        self._slots = []
 
     def flush(
         self, file_stem: str | None = None, metadata: Mapping[str, str] | None = None
@@ -207,24 +223,16 @@ class PartitionedParquetWriter:
         if file_stem is not None:
             check_stem(file_stem)
         footer = self.metadata | dict(metadata or {})
+        self._distribute()
         written: list[WrittenFile] = []
         for window in self._windows(sorted(self._buffers)):
             written += self._write(window, file_stem, footer)
         return written
 
     def _windows(self, keys: list[PartitionKey]) -> Iterator[list[PartitionKey]]:
-        """Consecutive runs of partitions written together: at most `WINDOW_FILES` files and about
-        `WINDOW_ROWS` rows still held as dicts, which bounds the memory a flush adds."""
-        window: list[PartitionKey] = []
-        rows = 0
-        for key in keys:
-            window.append(key)
-            rows += len(self._buffers[key].rows)
-            if len(window) >= WINDOW_FILES or rows >= WINDOW_ROWS:
-                yield window
-                window, rows = [], 0
-        if window:
-            yield window
+        """Consecutive runs of at most `WINDOW_FILES` partitions, written together."""
+        for start in range(0, len(keys), WINDOW_FILES):
+            yield keys[start : start + WINDOW_FILES]
 
     def _write(
         self, keys: list[PartitionKey], file_stem: str | None, footer: dict[str, str]
@@ -261,29 +269,18 @@ class PartitionedParquetWriter:
     def _tables(self, keys: list[PartitionKey], paths: list[str]) -> Iterator[pa.Table]:
         """Each partition's rows as one Arrow table, in order; a partition whose rows do not fit raises there.
 
-        The rows still held as dicts are converted in one call for the window
-        and sliced (per-call overhead dominates at a few dozen rows per partition);
-        only when that fails are they converted one partition at a time, to find
-        the one that does not fit.
+        Rows held as dicts stay in their partition as a batch once converted, so a write that
+        fails leaves it buffered whole.
         """
-        pending = [self._buffers[key].rows for key in keys]
-        try:
-            whole: pa.RecordBatch | None = rows_to_batch(
-                [row for rows in pending for row in rows], self.schema
-            )
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            whole = None
-        offset = 0
-        for key, path, rows in zip(keys, paths, pending, strict=True):
-            if whole is not None:
-                tail = whole.slice(offset, len(rows))
-                offset += len(rows)
-            else:
+        for key, path in zip(keys, paths, strict=True):
+            buffer = self._buffers[key]
+            if buffer.rows:
                 try:
-                    tail = rows_to_batch(rows, self.schema)
+                    buffer.batches.append(rows_to_batch(buffer.rows, self.schema))
                 except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                     raise ValueError(f"rows for {path} do not fit the {self.table} schema: {exc}") from exc
-            yield pa.Table.from_batches([*self._buffers[key].batches, tail], schema=self.schema)
+                buffer.rows = []
+            yield pa.Table.from_batches(buffer.batches, schema=self.schema)
 
     def _encode(self, table: pa.Table) -> bytes:
         """The Parquet file of `table` (runs in the encoder threads: pyarrow releases the GIL here)."""
@@ -314,6 +311,39 @@ def rows_to_batch(rows: list[Row], schema: pa.Schema) -> pa.RecordBatch:
     columns = zip(*values, strict=True)
     arrays = [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def column_kinds(schema: pa.Schema) -> list[tuple[str, str]] | None:
+    """The `ColumnBuffer` kinds of `schema`'s columns, or None when one has no kind (nested)."""
+    kinds: list[tuple[str, str]] = []
+    for field in schema:
+        kind = field.type
+        if pa.types.is_float64(kind):
+            kinds.append((field.name, "f64"))
+        elif pa.types.is_int64(kind) or pa.types.is_timestamp(kind):
+            kinds.append((field.name, "i64"))
+        elif pa.types.is_boolean(kind):
+            kinds.append((field.name, "bool"))
+        elif pa.types.is_string(kind):
+            kinds.append((field.name, "str"))
+        else:
+            return None
+    return kinds
+
+
+def columns_to_batch(columns: ColumnBuffer, schema: pa.Schema) -> tuple[list[int], pa.RecordBatch]:
+    """What `columns` holds as one batch of `schema` (the schema it was made for), its rows grouped
+    by partition, and the rows of each partition in that order; empties it."""
+    rows = len(columns)
+    counts, buffers = columns.take()
+    arrays = []
+    for field, (nulls, validity, offsets, values) in zip(schema, buffers, strict=True):
+        parts = [None if validity is None else pa.py_buffer(validity)]
+        if offsets is not None:
+            parts.append(pa.py_buffer(offsets))
+        parts.append(pa.py_buffer(values))
+        arrays.append(pa.Array.from_buffers(field.type, rows, parts, null_count=nulls))
+    return counts, pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 @dataclass(frozen=True, slots=True)
