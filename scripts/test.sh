@@ -25,4 +25,6 @@ workers=(-n 2 --dist worksteal)
 for arg in "$@"; do
   if [[ "$arg" == *no:xdist ]]; then workers=(); fi # -n would be an unknown option without the plugin
 done
-scripts/with-kafka.sh "$UV" run --frozen pytest -q -p no:cacheprovider ${workers[@]+"${workers[@]}"} "$@"
+# The 25 slowest tests are listed at the end: the suite must stay under ~20 minutes on 2 cores.
+scripts/with-kafka.sh "$UV" run --frozen pytest -q -p no:cacheprovider --durations=25 --durations-min=5 \
+  ${workers[@]+"${workers[@]}"} "$@"

@@ -107,6 +107,33 @@ def test_same_rows_as_the_in_process_engine(batch_size: int) -> None:
     assert len(table) == 5  # one state per simulated symbol
 
 
+def test_states_kept_decoded_for_fewer_symbols_than_the_stream_has_give_the_same_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Symbols whose decoded state was evicted restore it from the table value."""
+    monkeypatch.setattr("fluxforge_feature_engine.processor.DECODED_STATES", 2)
+    expected, _ = expected_rows(TICKS, CFG)
+    assert rows_of(run(per_symbol_batches(TICKS, 7))[0]) == expected
+
+
+def test_a_state_kept_decoded_is_used_only_for_the_table_value_it_was_written_as() -> None:
+    """A worker that gets a symbol back after another worker applied messages to it restores the
+    other worker's state, not the one it kept."""
+    messages = per_symbol_batches(TICKS, 50)
+    key = messages[0][0]
+    assert key is not None
+    mine = [m for m in messages if m[0] == key]
+    first, second, third, fourth = mine[:4]
+    worker, other = processor(), processor()
+    _, my_table = run([first, second], worker)
+    _, other_table = run([first, third], other)
+    assert my_table[key] != other_table[key]
+    after_other = worker.process(key, fourth[1], 0, 10, other_table[key])
+    fresh = processor().process(key, fourth[1], 0, 10, other_table[key])
+    assert [o.value for o in after_other.outgoing] == [o.value for o in fresh.outgoing]
+    assert after_other.table_value == fresh.table_value
+
+
 @pytest.mark.parametrize("batch_size", [1, 100])
 def test_trades_behind_later_depth_diffs_give_the_in_process_rows_for_any_batch_size(batch_size: int) -> None:
     """Ticks held for the allowed lateness live in the table value between messages."""

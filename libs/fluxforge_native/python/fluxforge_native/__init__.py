@@ -3,9 +3,25 @@
 `BookDecoder` makes book ticks straight from their JSON, whose sides are `Levels` of machine
 floats; `IntervalFlows` folds each update into its grid interval, and `RollingWindows` keeps the
 closed intervals' columns for the windows; `ColumnBuffer` holds output rows as Arrow columns
-until they are written (README "The native kernel").
+until they are written; `with_ingest` stamps an archived line (README "The native kernel").
 """
 
-from fluxforge_native._native import BookDecoder, ColumnBuffer, IntervalFlows, Levels, RollingWindows, book_ok
+from fluxforge_native._native import (
+    BookDecoder,
+    ColumnBuffer,
+    IntervalFlows,
+    Levels,
+    RollingWindows,
+    book_ok,
+    with_ingest,
+)
 
-__all__ = ["BookDecoder", "ColumnBuffer", "IntervalFlows", "Levels", "RollingWindows", "book_ok"]
+__all__ = [
+    "BookDecoder",
+    "ColumnBuffer",
+    "IntervalFlows",
+    "Levels",
+    "RollingWindows",
+    "book_ok",
+    "with_ingest",
+]

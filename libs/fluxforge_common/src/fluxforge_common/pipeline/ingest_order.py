@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 
 import msgspec
 import orjson
+from fluxforge_native import with_ingest
 
 from fluxforge_common.messages import BACKFILLED
 
@@ -32,14 +33,11 @@ UNSTAMPED = (0, 0)
 
 def stamp(raw: bytes, session: int, n: int) -> bytes:
     """`raw` (one JSON object) with its ingest position added, replacing any earlier one."""
-    raw = raw.strip()
     if INGEST_FIELD in raw:
-        obj = orjson.loads(raw)
+        obj = orjson.loads(raw.strip())
         obj.pop("_ingest", None)
         raw = orjson.dumps(obj)
-    if raw == b"{}":
-        return b'{"_ingest":[%d,%d]}' % (session, n)
-    return raw[:-1] + b',"_ingest":[%d,%d]}' % (session, n)
+    return with_ingest(raw, session, n)
 
 
 def ingest_key(line: bytes) -> tuple[int, int]:

@@ -49,7 +49,7 @@ def file_lines(path: str | Path) -> Iterator[bytes]:
             yield from _non_blank(read_lines(stream))
     else:
         with Path(path).open("rb") as f:
-            yield from _non_blank(f)
+            yield from _non_blank(read_lines(f))
 
 
 def stdin_lines(fd: int = 0, *, idle_after_s: float | None = None) -> Iterator[bytes]:
@@ -85,8 +85,8 @@ def stdin_lines(fd: int = 0, *, idle_after_s: float | None = None) -> Iterator[b
 
 def _non_blank(lines: Iterable[bytes]) -> Iterator[bytes]:
     for line in lines:
-        line = line.rstrip(b"\r\n")
-        if line.strip():
+        line = line.rstrip(b"\r\n")  # the line itself, not a copy, when it has no line end
+        if line and not line.isspace():
             yield line
 
 
