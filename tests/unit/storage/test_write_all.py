@@ -106,6 +106,48 @@ def test_a_failed_directory_sync_counts_its_files_as_not_written(
     assert written == [FILES[0][0]]  # f1 lies in t/d1, whose entries may not survive a power cut
 
 
+def test_directories_made_for_the_files_are_synced_once_with_them_before_any_rename(
+    storage: LocalStorage, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[tuple[str, str]] = []
+    sync, replace = local_module.fsync_path, os.replace
+
+    def recording_sync(path: Path) -> None:
+        events.append(("sync", Path(path).relative_to(data_root.resolve()).as_posix()))
+        sync(path)
+
+    def recording_replace(src: str | Path, dst: str | Path) -> None:
+        events.append(("rename", Path(dst).relative_to(data_root.resolve()).as_posix()))
+        replace(src, dst)
+
+    monkeypatch.setattr(local_module, "fsync_path", recording_sync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    files = [(f"new/a{n % 2}/b{n}/f.bin", b"x") for n in range(4)]
+    assert list(storage.write_all(files)) == [path for path, _ in files]
+    first_rename = [kind for kind, _ in events].index("rename")
+    before = [path for kind, path in events[:first_rename] if not Path(path).name.startswith(TEMP_PREFIX)]
+    # Each directory that got a new entry, once: the root (new), new (a0, a1), a0 (b0, b2), a1 (b1, b3).
+    assert sorted(before) == [".", "new", "new/a0", "new/a1"]
+
+
+def test_a_failed_sync_of_a_made_directory_writes_nothing(
+    storage: LocalStorage, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync = local_module.fsync_path
+
+    def failing_sync(path: Path) -> None:
+        if Path(path) == data_root.resolve() / "new":
+            raise OSError(errno.EIO, "injected")
+        sync(path)
+
+    monkeypatch.setattr(local_module, "fsync_path", failing_sync)
+    written: list[str] = []
+    with pytest.raises(OSError, match="injected"):
+        written.extend(storage.write_all([("t/d0/f.bin", b"x"), ("new/d/f.bin", b"y")]))
+    assert written == []
+    assert temporaries(data_root) == []
+
+
 def test_non_durable_storage_writes_the_same_files(data_root: Path) -> None:
     storage = LocalStorage(data_root, durable=False)
     assert list(storage.write_all(FILES)) == [path for path, _ in FILES]

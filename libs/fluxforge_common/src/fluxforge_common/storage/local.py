@@ -135,10 +135,14 @@ class LocalStorage(StorageBackend):
         while not directory.exists():
             missing.append(directory)
             directory = directory.parent
+        unsynced: set[Path] | None = getattr(self._staging, "directories", None)
         for created in reversed(missing):
             created.mkdir(exist_ok=True)  # another writer may create it concurrently
             if self.durable:
-                fsync_dir(created.parent)
+                if unsynced is None:
+                    fsync_dir(created.parent)
+                else:  # `write_all` syncs them with its files, before any of them is renamed
+                    unsynced.add(created.parent)
 
     @contextmanager
     def open_write(self, path: str) -> Iterator[BinaryIO]:
@@ -176,15 +180,16 @@ class LocalStorage(StorageBackend):
         removed, and its error is raised.
         """
         staged: list[_Staged] = []
+        directories: set[Path] = set()  # whose new entries (directories made for the files) are not durable
         failure: Exception | None = None
         try:
             for path, data in files:
-                self._staging.files = staged
+                self._staging.files, self._staging.directories = staged, directories
                 try:
                     with self.open_write(path) as f:
                         f.write(data)
                 finally:
-                    self._staging.files = None
+                    self._staging.files = self._staging.directories = None
         except Exception as exc:  # raised below, once the files before it are in place
             failure = exc
         except BaseException:
@@ -192,14 +197,23 @@ class LocalStorage(StorageBackend):
                 item.tmp.unlink(missing_ok=True)
             raise
         with no_space_as_disk_full(self.root):
-            done, failure = self._publish(staged, failure)
+            done, failure = self._publish(staged, failure, sorted(directories))
             yield from (item.path for item in staged[:done])
             if failure is not None:
                 raise failure
 
-    def _publish(self, staged: list[_Staged], failure: Exception | None) -> tuple[int, Exception | None]:
-        """Sync, rename and sync the directories of `staged`; returns how many are in place, and why not all."""
-        errors = sync_all(fsync_path, [item.tmp for item in staged]) if self.durable else [None] * len(staged)
+    def _publish(
+        self, staged: list[_Staged], failure: Exception | None, made_in: list[Path]
+    ) -> tuple[int, Exception | None]:
+        """Sync `staged` and the directories `made_in` (that had directories made for them), rename
+        them and sync the directories they are in; returns how many are in place, and why not all."""
+        errors: list[OSError | None] = [None] * len(staged)
+        if self.durable:
+            synced_first = sync_all(fsync_path, [*(item.tmp for item in staged), *made_in])
+            errors = synced_first[: len(staged)]
+            made = next((error for error in synced_first[len(staged) :] if error is not None), None)
+            if made is not None:  # a power cut could take the files' directories: none counts as written
+                errors = [made] * len(staged)
         renamed = 0
         for item, error in zip(staged, errors, strict=True):
             if error is None:
