@@ -39,7 +39,7 @@ _levels = st.lists(st.tuples(st.floats(1e-30, 1e30), st.floats(1e-30, 1e30)), ma
 # Unknown fields as JSON writes them without escapes (a string with an escape is msgspec's), and
 # no lone surrogates, which UTF-8 cannot hold.
 _plain_text = st.text(
-    st.characters(min_codepoint=0x20, blacklist_characters='"\\', blacklist_categories=("Cs",)), max_size=5
+    st.characters(min_codepoint=0x20, blacklist_characters='"\\', blacklist_categories=["Cs"]), max_size=5
 )
 _int64 = st.integers(-(2**63), 2**63 - 1)
 _extra = st.recursive(
