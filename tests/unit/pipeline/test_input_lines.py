@@ -62,3 +62,28 @@ def test_a_line_longer_than_many_reads_comes_whole() -> None:
         writer.join()
         os.close(read_fd)
     assert got == [b'{"a":1}', long, long[:100]]
+
+
+def test_a_named_pipe_given_as_the_input_file_delivers_each_line_as_it_is_written(tmp_path: Path) -> None:
+    fifo = tmp_path / "feed"
+    os.mkfifo(fifo)
+    written = threading.Event()
+    read = threading.Event()
+
+    def feed() -> None:
+        with fifo.open("wb", buffering=0) as f:
+            f.write(b'{"a":1}\n')
+            written.set()
+            read.wait(30)  # the pipe stays open until the first line was read
+            f.write(b'{"b":2}\n')
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        lines = input_lines(fifo)
+        assert next(lines) == b'{"a":1}'
+        read.set()
+        assert list(lines) == [b'{"b":2}']
+    finally:
+        read.set()
+        writer.join(30)

@@ -338,3 +338,21 @@ def test_an_add_whose_held_rows_do_not_fit_is_undone_whole(
     assert (writer.buffered_rows, writer.buffered_partitions) == (2, 1)
     (written,) = writer.flush()
     assert written.rows == 2
+
+
+def test_held_rows_beyond_what_arrow_holds_undo_the_add_at_chunk_rows_and_refuse_the_flush(
+    writer: PartitionedParquetWriter, make_rows: MakeRows
+) -> None:
+    """An int beyond int64 is not taken by the columns, and pyarrow raises OverflowError for it."""
+    from fluxforge_common.writers.parquet import CHUNK_ROWS
+
+    held = make_rows("kraken", "A/B", count=CHUNK_ROWS)
+    held[-1]["n"] = 2**64
+    with pytest.raises(ValueError, match="hf rows do not fit the schema"):
+        writer.add(make_rows("binanceus", "A/B", count=3) + held)
+    assert (writer.buffered_rows, writer.buffered_partitions) == (0, 0)
+    writer.add(make_rows("binanceus", "A/B", count=3) + held[-2:])
+    with pytest.raises(ValueError, match=r"exchange=kraken/.* do not fit the hf schema"):
+        writer.flush()
+    assert (writer.buffered_rows, writer.buffered_partitions) == (2, 1)  # binanceus, before it, written
+

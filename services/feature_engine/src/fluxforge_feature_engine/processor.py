@@ -234,6 +234,7 @@ class MessageProcessor:
 
     def _keep_decoded(self, key: bytes, table_value: bytes, state: SymbolState) -> None:
         decoded = self._decoded
+        decoded.pop(key, None)  # re-inserted last: the most recently used
         decoded[key] = (table_value, state)
         if len(decoded) > DECODED_STATES:
             del decoded[next(iter(decoded))]  # the least recently used: each use re-inserts its symbol

@@ -50,19 +50,12 @@ from fluxforge_common.writers import (
     WrittenFile,
     dead_letter_record,
 )
+from fluxforge_common.writers.parquet import CONVERSION_ERRORS
 
 from fluxforge_parquet_sink.naming import ChunkName
 from fluxforge_parquet_sink.policy import FlushPolicy
 
 P = TypeVar("P")
-_CONVERSION_ERRORS = (
-    pa.ArrowInvalid,
-    pa.ArrowTypeError,
-    pa.ArrowNotImplementedError,
-    ValueError,
-    TypeError,
-    OverflowError,
-)
 
 
 class RowsRejectedError(Exception):
@@ -323,7 +316,7 @@ class FeatureChunk(Chunk[list[dict[str, Any]] | str]):
         for meta, rows in self.received:
             try:
                 pa.Table.from_pylist(rows, schema=self.schema)
-            except _CONVERSION_ERRORS as exc:
+            except CONVERSION_ERRORS as exc:
                 misfits.append((meta, rows, str(exc)))
             else:
                 fits.append((meta, rows))

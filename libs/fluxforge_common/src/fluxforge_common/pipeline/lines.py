@@ -48,8 +48,8 @@ def file_lines(path: str | Path) -> Iterator[bytes]:
         with pa.input_stream(str(path), compression="zstd") as stream:
             yield from _non_blank(read_lines(stream))
     else:
-        with Path(path).open("rb") as f:
-            yield from _non_blank(read_lines(f))
+        with Path(path).open("rb") as f:  # line by line: a named pipe's lines come as they are written
+            yield from _non_blank(f)
 
 
 def stdin_lines(fd: int = 0, *, idle_after_s: float | None = None) -> Iterator[bytes]:

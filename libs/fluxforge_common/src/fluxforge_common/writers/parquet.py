@@ -35,6 +35,16 @@ Compression = Literal["zstd", "snappy", "gzip", "lz4", "none"]
 # a schema with nested columns) are held as dicts and turned into an Arrow batch this many at a
 # time: a wide HF row costs ~10 KB as Python objects but ~1 KB in Arrow.
 CHUNK_ROWS = 1024
+# What converting rows that do not fit a schema raises (pyarrow's own errors, and Python's for a value
+# no Arrow type holds: an int beyond int64, a string that is not UTF-8).
+CONVERSION_ERRORS: Final = (
+    pa.ArrowInvalid,
+    pa.ArrowTypeError,
+    pa.ArrowNotImplementedError,
+    ValueError,
+    TypeError,
+    OverflowError,
+)
 # A flush writes at most this many files at a time (encoded, then made durable together): a
 # 50-symbol sink chunk is one window.
 WINDOW_FILES: Final = 64
@@ -170,7 +180,7 @@ class PartitionedParquetWriter:
                 full.append(buffer)
         try:
             converted = [rows_to_batch(buffer.rows, self.schema) for buffer in full]
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        except CONVERSION_ERRORS as exc:
             self._undo(staged, before, held)
             raise ValueError(f"{self.table} rows do not fit the schema: {exc}") from exc
         if full:
@@ -277,7 +287,7 @@ class PartitionedParquetWriter:
             if buffer.rows:
                 try:
                     buffer.batches.append(rows_to_batch(buffer.rows, self.schema))
-                except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                except CONVERSION_ERRORS as exc:
                     raise ValueError(f"rows for {path} do not fit the {self.table} schema: {exc}") from exc
                 buffer.rows = []
             yield pa.Table.from_batches(buffer.batches, schema=self.schema)
