@@ -355,4 +355,3 @@ def test_held_rows_beyond_what_arrow_holds_undo_the_add_at_chunk_rows_and_refuse
     with pytest.raises(ValueError, match=r"exchange=kraken/.* do not fit the hf schema"):
         writer.flush()
     assert (writer.buffered_rows, writer.buffered_partitions) == (2, 1)  # binanceus, before it, written
-
