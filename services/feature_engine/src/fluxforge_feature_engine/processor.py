@@ -155,7 +155,7 @@ class MessageProcessor:
                 return MessageResult(skipped=True)
             # Taken out while this message changes it: a message that fails leaves none behind.
             decoded = self._decoded.pop(key, None)
-            if decoded is not None and (decoded[0] is stored or decoded[0] == stored):
+            if decoded is not None and decoded[0] == stored:  # the same object compares at once
                 state = decoded[1]
             else:
                 try:
