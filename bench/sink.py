@@ -117,8 +117,8 @@ def encode_floor(
 ) -> tuple[float, float]:
     """HF rows/s of Parquet encoding alone, one thread, files of up to `rows_per_file` rows of one
     exchange's symbol (what a 60 s chunk holds), the table already in Arrow: (as the sink writes
-    them, pyarrow with every option off). No decode, no chunking, no disk: the per-file floor of
-    the sink's rate."""
+    them, natively; pyarrow's writer with every option off, for reference). No decode, no
+    chunking, no disk: the per-file floor of the sink's rate."""
     symbol_rows = [decode_rows(value)[0] for _, value in hf[::SYMBOLS]]
     exchange = symbol_rows[0]["exchange"]
     rows: list[ParquetRow] = [row for row in symbol_rows if row["exchange"] == exchange]
@@ -201,7 +201,7 @@ def run(n: int = 200_000, bootstrap: str | None = None) -> list[Row]:
         as_written, bare = encode_floor(hf)
         rows.append(
             (
-                "  Parquet encoding alone, 30-row HF files of one symbol, one thread: as written / options off",
+                "  Parquet encoding alone, 30-row HF files, one thread: as written / pyarrow, options off",
                 f"{as_written:,.0f} / {bare:,.0f}",
                 "rows/s (the per-file floor under the sink's rate; no decode, no disk)",
             )

@@ -12,6 +12,7 @@ mod flows;
 mod ingest;
 mod json;
 mod levels;
+mod parquet_file;
 mod windows;
 
 #[pymodule]
@@ -23,5 +24,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<columns::ColumnBuffer>()?;
     m.add_function(wrap_pyfunction!(levels::book_ok, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::with_ingest, m)?)?;
+    m.add_function(wrap_pyfunction!(parquet_file::encode_parquet, m)?)?;
     Ok(())
 }

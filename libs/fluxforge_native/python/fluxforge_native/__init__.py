@@ -3,7 +3,8 @@
 `BookDecoder` makes book ticks straight from their JSON, whose sides are `Levels` of machine
 floats; `IntervalFlows` folds each update into its grid interval, and `RollingWindows` keeps the
 closed intervals' columns for the windows; `ColumnBuffer` holds output rows as Arrow columns
-until they are written; `with_ingest` stamps an archived line (README "The native kernel").
+until they are written, and `encode_parquet` writes them as Parquet; `with_ingest` stamps an
+archived line (README "The native kernel").
 """
 
 from fluxforge_native._native import (
@@ -13,6 +14,7 @@ from fluxforge_native._native import (
     Levels,
     RollingWindows,
     book_ok,
+    encode_parquet,
     with_ingest,
 )
 
@@ -23,5 +25,6 @@ __all__ = [
     "Levels",
     "RollingWindows",
     "book_ok",
+    "encode_parquet",
     "with_ingest",
 ]

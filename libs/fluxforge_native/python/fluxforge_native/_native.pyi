@@ -79,3 +79,13 @@ class RollingWindows:
 
 def book_ok(bids: Levels, asks: Levels, low: float, high: float) -> bool: ...
 def with_ingest(raw: bytes, session: int, n: int) -> bytes: ...
+def encode_parquet(
+    schema: object,
+    batches: list[object],
+    *,
+    compression: str,
+    row_group_size: int,
+    dictionary: list[str],
+    statistics: list[str],
+    metadata: list[tuple[str, str]],
+) -> bytes: ...

@@ -11,17 +11,19 @@ the caller gives (the run modes give their provenance, `dataset.provenance`).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, Final, Literal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from fluxforge_native import ColumnBuffer
+from fluxforge_native import encode_parquet as native_encode_parquet
 
 from fluxforge_common.dataset.partitioning import check_table, partition_dir, utc_date
 from fluxforge_common.dataset.schema import TS_TYPE
@@ -48,12 +50,12 @@ CONVERSION_ERRORS: Final = (
 # A flush writes at most this many files at a time (encoded, then made durable together): a
 # 50-symbol sink chunk is one window.
 WINDOW_FILES: Final = 64
-# zstd costs ~20-40 us per column chunk whatever its size (a compression context per call); a
+# zstd costs ~13 us per column chunk whatever its size (a compression context per call); a
 # file of fewer rows than this (columns under ~2 KiB of 8-byte values), as the sink's files of a
 # few dozen rows, is no smaller with it than with lz4, which costs ~2 us a chunk (README
 # "Performance"). Counted in rows: the bytes of a table of slices (`nbytes`) cost ~180 us to sum.
 SMALL_FILE_ROWS: Final = 256
-# Files are encoded on this many threads (compression runs without the GIL): one core each.
+# Files are encoded on this many threads (the encoding runs without the GIL): one core each.
 ENCODER_THREADS: Final = min(4, os.cpu_count() or 1)
 _encoder = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="fluxforge-parquet")
 
@@ -259,7 +261,8 @@ class PartitionedParquetWriter:
                 )
             except ValueError as exc:  # the partitions before it are still written
                 misfit = exc
-            for path, data in zip(paths, _encoder.map(self._encode, tables), strict=False):
+            footers = repeat(parquet_footer(tables[0].schema) if tables else [])  # one schema, one footer
+            for path, data in zip(paths, _encoder.map(self._encode, tables, footers), strict=False):
                 sizes[path] = len(data)
                 yield path, data
             if misfit is not None:
@@ -292,10 +295,14 @@ class PartitionedParquetWriter:
                 buffer.rows = []
             yield pa.Table.from_batches(buffer.batches, schema=self.schema)
 
-    def _encode(self, table: pa.Table) -> bytes:
-        """The Parquet file of `table` (runs in the encoder threads: pyarrow releases the GIL here)."""
+    def _encode(self, table: pa.Table, footer: list[tuple[str, str]]) -> bytes:
+        """The Parquet file of `table` (runs in the encoder threads: the encoding releases the GIL)."""
         return encode_parquet(
-            table, compression=self.compression, row_group_size=self.row_group_size, encodings=self._encodings
+            table,
+            compression=self.compression,
+            row_group_size=self.row_group_size,
+            encodings=self._encodings,
+            footer=footer,
         )
 
 
@@ -365,7 +372,7 @@ class ColumnEncodings:
     ~1.5-2x faster and ~12 % smaller without them. Statistics are written for the columns reads
     filter on (keys, times, counts); on the float features no read prunes, and they made a
     30-row HF file 1.15x slower to write and 20 % larger (README "Performance"). A writer works
-    them out once: for 105 columns that is ~70 us, against ~1.2 ms to encode a 30-row file.
+    them out once: for 105 columns that is ~70 us, against ~0.7 ms to encode a 30-row file.
     """
 
     dictionary: tuple[str, ...]
@@ -386,26 +393,33 @@ def encode_parquet(
     compression: Compression = "zstd",
     row_group_size: int = 65_536,
     encodings: ColumnEncodings | None = None,
+    footer: Sequence[tuple[str, str]] | None = None,
 ) -> bytes:
-    """The Parquet file of `table`, its schema metadata in the footer; `encodings` are `table`'s
-    (`ColumnEncodings.of` its schema when None)."""
-    out = pa.BufferOutputStream()
+    """The Parquet file of `table`; `encodings` are `table`'s (`ColumnEncodings.of` its schema when
+    None) and `footer` its key-value metadata (`parquet_footer` of its schema when None).
+
+    Encoded natively (`fluxforge_native.encode_parquet`), the columns read in place.
+    """
     columns = encodings or ColumnEncodings.of(table.schema)
     small = compression == "zstd" and table.num_rows < SMALL_FILE_ROWS
-    pq.write_table(
-        table,
-        out,
+    exported = [batch.__arrow_c_array__() for batch in table.to_batches()]
+    return native_encode_parquet(
+        exported[0][0] if exported else table.schema.__arrow_c_schema__(),
+        [array for _, array in exported],
         compression="lz4" if small else compression,
         row_group_size=row_group_size,
-        use_dictionary=list(columns.dictionary),
-        write_statistics=list(columns.statistics),
+        dictionary=list(columns.dictionary),
+        statistics=list(columns.statistics),
+        metadata=list(parquet_footer(table.schema) if footer is None else footer),
     )
-    data: bytes = out.getvalue().to_pybytes()
-    del out
-    # The allocator keeps a heap per thread: hand what this encoding used back (~9 us), so
-    # the encoder threads do not each hold their peak (~10 MiB a thread otherwise).
-    pa.default_memory_pool().release_unused()
-    return data
+
+
+def parquet_footer(schema: pa.Schema) -> list[tuple[str, str]]:
+    """The key-value metadata of a Parquet file of `schema`, as pyarrow writes it: the schema's
+    own, then the schema itself (`ARROW:schema`), so that readers get its Arrow types back."""
+    pairs = [(key.decode(), value.decode()) for key, value in (schema.metadata or {}).items()]
+    pairs.append(("ARROW:schema", base64.b64encode(schema.serialize().to_pybytes()).decode()))
+    return pairs
 
 
 def _prunable(kind: pa.DataType) -> bool:

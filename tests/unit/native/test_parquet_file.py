@@ -1,0 +1,174 @@
+"""encode_parquet: the file reads back as the table it was given, with the footer, Parquet types and
+row groups pyarrow's writer gives the same table, for any slicing of its batches."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fluxforge_common.writers.parquet import ColumnEncodings, encode_parquet
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+SCHEMA = pa.schema(
+    [
+        pa.field("exchange", pa.string(), nullable=False),
+        pa.field("ts", pa.timestamp("ms", tz="UTC"), nullable=False),
+        ("local", pa.timestamp("us")),
+        ("price", pa.float64()),
+        ("ratio", pa.float32()),
+        ("count", pa.int64()),
+        ("small", pa.int8()),
+        ("medium", pa.int16()),
+        ("wide", pa.int32()),
+        ("day", pa.date32()),
+        ("flag", pa.bool_()),
+        ("note", pa.string()),
+        ("text", pa.large_string()),
+        ("levels", pa.list_(pa.list_(pa.float64()))),
+        ("pair", pa.list_(pa.int64(), 2)),
+        ("names", pa.large_list(pa.string())),
+    ],
+    metadata={"fluxforge": '{"mode": "test"}'},
+)
+INT64 = st.integers(-(2**63), 2**63 - 1)
+ROW = st.fixed_dictionaries(
+    {
+        "exchange": st.text(max_size=8),
+        "ts": st.integers(0, 2**50),
+        "local": st.none() | st.integers(-(2**60), 2**60),
+        "price": st.none() | st.floats(),
+        "ratio": st.none() | st.floats(width=32),
+        "count": st.none() | INT64,
+        "small": st.none() | st.integers(-128, 127),
+        "medium": st.none() | st.integers(-(2**15), 2**15 - 1),
+        "wide": st.none() | st.integers(-(2**31), 2**31 - 1),
+        "day": st.none() | st.integers(-(2**20), 2**20),
+        "flag": st.none() | st.booleans(),
+        "note": st.none() | st.text(),
+        "text": st.none() | st.text(),
+        "levels": st.none()
+        | st.lists(st.none() | st.lists(st.none() | st.floats(allow_nan=False), max_size=3), max_size=3),
+        "pair": st.none() | st.lists(st.none() | INT64, min_size=2, max_size=2),
+        "names": st.none() | st.lists(st.none() | st.text(max_size=3), max_size=3),
+    }
+)
+
+
+def _table(rows: list[dict[str, Any]], cuts: list[int]) -> pa.Table:
+    """`rows` as a table whose batches are slices of one batch, cut at `cuts`."""
+    batch = pa.RecordBatch.from_pylist(rows, schema=SCHEMA)
+    bounds = sorted({0, len(rows), *(cut % (len(rows) + 1) for cut in cuts)})
+    pieces = [batch.slice(start, end - start) for start, end in pairwise(bounds)]
+    return pa.Table.from_batches(pieces, schema=SCHEMA)
+
+
+def _read(data: bytes) -> pa.Table:
+    return pq.read_table(pa.BufferReader(data))
+
+
+def _bits(table: pa.Table) -> pa.Table:
+    """`table` with its flat floats as their bit patterns, so that a NaN equals itself (and -0.0 not
+    0.0); floats in lists are drawn without NaN."""
+    views = {pa.float64(): pa.int64(), pa.float32(): pa.int32()}
+    columns = [
+        column.combine_chunks().view(views[column.type]) if column.type in views else column.combine_chunks()
+        for column in table.columns
+    ]
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(ROW, max_size=40), cuts=st.lists(st.integers(0, 40), max_size=4), group=st.integers(1, 17)
+)
+def test_a_file_reads_back_as_its_table_in_the_row_groups_pyarrow_makes(
+    rows: list[dict[str, Any]], cuts: list[int], group: int
+) -> None:
+    table = _table(rows, cuts)
+    data = encode_parquet(table, compression="none", row_group_size=group)
+    reference = pa.BufferOutputStream()
+    pq.write_table(table, reference, compression="none", row_group_size=group)
+    read = _read(data)
+    # As from pyarrow's file: a list's values are named `element` in Parquet and when read back.
+    assert read.schema.equals(_read(reference.getvalue()).schema, check_metadata=True)
+    assert _bits(read).equals(_bits(table.cast(read.schema)))
+    ours, theirs = (
+        pq.read_metadata(pa.BufferReader(data)),
+        pq.read_metadata(pa.BufferReader(reference.getvalue())),
+    )
+    assert ours.metadata == theirs.metadata  # the schema's own pairs and ARROW:schema
+    assert ours.schema.equals(theirs.schema)  # the same Parquet types and repetitions
+    assert [ours.row_group(i).num_rows for i in range(ours.num_row_groups)] == [
+        theirs.row_group(i).num_rows for i in range(theirs.num_row_groups)
+    ]
+
+
+@pytest.mark.parametrize("compression", ["zstd", "lz4", "snappy", "gzip", "none"])
+def test_every_compression_of_the_settings_reads_back(compression: str) -> None:
+    rows = [{"exchange": "ex", "ts": n, "price": n / 7, "note": "abc" * (n % 5)} for n in range(1000)]
+    table = _table(rows, [300])
+    data = encode_parquet(table, compression=compression)  # type: ignore[arg-type]
+    reference = pa.BufferOutputStream()
+    pq.write_table(table, reference, compression=compression)
+
+    def codecs(file: Any) -> set[str]:
+        group = pq.read_metadata(pa.BufferReader(file)).row_group(0)
+        return {group.column(i).compression for i in range(group.num_columns)}
+
+    assert (
+        codecs(data)
+        == codecs(reference.getvalue())
+        == {"UNCOMPRESSED" if compression == "none" else compression.upper()}
+    )
+    assert _read(data).equals(table.combine_chunks())
+
+
+def test_statistics_and_dictionaries_only_where_the_encodings_say() -> None:
+    table = _table([{"exchange": "ex", "ts": n, "price": float(n), "count": n} for n in range(50)], [])
+    data = encode_parquet(
+        table, encodings=ColumnEncodings(dictionary=("exchange",), statistics=("ts", "count"))
+    )
+    group = pq.read_metadata(pa.BufferReader(data)).row_group(0)
+    columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    assert {name for name, c in columns.items() if c.is_stats_set} == {"ts", "count"}
+    assert columns["count"].statistics.min == 0 and columns["count"].statistics.max == 49
+    assert columns["exchange"].has_dictionary_page and not columns["note"].has_dictionary_page
+
+
+def test_duckdb_and_polars_read_the_file(tmp_path: Path) -> None:
+    rows = [{"exchange": "ex", "ts": n, "price": n / 3, "flag": n % 2 == 0, "note": None} for n in range(20)]
+    path = tmp_path / "file.parquet"
+    path.write_bytes(encode_parquet(_table(rows, [7])))
+    frame = pl.read_parquet(path)
+    assert frame["price"].to_list() == [n / 3 for n in range(20)]
+    assert frame["ts"].dtype == pl.Datetime("ms", "UTC") and frame["note"].null_count() == 20
+    with duckdb.connect() as db:
+        found = db.execute(
+            "SELECT count(*), sum(price), count(*) FILTER (WHERE flag), min(exchange) FROM read_parquet(?)",
+            [str(path)],
+        ).fetchone()
+    assert found == (20, sum(n / 3 for n in range(20)), 10, "ex")
+
+
+def test_a_column_of_another_kind_is_refused_by_name() -> None:
+    schema = pa.schema([("exchange", pa.string()), ("tags", pa.struct([("a", pa.int64())]))])
+    table = pa.table({"exchange": ["ex"], "tags": [{"a": 1}]}, schema=schema)
+    with pytest.raises(TypeError, match='column "tags"'):
+        encode_parquet(table)
+    coded = pa.table({"exchange": pa.array(["ex"]).dictionary_encode()})
+    with pytest.raises(TypeError, match='column "exchange"'):
+        encode_parquet(coded)
+
+
+def test_a_null_in_a_column_that_is_not_nullable_is_refused() -> None:
+    schema = pa.schema([pa.field("exchange", pa.string(), nullable=False)])
+    table = pa.Table.from_arrays([pa.array(["ex", None])], schema=schema)
+    with pytest.raises(ValueError, match="not nullable"):
+        encode_parquet(table)
