@@ -121,18 +121,20 @@ fn integer(bit_width: i8) -> LogicalType {
 }
 
 /// A column's shape: flat values, or lists (of lists) of them.
+#[derive(PartialEq)]
 enum Node {
     Leaf(Kind),
     List { size: ListSize, item: Box<Field> },
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum ListSize {
     Offsets32,
     Offsets64,
     Fixed(usize),
 }
 
+#[derive(PartialEq)]
 struct Field {
     name: String,
     nullable: bool,
@@ -142,7 +144,11 @@ struct Field {
 impl Field {
     fn read(schema: &ArrowSchema) -> Result<Field, String> {
         // SAFETY: a live ArrowSchema's strings and children are valid while it is.
-        let name = unsafe { CStr::from_ptr(schema.name) }.to_string_lossy().into_owned();
+        let name = if schema.name.is_null() {
+            String::new()
+        } else {
+            unsafe { CStr::from_ptr(schema.name) }.to_string_lossy().into_owned()
+        };
         let format = unsafe { CStr::from_ptr(schema.format) }.to_string_lossy().into_owned();
         let size = match format.as_str() {
             "+l" => Some(ListSize::Offsets32),
@@ -206,10 +212,20 @@ impl Field {
     }
 }
 
+/// The struct a capsule of the C data interface holds, checked by the capsule's name.
+fn capsule<'a, T>(capsule: &'a Bound<'_, PyCapsule>, name: &str) -> PyResult<&'a T> {
+    match capsule.name()? {
+        // SAFETY: a capsule named so holds a struct of that kind, alive as long as the capsule.
+        Some(found) if found.to_bytes() == name.as_bytes() => Ok(unsafe { &*(capsule.pointer() as *const T) }),
+        _ => Err(PyTypeError::new_err(format!("expected an {name} capsule of the Arrow C data interface"))),
+    }
+}
+
 fn fields(schema: &Bound<'_, PyCapsule>) -> PyResult<Vec<Field>> {
-    // SAFETY: pyarrow's `__arrow_c_schema__` capsule holds a live struct ArrowSchema, kept alive by
-    // the capsule the caller holds for the whole call.
-    let schema = unsafe { &*(schema.pointer() as *const ArrowSchema) };
+    let schema: &ArrowSchema = capsule(schema, "arrow_schema")?;
+    if schema.release.is_none() {
+        return Err(PyValueError::new_err("the schema was released"));
+    }
     let format = unsafe { CStr::from_ptr(schema.format) }.to_string_lossy();
     if format != "+s" {
         return Err(PyTypeError::new_err(format!("expected a schema of columns (a struct), got format {format:?}")));
@@ -230,8 +246,18 @@ struct Column {
 }
 
 impl Column {
-    /// `array` as a column of `field`, its offset moved by `parent_offset` (a batch's slice).
-    fn read(array: &ArrowArray, field: &Field, parent_offset: usize) -> Column {
+    /// `array` as a column of `field`, its offset moved by `parent_offset` (a batch's slice);
+    /// refuses an array without the buffers and children of the field's layout.
+    fn read(array: &ArrowArray, field: &Field, parent_offset: usize) -> Result<Column, String> {
+        let (buffers, children) = match &field.node {
+            Node::Leaf(Kind::Utf8 | Kind::LargeUtf8) => (3, 0),
+            Node::Leaf(_) => (2, 0),
+            Node::List { size: ListSize::Fixed(_), .. } => (1, 1),
+            Node::List { .. } => (2, 1),
+        };
+        if array.n_buffers != buffers || array.n_children != children || array.offset < 0 || array.length < 0 {
+            return Err(format!("column {:?} is not laid out as its type", field.name));
+        }
         let buffer = |k: usize| {
             if (k as i64) < array.n_buffers {
                 // SAFETY: the array has `n_buffers` buffers.
@@ -245,17 +271,17 @@ impl Column {
             Node::Leaf(_) => (std::ptr::null(), None),
             // SAFETY: a list array has its values as its one child.
             Node::List { item, .. } => {
-                (std::ptr::null(), Some(Box::new(Column::read(unsafe { &**array.children }, item, 0))))
+                (std::ptr::null(), Some(Box::new(Column::read(unsafe { &**array.children }, item, 0)?)))
             }
         };
         let fixed = matches!(field.node, Node::List { size: ListSize::Fixed(_), .. });
-        Column {
+        Ok(Column {
             offset: parent_offset + array.offset as usize,
             validity: if array.null_count == 0 { std::ptr::null() } else { buffer(0) as *const u8 },
             values: if fixed { std::ptr::null() } else { buffer(1) },
             data,
             item,
-        }
+        })
     }
 
     fn leaf(&self) -> &Column {
@@ -276,20 +302,31 @@ struct Batches {
 // SAFETY: the buffers are immutable Arrow memory that outlives the call (see `Column`).
 unsafe impl Send for Batches {}
 
-fn batches(arrays: &[Bound<'_, PyCapsule>], fields: &[Field]) -> PyResult<Batches> {
+fn batches(exported: &[(Bound<'_, PyCapsule>, Bound<'_, PyCapsule>)], fields: &[Field]) -> PyResult<Batches> {
     let mut out = Batches { lengths: Vec::new(), columns: Vec::new() };
-    for capsule in arrays {
-        // SAFETY: as in `fields`, for pyarrow's `__arrow_c_array__` capsule.
-        let batch = unsafe { &*(capsule.pointer() as *const ArrowArray) };
-        if batch.release.is_none() || batch.n_children as usize != fields.len() {
-            return Err(PyValueError::new_err("a batch does not have the schema's columns"));
+    for (index, (schema, array)) in exported.iter().enumerate() {
+        if self::fields(schema)? != fields {
+            return Err(PyValueError::new_err(format!("batch {index} does not have the table's schema")));
+        }
+        let batch: &ArrowArray = capsule(array, "arrow_array")?;
+        let (offset, length) = (batch.offset as usize, batch.length as usize);
+        if batch.release.is_none() || batch.n_children as usize != fields.len() || batch.offset < 0 || batch.length < 0 {
+            return Err(PyValueError::new_err(format!("batch {index} does not have the schema's columns")));
         }
         let columns = fields
             .iter()
             .enumerate()
-            .map(|(i, field)| Column::read(unsafe { &**batch.children.add(i) }, field, batch.offset as usize))
-            .collect();
-        out.lengths.push(batch.length as usize);
+            .map(|(i, field)| {
+                // SAFETY: the batch has `n_children` columns.
+                let child = unsafe { &**batch.children.add(i) };
+                if (child.length as usize) < offset + length {
+                    return Err(format!("column {:?} is shorter than its batch", field.name));
+                }
+                Column::read(child, field, offset)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(PyValueError::new_err)?;
+        out.lengths.push(length);
         out.columns.push(columns);
     }
     Ok(out)
@@ -301,13 +338,14 @@ fn bit(bitmap: *const u8, i: usize) -> bool {
 }
 
 /// One column's values with their definition and repetition levels (Parquet's record shredding).
-struct Shredded<T> {
+struct Shredded<'a, T> {
+    column: &'a str,
     values: Vec<T>,
     definitions: Vec<i16>,
     repetitions: Vec<i16>,
 }
 
-impl<T> Shredded<T> {
+impl<T> Shredded<'_, T> {
     /// Walks element `index` of `column`, whose repetition level is `repetition` (that of the
     /// list it starts, else of the innermost list it is in), `definition` its ancestors' levels,
     /// `depth` the lists around it.
@@ -325,7 +363,7 @@ impl<T> Shredded<T> {
         let i = column.offset + index;
         if !column.valid(i) {
             if !field.nullable {
-                return Err(format!("column {:?} is not nullable but holds a null", field.name));
+                return Err(format!("column {:?} is not nullable but holds a null", self.column));
             }
             self.definitions.push(definition);
             self.repetitions.push(repetition);
@@ -375,7 +413,12 @@ fn put<T: DataType>(
     end: usize,
     value: impl Fn(usize) -> T::T,
 ) -> Result<(), String> {
-    let mut shredded = Shredded { values: Vec::with_capacity(end - start), definitions: Vec::new(), repetitions: Vec::new() };
+    let mut shredded = Shredded {
+        column: &field.name,
+        values: Vec::with_capacity(end - start),
+        definitions: Vec::new(),
+        repetitions: Vec::new(),
+    };
     for row in start..end {
         shredded.walk(field, column, row, 0, 0, 0, &value)?;
     }
@@ -431,6 +474,9 @@ fn string_at<O: Copy + TryInto<usize>>(column: &Column) -> impl Fn(usize) -> Byt
     move |i| unsafe {
         let at = |k: usize| (*offsets.add(k)).try_into().unwrap_or(0);
         let (from, to) = (at(i), at(i + 1));
+        if to <= from {
+            return ByteArray::from(Vec::new()); // the data buffer may be null when every string is empty
+        }
         ByteArray::from(std::slice::from_raw_parts(data.add(from), to - from).to_vec())
     }
 }
@@ -491,7 +537,8 @@ fn encode(
     Ok(out)
 }
 
-/// The Parquet file of `batches` (`__arrow_c_array__` capsules of `schema`'s batches, in order).
+/// The Parquet file of `batches` (what `__arrow_c_array__` gives of each batch, in order), all of
+/// `schema` (an `__arrow_c_schema__` capsule).
 ///
 /// `dictionary` and `statistics` name the columns given dictionary pages and chunk statistics;
 /// `metadata` is the footer's key-value metadata, in order.
@@ -501,7 +548,7 @@ fn encode(
 pub fn encode_parquet<'py>(
     py: Python<'py>,
     schema: &Bound<'py, PyCapsule>,
-    batches: Vec<Bound<'py, PyCapsule>>,
+    batches: Vec<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)>,
     compression: &str,
     row_group_size: usize,
     dictionary: Vec<String>,
@@ -517,6 +564,7 @@ pub fn encode_parquet<'py>(
         .set_compression(codec(compression)?)
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::None)
+        .set_statistics_truncate_length(None) // exact minima and maxima, as pyarrow writes them
         .set_offset_index_disabled(true)
         .set_max_row_group_size(row_group_size)
         .set_key_value_metadata(Some(metadata.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect()));

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fluxforge_common.writers.parquet import ColumnEncodings, encode_parquet
+from fluxforge_native import encode_parquet as native_encode_parquet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -172,3 +173,41 @@ def test_a_null_in_a_column_that_is_not_nullable_is_refused() -> None:
     table = pa.Table.from_arrays([pa.array(["ex", None])], schema=schema)
     with pytest.raises(ValueError, match="not nullable"):
         encode_parquet(table)
+
+
+def test_capsules_that_are_not_the_batches_of_the_schema_are_refused() -> None:
+    table = pa.table({"exchange": ["ex"], "count": pa.array([1], pa.int64())})
+    (schema, array), other = (
+        table.to_batches()[0].__arrow_c_array__(),
+        pa.table({"count": pa.array([1], pa.int8())}),
+    )
+    options: dict[str, Any] = {
+        "compression": "none",
+        "row_group_size": 10,
+        "dictionary": [],
+        "statistics": [],
+        "metadata": [],
+    }
+    with pytest.raises(TypeError, match="arrow_schema"):
+        native_encode_parquet(array, [(schema, array)], **options)
+    with pytest.raises(TypeError, match="arrow_array"):
+        native_encode_parquet(schema, [(schema, schema)], **options)
+    with pytest.raises(ValueError, match="batch 0 does not have the table's schema"):
+        native_encode_parquet(schema, [other.to_batches()[0].__arrow_c_array__()], **options)
+
+
+def test_a_null_in_a_list_of_values_that_are_not_nullable_names_the_column() -> None:
+    kind = pa.list_(pa.field("item", pa.float64(), nullable=False))
+    table = pa.Table.from_arrays(
+        [pa.array([[1.0, None]], pa.list_(pa.float64())).cast(kind, safe=False)], names=["levels"]
+    )
+    with pytest.raises(ValueError, match='column "levels" is not nullable'):
+        encode_parquet(table)
+
+
+def test_string_statistics_are_exact_as_pyarrow_writes_them() -> None:
+    names = ["a" * 100, "😀" * 30]
+    table = _table([{"exchange": name, "ts": 0} for name in names], [])
+    data = encode_parquet(table, encodings=ColumnEncodings(dictionary=(), statistics=("exchange",)))
+    statistics = pq.read_metadata(pa.BufferReader(data)).row_group(0).column(0).statistics
+    assert (statistics.min, statistics.max) == (min(names), max(names))

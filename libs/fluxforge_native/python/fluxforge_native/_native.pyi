@@ -81,7 +81,7 @@ def book_ok(bids: Levels, asks: Levels, low: float, high: float) -> bool: ...
 def with_ingest(raw: bytes, session: int, n: int) -> bytes: ...
 def encode_parquet(
     schema: object,
-    batches: list[object],
+    batches: list[tuple[object, object]],
     *,
     compression: str,
     row_group_size: int,

@@ -405,7 +405,7 @@ def encode_parquet(
     exported = [batch.__arrow_c_array__() for batch in table.to_batches()]
     return native_encode_parquet(
         exported[0][0] if exported else table.schema.__arrow_c_schema__(),
-        [array for _, array in exported],
+        exported,
         compression="lz4" if small else compression,
         row_group_size=row_group_size,
         dictionary=list(columns.dictionary),
