@@ -2,9 +2,9 @@
 //!
 //! pyarrow's writer costs ~28 us a column chunk in its own structures, compressed or not: a
 //! 30-row file of the 105 HF columns took ~3 ms, which bounded the sink (README "Performance").
-//! The columns here are flat (bool, ints, floats, strings, timestamps, dates), which is every
-//! table of the dataset; the footer keeps pyarrow's `ARROW:schema`, which the caller passes, so
-//! readers get the same Arrow types back.
+//! The columns are bool, ints, floats, strings, timestamps and dates, and lists of them (the HF
+//! table's raw levels): every table of the dataset. The footer keeps pyarrow's `ARROW:schema`,
+//! which the caller passes, so readers get the same Arrow types back.
 
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::Arc;
