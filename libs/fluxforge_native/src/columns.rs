@@ -7,8 +7,43 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 
+use crate::rows::{Cell, ReadRows};
+
 /// The largest magnitude of an int that converts to a double exactly, as pyarrow requires.
 const EXACT_INT_IN_F64: i64 = 1 << 53;
+
+/// What a column holds: "f64", "i64" (also timestamps, whose ints are in the column's unit),
+/// "bool" or "str".
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    F64,
+    I64,
+    Bool,
+    Str,
+}
+
+impl Kind {
+    pub fn parse(name: &str) -> PyResult<Self> {
+        match name {
+            "f64" => Ok(Kind::F64),
+            "i64" => Ok(Kind::I64),
+            "bool" => Ok(Kind::Bool),
+            "str" => Ok(Kind::Str),
+            _ => Err(PyValueError::new_err(format!(
+                "no column kind {name:?}: f64, i64, bool or str"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::F64 => "f64",
+            Kind::I64 => "i64",
+            Kind::Bool => "bool",
+            Kind::Str => "str",
+        }
+    }
+}
 
 enum Values {
     F64(Vec<f64>),
@@ -79,6 +114,33 @@ impl Column {
             self.valid.push(true);
         }
         taken
+    }
+
+    fn kind(&self) -> Kind {
+        match self.values {
+            Values::F64(_) => Kind::F64,
+            Values::I64(_) => Kind::I64,
+            Values::Bool(_) => Kind::Bool,
+            Values::Str { .. } => Kind::Str,
+        }
+    }
+
+    /// Appends a cell a `RowReader` read for a column of this kind.
+    fn push_cell(&mut self, cell: Cell, text: &[u8]) {
+        match (cell, &mut self.values) {
+            (Cell::F64(value), Values::F64(values)) => values.push(value),
+            (Cell::I64(value), Values::I64(values)) => values.push(value),
+            (Cell::Bool(value), Values::Bool(values)) => values.push(value),
+            (Cell::Str(start, end), Values::Str { offsets, data }) => {
+                data.extend_from_slice(&text[start..end]);
+                offsets.push(data.len() as i32);
+            }
+            _ => {
+                self.push_null();
+                return;
+            }
+        }
+        self.valid.push(true);
     }
 
     fn push_null(&mut self) {
@@ -193,26 +255,20 @@ pub struct ColumnBuffer {
 
 #[pymethods]
 impl ColumnBuffer {
-    /// `columns`: (name, kind) in schema order; kind is "f64", "i64" (also timestamps, whose ints
-    /// are in the column's unit), "bool" or "str".
+    /// `columns`: (name, kind) in schema order (`Kind`).
     #[new]
     fn new(columns: Vec<(Bound<'_, PyString>, String)>) -> PyResult<Self> {
         let columns = columns
             .into_iter()
             .map(|(name, kind)| {
-                let values = match kind.as_str() {
-                    "f64" => Values::F64(Vec::new()),
-                    "i64" => Values::I64(Vec::new()),
-                    "bool" => Values::Bool(Vec::new()),
-                    "str" => Values::Str {
+                let values = match Kind::parse(&kind)? {
+                    Kind::F64 => Values::F64(Vec::new()),
+                    Kind::I64 => Values::I64(Vec::new()),
+                    Kind::Bool => Values::Bool(Vec::new()),
+                    Kind::Str => Values::Str {
                         offsets: vec![0],
                         data: Vec::new(),
                     },
-                    _ => {
-                        return Err(PyValueError::new_err(format!(
-                            "no column kind {kind:?}: f64, i64, bool or str"
-                        )))
-                    }
                 };
                 Ok(Column {
                     name: name.unbind(),
@@ -247,6 +303,39 @@ impl ColumnBuffer {
             self.partitions.push(partition);
         }
         true
+    }
+
+    /// Appends the rows of `rows` (read for these columns by a `RowReader`), those of its k-th
+    /// partition as rows of partition `slots[k]`; false, with none of them appended, when the
+    /// strings would outgrow a column's 32-bit offsets.
+    fn extend(&mut self, rows: &ReadRows, slots: Vec<u32>) -> PyResult<bool> {
+        let kinds: Vec<Kind> = self.columns.iter().map(Column::kind).collect();
+        if rows.kinds != kinds {
+            return Err(PyValueError::new_err("rows read for other columns"));
+        }
+        if slots.len() != rows.partition_count() {
+            return Err(PyValueError::new_err(format!(
+                "{} slots for {} partitions",
+                slots.len(),
+                rows.partition_count()
+            )));
+        }
+        let too_long = |column: &Column| match &column.values {
+            Values::Str { data, .. } => data.len() + rows.text.len() > i32::MAX as usize,
+            _ => false,
+        };
+        if self.columns.iter().any(too_long) {
+            return Ok(false);
+        }
+        let width = kinds.len();
+        for (i, column) in self.columns.iter_mut().enumerate() {
+            for row in rows.cells.chunks_exact(width) {
+                column.push_cell(row[i], &rows.text);
+            }
+        }
+        self.partitions
+            .extend(rows.row_partitions.iter().map(|&p| slots[p as usize]));
+        Ok(true)
     }
 
     fn __len__(&self) -> usize {

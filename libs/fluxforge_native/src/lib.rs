@@ -1,8 +1,9 @@
 //! The per-update book work of FluxForge's feature engine, in Rust: a book's levels go from
 //! JSON bytes to machine floats without a Python object per level, and each update folds into
 //! its interval's flows in place, and closed intervals roll through windows with exact sums.
-//! Output rows go into Arrow columns as the writers buffer them, and archived lines get their
-//! ingest stamp here. The rest of the engine is Python (`fluxforge_common.features`).
+//! Output rows go into Arrow columns as the writers buffer them (the sink's feature messages
+//! straight from their JSON), and archived lines get their ingest stamp here. The rest of the
+//! engine is Python (`fluxforge_common.features`).
 
 use pyo3::prelude::*;
 
@@ -13,6 +14,7 @@ mod ingest;
 mod json;
 mod levels;
 mod parquet_file;
+mod rows;
 mod windows;
 
 #[pymodule]
@@ -22,6 +24,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<book::BookDecoder>()?;
     m.add_class::<windows::RollingWindows>()?;
     m.add_class::<columns::ColumnBuffer>()?;
+    m.add_class::<rows::RowReader>()?;
+    m.add_class::<rows::ReadRows>()?;
     m.add_function(wrap_pyfunction!(levels::book_ok, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::with_ingest, m)?)?;
     m.add_function(wrap_pyfunction!(parquet_file::encode_parquet, m)?)?;

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -16,6 +17,8 @@ import pytest
 from fluxforge_common.storage import LocalStorage, StorageBackend
 from fluxforge_common.storage.space import DiskFullError
 from fluxforge_common.writers import PartitionedParquetWriter
+from fluxforge_common.writers.parquet import row_reader
+from fluxforge_native import ReadRows
 
 from tests.support.storage import FailingStorage
 from tests.support.times import DAY_MS, T0
@@ -355,3 +358,60 @@ def test_held_rows_beyond_what_arrow_holds_undo_the_add_at_chunk_rows_and_refuse
     with pytest.raises(ValueError, match=r"exchange=kraken/.* do not fit the hf schema"):
         writer.flush()
     assert (writer.buffered_rows, writer.buffered_partitions) == (2, 1)  # binanceus, before it, written
+
+
+def _read(schema: pa.Schema, rows: list[dict[str, Any]]) -> ReadRows:
+    reader = row_reader(schema)
+    assert reader is not None
+    read = reader.read(orjson.dumps(rows))
+    assert read is not None
+    return read
+
+
+def test_rows_read_from_messages_are_written_as_the_same_rows_added(
+    storage: LocalStorage, hf_schema: pa.Schema, make_rows: MakeRows
+) -> None:
+    """Messages read natively, interleaved over partitions and flushes, give the files their rows
+    give when added as dicts."""
+    messages = [
+        make_rows("binanceus", "A/B", start_ms=T0 + 10_000 * i, count=2)
+        + make_rows("kraken", "A/B", start_ms=T0 + 10_000 * i, count=1)
+        for i in range(4)
+    ] + [make_rows("binanceus", "A/B", start_ms=T0 + DAY_MS, count=2)]
+    files = {}
+    for way in ("dicts", "read"):
+        writer = PartitionedParquetWriter(storage, "hf", hf_schema)
+        for i, rows in enumerate(messages):
+            if way == "dicts":
+                writer.add(rows)
+            else:
+                keys = {(row["exchange"], row["symbol"], utc(row["ts"]).date().isoformat()) for row in rows}
+                assert set(writer.add_read(_read(hf_schema, rows)) or []) == keys
+            if i == 1:
+                writer.flush(file_stem=f"{way}-1")
+        assert (writer.buffered_rows, writer.buffered_partitions) == (8, 3)
+        written = writer.flush(file_stem=f"{way}-2")
+        assert [w.rows for w in written] == [4, 2, 2]
+        files[way] = [pq.read_table(storage.local_path(w.path)) for w in written]
+    assert files["read"] == files["dicts"]
+
+
+def test_rows_read_for_a_partition_holding_dicts_are_left_to_add(
+    writer: PartitionedParquetWriter, make_rows: MakeRows, hf_schema: pa.Schema
+) -> None:
+    """A partition with rows held as dicts takes the next ones as dicts too (its order stays)."""
+    held = make_rows("binanceus", "A/B", count=1)
+    held[0]["mid"] = _Float(1.0)
+    writer.add(held)
+    rows = make_rows("kraken", "A/B", count=2) + make_rows("binanceus", "A/B", start_ms=T0 + 5_000, count=1)
+    assert writer.add_read(_read(hf_schema, rows)) is None
+    assert (writer.buffered_rows, writer.buffered_partitions) == (1, 1)
+
+
+def test_rows_read_with_an_unusable_partition_name_are_refused_whole(
+    writer: PartitionedParquetWriter, make_rows: MakeRows, hf_schema: pa.Schema
+) -> None:
+    rows = make_rows("binanceus", "A/B", count=2) + make_rows("x" * 200, "A/B", count=1)
+    with pytest.raises(ValueError, match="longer"):
+        writer.add_read(_read(hf_schema, rows))
+    assert (writer.buffered_rows, writer.buffered_partitions) == (0, 0)

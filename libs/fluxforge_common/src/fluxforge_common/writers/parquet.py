@@ -22,11 +22,12 @@ from operator import itemgetter
 from typing import Any, Final, Literal
 
 import pyarrow as pa
-from fluxforge_native import ColumnBuffer
+from fluxforge_native import ColumnBuffer, ReadRows, RowReader
 from fluxforge_native import encode_parquet as native_encode_parquet
 
 from fluxforge_common.dataset.partitioning import check_table, partition_dir, utc_date
 from fluxforge_common.dataset.schema import TS_TYPE
+from fluxforge_common.messages.decoding import MAX_TS_MS, MIN_TS_MS
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.writers.common import WrittenFile, check_stem, new_stem
 
@@ -156,6 +157,46 @@ class PartitionedParquetWriter:
             count += 1
         self._add_rows(staged)
         self._buffered_rows += count
+
+    def add_read(self, rows: ReadRows) -> list[PartitionKey] | None:
+        """Buffer rows read by this schema's `row_reader` and return their partitions; all or
+        nothing: ValueError for a partition whose name is not usable; None, with none kept, where
+        they cannot go into the writer's columns (`add` them as dicts instead: a partition holding
+        dicts keeps its order that way)."""
+        columns = self._column_rows
+        if columns is None:
+            return None
+        partitions = [
+            ((exchange, symbol, utc_date(first_ts)), first_ts, count)
+            for exchange, symbol, first_ts, count in rows.partitions()
+        ]
+        buffers: list[_PartitionBuffer] = []
+        for key, first_ts, _ in partitions:
+            buffer = self._buffers.get(key)
+            if buffer is None:
+                partition_dir(self.table, *key)  # fail here, not at flush, on an unusable name
+                buffer = _PartitionBuffer(first_ts)
+            elif buffer.rows:
+                return None
+            buffers.append(buffer)
+        slots: list[int] = []
+        placed: list[_PartitionBuffer] = []  # the buffers these rows give a slot
+        for buffer in buffers:
+            if buffer.slot is None:
+                slots.append(len(self._slots) + len(placed))
+                placed.append(buffer)
+            else:
+                slots.append(buffer.slot)
+        if not columns.extend(rows, slots):
+            return None
+        for buffer in placed:
+            buffer.slot = len(self._slots)
+            self._slots.append(buffer)
+        for (key, _, count), buffer in zip(partitions, buffers, strict=True):
+            self._buffers[key] = buffer
+            buffer.count += count
+        self._buffered_rows += len(rows)
+        return [key for key, _, _ in partitions]
 
     def _add_rows(self, staged: dict[PartitionKey, list[Row]]) -> None:
         """Each partition's rows into the writer's columns, else held as dicts; a partition then
@@ -346,6 +387,17 @@ def column_kinds(schema: pa.Schema) -> list[tuple[str, str]] | None:
         else:
             return None
     return kinds
+
+
+def row_reader(schema: pa.Schema) -> RowReader | None:
+    """A reader of feature messages (`messages.rows`) straight into the columns of a writer of
+    `schema` (`PartitionedParquetWriter.add_read`), or None when they have no `column_kinds`.
+
+    It takes rows whose `ts` is plausible (`MIN_TS_MS` to `MAX_TS_MS`), those whose time the
+    sink's chunks go by; the others are decoded as dicts.
+    """
+    kinds = column_kinds(schema)
+    return None if kinds is None else RowReader(kinds, (MIN_TS_MS, MAX_TS_MS))
 
 
 def columns_to_batch(columns: ColumnBuffer, schema: pa.Schema) -> tuple[list[int], pa.RecordBatch]:

@@ -1,0 +1,249 @@
+//! Feature messages (a JSON array of row objects, `fluxforge_common.messages.rows`) read straight
+//! into the values `ColumnBuffer` keeps, without a Python object per row or value: decoding a
+//! 105-column row as dicts and appending them cost the sink ~25 us a row.
+//!
+//! A message is taken only if orjson would decode it and `ColumnBuffer.append` would take every
+//! row it decoded, with the same values; anything else (escapes, a duplicate or unknown key, a
+//! nested value, an int beyond 2^53 in a float column, a row without its partition keys) is left
+//! to that path, which words the errors.
+
+use std::collections::HashMap;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::columns::Kind;
+use crate::json::Reader;
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// One value of a row, as its column keeps it (`Str`: a range of the message's text).
+#[derive(Clone, Copy, PartialEq)]
+pub enum Cell {
+    Absent,
+    Null,
+    F64(f64),
+    I64(i64),
+    Bool(bool),
+    Str(usize, usize),
+}
+
+/// Reads feature messages for one table's columns (those of the `ColumnBuffer` they go into).
+#[pyclass(module = "fluxforge_native")]
+pub struct RowReader {
+    kinds: Vec<Kind>,
+    names: Vec<Vec<u8>>,
+    index: HashMap<Vec<u8>, usize>,
+    /// The column of each key of the last row read, in its order: the rows of one writer come
+    /// with their keys in one order, so the key at the same place is tried first.
+    order: Vec<usize>,
+    exchange: usize,
+    symbol: usize,
+    ts: usize,
+    /// The `ts` values taken: [first, end); the others are left to the caller's checks.
+    ts_bounds: (i64, i64),
+}
+
+/// The rows of one message, each tagged with its partition: (exchange, symbol, UTC day of ts).
+#[pyclass(module = "fluxforge_native", frozen)]
+pub struct ReadRows {
+    pub kinds: Vec<Kind>,
+    /// Row-major, `kinds.len()` cells a row.
+    pub cells: Vec<Cell>,
+    pub text: Vec<u8>,
+    /// Per row, its index in `partitions`.
+    pub row_partitions: Vec<u32>,
+    /// (exchange, symbol, day, first ts, rows) in order of first appearance.
+    partitions: Vec<(String, String, i64, i64, usize)>,
+    #[pyo3(get)]
+    min_ts: Option<i64>,
+    #[pyo3(get)]
+    max_ts: Option<i64>,
+}
+
+#[pymethods]
+impl RowReader {
+    /// `columns` as `ColumnBuffer` takes them; `ts_bounds`: the `ts` values taken, [first, end).
+    #[new]
+    fn new(columns: Vec<(String, String)>, ts_bounds: (i64, i64)) -> PyResult<Self> {
+        let mut kinds = Vec::with_capacity(columns.len());
+        let mut index = HashMap::with_capacity(columns.len());
+        for (i, (name, kind)) in columns.iter().enumerate() {
+            kinds.push(Kind::parse(kind)?);
+            if index.insert(name.as_bytes().to_vec(), i).is_some() {
+                return Err(PyValueError::new_err(format!("column {name:?} given twice")));
+            }
+        }
+        let column = |name: &str, kind: Kind| match index.get(name.as_bytes()) {
+            Some(&i) if kinds[i] == kind => Ok(i),
+            _ => Err(PyValueError::new_err(format!(
+                "rows need a column {name:?} of kind {}",
+                kind.name()
+            ))),
+        };
+        Ok(RowReader {
+            exchange: column("exchange", Kind::Str)?,
+            symbol: column("symbol", Kind::Str)?,
+            ts: column("ts", Kind::I64)?,
+            kinds,
+            names: columns.iter().map(|(name, _)| name.as_bytes().to_vec()).collect(),
+            index,
+            order: Vec::new(),
+            ts_bounds,
+        })
+    }
+
+    /// The rows of message `data`, or None when it is not taken (decode it as dicts instead).
+    fn read(&mut self, data: &[u8]) -> Option<ReadRows> {
+        let mut rows = ReadRows {
+            kinds: self.kinds.clone(),
+            cells: Vec::new(),
+            text: Vec::new(),
+            row_partitions: Vec::new(),
+            partitions: Vec::new(),
+            min_ts: None,
+            max_ts: None,
+        };
+        let mut reader = Reader::new(data);
+        if reader.peek() == Some(b'{') {
+            self.row(&mut reader, &mut rows)?; // one object is a batch of one
+        } else {
+            if !reader.eat(b'[') {
+                return None;
+            }
+            if !reader.eat(b']') {
+                loop {
+                    self.row(&mut reader, &mut rows)?;
+                    if reader.eat(b']') {
+                        break;
+                    }
+                    if !reader.eat(b',') {
+                        return None;
+                    }
+                }
+            }
+        }
+        reader.at_end().then_some(rows)
+    }
+}
+
+impl RowReader {
+    fn row(&mut self, reader: &mut Reader<'_>, rows: &mut ReadRows) -> Option<()> {
+        if !reader.eat(b'{') {
+            return None;
+        }
+        let start = rows.cells.len();
+        rows.cells.resize(start + self.kinds.len(), Cell::Absent);
+        if !reader.eat(b'}') {
+            let mut place = 0;
+            loop {
+                let column = match self.order.get(place) {
+                    Some(&column) if reader.key(&self.names[column]) => column,
+                    _ => {
+                        let key = reader.plain_bytes()?;
+                        let column = *self.index.get(key)?;
+                        self.order.truncate(place);
+                        self.order.push(column);
+                        column
+                    }
+                };
+                place += 1;
+                if !reader.eat(b':') || rows.cells[start + column] != Cell::Absent {
+                    return None;
+                }
+                rows.cells[start + column] = self.value(reader, self.kinds[column], &mut rows.text)?;
+                if reader.eat(b'}') {
+                    break;
+                }
+                if !reader.eat(b',') {
+                    return None;
+                }
+            }
+        }
+        let cells = &rows.cells[start..];
+        let (Cell::Str(e0, e1), Cell::Str(s0, s1), Cell::I64(ts)) =
+            (cells[self.exchange], cells[self.symbol], cells[self.ts])
+        else {
+            return None;
+        };
+        if !(self.ts_bounds.0..self.ts_bounds.1).contains(&ts) {
+            return None;
+        }
+        let (exchange, symbol) = (&rows.text[e0..e1], &rows.text[s0..s1]);
+        let day = ts.div_euclid(MS_PER_DAY);
+        // Rows of a message mostly share one partition: the last one is tried first.
+        let found = rows.row_partitions.last().map(|&p| p as usize).filter(|&p| {
+            let (e, s, d, _, _) = &rows.partitions[p];
+            *d == day && e.as_bytes() == exchange && s.as_bytes() == symbol
+        });
+        let found = found.or_else(|| {
+            rows.partitions.iter().position(|(e, s, d, _, _)| {
+                *d == day && e.as_bytes() == exchange && s.as_bytes() == symbol
+            })
+        });
+        let partition = match found {
+            Some(p) => p,
+            None => {
+                // Both were read as UTF-8 (`plain_string`).
+                let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+                rows.partitions.push((text(exchange), text(symbol), day, ts, 0));
+                rows.partitions.len() - 1
+            }
+        };
+        rows.partitions[partition].4 += 1;
+        rows.row_partitions.push(partition as u32);
+        rows.min_ts = Some(rows.min_ts.map_or(ts, |m| m.min(ts)));
+        rows.max_ts = Some(rows.max_ts.map_or(ts, |m| m.max(ts)));
+        Some(())
+    }
+
+    /// A value of a column of `kind`, as orjson decodes it and `ColumnBuffer` takes it, or None.
+    fn value(&self, reader: &mut Reader<'_>, kind: Kind, text: &mut Vec<u8>) -> Option<Cell> {
+        match (reader.peek()?, kind) {
+            (b'n', _) => reader.null().then_some(Cell::Null),
+            (b'-' | b'0'..=b'9', Kind::F64) => {
+                let number = reader.number()?;
+                if number.integer {
+                    // orjson makes an int, which converts only where a double holds it exactly.
+                    let n = number.int.filter(|n| n.unsigned_abs() <= 1 << 53)?;
+                    Some(Cell::F64(n as f64))
+                } else {
+                    number.value.is_finite().then_some(Cell::F64(number.value))
+                }
+            }
+            (b'-' | b'0'..=b'9', Kind::I64) => reader.number()?.int.map(Cell::I64),
+            (b't' | b'f', Kind::Bool) => reader.boolean().map(Cell::Bool),
+            (b'"', Kind::Str) => {
+                let value = reader.plain_string()?;
+                let start = text.len();
+                if start + value.len() > i32::MAX as usize {
+                    return None;
+                }
+                text.extend_from_slice(value.as_bytes());
+                Some(Cell::Str(start, text.len()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl ReadRows {
+    pub fn partition_count(&self) -> usize {
+        self.partitions.len()
+    }
+}
+
+#[pymethods]
+impl ReadRows {
+    fn __len__(&self) -> usize {
+        self.row_partitions.len()
+    }
+
+    /// (exchange, symbol, first ts, rows) of each partition, in order of first appearance.
+    fn partitions(&self) -> Vec<(String, String, i64, usize)> {
+        self.partitions
+            .iter()
+            .map(|(exchange, symbol, _, first, rows)| (exchange.clone(), symbol.clone(), *first, *rows))
+            .collect()
+    }
+}
