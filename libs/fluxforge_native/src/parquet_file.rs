@@ -302,17 +302,27 @@ struct Batches {
 // SAFETY: the buffers are immutable Arrow memory that outlives the call (see `Column`).
 unsafe impl Send for Batches {}
 
-fn batches(exported: &[(Bound<'_, PyCapsule>, Bound<'_, PyCapsule>)], fields: &[Field]) -> PyResult<Batches> {
+/// An exported batch (`__arrow_c_array__`) and the rows of it to write: (offset, length).
+type Piece<'py> = (Bound<'py, PyCapsule>, Bound<'py, PyCapsule>, usize, usize);
+
+fn batches(exported: &[Piece<'_>], fields: &[Field]) -> PyResult<Batches> {
     let mut out = Batches { lengths: Vec::new(), columns: Vec::new() };
-    for (index, (schema, array)) in exported.iter().enumerate() {
+    for (index, (schema, array, start, rows)) in exported.iter().enumerate() {
         if self::fields(schema)? != fields {
             return Err(PyValueError::new_err(format!("batch {index} does not have the table's schema")));
         }
         let batch: &ArrowArray = capsule(array, "arrow_array")?;
-        let (offset, length) = (batch.offset as usize, batch.length as usize);
         if batch.release.is_none() || batch.n_children as usize != fields.len() || batch.offset < 0 || batch.length < 0 {
             return Err(PyValueError::new_err(format!("batch {index} does not have the schema's columns")));
         }
+        if start + rows > batch.length as usize {
+            return Err(PyValueError::new_err(format!(
+                "rows {start}..{} are not all in batch {index} of {} rows",
+                start + rows,
+                batch.length
+            )));
+        }
+        let (offset, length) = (batch.offset as usize + start, *rows);
         let columns = fields
             .iter()
             .enumerate()
@@ -537,7 +547,8 @@ fn encode(
     Ok(out)
 }
 
-/// The Parquet file of `batches` (what `__arrow_c_array__` gives of each batch, in order), all of
+/// The Parquet file of `batches`, each what `__arrow_c_array__` gives of a batch with the rows of
+/// it to write (offset, length: a batch shared by several files is exported once), all of
 /// `schema` (an `__arrow_c_schema__` capsule).
 ///
 /// `dictionary` and `statistics` name the columns given dictionary pages and chunk statistics;
@@ -548,7 +559,7 @@ fn encode(
 pub fn encode_parquet<'py>(
     py: Python<'py>,
     schema: &Bound<'py, PyCapsule>,
-    batches: Vec<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)>,
+    batches: Vec<Piece<'py>>,
     compression: &str,
     row_group_size: usize,
     dictionary: Vec<String>,

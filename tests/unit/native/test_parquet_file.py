@@ -12,9 +12,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fluxforge_common.writers.parquet import ColumnEncodings, encode_parquet
+from fluxforge_common.writers.parquet import ColumnEncodings, encode_parquet, parquet_footer
 from fluxforge_native import encode_parquet as native_encode_parquet
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 SCHEMA = pa.schema(
@@ -188,12 +188,37 @@ def test_capsules_that_are_not_the_batches_of_the_schema_are_refused() -> None:
         "statistics": [],
         "metadata": [],
     }
+    rows = table.num_rows
     with pytest.raises(TypeError, match="arrow_schema"):
-        native_encode_parquet(array, [(schema, array)], **options)
+        native_encode_parquet(array, [(schema, array, 0, rows)], **options)
     with pytest.raises(TypeError, match="arrow_array"):
-        native_encode_parquet(schema, [(schema, schema)], **options)
+        native_encode_parquet(schema, [(schema, schema, 0, rows)], **options)
     with pytest.raises(ValueError, match="batch 0 does not have the table's schema"):
-        native_encode_parquet(schema, [other.to_batches()[0].__arrow_c_array__()], **options)
+        native_encode_parquet(schema, [(*other.to_batches()[0].__arrow_c_array__(), 0, 1)], **options)
+    with pytest.raises(ValueError, match=f"rows 1..{rows + 1} are not all in batch 0 of {rows} rows"):
+        native_encode_parquet(schema, [(schema, array, 1, rows)], **options)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=1, max_size=4))
+def test_pieces_of_a_batch_are_written_as_its_slices(bounds: list[tuple[int, int]]) -> None:
+    """A batch exported once and written in pieces (offset, length), as the writer's files share
+    one, gives the file of the same slices; the exported batch may itself be a slice."""
+    batch = _table([{"exchange": f"x{i}", "ts": i} for i in range(60)], [50]).to_batches()[0].slice(5)
+    schema, array = batch.__arrow_c_array__()
+    pieces = [
+        (start, min(length, batch.num_rows - start)) for start, length in bounds if start < batch.num_rows
+    ]
+    assume(pieces)
+    options: dict[str, Any] = {"compression": "none", "row_group_size": 7, "dictionary": [], "statistics": []}
+    table = pa.Table.from_batches([batch.slice(start, length) for start, length in pieces])
+    data = native_encode_parquet(
+        schema,
+        [(schema, array, start, length) for start, length in pieces],
+        metadata=parquet_footer(table.schema),
+        **options,
+    )
+    assert pq.read_table(pa.BufferReader(data)).equals(table)
 
 
 def test_a_null_in_a_list_of_values_that_are_not_nullable_names_the_column() -> None:

@@ -92,7 +92,7 @@ def book_ok(bids: Levels, asks: Levels, low: float, high: float) -> bool: ...
 def with_ingest(raw: bytes, session: int, n: int) -> bytes: ...
 def encode_parquet(
     schema: object,
-    batches: list[tuple[object, object]],
+    batches: list[tuple[object, object, int, int]],
     *,
     compression: str,
     row_group_size: int,

@@ -61,14 +61,21 @@ ENCODER_THREADS: Final = min(4, os.cpu_count() or 1)
 _encoder = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="fluxforge-parquet")
 
 
+# Rows `offset` to `offset + length` of a batch: the partitions whose rows one batch holds share it,
+# so a flush exports it to the encoder once (~1 us a column), not once per file.
+Piece = tuple[pa.RecordBatch, int, int]
+# A piece as the encoder reads it: the batch's exported schema and array, offset, length.
+ExportedPiece = tuple[object, object, int, int]
+
+
 class _PartitionBuffer:
-    """A partition's rows, in order: Arrow batches, its rows in the writer's columns, rows held as dicts."""
+    """A partition's rows, in order: pieces of Arrow batches, its rows in the writer's columns, rows held as dicts."""
 
     __slots__ = ("batches", "count", "first_ts", "rows", "slot")
 
     def __init__(self, first_ts: int) -> None:
         self.first_ts = first_ts
-        self.batches: list[pa.RecordBatch] = []
+        self.batches: list[Piece] = []
         self.slot: int | None = None  # its partition number in the writer's columns while it has rows there
         self.rows: list[Row] = []
         self.count = 0
@@ -229,7 +236,7 @@ class PartitionedParquetWriter:
         if full:
             self._distribute()  # the partitions' rows in columns come before their dicts
             for buffer, batch in zip(full, converted, strict=True):
-                buffer.batches.append(batch)
+                buffer.batches.append((batch, 0, batch.num_rows))
                 buffer.rows = []
 
     def _undo(self, staged: dict[PartitionKey, list[Row]], before: tuple[int, int], held: list[int]) -> None:
@@ -247,14 +254,14 @@ class PartitionedParquetWriter:
                 del self._buffers[key]
 
     def _distribute(self) -> None:
-        """The rows in the writer's columns, as one batch, into their partitions' batches (a slice each)."""
+        """The rows in the writer's columns, as one batch, into their partitions' pieces."""
         columns = self._column_rows
         if columns is None or not len(columns):
             return
         counts, batch = columns_to_batch(columns, self.schema)
         offset = 0
         for buffer, count in zip(self._slots, counts, strict=True):
-            buffer.batches.append(batch.slice(offset, count))
+            buffer.batches.append((batch, offset, count))
             buffer.slot = None
             offset += count
         self._slots = []
@@ -294,16 +301,22 @@ class PartitionedParquetWriter:
         sizes: dict[str, int] = {}
 
         def encoded() -> Iterator[tuple[str, bytes]]:
-            tables: list[pa.Table] = []
+            files: list[list[ExportedPiece]] = []
             misfit: ValueError | None = None
+            exported: dict[int, tuple[object, object]] = {}  # by id of a batch the buffers hold
             try:
-                tables.extend(
-                    table.replace_schema_metadata(footer or None) for table in self._tables(keys, paths)
-                )
+                for pieces in self._pieces(keys, paths):
+                    files.append([])
+                    for batch, offset, length in pieces:
+                        capsules = exported.get(id(batch))
+                        if capsules is None:
+                            capsules = exported[id(batch)] = batch.__arrow_c_array__()
+                        files[-1].append((*capsules, offset, length))
             except ValueError as exc:  # the partitions before it are still written
                 misfit = exc
-            footers = repeat(parquet_footer(tables[0].schema) if tables else [])  # one schema, one footer
-            for path, data in zip(paths, _encoder.map(self._encode, tables, footers), strict=False):
+            schema = self.schema.with_metadata(footer) if footer else self.schema.remove_metadata()
+            footers = repeat(parquet_footer(schema))  # one schema, one footer
+            for path, data in zip(paths, _encoder.map(self._encode, files, footers), strict=False):
                 sizes[path] = len(data)
                 yield path, data
             if misfit is not None:
@@ -320,8 +333,9 @@ class PartitionedParquetWriter:
         stem = file_stem if file_stem is not None else new_stem("part", self._buffers[key].first_ts)
         return f"{partition_dir(self.table, *key)}/{stem}.parquet"
 
-    def _tables(self, keys: list[PartitionKey], paths: list[str]) -> Iterator[pa.Table]:
-        """Each partition's rows as one Arrow table, in order; a partition whose rows do not fit raises there.
+    def _pieces(self, keys: list[PartitionKey], paths: list[str]) -> Iterator[list[Piece]]:
+        """Each partition's rows as pieces of batches, in order; a partition whose rows do not fit
+        raises there.
 
         Rows held as dicts stay in their partition as a batch once converted, so a write that
         fails leaves it buffered whole.
@@ -330,16 +344,18 @@ class PartitionedParquetWriter:
             buffer = self._buffers[key]
             if buffer.rows:
                 try:
-                    buffer.batches.append(rows_to_batch(buffer.rows, self.schema))
+                    batch = rows_to_batch(buffer.rows, self.schema)
                 except CONVERSION_ERRORS as exc:
                     raise ValueError(f"rows for {path} do not fit the {self.table} schema: {exc}") from exc
+                buffer.batches.append((batch, 0, batch.num_rows))
                 buffer.rows = []
-            yield pa.Table.from_batches(buffer.batches, schema=self.schema)
+            yield buffer.batches
 
-    def _encode(self, table: pa.Table, footer: list[tuple[str, str]]) -> bytes:
-        """The Parquet file of `table` (runs in the encoder threads: the encoding releases the GIL)."""
-        return encode_parquet(
-            table,
+    def _encode(self, pieces: list[ExportedPiece], footer: list[tuple[str, str]]) -> bytes:
+        """The Parquet file of `pieces` (runs in the encoder threads: the encoding releases the GIL)."""
+        return _encode_pieces(
+            self.schema,
+            pieces,
             compression=self.compression,
             row_group_size=self.row_group_size,
             encodings=self._encodings,
@@ -452,17 +468,36 @@ def encode_parquet(
 
     Encoded natively (`fluxforge_native.encode_parquet`), the columns read in place.
     """
-    columns = encodings or ColumnEncodings.of(table.schema)
-    small = compression == "zstd" and table.num_rows < SMALL_FILE_ROWS
-    exported = [batch.__arrow_c_array__() for batch in table.to_batches()]
+    pieces = [(*batch.__arrow_c_array__(), 0, batch.num_rows) for batch in table.to_batches()]
+    return _encode_pieces(
+        table.schema,
+        pieces,
+        compression=compression,
+        row_group_size=row_group_size,
+        encodings=encodings or ColumnEncodings.of(table.schema),
+        footer=parquet_footer(table.schema) if footer is None else footer,
+    )
+
+
+def _encode_pieces(
+    schema: pa.Schema,
+    pieces: list[ExportedPiece],
+    *,
+    compression: Compression,
+    row_group_size: int,
+    encodings: ColumnEncodings,
+    footer: Sequence[tuple[str, str]],
+) -> bytes:
+    """The Parquet file of the rows of `pieces`, in order, all of `schema`."""
+    small = compression == "zstd" and sum(length for *_, length in pieces) < SMALL_FILE_ROWS
     return native_encode_parquet(
-        exported[0][0] if exported else table.schema.__arrow_c_schema__(),
-        exported,
+        pieces[0][0] if pieces else schema.__arrow_c_schema__(),
+        pieces,
         compression="lz4" if small else compression,
         row_group_size=row_group_size,
-        dictionary=list(columns.dictionary),
-        statistics=list(columns.statistics),
-        metadata=list(parquet_footer(table.schema) if footer is None else footer),
+        dictionary=list(encodings.dictionary),
+        statistics=list(encodings.statistics),
+        metadata=list(footer),
     )
 
 
