@@ -12,6 +12,9 @@ use crate::rows::{Cell, ReadRows};
 /// The largest magnitude of an int that converts to a double exactly, as pyarrow requires.
 const EXACT_INT_IN_F64: i64 = 1 << 53;
 
+/// The columns of a buffer: (name, kind) in schema order.
+pub type Layout = Vec<(String, Kind)>;
+
 /// What a column holds: "f64", "i64" (also timestamps, whose ints are in the column's unit),
 /// "bool" or "str".
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -114,15 +117,6 @@ impl Column {
             self.valid.push(true);
         }
         taken
-    }
-
-    fn kind(&self) -> Kind {
-        match self.values {
-            Values::F64(_) => Kind::F64,
-            Values::I64(_) => Kind::I64,
-            Values::Bool(_) => Kind::Bool,
-            Values::Str { .. } => Kind::Str,
-        }
     }
 
     /// Appends a cell a `RowReader` read for a column of this kind.
@@ -249,6 +243,7 @@ type ArrowBuffers = (usize, Option<Py<PyBytes>>, Option<Py<PyBytes>>, Py<PyBytes
 #[pyclass(module = "fluxforge_native")]
 pub struct ColumnBuffer {
     columns: Vec<Column>,
+    layout: Layout,
     /// Per row, the partition its caller appended it for.
     partitions: Vec<u32>,
 }
@@ -258,10 +253,13 @@ impl ColumnBuffer {
     /// `columns`: (name, kind) in schema order (`Kind`).
     #[new]
     fn new(columns: Vec<(Bound<'_, PyString>, String)>) -> PyResult<Self> {
+        let mut layout = Vec::with_capacity(columns.len());
         let columns = columns
             .into_iter()
             .map(|(name, kind)| {
-                let values = match Kind::parse(&kind)? {
+                let kind = Kind::parse(&kind)?;
+                layout.push((name.to_str()?.to_owned(), kind));
+                let values = match kind {
                     Kind::F64 => Values::F64(Vec::new()),
                     Kind::I64 => Values::I64(Vec::new()),
                     Kind::Bool => Values::Bool(Vec::new()),
@@ -279,6 +277,7 @@ impl ColumnBuffer {
             .collect::<PyResult<_>>()?;
         Ok(ColumnBuffer {
             columns,
+            layout,
             partitions: Vec::new(),
         })
     }
@@ -309,8 +308,7 @@ impl ColumnBuffer {
     /// partition as rows of partition `slots[k]`; false, with none of them appended, when the
     /// strings would outgrow a column's 32-bit offsets.
     fn extend(&mut self, rows: &ReadRows, slots: Vec<u32>) -> PyResult<bool> {
-        let kinds: Vec<Kind> = self.columns.iter().map(Column::kind).collect();
-        if rows.kinds != kinds {
+        if *rows.layout != self.layout {
             return Err(PyValueError::new_err("rows read for other columns"));
         }
         if slots.len() != rows.partition_count() {
@@ -327,7 +325,7 @@ impl ColumnBuffer {
         if self.columns.iter().any(too_long) {
             return Ok(false);
         }
-        let width = kinds.len();
+        let width = self.layout.len();
         for (i, column) in self.columns.iter_mut().enumerate() {
             for row in rows.cells.chunks_exact(width) {
                 column.push_cell(row[i], &rows.text);

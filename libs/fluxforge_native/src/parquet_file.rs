@@ -315,21 +315,27 @@ fn batches(exported: &[Piece<'_>], fields: &[Field]) -> PyResult<Batches> {
         if batch.release.is_none() || batch.n_children as usize != fields.len() || batch.offset < 0 || batch.length < 0 {
             return Err(PyValueError::new_err(format!("batch {index} does not have the schema's columns")));
         }
-        if start + rows > batch.length as usize {
+        // Checked sums: the bounds come from the caller, and a wrapped one would pass the checks.
+        let bounds = start
+            .checked_add(*rows)
+            .filter(|&end| end <= batch.length as usize)
+            .and_then(|_| (batch.offset as usize).checked_add(*start))
+            .and_then(|offset| Some((offset, offset.checked_add(*rows)?)));
+        let Some((offset, end)) = bounds else {
             return Err(PyValueError::new_err(format!(
                 "rows {start}..{} are not all in batch {index} of {} rows",
-                start + rows,
+                start.saturating_add(*rows),
                 batch.length
             )));
-        }
-        let (offset, length) = (batch.offset as usize + start, *rows);
+        };
+        let length = *rows;
         let columns = fields
             .iter()
             .enumerate()
             .map(|(i, field)| {
                 // SAFETY: the batch has `n_children` columns.
                 let child = unsafe { &**batch.children.add(i) };
-                if (child.length as usize) < offset + length {
+                if (child.length as usize) < end {
                     return Err(format!("column {:?} is shorter than its batch", field.name));
                 }
                 Column::read(child, field, offset)

@@ -1,6 +1,6 @@
 //! Feature messages (a JSON array of row objects, `fluxforge_common.messages.rows`) read straight
 //! into the values `ColumnBuffer` keeps, without a Python object per row or value: decoding a
-//! 105-column row as dicts and appending them cost the sink ~25 us a row.
+//! 105-column row as dicts and appending them cost the sink ~20 us a row.
 //!
 //! A message is taken only if orjson would decode it and `ColumnBuffer.append` would take every
 //! row it decoded, with the same values; anything else (escapes, a duplicate or unknown key, a
@@ -8,11 +8,12 @@
 //! to that path, which words the errors.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::columns::Kind;
+use crate::columns::{Kind, Layout};
 use crate::json::Reader;
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -31,8 +32,8 @@ pub enum Cell {
 /// Reads feature messages for one table's columns (those of the `ColumnBuffer` they go into).
 #[pyclass(module = "fluxforge_native")]
 pub struct RowReader {
+    layout: Arc<Layout>,
     kinds: Vec<Kind>,
-    names: Vec<Vec<u8>>,
     index: HashMap<Vec<u8>, usize>,
     /// The column of each key of the last row read, in its order: the rows of one writer come
     /// with their keys in one order, so the key at the same place is tried first.
@@ -47,8 +48,9 @@ pub struct RowReader {
 /// The rows of one message, each tagged with its partition: (exchange, symbol, UTC day of ts).
 #[pyclass(module = "fluxforge_native", frozen)]
 pub struct ReadRows {
-    pub kinds: Vec<Kind>,
-    /// Row-major, `kinds.len()` cells a row.
+    /// The columns read for (those of the `ColumnBuffer` they may extend).
+    pub layout: Arc<Layout>,
+    /// Row-major, `layout.len()` cells a row.
     pub cells: Vec<Cell>,
     pub text: Vec<u8>,
     /// Per row, its index in `partitions`.
@@ -66,16 +68,16 @@ impl RowReader {
     /// `columns` as `ColumnBuffer` takes them; `ts_bounds`: the `ts` values taken, [first, end).
     #[new]
     fn new(columns: Vec<(String, String)>, ts_bounds: (i64, i64)) -> PyResult<Self> {
-        let mut kinds = Vec::with_capacity(columns.len());
+        let mut layout = Layout::with_capacity(columns.len());
         let mut index = HashMap::with_capacity(columns.len());
-        for (i, (name, kind)) in columns.iter().enumerate() {
-            kinds.push(Kind::parse(kind)?);
+        for (i, (name, kind)) in columns.into_iter().enumerate() {
             if index.insert(name.as_bytes().to_vec(), i).is_some() {
                 return Err(PyValueError::new_err(format!("column {name:?} given twice")));
             }
+            layout.push((name, Kind::parse(&kind)?));
         }
         let column = |name: &str, kind: Kind| match index.get(name.as_bytes()) {
-            Some(&i) if kinds[i] == kind => Ok(i),
+            Some(&i) if layout[i].1 == kind => Ok(i),
             _ => Err(PyValueError::new_err(format!(
                 "rows need a column {name:?} of kind {}",
                 kind.name()
@@ -85,8 +87,8 @@ impl RowReader {
             exchange: column("exchange", Kind::Str)?,
             symbol: column("symbol", Kind::Str)?,
             ts: column("ts", Kind::I64)?,
-            kinds,
-            names: columns.iter().map(|(name, _)| name.as_bytes().to_vec()).collect(),
+            kinds: layout.iter().map(|&(_, kind)| kind).collect(),
+            layout: Arc::new(layout),
             index,
             order: Vec::new(),
             ts_bounds,
@@ -96,7 +98,7 @@ impl RowReader {
     /// The rows of message `data`, or None when it is not taken (decode it as dicts instead).
     fn read(&mut self, data: &[u8]) -> Option<ReadRows> {
         let mut rows = ReadRows {
-            kinds: self.kinds.clone(),
+            layout: Arc::clone(&self.layout),
             cells: Vec::new(),
             text: Vec::new(),
             row_partitions: Vec::new(),
@@ -138,7 +140,7 @@ impl RowReader {
             let mut place = 0;
             loop {
                 let column = match self.order.get(place) {
-                    Some(&column) if reader.key(&self.names[column]) => column,
+                    Some(&column) if reader.key(self.layout[column].0.as_bytes()) => column,
                     _ => {
                         let key = reader.plain_bytes()?;
                         let column = *self.index.get(key)?;

@@ -197,6 +197,8 @@ def test_capsules_that_are_not_the_batches_of_the_schema_are_refused() -> None:
         native_encode_parquet(schema, [(*other.to_batches()[0].__arrow_c_array__(), 0, 1)], **options)
     with pytest.raises(ValueError, match=f"rows 1..{rows + 1} are not all in batch 0 of {rows} rows"):
         native_encode_parquet(schema, [(schema, array, 1, rows)], **options)
+    with pytest.raises(ValueError, match=f"rows {2**64 - 1}..{2**64 - 1} are not all in batch 0"):
+        native_encode_parquet(schema, [(schema, array, 2**64 - 1, 1)], **options)  # no wrapped sum
 
 
 @settings(max_examples=50, deadline=None)

@@ -231,6 +231,12 @@ def test_rows_extend_only_the_columns_they_were_read_for() -> None:
     assert read is not None
     with pytest.raises(ValueError, match="rows read for other columns"):
         ColumnBuffer([("exchange", "str"), ("symbol", "str"), ("ts", "i64")]).extend(read, [0])
+    assert KINDS is not None
+    renamed = [(name, kind) for name, kind in KINDS if name not in ("price", "count")]
+    renamed[3:3] = [("count", "f64"), ("price", "i64")]  # the same kinds in the same places
+    assert [kind for _, kind in renamed] == [kind for _, kind in KINDS]
+    with pytest.raises(ValueError, match="rows read for other columns"):
+        ColumnBuffer(renamed).extend(read, [0])
     with pytest.raises(ValueError, match="2 slots for 1 partitions"):
         _buffer().extend(read, [0, 1])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
@@ -21,7 +22,9 @@ from fluxforge_common.features import TABLES
 from fluxforge_common.features.symbol_state import config_fingerprint
 from fluxforge_common.kafka import COMPLETE_METADATA, TopicNames, complete_header
 from fluxforge_common.storage import LocalStorage
-from fluxforge_common.writers import iter_ndjson
+from fluxforge_common.writers import PartitionedParquetWriter, iter_ndjson
+from fluxforge_common.writers.parquet import PartitionKey, Row
+from fluxforge_native import ReadRows
 from fluxforge_parquet_sink.chunks import RawChunk, Record
 from fluxforge_parquet_sink.core import SinkCore, route_topics
 from fluxforge_parquet_sink.journal import JOURNAL_DIR, Journal
@@ -379,7 +382,7 @@ def test_each_file_records_the_completeness_it_was_cut_at(
 
 
 def test_messages_read_natively_or_as_dicts_keep_their_rows_and_order(
-    stack_data: StackData, settings: FluxForgeSettings, tmp_path: Path
+    stack_data: StackData, settings: FluxForgeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Most messages go straight into columns (`fluxforge_native.RowReader`); one spelt with
     escapes is decoded as dicts, and one holding a value only pyarrow converts (a float count)
@@ -395,10 +398,25 @@ def test_messages_read_natively_or_as_dicts_keep_their_rows_and_order(
         orjson.dumps([rows[3]]),
         orjson.dumps([rows[4]]),
     ]
+    taken: list[str] = []  # per call, the way rows went into the writer
+    add_read, add = PartitionedParquetWriter.add_read, PartitionedParquetWriter.add
+
+    def spy_read(writer: PartitionedParquetWriter, rows: ReadRows) -> list[PartitionKey] | None:
+        keys = add_read(writer, rows)
+        taken.append("read" if keys is not None else "read refused")
+        return keys
+
+    def spy_add(writer: PartitionedParquetWriter, rows: Iterable[Row]) -> None:
+        taken.append("dicts")
+        add(writer, rows)
+
+    monkeypatch.setattr(PartitionedParquetWriter, "add_read", spy_read)
+    monkeypatch.setattr(PartitionedParquetWriter, "add", spy_add)
     storage = LocalStorage(tmp_path)
     core = SinkCore(storage, POLICY, settings.features, ROUTES)
     core.assign(topic, 0, None)
     core.add([Record(topic, 0, n, 1_765_500_000_000, v) for n, v in enumerate(values)])
+    assert taken == ["read", "dicts", "dicts", "read refused", "dicts", "read refused", "dicts"]
     (chunk,) = core.close_all()
     (written,) = core.write(chunk)
     table = pq.read_table(tmp_path / written.path)

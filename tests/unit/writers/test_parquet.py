@@ -378,9 +378,10 @@ def test_rows_read_from_messages_are_written_as_the_same_rows_added(
         + make_rows("kraken", "A/B", start_ms=T0 + 10_000 * i, count=1)
         for i in range(4)
     ] + [make_rows("binanceus", "A/B", start_ms=T0 + DAY_MS, count=2)]
-    files = {}
+    files: dict[str, list[pa.Table]] = {}
     for way in ("dicts", "read"):
         writer = PartitionedParquetWriter(storage, "hf", hf_schema)
+        written = []
         for i, rows in enumerate(messages):
             if way == "dicts":
                 writer.add(rows)
@@ -388,10 +389,10 @@ def test_rows_read_from_messages_are_written_as_the_same_rows_added(
                 keys = {(row["exchange"], row["symbol"], utc(row["ts"]).date().isoformat()) for row in rows}
                 assert set(writer.add_read(_read(hf_schema, rows)) or []) == keys
             if i == 1:
-                writer.flush(file_stem=f"{way}-1")
+                written += writer.flush(file_stem=f"{way}-1")
         assert (writer.buffered_rows, writer.buffered_partitions) == (8, 3)
-        written = writer.flush(file_stem=f"{way}-2")
-        assert [w.rows for w in written] == [4, 2, 2]
+        written += writer.flush(file_stem=f"{way}-2")
+        assert [w.rows for w in written] == [4, 2, 4, 2, 2]
         files[way] = [pq.read_table(storage.local_path(w.path)) for w in written]
     assert files["read"] == files["dicts"]
 
@@ -406,6 +407,7 @@ def test_rows_read_for_a_partition_holding_dicts_are_left_to_add(
     rows = make_rows("kraken", "A/B", count=2) + make_rows("binanceus", "A/B", start_ms=T0 + 5_000, count=1)
     assert writer.add_read(_read(hf_schema, rows)) is None
     assert (writer.buffered_rows, writer.buffered_partitions) == (1, 1)
+    assert [w.rows for w in writer.flush()] == [1]  # nothing of the refused rows in the columns
 
 
 def test_rows_read_with_an_unusable_partition_name_are_refused_whole(
@@ -415,3 +417,4 @@ def test_rows_read_with_an_unusable_partition_name_are_refused_whole(
     with pytest.raises(ValueError, match="longer"):
         writer.add_read(_read(hf_schema, rows))
     assert (writer.buffered_rows, writer.buffered_partitions) == (0, 0)
+    assert writer.flush() == []  # nothing of the refused rows in the columns

@@ -128,7 +128,7 @@ class LocalStorage(StorageBackend):
         """
         # On strings: `Path.resolve` and `is_relative_to` cost ~2x `realpath` (a sink resolves every file).
         full = os.path.realpath(self._inside_root + check_path(path))
-        if not full.startswith(self._inside_root):
+        if not full.startswith(self._inside_root) or full == self._inside_root:
             raise ValueError(f"storage path {path!r} resolves outside {self.root}")
         return Path(full)
 

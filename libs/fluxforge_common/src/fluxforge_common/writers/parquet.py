@@ -62,7 +62,7 @@ _encoder = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="fluxforge-par
 
 
 # Rows `offset` to `offset + length` of a batch: the partitions whose rows one batch holds share it,
-# so a flush exports it to the encoder once (~1 us a column), not once per file.
+# so a flush exports it to the encoder once per window of files (~1 us a column), not once a file.
 Piece = tuple[pa.RecordBatch, int, int]
 # A piece as the encoder reads it: the batch's exported schema and array, offset, length.
 ExportedPiece = tuple[object, object, int, int]
