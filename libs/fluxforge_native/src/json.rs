@@ -60,10 +60,10 @@ impl<'a> Reader<'a> {
             Some(b't' | b'f') => "bool",
             Some(b'n') => "null",
             Some(b'-' | b'0'..=b'9') => {
-                if self.at_integer() == Some(true) {
-                    "int"
-                } else {
+                if self.number_token().iter().any(|c| matches!(c, b'.' | b'e' | b'E')) {
                     "float"
+                } else {
+                    "int"
                 }
             }
             _ => "nothing",
@@ -101,14 +101,11 @@ impl<'a> Reader<'a> {
 
     /// The string `"<name>"` (`name` holds no quote, backslash or control character), consumed.
     pub fn key(&mut self, name: &[u8]) -> bool {
-        let at = self.at;
         let quoted = self.peek() == Some(b'"')
             && self.bytes[self.at + 1..].starts_with(name)
             && self.bytes.get(self.at + 1 + name.len()) == Some(&b'"');
         if quoted {
             self.at += name.len() + 2;
-        } else {
-            self.at = at;
         }
         quoted
     }
@@ -126,12 +123,6 @@ impl<'a> Reader<'a> {
         }
         self.at = start + length + 1;
         Some(&self.bytes[start..start + length])
-    }
-
-    /// Whether the number starting here has neither fraction nor exponent; None if no number starts here.
-    pub fn at_integer(&mut self) -> Option<bool> {
-        matches!(self.peek(), Some(b'-' | b'0'..=b'9'))
-            .then(|| !self.number_token().iter().any(|c| matches!(c, b'.' | b'e' | b'E')))
     }
 
     /// `true` or `false`, consumed.
@@ -309,19 +300,23 @@ pub struct Number {
 #[inline]
 fn number(bytes: &[u8], start: usize) -> Option<Number> {
     let digit = |i: usize| bytes.get(i).filter(|c| c.is_ascii_digit()).map(|&c| u64::from(c - b'0'));
+    // The digits from `i` on, appended to `significand` (wrapping past 19 digits in all).
+    let digits_from = |mut i: usize, mut significand: u64| {
+        while let Some(eight) = eight_digits(bytes, i) {
+            significand = significand.wrapping_mul(100_000_000).wrapping_add(eight);
+            i += 8;
+        }
+        while let Some(d) = digit(i) {
+            significand = significand.wrapping_mul(10).wrapping_add(d);
+            i += 1;
+        }
+        (i, significand)
+    };
     let mut i = start;
     let negative = bytes.get(i) == Some(&b'-');
     i += usize::from(negative);
     let whole_start = i;
-    let mut significand: u64 = 0;
-    while let Some(eight) = eight_digits(bytes, i) {
-        significand = significand.wrapping_mul(100_000_000).wrapping_add(eight);
-        i += 8;
-    }
-    while let Some(d) = digit(i) {
-        significand = significand.wrapping_mul(10).wrapping_add(d);
-        i += 1;
-    }
+    let (mut i, mut significand) = digits_from(i, 0);
     let whole = i - whole_start;
     if whole == 0 || (whole > 1 && bytes[whole_start] == b'0') {
         return None;
@@ -332,14 +327,7 @@ fn number(bytes: &[u8], start: usize) -> Option<Number> {
     if point {
         i += 1;
         let fraction_start = i;
-        while let Some(eight) = eight_digits(bytes, i) {
-            significand = significand.wrapping_mul(100_000_000).wrapping_add(eight);
-            i += 8;
-        }
-        while let Some(d) = digit(i) {
-            significand = significand.wrapping_mul(10).wrapping_add(d);
-            i += 1;
-        }
+        (i, significand) = digits_from(i, significand);
         if i == fraction_start {
             return None;
         }

@@ -173,15 +173,9 @@ impl RowReader {
         }
         let (exchange, symbol) = (&rows.text[e0..e1], &rows.text[s0..s1]);
         let day = ts.div_euclid(MS_PER_DAY);
-        // Rows of a message mostly share one partition: the last one is tried first.
-        let found = rows.row_partitions.last().map(|&p| p as usize).filter(|&p| {
-            let (e, s, d, _, _) = &rows.partitions[p];
+        // From the newest: the rows of a partition mostly come together.
+        let found = rows.partitions.iter().rposition(|(e, s, d, _, _)| {
             *d == day && e.as_bytes() == exchange && s.as_bytes() == symbol
-        });
-        let found = found.or_else(|| {
-            rows.partitions.iter().position(|(e, s, d, _, _)| {
-                *d == day && e.as_bytes() == exchange && s.as_bytes() == symbol
-            })
         });
         let partition = match found {
             Some(p) => p,
