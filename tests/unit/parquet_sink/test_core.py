@@ -406,9 +406,9 @@ def test_messages_read_natively_or_as_dicts_keep_their_rows_and_order(
         taken.append("read" if keys is not None else "read refused")
         return keys
 
-    def spy_add(writer: PartitionedParquetWriter, rows: Iterable[Row]) -> None:
+    def spy_add(writer: PartitionedParquetWriter, rows: Iterable[Row]) -> list[PartitionKey]:
         taken.append("dicts")
-        add(writer, rows)
+        return add(writer, rows)
 
     monkeypatch.setattr(PartitionedParquetWriter, "add_read", spy_read)
     monkeypatch.setattr(PartitionedParquetWriter, "add", spy_add)

@@ -41,8 +41,12 @@ def writer(storage: StorageBackend, hf_schema: pa.Schema) -> PartitionedParquetW
 def test_one_file_per_partition(
     writer: PartitionedParquetWriter, storage: StorageBackend, make_rows: MakeRows
 ) -> None:
-    writer.add(make_rows("binanceus", "BTC/USDT", count=3))
-    writer.add(make_rows("binanceus", "BTC/USDT:USDT", count=2) + make_rows("kraken", "BTC/USDT", count=1))
+    assert writer.add(make_rows("binanceus", "BTC/USDT", count=3)) == [
+        ("binanceus", "BTC/USDT", "2025-12-12")
+    ]
+    assert writer.add(
+        make_rows("binanceus", "BTC/USDT:USDT", count=2) + make_rows("kraken", "BTC/USDT", count=1)
+    ) == [("binanceus", "BTC/USDT:USDT", "2025-12-12"), ("kraken", "BTC/USDT", "2025-12-12")]
     writer.add(make_rows("binanceus", "BTC/USDT", T0 + DAY_MS, count=4))
     assert (writer.buffered_rows, writer.buffered_partitions) == (10, 4)
     written = writer.flush()

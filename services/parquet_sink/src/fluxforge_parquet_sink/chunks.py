@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
 
 import orjson
 import pyarrow as pa
-from fluxforge_common.dataset.partitioning import partition_dir, utc_date
+from fluxforge_common.dataset.partitioning import partition_dir
 from fluxforge_common.dataset.provenance import Provenance
 from fluxforge_common.kafka.completeness import COMPLETE_METADATA, parse_complete
 from fluxforge_common.kafka.keys import parse_key
@@ -101,11 +101,6 @@ def _source(record: Record) -> str:
 
 def _plausible_ms(value: object) -> TypeGuard[int]:
     return type(value) is int and MIN_TS_MS <= value < MAX_TS_MS
-
-
-def _keys(rows: list[dict[str, Any]]) -> list[PartitionKey]:
-    """The partition of each row (rows a writer took: their keys are there)."""
-    return [(row["exchange"], row["symbol"], utc_date(row["ts"])) for row in rows]
 
 
 def _record_ms(record: Record) -> int:
@@ -263,8 +258,7 @@ class FeatureChunk(Chunk[Rows | str]):
             keys = self.writer.add_read(payload) if isinstance(payload, ReadRows) else None
             if keys is None:
                 rows = payload if isinstance(payload, list) else decode_rows(record.value or b"")
-                self.writer.add(rows)
-                keys = _keys(rows)
+                keys = self.writer.add(rows)
         except (ValueError, OverflowError) as exc:
             self.dead_letter(record, f"sink: {self.table} rows rejected: {exc}")
             return
@@ -347,8 +341,7 @@ class FeatureChunk(Chunk[Rows | str]):
         self.writer = self._parquet_writer()
         self.keys, self.rows, self.received = set(), 0, []
         for record, rows in fits:
-            self.writer.add(rows)
-            self._accepted(record, _keys(rows), len(rows))
+            self._accepted(record, self.writer.add(rows), len(rows))
         return sorted(before - set(self.planned_paths()))
 
 

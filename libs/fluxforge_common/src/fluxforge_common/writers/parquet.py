@@ -143,8 +143,9 @@ class PartitionedParquetWriter:
         """Partitions with unflushed rows: the number of files the next `flush` writes."""
         return len(self._buffers)
 
-    def add(self, rows: Iterable[Row]) -> None:
-        """Buffer `rows`; all or nothing: a bad row raises ValueError and none of `rows` is kept."""
+    def add(self, rows: Iterable[Row]) -> list[PartitionKey]:
+        """Buffer `rows` and return their partitions; all or nothing: a bad row raises ValueError
+        and none of `rows` is kept."""
         staged: dict[PartitionKey, list[Row]] = {}
         count = 0
         for row in rows:
@@ -164,6 +165,7 @@ class PartitionedParquetWriter:
             count += 1
         self._add_rows(staged)
         self._buffered_rows += count
+        return list(staged)
 
     def add_read(self, rows: ReadRows) -> list[PartitionKey] | None:
         """Buffer rows read by this schema's `row_reader` and return their partitions; all or
