@@ -158,6 +158,10 @@ impl<'a> Reader<'a> {
         if !matches!(self.peek(), Some(b'-' | b'0'..=b'9')) {
             return Err(format!("Expected `float`, got `{}`", self.kind()));
         }
+        if let Some((value, end)) = plain_decimal(self.bytes, self.at) {
+            self.at = end;
+            return Ok(value);
+        }
         let number = number(self.bytes, self.at).ok_or_else(|| "invalid JSON".to_owned())?;
         if number.value.is_infinite() {
             return Err("Number out of range".to_owned());
@@ -279,6 +283,41 @@ fn eight_digits(bytes: &[u8], i: usize) -> Option<u64> {
     let high = (pairs & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32));
     let low = ((pairs >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32));
     Some(u64::from((high.wrapping_add(low) >> 32) as u32))
+}
+
+/// The plain decimal at `start` (`[0-9]+(\.[0-9]+)?`, at most 19 digits, a significand of at most
+/// 2^53, followed by `,`, `]`, `}` or white space) and where it ends; None for any other number,
+/// which `number` reads. Book levels are such numbers: a loop a digit at a time and one exact
+/// division (Clinger's fast path) reads them in about half of `number`'s time.
+#[inline]
+fn plain_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
+    let mut i = start;
+    let mut significand: u64 = 0;
+    while let Some(d) = bytes.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9) {
+        significand = significand.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    let whole = i - start;
+    if whole == 0 || (whole > 1 && bytes[start] == b'0') {
+        return None;
+    }
+    let mut fraction = 0;
+    if bytes.get(i) == Some(&b'.') {
+        i += 1;
+        while let Some(d) = bytes.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9) {
+            significand = significand.wrapping_mul(10).wrapping_add(u64::from(d));
+            i += 1;
+            fraction += 1;
+        }
+        if fraction == 0 {
+            return None;
+        }
+    }
+    // At most 19 digits never wrap a u64; a fraction of at most 19 digits is an exact power.
+    let plain = whole + fraction <= 19
+        && significand <= 1 << 53
+        && matches!(bytes.get(i), Some(b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r'));
+    plain.then(|| (significand as f64 / EXACT_POWERS[fraction], i))
 }
 
 /// A JSON number read by `number`.
