@@ -269,7 +269,9 @@ impl ColumnBuffer {
                     },
                 };
                 Ok(Column {
-                    name: name.unbind(),
+                    // Interned, as the engine's keys are: a row's lookup then finds its key by
+                    // identity instead of comparing the text.
+                    name: PyString::intern_bound(name.py(), name.to_str()?).unbind(),
                     valid: Vec::new(),
                     values,
                 })

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from fluxforge_common.config import StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine
@@ -128,3 +130,10 @@ def test_trades_before_any_book_give_null_book_columns() -> None:
     row = out.hf[0]
     assert row["mid"] is None and row["bid_px_1"] is None and row["log_return"] is None
     assert row["tfi_1s"] == -1.0 and row["trade_volume_1s"] == 1.0
+
+
+def test_row_keys_are_interned_so_writers_find_them_by_identity() -> None:
+    out = run_engine([book(T0 + 100, *B1), trade(T0 + 200, 100.5, 0.3), book(T0 + 4500, *B2)])
+    for rows in (out.hf, out.bars, out.trades):
+        # A key built anew interns to the row's own key only where that key is the interned one.
+        assert rows and all(sys.intern("".join(key)) is key for key in rows[0])

@@ -2,11 +2,14 @@
 
 Computed only when an HF row is emitted, not per update: the row describes the
 book as it stands at the grid point, so per-update work stays minimal. Column
-names are built once per config (`BookColumnNames`), not per row.
+names are built once per config (`BookColumnNames`), not per row, and interned
+(`sys.intern`), as the writer's column names are: the writer then finds a row's
+values by the keys' identity instead of comparing their text.
 """
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_right
 from typing import Any
 
@@ -21,13 +24,14 @@ class BookColumnNames:
     def __init__(self, cfg: StateConfig) -> None:
         levels = range(1, cfg.max_levels + 1)
         self.levels = cfg.max_levels
-        self.bid_px = [f"bid_px_{i}" for i in levels]
-        self.bid_sz = [f"bid_sz_{i}" for i in levels]
-        self.ask_px = [f"ask_px_{i}" for i in levels]
-        self.ask_sz = [f"ask_sz_{i}" for i in levels]
-        self.imbalance = [f"imbalance_l{i}" for i in levels]
+        self.bid_px = [sys.intern(f"bid_px_{i}") for i in levels]
+        self.bid_sz = [sys.intern(f"bid_sz_{i}") for i in levels]
+        self.ask_px = [sys.intern(f"ask_px_{i}") for i in levels]
+        self.ask_sz = [sys.intern(f"ask_sz_{i}") for i in levels]
+        self.imbalance = [sys.intern(f"imbalance_l{i}") for i in levels]
         self.bands = [
-            (bps, f"depth_bid_{fmt_bps(bps)}", f"depth_ask_{fmt_bps(bps)}") for bps in cfg.bands_bps
+            (bps, sys.intern(f"depth_bid_{fmt_bps(bps)}"), sys.intern(f"depth_ask_{fmt_bps(bps)}"))
+            for bps in cfg.bands_bps
         ]
         self.keep_raw = cfg.keep_raw_arrays
 

@@ -24,6 +24,7 @@ import bisect
 import hashlib
 import math
 import operator
+import sys
 from collections import deque
 from typing import Any, Final
 
@@ -95,7 +96,8 @@ def config_fingerprint(cfg: StateConfig) -> str:
 
 
 class _Layout:
-    """Per-config constants, computed once and shared by every symbol's state."""
+    """Per-config constants, computed once and shared by every symbol's state; column names
+    interned, as `BookColumnNames` says why."""
 
     __slots__ = (
         "bar_ms",
@@ -122,16 +124,20 @@ class _Layout:
         self.horizons = [
             (
                 h * 1000 // step,
-                f"rv_{fmt_window(h)}",
-                f"ofi_cum_{fmt_window(h)}",
-                f"tfi_{fmt_window(h)}",
-                f"trade_volume_{fmt_window(h)}",
+                sys.intern(f"rv_{fmt_window(h)}"),
+                sys.intern(f"ofi_cum_{fmt_window(h)}"),
+                sys.intern(f"tfi_{fmt_window(h)}"),
+                sys.intern(f"trade_volume_{fmt_window(h)}"),
             )
             for h in cfg.horizons
         ]
-        self.ofi_names = [f"ofi_l{m}" for m in range(1, cfg.ofi_levels + 1)]
+        self.ofi_names = [sys.intern(f"ofi_l{m}") for m in range(1, cfg.ofi_levels + 1)]
         window = fmt_window(cfg.regime_window)
-        self.regime = (cfg.regime_window * 1000 // step, f"depth_var_{window}", f"tight_spread_frac_{window}")
+        self.regime = (
+            cfg.regime_window * 1000 // step,
+            sys.intern(f"depth_var_{window}"),
+            sys.intern(f"tight_spread_frac_{window}"),
+        )
         self.window_cap = max([k for k, *_ in self.horizons] + [self.regime[0]])
         self.bar_ms = [d * 1000 for d in cfg.bar_durations]
         self.book_names = BookColumnNames(cfg)

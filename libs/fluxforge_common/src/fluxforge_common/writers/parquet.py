@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -125,7 +126,7 @@ class PartitionedParquetWriter:
         self.compression = compression
         self.row_group_size = row_group_size
         self.metadata = dict(metadata or {})
-        self._columns = frozenset(schema.names)
+        self._columns = frozenset(map(sys.intern, schema.names))  # the engine's keys are interned
         self._encodings = ColumnEncodings.of(schema)
         kinds = column_kinds(schema)
         self._column_rows = None if kinds is None else ColumnBuffer(kinds)
