@@ -111,15 +111,27 @@ def _date_of_day(day: int) -> str:
     return dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
 
 
+# The day `utc_date` answered last: [start, end) ms and its date. One tuple, replaced whole, so
+# threads calling it together each read a consistent one.
+_last_day: tuple[int, int, str] = (0, 0, "")
+
+
 def utc_date(ts_ms: int) -> str:
     """UTC calendar date (YYYY-MM-DD) of a millisecond epoch timestamp.
 
-    Cached per day: writers call this once per row, and a batch rarely spans more
-    than a day or two.
+    Cached per day: writers call this once per row and the archive once per line, and
+    consecutive calls almost always fall in the same day (answered by two comparisons).
     """
+    global _last_day
+    start, end, date = _last_day
+    if type(ts_ms) is int and start <= ts_ms < end:
+        return date
     if isinstance(ts_ms, bool) or not isinstance(ts_ms, int):
         raise ValueError(f"ts must be integer milliseconds since the epoch, got {ts_ms!r}")
-    return _date_of_day(ts_ms // MS_PER_DAY)
+    day = ts_ms // MS_PER_DAY
+    date = _date_of_day(day)
+    _last_day = (day * MS_PER_DAY, day * MS_PER_DAY + MS_PER_DAY, date)
+    return date
 
 
 def check_table(table: str) -> str:

@@ -26,18 +26,19 @@ from fluxforge_native import with_ingest
 
 from fluxforge_common.messages import BACKFILLED
 
-INGEST_FIELD = b'"_ingest"'
 _KEY = re.compile(rb'"_ingest":\[(\d+),(\d+)\]')
 UNSTAMPED = (0, 0)
 
 
 def stamp(raw: bytes, session: int, n: int) -> bytes:
     """`raw` (one JSON object) with its ingest position added, replacing any earlier one."""
-    if INGEST_FIELD in raw:
+    line = with_ingest(raw, session, n)
+    if line is None:  # stamped before (a replayed archive line): the stamp moves to the end, renewed
         obj = orjson.loads(raw.strip())
         obj.pop("_ingest", None)
-        raw = orjson.dumps(obj)
-    return with_ingest(raw, session, n)
+        obj["_ingest"] = [session, n]
+        line = orjson.dumps(obj)
+    return line
 
 
 def ingest_key(line: bytes) -> tuple[int, int]:
