@@ -23,6 +23,7 @@ from fluxforge_common import kernel
 from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine
 from fluxforge_common.messages import BookTick, DecodedTick, TickerTick, TradeTick, decode_tick
+from fluxforge_common.messages.decoding import MAX_QUANTITY, MAX_TS_MS, MIN_QUANTITY, MIN_TS_MS
 from fluxforge_common.pipeline import EmbeddedPipeline, archive_dates, reprocess
 from fluxforge_common.pipeline.lines import file_lines
 from fluxforge_common.storage.local import LocalStorage
@@ -49,10 +50,10 @@ def decode_rate(lines: list[bytes]) -> float:
 
 
 def parse_rates(lines: list[bytes]) -> tuple[float, float]:
-    """Lines/s of the JSON parse alone: (into the envelope structs as `decode_tick` parses, without
-    validation: books by the native kernel, other ticks by msgspec; orjson into dicts, the issue's
-    "decode limit")."""
-    books = BookDecoder(BookTick)
+    """Lines/s of the JSON parse alone: (into the envelope structs as `decode_tick` parses: books by
+    the native kernel, which checks their values as it reads them, other ticks by msgspec, without
+    validation; orjson into dicts, the issue's "decode limit")."""
+    books = BookDecoder(BookTick, (MIN_TS_MS, MAX_TS_MS), (MIN_QUANTITY, MAX_QUANTITY))
     decoder = msgspec.json.Decoder(TradeTick | TickerTick)
     start = time.perf_counter()
     for raw in lines:

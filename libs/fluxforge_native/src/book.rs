@@ -1,15 +1,17 @@
 //! Book envelopes decoded in one pass from their JSON bytes, as msgspec would decode them into
-//! `BookTick`. Only the plain shape is read here (no escapes, integers of up to 18 digits, each
-//! field once); for any other input, and every other kind of tick, `decode` gives None and the
-//! caller decodes with msgspec, which then also words any error.
+//! `BookTick`, and validated (but for their names). Only a valid book of the plain shape is read
+//! here (no escapes, integers of up to 18 digits, each field once); for any other input, and
+//! every other kind of tick, `decode` gives None and the caller decodes with msgspec, which then
+//! also words any error.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyType};
 
 use crate::json::Reader;
-use crate::levels::Levels;
+use crate::levels::{valid_book, Levels};
 
 /// Names kept as Python strings at most: the distinct exchange ids and symbols of a deployment
 /// are far fewer; past it a name is made afresh each time. Longer names are never kept: no valid
@@ -27,21 +29,32 @@ struct Fields<'a> {
     seq: Option<i64>,
 }
 
-/// Makes `book_type` (BookTick) objects from book envelopes.
+/// Makes `book_type` (BookTick) objects from valid book envelopes.
 #[pyclass(module = "fluxforge_native")]
 pub struct BookDecoder {
     book_type: Py<PyType>,
     names: HashMap<Box<[u8]>, Py<PyString>>,
+    /// Where `ts` and `recv_ts` must lie, ms.
+    times: Range<i64>,
+    /// Where every price and size must lie (`book_ok`).
+    quantities: Range<f64>,
 }
 
 #[pymethods]
 impl BookDecoder {
+    /// `times`: [low, high) of `ts` and `recv_ts`; `quantities`: [low, high) of prices and sizes.
     #[new]
-    fn new(book_type: Py<PyType>) -> Self {
-        BookDecoder { book_type, names: HashMap::new() }
+    fn new(book_type: Py<PyType>, times: (i64, i64), quantities: (f64, f64)) -> Self {
+        BookDecoder {
+            book_type,
+            names: HashMap::new(),
+            times: times.0..times.1,
+            quantities: quantities.0..quantities.1,
+        }
     }
 
-    /// The book tick of `raw` (its fields in `BookTick`'s order), or None where msgspec must decode it.
+    /// The book tick of `raw` (its fields in `BookTick`'s order), or None where msgspec must
+    /// decode it: another shape, or a book that is not valid (its names are the caller's to check).
     fn decode(&mut self, py: Python<'_>, raw: &Bound<'_, PyAny>) -> PyResult<Option<PyObject>> {
         let Ok(bytes) = raw.downcast::<PyBytes>() else {
             return Ok(None);
@@ -49,6 +62,14 @@ impl BookDecoder {
         let Some(fields) = scan(bytes.as_bytes()) else {
             return Ok(None);
         };
+        let (bids, asks) = (Levels { pairs: fields.bids }, Levels { pairs: fields.asks });
+        let times = &self.times;
+        if !(times.contains(&fields.recv_ts)
+            && fields.ts.is_none_or(|ts| times.contains(&ts))
+            && valid_book(&bids, &asks, &self.quantities))
+        {
+            return Ok(None);
+        }
         let (Some(exchange), Some(symbol)) = (self.name(py, fields.exchange), self.name(py, fields.symbol)) else {
             return Ok(None); // not UTF-8: msgspec refuses it in its words
         };
@@ -57,8 +78,8 @@ impl BookDecoder {
             symbol,
             fields.recv_ts,
             fields.ts,
-            Levels { pairs: fields.bids },
-            Levels { pairs: fields.asks },
+            bids,
+            asks,
             fields.seq,
         );
         Ok(Some(self.book_type.bind(py).call1(args)?.unbind()))

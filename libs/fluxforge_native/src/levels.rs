@@ -149,9 +149,13 @@ fn number(value: &Bound<'_, PyAny>) -> PyResult<f64> {
 /// prices strictly ordered) and uncrossed.
 #[pyfunction]
 pub fn book_ok(bids: &Levels, asks: &Levels, low: f64, high: f64) -> bool {
-    let range = low..high;
+    valid_book(bids, asks, &(low..high))
+}
+
+/// `book_ok` of sides not yet handed to Python.
+pub(crate) fn valid_book(bids: &Levels, asks: &Levels, range: &std::ops::Range<f64>) -> bool {
     match (bids.pairs.first(), asks.pairs.first()) {
-        (Some(bid), Some(ask)) => bids.side_ok(true, &range) && asks.side_ok(false, &range) && bid.0 < ask.0,
+        (Some(bid), Some(ask)) => bids.side_ok(true, range) && asks.side_ok(false, range) && bid.0 < ask.0,
         _ => false,
     }
 }

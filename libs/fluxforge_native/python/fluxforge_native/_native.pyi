@@ -4,7 +4,9 @@ from typing import Any, Generic, TypeVar, overload
 _Book = TypeVar("_Book")
 
 class BookDecoder(Generic[_Book]):
-    def __init__(self, book_type: type[_Book]) -> None: ...
+    def __init__(
+        self, book_type: type[_Book], times: tuple[int, int], quantities: tuple[float, float]
+    ) -> None: ...
     def decode(self, raw: bytes) -> _Book | None: ...
 
 class ColumnBuffer:

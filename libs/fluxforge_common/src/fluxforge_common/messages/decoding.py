@@ -3,11 +3,12 @@
 Nothing here raises on bad input: a rejection is a value, so callers cannot
 forget to route it to dead-letter. Batches (Kafka values) are split with
 `msgspec.Raw`, which keeps each element's original bytes for the archive and
-the dead-letter record. Book envelopes, most of the input, are decoded by the
-native kernel (`fluxforge_native.BookDecoder`) into `BookTick`s whose sides are
-machine floats, with no Python object per level; what it does not read (other
-ticks, any unusual JSON) msgspec decodes, with a book's levels kept as
-`msgspec.Raw` for the kernel to parse (`Levels.from_json`).
+the dead-letter record. Book envelopes, most of the input, are decoded and
+validated (but for their names) by the native kernel (`fluxforge_native.BookDecoder`)
+into `BookTick`s whose sides are machine floats, with no Python object per level;
+what it does not take (other ticks, any unusual JSON, an invalid book) msgspec
+decodes, with a book's levels kept as `msgspec.Raw` for the kernel to parse
+(`Levels.from_json`), and the checks here word what is wrong.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ MAX_QUANTITY: Final = 1e30
 _RANGE: Final = f"{MIN_QUANTITY:g}..{MAX_QUANTITY:g}"
 
 
-_books = BookDecoder(BookTick)
+_books = BookDecoder(BookTick, (MIN_TS_MS, MAX_TS_MS), (MIN_QUANTITY, MAX_QUANTITY))
 _tick_decoder = msgspec.json.Decoder(BookWire | TradeTick | TickerTick)
 _element_decoder = msgspec.json.Decoder(BookWire | TradeTick | TickerTick | Watermark)
 _batch_decoder = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw])
@@ -148,10 +149,9 @@ def _check_ticker(tick: TickerTick) -> str | None:
 
 
 def _check_common(tick: Tick | Watermark) -> str | None:
-    if (tick.exchange, tick.symbol) not in _known_names:
-        reason = _check_names(tick.exchange, tick.symbol)
-        if reason:
-            return reason
+    reason = _names_reason(tick)
+    if reason:
+        return reason
     ts = tick.ts
     if ts is not None and not MIN_TS_MS <= ts < MAX_TS_MS:
         return f"ts={ts} is not milliseconds since the epoch within 2000..2100"
@@ -160,8 +160,17 @@ def _check_common(tick: Tick | Watermark) -> str | None:
     return None
 
 
+def _names_reason(tick: Tick | Watermark) -> str | None:
+    if (tick.exchange, tick.symbol) in _known_names:
+        return None
+    return _check_names(tick.exchange, tick.symbol)
+
+
 def decode_tick(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> DecodedTick | Rejection:
     """Decode and validate one JSON envelope (a tick: sources never hold watermarks)."""
+    book = _native_book(raw, max_bytes)
+    if book is not None:
+        return book
     tick = _decode(raw, max_bytes, _tick_decoder)
     return tick if type(tick) is Rejection else _checked(tick, raw)
 
@@ -170,6 +179,9 @@ def decode_element(
     raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 ) -> DecodedTick | DecodedWatermark | Rejection:
     """Decode and validate one element of a raw topic batch: a tick or a watermark."""
+    book = _native_book(raw, max_bytes)
+    if book is not None:
+        return book
     element = _decode(raw, max_bytes, _element_decoder)
     if type(element) is Rejection:
         return element
@@ -179,14 +191,23 @@ def decode_element(
     return _checked(element, raw)
 
 
+def _native_book(raw: bytes, max_bytes: int) -> DecodedTick | Rejection | None:
+    """The book the native kernel decoded and validated, its names checked here; None where it
+    did not take `raw` (msgspec's path then decodes and checks it)."""
+    if len(raw) > max_bytes:
+        return None
+    book = _books.decode(raw)
+    if book is None:
+        return None
+    reason = _names_reason(book)
+    return Rejection(raw, reason) if reason else DecodedTick(book, raw)
+
+
 def _decode(raw: bytes, max_bytes: int, decoder: msgspec.json.Decoder[Any]) -> Any:
     """The decoded struct (a book with its levels parsed), or a `Rejection` for an oversized or
     undecodable message."""
     if len(raw) > max_bytes:
         return Rejection(raw, f"message of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
-    book = _books.decode(raw)
-    if book is not None:
-        return book
     try:
         decoded = decoder.decode(raw)
     except msgspec.DecodeError as exc:
