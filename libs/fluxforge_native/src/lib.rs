@@ -1,6 +1,7 @@
 //! The per-update book work of FluxForge's feature engine, in Rust: a book's levels go from
 //! JSON bytes to machine floats without a Python object per level, and each update folds into
-//! its interval's flows in place, and closed intervals roll through windows with exact sums.
+//! its interval's flows in place, closed intervals roll through windows with exact sums, and an
+//! HF row's book columns are written from the book as it stands.
 //! Output rows go into Arrow columns as the writers buffer them (the sink's feature messages
 //! straight from their JSON), and archived lines get their ingest stamp here. The rest of the
 //! engine is Python (`fluxforge_common.features`).
@@ -15,6 +16,7 @@ mod json;
 mod levels;
 mod parquet_file;
 mod rows;
+mod snapshot;
 mod windows;
 
 #[pymodule]
@@ -26,6 +28,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<columns::ColumnBuffer>()?;
     m.add_class::<rows::RowReader>()?;
     m.add_class::<rows::ReadRows>()?;
+    m.add_class::<snapshot::BookColumns>()?;
     m.add_function(wrap_pyfunction!(levels::book_ok, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::with_ingest, m)?)?;
     m.add_function(wrap_pyfunction!(parquet_file::encode_parquet, m)?)?;

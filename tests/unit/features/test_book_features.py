@@ -1,13 +1,18 @@
-"""Static book features against values worked out by hand."""
+"""Static book features against values worked out by hand, and the native definition against the
+Python one it replaced, bit for bit."""
 
 from __future__ import annotations
+
+import struct
+from bisect import bisect_right
+from typing import Any
 
 import pytest
 from fluxforge_common.config import StateConfig
 from fluxforge_common.config.state import fmt_bps
 from fluxforge_common.features.book import BookColumnNames, book_features
 from fluxforge_native import Levels
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 BIDS = Levels.from_pairs([(100.0, 2.0), (99.99, 1.0), (99.5, 4.0)])
@@ -82,3 +87,89 @@ def test_depth_bands_equal_brute_force(
     for bps in cfg.bands_bps:
         assert row[f"depth_bid_{bps:g}bps"] == sum((q for p, q in bids if (mid - p) / mid * 1e4 <= bps), 0.0)
         assert row[f"depth_ask_{bps:g}bps"] == sum((q for p, q in asks if (p - mid) / mid * 1e4 <= bps), 0.0)
+
+
+def _python_book_features(bids: Levels, asks: Levels, names: BookColumnNames, row: dict[str, Any]) -> None:
+    """The features as the Python engine defined them before the native kernel took them over."""
+    pb, qb = bids[0]
+    pa_, qa = asks[0]
+    mid = (pb + pa_) / 2
+    microprice = (qb * pa_ + qa * pb) / (qb + qa)
+    row.update(
+        mid=mid,
+        spread=pa_ - pb,
+        rel_spread=(pa_ - pb) / mid,
+        microprice=microprice,
+        microprice_deviation=microprice - mid,
+    )
+    cum_b = cum_a = 0.0
+    cum_bids: list[float] = []
+    cum_asks: list[float] = []
+    for i in range(names.levels):
+        if i < len(bids):
+            row[names.bid_px[i]], row[names.bid_sz[i]] = bids[i]
+            cum_b += bids[i][1]
+            cum_bids.append(cum_b)
+        else:
+            row[names.bid_px[i]] = row[names.bid_sz[i]] = None
+        if i < len(asks):
+            row[names.ask_px[i]], row[names.ask_sz[i]] = asks[i]
+            cum_a += asks[i][1]
+            cum_asks.append(cum_a)
+        else:
+            row[names.ask_px[i]] = row[names.ask_sz[i]] = None
+        row[names.imbalance[i]] = (cum_b - cum_a) / (cum_b + cum_a)
+    bid_bps = [(mid - level[0]) / mid * 1e4 for level in bids]
+    ask_bps = [(level[0] - mid) / mid * 1e4 for level in asks]
+    for bps, bid_name, ask_name in names.bands:
+        k = bisect_right(bid_bps, bps)
+        row[bid_name] = cum_bids[k - 1] if k else 0.0
+        k = bisect_right(ask_bps, bps)
+        row[ask_name] = cum_asks[k - 1] if k else 0.0
+    row.update(total_bid_volume=cum_b, total_ask_volume=cum_a, bid_levels=len(bids), ask_levels=len(asks))
+    if names.keep_raw:
+        row["bids_raw"] = [[p, q] for p, q in bids]
+        row["asks_raw"] = [[p, q] for p, q in asks]
+
+
+def _bits(row: dict[str, Any]) -> list[tuple[str, object]]:
+    return [(key, struct.pack("<d", value) if type(value) is float else value) for key, value in row.items()]
+
+
+_sizes = st.floats(1e-8, 1e6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(1e-4, 1e7),
+    st.lists(st.tuples(st.floats(1e-9, 0.05), _sizes), min_size=1, max_size=12),
+    st.lists(st.tuples(st.floats(1e-9, 0.05), _sizes), min_size=1, max_size=12),
+    st.integers(1, 12),
+    st.lists(st.floats(0.1, 500), min_size=1, max_size=4, unique_by=fmt_bps),
+    st.booleans(),
+)
+def test_the_native_columns_are_the_python_definition_bit_for_bit(
+    mid: float,
+    bid_steps: list[tuple[float, float]],
+    ask_steps: list[tuple[float, float]],
+    levels: int,
+    bands: list[float],
+    keep_raw: bool,
+) -> None:
+    bids, asks, price = [], [], mid
+    for step, size in bid_steps:
+        price -= price * step
+        bids.append((price, size))
+    price = mid
+    for step, size in ask_steps:
+        price += price * step
+        asks.append((price, size))
+    assume(len({p for p, _ in bids}) == len(bids) and len({p for p, _ in asks}) == len(asks))
+    cfg = StateConfig(max_levels=levels, ofi_levels=1, bands_bps=tuple(bands), keep_raw_arrays=keep_raw)
+    names = BookColumnNames(cfg)
+    sides = Levels.from_pairs(bids[:levels]), Levels.from_pairs(asks[:levels])  # as the engine keeps them
+    native: dict[str, Any] = {}
+    python: dict[str, Any] = {}
+    book_features(*sides, names, native)
+    _python_book_features(*sides, names, python)
+    assert _bits(native) == _bits(python)

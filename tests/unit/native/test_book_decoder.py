@@ -39,7 +39,7 @@ def _same(a: BookTick, b: BookTick) -> None:
 
 _levels = st.lists(st.tuples(st.floats(1e-30, 1e30), st.floats(1e-30, 1e30)), max_size=6)
 # Valid sides (prices strictly ordered away from a mid), so that valid books are common.
-_steps = st.lists(st.tuples(st.floats(1e-3, 10), st.floats(1e-6, 1e3)), min_size=1, max_size=6)
+_steps = st.lists(st.tuples(st.floats(1e-4, 0.05), st.floats(1e-6, 1e3)), min_size=1, max_size=6)
 _times = st.integers(MIN_TS_MS - 2, MAX_TS_MS + 1) | st.integers(-(10**17), 10**17)
 # Unknown fields as JSON writes them without escapes (a string with an escape is msgspec's), and
 # no lone surrogates, which UTF-8 cannot hold.
@@ -89,7 +89,7 @@ def test_a_plain_book_is_decoded_natively_as_msgspec_decodes_it(
 def _side(mid: float, steps: list[tuple[float, float]], sign: int) -> list[tuple[float, float]]:
     levels, price = [], mid
     for step, size in steps:
-        price += sign * step
+        price *= 1 + sign * step
         levels.append((price, size))
     return levels
 

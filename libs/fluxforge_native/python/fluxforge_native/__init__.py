@@ -1,14 +1,15 @@
 """The per-update book work of the feature engine, compiled from Rust (`libs/fluxforge_native/src`).
 
-`BookDecoder` makes book ticks straight from their JSON, whose sides are `Levels` of machine
-floats; `IntervalFlows` folds each update into its grid interval, and `RollingWindows` keeps the
-closed intervals' columns for the windows; `ColumnBuffer` holds output rows as Arrow columns
-until they are written (`RowReader` reads the sink's feature messages straight into them), and
-`encode_parquet` writes them as Parquet; `with_ingest` stamps an archived line (README "The
-native kernel").
+`BookDecoder` makes valid book ticks straight from their JSON, whose sides are `Levels` of
+machine floats; `IntervalFlows` folds each update into its grid interval, `RollingWindows` keeps
+the closed intervals' columns for the windows, and `BookColumns` writes an HF row's book columns;
+`ColumnBuffer` holds output rows as Arrow columns until they are written (`RowReader` reads the
+sink's feature messages straight into them), and `encode_parquet` writes them as Parquet;
+`with_ingest` stamps an archived line (README "The native kernel").
 """
 
 from fluxforge_native._native import (
+    BookColumns,
     BookDecoder,
     ColumnBuffer,
     IntervalFlows,
@@ -22,6 +23,7 @@ from fluxforge_native._native import (
 )
 
 __all__ = [
+    "BookColumns",
     "BookDecoder",
     "ColumnBuffer",
     "IntervalFlows",

@@ -21,6 +21,19 @@ class RowReader:
     def __init__(self, columns: list[tuple[str, str]], ts_bounds: tuple[int, int]) -> None: ...
     def read(self, data: bytes) -> ReadRows | None: ...
 
+class BookColumns:
+    def __init__(
+        self,
+        bid_px: list[str],
+        bid_sz: list[str],
+        ask_px: list[str],
+        ask_sz: list[str],
+        imbalance: list[str],
+        bands: list[tuple[float, str, str]],
+        keep_raw: bool,
+    ) -> None: ...
+    def write(self, bids: Levels, asks: Levels, row: dict[str, Any]) -> None: ...
+
 class ReadRows:
     min_ts: int | None
     max_ts: int | None
