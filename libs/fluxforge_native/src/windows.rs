@@ -16,11 +16,25 @@ use crate::flows::IntervalFlows;
 
 /// The correctly rounded sum of `values`, bit for bit what CPython's `math.fsum` returns for
 /// finite values whose sum stays finite (validation bounds every input the engine sums; past
-/// that `math.fsum` raises and this gives NaN): Shewchuk's exact partials, then the top partials
-/// added while exact, with CPython's correction for a half-way case spread over two partials.
+/// that `math.fsum` raises and this gives NaN).
 pub fn fsum(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut partials: Vec<f64> = Vec::with_capacity(8);
-    for mut x in values {
+    let mut sum = ExactSum::default();
+    values.into_iter().for_each(|x| sum.add(x));
+    sum.value()
+}
+
+/// An exact sum: Shewchuk's non-overlapping partials, in increasing magnitude, which take a
+/// value in, or back out (its negation), without error; `value` rounds them as `math.fsum` does.
+/// Any such partials of the same exact sum round alike (the rounding is correct), so a window's
+/// sum can slide (`WindowSums`) and still equal `math.fsum` of the values in the window.
+#[derive(Clone, Default)]
+struct ExactSum {
+    partials: Vec<f64>,
+}
+
+impl ExactSum {
+    fn add(&mut self, mut x: f64) {
+        let partials = &mut self.partials;
         let mut kept = 0;
         for j in 0..partials.len() {
             let mut y = partials[j];
@@ -40,28 +54,46 @@ pub fn fsum(values: impl IntoIterator<Item = f64>) -> f64 {
             partials.push(x);
         }
     }
-    let Some(mut hi) = partials.pop() else {
-        return 0.0;
-    };
-    let mut lo = 0.0;
-    while let Some(y) = partials.pop() {
-        let x = hi;
-        hi = x + y;
-        lo = y - (hi - x);
-        if lo != 0.0 {
-            break;
-        }
-    }
-    if let Some(&next) = partials.last() {
-        if (lo < 0.0 && next < 0.0) || (lo > 0.0 && next > 0.0) {
-            let y = lo * 2.0;
-            let x = hi + y;
-            if y == x - hi {
-                hi = x;
+
+    /// The top partials added while exact, with CPython's correction for a half-way case spread
+    /// over two partials.
+    fn value(&self) -> f64 {
+        let Some((&top, rest)) = self.partials.split_last() else {
+            return 0.0;
+        };
+        let (mut hi, mut lo) = (top, 0.0);
+        let mut below = rest.len(); // the partials not yet added: rest[..below]
+        while below > 0 {
+            below -= 1;
+            let (x, y) = (hi, rest[below]);
+            hi = x + y;
+            lo = y - (hi - x);
+            if lo != 0.0 {
+                break;
             }
         }
+        if let Some(&next) = rest[..below].last() {
+            if (lo < 0.0 && next < 0.0) || (lo > 0.0 && next > 0.0) {
+                let y = lo * 2.0;
+                let x = hi + y;
+                if y == x - hi {
+                    hi = x;
+                }
+            }
+        }
+        hi
     }
-    hi
+}
+
+/// The exact sums of the columns summed over the last `k` intervals, kept as intervals come and
+/// go: a window's sums cost a few partials, not a pass over its `k` intervals.
+struct WindowSums {
+    k: usize,
+    r2_in: ExactSum,
+    r2_cross: ExactSum,
+    ofi1: ExactSum,
+    buy: ExactSum,
+    sell: ExactSum,
 }
 
 /// The last `capacity` closed intervals' flows, one column per field a window reads.
@@ -77,11 +109,39 @@ pub struct RollingWindows {
     r2_cross: VecDeque<f64>,
     r2_in: VecDeque<f64>,
     sell: VecDeque<f64>,
+    /// One per window length asked for, made at the first ask (not part of the state).
+    sums: Vec<WindowSums>,
 }
 
 /// The last `k` values of a column (all of them when it holds fewer).
 fn last<T: Copy>(column: &VecDeque<T>, k: usize) -> impl Iterator<Item = T> + '_ {
     column.range(column.len().saturating_sub(k)..).copied()
+}
+
+impl RollingWindows {
+    /// The sums over the last `k` intervals, made from the columns at the first ask.
+    fn sums(&mut self, k: usize) -> &WindowSums {
+        let index = match self.sums.iter().position(|sums| sums.k == k) {
+            Some(index) => index,
+            None => {
+                let sum = |column: &VecDeque<f64>| {
+                    let mut sum = ExactSum::default();
+                    last(column, k).for_each(|x| sum.add(x));
+                    sum
+                };
+                self.sums.push(WindowSums {
+                    k,
+                    r2_in: sum(&self.r2_in),
+                    r2_cross: sum(&self.r2_cross),
+                    ofi1: sum(&self.ofi1),
+                    buy: sum(&self.buy),
+                    sell: sum(&self.sell),
+                });
+                self.sums.len() - 1
+            }
+        };
+        &self.sums[index]
+    }
 }
 
 #[pymethods]
@@ -100,6 +160,7 @@ impl RollingWindows {
             r2_cross: column(),
             r2_in: column(),
             sell: column(),
+            sums: Vec::new(),
         }
     }
 
@@ -114,6 +175,25 @@ impl RollingWindows {
         self.n_tight.push_back(flows.n_tight);
         self.depth_mean.push_back(flows.depth_mean);
         self.depth_m2.push_back(flows.depth_m2);
+        let len = self.n.len();
+        for sums in &mut self.sums {
+            // The interval leaving the window (past k, or past capacity: the one dropped below)
+            // first, so that the partials never hold more than the window.
+            let width = sums.k.min(self.capacity);
+            if len > width {
+                let old = len - 1 - width;
+                sums.r2_in.add(-self.r2_in[old]);
+                sums.r2_cross.add(-self.r2_cross[old]);
+                sums.ofi1.add(-self.ofi1[old]);
+                sums.buy.add(-self.buy[old]);
+                sums.sell.add(-self.sell[old]);
+            }
+            sums.r2_in.add(flows.r2_in);
+            sums.r2_cross.add(flows.r2_cross);
+            sums.ofi1.add(self.ofi1[len - 1]);
+            sums.buy.add(flows.buy_qty);
+            sums.sell.add(flows.sell_qty);
+        }
         if self.n.len() > self.capacity {
             self.n.pop_front();
             self.r2_in.pop_front();
@@ -128,28 +208,32 @@ impl RollingWindows {
     }
 
     /// sqrt of the summed squared returns between consecutive updates inside the last k
-    /// intervals: the window's first update had its predecessor outside it, so the return into
-    /// the interval holding it is left out.
-    fn realized_vol(&self, k: usize) -> f64 {
+    /// intervals: the window's first update had its predecessor outside it, so the returns into
+    /// the intervals up to the one holding it are left out.
+    fn realized_vol(&mut self, k: usize) -> f64 {
         let start = self.n.len().saturating_sub(k);
         match self.n.range(start..).position(|&count| count != 0) {
             Some(first) => {
-                let cross = self.r2_cross.range(start + first + 1..).copied();
-                (fsum(last(&self.r2_in, k)) + fsum(cross)).sqrt()
+                let sums = self.sums(k);
+                let (r2_in, mut cross) = (sums.r2_in.value(), sums.r2_cross.clone());
+                self.r2_cross.range(start..=start + first).for_each(|&r2| cross.add(-r2));
+                (r2_in + cross.value()).sqrt()
             }
             None => 0.0,
         }
     }
 
-    fn ofi_sum(&self, k: usize) -> f64 {
-        fsum(last(&self.ofi1, k))
+    fn ofi_sum(&mut self, k: usize) -> f64 {
+        self.sums(k).ofi1.value()
     }
 
     /// (trade flow imbalance, traded volume) over the last k intervals.
-    fn trade_flow(&self, k: usize) -> (f64, f64) {
-        let buy = fsum(last(&self.buy, k));
-        let sell = fsum(last(&self.sell, k));
-        let volume = fsum(last(&self.buy, k).chain(last(&self.sell, k)));
+    fn trade_flow(&mut self, k: usize) -> (f64, f64) {
+        let sums = self.sums(k);
+        let (buy, sell) = (sums.buy.value(), sums.sell.value());
+        let mut both = sums.buy.clone();
+        sums.sell.partials.iter().for_each(|&partial| both.add(partial));
+        let volume = both.value();
         if volume > 0.0 {
             ((buy - sell) / (buy + sell), volume)
         } else {
@@ -223,6 +307,7 @@ impl RollingWindows {
             return Err(PyValueError::new_err("rolling windows state has columns of different lengths"));
         }
         *self = RollingWindows {
+            sums: Vec::new(),
             capacity: self.capacity,
             buy,
             depth_m2,

@@ -67,3 +67,57 @@ def test_the_state_round_trips_and_a_ragged_one_is_refused() -> None:
         again.load_state([column[:1] if i == 0 else column for i, column in enumerate(state)])
     with pytest.raises(ValueError, match="9"):
         again.load_state(state[:8])
+
+
+# An interval's flows as the windows read them: (n, r2_in, r2_cross, ofi1, buy, sell).
+Interval = tuple[int, float, float, float, float, float]
+INTERVALS = st.tuples(
+    st.integers(0, 3),
+    *[st.floats(0, 1e300) | st.sampled_from([0.0, 1e16, 1.0, 2.0**-53, 1e-300])] * 2,
+    st.floats(-1e300, 1e300) | st.sampled_from([1e16, -1e16, 1.0, -(2.0**-53)]),
+    *[st.floats(0, 1e300) | st.sampled_from([0.0, 1e16, 1.0, 2.0**-53])] * 2,
+)
+# Each step pushes an interval, asks a window of k intervals, or restores the windows' state (which
+# drops the sliding sums); mostly pushes and a few window lengths, so that sums slide far.
+ACTIONS = st.sampled_from(["push"] * 6 + ["ask"] * 3 + ["restore"])
+STEPS = st.lists(st.tuples(ACTIONS, INTERVALS, st.sampled_from([1, 2, 3, 8, 9])), min_size=10, max_size=80)
+
+
+def _expected(kept: list[Interval], k: int) -> tuple[float, ...]:
+    """The windows over the last k of `kept` as defined: `math.fsum` over the window's values."""
+    window = kept[-k:]
+    counts = [n for n, *_ in window]
+    first = next((i for i, n in enumerate(counts) if n), None)
+    vol = (
+        0.0
+        if first is None
+        else math.sqrt(
+            math.fsum(r2 for _, r2, *_ in window)
+            + math.fsum(cross for _, _, cross, *_ in window[first + 1 :])
+        )
+    )
+    buys, sells = [buy for *_, buy, _ in window], [sell for *_, sell in window]
+    buy, sell, volume = math.fsum(buys), math.fsum(sells), math.fsum(buys + sells)
+    flow = (buy - sell) / (buy + sell) if volume > 0 else 0.0
+    return vol, math.fsum(ofi for *_, ofi, _, _ in window), flow, volume
+
+
+@settings(max_examples=300, deadline=None)
+@given(STEPS)
+def test_sliding_window_sums_are_math_fsum_over_the_window_whenever_asked(
+    steps: list[tuple[str, Interval, int]],
+) -> None:
+    capacity = 8
+    windows = RollingWindows(capacity)
+    kept: list[Interval] = []
+    for action, interval, k in steps:
+        if action == "push":
+            n, r2_in, r2_cross, ofi1, buy, sell = interval
+            windows.push(_flows([ofi1], n=n, r2_in=r2_in, r2_cross=r2_cross, buy_qty=buy, sell_qty=sell))
+            kept = [*kept, interval][-capacity:]
+        elif action == "restore":
+            state, windows = windows.to_state(), RollingWindows(capacity)
+            windows.load_state(state)
+        else:
+            got = windows.realized_vol(k), windows.ofi_sum(k), *windows.trade_flow(k)
+            assert [_bits(v) for v in got] == [_bits(v) for v in _expected(kept, k)]
