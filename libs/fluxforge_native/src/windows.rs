@@ -293,6 +293,14 @@ impl RollingWindows {
                 PyValueError::new_err(format!("rolling windows state has {} columns, expected 9", values.len()))
             })?;
         let n: VecDeque<i64> = n.extract::<Vec<i64>>()?.into();
+        if n.len() > self.capacity {
+            // The sliding sums take out the interval a window of `capacity` drops.
+            return Err(PyValueError::new_err(format!(
+                "rolling windows state holds {} intervals, more than the {} these windows keep",
+                n.len(),
+                self.capacity
+            )));
+        }
         let floats = |column: Bound<'_, PyAny>| -> PyResult<VecDeque<f64>> {
             let column: VecDeque<f64> = column.extract::<Vec<f64>>()?.into();
             if column.len() != n.len() {

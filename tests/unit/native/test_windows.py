@@ -67,6 +67,8 @@ def test_the_state_round_trips_and_a_ragged_one_is_refused() -> None:
         again.load_state([column[:1] if i == 0 else column for i, column in enumerate(state)])
     with pytest.raises(ValueError, match="9"):
         again.load_state(state[:8])
+    with pytest.raises(ValueError, match="more than the 2"):
+        RollingWindows(2).load_state(state)
 
 
 # An interval's flows as the windows read them: (n, r2_in, r2_cross, ofi1, buy, sell).
@@ -115,9 +117,8 @@ def test_sliding_window_sums_are_math_fsum_over_the_window_whenever_asked(
             n, r2_in, r2_cross, ofi1, buy, sell = interval
             windows.push(_flows([ofi1], n=n, r2_in=r2_in, r2_cross=r2_cross, buy_qty=buy, sell_qty=sell))
             kept = [*kept, interval][-capacity:]
-        elif action == "restore":
-            state, windows = windows.to_state(), RollingWindows(capacity)
-            windows.load_state(state)
+        elif action == "restore":  # into the same windows: their sliding sums start again
+            windows.load_state(windows.to_state())
         else:
             got = windows.realized_vol(k), windows.ofi_sum(k), *windows.trade_flow(k)
             assert [_bits(v) for v in got] == [_bits(v) for v in _expected(kept, k)]
