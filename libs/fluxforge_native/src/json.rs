@@ -291,24 +291,25 @@ fn eight_digits(bytes: &[u8], i: usize) -> Option<u64> {
 /// division (Clinger's fast path) reads them in about half of `number`'s time.
 #[inline]
 fn plain_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
-    let mut i = start;
-    let mut significand: u64 = 0;
-    while let Some(d) = bytes.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9) {
-        significand = significand.wrapping_mul(10).wrapping_add(u64::from(d));
-        i += 1;
-    }
+    // The digits from `i` on, appended to `significand` (wrapping past 19 digits in all).
+    let digits_from = |mut i: usize, mut significand: u64| {
+        while let Some(d) = bytes.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9) {
+            significand = significand.wrapping_mul(10).wrapping_add(u64::from(d));
+            i += 1;
+        }
+        (i, significand)
+    };
+    let (mut i, mut significand) = digits_from(start, 0);
     let whole = i - start;
     if whole == 0 || (whole > 1 && bytes[start] == b'0') {
         return None;
     }
     let mut fraction = 0;
     if bytes.get(i) == Some(&b'.') {
-        i += 1;
-        while let Some(d) = bytes.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9) {
-            significand = significand.wrapping_mul(10).wrapping_add(u64::from(d));
-            i += 1;
-            fraction += 1;
-        }
+        let end;
+        (end, significand) = digits_from(i + 1, significand);
+        fraction = end - i - 1;
+        i = end;
         if fraction == 0 {
             return None;
         }
