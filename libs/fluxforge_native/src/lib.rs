@@ -3,11 +3,12 @@
 //! its interval's flows in place, closed intervals roll through windows with exact sums, and an
 //! HF row's book columns are written from the book as it stands.
 //! Output rows go into Arrow columns as the writers buffer them (the sink's feature messages
-//! straight from their JSON), and archived lines get their ingest stamp here. The rest of the
-//! engine is Python (`fluxforge_common.features`).
+//! straight from their JSON), and archived lines get their ingest stamp and find their segment
+//! here. The rest of the engine is Python (`fluxforge_common.features`).
 
 use pyo3::prelude::*;
 
+mod archive;
 mod book;
 mod columns;
 mod flows;
@@ -29,6 +30,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<rows::RowReader>()?;
     m.add_class::<rows::ReadRows>()?;
     m.add_class::<snapshot::BookColumns>()?;
+    m.add_class::<archive::PendingLines>()?;
     m.add_function(wrap_pyfunction!(levels::book_ok, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::with_ingest, m)?)?;
     m.add_function(wrap_pyfunction!(parquet_file::encode_parquet, m)?)?;

@@ -83,14 +83,13 @@ def test_a_raw_chunk_keeps_compressed_frames_not_ticks(settings: FluxForgeSettin
     for offset in range(40):
         record = Record(RAW, 0, offset, 0, batch, (), b"x:A/B")
         chunk.add(record, chunk.decode(record), 0.0)
-    (segment,) = chunk.archive._segments.values()
+    ((key, segment),) = chunk.archive._segments.items()
+    pending = chunk.archive._lines.pending(key)
     assert isinstance(segment.file, io.BytesIO)  # held in memory until the chunk's name is known
     frames = segment.file.getvalue()
     assert chunk.ticks == 40_000 and chunk.size > 5 * FRAME_BYTES
-    assert len(segment.pending) < FRAME_BYTES  # at most one frame's lines uncompressed
-    assert len(pa.input_stream(pa.py_buffer(frames), compression="zstd").read()) == chunk.size - len(
-        segment.pending
-    )
+    assert len(pending) < FRAME_BYTES  # at most one frame's lines uncompressed
+    assert len(pa.input_stream(pa.py_buffer(frames), compression="zstd").read()) == chunk.size - len(pending)
     assert len(frames) < chunk.size / 10
     (written,) = chunk.write()
     lines = list(iter_ndjson(LocalStorage(tmp_path), written.path))

@@ -17,7 +17,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pytest
-from fluxforge_common.dataset.partitioning import Channel
+from fluxforge_common.dataset.partitioning import Channel, utc_date
 from fluxforge_common.storage import LocalStorage, StorageBackend
 from fluxforge_common.storage.space import DiskFullError
 from fluxforge_common.writers import DeadLetterWriter, RawArchiveWriter, dead_letter_record, iter_ndjson
@@ -128,6 +128,64 @@ def test_quiet_segments_are_closed_by_age_from_other_appends(storage: StorageBac
     (closed,) = writer.close_expired(T0 + 1500)
     assert "channel=book" in closed.path
     assert writer.open_segments == 0
+
+
+def expected_segments(
+    appends: list[tuple[str, Channel, int, bytes]], max_bytes: int, max_age_ms: int
+) -> list[tuple[tuple[str, str, str], list[bytes]]]:
+    """The archive's segments by its rules, kept apart from the writer: expired segments close
+    first, then a line that would take its segment past the size bound closes it (a first line
+    always fits)."""
+    open_segments: dict[tuple[str, str, str], tuple[int, list[bytes]]] = {}
+    done = []
+    for exchange, channel, ts, line in appends:
+        for key, (opened, lines) in list(open_segments.items()):
+            if ts - opened >= max_age_ms:
+                done.append((key, lines))
+                del open_segments[key]
+        key = (exchange, channel, utc_date(ts))
+        if key in open_segments:
+            lines = open_segments[key][1]
+            if sum(len(x) + 1 for x in lines) + len(line) + 1 > max_bytes:
+                done.append((key, lines))
+                del open_segments[key]
+        open_segments.setdefault(key, (ts, []))[1].append(line)
+    return sorted(done + [(key, lines) for key, (_, lines) in open_segments.items()])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["x", "y"]),
+            st.sampled_from(["book", "trade", "ticker"]),
+            st.sampled_from([0, 1, 999, 1000, -1000, 3_600_000, 40_000_000]) | st.integers(-1000, 10_000),
+            st.integers(1, 60),
+        ),
+        max_size=80,
+    ),
+    st.integers(5, 2000),
+    st.sampled_from([1000, 3_600_000, 200_000_000]) | st.integers(1, 10_000),
+)
+def test_segments_follow_the_size_and_age_rules_across_channels_and_dates(
+    tmp_path_factory: pytest.TempPathFactory,
+    steps: list[tuple[str, Channel, int, int]],
+    max_bytes: int,
+    max_age_ms: int,
+) -> None:
+    storage = LocalStorage(tmp_path_factory.mktemp("archive"))
+    writer = RawArchiveWriter(storage, segment_max_bytes=max_bytes, segment_max_age_ms=max_age_ms)
+    appends, ts = [], T0 - 2_400_000 - 3000  # 3 s before midnight: small steps change the date too
+    for n, (exchange, channel, step, length) in enumerate(steps):
+        ts += step
+        appends.append((exchange, channel, ts, b"%d" % n + b"x" * length))
+    files = [f for append in appends for f in writer.append(*append)] + writer.close()
+    written = []
+    for f in files:
+        lines = lines_of(storage, [f.path])
+        assert f.rows == len(lines)
+        written.append((tuple(part.split("=")[1] for part in f.path.split("/")[1:4]), lines))
+    assert sorted(written) == expected_segments(appends, max_bytes, max_age_ms)
 
 
 @pytest.mark.parametrize(

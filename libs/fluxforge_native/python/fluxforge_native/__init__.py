@@ -5,7 +5,8 @@ machine floats; `IntervalFlows` folds each update into its grid interval, `Rolli
 the closed intervals' columns for the windows, and `BookColumns` writes an HF row's book columns;
 `ColumnBuffer` holds output rows as Arrow columns until they are written (`RowReader` reads the
 sink's feature messages straight into them), and `encode_parquet` writes them as Parquet;
-`with_ingest` stamps an archived line (README "The native kernel").
+`with_ingest` stamps an archived line and `PendingLines` routes it to its archive segment
+(README "The native kernel").
 """
 
 from fluxforge_native._native import (
@@ -14,6 +15,7 @@ from fluxforge_native._native import (
     ColumnBuffer,
     IntervalFlows,
     Levels,
+    PendingLines,
     ReadRows,
     RollingWindows,
     RowReader,
@@ -28,6 +30,7 @@ __all__ = [
     "ColumnBuffer",
     "IntervalFlows",
     "Levels",
+    "PendingLines",
     "ReadRows",
     "RollingWindows",
     "RowReader",

@@ -29,11 +29,12 @@ import os
 import threading
 from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO, Final, Literal, cast
 
 import orjson
 import pyarrow as pa
+from fluxforge_native import PendingLines
 
 from fluxforge_common.dataset.partitioning import Channel, deadletter_dir, raw_partition_dir, utc_date
 from fluxforge_common.storage.base import StorageBackend
@@ -44,22 +45,24 @@ MiB: Final = 1 << 20
 FRAME_BYTES: Final = MiB  # uncompressed bytes of lines per zstd frame
 _READ_CHUNK: Final = MiB
 SegmentKey = tuple[str, Channel, str]  # exchange, channel, date
+# What `PendingLines.append` did, named once for the hot path.
+_APPENDED: Final = PendingLines.APPENDED
+_FRAME_FULL: Final = PendingLines.FRAME_FULL
+_EXPIRED: Final = PendingLines.EXPIRED
+_SEGMENT_FULL: Final = PendingLines.SEGMENT_FULL
 Compression = Literal["zstd", "none"]
 
 
 @dataclass(slots=True, eq=False)
 class _Segment:
-    """One archive file being filled: the frames written so far plus the lines of the next one."""
+    """One archive file being filled: the frames written so far (the lines of the next one, its
+    age and size are the writer's `PendingLines`)."""
 
     directory: str
-    opened_ms: int
     file: BinaryIO  # the backend's temporary file, or memory while the caller has yet to name it
     path: str | None = None  # None until `close(file_stem)` names it
     writer: AbstractContextManager[BinaryIO] | None = None  # the backend's atomic writer of `path`
-    pending: bytearray = field(default_factory=bytearray)
     unsynced: bool = False  # frames written since the last sync
-    size: int = 0  # uncompressed bytes, newlines included: what segment_max_bytes bounds
-    lines: int = 0
 
 
 class RawArchiveWriter:
@@ -120,7 +123,7 @@ class RawArchiveWriter:
         self._cuts = 0
         self._suffix = ".ndjson.zst" if self._compress else ".ndjson"
         self._segments: dict[SegmentKey, _Segment] = {}
-        self._oldest_opened_ms: int | None = None
+        self._lines = PendingLines(segment_max_bytes, segment_max_age_ms, FRAME_BYTES)
         self._lock = threading.Lock()
         self._syncer: threading.Thread | None = None
         self._stop_syncing = threading.Event()
@@ -141,34 +144,26 @@ class RawArchiveWriter:
         directory, raise ValueError and are not archived; a failed sync of the
         writer's thread is raised here.
         """
-        if not line or b"\n" in line:
-            raise ValueError("a raw archive line must be non-empty and contain no newline")
         with self._lock:
             if self._sync_error is not None:
                 raise self._sync_error
             if self._broken is not None:
                 raise self._broken
+            done = self._lines.append(exchange, channel, ts_ms, line)
+            if done == _APPENDED:
+                return []
             completed: list[WrittenFile] = []
-            max_age = self.segment_max_age_ms
-            oldest = self._oldest_opened_ms
-            if max_age is not None and oldest is not None and ts_ms - oldest >= max_age:
-                completed.extend(self._close_expired(ts_ms))
-            key: SegmentKey = (exchange, channel, utc_date(ts_ms))
-            segment = self._segments.get(key)
-            added = len(line) + 1
-            max_bytes = self.segment_max_bytes
-            if segment is not None and max_bytes is not None and segment.size + added > max_bytes:
-                self._cut(sealing=(key,))
-                completed.append(self._close(key, None))
-                segment = None
-            if segment is None:
-                segment = self._open(key, ts_ms)
-            pending = segment.pending
-            pending += line
-            pending += b"\n"
-            segment.size += added
-            segment.lines += 1
-            if len(pending) >= FRAME_BYTES:
+            while done > _FRAME_FULL:  # mend what `PendingLines` reported, then append again
+                key: SegmentKey = (exchange, channel, utc_date(ts_ms))
+                if done == _EXPIRED:
+                    completed.extend(self._close_expired(ts_ms))
+                elif done == _SEGMENT_FULL:
+                    self._cut(sealing=(key,))
+                    completed.append(self._close(key, None))
+                else:
+                    self._open(key, ts_ms)
+                done = self._lines.append(exchange, channel, ts_ms, line)
+            if done == _FRAME_FULL:
                 self._cut()
             return completed
 
@@ -240,26 +235,22 @@ class RawArchiveWriter:
         return completed
 
     def _close_expired(self, now_ms: int) -> list[WrittenFile]:
-        max_age = self.segment_max_age_ms
-        if max_age is None:
-            return []
-        expired = sorted(k for k, s in self._segments.items() if now_ms - s.opened_ms >= max_age)
+        expired = sorted(cast(list[SegmentKey], self._lines.expired(now_ms)))
         if expired:
             self._cut(sealing=expired)
         return [self._close(key, None) for key in expired]
 
-    def _open(self, key: SegmentKey, ts_ms: int) -> _Segment:
+    def _open(self, key: SegmentKey, ts_ms: int) -> None:
         directory = raw_partition_dir(*key)
         if self.named_on_close:
-            segment = _Segment(directory, ts_ms, io.BytesIO())
+            segment = _Segment(directory, io.BytesIO())
         else:
             path = f"{directory}/{new_stem('seg', ts_ms)}{self._suffix}"
             writer = self.storage.open_recoverable(path)
-            segment = _Segment(directory, ts_ms, writer.__enter__(), path, writer)
+            segment = _Segment(directory, writer.__enter__(), path, writer)
             self._start_syncer()
         self._segments[key] = segment
-        self._update_oldest()
-        return segment
+        self._lines.open(key, ts_ms)
 
     def _start_syncer(self) -> None:
         interval = self.sync_interval_s
@@ -314,23 +305,23 @@ class RawArchiveWriter:
     ) -> list[tuple[SegmentKey, _Segment, bytes | bytearray]]:
         """What `_cut` writes to each segment, in writing order: the segments being sealed first."""
         if not self._marked:
-            return [(key, s, self._frame(s)) for key, s in self._segments.items() if s.pending]
-        if sealing is None and not any(s.pending for s in self._segments.values()):
+            pending = [(key, s, self._lines.pending(key)) for key, s in self._segments.items()]
+            return [(key, s, self._frame(lines)) for key, s, lines in pending if lines]
+        if sealing is None and not self._lines.has_pending():
             return []
         first = set(sealing or ())
         members = sorted(self._segments, key=lambda key: (key not in first, key))
         frames = [(key, self._segments[key]) for key in members]
-        data = [self._frame(segment) if segment.pending else b"" for _, segment in frames]
+        data = [self._frame(self._lines.pending(key)) for key in members]
         self._cuts += 1
         return [
             (key, segment, cut_mark(self._id, self._cuts, index, len(frames), len(frame)) + frame)
             for index, ((key, segment), frame) in enumerate(zip(frames, data, strict=True))
         ]
 
-    def _frame(self, segment: _Segment) -> bytes | bytearray:
-        """The pending lines as one frame: zstd, or as they are."""
-        pending = segment.pending
-        return pa.compress(pending, codec="zstd", asbytes=True) if self._compress else pending
+    def _frame(self, lines: bytes) -> bytes:
+        """Pending lines as one frame: zstd, or as they are; none as none."""
+        return pa.compress(lines, codec="zstd", asbytes=True) if self._compress and lines else lines
 
     def _write(self, key: SegmentKey, segment: _Segment, frame: bytes | bytearray) -> None:
         """Write a frame of the pending lines and hand it to the OS at once, so that files receive
@@ -341,28 +332,30 @@ class RawArchiveWriter:
         except BaseException as exc:
             self._abort(key, exc)
             raise
-        segment.pending = bytearray()
+        self._lines.written(key)
         segment.unsynced = True
 
     def _close(self, key: SegmentKey, file_stem: str | None) -> WrittenFile:
         segment = self._segments[key]
-        if segment.pending:
-            self._write(key, segment, self._frame(segment))
+        pending = self._lines.pending(key)
+        if pending:
+            self._write(key, segment, self._frame(pending))
+        lines = self._lines.lines(key)
         if segment.writer is not None and segment.path is not None:
             self._forget(key)
             size = segment.file.tell()
             segment.writer.__exit__(None, None, None)
-            return WrittenFile(segment.path, segment.lines, size)
+            return WrittenFile(segment.path, lines, size)
         path = self._named(segment, cast(str, file_stem))
         with self.storage.open_write(path) as f:
             f.write(cast(io.BytesIO, segment.file).getbuffer())
             size = f.tell()
         self._forget(key)
-        return WrittenFile(path, segment.lines, size)
+        return WrittenFile(path, lines, size)
 
     def _forget(self, key: SegmentKey) -> _Segment:
         segment = self._segments.pop(key)
-        self._update_oldest()
+        self._lines.remove(key)
         return segment
 
     def _abort(self, key: SegmentKey, exc: BaseException) -> None:
@@ -390,9 +383,6 @@ class RawArchiveWriter:
                 with contextlib.suppress(type(broken), OSError):
                     segment.writer.__exit__(type(broken), broken, broken.__traceback__)
         return broken
-
-    def _update_oldest(self) -> None:
-        self._oldest_opened_ms = min((s.opened_ms for s in self._segments.values()), default=None)
 
 
 def dead_letter_record(
