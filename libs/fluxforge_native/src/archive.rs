@@ -96,7 +96,7 @@ impl PendingLines {
             ));
         }
         if let (Some(max_age), Some(oldest)) = (self.max_age_ms, self.oldest_ms) {
-            if ts_ms - oldest >= max_age {
+            if ts_ms.saturating_sub(oldest) >= max_age {
                 return Ok(EXPIRED);
             }
         }
@@ -147,10 +147,16 @@ impl PendingLines {
         Ok(PyBytes::new_bound(py, &self.segments[self.index(&key)?].pending))
     }
 
-    /// The segment's pending lines were written as a frame.
+    /// The segment's pending lines were written as a frame. A buffer that a long line grew past a
+    /// frame's size is given back, so an open segment keeps at most about a frame's memory.
     fn written(&mut self, key: Key) -> PyResult<()> {
         let index = self.index(&key)?;
-        self.segments[index].pending.clear();
+        let pending = &mut self.segments[index].pending;
+        if pending.capacity() > 2 * self.frame_bytes {
+            *pending = Vec::new();
+        } else {
+            pending.clear();
+        }
         Ok(())
     }
 
@@ -170,7 +176,7 @@ impl PendingLines {
         };
         self.segments
             .iter()
-            .filter(|s| now_ms - s.opened_ms >= max_age)
+            .filter(|s| now_ms.saturating_sub(s.opened_ms) >= max_age)
             .map(|s| s.key.clone())
             .collect()
     }

@@ -22,7 +22,7 @@ from fluxforge_common.storage import LocalStorage, StorageBackend
 from fluxforge_common.storage.space import DiskFullError
 from fluxforge_common.writers import DeadLetterWriter, RawArchiveWriter, dead_letter_record, iter_ndjson
 from fluxforge_common.writers.frames import intact_prefix, whole_cuts
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.storage import FailingStorage
@@ -154,6 +154,8 @@ def expected_segments(
 
 
 @settings(max_examples=100, deadline=None)
+@example([("x", "book", 0, 5), ("x", "book", 1000, 5)], 2000, 1000)  # the age bound, exactly
+@example([("x", "book", 0, 5), ("x", "book", 1, 5)], 14, 10_000)  # the size bound, exactly
 @given(
     st.lists(
         st.tuples(

@@ -153,7 +153,13 @@ class RawArchiveWriter:
             if done == _APPENDED:
                 return []
             completed: list[WrittenFile] = []
-            while done > _FRAME_FULL:  # mend what `PendingLines` reported, then append again
+            # Mend what `PendingLines` reported, then append again: expired, full and not open
+            # each happen at most once (a segment's first line always fits).
+            mends = 0
+            while done > _FRAME_FULL:
+                if mends == 3:
+                    raise RuntimeError(f"the raw archive found no segment for a line of {exchange}:{channel}")
+                mends += 1
                 key: SegmentKey = (exchange, channel, utc_date(ts_ms))
                 if done == _EXPIRED:
                     completed.extend(self._close_expired(ts_ms))
@@ -249,8 +255,8 @@ class RawArchiveWriter:
             writer = self.storage.open_recoverable(path)
             segment = _Segment(directory, writer.__enter__(), path, writer)
             self._start_syncer()
-        self._segments[key] = segment
         self._lines.open(key, ts_ms)
+        self._segments[key] = segment
 
     def _start_syncer(self) -> None:
         interval = self.sync_interval_s
