@@ -148,6 +148,46 @@ def test_symlink_out_of_the_root_is_refused(storage: LocalStorage, data_root: Pa
     assert not (outside / "new").exists()
 
 
+def test_a_directory_written_before_and_then_replaced_by_a_link_out_of_the_root_is_refused(
+    storage: LocalStorage, data_root: Path, tmp_path: Path
+) -> None:
+    storage.write_bytes("d/first", b"1")  # the storage now knows d
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (data_root / "d").rename(data_root / "kept")
+    (data_root / "d").symlink_to(outside)
+    with pytest.raises(ValueError, match="outside"):
+        storage.write_bytes("d/second", b"2")
+    with storage.open_write("d2/x") as f:  # a directory the storage has not seen before still works
+        f.write(b"x")
+    assert list(outside.iterdir()) == []
+    assert storage.read_bytes("kept/first") == b"1"
+
+
+def test_a_directory_written_before_and_then_removed_is_made_again(
+    storage: LocalStorage, data_root: Path
+) -> None:
+    storage.write_bytes("a/b/first", b"1")
+    (data_root / "a" / "b" / "first").unlink()
+    (data_root / "a" / "b").rmdir()
+    (data_root / "a").rmdir()
+    storage.write_bytes("a/b/second", b"2")
+    with storage.open_recoverable("a/c/third") as f:
+        f.write(b"3")
+    assert storage.list_files() == ["a/b/second", "a/c/third"]
+
+
+def test_the_directories_a_storage_remembers_are_bounded(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fluxforge_common.storage.local.KNOWN_DIRECTORIES", 3)
+    storage = LocalStorage(data_root)
+    for n in range(10):
+        storage.write_bytes(f"d{n}/f", str(n).encode())
+        assert len(storage._directories) <= 3
+    assert [storage.read_bytes(f"d{n}/f") for n in range(10)] == [str(n).encode() for n in range(10)]
+
+
 def test_temp_prefix_cannot_be_written(storage: StorageBackend) -> None:
     with pytest.raises(ValueError, match="temporary"):
         storage.write_bytes(f"d/{TEMP_PREFIX}x", b"x")

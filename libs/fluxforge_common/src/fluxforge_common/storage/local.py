@@ -50,6 +50,9 @@ T = TypeVar("T")
 # Threads that wait on fsyncs (no CPU work: each call releases the GIL while the disk works);
 # the executor starts them on first use.
 SYNC_THREADS: Final = 16
+# Directories a storage remembers as resolved inside its root (`_writable`); past this many it
+# forgets them all and resolves again: a sink that runs for months writes to new dates.
+KNOWN_DIRECTORIES: Final = 4096
 _sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="fluxforge-fsync")
 
 
@@ -116,6 +119,8 @@ class LocalStorage(StorageBackend):
         self.durable = durable
         self.min_free_bytes = min_free_bytes
         self._staging = threading.local()  # `write_all` of this thread collects its files here
+        # root-relative directory -> (its resolved path, (st_dev, st_ino)), for `_writable`
+        self._directories: dict[str, tuple[Path, tuple[int, int]]] = {}
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
@@ -325,12 +330,29 @@ class LocalStorage(StorageBackend):
             directory = directory.parent
 
     def _writable(self, path: str) -> Path:
-        """The local path a new file `path` goes to, its directories created."""
-        final = self.local_path(path)
-        if is_hidden_name(final.name):
+        """The local path a new file `path` goes to, its directories created.
+
+        A directory this storage resolved before is taken again if it is still the same directory
+        (one `stat`, not one per component: ~90 us less a file); moved, removed or replaced by a
+        link, it is resolved and checked again.
+        """
+        directory, _, name = check_path(path).rpartition("/")
+        if is_hidden_name(name):
             raise ValueError(f"{path!r} uses a temporary or unsealed-file name and would never be listed")
-        self._make_dirs(final.parent)
-        return final
+        known = self._directories.get(directory)
+        if known is not None:
+            parent, identity = known
+            with contextlib.suppress(OSError):
+                found = parent.stat()
+                if (found.st_dev, found.st_ino) == identity:
+                    return parent / name
+        parent = self.local_path(directory) if directory else self.root
+        self._make_dirs(parent)
+        found = parent.stat()
+        if len(self._directories) >= KNOWN_DIRECTORIES:
+            self._directories.clear()
+        self._directories[directory] = (parent, (found.st_dev, found.st_ino))
+        return parent / name
 
     def walk_files(self, prefix: str = "") -> Iterator[str]:
         """Every file under directory `prefix`, temporaries and unsealed files included, root-relative."""
