@@ -49,9 +49,10 @@ CONVERSION_ERRORS: Final = (
     TypeError,
     OverflowError,
 )
-# A flush writes at most this many files at a time (encoded, then made durable together): a
-# 50-symbol sink chunk is one window.
-WINDOW_FILES: Final = 64
+# A flush writes at most this many files at a time (encoded, then made durable together): a sink
+# chunk of 50 symbols on two exchanges (100 files) is one window, one round of disk waits, not two.
+# The window's encoded files are a fraction of the columns the flush holds anyway.
+WINDOW_FILES: Final = 256
 # zstd costs ~13 us per column chunk whatever its size (a compression context per call); a
 # file of fewer rows than this (columns under ~2 KiB of 8-byte values), as the sink's files of a
 # few dozen rows, is no smaller with it than with lz4, which costs ~2 us a chunk (README
@@ -176,37 +177,38 @@ class PartitionedParquetWriter:
         columns = self._column_rows
         if columns is None:
             return None
-        partitions = [
-            ((exchange, symbol, utc_date(first_ts)), first_ts, count)
-            for exchange, symbol, first_ts, count in rows.partitions()
-        ]
-        buffers: list[_PartitionBuffer] = []
-        for key, first_ts, _ in partitions:
-            buffer = self._buffers.get(key)
+        # One pass over the partitions (a feature message holds one): each one's buffer, and the
+        # slot it has in the columns or gets now, in order after the slots taken.
+        known = self._buffers
+        fresh = len(self._slots)
+        keys: list[PartitionKey] = []
+        found: list[tuple[_PartitionBuffer, int]] = []
+        slots: list[int] = []
+        for exchange, symbol, first_ts, count in rows.partitions():
+            key = (exchange, symbol, utc_date(first_ts))
+            buffer = known.get(key)
             if buffer is None:
                 partition_dir(self.table, *key)  # fail here, not at flush, on an unusable name
                 buffer = _PartitionBuffer(first_ts)
             elif buffer.rows:
                 return None
-            buffers.append(buffer)
-        slots: list[int] = []
-        placed: list[_PartitionBuffer] = []  # the buffers these rows give a slot
-        for buffer in buffers:
-            if buffer.slot is None:
-                slots.append(len(self._slots) + len(placed))
-                placed.append(buffer)
-            else:
-                slots.append(buffer.slot)
+            slot = buffer.slot
+            if slot is None:
+                slot = fresh
+                fresh += 1
+            keys.append(key)
+            found.append((buffer, count))
+            slots.append(slot)
         if not columns.extend(rows, slots):
             return None
-        for buffer in placed:
-            buffer.slot = len(self._slots)
-            self._slots.append(buffer)
-        for (key, _, count), buffer in zip(partitions, buffers, strict=True):
-            self._buffers[key] = buffer
+        for key, (buffer, count), slot in zip(keys, found, slots, strict=True):
+            if buffer.slot is None:
+                buffer.slot = slot
+                self._slots.append(buffer)
+            known[key] = buffer
             buffer.count += count
         self._buffered_rows += len(rows)
-        return [key for key, _, _ in partitions]
+        return keys
 
     def _add_rows(self, staged: dict[PartitionKey, list[Row]]) -> None:
         """Each partition's rows into the writer's columns, else held as dicts; a partition then
