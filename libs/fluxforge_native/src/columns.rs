@@ -3,6 +3,8 @@
 //! Only values whose conversion is plain are taken (exact floats, ints, strings, bools, None); the
 //! caller converts rows holding anything else with pyarrow, which words the errors.
 
+use std::sync::Arc;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
@@ -244,6 +246,9 @@ type ArrowBuffers = (usize, Option<Py<PyBytes>>, Option<Py<PyBytes>>, Py<PyBytes
 pub struct ColumnBuffer {
     columns: Vec<Column>,
     layout: Layout,
+    /// The layout of the last rows found to match `layout`: rows of the same reader share it, so
+    /// they are checked by identity instead of comparing every column's name again.
+    matched: Option<Arc<Layout>>,
     /// Per row, the partition its caller appended it for.
     partitions: Vec<u32>,
 }
@@ -280,6 +285,7 @@ impl ColumnBuffer {
         Ok(ColumnBuffer {
             columns,
             layout,
+            matched: None,
             partitions: Vec::new(),
         })
     }
@@ -310,8 +316,11 @@ impl ColumnBuffer {
     /// partition as rows of partition `slots[k]`; false, with none of them appended, when the
     /// strings would outgrow a column's 32-bit offsets.
     fn extend(&mut self, rows: &ReadRows, slots: Vec<u32>) -> PyResult<bool> {
-        if *rows.layout != self.layout {
-            return Err(PyValueError::new_err("rows read for other columns"));
+        if !self.matched.as_ref().is_some_and(|known| Arc::ptr_eq(known, &rows.layout)) {
+            if *rows.layout != self.layout {
+                return Err(PyValueError::new_err("rows read for other columns"));
+            }
+            self.matched = Some(Arc::clone(&rows.layout));
         }
         if slots.len() != rows.partition_count() {
             return Err(PyValueError::new_err(format!(
