@@ -241,7 +241,9 @@ def test_rows_extend_only_the_columns_they_were_read_for() -> None:
         _buffer().extend(read, [0, 1])
     buffer = _buffer()
     assert buffer.extend(read, [0])  # rows of this reader now pass by their layout's identity
-    other = RowReader(renamed, (MIN_TS_MS, MAX_TS_MS)).read(f'[{{"exchange":"a","symbol":"b","ts":{T0}}}]'.encode())
+    other = RowReader(renamed, (MIN_TS_MS, MAX_TS_MS)).read(
+        f'[{{"exchange":"a","symbol":"b","ts":{T0}}}]'.encode()
+    )
     assert other is not None
     with pytest.raises(ValueError, match="rows read for other columns"):
         buffer.extend(other, [0])
