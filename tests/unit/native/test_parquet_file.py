@@ -3,6 +3,7 @@ row groups pyarrow's writer gives the same table, for any slicing of its batches
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fluxforge_common.writers.parquet import ColumnEncodings, encode_parquet, parquet_footer
-from fluxforge_native import encode_parquet as native_encode_parquet
+from fluxforge_native import ParquetEncoder
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -60,6 +61,14 @@ ROW = st.fixed_dictionaries(
         "names": st.none() | st.lists(st.none() | st.text(max_size=3), max_size=3),
     }
 )
+
+
+ENCODER_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "row_group_size": 5,
+    "dictionary": ["exchange"],
+    "statistics": ["exchange", "ts"],
+}
 
 
 def _table(rows: list[dict[str, Any]], cuts: list[int]) -> pa.Table:
@@ -109,6 +118,26 @@ def test_a_file_reads_back_as_its_table_in_the_row_groups_pyarrow_makes(
     assert [ours.row_group(i).num_rows for i in range(ours.num_row_groups)] == [
         theirs.row_group(i).num_rows for i in range(theirs.num_row_groups)
     ]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(ROW, max_size=12), min_size=2, max_size=4))
+def test_one_encoder_writes_each_file_as_an_encoder_of_its_own(tables: list[list[dict[str, Any]]]) -> None:
+    """An encoder is made once per table and writes file after file, from several threads: nothing
+    of one file (rows, footer) carries into the next."""
+    shared = ParquetEncoder(SCHEMA.__arrow_c_schema__(), **ENCODER_OPTIONS)
+    files = [(_table(rows, [5]), [("n", str(n)), *parquet_footer(SCHEMA)]) for n, rows in enumerate(tables)]
+
+    def pieces(table: pa.Table) -> list[tuple[object, object, int, int]]:
+        return [(*batch.__arrow_c_array__(), 0, batch.num_rows) for batch in table.to_batches()]
+
+    with ThreadPoolExecutor(2) as threads:
+        written = list(threads.map(lambda file: shared.encode(pieces(file[0]), file[1]), files))
+    for data, (table, footer) in zip(written, files, strict=True):
+        alone = ParquetEncoder(SCHEMA.__arrow_c_schema__(), **ENCODER_OPTIONS).encode(pieces(table), footer)
+        assert data == alone
+        assert _bits(_read(data)).equals(_bits(table.cast(_read(data).schema)))
+        assert pq.read_metadata(pa.BufferReader(data)).metadata == {k.encode(): v.encode() for k, v in footer}
 
 
 @pytest.mark.parametrize("compression", ["zstd", "lz4", "snappy", "gzip", "none"])
@@ -186,19 +215,21 @@ def test_capsules_that_are_not_the_batches_of_the_schema_are_refused() -> None:
         "row_group_size": 10,
         "dictionary": [],
         "statistics": [],
-        "metadata": [],
     }
     rows = table.num_rows
     with pytest.raises(TypeError, match="arrow_schema"):
-        native_encode_parquet(array, [(schema, array, 0, rows)], **options)
+        ParquetEncoder(array, **options)
+    encoder = ParquetEncoder(schema, **options)
     with pytest.raises(TypeError, match="arrow_array"):
-        native_encode_parquet(schema, [(schema, schema, 0, rows)], **options)
+        encoder.encode([(schema, schema, 0, rows)], [])
     with pytest.raises(ValueError, match="batch 0 does not have the table's schema"):
-        native_encode_parquet(schema, [(*other.to_batches()[0].__arrow_c_array__(), 0, 1)], **options)
+        encoder.encode([(*other.to_batches()[0].__arrow_c_array__(), 0, 1)], [])
     with pytest.raises(ValueError, match=f"rows 1..{rows + 1} are not all in batch 0 of {rows} rows"):
-        native_encode_parquet(schema, [(schema, array, 1, rows)], **options)
+        encoder.encode([(schema, array, 1, rows)], [])
     with pytest.raises(ValueError, match=f"rows {2**64 - 1}..{2**64 - 1} are not all in batch 0"):
-        native_encode_parquet(schema, [(schema, array, 2**64 - 1, 1)], **options)  # no wrapped sum
+        encoder.encode([(schema, array, 2**64 - 1, 1)], [])  # no wrapped sum
+    with pytest.raises(ValueError, match="row_group_size must be positive"):
+        ParquetEncoder(schema, **(options | {"row_group_size": 0}))
 
 
 @settings(max_examples=50, deadline=None)
@@ -212,13 +243,10 @@ def test_pieces_of_a_batch_are_written_as_its_slices(bounds: list[tuple[int, int
         (start, min(length, batch.num_rows - start)) for start, length in bounds if start < batch.num_rows
     ]
     assume(pieces)
-    options: dict[str, Any] = {"compression": "none", "row_group_size": 7, "dictionary": [], "statistics": []}
     table = pa.Table.from_batches([batch.slice(start, length) for start, length in pieces])
-    data = native_encode_parquet(
-        schema,
-        [(schema, array, start, length) for start, length in pieces],
-        metadata=parquet_footer(table.schema),
-        **options,
+    encoder = ParquetEncoder(schema, compression="none", row_group_size=7, dictionary=[], statistics=[])
+    data = encoder.encode(
+        [(schema, array, start, length) for start, length in pieces], parquet_footer(table.schema)
     )
     assert pq.read_table(pa.BufferReader(data)).equals(table)
 

@@ -4,7 +4,7 @@
 machine floats; `IntervalFlows` folds each update into its grid interval, `RollingWindows` keeps
 the closed intervals' columns for the windows, and `BookColumns` writes an HF row's book columns;
 `ColumnBuffer` holds output rows as Arrow columns until they are written (`RowReader` reads the
-sink's feature messages straight into them), and `encode_parquet` writes them as Parquet;
+sink's feature messages straight into them), and a `ParquetEncoder` writes them as Parquet;
 `with_ingest` stamps an archived line and `PendingLines` routes it to its archive segment
 (README "The native kernel").
 """
@@ -15,12 +15,12 @@ from fluxforge_native._native import (
     ColumnBuffer,
     IntervalFlows,
     Levels,
+    ParquetEncoder,
     PendingLines,
     ReadRows,
     RollingWindows,
     RowReader,
     book_ok,
-    encode_parquet,
     with_ingest,
 )
 
@@ -30,11 +30,11 @@ __all__ = [
     "ColumnBuffer",
     "IntervalFlows",
     "Levels",
+    "ParquetEncoder",
     "PendingLines",
     "ReadRows",
     "RollingWindows",
     "RowReader",
     "book_ok",
-    "encode_parquet",
     "with_ingest",
 ]

@@ -124,13 +124,17 @@ class PendingLines:
 
 def book_ok(bids: Levels, asks: Levels, low: float, high: float) -> bool: ...
 def with_ingest(raw: bytes, session: int, n: int) -> bytes | None: ...
-def encode_parquet(
-    schema: object,
-    batches: list[tuple[object, object, int, int]],
-    *,
-    compression: str,
-    row_group_size: int,
-    dictionary: list[str],
-    statistics: list[str],
-    metadata: list[tuple[str, str]],
-) -> bytes: ...
+
+class ParquetEncoder:
+    def __init__(
+        self,
+        schema: object,
+        *,
+        compression: str,
+        row_group_size: int,
+        dictionary: list[str],
+        statistics: list[str],
+    ) -> None: ...
+    def encode(
+        self, batches: list[tuple[object, object, int, int]], metadata: list[tuple[str, str]]
+    ) -> bytes: ...

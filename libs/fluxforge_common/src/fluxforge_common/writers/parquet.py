@@ -23,8 +23,7 @@ from operator import itemgetter
 from typing import Any, Final, Literal
 
 import pyarrow as pa
-from fluxforge_native import ColumnBuffer, ReadRows, RowReader
-from fluxforge_native import encode_parquet as native_encode_parquet
+from fluxforge_native import ColumnBuffer, ParquetEncoder, ReadRows, RowReader
 
 from fluxforge_common.dataset.partitioning import check_table, partition_dir, utc_date
 from fluxforge_common.dataset.schema import TS_TYPE
@@ -60,7 +59,7 @@ WINDOW_FILES: Final = 256
 SMALL_FILE_ROWS: Final = 256
 # Files are encoded on this many threads (the encoding runs without the GIL): one core each.
 ENCODER_THREADS: Final = min(4, os.cpu_count() or 1)
-_encoder = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="fluxforge-parquet")
+_encoding_threads = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="fluxforge-parquet")
 
 
 # Rows `offset` to `offset + length` of a batch: the partitions whose rows one batch holds share it,
@@ -128,7 +127,7 @@ class PartitionedParquetWriter:
         self.row_group_size = row_group_size
         self.metadata = dict(metadata or {})
         self._columns = frozenset(map(sys.intern, schema.names))  # the engine's keys are interned
-        self._encodings = ColumnEncodings.of(schema)
+        self._files = TableEncoder(schema, compression=compression, row_group_size=row_group_size)
         kinds = column_kinds(schema)
         self._column_rows = None if kinds is None else ColumnBuffer(kinds)
         self._slots: list[_PartitionBuffer] = []  # the partitions with rows in `_column_rows`, by slot
@@ -321,7 +320,9 @@ class PartitionedParquetWriter:
                 misfit = exc
             schema = self.schema.with_metadata(footer) if footer else self.schema.remove_metadata()
             footers = repeat(parquet_footer(schema))  # one schema, one footer
-            for path, data in zip(paths, _encoder.map(self._encode, files, footers), strict=False):
+            for path, data in zip(
+                paths, _encoding_threads.map(self._files.encode, files, footers), strict=False
+            ):
                 sizes[path] = len(data)
                 yield path, data
             if misfit is not None:
@@ -355,17 +356,6 @@ class PartitionedParquetWriter:
                 buffer.batches.append((batch, 0, batch.num_rows))
                 buffer.rows = []
             yield buffer.batches
-
-    def _encode(self, pieces: list[ExportedPiece], footer: list[tuple[str, str]]) -> bytes:
-        """The Parquet file of `pieces` (runs in the encoder threads: the encoding releases the GIL)."""
-        return _encode_pieces(
-            self.schema,
-            pieces,
-            compression=self.compression,
-            row_group_size=self.row_group_size,
-            encodings=self._encodings,
-            footer=footer,
-        )
 
 
 def rows_to_batch(rows: list[Row], schema: pa.Schema) -> pa.RecordBatch:
@@ -469,41 +459,47 @@ def encode_parquet(
     footer: Sequence[tuple[str, str]] | None = None,
 ) -> bytes:
     """The Parquet file of `table`; `encodings` are `table`'s (`ColumnEncodings.of` its schema when
-    None) and `footer` its key-value metadata (`parquet_footer` of its schema when None).
-
-    Encoded natively (`fluxforge_native.encode_parquet`), the columns read in place.
-    """
+    None) and `footer` its key-value metadata (`parquet_footer` of its schema when None)."""
     pieces = [(*batch.__arrow_c_array__(), 0, batch.num_rows) for batch in table.to_batches()]
-    return _encode_pieces(
-        table.schema,
-        pieces,
-        compression=compression,
-        row_group_size=row_group_size,
-        encodings=encodings or ColumnEncodings.of(table.schema),
-        footer=parquet_footer(table.schema) if footer is None else footer,
+    files = TableEncoder(
+        table.schema, compression=compression, row_group_size=row_group_size, encodings=encodings
     )
+    return files.encode(pieces, parquet_footer(table.schema) if footer is None else footer)
 
 
-def _encode_pieces(
-    schema: pa.Schema,
-    pieces: list[ExportedPiece],
-    *,
-    compression: Compression,
-    row_group_size: int,
-    encodings: ColumnEncodings,
-    footer: Sequence[tuple[str, str]],
-) -> bytes:
-    """The Parquet file of the rows of `pieces`, in order, all of `schema`."""
-    small = compression == "zstd" and sum(length for *_, length in pieces) < SMALL_FILE_ROWS
-    return native_encode_parquet(
-        pieces[0][0] if pieces else schema.__arrow_c_schema__(),
-        pieces,
-        compression="lz4" if small else compression,
-        row_group_size=row_group_size,
-        dictionary=list(encodings.dictionary),
-        statistics=list(encodings.statistics),
-        metadata=list(footer),
-    )
+class TableEncoder:
+    """Parquet files of one schema, encoded natively (`fluxforge_native.ParquetEncoder`, the columns
+    read in place), one native encoder per codec a file gets: made once, shared by the encoding
+    threads."""
+
+    def __init__(
+        self,
+        schema: pa.Schema,
+        *,
+        compression: Compression,
+        row_group_size: int,
+        encodings: ColumnEncodings | None = None,
+    ) -> None:
+        self.schema = schema
+        self.compression = compression
+        self.row_group_size = row_group_size
+        self.encodings = encodings or ColumnEncodings.of(schema)
+        self._native: dict[str, ParquetEncoder] = {}
+
+    def encode(self, pieces: list[ExportedPiece], footer: Sequence[tuple[str, str]]) -> bytes:
+        """The Parquet file of the rows of `pieces`, in order, its key-value metadata `footer`."""
+        small = self.compression == "zstd" and sum(length for *_, length in pieces) < SMALL_FILE_ROWS
+        codec = "lz4" if small else self.compression
+        native = self._native.get(codec)
+        if native is None:  # two threads may both make it: either one serves
+            native = self._native[codec] = ParquetEncoder(
+                self.schema.__arrow_c_schema__(),
+                compression=codec,
+                row_group_size=self.row_group_size,
+                dictionary=list(self.encodings.dictionary),
+                statistics=list(self.encodings.statistics),
+            )
+        return native.encode(pieces, list(footer))
 
 
 def parquet_footer(schema: pa.Schema) -> list[tuple[str, str]]:
