@@ -33,6 +33,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<archive::PendingLines>()?;
     m.add_function(wrap_pyfunction!(levels::book_ok, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::with_ingest, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest::ingest_key, m)?)?;
     m.add_class::<parquet_file::ParquetEncoder>()?;
     Ok(())
 }

@@ -5,8 +5,8 @@ machine floats; `IntervalFlows` folds each update into its grid interval, `Rolli
 the closed intervals' columns for the windows, and `BookColumns` writes an HF row's book columns;
 `ColumnBuffer` holds output rows as Arrow columns until they are written (`RowReader` reads the
 sink's feature messages straight into them), and a `ParquetEncoder` writes them as Parquet;
-`with_ingest` stamps an archived line and `PendingLines` routes it to its archive segment
-(README "The native kernel").
+`with_ingest` stamps an archived line (`ingest_key` reads the stamp back) and `PendingLines`
+routes it to its archive segment (README "The native kernel").
 """
 
 from fluxforge_native._native import (
@@ -21,6 +21,7 @@ from fluxforge_native._native import (
     RollingWindows,
     RowReader,
     book_ok,
+    ingest_key,
     with_ingest,
 )
 
@@ -36,5 +37,6 @@ __all__ = [
     "RollingWindows",
     "RowReader",
     "book_ok",
+    "ingest_key",
     "with_ingest",
 ]

@@ -16,18 +16,15 @@ applies every trade the archive holds.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 
 import msgspec
 import orjson
+from fluxforge_native import ingest_key as ingest_key  # a line's (session, n); (0, 0) sorts first
 from fluxforge_native import with_ingest
 
 from fluxforge_common.messages import BACKFILLED
-
-_KEY = re.compile(rb'"_ingest":\[(\d+),(\d+)\]')
-UNSTAMPED = (0, 0)
 
 
 def stamp(raw: bytes, session: int, n: int) -> bytes:
@@ -39,16 +36,6 @@ def stamp(raw: bytes, session: int, n: int) -> bytes:
         obj["_ingest"] = [session, n]
         line = orjson.dumps(obj)
     return line
-
-
-def ingest_key(line: bytes) -> tuple[int, int]:
-    """The (session, n) of an archived line; lines from elsewhere sort first, in file order."""
-    match = _KEY.search(line, max(0, len(line) - 64))
-    if match is None:
-        match = _KEY.search(line)
-    if match is None:
-        return UNSTAMPED
-    return int(match.group(1)), int(match.group(2))
 
 
 _BACKFILLED = b'"%s"' % BACKFILLED.encode()
