@@ -17,6 +17,7 @@ mod json;
 mod levels;
 mod parquet_file;
 mod rows;
+mod shard;
 mod snapshot;
 mod windows;
 
@@ -34,6 +35,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(levels::book_ok, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::with_ingest, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::ingest_key, m)?)?;
+    m.add_function(wrap_pyfunction!(shard::symbol_crc32, m)?)?;
     m.add_class::<parquet_file::ParquetEncoder>()?;
     Ok(())
 }

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import zlib
 from collections import Counter
 
+import msgspec
 import orjson
 import pytest
+from fluxforge_common.messages import Rejection, decode_tick
 from fluxforge_common.pipeline.embedded import RunSummary
 from fluxforge_common.pipeline.shards import ShardFailedError, merge_summaries, run_shards, shard_of
 from fluxforge_common.stopping import ReadStop
 from fluxforge_common.writers.common import WrittenFile
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 
@@ -36,6 +40,66 @@ def test_the_shard_is_the_same_in_every_process() -> None:
 def test_a_line_that_names_no_symbol_goes_to_the_first_shard() -> None:
     for line in (b"not json", b"[1,2]", b'{"exchange":1,"symbol":"A/B"}', b""):
         assert shard_of(line, 5) == 0
+
+
+class _Key(msgspec.Struct):
+    exchange: str = ""
+    symbol: str = ""
+
+
+def _decoded_shard(line: bytes, shards: int) -> int | None:
+    """The shard a full decode gives a line (the definition the native hash must agree with);
+    None for a line that is not JSON."""
+    try:
+        key = msgspec.json.decode(line, type=_Key)
+    except msgspec.ValidationError:
+        return 0
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    return zlib.crc32(f"{key.exchange}:{key.symbol}".encode()) % shards
+
+
+# The keys a shard reads (one escaped), with strings mostly; others with any value.
+KEYS = st.sampled_from(["exchange", "symbol", "exchange", "symbol", "sym\\u0062ol", "\\u0065xchange"])
+OTHERS = st.sampled_from(["type", "ts", "bids", "_ingest", "x"])
+TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=8) | st.sampled_from(["ex", "BTC/USDT"])
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@st.composite
+def _lines(draw: st.DrawFn) -> bytes:
+    """Objects of envelope-like fields, keys repeated or escaped, values escaped or not, sometimes
+    cut short."""
+    field = st.tuples(KEYS, TEXT | VALUES) | st.tuples(OTHERS, VALUES)
+    fields = draw(st.lists(field, max_size=6))
+    ascii_only = draw(st.booleans())
+    text = (
+        "{"
+        + ",".join(f'"{name}":' + json.dumps(value, ensure_ascii=ascii_only) for name, value in fields)
+        + "}"
+    )
+    line = text.encode()
+    return line[: draw(st.integers(0, len(line)))] if draw(st.integers(0, 9)) == 0 else line
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_lines(), st.integers(1, 7))
+@example(b'{"exchange":"a","symbol":"b","symbol":"c"}', 5)  # the last copy of a key counts
+@example(b'{"exchange":"a","symbol":"b","sym\\u0062ol":"c"}', 5)  # an escaped one too
+@example(b'{"symbol":"b","exchange":"a","x":"\\u0022symbol\\u0022"}', 7)  # not a key: the decode decides
+def test_a_line_goes_to_the_shard_a_full_decode_gives_it(line: bytes, shards: int) -> None:
+    """The native hash answers the common line and gives what a full decode would; a line that is
+    not JSON may go to another shard than the first, where decoding refuses it all the same."""
+    expected = _decoded_shard(line, shards)
+    if expected is None:
+        assert 0 <= shard_of(line, shards) < shards
+        assert isinstance(decode_tick(line), Rejection)
+    else:
+        assert shard_of(line, shards) == expected
 
 
 def test_summaries_of_disjoint_parts_add_up() -> None:

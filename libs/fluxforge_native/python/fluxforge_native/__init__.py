@@ -6,7 +6,8 @@ the closed intervals' columns for the windows, and `BookColumns` writes an HF ro
 `ColumnBuffer` holds output rows as Arrow columns until they are written (`RowReader` reads the
 sink's feature messages straight into them), and a `ParquetEncoder` writes them as Parquet;
 `with_ingest` stamps an archived line (`ingest_key` reads the stamp back) and `PendingLines`
-routes it to its archive segment (README "The native kernel").
+routes it to its archive segment; `symbol_crc32` hashes a line for its reprocess shard (README
+"The native kernel").
 """
 
 from fluxforge_native._native import (
@@ -22,6 +23,7 @@ from fluxforge_native._native import (
     RowReader,
     book_ok,
     ingest_key,
+    symbol_crc32,
     with_ingest,
 )
 
@@ -38,5 +40,6 @@ __all__ = [
     "RowReader",
     "book_ok",
     "ingest_key",
+    "symbol_crc32",
     "with_ingest",
 ]
