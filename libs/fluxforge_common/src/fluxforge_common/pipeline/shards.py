@@ -4,9 +4,10 @@ A symbol's rows depend on its own ticks only (its book, trades, ticker and
 watermarks), so N processes that each read the whole archive in ingest order
 and keep the ticks of the symbols hashed to them (crc32 of `exchange:symbol`,
 the same in every process) write, between them, the rows one process would,
-each into its own symbols' partitions. Reading is repeated in every process;
-it is a small part of a tick's cost next to decoding and the engine. A line
-that names no symbol goes to the first process, whose engine rejects it once.
+each into its own symbols' partitions. Reading is repeated in every process, a
+fifth of a line's cost next to decoding and the engine (README "The archive's
+merge key native"). A line that names no symbol goes to the first process,
+whose engine rejects it once.
 
 The parent only waits: it merges the shards' progress and summaries,
 forwards a stop (SIGTERM) to each shard once, and fails when one fails.
