@@ -589,7 +589,10 @@ impl ParquetEncoder {
             .set_statistics_enabled(EnabledStatistics::None)
             .set_statistics_truncate_length(None) // exact minima and maxima, as pyarrow writes them
             .set_offset_index_disabled(true)
-            .set_max_row_group_size(row_group_size);
+            .set_max_row_group_size(row_group_size)
+            // A file's pairs are appended to these: an empty list, so that a file without any
+            // has the empty list pyarrow's writer gives it, not none.
+            .set_key_value_metadata(Some(Vec::new()));
         for name in dictionary {
             properties = properties.set_column_dictionary_enabled(ColumnPath::from(name), true);
         }

@@ -164,6 +164,22 @@ def test_a_directory_written_before_and_then_replaced_by_a_link_out_of_the_root_
     assert storage.read_bytes("kept/first") == b"1"
 
 
+@pytest.mark.parametrize("moved", ["a/b/c", "a/b", "a"])
+def test_a_directory_written_before_moved_out_of_the_root_and_linked_back_is_refused(
+    storage: LocalStorage, data_root: Path, tmp_path: Path, moved: str
+) -> None:
+    """The directory (or one above it) keeps its inode when moved: the link back is what gives
+    it away."""
+    storage.write_bytes("a/b/c/first", b"1")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (data_root / moved).rename(outside / "moved")
+    (data_root / moved).symlink_to(outside / "moved")
+    with pytest.raises(ValueError, match="outside"):
+        storage.write_bytes("a/b/c/second", b"2")
+    assert not list(outside.rglob("second"))
+
+
 def test_a_directory_written_before_and_then_removed_is_made_again(
     storage: LocalStorage, data_root: Path
 ) -> None:

@@ -6,8 +6,9 @@ and keep the ticks of the symbols hashed to them (crc32 of `exchange:symbol`,
 the same in every process) write, between them, the rows one process would,
 each into its own symbols' partitions. Reading is repeated in every process, a
 fifth of a line's cost next to decoding and the engine (README "The archive's
-merge key native"). A line that names no symbol goes to the first process,
-whose engine rejects it once.
+merge key native"). A line that names no symbol goes to the first process, and
+one that is not JSON after its symbol to that symbol's: either way one engine
+rejects it once.
 
 The parent only waits: it merges the shards' progress and summaries,
 forwards a stop (SIGTERM) to each shard once, and fails when one fails.
