@@ -590,8 +590,8 @@ impl ParquetEncoder {
             .set_statistics_truncate_length(None) // exact minima and maxima, as pyarrow writes them
             .set_offset_index_disabled(true)
             .set_max_row_group_size(row_group_size)
-            // A file's pairs are appended to these: an empty list, so that a file without any
-            // has the empty list pyarrow's writer gives it, not none.
+            // A file's pairs are appended to these; the list is written even when empty, as it
+            // was before the encoder was made once per table, so such a file stays the same.
             .set_key_value_metadata(Some(Vec::new()));
         for name in dictionary {
             properties = properties.set_column_dictionary_enabled(ColumnPath::from(name), true);

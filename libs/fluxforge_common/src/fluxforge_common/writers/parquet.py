@@ -123,8 +123,6 @@ class PartitionedParquetWriter:
         self.storage = storage
         self.table = check_table(table)
         self.schema = check_row_schema(schema)
-        self.compression = compression
-        self.row_group_size = row_group_size
         self.metadata = dict(metadata or {})
         self._columns = frozenset(map(sys.intern, schema.names))  # the engine's keys are interned
         self._files = TableEncoder(schema, compression=compression, row_group_size=row_group_size)
