@@ -22,25 +22,25 @@ pub struct IntervalFlows {
     #[pyo3(get, set)]
     pub(crate) depth_mean: f64,
     #[pyo3(get, set)]
-    first_mid: f64,
+    pub(crate) first_mid: f64,
     #[pyo3(get, set)]
-    high: f64,
+    pub(crate) high: f64,
     #[pyo3(get, set)]
-    last_mid: f64,
+    pub(crate) last_mid: f64,
     #[pyo3(get, set)]
-    low: f64,
+    pub(crate) low: f64,
     #[pyo3(get, set)]
-    max_spread: f64,
+    pub(crate) max_spread: f64,
     #[pyo3(get, set)]
-    min_spread: f64,
+    pub(crate) min_spread: f64,
     #[pyo3(get, set)]
     pub(crate) n: i64,
     #[pyo3(get, set)]
     pub(crate) n_tight: i64,
     #[pyo3(get, set)]
-    n_trades: i64,
+    pub(crate) n_trades: i64,
     #[pyo3(get, set)]
-    notional: f64,
+    pub(crate) notional: f64,
     /// Multi-level order-flow imbalance summed over the interval, one value per level.
     #[pyo3(get)]
     pub(crate) ofi: Vec<f64>,
@@ -51,11 +51,11 @@ pub struct IntervalFlows {
     #[pyo3(get, set)]
     pub(crate) sell_qty: f64,
     #[pyo3(get, set)]
-    sum_imb: f64,
+    pub(crate) sum_imb: f64,
     #[pyo3(get, set)]
-    sum_rel: f64,
+    pub(crate) sum_rel: f64,
     #[pyo3(get, set)]
-    sum_spread: f64,
+    pub(crate) sum_spread: f64,
 }
 
 /// A side's level `m`, or the empty level past its end: price 0 (bids) or +inf (asks), size 0.

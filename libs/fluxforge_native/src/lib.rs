@@ -9,6 +9,7 @@
 use pyo3::prelude::*;
 
 mod archive;
+mod bars;
 mod book;
 mod columns;
 mod flows;
@@ -25,6 +26,7 @@ mod windows;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<levels::Levels>()?;
     m.add_class::<flows::IntervalFlows>()?;
+    m.add_class::<bars::TimeBars>()?;
     m.add_class::<book::BookDecoder>()?;
     m.add_class::<windows::RollingWindows>()?;
     m.add_class::<columns::ColumnBuffer>()?;

@@ -29,10 +29,9 @@ from collections import deque
 from typing import Any, Final
 
 import msgspec
-from fluxforge_native import IntervalFlows, Levels, RollingWindows
+from fluxforge_native import IntervalFlows, Levels, RollingWindows, TimeBars
 
 from fluxforge_common.config.state import StateConfig, fmt_window
-from fluxforge_common.features.bars import BarAccumulator
 from fluxforge_common.features.book import BookColumnNames, book_features, null_book_features
 from fluxforge_common.features.enrichment import ticker_row, trade_row
 from fluxforge_common.features.ibars import InformationBar, information_bars
@@ -204,7 +203,7 @@ class SymbolState:
         self.recent_trade_id_set: set[str] = set()
         self.flows = IntervalFlows(cfg.ofi_levels)
         self.windows = RollingWindows(layout.window_cap)
-        self.bars = [BarAccumulator(ms) for ms in layout.bar_ms]
+        self.bars = TimeBars(layout.bar_ms)
         self.held: deque[Held] = deque()
         self.ibars: list[InformationBar] = information_bars(cfg.ibars)
 
@@ -434,11 +433,7 @@ class SymbolState:
         row["is_weekend"] = day_of_week >= 5
         out.hf.append(row)
         prev_close = self.last_mid if self.bids is not None else None
-        for bar in self.bars:
-            bar.fold(f)
-            if t % bar.duration_ms == 0:
-                out.bars.append(bar.row(self.exchange, self.symbol, t, prev_close))
-                bar.reset()
+        self.bars.close_interval(f, self.exchange, self.symbol, t, prev_close, out.bars)
         f.reset()
 
     # -- persistence ----------------------------------------------------------------------------
@@ -465,7 +460,7 @@ class SymbolState:
             list(self.recent_trade_ids),
             self.flows.to_state(),
             self.windows.to_state(),
-            [bar.to_state() for bar in self.bars],
+            self.bars.to_state(),
             _held_ticks_encoder.encode([tick for _, tick in self.held]),
             self.stamped,
         ]
@@ -520,8 +515,7 @@ class SymbolState:
         state.recent_trade_id_set.update(state.recent_trade_ids)
         state.flows.load_state(flows)
         state.windows.load_state(windows)
-        for bar, bar_state in zip(state.bars, bars, strict=True):
-            bar.load_state(bar_state)
+        state.bars.load_state(bars)
         state.held.extend([(event_time(tick), tick) for tick in _held_ticks.decode(held)])
         for ibar, ibar_state in zip(state.ibars, ibars[0] if ibars else [], strict=True):
             ibar.load_state(ibar_state)
