@@ -182,7 +182,7 @@ impl IntervalFlows {
     }
 
     /// Multi-level OFI: the levels' OFI summed exactly, rounded once (as `math.fsum`).
-    fn mlofi(&self) -> f64 {
+    pub(crate) fn mlofi(&self) -> f64 {
         fsum(self.ofi.iter().copied())
     }
 

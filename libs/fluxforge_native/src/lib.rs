@@ -14,6 +14,7 @@ mod book;
 mod columns;
 mod flows;
 mod ingest;
+mod interval_columns;
 mod json;
 mod levels;
 mod parquet_file;
@@ -33,6 +34,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<rows::RowReader>()?;
     m.add_class::<rows::ReadRows>()?;
     m.add_class::<snapshot::BookColumns>()?;
+    m.add_class::<interval_columns::IntervalColumns>()?;
     m.add_class::<archive::PendingLines>()?;
     m.add_function(wrap_pyfunction!(levels::book_ok, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::with_ingest, m)?)?;

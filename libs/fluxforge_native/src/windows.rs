@@ -210,7 +210,7 @@ impl RollingWindows {
     /// sqrt of the summed squared returns between consecutive updates inside the last k
     /// intervals: the window's first update had its predecessor outside it, so the returns into
     /// the intervals up to the one holding it are left out.
-    fn realized_vol(&mut self, k: usize) -> f64 {
+    pub(crate) fn realized_vol(&mut self, k: usize) -> f64 {
         let start = self.n.len().saturating_sub(k);
         match self.n.range(start..).position(|&count| count != 0) {
             Some(first) => {
@@ -223,12 +223,12 @@ impl RollingWindows {
         }
     }
 
-    fn ofi_sum(&mut self, k: usize) -> f64 {
+    pub(crate) fn ofi_sum(&mut self, k: usize) -> f64 {
         self.sums(k).ofi1.value()
     }
 
     /// (trade flow imbalance, traded volume) over the last k intervals.
-    fn trade_flow(&mut self, k: usize) -> (f64, f64) {
+    pub(crate) fn trade_flow(&mut self, k: usize) -> (f64, f64) {
         let sums = self.sums(k);
         let (buy, sell) = (sums.buy.value(), sums.sell.value());
         let mut both = sums.buy.clone();
@@ -242,7 +242,7 @@ impl RollingWindows {
     }
 
     /// Population variance of total depth after each update, merging the intervals' Welford states.
-    fn depth_variance(&self, k: usize) -> Option<f64> {
+    pub(crate) fn depth_variance(&self, k: usize) -> Option<f64> {
         let mut count: i64 = 0;
         let (mut mean, mut m2) = (0.0, 0.0);
         let intervals = last(&self.n, k).zip(last(&self.depth_mean, k)).zip(last(&self.depth_m2, k));
@@ -260,7 +260,7 @@ impl RollingWindows {
         (count != 0).then(|| m2 / count as f64)
     }
 
-    fn tight_fraction(&self, k: usize) -> Option<f64> {
+    pub(crate) fn tight_fraction(&self, k: usize) -> Option<f64> {
         let count: i64 = last(&self.n, k).sum();
         let tight: i64 = last(&self.n_tight, k).sum();
         (count != 0).then(|| tight as f64 / count as f64)

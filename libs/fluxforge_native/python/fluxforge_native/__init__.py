@@ -3,17 +3,19 @@
 `BookDecoder` makes valid book ticks straight from their JSON, whose sides are `Levels` of
 machine floats; `IntervalFlows` folds each update into its grid interval, `TimeBars` folds each
 closed interval into the open bars, `RollingWindows` keeps the closed intervals' columns for the
-windows, and `BookColumns` writes an HF row's book columns; `ColumnBuffer` holds output rows as
-Arrow columns until they are written (`RowReader` reads the sink's feature messages straight
-into them), and a `ParquetEncoder` writes them as Parquet; `with_ingest` stamps an archived line
-(`ingest_key` reads the stamp back) and `PendingLines` routes it to its archive segment;
-`symbol_crc32` hashes a line for its reprocess shard (README "The native kernel").
+windows; `BookColumns` writes an HF row's book columns and `IntervalColumns` the rest of them;
+`ColumnBuffer` holds output rows as Arrow columns until they are written (`RowReader` reads the
+sink's feature messages straight into them), and a `ParquetEncoder` writes them as Parquet;
+`with_ingest` stamps an archived line (`ingest_key` reads the stamp back) and `PendingLines`
+routes it to its archive segment; `symbol_crc32` hashes a line for its reprocess shard (README
+"The native kernel").
 """
 
 from fluxforge_native._native import (
     BookColumns,
     BookDecoder,
     ColumnBuffer,
+    IntervalColumns,
     IntervalFlows,
     Levels,
     ParquetEncoder,
@@ -32,6 +34,7 @@ __all__ = [
     "BookColumns",
     "BookDecoder",
     "ColumnBuffer",
+    "IntervalColumns",
     "IntervalFlows",
     "Levels",
     "ParquetEncoder",

@@ -92,6 +92,26 @@ class IntervalFlows:
     def to_state(self) -> list[object]: ...
     def load_state(self, values: list[object]) -> None: ...
 
+class IntervalColumns:
+    def __init__(
+        self,
+        ofi: list[str],
+        horizons: list[tuple[int, str, str, str, str]],
+        regime: tuple[int, str, str],
+        interval_ms: int,
+    ) -> None: ...
+    def write(
+        self,
+        row: dict[str, Any],
+        t: int,
+        last_book_ms: int | None,
+        flows: IntervalFlows,
+        windows: RollingWindows,
+        mid: float | None,
+        prev_mid: float | None,
+        prev_velocity: float | None,
+    ) -> float | None: ...
+
 class TimeBars:
     def __init__(self, durations_ms: list[int]) -> None: ...
     def close_interval(

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import math
 import operator
 import sys
 from collections import deque
 from typing import Any, Final
 
 import msgspec
-from fluxforge_native import IntervalFlows, Levels, RollingWindows, TimeBars
+from fluxforge_native import IntervalColumns, IntervalFlows, Levels, RollingWindows, TimeBars
 
 from fluxforge_common.config.state import StateConfig, fmt_window
 from fluxforge_common.features.book import BookColumnNames, book_features, null_book_features
@@ -56,7 +55,6 @@ RECENT_TRADE_IDS: Final = 100
 # time before it moves that time: more than a feed's latency, so it never makes a stamped tick late, and
 # a bound on how long it waits while the stamped channels are silent.
 RECEIVE_CLOCK_LEAD_MS: Final = 2_000
-_MS_PER_DAY: Final = 86_400_000
 # A held tick: (event time, tick), kept sorted by event time then arrival.
 Held = tuple[int, Tick]
 _held_time = operator.itemgetter(0)
@@ -102,13 +100,10 @@ class _Layout:
         "bar_ms",
         "book_names",
         "fingerprint",
-        "horizons",
+        "interval_columns",
         "interval_ms",
-        "interval_s",
         "lateness_ms",
         "max_levels",
-        "ofi_names",
-        "regime",
         "tight",
         "window_cap",
     )
@@ -116,11 +111,10 @@ class _Layout:
     def __init__(self, cfg: StateConfig) -> None:
         step = cfg.interval_ms
         self.interval_ms = step
-        self.interval_s = step / 1000
         self.lateness_ms = cfg.allowed_lateness_ms
         self.max_levels = cfg.max_levels
         self.tight = cfg.tight_spread_threshold
-        self.horizons = [
+        horizons = [
             (
                 h * 1000 // step,
                 sys.intern(f"rv_{fmt_window(h)}"),
@@ -130,14 +124,15 @@ class _Layout:
             )
             for h in cfg.horizons
         ]
-        self.ofi_names = [sys.intern(f"ofi_l{m}") for m in range(1, cfg.ofi_levels + 1)]
+        ofi_names = [sys.intern(f"ofi_l{m}") for m in range(1, cfg.ofi_levels + 1)]
         window = fmt_window(cfg.regime_window)
-        self.regime = (
+        regime = (
             cfg.regime_window * 1000 // step,
             sys.intern(f"depth_var_{window}"),
             sys.intern(f"tight_spread_frac_{window}"),
         )
-        self.window_cap = max([k for k, *_ in self.horizons] + [self.regime[0]])
+        self.interval_columns = IntervalColumns(ofi_names, horizons, regime, step)
+        self.window_cap = max([k for k, *_ in horizons] + [regime[0]])
         self.bar_ms = [d * 1000 for d in cfg.bar_durations]
         self.book_names = BookColumnNames(cfg)
         self.fingerprint = config_fingerprint(cfg)
@@ -395,42 +390,11 @@ class SymbolState:
             mid = self.last_mid
         else:
             null_book_features(layout.book_names, row)
-        row["last_book_ts"] = self.last_book_ms
-        row["book_age_ms"] = None if self.last_book_ms is None else t - self.last_book_ms
-        row["update_count"] = f.n
-        row["trade_count"] = f.n_trades
-        for name, value in zip(layout.ofi_names, f.ofi, strict=True):
-            row[name] = value
-        row["mlofi"] = f.mlofi()
-        prev_mid = self.prev_row_mid
-        velocity = None
-        if mid is not None and prev_mid is not None:
-            row["log_return"] = math.log(mid / prev_mid)
-            velocity = (mid - prev_mid) / layout.interval_s
-        else:
-            row["log_return"] = None
-        row["mid_velocity"] = velocity
-        prev_velocity = self.prev_velocity
-        row["mid_acceleration"] = (
-            None
-            if velocity is None or prev_velocity is None
-            else (velocity - prev_velocity) / layout.interval_s
+        velocity = layout.interval_columns.write(
+            row, t, self.last_book_ms, f, windows, mid, self.prev_row_mid, self.prev_velocity
         )
         self.prev_row_mid = mid
         self.prev_velocity = velocity
-        for k, rv_name, ofi_name, tfi_name, volume_name in layout.horizons:
-            row[rv_name] = windows.realized_vol(k)
-            row[ofi_name] = windows.ofi_sum(k)
-            row[tfi_name], row[volume_name] = windows.trade_flow(k)
-        k, var_name, tight_name = layout.regime
-        row[var_name] = windows.depth_variance(k)
-        row[tight_name] = windows.tight_fraction(k)
-        day, ms_of_day = divmod(t, _MS_PER_DAY)
-        row["hour"] = ms_of_day // 3_600_000
-        row["minute"] = ms_of_day // 60_000 % 60
-        day_of_week = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-        row["day_of_week"] = day_of_week
-        row["is_weekend"] = day_of_week >= 5
         out.hf.append(row)
         prev_close = self.last_mid if self.bids is not None else None
         self.bars.close_interval(f, self.exchange, self.symbol, t, prev_close, out.bars)
