@@ -75,8 +75,11 @@ impl Bar {
         }
     }
 
-    fn fold(&mut self, flows: &IntervalFlows) {
+    fn fold(&mut self, flows: &IntervalFlows) -> PyResult<()> {
         if flows.n != 0 {
+            let Some(&ofi) = flows.ofi.first() else {
+                return Err(PyValueError::new_err("the interval holds no OFI level"));
+            };
             if self.n != 0 {
                 self.r2 += flows.r2_in + flows.r2_cross;
                 self.high = max(self.high, flows.high);
@@ -96,13 +99,14 @@ impl Bar {
             self.sum_spread += flows.sum_spread;
             self.sum_rel += flows.sum_rel;
             self.sum_imb += flows.sum_imb;
-            self.sum_ofi += flows.ofi[0];
+            self.sum_ofi += ofi;
         }
         if flows.n_trades != 0 {
             self.n_trades += flows.n_trades;
             self.volume += flows.buy_qty + flows.sell_qty;
             self.notional += flows.notional;
         }
+        Ok(())
     }
 
     /// The finished bar ending at `end_ms`; an empty one carries the previous close (null before
@@ -142,6 +146,7 @@ impl Bar {
         row.set_item(intern!(py, "realized_var"), self.r2)?;
         row.set_item(intern!(py, "trade_count"), self.n_trades)?;
         row.set_item(intern!(py, "trade_volume"), self.volume)?;
+        // Amounts are positive (decoding's bounds), so a bar with trades has volume.
         let vwap = (self.n_trades != 0).then(|| self.notional / self.volume);
         row.set_item(intern!(py, "vwap"), vwap)?;
         Ok(row)
@@ -228,7 +233,7 @@ impl TimeBars {
     ) -> PyResult<()> {
         let py = rows.py();
         for bar in &mut self.bars {
-            bar.fold(&flows);
+            bar.fold(&flows)?;
             if end_ms.rem_euclid(bar.duration_ms) == 0 {
                 rows.append(bar.row(py, exchange, symbol, end_ms, prev_close)?)?;
                 *bar = Bar::new(bar.duration_ms);
@@ -243,7 +248,7 @@ impl TimeBars {
     }
 
     /// Restore what `to_state` gave (for the same durations).
-    fn load_state(&mut self, values: Vec<Vec<Bound<'_, PyAny>>>) -> PyResult<()> {
+    fn load_state(&mut self, py: Python<'_>, values: Vec<Vec<Bound<'_, PyAny>>>) -> PyResult<()> {
         if values.len() != self.bars.len() {
             return Err(PyValueError::new_err(format!(
                 "bars state holds {} bars, expected {}",
@@ -252,7 +257,10 @@ impl TimeBars {
             )));
         }
         for (bar, state) in self.bars.iter_mut().zip(values) {
-            bar.load_state(state)?;
+            let duration_s = bar.duration_ms as f64 / 1000.0;
+            bar.load_state(state).map_err(|error| {
+                PyValueError::new_err(format!("state of the {duration_s} s bar: {}", error.value_bound(py)))
+            })?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! into the row in one call, in the order the engine always wrote them (a feature message keeps
 //! its keys in that order), instead of ~20 calls and ~35 stores from Python.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -69,6 +70,13 @@ impl IntervalColumns {
         prev_velocity: Option<f64>,
     ) -> PyResult<Option<f64>> {
         let py = row.py();
+        if flows.ofi.len() != self.ofi.len() {
+            return Err(PyValueError::new_err(format!(
+                "the interval holds {} OFI levels, the row {} columns of them",
+                flows.ofi.len(),
+                self.ofi.len()
+            )));
+        }
         row.set_item(intern!(py, "last_book_ts"), last_book_ms)?;
         row.set_item(intern!(py, "book_age_ms"), last_book_ms.map(|ms| t - ms))?;
         row.set_item(intern!(py, "update_count"), flows.n)?;
@@ -77,6 +85,7 @@ impl IntervalColumns {
             row.set_item(name, value)?;
         }
         row.set_item(intern!(py, "mlofi"), flows.mlofi())?;
+        // Mids lie in [1e-30, 1e30) (decoding's bounds), so their ratio is positive and finite.
         let (log_return, velocity) = match (mid, prev_mid) {
             (Some(mid), Some(prev)) => (Some((mid / prev).ln()), Some((mid - prev) / self.interval_s)),
             _ => (None, None),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
 from fluxforge_native import IntervalColumns, IntervalFlows, Levels, RollingWindows
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,10 +14,13 @@ from hypothesis import strategies as st
 OFI = ["ofi_l1", "ofi_l2"]
 HORIZONS = [(1, "rv_1s", "ofi_cum_1s", "tfi_1s", "trade_volume_1s"), (4, "rv_4s", "ofi_cum_4s", "tfi_4s", "trade_volume_4s")]  # fmt: skip
 REGIME = (3, "depth_var_3s", "tight_spread_frac_3s")
-INTERVAL_MS = 250
+# Grid intervals whose division is not a multiplication by the reciprocal (100 ms) as well as those
+# whose is (250 ms, 1 s).
+INTERVAL_MS = st.sampled_from([10, 100, 250, 1000, 3_600_000]) | st.integers(1, 3_600_000)
 
 
 def python_columns(
+    interval_ms: int,
     row: dict[str, Any],
     t: int,
     last_book_ms: int | None,
@@ -26,7 +30,7 @@ def python_columns(
     prev_mid: float | None,
     prev_velocity: float | None,
 ) -> float | None:
-    interval_s = INTERVAL_MS / 1000
+    interval_s = interval_ms / 1000
     row["last_book_ts"] = last_book_ms
     row["book_age_ms"] = None if last_book_ms is None else t - last_book_ms
     row["update_count"] = f.n
@@ -75,11 +79,12 @@ INTERVAL = st.tuples(
     st.lists(INTERVAL, min_size=1, max_size=12),
     st.integers(0, 4_000_000_000_000),
     st.none() | st.integers(0, 10**6),
+    INTERVAL_MS,
 )
 def test_the_row_is_what_the_python_code_wrote(
-    intervals: list[tuple[Any, Any, float | None]], start_ms: int, book_lag: int | None
+    intervals: list[tuple[Any, Any, float | None]], start_ms: int, book_lag: int | None, interval_ms: int
 ) -> None:
-    columns = IntervalColumns(OFI, HORIZONS, REGIME, INTERVAL_MS)
+    columns = IntervalColumns(OFI, HORIZONS, REGIME, interval_ms)
     windows = RollingWindows(4)
     native: list[dict[str, Any]] = []
     python: list[dict[str, Any]] = []
@@ -97,14 +102,23 @@ def test_the_row_is_what_the_python_code_wrote(
         for price, amount, buy in trades:
             flows.on_trade(price, amount, buy)
         windows.push(flows)
-        t = start_ms + k * INTERVAL_MS
+        t = start_ms + k * interval_ms
         last_book_ms = None if book_lag is None else t - book_lag
         rows = [{"ts": t}, {"ts": t}]
         velocity = columns.write(rows[0], t, last_book_ms, flows, windows, mid, prev_mid, prev_velocity)
         assert velocity == python_columns(
-            rows[1], t, last_book_ms, flows, windows, mid, prev_mid, prev_velocity
+            interval_ms, rows[1], t, last_book_ms, flows, windows, mid, prev_mid, prev_velocity
         )
         native.append(rows[0])
         python.append(rows[1])
         prev_mid, prev_velocity = mid, velocity
     assert repr(native) == repr(python)  # keys in order; repr tells -0.0 from 0.0
+
+
+def test_flows_of_other_ofi_levels_are_refused() -> None:
+    columns = IntervalColumns(OFI, HORIZONS, REGIME, 1000)
+    flows = IntervalFlows(len(OFI) + 1)
+    windows = RollingWindows(4)
+    windows.push(flows)
+    with pytest.raises(ValueError, match="3 OFI levels, the row 2"):
+        columns.write({}, 0, None, flows, windows, None, None, None)

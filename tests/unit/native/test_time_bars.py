@@ -146,7 +146,7 @@ def test_a_state_of_other_durations_or_values_is_refused() -> None:
     bars = TimeBars([1000, 5000])
     with pytest.raises(ValueError, match="holds 1 bars, expected 2"):
         bars.load_state(bars.to_state()[:1])
-    with pytest.raises(ValueError, match="14 values, expected 15"):
+    with pytest.raises(ValueError, match="state of the 1 s bar: bar state has 14 values, expected 15"):
         bars.load_state([state[:-1] for state in bars.to_state()])
     with pytest.raises(ValueError, match="positive"):
         TimeBars([0])
