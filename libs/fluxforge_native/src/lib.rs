@@ -21,6 +21,7 @@ mod parquet_file;
 mod rows;
 mod shard;
 mod snapshot;
+mod trades;
 mod windows;
 
 #[pymodule]
@@ -40,6 +41,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ingest::with_ingest, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::ingest_key, m)?)?;
     m.add_function(wrap_pyfunction!(shard::symbol_crc32, m)?)?;
+    m.add_function(wrap_pyfunction!(trades::trade_row, m)?)?;
     m.add_class::<parquet_file::ParquetEncoder>()?;
     Ok(())
 }

@@ -3,12 +3,12 @@
 `BookDecoder` makes valid book ticks straight from their JSON, whose sides are `Levels` of
 machine floats; `IntervalFlows` folds each update into its grid interval, `TimeBars` folds each
 closed interval into the open bars, `RollingWindows` keeps the closed intervals' columns for the
-windows; `BookColumns` writes an HF row's book columns and `IntervalColumns` the rest of them;
-`ColumnBuffer` holds output rows as Arrow columns until they are written (`RowReader` reads the
-sink's feature messages straight into them), and a `ParquetEncoder` writes them as Parquet;
-`with_ingest` stamps an archived line (`ingest_key` reads the stamp back) and `PendingLines`
-routes it to its archive segment; `symbol_crc32` hashes a line for its reprocess shard (README
-"The native kernel").
+windows; `BookColumns` writes an HF row's book columns, `IntervalColumns` the rest of them, and
+`trade_row` makes a trade's row; `ColumnBuffer` holds output rows as Arrow columns until they are
+written (`RowReader` reads the sink's feature messages straight into them), and a
+`ParquetEncoder` writes them as Parquet; `with_ingest` stamps an archived line (`ingest_key`
+reads the stamp back) and `PendingLines` routes it to its archive segment; `symbol_crc32` hashes a
+line for its reprocess shard (README "The native kernel").
 """
 
 from fluxforge_native._native import (
@@ -27,6 +27,7 @@ from fluxforge_native._native import (
     book_ok,
     ingest_key,
     symbol_crc32,
+    trade_row,
     with_ingest,
 )
 
@@ -46,5 +47,6 @@ __all__ = [
     "book_ok",
     "ingest_key",
     "symbol_crc32",
+    "trade_row",
     "with_ingest",
 ]

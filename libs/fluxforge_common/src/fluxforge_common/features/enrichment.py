@@ -1,67 +1,13 @@
-"""Enriched trade and ticker rows: each trade set against the book before it, each ticker's own spread."""
+"""Enriched trade and ticker rows: each trade set against the book before it (made natively:
+`fluxforge_native.trade_row`), each ticker's own spread."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fluxforge_native import Levels
+from fluxforge_native import trade_row as trade_row
 
-from fluxforge_common.messages.envelopes import TickerTick, TradeTick
-
-
-def trade_row(
-    tick: TradeTick,
-    event_ms: int,
-    bids: Levels | None,
-    asks: Levels | None,
-    prev_trade_ms: int | None,
-) -> dict[str, Any]:
-    """One trade against the book as it stood after the last book event before it."""
-    price, amount = tick.price, tick.amount
-    sign = 1 if tick.side == "buy" else -1
-    row: dict[str, Any] = {
-        "exchange": tick.exchange,
-        "symbol": tick.symbol,
-        "ts": event_ms,
-        "recv_ts": tick.recv_ts,
-        "id": tick.id,
-        "price": price,
-        "amount": amount,
-        "side": tick.side,
-        "sign": sign,
-        "notional": price * amount,
-        "signed_amount": sign * amount,
-        "best_bid_before": None,
-        "best_ask_before": None,
-        "mid_before": None,
-        "spread_before": None,
-        "trade_vs_mid_bps": None,
-        "effective_spread_bps": None,
-        "price_position": None,
-        "depth_at_price": None,
-        "latency_ms": None if tick.ts is None else tick.recv_ts - tick.ts,
-        "ms_since_prev_trade": None if prev_trade_ms is None else event_ms - prev_trade_ms,
-    }
-    if bids and asks:
-        pb, pa = bids[0][0], asks[0][0]
-        mid = (pb + pa) / 2
-        vs_mid = sign * (price - mid) / mid * 1e4
-        row["best_bid_before"] = pb
-        row["best_ask_before"] = pa
-        row["mid_before"] = mid
-        row["spread_before"] = pa - pb
-        row["trade_vs_mid_bps"] = vs_mid
-        row["effective_spread_bps"] = 2 * vs_mid
-        if pb < price < pa:
-            row["price_position"] = "inside"
-        elif price in (pb, pa):
-            row["price_position"] = "at"
-        else:
-            row["price_position"] = "through"
-        # Liquidity the aggressor met at its own price: asks for a buy, bids for a sell.
-        resting = asks if sign > 0 else bids
-        row["depth_at_price"] = next((q for p, q in resting if p == price), 0.0)
-    return row
+from fluxforge_common.messages.envelopes import TickerTick
 
 
 def ticker_row(tick: TickerTick, event_ms: int) -> dict[str, Any]:
