@@ -31,7 +31,6 @@ fn min(a: f64, b: f64) -> f64 {
 
 /// The open bar of one duration. The fields after `duration_ms` are its stored state, in
 /// `to_state` order (the names sorted).
-#[derive(Clone, Copy)]
 struct Bar {
     duration_ms: i64,
     close: f64,
