@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import cast
 
 from fluxforge_common.features import EngineOutput, FeatureEngine, SymbolState
+from fluxforge_common.features.engine import TickEngine
 from fluxforge_common.messages.decoded import DecodedTick
 
 
@@ -18,13 +19,17 @@ class FailingEngine:
 
     def __init__(
         self,
-        engine: FeatureEngine,
+        engine: TickEngine,
         fails: Callable[[SymbolState, DecodedTick], bool],
         error: Exception,
     ) -> None:
         self.engine = engine
         self.fails = fails
         self.error = error
+
+    @property
+    def states(self) -> dict[tuple[str, str], SymbolState]:
+        return self.engine.states
 
     def state_for(self, exchange: str, symbol: str) -> SymbolState:
         return self.engine.state_for(exchange, symbol)
@@ -39,7 +44,7 @@ class FailingEngine:
 
 
 def failing(
-    engine: FeatureEngine, fails: Callable[[SymbolState, DecodedTick], bool], error: Exception
+    engine: TickEngine, fails: Callable[[SymbolState, DecodedTick], bool], error: Exception
 ) -> FeatureEngine:
     """`engine` with the fault, typed as what the pipeline and the processor hold."""
     return cast(FeatureEngine, FailingEngine(engine, fails, error))

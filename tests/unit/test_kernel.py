@@ -52,10 +52,10 @@ def test_a_partial_build_is_stale(tmp_path: Path, built: tuple[str, ...], librar
 def test_an_extension_of_a_module_outside_the_kernel_makes_it_stale(tmp_path: Path) -> None:
     """Python would load it: all of the package then runs from source until the next build."""
     _tree(tmp_path, built=kernel.MODULES)
-    stray = kernel.extension_path("fluxforge_common.pipeline.embedded", tmp_path)
+    stray = kernel.extension_path("fluxforge_common.dataset.reader", tmp_path)
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"")
-    assert kernel.extensions(tmp_path) == {*kernel.MODULES, "fluxforge_common.pipeline.embedded"}
+    assert kernel.extensions(tmp_path) == {*kernel.MODULES, "fluxforge_common.dataset.reader"}
     assert kernel.build_state(tmp_path) == "stale"
 
 

@@ -33,6 +33,9 @@ MODULES = (
     "fluxforge_common.features.output",
     "fluxforge_common.features.symbol_state",
     "fluxforge_common.messages.decoding",
+    "fluxforge_common.pipeline.embedded",
+    "fluxforge_common.pipeline.lines",
+    "fluxforge_common.writers.ndjson",
 )
 # mypyc puts the C of all of them in one shared library, named after this group, beside the package.
 GROUP = "fluxforge_kernel"

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.features.symbol_state import SymbolState
 from fluxforge_common.messages.decoded import DecodedTick, Rejection
 from fluxforge_common.messages.envelopes import event_time
+
+
+class TickEngine(Protocol):
+    """What a run mode applies ticks with: a `FeatureEngine`, or a wrapper of one (a compiled run
+    mode checks the types of its attributes, so a test's faulty engine cannot stand in for the class)."""
+
+    @property
+    def states(self) -> dict[tuple[str, str], SymbolState]: ...
+
+    def state_for(self, exchange: str, symbol: str) -> SymbolState: ...
+
+    def apply(self, state: SymbolState, item: DecodedTick, out: EngineOutput) -> str | None: ...
+
+    def flush(self, out: EngineOutput) -> None: ...
 
 
 class FeatureEngine:

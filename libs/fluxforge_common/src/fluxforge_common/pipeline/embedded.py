@@ -25,6 +25,7 @@ from fluxforge_common.features import (
     output_tables,
     table_schema,
 )
+from fluxforge_common.features.engine import TickEngine
 from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_tick, event_time
 from fluxforge_common.pipeline import ingest_order
 from fluxforge_common.storage.base import StorageBackend
@@ -100,7 +101,7 @@ class EmbeddedPipeline:
     ) -> None:
         self.settings = settings
         self.storage = storage
-        self.engine = FeatureEngine(settings.features)
+        self.engine: TickEngine = FeatureEngine(settings.features)
         self.out = EngineOutput()
         self.summary = RunSummary(rows=Counter(dict.fromkeys(output_tables(settings.features), 0)))
         self.keep_row = keep_row

@@ -31,7 +31,8 @@ from fluxforge_common.dataset.interrupted import (
 )
 from fluxforge_common.dataset.partitioning import MS_PER_DAY, utc_date
 from fluxforge_common.dataset.timespec import utc_ms
-from fluxforge_common.features import TABLES, FeatureEngine
+from fluxforge_common.features import TABLES
+from fluxforge_common.features.engine import TickEngine
 from fluxforge_common.pipeline.embedded import HAND_OFF_LINES, EmbeddedPipeline, RunSummary
 from fluxforge_common.pipeline.lines import archive_dates, archive_lines
 from fluxforge_common.pipeline.shards import run_shards
@@ -213,9 +214,7 @@ class RebuildJob:
         )
 
 
-def _until_closed(
-    lines: Iterable[bytes], engine: FeatureEngine, end_ms: int, close_ms: int
-) -> Iterator[bytes]:
+def _until_closed(lines: Iterable[bytes], engine: TickEngine, end_ms: int, close_ms: int) -> Iterator[bytes]:
     """`lines` until every symbol has closed its intervals up to `close_ms` (the range's end, or the
     end of a time bar begun in it) and holds no open information-driven bar begun before `end_ms`
     (checked every `HAND_OFF_LINES` lines)."""
