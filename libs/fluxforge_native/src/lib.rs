@@ -41,6 +41,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ingest::with_ingest, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::ingest_key, m)?)?;
     m.add_function(wrap_pyfunction!(shard::symbol_crc32, m)?)?;
+    m.add_function(wrap_pyfunction!(shard::shard_lines, m)?)?;
     m.add_function(wrap_pyfunction!(trades::trade_row, m)?)?;
     m.add_class::<parquet_file::ParquetEncoder>()?;
     Ok(())

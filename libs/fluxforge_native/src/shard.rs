@@ -2,7 +2,9 @@
 //! shard reads the whole archive and hashes every line, so the common line is read here, only as
 //! far as its symbol.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use crate::json::Reader;
 
@@ -49,6 +51,32 @@ pub fn symbol_crc32(line: &[u8]) -> Option<u32> {
     hasher.update(b":");
     hasher.update(symbol?.as_bytes());
     Some(hasher.finalize())
+}
+
+/// The lines of `block` (split at `\n`, empty ones left out) that shard `index` of `count` may
+/// keep, and the places among them of those `symbol_crc32` could not hash, which the caller
+/// decides with a full decode. A shard drops the other shards' lines here, in one call a block,
+/// without a Python object each.
+#[pyfunction]
+pub fn shard_lines<'py>(
+    py: Python<'py>,
+    block: &[u8],
+    count: u32,
+    index: u32,
+) -> PyResult<(Vec<Bound<'py, PyBytes>>, Vec<usize>)> {
+    if index >= count {
+        return Err(PyValueError::new_err(format!("shard {index} of {count} does not exist")));
+    }
+    let (mut kept, mut undecided) = (Vec::new(), Vec::new());
+    for line in block.split(|&byte| byte == b'\n').filter(|line| !line.is_empty()) {
+        match symbol_crc32(line) {
+            Some(crc) if crc % count != index => continue,
+            Some(_) => {}
+            None => undecided.push(kept.len()),
+        }
+        kept.push(PyBytes::new_bound(py, line));
+    }
+    Ok((kept, undecided))
 }
 
 /// Where the first `"` or `\\` of `bytes` is, looked for eight bytes a step: a book's levels,

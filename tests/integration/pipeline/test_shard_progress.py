@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import pytest
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.pipeline import RunSummary, archive_lines
 from fluxforge_common.pipeline.reprocess import RebuildJob
-from fluxforge_common.pipeline.shards import run_shards
+from fluxforge_common.pipeline.shards import Shard, run_shards
 from fluxforge_common.stopping import ReadStop
 from fluxforge_common.storage.local import LocalStorage
 
@@ -29,29 +29,40 @@ DATE = "2025-12-12"
 PAUSE_S = 1.2  # longer than the pipeline's 1 s between reports
 
 
+class PausingReadStop(ReadStop):
+    """Passes on the lines of `inner` (or of the source), holding still for PAUSE_S after the
+    `pause_after`-th."""
+
+    def __init__(self, inner: ReadStop | None, pause_after: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.pause_after = pause_after
+
+    def lines(self, source: Iterable[bytes]) -> Iterator[bytes]:
+        lines = source if self.inner is None else self.inner.lines(source)
+        for n, line in enumerate(lines, 1):
+            if n == self.pause_after:
+                time.sleep(PAUSE_S)
+            yield line
+
+
 @dataclass(frozen=True)
 class PausedMidway:
-    """The rebuild job, holding still for PAUSE_S once it has read `pause_after` archive lines
-    (module level: the shards import it)."""
+    """The rebuild job, holding still for PAUSE_S once it has read `pause_after[shard index]` of
+    its lines (None: the one process's); module level: the shards import it."""
 
     job: RebuildJob
-    pause_after: int
+    pause_after: dict[int | None, int]
 
     def run(
         self,
         *,
-        keep_line: Callable[[bytes], bool] | None = None,
+        shard: Shard | None = None,
         on_progress: Callable[[RunSummary], None] | None = None,
         read_stop: ReadStop | None = None,
     ) -> RunSummary:
-        read = itertools.count(1)
-
-        def keep(line: bytes) -> bool:
-            if next(read) == self.pause_after:
-                time.sleep(PAUSE_S)
-            return keep_line is None or keep_line(line)
-
-        return self.job.run(keep_line=keep, on_progress=on_progress, read_stop=read_stop)
+        pausing = PausingReadStop(read_stop, self.pause_after[None if shard is None else shard.index])
+        return self.job.run(shard=shard, on_progress=on_progress, read_stop=pausing)
 
 
 @pytest.fixture(scope="module")
@@ -106,16 +117,21 @@ def recorder(reports: list[RunSummary]) -> Callable[[RunSummary], None]:
 
 
 def test_two_workers_show_progress_that_grows_to_the_totals_of_one(archive: Path, tmp_path: Path) -> None:
-    total = sum(1 for _ in archive_lines(LocalStorage(archive)))
+    storage = LocalStorage(archive)
+    total = sum(1 for _ in archive_lines(storage))
+    halves: dict[int | None, int] = {
+        i: sum(1 for _ in archive_lines(storage, shard=Shard(i, 2))) // 2 for i in range(2)
+    }
+    assert all(halves.values()) and abs(sum(halves.values()) - total // 2) <= 1
     job = RebuildJob(FluxForgeSettings(), str(archive), tmp_path / "one", [DATE], [DATE])
     one_reports: list[RunSummary] = []
-    one = PausedMidway(job, total // 2).run(on_progress=recorder(one_reports))
+    one = PausedMidway(job, {None: total // 2}).run(on_progress=recorder(one_reports))
     assert one.lines == total and one.accepted > 0 and one.rows["hf"] > 0
     assert_progress_leads_to(one_reports, one, total // 2)
 
     two_reports: list[RunSummary] = []
-    paused = PausedMidway(replace(job, target_root=tmp_path / "two"), total // 2)
+    paused = PausedMidway(replace(job, target_root=tmp_path / "two"), halves)
     two = run_shards(paused, 2, on_progress=recorder(two_reports))
-    assert_progress_leads_to(two_reports, two, total // 2)
+    assert_progress_leads_to(two_reports, two, sum(halves.values()))
     assert figures(two) == figures(one)
     print(f"{total:,} lines: {len(one_reports)} report(s) from one process, {len(two_reports)} merged")

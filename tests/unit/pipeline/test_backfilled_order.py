@@ -13,9 +13,11 @@ from itertools import islice
 from pathlib import Path
 
 import orjson
+import pytest
 from fluxforge_common.config import FluxForgeSettings
-from fluxforge_common.pipeline import EmbeddedPipeline, archive_dates, reprocess
+from fluxforge_common.pipeline import EmbeddedPipeline, archive_dates, archive_lines, reprocess
 from fluxforge_common.pipeline.ingest_order import backfilled_trades, in_event_time_place, stamp
+from fluxforge_common.pipeline.shards import Shard
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_common.storage import LocalStorage
 
@@ -69,8 +71,9 @@ def trade_ids(root: Path) -> list[str]:
     return sorted(trades["id"].to_pylist()) if trades.num_rows else []
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 def test_reprocessing_an_archive_with_backfilled_trades_gives_every_trade_and_the_true_rows(
-    tmp_path: Path,
+    tmp_path: Path, workers: int
 ) -> None:
     lines = list(islice(MarketSimulator(SIM).ticks(), 12_000))
     first = orjson.loads(lines[0])["ts"]
@@ -84,7 +87,13 @@ def test_reprocessing_an_archive_with_backfilled_trades_gives_every_trade_and_th
 
     settings = FluxForgeSettings()
     dates = archive_dates(LocalStorage(tmp_path / "live"))
-    summary, _ = reprocess(settings, tmp_path / "live", tmp_path / "again", dates)
+    archived = list(archive_lines(LocalStorage(tmp_path / "live")))
+    shards = [Shard(i, 3) for i in range(3)]  # one per symbol, and one without any
+    parts = [list(archive_lines(LocalStorage(tmp_path / "live"), shard=shard)) for shard in shards]
+    for shard, kept in zip(shards, parts, strict=True):  # a shard reads its symbols' lines, in place
+        assert kept == [line for line in archived if shard.keeps(line)]
+    assert sorted(map(len, parts))[0] == 0 and sum(map(len, parts)) == len(archived)
+    summary, _ = reprocess(settings, tmp_path / "live", tmp_path / "again", dates, workers=workers)
     assert summary.late == 0
     again, true = read_dataset(tmp_path / "again"), read_dataset(tmp_path / "true")
     assert trade_ids(tmp_path / "again") == trade_ids(tmp_path / "true")

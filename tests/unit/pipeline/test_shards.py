@@ -12,7 +12,13 @@ import orjson
 import pytest
 from fluxforge_common.messages import Rejection, decode_tick
 from fluxforge_common.pipeline.embedded import RunSummary
-from fluxforge_common.pipeline.shards import ShardFailedError, merge_summaries, run_shards, shard_of
+from fluxforge_common.pipeline.shards import (
+    Shard,
+    ShardFailedError,
+    merge_summaries,
+    run_shards,
+    shard_of,
+)
 from fluxforge_common.stopping import ReadStop
 from fluxforge_common.writers.common import WrittenFile
 from hypothesis import example, given, settings
@@ -100,6 +106,24 @@ def test_a_line_goes_to_the_shard_a_full_decode_gives_it(line: bytes, shards: in
         assert isinstance(decode_tick(line), Rejection)
     else:
         assert shard_of(line, shards) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_lines() | st.just(b""), max_size=8), st.booleans(), st.integers(1, 5), st.data())
+def test_a_shard_picks_its_lines_of_a_block_as_the_hash_of_each_line_would(
+    lines: list[bytes], newline_at_end: bool, count: int, data: st.DataObject
+) -> None:
+    """`Shard.lines_of` drops the other shards' lines natively and decodes the lines the native
+    hash leaves; it keeps what `shard_of` keeps, in order, empty lines left out."""
+    shard = Shard(data.draw(st.integers(0, count - 1)), count)
+    block = b"\n".join(lines) + (b"\n" if newline_at_end else b"")
+    assert shard.lines_of(block) == [line for line in lines if line and shard_of(line, count) == shard.index]
+
+
+@pytest.mark.parametrize(("index", "count"), [(2, 2), (-1, 2), (0, 0)])
+def test_a_shard_that_does_not_exist_is_refused(index: int, count: int) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        Shard(index, count)
 
 
 def test_summaries_of_disjoint_parts_add_up() -> None:

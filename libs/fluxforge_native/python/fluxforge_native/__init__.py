@@ -8,7 +8,7 @@ windows; `BookColumns` writes an HF row's book columns, `IntervalColumns` the re
 written (`RowReader` reads the sink's feature messages straight into them), and a
 `ParquetEncoder` writes them as Parquet; `with_ingest` stamps an archived line (`ingest_key`
 reads the stamp back) and `PendingLines` routes it to its archive segment; `symbol_crc32` hashes a
-line for its reprocess shard (README "The native kernel").
+line for its reprocess shard and `shard_lines` drops the other shards' lines of a block (README "The native kernel").
 """
 
 from fluxforge_native._native import (
@@ -26,6 +26,7 @@ from fluxforge_native._native import (
     TimeBars,
     book_ok,
     ingest_key,
+    shard_lines,
     symbol_crc32,
     trade_row,
     with_ingest,
@@ -46,6 +47,7 @@ __all__ = [
     "TimeBars",
     "book_ok",
     "ingest_key",
+    "shard_lines",
     "symbol_crc32",
     "trade_row",
     "with_ingest",

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
 
@@ -20,7 +20,10 @@ from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.location import storage_at
 from fluxforge_common.storage.s3url import is_s3_url
-from fluxforge_common.writers.ndjson import iter_ndjson, read_lines
+from fluxforge_common.writers.ndjson import iter_ndjson, ndjson_blocks, read_lines
+
+if TYPE_CHECKING:
+    from fluxforge_common.pipeline.shards import Shard
 
 RAW_PREFIX = "raw/"
 # What a source yields after `IDLE_AFTER_S` without a line (a silent pipe or market): no line, a
@@ -101,32 +104,48 @@ def archive_dates(storage: StorageBackend) -> list[str]:
     return sorted(dates)
 
 
-def archive_lines(storage: StorageBackend, dates: Iterable[str] | None = None) -> Iterator[bytes]:
-    """The raw archive's ticks for `dates` (all when None), merged back into ingest order, backfilled
-    trades at their event time's place (`ingest_order`)."""
+def archive_lines(
+    storage: StorageBackend, dates: Iterable[str] | None = None, shard: Shard | None = None
+) -> Iterator[bytes]:
+    """The raw archive's ticks for `dates` (all when None), of the symbols of `shard` (all when
+    None), merged back into ingest order, backfilled trades at their event time's place
+    (`ingest_order`)."""
     wanted = None if dates is None else set(dates)
     files = [
         path
         for path in storage.list_files(RAW_PREFIX)
         if wanted is None or any(part[5:] in wanted for part in path.split("/") if part.startswith("date="))
     ]
-    yield from _segment_lines(storage, files)
+    yield from _segment_lines(storage, files, shard)
 
 
-def _segment_lines(storage: StorageBackend, files: list[str]) -> Iterator[bytes]:
-    """The ticks of the raw segments `files`, as `archive_lines` gives them."""
-    streams = [iter_ndjson(storage, path) for path in files]
-    merged = heapq.merge(*streams, key=ingest_key)
+def _segment_lines(storage: StorageBackend, files: list[str], shard: Shard | None = None) -> Iterator[bytes]:
+    """The ticks of the raw segments `files`, as `archive_lines` gives them.
+
+    A shard's lines are picked from each segment before the merge, which then handles only them: a
+    backfilled trade's place depends on its own symbol's ticks alone, so it is where the whole
+    archive has it.
+    """
+    merged = heapq.merge(*(_segment(storage, path, shard) for path in files), key=ingest_key)
     trade_files = [path for path in files if "/channel=trade/" in path]
-    backfilled = backfilled_trades(_lines_of(storage, trade_files))
+    backfilled = backfilled_trades(_lines_of(storage, trade_files, shard))
     yield from in_event_time_place(merged, backfilled) if backfilled else merged
 
 
-def _lines_of(storage: StorageBackend, files: list[str]) -> Iterator[bytes]:
+def _lines_of(storage: StorageBackend, files: list[str], shard: Shard | None) -> Iterator[bytes]:
     """One file after another, read as they are needed (a generator expression here would be a list
     once compiled: `fluxforge_common.kernel`)."""
     for path in files:
+        yield from _segment(storage, path, shard)
+
+
+def _segment(storage: StorageBackend, path: str, shard: Shard | None) -> Iterator[bytes]:
+    """The lines of segment `path` (of `shard`'s symbols only, given one)."""
+    if shard is None:
         yield from iter_ndjson(storage, path)
+        return
+    for block in ndjson_blocks(storage, path):
+        yield from shard.lines_of(block)
 
 
 def date_range(start: str, end: str) -> list[str]:

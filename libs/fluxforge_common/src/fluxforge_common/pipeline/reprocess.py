@@ -35,7 +35,7 @@ from fluxforge_common.features import TABLES
 from fluxforge_common.features.engine import TickEngine
 from fluxforge_common.pipeline.embedded import HAND_OFF_LINES, EmbeddedPipeline, RunSummary
 from fluxforge_common.pipeline.lines import archive_dates, archive_lines
-from fluxforge_common.pipeline.shards import run_shards
+from fluxforge_common.pipeline.shards import Shard, run_shards
 from fluxforge_common.stopping import ReadStop
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.location import storage_at
@@ -185,11 +185,11 @@ class RebuildJob:
     def run(
         self,
         *,
-        keep_line: Callable[[bytes], bool] | None = None,
+        shard: Shard | None = None,
         on_progress: Callable[[RunSummary], None] | None = None,
         read_stop: ReadStop | None = None,
     ) -> RunSummary:
-        """Run it over the lines `keep_line` keeps (all without it)."""
+        """Run it over the lines of `shard` (all without one)."""
         wanted = set(self.dates)
         pipeline = EmbeddedPipeline(
             self.settings,
@@ -200,10 +200,8 @@ class RebuildJob:
             source={"mode": "reprocess", "input": self.source_root, "dates": self.dates},
         )
         lines: Iterable[bytes] = archive_lines(
-            storage_at(self.source_root, self.settings.storage.s3), self.read
+            storage_at(self.source_root, self.settings.storage.s3), self.read, shard
         )
-        if keep_line is not None:
-            lines = filter(keep_line, lines)
         if self.read[-1] > self.dates[-1]:
             end_ms = utc_ms(self.dates[-1]) + MS_PER_DAY
             # A bar dated in the range may end after it (a duration that does not divide a day).

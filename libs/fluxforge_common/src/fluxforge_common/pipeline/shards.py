@@ -1,14 +1,14 @@
 """`fluxforge reprocess --workers N`: the archive's symbols split over N processes.
 
 A symbol's rows depend on its own ticks only (its book, trades, ticker and
-watermarks), so N processes that each read the whole archive in ingest order
-and keep the ticks of the symbols hashed to them (crc32 of `exchange:symbol`,
-the same in every process) write, between them, the rows one process would,
-each into its own symbols' partitions. Reading is repeated in every process, a
-fifth of a line's cost next to decoding and the engine (README "The archive's
-merge key native"). A line that names no symbol goes to the first process, and
-one that is not JSON after its symbol to that symbol's: either way one engine
-rejects it once.
+watermarks), so N processes that each read the whole archive and keep the ticks
+of the symbols hashed to them (crc32 of `exchange:symbol`, the same in every
+process), in ingest order, write, between them, the rows one process would, each
+into its own symbols' partitions. Every process decompresses every segment; it
+picks its lines from each block natively (`Shard.lines_of`) and merges only those
+(README "A shard's lines picked natively"). A line that names no symbol goes to
+the first process, and one that is not JSON after its symbol to that symbol's:
+either way one engine rejects it once.
 
 The parent only waits: it merges the shards' progress and summaries,
 forwards a stop (SIGTERM) to each shard once, and fails when one fails.
@@ -31,13 +31,13 @@ import time
 import traceback
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from typing import Any, Protocol
 
 import msgspec
-from fluxforge_native import symbol_crc32
+from fluxforge_native import shard_lines, symbol_crc32
 
 from fluxforge_common.pipeline.embedded import RunSummary
 from fluxforge_common.stopping import ReadStop
@@ -49,7 +49,7 @@ class ShardJob(Protocol):
     def run(
         self,
         *,
-        keep_line: Callable[[bytes], bool] | None = None,
+        shard: Shard | None = None,
         on_progress: Callable[[RunSummary], None] | None = None,
         read_stop: ReadStop | None = None,
     ) -> RunSummary: ...
@@ -69,6 +69,30 @@ class _Key(msgspec.Struct):
 
 
 _decode_key = msgspec.json.Decoder(_Key).decode
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count`: the lines of the symbols hashed to it (`shard_of`)."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index} of {self.count} does not exist")
+
+    def keeps(self, line: bytes) -> bool:
+        return shard_of(line, self.count) == self.index
+
+    def lines_of(self, block: bytes) -> list[bytes]:
+        """The lines of `block` (whole lines, empty ones left out) this shard keeps, in order: the
+        others dropped natively, without a Python object each."""
+        lines, undecided = shard_lines(block, self.count, self.index)
+        for i in reversed(undecided):
+            if not self.keeps(lines[i]):
+                del lines[i]
+        return lines
 
 
 def shard_of(line: bytes, shards: int) -> int:
@@ -224,7 +248,7 @@ def _shard_main(
 
     try:
         summary = job.run(
-            keep_line=lambda line: shard_of(line, shards) == shard,
+            shard=Shard(shard, shards),
             on_progress=report if progress else None,
             read_stop=read_stop,
         )

@@ -506,22 +506,39 @@ class DeadLetterWriter:
 def iter_ndjson(storage: StorageBackend, path: str) -> Iterator[bytes]:
     """The lines of an archive or dead-letter file, without newlines; `.zst` is decompressed.
 
-    Blank lines are skipped (the writers never produce them). Reading streams in
-    1 MiB chunks, so a segment of any size needs little memory.
+    Blank lines are skipped (the writers never produce them).
     """
-    with storage.open_read(path) as raw:
-        stream = pa.input_stream(raw, compression="zstd") if path.endswith(".zst") else raw
-        for line in read_lines(stream):
+    for block in ndjson_blocks(storage, path):
+        for line in block.split(b"\n"):
             if line:
                 yield line
 
 
+def ndjson_blocks(storage: StorageBackend, path: str) -> Iterator[bytes]:
+    """An archive or dead-letter file, `.zst` decompressed, in blocks of whole lines (`line_blocks`):
+    a segment of any size needs little memory."""
+    with storage.open_read(path) as raw:
+        yield from line_blocks(pa.input_stream(raw, compression="zstd") if path.endswith(".zst") else raw)
+
+
 def read_lines(stream: BinaryIO | pa.NativeFile) -> Iterator[bytes]:
-    """Every line of `stream` without its newline, read 1 MiB at a time; the caller closes it."""
+    """Every line of `stream` without its newline; the caller closes it."""
+    for block in line_blocks(stream):
+        lines = block.split(b"\n")
+        if block.endswith(b"\n"):
+            lines.pop()
+        yield from lines
+
+
+def line_blocks(stream: BinaryIO | pa.NativeFile) -> Iterator[bytes]:
+    """`stream` in blocks of whole lines, read 1 MiB at a time: each ends with a newline but for
+    the stream's last; the caller closes it."""
     tail = b""
     while chunk := stream.read(_READ_CHUNK):
-        lines = (tail + chunk).split(b"\n")
-        tail = lines.pop()
-        yield from lines
+        data = tail + chunk
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        tail = data[cut:]
     if tail:
         yield tail
