@@ -46,5 +46,6 @@ class FailingEngine:
 def failing(
     engine: TickEngine, fails: Callable[[SymbolState, DecodedTick], bool], error: Exception
 ) -> FeatureEngine:
-    """`engine` with the fault, typed as what the pipeline and the processor hold."""
+    """`engine` with the fault, typed as the processor holds its engine (the pipeline holds any
+    `TickEngine`)."""
     return cast(FeatureEngine, FailingEngine(engine, fails, error))

@@ -95,13 +95,17 @@ fn int_of(py: Python<'_>, digits: &[u8]) -> PyResult<PyObject> {
     }
 }
 
-/// The (session, n) of an archived line (`fluxforge_common.pipeline.ingest_order`): the first
-/// `"_ingest":[session,n]` in its last 64 bytes, else the first anywhere; (0, 0) for a line
-/// without one, which sorts first.
+/// The digits of the (session, n) of an archived line: the first `"_ingest":[session,n]` in its
+/// last 64 bytes, else the first anywhere; None for a line without one.
+pub(crate) fn ingest_digits(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    first_key(line, line.len().saturating_sub(TAIL)).or_else(|| first_key(line, 0))
+}
+
+/// The (session, n) of an archived line (`fluxforge_common.pipeline.ingest_order`, `ingest_digits`);
+/// (0, 0) for a line without one, which sorts first.
 #[pyfunction]
 pub fn ingest_key(py: Python<'_>, line: &[u8]) -> PyResult<(PyObject, PyObject)> {
-    let found = first_key(line, line.len().saturating_sub(TAIL)).or_else(|| first_key(line, 0));
-    match found {
+    match ingest_digits(line) {
         Some((session, n)) => Ok((int_of(py, session)?, int_of(py, n)?)),
         None => Ok((0.into_py(py), 0.into_py(py))),
     }

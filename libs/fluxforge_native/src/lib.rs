@@ -17,6 +17,7 @@ mod ingest;
 mod interval_columns;
 mod json;
 mod levels;
+mod merge;
 mod parquet_file;
 mod rows;
 mod shard;
@@ -37,6 +38,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<snapshot::BookColumns>()?;
     m.add_class::<interval_columns::IntervalColumns>()?;
     m.add_class::<archive::PendingLines>()?;
+    m.add_class::<merge::IngestMerge>()?;
     m.add_function(wrap_pyfunction!(levels::book_ok, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::with_ingest, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::ingest_key, m)?)?;

@@ -46,6 +46,20 @@ def test_a_backfilled_trade_goes_before_the_first_tick_of_its_symbol_stamped_lat
     assert backfilled_trades([tick("trade", "A/B", 1, backfilled=False)]) == {}
 
 
+def test_a_backfilled_flag_on_another_tick_moves_nothing() -> None:
+    """Only trades are backfilled: a book or ticker that carries the flag stays where it came (it
+    was dropped while the archive had backfilled trades, and kept by a shard that had none)."""
+    late = stamp(tick("trade", "A/B", 150, id="7", backfilled=True), 1, 4)
+    lines = [
+        stamp(tick("book", "A/B", 100), 1, 1),
+        stamp(tick("book", "C/D", 120, backfilled=True), 1, 2),
+        stamp(tick("book", "A/B", 200), 1, 3),
+        late,
+    ]
+    assert backfilled_trades(lines) == backfilled_trades([late])
+    assert list(in_event_time_place(iter(lines), backfilled_trades([late]))) == [*lines[:2], late, lines[2]]
+
+
 def delayed(lines: list[bytes], start_ms: int, end_ms: int, delay_ms: int) -> Iterator[bytes]:
     """The stream as the live path sees it after an outage: the trades stamped in [start, end) come
     marked backfilled, after the first tick stamped `delay_ms` past the end."""

@@ -7,14 +7,16 @@ windows; `BookColumns` writes an HF row's book columns, `IntervalColumns` the re
 `trade_row` makes a trade's row; `ColumnBuffer` holds output rows as Arrow columns until they are
 written (`RowReader` reads the sink's feature messages straight into them), and a
 `ParquetEncoder` writes them as Parquet; `with_ingest` stamps an archived line (`ingest_key`
-reads the stamp back) and `PendingLines` routes it to its archive segment; `symbol_crc32` hashes a
-line for its reprocess shard and `shard_lines` drops the other shards' lines of a block (README "The native kernel").
+reads the stamp back, `IngestMerge` merges segments by it) and `PendingLines` routes it to its
+archive segment; `symbol_crc32` hashes a line for its reprocess shard, and `shard_lines` drops
+the other shards' lines of a block (README "The native kernel").
 """
 
 from fluxforge_native._native import (
     BookColumns,
     BookDecoder,
     ColumnBuffer,
+    IngestMerge,
     IntervalColumns,
     IntervalFlows,
     Levels,
@@ -36,6 +38,7 @@ __all__ = [
     "BookColumns",
     "BookDecoder",
     "ColumnBuffer",
+    "IngestMerge",
     "IntervalColumns",
     "IntervalFlows",
     "Levels",

@@ -44,6 +44,7 @@ _BACKFILLED = b'"%s"' % BACKFILLED.encode()
 class _Head(msgspec.Struct, gc=False):
     """What placing a backfilled trade needs of an archived tick."""
 
+    type: str = ""
     exchange: str = ""
     symbol: str = ""
     ts: int | None = None
@@ -54,6 +55,15 @@ class _Head(msgspec.Struct, gc=False):
 _head = msgspec.json.Decoder(_Head)
 # Per exchange and symbol, backfilled trades as (event time, ingest key, line), in event-time order.
 Backfilled = dict[tuple[str, str], deque[tuple[int, tuple[int, int], bytes]]]
+
+
+def _backfilled_trade(line: bytes) -> _Head | None:
+    """The head of a backfilled trade; None for any other line (a flag on a tick of another type
+    moves nothing: only trades are backfilled)."""
+    if _BACKFILLED not in line:
+        return None
+    head = _decode_head(line)
+    return head if head is not None and head.backfilled and head.type == "trade" else None
 
 
 def _decode_head(line: bytes) -> _Head | None:
@@ -67,7 +77,7 @@ def backfilled_trades(lines: Iterable[bytes]) -> Backfilled:
     """The backfilled trades among `lines` (a trade channel's archive), per symbol, in event-time order."""
     found: dict[tuple[str, str], list[tuple[int, tuple[int, int], bytes]]] = {}
     for line in lines:
-        if _BACKFILLED in line and (head := _decode_head(line)) is not None and head.backfilled:
+        if (head := _backfilled_trade(line)) is not None:
             event = head.recv_ts if head.ts is None else head.ts
             found.setdefault((head.exchange, head.symbol), []).append((event, ingest_key(line), line))
     return {key: deque(sorted(trades)) for key, trades in found.items()}
@@ -77,7 +87,7 @@ def in_event_time_place(lines: Iterator[bytes], backfilled: Backfilled) -> Itera
     """`lines` (in ingest order) with each backfilled trade moved to just before the first tick of its
     symbol stamped later than it; those left at the end follow the last line."""
     for line in lines:
-        if _BACKFILLED in line and (head := _decode_head(line)) is not None and head.backfilled:
+        if _backfilled_trade(line) is not None:
             continue  # yielded at its event time's place
         if backfilled and (head := _decode_head(line)) is not None:
             key = (head.exchange, head.symbol)

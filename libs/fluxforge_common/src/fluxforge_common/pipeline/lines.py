@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import os
 import select
 import sys
@@ -12,15 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
+from fluxforge_native import IngestMerge
 
 from fluxforge_common.config.settings import S3Config
-from fluxforge_common.pipeline.ingest_order import backfilled_trades, in_event_time_place, ingest_key
+from fluxforge_common.pipeline.ingest_order import backfilled_trades, in_event_time_place
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.location import storage_at
 from fluxforge_common.storage.s3url import is_s3_url
-from fluxforge_common.writers.ndjson import iter_ndjson, ndjson_blocks, read_lines
+from fluxforge_common.writers.ndjson import ndjson_blocks, read_lines
 
 if TYPE_CHECKING:
     from fluxforge_common.pipeline.shards import Shard
@@ -122,30 +122,28 @@ def archive_lines(
 def _segment_lines(storage: StorageBackend, files: list[str], shard: Shard | None = None) -> Iterator[bytes]:
     """The ticks of the raw segments `files`, as `archive_lines` gives them.
 
-    A shard's lines are picked from each segment before the merge, which then handles only them: a
-    backfilled trade's place depends on its own symbol's ticks alone, so it is where the whole
-    archive has it.
+    Each segment is in ingest order (its writer stamps its lines in order, or writes them in offset
+    order), which the merge relies on. A shard's lines are picked from each segment before the
+    merge, which then handles only them: a backfilled trade's place depends on its own symbol's
+    ticks alone, so it is where the whole archive has it.
     """
-    merged = heapq.merge(*(_segment(storage, path, shard) for path in files), key=ingest_key)
+    merged = IngestMerge([_segment(storage, path, shard) for path in files])
     trade_files = [path for path in files if "/channel=trade/" in path]
     backfilled = backfilled_trades(_lines_of(storage, trade_files, shard))
     yield from in_event_time_place(merged, backfilled) if backfilled else merged
 
 
 def _lines_of(storage: StorageBackend, files: list[str], shard: Shard | None) -> Iterator[bytes]:
-    """One file after another, read as they are needed (a generator expression here would be a list
-    once compiled: `fluxforge_common.kernel`)."""
+    """One file after another, read as they are needed."""
     for path in files:
-        yield from _segment(storage, path, shard)
+        for lines in _segment(storage, path, shard):
+            yield from lines
 
 
-def _segment(storage: StorageBackend, path: str, shard: Shard | None) -> Iterator[bytes]:
-    """The lines of segment `path` (of `shard`'s symbols only, given one)."""
-    if shard is None:
-        yield from iter_ndjson(storage, path)
-        return
+def _segment(storage: StorageBackend, path: str, shard: Shard | None) -> Iterator[list[bytes]]:
+    """The lines of segment `path` (of `shard`'s symbols only, given one), a block at a time."""
     for block in ndjson_blocks(storage, path):
-        yield from shard.lines_of(block)
+        yield [line for line in block.split(b"\n") if line] if shard is None else shard.lines_of(block)
 
 
 def date_range(start: str, end: str) -> list[str]:

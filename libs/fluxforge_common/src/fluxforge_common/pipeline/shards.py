@@ -6,9 +6,10 @@ of the symbols hashed to them (crc32 of `exchange:symbol`, the same in every
 process), in ingest order, write, between them, the rows one process would, each
 into its own symbols' partitions. Every process decompresses every segment; it
 picks its lines from each block natively (`Shard.lines_of`) and merges only those
-(README "A shard's lines picked natively"). A line that names no symbol goes to
-the first process, and one that is not JSON after its symbol to that symbol's:
-either way one engine rejects it once.
+(README "A shard's lines picked natively"). A line that is not a JSON object goes
+to the first process, one without exchange or symbol to the process of those
+empty names, and one that is not JSON after its symbol to that symbol's: either
+way one engine rejects it once.
 
 The parent only waits: it merges the shards' progress and summaries,
 forwards a stop (SIGTERM) to each shard once, and fails when one fails.
@@ -96,7 +97,8 @@ class Shard:
 
 
 def shard_of(line: bytes, shards: int) -> int:
-    """The shard of the symbol a raw line names; 0 for a line that names none.
+    """The shard of the symbol a raw line names (`""` for a name it lacks); 0 for a line that is not
+    a JSON object of string names.
 
     The common line is hashed natively (`symbol_crc32`, ~5x faster); the rest is decoded here,
     to the same hash.

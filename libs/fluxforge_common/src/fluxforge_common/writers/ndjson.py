@@ -531,8 +531,8 @@ def read_lines(stream: BinaryIO | pa.NativeFile) -> Iterator[bytes]:
 
 
 def line_blocks(stream: BinaryIO | pa.NativeFile) -> Iterator[bytes]:
-    """`stream` in blocks of whole lines, read 1 MiB at a time: each ends with a newline but for
-    the stream's last; the caller closes it."""
+    """`stream` in blocks of whole lines, read 1 MiB at a time: each ends with a newline (the last
+    one only if the stream does); the caller closes it."""
     tail = b""
     while chunk := stream.read(_READ_CHUNK):
         data = tail + chunk
