@@ -7,6 +7,7 @@ use std::collections::BinaryHeap;
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
 use pyo3::types::PyBytes;
 
 use crate::ingest::ingest_digits;
@@ -78,7 +79,10 @@ impl Source {
                     self.lines = lines.extract()?;
                     self.next = 0;
                 }
-                Err(e) if e.is_instance_of::<PyStopIteration>(py) => return Ok(None),
+                Err(e) if e.is_instance_of::<PyStopIteration>(py) => {
+                    self.lines = Vec::new(); // its last lines are not held until the merge ends
+                    return Ok(None);
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -99,9 +103,15 @@ pub struct IngestMerge {
 }
 
 impl IngestMerge {
+    /// Its next line into the heap; after an error the merge is over, as a generator's is.
     fn push_next(&mut self, py: Python<'_>, source: usize) -> PyResult<()> {
-        if let Some(line) = self.sources[source].line(py)? {
-            self.heap.push(Reverse(place(line.as_bytes(), source)));
+        match self.sources[source].line(py) {
+            Ok(Some(line)) => self.heap.push(Reverse(place(line.as_bytes(), source))),
+            Ok(None) => {}
+            Err(e) => {
+                self.heap.clear();
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -120,6 +130,16 @@ impl IngestMerge {
             merge.push_next(py, source)?;
         }
         Ok(merge)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.sources.iter().try_for_each(|source| visit.call(&source.blocks))
+    }
+
+    fn __clear__(&mut self) {
+        self.sources.clear();
+        self.heap.clear();
+        self.taken = None;
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {

@@ -4,8 +4,10 @@ first, ties in segment order, each segment read a list at a time and only as far
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -64,18 +66,34 @@ def test_a_segment_is_read_only_as_far_as_the_next_line_needs() -> None:
     assert next(merge) == b'{"_ingest":[1,2]}' and read == ["a", "b", "a"]
 
 
-def test_what_a_segment_raises_comes_out_of_the_merge() -> None:
+def test_what_a_segment_raises_comes_out_of_the_merge_and_ends_it() -> None:
     def failing() -> Iterator[list[bytes]]:
         yield [b'{"_ingest":[1,1]}']
         raise OSError("disk gone")
 
-    merge = IngestMerge([failing()])
+    merge = IngestMerge([failing(), iter([[b'{"_ingest":[1,2]}']])])
     assert next(merge) == b'{"_ingest":[1,1]}'
     with pytest.raises(OSError, match="disk gone"):
         next(merge)
+    assert list(merge) == []  # as a generator's: nothing after its error
 
 
 def test_a_segment_must_give_lists_of_bytes() -> None:
     not_bytes: list[list[object]] = [["not bytes"]]
     with pytest.raises(TypeError):
         IngestMerge([iter(not_bytes)])  # type: ignore[list-item]
+
+
+def test_a_merge_in_a_reference_cycle_is_collected() -> None:
+    class Holder:
+        merge: IngestMerge | None = None
+
+    def segment(holder: Holder) -> Iterator[list[bytes]]:
+        yield [repr(holder).encode()]
+
+    holder = Holder()
+    holder.merge = IngestMerge([segment(holder)])
+    alive = weakref.ref(holder)
+    del holder
+    gc.collect()
+    assert alive() is None

@@ -127,9 +127,9 @@ def _segment_lines(storage: StorageBackend, files: list[str], shard: Shard | Non
     merge, which then handles only them: a backfilled trade's place depends on its own symbol's
     ticks alone, so it is where the whole archive has it.
     """
-    merged = IngestMerge([_segment(storage, path, shard) for path in files])
     trade_files = [path for path in files if "/channel=trade/" in path]
     backfilled = backfilled_trades(_lines_of(storage, trade_files, shard))
+    merged = IngestMerge([_segment(storage, path, shard) for path in files])  # opens every segment
     yield from in_event_time_place(merged, backfilled) if backfilled else merged
 
 
