@@ -81,12 +81,16 @@ fn first_key(line: &[u8], from: usize) -> Option<(&[u8], &[u8])> {
         .find_map(|i| key_digits(&line[i + KEY.len()..]))
 }
 
+/// ASCII decimal digits as a u64, where one holds them.
+pub(crate) fn digits_u64(digits: &[u8]) -> Option<u64> {
+    digits
+        .iter()
+        .try_fold(0u64, |value, &d| value.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
 /// Decimal digits as a Python int: a machine integer when they fit one, else Python's `int`.
 fn int_of(py: Python<'_>, digits: &[u8]) -> PyResult<PyObject> {
-    let fits = digits
-        .iter()
-        .try_fold(0u64, |value, &d| value.checked_mul(10)?.checked_add(u64::from(d - b'0')));
-    match fits {
+    match digits_u64(digits) {
         Some(value) => Ok(value.into_py(py)),
         None => {
             let text = std::str::from_utf8(digits).expect("ASCII digits");

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 use pyo3::types::PyBytes;
 
-use crate::ingest::ingest_digits;
+use crate::ingest::{digits_u64, ingest_digits};
 
 /// A stamp's number, ordered as Python's `int` of its digits.
 #[derive(PartialEq, Eq)]
@@ -22,10 +22,7 @@ enum Number {
 
 impl Number {
     fn of(digits: &[u8]) -> Number {
-        let fits = digits
-            .iter()
-            .try_fold(0u64, |value, &d| value.checked_mul(10)?.checked_add(u64::from(d - b'0')));
-        match fits {
+        match digits_u64(digits) {
             Some(value) => Number::Small(value),
             None => {
                 let first = digits.iter().position(|&d| d != b'0').unwrap_or(digits.len());

@@ -20,7 +20,7 @@ from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.storage.location import storage_at
 from fluxforge_common.storage.s3url import is_s3_url
-from fluxforge_common.writers.ndjson import ndjson_blocks, read_lines
+from fluxforge_common.writers.ndjson import block_lines, ndjson_blocks, read_lines
 
 if TYPE_CHECKING:
     from fluxforge_common.pipeline.shards import Shard
@@ -143,7 +143,7 @@ def _lines_of(storage: StorageBackend, files: list[str], shard: Shard | None) ->
 def _segment(storage: StorageBackend, path: str, shard: Shard | None) -> Iterator[list[bytes]]:
     """The lines of segment `path` (of `shard`'s symbols only, given one), a block at a time."""
     for block in ndjson_blocks(storage, path):
-        yield [line for line in block.split(b"\n") if line] if shard is None else shard.lines_of(block)
+        yield block_lines(block) if shard is None else shard.lines_of(block)
 
 
 def date_range(start: str, end: str) -> list[str]:

@@ -509,9 +509,12 @@ def iter_ndjson(storage: StorageBackend, path: str) -> Iterator[bytes]:
     Blank lines are skipped (the writers never produce them).
     """
     for block in ndjson_blocks(storage, path):
-        for line in block.split(b"\n"):
-            if line:
-                yield line
+        yield from block_lines(block)
+
+
+def block_lines(block: bytes) -> list[bytes]:
+    """The lines of a block of whole lines (`line_blocks`), blank ones left out."""
+    return [line for line in block.split(b"\n") if line]
 
 
 def ndjson_blocks(storage: StorageBackend, path: str) -> Iterator[bytes]:
