@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,9 +62,9 @@ def engine_rate(lines: list[bytes]) -> EngineRun:
     held, held_bytes, state_bytes = [], [], []
     for state in engine.states.values():
         whole = len(state.to_bytes())
-        kept, state.held = state.held, deque()
+        kept, state.core.held = state.held, []
         state_bytes.append(len(state.to_bytes()))
-        state.held = kept
+        state.core.held = kept
         held.append(len(kept))
         held_bytes.append(whole - state_bytes[-1])
     start = time.perf_counter()

@@ -7,7 +7,6 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::levels::Levels;
 use crate::windows::fsum;
 
 /// Book-update, OFI, trade and regime aggregates of one interval. The field names are the
@@ -64,61 +63,25 @@ fn level(side: &[(f64, f64)], m: usize, empty_price: f64) -> (f64, f64) {
     side.get(m).copied().unwrap_or((empty_price, 0.0))
 }
 
-#[pymethods]
 impl IntervalFlows {
-    #[new]
-    fn new(ofi_levels: usize) -> Self {
-        let mut flows = IntervalFlows { ofi: vec![0.0; ofi_levels], ..Default::default() };
-        flows.reset();
-        flows
-    }
-
-    /// Start the next interval.
-    fn reset(&mut self) {
-        self.n = 0;
-        self.first_mid = 0.0;
-        self.last_mid = 0.0;
-        self.high = f64::NEG_INFINITY;
-        self.low = f64::INFINITY;
-        self.sum_spread = 0.0;
-        self.sum_rel = 0.0;
-        self.sum_imb = 0.0;
-        self.min_spread = f64::INFINITY;
-        self.max_spread = f64::NEG_INFINITY;
-        self.r2_in = 0.0;
-        self.r2_cross = 0.0;
-        self.ofi.fill(0.0);
-        self.n_tight = 0;
-        self.depth_mean = 0.0;
-        self.depth_m2 = 0.0;
-        self.n_trades = 0;
-        self.buy_qty = 0.0;
-        self.sell_qty = 0.0;
-        self.notional = 0.0;
-    }
-
     /// Fold in a validated book update (`bids`, `asks`, already cut to the kept levels) that
-    /// follows `prev_bids`/`prev_asks` (None before the symbol's first book), whose mid was
+    /// follows `prev`, the book before it (None before the symbol's first book), whose mid was
     /// `prev_mid`. Returns the update's mid.
-    #[pyo3(signature = (bids, asks, prev_bids, prev_asks, prev_mid, tight_spread))]
-    fn on_book(
+    pub(crate) fn on_book(
         &mut self,
-        bids: &Levels,
-        asks: &Levels,
-        prev_bids: Option<PyRef<'_, Levels>>,
-        prev_asks: Option<PyRef<'_, Levels>>,
+        bids: &[(f64, f64)],
+        asks: &[(f64, f64)],
+        prev: Option<(&[(f64, f64)], &[(f64, f64)])>,
         prev_mid: f64,
         tight_spread: f64,
     ) -> PyResult<f64> {
-        let (bids, asks) = (&bids.pairs, &asks.pairs);
         let (Some(&(pb, qb)), Some(&(pa, qa))) = (bids.first(), asks.first()) else {
             return Err(PyValueError::new_err("a book update needs a level on each side"));
         };
         let mid = (pb + pa) / 2.0;
         let spread = pa - pb;
         let rel = spread / mid;
-        if let (Some(bids0), Some(asks0)) = (prev_bids, prev_asks) {
-            let (bids0, asks0) = (&bids0.pairs, &asks0.pairs);
+        if let Some((bids0, asks0)) = prev {
             for (m, ofi) in self.ofi.iter_mut().enumerate() {
                 let (p, q) = level(bids, m, 0.0);
                 let (p0, q0) = level(bids0, m, 0.0);
@@ -179,6 +142,40 @@ impl IntervalFlows {
         self.depth_mean += delta / n as f64;
         self.depth_m2 += delta * (depth - self.depth_mean);
         Ok(mid)
+    }
+}
+
+#[pymethods]
+impl IntervalFlows {
+    #[new]
+    fn new(ofi_levels: usize) -> Self {
+        let mut flows = IntervalFlows { ofi: vec![0.0; ofi_levels], ..Default::default() };
+        flows.reset();
+        flows
+    }
+
+    /// Start the next interval.
+    fn reset(&mut self) {
+        self.n = 0;
+        self.first_mid = 0.0;
+        self.last_mid = 0.0;
+        self.high = f64::NEG_INFINITY;
+        self.low = f64::INFINITY;
+        self.sum_spread = 0.0;
+        self.sum_rel = 0.0;
+        self.sum_imb = 0.0;
+        self.min_spread = f64::INFINITY;
+        self.max_spread = f64::NEG_INFINITY;
+        self.r2_in = 0.0;
+        self.r2_cross = 0.0;
+        self.ofi.fill(0.0);
+        self.n_tight = 0;
+        self.depth_mean = 0.0;
+        self.depth_m2 = 0.0;
+        self.n_trades = 0;
+        self.buy_qty = 0.0;
+        self.sell_qty = 0.0;
+        self.notional = 0.0;
     }
 
     /// Multi-level OFI: the levels' OFI summed exactly, rounded once (as `math.fsum`).

@@ -1,5 +1,6 @@
 //! The per-update book work of FluxForge's feature engine, in Rust: a book's levels go from
-//! JSON bytes to machine floats without a Python object per level, and each update folds into
+//! JSON bytes to machine floats without a Python object per level, each tick of a symbol is
+//! taken in event-time order (lateness, repeats, the hold), each book update folds into
 //! its interval's flows in place, closed intervals roll through windows with exact sums, and an
 //! HF row's book columns are written from the book as it stands.
 //! Output rows go into Arrow columns as the writers buffer them (the sink's feature messages
@@ -22,6 +23,7 @@ mod parquet_file;
 mod rows;
 mod shard;
 mod snapshot;
+mod symbol_core;
 mod trades;
 mod windows;
 
@@ -39,6 +41,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<interval_columns::IntervalColumns>()?;
     m.add_class::<archive::PendingLines>()?;
     m.add_class::<merge::IngestMerge>()?;
+    m.add_class::<symbol_core::SymbolCore>()?;
+    m.add("RECENT_TRADE_IDS", symbol_core::RECENT_TRADE_IDS)?;
+    m.add("RECEIVE_CLOCK_LEAD_MS", symbol_core::RECEIVE_CLOCK_LEAD_MS)?;
     m.add_function(wrap_pyfunction!(levels::book_ok, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::with_ingest, m)?)?;
     m.add_function(wrap_pyfunction!(ingest::ingest_key, m)?)?;

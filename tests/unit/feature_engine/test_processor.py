@@ -190,7 +190,7 @@ def test_a_watermark_alone_is_stored_and_a_foreign_one_dead_lettered() -> None:
         T0 + 3_000,
     ]
     _, _, state = decode_stored(table[KEY])
-    assert SymbolState.from_bytes(state, CFG).watermark_ms == T0 + 3_500
+    assert SymbolState.from_bytes(state, CFG).core.watermark_ms == T0 + 3_500
     late = proc.process(KEY, trade(T0 + 3_400, 100.5, 1.0), 0, 2, table[KEY])
     assert [r["reason"] for r in dead_letters([late])] == [
         f"late event: event time {T0 + 3_400} is before the watermark {T0 + 3_500}"

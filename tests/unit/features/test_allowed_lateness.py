@@ -62,8 +62,8 @@ def test_held_ticks_span_at_most_the_lateness_and_flush_applies_them_all() -> No
     for line in trades_delayed(TICKS, max_delay_ms=200):
         engine.process(decoded(line), out)
         for state in engine.states.values():
-            assert state.last_event_ms is not None
-            assert all(t > state.last_event_ms - cfg.allowed_lateness_ms for t, *_ in state.held)
+            assert state.core.last_event_ms is not None
+            assert all(t > state.core.last_event_ms - cfg.allowed_lateness_ms for t, *_ in state.held)
             most = max(most, len(state.held))
     assert most > 1
     trades_before = len(out.trades)

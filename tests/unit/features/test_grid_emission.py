@@ -7,7 +7,8 @@ import sys
 import pytest
 from fluxforge_common.config import StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine
-from fluxforge_common.features.symbol_state import RECENT_TRADE_IDS, SymbolState
+from fluxforge_common.features.symbol_state import SymbolState
+from fluxforge_native import RECENT_TRADE_IDS
 
 from tests.support.ticks import book, decoded, run_engine, ticker, trade
 from tests.support.times import T0

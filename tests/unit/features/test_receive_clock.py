@@ -8,7 +8,7 @@ import orjson
 import pytest
 from fluxforge_common.config import StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine, SymbolState
-from fluxforge_common.features.symbol_state import RECEIVE_CLOCK_LEAD_MS
+from fluxforge_native import RECEIVE_CLOCK_LEAD_MS
 
 from tests.support.ticks import book, decoded, run_engine, ticker, trade
 from tests.support.times import T0
@@ -85,7 +85,7 @@ def test_the_clock_survives_a_state_round_trip_and_older_states_still_load() -> 
         if i and i % 97 == 0:  # mid-stream, with receive-clock tickers held
             key = ("ex", "BTC/USDT")
             state = engine.states[key]
-            assert state.stamped and any(t > state.last_event_ms for t, *_ in state.held)  # type: ignore[operator]
+            assert state.core.stamped and any(t > state.core.last_event_ms for t, *_ in state.held)  # type: ignore[operator]
             engine.states[key] = SymbolState.from_bytes(state.to_bytes(), cfg)
         engine.process(decoded(raw), out)
     engine.flush(out)
@@ -97,4 +97,5 @@ def test_the_clock_survives_a_state_round_trip_and_older_states_still_load() -> 
     assert values[0] == 5
     older = msgspec.msgpack.encode([3, *values[1:21], *values[22:]])
     restored = SymbolState.from_bytes(older, cfg)
-    assert not restored.stamped and restored.last_event_ms == engine.states["ex", "BTC/USDT"].last_event_ms
+    assert not restored.core.stamped
+    assert restored.core.last_event_ms == engine.states["ex", "BTC/USDT"].core.last_event_ms

@@ -121,7 +121,7 @@ def test_a_watermark_at_or_below_an_earlier_one_changes_nothing() -> None:
     state = FeatureEngine(cfg).state_for("ex", "BTC/USDT")
     state.watermark(T0 + 2_500, EngineOutput())
     state.watermark(T0 + 1_200, EngineOutput())
-    assert state.watermark_ms == T0 + 2_500
+    assert state.core.watermark_ms == T0 + 2_500
 
 
 def test_the_end_of_input_is_the_closing_watermark() -> None:

@@ -11,6 +11,8 @@ from fluxforge_native import IntervalColumns, IntervalFlows, Levels, RollingWind
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.books import BookFolder
+
 OFI = ["ofi_l1", "ofi_l2"]
 HORIZONS = [(1, "rv_1s", "ofi_cum_1s", "tfi_1s", "trade_volume_1s"), (4, "rv_4s", "ofi_cum_4s", "tfi_4s", "trade_volume_4s")]  # fmt: skip
 REGIME = (3, "depth_var_3s", "tight_spread_frac_3s")
@@ -91,14 +93,10 @@ def test_the_row_is_what_the_python_code_wrote(
     prev_mid = prev_velocity = None
     for k, (books, trades, mid) in enumerate(intervals):
         flows = IntervalFlows(len(OFI))
-        before: tuple[Levels, Levels] | None = None
-        last = 0.0
+        folder = BookFolder(flows, 0.001)
         for (bid, bid_size), (ask, ask_size) in books:
             low, high = sorted((bid, ask + bid + 1e-3))
-            sides = Levels.from_pairs([(low, bid_size)]), Levels.from_pairs([(high, ask_size)])
-            prev_bids, prev_asks = before or (None, None)
-            last = flows.on_book(sides[0], sides[1], prev_bids, prev_asks, last, 0.001)
-            before = sides
+            folder.fold(Levels.from_pairs([(low, bid_size)]), Levels.from_pairs([(high, ask_size)]))
         for price, amount, buy in trades:
             flows.on_trade(price, amount, buy)
         windows.push(flows)

@@ -7,6 +7,8 @@ import math
 import pytest
 from fluxforge_native import IntervalFlows, Levels
 
+from tests.support.books import BookFolder
+
 BIDS = Levels.from_pairs([(100.0, 2.0), (99.5, 1.0)])
 ASKS = Levels.from_pairs([(100.5, 1.0), (101.0, 3.0)])
 
@@ -24,9 +26,10 @@ def test_a_new_interval_is_empty() -> None:
 
 def test_updates_fold_in_and_reset_clears_them() -> None:
     flows = IntervalFlows(2)
-    assert flows.on_book(BIDS, ASKS, None, None, 0.0, 0.01) == 100.25
+    books = BookFolder(flows, 0.01)
+    assert books.fold(BIDS, ASKS) == 100.25
     moved = Levels.from_pairs([(100.25, 1.5), (100.0, 2.0)])
-    assert flows.on_book(moved, ASKS, BIDS, ASKS, 100.25, 0.01) == 100.375
+    assert books.fold(moved, ASKS) == 100.375
     flows.on_trade(100.5, 0.25, True)
     flows.on_trade(100.0, 0.5, False)
     assert (flows.n, flows.first_mid, flows.last_mid, flows.high, flows.low) == (
@@ -52,7 +55,7 @@ def test_updates_fold_in_and_reset_clears_them() -> None:
 
 def test_the_state_round_trips_and_a_foreign_one_is_refused() -> None:
     flows = IntervalFlows(2)
-    flows.on_book(BIDS, ASKS, None, None, 0.0, 0.01)
+    BookFolder(flows, 0.01).fold(BIDS, ASKS)
     again = IntervalFlows(2)
     again.load_state(flows.to_state())
     assert again.to_state() == flows.to_state()
@@ -61,4 +64,4 @@ def test_the_state_round_trips_and_a_foreign_one_is_refused() -> None:
     with pytest.raises(ValueError, match="OFI levels"):
         IntervalFlows(3).load_state(flows.to_state())
     with pytest.raises(ValueError, match="a level on each side"):
-        flows.on_book(Levels.from_pairs([]), ASKS, None, None, 0.0, 0.01)
+        BookFolder(flows, 0.01).fold(Levels.from_pairs([]), ASKS)

@@ -1,7 +1,8 @@
 """The per-update book work of the feature engine, compiled from Rust (`libs/fluxforge_native/src`).
 
 `BookDecoder` makes valid book ticks straight from their JSON, whose sides are `Levels` of
-machine floats; `IntervalFlows` folds each update into its grid interval, `TimeBars` folds each
+machine floats; `SymbolCore` takes a symbol's ticks in event-time order and applies its books,
+`IntervalFlows` folds each update into its grid interval, `TimeBars` folds each
 closed interval into the open bars, `RollingWindows` keeps the closed intervals' columns for the
 windows; `BookColumns` writes an HF row's book columns, `IntervalColumns` the rest of them, and
 `trade_row` makes a trade's row; `ColumnBuffer` holds output rows as Arrow columns until they are
@@ -13,6 +14,8 @@ the other shards' lines of a block (README "The native kernel").
 """
 
 from fluxforge_native._native import (
+    RECEIVE_CLOCK_LEAD_MS,
+    RECENT_TRADE_IDS,
     BookColumns,
     BookDecoder,
     ColumnBuffer,
@@ -25,6 +28,7 @@ from fluxforge_native._native import (
     ReadRows,
     RollingWindows,
     RowReader,
+    SymbolCore,
     TimeBars,
     book_ok,
     ingest_key,
@@ -35,6 +39,8 @@ from fluxforge_native._native import (
 )
 
 __all__ = [
+    "RECEIVE_CLOCK_LEAD_MS",
+    "RECENT_TRADE_IDS",
     "BookColumns",
     "BookDecoder",
     "ColumnBuffer",
@@ -47,6 +53,7 @@ __all__ = [
     "ReadRows",
     "RollingWindows",
     "RowReader",
+    "SymbolCore",
     "TimeBars",
     "book_ok",
     "ingest_key",

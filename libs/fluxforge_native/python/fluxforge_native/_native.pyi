@@ -78,15 +78,6 @@ class IntervalFlows:
     sum_spread: float
     def __init__(self, ofi_levels: int) -> None: ...
     def reset(self) -> None: ...
-    def on_book(
-        self,
-        bids: Levels,
-        asks: Levels,
-        prev_bids: Levels | None,
-        prev_asks: Levels | None,
-        prev_mid: float,
-        tight_spread: float,
-    ) -> float: ...
     def on_trade(self, price: float, amount: float, buy: bool) -> None: ...
     def mlofi(self) -> float: ...
     def to_state(self) -> list[object]: ...
@@ -188,3 +179,33 @@ class ParquetEncoder:
     def encode(
         self, batches: list[tuple[object, object, int, int]], metadata: list[tuple[str, str]]
     ) -> bytes: ...
+
+RECENT_TRADE_IDS: int
+RECEIVE_CLOCK_LEAD_MS: int
+
+class SymbolCore:
+    bids: Levels | None
+    asks: Levels | None
+    last_mid: float
+    last_book_ms: int | None
+    last_seq: int | None
+    last_seq_ms: int | None
+    last_event_ms: int | None
+    stamped: bool
+    next_ms: int | None
+    watermark_ms: int | None
+    held: list[tuple[int, Any]]  # (event time, tick), in the order they will be applied
+    def __init__(
+        self,
+        book_type: type,
+        trade_type: type,
+        interval_ms: int,
+        lateness_ms: int,
+        max_levels: int,
+        tight_spread: float,
+        flows: IntervalFlows,
+    ) -> None: ...
+    def process(self, tick: object, event_ms: int, out: object, state: object) -> str | None: ...
+    def watermark(self, watermark_ms: int, out: object, state: object) -> None: ...
+    def trade_ids(self) -> list[str]: ...
+    def remember_trade_ids(self, ids: list[str]) -> None: ...

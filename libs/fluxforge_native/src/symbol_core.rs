@@ -1,0 +1,391 @@
+//! The per-tick part of a symbol's state (`fluxforge_common.features.symbol_state`): which ticks
+//! are late or repeated, the symbol's event time, the ticks held for the allowed lateness and
+//! the order they are applied in, and the book. A book update is applied here whole; the rest
+//! of a tick's work, and closing an interval, are the Python state's (`_on_trade`, `_on_ticker`,
+//! `_close_interval`), called back at the point the tick or the time reaches them, with the book
+//! as it stands (this object is borrowed while it calls back).
+
+use std::collections::{HashSet, VecDeque};
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple, PyType};
+
+use crate::flows::IntervalFlows;
+use crate::levels::Levels;
+
+/// Trade ids remembered to refuse a repeat, the most recent.
+pub(crate) const RECENT_TRADE_IDS: usize = 100;
+/// How far a tick without `ts` (stamped by the receive clock) may run ahead of its symbol's
+/// exchange-stamped time before it moves that time: more than a feed's latency, so it never makes
+/// a stamped tick late, and a bound on how long it waits while the stamped channels are silent.
+pub(crate) const RECEIVE_CLOCK_LEAD_MS: i64 = 2_000;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Book,
+    Trade,
+    Ticker,
+}
+
+/// A symbol's event time, held ticks, duplicate checks and book.
+#[pyclass(module = "fluxforge_native")]
+pub struct SymbolCore {
+    book_type: Py<PyType>,
+    trade_type: Py<PyType>,
+    interval_ms: i64,
+    lateness_ms: i64,
+    max_levels: usize,
+    tight_spread: f64,
+    flows: Py<IntervalFlows>,
+    #[pyo3(get, set)]
+    bids: Option<Py<Levels>>,
+    #[pyo3(get, set)]
+    asks: Option<Py<Levels>>,
+    #[pyo3(get, set)]
+    last_mid: f64,
+    #[pyo3(get, set)]
+    last_book_ms: Option<i64>,
+    /// Book sequence numbers are JSON integers of up to 64 bits, signed or not.
+    last_seq: Option<i128>,
+    #[pyo3(get, set)]
+    last_seq_ms: Option<i64>,
+    /// The latest exchange-stamped event time once a stamped tick was accepted (`stamped`).
+    #[pyo3(get, set)]
+    last_event_ms: Option<i64>,
+    #[pyo3(get, set)]
+    stamped: bool,
+    #[pyo3(get, set)]
+    next_ms: Option<i64>,
+    #[pyo3(get, set)]
+    watermark_ms: Option<i64>,
+    trade_ids: VecDeque<String>,
+    trade_id_set: HashSet<String>,
+    /// (event time, tick), sorted by event time, ties in arrival order.
+    held: VecDeque<(i64, PyObject)>,
+}
+
+#[pymethods]
+impl SymbolCore {
+    /// `book_type` and `trade_type` tell the ticks apart; `flows` is the state's interval flows,
+    /// which book updates fold into.
+    #[new]
+    #[pyo3(signature = (book_type, trade_type, interval_ms, lateness_ms, max_levels, tight_spread, flows))]
+    fn new(
+        book_type: Py<PyType>,
+        trade_type: Py<PyType>,
+        interval_ms: i64,
+        lateness_ms: i64,
+        max_levels: usize,
+        tight_spread: f64,
+        flows: Py<IntervalFlows>,
+    ) -> Self {
+        SymbolCore {
+            book_type,
+            trade_type,
+            interval_ms,
+            lateness_ms,
+            max_levels,
+            tight_spread,
+            flows,
+            bids: None,
+            asks: None,
+            last_mid: 0.0,
+            last_book_ms: None,
+            last_seq: None,
+            last_seq_ms: None,
+            last_event_ms: None,
+            stamped: false,
+            next_ms: None,
+            watermark_ms: None,
+            trade_ids: VecDeque::with_capacity(RECENT_TRADE_IDS),
+            trade_id_set: HashSet::new(),
+            held: VecDeque::new(),
+        }
+    }
+
+    /// `SymbolState.process`: accept one validated tick at `event_ms`, or say why not (late,
+    /// a repeat). `state` is the Python state, called back to apply trades and tickers and to
+    /// close intervals.
+    fn process(
+        &mut self,
+        tick: &Bound<'_, PyAny>,
+        event_ms: i64,
+        out: &Bound<'_, PyAny>,
+        state: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<String>> {
+        let py = tick.py();
+        let step = self.interval_ms;
+        if let Some(next_ms) = self.next_ms {
+            if event_ms < next_ms - step {
+                count(out, intern!(py, "late"))?;
+                return Ok(Some(format!(
+                    "late event: event time {event_ms} is before the open interval [{}, {next_ms})",
+                    next_ms - step
+                )));
+            }
+        }
+        if let Some(watermark) = self.watermark_ms {
+            if event_ms < watermark {
+                count(out, intern!(py, "late"))?;
+                return Ok(Some(format!("late event: event time {event_ms} is before the watermark {watermark}")));
+            }
+        }
+        let kind = self.kind(tick);
+        if kind == Kind::Book {
+            let seq = sequence(&tick.getattr(intern!(py, "seq"))?)?;
+            if let (Some(seq), Some(last)) = (seq, self.last_seq) {
+                if seq <= last {
+                    if let Some(reason) = self.book_order(seq, last, event_ms) {
+                        count(out, intern!(py, "duplicates"))?;
+                        return Ok(Some(reason));
+                    }
+                }
+            }
+            self.last_seq = seq;
+            self.last_seq_ms = Some(event_ms);
+        } else if kind == Kind::Trade {
+            let id = tick.getattr(intern!(py, "id"))?;
+            if !id.is_none() {
+                let id: String = id.extract()?;
+                if self.trade_id_set.contains(&id) {
+                    count(out, intern!(py, "duplicates"))?;
+                    return Ok(Some(format!("duplicate trade: id {id} already applied")));
+                }
+                self.remember(id);
+            }
+        }
+        let stamped_tick = !tick.getattr(intern!(py, "ts"))?.is_none();
+        let mut last = self.last_event_ms;
+        if stamped_tick {
+            if !self.stamped {
+                // From now on the exchange's clock: forget the receive clock's time.
+                self.stamped = true;
+                last = None;
+            }
+            if last.is_none_or(|last| event_ms > last) {
+                last = Some(event_ms);
+                self.last_event_ms = last;
+            }
+        } else {
+            // The receive clock moves the time only where it runs further ahead than any feed's latency.
+            let moved = if self.stamped { event_ms - RECEIVE_CLOCK_LEAD_MS } else { event_ms };
+            if last.is_none_or(|last| moved > last) {
+                last = Some(moved);
+                self.last_event_ms = last;
+            }
+        }
+        let last = last.expect("a receive-clock tick on a stamped symbol finds its clock set");
+        if self.lateness_ms == 0 && self.held.is_empty() && event_ms <= last {
+            self.apply(kind, tick, event_ms, out, state)?;
+            return Ok(None);
+        }
+        let tick = tick.clone().unbind();
+        match self.held.back() {
+            Some(&(newest, _)) if event_ms < newest => {
+                let at = self.held.partition_point(|&(held_ms, _)| held_ms <= event_ms);
+                self.held.insert(at, (event_ms, tick));
+            }
+            _ => self.held.push_back((event_ms, tick)),
+        }
+        let horizon = last - self.lateness_ms;
+        self.apply_held_before(horizon + 1, out, state)?;
+        if self.next_ms.is_some_and(|next_ms| horizon >= next_ms) {
+            self.advance(horizon, out, state)?;
+        }
+        Ok(None)
+    }
+
+    /// `SymbolState.watermark`: apply the held ticks before `watermark_ms`, close the intervals it
+    /// ends; one at or below an earlier watermark changes nothing.
+    fn watermark(&mut self, watermark_ms: i64, out: &Bound<'_, PyAny>, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = out.py();
+        if self.watermark_ms.is_some_and(|last| watermark_ms <= last) {
+            return Ok(());
+        }
+        self.watermark_ms = Some(watermark_ms);
+        self.apply_held_before(watermark_ms, out, state)?;
+        if self.next_ms.is_some_and(|next_ms| watermark_ms >= next_ms) {
+            let hf = out.getattr(intern!(py, "hf"))?;
+            let before = hf.len()?;
+            self.advance(watermark_ms, out, state)?;
+            let closed = hf.len()? - before;
+            let rows: usize = out.getattr(intern!(py, "watermark_rows"))?.extract()?;
+            out.setattr(intern!(py, "watermark_rows"), rows + closed)?;
+        }
+        Ok(())
+    }
+
+    /// The held ticks as (event time, tick), in the order they will be applied.
+    #[getter]
+    fn get_held<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
+        PyList::new_bound(
+            py,
+            self.held.iter().map(|(held_ms, tick)| PyTuple::new_bound(py, [held_ms.into_py(py), tick.clone_ref(py)])),
+        )
+    }
+
+    /// Hold exactly `ticks`, (event time, tick) in the order `held` gives them.
+    #[setter]
+    fn set_held(&mut self, ticks: Vec<(i64, PyObject)>) {
+        self.held = ticks.into();
+    }
+
+    /// The sequence number of the last accepted book, or None.
+    #[getter]
+    fn get_last_seq(&self, py: Python<'_>) -> PyObject {
+        self.last_seq.into_py(py)
+    }
+
+    #[setter]
+    fn set_last_seq(&mut self, seq: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.last_seq = sequence(seq)?;
+        Ok(())
+    }
+
+    /// The ids of the most recent trades, oldest first.
+    fn trade_ids(&self) -> Vec<String> {
+        self.trade_ids.iter().cloned().collect()
+    }
+
+    /// Remember `ids` (oldest first) as the ids `trade_ids` gave.
+    fn remember_trade_ids(&mut self, ids: Vec<String>) {
+        for id in ids {
+            self.remember(id);
+        }
+    }
+}
+
+impl SymbolCore {
+    /// The book as it stands, for a call back (which cannot read this object while it works).
+    fn book(&self, py: Python<'_>) -> (Option<Py<Levels>>, Option<Py<Levels>>) {
+        (self.bids.as_ref().map(|b| b.clone_ref(py)), self.asks.as_ref().map(|a| a.clone_ref(py)))
+    }
+
+    fn kind(&self, tick: &Bound<'_, PyAny>) -> Kind {
+        let kind = tick.get_type();
+        if kind.is(self.book_type.bind(tick.py())) {
+            Kind::Book
+        } else if kind.is(self.trade_type.bind(tick.py())) {
+            Kind::Trade
+        } else {
+            Kind::Ticker
+        }
+    }
+
+    fn remember(&mut self, id: String) {
+        if self.trade_ids.len() == RECENT_TRADE_IDS {
+            if let Some(oldest) = self.trade_ids.pop_front() {
+                self.trade_id_set.remove(&oldest);
+            }
+        }
+        self.trade_id_set.insert(id.clone());
+        self.trade_ids.push_back(id);
+    }
+
+    /// Why a book with `seq` repeats the last accepted book (seq `last`), or None.
+    fn book_order(&self, seq: i128, last: i128, event_ms: i64) -> Option<String> {
+        if seq == last {
+            return Some(format!("duplicate book: seq {seq} already applied"));
+        }
+        if seq < last && self.last_seq_ms.is_some_and(|last_ms| event_ms <= last_ms) {
+            return Some(format!("out-of-order book: seq {seq} after seq {last}"));
+        }
+        None
+    }
+
+    /// Apply the held ticks before `end_ms`, in order.
+    fn apply_held_before(&mut self, end_ms: i64, out: &Bound<'_, PyAny>, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = out.py();
+        while self.held.front().is_some_and(|&(held_ms, _)| held_ms < end_ms) {
+            let (held_ms, tick) = self.held.pop_front().expect("a front was seen");
+            let tick = tick.into_bound(py);
+            let kind = self.kind(&tick);
+            self.apply(kind, &tick, held_ms, out, state)?;
+        }
+        Ok(())
+    }
+
+    /// Close the intervals ending at or before `event_ms`, then apply the tick.
+    fn apply(
+        &mut self,
+        kind: Kind,
+        tick: &Bound<'_, PyAny>,
+        event_ms: i64,
+        out: &Bound<'_, PyAny>,
+        state: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = tick.py();
+        match self.next_ms {
+            None => self.next_ms = Some(event_ms.div_euclid(self.interval_ms) * self.interval_ms + self.interval_ms),
+            Some(next_ms) if event_ms >= next_ms => self.advance(event_ms, out, state)?,
+            Some(_) => {}
+        }
+        match kind {
+            Kind::Book => self.on_book(tick, event_ms),
+            Kind::Trade => {
+                let (bids, asks) = self.book(py);
+                state.call_method1(intern!(py, "_on_trade"), (tick, event_ms, out, bids, asks)).map(drop)
+            }
+            Kind::Ticker => state.call_method1(intern!(py, "_on_ticker"), (tick, event_ms, out)).map(drop),
+        }
+    }
+
+    fn on_book(&mut self, tick: &Bound<'_, PyAny>, event_ms: i64) -> PyResult<()> {
+        let py = tick.py();
+        let mut bids = tick.getattr(intern!(py, "bids"))?.downcast_into::<Levels>()?.unbind();
+        let mut asks = tick.getattr(intern!(py, "asks"))?.downcast_into::<Levels>()?.unbind();
+        let levels = self.max_levels;
+        if bids.get().pairs.len() > levels || asks.get().pairs.len() > levels {
+            bids = Py::new(py, Levels { pairs: bids.get().pairs.iter().take(levels).copied().collect() })?;
+            asks = Py::new(py, Levels { pairs: asks.get().pairs.iter().take(levels).copied().collect() })?;
+        }
+        let prev = match (&self.bids, &self.asks) {
+            (Some(prev_bids), Some(prev_asks)) => Some((prev_bids.get().pairs.as_slice(), prev_asks.get().pairs.as_slice())),
+            _ => None,
+        };
+        let mid = self.flows.borrow_mut(py).on_book(
+            &bids.get().pairs,
+            &asks.get().pairs,
+            prev,
+            self.last_mid,
+            self.tight_spread,
+        )?;
+        self.last_mid = mid;
+        self.bids = Some(bids);
+        self.asks = Some(asks);
+        self.last_book_ms = Some(event_ms);
+        Ok(())
+    }
+
+    /// Close every grid interval ending at or before `event_ms`.
+    fn advance(&mut self, event_ms: i64, out: &Bound<'_, PyAny>, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = out.py();
+        let mut next_ms = self.next_ms.expect("an interval is open");
+        while next_ms <= event_ms {
+            let (bids, asks) = self.book(py);
+            let args = (next_ms, out, bids, asks, self.last_mid, self.last_book_ms);
+            state.call_method1(intern!(py, "_close_interval"), args)?;
+            next_ms += self.interval_ms;
+        }
+        self.next_ms = Some(next_ms);
+        Ok(())
+    }
+}
+
+/// A book's `seq`: None, or an integer of up to 64 bits, signed or not.
+fn sequence(seq: &Bound<'_, PyAny>) -> PyResult<Option<i128>> {
+    if seq.is_none() {
+        return Ok(None);
+    }
+    match seq.extract::<i64>() {
+        Ok(seq) => Ok(Some(seq.into())),
+        Err(_) => Ok(Some(seq.extract::<u64>()?.into())),
+    }
+}
+
+/// Add one to the counter `name` of an `EngineOutput`.
+fn count(out: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> PyResult<()> {
+    let value: i64 = out.getattr(name)?.extract()?;
+    out.setattr(name, value + 1)
+}
