@@ -79,6 +79,19 @@ def test_duplicates_are_refused() -> None:
     assert out.hf[-1]["mid"] == 100.75
 
 
+@pytest.mark.parametrize("last", [2**64 - 1, 2**63 - 1, -(2**63)])
+def test_a_seq_anywhere_in_64_bits_is_compared_and_kept_across_a_state_round_trip(last: int) -> None:
+    cfg = StateConfig(allowed_lateness_ms=0)
+    engine, out = FeatureEngine(cfg), EngineOutput()
+    engine.process(decoded(book(T0 + 10, *B1, seq=last)), out)
+    (state,) = engine.states.values()
+    restored = SymbolState.from_bytes(state.to_bytes(), cfg)
+    for target in (state, restored):
+        assert target.core.last_seq == last
+        again = decoded(book(T0 + 10, *B2, seq=last)).tick
+        assert target.process(again, T0 + 10, out) == f"duplicate book: seq {last} already applied"
+
+
 def test_the_last_trade_ids_are_remembered_across_a_state_round_trip() -> None:
     """An id repeats as a duplicate while among the last RECENT_TRADE_IDS, also in a restored state."""
     cfg = StateConfig(allowed_lateness_ms=0)

@@ -48,6 +48,9 @@ DEFAULT_MAX_MESSAGE_BYTES: Final = (1 << 20) - 1024
 MIN_QUANTITY: Final = 1e-30
 MAX_QUANTITY: Final = 1e30
 _RANGE: Final = f"{MIN_QUANTITY:g}..{MAX_QUANTITY:g}"
+# A book's `seq` is kept in its symbol's state, stored as a msgpack integer: 64 bits, signed or not.
+MIN_SEQ: Final = -(1 << 63)
+MAX_SEQ: Final = (1 << 64) - 1
 
 
 _books = BookDecoder(BookTick, (MIN_TS_MS, MAX_TS_MS), (MIN_QUANTITY, MAX_QUANTITY))
@@ -83,6 +86,9 @@ def _check_names(exchange: str, symbol: str) -> str | None:
 
 def _check_book(tick: BookTick) -> str | None:
     """Why the book is invalid, or None."""
+    seq = tick.seq
+    if seq is not None and not MIN_SEQ <= seq <= MAX_SEQ:  # `BookDecoder` reads none this large
+        return f"book seq is outside {MIN_SEQ}..{MAX_SEQ} (a signed or unsigned 64-bit integer)"
     # One native pass over both sides; `_explain_book` only runs to name the offending level.
     return None if book_ok(tick.bids, tick.asks, MIN_QUANTITY, MAX_QUANTITY) else _explain_book(tick)
 
