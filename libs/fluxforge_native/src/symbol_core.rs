@@ -6,6 +6,7 @@
 //! as it stands (this object is borrowed while it calls back).
 
 use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -59,8 +60,8 @@ pub struct SymbolCore {
     next_ms: Option<i64>,
     #[pyo3(get, set)]
     watermark_ms: Option<i64>,
-    trade_ids: VecDeque<String>,
-    trade_id_set: HashSet<String>,
+    trade_ids: VecDeque<Py<PyString>>,
+    trade_id_set: HashSet<TradeId, BuildHasherDefault<PythonHash>>,
     /// (event time, tick), sorted by event time, ties in arrival order.
     held: VecDeque<(i64, PyObject)>,
 }
@@ -99,7 +100,7 @@ impl SymbolCore {
             next_ms: None,
             watermark_ms: None,
             trade_ids: VecDeque::with_capacity(RECENT_TRADE_IDS),
-            trade_id_set: HashSet::new(),
+            trade_id_set: HashSet::with_capacity_and_hasher(RECENT_TRADE_IDS, Default::default()),
             held: VecDeque::new(),
         }
     }
@@ -147,12 +148,12 @@ impl SymbolCore {
         } else if kind == Kind::Trade {
             let id = tick.getattr(intern!(py, "id"))?;
             if !id.is_none() {
-                let id: String = id.extract()?;
+                let id = TradeId::of(id.downcast_into::<PyString>()?)?;
                 if self.trade_id_set.contains(&id) {
                     count(out, intern!(py, "duplicates"))?;
-                    return Ok(Some(format!("duplicate trade: id {id} already applied")));
+                    return Ok(Some(format!("duplicate trade: id {} already applied", id.id)));
                 }
-                self.remember(id);
+                self.remember(py, id);
             }
         }
         let stamped_tick = !tick.getattr(intern!(py, "ts"))?.is_none();
@@ -234,7 +235,14 @@ impl SymbolCore {
     /// The sequence number of the last accepted book, or None.
     #[getter]
     fn get_last_seq(&self, py: Python<'_>) -> PyObject {
-        self.last_seq.into_py(py)
+        // Through i64 or u64: an i128 goes through Python calls in the stable ABI.
+        match self.last_seq {
+            None => py.None(),
+            Some(seq) => match i64::try_from(seq) {
+                Ok(seq) => seq.into_py(py),
+                Err(_) => u64::try_from(seq).expect("a seq is held in 64 bits").into_py(py),
+            },
+        }
     }
 
     #[setter]
@@ -244,15 +252,17 @@ impl SymbolCore {
     }
 
     /// The ids of the most recent trades, oldest first.
-    fn trade_ids(&self) -> Vec<String> {
-        self.trade_ids.iter().cloned().collect()
+    fn trade_ids<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
+        PyList::new_bound(py, self.trade_ids.iter().map(|id| id.clone_ref(py)))
     }
 
     /// Remember `ids` (oldest first) as the ids `trade_ids` gave.
-    fn remember_trade_ids(&mut self, ids: Vec<String>) {
+    fn remember_trade_ids(&mut self, ids: Vec<Bound<'_, PyString>>) -> PyResult<()> {
         for id in ids {
-            self.remember(id);
+            let py = id.py();
+            self.remember(py, TradeId::of(id)?);
         }
+        Ok(())
     }
 }
 
@@ -273,14 +283,16 @@ impl SymbolCore {
         }
     }
 
-    fn remember(&mut self, id: String) {
+    fn remember(&mut self, py: Python<'_>, id: TradeId) {
         if self.trade_ids.len() == RECENT_TRADE_IDS {
             if let Some(oldest) = self.trade_ids.pop_front() {
-                self.trade_id_set.remove(&oldest);
+                if let Ok(oldest) = TradeId::of(oldest.into_bound(py)) {
+                    self.trade_id_set.remove(&oldest);
+                }
             }
         }
-        self.trade_id_set.insert(id.clone());
-        self.trade_ids.push_back(id);
+        self.trade_ids.push_back(id.id.clone_ref(py));
+        self.trade_id_set.insert(id);
     }
 
     /// Why a book with `seq` repeats the last accepted book (seq `last`), or None.
@@ -372,6 +384,53 @@ impl SymbolCore {
         Ok(())
     }
 }
+
+/// A trade id as Python hashes and compares it: no copy of its text is made.
+struct TradeId {
+    hash: isize,
+    id: Py<PyString>,
+}
+
+impl TradeId {
+    fn of(id: Bound<'_, PyString>) -> PyResult<TradeId> {
+        Ok(TradeId { hash: id.hash()?, id: id.unbind() })
+    }
+}
+
+impl Hash for TradeId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_isize(self.hash);
+    }
+}
+
+/// Takes the hash Python gave (`TradeId`), already spread over its bits, as it is.
+#[derive(Default)]
+struct PythonHash(u64);
+
+impl Hasher for PythonHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_isize(&mut self, hash: isize) {
+        self.0 = hash as u64;
+    }
+}
+
+impl PartialEq for TradeId {
+    fn eq(&self, other: &TradeId) -> bool {
+        self.hash == other.hash
+            && Python::with_gil(|py| self.id.bind(py).as_any().eq(other.id.bind(py)).unwrap_or(false))
+    }
+}
+
+impl Eq for TradeId {}
 
 /// A book's `seq`: None, or an integer of up to 64 bits, signed or not.
 fn sequence(seq: &Bound<'_, PyAny>) -> PyResult<Option<i128>> {
