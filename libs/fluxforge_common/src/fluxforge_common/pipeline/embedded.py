@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fluxforge_native import with_ingest
+
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.dataset.interrupted import RunJournal
 from fluxforge_common.dataset.partitioning import MS_PER_DAY, utc_date
@@ -146,7 +148,7 @@ class EmbeddedPipeline:
         # that size.
         lines = min(settings.parquet.flush_rows // 8, HAND_OFF_LINES)
         self._hand_off_lines = 1 << max(0, lines.bit_length() - 1)
-        self._accepted: Counter[SymbolState] = Counter()  # ticks accepted per symbol since the last hand-off
+        self._accepted: dict[SymbolState, int] = {}  # ticks accepted per symbol since the last hand-off
 
     def feed(self, raw: bytes, source: str, line_no: int | None = None) -> DecodedTick | None:
         """Process one raw line; returns the accepted tick (None when it went to dead-letter).
@@ -167,7 +169,9 @@ class EmbeddedPipeline:
                 self.journal.note(utc_date(t))
                 start = t - t % MS_PER_DAY
                 self._journal_day = (start, start + MS_PER_DAY)
-            line = ingest_order.stamp(item.raw, self._session, n)
+            line = with_ingest(item.raw, self._session, n)
+            if line is None:  # stamped before (a replayed archive line): `stamp` renews it
+                line = ingest_order.stamp(item.raw, self._session, n)
             # Archived at once, not with the hand-offs: the archive's sync bounds what a crash loses.
             completed = self.archive.append(tick.exchange, channel_of(tick), t, line)
             if completed:
@@ -184,7 +188,8 @@ class EmbeddedPipeline:
             self._dead_letter(Rejection(item.raw, reason), source, line_no)
             return item
         summary.accepted += 1
-        self._accepted[state] += 1
+        accepted = self._accepted
+        accepted[state] = accepted.get(state, 0) + 1
         if summary.first_event_ms is None:
             summary.first_event_ms = t
         last = summary.last_event_ms
@@ -209,14 +214,14 @@ class EmbeddedPipeline:
         """
         end_ms: int | None = None
         next_progress = self._clock() + 1.0
-        feed, hand_off = self.feed, self._hand_off_lines
+        hand_off = self._hand_off_lines
         flush_interval_s = self.settings.embedded.flush_interval_s
         n = 0
         try:
             for raw in lines:
                 if raw:  # else `IDLE`: the source had no line for a while
                     n += 1
-                    item = feed(raw, source, n)
+                    item = self.feed(raw, source, n)
                     if item is not None and duration_s is not None:
                         if end_ms is None:
                             end_ms = event_time(item.tick) + int(duration_s * 1000)
