@@ -101,8 +101,18 @@ BAD_LINES: list[tuple[bytes, str]] = [
     (_with(GOOD_TICKER, base_volume=-3.0), "negative"),
     (_with(GOOD_TICKER, ask="100.5"), "got `str`"),
     # orjson writes no integer past 64 bits: the seq is put in as text.
-    (_with(GOOD_BOOK, seq=7).replace(b'"seq":7', b'"seq":18446744073709551616'), "book seq is outside"),
-    (_with(GOOD_BOOK, seq=7).replace(b'"seq":7', b'"seq":-9223372036854775809'), "book seq is outside"),
+    (
+        _with(GOOD_BOOK, seq=7).replace(b'"seq":7', b'"seq":18446744073709551616'),
+        "book seq 18446744073709551616 is outside",
+    ),
+    (
+        _with(GOOD_BOOK, seq=7).replace(b'"seq":7', b'"seq":-9223372036854775809'),
+        "book seq -9223372036854775809 is outside",
+    ),
+    (
+        _with(GOOD_BOOK, seq=7).replace(b'"seq":7', b'"seq":1' + b"0" * 400),
+        "book seq of 1329 bits is outside",
+    ),
     (_with(GOOD_BOOK, symbol="../../etc"), "not a ccxt unified symbol"),
     (_with(GOOD_BOOK, symbol=""), "not a ccxt unified symbol"),
     (_with(GOOD_BOOK, symbol="BTC/USDT\n"), "not a ccxt unified symbol"),

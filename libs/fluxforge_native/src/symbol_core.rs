@@ -60,7 +60,7 @@ pub struct SymbolCore {
     next_ms: Option<i64>,
     #[pyo3(get, set)]
     watermark_ms: Option<i64>,
-    trade_ids: VecDeque<Py<PyString>>,
+    trade_ids: VecDeque<TradeId>,
     trade_id_set: HashSet<TradeId, BuildHasherDefault<PythonHash>>,
     /// (event time, tick), sorted by event time, ties in arrival order.
     held: VecDeque<(i64, PyObject)>,
@@ -253,14 +253,17 @@ impl SymbolCore {
 
     /// The ids of the most recent trades, oldest first.
     fn trade_ids<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
-        PyList::new_bound(py, self.trade_ids.iter().map(|id| id.clone_ref(py)))
+        PyList::new_bound(py, self.trade_ids.iter().map(|id| id.id.clone_ref(py)))
     }
 
-    /// Remember `ids` (oldest first) as the ids `trade_ids` gave.
-    fn remember_trade_ids(&mut self, ids: Vec<Bound<'_, PyString>>) -> PyResult<()> {
-        for id in ids {
-            let py = id.py();
-            self.remember(py, TradeId::of(id)?);
+    /// Remember `ids` (oldest first, as `trade_ids` gave them) in place of those remembered: the
+    /// last `RECENT_TRADE_IDS` of them.
+    fn remember_trade_ids(&mut self, py: Python<'_>, ids: Vec<Bound<'_, PyString>>) -> PyResult<()> {
+        let skip = ids.len().saturating_sub(RECENT_TRADE_IDS);
+        self.trade_ids = ids.into_iter().skip(skip).map(TradeId::of).collect::<PyResult<_>>()?;
+        self.trade_id_set.clear();
+        for id in &self.trade_ids {
+            self.trade_id_set.insert(id.clone_ref(py));
         }
         Ok(())
     }
@@ -286,12 +289,10 @@ impl SymbolCore {
     fn remember(&mut self, py: Python<'_>, id: TradeId) {
         if self.trade_ids.len() == RECENT_TRADE_IDS {
             if let Some(oldest) = self.trade_ids.pop_front() {
-                if let Ok(oldest) = TradeId::of(oldest.into_bound(py)) {
-                    self.trade_id_set.remove(&oldest);
-                }
+                self.trade_id_set.remove(&oldest);
             }
         }
-        self.trade_ids.push_back(id.id.clone_ref(py));
+        self.trade_ids.push_back(id.clone_ref(py));
         self.trade_id_set.insert(id);
     }
 
@@ -394,6 +395,10 @@ struct TradeId {
 impl TradeId {
     fn of(id: Bound<'_, PyString>) -> PyResult<TradeId> {
         Ok(TradeId { hash: id.hash()?, id: id.unbind() })
+    }
+
+    fn clone_ref(&self, py: Python<'_>) -> TradeId {
+        TradeId { hash: self.hash, id: self.id.clone_ref(py) }
     }
 }
 

@@ -92,6 +92,22 @@ def test_a_seq_anywhere_in_64_bits_is_compared_and_kept_across_a_state_round_tri
         assert target.process(again, T0 + 10, out) == f"duplicate book: seq {last} already applied"
 
 
+def test_seqs_either_side_of_the_signed_64_bit_limit_keep_their_order() -> None:
+    out = run_engine([book(T0 + 10, *B1, seq=2**63), book(T0 + 10, *B2, seq=2**63 - 1)])
+    assert [r.reason for r in out.rejected] == [f"out-of-order book: seq {2**63 - 1} after seq {2**63}"]
+
+
+def test_a_restored_state_remembers_the_last_trade_ids_it_was_given() -> None:
+    """As the stored list gives them, repeats included: the set is the last RECENT_TRADE_IDS of them."""
+    state = SymbolState(StateConfig(allowed_lateness_ms=0), "ex", "BTC/USDT")
+    given = ["a", "a", *(f"x{i}" for i in range(RECENT_TRADE_IDS - 1))]
+    state.core.remember_trade_ids(given)
+    assert state.core.trade_ids() == given[1:]
+    out = EngineOutput()
+    refused = state.process(decoded(trade(T0, 100.5, 1.0, id="a")).tick, T0, out)
+    assert refused == "duplicate trade: id a already applied"
+
+
 def test_the_last_trade_ids_are_remembered_across_a_state_round_trip() -> None:
     """An id repeats as a duplicate while among the last RECENT_TRADE_IDS, also in a restored state."""
     cfg = StateConfig(allowed_lateness_ms=0)

@@ -88,7 +88,8 @@ def _check_book(tick: BookTick) -> str | None:
     """Why the book is invalid, or None."""
     seq = tick.seq
     if seq is not None and not MIN_SEQ <= seq <= MAX_SEQ:  # `BookDecoder` reads none this large
-        return f"book seq is outside {MIN_SEQ}..{MAX_SEQ} (a signed or unsigned 64-bit integer)"
+        shown = seq if seq.bit_length() <= 128 else f"of {seq.bit_length()} bits"
+        return f"book seq {shown} is outside [{MIN_SEQ}, {MAX_SEQ}] (a signed or unsigned 64-bit integer)"
     # One native pass over both sides; `_explain_book` only runs to name the offending level.
     return None if book_ok(tick.bids, tick.asks, MIN_QUANTITY, MAX_QUANTITY) else _explain_book(tick)
 
