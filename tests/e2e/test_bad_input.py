@@ -29,7 +29,7 @@ def test_bad_lines_go_to_dead_letter_and_good_lines_are_all_processed(
     bad_iter = iter(BAD_LINES)
     for i, line in enumerate(good):
         mixed.append(line)
-        if i % 100 == 50:
+        if i % 50 == 25:
             bad = next(bad_iter, None)
             if bad is not None:
                 mixed.append(bad[0])
