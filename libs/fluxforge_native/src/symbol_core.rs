@@ -417,6 +417,7 @@ impl Hasher for PythonHash {
         self.0
     }
 
+    /// Any other input (the trait asks for it; a `TradeId` writes its hash alone), folded in.
     fn write(&mut self, bytes: &[u8]) {
         for &byte in bytes {
             self.0 = self.0.rotate_left(8) ^ u64::from(byte);
