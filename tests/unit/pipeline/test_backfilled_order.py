@@ -16,7 +16,8 @@ import orjson
 import pytest
 from fluxforge_common.config import FluxForgeSettings
 from fluxforge_common.pipeline import EmbeddedPipeline, archive_dates, archive_lines, reprocess
-from fluxforge_common.pipeline.ingest_order import backfilled_trades, in_event_time_place, stamp
+from fluxforge_common.pipeline.ingest_order import backfilled_trades, in_event_time_place
+from fluxforge_common.pipeline.ingest_stamp import stamp
 from fluxforge_common.pipeline.shards import Shard
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_common.storage import LocalStorage

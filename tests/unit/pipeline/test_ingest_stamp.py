@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fluxforge_common.pipeline.ingest_order import ingest_key, stamp
+from fluxforge_common.pipeline.ingest_order import ingest_key
+from fluxforge_common.pipeline.ingest_stamp import stamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -34,6 +34,7 @@ MODULES = (
     "fluxforge_common.features.symbol_state",
     "fluxforge_common.messages.decoding",
     "fluxforge_common.pipeline.embedded",
+    "fluxforge_common.pipeline.ingest_stamp",
     "fluxforge_common.pipeline.lines",
     "fluxforge_common.writers.ndjson",
 )

@@ -42,7 +42,7 @@ from fluxforge_common.messages import (
 )
 from fluxforge_common.messages.decoding import MAX_TS_MS, MIN_TS_MS
 from fluxforge_common.messages.rows import decode_rows
-from fluxforge_common.pipeline.ingest_order import stamp
+from fluxforge_common.pipeline.ingest_stamp import stamp
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.writers import (
     DeadLetterWriter,

@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fluxforge_native import with_ingest
-
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.dataset.interrupted import RunJournal
 from fluxforge_common.dataset.partitioning import MS_PER_DAY, utc_date
@@ -29,7 +27,7 @@ from fluxforge_common.features import (
 )
 from fluxforge_common.features.engine import TickEngine
 from fluxforge_common.messages import DecodedTick, Rejection, channel_of, decode_tick, event_time
-from fluxforge_common.pipeline import ingest_order
+from fluxforge_common.pipeline.ingest_stamp import stamp
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.space import DiskFullError
 from fluxforge_common.writers.common import WrittenFile
@@ -169,9 +167,7 @@ class EmbeddedPipeline:
                 self.journal.note(utc_date(t))
                 start = t - t % MS_PER_DAY
                 self._journal_day = (start, start + MS_PER_DAY)
-            line = with_ingest(item.raw, self._session, n)
-            if line is None:  # stamped before (a replayed archive line): `stamp` renews it
-                line = ingest_order.stamp(item.raw, self._session, n)
+            line = stamp(item.raw, self._session, n)
             # Archived at once, not with the hand-offs: the archive's sync bounds what a crash loses.
             completed = self.archive.append(tick.exchange, channel_of(tick), t, line)
             if completed:

@@ -4,8 +4,8 @@ The archive splits a symbol's ticks by channel (book/trade/ticker files), but
 the engine's output depends on the order they were applied in (a trade's
 `mid_before`, which events are late). Each archived line therefore carries
 `"_ingest": [session, n]`: the writer's session (its start, ms) and the tick's
-position in it. Reprocessing merges the channel files back by this key. Like
-any unknown field it is ignored by the engine.
+position in it (`ingest_stamp.stamp`). Reprocessing merges the channel files back by
+this key. Like any unknown field it is ignored by the engine.
 
 A backfilled trade (docs/design.md "Trade backfill") reached the live engine
 after ticks stamped later than it, usually too late to be applied. Read back
@@ -20,23 +20,9 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 
 import msgspec
-import orjson
 from fluxforge_native import ingest_key as ingest_key  # a line's (session, n); (0, 0) sorts first
-from fluxforge_native import with_ingest
 
 from fluxforge_common.messages import BACKFILLED
-
-
-def stamp(raw: bytes, session: int, n: int) -> bytes:
-    """`raw` (one JSON object) with its ingest position added, replacing any earlier one."""
-    line = with_ingest(raw, session, n)
-    if line is None:  # stamped before (a replayed archive line): the stamp moves to the end, renewed
-        obj = orjson.loads(raw.strip())
-        obj.pop("_ingest", None)
-        obj["_ingest"] = [session, n]
-        line = orjson.dumps(obj)
-    return line
-
 
 _BACKFILLED = b'"%s"' % BACKFILLED.encode()
 
