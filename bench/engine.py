@@ -16,6 +16,7 @@ from fluxforge_common.config import FluxForgeSettings, StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine, table_schema
 from fluxforge_common.messages import decode_tick
 from fluxforge_common.messages.decoded import DecodedTick
+from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from fluxforge_common.pipeline import EmbeddedPipeline
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_common.storage.local import LocalStorage
@@ -41,7 +42,8 @@ class EngineRun:
 
 
 def engine_rate(lines: list[bytes]) -> EngineRun:
-    """Ticks/s through decode + validate + engine on one core.
+    """Ticks/s through decode + validate + engine on one core, as the embedded pipeline applies
+    them: a known symbol's book natively in one call, any other line decoded, then applied.
 
     Rows are handed off every 10,000 ticks, as the pipeline hands them to its
     writers; the HF rows are kept aside for the Parquet measurement. The states
@@ -52,8 +54,8 @@ def engine_rate(lines: list[bytes]) -> EngineRun:
     hf: list[dict[str, object]] = []
     start = time.perf_counter()
     for n, raw in enumerate(lines):
-        item = decode_tick(raw)
-        if isinstance(item, DecodedTick):
+        applied = engine.apply_book_line(raw, DEFAULT_MAX_MESSAGE_BYTES, out)
+        if applied is None and isinstance(item := decode_tick(raw), DecodedTick):
             engine.process(item, out)
         if n % 10_000 == 0:
             hf += out.hf

@@ -13,7 +13,9 @@ class BookFolder:
     """Folds books into `flows`, each after the one before it, all in one grid interval."""
 
     def __init__(self, flows: IntervalFlows, tight_spread: float, max_levels: int = 10) -> None:
-        self.core = SymbolCore(BookTick, TradeTick, 1_000, 0, max_levels, tight_spread, flows)
+        self.core = SymbolCore(
+            "ex", "BTC/USDT", BookTick, TradeTick, 1_000, 0, max_levels, tight_spread, flows
+        )
         self.out = EngineOutput()
 
     def fold(self, bids: Levels, asks: Levels) -> float:

@@ -19,14 +19,14 @@ use crate::levels::{valid_book, Levels};
 const MAX_NAMES: usize = 100_000;
 const MAX_KEPT_NAME_BYTES: usize = 128;
 
-struct Fields<'a> {
-    exchange: &'a [u8], // not yet checked to be UTF-8: `BookDecoder::name` does
-    symbol: &'a [u8],
-    recv_ts: i64,
-    ts: Option<i64>,
-    bids: Vec<(f64, f64)>,
-    asks: Vec<(f64, f64)>,
-    seq: Option<i64>,
+pub(crate) struct Fields<'a> {
+    pub exchange: &'a [u8], // not yet checked to be UTF-8: `BookDecoder::name` does
+    pub symbol: &'a [u8],
+    pub recv_ts: i64,
+    pub ts: Option<i64>,
+    pub bids: Vec<(f64, f64)>,
+    pub asks: Vec<(f64, f64)>,
+    pub seq: Option<i64>,
 }
 
 /// Makes `book_type` (BookTick) objects from valid book envelopes.
@@ -59,34 +59,36 @@ impl BookDecoder {
         let Ok(bytes) = raw.downcast::<PyBytes>() else {
             return Ok(None);
         };
-        let Some(fields) = scan(bytes.as_bytes()) else {
+        let Some(book) = self.valid(bytes.as_bytes()) else {
             return Ok(None);
         };
-        let (bids, asks) = (Levels { pairs: fields.bids }, Levels { pairs: fields.asks });
-        let times = &self.times;
-        if !(times.contains(&fields.recv_ts)
-            && fields.ts.is_none_or(|ts| times.contains(&ts))
-            && valid_book(&bids, &asks, &self.quantities))
-        {
-            return Ok(None);
-        }
-        let (Some(exchange), Some(symbol)) = (self.name(py, fields.exchange), self.name(py, fields.symbol)) else {
+        let (Some(exchange), Some(symbol)) = (self.name(py, book.exchange), self.name(py, book.symbol)) else {
             return Ok(None); // not UTF-8: msgspec refuses it in its words
         };
         let args = (
             exchange,
             symbol,
-            fields.recv_ts,
-            fields.ts,
-            bids,
-            asks,
-            fields.seq,
+            book.recv_ts,
+            book.ts,
+            Levels { pairs: book.bids },
+            Levels { pairs: book.asks },
+            book.seq,
         );
         Ok(Some(self.book_type.bind(py).call1(args)?.unbind()))
     }
 }
 
 impl BookDecoder {
+    /// The fields of `bytes` where they are a valid book of the plain shape (names not checked).
+    pub(crate) fn valid<'a>(&self, bytes: &'a [u8]) -> Option<Fields<'a>> {
+        let fields = scan(bytes)?;
+        let times = &self.times;
+        let valid = times.contains(&fields.recv_ts)
+            && fields.ts.is_none_or(|ts| times.contains(&ts))
+            && valid_book(&fields.bids, &fields.asks, &self.quantities);
+        valid.then_some(fields)
+    }
+
     /// The name `bytes` spell, or None where they are not UTF-8. A kept name was checked once.
     fn name(&mut self, py: Python<'_>, bytes: &[u8]) -> Option<Py<PyString>> {
         if let Some(name) = self.names.get(bytes) {

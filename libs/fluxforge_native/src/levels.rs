@@ -14,20 +14,19 @@ pub struct Levels {
     pub(crate) pairs: Vec<(f64, f64)>,
 }
 
-impl Levels {
-    /// Every price and size is in `range` and the prices strictly ordered (`descending` for bids).
-    pub(crate) fn side_ok(&self, descending: bool, range: &std::ops::Range<f64>) -> bool {
-        let mut prev = if descending { range.end } else { 0.0 };
-        for &(price, size) in &self.pairs {
-            let in_range = range.contains(&price) && range.contains(&size);
-            let ordered = if descending { price < prev } else { price > prev };
-            if !(in_range && ordered) {
-                return false;
-            }
-            prev = price;
+/// Every price and size of `pairs` is in `range` and the prices strictly ordered (`descending`
+/// for bids).
+fn side_ok(pairs: &[(f64, f64)], descending: bool, range: &std::ops::Range<f64>) -> bool {
+    let mut prev = if descending { range.end } else { 0.0 };
+    for &(price, size) in pairs {
+        let in_range = range.contains(&price) && range.contains(&size);
+        let ordered = if descending { price < prev } else { price > prev };
+        if !(in_range && ordered) {
+            return false;
         }
-        true
+        prev = price;
     }
+    true
 }
 
 #[pymethods]
@@ -149,13 +148,13 @@ fn number(value: &Bound<'_, PyAny>) -> PyResult<f64> {
 /// prices strictly ordered) and uncrossed.
 #[pyfunction]
 pub fn book_ok(bids: &Levels, asks: &Levels, low: f64, high: f64) -> bool {
-    valid_book(bids, asks, &(low..high))
+    valid_book(&bids.pairs, &asks.pairs, &(low..high))
 }
 
 /// `book_ok` of sides not yet handed to Python.
-pub(crate) fn valid_book(bids: &Levels, asks: &Levels, range: &std::ops::Range<f64>) -> bool {
-    match (bids.pairs.first(), asks.pairs.first()) {
-        (Some(bid), Some(ask)) => bids.side_ok(true, range) && asks.side_ok(false, range) && bid.0 < ask.0,
+pub(crate) fn valid_book(bids: &[(f64, f64)], asks: &[(f64, f64)], range: &std::ops::Range<f64>) -> bool {
+    match (bids.first(), asks.first()) {
+        (Some(bid), Some(ask)) => side_ok(bids, true, range) && side_ok(asks, false, range) && bid.0 < ask.0,
         _ => false,
     }
 }

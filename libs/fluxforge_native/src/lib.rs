@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 mod archive;
 mod bars;
 mod book;
+mod book_lane;
 mod columns;
 mod flows;
 mod ingest;
@@ -33,6 +34,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<flows::IntervalFlows>()?;
     m.add_class::<bars::TimeBars>()?;
     m.add_class::<book::BookDecoder>()?;
+    m.add_class::<book_lane::BookLane>()?;
     m.add_class::<windows::RollingWindows>()?;
     m.add_class::<columns::ColumnBuffer>()?;
     m.add_class::<rows::RowReader>()?;

@@ -29,9 +29,27 @@ enum Kind {
     Ticker,
 }
 
+/// A book update the kernel decoded itself (`BookLane`): a `BookTick` but for its names, which
+/// are its symbol's.
+pub(crate) struct NativeBook {
+    pub recv_ts: i64,
+    pub ts: Option<i64>,
+    pub seq: Option<i64>,
+    pub bids: Vec<(f64, f64)>,
+    pub asks: Vec<(f64, f64)>,
+}
+
+/// A tick held for the allowed lateness: the Python tick, or a book the kernel decoded.
+enum Held {
+    Tick(PyObject),
+    Book(Box<NativeBook>),
+}
+
 /// A symbol's event time, held ticks, duplicate checks and book.
 #[pyclass(module = "fluxforge_native")]
 pub struct SymbolCore {
+    exchange: Py<PyString>,
+    symbol: Py<PyString>,
     book_type: Py<PyType>,
     trade_type: Py<PyType>,
     interval_ms: i64,
@@ -63,16 +81,19 @@ pub struct SymbolCore {
     trade_ids: VecDeque<TradeId>,
     trade_id_set: HashSet<TradeId, BuildHasherDefault<PythonHash>>,
     /// (event time, tick), sorted by event time, ties in arrival order.
-    held: VecDeque<(i64, PyObject)>,
+    held: VecDeque<(i64, Held)>,
 }
 
 #[pymethods]
 impl SymbolCore {
-    /// `book_type` and `trade_type` tell the ticks apart; `flows` is the state's interval flows,
-    /// which book updates fold into.
+    /// The symbol's names; `book_type` and `trade_type` tell the ticks apart; `flows` is the
+    /// state's interval flows, which book updates fold into.
     #[new]
-    #[pyo3(signature = (book_type, trade_type, interval_ms, lateness_ms, max_levels, tight_spread, flows))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (exchange, symbol, book_type, trade_type, interval_ms, lateness_ms, max_levels, tight_spread, flows))]
     fn new(
+        exchange: Py<PyString>,
+        symbol: Py<PyString>,
         book_type: Py<PyType>,
         trade_type: Py<PyType>,
         interval_ms: i64,
@@ -82,6 +103,8 @@ impl SymbolCore {
         flows: Py<IntervalFlows>,
     ) -> Self {
         SymbolCore {
+            exchange,
+            symbol,
             book_type,
             trade_type,
             interval_ms,
@@ -116,35 +139,15 @@ impl SymbolCore {
         state: &Bound<'_, PyAny>,
     ) -> PyResult<Option<String>> {
         let py = tick.py();
-        let step = self.interval_ms;
-        if let Some(next_ms) = self.next_ms {
-            if event_ms < next_ms - step {
-                count(out, intern!(py, "late"))?;
-                return Ok(Some(format!(
-                    "late event: event time {event_ms} is before the open interval [{}, {next_ms})",
-                    next_ms - step
-                )));
-            }
-        }
-        if let Some(watermark) = self.watermark_ms {
-            if event_ms < watermark {
-                count(out, intern!(py, "late"))?;
-                return Ok(Some(format!("late event: event time {event_ms} is before the watermark {watermark}")));
-            }
+        if let Some(reason) = self.late(py, event_ms, out)? {
+            return Ok(Some(reason));
         }
         let kind = self.kind(tick);
         if kind == Kind::Book {
             let seq = sequence(&tick.getattr(intern!(py, "seq"))?)?;
-            if let (Some(seq), Some(last)) = (seq, self.last_seq) {
-                if seq <= last {
-                    if let Some(reason) = self.book_order(seq, last, event_ms) {
-                        count(out, intern!(py, "duplicates"))?;
-                        return Ok(Some(reason));
-                    }
-                }
+            if let Some(reason) = self.book_in_order(py, seq, event_ms, out)? {
+                return Ok(Some(reason));
             }
-            self.last_seq = seq;
-            self.last_seq_ms = Some(event_ms);
         } else if kind == Kind::Trade {
             let id = tick.getattr(intern!(py, "id"))?;
             if !id.is_none() {
@@ -156,44 +159,8 @@ impl SymbolCore {
                 self.remember(py, id);
             }
         }
-        let stamped_tick = !tick.getattr(intern!(py, "ts"))?.is_none();
-        let mut last = self.last_event_ms;
-        if stamped_tick {
-            if !self.stamped {
-                // From now on the exchange's clock: forget the receive clock's time.
-                self.stamped = true;
-                last = None;
-            }
-            if last.is_none_or(|last| event_ms > last) {
-                last = Some(event_ms);
-                self.last_event_ms = last;
-            }
-        } else {
-            // The receive clock moves the time only where it runs further ahead than any feed's latency.
-            let moved = if self.stamped { event_ms - RECEIVE_CLOCK_LEAD_MS } else { event_ms };
-            if last.is_none_or(|last| moved > last) {
-                last = Some(moved);
-                self.last_event_ms = last;
-            }
-        }
-        let last = last.expect("a receive-clock tick on a stamped symbol finds its clock set");
-        if self.lateness_ms == 0 && self.held.is_empty() && event_ms <= last {
-            self.apply(kind, tick, event_ms, out, state)?;
-            return Ok(None);
-        }
-        let tick = tick.clone().unbind();
-        match self.held.back() {
-            Some(&(newest, _)) if event_ms < newest => {
-                let at = self.held.partition_point(|&(held_ms, _)| held_ms <= event_ms);
-                self.held.insert(at, (event_ms, tick));
-            }
-            _ => self.held.push_back((event_ms, tick)),
-        }
-        let horizon = last - self.lateness_ms;
-        self.apply_held_before(horizon + 1, out, state)?;
-        if self.next_ms.is_some_and(|next_ms| horizon >= next_ms) {
-            self.advance(horizon, out, state)?;
-        }
+        let stamped = !tick.getattr(intern!(py, "ts"))?.is_none();
+        self.take(Held::Tick(tick.clone().unbind()), stamped, event_ms, out, state)?;
         Ok(None)
     }
 
@@ -219,17 +186,22 @@ impl SymbolCore {
 
     /// The held ticks as (event time, tick), in the order they will be applied.
     #[getter]
-    fn get_held<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
-        PyList::new_bound(
-            py,
-            self.held.iter().map(|(held_ms, tick)| PyTuple::new_bound(py, [held_ms.into_py(py), tick.clone_ref(py)])),
-        )
+    fn get_held<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let mut held = Vec::with_capacity(self.held.len());
+        for (held_ms, tick) in &self.held {
+            let tick = match tick {
+                Held::Tick(tick) => tick.clone_ref(py),
+                Held::Book(book) => self.book_tick(py, book)?,
+            };
+            held.push(PyTuple::new_bound(py, [held_ms.into_py(py), tick]));
+        }
+        Ok(PyList::new_bound(py, held))
     }
 
     /// Hold exactly `ticks`, (event time, tick) in the order `held` gives them.
     #[setter]
     fn set_held(&mut self, ticks: Vec<(i64, PyObject)>) {
-        self.held = ticks.into();
+        self.held = ticks.into_iter().map(|(held_ms, tick)| (held_ms, Held::Tick(tick))).collect();
     }
 
     /// The sequence number of the last accepted book, or None.
@@ -270,6 +242,131 @@ impl SymbolCore {
 }
 
 impl SymbolCore {
+    /// `process` of a book the kernel decoded (`BookLane`): the same checks, hold and order.
+    pub(crate) fn process_book(
+        &mut self,
+        py: Python<'_>,
+        book: NativeBook,
+        event_ms: i64,
+        out: &Bound<'_, PyAny>,
+        state: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<String>> {
+        if let Some(reason) = self.late(py, event_ms, out)? {
+            return Ok(Some(reason));
+        }
+        if let Some(reason) = self.book_in_order(py, book.seq.map(i128::from), event_ms, out)? {
+            return Ok(Some(reason));
+        }
+        let stamped = book.ts.is_some();
+        self.take(Held::Book(Box::new(book)), stamped, event_ms, out, state)?;
+        Ok(None)
+    }
+
+    /// Why a tick at `event_ms` is late (counted), or None.
+    fn late(&self, py: Python<'_>, event_ms: i64, out: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+        let step = self.interval_ms;
+        if let Some(next_ms) = self.next_ms {
+            if event_ms < next_ms - step {
+                count(out, intern!(py, "late"))?;
+                return Ok(Some(format!(
+                    "late event: event time {event_ms} is before the open interval [{}, {next_ms})",
+                    next_ms - step
+                )));
+            }
+        }
+        if let Some(watermark) = self.watermark_ms {
+            if event_ms < watermark {
+                count(out, intern!(py, "late"))?;
+                return Ok(Some(format!("late event: event time {event_ms} is before the watermark {watermark}")));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Why a book with `seq` at `event_ms` repeats the last one (counted), or None: then it is
+    /// the last one.
+    fn book_in_order(
+        &mut self,
+        py: Python<'_>,
+        seq: Option<i128>,
+        event_ms: i64,
+        out: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<String>> {
+        if let (Some(seq), Some(last)) = (seq, self.last_seq) {
+            if seq <= last {
+                if let Some(reason) = self.book_order(seq, last, event_ms) {
+                    count(out, intern!(py, "duplicates"))?;
+                    return Ok(Some(reason));
+                }
+            }
+        }
+        self.last_seq = seq;
+        self.last_seq_ms = Some(event_ms);
+        Ok(None)
+    }
+
+    /// An accepted tick (`stamped`: it has its exchange's `ts`) moves the event time; it is
+    /// applied at once, or held and applied once the time passes it by the allowed lateness.
+    fn take(
+        &mut self,
+        tick: Held,
+        stamped: bool,
+        event_ms: i64,
+        out: &Bound<'_, PyAny>,
+        state: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let mut last = self.last_event_ms;
+        if stamped {
+            if !self.stamped {
+                // From now on the exchange's clock: forget the receive clock's time.
+                self.stamped = true;
+                last = None;
+            }
+            if last.is_none_or(|last| event_ms > last) {
+                last = Some(event_ms);
+                self.last_event_ms = last;
+            }
+        } else {
+            // The receive clock moves the time only where it runs further ahead than any feed's latency.
+            let moved = if self.stamped { event_ms - RECEIVE_CLOCK_LEAD_MS } else { event_ms };
+            if last.is_none_or(|last| moved > last) {
+                last = Some(moved);
+                self.last_event_ms = last;
+            }
+        }
+        let last = last.expect("a receive-clock tick on a stamped symbol finds its clock set");
+        if self.lateness_ms == 0 && self.held.is_empty() && event_ms <= last {
+            return self.apply(tick, event_ms, out, state);
+        }
+        match self.held.back() {
+            Some(&(newest, _)) if event_ms < newest => {
+                let at = self.held.partition_point(|&(held_ms, _)| held_ms <= event_ms);
+                self.held.insert(at, (event_ms, tick));
+            }
+            _ => self.held.push_back((event_ms, tick)),
+        }
+        let horizon = last - self.lateness_ms;
+        self.apply_held_before(horizon + 1, out, state)?;
+        if self.next_ms.is_some_and(|next_ms| horizon >= next_ms) {
+            self.advance(horizon, out, state)?;
+        }
+        Ok(())
+    }
+
+    /// The `BookTick` the envelope of `book` decodes to.
+    fn book_tick(&self, py: Python<'_>, book: &NativeBook) -> PyResult<PyObject> {
+        let args = (
+            self.exchange.clone_ref(py),
+            self.symbol.clone_ref(py),
+            book.recv_ts,
+            book.ts,
+            Levels { pairs: book.bids.clone() },
+            Levels { pairs: book.asks.clone() },
+            book.seq,
+        );
+        Ok(self.book_type.bind(py).call1(args)?.unbind())
+    }
+
     /// The book as it stands, for a call back (which cannot read this object while it works).
     fn book(&self, py: Python<'_>) -> (Option<Py<Levels>>, Option<Py<Levels>>) {
         (self.bids.as_ref().map(|b| b.clone_ref(py)), self.asks.as_ref().map(|a| a.clone_ref(py)))
@@ -309,33 +406,42 @@ impl SymbolCore {
 
     /// Apply the held ticks before `end_ms`, in order.
     fn apply_held_before(&mut self, end_ms: i64, out: &Bound<'_, PyAny>, state: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = out.py();
         while self.held.front().is_some_and(|&(held_ms, _)| held_ms < end_ms) {
             let (held_ms, tick) = self.held.pop_front().expect("a front was seen");
-            let tick = tick.into_bound(py);
-            let kind = self.kind(&tick);
-            self.apply(kind, &tick, held_ms, out, state)?;
+            self.apply(tick, held_ms, out, state)?;
         }
         Ok(())
     }
 
     /// Close the intervals ending at or before `event_ms`, then apply the tick.
-    fn apply(
-        &mut self,
-        kind: Kind,
-        tick: &Bound<'_, PyAny>,
-        event_ms: i64,
-        out: &Bound<'_, PyAny>,
-        state: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let py = tick.py();
+    fn apply(&mut self, tick: Held, event_ms: i64, out: &Bound<'_, PyAny>, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = out.py();
         match self.next_ms {
             None => self.next_ms = Some(event_ms.div_euclid(self.interval_ms) * self.interval_ms + self.interval_ms),
             Some(next_ms) if event_ms >= next_ms => self.advance(event_ms, out, state)?,
             Some(_) => {}
         }
-        match kind {
-            Kind::Book => self.on_book(tick, event_ms),
+        let tick = match tick {
+            Held::Book(book) => {
+                let levels = self.max_levels;
+                let (mut bids, mut asks) = (book.bids, book.asks);
+                bids.truncate(levels);
+                asks.truncate(levels);
+                return self.on_book(py, Py::new(py, Levels { pairs: bids })?, Py::new(py, Levels { pairs: asks })?, event_ms);
+            }
+            Held::Tick(tick) => tick.into_bound(py),
+        };
+        match self.kind(&tick) {
+            Kind::Book => {
+                let mut bids = tick.getattr(intern!(py, "bids"))?.downcast_into::<Levels>()?.unbind();
+                let mut asks = tick.getattr(intern!(py, "asks"))?.downcast_into::<Levels>()?.unbind();
+                let levels = self.max_levels;
+                if bids.get().pairs.len() > levels || asks.get().pairs.len() > levels {
+                    bids = Py::new(py, Levels { pairs: bids.get().pairs.iter().take(levels).copied().collect() })?;
+                    asks = Py::new(py, Levels { pairs: asks.get().pairs.iter().take(levels).copied().collect() })?;
+                }
+                self.on_book(py, bids, asks, event_ms)
+            }
             Kind::Trade => {
                 let (bids, asks) = self.book(py);
                 state.call_method1(intern!(py, "_on_trade"), (tick, event_ms, out, bids, asks)).map(drop)
@@ -344,15 +450,8 @@ impl SymbolCore {
         }
     }
 
-    fn on_book(&mut self, tick: &Bound<'_, PyAny>, event_ms: i64) -> PyResult<()> {
-        let py = tick.py();
-        let mut bids = tick.getattr(intern!(py, "bids"))?.downcast_into::<Levels>()?.unbind();
-        let mut asks = tick.getattr(intern!(py, "asks"))?.downcast_into::<Levels>()?.unbind();
-        let levels = self.max_levels;
-        if bids.get().pairs.len() > levels || asks.get().pairs.len() > levels {
-            bids = Py::new(py, Levels { pairs: bids.get().pairs.iter().take(levels).copied().collect() })?;
-            asks = Py::new(py, Levels { pairs: asks.get().pairs.iter().take(levels).copied().collect() })?;
-        }
+    /// Fold in a book update whose sides are cut to the kept levels.
+    fn on_book(&mut self, py: Python<'_>, bids: Py<Levels>, asks: Py<Levels>, event_ms: i64) -> PyResult<()> {
         let prev = match (&self.bids, &self.asks) {
             (Some(prev_bids), Some(prev_asks)) => Some((prev_bids.get().pairs.as_slice(), prev_asks.get().pairs.as_slice())),
             _ => None,

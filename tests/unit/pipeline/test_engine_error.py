@@ -7,6 +7,7 @@ import itertools
 from pathlib import Path
 
 import orjson
+import pytest
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.dataset import read_table
 from fluxforge_common.pipeline import EmbeddedPipeline, archive_lines, simulator_lines
@@ -17,7 +18,8 @@ from tests.support.engine_faults import failing
 BROKEN = ("binanceus", "ETH/USDT")
 
 
-def test_an_engine_error_dead_letters_the_tick_and_the_run_goes_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("native", [False, True], ids=["decoded", "native book path"])
+def test_an_engine_error_dead_letters_the_tick_and_the_run_goes_on(tmp_path: Path, native: bool) -> None:
     settings = FluxForgeSettings(simulator={"seed": 3})
     lines = list(itertools.islice(simulator_lines(settings.simulator), 3_000))
     storage = LocalStorage(tmp_path)
@@ -26,6 +28,7 @@ def test_an_engine_error_dead_letters_the_tick_and_the_run_goes_on(tmp_path: Pat
         pipeline.engine,
         lambda state, _: (state.exchange, state.symbol) == BROKEN,
         OverflowError("intermediate overflow in fsum"),
+        native=native,
     )
     summary = pipeline.run(lines, "test")
 

@@ -1,7 +1,8 @@
 """The per-update book work of the feature engine, compiled from Rust (`libs/fluxforge_native/src`).
 
 `BookDecoder` makes valid book ticks straight from their JSON, whose sides are `Levels` of
-machine floats; `SymbolCore` takes a symbol's ticks in event-time order and applies its books,
+machine floats, and `BookLane` applies a known symbol's book lines without making them;
+`SymbolCore` takes a symbol's ticks in event-time order and applies its books,
 `IntervalFlows` folds each update into its grid interval, `TimeBars` folds each
 closed interval into the open bars, `RollingWindows` keeps the closed intervals' columns for the
 windows; `BookColumns` writes an HF row's book columns, `IntervalColumns` the rest of them, and
@@ -18,6 +19,7 @@ from fluxforge_native._native import (
     RECENT_TRADE_IDS,
     BookColumns,
     BookDecoder,
+    BookLane,
     ColumnBuffer,
     IngestMerge,
     IntervalColumns,
@@ -43,6 +45,7 @@ __all__ = [
     "RECENT_TRADE_IDS",
     "BookColumns",
     "BookDecoder",
+    "BookLane",
     "ColumnBuffer",
     "IngestMerge",
     "IntervalColumns",

@@ -8,6 +8,7 @@ from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.features.symbol_state import SymbolState
 from fluxforge_common.messages.decoded import DecodedTick, Rejection
+from fluxforge_common.messages.decoding import book_lane
 from fluxforge_common.messages.envelopes import event_time
 
 
@@ -22,6 +23,10 @@ class TickEngine(Protocol):
 
     def apply(self, state: SymbolState, item: DecodedTick, out: EngineOutput) -> str | None: ...
 
+    def apply_book_line(
+        self, raw: bytes, max_bytes: int, out: EngineOutput
+    ) -> tuple[SymbolState, int, str | None] | None: ...
+
     def flush(self, out: EngineOutput) -> None: ...
 
 
@@ -29,25 +34,39 @@ class FeatureEngine:
     """One engine for every run mode.
 
     The embedded and reprocess runs keep every symbol's state in it (`process`,
-    `flush`); the Faust worker keeps each symbol's state in its table and
-    applies a message's ticks to it with `apply`.
+    `flush`; `apply_book_line` first for each line); the Faust worker keeps each symbol's state in
+    its table and applies a message's ticks to it with `apply`.
     """
 
     def __init__(self, cfg: StateConfig) -> None:
         self.cfg = cfg
+        # Made by `state_for` alone, which hands each one's books to `_books`.
         self.states: dict[tuple[str, str], SymbolState] = {}
+        self._books = book_lane()
 
     def state_for(self, exchange: str, symbol: str) -> SymbolState:
+        """The state of a symbol whose names passed decoding's checks (made on first use)."""
         key = (exchange, symbol)
         state = self.states.get(key)
         if state is None:
             state = self.states[key] = SymbolState(self.cfg, exchange, symbol)
+            self._books.register(exchange, symbol, state.core, state)
         return state
 
     def apply(self, state: SymbolState, item: DecodedTick, out: EngineOutput) -> str | None:
         """Apply one tick to `state` at its event time; the reason when the state refuses it."""
         tick = item.tick
         return state.process(tick, event_time(tick), out)
+
+    def apply_book_line(
+        self, raw: bytes, max_bytes: int, out: EngineOutput
+    ) -> tuple[SymbolState, int, str | None] | None:
+        """`raw` decoded and applied in one native call where it is a valid book of at most
+        `max_bytes` of a symbol with a state here (`fluxforge_native.BookLane`): its state, its
+        event time and the reason the state refused it, or None. None, with nothing changed, for
+        any other line: decode it and `apply` it. A line gives the same rows, state and reason
+        either way."""
+        return self._books.apply(raw, max_bytes, out)
 
     def process(self, item: DecodedTick, out: EngineOutput) -> None:
         tick = item.tick

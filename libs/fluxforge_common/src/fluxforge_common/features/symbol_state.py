@@ -174,6 +174,8 @@ class SymbolState:
         # Lateness, repeats, event time, held ticks and the book, natively; it calls back
         # `_on_trade`, `_on_ticker` and `_close_interval`.
         self.core = SymbolCore(
+            exchange,
+            symbol,
             BookTick,
             TradeTick,
             layout.interval_ms,

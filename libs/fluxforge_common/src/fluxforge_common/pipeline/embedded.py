@@ -15,7 +15,7 @@ from typing import Any
 
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.dataset.interrupted import RunJournal
-from fluxforge_common.dataset.partitioning import MS_PER_DAY, utc_date
+from fluxforge_common.dataset.partitioning import MS_PER_DAY, Channel, utc_date
 from fluxforge_common.dataset.provenance import provenance
 from fluxforge_common.features import (
     TABLES,
@@ -41,6 +41,10 @@ HAND_OFF_LINES = 4096
 # Lines between looks at the clock (flush interval, progress line): a live feed of a few symbols
 # brings a few lines a second, so HAND_OFF_LINES would hold its files for many minutes.
 CLOCK_LINES = 16
+
+
+def _engine_error_reason(exc: Exception) -> str:
+    return f"engine error: {type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -148,41 +152,74 @@ class EmbeddedPipeline:
         self._hand_off_lines = 1 << max(0, lines.bit_length() - 1)
         self._accepted: dict[SymbolState, int] = {}  # ticks accepted per symbol since the last hand-off
 
-    def feed(self, raw: bytes, source: str, line_no: int | None = None) -> DecodedTick | None:
-        """Process one raw line; returns the accepted tick (None when it went to dead-letter).
+    def feed(self, raw: bytes, source: str, line_no: int | None = None) -> int | None:
+        """Process one raw line; returns its tick's event time (None when it went to dead-letter).
 
         A dead letter names where it came from: `source`, or `source:line_no` given
         the line number (the label is made only for a line that needs one).
         """
         summary = self.summary
         n = summary.lines = summary.lines + 1
+        engine = self.engine
+        try:
+            applied = engine.apply_book_line(raw, self._max_bytes, self.out)
+        except Exception as exc:  # as `_apply` words it; decoding the line again changes nothing
+            applied = self._engine_error(raw, exc)
+        if applied is None:
+            return self._feed_decoded(raw, source, line_no, n)
+        state, t, reason = applied
+        self._archive(raw, state.exchange, "book", t, n)
+        return self._accept(state, t, reason, raw, source, line_no)
+
+    def _feed_decoded(self, raw: bytes, source: str, line_no: int | None, n: int) -> int | None:
+        """`feed` of a line the engine's native book path did not take."""
         item = decode_tick(raw, self._max_bytes)
         if isinstance(item, Rejection):
             self._dead_letter(item, source, line_no)
             return None
         tick = item.tick
         t = event_time(tick)
-        if self.archive is not None:
-            if self.journal is not None and not self._journal_day[0] <= t < self._journal_day[1]:
-                self.journal.note(utc_date(t))
-                start = t - t % MS_PER_DAY
-                self._journal_day = (start, start + MS_PER_DAY)
-            line = stamp(item.raw, self._session, n)
-            # Archived at once, not with the hand-offs: the archive's sync bounds what a crash loses.
-            completed = self.archive.append(tick.exchange, channel_of(tick), t, line)
-            if completed:
-                summary.files += completed
-        engine = self.engine
-        state = engine.state_for(tick.exchange, tick.symbol)
+        self._archive(raw, tick.exchange, channel_of(tick), t, n)
+        state = self.engine.state_for(tick.exchange, tick.symbol)
+        return self._accept(state, t, self._apply(state, item), raw, source, line_no)
+
+    def _apply(self, state: SymbolState, item: DecodedTick) -> str | None:
         try:
-            reason = engine.apply(state, item, self.out)
+            return self.engine.apply(state, item, self.out)
         except Exception as exc:
             # A defect, not bad input (validation has passed it): the run goes on, as the stack's
             # does, and the tick is in the archive for a reprocess once the defect is fixed.
-            reason = f"engine error: {type(exc).__name__}: {exc}"
+            return _engine_error_reason(exc)
+
+    def _engine_error(self, raw: bytes, exc: Exception) -> tuple[SymbolState, int, str]:
+        """What `feed` goes on with when the engine's native book path raised on `raw`."""
+        item = decode_tick(raw, self._max_bytes)
+        assert isinstance(item, DecodedTick), "the native path takes only lines that decode"
+        tick = item.tick
+        state = self.engine.state_for(tick.exchange, tick.symbol)
+        return state, event_time(tick), _engine_error_reason(exc)
+
+    def _archive(self, raw: bytes, exchange: str, channel: Channel, t: int, n: int) -> None:
+        """Archive the n-th line, accepted by decoding, at once, not with the hand-offs: the
+        archive's sync bounds what a crash loses."""
+        if self.archive is None:
+            return
+        if self.journal is not None and not self._journal_day[0] <= t < self._journal_day[1]:
+            self.journal.note(utc_date(t))
+            start = t - t % MS_PER_DAY
+            self._journal_day = (start, start + MS_PER_DAY)
+        completed = self.archive.append(exchange, channel, t, stamp(raw, self._session, n))
+        if completed:
+            self.summary.files += completed
+
+    def _accept(
+        self, state: SymbolState, t: int, reason: str | None, raw: bytes, source: str, line_no: int | None
+    ) -> int:
+        """Count a tick the engine applied to `state`, or dead-letter it for `reason`."""
         if reason:
-            self._dead_letter(Rejection(item.raw, reason), source, line_no)
-            return item
+            self._dead_letter(Rejection(raw, reason), source, line_no)
+            return t
+        summary = self.summary
         summary.accepted += 1
         accepted = self._accepted
         accepted[state] = accepted.get(state, 0) + 1
@@ -191,7 +228,7 @@ class EmbeddedPipeline:
         last = summary.last_event_ms
         if last is None or t > last:
             summary.last_event_ms = t
-        return item
+        return t
 
     def run(
         self,
@@ -217,11 +254,11 @@ class EmbeddedPipeline:
             for raw in lines:
                 if raw:  # else `IDLE`: the source had no line for a while
                     n += 1
-                    item = self.feed(raw, source, n)
-                    if item is not None and duration_s is not None:
+                    t = self.feed(raw, source, n)
+                    if t is not None and duration_s is not None:
                         if end_ms is None:
-                            end_ms = event_time(item.tick) + int(duration_s * 1000)
-                        if event_time(item.tick) >= end_ms:
+                            end_ms = t + int(duration_s * 1000)
+                        if t >= end_ms:
                             break
                     if max_events is not None and n >= max_events:
                         break

@@ -1,0 +1,79 @@
+//! Book envelopes of the symbols an engine holds, decoded and applied in one call: from a line's
+//! bytes into its symbol's core with no Python object for the tick (`BookDecoder` reads and
+//! checks it, `SymbolCore` takes it). Decoding a book into a `BookTick` and handing it through
+//! the engine's Python layers cost more than applying it. A line it does not take (another kind
+//! of tick, an unusual or invalid book, a symbol it was not given, a line past the size limit)
+//! is left unread, for the caller to decode.
+
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::book::BookDecoder;
+use crate::symbol_core::{NativeBook, SymbolCore};
+
+/// A symbol's core and the Python state it calls back.
+type Symbol = (Py<SymbolCore>, PyObject);
+
+#[pyclass(module = "fluxforge_native")]
+pub struct BookLane {
+    decoder: Py<BookDecoder>,
+    /// exchange -> symbol -> its state, by the names' UTF-8 bytes.
+    symbols: HashMap<Box<[u8]>, HashMap<Box<[u8]>, Symbol>>,
+}
+
+#[pymethods]
+impl BookLane {
+    /// Books read and checked by `decoder`'s rules.
+    #[new]
+    fn new(decoder: Py<BookDecoder>) -> Self {
+        BookLane { decoder, symbols: HashMap::new() }
+    }
+
+    /// Take the books of `exchange` `symbol`, names the caller checked, into `state`, whose
+    /// core is `core`.
+    fn register(&mut self, exchange: &str, symbol: &str, core: Py<SymbolCore>, state: PyObject) {
+        self.symbols
+            .entry(exchange.as_bytes().into())
+            .or_default()
+            .insert(symbol.as_bytes().into(), (core, state));
+    }
+
+    /// Apply `raw` where it is a valid book of a registered symbol, of at most `max_bytes`:
+    /// (the symbol's state, the book's event time, why the state refused it or None). None, with
+    /// nothing changed, where it is not taken.
+    fn apply(
+        &self,
+        py: Python<'_>,
+        raw: &Bound<'_, PyAny>,
+        max_bytes: usize,
+        out: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<(PyObject, i64, Option<String>)>> {
+        let Ok(raw) = raw.downcast::<PyBytes>() else {
+            return Ok(None);
+        };
+        let bytes = raw.as_bytes();
+        if bytes.len() > max_bytes {
+            return Ok(None);
+        }
+        let Some(fields) = self.decoder.borrow(py).valid(bytes) else {
+            return Ok(None);
+        };
+        let Some((core, state)) = self.symbols.get(fields.exchange).and_then(|symbols| symbols.get(fields.symbol))
+        else {
+            return Ok(None);
+        };
+        let event_ms = fields.ts.unwrap_or(fields.recv_ts);
+        let book = NativeBook {
+            recv_ts: fields.recv_ts,
+            ts: fields.ts,
+            seq: fields.seq,
+            bids: fields.bids,
+            asks: fields.asks,
+        };
+        let state = state.clone_ref(py);
+        let reason = core.borrow_mut(py).process_book(py, book, event_ms, out, state.bind(py))?;
+        Ok(Some((state, event_ms, reason)))
+    }
+}

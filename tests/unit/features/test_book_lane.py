@@ -1,0 +1,136 @@
+"""`FeatureEngine.apply_book_line`, the native book path, against decoding and `apply`: for any
+stream, the same refusals, rows, counters, held ticks and state bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fluxforge_common.config import StateConfig
+from fluxforge_common.features import EngineOutput, FeatureEngine
+from fluxforge_common.messages import DecodedTick, decode_tick
+from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.support.bad_ticks import BAD_LINES
+from tests.support.times import T0
+
+SYMBOLS = [("ex", "BTC/USDT"), ("ex", "ETH/USDT"), ("other", "BTC/USDT")]
+
+
+def _book(exchange: str, symbol: str, ts: int | None, recv_ts: int, seq: int | None, levels: int) -> bytes:
+    bids = [[100.0 - i * 0.5, 1.0 + i] for i in range(levels)]
+    asks = [[100.5 + i * 0.5, 2.0 + i / 3] for i in range(levels)]
+    msg: dict[str, Any] = {
+        "type": "book",
+        "exchange": exchange,
+        "symbol": symbol,
+        "ts": ts,
+        "recv_ts": recv_ts,
+    }
+    if seq is not None:
+        msg["seq"] = seq
+    return orjson.dumps(msg | {"bids": bids, "asks": asks})
+
+
+def _other(kind: str, exchange: str, symbol: str, ts: int | None, recv_ts: int, n: int) -> bytes:
+    msg: dict[str, Any] = {"type": kind, "exchange": exchange, "symbol": symbol, "ts": ts, "recv_ts": recv_ts}
+    if kind == "trade":
+        msg |= {"id": str(n % 7), "price": 100.25, "amount": 0.5, "side": "buy" if n % 2 else "sell"}
+    else:
+        msg |= {"bid": 100.0, "ask": 100.5, "last": 100.2}
+    return orjson.dumps(msg)
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[bytes]:
+    """Books, trades and tickers of three symbols, out of order, late, repeated, with and without
+    `ts` and `seq`, some deeper than the kept levels; a few lines the decoder refuses."""
+    lines = []
+    t = T0
+    for n in range(draw(st.integers(1, 120))):
+        t += draw(st.integers(0, 400))
+        exchange, symbol = draw(st.sampled_from(SYMBOLS))
+        jitter = draw(st.sampled_from([0, 0, 0, -30, -300, -1_500, 120]))
+        ts = None if draw(st.integers(0, 9)) == 0 else t + jitter
+        recv_ts = t + draw(st.integers(0, 60))
+        kind = draw(st.sampled_from(["book"] * 6 + ["trade", "ticker", "bad"]))
+        if kind == "book":
+            seq = draw(st.one_of(st.none(), st.integers(-3, 40), st.just(2**64 - 1), st.just(-(2**63))))
+            lines.append(_book(exchange, symbol, ts, recv_ts, seq, draw(st.integers(1, 14))))
+        elif kind == "bad":
+            lines.append(draw(st.sampled_from(BAD_LINES))[0])
+        else:
+            lines.append(_other(kind, exchange, symbol, ts, recv_ts, n))
+    return lines
+
+
+def _decoded_then_applied(engine: FeatureEngine, raw: bytes, out: EngineOutput) -> str | None:
+    item = decode_tick(raw)
+    if not isinstance(item, DecodedTick):
+        return f"refused by decoding: {item.reason}"
+    tick = item.tick
+    return engine.apply(engine.state_for(tick.exchange, tick.symbol), item, out)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=streams(), lateness_ms=st.sampled_from([0, 250, 1_000]))
+def test_the_native_book_path_gives_what_decoding_and_apply_give(
+    lines: list[bytes], lateness_ms: int
+) -> None:
+    cfg = StateConfig(allowed_lateness_ms=lateness_ms)
+    decoded, native = FeatureEngine(cfg), FeatureEngine(cfg)
+    decoded_out, native_out = EngineOutput(), EngineOutput()
+    taken = 0
+    for raw in lines:
+        want = _decoded_then_applied(decoded, raw, decoded_out)
+        applied = native.apply_book_line(raw, DEFAULT_MAX_MESSAGE_BYTES, native_out)
+        if applied is None:
+            got = _decoded_then_applied(native, raw, native_out)
+        else:
+            taken += 1
+            state, event_ms, got = applied
+            tick = decode_tick(raw)
+            assert isinstance(tick, DecodedTick)
+            assert state is native.states[tick.tick.exchange, tick.tick.symbol]
+            assert event_ms == (tick.tick.recv_ts if tick.tick.ts is None else tick.tick.ts)
+        assert got == want, raw
+        assert decoded.states.keys() == native.states.keys()
+        for key, state in decoded.states.items():
+            assert native.states[key].held == state.held
+            assert native.states[key].to_bytes() == state.to_bytes()
+    decoded.flush(decoded_out)
+    native.flush(native_out)
+    assert native_out.tables() == decoded_out.tables()
+    assert (native_out.late, native_out.duplicates) == (decoded_out.late, decoded_out.duplicates)
+    books = sum(b'"type":"book"' in raw and decode_tick(raw).__class__ is DecodedTick for raw in lines)
+    assert taken <= books
+
+
+def test_it_takes_only_valid_books_of_the_symbols_the_engine_holds_within_the_size_limit() -> None:
+    engine, out = FeatureEngine(StateConfig()), EngineOutput()
+    first = _book("ex", "BTC/USDT", T0, T0 + 2, 1, 3)
+    assert engine.apply_book_line(first, DEFAULT_MAX_MESSAGE_BYTES, out) is None  # no state yet
+    assert engine.states == {}
+    _decoded_then_applied(engine, first, out)
+    state = engine.states["ex", "BTC/USDT"]
+
+    second = _book("ex", "BTC/USDT", T0 + 10, T0 + 12, 2, 3)
+    assert engine.apply_book_line(second, len(second) - 1, out) is None  # past the size limit
+    assert engine.apply_book_line(second, len(second), out) == (state, T0 + 10, None)
+    assert engine.apply_book_line(second, len(second), out) == (
+        state,
+        T0 + 10,
+        "duplicate book: seq 2 already applied",
+    )
+    held = [tick for _, tick in state.held]
+    assert [decode_tick(raw).tick for raw in (first, second)] == held  # type: ignore[union-attr]
+
+    escaped = second.replace(b'"BTC/USDT"', b'"BTC\\/USDT"')
+    crossed = _book("ex", "BTC/USDT", T0 + 20, T0 + 22, 3, 1).replace(b"100.5", b"99.0")
+    trade = _other("trade", "ex", "BTC/USDT", T0 + 30, T0 + 31, 1)
+    for line in (escaped, crossed, trade, _book("ex", "SOL/USDT", T0, T0, None, 2)):
+        before = state.to_bytes()
+        assert engine.apply_book_line(line, DEFAULT_MAX_MESSAGE_BYTES, out) is None, line
+        assert state.to_bytes() == before
