@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fluxforge_common.config import FluxForgeSettings, StateConfig
-from fluxforge_common.features import EngineOutput, FeatureEngine, table_schema
+from fluxforge_common.features import EngineOutput, FeatureEngine, SymbolState, table_schema
 from fluxforge_common.messages import decode_tick
 from fluxforge_common.messages.decoded import DecodedTick
 from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
@@ -63,12 +63,12 @@ def engine_rate(lines: list[bytes]) -> EngineRun:
     elapsed = time.perf_counter() - start
     held, held_bytes, state_bytes = [], [], []
     for state in engine.states.values():
-        whole = len(state.to_bytes())
-        kept, state.core.held = state.held, []
-        state_bytes.append(len(state.to_bytes()))
-        state.core.held = kept
-        held.append(len(kept))
-        held_bytes.append(whole - state_bytes[-1])
+        whole = state.to_bytes()
+        copy = SymbolState.from_bytes(whole, engine.cfg)  # the state itself keeps its held books native
+        held.append(len(copy.held))
+        copy.core.held = []
+        state_bytes.append(len(copy.to_bytes()))
+        held_bytes.append(len(whole) - state_bytes[-1])
     start = time.perf_counter()
     engine.flush(out)
     elapsed += time.perf_counter() - start

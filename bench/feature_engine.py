@@ -13,7 +13,7 @@ the rows say so. Every run uses its own topic prefix and app id, deleted afterwa
   The engine holds that row until the symbol's event time passes its end by the allowed lateness
   (docs/design.md "Time and emission"), so the latency after it is also reported: from the
   symbol's first tick at or after the row's ts plus `allowed_lateness_ms`. A second replay runs
-  a worker with `allowed_lateness_ms: 0`, which applies ticks as they arrive and holds no row.
+  a worker with `allowed_lateness_ms: 0`, which applies stamped ticks as they arrive.
 """
 
 from __future__ import annotations

@@ -1,43 +1,58 @@
 """An engine that raises on chosen ticks, for the tests of how a defect in the engine is contained.
 
 The kernel's classes may be compiled (`fluxforge_common.kernel`), and a compiled class's methods
-cannot be patched; so the fault wraps the engine object the pipeline or processor holds.
+cannot be patched; so the fault wraps the engine object the pipeline or processor holds, or, inside
+the native book path, the state the kernel calls back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from fluxforge_common.features import EngineOutput, FeatureEngine, SymbolState
 from fluxforge_common.features.engine import TickEngine
-from fluxforge_common.messages import BookTick, decode_tick
 from fluxforge_common.messages.decoded import DecodedTick
 
 
-class FailingEngine:
-    """Applies every tick with `engine`, but raises `error` where `fails(state, item)` says so:
-    in the native book path too where `native`, else every line goes through `apply`."""
+class _Wrapped:
+    """`engine` as it is, for a fault to override one of its methods."""
+
+    def __init__(self, engine: TickEngine) -> None:
+        self.engine = engine
+
+    @property
+    def states(self) -> Mapping[tuple[str, str], SymbolState]:
+        return self.engine.states
+
+    def state_for(self, exchange: str, symbol: str) -> SymbolState:
+        return self.engine.state_for(exchange, symbol)
+
+    def apply(self, state: SymbolState, item: DecodedTick, out: EngineOutput) -> str | None:
+        return self.engine.apply(state, item, out)
+
+    def apply_book_line(
+        self, raw: bytes, max_bytes: int, out: EngineOutput
+    ) -> tuple[SymbolState, int, str | None] | None:
+        return self.engine.apply_book_line(raw, max_bytes, out)
+
+    def flush(self, out: EngineOutput) -> None:
+        self.engine.flush(out)
+
+
+class FailingEngine(_Wrapped):
+    """Applies every tick with `engine`, but raises `error` where `fails(state, item)` says so
+    (every line goes through `apply`: the native book path takes none)."""
 
     def __init__(
         self,
         engine: TickEngine,
         fails: Callable[[SymbolState, DecodedTick], bool],
         error: Exception,
-        *,
-        native: bool = False,
     ) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self.fails = fails
         self.error = error
-        self.native = native
-
-    @property
-    def states(self) -> dict[tuple[str, str], SymbolState]:
-        return self.engine.states
-
-    def state_for(self, exchange: str, symbol: str) -> SymbolState:
-        return self.engine.state_for(exchange, symbol)
 
     def apply(self, state: SymbolState, item: DecodedTick, out: EngineOutput) -> str | None:
         if self.fails(state, item):
@@ -47,27 +62,47 @@ class FailingEngine:
     def apply_book_line(
         self, raw: bytes, max_bytes: int, out: EngineOutput
     ) -> tuple[SymbolState, int, str | None] | None:
-        if not self.native:
-            return None
-        item = decode_tick(raw, max_bytes)
-        if isinstance(item, DecodedTick) and type(item.tick) is BookTick and self._fails_on(item):
-            raise self.error
-        return self.engine.apply_book_line(raw, max_bytes, out)
-
-    def _fails_on(self, item: DecodedTick) -> bool:
-        return self.fails(self.engine.state_for(item.tick.exchange, item.tick.symbol), item)
-
-    def flush(self, out: EngineOutput) -> None:
-        self.engine.flush(out)
+        return None
 
 
 def failing(
-    engine: TickEngine,
-    fails: Callable[[SymbolState, DecodedTick], bool],
-    error: Exception,
-    *,
-    native: bool = False,
+    engine: TickEngine, fails: Callable[[SymbolState, DecodedTick], bool], error: Exception
 ) -> FeatureEngine:
     """`engine` with the fault, typed as the processor holds its engine (the pipeline holds any
     `TickEngine`)."""
-    return cast(FeatureEngine, FailingEngine(engine, fails, error, native=native))
+    return cast(FeatureEngine, FailingEngine(engine, fails, error))
+
+
+class _ClosingFails:
+    """A symbol's state whose interval closes raise `error`; the rest is the state's."""
+
+    def __init__(self, state: SymbolState, error: Exception) -> None:
+        self.state = state
+        self.error = error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.state, name)
+
+    def _close_interval(self, *args: object) -> None:
+        raise self.error
+
+
+class BookLaneFault(_Wrapped):
+    """`engine`, but the native book path raises `error` from inside the kernel wherever a book of
+    `exchange` `symbol` closes an interval (its core calls the state back there)."""
+
+    def __init__(self, engine: FeatureEngine, exchange: str, symbol: str, error: Exception) -> None:
+        super().__init__(engine)
+        self.lane = engine._books
+        state = engine.state_for(exchange, symbol)
+        self.lane.register(exchange, symbol, state.core, _ClosingFails(state, error))
+
+    def apply_book_line(
+        self, raw: bytes, max_bytes: int, out: EngineOutput
+    ) -> tuple[SymbolState, int, str | None] | None:
+        # The lane itself: the compiled engine would refuse the wrapper it returns.
+        applied = self.lane.apply(raw, max_bytes, out)
+        if applied is None:
+            return None
+        state, event_ms, reason = applied
+        return (state.state if isinstance(state, _ClosingFails) else state), event_ms, reason

@@ -142,7 +142,7 @@ def test_state_round_trip_with_ticks_held_changes_nothing() -> None:
     restored = FeatureEngine(cfg)
     for key, state in engine.states.items():
         data = state.to_bytes()
-        restored.states[key] = SymbolState.from_bytes(data, cfg)
+        restored.put_state(SymbolState.from_bytes(data, cfg))
         assert restored.states[key].to_bytes() == data
     for line in lines[1000:]:
         restored.process(decoded(line), out)

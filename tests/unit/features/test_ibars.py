@@ -213,7 +213,7 @@ def test_state_round_trip_after_every_tick_changes_no_bar(
         item = decoded(raw)
         key = (item.tick.exchange, item.tick.symbol)
         data = engine.state_for(*key).to_bytes()
-        engine.states[key] = SymbolState.from_bytes(data, cfg)
+        engine.put_state(SymbolState.from_bytes(data, cfg))
         assert engine.states[key].to_bytes() == data
         engine.process(item, out)
     engine.flush(out)

@@ -86,7 +86,7 @@ def test_the_clock_survives_a_state_round_trip_and_older_states_still_load() -> 
             key = ("ex", "BTC/USDT")
             state = engine.states[key]
             assert state.core.stamped and any(t > state.core.last_event_ms for t, *_ in state.held)  # type: ignore[operator]
-            engine.states[key] = SymbolState.from_bytes(state.to_bytes(), cfg)
+            engine.put_state(SymbolState.from_bytes(state.to_bytes(), cfg))
         engine.process(decoded(raw), out)
     engine.flush(out)
     assert out.tables() == whole.tables()

@@ -152,8 +152,8 @@ def test_state_round_trip_mid_stream_changes_nothing(
     for raw in lines[:split]:
         engine.process(decoded(raw), out)
     restored = FeatureEngine(cfg)
-    for key, state in engine.states.items():
-        restored.states[key] = SymbolState.from_bytes(state.to_bytes(), cfg)
+    for state in engine.states.values():
+        restored.put_state(SymbolState.from_bytes(state.to_bytes(), cfg))
     for raw in lines[split:]:
         restored.process(decoded(raw), out)
     restored.flush(out)
@@ -181,9 +181,8 @@ def test_state_round_trip_after_every_tick_changes_nothing(
     for raw in lines:
         item = decoded(raw)
         state = engine.state_for(item.tick.exchange, item.tick.symbol)
-        stored = engine.states[item.tick.exchange, item.tick.symbol] = SymbolState.from_bytes(
-            state.to_bytes(), cfg
-        )
+        stored = SymbolState.from_bytes(state.to_bytes(), cfg)
+        engine.put_state(stored)
         engine.process(item, out)
         assert stored.to_bytes() == SymbolState.from_bytes(stored.to_bytes(), cfg).to_bytes()
     engine.flush(out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Protocol
 
 from fluxforge_common.config.state import StateConfig
@@ -17,7 +19,7 @@ class TickEngine(Protocol):
     mode checks the types of its attributes, so a test's faulty engine cannot stand in for the class)."""
 
     @property
-    def states(self) -> dict[tuple[str, str], SymbolState]: ...
+    def states(self) -> Mapping[tuple[str, str], SymbolState]: ...
 
     def state_for(self, exchange: str, symbol: str) -> SymbolState: ...
 
@@ -40,18 +42,27 @@ class FeatureEngine:
 
     def __init__(self, cfg: StateConfig) -> None:
         self.cfg = cfg
-        # Made by `state_for` alone, which hands each one's books to `_books`.
-        self.states: dict[tuple[str, str], SymbolState] = {}
-        self._books = book_lane()
+        self._states: dict[tuple[str, str], SymbolState] = {}
+        self._books = book_lane()  # takes the books of every state in `_states`
+
+    @property
+    def states(self) -> Mapping[tuple[str, str], SymbolState]:
+        """Every symbol's state, read-only: `state_for` makes them, `put_state` replaces one."""
+        return MappingProxyType(self._states)
 
     def state_for(self, exchange: str, symbol: str) -> SymbolState:
         """The state of a symbol whose names passed decoding's checks (made on first use)."""
         key = (exchange, symbol)
-        state = self.states.get(key)
+        state = self._states.get(key)
         if state is None:
-            state = self.states[key] = SymbolState(self.cfg, exchange, symbol)
-            self._books.register(exchange, symbol, state.core, state)
+            state = SymbolState(self.cfg, exchange, symbol)
+            self.put_state(state)
         return state
+
+    def put_state(self, state: SymbolState) -> None:
+        """Hold `state` (one restored from its bytes, say) for its symbol, in place of any other."""
+        self._states[state.exchange, state.symbol] = state
+        self._books.register(state.exchange, state.symbol, state.core, state)
 
     def apply(self, state: SymbolState, item: DecodedTick, out: EngineOutput) -> str | None:
         """Apply one tick to `state` at its event time; the reason when the state refuses it."""
@@ -75,5 +86,5 @@ class FeatureEngine:
             out.rejected.append(Rejection(item.raw, reason))
 
     def flush(self, out: EngineOutput) -> None:
-        for state in self.states.values():
+        for state in self._states.values():
             state.flush(out)

@@ -153,7 +153,7 @@ class EmbeddedPipeline:
         self._accepted: dict[SymbolState, int] = {}  # ticks accepted per symbol since the last hand-off
 
     def feed(self, raw: bytes, source: str, line_no: int | None = None) -> int | None:
-        """Process one raw line; returns its tick's event time (None when it went to dead-letter).
+        """Process one raw line; returns its tick's event time (None when decoding refused it).
 
         A dead letter names where it came from: `source`, or `source:line_no` given
         the line number (the label is made only for a line that needs one).
