@@ -86,9 +86,10 @@ class EmbeddedPipeline:
     `source` describes the input in every Parquet file's provenance
     (`dataset.provenance`): the mode and what was read.
 
-    Per line, `feed` decodes, archives and applies; handing rows to the
-    writers and counting per symbol wait for the next hand-off (every
-    `HAND_OFF_LINES` lines of `run`, and `flush_files`/`close`).
+    Per line, `feed` decodes, archives and applies (a known symbol's book decoded and applied in
+    one native call, `FeatureEngine.apply_book_line`); handing rows to the writers and counting
+    per symbol wait for the next hand-off (every `HAND_OFF_LINES` lines of `run`, and
+    `flush_files`/`close`).
     """
 
     def __init__(
@@ -163,7 +164,7 @@ class EmbeddedPipeline:
         engine = self.engine
         try:
             applied = engine.apply_book_line(raw, self._max_bytes, self.out)
-        except Exception as exc:  # as `_apply` words it; decoding the line again changes nothing
+        except Exception as exc:  # a defect inside the native path: the line goes on as in `_apply`
             applied = self._engine_error(raw, exc)
         if applied is None:
             return self._feed_decoded(raw, source, line_no, n)
