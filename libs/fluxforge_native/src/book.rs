@@ -12,6 +12,7 @@ use pyo3::types::{PyBytes, PyString, PyType};
 
 use crate::json::Reader;
 use crate::levels::{valid_book, Levels};
+use crate::symbol_core::NativeBook;
 
 /// Names kept as Python strings at most: the distinct exchange ids and symbols of a deployment
 /// are far fewer; past it a name is made afresh each time. Longer names are never kept: no valid
@@ -19,14 +20,11 @@ use crate::levels::{valid_book, Levels};
 const MAX_NAMES: usize = 100_000;
 const MAX_KEPT_NAME_BYTES: usize = 128;
 
+/// A book envelope's names and the book they name.
 pub(crate) struct Fields<'a> {
     pub exchange: &'a [u8], // not yet checked to be UTF-8: `BookDecoder::name` does
     pub symbol: &'a [u8],
-    pub recv_ts: i64,
-    pub ts: Option<i64>,
-    pub bids: Vec<(f64, f64)>,
-    pub asks: Vec<(f64, f64)>,
-    pub seq: Option<i64>,
+    pub book: NativeBook,
 }
 
 /// Makes `book_type` (BookTick) objects from valid book envelopes.
@@ -59,10 +57,10 @@ impl BookDecoder {
         let Ok(bytes) = raw.downcast::<PyBytes>() else {
             return Ok(None);
         };
-        let Some(book) = self.valid(bytes.as_bytes()) else {
+        let Some(Fields { exchange, symbol, book }) = self.valid(bytes.as_bytes()) else {
             return Ok(None);
         };
-        let (Some(exchange), Some(symbol)) = (self.name(py, book.exchange), self.name(py, book.symbol)) else {
+        let (Some(exchange), Some(symbol)) = (self.name(py, exchange), self.name(py, symbol)) else {
             return Ok(None); // not UTF-8: msgspec refuses it in its words
         };
         let args = (
@@ -82,10 +80,10 @@ impl BookDecoder {
     /// The fields of `bytes` where they are a valid book of the plain shape (names not checked).
     pub(crate) fn valid<'a>(&self, bytes: &'a [u8]) -> Option<Fields<'a>> {
         let fields = scan(bytes)?;
-        let times = &self.times;
-        let valid = times.contains(&fields.recv_ts)
-            && fields.ts.is_none_or(|ts| times.contains(&ts))
-            && valid_book(&fields.bids, &fields.asks, &self.quantities);
+        let (times, book) = (&self.times, &fields.book);
+        let valid = times.contains(&book.recv_ts)
+            && book.ts.is_none_or(|ts| times.contains(&ts))
+            && valid_book(&book.bids, &book.asks, &self.quantities);
         valid.then_some(fields)
     }
 
@@ -115,11 +113,7 @@ fn scan(bytes: &[u8]) -> Option<Fields<'_>> {
     let mut fields = Fields {
         exchange: b"",
         symbol: b"",
-        recv_ts: 0,
-        ts: None,
-        bids: Vec::new(),
-        asks: Vec::new(),
-        seq: None,
+        book: NativeBook { recv_ts: 0, ts: None, seq: None, bids: Vec::new(), asks: Vec::new() },
     };
     let mut seen = 0u8;
     if !r.eat(b'{') || r.eat(b'}') {
@@ -148,23 +142,23 @@ fn scan(bytes: &[u8]) -> Option<Fields<'_>> {
                 SYMBOL
             }
             b"recv_ts" => {
-                fields.recv_ts = r.int()?;
+                fields.book.recv_ts = r.int()?;
                 RECV_TS
             }
             b"ts" => {
-                fields.ts = if r.null() { None } else { Some(r.int()?) };
+                fields.book.ts = if r.null() { None } else { Some(r.int()?) };
                 TS
             }
             b"seq" => {
-                fields.seq = if r.null() { None } else { Some(r.int()?) };
+                fields.book.seq = if r.null() { None } else { Some(r.int()?) };
                 SEQ
             }
             b"bids" => {
-                fields.bids = r.levels().ok()?;
+                fields.book.bids = r.levels().ok()?;
                 BIDS
             }
             b"asks" => {
-                fields.asks = r.levels().ok()?;
+                fields.book.asks = r.levels().ok()?;
                 ASKS
             }
             _ => {

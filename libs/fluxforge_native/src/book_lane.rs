@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::book::BookDecoder;
-use crate::symbol_core::{NativeBook, SymbolCore};
+use crate::book::{BookDecoder, Fields};
+use crate::symbol_core::SymbolCore;
 
 /// A symbol's core and the Python state it calls back.
 type Symbol = (Py<SymbolCore>, PyObject);
@@ -57,21 +57,13 @@ impl BookLane {
         if bytes.len() > max_bytes {
             return Ok(None);
         }
-        let Some(fields) = self.decoder.borrow(py).valid(bytes) else {
+        let Some(Fields { exchange, symbol, book }) = self.decoder.borrow(py).valid(bytes) else {
             return Ok(None);
         };
-        let Some((core, state)) = self.symbols.get(fields.exchange).and_then(|symbols| symbols.get(fields.symbol))
-        else {
+        let Some((core, state)) = self.symbols.get(exchange).and_then(|symbols| symbols.get(symbol)) else {
             return Ok(None);
         };
-        let event_ms = fields.ts.unwrap_or(fields.recv_ts);
-        let book = NativeBook {
-            recv_ts: fields.recv_ts,
-            ts: fields.ts,
-            seq: fields.seq,
-            bids: fields.bids,
-            asks: fields.asks,
-        };
+        let event_ms = book.ts.unwrap_or(book.recv_ts);
         let state = state.clone_ref(py);
         let reason = core.borrow_mut(py).process_book(py, book, event_ms, out, state.bind(py))?;
         Ok(Some((state, event_ms, reason)))

@@ -2,9 +2,10 @@
 //! are late or repeated, the symbol's event time, the ticks held for the allowed lateness and
 //! the order they are applied in, and the book. A book update is applied here whole, given as a
 //! Python `BookTick` or, from `BookLane`, as the values it read (held so until it is applied, and
-//! made a `BookTick` only when the held ticks are read); the rest of a tick's work, and closing an interval, are the Python state's (`_on_trade`, `_on_ticker`,
-//! `_close_interval`), called back at the point the tick or the time reaches them, with the book
-//! as it stands (this object is borrowed while it calls back).
+//! made a `BookTick` only when the held ticks are read); the rest of a tick's work, and closing
+//! an interval, are the Python state's (`_on_trade`, `_on_ticker`, `_close_interval`), called
+//! back at the point the tick or the time reaches them, with the book as it stands (this object
+//! is borrowed while it calls back).
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};

@@ -161,9 +161,8 @@ class EmbeddedPipeline:
         """
         summary = self.summary
         n = summary.lines = summary.lines + 1
-        engine = self.engine
         try:
-            applied = engine.apply_book_line(raw, self._max_bytes, self.out)
+            applied = self.engine.apply_book_line(raw, self._max_bytes, self.out)
         except Exception as exc:  # a defect inside the native path: the line goes on as in `_apply`
             applied = self._engine_error(raw, exc)
         if applied is None:
