@@ -21,6 +21,7 @@ from fluxforge_common.pipeline import EmbeddedPipeline
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_common.storage.local import LocalStorage
 from fluxforge_common.writers.parquet import PartitionedParquetWriter
+from fluxforge_native import ReadRows
 
 from bench.input_file import reference_config
 from bench.table import Row
@@ -35,7 +36,7 @@ def simulated(n: int, *, trade_share: float, ticker_share: float) -> list[bytes]
 class EngineRun:
     rate: float  # ticks/s
     engine: FeatureEngine  # flushed
-    hf: list[dict[str, object]]
+    hf: list[ReadRows]  # as each hand-off gives them to the HF writer
     state_bytes: list[int]  # per symbol, serialised before the final flush, without its held ticks
     held: list[int]  # per symbol, ticks held for the allowed lateness at that point
     held_bytes: list[int]  # per symbol, what those ticks add to the serialised state
@@ -51,15 +52,14 @@ def engine_rate(lines: list[bytes]) -> EngineRun:
     """
     engine = FeatureEngine(StateConfig())
     out = EngineOutput()
-    hf: list[dict[str, object]] = []
+    hf: list[ReadRows] = []
     start = time.perf_counter()
     for n, raw in enumerate(lines):
         applied = engine.apply_book_line(raw, DEFAULT_MAX_MESSAGE_BYTES, out)
         if applied is None and isinstance(item := decode_tick(raw), DecodedTick):
             engine.process(item, out)
         if n % 10_000 == 0:
-            hf += out.hf
-            out.clear()
+            hand_off(out, hf)
     elapsed = time.perf_counter() - start
     held, held_bytes, state_bytes = [], [], []
     for state in engine.states.values():
@@ -71,8 +71,17 @@ def engine_rate(lines: list[bytes]) -> EngineRun:
         held_bytes.append(len(whole) - state_bytes[-1])
     start = time.perf_counter()
     engine.flush(out)
+    hand_off(out, hf)
     elapsed += time.perf_counter() - start
-    return EngineRun(len(lines) / elapsed, engine, hf + out.hf, state_bytes, held, held_bytes)
+    return EngineRun(len(lines) / elapsed, engine, hf, state_bytes, held, held_bytes)
+
+
+def hand_off(out: EngineOutput, hf: list[ReadRows]) -> None:
+    """Take the rows out of `out`, keeping the HF rows as the embedded pipeline gives them to its writer."""
+    rows = out.hf.read_rows()
+    if rows is not None:
+        hf.append(rows)
+    out.clear()
 
 
 def run(n: int) -> list[Row]:
@@ -120,16 +129,20 @@ def run(n: int) -> list[Row]:
 
     tmp = Path(tempfile.mkdtemp(prefix="ffbench-"))
     try:
-        hf = hf_rows * max(1, 50_000 // max(1, len(hf_rows)))
-        writer = PartitionedParquetWriter(LocalStorage(tmp), "hf", table_schema("hf", StateConfig()))
+        produced = sum(map(len, hf_rows))
+        hf = hf_rows * max(1, 50_000 // max(1, produced))
+        schema = table_schema("hf", StateConfig())
+        writer = PartitionedParquetWriter(LocalStorage(tmp), "hf", schema)
         start = time.perf_counter()
-        writer.add(hf)
+        for batch in hf:
+            assert writer.add_read(batch) is not None, "the HF writer takes the engine's cells"
         writer.flush()
+        written = sum(map(len, hf))
         rows.append(
             (
                 "Parquet write, hf rows (zstd, fsync)",
-                f"{len(hf) / (time.perf_counter() - start):,.0f}",
-                f"rows/s ({len(hf):,} rows of {len(hf[0])} columns)",
+                f"{written / (time.perf_counter() - start):,.0f}",
+                f"rows/s ({written:,} rows of {len(schema)} columns)",
             )
         )
         settings = FluxForgeSettings()

@@ -134,7 +134,7 @@ def expected_rows(
     rejected += out.rejected
     rows: RowsByKey = {table: defaultdict(list) for table in TABLES}
     for table, table_rows in out.tables().items():
-        for row in decode_rows(encode_rows(table_rows)) if table_rows else []:
+        for row in decode_rows(encode_rows(list(table_rows))) if table_rows else []:
             rows[table][f"{row['exchange']}:{row['symbol']}"].append(row)
     return {table: dict(by_key) for table, by_key in rows.items()}, rejected
 

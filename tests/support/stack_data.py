@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import zlib
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,18 +110,19 @@ def stack_messages(
     out = EngineOutput()
     logged = itertools.count(LOGGED_AT_MS, 7)
 
-    def emit(key: str, out: EngineOutput, source: int) -> None:
-        for table, rows in out.tables().items():
+    def emit(
+        key: str, tables: Mapping[str, Sequence[dict[str, Any]]], rejected: list[Rejection], source: int
+    ) -> None:
+        for table, rows in tables.items():
             if rows:
-                data.features[table].append((key, encode_rows(rows)))
+                data.features[table].append((key, encode_rows(list(rows))))
                 data.feature_sources[table].append(source)
                 data.rows[table] += len(rows)
-        for rejection in out.rejected:
+        for rejection in rejected:
             data.deadletter.append(
                 (key, dead_letter_record(rejection.reason, rejection.raw, "engine", next(logged)))
             )
             data.deadletter_sources.append(source)
-        out.clear()
 
     for key, elements in batches:
         value = b"[" + b",".join(elements) + b"]"
@@ -133,15 +135,16 @@ def stack_messages(
                 assert isinstance(item, DecodedTick), item  # these inputs hold no watermarks
                 data.accepted += 1
                 engine.process(item, out)
-        emit(key, out, len(data.raw) - 1)
+        emit(key, out.tables(), out.rejected, len(data.raw) - 1)
+        out.clear()
     engine.flush(out)
-    by_key: dict[str, EngineOutput] = defaultdict(EngineOutput)
+    by_key: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for table, rows in out.tables().items():
         for row in rows:
-            getattr(by_key[f"{row['exchange']}:{row['symbol']}"], table).append(row)
+            by_key[f"{row['exchange']}:{row['symbol']}"][table].append(row)
     out.clear()
     for key in sorted(by_key):
-        emit(key, by_key[key], -1)
+        emit(key, by_key[key], [], -1)
     return data
 
 

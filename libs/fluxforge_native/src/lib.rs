@@ -15,6 +15,7 @@ mod book;
 mod book_lane;
 mod columns;
 mod flows;
+mod hf_rows;
 mod ingest;
 mod interval_columns;
 mod json;
@@ -39,8 +40,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<columns::ColumnBuffer>()?;
     m.add_class::<rows::RowReader>()?;
     m.add_class::<rows::ReadRows>()?;
-    m.add_class::<snapshot::BookColumns>()?;
-    m.add_class::<interval_columns::IntervalColumns>()?;
+    m.add_class::<hf_rows::HfColumns>()?;
+    m.add_class::<hf_rows::HfRows>()?;
     m.add_class::<archive::PendingLines>()?;
     m.add_class::<merge::IngestMerge>()?;
     m.add_class::<symbol_core::SymbolCore>()?;

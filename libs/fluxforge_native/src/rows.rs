@@ -46,7 +46,10 @@ pub struct RowReader {
 }
 
 /// The rows of one message, each tagged with its partition: (exchange, symbol, UTC day of ts).
+/// The engine's HF rows take this shape too (`HfRows`), so that both go into a writer's columns
+/// the same way.
 #[pyclass(module = "fluxforge_native", frozen)]
+#[derive(Clone)]
 pub struct ReadRows {
     /// The columns read for (those of the `ColumnBuffer` they may extend).
     pub layout: Arc<Layout>,
@@ -55,6 +58,8 @@ pub struct ReadRows {
     pub text: Vec<u8>,
     /// Per row, its index in `partitions`.
     pub row_partitions: Vec<u32>,
+    /// The column of `ts`.
+    ts: usize,
     /// (exchange, symbol, day, first ts, rows) in order of first appearance.
     partitions: Vec<(String, String, i64, i64, usize)>,
     #[pyo3(get)]
@@ -97,15 +102,7 @@ impl RowReader {
 
     /// The rows of message `data`, or None when it is not taken (decode it as dicts instead).
     fn read(&mut self, data: &[u8]) -> Option<ReadRows> {
-        let mut rows = ReadRows {
-            layout: Arc::clone(&self.layout),
-            cells: Vec::new(),
-            text: Vec::new(),
-            row_partitions: Vec::new(),
-            partitions: Vec::new(),
-            min_ts: None,
-            max_ts: None,
-        };
+        let mut rows = ReadRows::new(Arc::clone(&self.layout), self.ts);
         let mut reader = Reader::new(data);
         if reader.peek() == Some(b'{') {
             self.row(&mut reader, &mut rows)?; // one object is a batch of one
@@ -171,25 +168,7 @@ impl RowReader {
         if !(self.ts_bounds.0..self.ts_bounds.1).contains(&ts) {
             return None;
         }
-        let (exchange, symbol) = (&rows.text[e0..e1], &rows.text[s0..s1]);
-        let day = ts.div_euclid(MS_PER_DAY);
-        // From the newest: the rows of a partition mostly come together.
-        let found = rows.partitions.iter().rposition(|(e, s, d, _, _)| {
-            *d == day && e.as_bytes() == exchange && s.as_bytes() == symbol
-        });
-        let partition = match found {
-            Some(p) => p,
-            None => {
-                // Both were read as UTF-8 (`plain_string`).
-                let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-                rows.partitions.push((text(exchange), text(symbol), day, ts, 0));
-                rows.partitions.len() - 1
-            }
-        };
-        rows.partitions[partition].4 += 1;
-        rows.row_partitions.push(partition as u32);
-        rows.min_ts = Some(rows.min_ts.map_or(ts, |m| m.min(ts)));
-        rows.max_ts = Some(rows.max_ts.map_or(ts, |m| m.max(ts)));
+        rows.tag_row((e0, e1), (s0, s1), ts);
         Some(())
     }
 
@@ -224,8 +203,54 @@ impl RowReader {
 }
 
 impl ReadRows {
+    pub fn new(layout: Arc<Layout>, ts: usize) -> Self {
+        ReadRows {
+            layout,
+            cells: Vec::new(),
+            text: Vec::new(),
+            row_partitions: Vec::new(),
+            ts,
+            partitions: Vec::new(),
+            min_ts: None,
+            max_ts: None,
+        }
+    }
+
     pub fn partition_count(&self) -> usize {
         self.partitions.len()
+    }
+
+    /// Tags the last row of `cells` with its partition: its exchange and symbol (ranges of
+    /// `text`) and the UTC day of its `ts`.
+    pub fn tag_row(&mut self, exchange: (usize, usize), symbol: (usize, usize), ts: i64) {
+        let (exchange, symbol) = (&self.text[exchange.0..exchange.1], &self.text[symbol.0..symbol.1]);
+        let day = ts.div_euclid(MS_PER_DAY);
+        // From the newest: the rows of a partition mostly come together.
+        let found = self.partitions.iter().rposition(|(e, s, d, _, _)| {
+            *d == day && e.as_bytes() == exchange && s.as_bytes() == symbol
+        });
+        let partition = match found {
+            Some(p) => p,
+            None => {
+                // Both are UTF-8 (read by `plain_string`, or written from Python strings).
+                let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+                self.partitions.push((text(exchange), text(symbol), day, ts, 0));
+                self.partitions.len() - 1
+            }
+        };
+        self.partitions[partition].4 += 1;
+        self.row_partitions.push(partition as u32);
+        self.min_ts = Some(self.min_ts.map_or(ts, |m| m.min(ts)));
+        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+    }
+
+    pub fn clear(&mut self) {
+        self.cells.clear();
+        self.text.clear();
+        self.row_partitions.clear();
+        self.partitions.clear();
+        self.min_ts = None;
+        self.max_ts = None;
     }
 }
 
@@ -233,6 +258,38 @@ impl ReadRows {
 impl ReadRows {
     fn __len__(&self) -> usize {
         self.row_partitions.len()
+    }
+
+    /// The rows of the partitions `keep` marks (one flag per partition, in their order).
+    fn select(&self, keep: Vec<bool>) -> PyResult<ReadRows> {
+        if keep.len() != self.partitions.len() {
+            return Err(PyValueError::new_err(format!(
+                "{} flags for {} partitions",
+                keep.len(),
+                self.partitions.len()
+            )));
+        }
+        let mut kept = ReadRows::new(Arc::clone(&self.layout), self.ts);
+        kept.text.clone_from(&self.text);
+        let mut renumbered = vec![0u32; keep.len()];
+        for (p, partition) in self.partitions.iter().enumerate() {
+            if keep[p] {
+                renumbered[p] = kept.partitions.len() as u32;
+                kept.partitions.push(partition.clone());
+            }
+        }
+        let width = self.layout.len();
+        for (row, &p) in self.cells.chunks_exact(width).zip(&self.row_partitions) {
+            if keep[p as usize] {
+                kept.cells.extend_from_slice(row);
+                kept.row_partitions.push(renumbered[p as usize]);
+                if let Cell::I64(ts) = row[self.ts] {
+                    kept.min_ts = Some(kept.min_ts.map_or(ts, |m| m.min(ts)));
+                    kept.max_ts = Some(kept.max_ts.map_or(ts, |m| m.max(ts)));
+                }
+            }
+        }
+        Ok(kept)
     }
 
     /// (exchange, symbol, first ts, rows) of each partition, in order of first appearance.

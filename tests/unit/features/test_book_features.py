@@ -1,5 +1,5 @@
-"""Static book features against values worked out by hand, and the native definition against the
-Python one it replaced, bit for bit."""
+"""Static book features of an HF row against values worked out by hand, and the native definition
+against the Python one it replaced, bit for bit."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fluxforge_common.config import StateConfig
 from fluxforge_common.config.state import fmt_bps
-from fluxforge_common.features.book import BookColumnNames, book_features
-from fluxforge_native import Levels
+from fluxforge_common.features.hf_columns import book_column_names, hf_columns
+from fluxforge_native import HfRows, IntervalFlows, Levels, RollingWindows
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -19,13 +19,19 @@ BIDS = Levels.from_pairs([(100.0, 2.0), (99.99, 1.0), (99.5, 4.0)])
 ASKS = Levels.from_pairs([(100.02, 1.0), (100.03, 3.0)])
 
 
+def book_row(bids: Levels, asks: Levels, cfg: StateConfig) -> dict[str, Any]:
+    """The HF row of an interval that ends with this book (and saw no update)."""
+    rows, flows, windows = HfRows(), IntervalFlows(cfg.ofi_levels), RollingWindows(1)
+    windows.push(flows)
+    mid = (bids[0][0] + asks[0][0]) / 2
+    rows.write(hf_columns(cfg), "ex", "S/USD", 1_000, bids, asks, 0, flows, windows, mid, None, None)
+    (row,) = rows
+    return row
+
+
 @pytest.fixture
 def row() -> dict[str, object]:
-    out: dict[str, object] = {}
-    book_features(
-        BIDS, ASKS, BookColumnNames(StateConfig(max_levels=3, ofi_levels=1, bands_bps=(1, 2, 100))), out
-    )
-    return out
+    return book_row(BIDS, ASKS, StateConfig(max_levels=3, ofi_levels=1, bands_bps=(1, 2, 100)))
 
 
 def test_top_of_book(row: dict[str, object]) -> None:
@@ -59,12 +65,10 @@ def test_depth_bands(row: dict[str, object]) -> None:
 
 
 def test_raw_arrays_only_when_asked() -> None:
-    out: dict[str, object] = {}
-    book_features(BIDS, ASKS, BookColumnNames(StateConfig(keep_raw_arrays=True)), out)
+    out = book_row(BIDS, ASKS, StateConfig(keep_raw_arrays=True))
     assert out["bids_raw"] == [[100.0, 2.0], [99.99, 1.0], [99.5, 4.0]]
-    plain: dict[str, object] = {}
-    book_features(BIDS, ASKS, BookColumnNames(StateConfig()), plain)
-    assert "bids_raw" not in plain
+    assert out["asks_raw"] == [[100.02, 1.0], [100.03, 3.0]]
+    assert "bids_raw" not in book_row(BIDS, ASKS, StateConfig())
 
 
 @settings(max_examples=300, deadline=None)
@@ -81,16 +85,16 @@ def test_depth_bands_equal_brute_force(
     bids = [(100.0 - 0.01 * t, sizes[i] / 10) for i, t in enumerate(sorted(bid_ticks))]
     asks = [(100.0 + 0.01 * t, sizes[i] / 10) for i, t in enumerate(sorted(ask_ticks))]
     cfg = StateConfig(max_levels=8, ofi_levels=1, bands_bps=tuple(bands))
-    row: dict[str, object] = {}
-    book_features(Levels.from_pairs(bids), Levels.from_pairs(asks), BookColumnNames(cfg), row)
+    row = book_row(Levels.from_pairs(bids), Levels.from_pairs(asks), cfg)
     mid = (bids[0][0] + asks[0][0]) / 2
     for bps in cfg.bands_bps:
         assert row[f"depth_bid_{bps:g}bps"] == sum((q for p, q in bids if (mid - p) / mid * 1e4 <= bps), 0.0)
         assert row[f"depth_ask_{bps:g}bps"] == sum((q for p, q in asks if (p - mid) / mid * 1e4 <= bps), 0.0)
 
 
-def _python_book_features(bids: Levels, asks: Levels, names: BookColumnNames, row: dict[str, Any]) -> None:
+def _python_book_features(bids: Levels, asks: Levels, cfg: StateConfig, row: dict[str, Any]) -> None:
     """The features as the Python engine defined them before the native kernel took them over."""
+    bid_px, bid_sz, ask_px, ask_sz, imbalance, bands = book_column_names(cfg)
     pb, qb = bids[0]
     pa_, qa = asks[0]
     mid = (pb + pa_) / 2
@@ -105,29 +109,29 @@ def _python_book_features(bids: Levels, asks: Levels, names: BookColumnNames, ro
     cum_b = cum_a = 0.0
     cum_bids: list[float] = []
     cum_asks: list[float] = []
-    for i in range(names.levels):
+    for i in range(cfg.max_levels):
         if i < len(bids):
-            row[names.bid_px[i]], row[names.bid_sz[i]] = bids[i]
+            row[bid_px[i]], row[bid_sz[i]] = bids[i]
             cum_b += bids[i][1]
             cum_bids.append(cum_b)
         else:
-            row[names.bid_px[i]] = row[names.bid_sz[i]] = None
+            row[bid_px[i]] = row[bid_sz[i]] = None
         if i < len(asks):
-            row[names.ask_px[i]], row[names.ask_sz[i]] = asks[i]
+            row[ask_px[i]], row[ask_sz[i]] = asks[i]
             cum_a += asks[i][1]
             cum_asks.append(cum_a)
         else:
-            row[names.ask_px[i]] = row[names.ask_sz[i]] = None
-        row[names.imbalance[i]] = (cum_b - cum_a) / (cum_b + cum_a)
+            row[ask_px[i]] = row[ask_sz[i]] = None
+        row[imbalance[i]] = (cum_b - cum_a) / (cum_b + cum_a)
     bid_bps = [(mid - level[0]) / mid * 1e4 for level in bids]
     ask_bps = [(level[0] - mid) / mid * 1e4 for level in asks]
-    for bps, bid_name, ask_name in names.bands:
+    for bps, bid_name, ask_name in bands:
         k = bisect_right(bid_bps, bps)
         row[bid_name] = cum_bids[k - 1] if k else 0.0
         k = bisect_right(ask_bps, bps)
         row[ask_name] = cum_asks[k - 1] if k else 0.0
     row.update(total_bid_volume=cum_b, total_ask_volume=cum_a, bid_levels=len(bids), ask_levels=len(asks))
-    if names.keep_raw:
+    if cfg.keep_raw_arrays:
         row["bids_raw"] = [[p, q] for p, q in bids]
         row["asks_raw"] = [[p, q] for p, q in asks]
 
@@ -166,10 +170,8 @@ def test_the_native_columns_are_the_python_definition_bit_for_bit(
         asks.append((price, size))
     assume(len({p for p, _ in bids}) == len(bids) and len({p for p, _ in asks}) == len(asks))
     cfg = StateConfig(max_levels=levels, ofi_levels=1, bands_bps=tuple(bands), keep_raw_arrays=keep_raw)
-    names = BookColumnNames(cfg)
     sides = Levels.from_pairs(bids[:levels]), Levels.from_pairs(asks[:levels])  # as the engine keeps them
-    native: dict[str, Any] = {}
+    row = book_row(*sides, cfg)
     python: dict[str, Any] = {}
-    book_features(*sides, names, native)
-    _python_book_features(*sides, names, python)
-    assert _bits(native) == _bits(python)
+    _python_book_features(*sides, cfg, python)
+    assert _bits({key: row[key] for key in python}) == _bits(python)

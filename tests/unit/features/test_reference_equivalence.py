@@ -116,7 +116,7 @@ def test_hf_rows_and_bars_equal_brute_force(delivery: tuple[list[Update | Trade]
     )
     assert [r.raw for r in out.rejected] == [lines[i] for i in late]
     assert all(r.reason.startswith("late event") for r in out.rejected)
-    assert_rows_match(out.hf, hf)
+    assert_rows_match(list(out.hf), hf)
     assert_rows_match(out.bars, bars)
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from fluxforge_common.writers.parquet import Row, column_kinds, columns_to_batch, rows_to_batch
+from fluxforge_common.dataset.schema import column_kinds
+from fluxforge_common.writers.parquet import Row, columns_to_batch, rows_to_batch
 from fluxforge_native import ColumnBuffer
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -1,5 +1,5 @@
-"""An HF row's interval columns written natively: the keys, their order and the values the Python
-code it replaced wrote (`python_columns`, kept as the oracle)."""
+"""An HF row's interval columns written natively: the values the Python code it replaced wrote
+(`python_columns`, kept as the oracle)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import math
 from typing import Any
 
 import pytest
-from fluxforge_native import IntervalColumns, IntervalFlows, Levels, RollingWindows
+from fluxforge_common.config import StateConfig
+from fluxforge_common.features.hf_columns import book_column_names
+from fluxforge_common.features.schema import hf_cell_kinds
+from fluxforge_native import HfColumns, HfRows, IntervalFlows, Levels, RollingWindows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +19,8 @@ from tests.support.books import BookFolder
 OFI = ["ofi_l1", "ofi_l2"]
 HORIZONS = [(1, "rv_1s", "ofi_cum_1s", "tfi_1s", "trade_volume_1s"), (4, "rv_4s", "ofi_cum_4s", "tfi_4s", "trade_volume_4s")]  # fmt: skip
 REGIME = (3, "depth_var_3s", "tight_spread_frac_3s")
+# A config of those column names (its grid interval aside: the windows' lengths are set above).
+CFG = StateConfig(ofi_levels=2, horizons=(1, 4), regime_window=3)
 # Grid intervals whose division is not a multiplication by the reciprocal (100 ms) as well as those
 # whose is (250 ms, 1 s).
 INTERVAL_MS = st.sampled_from([10, 100, 250, 1000, 3_600_000]) | st.integers(1, 3_600_000)
@@ -86,7 +91,9 @@ INTERVAL = st.tuples(
 def test_the_row_is_what_the_python_code_wrote(
     intervals: list[tuple[Any, Any, float | None]], start_ms: int, book_lag: int | None, interval_ms: int
 ) -> None:
-    columns = IntervalColumns(OFI, HORIZONS, REGIME, interval_ms)
+    columns = HfColumns(
+        hf_cell_kinds(CFG), book_column_names(CFG), (OFI, HORIZONS, REGIME, interval_ms), False
+    )
     windows = RollingWindows(4)
     native: list[dict[str, Any]] = []
     python: list[dict[str, Any]] = []
@@ -102,21 +109,26 @@ def test_the_row_is_what_the_python_code_wrote(
         windows.push(flows)
         t = start_ms + k * interval_ms
         last_book_ms = None if book_lag is None else t - book_lag
-        rows = [{"ts": t}, {"ts": t}]
-        velocity = columns.write(rows[0], t, last_book_ms, flows, windows, mid, prev_mid, prev_velocity)
-        assert velocity == python_columns(
-            interval_ms, rows[1], t, last_book_ms, flows, windows, mid, prev_mid, prev_velocity
+        rows = HfRows()
+        velocity = rows.write(
+            columns, "ex", "S/USD", t, None, None, last_book_ms, flows, windows, mid, prev_mid, prev_velocity
         )
-        native.append(rows[0])
-        python.append(rows[1])
+        expected: dict[str, Any] = {}
+        assert velocity == python_columns(
+            interval_ms, expected, t, last_book_ms, flows, windows, mid, prev_mid, prev_velocity
+        )
+        native.append({key: rows[0][key] for key in expected})
+        python.append(expected)
         prev_mid, prev_velocity = mid, velocity
-    assert repr(native) == repr(python)  # keys in order; repr tells -0.0 from 0.0
+    assert repr(native) == repr(python)  # repr tells -0.0 from 0.0
 
 
-def test_flows_of_other_ofi_levels_are_refused() -> None:
-    columns = IntervalColumns(OFI, HORIZONS, REGIME, 1000)
+def test_flows_of_other_ofi_levels_are_refused_and_leave_no_row() -> None:
+    columns = HfColumns(hf_cell_kinds(CFG), book_column_names(CFG), (OFI, HORIZONS, REGIME, 1000), False)
     flows = IntervalFlows(len(OFI) + 1)
     windows = RollingWindows(4)
     windows.push(flows)
+    rows = HfRows()
     with pytest.raises(ValueError, match="3 OFI levels, the row 2"):
-        columns.write({}, 0, None, flows, windows, None, None, None)
+        rows.write(columns, "ex", "S/USD", 0, None, None, None, flows, windows, None, None, None)
+    assert len(rows) == 0 and rows.read_rows() is not None and len(rows.read_rows() or []) == 0

@@ -10,8 +10,9 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pytest
+from fluxforge_common.dataset.schema import column_kinds
 from fluxforge_common.messages.decoding import MAX_TS_MS, MIN_TS_MS
-from fluxforge_common.writers.parquet import column_kinds, row_reader
+from fluxforge_common.writers.parquet import row_reader
 from fluxforge_native import ColumnBuffer, ReadRows, RowReader
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st

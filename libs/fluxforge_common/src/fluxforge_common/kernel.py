@@ -26,7 +26,6 @@ from types import ModuleType
 # pipeline and writers (threads, signals, files), whose tests failed compiled and which gain little.
 # A compiled class body cannot read its own `__slots__`: the state fields they name are module-level.
 MODULES = (
-    "fluxforge_common.features.book",
     "fluxforge_common.features.engine",
     "fluxforge_common.features.enrichment",
     "fluxforge_common.features.ibars",

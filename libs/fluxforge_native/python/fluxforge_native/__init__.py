@@ -5,9 +5,10 @@ machine floats, and `BookLane` applies a known symbol's book lines without makin
 `SymbolCore` takes a symbol's ticks in event-time order and applies its books,
 `IntervalFlows` folds each update into its grid interval, `TimeBars` folds each
 closed interval into the open bars, `RollingWindows` keeps the closed intervals' columns for the
-windows; `BookColumns` writes an HF row's book columns, `IntervalColumns` the rest of them, and
+windows; `HfRows` holds the HF rows as cells, written where `HfColumns` places each feature, and
 `trade_row` makes a trade's row; `ColumnBuffer` holds output rows as Arrow columns until they are
-written (`RowReader` reads the sink's feature messages straight into them), and a
+written (they take `HfRows`' cells as they are, and `RowReader` reads the sink's feature messages
+into the same `ReadRows`), and a
 `ParquetEncoder` writes them as Parquet; `with_ingest` stamps an archived line (`ingest_key`
 reads the stamp back, `IngestMerge` merges segments by it) and `PendingLines` routes it to its
 archive segment; `symbol_crc32` hashes a line for its reprocess shard, and `shard_lines` drops
@@ -17,12 +18,12 @@ the other shards' lines of a block (README "The native kernel").
 from fluxforge_native._native import (
     RECEIVE_CLOCK_LEAD_MS,
     RECENT_TRADE_IDS,
-    BookColumns,
     BookDecoder,
     BookLane,
     ColumnBuffer,
+    HfColumns,
+    HfRows,
     IngestMerge,
-    IntervalColumns,
     IntervalFlows,
     Levels,
     ParquetEncoder,
@@ -43,12 +44,12 @@ from fluxforge_native._native import (
 __all__ = [
     "RECEIVE_CLOCK_LEAD_MS",
     "RECENT_TRADE_IDS",
-    "BookColumns",
     "BookDecoder",
     "BookLane",
     "ColumnBuffer",
+    "HfColumns",
+    "HfRows",
     "IngestMerge",
-    "IntervalColumns",
     "IntervalFlows",
     "Levels",
     "ParquetEncoder",

@@ -26,24 +26,47 @@ class RowReader:
     def __init__(self, columns: list[tuple[str, str]], ts_bounds: tuple[int, int]) -> None: ...
     def read(self, data: bytes) -> ReadRows | None: ...
 
-class BookColumns:
-    def __init__(
-        self,
-        bid_px: list[str],
-        bid_sz: list[str],
-        ask_px: list[str],
-        ask_sz: list[str],
-        imbalance: list[str],
-        bands: list[tuple[float, str, str]],
-        keep_raw: bool,
-    ) -> None: ...
-    def write(self, bids: Levels, asks: Levels, row: dict[str, Any]) -> None: ...
-
 class ReadRows:
     min_ts: int | None
     max_ts: int | None
     def partitions(self) -> list[tuple[str, str, int, int]]: ...
+    def select(self, keep: list[bool]) -> ReadRows: ...
     def __len__(self) -> int: ...
+
+BookNames = tuple[list[str], list[str], list[str], list[str], list[str], list[tuple[float, str, str]]]
+IntervalNames = tuple[list[str], list[tuple[int, str, str, str, str]], tuple[int, str, str], int]
+
+class HfColumns:
+    def __init__(
+        self, columns: list[tuple[str, str]], book: BookNames, interval: IntervalNames, keep_raw: bool
+    ) -> None: ...
+
+class HfRows(Sequence[dict[str, Any]]):
+    def __init__(self) -> None: ...
+    def write(
+        self,
+        columns: HfColumns,
+        exchange: str,
+        symbol: str,
+        t: int,
+        bids: Levels | None,
+        asks: Levels | None,
+        last_book_ms: int | None,
+        flows: IntervalFlows,
+        windows: RollingWindows,
+        mid: float | None,
+        prev_mid: float | None,
+        prev_velocity: float | None,
+    ) -> float | None: ...
+    def read_rows(self) -> ReadRows | None: ...
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
+    def __eq__(self, other: object) -> bool: ...
 
 class Levels:
     @staticmethod
@@ -87,26 +110,6 @@ class IntervalFlows:
     def mlofi(self) -> float: ...
     def to_state(self) -> list[object]: ...
     def load_state(self, values: list[object]) -> None: ...
-
-class IntervalColumns:
-    def __init__(
-        self,
-        ofi: list[str],
-        horizons: list[tuple[int, str, str, str, str]],
-        regime: tuple[int, str, str],
-        interval_ms: int,
-    ) -> None: ...
-    def write(
-        self,
-        row: dict[str, Any],
-        t: int,
-        last_book_ms: int | None,
-        flows: IntervalFlows,
-        windows: RollingWindows,
-        mid: float | None,
-        prev_mid: float | None,
-        prev_velocity: float | None,
-    ) -> float | None: ...
 
 class TimeBars:
     def __init__(self, durations_ms: list[int]) -> None: ...

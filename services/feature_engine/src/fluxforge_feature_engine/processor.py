@@ -221,7 +221,7 @@ class MessageProcessor:
             watermark_rows=out.watermark_rows - rows_before,
         )
         for table, topic in self.features:
-            rows = getattr(out, table)
+            rows = list(getattr(out, table))  # HF rows become dicts here, for their JSON
             if rows:
                 result.rows += len(rows)
                 result.tables.append((table, len(rows), rows[-1]["ts"]))

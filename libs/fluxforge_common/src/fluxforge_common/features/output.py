@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from fluxforge_native import HfRows
 
 from fluxforge_common.messages.decoded import Rejection
 
 
 class EngineOutput:
-    """Rows appended in emission order; the caller drains and clears it."""
+    """Rows appended in emission order; the caller drains and clears it. HF rows are held as cells
+    (`HfRows`, a sequence of dicts to whoever reads them one by one), the others as dicts."""
 
     __slots__ = (
         "bars",
@@ -23,7 +27,7 @@ class EngineOutput:
     )
 
     def __init__(self) -> None:
-        self.hf: list[dict[str, Any]] = []
+        self.hf = HfRows()
         self.bars: list[dict[str, Any]] = []
         self.trades: list[dict[str, Any]] = []
         self.ticker: list[dict[str, Any]] = []
@@ -33,7 +37,7 @@ class EngineOutput:
         self.duplicates = 0
         self.watermark_rows = 0  # HF rows that watermarks closed (carried forward for a quiet symbol)
 
-    def tables(self) -> dict[str, list[dict[str, Any]]]:
+    def tables(self) -> dict[str, Sequence[dict[str, Any]]]:
         return {
             "hf": self.hf,
             "bars": self.bars,
@@ -43,6 +47,7 @@ class EngineOutput:
         }
 
     def clear(self) -> None:
-        for rows in self.tables().values():
+        self.hf.clear()
+        for rows in (self.bars, self.trades, self.ticker, self.ibars):
             rows.clear()
         self.rejected.clear()

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from fluxforge_common.config.state import StateConfig, fmt_bps, fmt_window
 from fluxforge_common.dataset.partitioning import PARQUET_TABLES
+from fluxforge_common.dataset.schema import column_kinds
 
 TS = pa.timestamp("ms", tz="UTC")
 F64 = pa.float64()
@@ -60,6 +61,14 @@ def hf_fields(cfg: StateConfig) -> list[tuple[str, pa.DataType]]:
     if cfg.keep_raw_arrays:
         fields += [("bids_raw", LEVELS), ("asks_raw", LEVELS)]
     return fields
+
+
+def hf_cell_kinds(cfg: StateConfig) -> list[tuple[str, str]]:
+    """The native kinds (`column_kinds`) of the HF columns an HF row holds as cells: all but the
+    raw book sides, which are lists (`fluxforge_native.HfColumns`)."""
+    kinds = column_kinds(pa.schema([(name, typ) for name, typ in hf_fields(cfg) if typ != LEVELS]))
+    assert kinds is not None, "every HF column but the raw sides is a plain value"
+    return kinds
 
 
 BAR_FIELDS: list[tuple[str, pa.DataType]] = [

@@ -22,12 +22,10 @@ the book) is native: `fluxforge_native.SymbolCore`.
 from __future__ import annotations
 
 import hashlib
-import sys
 from typing import Any, Final
 
 import msgspec
 from fluxforge_native import (
-    IntervalColumns,
     IntervalFlows,
     Levels,
     RollingWindows,
@@ -35,9 +33,9 @@ from fluxforge_native import (
     TimeBars,
 )
 
-from fluxforge_common.config.state import StateConfig, fmt_window
-from fluxforge_common.features.book import BookColumnNames, book_features, null_book_features
+from fluxforge_common.config.state import StateConfig
 from fluxforge_common.features.enrichment import ticker_row, trade_row
+from fluxforge_common.features.hf_columns import hf_columns, interval_column_names
 from fluxforge_common.features.ibars import InformationBar, information_bars
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.messages.envelopes import (
@@ -93,14 +91,12 @@ def config_fingerprint(cfg: StateConfig) -> str:
 
 
 class _Layout:
-    """Per-config constants, computed once and shared by every symbol's state; column names
-    interned, as `BookColumnNames` says why."""
+    """Per-config constants, computed once and shared by every symbol's state."""
 
     __slots__ = (
         "bar_ms",
-        "book_names",
         "fingerprint",
-        "interval_columns",
+        "hf_columns",
         "interval_ms",
         "lateness_ms",
         "max_levels",
@@ -109,32 +105,14 @@ class _Layout:
     )
 
     def __init__(self, cfg: StateConfig) -> None:
-        step = cfg.interval_ms
-        self.interval_ms = step
+        self.interval_ms = cfg.interval_ms
         self.lateness_ms = cfg.allowed_lateness_ms
         self.max_levels = cfg.max_levels
         self.tight = cfg.tight_spread_threshold
-        horizons = [
-            (
-                h * 1000 // step,
-                sys.intern(f"rv_{fmt_window(h)}"),
-                sys.intern(f"ofi_cum_{fmt_window(h)}"),
-                sys.intern(f"tfi_{fmt_window(h)}"),
-                sys.intern(f"trade_volume_{fmt_window(h)}"),
-            )
-            for h in cfg.horizons
-        ]
-        ofi_names = [sys.intern(f"ofi_l{m}") for m in range(1, cfg.ofi_levels + 1)]
-        window = fmt_window(cfg.regime_window)
-        regime = (
-            cfg.regime_window * 1000 // step,
-            sys.intern(f"depth_var_{window}"),
-            sys.intern(f"tight_spread_frac_{window}"),
-        )
-        self.interval_columns = IntervalColumns(ofi_names, horizons, regime, step)
+        self.hf_columns = hf_columns(cfg)
+        _, horizons, regime, _ = interval_column_names(cfg)
         self.window_cap = max([k for k, *_ in horizons] + [regime[0]])
         self.bar_ms = [d * 1000 for d in cfg.bar_durations]
-        self.book_names = BookColumnNames(cfg)
         self.fingerprint = config_fingerprint(cfg)
 
 
@@ -275,23 +253,25 @@ class SymbolState:
     ) -> None:
         """Emit the HF row of the interval ending at `t` and close it in the bars, with the book as
         it stands (`bids`, `asks`, its mid `last_mid`, applied at `last_book_ms`)."""
-        layout = self.layout
         f = self.flows
         windows = self.windows
         windows.push(f)
-        row: dict[str, Any] = {"exchange": self.exchange, "symbol": self.symbol, "ts": t}
-        mid: float | None = None
-        if bids is not None and asks is not None:
-            book_features(bids, asks, layout.book_names, row)
-            mid = last_mid
-        else:
-            null_book_features(layout.book_names, row)
-        velocity = layout.interval_columns.write(
-            row, t, last_book_ms, f, windows, mid, self.prev_row_mid, self.prev_velocity
+        mid = last_mid if bids is not None and asks is not None else None
+        self.prev_velocity = out.hf.write(
+            self.layout.hf_columns,
+            self.exchange,
+            self.symbol,
+            t,
+            bids,
+            asks,
+            last_book_ms,
+            f,
+            windows,
+            mid,
+            self.prev_row_mid,
+            self.prev_velocity,
         )
         self.prev_row_mid = mid
-        self.prev_velocity = velocity
-        out.hf.append(row)
         prev_close = last_mid if bids is not None else None
         self.bars.close_interval(f, self.exchange, self.symbol, t, prev_close, out.bars)
         f.reset()

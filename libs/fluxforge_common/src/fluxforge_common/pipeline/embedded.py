@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from fluxforge_native import HfRows
 
 from fluxforge_common.config.settings import FluxForgeSettings
 from fluxforge_common.dataset.interrupted import RunJournal
@@ -34,7 +36,6 @@ from fluxforge_common.writers.common import WrittenFile
 from fluxforge_common.writers.ndjson import DeadLetterWriter, RawArchiveWriter
 from fluxforge_common.writers.parquet import PartitionedParquetWriter
 
-RowFilter = Callable[[dict[str, Any]], bool]
 # Lines between hand-offs (rows to the writers, accepted ticks per symbol to the summary),
 # fewer when `parquet.flush_rows` is small; also how often the disk's reserve is checked.
 HAND_OFF_LINES = 4096
@@ -71,8 +72,8 @@ class EmbeddedPipeline:
 
     Reprocessing passes `archive_raw=False` (it reads the archive, it must not
     write it again), `write_dead_letter=False` (the recording run already
-    dead-lettered the same late and duplicate ticks) and `keep_row` (only its
-    date range is written). A `journal` learns the date of every tick before it
+    dead-lettered the same late and duplicate ticks) and `keep_dates` (only the
+    rows of its dates are written). A `journal` learns the date of every tick before it
     is archived and is finished by `close()`, so that a run that dies is found
     and recovered (`pipeline.recovery`).
 
@@ -99,7 +100,7 @@ class EmbeddedPipeline:
         *,
         archive_raw: bool = True,
         write_dead_letter: bool = True,
-        keep_row: RowFilter | None = None,
+        keep_dates: Collection[str] | None = None,
         journal: RunJournal | None = None,
         clock: Callable[[], float] = time.time,
         source: Mapping[str, Any] | None = None,
@@ -109,7 +110,7 @@ class EmbeddedPipeline:
         self.engine: TickEngine = FeatureEngine(settings.features)
         self.out = EngineOutput()
         self.summary = RunSummary(rows=Counter(dict.fromkeys(output_tables(settings.features), 0)))
-        self.keep_row = keep_row
+        self.keep_dates = keep_dates
         self._clock = clock
         parquet = settings.parquet
         footer = provenance(settings.features, source or {"mode": "embedded"}).metadata()
@@ -305,17 +306,43 @@ class EmbeddedPipeline:
         summary = self.summary
         summary.late = out.late
         summary.duplicates = out.duplicates
-        limit = self.settings.parquet.flush_rows
-        for table, rows in out.tables().items():
-            if not rows:
-                continue
-            kept = rows if self.keep_row is None else [row for row in rows if self.keep_row(row)]
-            writer = self.writers[table]
-            writer.add(kept)
-            summary.rows[table] += len(kept)
-            rows.clear()
-            if writer.buffered_rows >= limit:
-                summary.files += writer.flush()
+        if out.hf:
+            self._add_hf(out.hf)
+            out.hf.clear()
+        for table, rows in (
+            ("bars", out.bars),
+            ("trades", out.trades),
+            ("ticker", out.ticker),
+            ("ibars", out.ibars),
+        ):
+            if rows:
+                self._add(table, rows)
+                rows.clear()
+
+    def _add_hf(self, hf: HfRows) -> None:
+        """The HF rows into their writer as cells (`add_read`), or as dicts where it takes no cells."""
+        rows = hf.read_rows()
+        keep = self.keep_dates
+        if rows is not None and keep is not None:
+            rows = rows.select([utc_date(first_ts) in keep for _, _, first_ts, _ in rows.partitions()])
+        if rows is None or self.writers["hf"].add_read(rows) is None:
+            self._add("hf", hf)
+        else:
+            self._added("hf", len(rows))
+
+    def _add(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        keep = self.keep_dates
+        kept = rows if keep is None else [row for row in rows if utc_date(row["ts"]) in keep]
+        self.writers[table].add(kept)
+        self._added(table, len(kept))
+
+    def _added(self, table: str, count: int) -> None:
+        """Count rows the writer of `table` took, and flush it once it holds `parquet.flush_rows`."""
+        summary = self.summary
+        summary.rows[table] += count
+        writer = self.writers[table]
+        if writer.buffered_rows >= self.settings.parquet.flush_rows:
+            summary.files += writer.flush()
 
     def flush_files(self) -> None:
         """Make everything buffered visible as files (segments of the archive stay open)."""

@@ -29,7 +29,7 @@ from fluxforge_common.dataset.interrupted import (
     running_dates,
     settle_rebuilds,
 )
-from fluxforge_common.dataset.partitioning import MS_PER_DAY, utc_date
+from fluxforge_common.dataset.partitioning import MS_PER_DAY
 from fluxforge_common.dataset.timespec import utc_ms
 from fluxforge_common.features import TABLES
 from fluxforge_common.features.engine import TickEngine
@@ -196,7 +196,7 @@ class RebuildJob:
             LocalStorage(self.target_root),
             archive_raw=False,
             write_dead_letter=False,
-            keep_row=lambda row: utc_date(row["ts"]) in wanted,
+            keep_dates=wanted,
             source={"mode": "reprocess", "input": self.source_root, "dates": self.dates},
         )
         lines: Iterable[bytes] = archive_lines(

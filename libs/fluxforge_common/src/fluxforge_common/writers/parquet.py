@@ -26,7 +26,7 @@ import pyarrow as pa
 from fluxforge_native import ColumnBuffer, ParquetEncoder, ReadRows, RowReader
 
 from fluxforge_common.dataset.partitioning import check_table, partition_dir, utc_date
-from fluxforge_common.dataset.schema import TS_TYPE
+from fluxforge_common.dataset.schema import TS_TYPE, column_kinds
 from fluxforge_common.messages.decoding import MAX_TS_MS, MIN_TS_MS
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.writers.common import WrittenFile, check_stem, new_stem
@@ -378,24 +378,6 @@ def rows_to_batch(rows: list[Row], schema: pa.Schema) -> pa.RecordBatch:
     columns = zip(*values, strict=True)
     arrays = [pa.array(column, type=field.type) for column, field in zip(columns, schema, strict=True)]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def column_kinds(schema: pa.Schema) -> list[tuple[str, str]] | None:
-    """The `ColumnBuffer` kinds of `schema`'s columns, or None when one has no kind (nested)."""
-    kinds: list[tuple[str, str]] = []
-    for field in schema:
-        kind = field.type
-        if pa.types.is_float64(kind):
-            kinds.append((field.name, "f64"))
-        elif pa.types.is_int64(kind) or pa.types.is_timestamp(kind):
-            kinds.append((field.name, "i64"))
-        elif pa.types.is_boolean(kind):
-            kinds.append((field.name, "bool"))
-        elif pa.types.is_string(kind):
-            kinds.append((field.name, "str"))
-        else:
-            return None
-    return kinds
 
 
 def row_reader(schema: pa.Schema) -> RowReader | None:
