@@ -55,7 +55,7 @@ def engine_rate(lines: list[bytes]) -> EngineRun:
     hf: list[ReadRows] = []
     start = time.perf_counter()
     for n, raw in enumerate(lines):
-        applied = engine.apply_book_line(raw, DEFAULT_MAX_MESSAGE_BYTES, out)
+        applied = engine.apply_line(raw, DEFAULT_MAX_MESSAGE_BYTES, out)
         if applied is None and isinstance(item := decode_tick(raw), DecodedTick):
             engine.process(item, out)
         if n % 10_000 == 0:

@@ -82,15 +82,17 @@ def pipeline_rate(lines: list[bytes], root: Path) -> float:
 
 def decode_engine_rate(lines: list[bytes]) -> tuple[float, float]:
     """(lines/s, book updates/s) through decode + engine on one core, as the embedded pipeline
-    applies lines: a known symbol's book natively in one call, any other line decoded, then applied."""
+    applies lines: a known symbol's book or trade natively in one call, any other line decoded,
+    then applied."""
+    books = sum(
+        isinstance(item := decode_tick(raw), DecodedTick) and type(item.tick) is BookTick for raw in lines
+    )
     engine, out = FeatureEngine(StateConfig()), EngineOutput()
-    books = 0
     start = time.perf_counter()
     for n, raw in enumerate(lines):
-        if engine.apply_book_line(raw, DEFAULT_MAX_MESSAGE_BYTES, out) is not None:
-            books += 1
-        elif isinstance(item := decode_tick(raw), DecodedTick):
-            books += type(item.tick) is BookTick
+        if engine.apply_line(raw, DEFAULT_MAX_MESSAGE_BYTES, out) is None and isinstance(
+            item := decode_tick(raw), DecodedTick
+        ):
             engine.process(item, out)
         if n % 1000 == 0:
             out.clear()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+from fluxforge_common.dataset.partitioning import Channel
 from fluxforge_common.features import EngineOutput, FeatureEngine, SymbolState
 from fluxforge_common.features.engine import TickEngine
 from fluxforge_common.messages.decoded import DecodedTick
@@ -31,10 +32,10 @@ class _Wrapped:
     def apply(self, state: SymbolState, item: DecodedTick, out: EngineOutput) -> str | None:
         return self.engine.apply(state, item, out)
 
-    def apply_book_line(
+    def apply_line(
         self, raw: bytes, max_bytes: int, out: EngineOutput
-    ) -> tuple[SymbolState, int, str | None] | None:
-        return self.engine.apply_book_line(raw, max_bytes, out)
+    ) -> tuple[SymbolState, Channel, int, str | None] | None:
+        return self.engine.apply_line(raw, max_bytes, out)
 
     def flush(self, out: EngineOutput) -> None:
         self.engine.flush(out)
@@ -42,7 +43,7 @@ class _Wrapped:
 
 class FailingEngine(_Wrapped):
     """Applies every tick with `engine`, but raises `error` where `fails(state, item)` says so
-    (every line goes through `apply`: the native book path takes none)."""
+    (every line goes through `apply`: the native path takes none)."""
 
     def __init__(
         self,
@@ -59,9 +60,9 @@ class FailingEngine(_Wrapped):
             raise self.error
         return self.engine.apply(state, item, out)
 
-    def apply_book_line(
+    def apply_line(
         self, raw: bytes, max_bytes: int, out: EngineOutput
-    ) -> tuple[SymbolState, int, str | None] | None:
+    ) -> tuple[SymbolState, Channel, int, str | None] | None:
         return None
 
 
@@ -87,22 +88,22 @@ class _ClosingFails:
         raise self.error
 
 
-class BookLaneFault(_Wrapped):
-    """`engine`, but the native book path raises `error` from inside the kernel wherever a book of
-    `exchange` `symbol` closes an interval (its core calls the state back there)."""
+class TickLaneFault(_Wrapped):
+    """`engine`, but the native path raises `error` from inside the kernel wherever a book or
+    trade of `exchange` `symbol` closes an interval (its core calls the state back there)."""
 
     def __init__(self, engine: FeatureEngine, exchange: str, symbol: str, error: Exception) -> None:
         super().__init__(engine)
-        self.lane = engine._books
+        self.lane = engine._lane
         state = engine.state_for(exchange, symbol)
         self.lane.register(exchange, symbol, state.core, _ClosingFails(state, error))
 
-    def apply_book_line(
+    def apply_line(
         self, raw: bytes, max_bytes: int, out: EngineOutput
-    ) -> tuple[SymbolState, int, str | None] | None:
+    ) -> tuple[SymbolState, Channel, int, str | None] | None:
         # The lane itself: the compiled engine would refuse the wrapper it returns.
         applied = self.lane.apply(raw, max_bytes, out)
         if applied is None:
             return None
-        state, event_ms, reason = applied
-        return (state.state if isinstance(state, _ClosingFails) else state), event_ms, reason
+        state, channel, event_ms, reason = applied
+        return (state.state if isinstance(state, _ClosingFails) else state), channel, event_ms, reason

@@ -10,9 +10,11 @@ use std::ops::Range;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyType};
 
+use crate::envelope::{self, Envelope};
 use crate::json::Reader;
 use crate::levels::{valid_book, Levels};
 use crate::symbol_core::NativeBook;
+use crate::trades::{scan_trade, TradeFields};
 
 /// Names kept as Python strings at most: the distinct exchange ids and symbols of a deployment
 /// are far fewer; past it a name is made afresh each time. Longer names are never kept: no valid
@@ -87,6 +89,17 @@ impl BookDecoder {
         valid.then_some(fields)
     }
 
+    /// The fields of `bytes` where they are a valid trade of the plain shape (names not checked).
+    pub(crate) fn valid_trade<'a>(&self, bytes: &'a [u8]) -> Option<TradeFields<'a>> {
+        let trade = scan_trade(bytes)?;
+        let (times, quantities) = (&self.times, &self.quantities);
+        let valid = times.contains(&trade.envelope.recv_ts)
+            && trade.envelope.ts.is_none_or(|ts| times.contains(&ts))
+            && quantities.contains(&trade.price)
+            && quantities.contains(&trade.amount);
+        valid.then_some(trade)
+    }
+
     /// The name `bytes` spell, or None where they are not UTF-8. A kept name was checked once.
     fn name(&mut self, py: Python<'_>, bytes: &[u8]) -> Option<Py<PyString>> {
         if let Some(name) = self.names.get(bytes) {
@@ -101,85 +114,33 @@ impl BookDecoder {
 }
 
 fn scan(bytes: &[u8]) -> Option<Fields<'_>> {
-    const TYPE: u8 = 1;
-    const EXCHANGE: u8 = 2;
-    const SYMBOL: u8 = 4;
-    const RECV_TS: u8 = 8;
-    const TS: u8 = 16;
-    const SEQ: u8 = 32;
-    const BIDS: u8 = 64;
-    const ASKS: u8 = 128;
-    let mut r = Reader::new(bytes);
-    let mut fields = Fields {
-        exchange: b"",
-        symbol: b"",
-        book: NativeBook { recv_ts: 0, ts: None, seq: None, bids: Vec::new(), asks: Vec::new() },
-    };
-    let mut seen = 0u8;
-    if !r.eat(b'{') || r.eat(b'}') {
-        return None;
-    }
-    loop {
-        // Keys and the tag are compared as bytes: the known ones are ASCII; any other key is
-        // checked to be UTF-8 before it is skipped.
-        let key = r.plain_bytes()?;
-        if !r.eat(b':') {
-            return None;
-        }
-        let field = match key {
-            b"type" => {
-                if r.plain_bytes()? != b"book" {
-                    return None;
-                }
-                TYPE
-            }
-            b"exchange" => {
-                fields.exchange = r.plain_bytes()?;
-                EXCHANGE
-            }
-            b"symbol" => {
-                fields.symbol = r.plain_bytes()?;
-                SYMBOL
-            }
-            b"recv_ts" => {
-                fields.book.recv_ts = r.int()?;
-                RECV_TS
-            }
-            b"ts" => {
-                fields.book.ts = if r.null() { None } else { Some(r.int()?) };
-                TS
-            }
+    const SEQ: u32 = 32;
+    const BIDS: u32 = 64;
+    const ASKS: u32 = 128;
+    let mut envelope = Envelope::new(b"book");
+    let (mut seq, mut bids, mut asks) = (None, Vec::new(), Vec::new());
+    let seen = Reader::new(bytes).object_fields(|key, r| match envelope.field(key, r)? {
+        0 => Some(match key {
             b"seq" => {
-                fields.book.seq = if r.null() { None } else { Some(r.int()?) };
+                seq = if r.null() { None } else { Some(r.int()?) };
                 SEQ
             }
             b"bids" => {
-                fields.book.bids = r.levels().ok()?;
+                bids = r.levels().ok()?;
                 BIDS
             }
             b"asks" => {
-                fields.book.asks = r.levels().ok()?;
+                asks = r.levels().ok()?;
                 ASKS
             }
-            _ => {
-                if std::str::from_utf8(key).is_err() || !r.skip_value() {
-                    return None;
-                }
-                0
-            }
-        };
-        if seen & field != 0 {
-            return None; // a repeated field: msgspec's to decide
-        }
-        seen |= field;
-        if r.eat(b',') {
-            continue;
-        }
-        if r.eat(b'}') {
-            break;
-        }
-        return None;
-    }
-    let required = TYPE | EXCHANGE | SYMBOL | RECV_TS | TS | BIDS | ASKS;
-    (r.at_end() && seen & required == required).then_some(fields)
+            _ => 0,
+        }),
+        common => Some(common),
+    })?;
+    let required = envelope::REQUIRED | BIDS | ASKS;
+    (seen & required == required).then_some(Fields {
+        exchange: envelope.exchange,
+        symbol: envelope.symbol,
+        book: NativeBook { recv_ts: envelope.recv_ts, ts: envelope.ts, seq, bids, asks },
+    })
 }

@@ -257,6 +257,40 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads the object that is all of the input, of the plain shape: keys without escapes, each
+    /// once. `field` reads the value of a key it knows and returns that key's bit, or returns 0,
+    /// reading nothing, for a key it does not know (checked to be UTF-8, its value skipped).
+    /// The bits of the keys read; None for anything else (`field` gave None: a value it refuses).
+    pub fn object_fields(&mut self, mut field: impl FnMut(&'a [u8], &mut Self) -> Option<u32>) -> Option<u32> {
+        let mut seen = 0u32;
+        if !self.eat(b'{') || self.eat(b'}') {
+            return None;
+        }
+        loop {
+            // Known keys are ASCII, compared as bytes; any other is checked before it is skipped.
+            let key = self.plain_bytes()?;
+            if !self.eat(b':') {
+                return None;
+            }
+            let bit = field(key, self)?;
+            if bit == 0 && (std::str::from_utf8(key).is_err() || !self.skip_value()) {
+                return None;
+            }
+            if seen & bit != 0 {
+                return None; // a repeated field: msgspec's to decide
+            }
+            seen |= bit;
+            if self.eat(b',') {
+                continue;
+            }
+            if self.eat(b'}') {
+                break;
+            }
+            return None;
+        }
+        self.at_end().then_some(seen)
+    }
+
     fn word(&mut self, word: &[u8]) -> bool {
         if self.bytes[self.at..].starts_with(word) {
             self.at += word.len();

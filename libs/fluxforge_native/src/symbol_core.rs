@@ -1,8 +1,9 @@
 //! The per-tick part of a symbol's state (`fluxforge_common.features.symbol_state`): which ticks
 //! are late or repeated, the symbol's event time, the ticks held for the allowed lateness and
 //! the order they are applied in, and the book. A book update is applied here whole, given as a
-//! Python `BookTick` or, from `BookLane`, as the values it read (held so until it is applied, and
-//! made a `BookTick` only when the held ticks are read); the rest of a tick's work, and closing
+//! Python `BookTick` or, from `TickLane`, as the values it read (held so until it is applied, and
+//! made a `BookTick` only when the held ticks are read; `TickLane`'s trades come as `TradeTick`s
+//! made here); the rest of a tick's work, and closing
 //! an interval, are the Python state's (`_on_trade`, `_on_ticker`, `_close_interval`), called
 //! back at the point the tick or the time reaches them, with the book as it stands (this object
 //! is borrowed while it calls back).
@@ -16,6 +17,7 @@ use pyo3::types::{PyList, PyString, PyTuple, PyType};
 
 use crate::flows::IntervalFlows;
 use crate::levels::Levels;
+use crate::trades::TradeFields;
 
 /// Trade ids remembered to refuse a repeat, the most recent.
 pub(crate) const RECENT_TRADE_IDS: usize = 100;
@@ -31,7 +33,7 @@ enum Kind {
     Ticker,
 }
 
-/// A book update the kernel decoded itself (`BookLane`): a `BookTick` but for its names, which
+/// A book update the kernel decoded itself (`TickLane`): a `BookTick` but for its names, which
 /// are its symbol's.
 pub(crate) struct NativeBook {
     pub recv_ts: i64,
@@ -244,7 +246,7 @@ impl SymbolCore {
 }
 
 impl SymbolCore {
-    /// `process` of a book the kernel decoded (`BookLane`): the same checks, hold and order.
+    /// `process` of a book the kernel decoded (`TickLane`): the same checks, hold and order.
     pub(crate) fn process_book(
         &mut self,
         py: Python<'_>,
@@ -262,6 +264,32 @@ impl SymbolCore {
         let stamped = book.ts.is_some();
         self.take(Held::Book(Box::new(book)), stamped, event_ms, out, state)?;
         Ok(None)
+    }
+
+    /// `process` of a trade the kernel read (`TickLane`), made the `TradeTick` msgspec would make.
+    pub(crate) fn process_trade(
+        &mut self,
+        py: Python<'_>,
+        trade: &TradeFields<'_>,
+        id: Option<Bound<'_, PyString>>,
+        event_ms: i64,
+        out: &Bound<'_, PyAny>,
+        state: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<String>> {
+        let side = if trade.buy { intern!(py, "buy") } else { intern!(py, "sell") };
+        let args = (
+            self.exchange.clone_ref(py),
+            self.symbol.clone_ref(py),
+            trade.envelope.recv_ts,
+            trade.envelope.ts,
+            trade.price,
+            trade.amount,
+            side,
+            id,
+            trade.backfilled,
+        );
+        let tick = self.trade_type.bind(py).call1(args)?;
+        self.process(&tick, event_ms, out, state)
     }
 
     /// Why a tick at `event_ms` is late (counted), or None.

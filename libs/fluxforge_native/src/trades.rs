@@ -7,7 +7,70 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
+use crate::envelope::{self, Envelope};
+use crate::json::Reader;
 use crate::levels::Levels;
+
+/// A trade envelope's fields, as msgspec decodes them into `TradeTick` (names and id not yet
+/// checked to be UTF-8).
+pub(crate) struct TradeFields<'a> {
+    pub envelope: Envelope<'a>,
+    pub price: f64,
+    pub amount: f64,
+    pub buy: bool,
+    pub id: Option<&'a [u8]>,
+    pub backfilled: bool,
+}
+
+/// The fields of a trade envelope of the plain shape (no escapes, integers of up to 18 digits,
+/// each field once), or None: for anything else msgspec decodes it and words any error.
+pub(crate) fn scan_trade(bytes: &[u8]) -> Option<TradeFields<'_>> {
+    const PRICE: u32 = 32;
+    const AMOUNT: u32 = 64;
+    const SIDE: u32 = 128;
+    const ID: u32 = 256;
+    const BACKFILLED: u32 = 512;
+    let mut trade = TradeFields {
+        envelope: Envelope::new(b"trade"),
+        price: 0.0,
+        amount: 0.0,
+        buy: false,
+        id: None,
+        backfilled: false,
+    };
+    let seen = Reader::new(bytes).object_fields(|key, r| match trade.envelope.field(key, r)? {
+        0 => Some(match key {
+            b"price" => {
+                trade.price = r.float().ok()?;
+                PRICE
+            }
+            b"amount" => {
+                trade.amount = r.float().ok()?;
+                AMOUNT
+            }
+            b"side" => {
+                trade.buy = match r.plain_bytes()? {
+                    b"buy" => true,
+                    b"sell" => false,
+                    _ => return None,
+                };
+                SIDE
+            }
+            b"id" => {
+                trade.id = if r.null() { None } else { Some(r.plain_bytes()?) };
+                ID
+            }
+            b"backfilled" => {
+                trade.backfilled = r.boolean()?;
+                BACKFILLED
+            }
+            _ => 0,
+        }),
+        common => Some(common),
+    })?;
+    let required = envelope::REQUIRED | PRICE | AMOUNT | SIDE;
+    (seen & required == required).then_some(trade)
+}
 
 /// The trades-table row of `tick` (a `TradeTick`) at `event_ms`, against the book `bids` /
 /// `asks` (None before any book) and the symbol's previous trade time; keys in the table's order.

@@ -13,7 +13,7 @@ from fluxforge_common.features import FeatureEngine
 from fluxforge_common.pipeline import EmbeddedPipeline, archive_lines, simulator_lines
 from fluxforge_common.storage import LocalStorage
 
-from tests.support.engine_faults import BookLaneFault, failing
+from tests.support.engine_faults import TickLaneFault, failing
 
 BROKEN = ("binanceus", "ETH/USDT")
 
@@ -42,7 +42,7 @@ def test_an_engine_error_dead_letters_the_tick_and_the_run_goes_on(tmp_path: Pat
     assert reasons == {"engine error: OverflowError: intermediate overflow in fsum"}
 
 
-def test_an_error_raised_inside_the_native_book_path_dead_letters_that_line_and_the_run_goes_on(
+def test_an_error_raised_inside_the_native_path_dead_letters_that_line_and_the_run_goes_on(
     tmp_path: Path,
 ) -> None:
     settings = FluxForgeSettings(simulator={"seed": 3})
@@ -50,12 +50,12 @@ def test_an_error_raised_inside_the_native_book_path_dead_letters_that_line_and_
     storage = LocalStorage(tmp_path)
     pipeline = EmbeddedPipeline(settings, storage)
     assert isinstance(pipeline.engine, FeatureEngine)
-    pipeline.engine = BookLaneFault(pipeline.engine, *BROKEN, OverflowError("intermediate overflow in fsum"))
+    pipeline.engine = TickLaneFault(pipeline.engine, *BROKEN, OverflowError("intermediate overflow in fsum"))
     summary = pipeline.run(lines, "test")
 
     broken = [line for line in lines if b'"exchange":"binanceus","symbol":"ETH/USDT"' in line]
     assert broken and summary.lines == len(lines)
-    # Only the book lines that closed an interval raise; the symbol's other lines are taken.
+    # Only the book and trade lines that closed an interval raise; the symbol's other lines are taken.
     assert 0 < summary.rejected < len(broken) and summary.reasons == {"engine error": summary.rejected}
     assert summary.per_symbol["binanceus:ETH/USDT"] == len(broken) - summary.rejected
     assert len(list(archive_lines(storage))) == len(lines)
@@ -66,4 +66,4 @@ def test_an_error_raised_inside_the_native_book_path_dead_letters_that_line_and_
     assert {record["reason"] for record in dead_letters} == {
         "engine error: OverflowError: intermediate overflow in fsum"
     }
-    assert all(orjson.loads(record["raw"])["type"] == "book" for record in dead_letters)
+    assert {orjson.loads(record["raw"])["type"] for record in dead_letters} <= {"book", "trade"}

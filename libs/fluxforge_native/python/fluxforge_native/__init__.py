@@ -1,7 +1,8 @@
 """The per-update book work of the feature engine, compiled from Rust (`libs/fluxforge_native/src`).
 
 `BookDecoder` makes valid book ticks straight from their JSON, whose sides are `Levels` of
-machine floats, and `BookLane` applies a known symbol's book lines without making them;
+machine floats, and `TickLane` applies a known symbol's book lines without making them (and
+its trade lines without msgspec);
 `SymbolCore` takes a symbol's ticks in event-time order and applies its books,
 `IntervalFlows` folds each update into its grid interval, `TimeBars` folds each
 closed interval into the open bars, `RollingWindows` keeps the closed intervals' columns for the
@@ -19,7 +20,6 @@ from fluxforge_native._native import (
     RECEIVE_CLOCK_LEAD_MS,
     RECENT_TRADE_IDS,
     BookDecoder,
-    BookLane,
     ColumnBuffer,
     HfColumns,
     HfRows,
@@ -32,6 +32,7 @@ from fluxforge_native._native import (
     RollingWindows,
     RowReader,
     SymbolCore,
+    TickLane,
     TimeBars,
     book_ok,
     ingest_key,
@@ -45,7 +46,6 @@ __all__ = [
     "RECEIVE_CLOCK_LEAD_MS",
     "RECENT_TRADE_IDS",
     "BookDecoder",
-    "BookLane",
     "ColumnBuffer",
     "HfColumns",
     "HfRows",
@@ -58,6 +58,7 @@ __all__ = [
     "RollingWindows",
     "RowReader",
     "SymbolCore",
+    "TickLane",
     "TimeBars",
     "book_ok",
     "ingest_key",

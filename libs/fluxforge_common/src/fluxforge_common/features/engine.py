@@ -7,10 +7,11 @@ from types import MappingProxyType
 from typing import Protocol
 
 from fluxforge_common.config.state import StateConfig
+from fluxforge_common.dataset.partitioning import Channel
 from fluxforge_common.features.output import EngineOutput
 from fluxforge_common.features.symbol_state import SymbolState
 from fluxforge_common.messages.decoded import DecodedTick, Rejection
-from fluxforge_common.messages.decoding import book_lane
+from fluxforge_common.messages.decoding import tick_lane
 from fluxforge_common.messages.envelopes import event_time
 
 
@@ -25,9 +26,9 @@ class TickEngine(Protocol):
 
     def apply(self, state: SymbolState, item: DecodedTick, out: EngineOutput) -> str | None: ...
 
-    def apply_book_line(
+    def apply_line(
         self, raw: bytes, max_bytes: int, out: EngineOutput
-    ) -> tuple[SymbolState, int, str | None] | None: ...
+    ) -> tuple[SymbolState, Channel, int, str | None] | None: ...
 
     def flush(self, out: EngineOutput) -> None: ...
 
@@ -36,14 +37,14 @@ class FeatureEngine:
     """One engine for every run mode.
 
     The embedded and reprocess runs keep every symbol's state in it (`process`,
-    `flush`; `apply_book_line` first for each line); the Faust worker keeps each symbol's state in
+    `flush`; `apply_line` first for each line); the Faust worker keeps each symbol's state in
     its table and applies a message's ticks to it with `apply`.
     """
 
     def __init__(self, cfg: StateConfig) -> None:
         self.cfg = cfg
         self._states: dict[tuple[str, str], SymbolState] = {}
-        self._books = book_lane()  # takes the books of every state in `_states`
+        self._lane = tick_lane()  # takes the books and trades of every state in `_states`
 
     @property
     def states(self) -> Mapping[tuple[str, str], SymbolState]:
@@ -62,22 +63,22 @@ class FeatureEngine:
     def put_state(self, state: SymbolState) -> None:
         """Hold `state` (one restored from its bytes, say) for its symbol, in place of any other."""
         self._states[state.exchange, state.symbol] = state
-        self._books.register(state.exchange, state.symbol, state.core, state)
+        self._lane.register(state.exchange, state.symbol, state.core, state)
 
     def apply(self, state: SymbolState, item: DecodedTick, out: EngineOutput) -> str | None:
         """Apply one tick to `state` at its event time; the reason when the state refuses it."""
         tick = item.tick
         return state.process(tick, event_time(tick), out)
 
-    def apply_book_line(
+    def apply_line(
         self, raw: bytes, max_bytes: int, out: EngineOutput
-    ) -> tuple[SymbolState, int, str | None] | None:
-        """`raw` decoded and applied in one native call where it is a valid book of at most
-        `max_bytes` of a symbol with a state here (`fluxforge_native.BookLane`): its state, its
-        event time and the reason the state refused it, or None. None, with nothing changed, for
-        any other line: decode it and `apply` it. A line gives the same rows, state and reason
-        either way."""
-        return self._books.apply(raw, max_bytes, out)
+    ) -> tuple[SymbolState, Channel, int, str | None] | None:
+        """`raw` decoded and applied in one native call where it is a valid book or trade of at
+        most `max_bytes` of a symbol with a state here (`fluxforge_native.TickLane`): its state,
+        its channel, its event time and the reason the state refused it, or None. None, with
+        nothing changed, for any other line: decode it and `apply` it. A line gives the same rows,
+        state and reason either way."""
+        return self._lane.apply(raw, max_bytes, out)
 
     def process(self, item: DecodedTick, out: EngineOutput) -> None:
         tick = item.tick

@@ -18,7 +18,7 @@ import re
 from typing import Any, Final
 
 import msgspec
-from fluxforge_native import BookDecoder, BookLane, Levels, book_ok
+from fluxforge_native import BookDecoder, Levels, TickLane, book_ok
 
 from fluxforge_common.messages.decoded import DecodedTick, DecodedWatermark, Rejection
 from fluxforge_common.messages.envelopes import (
@@ -173,9 +173,9 @@ def _names_reason(tick: Tick | Watermark) -> str | None:
     return _check_names(tick.exchange, tick.symbol)
 
 
-def book_lane() -> BookLane:
-    """A `BookLane` that reads and checks books as `decode_tick` does (for `FeatureEngine`)."""
-    return BookLane(_books)
+def tick_lane() -> TickLane:
+    """A `TickLane` that reads and checks books and trades as `decode_tick` does (for `FeatureEngine`)."""
+    return TickLane(_books)
 
 
 def decode_tick(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> DecodedTick | Rejection:

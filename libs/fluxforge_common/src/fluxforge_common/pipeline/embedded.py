@@ -87,8 +87,8 @@ class EmbeddedPipeline:
     `source` describes the input in every Parquet file's provenance
     (`dataset.provenance`): the mode and what was read.
 
-    Per line, `feed` decodes, archives and applies (a known symbol's book decoded and applied in
-    one native call, `FeatureEngine.apply_book_line`); handing rows to the writers and counting
+    Per line, `feed` decodes, archives and applies (a known symbol's book or trade decoded and
+    applied in one native call, `FeatureEngine.apply_line`); handing rows to the writers and counting
     per symbol wait for the next hand-off (every `HAND_OFF_LINES` lines of `run`, and
     `flush_files`/`close`).
     """
@@ -163,17 +163,17 @@ class EmbeddedPipeline:
         summary = self.summary
         n = summary.lines = summary.lines + 1
         try:
-            applied = self.engine.apply_book_line(raw, self._max_bytes, self.out)
+            applied = self.engine.apply_line(raw, self._max_bytes, self.out)
         except Exception as exc:  # a defect inside the native path: the line goes on as in `_apply`
             applied = self._engine_error(raw, exc)
         if applied is None:
             return self._feed_decoded(raw, source, line_no, n)
-        state, t, reason = applied
-        self._archive(raw, state.exchange, "book", t, n)
+        state, channel, t, reason = applied
+        self._archive(raw, state.exchange, channel, t, n)
         return self._accept(state, t, reason, raw, source, line_no)
 
     def _feed_decoded(self, raw: bytes, source: str, line_no: int | None, n: int) -> int | None:
-        """`feed` of a line the engine's native book path did not take."""
+        """`feed` of a line the engine's native path did not take."""
         item = decode_tick(raw, self._max_bytes)
         if isinstance(item, Rejection):
             self._dead_letter(item, source, line_no)
@@ -192,13 +192,13 @@ class EmbeddedPipeline:
             # does, and the tick is in the archive for a reprocess once the defect is fixed.
             return _engine_error_reason(exc)
 
-    def _engine_error(self, raw: bytes, exc: Exception) -> tuple[SymbolState, int, str]:
-        """What `feed` goes on with when the engine's native book path raised on `raw`."""
+    def _engine_error(self, raw: bytes, exc: Exception) -> tuple[SymbolState, Channel, int, str]:
+        """What `feed` goes on with when the engine's native path raised on `raw`."""
         item = decode_tick(raw, self._max_bytes)
         assert isinstance(item, DecodedTick), "the native path takes only lines that decode"
         tick = item.tick
         state = self.engine.state_for(tick.exchange, tick.symbol)
-        return state, event_time(tick), _engine_error_reason(exc)
+        return state, channel_of(tick), event_time(tick), _engine_error_reason(exc)
 
     def _archive(self, raw: bytes, exchange: str, channel: Channel, t: int, n: int) -> None:
         """Archive the n-th line, accepted by decoding, at once, not with the hand-offs: the

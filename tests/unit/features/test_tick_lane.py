@@ -1,5 +1,5 @@
-"""`FeatureEngine.apply_book_line`, the native book path, against decoding and `apply`: for any
-stream, the same refusals, rows, counters, held ticks and state bytes."""
+"""`FeatureEngine.apply_line`, the native path of books and trades, against decoding and `apply`:
+for any stream, the same refusals, rows, counters, held ticks and state bytes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from fluxforge_common.config import StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine
-from fluxforge_common.messages import BookTick, DecodedTick, decode_tick
+from fluxforge_common.messages import BookTick, DecodedTick, TradeTick, channel_of, decode_tick
 from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,7 +39,12 @@ def _book(exchange: str, symbol: str, ts: int | None, recv_ts: int, seq: int | N
 def _other(kind: str, exchange: str, symbol: str, ts: int | None, recv_ts: int, n: int) -> bytes:
     msg: dict[str, Any] = {"type": kind, "exchange": exchange, "symbol": symbol, "ts": ts, "recv_ts": recv_ts}
     if kind == "trade":
-        msg |= {"id": str(n % 7), "price": 100.25, "amount": 0.5, "side": "buy" if n % 2 else "sell"}
+        # Ids repeated, absent and null; a price in whole units; now and then backfilled.
+        msg |= {"price": 100 if n % 5 == 0 else 100.25, "amount": 0.5, "side": "buy" if n % 2 else "sell"}
+        if n % 11:
+            msg["id"] = None if n % 13 == 0 else str(n % 7)
+        if n % 3 == 0:
+            msg["backfilled"] = n % 2 == 0
     else:
         msg |= {"bid": 100.0, "ask": 100.5, "last": 100.2}
     return orjson.dumps(msg)
@@ -57,7 +62,7 @@ def streams(draw: st.DrawFn) -> list[bytes]:
         jitter = draw(st.sampled_from([0, 0, 0, -30, -300, -1_500, 120]))
         ts = None if draw(st.integers(0, 9)) == 0 else t + jitter
         recv_ts = t + draw(st.integers(0, 60))
-        kind = draw(st.sampled_from(["book"] * 6 + ["trade", "ticker", "bad"]))
+        kind = draw(st.sampled_from(["book"] * 6 + ["trade", "trade", "ticker", "bad"]))
         if kind == "book":
             # Small; at the native reader's 18 digits and past them; at the 64-bit limits.
             edges = [10**18 - 1, -(10**18 - 1), 10**18, 2**64 - 1, -(2**63)]
@@ -80,30 +85,29 @@ def _decoded_then_applied(engine: FeatureEngine, raw: bytes, out: EngineOutput) 
 
 @settings(max_examples=150, deadline=None)
 @given(lines=streams(), lateness_ms=st.sampled_from([0, 250, 1_000]))
-def test_the_native_book_path_gives_what_decoding_and_apply_give(
-    lines: list[bytes], lateness_ms: int
-) -> None:
+def test_the_native_path_gives_what_decoding_and_apply_give(lines: list[bytes], lateness_ms: int) -> None:
     cfg = StateConfig(allowed_lateness_ms=lateness_ms)
     decoded, native = FeatureEngine(cfg), FeatureEngine(cfg)
     decoded_out, native_out = EngineOutput(), EngineOutput()
     for raw in lines:
         item = decode_tick(raw)
-        # The lane takes every valid book of a symbol with a state (the generated books are of the
-        # plain shape it reads, but for seqs past 18 digits), and nothing else.
+        # The lane takes every valid book and trade of a symbol with a state (the generated ones
+        # are of the plain shape it reads, but for seqs past 18 digits), and nothing else.
         takes = (
             isinstance(item, DecodedTick)
-            and type(tick := item.tick) is BookTick
+            and type(tick := item.tick) in (BookTick, TradeTick)
             and (tick.exchange, tick.symbol) in native.states
-            and (tick.seq is None or abs(tick.seq) < 10**18)
+            and (not isinstance(tick, BookTick) or tick.seq is None or abs(tick.seq) < 10**18)
         )
         want = _decoded_then_applied(decoded, raw, decoded_out)
-        applied = native.apply_book_line(raw, DEFAULT_MAX_MESSAGE_BYTES, native_out)
+        applied = native.apply_line(raw, DEFAULT_MAX_MESSAGE_BYTES, native_out)
         assert (applied is not None) == takes, raw
         if applied is None:
             got = _decoded_then_applied(native, raw, native_out)
         else:
             assert isinstance(item, DecodedTick)
-            state, event_ms, got = applied
+            state, channel, event_ms, got = applied
+            assert channel == channel_of(item.tick)
             assert state is native.states[item.tick.exchange, item.tick.symbol]
             assert event_ms == (item.tick.recv_ts if item.tick.ts is None else item.tick.ts)
         assert got == want, raw
@@ -117,19 +121,20 @@ def test_the_native_book_path_gives_what_decoding_and_apply_give(
     assert (native_out.late, native_out.duplicates) == (decoded_out.late, decoded_out.duplicates)
 
 
-def test_it_takes_only_valid_books_of_the_symbols_the_engine_holds_within_the_size_limit() -> None:
+def test_it_takes_only_valid_books_and_trades_of_the_symbols_the_engine_holds_within_the_size_limit() -> None:
     engine, out = FeatureEngine(StateConfig()), EngineOutput()
     first = _book("ex", "BTC/USDT", T0, T0 + 2, 1, 3)
-    assert engine.apply_book_line(first, DEFAULT_MAX_MESSAGE_BYTES, out) is None  # no state yet
+    assert engine.apply_line(first, DEFAULT_MAX_MESSAGE_BYTES, out) is None  # no state yet
     assert engine.states == {}
     _decoded_then_applied(engine, first, out)
     state = engine.states["ex", "BTC/USDT"]
 
     second = _book("ex", "BTC/USDT", T0 + 10, T0 + 12, 2, 3)
-    assert engine.apply_book_line(second, len(second) - 1, out) is None  # past the size limit
-    assert engine.apply_book_line(second, len(second), out) == (state, T0 + 10, None)
-    assert engine.apply_book_line(second, len(second), out) == (
+    assert engine.apply_line(second, len(second) - 1, out) is None  # past the size limit
+    assert engine.apply_line(second, len(second), out) == (state, "book", T0 + 10, None)
+    assert engine.apply_line(second, len(second), out) == (
         state,
+        "book",
         T0 + 10,
         "duplicate book: seq 2 already applied",
     )
@@ -139,7 +144,11 @@ def test_it_takes_only_valid_books_of_the_symbols_the_engine_holds_within_the_si
     escaped = second.replace(b'"BTC/USDT"', b'"BTC\\/USDT"')
     crossed = _book("ex", "BTC/USDT", T0 + 20, T0 + 22, 3, 1).replace(b"100.5", b"99.0")
     trade = _other("trade", "ex", "BTC/USDT", T0 + 30, T0 + 31, 1)
-    for line in (escaped, crossed, trade, _book("ex", "SOL/USDT", T0, T0, None, 2)):
+    assert engine.apply_line(trade, DEFAULT_MAX_MESSAGE_BYTES, out) == (state, "trade", T0 + 30, None)
+    assert state.held[-1][1] == decode_tick(trade).tick  # type: ignore[union-attr]
+    escaped_id = trade.replace(b'"id":"1"', b'"id":"\\u0031"')
+    ticker = _other("ticker", "ex", "BTC/USDT", T0 + 30, T0 + 31, 1)
+    for line in (escaped, crossed, escaped_id, ticker, _book("ex", "SOL/USDT", T0, T0, None, 2)):
         before = state.to_bytes()
-        assert engine.apply_book_line(line, DEFAULT_MAX_MESSAGE_BYTES, out) is None, line
+        assert engine.apply_line(line, DEFAULT_MAX_MESSAGE_BYTES, out) is None, line
         assert state.to_bytes() == before

@@ -1,0 +1,95 @@
+//! Book and trade envelopes of the symbols an engine holds, decoded and applied in one call: from
+//! a line's bytes into its symbol's core with no Python object for a book (`BookDecoder` reads
+//! and checks it, `SymbolCore` takes it), and only the `TradeTick` for a trade. Decoding a tick
+//! and handing it through the engine's Python layers cost more than applying it. A line it does
+//! not take (a ticker, an unusual or invalid book or trade, a symbol it was not given, a line past
+//! the size limit) is left unread, for the caller to decode.
+
+use std::collections::HashMap;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+use crate::book::{BookDecoder, Fields};
+use crate::symbol_core::SymbolCore;
+
+/// A symbol's core and the Python state it calls back.
+type Symbol = (Py<SymbolCore>, PyObject);
+
+#[pyclass(module = "fluxforge_native")]
+pub struct TickLane {
+    decoder: Py<BookDecoder>,
+    /// exchange -> symbol -> its state, by the names' UTF-8 bytes.
+    symbols: HashMap<Box<[u8]>, HashMap<Box<[u8]>, Symbol>>,
+}
+
+#[pymethods]
+impl TickLane {
+    /// Books read and checked by `decoder`'s rules.
+    #[new]
+    fn new(decoder: Py<BookDecoder>) -> Self {
+        TickLane { decoder, symbols: HashMap::new() }
+    }
+
+    /// Take the books of `exchange` `symbol`, names the caller checked, into `state`, whose
+    /// core is `core`.
+    fn register(&mut self, exchange: &str, symbol: &str, core: Py<SymbolCore>, state: PyObject) {
+        self.symbols
+            .entry(exchange.as_bytes().into())
+            .or_default()
+            .insert(symbol.as_bytes().into(), (core, state));
+    }
+
+    /// Apply `raw` where it is a valid book or trade of a registered symbol, of at most
+    /// `max_bytes`: (the symbol's state, the tick's channel, its event time, why the state refused
+    /// it or None). None, with nothing changed, where it is not taken.
+    fn apply(
+        &self,
+        py: Python<'_>,
+        raw: &Bound<'_, PyAny>,
+        max_bytes: usize,
+        out: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<(PyObject, Py<PyString>, i64, Option<String>)>> {
+        let Ok(raw) = raw.downcast::<PyBytes>() else {
+            return Ok(None);
+        };
+        let bytes = raw.as_bytes();
+        if bytes.len() > max_bytes {
+            return Ok(None);
+        }
+        let decoder = self.decoder.borrow(py);
+        if let Some(Fields { exchange, symbol, book }) = decoder.valid(bytes) {
+            let Some((core, state)) = self.symbol(exchange, symbol) else {
+                return Ok(None);
+            };
+            let event_ms = book.ts.unwrap_or(book.recv_ts);
+            let state = state.clone_ref(py);
+            let reason = core.borrow_mut(py).process_book(py, book, event_ms, out, state.bind(py))?;
+            return Ok(Some((state, intern!(py, "book").clone().unbind(), event_ms, reason)));
+        }
+        let Some(trade) = decoder.valid_trade(bytes) else {
+            return Ok(None);
+        };
+        let Some((core, state)) = self.symbol(trade.envelope.exchange, trade.envelope.symbol) else {
+            return Ok(None);
+        };
+        let id = match trade.id {
+            Some(id) => match std::str::from_utf8(id) {
+                Ok(id) => Some(PyString::new_bound(py, id)),
+                Err(_) => return Ok(None), // msgspec refuses it in its words
+            },
+            None => None,
+        };
+        let event_ms = trade.envelope.ts.unwrap_or(trade.envelope.recv_ts);
+        let state = state.clone_ref(py);
+        let reason = core.borrow_mut(py).process_trade(py, &trade, id, event_ms, out, state.bind(py))?;
+        Ok(Some((state, intern!(py, "trade").clone().unbind(), event_ms, reason)))
+    }
+}
+
+impl TickLane {
+    fn symbol(&self, exchange: &[u8], symbol: &[u8]) -> Option<&Symbol> {
+        self.symbols.get(exchange).and_then(|symbols| symbols.get(symbol))
+    }
+}
