@@ -9,7 +9,7 @@ use std::sync::Arc;
 use pyo3::basic::CompareOp;
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PySlice, PyString};
+use pyo3::types::{PyDict, PyInt, PyList, PySlice, PyString};
 
 use crate::columns::{Kind, Layout};
 use crate::flows::IntervalFlows;
@@ -233,7 +233,11 @@ impl HfRows {
                 .collect::<PyResult<Vec<_>>>()?;
             return Ok(PyList::new_bound(py, rows).into_any().unbind());
         }
-        let index: isize = index.extract()?;
+        let index: isize = match index.extract() {
+            Ok(index) => index,
+            Err(_) if index.is_instance_of::<PyInt>() => return Err(PyIndexError::new_err("HF row index out of range")),
+            Err(err) => return Err(err),
+        };
         let row = if index < 0 { index + len as isize } else { index };
         if !(0..len as isize).contains(&row) {
             return Err(PyIndexError::new_err("HF row index out of range"));

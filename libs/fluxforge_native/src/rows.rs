@@ -7,7 +7,9 @@
 //! nested value, an int beyond 2^53 in a float column, a row without its partition keys) is left
 //! to that path, which words the errors.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
@@ -62,6 +64,9 @@ pub struct ReadRows {
     ts: usize,
     /// (exchange, symbol, day, first ts, rows) in order of first appearance.
     partitions: Vec<(String, String, i64, i64, usize)>,
+    /// A partition by the hash of its (exchange, symbol, day): rows of thousands of symbols
+    /// interleave in the engine's output.
+    index: HashMap<u64, u32>,
     #[pyo3(get)]
     min_ts: Option<i64>,
     #[pyo3(get)]
@@ -202,6 +207,12 @@ impl RowReader {
     }
 }
 
+fn partition_key(exchange: &[u8], symbol: &[u8], day: i64) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    (exchange, symbol, day).hash(&mut hasher);
+    hasher.finish()
+}
+
 impl ReadRows {
     pub fn new(layout: Arc<Layout>, ts: usize) -> Self {
         ReadRows {
@@ -211,6 +222,7 @@ impl ReadRows {
             row_partitions: Vec::new(),
             ts,
             partitions: Vec::new(),
+            index: HashMap::new(),
             min_ts: None,
             max_ts: None,
         }
@@ -225,16 +237,22 @@ impl ReadRows {
     pub fn tag_row(&mut self, exchange: (usize, usize), symbol: (usize, usize), ts: i64) {
         let (exchange, symbol) = (&self.text[exchange.0..exchange.1], &self.text[symbol.0..symbol.1]);
         let day = ts.div_euclid(MS_PER_DAY);
-        // From the newest: the rows of a partition mostly come together.
-        let found = self.partitions.iter().rposition(|(e, s, d, _, _)| {
+        let key = partition_key(exchange, symbol, day);
+        let same = |(e, s, d, _, _): &(String, String, i64, i64, usize)| {
             *d == day && e.as_bytes() == exchange && s.as_bytes() == symbol
-        });
+        };
+        let found = match self.index.get(&key) {
+            Some(&p) if same(&self.partitions[p as usize]) => Some(p as usize),
+            Some(_) => self.partitions.iter().rposition(same), // another partition of the same hash
+            None => None,
+        };
         let partition = match found {
             Some(p) => p,
             None => {
                 // Both are UTF-8 (read by `plain_string`, or written from Python strings).
                 let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
                 self.partitions.push((text(exchange), text(symbol), day, ts, 0));
+                self.index.entry(key).or_insert(self.partitions.len() as u32 - 1);
                 self.partitions.len() - 1
             }
         };
@@ -249,6 +267,7 @@ impl ReadRows {
         self.text.clear();
         self.row_partitions.clear();
         self.partitions.clear();
+        self.index.clear();
         self.min_ts = None;
         self.max_ts = None;
     }
@@ -275,6 +294,9 @@ impl ReadRows {
         for (p, partition) in self.partitions.iter().enumerate() {
             if keep[p] {
                 renumbered[p] = kept.partitions.len() as u32;
+                let (exchange, symbol, day, _, _) = partition;
+                let key = partition_key(exchange.as_bytes(), symbol.as_bytes(), *day);
+                kept.index.entry(key).or_insert(renumbered[p]);
                 kept.partitions.push(partition.clone());
             }
         }

@@ -58,8 +58,14 @@ impl TickLane {
         if bytes.len() > max_bytes {
             return Ok(None);
         }
+        // Borrowed only to read: the cores call back into Python, which may decode with it.
         let decoder = self.decoder.borrow(py);
-        if let Some(Fields { exchange, symbol, book }) = decoder.valid(bytes) {
+        let (book, trade) = match decoder.valid(bytes) {
+            Some(book) => (Some(book), None),
+            None => (None, decoder.valid_trade(bytes)),
+        };
+        drop(decoder);
+        if let Some(Fields { exchange, symbol, book }) = book {
             let Some((core, state)) = self.symbol(exchange, symbol) else {
                 return Ok(None);
             };
@@ -68,7 +74,7 @@ impl TickLane {
             let reason = core.borrow_mut(py).process_book(py, book, event_ms, out, state.bind(py))?;
             return Ok(Some((state, intern!(py, "book").clone().unbind(), event_ms, reason)));
         }
-        let Some(trade) = decoder.valid_trade(bytes) else {
+        let Some(trade) = trade else {
             return Ok(None);
         };
         let Some((core, state)) = self.symbol(trade.envelope.exchange, trade.envelope.symbol) else {

@@ -72,8 +72,9 @@ def test_rows_are_a_sequence_of_the_dicts_they_hold() -> None:
     assert (dicts[1]["mid"], dicts[1]["bid_levels"], dicts[1]["last_book_ts"]) == (None, 0, None)
     assert rows[-1] == dicts[2] and rows[1:] == dicts[1:] and rows[::-2] == dicts[::-2]
     assert rows == dicts and dicts == rows and rows != dicts[:2] and rows != []
-    with pytest.raises(IndexError):
-        rows[3]
+    for index in (3, -4, 2**70):
+        with pytest.raises(IndexError):
+            rows[index]
     rows.clear()
     assert len(rows) == 0 and rows == [] and not rows
 
@@ -96,6 +97,17 @@ def test_read_rows_are_tagged_by_partition_and_select_keeps_the_marked_ones() ->
     assert (kept.min_ts, kept.max_ts) == (T0 + 1_000, T0 + 3_000)
     with pytest.raises(ValueError, match="2 flags for 3 partitions"):
         read.select([True, True])
+
+
+def test_rows_of_many_symbols_interleaved_find_their_partitions() -> None:
+    rows = HfRows()
+    symbols = [f"S{n:04d}/USD" for n in range(1_500)]
+    for second in range(3):
+        for symbol in symbols:
+            _write(rows, symbol, T0 + second * 1_000)
+    read = rows.read_rows()
+    assert read is not None
+    assert read.partitions() == [("ex", symbol, T0, 3) for symbol in symbols]
 
 
 def test_rows_of_another_config_wait_for_a_clear() -> None:

@@ -302,12 +302,14 @@ class EmbeddedPipeline:
         self._accepted.clear()
 
     def _collect(self) -> None:
+        """Every row `out` holds to its writer, then each writer that holds `parquet.flush_rows`
+        flushed: rows leave `out` as their writer takes them, before any flush can fail."""
         out = self.out
         summary = self.summary
         summary.late = out.late
         summary.duplicates = out.duplicates
         if out.hf:
-            self._add_hf(out.hf)
+            summary.rows["hf"] += self._add_hf(out.hf)
             out.hf.clear()
         for table, rows in (
             ("bars", out.bars),
@@ -316,33 +318,29 @@ class EmbeddedPipeline:
             ("ibars", out.ibars),
         ):
             if rows:
-                self._add(table, rows)
+                summary.rows[table] += self._add(table, rows)
                 rows.clear()
+        limit = self.settings.parquet.flush_rows
+        for writer in self.writers.values():
+            if writer.buffered_rows >= limit:
+                summary.files += writer.flush()
 
-    def _add_hf(self, hf: HfRows) -> None:
-        """The HF rows into their writer as cells (`add_read`), or as dicts where it takes no cells."""
+    def _add_hf(self, hf: HfRows) -> int:
+        """The HF rows into their writer as cells (`add_read`), or as dicts where it takes no cells;
+        how many it took."""
         rows = hf.read_rows()
         keep = self.keep_dates
         if rows is not None and keep is not None:
             rows = rows.select([utc_date(first_ts) in keep for _, _, first_ts, _ in rows.partitions()])
         if rows is None or self.writers["hf"].add_read(rows) is None:
-            self._add("hf", hf)
-        else:
-            self._added("hf", len(rows))
+            return self._add("hf", hf)
+        return len(rows)
 
-    def _add(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+    def _add(self, table: str, rows: Sequence[dict[str, Any]]) -> int:
         keep = self.keep_dates
         kept = rows if keep is None else [row for row in rows if utc_date(row["ts"]) in keep]
         self.writers[table].add(kept)
-        self._added(table, len(kept))
-
-    def _added(self, table: str, count: int) -> None:
-        """Count rows the writer of `table` took, and flush it once it holds `parquet.flush_rows`."""
-        summary = self.summary
-        summary.rows[table] += count
-        writer = self.writers[table]
-        if writer.buffered_rows >= self.settings.parquet.flush_rows:
-            summary.files += writer.flush()
+        return len(kept)
 
     def flush_files(self) -> None:
         """Make everything buffered visible as files (segments of the archive stay open)."""
