@@ -82,22 +82,24 @@ impl BookDecoder {
     /// The fields of `bytes` where they are a valid book of the plain shape (names not checked).
     pub(crate) fn valid<'a>(&self, bytes: &'a [u8]) -> Option<Fields<'a>> {
         let fields = scan(bytes)?;
-        let (times, book) = (&self.times, &fields.book);
-        let valid = times.contains(&book.recv_ts)
-            && book.ts.is_none_or(|ts| times.contains(&ts))
-            && valid_book(&book.bids, &book.asks, &self.quantities);
+        let book = &fields.book;
+        let valid = self.times_ok(book.recv_ts, book.ts) && valid_book(&book.bids, &book.asks, &self.quantities);
         valid.then_some(fields)
     }
 
     /// The fields of `bytes` where they are a valid trade of the plain shape (names not checked).
     pub(crate) fn valid_trade<'a>(&self, bytes: &'a [u8]) -> Option<TradeFields<'a>> {
         let trade = scan_trade(bytes)?;
-        let (times, quantities) = (&self.times, &self.quantities);
-        let valid = times.contains(&trade.envelope.recv_ts)
-            && trade.envelope.ts.is_none_or(|ts| times.contains(&ts))
+        let quantities = &self.quantities;
+        let valid = self.times_ok(trade.envelope.recv_ts, trade.envelope.ts)
             && quantities.contains(&trade.price)
             && quantities.contains(&trade.amount);
         valid.then_some(trade)
+    }
+
+    /// `recv_ts`, and `ts` where given, lie within the times a tick may have.
+    fn times_ok(&self, recv_ts: i64, ts: Option<i64>) -> bool {
+        self.times.contains(&recv_ts) && ts.is_none_or(|ts| self.times.contains(&ts))
     }
 
     /// The name `bytes` spell, or None where they are not UTF-8. A kept name was checked once.

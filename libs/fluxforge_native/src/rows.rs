@@ -258,6 +258,11 @@ impl ReadRows {
         };
         self.partitions[partition].4 += 1;
         self.row_partitions.push(partition as u32);
+        self.widen(ts);
+    }
+
+    /// Takes `ts` into [`min_ts`, `max_ts`].
+    fn widen(&mut self, ts: i64) {
         self.min_ts = Some(self.min_ts.map_or(ts, |m| m.min(ts)));
         self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
     }
@@ -306,8 +311,7 @@ impl ReadRows {
                 kept.cells.extend_from_slice(row);
                 kept.row_partitions.push(renumbered[p as usize]);
                 if let Cell::I64(ts) = row[self.ts] {
-                    kept.min_ts = Some(kept.min_ts.map_or(ts, |m| m.min(ts)));
-                    kept.max_ts = Some(kept.max_ts.map_or(ts, |m| m.max(ts)));
+                    kept.widen(ts);
                 }
             }
         }

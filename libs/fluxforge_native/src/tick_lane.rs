@@ -26,14 +26,14 @@ pub struct TickLane {
 
 #[pymethods]
 impl TickLane {
-    /// Books read and checked by `decoder`'s rules.
+    /// Books and trades read and checked by `decoder`'s rules.
     #[new]
     fn new(decoder: Py<BookDecoder>) -> Self {
         TickLane { decoder, symbols: HashMap::new() }
     }
 
-    /// Take the books of `exchange` `symbol`, names the caller checked, into `state`, whose
-    /// core is `core`.
+    /// Take the books and trades of `exchange` `symbol`, names the caller checked, into `state`,
+    /// whose core is `core`.
     fn register(&mut self, exchange: &str, symbol: &str, core: Py<SymbolCore>, state: PyObject) {
         self.symbols
             .entry(exchange.as_bytes().into())
@@ -80,13 +80,7 @@ impl TickLane {
         let Some((core, state)) = self.symbol(trade.envelope.exchange, trade.envelope.symbol) else {
             return Ok(None);
         };
-        let id = match trade.id {
-            Some(id) => match std::str::from_utf8(id) {
-                Ok(id) => Some(PyString::new_bound(py, id)),
-                Err(_) => return Ok(None), // msgspec refuses it in its words
-            },
-            None => None,
-        };
+        let id = trade.id.map(|id| PyString::new_bound(py, id));
         let event_ms = trade.envelope.ts.unwrap_or(trade.envelope.recv_ts);
         let state = state.clone_ref(py);
         let reason = core.borrow_mut(py).process_trade(py, &trade, id, event_ms, out, state.bind(py))?;

@@ -11,14 +11,14 @@ use crate::envelope::{self, Envelope};
 use crate::json::Reader;
 use crate::levels::Levels;
 
-/// A trade envelope's fields, as msgspec decodes them into `TradeTick` (names and id not yet
-/// checked to be UTF-8).
+/// A trade envelope's fields, as msgspec decodes them into `TradeTick` (names not yet checked to
+/// be UTF-8).
 pub(crate) struct TradeFields<'a> {
     pub envelope: Envelope<'a>,
     pub price: f64,
     pub amount: f64,
     pub buy: bool,
-    pub id: Option<&'a [u8]>,
+    pub id: Option<&'a str>,
     pub backfilled: bool,
 }
 
@@ -57,7 +57,7 @@ pub(crate) fn scan_trade(bytes: &[u8]) -> Option<TradeFields<'_>> {
                 SIDE
             }
             b"id" => {
-                trade.id = if r.null() { None } else { Some(r.plain_bytes()?) };
+                trade.id = if r.null() { None } else { Some(r.plain_string()?) };
                 ID
             }
             b"backfilled" => {
