@@ -136,7 +136,8 @@ def test_sink_writes_the_dataset_of_the_embedded_pipeline(
 def test_kill_9_and_restart_gives_the_same_dataset(
     pipeline: PipelineTopics, stack_data: StackData, expected_root: Path, tmp_path: Path
 ) -> None:
-    """`fluxforge sink` is killed with SIGKILL at four points, then runs to the end."""
+    """`fluxforge sink` is killed with SIGKILL at four points, then runs to the end. It makes its
+    files durable by syncfs (`sink.fsync_scope: filesystem`); the reference run fsyncs each file."""
     asyncio.run(produce(pipeline.kafka, stack_data))
     root, group = tmp_path / "sink", f"sink-{uuid.uuid4().hex[:8]}"
     command = [
@@ -145,6 +146,7 @@ def test_kill_9_and_restart_gives_the_same_dataset(
         "--instance-id", "sink-0", "--until-caught-up", "--progress-seconds", "1", *BOUND_FLAGS,
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXFORGE_")} | BOUND_ENV
+    env["FLUXFORGE_SINK__FSYNC_SCOPE"] = "filesystem"
     kill_9_then_finish(command, env, tmp_path, lambda: len(_data_files(root)), (5, 40, 90, 150))
     _assert_complete(pipeline, root, group, stack_data, expected_root)
     # The very files (names and bytes) of an uninterrupted run with the same bounds.

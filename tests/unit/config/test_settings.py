@@ -78,6 +78,7 @@ def test_defaults_are_those_of_the_old_keys() -> None:
         "sink.idle_flush_s": 120.0,
         "sink.progress_interval_s": 10.0,
         "sink.fsync": True,
+        "sink.fsync_scope": "files",
         "engine.app_id": "fluxforge-features",
         "engine.commit_interval_s": 1.0,
     }
@@ -346,3 +347,12 @@ def test_a_variable_joining_section_and_key_with_one_underscore_is_refused(
     for scripts_own in ("FLUXFORGE_KAFKA_PORT", "FLUXFORGE_S3_PORT", "FLUXFORGE_KAFKA_BOOTSTRAP"):
         monkeypatch.setenv(scripts_own, "1")  # no configuration key: left alone
     assert load_settings(None).storage.root == FluxForgeSettings().storage.root
+
+
+def test_the_filesystem_fsync_scope_is_refused_where_it_would_do_nothing() -> None:
+    assert load_settings(None, {"sink": {"fsync_scope": "filesystem"}}).sink.fsync_scope == "filesystem"
+    with pytest.raises(ConfigError, match=r"sink\.fsync_scope 'filesystem' does nothing: sink\.fsync is off"):
+        load_settings(None, {"sink": {"fsync_scope": "filesystem", "fsync": False}})
+    s3 = {"storage": {"s3": {"url": "s3://bucket/x"}}}
+    with pytest.raises(ConfigError, match=r"does nothing: sink\.target 's3' writes no local files"):
+        load_settings(None, {"sink": {"fsync_scope": "filesystem", "target": "s3"}, **s3})

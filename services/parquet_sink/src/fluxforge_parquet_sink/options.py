@@ -16,11 +16,6 @@ from fluxforge_common.config.settings import FluxForgeSettings, load_settings
 from fluxforge_common.features import TABLES
 from fluxforge_common.kafka import KafkaAccessError
 from fluxforge_common.logs import LogFormat, configure_logging
-from fluxforge_common.storage.base import StorageBackend
-from fluxforge_common.storage.local import LocalStorage
-from fluxforge_common.storage.mirror import MirroredStorage
-from fluxforge_common.storage.s3 import S3Storage
-from fluxforge_common.storage.s3url import parse_s3_url
 from fluxforge_common.storage.space import DISK_FULL_STATUS
 
 from fluxforge_parquet_sink.policy import FlushPolicy
@@ -155,23 +150,10 @@ class SinkOptions:
             raw=sink.archive_raw,
             deadletter=sink.write_deadletter,
             policy=self.policy(settings),
-            storage=sink_storage(settings),
             progress_s=sink.progress_interval_s,
             until_caught_up=self.until_caught_up,
             consumer_options={} if self.instance_id is None else {"group_instance_id": self.instance_id},
         )
-
-
-def sink_storage(settings: FluxForgeSettings) -> StorageBackend:
-    """Where the sink writes, by `sink.target`: the local root, the S3 location, or both."""
-    local = LocalStorage(
-        settings.storage.root, durable=settings.sink.fsync, min_free_bytes=settings.storage.min_free_mb << 20
-    )
-    if settings.sink.target == "local":
-        return local
-    assert settings.storage.s3.url is not None  # the settings refuse an S3 target without it
-    remote = S3Storage(parse_s3_url(settings.storage.s3.url), settings.storage.s3)
-    return remote if settings.sink.target == "s3" else MirroredStorage(local, remote)
 
 
 def configure_sink_logging(level: str = "INFO", log_format: LogFormat = "text") -> None:

@@ -23,6 +23,9 @@ from fluxforge_common.kafka import TopicNames, consumer, ensure_topics, start, t
 from fluxforge_common.stopping import StopRequests
 from fluxforge_common.storage.base import StorageBackend
 from fluxforge_common.storage.local import LocalStorage
+from fluxforge_common.storage.mirror import MirroredStorage
+from fluxforge_common.storage.s3 import S3Storage
+from fluxforge_common.storage.s3url import parse_s3_url
 from fluxforge_common.storage.space import DiskFullError
 
 from fluxforge_parquet_sink.chunks import Record
@@ -87,6 +90,22 @@ class StoppedOnFullDiskError(Exception):
         )
 
 
+def sink_storage(settings: FluxForgeSettings) -> StorageBackend:
+    """Where the sink writes, by `sink.target`: the local root, the S3 location, or both."""
+    sink = settings.sink
+    local = LocalStorage(
+        settings.storage.root,
+        durable=sink.fsync,
+        fsync_scope=sink.fsync_scope,
+        min_free_bytes=settings.storage.min_free_mb << 20,
+    )
+    if sink.target == "local":
+        return local
+    assert settings.storage.s3.url is not None  # the settings refuse an S3 target without it
+    remote = S3Storage(parse_s3_url(settings.storage.s3.url), settings.storage.s3)
+    return remote if sink.target == "s3" else MirroredStorage(local, remote)
+
+
 class KafkaSink:
     """One member of the sink's consumer group (several processes share the partitions).
 
@@ -120,11 +139,7 @@ class KafkaSink:
         self.names = TopicNames.from_config(settings.kafka)
         self.routes = route_topics(self.names, tables, raw=raw, deadletter=deadletter)
         self.policy = policy if policy is not None else FlushPolicy.from_settings(settings)
-        self.storage = (
-            storage
-            if storage is not None
-            else LocalStorage(settings.storage.root, min_free_bytes=settings.storage.min_free_mb << 20)
-        )
+        self.storage = storage if storage is not None else sink_storage(settings)
         self.stats = stats if stats is not None else SinkStats()
         self.core = SinkCore(self.storage, self.policy, settings.features, self.routes, stats=self.stats)
         self.progress_s = progress_s

@@ -15,7 +15,9 @@ verified and renames it into place.
 closed first, then all are fsynced at once (in threads: the filesystem commits
 concurrent fsyncs together, and each one waits on the disk without the GIL),
 then renamed in order, then each directory is fsynced once. A Parquet chunk of
-50 symbols costs one round of disk waits instead of 100 in a row.
+50 symbols costs one round of disk waits instead of 100 in a row. With
+`fsync_scope="filesystem"` each of those rounds is one `syncfs` instead
+(`filesystem_sync`).
 
 A full disk raises `DiskFullError` (naming the root and its free space) from
 every write; `check_space` raises it when less than `min_free_bytes` is free.
@@ -32,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final, TypeVar
+from typing import BinaryIO, Final, Literal, TypeVar
 
 from fluxforge_common.storage.base import (
     TEMP_PREFIX,
@@ -44,6 +46,7 @@ from fluxforge_common.storage.base import (
     temp_name,
     unsealed_name,
 )
+from fluxforge_common.storage.filesystem_sync import FilesystemSync
 from fluxforge_common.storage.space import check_reserve, no_space_as_disk_full
 
 _UUID_HEX: Final = 32  # the random part of a temporary's name (`temp_name`)
@@ -55,6 +58,7 @@ SYNC_THREADS: Final = 16
 # forgets them all and resolves again: a sink that runs for months writes to new dates.
 KNOWN_DIRECTORIES: Final = 4096
 _sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="fluxforge-fsync")
+FsyncScope = Literal["files", "filesystem"]
 
 
 def fsync_dir(directory: Path) -> None:
@@ -129,11 +133,21 @@ class _Staged:
 class LocalStorage(StorageBackend):
     """Files under `root`; every path is resolved there and refused if it would leave it."""
 
-    def __init__(self, root: str | Path, *, durable: bool = True, min_free_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        durable: bool = True,
+        fsync_scope: FsyncScope = "files",
+        min_free_bytes: int = 0,
+    ) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._inside_root = str(self.root).rstrip("/") + "/"  # what every path under it starts with
         self.durable = durable
+        if fsync_scope == "filesystem" and not durable:
+            raise ValueError("fsync_scope 'filesystem' does nothing without fsyncs (durable=False)")
+        self._filesystem = FilesystemSync(self.root) if fsync_scope == "filesystem" else None
         self.min_free_bytes = min_free_bytes
         self._staging = threading.local()  # `write_all` of this thread collects its files here
         # root-relative directory -> the root and each directory down to it, resolved, with the
@@ -234,7 +248,7 @@ class LocalStorage(StorageBackend):
         them and sync the directories they are in; returns how many are in place, and why not all."""
         errors: list[OSError | None] = [None] * len(staged)
         if self.durable:
-            synced_first = sync_all(fsync_path, [*(item.tmp for item in staged), *made_in])
+            synced_first = self._sync_paths([*(item.tmp for item in staged), *made_in])
             errors = synced_first[: len(staged)]
             made = next((error for error in synced_first[len(staged) :] if error is not None), None)
             if made is not None:  # a power cut could take the files' directories: none counts as written
@@ -255,12 +269,24 @@ class LocalStorage(StorageBackend):
         if not self.durable:
             return renamed, failure
         directories = list(dict.fromkeys(item.final.parent for item in staged[:renamed]))
-        synced = dict(zip(directories, sync_all(fsync_dir, directories), strict=True))
+        synced = dict(zip(directories, self._sync_paths(directories), strict=True))
         for done, item in enumerate(staged[:renamed]):
             error = synced[item.final.parent]
             if error is not None:
                 return done, error  # renamed but not durable: counts as not written, like a failed write
         return renamed, failure
+
+    def _sync_paths(self, paths: Sequence[Path]) -> list[OSError | None]:
+        """Make `paths` (files and directories) durable: each fsynced, concurrently, or all by one
+        syncfs with `fsync_scope="filesystem"`; each path's error (or None), in order."""
+        whole = self._filesystem
+        if whole is None or len(paths) <= 1 or not whole.holds(paths):
+            return sync_all(fsync_path, paths)
+        try:
+            whole.sync()
+        except OSError as exc:
+            return [exc] * len(paths)
+        return [None] * len(paths)
 
     @contextmanager
     def open_recoverable(self, path: str) -> Iterator[BinaryIO]:
