@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fluxforge_common.features.output import EngineOutput
-from fluxforge_common.messages.envelopes import BookTick, TradeTick
+from fluxforge_common.messages.envelopes import BookTick, TickerTick, TradeTick
 from fluxforge_native import IntervalFlows, Levels, SymbolCore
 
 T0 = 1_765_497_600_000
@@ -14,7 +14,7 @@ class BookFolder:
 
     def __init__(self, flows: IntervalFlows, tight_spread: float, max_levels: int = 10) -> None:
         self.core = SymbolCore(
-            "ex", "BTC/USDT", BookTick, TradeTick, 1_000, 0, max_levels, tight_spread, flows
+            "ex", "BTC/USDT", BookTick, TradeTick, TickerTick, 1_000, 0, max_levels, tight_spread, flows
         )
         self.out = EngineOutput()
 

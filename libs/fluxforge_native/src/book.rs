@@ -14,6 +14,7 @@ use crate::envelope::{self, Envelope};
 use crate::json::Reader;
 use crate::levels::{valid_book, Levels};
 use crate::symbol_core::NativeBook;
+use crate::tickers::{scan_ticker, TickerFields, PRICES};
 use crate::trades::{scan_trade, TradeFields};
 
 /// Names kept as Python strings at most: the distinct exchange ids and symbols of a deployment
@@ -95,6 +96,23 @@ impl BookDecoder {
             && quantities.contains(&trade.price)
             && quantities.contains(&trade.amount);
         valid.then_some(trade)
+    }
+
+    /// The fields of `bytes` where they are a valid ticker of the plain shape (names not checked):
+    /// prices within the quantities, sizes and volumes from 0 to their top, bid not above ask.
+    pub(crate) fn valid_ticker<'a>(&self, bytes: &'a [u8]) -> Option<TickerFields<'a>> {
+        let ticker = scan_ticker(bytes)?;
+        let quantities = &self.quantities;
+        let sizes = 0.0..quantities.end;
+        let values_ok = ticker.values.iter().zip(PRICES).all(|(value, price)| {
+            value.is_none_or(|value| if price { quantities.contains(&value) } else { sizes.contains(&value) })
+        });
+        let uncrossed = match ticker.values {
+            [Some(bid), Some(ask), ..] => bid <= ask,
+            _ => true,
+        };
+        let valid = self.times_ok(ticker.envelope.recv_ts, ticker.envelope.ts) && values_ok && uncrossed;
+        valid.then_some(ticker)
     }
 
     /// `recv_ts`, and `ts` where given, lie within the times a tick may have.

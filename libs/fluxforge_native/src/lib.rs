@@ -13,6 +13,7 @@ mod archive;
 mod bars;
 mod book;
 mod tick_lane;
+mod tickers;
 mod columns;
 mod envelope;
 mod flows;

@@ -17,6 +17,7 @@ use pyo3::types::{PyList, PyString, PyTuple, PyType};
 
 use crate::flows::IntervalFlows;
 use crate::levels::Levels;
+use crate::tickers::TickerFields;
 use crate::trades::TradeFields;
 
 /// Trade ids remembered to refuse a repeat, the most recent.
@@ -56,6 +57,7 @@ pub struct SymbolCore {
     symbol: Py<PyString>,
     book_type: Py<PyType>,
     trade_type: Py<PyType>,
+    ticker_type: Py<PyType>,
     interval_ms: i64,
     lateness_ms: i64,
     max_levels: usize,
@@ -90,16 +92,18 @@ pub struct SymbolCore {
 
 #[pymethods]
 impl SymbolCore {
-    /// The symbol's names; `book_type` and `trade_type` tell the ticks apart; `flows` is the
-    /// state's interval flows, which book updates fold into.
+    /// The symbol's names; `book_type`, `trade_type` and `ticker_type` tell the ticks apart (and
+    /// make the lane's trades and tickers); `flows` is the state's interval flows, which book
+    /// updates fold into.
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (exchange, symbol, book_type, trade_type, interval_ms, lateness_ms, max_levels, tight_spread, flows))]
+    #[pyo3(signature = (exchange, symbol, book_type, trade_type, ticker_type, interval_ms, lateness_ms, max_levels, tight_spread, flows))]
     fn new(
         exchange: Py<PyString>,
         symbol: Py<PyString>,
         book_type: Py<PyType>,
         trade_type: Py<PyType>,
+        ticker_type: Py<PyType>,
         interval_ms: i64,
         lateness_ms: i64,
         max_levels: usize,
@@ -111,6 +115,7 @@ impl SymbolCore {
             symbol,
             book_type,
             trade_type,
+            ticker_type,
             interval_ms,
             lateness_ms,
             max_levels,
@@ -289,6 +294,34 @@ impl SymbolCore {
             trade.backfilled,
         );
         let tick = self.trade_type.bind(py).call1(args)?;
+        self.process(&tick, event_ms, out, state)
+    }
+
+    /// `process` of a ticker the kernel read (`TickLane`), made the `TickerTick` msgspec would make.
+    pub(crate) fn process_ticker(
+        &mut self,
+        py: Python<'_>,
+        ticker: &TickerFields<'_>,
+        event_ms: i64,
+        out: &Bound<'_, PyAny>,
+        state: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<String>> {
+        let [bid, ask, bid_size, ask_size, last, base_volume, quote_volume] = ticker.values;
+        let envelope = &ticker.envelope;
+        let args = (
+            self.exchange.clone_ref(py),
+            self.symbol.clone_ref(py),
+            envelope.recv_ts,
+            envelope.ts,
+            bid,
+            ask,
+            bid_size,
+            ask_size,
+            last,
+            base_volume,
+            quote_volume,
+        );
+        let tick = self.ticker_type.bind(py).call1(args)?;
         self.process(&tick, event_ms, out, state)
     }
 

@@ -1,9 +1,10 @@
-//! Book and trade envelopes of the symbols an engine holds, decoded and applied in one call: from
-//! a line's bytes into its symbol's core with no Python object for a book (`BookDecoder` reads
-//! and checks it, `SymbolCore` takes it), and only the `TradeTick` for a trade. Decoding a tick
-//! and handing it through the engine's Python layers cost more than applying it. A line it does
-//! not take (a ticker, an unusual or invalid book or trade, a symbol it was not given, a line past
-//! the size limit) is left unread, for the caller to decode.
+//! Book, trade and ticker envelopes of the symbols an engine holds, decoded and applied in one
+//! call: from a line's bytes into its symbol's core with no Python object for a book
+//! (`BookDecoder` reads and checks it, `SymbolCore` takes it), and only the `TradeTick` or
+//! `TickerTick` for a trade or a ticker. Decoding a tick and handing it through the engine's
+//! Python layers cost more than applying it. A line it does not take (an unusual or invalid
+//! tick, a symbol it was not given, a line past the size limit) is left unread, for the caller
+//! to decode.
 
 use std::collections::HashMap;
 
@@ -13,6 +14,8 @@ use pyo3::types::{PyBytes, PyString};
 
 use crate::book::{BookDecoder, Fields};
 use crate::symbol_core::SymbolCore;
+use crate::tickers::TickerFields;
+use crate::trades::TradeFields;
 
 /// A symbol's core and the Python state it calls back.
 type Symbol = (Py<SymbolCore>, PyObject);
@@ -26,14 +29,14 @@ pub struct TickLane {
 
 #[pymethods]
 impl TickLane {
-    /// Books and trades read and checked by `decoder`'s rules.
+    /// Books, trades and tickers read and checked by `decoder`'s rules.
     #[new]
     fn new(decoder: Py<BookDecoder>) -> Self {
         TickLane { decoder, symbols: HashMap::new() }
     }
 
-    /// Take the books and trades of `exchange` `symbol`, names the caller checked, into `state`,
-    /// whose core is `core`.
+    /// Take the ticks of `exchange` `symbol`, names the caller checked, into `state`, whose core
+    /// is `core`.
     fn register(&mut self, exchange: &str, symbol: &str, core: Py<SymbolCore>, state: PyObject) {
         self.symbols
             .entry(exchange.as_bytes().into())
@@ -41,7 +44,7 @@ impl TickLane {
             .insert(symbol.as_bytes().into(), (core, state));
     }
 
-    /// Apply `raw` where it is a valid book or trade of a registered symbol, of at most
+    /// Apply `raw` where it is a valid book, trade or ticker of a registered symbol, of at most
     /// `max_bytes`: (the symbol's state, the tick's channel, its event time, why the state refused
     /// it or None). None, with nothing changed, where it is not taken.
     fn apply(
@@ -60,32 +63,50 @@ impl TickLane {
         }
         // Borrowed only to read: the cores call back into Python, which may decode with it.
         let decoder = self.decoder.borrow(py);
-        let (book, trade) = match decoder.valid(bytes) {
-            Some(book) => (Some(book), None),
-            None => (None, decoder.valid_trade(bytes)),
+        let line = if let Some(book) = decoder.valid(bytes) {
+            Line::Book(book)
+        } else if let Some(trade) = decoder.valid_trade(bytes) {
+            Line::Trade(trade)
+        } else if let Some(ticker) = decoder.valid_ticker(bytes) {
+            Line::Ticker(ticker)
+        } else {
+            return Ok(None);
         };
         drop(decoder);
-        if let Some(Fields { exchange, symbol, book }) = book {
-            let Some((core, state)) = self.symbol(exchange, symbol) else {
-                return Ok(None);
-            };
-            let event_ms = book.ts.unwrap_or(book.recv_ts);
-            let state = state.clone_ref(py);
-            let reason = core.borrow_mut(py).process_book(py, book, event_ms, out, state.bind(py))?;
-            return Ok(Some((state, intern!(py, "book").clone().unbind(), event_ms, reason)));
-        }
-        let Some(trade) = trade else {
+        let (exchange, symbol) = match &line {
+            Line::Book(fields) => (fields.exchange, fields.symbol),
+            Line::Trade(trade) => (trade.envelope.exchange, trade.envelope.symbol),
+            Line::Ticker(ticker) => (ticker.envelope.exchange, ticker.envelope.symbol),
+        };
+        let Some((core, state)) = self.symbol(exchange, symbol) else {
             return Ok(None);
         };
-        let Some((core, state)) = self.symbol(trade.envelope.exchange, trade.envelope.symbol) else {
-            return Ok(None);
-        };
-        let id = trade.id.map(|id| PyString::new_bound(py, id));
-        let event_ms = trade.envelope.ts.unwrap_or(trade.envelope.recv_ts);
         let state = state.clone_ref(py);
-        let reason = core.borrow_mut(py).process_trade(py, &trade, id, event_ms, out, state.bind(py))?;
-        Ok(Some((state, intern!(py, "trade").clone().unbind(), event_ms, reason)))
+        let mut core = core.borrow_mut(py);
+        let (channel, event_ms, reason) = match line {
+            Line::Book(Fields { book, .. }) => {
+                let event_ms = book.ts.unwrap_or(book.recv_ts);
+                (intern!(py, "book"), event_ms, core.process_book(py, book, event_ms, out, state.bind(py))?)
+            }
+            Line::Trade(trade) => {
+                let id = trade.id.map(|id| PyString::new_bound(py, id));
+                let event_ms = trade.envelope.ts.unwrap_or(trade.envelope.recv_ts);
+                (intern!(py, "trade"), event_ms, core.process_trade(py, &trade, id, event_ms, out, state.bind(py))?)
+            }
+            Line::Ticker(ticker) => {
+                let event_ms = ticker.envelope.ts.unwrap_or(ticker.envelope.recv_ts);
+                (intern!(py, "ticker"), event_ms, core.process_ticker(py, &ticker, event_ms, out, state.bind(py))?)
+            }
+        };
+        Ok(Some((state, channel.clone().unbind(), event_ms, reason)))
     }
+}
+
+/// A line the lane takes, read and checked.
+enum Line<'a> {
+    Book(Fields<'a>),
+    Trade(TradeFields<'a>),
+    Ticker(TickerFields<'a>),
 }
 
 impl TickLane {

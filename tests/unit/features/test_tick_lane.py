@@ -1,5 +1,5 @@
-"""`FeatureEngine.apply_line`, the native path of books and trades, against decoding and `apply`:
-for any stream, the same refusals, rows, counters, held ticks and state bytes."""
+"""`FeatureEngine.apply_line`, the native path of books, trades and tickers, against decoding and
+`apply`: for any stream, the same refusals, rows, counters, held ticks and state bytes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from fluxforge_common.config import StateConfig
 from fluxforge_common.features import EngineOutput, FeatureEngine, SymbolState
-from fluxforge_common.messages import BookTick, DecodedTick, Rejection, TradeTick, channel_of, decode_tick
+from fluxforge_common.messages import BookTick, DecodedTick, Rejection, channel_of, decode_tick
 from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -46,25 +46,63 @@ def _other(kind: str, exchange: str, symbol: str, ts: int | None, recv_ts: int, 
         if n % 3 == 0:
             msg["backfilled"] = n % 2 == 0
     else:
-        msg |= {"bid": 100.0, "ask": 100.5, "last": 100.2}
+        # Values absent, null, whole, zero, negative, crossed, out of range: each ticker draws its own.
+        values = TICKER_VALUES[n % len(TICKER_VALUES)]
+        msg |= {name: value for name, value in values.items() if value is not ABSENT}
     return orjson.dumps(msg)
 
 
-# Trades spelt as a plain reader might misread: some the lane reads, and those it must leave
-# (`_left`): an escape, a field given twice (msgspec takes the last).
+ABSENT = object()
+TICKER_VALUES: list[dict[str, Any]] = [
+    {"bid": 100.0, "ask": 100.5, "last": 100.2},
+    {
+        "bid": 100,
+        "ask": 101,
+        "bid_size": 0,
+        "ask_size": 3,
+        "last": None,
+        "base_volume": 0.0,
+        "quote_volume": 12,
+    },
+    {
+        "bid": None,
+        "ask": 100.5,
+        "bid_size": None,
+        "ask_size": 2.5,
+        "base_volume": 1e29,
+        "quote_volume": ABSENT,
+    },
+    {"bid": 100.5, "ask": 100.5, "last": 1e-30, "bid_size": 1.5, "ask_size": 0.25},
+    {"bid": 101.0, "ask": 100.5},  # crossed
+    {"bid": 0.0, "ask": 100.5},  # a price not positive
+    {"bid_size": -1.0},  # a size negative
+    {"last": 1e30},  # past the top
+    {"base_volume": 1e30},
+    {"bid": 1e-31},  # under the bottom
+    {"last": -0.0, "ask_size": -0.0},
+    {},
+]
+
+
+# Trades and tickers spelt as a plain reader might misread: some the lane reads, and those it must
+# leave (`_left`): an escape, a field given twice (msgspec takes the last).
 ODD_SPELLINGS = [
     lambda line: line.replace(b":", b" : ").replace(b",", b" ,\n"),
-    lambda line: line.replace(b'"amount":0.5', b'"amount":5e-1'),
+    lambda line: line.replace(b'"amount":0.5', b'"amount":5e-1').replace(b'"ask":100.5', b'"ask":1005E-1'),
     lambda line: line.replace(b'"amount":0.5', b'"amount":5.000000000000000000001E-1'),
-    lambda line: line.replace(b'"type":"trade"', b'"type":"trade","note":{"a":[1,null,true]}'),
-    lambda line: line.replace(b'"side":', b'"id":"\\u0041","side":'),
+    lambda line: line.replace(b'"ask":100.5', b'"ask":100.50000000000000000000001'),
+    lambda line: line.replace(b'"recv_ts"', b'"note":{"a":[1,null,true]},"recv_ts"'),
+    lambda line: line.replace(b'"symbol":', b'"id":"\\u0041","symbol":'),
     lambda line: line[:-1] + b',"side":"buy"}',
+    lambda line: line[:-1] + b',"ask":100.75}',
     lambda line: line[:-1] + b',"backfilled":1}',
+    lambda line: line[:-1] + b',"last":"100.2"}',
 ]
 
 
 def _left(raw: bytes) -> bool:
-    return b"\\u" in raw or raw.count(b'"side"') > 1 or raw.count(b'"id"') > 1
+    """A line the lane must leave to decoding though it may decode: an escape, a field twice."""
+    return b"\\u" in raw or any(raw.count(b'"%s"' % name) > 1 for name in (b"side", b"id", b"ask", b"last"))
 
 
 @st.composite
@@ -79,14 +117,16 @@ def streams(draw: st.DrawFn) -> list[bytes]:
         jitter = draw(st.sampled_from([0, 0, 0, -30, -300, -1_500, 120]))
         ts = None if draw(st.integers(0, 9)) == 0 else t + jitter
         recv_ts = t + draw(st.integers(0, 60))
-        kind = draw(st.sampled_from(["book"] * 6 + ["trade", "trade", "odd trade", "ticker", "bad"]))
+        kind = draw(
+            st.sampled_from(["book"] * 6 + ["trade", "trade", "odd trade", "ticker", "odd ticker", "bad"])
+        )
         if kind == "book":
             # Small; at the native reader's 18 digits and past them; at the 64-bit limits.
             edges = [10**18 - 1, -(10**18 - 1), 10**18, 2**64 - 1, -(2**63)]
             seq = draw(st.one_of(st.none(), st.integers(-3, 40), st.sampled_from(edges)))
             lines.append(_book(exchange, symbol, ts, recv_ts, seq, draw(st.integers(1, 14))))
-        elif kind == "odd trade":
-            line = _other("trade", exchange, symbol, ts, recv_ts, n)
+        elif kind.startswith("odd "):
+            line = _other(kind.removeprefix("odd "), exchange, symbol, ts, recv_ts, n)
             lines.append(draw(st.sampled_from(ODD_SPELLINGS))(line))
         elif kind == "bad":
             lines.append(draw(st.sampled_from(BAD_LINES))[0])
@@ -111,11 +151,11 @@ def test_the_native_path_gives_what_decoding_and_apply_give(lines: list[bytes], 
     decoded_out, native_out = EngineOutput(), EngineOutput()
     for raw in lines:
         item = decode_tick(raw)
-        # The lane takes every valid book and trade of a symbol with a state (the generated ones
-        # are of the plain shape it reads, but for seqs past 18 digits), and nothing else.
+        # The lane takes every valid tick of a symbol with a state (the generated ones are of the
+        # plain shape it reads, but for seqs past 18 digits), and nothing else.
         takes = (
             isinstance(item, DecodedTick)
-            and type(tick := item.tick) in (BookTick, TradeTick)
+            and (tick := item.tick) is not None
             and (tick.exchange, tick.symbol) in native.states
             and (not isinstance(tick, BookTick) or tick.seq is None or abs(tick.seq) < 10**18)
             and not _left(raw)
@@ -142,7 +182,7 @@ def test_the_native_path_gives_what_decoding_and_apply_give(lines: list[bytes], 
     assert (native_out.late, native_out.duplicates) == (decoded_out.late, decoded_out.duplicates)
 
 
-def test_it_takes_only_valid_books_and_trades_of_the_symbols_the_engine_holds_within_the_size_limit() -> None:
+def test_it_takes_only_valid_ticks_of_the_symbols_the_engine_holds_within_the_size_limit() -> None:
     engine, out = FeatureEngine(StateConfig()), EngineOutput()
     first = _book("ex", "BTC/USDT", T0, T0 + 2, 1, 3)
     assert engine.apply_line(first, DEFAULT_MAX_MESSAGE_BYTES, out) is None  # no state yet
@@ -168,8 +208,20 @@ def test_it_takes_only_valid_books_and_trades_of_the_symbols_the_engine_holds_wi
     assert engine.apply_line(trade, DEFAULT_MAX_MESSAGE_BYTES, out) == (state, "trade", T0 + 30, None)
     assert state.held[-1][1] == decode_tick(trade).tick  # type: ignore[union-attr]
     escaped_id = trade.replace(b'"id":"1"', b'"id":"\\u0031"')
-    ticker = _other("ticker", "ex", "BTC/USDT", T0 + 30, T0 + 31, 1)
-    for line in (escaped, crossed, escaped_id, ticker, _book("ex", "SOL/USDT", T0, T0, None, 2)):
+    ticker = _other("ticker", "ex", "BTC/USDT", T0 + 40, T0 + 41, 0)
+    assert engine.apply_line(ticker, DEFAULT_MAX_MESSAGE_BYTES, out) == (state, "ticker", T0 + 40, None)
+    assert state.held[-1][1] == decode_tick(ticker).tick  # type: ignore[union-attr]
+    crossed_ticker = _other("ticker", "ex", "BTC/USDT", T0 + 50, T0 + 51, 4)
+    text_ticker = ticker.replace(b'"last":100.2', b'"last":"100.2"')
+    refused = (
+        escaped,
+        crossed,
+        escaped_id,
+        crossed_ticker,
+        text_ticker,
+        _book("ex", "SOL/USDT", T0, T0, None, 2),
+    )
+    for line in refused:
         before = state.to_bytes()
         assert engine.apply_line(line, DEFAULT_MAX_MESSAGE_BYTES, out) is None, line
         assert state.to_bytes() == before

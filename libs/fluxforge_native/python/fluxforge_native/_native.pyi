@@ -14,7 +14,7 @@ class TickLane:
     def register(self, exchange: str, symbol: str, core: SymbolCore, state: object) -> None: ...
     def apply(
         self, raw: bytes, max_bytes: int, out: object
-    ) -> tuple[Any, Literal["book", "trade"], int, str | None] | None: ...
+    ) -> tuple[Any, Literal["book", "trade", "ticker"], int, str | None] | None: ...
 
 class ColumnBuffer:
     def __init__(self, columns: list[tuple[str, str]]) -> None: ...
@@ -211,6 +211,7 @@ class SymbolCore:
         symbol: str,
         book_type: type,
         trade_type: type,
+        ticker_type: type,
         interval_ms: int,
         lateness_ms: int,
         max_levels: int,

@@ -44,7 +44,7 @@ class FeatureEngine:
     def __init__(self, cfg: StateConfig) -> None:
         self.cfg = cfg
         self._states: dict[tuple[str, str], SymbolState] = {}
-        self._lane = tick_lane()  # takes the books and trades of every state in `_states`
+        self._lane = tick_lane()  # takes the ticks of every state in `_states`
 
     @property
     def states(self) -> Mapping[tuple[str, str], SymbolState]:
@@ -73,8 +73,8 @@ class FeatureEngine:
     def apply_line(
         self, raw: bytes, max_bytes: int, out: EngineOutput
     ) -> tuple[SymbolState, Channel, int, str | None] | None:
-        """`raw` decoded and applied in one native call where it is a valid book or trade of at
-        most `max_bytes` of a symbol with a state here (`fluxforge_native.TickLane`): its state,
+        """`raw` decoded and applied in one native call where it is a valid book, trade or ticker of
+        at most `max_bytes` of a symbol with a state here (`fluxforge_native.TickLane`): its state,
         its channel, its event time and the reason the state refused it, or None. None, with
         nothing changed, for any other line: decode it and `apply` it. A line gives the same rows,
         state and reason either way."""

@@ -156,6 +156,7 @@ class SymbolState:
             symbol,
             BookTick,
             TradeTick,
+            TickerTick,
             layout.interval_ms,
             layout.lateness_ms,
             layout.max_levels,

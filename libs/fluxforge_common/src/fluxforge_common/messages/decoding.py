@@ -174,7 +174,8 @@ def _names_reason(tick: Tick | Watermark) -> str | None:
 
 
 def tick_lane() -> TickLane:
-    """A `TickLane` that reads and checks books and trades as `decode_tick` does (for `FeatureEngine`)."""
+    """A `TickLane` that reads and checks books, trades and tickers as `decode_tick` does (for
+    `FeatureEngine`)."""
     return TickLane(_books)
 
 

@@ -87,8 +87,8 @@ class EmbeddedPipeline:
     `source` describes the input in every Parquet file's provenance
     (`dataset.provenance`): the mode and what was read.
 
-    Per line, `feed` decodes, archives and applies (a known symbol's book or trade decoded and
-    applied in one native call, `FeatureEngine.apply_line`); handing rows to the writers and counting
+    Per line, `feed` decodes, archives and applies (a known symbol's book, trade or ticker decoded
+    and applied in one native call, `FeatureEngine.apply_line`); handing rows to the writers and counting
     per symbol wait for the next hand-off (every `HAND_OFF_LINES` lines of `run`, and
     `flush_files`/`close`).
     """
