@@ -18,8 +18,8 @@ pub(crate) struct TickerFields<'a> {
     pub values: [Option<f64>; 7],
 }
 
-/// The fields of a ticker envelope of the plain shape (no escapes, integers of up to 18 digits,
-/// each field once), or None: for anything else msgspec decodes it and words any error.
+/// The fields of a ticker envelope of the plain shape (no escapes, times of up to 18 digits, each
+/// field once), or None: for anything else msgspec decodes it and words any error.
 pub(crate) fn scan_ticker(bytes: &[u8]) -> Option<TickerFields<'_>> {
     let mut ticker = TickerFields { envelope: Envelope::new(b"ticker"), values: [None; 7] };
     let seen = Reader::new(bytes).object_fields(|key, r| match ticker.envelope.field(key, r)? {

@@ -8,12 +8,14 @@ import errno
 import os
 import platform
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from fluxforge_common.storage import TEMP_PREFIX, LocalStorage
 from fluxforge_common.storage import local as local_module
-from fluxforge_common.storage.filesystem_sync import FilesystemSync, unsupported_reason
+from fluxforge_common.storage.filesystem_sync import FilesystemBatch, FilesystemSync, unsupported_reason
 
 FILES = [(f"t/d{n % 3}/f{n}.bin", f"content {n}".encode()) for n in range(6)]
 
@@ -24,16 +26,29 @@ def temporaries(root: Path) -> list[str]:
     return [name for _d, _s, names in os.walk(root) for name in names if name.startswith(TEMP_PREFIX)]
 
 
-def test_a_batch_is_synced_by_one_syncfs_before_the_renames_and_one_after(
+def test_a_batch_opens_its_descriptor_first_and_syncs_once_before_the_renames_and_once_after(
     data_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage = LocalStorage(data_root, fsync_scope="filesystem")
     events: list[str] = []
-    syncfs, replace = FilesystemSync.sync, os.replace
+    opened, syncfs, closed = FilesystemBatch.__init__, FilesystemBatch.sync, FilesystemBatch.close
+    write, replace = LocalStorage.open_write, os.replace
 
-    def recording_syncfs(self: FilesystemSync) -> None:
+    def recording_open(self: FilesystemBatch, owner: FilesystemSync) -> None:
+        events.append("open")
+        opened(self, owner)
+
+    def recording_syncfs(self: FilesystemBatch) -> None:
         events.append("syncfs")
         syncfs(self)
+
+    def recording_close(self: FilesystemBatch) -> None:
+        events.append("close")
+        closed(self)
+
+    def recording_write(self: LocalStorage, path: str) -> AbstractContextManager[BinaryIO]:
+        events.append("write")
+        return write(self, path)
 
     def recording_replace(src: str | Path, dst: str | Path) -> None:
         events.append("rename")
@@ -42,11 +57,14 @@ def test_a_batch_is_synced_by_one_syncfs_before_the_renames_and_one_after(
     def no_fsync(path: Path) -> None:
         raise AssertionError(f"{path} fsynced alone")
 
-    monkeypatch.setattr(FilesystemSync, "sync", recording_syncfs)
+    monkeypatch.setattr(FilesystemBatch, "__init__", recording_open)
+    monkeypatch.setattr(FilesystemBatch, "sync", recording_syncfs)
+    monkeypatch.setattr(FilesystemBatch, "close", recording_close)
+    monkeypatch.setattr(LocalStorage, "open_write", recording_write)
     monkeypatch.setattr(os, "replace", recording_replace)
     monkeypatch.setattr(local_module, "fsync_path", no_fsync)
     assert list(storage.write_all(FILES)) == [path for path, _ in FILES]
-    assert events == ["syncfs"] + ["rename"] * 6 + ["syncfs"]
+    assert events == ["open"] + ["write"] * 6 + ["syncfs"] + ["rename"] * 6 + ["syncfs", "close"]
     assert all(storage.read_bytes(path) == data for path, data in FILES)
     assert temporaries(data_root) == []
 
@@ -61,11 +79,11 @@ def test_a_single_file_is_fsynced_alone(data_root: Path, monkeypatch: pytest.Mon
         synced.append(Path(path))
         sync(path)
 
-    def no_syncfs(self: FilesystemSync) -> None:
+    def no_syncfs(self: FilesystemBatch) -> None:
         raise AssertionError("one file needs no syncfs")
 
     monkeypatch.setattr(local_module, "fsync_path", recording_sync)
-    monkeypatch.setattr(FilesystemSync, "sync", no_syncfs)
+    monkeypatch.setattr(FilesystemBatch, "sync", no_syncfs)
     assert list(storage.write_all(FILES[:1])) == [FILES[0][0]]
     assert [path.name.startswith(TEMP_PREFIX) for path in synced] == [True, False]  # the file, its directory
 

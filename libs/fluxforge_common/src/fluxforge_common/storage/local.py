@@ -46,7 +46,7 @@ from fluxforge_common.storage.base import (
     temp_name,
     unsealed_name,
 )
-from fluxforge_common.storage.filesystem_sync import FilesystemSync
+from fluxforge_common.storage.filesystem_sync import FilesystemBatch, FilesystemSync
 from fluxforge_common.storage.space import check_reserve, no_space_as_disk_full
 
 _UUID_HEX: Final = 32  # the random part of a temporary's name (`temp_name`)
@@ -218,6 +218,15 @@ class LocalStorage(StorageBackend):
         the files before it are yielded, its temporary and the later ones are
         removed, and its error is raised.
         """
+        # Opened before the first write: the kernel reports to it the write-back errors of what follows.
+        batch = self._filesystem.batch() if self._filesystem is not None else None
+        try:
+            yield from self._write_all(files, batch)
+        finally:
+            if batch is not None:
+                batch.close()
+
+    def _write_all(self, files: Iterable[tuple[str, bytes]], batch: FilesystemBatch | None) -> Iterator[str]:
         staged: list[_Staged] = []
         directories: set[Path] = set()  # whose new entries (directories made for the files) are not durable
         failure: Exception | None = None
@@ -236,19 +245,23 @@ class LocalStorage(StorageBackend):
                 item.tmp.unlink(missing_ok=True)
             raise
         with no_space_as_disk_full(self.root):
-            done, failure = self._publish(staged, failure, sorted(directories))
+            done, failure = self._publish(staged, failure, sorted(directories), batch)
             yield from (item.path for item in staged[:done])
             if failure is not None:
                 raise failure
 
     def _publish(
-        self, staged: list[_Staged], failure: Exception | None, made_in: list[Path]
+        self,
+        staged: list[_Staged],
+        failure: Exception | None,
+        made_in: list[Path],
+        batch: FilesystemBatch | None,
     ) -> tuple[int, Exception | None]:
         """Sync `staged` and the directories `made_in` (that had directories made for them), rename
         them and sync the directories they are in; returns how many are in place, and why not all."""
         errors: list[OSError | None] = [None] * len(staged)
         if self.durable:
-            synced_first = self._sync_paths([*(item.tmp for item in staged), *made_in])
+            synced_first = self._sync_paths([*(item.tmp for item in staged), *made_in], batch)
             errors = synced_first[: len(staged)]
             made = next((error for error in synced_first[len(staged) :] if error is not None), None)
             if made is not None:  # a power cut could take the files' directories: none counts as written
@@ -269,21 +282,22 @@ class LocalStorage(StorageBackend):
         if not self.durable:
             return renamed, failure
         directories = list(dict.fromkeys(item.final.parent for item in staged[:renamed]))
-        synced = dict(zip(directories, self._sync_paths(directories), strict=True))
+        synced = dict(zip(directories, self._sync_paths(directories, batch), strict=True))
         for done, item in enumerate(staged[:renamed]):
             error = synced[item.final.parent]
             if error is not None:
                 return done, error  # renamed but not durable: counts as not written, like a failed write
         return renamed, failure
 
-    def _sync_paths(self, paths: Sequence[Path]) -> list[OSError | None]:
+    def _sync_paths(self, paths: Sequence[Path], batch: FilesystemBatch | None) -> list[OSError | None]:
         """Make `paths` (files and directories) durable: each fsynced, concurrently, or all by one
-        syncfs with `fsync_scope="filesystem"`; each path's error (or None), in order."""
+        syncfs of `batch` (`fsync_scope="filesystem"`); each path's error (or None), in order. A
+        failed syncfs names no file: every path gets its error."""
         whole = self._filesystem
-        if whole is None or len(paths) <= 1 or not whole.holds(paths):
+        if whole is None or batch is None or len(paths) <= 1 or not whole.holds(paths):
             return sync_all(fsync_path, paths)
         try:
-            whole.sync()
+            batch.sync()
         except OSError as exc:
             return [exc] * len(paths)
         return [None] * len(paths)
