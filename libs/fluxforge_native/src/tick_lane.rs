@@ -73,29 +73,28 @@ impl TickLane {
             return Ok(None);
         };
         drop(decoder);
-        let (exchange, symbol) = match &line {
-            Line::Book(fields) => (fields.exchange, fields.symbol),
-            Line::Trade(trade) => (trade.envelope.exchange, trade.envelope.symbol),
-            Line::Ticker(ticker) => (ticker.envelope.exchange, ticker.envelope.symbol),
+        let (exchange, symbol, ts, recv_ts) = match &line {
+            Line::Book(fields) => (fields.exchange, fields.symbol, fields.book.ts, fields.book.recv_ts),
+            Line::Trade(TradeFields { envelope: e, .. }) | Line::Ticker(TickerFields { envelope: e, .. }) => {
+                (e.exchange, e.symbol, e.ts, e.recv_ts)
+            }
         };
         let Some((core, state)) = self.symbol(exchange, symbol) else {
             return Ok(None);
         };
+        let event_ms = ts.unwrap_or(recv_ts);
         let state = state.clone_ref(py);
         let mut core = core.borrow_mut(py);
-        let (channel, event_ms, reason) = match line {
+        let (channel, reason) = match line {
             Line::Book(Fields { book, .. }) => {
-                let event_ms = book.ts.unwrap_or(book.recv_ts);
-                (intern!(py, "book"), event_ms, core.process_book(py, book, event_ms, out, state.bind(py))?)
+                (intern!(py, "book"), core.process_book(py, book, event_ms, out, state.bind(py))?)
             }
             Line::Trade(trade) => {
                 let id = trade.id.map(|id| PyString::new_bound(py, id));
-                let event_ms = trade.envelope.ts.unwrap_or(trade.envelope.recv_ts);
-                (intern!(py, "trade"), event_ms, core.process_trade(py, &trade, id, event_ms, out, state.bind(py))?)
+                (intern!(py, "trade"), core.process_trade(py, &trade, id, event_ms, out, state.bind(py))?)
             }
             Line::Ticker(ticker) => {
-                let event_ms = ticker.envelope.ts.unwrap_or(ticker.envelope.recv_ts);
-                (intern!(py, "ticker"), event_ms, core.process_ticker(py, &ticker, event_ms, out, state.bind(py))?)
+                (intern!(py, "ticker"), core.process_ticker(py, &ticker, event_ms, out, state.bind(py))?)
             }
         };
         Ok(Some((state, channel.clone().unbind(), event_ms, reason)))

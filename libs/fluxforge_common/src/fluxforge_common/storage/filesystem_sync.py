@@ -21,7 +21,6 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Final
 
 MIN_LINUX: Final = (5, 8)
@@ -86,11 +85,3 @@ class FilesystemBatch:
 
     def close(self) -> None:
         os.close(self._fd)
-
-    def __enter__(self) -> FilesystemBatch:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
