@@ -14,6 +14,7 @@ from fluxforge_common.dataset.partitioning import Channel
 from fluxforge_common.features import EngineOutput, FeatureEngine, SymbolState
 from fluxforge_common.features.engine import TickEngine
 from fluxforge_common.messages.decoded import DecodedTick
+from fluxforge_common.messages.decoding import tick_lane
 
 
 class _Wrapped:
@@ -36,6 +37,11 @@ class _Wrapped:
         self, raw: bytes, max_bytes: int, out: EngineOutput
     ) -> tuple[SymbolState, Channel, int, str | None] | None:
         return self.engine.apply_line(raw, max_bytes, out)
+
+    def apply_line_to(
+        self, state: SymbolState, raw: bytes, max_bytes: int, out: EngineOutput
+    ) -> tuple[SymbolState, Channel, int, str | None] | None:
+        return cast(FeatureEngine, self.engine).apply_line_to(state, raw, max_bytes, out)
 
     def flush(self, out: EngineOutput) -> None:
         self.engine.flush(out)
@@ -62,6 +68,11 @@ class FailingEngine(_Wrapped):
 
     def apply_line(
         self, raw: bytes, max_bytes: int, out: EngineOutput
+    ) -> tuple[SymbolState, Channel, int, str | None] | None:
+        return None
+
+    def apply_line_to(
+        self, state: SymbolState, raw: bytes, max_bytes: int, out: EngineOutput
     ) -> tuple[SymbolState, Channel, int, str | None] | None:
         return None
 
@@ -94,16 +105,33 @@ class TickLaneFault(_Wrapped):
 
     def __init__(self, engine: FeatureEngine, exchange: str, symbol: str, error: Exception) -> None:
         super().__init__(engine)
+        self.names = exchange, symbol
+        self.error = error
         self.lane = engine._lane
         state = engine.state_for(exchange, symbol)
         self.lane.register(exchange, symbol, state.core, _ClosingFails(state, error))
+        self.one_lane = tick_lane()
 
     def apply_line(
         self, raw: bytes, max_bytes: int, out: EngineOutput
     ) -> tuple[SymbolState, Channel, int, str | None] | None:
         # The lane itself: the compiled engine would refuse the wrapper it returns.
-        applied = self.lane.apply(raw, max_bytes, out)
-        if applied is None:
-            return None
-        state, channel, event_ms, reason = applied
-        return (state.state if isinstance(state, _ClosingFails) else state), channel, event_ms, reason
+        return _unwrapped(self.lane.apply(raw, max_bytes, out))
+
+    def apply_line_to(
+        self, state: SymbolState, raw: bytes, max_bytes: int, out: EngineOutput
+    ) -> tuple[SymbolState, Channel, int, str | None] | None:
+        # `FeatureEngine.apply_line_to`'s lane of one state, given the wrapper of the fault's symbol.
+        held = _ClosingFails(state, self.error) if (state.exchange, state.symbol) == self.names else state
+        self.one_lane.clear()
+        self.one_lane.register(state.exchange, state.symbol, state.core, held)
+        return _unwrapped(self.one_lane.apply(raw, max_bytes, out))
+
+
+def _unwrapped(
+    applied: tuple[Any, Channel, int, str | None] | None,
+) -> tuple[SymbolState, Channel, int, str | None] | None:
+    if applied is None:
+        return None
+    state, channel, event_ms, reason = applied
+    return (state.state if isinstance(state, _ClosingFails) else state), channel, event_ms, reason

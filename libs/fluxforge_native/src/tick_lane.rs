@@ -44,6 +44,11 @@ impl TickLane {
             .insert(symbol.as_bytes().into(), (core, state));
     }
 
+    /// Take no symbol's ticks any more.
+    fn clear(&mut self) {
+        self.symbols.clear();
+    }
+
     /// Apply `raw` where it is a valid book, trade or ticker of a registered symbol, of at most
     /// `max_bytes`: (the symbol's state, the tick's channel, its event time, why the state refused
     /// it or None). None, with nothing changed, where it is not taken.

@@ -13,13 +13,13 @@ import random
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import orjson
 import pytest
 from fluxforge_common.config import FluxForgeSettings, StateConfig
-from fluxforge_common.features import SymbolState, output_tables
+from fluxforge_common.features import FeatureEngine, SymbolState, output_tables
 from fluxforge_common.kafka import TopicNames, parse_complete
 from fluxforge_common.kafka.lineage import Deduplicator, Headers, parse_source
 from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
@@ -33,7 +33,7 @@ from fluxforge_feature_engine.processor import (
     row_chunks,
 )
 
-from tests.support.engine_faults import failing
+from tests.support.engine_faults import TickLaneFault, failing
 from tests.support.feature_engine import (
     IBARS,
     expected_rows,
@@ -396,6 +396,25 @@ def test_an_engine_exception_dead_letters_the_whole_batch_and_keeps_the_state() 
     # The pipeline goes on from the state before the poisoned batch.
     expected, _ = expected_rows([*good[:4], *good[8:]], CFG)
     assert rows_of(results)["hf"] == expected["hf"]
+
+
+def test_an_error_raised_inside_the_native_path_dead_letters_the_whole_batch_and_keeps_the_state() -> None:
+    # Intervals of 1 s: the first batch closes none, each later one closes one, where the kernel
+    # calls its state back and the fault raises.
+    good = [book(T0 + i * 300, [(100.0 + i, 1.0)], [(200.0, 1.0)]) for i in range(12)]
+    batches = [b"[" + b",".join(good[i : i + 4]) + b"]" for i in (0, 4, 8)]
+    proc = processor()
+    fault = TickLaneFault(proc.engine, "ex", "BTC/USDT", ZeroDivisionError("boom"))
+    proc.engine = cast(FeatureEngine, fault)  # as `failing` types its engine
+    results, table = run([(KEY, batch) for batch in batches], proc)
+    assert results[0].applied == 4 and results[0].rejected == 0
+    for result, batch in zip(results[1:], batches[1:], strict=True):
+        assert result.table_value is None and result.applied == 0
+        assert [o.topic for o in result.outgoing] == [TOPICS.deadletter]
+        record = orjson.loads(result.outgoing[0].value)
+        assert record["reason"] == "engine error: ZeroDivisionError: boom"
+        assert record["raw"] == batch.decode()
+    assert decode_stored(table[KEY])[1] == 0  # the state the first batch left
 
 
 def test_a_state_that_cannot_be_restored_is_fatal() -> None:

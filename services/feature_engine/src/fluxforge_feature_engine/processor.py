@@ -22,7 +22,13 @@ from fluxforge_common.features import TABLES, EngineOutput, FeatureEngine, Symbo
 from fluxforge_common.kafka import Completeness, TopicNames, complete_header
 from fluxforge_common.kafka.keys import parse_key
 from fluxforge_common.kafka.lineage import Headers, source_headers
-from fluxforge_common.messages import DecodedWatermark, Rejection, decode_batch
+from fluxforge_common.messages import (
+    DecodedWatermark,
+    Rejection,
+    batch_elements,
+    decode_element,
+    names_reason,
+)
 from fluxforge_common.messages.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from fluxforge_common.messages.rows import encode_rows
 from fluxforge_common.writers.ndjson import dead_letter_record
@@ -169,9 +175,25 @@ class MessageProcessor:
         elements = applied = watermarks = 0
         rows_before = out.watermark_rows
         table_value = None
+        lines = batch_elements(raw)
+        if isinstance(lines, Rejection):
+            return self._dead(key, [lines], partition, offset)
+        if state is None and names_reason(exchange, symbol) is None:
+            state = SymbolState(self.cfg, exchange, symbol)
+        engine, max_bytes = self.engine, self.max_message_bytes
         try:
-            for item in decode_batch(raw, self.max_message_bytes):
+            for line in lines:
                 elements += 1
+                if state is not None:
+                    # The symbol's books, trades and tickers in one native call; the rest decoded.
+                    taken = engine.apply_line_to(state, line, max_bytes, out)
+                    if taken is not None:
+                        if taken[3]:
+                            rejected.append(Rejection(line, taken[3]))
+                        else:
+                            applied += 1
+                        continue
+                item = decode_element(line, max_bytes)
                 if isinstance(item, Rejection):
                     rejected.append(item)
                     continue
@@ -185,13 +207,12 @@ class MessageProcessor:
                         )
                     )
                     continue
-                if state is None:
-                    state = SymbolState(self.cfg, exchange, symbol)
+                assert state is not None  # decoding refuses the names `names_reason` refused
                 if isinstance(item, DecodedWatermark):
                     state.watermark(item.watermark.ts, out)
                     watermarks += 1
                     continue
-                reason = self.engine.apply(state, item, out)
+                reason = engine.apply(state, item, out)
                 if reason:
                     rejected.append(Rejection(item.raw, reason))
                 else:

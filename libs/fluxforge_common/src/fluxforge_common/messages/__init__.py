@@ -2,9 +2,11 @@
 
 from fluxforge_common.messages.decoded import DecodedTick, DecodedWatermark, Rejection
 from fluxforge_common.messages.decoding import (
+    batch_elements,
     decode_batch,
     decode_element,
     decode_tick,
+    names_reason,
 )
 from fluxforge_common.messages.envelopes import (
     BACKFILLED,
@@ -29,9 +31,11 @@ __all__ = [
     "TickerTick",
     "TradeTick",
     "Watermark",
+    "batch_elements",
     "channel_of",
     "decode_batch",
     "decode_element",
     "decode_tick",
     "event_time",
+    "names_reason",
 ]

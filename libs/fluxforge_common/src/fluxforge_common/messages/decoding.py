@@ -168,9 +168,7 @@ def _check_common(tick: Tick | Watermark) -> str | None:
 
 
 def _names_reason(tick: Tick | Watermark) -> str | None:
-    if (tick.exchange, tick.symbol) in _known_names:
-        return None
-    return _check_names(tick.exchange, tick.symbol)
+    return names_reason(tick.exchange, tick.symbol)
 
 
 def tick_lane() -> TickLane:
@@ -260,15 +258,28 @@ def decode_batch(
     A value that is not JSON at all is rejected whole; a bad element is rejected
     alone and the rest of the batch is kept, in order.
     """
+    elements = batch_elements(raw)
+    if isinstance(elements, Rejection):
+        return [elements]
+    return [decode_element(element, max_bytes) for element in elements]
+
+
+def batch_elements(raw: bytes) -> list[bytes] | Rejection:
+    """The elements of a raw topic value, undecoded (`decode_batch` without `decode_element`)."""
     try:
         parsed = _batch_decoder.decode(raw)
     except msgspec.DecodeError as exc:
-        return [Rejection(raw, f"batch: {_describe(exc)}")]
+        return Rejection(raw, f"batch: {_describe(exc)}")
     except (UnicodeDecodeError, RecursionError) as exc:
-        return [Rejection(raw, f"batch: {_describe_other(exc)}")]
+        return Rejection(raw, f"batch: {_describe_other(exc)}")
     if isinstance(parsed, dict):
-        return [decode_element(raw, max_bytes)]
-    return [decode_element(bytes(element), max_bytes) for element in parsed]
+        return [raw]
+    return [bytes(element) for element in parsed]
+
+
+def names_reason(exchange: str, symbol: str) -> str | None:
+    """Why `exchange` and `symbol` are not the names of a tick, or None (the checks of decoding)."""
+    return None if (exchange, symbol) in _known_names else _check_names(exchange, symbol)
 
 
 def _describe(exc: msgspec.DecodeError) -> str:
