@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,32 @@ def test_the_fluxforge_process_freezes_start_up_objects_and_a_test_process_does_
     result = CliRunner().invoke(app, ["config", "check"])
     assert result.exit_code == 0, result.output
     assert gc.get_freeze_count() == 0
+
+
+def test_the_fluxforge_process_starts_no_blas_threads_unless_the_user_asks(tmp_path: Path) -> None:
+    probe = (
+        "import os, sys\n"
+        "from fluxforge.cli.app import main\n"
+        "sys.argv = ['fluxforge', 'config', 'check']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "import numpy\n"
+        "print(os.environ['OPENBLAS_NUM_THREADS'], len(os.listdir('/proc/self/task')), file=sys.stderr)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    seen = {}
+    for given in (None, "2"):
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+            env=env if given is None else {**env, "OPENBLAS_NUM_THREADS": given},
+        )
+        value, threads = done.stderr.strip().splitlines()[-1].split()
+        seen[given] = value, int(threads)
+    assert seen[None][0] == "1" and seen["2"][0] == "2"
+    assert seen["2"][1] == seen[None][1] + 1  # the user's count is OpenBLAS's: one thread more

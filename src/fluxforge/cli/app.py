@@ -12,6 +12,7 @@ import ast
 import gc
 import importlib
 import importlib.util
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -126,4 +127,8 @@ def _root(ctx: typer.Context) -> None:
 
 
 def main() -> None:
+    # numpy, which pyarrow loads, starts an OpenBLAS thread per core on import (~70 ms of start-up
+    # here, and threads that compete with the encoders); FluxForge does no linear algebra. A count
+    # the user set stays.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     app(obj=ENTRY_POINT)
