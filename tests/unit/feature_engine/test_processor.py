@@ -493,3 +493,34 @@ def test_feature_messages_say_up_to_when_every_symbol_of_the_partition_is_comple
     run(messages, uninterrupted)
     assert complete(again) == complete(uninterrupted.process(KEY, book(T0 + 8_600, *b1), 0, 5, table[KEY]))
     assert complete(again) == {T0 + 3_000}
+
+
+def test_a_value_that_is_no_batch_still_counts_its_symbols_state_toward_completeness() -> None:
+    """A symbol whose stored state came from another partition joins this partition's completeness
+    with its next message, readable or not."""
+    other = b"ex:ETH/USDT"
+    b1 = ([(100.0, 1.0)], [(101.0, 1.0)])
+    proc = processor()
+    first = proc.process(KEY, book(T0, *b1), 0, 0, None)
+    assert first.table_value is not None
+    refused = proc.process(KEY, b"not json", 1, 0, first.table_value)
+    assert refused.rejected == 1 and refused.table_value is None
+    eth = [orjson.loads(book(T0 + 5_000 + i * 700, *b1)) | {"symbol": "ETH/USDT"} for i in range(10)]
+    later = proc.process(other, orjson.dumps(eth), 1, 1, None)
+    heads = {parse_complete(o.headers) for o in later.outgoing if o.topic != TOPICS.deadletter}
+    assert heads == {T0}  # BTC/USDT, with only its first tick, holds the partition back
+
+
+def test_the_native_path_takes_no_tick_into_a_stored_state_of_other_names() -> None:
+    """A table value under the wrong key (misrouted, corrupt) gets the key's ticks decoded, as
+    before the native path, never taken natively into it."""
+    b1 = ([(100.0, 1.0)], [(101.0, 1.0)])
+    eth = orjson.loads(book(T0, *b1)) | {"symbol": "ETH/USDT"}
+    proc = processor()
+    misrouted = proc.process(b"ex:ETH/USDT", orjson.dumps([eth]), 0, 0, None).table_value
+    eth_later = orjson.loads(book(T0 + 100, *b1)) | {"symbol": "ETH/USDT"}
+    value = b"[" + orjson.dumps(eth_later) + b"," + book(T0 + 200, *b1) + b"]"
+    result = proc.process(KEY, value, 0, 1, misrouted)
+    assert result.applied == 1 and result.rejected == 1
+    (dead,) = [orjson.loads(o.value) for o in result.outgoing if o.topic == TOPICS.deadletter]
+    assert dead["reason"] == "key mismatch: element is for ex:ETH/USDT, message key is ex:BTC/USDT"

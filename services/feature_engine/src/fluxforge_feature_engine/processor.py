@@ -175,18 +175,21 @@ class MessageProcessor:
         elements = applied = watermarks = 0
         rows_before = out.watermark_rows
         table_value = None
-        lines = batch_elements(raw)
-        if isinstance(lines, Rejection):
-            return self._dead(key, [lines], partition, offset)
         if state is None and names_reason(exchange, symbol) is None:
             state = SymbolState(self.cfg, exchange, symbol)
+        # The lane takes only the key's ticks: never into a stored state of other names.
+        lane_state = state if state is not None and (state.exchange, state.symbol) == names else None
         engine, max_bytes = self.engine, self.max_message_bytes
         try:
+            lines = batch_elements(raw)
+            if isinstance(lines, Rejection):  # a value that is no batch: one element, refused
+                rejected.append(lines)
+                elements, lines = 1, []
             for line in lines:
                 elements += 1
-                if state is not None:
+                if lane_state is not None:
                     # The symbol's books, trades and tickers in one native call; the rest decoded.
-                    taken = engine.apply_line_to(state, line, max_bytes, out)
+                    taken = engine.apply_line_to(lane_state, line, max_bytes, out)
                     if taken is not None:
                         if taken[3]:
                             rejected.append(Rejection(line, taken[3]))
