@@ -61,51 +61,44 @@ def test_query_names_every_table_of_the_dataset() -> None:
     assert (*PARQUET_TABLES, RAW_TABLE) == TABLE_NAMES
 
 
-def test_the_fluxforge_process_freezes_start_up_objects_and_a_test_process_does_not(tmp_path: Path) -> None:
-    """Only `main` (the executable) hands the commands ENTRY_POINT; a test invoking `app` keeps its GC."""
+def _after_main(tmp_path: Path, then: str, env: dict[str, str] | None = None) -> str:
+    """The last line `then` prints to stderr in a fresh interpreter after `main` ran
+    `fluxforge config check`, as the executable does."""
     probe = (
-        "import gc, sys\n"
+        "import gc, os, sys\n"
         "from fluxforge.cli.app import main\n"
         "sys.argv = ['fluxforge', 'config', 'check']\n"
         "try:\n"
         "    main()\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(gc.get_freeze_count(), file=sys.stderr)\n"
+        f"{then}\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path, env=env
     )
-    assert int(done.stderr.strip().splitlines()[-1]) > 10_000, done.stderr
+    return done.stderr.strip().splitlines()[-1]
+
+
+def test_the_fluxforge_process_freezes_start_up_objects_and_a_test_process_does_not(tmp_path: Path) -> None:
+    """Only `main` (the executable) hands the commands ENTRY_POINT; a test invoking `app` keeps its GC."""
+    frozen = _after_main(tmp_path, "print(gc.get_freeze_count(), file=sys.stderr)")
+    assert int(frozen) > 10_000, frozen
     result = CliRunner().invoke(app, ["config", "check"])
     assert result.exit_code == 0, result.output
     assert gc.get_freeze_count() == 0
 
 
 def test_the_fluxforge_process_starts_no_blas_threads_unless_the_user_asks(tmp_path: Path) -> None:
-    probe = (
-        "import os, sys\n"
-        "from fluxforge.cli.app import main\n"
-        "sys.argv = ['fluxforge', 'config', 'check']\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit:\n"
-        "    pass\n"
+    then = (
         "import numpy\n"
-        "print(os.environ['OPENBLAS_NUM_THREADS'], len(os.listdir('/proc/self/task')), file=sys.stderr)\n"
+        "print(os.environ['OPENBLAS_NUM_THREADS'], len(os.listdir('/proc/self/task')), file=sys.stderr)"
     )
     env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
     seen = {}
     for given in (None, "2"):
-        done = subprocess.run(
-            [sys.executable, "-c", probe],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=tmp_path,
-            env=env if given is None else {**env, "OPENBLAS_NUM_THREADS": given},
-        )
-        value, threads = done.stderr.strip().splitlines()[-1].split()
+        line = _after_main(tmp_path, then, env if given is None else {**env, "OPENBLAS_NUM_THREADS": given})
+        value, threads = line.split()
         seen[given] = value, int(threads)
     assert seen[None][0] == "1" and seen["2"][0] == "2"
     assert seen["2"][1] == seen[None][1] + 1  # the user's count is OpenBLAS's: one thread more
