@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -21,6 +21,12 @@ class Startable(Protocol):
 Client = TypeVar("Client", bound=Startable)
 
 
+# Every producer's batches and requests, the Faust worker's too. aiokafka's default batch, 16 KiB,
+# holds a few feature rows and no raw batch of 100 ticks: each one more batch to compress and send.
+MAX_BATCH_BYTES: Final = 1 << 20
+MAX_REQUEST_BYTES: Final = 8 << 20
+
+
 def producer(cfg: KafkaConfig, *, transactional_id: str | None = None, **overrides: Any) -> AIOKafkaProducer:
     """Idempotent, acks=all producer with the configured compression (zstd/lz4 need cramjam)."""
     options: dict[str, Any] = {
@@ -29,8 +35,8 @@ def producer(cfg: KafkaConfig, *, transactional_id: str | None = None, **overrid
         "enable_idempotence": True,
         "compression_type": None if cfg.compression == "none" else cfg.compression,
         "linger_ms": 5,
-        "max_batch_size": 1 << 20,
-        "max_request_size": 8 << 20,
+        "max_batch_size": MAX_BATCH_BYTES,
+        "max_request_size": MAX_REQUEST_BYTES,
     }
     if transactional_id is not None:
         options["transactional_id"] = transactional_id
@@ -46,7 +52,7 @@ def consumer(cfg: KafkaConfig, *topics: str, group_id: str | None, **overrides: 
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
-        "max_partition_fetch_bytes": 8 << 20,
+        "max_partition_fetch_bytes": MAX_REQUEST_BYTES,  # a fetch takes any message a producer sent
         "fetch_max_bytes": 64 << 20,
     }
     options.update(overrides)
