@@ -35,7 +35,7 @@ log = logging.getLogger("fluxforge.feature_engine")
 
 PROGRESS_INTERVAL_S = 10.0
 # Longer than the other producers' 5 ms: a flush waits for its outputs anyway, and fuller requests
-# made the worker ~1.4x faster for ~25 ms more latency (docs/capacity.md, "one engine worker").
+# made the worker ~1.4x faster for ~25 ms more latency (README "The worker's outputs in fuller requests").
 OUTPUT_LINGER_S = 0.02
 SESSION_TIMEOUT_S = 10.0
 HEARTBEAT_INTERVAL_S = 1.0
