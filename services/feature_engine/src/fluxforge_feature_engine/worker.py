@@ -34,7 +34,7 @@ from fluxforge_feature_engine.topics import TABLE_NAME, EngineTopics, changelog_
 log = logging.getLogger("fluxforge.feature_engine")
 
 PROGRESS_INTERVAL_S = 10.0
-# Longer than the other producers' 5 ms: a flush waits for its outputs anyway, and fuller requests
+# Longer than the other producers' `LINGER_MS`: a flush waits for its outputs anyway, and fuller requests
 # made the worker ~1.4x faster for ~25 ms more latency (README "The worker's outputs in fuller requests").
 OUTPUT_LINGER_S = 0.02
 SESSION_TIMEOUT_S = 10.0

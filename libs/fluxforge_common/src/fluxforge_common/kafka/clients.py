@@ -25,6 +25,7 @@ Client = TypeVar("Client", bound=Startable)
 # holds a few feature rows and no raw batch of 100 ticks: each one more batch to compress and send.
 MAX_BATCH_BYTES: Final = 1 << 20
 MAX_REQUEST_BYTES: Final = 8 << 20
+LINGER_MS: Final = 5  # how long a batch waits to fill
 
 
 def producer(cfg: KafkaConfig, *, transactional_id: str | None = None, **overrides: Any) -> AIOKafkaProducer:
@@ -34,7 +35,7 @@ def producer(cfg: KafkaConfig, *, transactional_id: str | None = None, **overrid
         "acks": "all",
         "enable_idempotence": True,
         "compression_type": None if cfg.compression == "none" else cfg.compression,
-        "linger_ms": 5,
+        "linger_ms": LINGER_MS,
         "max_batch_size": MAX_BATCH_BYTES,
         "max_request_size": MAX_REQUEST_BYTES,
     }
