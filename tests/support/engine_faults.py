@@ -38,10 +38,10 @@ class _Wrapped:
     ) -> tuple[SymbolState, Channel, int, str | None] | None:
         return self.engine.apply_line(raw, max_bytes, out)
 
-    def apply_line_to(
-        self, state: SymbolState, raw: bytes, max_bytes: int, out: EngineOutput
-    ) -> tuple[SymbolState, Channel, int, str | None] | None:
-        return cast(FeatureEngine, self.engine).apply_line_to(state, raw, max_bytes, out)
+    def apply_lines_to(
+        self, state: SymbolState, lines: list[bytes], start: int, max_bytes: int, out: EngineOutput
+    ) -> tuple[int, int, list[tuple[int, str]]]:
+        return cast(FeatureEngine, self.engine).apply_lines_to(state, lines, start, max_bytes, out)
 
     def flush(self, out: EngineOutput) -> None:
         self.engine.flush(out)
@@ -71,10 +71,10 @@ class FailingEngine(_Wrapped):
     ) -> tuple[SymbolState, Channel, int, str | None] | None:
         return None
 
-    def apply_line_to(
-        self, state: SymbolState, raw: bytes, max_bytes: int, out: EngineOutput
-    ) -> tuple[SymbolState, Channel, int, str | None] | None:
-        return None
+    def apply_lines_to(
+        self, state: SymbolState, lines: list[bytes], start: int, max_bytes: int, out: EngineOutput
+    ) -> tuple[int, int, list[tuple[int, str]]]:
+        return start, 0, []
 
 
 def failing(
@@ -118,14 +118,14 @@ class TickLaneFault(_Wrapped):
         # The lane itself: the compiled engine would refuse the wrapper it returns.
         return _unwrapped(self.lane.apply(raw, max_bytes, out))
 
-    def apply_line_to(
-        self, state: SymbolState, raw: bytes, max_bytes: int, out: EngineOutput
-    ) -> tuple[SymbolState, Channel, int, str | None] | None:
-        # `FeatureEngine.apply_line_to`'s lane of one state, given the wrapper of the fault's symbol.
+    def apply_lines_to(
+        self, state: SymbolState, lines: list[bytes], start: int, max_bytes: int, out: EngineOutput
+    ) -> tuple[int, int, list[tuple[int, str]]]:
+        # `FeatureEngine.apply_lines_to`'s lane of one state, given the wrapper of the fault's symbol.
         held = _ClosingFails(state, self.error) if (state.exchange, state.symbol) == self.names else state
         self.one_lane.clear()
         self.one_lane.register(state.exchange, state.symbol, state.core, held)
-        return _unwrapped(self.one_lane.apply(raw, max_bytes, out))
+        return self.one_lane.apply_lines(lines, start, max_bytes, out)
 
 
 def _unwrapped(

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyList, PyString};
 
 use crate::book::{BookDecoder, Fields};
 use crate::symbol_core::SymbolCore;
@@ -103,6 +103,30 @@ impl TickLane {
             }
         };
         Ok(Some((state, channel.clone().unbind(), event_ms, reason)))
+    }
+
+    /// `apply` on `lines[start]`, `lines[start + 1]`, ... until a line it does not take, in one
+    /// call (a worker's message holds ~100 lines of one symbol): (the index of that line, or the
+    /// length when every line was taken; how many were applied; each refused line's index and
+    /// why). The caller decodes the line it stopped at, then goes on from the next.
+    fn apply_lines(
+        &self,
+        py: Python<'_>,
+        lines: &Bound<'_, PyList>,
+        start: usize,
+        max_bytes: usize,
+        out: &Bound<'_, PyAny>,
+    ) -> PyResult<(usize, usize, Vec<(usize, String)>)> {
+        let mut applied = 0;
+        let mut refused = Vec::new();
+        for index in start..lines.len() {
+            match self.apply(py, &lines.get_item(index)?, max_bytes, out)? {
+                None => return Ok((index, applied, refused)),
+                Some((.., None)) => applied += 1,
+                Some((.., Some(reason))) => refused.push((index, reason)),
+            }
+        }
+        Ok((lines.len(), applied, refused))
     }
 }
 

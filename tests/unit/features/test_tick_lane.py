@@ -1,5 +1,6 @@
 """`FeatureEngine.apply_line`, the native path of books, trades and tickers, against decoding and
-`apply`: for any stream, the same refusals, rows, counters, held ticks and state bytes."""
+`apply`: for any stream, the same refusals, rows, counters, held ticks and state bytes; and
+`apply_lines_to`, the same path a batch of lines a call, against it."""
 
 from __future__ import annotations
 
@@ -180,6 +181,53 @@ def test_the_native_path_gives_what_decoding_and_apply_give(lines: list[bytes], 
     native.flush(native_out)
     assert native_out.tables() == decoded_out.tables()
     assert (native_out.late, native_out.duplicates) == (decoded_out.late, decoded_out.duplicates)
+
+
+def _of(raw: bytes, names: tuple[str, str]) -> bool:
+    item = decode_tick(raw)
+    return isinstance(item, DecodedTick) and (item.tick.exchange, item.tick.symbol) == names
+
+
+@settings(max_examples=100, deadline=None)
+@given(lines=streams())
+def test_a_batch_of_lines_in_one_call_gives_what_the_lines_one_at_a_time_give(lines: list[bytes]) -> None:
+    # The worker's loop: one state, its lines applied natively up to one the lane leaves, which
+    # the caller decodes (here: applies, or skips as another symbol's), then on from the next.
+    names = SYMBOLS[0]
+    one_at_a_time, batched = FeatureEngine(StateConfig()), FeatureEngine(StateConfig())
+    want_out, got_out = EngineOutput(), EngineOutput()
+    want: list[tuple[int, str | None]] = []  # (index, reason) of each line applied or refused
+    left: list[int] = []  # lines the lane did not take
+    reference = one_at_a_time.state_for(*names)
+    for index, raw in enumerate(lines):
+        taken = one_at_a_time.apply_line(raw, DEFAULT_MAX_MESSAGE_BYTES, want_out)
+        if taken is not None:
+            want.append((index, taken[3]))
+            continue
+        left.append(index)
+        if _of(raw, names):
+            _decoded_then_applied(one_at_a_time, raw, want_out)
+
+    state = batched.state_for(*names)
+    got: list[tuple[int, str | None]] = []
+    stops: list[int] = []
+    index = 0
+    while index < len(lines):
+        stop, applied, refused = batched.apply_lines_to(
+            state, lines, index, DEFAULT_MAX_MESSAGE_BYTES, got_out
+        )
+        reasons = dict(refused)
+        got += [(at, reasons.get(at)) for at in range(index, stop)]
+        assert applied == stop - index - len(refused)
+        if stop < len(lines):
+            stops.append(stop)
+            if _of(lines[stop], names):
+                _decoded_then_applied(batched, lines[stop], got_out)
+        index = stop + 1
+    assert got == want
+    assert stops == left
+    assert state.to_bytes() == reference.to_bytes()
+    assert got_out.tables() == want_out.tables()
 
 
 def test_it_takes_only_valid_ticks_of_the_symbols_the_engine_holds_within_the_size_limit() -> None:

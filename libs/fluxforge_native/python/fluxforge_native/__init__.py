@@ -2,7 +2,7 @@
 
 `BookDecoder` makes valid book ticks straight from their JSON, whose sides are `Levels` of
 machine floats, and `TickLane` applies a known symbol's book lines without making them (and
-its trade lines without msgspec);
+its trade lines without msgspec), one line or a batch's lines a call;
 `SymbolCore` takes a symbol's ticks in event-time order and applies its books,
 `IntervalFlows` folds each update into its grid interval, `TimeBars` folds each
 closed interval into the open bars, `RollingWindows` keeps the closed intervals' columns for the

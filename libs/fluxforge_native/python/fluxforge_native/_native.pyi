@@ -16,6 +16,9 @@ class TickLane:
     def apply(
         self, raw: bytes, max_bytes: int, out: object
     ) -> tuple[Any, Literal["book", "trade", "ticker"], int, str | None] | None: ...
+    def apply_lines(
+        self, lines: list[bytes], start: int, max_bytes: int, out: object
+    ) -> tuple[int, int, list[tuple[int, str]]]: ...
 
 class ColumnBuffer:
     def __init__(self, columns: list[tuple[str, str]]) -> None: ...

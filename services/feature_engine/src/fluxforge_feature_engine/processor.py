@@ -185,17 +185,20 @@ class MessageProcessor:
             if isinstance(lines, Rejection):  # a value that is no batch: one element, refused
                 rejected.append(lines)
                 elements, lines = 1, []
-            for line in lines:
-                elements += 1
+            else:
+                elements = len(lines)
+            index = 0
+            while index < len(lines):
                 if lane_state is not None:
-                    # The symbol's books, trades and tickers in one native call; the rest decoded.
-                    taken = engine.apply_line_to(lane_state, line, max_bytes, out)
-                    if taken is not None:
-                        if taken[3]:
-                            rejected.append(Rejection(line, taken[3]))
-                        else:
-                            applied += 1
-                        continue
+                    # The symbol's books, trades and tickers in one native call, up to a line it
+                    # leaves (a watermark, an unusual or invalid tick): that one is decoded here.
+                    index, taken, refused = engine.apply_lines_to(lane_state, lines, index, max_bytes, out)
+                    applied += taken
+                    rejected += [Rejection(lines[at], reason) for at, reason in refused]
+                    if index == len(lines):
+                        break
+                line = lines[index]
+                index += 1
                 item = decode_element(line, max_bytes)
                 if isinstance(item, Rejection):
                     rejected.append(item)

@@ -38,14 +38,14 @@ class FeatureEngine:
 
     The embedded and reprocess runs keep every symbol's state in it (`process`,
     `flush`; `apply_line` first for each line); the Faust worker keeps each symbol's state in
-    its table and applies a message's ticks to it with `apply_line_to`, then `apply`.
+    its table and applies a message's ticks to it with `apply_lines_to`, then `apply`.
     """
 
     def __init__(self, cfg: StateConfig) -> None:
         self.cfg = cfg
         self._states: dict[tuple[str, str], SymbolState] = {}
         self._lane = tick_lane()  # takes the ticks of every state in `_states`
-        self._one_lane = tick_lane()  # takes the ticks of `_one_state` only (`apply_line_to`)
+        self._one_lane = tick_lane()  # takes the ticks of `_one_state` only (`apply_lines_to`)
         self._one_state: SymbolState | None = None
 
     @property
@@ -82,18 +82,19 @@ class FeatureEngine:
         state and reason either way."""
         return self._lane.apply(raw, max_bytes, out)
 
-    def apply_line_to(
-        self, state: SymbolState, raw: bytes, max_bytes: int, out: EngineOutput
-    ) -> tuple[SymbolState, Channel, int, str | None] | None:
-        """`apply_line` for a state held elsewhere (the Faust worker's table): `raw` is taken only
-        where it is a tick of `state`'s symbol, whose names the caller checked
-        (`messages.names_reason`). A line of another symbol is left for decoding, as any line the
-        lane does not take."""
+    def apply_lines_to(
+        self, state: SymbolState, lines: list[bytes], start: int, max_bytes: int, out: EngineOutput
+    ) -> tuple[int, int, list[tuple[int, str]]]:
+        """`apply_line` for a state held elsewhere (the Faust worker's table), on `lines` from `start`
+        on in one native call, until a line it does not take: (that line's index, or `len(lines)`;
+        how many were applied; each refused line's index and why). A line is taken only where it
+        is a tick of `state`'s symbol, whose names the caller checked (`messages.names_reason`); a
+        line of another symbol is left for decoding, as any line the lane does not take."""
         if state is not self._one_state:
             self._one_lane.clear()
             self._one_lane.register(state.exchange, state.symbol, state.core, state)
             self._one_state = state
-        return self._one_lane.apply(raw, max_bytes, out)
+        return self._one_lane.apply_lines(lines, start, max_bytes, out)
 
     def process(self, item: DecodedTick, out: EngineOutput) -> None:
         tick = item.tick
