@@ -5,7 +5,9 @@ the rows say so. Every run uses its own topic prefix and app id, deleted afterwa
 
 - Throughput: N simulated ticks are first published in per-symbol batches of 100, then one
   worker (`fluxforge engine`, a child process) is started and timed from its
-  first output message to the last HF row the in-process engine says it must produce.
+  first output message to the last HF row the in-process engine says it must produce; then
+  again with the 2-tick messages a live market's symbols make (docs/capacity.md "Messages bound
+  a worker").
 - Latency: the simulated market is replayed in real time (timestamps moved to now) through a
   collector-like batcher (a symbol's batch goes out at 100 ticks or when its oldest tick is
   50 ms old); for every HF row, latency = when a read_committed consumer received it minus the
@@ -53,6 +55,10 @@ from tests.support.processes import ServiceProcess
 Row = tuple[str, str, str]
 BATCH_TICKS = 100
 LINGER_MS = 50
+# A live market's messages: at ~12 ticks/s a symbol (docs/capacity.md "Sizing"), a batch that
+# goes out 50 ms after its first tick holds 1 + 12 x 0.05 = ~1.6 ticks; at 4x that, ~3.4.
+MARKET_BATCH_TICKS = 2
+MARKET_TICKS = 20_000
 LATENCY_SECONDS = 30.0
 LATENCY_TICKS_PER_S = 2_000
 # Ten symbols: ten HF rows per second of market to measure.
@@ -151,13 +157,15 @@ def processor_rate(messages: list[tuple[bytes, bytes]], n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-async def measure_throughput(bootstrap: str, root: Path, n: int, workers: int = 1) -> Throughput | str:
-    """`n` simulated ticks published first, then `workers` workers of one app started together;
-    the timings, or why the run failed."""
+async def measure_throughput(
+    bootstrap: str, root: Path, n: int, workers: int = 1, batch_ticks: int = BATCH_TICKS
+) -> Throughput | str:
+    """`n` simulated ticks published first, in per-symbol messages of up to `batch_ticks`, then
+    `workers` workers of one app started together; the timings, or why the run failed."""
     lines = simulated_ticks(n, seed=99)
     expected, _ = expected_rows(lines, StateConfig())
     want_hf = count_rows(expected)["hf"]
-    messages = per_symbol_batches(lines, BATCH_TICKS)
+    messages = per_symbol_batches(lines, batch_ticks)
     run = _Run(bootstrap, root)
     try:
         topics = await run.topics()
@@ -183,6 +191,19 @@ async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
         return [("feature engine worker throughput", "failed", measured)]
     worker = n / measured.busy_s
     alone = processor_rate(per_symbol_batches(simulated_ticks(n, seed=99), BATCH_TICKS), n)
+    market = await measure_throughput(bootstrap, root, MARKET_TICKS, batch_ticks=MARKET_BATCH_TICKS)
+    market_messages = per_symbol_batches(simulated_ticks(MARKET_TICKS, seed=99), MARKET_BATCH_TICKS)
+    if isinstance(market, str):
+        market_row = (f"  the same, batches of {MARKET_BATCH_TICKS}", "failed", market)
+    else:
+        market_row = (
+            f"  the same, batches of {MARKET_BATCH_TICKS} (a live market's messages)",
+            f"{MARKET_TICKS / market.busy_s:,.0f}",
+            f"ticks/s ({len(market_messages) / market.busy_s:,.0f} messages/s); {MARKET_TICKS:,} ticks, "
+            "first output to last HF row (~1.6 ticks a message at 12 ticks/s a symbol and "
+            "kafka.batch_linger_ms 50: docs/capacity.md)",
+        )
+    alone_market = processor_rate(market_messages, MARKET_TICKS)
     return [
         (
             f"raw publish, batches of {BATCH_TICKS} (aiokafka, acks=all, zstd)",
@@ -210,6 +231,12 @@ async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
             "  its MessageProcessor.process alone, in process, the same messages",
             f"{alone:,.0f}",
             f"ticks/s; its time alone / the worker's CPU (start-up included) = {n / alone / measured.cpu_s:.0%}",
+        ),
+        market_row,
+        (
+            f"  its MessageProcessor.process alone, batches of {MARKET_BATCH_TICKS}",
+            f"{alone_market:,.0f}",
+            f"ticks/s ({len(market_messages) / MARKET_TICKS * alone_market:,.0f} messages/s), in process",
         ),
     ]
 
