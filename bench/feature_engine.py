@@ -6,8 +6,8 @@ the rows say so. Every run uses its own topic prefix and app id, deleted afterwa
 - Throughput: N simulated ticks are first published in per-symbol batches of 100, then one
   worker (`fluxforge engine`, a child process) is started and timed from its
   first output message to the last HF row the in-process engine says it must produce; then
-  again with the 2-tick messages a live market's symbols make (docs/capacity.md "Messages bound
-  a worker").
+  again with the 2-tick messages a live market's symbols make, of 200 symbols (docs/capacity.md
+  "Messages bound a worker").
 - Latency: the simulated market is replayed in real time (timestamps moved to now) through a
   collector-like batcher (a symbol's batch goes out at 100 ticks or when its oldest tick is
   50 ms old); for every HF row, latency = when a read_committed consumer received it minus the
@@ -56,9 +56,11 @@ Row = tuple[str, str, str]
 BATCH_TICKS = 100
 LINGER_MS = 50
 # A live market's messages: at ~12 ticks/s a symbol (docs/capacity.md "Sizing"), a batch that
-# goes out 50 ms after its first tick holds 1 + 12 x 0.05 = ~1.6 ticks; at 4x that, ~3.4.
+# goes out 50 ms after its first tick holds 1 + 12 x 0.05 = ~1.6 ticks; at 4x that, ~3.4. Of
+# many symbols, so that a flush writes a state for most messages, as it does in such a market.
 MARKET_BATCH_TICKS = 2
 MARKET_TICKS = 20_000
+MARKET_SYMBOLS = {f"venue{n}": [f"C{k:02d}/USDT" for k in range(25)] for n in range(8)}
 LATENCY_SECONDS = 30.0
 LATENCY_TICKS_PER_S = 2_000
 # Ten symbols: ten HF rows per second of market to measure.
@@ -158,11 +160,17 @@ def processor_rate(messages: list[tuple[bytes, bytes]], n: int) -> float:
 
 
 async def measure_throughput(
-    bootstrap: str, root: Path, n: int, workers: int = 1, batch_ticks: int = BATCH_TICKS
+    bootstrap: str,
+    root: Path,
+    n: int,
+    workers: int = 1,
+    batch_ticks: int = BATCH_TICKS,
+    exchanges: dict[str, list[str]] | None = None,
 ) -> Throughput | str:
-    """`n` simulated ticks published first, in per-symbol messages of up to `batch_ticks`, then
-    `workers` workers of one app started together; the timings, or why the run failed."""
-    lines = simulated_ticks(n, seed=99)
+    """`n` simulated ticks (of the simulator's symbols, or of `exchanges`) published first, in
+    per-symbol messages of up to `batch_ticks`, then `workers` workers of one app started together;
+    the timings, or why the run failed."""
+    lines = simulated_ticks(n, seed=99, **({} if exchanges is None else {"exchanges": exchanges}))
     expected, _ = expected_rows(lines, StateConfig())
     want_hf = count_rows(expected)["hf"]
     messages = per_symbol_batches(lines, batch_ticks)
@@ -191,17 +199,21 @@ async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
         return [("feature engine worker throughput", "failed", measured)]
     worker = n / measured.busy_s
     alone = processor_rate(per_symbol_batches(simulated_ticks(n, seed=99), BATCH_TICKS), n)
-    market = await measure_throughput(bootstrap, root, MARKET_TICKS, batch_ticks=MARKET_BATCH_TICKS)
-    market_messages = per_symbol_batches(simulated_ticks(MARKET_TICKS, seed=99), MARKET_BATCH_TICKS)
+    market = await measure_throughput(
+        bootstrap, root, MARKET_TICKS, batch_ticks=MARKET_BATCH_TICKS, exchanges=MARKET_SYMBOLS
+    )
+    market_lines = simulated_ticks(MARKET_TICKS, seed=99, exchanges=MARKET_SYMBOLS)
+    market_messages = per_symbol_batches(market_lines, MARKET_BATCH_TICKS)
+    label = f"feature engine worker, batches of {MARKET_BATCH_TICKS} (a live market's messages)"
     if isinstance(market, str):
-        market_row = (f"  the same, batches of {MARKET_BATCH_TICKS}", "failed", market)
+        market_row = (label, "failed", market)
     else:
         market_row = (
-            f"  the same, batches of {MARKET_BATCH_TICKS} (a live market's messages)",
+            label,
             f"{MARKET_TICKS / market.busy_s:,.0f}",
-            f"ticks/s ({len(market_messages) / market.busy_s:,.0f} messages/s); {MARKET_TICKS:,} ticks, "
-            "first output to last HF row (~1.6 ticks a message at 12 ticks/s a symbol and "
-            "kafka.batch_linger_ms 50: docs/capacity.md)",
+            f"ticks/s ({len(market_messages) / market.busy_s:,.0f} messages/s); {MARKET_TICKS:,} ticks "
+            f"of {sum(map(len, MARKET_SYMBOLS.values()))} symbols, first output to last HF row "
+            "(~1.6 ticks a message at 12 ticks/s a symbol and kafka.batch_linger_ms 50: docs/capacity.md)",
         )
     alone_market = processor_rate(market_messages, MARKET_TICKS)
     return [

@@ -106,9 +106,10 @@ impl TickLane {
     }
 
     /// `apply` on `lines[start]`, `lines[start + 1]`, ... until a line it does not take, in one
-    /// call (a worker's message holds ~100 lines of one symbol): (the index of that line, or the
-    /// length when every line was taken; how many were applied; each refused line's index and
-    /// why). The caller decodes the line it stopped at, then goes on from the next.
+    /// call (a worker's message holds up to `kafka.batch_max_ticks` lines of one symbol): (the
+    /// index of that line, or the length when every line was taken; how many were applied; each
+    /// refused line's index and why). The caller decodes the line it stopped at, then goes on
+    /// from the next.
     fn apply_lines(
         &self,
         py: Python<'_>,

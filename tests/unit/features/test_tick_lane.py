@@ -189,12 +189,15 @@ def _of(raw: bytes, names: tuple[str, str]) -> bool:
 
 
 @settings(max_examples=100, deadline=None)
-@given(lines=streams())
-def test_a_batch_of_lines_in_one_call_gives_what_the_lines_one_at_a_time_give(lines: list[bytes]) -> None:
+@given(lines=streams(), lateness_ms=st.sampled_from([0, 250, 1_000]))
+def test_a_batch_of_lines_in_one_call_gives_what_the_lines_one_at_a_time_give(
+    lines: list[bytes], lateness_ms: int
+) -> None:
     # The worker's loop: one state, its lines applied natively up to one the lane leaves, which
     # the caller decodes (here: applies, or skips as another symbol's), then on from the next.
     names = SYMBOLS[0]
-    one_at_a_time, batched = FeatureEngine(StateConfig()), FeatureEngine(StateConfig())
+    cfg = StateConfig(allowed_lateness_ms=lateness_ms)
+    one_at_a_time, batched = FeatureEngine(cfg), FeatureEngine(cfg)
     want_out, got_out = EngineOutput(), EngineOutput()
     want: list[tuple[int, str | None]] = []  # (index, reason) of each line applied or refused
     left: list[int] = []  # lines the lane did not take
@@ -216,6 +219,7 @@ def test_a_batch_of_lines_in_one_call_gives_what_the_lines_one_at_a_time_give(li
         stop, applied, refused = batched.apply_lines_to(
             state, lines, index, DEFAULT_MAX_MESSAGE_BYTES, got_out
         )
+        assert index <= stop <= len(lines)
         reasons = dict(refused)
         got += [(at, reasons.get(at)) for at in range(index, stop)]
         assert applied == stop - index - len(refused)
@@ -228,6 +232,7 @@ def test_a_batch_of_lines_in_one_call_gives_what_the_lines_one_at_a_time_give(li
     assert stops == left
     assert state.to_bytes() == reference.to_bytes()
     assert got_out.tables() == want_out.tables()
+    assert (got_out.late, got_out.duplicates) == (want_out.late, want_out.duplicates)
 
 
 def test_it_takes_only_valid_ticks_of_the_symbols_the_engine_holds_within_the_size_limit() -> None:

@@ -195,7 +195,7 @@ class MessageProcessor:
                     index, taken, refused = engine.apply_lines_to(lane_state, lines, index, max_bytes, out)
                     applied += taken
                     rejected += [Rejection(lines[at], reason) for at, reason in refused]
-                    if index == len(lines):
+                    if index >= len(lines):
                         break
                 line = lines[index]
                 index += 1
