@@ -376,6 +376,37 @@ def test_bad_input_goes_to_dead_letter_with_reason_and_source() -> None:
     assert results[-1].applied == len(good[16:])
 
 
+def test_refusals_of_the_native_path_and_of_decoding_keep_the_order_of_their_elements() -> None:
+    # The lane applies and refuses runs of elements in one call; an element it leaves is decoded
+    # and refused here: the dead letters follow the elements' order whichever refused them.
+    good = [book(T0 + i * 1000, [(100.0, 1.0)], [(101.0, 1.0)]) for i in range(4)]
+    late = book(T0 - 5000, [(100.0, 1.0)], [(101.0, 1.0)])  # past the lateness once good[1] is in
+    elements = [
+        good[0],
+        good[1],
+        late,  # refused by the lane
+        b'{"type":"book"}',  # left by the lane, refused by decoding
+        good[2],
+        late,
+        book(T0 + 2500, [(100.0, 1.0)], [(101.0, 1.0)], symbol="ETH/USDT"),  # left, key mismatch
+        good[3],
+        late,
+    ]
+    (result,), _ = run([(KEY, b"[" + b",".join(elements) + b"]")])
+    dead = dead_letters([result])
+    assert [d["_src"] for d in dead] == [(0, 0, index) for index in range(5)]
+    assert [d["raw"].encode() for d in dead] == [late, b'{"type":"book"}', late, elements[6], late]
+    reasons = [d["reason"] for d in dead]
+    assert [reason.split(":")[0] for reason in reasons] == [
+        "late event",
+        "schema",
+        "late event",
+        "key mismatch",
+        "late event",
+    ]
+    assert (result.elements, result.applied, result.rejected) == (9, 4, 5)
+
+
 def test_an_engine_exception_dead_letters_the_whole_batch_and_keeps_the_state() -> None:
     good = [book(T0 + i * 300, [(100.0 + i, 1.0)], [(200.0, 1.0)]) for i in range(12)]
     first = b"[" + b",".join(good[:4]) + b"]"
