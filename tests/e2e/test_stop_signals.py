@@ -225,14 +225,15 @@ def test_sigterm_to_reprocess_writes_what_it_processed_and_replaces_nothing(
     """Stopped early, reprocess keeps the earlier files (the date holds old and new rows until a rerun);
     split over processes, the parent hands the stop to each."""
     root = tmp_path / "root"
-    cli("run", "-o", root, "--seed", SEED, "--duration", 1800, "-q")  # ~170,000 ticks of 2025-12-12
+    # ~356,000 ticks of 2025-12-12: ~2 s of reading here, 4x the latest signal moment below.
+    cli("run", "-o", root, "--seed", SEED, "--duration", 3600, "-q")
     storage = LocalStorage(root)
     earlier = set(storage.list_files("hf/"))
     rng = seeded_rng("signal moments")
     log = tmp_path / "reprocess.log"
     proc = start(["reprocess", "--source-root", root, "--date", "2025-12-12", "--workers", workers], log)
     # Once it says what it reprocesses, its stop handling is in place: reading begins.
-    exit_code = exit_code_when_signalled(proc, log, rng.uniform(0.0, 1.0), ready="Reprocessing 2025-12-12")
+    exit_code = exit_code_when_signalled(proc, log, rng.uniform(0.0, 0.5), ready="Reprocessing 2025-12-12")
     assert exit_code == 0, log.read_text()[-3000:]
     output = log.read_text()
     assert "SIGTERM: stopping" in output and "Stopped before the end" in output, output[-3000:]
