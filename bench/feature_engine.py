@@ -7,7 +7,7 @@ the rows say so. Every run uses its own topic prefix and app id, deleted afterwa
   worker (`fluxforge engine`, a child process) is started and timed from its
   first output message to the last HF row the in-process engine says it must produce; then
   again with the 2-tick messages a live market's symbols make, of 200 symbols (docs/capacity.md
-  "Messages bound a worker").
+  "Messages bound a worker"); and with the 1,000-tick messages of a replay that fills them.
 - Latency: the simulated market is replayed in real time (timestamps moved to now) through a
   collector-like batcher (a symbol's batch goes out at 100 ticks or when its oldest tick is
   50 ms old); for every HF row, latency = when a read_committed consumer received it minus the
@@ -61,6 +61,10 @@ LINGER_MS = 50
 MARKET_BATCH_TICKS = 2
 MARKET_TICKS = 20_000
 MARKET_SYMBOLS = {f"venue{n}": [f"C{k:02d}/USDT" for k in range(25)] for n in range(8)}
+# A replay configured with `kafka.batch_max_ticks: 1000` fills messages this large (docs/capacity.md
+# "Reprocessing one month"); enough of them that the worker's start and its last commit weigh little.
+REPLAY_BATCH_TICKS = 1_000
+REPLAY_TICKS = 1_000_000
 LATENCY_SECONDS = 30.0
 LATENCY_TICKS_PER_S = 2_000
 # Ten symbols: ten HF rows per second of market to measure.
@@ -216,6 +220,20 @@ async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
             "(~1.6 ticks a message at 12 ticks/s a symbol and kafka.batch_linger_ms 50: docs/capacity.md)",
         )
     alone_market = processor_rate(market_messages, MARKET_TICKS)
+    replay = await measure_throughput(bootstrap, root, REPLAY_TICKS, batch_ticks=REPLAY_BATCH_TICKS)
+    replay_messages = per_symbol_batches(simulated_ticks(REPLAY_TICKS, seed=99), REPLAY_BATCH_TICKS)
+    label = f"feature engine worker, batches of {REPLAY_BATCH_TICKS:,} (a replay's messages)"
+    if isinstance(replay, str):
+        replay_row = (label, "failed", replay)
+    else:
+        replay_row = (
+            label,
+            f"{REPLAY_TICKS / replay.busy_s:,.0f}",
+            f"ticks/s (target >= 150,000); {REPLAY_TICKS:,} ticks, first output to last HF row; "
+            f"{REPLAY_TICKS / replay.cpu_s:,.0f} per CPU second, start-up included "
+            "(`fluxforge replay` with kafka.batch_max_ticks 1000: docs/capacity.md)",
+        )
+    alone_replay = processor_rate(replay_messages, REPLAY_TICKS)
     return [
         (
             f"raw publish, batches of {BATCH_TICKS} (aiokafka, acks=all, zstd)",
@@ -225,7 +243,7 @@ async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
         (
             f"feature engine worker, batches of {BATCH_TICKS}",
             f"{worker:,.0f}",
-            f"ticks/s, one worker (before: 37,000-55,000; target >= 150,000); {n:,} ticks, "
+            f"ticks/s, one worker (before: 37,000-55,000); {n:,} ticks, "
             "first output to last HF row",
         ),
         (
@@ -249,6 +267,12 @@ async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
             f"  its MessageProcessor.process alone, batches of {MARKET_BATCH_TICKS}",
             f"{alone_market:,.0f}",
             f"ticks/s ({len(market_messages) / MARKET_TICKS * alone_market:,.0f} messages/s), in process",
+        ),
+        replay_row,
+        (
+            f"  its MessageProcessor.process alone, batches of {REPLAY_BATCH_TICKS:,}",
+            f"{alone_replay:,.0f}",
+            "ticks/s, in process",
         ),
     ]
 

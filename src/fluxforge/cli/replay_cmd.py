@@ -19,6 +19,7 @@ from fluxforge_collector.launch import (
 )
 from fluxforge_collector.option_help import HELP
 from fluxforge_collector.sources import archive_source
+from fluxforge_common.pipeline.shards import Shard
 
 from fluxforge.cli.collect_cmd import BootstrapOption, QuietOption, progress_display, run_collector
 from fluxforge.cli.common import ConfigOption, settings_or_exit
@@ -38,6 +39,15 @@ def replay(
             help="Topic to publish to (default: the raw topic, <prefix>.raw); created like it if missing."
         ),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="K/N",
+            help="Publish only the symbols of shard K of N (K from 0; the split `reprocess --workers` "
+            "uses), so that N replays, one per shard, publish the archive side by side, each symbol in "
+            "order.",
+        ),
+    ] = None,
     speed: Annotated[float | None, typer.Option(min=0.001, help=HELP["speed"])] = None,
     bootstrap: BootstrapOption = None,
     quiet: QuietOption = False,
@@ -47,7 +57,8 @@ def replay(
     archive_root = root or settings.storage.root
     options = CollectOptions(speed=speed, bootstrap=bootstrap)  # pacing only: the source is built here
     try:
-        source = archive_source(archive_root, selected_dates(day, start_date, end_date))
+        dates = selected_dates(day, start_date, end_date)
+        source = archive_source(archive_root, dates, None if shard is None else Shard.parse(shard))
         collector = make_collector(
             settings, options, source=source, topic=topic, on_progress=progress_display(quiet)
         )

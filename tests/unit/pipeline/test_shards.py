@@ -192,3 +192,19 @@ def test_a_stop_after_every_shard_read_to_the_end_cuts_nothing_short(read_all: b
 def test_a_shard_that_fails_is_named(exit_code: int | None, said: str) -> None:
     with pytest.raises(ShardFailedError, match=said):
         run_shards(_FailingJob(exit_code), 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "shard"), [("0/1", Shard(0, 1)), ("3/4", Shard(3, 4)), (" 1 / 2 ", Shard(1, 2))]
+)
+def test_a_shard_is_parsed_from_k_of_n(text: str, shard: Shard) -> None:
+    assert Shard.parse(text) == shard
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("4/4", "4 of 4 does not exist"), ("1/0", "1 of 0 does not exist"), ("1", "is K/N"), ("-1/2", "is K/N")],
+)
+def test_a_shard_that_does_not_exist_is_refused_saying_how_shards_count(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        Shard.parse(text)

@@ -14,7 +14,7 @@ import queue
 import threading
 from collections.abc import AsyncGenerator, Iterable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fluxforge_common.pipeline.lines import (
     IDLE,
@@ -27,6 +27,9 @@ from fluxforge_common.pipeline.lines import (
 )
 from fluxforge_common.simulator import SimulatorConfig
 from fluxforge_common.storage.local import LocalStorage
+
+if TYPE_CHECKING:
+    from fluxforge_common.pipeline.shards import Shard
 
 # Lines pulled per hand-off from a blocking iterator: large enough that the hand-off
 # costs nothing per tick, small enough that a paced or stopped run wastes little.
@@ -165,8 +168,11 @@ def file_source(path: str | Path, dates: list[str] | None = None) -> IteratorSou
     return archive_source(candidate, dates)
 
 
-def archive_source(root: str | Path, dates: list[str] | None = None) -> IteratorSource:
-    """The raw archive under a dataset root (or its `raw/` directory), in ingest order."""
+def archive_source(
+    root: str | Path, dates: list[str] | None = None, shard: Shard | None = None
+) -> IteratorSource:
+    """The raw archive under a dataset root (or its `raw/` directory), in ingest order; of the symbols
+    of `shard` only, given one."""
     base = Path(root)
     if base.name == "raw":
         base = base.parent
@@ -182,7 +188,9 @@ def archive_source(root: str | Path, dates: list[str] | None = None) -> Iterator
                 f"it holds {', '.join(present)}"
             )
     label = "all dates" if dates is None else (dates[0] if len(dates) == 1 else f"{dates[0]}..{dates[-1]}")
-    return IteratorSource(archive_lines(storage, dates), f"archive:{base}[{label}]")
+    if shard is not None:
+        label += f", shard {shard.index}/{shard.count}"
+    return IteratorSource(archive_lines(storage, dates, shard), f"archive:{base}[{label}]")
 
 
 class BlockingLines:

@@ -11,6 +11,10 @@ to the first process, one without exchange or symbol to the process of those
 empty names, and one that is not JSON after its symbol to that symbol's: either
 way one engine rejects it once.
 
+`fluxforge replay --shard K/N` publishes shard K's lines by the same split, so
+that N replays publish an archive side by side, each symbol by one of them, in
+order (docs/capacity.md "Reprocessing one month").
+
 The parent only waits: it merges the shards' progress and summaries,
 forwards a stop (SIGTERM) to each shard once, and fails when one fails.
 Shards ignore SIGINT (a terminal's Ctrl-C reaches the parent, which forwards
@@ -81,7 +85,17 @@ class Shard:
 
     def __post_init__(self) -> None:
         if not 0 <= self.index < self.count:
-            raise ValueError(f"shard {self.index} of {self.count} does not exist")
+            raise ValueError(
+                f"shard {self.index} of {self.count} does not exist (K/N counts K from 0 to N - 1)"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`K/N`: shard K (counted from 0, as a Kubernetes indexed Job numbers its pods) of N."""
+        index, sep, count = text.partition("/")
+        if not (sep and index.strip().isdigit() and count.strip().isdigit()):
+            raise ValueError(f"a shard is K/N, K counted from 0 (0/4 to 3/4 for four); got {text!r}")
+        return cls(int(index), int(count))
 
     def keeps(self, line: bytes) -> bool:
         return shard_of(line, self.count) == self.index
