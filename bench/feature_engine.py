@@ -243,8 +243,7 @@ async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
         (
             f"feature engine worker, batches of {BATCH_TICKS}",
             f"{worker:,.0f}",
-            f"ticks/s, one worker (before: 37,000-55,000); {n:,} ticks, "
-            "first output to last HF row",
+            f"ticks/s, one worker (before: 37,000-55,000); {n:,} ticks, first output to last HF row",
         ),
         (
             "  the same, from worker start",

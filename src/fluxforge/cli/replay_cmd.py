@@ -25,6 +25,13 @@ from fluxforge.cli.collect_cmd import BootstrapOption, QuietOption, progress_dis
 from fluxforge.cli.common import ConfigOption, settings_or_exit
 
 
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 def replay(
     config: ConfigOption = None,
     root: Annotated[
@@ -39,13 +46,18 @@ def replay(
             help="Topic to publish to (default: the raw topic, <prefix>.raw); created like it if missing."
         ),
     ] = None,
-    shard: Annotated[
+    exchange: Annotated[
         str | None,
+        typer.Option(help="Publish only this exchange's ticks; the other exchanges' segments are not read."),
+    ] = None,
+    shard: Annotated[
+        Shard | None,
         typer.Option(
             metavar="K/N",
+            parser=_shard,
             help="Publish only the symbols of shard K of N (K from 0; the split `reprocess --workers` "
             "uses), so that N replays, one per shard, publish the archive side by side, each symbol in "
-            "order.",
+            "order. Not with --speed: a paced replay's quiet watermarks come from all the symbols it reads.",
         ),
     ] = None,
     speed: Annotated[float | None, typer.Option(min=0.001, help=HELP["speed"])] = None,
@@ -56,9 +68,10 @@ def replay(
     settings = settings_or_exit(config, settings_overrides(bootstrap))
     archive_root = root or settings.storage.root
     options = CollectOptions(speed=speed, bootstrap=bootstrap)  # pacing only: the source is built here
+    if shard is not None and speed is not None:
+        raise typer.BadParameter("a paced replay (--speed) takes no --shard", param_hint="--shard")
     try:
-        dates = selected_dates(day, start_date, end_date)
-        source = archive_source(archive_root, dates, None if shard is None else Shard.parse(shard))
+        source = archive_source(archive_root, selected_dates(day, start_date, end_date), shard, exchange)
         collector = make_collector(
             settings, options, source=source, topic=topic, on_progress=progress_display(quiet)
         )

@@ -194,41 +194,75 @@ def test_replay_publishes_exactly_the_archive(kafka_prefix: KafkaPrefix, tmp_pat
     assert final_watermarks(records) == closing_watermarks(archive, FluxForgeSettings())
 
 
-def test_sharded_replays_publish_the_archive_between_them_each_symbol_once(
+def test_sharded_replays_side_by_side_publish_the_archive_each_symbol_once_in_full_messages(
     kafka_prefix: KafkaPrefix, tmp_path: Path
 ) -> None:
-    """`--shard K/N`: N replays side by side, each symbol from one of them, in order; with the
-    1,000-tick messages a replay is configured for (docs/capacity.md "Reprocessing one month")."""
-    made = CliRunner().invoke(fluxforge_app, ["run", "-o", str(tmp_path), "--duration", "30", "--quiet"])
+    """`--shard K/N`: N replays at once into one topic, every symbol from one of them, in order, in
+    messages as full as `kafka.batch_max_ticks` (docs/capacity.md "Reprocessing one month")."""
+    root = tmp_path / "data"
+    made = CliRunner().invoke(fluxforge_app, ["run", "-o", str(root), "--duration", "30", "--quiet"])
     assert made.exit_code == 0, made.output
-    archive = list(archive_lines(LocalStorage(tmp_path)))
-    env = {**os.environ, **kafka_prefix.env(batch_max_ticks=1000, batch_linger_ms=60_000)}
-    by_shard: list[dict[bytes, list[bytes]]] = []
-    for shard in ("0/2", "1/2"):
-        topic = f"{kafka_prefix.prefix}.raw-{shard[0]}"
-        replayed = subprocess.run(
-            fluxforge_argv("replay", "--root", str(tmp_path), "--shard", shard, "--topic", topic, "-q"),
-            env=env,
-            capture_output=True,
+    archive = list(archive_lines(LocalStorage(root)))
+    env = {**os.environ, **kafka_prefix.env(batch_max_ticks=200, batch_linger_ms=60_000)}
+    replays = [
+        subprocess.Popen(
+            fluxforge_argv("replay", "--root", str(root), "--shard", f"{k}/2", "-q"),
+            env={**env, "FLUXFORGE_COLLECTOR__SPOOL_DIR": str(tmp_path / f"spool-{k}")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            timeout=120,
         )
-        assert replayed.returncode == 0, replayed.stdout + replayed.stderr
-        assert f"shard {shard}]" in replayed.stdout, replayed.stdout
-        records = kafka_prefix.read(topic)
-        by_shard.append(check_batches(records, 1000))
-        assert final_watermarks(records) == {
-            key: ms
-            for key, ms in closing_watermarks(archive, FluxForgeSettings()).items()
-            if key in by_shard[-1]
-        }
-        sizes: dict[bytes | None, list[int]] = defaultdict(list)
-        for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-            sizes[record.key].append(len(record.ticks()))
-        assert all(size == 1000 for each in sizes.values() for size in each[:-1]), sizes  # full but the last
-    first, second = by_shard
-    assert first and second and not first.keys() & second.keys()
-    assert {**first, **second} == per_key(archive)
+        for k in range(2)
+    ]
+    published = []
+    for k, proc in enumerate(replays):
+        output, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, output
+        found = re.search(rf"Replayed ([\d,]+) ticks from archive:\S+\[all dates, shard {k}/2\]", output)
+        assert found, output
+        published.append(int(found.group(1).replace(",", "")))
+    assert all(published) and sum(published) == len(archive), published  # every tick from one replay
+    records = kafka_prefix.read(f"{kafka_prefix.prefix}.raw")
+    assert check_batches(records, 200) == per_key(archive)
+    assert final_watermarks(records) == closing_watermarks(archive, FluxForgeSettings())
+    sizes: dict[bytes | None, list[int]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        sizes[record.key].append(len(record.ticks()))
+    assert all(len(each) > 1 for each in sizes.values()), sizes
+    assert all(size == 200 for each in sizes.values() for size in each[:-1]), sizes  # full but the last
+
+
+def test_a_replay_of_one_exchange_reads_none_of_the_others_segments(
+    kafka_prefix: KafkaPrefix, tmp_path: Path
+) -> None:
+    made = CliRunner().invoke(fluxforge_app, ["run", "-o", str(tmp_path), "--duration", "10", "--quiet"])
+    assert made.exit_code == 0, made.output
+    kept = [
+        line for line in archive_lines(LocalStorage(tmp_path)) if json.loads(line)["exchange"] == "binanceus"
+    ]
+    others = [path for path in (tmp_path / "raw").rglob("seg-*") if "exchange=binanceus" not in path.parts]
+    assert kept and others
+    for path in others:
+        path.write_bytes(b"not zstd")  # reading one would fail the replay
+    replayed = subprocess.run(
+        fluxforge_argv("replay", "--root", str(tmp_path), "--exchange", "binanceus", "-q"),
+        env={**os.environ, **kafka_prefix.env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert check_batches(kafka_prefix.read(f"{kafka_prefix.prefix}.raw"), 100) == per_key(kept)
+    refused = subprocess.run(
+        fluxforge_argv("replay", "--root", str(tmp_path), "--exchange", "nowhere", "-q"),
+        env={**os.environ, **kafka_prefix.env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        refused.returncode == 2 and "has no exchange 'nowhere'; it holds binanceus, kraken" in refused.stderr
+    )
 
 
 def test_sigterm_flushes_everything_read(kafka_prefix: KafkaPrefix, tmp_path: Path) -> None:

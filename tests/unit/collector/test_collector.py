@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from fluxforge_collector.collector import Collector, Limits, SourceError
+from fluxforge_collector.collector import Collector, Limits, SourceError, spool_name
 from fluxforge_collector.drainer import PublishError
 from fluxforge_common.config import FluxForgeSettings, KafkaConfig
 from fluxforge_common.pipeline.lines import simulator_lines
@@ -217,3 +217,11 @@ def test_a_source_that_fails_at_once_ends_the_run_while_kafka_is_unreachable() -
     with pytest.raises(SourceError, match="reading unwatchable failed"):
         asyncio.run(go())
     assert collector.stats.ticks_in == 0
+
+
+def test_a_spool_name_is_the_source_name_made_safe_and_a_long_one_stays_apart_past_its_cut() -> None:
+    assert spool_name("archive:/data/x[all dates]") == "archive_data_x_all_dates"
+    root = "/mnt/" + "a" * 120
+    names = {spool_name(f"archive:{root}[all dates, shard {k}/12]") for k in range(12)}
+    assert len(names) == 12 and all(len(name) == 100 and name.isascii() for name in names)
+    assert spool_name(f"archive:{root}[all dates, shard 1/12]") in names  # the same source, the same spool

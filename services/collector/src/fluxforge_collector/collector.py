@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import math
 import re
@@ -444,8 +445,13 @@ class Collector:
 
 
 def spool_name(source: str) -> str:
-    """A directory name for a source's spool ("binanceus", "simulator", "file_data_x.ndjson")."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", source).strip("_.")[:100] or "source"
+    """A directory name for a source's spool ("binanceus", "simulator", "file_data_x.ndjson"); a
+    long name is cut and ends with a digest of the whole, so that sources differing past the cut
+    (replays of one long root, one shard each) keep spools of their own."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", source).strip("_.") or "source"
+    if len(name) <= 100:
+        return name
+    return f"{name[:83]}-{hashlib.sha256(source.encode()).hexdigest()[:16]}"
 
 
 def _mark_end(queue: asyncio.Queue[Entry | None], _: asyncio.Task[None]) -> None:

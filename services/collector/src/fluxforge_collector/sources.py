@@ -20,6 +20,7 @@ from fluxforge_common.pipeline.lines import (
     IDLE,
     IDLE_AFTER_S,
     archive_dates,
+    archive_exchanges,
     archive_lines,
     input_lines,
     simulator_lines,
@@ -169,10 +170,10 @@ def file_source(path: str | Path, dates: list[str] | None = None) -> IteratorSou
 
 
 def archive_source(
-    root: str | Path, dates: list[str] | None = None, shard: Shard | None = None
+    root: str | Path, dates: list[str] | None = None, shard: Shard | None = None, exchange: str | None = None
 ) -> IteratorSource:
     """The raw archive under a dataset root (or its `raw/` directory), in ingest order; of the symbols
-    of `shard` only, given one."""
+    of `shard` and the segments of `exchange` only, given them."""
     base = Path(root)
     if base.name == "raw":
         base = base.parent
@@ -188,9 +189,16 @@ def archive_source(
                 f"it holds {', '.join(present)}"
             )
     label = "all dates" if dates is None else (dates[0] if len(dates) == 1 else f"{dates[0]}..{dates[-1]}")
+    if exchange is not None:
+        exchanges = archive_exchanges(storage)
+        if exchange not in exchanges:
+            raise ValueError(
+                f"the raw archive under {base} has no exchange {exchange!r}; it holds {', '.join(exchanges)}"
+            )
+        label += f", {exchange}"
     if shard is not None:
         label += f", shard {shard.index}/{shard.count}"
-    return IteratorSource(archive_lines(storage, dates, shard), f"archive:{base}[{label}]")
+    return IteratorSource(archive_lines(storage, dates, shard, exchange), f"archive:{base}[{label}]")
 
 
 class BlockingLines:

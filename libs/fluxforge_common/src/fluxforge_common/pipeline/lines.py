@@ -108,16 +108,32 @@ def archive_dates(storage: StorageBackend) -> list[str]:
     return sorted(dates)
 
 
+def archive_exchanges(storage: StorageBackend) -> list[str]:
+    """Every exchange that has raw archive segments, sorted."""
+    return sorted(
+        {
+            part[9:]
+            for path in storage.list_files(RAW_PREFIX)
+            for part in path.split("/")
+            if part.startswith("exchange=")
+        }
+    )
+
+
 def archive_lines(
-    storage: StorageBackend, dates: Iterable[str] | None = None, shard: Shard | None = None
+    storage: StorageBackend,
+    dates: Iterable[str] | None = None,
+    shard: Shard | None = None,
+    exchange: str | None = None,
 ) -> Iterator[bytes]:
     """The raw archive's ticks for `dates` (all when None), of the symbols of `shard` (all when
-    None), merged back into ingest order, backfilled trades at their event time's place
-    (`ingest_order`)."""
+    None), of `exchange`'s segments only, given one (the others are not read), merged back into
+    ingest order, backfilled trades at their event time's place (`ingest_order`)."""
     wanted = None if dates is None else set(dates)
+    prefix = RAW_PREFIX if exchange is None else f"{RAW_PREFIX}exchange={exchange}/"
     files = [
         path
-        for path in storage.list_files(RAW_PREFIX)
+        for path in storage.list_files(prefix)
         if wanted is None or any(part[5:] in wanted for part in path.split("/") if part.startswith("date="))
     ]
     yield from _segment_lines(storage, files, shard)

@@ -86,14 +86,14 @@ class Shard:
     def __post_init__(self) -> None:
         if not 0 <= self.index < self.count:
             raise ValueError(
-                f"shard {self.index} of {self.count} does not exist (K/N counts K from 0 to N - 1)"
+                f"shard {self.index} of {self.count} does not exist (K/N: N >= 1, K from 0 to N - 1)"
             )
 
     @classmethod
     def parse(cls, text: str) -> Shard:
         """`K/N`: shard K (counted from 0, as a Kubernetes indexed Job numbers its pods) of N."""
-        index, sep, count = text.partition("/")
-        if not (sep and index.strip().isdigit() and count.strip().isdigit()):
+        index, sep, count = (part.strip() for part in text.partition("/"))
+        if not (sep and index.isdecimal() and count.isdecimal()):
             raise ValueError(f"a shard is K/N, K counted from 0 (0/4 to 3/4 for four); got {text!r}")
         return cls(int(index), int(count))
 
