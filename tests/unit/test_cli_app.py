@@ -102,3 +102,18 @@ def test_the_fluxforge_process_starts_no_blas_threads_unless_the_user_asks(tmp_p
         seen[given] = value, int(threads)
     assert seen[None][0] == "1" and seen["2"][0] == "2"
     assert seen["2"][1] == seen[None][1] + 1  # the user's count is OpenBLAS's: one thread more
+
+
+def test_replay_refuses_a_shard_it_cannot_keep_apart_before_reading_anything(tmp_path: Path) -> None:
+    """A bad `--shard`, or one with `--speed` (whose quiet watermarks come from every symbol read),
+    is refused naming the option; nothing is read or published."""
+    runner = CliRunner()
+    for args, said in [
+        (["--shard", "2/2"], "shard 2 of 2 does not exist"),
+        (["--shard", "0/0"], "N >= 1"),
+        (["--shard", "one/2"], "a shard is K/N"),
+        (["--shard", "0/2", "--speed", "2"], "a paced replay (--speed) takes no --shard"),
+    ]:
+        result = runner.invoke(app, ["replay", "--root", str(tmp_path), *args])
+        assert result.exit_code == 2, result.output
+        assert "--shard" in result.output and said in " ".join(result.output.split()), result.output
