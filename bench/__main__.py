@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from bench import (
+    cli_start,
     collector,
     collector_exchange,
     engine,
@@ -23,6 +24,7 @@ def main() -> None:
     print(f"FluxForge benchmarks: {n:,} simulated ticks per run, Python {sys.version.split()[0]}", flush=True)
     rows: list[Row] = []
     rows += reference.run()
+    rows += cli_start.run()
     rows += engine.run(n)
     rows += engine.run_process_memory()
     rows += collector.run(n)
