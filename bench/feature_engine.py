@@ -29,6 +29,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,6 +143,7 @@ class Throughput:
     busy_s: float  # first output message to the last HF row
     from_start_s: float  # worker start to the last HF row
     cpu_s: float  # CPU seconds the workers used from start to the last HF row
+    messages: list[tuple[bytes, bytes]]  # what was published: the processor alone runs on the same
 
 
 def cpu_seconds(pid: int) -> float:
@@ -192,9 +194,29 @@ async def measure_throughput(
         if got.count("hf") < want_hf or got.first_arrival is None or got.last_arrival is None:
             return f"{got.count('hf')}/{want_hf} HF rows in 600 s"
         cpu_s = sum(cpu_seconds(worker.proc.pid) for worker in run.workers if worker.proc is not None)
-        return Throughput(n, publish_s, got.last_arrival - got.first_arrival, got.last_arrival - start, cpu_s)
+        busy_s, from_start_s = got.last_arrival - got.first_arrival, got.last_arrival - start
+        return Throughput(n, publish_s, busy_s, from_start_s, cpu_s, messages)
     finally:
         await run.close()
+
+
+def _worker_rows(
+    label: str, batch_ticks: int, measured: Throughput | str, detail: Callable[[Throughput], str]
+) -> list[Row]:
+    """A worker's rate (`detail` of the run after its ticks/s) and its processor's alone on the same
+    messages; one failed row if the run failed."""
+    if isinstance(measured, str):
+        return [(label, "failed", measured)]
+    messages_per_tick = len(measured.messages) / measured.ticks
+    alone = processor_rate(measured.messages, measured.ticks)
+    return [
+        (label, f"{measured.ticks / measured.busy_s:,.0f}", f"ticks/s {detail(measured)}"),
+        (
+            f"  its MessageProcessor.process alone, batches of {batch_ticks:,}",
+            f"{alone:,.0f}",
+            f"ticks/s ({messages_per_tick * alone:,.0f} messages/s), in process",
+        ),
+    ]
 
 
 async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
@@ -202,38 +224,11 @@ async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
     if isinstance(measured, str):
         return [("feature engine worker throughput", "failed", measured)]
     worker = n / measured.busy_s
-    alone = processor_rate(per_symbol_batches(simulated_ticks(n, seed=99), BATCH_TICKS), n)
+    alone = processor_rate(measured.messages, n)
     market = await measure_throughput(
         bootstrap, root, MARKET_TICKS, batch_ticks=MARKET_BATCH_TICKS, exchanges=MARKET_SYMBOLS
     )
-    market_lines = simulated_ticks(MARKET_TICKS, seed=99, exchanges=MARKET_SYMBOLS)
-    market_messages = per_symbol_batches(market_lines, MARKET_BATCH_TICKS)
-    label = f"feature engine worker, batches of {MARKET_BATCH_TICKS} (a live market's messages)"
-    if isinstance(market, str):
-        market_row = (label, "failed", market)
-    else:
-        market_row = (
-            label,
-            f"{MARKET_TICKS / market.busy_s:,.0f}",
-            f"ticks/s ({len(market_messages) / market.busy_s:,.0f} messages/s); {MARKET_TICKS:,} ticks "
-            f"of {sum(map(len, MARKET_SYMBOLS.values()))} symbols, first output to last HF row "
-            "(~1.6 ticks a message at 12 ticks/s a symbol and kafka.batch_linger_ms 50: docs/capacity.md)",
-        )
-    alone_market = processor_rate(market_messages, MARKET_TICKS)
     replay = await measure_throughput(bootstrap, root, REPLAY_TICKS, batch_ticks=REPLAY_BATCH_TICKS)
-    replay_messages = per_symbol_batches(simulated_ticks(REPLAY_TICKS, seed=99), REPLAY_BATCH_TICKS)
-    label = f"feature engine worker, batches of {REPLAY_BATCH_TICKS:,} (a replay's messages)"
-    if isinstance(replay, str):
-        replay_row = (label, "failed", replay)
-    else:
-        replay_row = (
-            label,
-            f"{REPLAY_TICKS / replay.busy_s:,.0f}",
-            f"ticks/s (target >= 150,000); {REPLAY_TICKS:,} ticks, first output to last HF row; "
-            f"{REPLAY_TICKS / replay.cpu_s:,.0f} per CPU second, start-up included "
-            "(`fluxforge replay` with kafka.batch_max_ticks 1000: docs/capacity.md)",
-        )
-    alone_replay = processor_rate(replay_messages, REPLAY_TICKS)
     return [
         (
             f"raw publish, batches of {BATCH_TICKS} (aiokafka, acks=all, zstd)",
@@ -261,17 +256,25 @@ async def _throughput(bootstrap: str, root: Path, n: int) -> list[Row]:
             f"{alone:,.0f}",
             f"ticks/s; its time alone / the worker's CPU (start-up included) = {n / alone / measured.cpu_s:.0%}",
         ),
-        market_row,
-        (
-            f"  its MessageProcessor.process alone, batches of {MARKET_BATCH_TICKS}",
-            f"{alone_market:,.0f}",
-            f"ticks/s ({len(market_messages) / MARKET_TICKS * alone_market:,.0f} messages/s), in process",
+        *_worker_rows(
+            f"feature engine worker, batches of {MARKET_BATCH_TICKS} (a live market's messages)",
+            MARKET_BATCH_TICKS,
+            market,
+            lambda run: (
+                f"({len(run.messages) / run.busy_s:,.0f} messages/s); {MARKET_TICKS:,} ticks of "
+                f"{sum(map(len, MARKET_SYMBOLS.values()))} symbols, first output to last HF row (~1.6 ticks a "
+                "message at 12 ticks/s a symbol and kafka.batch_linger_ms 50: docs/capacity.md)"
+            ),
         ),
-        replay_row,
-        (
-            f"  its MessageProcessor.process alone, batches of {REPLAY_BATCH_TICKS:,}",
-            f"{alone_replay:,.0f}",
-            "ticks/s, in process",
+        *_worker_rows(
+            f"feature engine worker, batches of {REPLAY_BATCH_TICKS:,} (a replay's messages)",
+            REPLAY_BATCH_TICKS,
+            replay,
+            lambda run: (
+                f"(target >= 150,000); {REPLAY_TICKS:,} ticks, first output to last HF row; "
+                f"{REPLAY_TICKS / run.cpu_s:,.0f} per CPU second, start-up included (`fluxforge replay` with "
+                "kafka.batch_max_ticks 1000: docs/capacity.md)"
+            ),
         ),
     ]
 
