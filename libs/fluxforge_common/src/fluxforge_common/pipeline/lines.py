@@ -14,6 +14,7 @@ import pyarrow as pa
 from fluxforge_native import IngestMerge
 
 from fluxforge_common.config.settings import S3Config
+from fluxforge_common.dataset.partitioning import decode_value, encode_segment
 from fluxforge_common.pipeline.ingest_order import backfilled_trades, in_event_time_place
 from fluxforge_common.simulator import MarketSimulator, SimulatorConfig
 from fluxforge_common.storage.base import StorageBackend
@@ -97,27 +98,25 @@ def _non_blank(lines: Iterable[bytes]) -> Iterator[bytes]:
             yield line
 
 
-def archive_dates(storage: StorageBackend) -> list[str]:
-    """Every date that has raw archive segments, sorted."""
-    dates = {
-        part[5:]
+def _partition_texts(storage: StorageBackend, key: str) -> set[str]:
+    """The values of the `key=` directories holding raw archive segments, as the paths spell them."""
+    prefix = f"{key}="
+    return {
+        part[len(prefix) :]
         for path in storage.list_files(RAW_PREFIX)
         for part in path.split("/")
-        if part.startswith("date=")
+        if part.startswith(prefix)
     }
-    return sorted(dates)
+
+
+def archive_dates(storage: StorageBackend) -> list[str]:
+    """Every date that has raw archive segments, sorted."""
+    return sorted(_partition_texts(storage, "date"))
 
 
 def archive_exchanges(storage: StorageBackend) -> list[str]:
-    """Every exchange that has raw archive segments, sorted."""
-    return sorted(
-        {
-            part[9:]
-            for path in storage.list_files(RAW_PREFIX)
-            for part in path.split("/")
-            if part.startswith("exchange=")
-        }
-    )
+    """Every exchange that has raw archive segments, sorted, its name decoded from the path."""
+    return sorted(decode_value(text, key="exchange") for text in _partition_texts(storage, "exchange"))
 
 
 def archive_lines(
@@ -130,7 +129,7 @@ def archive_lines(
     None), of `exchange`'s segments only, given one (the others are not read), merged back into
     ingest order, backfilled trades at their event time's place (`ingest_order`)."""
     wanted = None if dates is None else set(dates)
-    prefix = RAW_PREFIX if exchange is None else f"{RAW_PREFIX}exchange={exchange}/"
+    prefix = RAW_PREFIX if exchange is None else f"{RAW_PREFIX}{encode_segment('exchange', exchange)}/"
     files = [
         path
         for path in storage.list_files(prefix)
