@@ -244,22 +244,16 @@ def test_a_replay_of_one_exchange_reads_none_of_the_others_segments(
     assert kept and others
     for path in others:
         path.write_bytes(b"not zstd")  # reading one would fail the replay
-    replayed = subprocess.run(
-        fluxforge_argv("replay", "--root", str(tmp_path), "--exchange", "binanceus", "-q"),
-        env={**os.environ, **kafka_prefix.env()},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = {**os.environ, **kafka_prefix.env()}
+
+    def replay_exchange(name: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+        argv = fluxforge_argv("replay", "--root", str(tmp_path), "--exchange", name, "-q")
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s)
+
+    replayed = replay_exchange("binanceus", 120)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert check_batches(kafka_prefix.read(f"{kafka_prefix.prefix}.raw"), 100) == per_key(kept)
-    refused = subprocess.run(
-        fluxforge_argv("replay", "--root", str(tmp_path), "--exchange", "nowhere", "-q"),
-        env={**os.environ, **kafka_prefix.env()},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = replay_exchange("nowhere", 60)
     assert (
         refused.returncode == 2 and "has no exchange 'nowhere'; it holds binanceus, kraken" in refused.stderr
     )
